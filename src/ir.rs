@@ -1,0 +1,56 @@
+//! The one intermediate representation every workflow form is normalised
+//! into: a flat list of phases in declaration order. Nothing after the
+//! loader knows which surface form a phase came from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::error::Location;
+use crate::workflow::condition::Condition;
+
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    /// The file given on the command line.
+    pub root_file: PathBuf,
+    /// Every file read, root first, for `watch` and error context.
+    pub files: Vec<PathBuf>,
+    pub phases: Vec<PhaseIr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseIr {
+    /// Fully qualified: `outer/inner` for phases of included workflows.
+    pub name: String,
+    pub mode: String,
+    /// Resolved config: inherited `data`/`strategy`/`costs` applied, `--set`
+    /// overrides applied; without `name`, `mode`, `depends_on` and `when`.
+    pub config: Value,
+    /// Fully qualified names of the phases this one reads, in declared order.
+    pub depends_on: Vec<String>,
+    pub when: Option<Condition>,
+    /// Where the phase is declared.
+    pub location: Location,
+    /// Directory of the declaring file; relative paths in `config` resolve
+    /// against it and commands run in it.
+    pub base_dir: PathBuf,
+    /// Source position of each config key (dotted path), for error messages.
+    pub key_locations: BTreeMap<String, Location>,
+}
+
+impl PhaseIr {
+    /// The location of a dotted config key, or of the phase when unknown.
+    pub fn locate(&self, key: &str) -> Location {
+        let mut probe = key;
+        loop {
+            if let Some(loc) = self.key_locations.get(probe) {
+                return loc.clone();
+            }
+            match probe.rfind(['.', '[']) {
+                Some(i) => probe = &probe[..i],
+                None => return self.location.clone(),
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! admf: a declarative DAG build tool for trading research.
+//!
+//! The pipeline runs in stages, one module each:
+//! load ([`workflow`]: YAML files → [`ir`]) → compile ([`graph`]: IR → DAG)
+//! → plan ([`key`], [`plan`]) → dispatch ([`dispatch`] through an
+//! [`executor`]) → store ([`store`]). Phase modes plug in through
+//! [`phases::Phase`]; market logic lives in [`market`].
+
+pub mod cli;
+pub mod commands;
+pub mod dispatch;
+pub mod error;
+pub mod events;
+pub mod executor;
+pub mod graph;
+pub mod ir;
+pub mod key;
+pub mod market;
+pub mod phases;
+pub mod plan;
+pub mod progress;
+pub mod render;
+pub mod stat_cache;
+pub mod store;
+pub mod workflow;

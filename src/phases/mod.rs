@@ -1,0 +1,155 @@
+//! Phase modes ("containers"): the domain logic the dispatcher runs.
+//!
+//! Every mode implements [`Phase`]; [`factory`] maps mode names to
+//! implementations. The engine never looks inside a config beyond what a
+//! `Phase` tells it: the files it reads, the workspace files it produces,
+//! whether it expands a `grid:` into trials.
+
+pub mod command;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A problem with a phase's config, at a dotted key path such as
+/// `strategy.parameters.lookback`. The compiler turns it into an
+/// [`crate::error::Error`] with the key's file:line:column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+/// What a node is within its phase: the whole phase, one trial of a grid,
+/// or the node that gathers a grid's trials into the phase's artifacts.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    Single,
+    /// The `index`-th combination of the grid (0-based), with its stable
+    /// name such as `momentum_lookback=10_threshold=0.01`.
+    Trial { index: usize, name: String },
+    Gather { trials: usize },
+}
+
+/// The artifacts of one upstream node, as a phase sees them.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub node: String,
+    pub mode: String,
+    pub role: Role,
+    /// The store directory holding the node's output files.
+    pub dir: PathBuf,
+}
+
+/// Everything a phase may use while it runs. It writes its artifacts into
+/// `out_dir` and its human-readable log into `log`; nothing else.
+pub struct PhaseContext<'a> {
+    pub node: &'a str,
+    pub config: &'a Value,
+    pub role: &'a Role,
+    pub base_dir: &'a Path,
+    pub upstream: &'a [Upstream],
+    pub out_dir: &'a Path,
+    pub log: &'a mut dyn Write,
+}
+
+/// Why a phase failed: shown with its log, exit code 1.
+#[derive(Debug)]
+pub struct PhaseError(pub String);
+
+impl std::fmt::Display for PhaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for PhaseError {
+    fn from(e: E) -> Self {
+        PhaseError(e.to_string())
+    }
+}
+
+pub trait Phase: Send + Sync {
+    /// Part of every key: bump it when the mode's outputs change for the
+    /// same inputs.
+    fn version(&self) -> &'static str;
+
+    /// Check the resolved config at compile time.
+    fn validate(&self, config: &Value) -> Result<(), ConfigIssue>;
+
+    /// Files the phase reads (relative paths resolved against `base_dir`).
+    /// Their content hashes go into the node key.
+    fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue>;
+
+    /// Files the phase produces in the workspace, as pairs of (path inside
+    /// the entry's output directory, workspace path). They are restored into
+    /// the workspace on a cache hit. Two nodes may not declare the same one.
+    fn workspace_outputs(&self, _config: &Value, _base_dir: &Path) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+
+    /// Modes that return true have their `grid:` expanded by the compiler
+    /// into one `Role::Trial` node per combination plus a `Role::Gather`
+    /// node, so that every trial is cached on its own.
+    fn expands_grid(&self) -> bool {
+        false
+    }
+
+    fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError>;
+}
+
+/// Every mode name the factory knows, for "did you mean" hints.
+pub const MODES: &[&str] = &[
+    "backtest",
+    "signal_generation",
+    "analysis",
+    "signal_replay",
+    "report",
+    "command",
+];
+
+/// Maps mode names to implementations. Tests substitute their own to
+/// record what runs.
+pub trait Factory: Send + Sync {
+    fn get(&self, mode: &str) -> Option<&dyn Phase>;
+    fn modes(&self) -> Vec<&str>;
+}
+
+/// The modes that ship with admf.
+pub struct Builtin {
+    command: command::Command,
+}
+
+impl Default for Builtin {
+    fn default() -> Self {
+        Builtin {
+            command: command::Command,
+        }
+    }
+}
+
+impl Factory for Builtin {
+    fn get(&self, mode: &str) -> Option<&dyn Phase> {
+        match mode {
+            "command" => Some(&self.command),
+            _ => None,
+        }
+    }
+
+    fn modes(&self) -> Vec<&str> {
+        MODES.to_vec()
+    }
+}
