@@ -1,1 +1,400 @@
-//! (in progress)
+//! Compile: [`Workflow`] IR → [`Graph`], an immutable DAG of nodes.
+//!
+//! Every phase becomes one node, except a grid phase of a mode that
+//! [`expands_grid`](crate::phases::Phase::expands_grid): it becomes one
+//! trial node per combination (`sweep[0]`, `sweep[1]`, ...) followed by a
+//! gather node named after the phase, so each trial is cached on its own.
+//! Compiling checks modes, configs, conditions, inputs and outputs, and
+//! rejects dependency cycles with the whole cycle and each member's
+//! location. Node indices follow declaration order, which is also the
+//! tie-break of the planned sequence ([`Graph::order`]).
+
+pub mod grid;
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::path::PathBuf;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{Map, Value};
+
+use crate::error::{CycleMember, Error, Location, did_you_mean};
+use crate::ir::{PhaseIr, Workflow};
+use crate::phases::{ConfigIssue, Factory, Role};
+use crate::workflow::condition::Condition;
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// `phase`, `outer/inner`, or `phase[N]` for trial N of a grid.
+    pub id: String,
+    /// Index of the phase in [`Workflow::phases`].
+    pub phase: usize,
+    pub mode: String,
+    pub role: Role,
+    /// Inherited keys applied; a trial's grid values applied.
+    pub config: Value,
+    /// Node indices this node reads, in declared order.
+    pub deps: Vec<usize>,
+    pub when: Option<Condition>,
+    /// Files whose content enters the key.
+    pub inputs: Vec<PathBuf>,
+    /// (path in the entry's `out/`, workspace path) restored on a hit.
+    pub workspace_outputs: Vec<(String, PathBuf)>,
+    pub base_dir: PathBuf,
+    pub location: Location,
+    pub retries: u32,
+    /// For trials: the grid phase's id (the gather node's id).
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub workflow: Workflow,
+    pub nodes: Vec<Node>,
+    /// The planned sequence: Kahn's algorithm, the earliest declared ready
+    /// node first. A function of the workflow alone.
+    pub order: Vec<usize>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Graph {
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Resolve a user-given node name (a target, `--force`, `explain`).
+    /// A grid phase's name means its gather node.
+    pub fn find(&self, id: &str) -> Result<usize, Error> {
+        self.index_of(id).ok_or_else(|| Error::Usage {
+            message: format!("no node named `{id}` in {}", self.workflow.root_file.display()),
+            hint: did_you_mean(id, self.nodes.iter().map(|n| n.id.as_str())),
+        })
+    }
+
+    /// Node indices that depend on `index`, in index order.
+    pub fn dependents(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &d in &n.deps {
+                out[d].push(i);
+            }
+        }
+        out
+    }
+
+    /// `targets` and everything they depend on, as a mask.
+    pub fn closure(&self, targets: &[usize]) -> Vec<bool> {
+        let mut keep = vec![false; self.nodes.len()];
+        let mut stack = targets.to_vec();
+        while let Some(i) = stack.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                stack.extend(&self.nodes[i].deps);
+            }
+        }
+        keep
+    }
+}
+
+pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error> {
+    check_phase_cycles(&workflow)?;
+    let phase_index: HashMap<&str, usize> = workflow
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    // The node standing for each phase downstream: the single or gather node.
+    let mut output_node: Vec<usize> = Vec::with_capacity(workflow.phases.len());
+    let mut phase_order: Vec<usize> = (0..workflow.phases.len()).collect();
+    // Declaration order, except a phase never precedes a phase it depends on
+    // (a forward `depends_on`): a stable topological order of phases.
+    topo_sort_phases(&workflow, &phase_index, &mut phase_order);
+    let mut output_of_phase: Vec<usize> = vec![usize::MAX; workflow.phases.len()];
+    for &pi in &phase_order {
+        let phase = &workflow.phases[pi];
+        let location_of = |issue: &ConfigIssue| phase.locate(&issue.key);
+        let issue_error = |issue: ConfigIssue| {
+            Error::invalid(location_of(&issue), issue.key.clone(), issue.message.clone())
+                .with_hint(issue.hint.clone())
+        };
+        let implementation = factory.get(&phase.mode).ok_or_else(|| {
+            let key = if phase.key_locations.contains_key("mode") { "mode" } else { "type" };
+            Error::invalid(
+                phase.location.clone(),
+                key,
+                format!("unknown mode `{}`", phase.mode),
+            )
+            .with_hint(did_you_mean(&phase.mode, factory.modes()))
+        })?;
+        let mut config = Map::new();
+        for key in implementation.inherits() {
+            if let Some(v) = phase.inherited.get(*key) {
+                config.insert(key.to_string(), v.clone());
+            }
+        }
+        for (k, v) in &phase.config {
+            config.insert(k.clone(), v.clone());
+        }
+        let deps: Vec<usize> = phase
+            .depends_on
+            .iter()
+            .map(|d| output_of_phase[phase_index[d.as_str()]])
+            .collect();
+        let grid = config.get("grid").cloned();
+        let expand = implementation.expands_grid() && grid.is_some();
+        let mut specs: Vec<(String, Role, Map<String, Value>, Vec<usize>, Option<String>)> = Vec::new();
+        if expand {
+            let strategy = config
+                .get("strategy")
+                .and_then(|s| s.get("type"))
+                .and_then(Value::as_str);
+            let trials = grid::expand(grid.as_ref().unwrap_or(&Value::Null), strategy)
+                .map_err(issue_error)?;
+            let first = nodes.len();
+            for t in &trials {
+                specs.push((
+                    format!("{}[{}]", phase.name, t.index),
+                    Role::Trial {
+                        index: t.index,
+                        name: t.name.clone(),
+                    },
+                    grid::trial_config(&config, t),
+                    deps.clone(),
+                    Some(phase.name.clone()),
+                ));
+            }
+            let trial_ids = (first..first + trials.len()).collect();
+            specs.push((
+                phase.name.clone(),
+                Role::Gather { trials: trials.len() },
+                config.clone(),
+                trial_ids,
+                None,
+            ));
+        } else {
+            specs.push((phase.name.clone(), Role::Single, config.clone(), deps.clone(), None));
+        }
+        for (id, role, config, deps, group) in specs {
+            let config = Value::Object(config);
+            implementation.validate(&config).map_err(issue_error)?;
+            let inputs = implementation
+                .inputs(&config, &phase.base_dir)
+                .map_err(issue_error)?;
+            for input in &inputs {
+                if !input.is_file() {
+                    let key = ["inputs", "data.path", "data.dir", "data"]
+                        .into_iter()
+                        .find(|k| phase.key_locations.contains_key(*k))
+                        .unwrap_or("");
+                    return Err(Error::MissingInput {
+                        location: phase.locate(key),
+                        node: id,
+                        path: input.clone(),
+                    });
+                }
+            }
+            let workspace_outputs = implementation.workspace_outputs(&config, &phase.base_dir);
+            let when = match role {
+                Role::Gather { .. } => None,
+                _ => phase.when.clone(),
+            };
+            nodes.push(Node {
+                id,
+                phase: pi,
+                mode: phase.mode.clone(),
+                role,
+                config,
+                deps,
+                when,
+                inputs,
+                workspace_outputs,
+                base_dir: phase.base_dir.clone(),
+                location: phase.location.clone(),
+                retries: phase.retries,
+                group,
+            });
+        }
+        output_of_phase[pi] = nodes.len() - 1;
+        output_node.push(nodes.len() - 1);
+    }
+    check_outputs(&workflow, &nodes)?;
+    let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+    let mut graph = Graph {
+        workflow,
+        nodes,
+        order: Vec::new(),
+        by_id,
+    };
+    check_conditions(&graph)?;
+    graph.order = plan_order(&graph.nodes);
+    Ok(graph)
+}
+
+/// Phases in declaration order, moved only as far as a forward
+/// `depends_on` requires (Kahn with a min-heap on declaration index).
+fn topo_sort_phases(workflow: &Workflow, index: &HashMap<&str, usize>, order: &mut Vec<usize>) {
+    let n = workflow.phases.len();
+    let mut indegree = vec![0usize; n];
+    let mut dependents = vec![Vec::new(); n];
+    for (i, p) in workflow.phases.iter().enumerate() {
+        for d in &p.depends_on {
+            indegree[i] += 1;
+            dependents[index[d.as_str()]].push(i);
+        }
+    }
+    *order = kahn(&indegree, &dependents);
+}
+
+fn kahn(indegree: &[usize], dependents: &[Vec<usize>]) -> Vec<usize> {
+    let mut indegree = indegree.to_vec();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..indegree.len())
+        .filter(|&i| indegree[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(indegree.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push(Reverse(d));
+            }
+        }
+    }
+    order
+}
+
+/// The planned sequence of DESIGN §4.
+pub fn plan_order(nodes: &[Node]) -> Vec<usize> {
+    let mut indegree = vec![0usize; nodes.len()];
+    let mut dependents = vec![Vec::new(); nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        indegree[i] = n.deps.len();
+        for &d in &n.deps {
+            dependents[d].push(i);
+        }
+    }
+    kahn(&indegree, &dependents)
+}
+
+fn check_phase_cycles(workflow: &Workflow) -> Result<(), Error> {
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let ids: Vec<NodeIndex> = (0..workflow.phases.len()).map(|i| g.add_node(i)).collect();
+    let index: HashMap<&str, usize> = workflow
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    for (i, p) in workflow.phases.iter().enumerate() {
+        for d in &p.depends_on {
+            g.add_edge(ids[index[d.as_str()]], ids[i], ());
+        }
+    }
+    for scc in petgraph::algo::tarjan_scc(&g) {
+        let cyclic = scc.len() > 1 || g.contains_edge(scc[0], scc[0]);
+        if !cyclic {
+            continue;
+        }
+        let members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
+        let path = cycle_path(workflow, &index, &members);
+        return Err(Error::DependencyCycle {
+            cycle: path
+                .into_iter()
+                .map(|i| CycleMember {
+                    name: workflow.phases[i].name.clone(),
+                    location: workflow.phases[i].location.clone(),
+                })
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// One simple cycle through the strongly connected `members`, starting at
+/// the earliest declared, each member followed by one it depends on... in
+/// reading order: `a` needs `b` needs `c` needs `a`.
+fn cycle_path(workflow: &Workflow, index: &HashMap<&str, usize>, members: &[usize]) -> Vec<usize> {
+    let start = *members.iter().min().unwrap_or(&0);
+    let mut path = vec![start];
+    let mut seen = vec![start];
+    let mut current = start;
+    loop {
+        let next = workflow.phases[current]
+            .depends_on
+            .iter()
+            .map(|d| index[d.as_str()])
+            .filter(|d| members.contains(d))
+            .min_by_key(|d| (seen.contains(d) && *d != start, *d));
+        match next {
+            Some(n) if n == start => return path,
+            Some(n) if !seen.contains(&n) => {
+                path.push(n);
+                seen.push(n);
+                current = n;
+            }
+            _ => return path,
+        }
+    }
+}
+
+fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
+    let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    for node in nodes {
+        for (_, path) in &node.workspace_outputs {
+            let normal = normalize(path);
+            if let Some(first) = seen.insert(normal.clone(), &node.id) {
+                return Err(Error::DuplicateOutput {
+                    location: workflow.phases[node.phase].locate("outputs"),
+                    path: normal,
+                    first_node: first.to_string(),
+                    second_node: node.id.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Lexical normalisation (`a/./b/../c` → `a/c`) so two spellings of one
+/// output collide.
+pub fn normalize(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// A condition may only read phases upstream of the node: that keeps the
+/// dispatcher's decisions a function of upstream outputs.
+fn check_conditions(graph: &Graph) -> Result<(), Error> {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let Some(cond) = &node.when else { continue };
+        let ancestors = graph.closure(&node.deps);
+        for phase in cond.phases() {
+            let upstream = graph.index_of(phase).is_some_and(|j| ancestors[j] && j != i);
+            if !upstream {
+                let p: &PhaseIr = &graph.workflow.phases[node.phase];
+                return Err(Error::invalid(
+                    p.locate("when"),
+                    "when",
+                    format!("`{phase}` is not upstream of `{}`", p.name),
+                )
+                .with_hint(Some(format!("add `{phase}` to depends_on"))));
+            }
+        }
+    }
+    Ok(())
+}

@@ -24,9 +24,15 @@ pub struct PhaseIr {
     /// Fully qualified: `outer/inner` for phases of included workflows.
     pub name: String,
     pub mode: String,
-    /// Resolved config: inherited `data`/`strategy`/`costs` applied, `--set`
-    /// overrides applied; without `name`, `mode`, `depends_on` and `when`.
-    pub config: Value,
+    /// The phase's own config keys (`--set` overrides applied), without the
+    /// engine's keys (`name`, `mode`, `depends_on`, `when`, ...).
+    pub config: serde_json::Map<String, Value>,
+    /// `data`/`strategy`/`costs` in scope where the phase is declared; the
+    /// compiler merges the ones its mode uses under `config` (the phase's own
+    /// value replaces an inherited one whole).
+    pub inherited: serde_json::Map<String, Value>,
+    /// How many times a failed execution is tried again.
+    pub retries: u32,
     /// Fully qualified names of the phases this one reads, in declared order.
     pub depends_on: Vec<String>,
     pub when: Option<Condition>,

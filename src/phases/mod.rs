@@ -87,6 +87,13 @@ pub trait Phase: Send + Sync {
     /// same inputs.
     fn version(&self) -> &'static str;
 
+    /// Which inherited top-level keys (`data`, `strategy`, `costs`) the mode
+    /// takes into its config. A mode that ignores market data takes none, so
+    /// editing `strategy:` does not touch its key.
+    fn inherits(&self) -> &'static [&'static str] {
+        &["data", "strategy", "costs"]
+    }
+
     /// Check the resolved config at compile time.
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue>;
 

@@ -1,1 +1,551 @@
+//! Load: workflow files → [`Workflow`] IR.
+//!
+//! Each file is a *scope*: its phases are named locally, `depends_on` and
+//! `when:` refer to names of the same scope, and an include (`workflow:`)
+//! opens a child scope whose nodes are named `outer/inner`. Dependencies
+//! are first recorded as references and resolved once every file is read,
+//! so a phase may name one declared after it.
+//!
+//! Rules (DESIGN §2): a phase without `depends_on` follows the phase listed
+//! before it; `depends_on: []` makes it a root of its scope, which inside an
+//! include means it follows whatever the include itself depends on.
+//! Depending on an include means depending on its sinks. Inherited keys are
+//! scoped lexically: outer file → include phase → inner file's top level,
+//! the innermost one winning.
+
 pub mod condition;
+pub mod forms;
+pub mod overrides;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Map;
+use serde_yaml::Value;
+
+use self::condition::Condition;
+use self::forms::{INHERITED_KEYS, PHASE_KEYS, RawPhase};
+use self::yaml::Document;
+use crate::error::{CycleMember, Error, Location, did_you_mean};
+use crate::ir::{PhaseIr, Workflow};
+
+/// Read `root` and everything it includes, with `--set` overrides applied.
+pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
+    let mut loader = Loader::default();
+    let mut doc = read_doc(root, None)?;
+    overrides::apply(&mut doc.value, sets)?;
+    let stack = vec![(canonical(root), Location::file(root))];
+    loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
+    loader.finish(root)
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Document, Error> {
+    let bytes = std::fs::read(path).map_err(|e| match included_at {
+        Some((location, key)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Error::IncludeNotFound {
+                location: location.clone(),
+                key: key.to_string(),
+                path: path.to_path_buf(),
+            }
+        }
+        _ => Error::io(path, e),
+    })?;
+    yaml::parse(&bytes, path)
+}
+
+/// Inherited config in scope, with where each key was written.
+#[derive(Clone, Default)]
+struct Inherited {
+    values: Map<String, serde_json::Value>,
+    locations: BTreeMap<String, Location>,
+}
+
+impl Inherited {
+    fn overlay(&mut self, doc: &Document, map: &serde_yaml::Mapping, prefix: &str) -> Result<(), Error> {
+        for key in INHERITED_KEYS {
+            if let Some(v) = map.get(*key) {
+                let path = format!("{prefix}{key}");
+                self.values.insert(key.to_string(), to_json(doc, &path, v)?);
+                self.locations
+                    .retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
+                self.locations.insert(key.to_string(), doc.locate(&path));
+                for (sub, loc) in doc.positions_under(&path) {
+                    self.locations.insert(format!("{key}.{sub}"), loc);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Scope {
+    locals: BTreeMap<String, Local>,
+    /// Local names that no other phase of the scope depends on.
+    sinks: Vec<String>,
+    /// Deps of the include that opened this scope (in the parent scope).
+    entry: Vec<Dep>,
+}
+
+#[derive(Clone, Copy)]
+enum Local {
+    Node(usize),
+    Include(usize),
+}
+
+#[derive(Clone)]
+enum Dep {
+    Name {
+        scope: usize,
+        name: String,
+        location: Location,
+        key: String,
+    },
+    Entry(usize),
+}
+
+struct Pending {
+    phase: PhaseIr,
+    scope: usize,
+    deps: Vec<Dep>,
+    when: Option<(Condition, Location)>,
+}
+
+#[derive(Default)]
+struct Loader {
+    scopes: Vec<Scope>,
+    pending: Vec<Pending>,
+    files: Vec<PathBuf>,
+}
+
+impl Loader {
+    fn load_scope(
+        &mut self,
+        doc: Document,
+        prefix: String,
+        mut inherited: Inherited,
+        entry: Option<Vec<Dep>>,
+        stack: Vec<(PathBuf, Location)>,
+    ) -> Result<usize, Error> {
+        self.files.push(doc.file().to_path_buf());
+        let top = forms::top_level(&doc)?;
+        let raw = forms::raw_phases(&doc, &top)?;
+        inherited.overlay(&doc, top.map, &top.prefix)?;
+        let scope = self.scopes.len();
+        self.scopes.push(Scope {
+            locals: BTreeMap::new(),
+            sinks: Vec::new(),
+            entry: entry.unwrap_or_default(),
+        });
+        let base_dir = doc.file().parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
+        let mut depended: Vec<String> = Vec::new();
+        let mut previous: Option<String> = None;
+        for phase in &raw {
+            forms::check_name(&doc, phase)?;
+            let here = doc.locate(&phase.name_path);
+            if let Some(first) = first_seen.get(&phase.name) {
+                return Err(Error::DuplicatePhase {
+                    location: here,
+                    first: first.clone(),
+                    name: phase.name.clone(),
+                });
+            }
+            first_seen.insert(phase.name.clone(), here);
+            let deps = self.deps_of(&doc, phase, scope, previous.as_deref())?;
+            for d in &deps {
+                if let Dep::Name { name, .. } = d {
+                    depended.push(name.split('/').next().unwrap_or(name).to_string());
+                }
+            }
+            let local = if phase.fields.contains_key("workflow") {
+                self.include(&doc, phase, &prefix, &inherited, deps, &stack)?
+            } else {
+                self.phase(&doc, phase, &prefix, &inherited, scope, deps, &base_dir)?
+            };
+            self.scopes[scope].locals.insert(phase.name.clone(), local);
+            previous = Some(phase.name.clone());
+        }
+        self.scopes[scope].sinks = raw
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| !depended.contains(n))
+            .collect();
+        Ok(scope)
+    }
+
+    fn deps_of(
+        &self,
+        doc: &Document,
+        phase: &RawPhase,
+        scope: usize,
+        previous: Option<&str>,
+    ) -> Result<Vec<Dep>, Error> {
+        let path = format!("{}.depends_on", phase.path);
+        let names: Vec<(String, String)> = match phase.fields.get("depends_on") {
+            None => {
+                return Ok(match previous {
+                    Some(p) => vec![Dep::Name {
+                        scope,
+                        name: p.to_string(),
+                        location: doc.locate(&phase.path),
+                        key: "depends_on".into(),
+                    }],
+                    None => vec![Dep::Entry(scope)],
+                });
+            }
+            Some(Value::String(s)) => vec![(s.clone(), path.clone())],
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let item_path = format!("{path}[{i}]");
+                    v.as_str()
+                        .map(|s| (s.to_string(), item_path.clone()))
+                        .ok_or_else(|| {
+                            Error::invalid(doc.locate(&item_path), "depends_on", "must be a phase name")
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(Error::invalid(
+                    doc.locate(&path),
+                    "depends_on",
+                    "must be a phase name or a list of phase names",
+                ));
+            }
+        };
+        if names.is_empty() {
+            return Ok(vec![Dep::Entry(scope)]);
+        }
+        Ok(names
+            .into_iter()
+            .map(|(name, p)| Dep::Name {
+                scope,
+                name,
+                location: doc.locate(&p),
+                key: "depends_on".into(),
+            })
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn phase(
+        &mut self,
+        doc: &Document,
+        raw: &RawPhase,
+        prefix: &str,
+        inherited: &Inherited,
+        scope: usize,
+        deps: Vec<Dep>,
+        base_dir: &Path,
+    ) -> Result<Local, Error> {
+        let f = &raw.fields;
+        let at = |key: &str| doc.locate(&format!("{}.{key}", raw.path));
+        let mode = match (f.get("mode"), f.get("type")) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    at("type"),
+                    "type",
+                    "`type:` is an alias of `mode:`; give only one",
+                ));
+            }
+            (Some(m), None) | (None, Some(m)) => {
+                let key = if f.contains_key("mode") { "mode" } else { "type" };
+                m.as_str()
+                    .ok_or_else(|| Error::invalid(at(key), key, "must be a mode name"))?
+                    .to_string()
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    doc.locate(&raw.path),
+                    &raw.name,
+                    "the phase has no `mode:` (or `workflow:` to include another file)",
+                ));
+            }
+        };
+        let retries = match f.get("retries") {
+            None => 0,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| Error::invalid(at("retries"), "retries", "must be a non-negative integer"))?,
+        };
+        let when = match f.get("when") {
+            None => None,
+            Some(Value::String(text)) => {
+                let cond = Condition::parse(text)
+                    .map_err(|e| Error::invalid(at("when"), "when", e))?;
+                Some((cond, at("when")))
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    at("when"),
+                    "when",
+                    "must be a condition such as \"analysis.best.sharpe > 0.5\"",
+                ));
+            }
+        };
+        let mut config = Map::new();
+        let mut key_locations = inherited.locations.clone();
+        for (k, v) in f {
+            let key = k.as_str().unwrap_or("?");
+            if PHASE_KEYS.contains(&key) {
+                continue;
+            }
+            let path = format!("{}.{key}", raw.path);
+            config.insert(key.to_string(), to_json(doc, &path, v)?);
+            key_locations.retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
+            key_locations.insert(key.to_string(), doc.locate(&path));
+            for (sub, loc) in doc.positions_under(&path) {
+                key_locations.insert(format!("{key}.{sub}"), loc);
+            }
+        }
+        let index = self.pending.len();
+        self.pending.push(Pending {
+            phase: PhaseIr {
+                name: format!("{prefix}{}", raw.name),
+                mode,
+                config,
+                inherited: inherited.values.clone(),
+                retries,
+                depends_on: Vec::new(),
+                when: None,
+                location: doc.locate(&raw.path),
+                base_dir: base_dir.to_path_buf(),
+                key_locations,
+            },
+            scope,
+            deps,
+            when,
+        });
+        Ok(Local::Node(index))
+    }
+
+    fn include(
+        &mut self,
+        doc: &Document,
+        raw: &RawPhase,
+        prefix: &str,
+        inherited: &Inherited,
+        deps: Vec<Dep>,
+        stack: &[(PathBuf, Location)],
+    ) -> Result<Local, Error> {
+        let path_key = format!("{}.workflow", raw.path);
+        let location = doc.locate(&path_key);
+        let rel = raw
+            .fields
+            .get("workflow")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(location.clone(), "workflow", "must be a file path"))?;
+        for (k, _) in &raw.fields {
+            let key = k.as_str().unwrap_or("?");
+            let allowed = ["name", "workflow", "depends_on", "description"];
+            if !allowed.contains(&key) && !INHERITED_KEYS.contains(&key) {
+                return Err(Error::invalid(
+                    doc.locate(&format!("{}.{key}", raw.path)),
+                    key,
+                    "not allowed on a workflow include (only depends_on, data, strategy, costs)",
+                ));
+            }
+        }
+        let file = doc.file().parent().unwrap_or(Path::new("")).join(rel);
+        let id = canonical(&file);
+        if let Some(start) = stack.iter().position(|(p, _)| *p == id) {
+            let mut cycle: Vec<CycleMember> = stack[start..]
+                .iter()
+                .skip(1)
+                .map(|(p, loc)| CycleMember {
+                    name: format!("includes {}", p.display()),
+                    location: loc.clone(),
+                })
+                .collect();
+            cycle.push(CycleMember {
+                name: format!("includes {}", file.display()),
+                location: location.clone(),
+            });
+            return Err(Error::IncludeCycle { cycle });
+        }
+        let child = read_doc(&file, Some((&location, "workflow")))?;
+        let mut scope_inherited = inherited.clone();
+        scope_inherited.overlay(doc, &raw.fields, &format!("{}.", raw.path))?;
+        let mut stack = stack.to_vec();
+        stack.push((id, location));
+        let inner = self.load_scope(
+            child,
+            format!("{prefix}{}/", raw.name),
+            scope_inherited,
+            Some(deps),
+            stack,
+        )?;
+        Ok(Local::Include(inner))
+    }
+
+    /// The node indices a dependency reference stands for.
+    fn resolve(&self, dep: &Dep, out: &mut Vec<usize>) -> Result<(), Error> {
+        match dep {
+            Dep::Entry(scope) => {
+                for d in &self.scopes[*scope].entry {
+                    self.resolve(d, out)?;
+                }
+                Ok(())
+            }
+            Dep::Name {
+                scope,
+                name,
+                location,
+                key,
+            } => match self.lookup(*scope, name, location, key)? {
+                Local::Node(i) => {
+                    out.push(i);
+                    Ok(())
+                }
+                Local::Include(inner) => self.sinks(inner, out),
+            },
+        }
+    }
+
+    fn sinks(&self, scope: usize, out: &mut Vec<usize>) -> Result<(), Error> {
+        for name in &self.scopes[scope].sinks {
+            match self.scopes[scope].locals[name] {
+                Local::Node(i) => out.push(i),
+                Local::Include(inner) => self.sinks(inner, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A local name, or `include/inner` reaching into an include.
+    fn lookup(&self, scope: usize, name: &str, location: &Location, key: &str) -> Result<Local, Error> {
+        let (head, rest) = match name.split_once('/') {
+            Some((h, r)) => (h, Some(r)),
+            None => (name, None),
+        };
+        let locals = &self.scopes[scope].locals;
+        let found = locals.get(head).copied().ok_or_else(|| {
+            Error::invalid(
+                location.clone(),
+                key,
+                format!("no phase named `{head}` in this workflow"),
+            )
+            .with_hint(did_you_mean(head, locals.keys().map(String::as_str)))
+        })?;
+        match (found, rest) {
+            (_, None) => Ok(found),
+            (Local::Include(inner), Some(rest)) => self.lookup(inner, rest, location, key),
+            (Local::Node(_), Some(_)) => Err(Error::invalid(
+                location.clone(),
+                key,
+                format!("`{head}` is a phase, not an included workflow"),
+            )),
+        }
+    }
+
+    fn finish(self, root: &Path) -> Result<Workflow, Error> {
+        let mut phases = Vec::with_capacity(self.pending.len());
+        for p in &self.pending {
+            let mut idx = Vec::new();
+            for d in &p.deps {
+                self.resolve(d, &mut idx)?;
+            }
+            let mut depends_on: Vec<String> = Vec::new();
+            for i in idx {
+                let name = &self.pending[i].phase.name;
+                if !depends_on.contains(name) {
+                    depends_on.push(name.clone());
+                }
+            }
+            let mut phase = p.phase.clone();
+            phase.depends_on = depends_on;
+            if let Some((cond, location)) = &p.when {
+                let mut cond = cond.clone();
+                let mut names = BTreeMap::new();
+                for name in cond.phases() {
+                    let local = self.lookup(p.scope, name, location, "when")?;
+                    let Local::Node(i) = local else {
+                        return Err(Error::invalid(
+                            location.clone(),
+                            "when",
+                            format!("`{name}` is an included workflow; name one of its phases (`{name}/phase`)"),
+                        ));
+                    };
+                    names.insert(name.to_string(), self.pending[i].phase.name.clone());
+                }
+                cond.map_phases(&|n| names[n].clone());
+                phase.when = Some(cond);
+            }
+            phases.push(phase);
+        }
+        Ok(Workflow {
+            root_file: root.to_path_buf(),
+            files: self.files,
+            phases,
+        })
+    }
+}
+
+/// YAML → JSON config values. JSON has no NaN, infinities or non-string
+/// keys; a workflow that uses them gets an error at the value.
+pub fn to_json(doc: &Document, path: &str, v: &Value) -> Result<serde_json::Value, Error> {
+    Ok(match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into()
+            } else if let Some(u) = n.as_u64() {
+                u.into()
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| {
+                        Error::invalid(doc.locate(path), last_key(path), format!("{f} is not a finite number"))
+                    })?
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Sequence(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| to_json(doc, &format!("{path}[{i}]"), item))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Mapping(m) => {
+            let mut out = Map::new();
+            for (k, item) in m {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(Error::invalid(
+                            doc.locate(path),
+                            last_key(path),
+                            "mapping keys must be plain strings",
+                        ));
+                    }
+                };
+                let child = format!("{path}.{key}");
+                out.insert(key, to_json(doc, &child, item)?);
+            }
+            serde_json::Value::Object(out)
+        }
+        Value::Tagged(t) => {
+            return Err(Error::invalid(
+                doc.locate(path),
+                last_key(path),
+                format!("YAML tags such as `{}` are not supported", t.tag),
+            ));
+        }
+    })
+}
+
+fn last_key(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
