@@ -142,7 +142,7 @@ fn gc_never_runs_while_a_build_guard_is_held() {
     drop(guard);
     drop(second_build);
     let report = waiting.join().unwrap().unwrap();
-    assert_eq!(report.removed, [k.clone()]);
+    assert_eq!(report.removed, std::slice::from_ref(&k));
     assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
 }
 

@@ -120,7 +120,7 @@ fn gc_keeps_referenced_entries_and_applies_the_policy() {
     assert_eq!(report.removed, [key(2), key(3)]);
     assert_eq!(report.kept_referenced, 1);
     assert_eq!(report.kept_unreferenced, 2);
-    assert_eq!(report.removed_invalid, [junk.clone()]);
+    assert_eq!(report.removed_invalid, std::slice::from_ref(&junk));
     assert!(!junk.exists());
 
     // Keep the single most recent unreferenced entry.
@@ -173,7 +173,7 @@ fn verify_finds_and_repairs_corrupt_entries_and_tmp_debris() {
     let mut expected = vec![key(2), key(3)];
     expected.sort_by_key(|k| store.entry_dir(k));
     assert_eq!(corrupt, expected);
-    assert_eq!(report.stale_tmp, [debris.clone()]);
+    assert_eq!(report.stale_tmp, std::slice::from_ref(&debris));
     assert!(bad.dir.exists() && debris.exists());
 
     let report = store.verify(true).unwrap();
