@@ -179,7 +179,11 @@ impl StatCache {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
         let result = File::create(&tmp)
             .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f))
             .and_then(|f| f.sync_all())

@@ -55,6 +55,9 @@ impl Store {
     fn sweep_ref_tmp(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
         let now = SystemTime::now();
+        if !self.refs_dir().exists() {
+            return Ok(found);
+        }
         for item in walkdir::WalkDir::new(self.refs_dir())
             .min_depth(2)
             .max_depth(2)

@@ -195,8 +195,8 @@ fn seal_file(path: &Path) -> io::Result<OutputRecord> {
 }
 
 impl Store {
-    /// Removes a directory under the store atomically from the point of
-    /// view of readers: renamed into `tmp/` first, then deleted.
+    /// Removes a directory (or stray file) under the store atomically from
+    /// the point of view of readers: renamed into `tmp/` first, then deleted.
     pub(crate) fn discard_dir(&self, dir: &Path) -> io::Result<()> {
         let name = dir
             .file_name()
@@ -206,7 +206,8 @@ impl Store {
             .tmp_dir()
             .join(format!("{name}.discard.{}", unique_suffix()));
         match fs::rename(dir, &aside) {
-            Ok(()) => remove_tree(&aside),
+            Ok(()) if aside.is_dir() => remove_tree(&aside),
+            Ok(()) => fs::remove_file(&aside),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }

@@ -73,6 +73,9 @@ impl Store {
     /// manifest read and checked (outputs are not hashed).
     pub(crate) fn scan_objects(&self) -> io::Result<Vec<ObjectDir>> {
         let mut found = Vec::new();
+        if !self.objects_dir().exists() {
+            return Ok(found);
+        }
         for item in walkdir::WalkDir::new(self.objects_dir())
             .min_depth(1)
             .max_depth(2)
@@ -147,7 +150,7 @@ impl Store {
                 Err(_) => {
                     report.removed_bytes += tree_size(&object.dir);
                     if !policy.dry_run {
-                        self.discard_any(&object.dir)?;
+                        self.discard_dir(&object.dir)?;
                     }
                     report.removed_invalid.push(object.dir);
                 }
@@ -179,15 +182,6 @@ impl Store {
         report.removed = removed;
         report.removed_debris = self.sweep_debris(!policy.dry_run)?;
         Ok(report)
-    }
-
-    /// Removes a directory or stray file under the store.
-    pub(crate) fn discard_any(&self, path: &std::path::Path) -> io::Result<()> {
-        if path.is_dir() {
-            self.discard_dir(path)
-        } else {
-            super::fsutil::remove_file_if_exists(path)
-        }
     }
 }
 

@@ -155,6 +155,9 @@ impl Store {
     /// refs: gc keeps all of them, erring on the side of keeping.
     pub(crate) fn referenced_keys(&self) -> io::Result<std::collections::BTreeSet<String>> {
         let mut keys = std::collections::BTreeSet::new();
+        if !self.refs_dir().exists() {
+            return Ok(keys);
+        }
         for item in walkdir::WalkDir::new(self.refs_dir())
             .min_depth(2)
             .max_depth(2)

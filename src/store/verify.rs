@@ -85,7 +85,7 @@ impl Store {
         corrupt.sort_by(|a, b| a.dir.cmp(&b.dir));
         if repair {
             for c in &corrupt {
-                self.discard_any(&c.dir)?;
+                self.discard_dir(&c.dir)?;
             }
         }
         let stale_tmp = self.sweep_debris(repair)?;
