@@ -53,10 +53,10 @@ struct Stat {
     device: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
     stat: Stat,
-    hash: String,
+    hash: [u8; 32],
 }
 
 /// How often the cache answered without reading the file.
@@ -126,24 +126,26 @@ impl StatCache {
             && record.stat == before
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(record.hash.clone());
+            return Ok(blake3::Hash::from_bytes(record.hash).to_hex().to_string());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let hashed_at = now_ns();
         let file = File::open(&abs)?;
-        let hash = hash_reader(&file)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&file)?;
+        let hash = hasher.finalize();
         let after = stat_of(&file.metadata()?);
         let racy = hashed_at.saturating_sub(before.mtime_ns) < RACY_WINDOW.as_nanos() as i64;
         if after == before && !racy {
-            let record = Record { stat: before, hash };
-            let mut records = self.lock();
-            let hash = record.hash.clone();
-            if records.insert(abs, record.clone()).as_ref() != Some(&record) {
+            let record = Record {
+                stat: before,
+                hash: *hash.as_bytes(),
+            };
+            if self.lock().insert(abs, record) != Some(record) {
                 self.dirty.store(true, Ordering::Relaxed);
             }
-            return Ok(hash);
         }
-        Ok(hash)
+        Ok(hash.to_hex().to_string())
     }
 
     /// Writes the cache back to the path it was loaded from, if anything
@@ -166,7 +168,7 @@ impl StatCache {
                 let s = r.stat;
                 text.push_str(&format!(
                     "{} {} {} {} {} {}\n",
-                    r.hash,
+                    blake3::Hash::from_bytes(r.hash).to_hex(),
                     s.size,
                     s.mtime_ns,
                     s.inode,
@@ -241,16 +243,13 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
     if lines.next()? != HEADER {
         return None;
     }
-    let mut records = HashMap::new();
+    let mut records = HashMap::with_capacity(text.bytes().filter(|&b| b == b'\n').count());
     for line in lines {
         if line.is_empty() {
             continue;
         }
         let mut fields = line.splitn(6, ' ');
-        let hash = fields.next()?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+        let hash = blake3::Hash::from_hex(fields.next()?).ok()?;
         let stat = Stat {
             size: fields.next()?.parse().ok()?,
             mtime_ns: fields.next()?.parse().ok()?,
@@ -262,7 +261,7 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
             path,
             Record {
                 stat,
-                hash: hash.to_string(),
+                hash: *hash.as_bytes(),
             },
         );
     }
@@ -284,6 +283,9 @@ fn escape_path(path: &Path) -> String {
 }
 
 fn unescape_path(text: &str) -> Option<PathBuf> {
+    if !text.contains('%') {
+        return Some(PathBuf::from(text));
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
