@@ -31,7 +31,10 @@ pub(crate) fn clusters(drawn: &Drawn) -> Cluster {
         if let Some(group) = &node.group
             && drawn.trials(i).is_none()
         {
-            let count = nodes.iter().filter(|n| n.group.as_ref() == Some(group)).count();
+            let count = nodes
+                .iter()
+                .filter(|n| n.group.as_ref() == Some(group))
+                .count();
             if count > 1 {
                 let prefix = trial_index(&node.id).map_or(group.as_str(), |(p, _)| p);
                 let local = super::view::local_name(prefix);

@@ -5,8 +5,8 @@
 //! expanded trial groups are `cluster_` subgraphs.
 
 use super::cluster::{Cluster, clusters};
-use super::{status_label, title};
 use super::view::{Drawn, NodeStatus, RenderOptions, local_name};
+use super::{status_label, title};
 
 pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
     let view = &drawn.view;
@@ -34,7 +34,13 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
     out
 }
 
-fn write_cluster(out: &mut String, drawn: &Drawn, opts: &RenderOptions, cluster: &Cluster, level: usize) {
+fn write_cluster(
+    out: &mut String,
+    drawn: &Drawn,
+    opts: &RenderOptions,
+    cluster: &Cluster,
+    level: usize,
+) {
     let indent = "  ".repeat(level);
     for &i in &cluster.nodes {
         out.push_str(&format!("{indent}{};\n", node_statement(drawn, opts, i)));
@@ -115,4 +121,18 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("plain"), r#""plain""#);
+        assert_eq!(quote(r#"say "hi""#), r#""say \"hi\"""#);
+        assert_eq!(quote(r"trailing\"), r#""trailing\\""#);
+        assert_eq!(quote("a [b] {c}; d -> e"), r#""a [b] {c}; d -> e""#);
+        assert_eq!(quote("two\nlines"), r#""two\nlines""#);
+    }
 }

@@ -14,8 +14,8 @@
 //!
 //! Every node has `id`, `mode`, `key`, `status`, `deps` (ids, declared
 //! order) and `location`; `key` and `status` are `null` when unknown, and
-//! `status` is `null` unless `--status` is given. Expanded trials add
-//! `group` and `trial`; a collapsed group adds `trials`.
+//! `status` is `null` unless `--status` is given. Trial nodes add `group`
+//! and, when expanded, `trial` (its name); a collapsed group adds `trials`.
 
 use serde::Serialize;
 
@@ -62,9 +62,13 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions, original: &super::Grap
                 mode: &node.mode,
                 key: node.key.as_deref(),
                 status: node.status.as_ref().filter(|_| opts.status),
-                deps: node.deps.iter().map(|&d| view.nodes[d].id.as_str()).collect(),
+                deps: node
+                    .deps
+                    .iter()
+                    .map(|&d| view.nodes[d].id.as_str())
+                    .collect(),
                 location: &node.location,
-                group: node.group.as_deref().filter(|_| !collapsed),
+                group: node.group.as_deref(),
                 trial: node.trial_name.as_deref(),
                 trials: collapsed.then(|| Trials {
                     count: drawn.members[i].len(),

@@ -13,7 +13,10 @@ const CLASSES: [(&str, &str); 5] = [
     ("fresh", "fill:#cdebd3,stroke:#3b7d4a"),
     ("stale", "fill:#fff0b3,stroke:#a8870c"),
     ("missing", "fill:#d6e4f5,stroke:#3d6aa3"),
-    ("skipped", "fill:#eeeeee,stroke:#888888,stroke-dasharray:4 3"),
+    (
+        "skipped",
+        "fill:#eeeeee,stroke:#888888,stroke-dasharray:4 3",
+    ),
     ("failed", "fill:#f6c6c6,stroke:#b03a3a"),
 ];
 
@@ -22,7 +25,14 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
     let mut out = String::from("flowchart LR\n");
     out.push_str(&format!("  %% workflow: {}\n", comment(&view.workflow)));
     let mut next_subgraph = 0;
-    write_cluster(&mut out, drawn, opts, &clusters(drawn), 1, &mut next_subgraph);
+    write_cluster(
+        &mut out,
+        drawn,
+        opts,
+        &clusters(drawn),
+        1,
+        &mut next_subgraph,
+    );
     for (i, node) in view.nodes.iter().enumerate() {
         for &d in &node.deps {
             out.push_str(&format!("  n{d} --> n{i}\n"));
@@ -73,7 +83,10 @@ fn write_cluster(
     for child in &cluster.children {
         let id = *next_subgraph;
         *next_subgraph += 1;
-        out.push_str(&format!("{indent}subgraph s{id} [\"{}\"]\n", escape(&child.label)));
+        out.push_str(&format!(
+            "{indent}subgraph s{id} [\"{}\"]\n",
+            escape(&child.label)
+        ));
         write_cluster(out, drawn, opts, child, level + 1, next_subgraph);
         out.push_str(&format!("{indent}end\n"));
     }
@@ -102,4 +115,20 @@ pub fn escape(s: &str) -> String {
 /// A Mermaid `%%` comment runs to the end of the line; keep it on one.
 fn comment(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("ingest"), "ingest");
+        assert_eq!(escape(r#"say "hi""#), "say #quot;hi#quot;");
+        assert_eq!(escape("sweep[0..5]"), "sweep#91;0..5#93;");
+        assert_eq!(escape("(a) {b} x|y"), "#40;a#41; #123;b#125; x#124;y");
+        assert_eq!(escape("<b>&#1;`md`"), "#lt;b#gt;#amp;#35;1;#96;md#96;");
+        assert_eq!(escape("a\nb"), "a b");
+        assert_eq!(escape("×6 é"), "×6 é");
+    }
 }

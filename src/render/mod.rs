@@ -56,7 +56,9 @@ impl FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown graph format `{s}` (expected text, dot, mermaid or json)"))
+            .ok_or_else(|| {
+                format!("unknown graph format `{s}` (expected text, dot, mermaid or json)")
+            })
     }
 }
 

@@ -34,7 +34,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [Outcome::Ran, Outcome::Cached, Outcome::Skipped, Outcome::Failed];
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Ran,
+        Outcome::Cached,
+        Outcome::Skipped,
+        Outcome::Failed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -68,8 +73,16 @@ pub fn render_summary(rows: &[SummaryRow], wall_seconds: f64, color: bool) -> St
     let lines = lines(rows);
     let outcomes: Vec<(String, String)> = lines.iter().map(|l| outcome_text(l, color)).collect();
     let times: Vec<String> = lines.iter().map(|l| seconds(l.seconds)).collect();
-    let name_width = lines.iter().map(|l| l.name.chars().count()).max().unwrap_or(0);
-    let outcome_width = outcomes.iter().map(|(plain, _)| plain.chars().count()).max().unwrap_or(0);
+    let name_width = lines
+        .iter()
+        .map(|l| l.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let outcome_width = outcomes
+        .iter()
+        .map(|(plain, _)| plain.chars().count())
+        .max()
+        .unwrap_or(0);
     let time_width = times.iter().map(String::len).max().unwrap_or(0);
 
     let mut out = String::new();
@@ -95,7 +108,11 @@ pub fn render_summary(rows: &[SummaryRow], wall_seconds: f64, color: bool) -> St
             paint(&text, code, color)
         })
         .collect();
-    out.push_str(&format!("{} in {}\n", counts.join(", "), seconds(Some(wall_seconds))));
+    out.push_str(&format!(
+        "{} in {}\n",
+        counts.join(", "),
+        seconds(Some(wall_seconds))
+    ));
     out
 }
 
@@ -160,7 +177,11 @@ fn outcome_text(line: &Line, color: bool) -> (String, String) {
             }
         })
         .collect();
-    let plain = parts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ");
+    let plain = parts
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     let painted = parts
         .iter()
         .map(|(t, o)| paint(t, o.color(), color))

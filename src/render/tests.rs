@@ -217,7 +217,11 @@ fn status_hidden_unless_asked() {
     }
     for opts in [PLAIN, EXPAND] {
         for format in Format::ALL {
-            assert_eq!(render(&view, format, &opts), render(&grid(), format, &opts), "{format}");
+            assert_eq!(
+                render(&view, format, &opts),
+                render(&grid(), format, &opts),
+                "{format}"
+            );
         }
     }
 }
@@ -234,7 +238,8 @@ fn text_in_colour() {
 #[test]
 fn composite_with_status_and_nesting() {
     let mut view = composite();
-    view.nodes.insert(0, node("morning/prices/fetch", "command", &[]));
+    view.nodes
+        .insert(0, node("morning/prices/fetch", "command", &[]));
     for node in &mut view.nodes[1..] {
         node.deps = node.deps.iter().map(|d| d + 1).collect();
     }
@@ -294,7 +299,11 @@ fn summary_table() {
 fn summary_collapses_many_trials() {
     let mut rows = vec![row("ingest", Outcome::Cached, None)];
     for n in 0..100 {
-        let outcome = if n % 40 == 7 { Outcome::Ran } else { Outcome::Cached };
+        let outcome = if n % 40 == 7 {
+            Outcome::Ran
+        } else {
+            Outcome::Cached
+        };
         let seconds = (outcome == Outcome::Ran).then_some(0.5);
         rows.push(row(&format!("sweep[{n}]"), outcome, seconds));
     }
@@ -308,7 +317,11 @@ fn summary_collapses_many_trials() {
 fn summary_in_colour() {
     let mut rows = vec![row("ingest", Outcome::Ran, Some(0.2))];
     for n in 0..5 {
-        let outcome = if n == 2 { Outcome::Failed } else { Outcome::Cached };
+        let outcome = if n == 2 {
+            Outcome::Failed
+        } else {
+            Outcome::Cached
+        };
         rows.push(row(&format!("sweep[{n}]"), outcome, None));
     }
     insta::assert_snapshot!(render_summary(&rows, 0.25, true));

@@ -35,7 +35,11 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
     let mode_width = width(view.nodes.iter().map(|n| n.mode.as_str()));
     let status_width = width(statuses.iter().copied());
     let status_column = 2 + id_width + 2 + mode_width + 2;
-    let deps_column = if opts.status { status_column + status_width + 2 } else { status_column };
+    let deps_column = if opts.status {
+        status_column + status_width + 2
+    } else {
+        status_column
+    };
 
     let shown = plural(view.nodes.len(), "node");
     let all = drawn.members.iter().map(Vec::len).sum::<usize>();
@@ -51,7 +55,11 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
             if depth[i] != layer {
                 continue;
             }
-            let mut line = format!("  {}  {}", pad(&titles[i], id_width), pad(&node.mode, mode_width));
+            let mut line = format!(
+                "  {}  {}",
+                pad(&titles[i], id_width),
+                pad(&node.mode, mode_width)
+            );
             let status = node.status.as_ref().filter(|_| opts.status);
             if opts.status {
                 let code = status.map_or("", status_color);

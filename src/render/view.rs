@@ -234,7 +234,12 @@ pub(crate) fn local_name(id: &str) -> &str {
 
 /// Longest-path depth of every node (roots are 0); tolerant of any order.
 pub(crate) fn depths(view: &GraphView) -> Vec<usize> {
-    fn visit(view: &GraphView, i: usize, memo: &mut [Option<usize>], on_path: &mut [bool]) -> usize {
+    fn visit(
+        view: &GraphView,
+        i: usize,
+        memo: &mut [Option<usize>],
+        on_path: &mut [bool],
+    ) -> usize {
         if let Some(d) = memo[i] {
             return d;
         }
@@ -255,4 +260,214 @@ pub(crate) fn depths(view: &GraphView) -> Vec<usize> {
     (0..n)
         .map(|i| visit(view, i, &mut memo, &mut on_path))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(id: &str, group: Option<&str>, deps: &[usize]) -> NodeView {
+        NodeView {
+            id: id.to_string(),
+            mode: "command".to_string(),
+            key: None,
+            status: None,
+            deps: deps.to_vec(),
+            group: group.map(str::to_string),
+            trial_name: None,
+            location: String::new(),
+        }
+    }
+
+    fn ids(view: &GraphView) -> Vec<(&str, Vec<&str>)> {
+        view.nodes
+            .iter()
+            .map(|n| {
+                let deps = n.deps.iter().map(|&d| view.nodes[d].id.as_str()).collect();
+                (n.id.as_str(), deps)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn collapse_merges_edges_into_and_out_of_a_group() {
+        let view = GraphView {
+            workflow: "w".to_string(),
+            nodes: vec![
+                node("a", None, &[]),
+                node("b", None, &[]),
+                node("g[0]", Some("g"), &[0]),
+                node("g[1]", Some("g"), &[0, 1]),
+                node("g[2]", Some("g"), &[1]),
+                node("c", None, &[2, 3, 0, 4]),
+                node("d", None, &[3]),
+            ],
+        };
+        let collapsed = collapse(&view);
+        assert_eq!(
+            ids(&collapsed),
+            vec![
+                ("a", vec![]),
+                ("b", vec![]),
+                ("g[0..2]", vec!["a", "b"]),
+                ("c", vec!["g[0..2]", "a"]),
+                ("d", vec!["g[0..2]"]),
+            ]
+        );
+        let drawn = Drawn::new(&view, false);
+        assert_eq!(drawn.members[2], vec![2, 3, 4]);
+        assert_eq!(drawn.trials(2), Some(3));
+        assert_eq!(drawn.trials(0), None);
+    }
+
+    #[test]
+    fn interleaved_groups_land_on_their_first_trial() {
+        let view = GraphView {
+            workflow: "w".to_string(),
+            nodes: vec![
+                node("x[0]", Some("x"), &[]),
+                node("y[0]", Some("y"), &[]),
+                node("x[1]", Some("x"), &[]),
+                node("y[1]", Some("y"), &[]),
+                node("z", None, &[3, 2]),
+            ],
+        };
+        assert_eq!(
+            ids(&collapse(&view)),
+            vec![
+                ("x[0..1]", vec![]),
+                ("y[0..1]", vec![]),
+                ("z", vec!["y[0..1]", "x[0..1]"])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_trial_is_left_alone() {
+        let view = GraphView {
+            workflow: "w".to_string(),
+            nodes: vec![node("s[0]", Some("s"), &[])],
+        };
+        assert_eq!(collapse(&view).nodes[0].id, "s[0]");
+        assert_eq!(collapse(&view).nodes[0].group.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn ids_without_an_index_use_the_group_name() {
+        let view = GraphView {
+            workflow: "w".to_string(),
+            nodes: vec![
+                node("fast", Some("sweep"), &[]),
+                node("slow", Some("sweep"), &[]),
+            ],
+        };
+        assert_eq!(collapse(&view).nodes[0].id, "sweep[0..1]");
+    }
+
+    #[test]
+    fn aggregate_status_of_a_group() {
+        use NodeStatus::*;
+        let stale = || Stale {
+            reason: "x".to_string(),
+        };
+        let skipped = || Skipped {
+            reason: "cond".to_string(),
+        };
+        let of = |s: Vec<NodeStatus>| aggregate_status(s.iter().map(Some));
+        assert_eq!(of(vec![Fresh, Fresh]), Some(Fresh));
+        assert_eq!(of(vec![Fresh, Failed, stale()]), Some(Failed));
+        assert_eq!(of(vec![Missing, Missing]), Some(Missing));
+        assert_eq!(of(vec![skipped(), skipped()]), Some(skipped()));
+        assert_eq!(
+            of(vec![Fresh, stale(), Missing, Fresh]),
+            Some(Stale {
+                reason: "2/4 trials".to_string()
+            })
+        );
+        assert_eq!(aggregate_status([Some(&Fresh), None].into_iter()), None);
+    }
+
+    #[test]
+    fn depths_are_longest_paths() {
+        let view = GraphView {
+            workflow: "w".to_string(),
+            nodes: vec![
+                node("a", None, &[]),
+                node("b", None, &[0]),
+                node("c", None, &[0, 1]),
+            ],
+        };
+        assert_eq!(depths(&view), vec![0, 1, 2]);
+    }
+
+    /// Random DAGs: each node depends on some earlier ones; some nodes are
+    /// trials of one of two groups.
+    fn dag() -> impl Strategy<Value = GraphView> {
+        (1usize..14).prop_flat_map(|n| {
+            let nodes: Vec<_> = (0..n)
+                .map(|i| {
+                    let deps = proptest::collection::btree_set(0..i.max(1), 0..=i.min(3));
+                    (deps, 0u8..4)
+                })
+                .collect();
+            nodes.prop_map(move |spec| {
+                let nodes = spec
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (deps, g))| {
+                        let deps: Vec<usize> = deps.into_iter().filter(|&d| d < i).collect();
+                        match g {
+                            0 => node(&format!("p[{i}]"), Some("p"), &deps),
+                            1 => node(&format!("q[{i}]"), Some("q"), &deps),
+                            _ => node(&format!("n{i}"), None, &deps),
+                        }
+                    })
+                    .collect();
+                GraphView {
+                    workflow: "w".to_string(),
+                    nodes,
+                }
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn collapse_keeps_every_edge_between_distinct_nodes(view in dag()) {
+            let drawn = Drawn::new(&view, false);
+            let mut home = vec![usize::MAX; view.nodes.len()];
+            for (at, members) in drawn.members.iter().enumerate() {
+                for &m in members {
+                    prop_assert_eq!(home[m], usize::MAX, "each node drawn once");
+                    home[m] = at;
+                }
+            }
+            prop_assert!(home.iter().all(|&h| h != usize::MAX));
+            for (at, node) in drawn.view.nodes.iter().enumerate() {
+                let mut seen = node.deps.clone();
+                seen.sort_unstable();
+                seen.dedup();
+                prop_assert_eq!(seen.len(), node.deps.len(), "no duplicate edges");
+                prop_assert!(!node.deps.contains(&at), "no self edges");
+            }
+            for (i, node) in view.nodes.iter().enumerate() {
+                for &d in &node.deps {
+                    if home[i] != home[d] {
+                        prop_assert!(drawn.view.nodes[home[i]].deps.contains(&home[d]));
+                    }
+                }
+            }
+            let edges: usize = drawn.view.nodes.iter().map(|n| n.deps.len()).sum();
+            let distinct: std::collections::BTreeSet<(usize, usize)> = view
+                .nodes
+                .iter()
+                .enumerate()
+                .flat_map(|(i, n)| n.deps.iter().map(move |&d| (i, d)))
+                .map(|(i, d)| (home[i], home[d]))
+                .filter(|(a, b)| a != b)
+                .collect();
+            prop_assert_eq!(edges, distinct.len(), "no invented edges");
+        }
+    }
 }
