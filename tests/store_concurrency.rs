@@ -206,3 +206,36 @@ fn killed_writer_leaves_no_entry_and_its_debris_is_swept() {
     assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
     assert!(store.verify(false).unwrap().is_clean());
 }
+
+#[test]
+fn many_threads_many_keys_compute_each_key_once() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let computed = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let (store, computed) = (store.clone(), computed.clone());
+            thread::spawn(move || {
+                let _guard = store.build_guard().unwrap();
+                for i in 0..20u32 {
+                    let k = key(1000 + (i + t) % 20);
+                    let _lock = store.lock_key(&k).unwrap();
+                    if store.lookup(&k, &StatCache::in_memory()).hit().is_none() {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        let pending = store.begin(&k).unwrap();
+                        fs::write(pending.out_dir().join("v"), k.as_bytes()).unwrap();
+                        pending.commit(meta(), b"").unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(computed.load(Ordering::SeqCst), 20);
+    assert_eq!(store.ls().unwrap().len(), 20);
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
+    assert!(store.verify(false).unwrap().is_clean());
+}
