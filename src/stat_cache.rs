@@ -1,1 +1,482 @@
-//! (in progress)
+//! The stat cache: remembers each file's blake3 together with its stat
+//! (size, mtime, inode, device), so a no-op build never rereads a file
+//! that has not changed.
+//!
+//! # Trust rule
+//!
+//! A cached hash is used when size, mtime (ns), inode and device all match.
+//! A rewrite that keeps all four (e.g. content replaced and the mtime set
+//! back with `touch -d`) is not detected: that is the accepted trade-off of
+//! every stat-based build tool (make, ninja, git). The ctime is not
+//! compared, so that copying a cache between checkouts stays useful.
+//!
+//! Racy-clean files, as git calls them, are never recorded: if the mtime is
+//! within [`RACY_WINDOW`] of the moment of hashing (or in the future), a
+//! later edit in the same timestamp tick could keep size and mtime, so the
+//! hash is returned but not remembered. Nor is a file whose stat changed
+//! while it was being hashed.
+//!
+//! # File format
+//!
+//! UTF-8 text, one record per line, loaded in one read:
+//!
+//! ```text
+//! admf-statcache 1
+//! <blake3 hex> <size> <mtime ns> <inode> <device> <absolute path>
+//! ```
+//!
+//! The path is last and runs to the end of the line; `%`, newline and
+//! carriage return in it are written `%25`, `%0A`, `%0D`. A missing file,
+//! a different header or any malformed line makes the whole cache load
+//! empty (never an error). [`StatCache::save`] writes a temp file beside
+//! it and renames it into place, and does nothing if nothing changed.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Files modified this recently before being hashed are not recorded.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+const HEADER: &str = "admf-statcache 1";
+
+/// What a file looked like when it was hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    size: u64,
+    mtime_ns: i64,
+    inode: u64,
+    device: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    stat: Stat,
+    hash: [u8; 32],
+}
+
+/// How often the cache answered without reading the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatCacheCounts {
+    /// Hashes served from the cache.
+    pub hits: u64,
+    /// Files read and hashed.
+    pub misses: u64,
+}
+
+/// A persistent map path → (stat, blake3). Thread-safe: share it by `&`.
+#[derive(Debug, Default)]
+pub struct StatCache {
+    path: Option<PathBuf>,
+    records: Mutex<HashMap<PathBuf, Record>>,
+    dirty: AtomicBool,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl StatCache {
+    /// Loads the cache stored at `path`; missing or corrupt → empty.
+    /// [`StatCache::save`] writes back to the same path.
+    pub fn load(path: &Path) -> StatCache {
+        let records = fs::read_to_string(path)
+            .ok()
+            .and_then(|text| parse(&text))
+            .unwrap_or_default();
+        StatCache {
+            path: Some(path.to_path_buf()),
+            records: Mutex::new(records),
+            ..StatCache::default()
+        }
+    }
+
+    /// An empty cache that is never saved (used to rehash everything).
+    pub fn in_memory() -> StatCache {
+        StatCache::default()
+    }
+
+    /// Number of remembered files.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no file is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cache hits and misses since this cache was created.
+    pub fn counts(&self) -> StatCacheCounts {
+        StatCacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The blake3 (64 lowercase hex chars) of the file at `path`, from the
+    /// cache when its stat is unchanged, else by reading it (and then
+    /// remembering it, unless it is racy-clean).
+    pub fn hash_file(&self, path: &Path) -> io::Result<String> {
+        let abs = std::path::absolute(path)?;
+        let before = stat_of(&fs::metadata(&abs)?);
+        if let Some(record) = self.lock().get(&abs)
+            && record.stat == before
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(blake3::Hash::from_bytes(record.hash).to_hex().to_string());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let hashed_at = now_ns();
+        let file = File::open(&abs)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&file)?;
+        let hash = hasher.finalize();
+        let after = stat_of(&file.metadata()?);
+        let racy = hashed_at.saturating_sub(before.mtime_ns) < RACY_WINDOW.as_nanos() as i64;
+        if after == before && !racy {
+            let record = Record {
+                stat: before,
+                hash: *hash.as_bytes(),
+            };
+            if self.lock().insert(abs, record) != Some(record) {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(hash.to_hex().to_string())
+    }
+
+    /// Writes the cache back to the path it was loaded from, if anything
+    /// changed (temp file + rename). A no-op for [`StatCache::in_memory`].
+    pub fn save(&self) -> io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if !self.dirty.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let text = {
+            let records = self.lock();
+            let mut entries: Vec<_> = records.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let mut text = String::with_capacity(entries.len() * 160 + 32);
+            text.push_str(HEADER);
+            text.push('\n');
+            for (p, r) in entries {
+                let s = r.stat;
+                text.push_str(&format!(
+                    "{} {} {} {} {} {}\n",
+                    blake3::Hash::from_bytes(r.hash).to_hex(),
+                    s.size,
+                    s.mtime_ns,
+                    s.inode,
+                    s.device,
+                    escape_path(p)
+                ));
+            }
+            text
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        static SAVES: AtomicU64 = AtomicU64::new(0);
+        let n = SAVES.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let result = File::create(&tmp)
+            .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f))
+            .and_then(|f| f.sync_all())
+            .and_then(|()| fs::rename(&tmp, path));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        } else {
+            self.dirty.store(false, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// blake3 of everything `reader` yields, as 64 lowercase hex chars.
+pub fn hash_reader(reader: impl io::Read) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(reader)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn stat_of(meta: &fs::Metadata) -> Stat {
+    let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
+    #[cfg(unix)]
+    let (inode, device) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.ino(), meta.dev())
+    };
+    #[cfg(not(unix))]
+    let (inode, device) = (0, 0);
+    Stat {
+        size: meta.len(),
+        mtime_ns,
+        inode,
+        device,
+    }
+}
+
+fn system_time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+fn now_ns() -> i64 {
+    system_time_ns(SystemTime::now())
+}
+
+fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
+    let mut lines = text.split('\n');
+    if lines.next()? != HEADER {
+        return None;
+    }
+    let mut records = HashMap::with_capacity(text.bytes().filter(|&b| b == b'\n').count());
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.splitn(6, ' ');
+        let hash = blake3::Hash::from_hex(fields.next()?).ok()?;
+        let stat = Stat {
+            size: fields.next()?.parse().ok()?,
+            mtime_ns: fields.next()?.parse().ok()?,
+            inode: fields.next()?.parse().ok()?,
+            device: fields.next()?.parse().ok()?,
+        };
+        let path = unescape_path(fields.next()?)?;
+        records.insert(
+            path,
+            Record {
+                stat,
+                hash: *hash.as_bytes(),
+            },
+        );
+    }
+    Some(records)
+}
+
+fn escape_path(path: &Path) -> String {
+    let text = path_text(path);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\n' => out.push_str("%0A"),
+            '\r' => out.push_str("%0D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape_path(text: &str) -> Option<PathBuf> {
+    if !text.contains('%') {
+        return Some(PathBuf::from(text));
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    path_from_bytes(out)
+}
+
+#[cfg(unix)]
+fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    // Non-UTF-8 bytes are kept as %XX so the path round-trips.
+    match path.to_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => {
+            let mut s = String::new();
+            for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+                s.push_str(chunk.valid());
+                for b in chunk.invalid() {
+                    s.push_str(&format!("%{b:02X}"));
+                }
+            }
+            std::borrow::Cow::Owned(s)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.to_string_lossy()
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::FileTimes;
+
+    fn old_time() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_600_000_000)
+    }
+
+    fn write_old(path: &Path, bytes: &[u8], mtime: SystemTime) {
+        fs::write(path, bytes).unwrap();
+        let f = File::options().write(true).open(path).unwrap();
+        f.set_times(FileTimes::new().set_modified(mtime)).unwrap();
+    }
+
+    #[test]
+    fn unchanged_stat_serves_cached_hash_and_changed_mtime_rehashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data.csv");
+        write_old(&file, b"aaaa", old_time());
+        let cache = StatCache::load(&dir.path().join("statcache"));
+        let first = cache.hash_file(&file).unwrap();
+        assert_eq!(first, blake3::hash(b"aaaa").to_hex().to_string());
+        assert_eq!(cache.counts().misses, 1);
+
+        // Same size and mtime (and inode, since it is rewritten in place):
+        // the stat cache trusts the stat and returns the old hash. This is
+        // the accepted trade-off of stat-based change detection.
+        write_old(&file, b"bbbb", old_time());
+        assert_eq!(cache.hash_file(&file).unwrap(), first);
+        assert_eq!(cache.counts().hits, 1);
+
+        // A different mtime triggers a rehash.
+        write_old(&file, b"bbbb", old_time() + Duration::from_secs(1));
+        let second = cache.hash_file(&file).unwrap();
+        assert_eq!(second, blake3::hash(b"bbbb").to_hex().to_string());
+        assert_eq!(cache.counts().misses, 2);
+    }
+
+    #[test]
+    fn racy_clean_files_are_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fresh.txt");
+        fs::write(&file, b"just written").unwrap();
+        let cache = StatCache::in_memory();
+        cache.hash_file(&file).unwrap();
+        cache.hash_file(&file).unwrap();
+        assert_eq!(cache.len(), 0);
+        assert_eq!(cache.counts().misses, 2);
+    }
+
+    #[test]
+    fn save_and_load_round_trip_including_odd_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["plain.csv", "with space %25.csv", "new\nline.csv"];
+        let cache_path = dir.path().join("sub/statcache");
+        let cache = StatCache::load(&cache_path);
+        for name in names {
+            write_old(&dir.path().join(name), name.as_bytes(), old_time());
+            cache.hash_file(&dir.path().join(name)).unwrap();
+        }
+        cache.save().unwrap();
+        let loaded = StatCache::load(&cache_path);
+        assert_eq!(loaded.len(), names.len());
+        for name in names {
+            let hash = loaded.hash_file(&dir.path().join(name)).unwrap();
+            assert_eq!(hash, blake3::hash(name.as_bytes()).to_hex().to_string());
+        }
+        assert_eq!(loaded.counts().hits, names.len() as u64);
+        // Nothing changed: save does not rewrite the file.
+        let before = fs::metadata(&cache_path).unwrap().modified().unwrap();
+        loaded.save().unwrap();
+        assert_eq!(
+            fs::metadata(&cache_path).unwrap().modified().unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn missing_or_corrupt_files_load_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(StatCache::load(&dir.path().join("absent")).is_empty());
+        let bad = dir.path().join("bad");
+        fs::write(&bad, "admf-statcache 1\nnot a record\n").unwrap();
+        assert!(StatCache::load(&bad).is_empty());
+        fs::write(&bad, "something else\n").unwrap();
+        assert!(StatCache::load(&bad).is_empty());
+        fs::write(&bad, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(StatCache::load(&bad).is_empty());
+    }
+
+    #[test]
+    fn load_time_for_20000_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("statcache");
+        let mut text = format!("{HEADER}\n");
+        for i in 0..20_000u64 {
+            text.push_str(&format!(
+                "{} {} {} {} 2049 /home/user/research/data/symbols/file_{i:05}.csv\n",
+                blake3::hash(&i.to_le_bytes()).to_hex(),
+                1000 + i,
+                1_700_000_000_000_000_000i64 + i as i64,
+                100_000 + i
+            ));
+        }
+        fs::write(&path, &text).unwrap();
+        let start = std::time::Instant::now();
+        let cache = StatCache::load(&path);
+        let elapsed = start.elapsed();
+        assert_eq!(cache.len(), 20_000);
+        println!(
+            "stat cache: loaded 20000 entries ({} KiB) in {:?}",
+            text.len() / 1024,
+            elapsed
+        );
+    }
+
+    #[test]
+    fn concurrent_hashing_is_safe() {
+        use rayon::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..64)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                write_old(&p, format!("content {i}").as_bytes(), old_time());
+                p
+            })
+            .collect();
+        let cache = StatCache::in_memory();
+        let hashes: Vec<String> = files
+            .par_iter()
+            .map(|p| cache.hash_file(p).unwrap())
+            .collect();
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(
+                *h,
+                blake3::hash(format!("content {i}").as_bytes())
+                    .to_hex()
+                    .to_string()
+            );
+        }
+        assert_eq!(cache.len(), 64);
+    }
+}

@@ -1,0 +1,125 @@
+//! Finding leftovers of dead writers: temp dirs, orphan lock files and
+//! half-written ref temp files.
+//!
+//! A temp dir `tmp/X` is debris only when its lock `tmp/X.lock` is absent or
+//! can be taken: a live writer holds that lock from before it creates the
+//! dir until after it has removed or renamed it.
+
+use std::fs::{self, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::Store;
+use super::fsutil::{remove_file_if_exists, remove_tree};
+use super::lock::{HeldLock, LockKind, lock_file};
+
+/// Ref temp files older than this are from a dead writer.
+const REF_TMP_AGE: Duration = Duration::from_secs(600);
+
+impl Store {
+    /// Lists (and with `remove`, deletes) everything under `tmp/` not held
+    /// by a live writer, orphan per-key lock files, and stale ref temp
+    /// files. Returns the paths found.
+    pub(crate) fn sweep_debris(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        let tmp = self.tmp_dir();
+        let mut lock_files = Vec::new();
+        for item in read_dir_sorted(&tmp)? {
+            let name = item.to_string_lossy().into_owned();
+            if name.ends_with(".lock") {
+                lock_files.push(tmp.join(&name));
+                continue;
+            }
+            let path = tmp.join(&name);
+            let lock_path = tmp.join(format!("{name}.lock"));
+            if sweep_locked(&path, &lock_path, remove)? {
+                found.push(path);
+            }
+        }
+        if remove {
+            // Lock files whose dir is gone (the writer died between the two
+            // removals) and per-key locks of killed processes.
+            let locks = self.locks_dir();
+            let key_locks = read_dir_sorted(&locks)?.into_iter().map(|n| locks.join(n));
+            for lock_path in lock_files.into_iter().chain(key_locks) {
+                if let Some(file) = lock_file(&lock_path, LockKind::Exclusive, false)? {
+                    drop(HeldLock::new(lock_path, file));
+                }
+            }
+        }
+        found.extend(self.sweep_ref_tmp(remove)?);
+        Ok(found)
+    }
+
+    fn sweep_ref_tmp(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
+        let mut found = Vec::new();
+        let now = SystemTime::now();
+        if !self.refs_dir().exists() {
+            return Ok(found);
+        }
+        for item in walkdir::WalkDir::new(self.refs_dir())
+            .min_depth(2)
+            .max_depth(2)
+        {
+            let item = item.map_err(io::Error::from)?;
+            if !item.file_name().to_string_lossy().contains('~') {
+                continue;
+            }
+            let old = item
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > REF_TMP_AGE);
+            if old {
+                if remove {
+                    remove_file_if_exists(item.path())?;
+                }
+                found.push(item.into_path());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether `path` is debris (its lock is absent or free); removes it when
+/// asked, while holding its lock.
+fn sweep_locked(path: &Path, lock_path: &Path, remove: bool) -> io::Result<bool> {
+    if remove {
+        let Some(file) = lock_file(lock_path, LockKind::Exclusive, false)? else {
+            return Ok(false);
+        };
+        let held = HeldLock::new(lock_path.to_path_buf(), file);
+        if path.is_dir() {
+            remove_tree(path)?;
+        } else {
+            remove_file_if_exists(path)?;
+        }
+        drop(held);
+        return Ok(true);
+    }
+    // Report only: do not create or delete lock files.
+    let file = match OpenOptions::new().read(true).open(lock_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(e),
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    let mut names = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,178 @@
+//! File locks: per-key locks, the build/gc guard, and temp-dir writer locks.
+//!
+//! All locks are `flock`s (std `File::lock`), which belong to an open file
+//! description: two threads of one process that each open the lock file
+//! exclude each other just like two processes do, and a killed process
+//! releases its locks.
+//!
+//! Lock files that get deleted (per-key and temp-dir locks) are deleted by
+//! their holder while it still holds the lock. A waiter that then obtains a
+//! lock on the deleted inode notices that the path no longer names the file
+//! it locked, and starts over; so at most one holder per path at a time.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::fsutil::remove_file_if_exists;
+use super::{Store, check_key};
+
+/// How to take a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    Exclusive,
+    Shared,
+}
+
+/// Opens `path` (creating it) and locks it. With `wait == false` returns
+/// `Ok(None)` when someone else holds a conflicting lock.
+pub(crate) fn lock_file(path: &Path, kind: LockKind, wait: bool) -> io::Result<Option<File>> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        if wait {
+            match kind {
+                LockKind::Exclusive => file.lock()?,
+                LockKind::Shared => file.lock_shared()?,
+            }
+        } else {
+            let attempt = match kind {
+                LockKind::Exclusive => file.try_lock(),
+                LockKind::Shared => file.try_lock_shared(),
+            };
+            match attempt {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        if same_file(&file, path)? {
+            return Ok(Some(file));
+        }
+    }
+}
+
+/// Whether `path` still names the open `file` (it may have been deleted
+/// and recreated while we waited for the lock).
+pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let held = file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        Ok(true)
+    }
+}
+
+/// An exclusive lock on one key, released (and its file removed) on drop.
+///
+/// Taken around "look up, and on a miss compute and commit", so that two
+/// builds needing the same key compute it once: the second waits, then
+/// finds the entry.
+#[derive(Debug)]
+pub struct KeyLock {
+    held: HeldLock,
+}
+
+impl KeyLock {
+    /// The lock file, `locks/<key>.lock`.
+    pub fn path(&self) -> &Path {
+        &self.held.path
+    }
+}
+
+/// A shared lock on `gc.lock`, held by a build for its whole run.
+///
+/// [`Store::gc`] needs the lock exclusively, so it never deletes anything
+/// while a build runs.
+#[derive(Debug)]
+pub struct BuildGuard {
+    _file: File,
+}
+
+/// A lock file that is removed, then unlocked, when dropped.
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl HeldLock {
+    pub(crate) fn new(path: PathBuf, file: File) -> HeldLock {
+        HeldLock {
+            path,
+            file: Some(file),
+        }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Unlink while still holding the lock, then close (which unlocks).
+        let _ = remove_file_if_exists(&self.path);
+        drop(self.file.take());
+    }
+}
+
+impl Store {
+    /// Takes the exclusive lock for `key`, waiting as long as another
+    /// thread or process holds it. Released on drop.
+    pub fn lock_key(&self, key: &str) -> io::Result<KeyLock> {
+        check_key(key)?;
+        let path = self.key_lock_path(key);
+        let file = lock_file(&path, LockKind::Exclusive, true)?.expect("blocking lock");
+        Ok(KeyLock {
+            held: HeldLock::new(path, file),
+        })
+    }
+
+    /// Like [`Store::lock_key`] but returns `Ok(None)` instead of waiting
+    /// (useful to report "waiting for another build" before blocking).
+    pub fn try_lock_key(&self, key: &str) -> io::Result<Option<KeyLock>> {
+        check_key(key)?;
+        let path = self.key_lock_path(key);
+        Ok(
+            lock_file(&path, LockKind::Exclusive, false)?.map(|file| KeyLock {
+                held: HeldLock::new(path, file),
+            }),
+        )
+    }
+
+    /// Takes the shared build lock on `gc.lock` (waiting while a gc runs).
+    /// Hold it for the whole build.
+    pub fn build_guard(&self) -> io::Result<BuildGuard> {
+        let file = lock_file(&self.gc_lock_path(), LockKind::Shared, true)?.expect("blocking lock");
+        Ok(BuildGuard { _file: file })
+    }
+
+    /// Takes `gc.lock` exclusively. With `wait == false`, fails with
+    /// [`io::ErrorKind::WouldBlock`] and the message "a build is running"
+    /// when any [`BuildGuard`] is held.
+    pub(crate) fn gc_exclusive(&self, wait: bool) -> io::Result<File> {
+        lock_file(&self.gc_lock_path(), LockKind::Exclusive, wait)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "a build is running (it holds {}); try again when it has finished",
+                    self.gc_lock_path().display()
+                ),
+            )
+        })
+    }
+
+    fn key_lock_path(&self, key: &str) -> PathBuf {
+        self.locks_dir().join(format!("{key}.lock"))
+    }
+}
