@@ -70,7 +70,7 @@ impl SpecIssue {
 pub const TYPES: &[&str] = &["momentum", "sma_crossover", "rsi", "bollinger", "breakout"];
 
 /// Parameter names per type, with `allow_short` accepted by all.
-fn parameter_names(kind: &str) -> &'static [&'static str] {
+pub fn parameter_names(kind: &str) -> &'static [&'static str] {
     match kind {
         "momentum" => &["lookback", "threshold", "allow_short"],
         "sma_crossover" => &["fast", "slow", "allow_short"],
