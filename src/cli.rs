@@ -1,1 +1,137 @@
-//! (in progress)
+//! Command-line definitions (DESIGN §1).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "admf",
+    version,
+    about = "Declarative DAG build tool for trading research"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command that reads a workflow.
+#[derive(Args, Debug, Clone)]
+pub struct WorkflowArgs {
+    /// The workflow file.
+    pub workflow: PathBuf,
+    /// Override a config value: `--set strategy.parameters.lookback=30`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// The store (default: `cache/` at the project root).
+    #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the workflow's nodes (or TARGETs and what they need).
+    Build {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// Nodes to build, with their dependencies; all when none.
+        targets: Vec<String>,
+        /// How many nodes run at once (default: number of cores).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Execute NODE even if its entry is stored.
+        #[arg(long, value_name = "NODE")]
+        force: Vec<String>,
+        /// Execute every node.
+        #[arg(long)]
+        force_all: bool,
+        /// Print the planned sequence and what would run, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep running everything not downstream of a failure.
+        #[arg(long, short = 'k')]
+        keep_going: bool,
+        /// Print a JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Print every node's log, not only failed ones.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Show the DAG.
+    Graph {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid", "json"])]
+        format: String,
+        /// Colour nodes by status (fresh, stale, missing, skipped).
+        #[arg(long)]
+        status: bool,
+        /// Show every grid trial instead of one node per grid.
+        #[arg(long)]
+        expand: bool,
+    },
+    /// Per node: fresh, stale (with the reason), missing or skipped.
+    Status {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why NODE would run: the changed ingredient, followed to its root cause.
+    Explain {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        node: String,
+    },
+    /// Artifact directory, metrics and log of NODE's last build.
+    Show {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        node: String,
+    },
+    /// Parse and compile the workflow; run nothing.
+    Validate {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+    },
+    /// Inspect and maintain the store.
+    Cache {
+        #[arg(
+            long,
+            env = "ADMF_CACHE_DIR",
+            value_name = "DIR",
+            default_value = "cache"
+        )]
+        cache_dir: PathBuf,
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheAction {
+    /// List entries, oldest first.
+    Ls,
+    /// Remove entries no ref points at.
+    Gc {
+        /// Keep the N most recent unreferenced entries.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+        /// Remove only unreferenced entries older than D (`30d`, `12h`, `90m`, `45s`).
+        #[arg(long, value_name = "D")]
+        older_than: Option<String>,
+        /// Wait for running builds instead of refusing.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check every entry's digests; with --repair remove corrupt entries and debris.
+    Verify {
+        #[arg(long)]
+        repair: bool,
+    },
+}

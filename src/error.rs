@@ -43,7 +43,10 @@ pub struct CycleMember {
 #[derive(Debug)]
 pub enum Error {
     /// The YAML itself does not parse.
-    Yaml { location: Location, message: String },
+    Yaml {
+        location: Location,
+        message: String,
+    },
     /// A value is of the wrong shape or an unknown name, at `key`.
     Invalid {
         location: Location,
@@ -61,8 +64,12 @@ pub enum Error {
         key: String,
         path: PathBuf,
     },
-    IncludeCycle { cycle: Vec<CycleMember> },
-    DependencyCycle { cycle: Vec<CycleMember> },
+    IncludeCycle {
+        cycle: Vec<CycleMember>,
+    },
+    DependencyCycle {
+        cycle: Vec<CycleMember>,
+    },
     DuplicateOutput {
         location: Location,
         path: PathBuf,
@@ -80,10 +87,18 @@ pub enum Error {
         rule: String,
     },
     /// Bad command-line usage that clap itself cannot see.
-    Usage { message: String, hint: Option<String> },
-    Io { path: PathBuf, source: std::io::Error },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// One or more phases failed; their logs were already shown.
-    BuildFailed { failed: Vec<String> },
+    BuildFailed {
+        failed: Vec<String>,
+    },
 }
 
 impl Error {
@@ -138,9 +153,9 @@ impl Error {
         match self {
             Error::Invalid { hint, .. } | Error::Usage { hint, .. } => hint.clone(),
             Error::DuplicatePhase { first, .. } => Some(format!("first defined at {first}")),
-            Error::IncludeCycle { .. } | Error::DependencyCycle { .. } => Some(
-                "remove one of the edges above to break the cycle".to_string(),
-            ),
+            Error::IncludeCycle { .. } | Error::DependencyCycle { .. } => {
+                Some("remove one of the edges above to break the cycle".to_string())
+            }
             _ => None,
         }
     }
@@ -271,7 +286,10 @@ impl std::error::Error for Error {}
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The closest candidate within a small edit distance, for "did you mean".
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))

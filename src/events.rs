@@ -1,1 +1,57 @@
-//! (in progress)
+//! `events.jsonl`: one JSON object per line, written for every build at
+//! `<store>/runs/<workflow-id>/events.jsonl` (replaced by the next build).
+//!
+//! ```text
+//! {"event":"plan","order":["a","b","c"]}          the planned sequence
+//! {"event":"start","node":"a"}
+//! {"event":"finish","node":"a","status":"ran","key":"…","ms":12}
+//! {"event":"end","ran":1,"cached":0,"skipped":0,"failed":0,"not_run":0}
+//! ```
+//! The `plan` line is a function of the workflow alone; start/finish lines
+//! follow completion order, which varies with `-j`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+pub struct EventLog {
+    lines: Vec<u8>,
+    path: PathBuf,
+}
+
+impl EventLog {
+    pub fn new(store_root: &Path, workflow_id: &str) -> Self {
+        EventLog {
+            lines: Vec::new(),
+            path: store_root
+                .join("runs")
+                .join(workflow_id)
+                .join("events.jsonl"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn push(&mut self, event: Value) {
+        // Serialising a Value cannot fail.
+        let _ = serde_json::to_writer(&mut self.lines, &event);
+        self.lines.push(b'\n');
+    }
+
+    pub fn plan(&mut self, order: Vec<&str>) {
+        self.push(json!({"event": "plan", "order": order}));
+    }
+
+    /// Write the log through a temp file and a rename.
+    pub fn save(&self) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(&self.lines)?;
+        tmp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}

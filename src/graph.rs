@@ -11,8 +11,8 @@
 
 pub mod grid;
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -66,7 +66,10 @@ impl Graph {
     /// A grid phase's name means its gather node.
     pub fn find(&self, id: &str) -> Result<usize, Error> {
         self.index_of(id).ok_or_else(|| Error::Usage {
-            message: format!("no node named `{id}` in {}", self.workflow.root_file.display()),
+            message: format!(
+                "no node named `{id}` in {}",
+                self.workflow.root_file.display()
+            ),
             hint: did_you_mean(id, self.nodes.iter().map(|n| n.id.as_str())),
         })
     }
@@ -116,11 +119,19 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         let phase = &workflow.phases[pi];
         let location_of = |issue: &ConfigIssue| phase.locate(&issue.key);
         let issue_error = |issue: ConfigIssue| {
-            Error::invalid(location_of(&issue), issue.key.clone(), issue.message.clone())
-                .with_hint(issue.hint.clone())
+            Error::invalid(
+                location_of(&issue),
+                issue.key.clone(),
+                issue.message.clone(),
+            )
+            .with_hint(issue.hint.clone())
         };
         let implementation = factory.get(&phase.mode).ok_or_else(|| {
-            let key = if phase.key_locations.contains_key("mode") { "mode" } else { "type" };
+            let key = if phase.key_locations.contains_key("mode") {
+                "mode"
+            } else {
+                "type"
+            };
             Error::invalid(
                 phase.location.clone(),
                 key,
@@ -144,7 +155,8 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
             .collect();
         let grid = config.get("grid").cloned();
         let expand = implementation.expands_grid() && grid.is_some();
-        let mut specs: Vec<(String, Role, Map<String, Value>, Vec<usize>, Option<String>)> = Vec::new();
+        let mut specs: Vec<(String, Role, Map<String, Value>, Vec<usize>, Option<String>)> =
+            Vec::new();
         if expand {
             let strategy = config
                 .get("strategy")
@@ -168,13 +180,21 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
             let trial_ids = (first..first + trials.len()).collect();
             specs.push((
                 phase.name.clone(),
-                Role::Gather { trials: trials.len() },
+                Role::Gather {
+                    trials: trials.len(),
+                },
                 config.clone(),
                 trial_ids,
                 None,
             ));
         } else {
-            specs.push((phase.name.clone(), Role::Single, config.clone(), deps.clone(), None));
+            specs.push((
+                phase.name.clone(),
+                Role::Single,
+                config.clone(),
+                deps.clone(),
+                None,
+            ));
         }
         for (id, role, config, deps, group) in specs {
             let config = Value::Object(config);
@@ -220,7 +240,11 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         output_node.push(nodes.len() - 1);
     }
     check_outputs(&workflow, &nodes)?;
-    let by_id = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+    let by_id = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.clone(), i))
+        .collect();
     let mut graph = Graph {
         workflow,
         nodes,
@@ -384,7 +408,9 @@ fn check_conditions(graph: &Graph) -> Result<(), Error> {
         let Some(cond) = &node.when else { continue };
         let ancestors = graph.closure(&node.deps);
         for phase in cond.phases() {
-            let upstream = graph.index_of(phase).is_some_and(|j| ancestors[j] && j != i);
+            let upstream = graph
+                .index_of(phase)
+                .is_some_and(|j| ancestors[j] && j != i);
             if !upstream {
                 let p: &PhaseIr = &graph.workflow.phases[node.phase];
                 return Err(Error::invalid(

@@ -1,1 +1,208 @@
-//! (in progress)
+//! Node keys: blake3 over a canonical, versioned encoding of everything
+//! that determines a node's outputs (DESIGN §3).
+//!
+//! The ingredients are a serialisable struct ([`Ingredients`]), stored in
+//! every manifest so `admf explain` can diff them. The key deliberately
+//! leaves out the node's own name (two nodes doing the same work share an
+//! entry) and a trial's index (adding a value in front of a grid does not
+//! rerun the existing trials), and takes upstream *output digests*, not
+//! upstream keys, so an upstream rerun with identical outputs stops there
+//! (early cutoff).
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::phases::Role;
+use crate::stat_cache::StatCache;
+
+/// Bump when the encoding or the meaning of an ingredient changes.
+pub const KEY_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ingredients {
+    pub schema: u32,
+    pub mode: String,
+    /// The phase implementation's version string.
+    pub version: String,
+    /// `single`, `trial` or `gather`.
+    pub role: String,
+    /// The resolved config, maps sorted.
+    pub config: Value,
+    /// Input files by path relative to the declaring workflow's directory.
+    pub inputs: Vec<FileIngredient>,
+    /// Upstream nodes by id, with their output digests, in declared order.
+    pub upstream: Vec<UpstreamIngredient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIngredient {
+    pub path: String,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamIngredient {
+    pub node: String,
+    pub digest: String,
+}
+
+impl Ingredients {
+    pub fn key(&self) -> String {
+        let bytes = serde_json::to_vec(&canonical(
+            &serde_json::to_value(self).unwrap_or(Value::Null),
+        ))
+        .unwrap_or_default();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"admf-node-key\n");
+        hasher.update(&bytes);
+        hasher.finalize().to_hex().to_string()
+    }
+
+    pub fn to_value(&self) -> Value {
+        canonical(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+}
+
+pub fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Single => "single",
+        Role::Trial { .. } => "trial",
+        Role::Gather { .. } => "gather",
+    }
+}
+
+/// Hash each input through the stat cache.
+pub fn file_ingredients(
+    inputs: &[PathBuf],
+    base_dir: &Path,
+    stats: &StatCache,
+) -> std::io::Result<Vec<FileIngredient>> {
+    inputs
+        .iter()
+        .map(|path| {
+            Ok(FileIngredient {
+                path: relative_to(path, base_dir),
+                blake3: stats.hash_file(path)?,
+            })
+        })
+        .collect()
+}
+
+/// `path` relative to `base`, lexically, with `/` separators: the same on
+/// every machine and whatever the current directory.
+pub fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| {
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        crate::graph::normalize(&joined)
+    };
+    let (path, base) = (abs(path), abs(base));
+    let p: Vec<Component> = path.components().collect();
+    let b: Vec<Component> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+/// Objects with keys sorted, recursively: the canonical form that is hashed.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Ingredients {
+        Ingredients {
+            schema: KEY_SCHEMA,
+            mode: "command".into(),
+            version: "1".into(),
+            role: "single".into(),
+            config: json!({"run": "echo hi", "outputs": ["a"]}),
+            inputs: vec![FileIngredient {
+                path: "in.txt".into(),
+                blake3: "00".into(),
+            }],
+            upstream: vec![UpstreamIngredient {
+                node: "up".into(),
+                digest: "aa".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn key_ignores_map_order() {
+        let a = sample();
+        let mut b = sample();
+        b.config = json!({"outputs": ["a"], "run": "echo hi"});
+        assert_eq!(a.key(), b.key());
+    }
+
+    #[test]
+    fn every_ingredient_changes_the_key() {
+        let base = sample().key();
+        let mut changes: Vec<Ingredients> = Vec::new();
+        let mut c = sample();
+        c.mode = "backtest".into();
+        changes.push(c);
+        let mut c = sample();
+        c.version = "2".into();
+        changes.push(c);
+        let mut c = sample();
+        c.role = "trial".into();
+        changes.push(c);
+        let mut c = sample();
+        c.config = json!({"run": "echo ho", "outputs": ["a"]});
+        changes.push(c);
+        let mut c = sample();
+        c.inputs[0].blake3 = "01".into();
+        changes.push(c);
+        let mut c = sample();
+        c.inputs[0].path = "other.txt".into();
+        changes.push(c);
+        let mut c = sample();
+        c.upstream[0].digest = "ab".into();
+        changes.push(c);
+        for changed in changes {
+            assert_ne!(changed.key(), base, "{changed:?}");
+        }
+        assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn relative_paths_are_lexical() {
+        assert_eq!(
+            relative_to(Path::new("/p/data/x.csv"), Path::new("/p/workflows")),
+            "../data/x.csv"
+        );
+        assert_eq!(
+            relative_to(Path::new("/p/w/./in/a.txt"), Path::new("/p/w")),
+            "in/a.txt"
+        );
+    }
+}

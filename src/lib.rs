@@ -20,6 +20,7 @@ pub mod phases;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod run;
 pub mod stat_cache;
 pub mod store;
 pub mod workflow;

@@ -1,1 +1,15 @@
-fn main() {}
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+fn main() {
+    let cli = admf::cli::Cli::parse();
+    match admf::commands::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            eprint!("{}", e.render(color));
+            std::process::exit(e.exit_code());
+        }
+    }
+}

@@ -1,1 +1,142 @@
-//! (in progress)
+//! Build progress on stderr: a live bar naming the running nodes on a
+//! terminal, one plain line per finished node otherwise (CI, pipes).
+//! Cached nodes print nothing in plain mode; the summary counts them.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::dispatch::Observer;
+use crate::events::EventLog;
+use crate::graph::Graph;
+use crate::run::{NodeResult, Outcome};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    running: Vec<usize>,
+    pub events: EventLog,
+    verbose: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(total: usize, events: EventLog, verbose: bool, quiet: bool) -> Self {
+        let live = !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let bar = live.then(|| {
+            let bar = ProgressBar::new(total as u64);
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            running: Vec::new(),
+            events,
+            verbose,
+            quiet,
+        }
+    }
+
+    fn say(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprint!("{line}")),
+            None => eprint!("{line}"),
+        }
+    }
+
+    fn update(&self, graph: &Graph) {
+        if let Some(bar) = &self.bar {
+            let names: Vec<&str> = self
+                .running
+                .iter()
+                .map(|&i| graph.nodes[i].id.as_str())
+                .collect();
+            bar.set_message(names.join(", "));
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn planned(&mut self, graph: &Graph, selected: &[usize]) {
+        self.events.plan(
+            selected
+                .iter()
+                .map(|&i| graph.nodes[i].id.as_str())
+                .collect(),
+        );
+    }
+
+    fn started(&mut self, graph: &Graph, index: usize) {
+        self.running.push(index);
+        self.events
+            .push(serde_json::json!({"event": "start", "node": graph.nodes[index].id}));
+        self.update(graph);
+    }
+
+    fn finished(&mut self, graph: &Graph, index: usize, result: &NodeResult) {
+        self.running.retain(|&i| i != index);
+        let node = &graph.nodes[index];
+        let status = status_name(&result.outcome);
+        self.events.push(serde_json::json!({
+            "event": "finish",
+            "node": node.id,
+            "status": status,
+            "key": result.key,
+            "ms": (result.seconds * 1000.0).round() as u64,
+        }));
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        match &result.outcome {
+            Outcome::Cached => {}
+            Outcome::Ran => self.say(&format!(
+                "{:<8}{} ({:.2}s)\n",
+                "ran", node.id, result.seconds
+            )),
+            Outcome::Skipped(reason) => {
+                self.say(&format!("{:<8}{} ({reason})\n", "skipped", node.id))
+            }
+            Outcome::Failed(message) => {
+                let log = String::from_utf8_lossy(&result.log);
+                let mut text = format!("{:<8}{}: {message}\n", "FAILED", node.id);
+                if !log.trim().is_empty() {
+                    text.push_str(&format!("--- log of {} ---\n{log}", node.id));
+                    if !log.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    text.push_str("---\n");
+                }
+                self.say(&text);
+            }
+        }
+        if self.verbose && !matches!(result.outcome, Outcome::Failed(_)) && !result.log.is_empty() {
+            self.say(&format!(
+                "--- log of {} ---\n{}",
+                node.id,
+                String::from_utf8_lossy(&result.log)
+            ));
+        }
+        self.update(graph);
+    }
+}
+
+pub fn status_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ran => "ran",
+        Outcome::Cached => "cached",
+        Outcome::Skipped(_) => "skipped",
+        Outcome::Failed(_) => "failed",
+    }
+}

@@ -1,1 +1,146 @@
-//! (in progress)
+//! One function per subcommand. Each opens a [`Session`] (load → compile →
+//! store), does its work and returns the process exit code; errors go back
+//! to `main`, which renders them.
+
+mod build;
+mod cache;
+mod inspect;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, WorkflowArgs};
+use crate::error::Error;
+use crate::graph::{self, Graph};
+use crate::phases::{Builtin, Factory};
+use crate::run::RunContext;
+use crate::stat_cache::StatCache;
+use crate::store::Store;
+
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    match cli.command {
+        Command::Build {
+            wf,
+            targets,
+            jobs,
+            force,
+            force_all,
+            dry_run,
+            keep_going,
+            json,
+            verbose,
+        } => build::build(
+            &wf,
+            &build::BuildArgs {
+                targets,
+                jobs,
+                force,
+                force_all,
+                dry_run,
+                keep_going,
+                json,
+                verbose,
+            },
+        ),
+        Command::Graph {
+            wf,
+            format,
+            status,
+            expand,
+        } => inspect::graph(&wf, &format, status, expand),
+        Command::Status { wf, json } => inspect::status(&wf, json),
+        Command::Explain { wf, node } => inspect::explain(&wf, &node),
+        Command::Show { wf, node } => inspect::show(&wf, &node),
+        Command::Validate { wf } => {
+            let graph = compile(&wf)?;
+            eprintln!(
+                "{}: ok ({} phases, {} nodes)",
+                wf.workflow.display(),
+                graph.workflow.phases.len(),
+                graph.nodes.len()
+            );
+            Ok(0)
+        }
+        Command::Cache { cache_dir, action } => cache::run(&cache_dir, action),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "admf", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+pub fn factory() -> Arc<dyn Factory> {
+    Arc::new(Builtin::default())
+}
+
+pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
+    let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
+    graph::compile(workflow, factory().as_ref())
+}
+
+/// The directory holding the default store: the nearest ancestor of the
+/// workflow's directory with a `.git` or a `cache/`, else the workflow's
+/// directory itself.
+pub fn project_root(workflow: &Path) -> PathBuf {
+    let dir = std::path::absolute(workflow)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    dir.ancestors()
+        .find(|d| d.join(".git").exists() || d.join("cache").is_dir())
+        .unwrap_or(&dir)
+        .to_path_buf()
+}
+
+/// Names the workflow's refs: the file stem plus a hash of its absolute
+/// path, so two workflows with the same name do not share refs.
+pub fn workflow_id(workflow: &Path) -> String {
+    let abs = std::fs::canonicalize(workflow).unwrap_or_else(|_| workflow.to_path_buf());
+    let hash = blake3::hash(abs.to_string_lossy().as_bytes()).to_hex();
+    let stem = workflow.file_stem().unwrap_or_default().to_string_lossy();
+    format!("{stem}-{}", &hash[..12])
+}
+
+/// A compiled workflow with its store: what every command works on.
+pub struct Session {
+    pub ctx: Arc<RunContext>,
+}
+
+impl Session {
+    pub fn open(wf: &WorkflowArgs, force: Vec<bool>) -> Result<Session, Error> {
+        let graph = Arc::new(compile(wf)?);
+        let root = wf
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| project_root(&wf.workflow).join("cache"));
+        let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
+        let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
+        let force = if force.is_empty() {
+            vec![false; graph.nodes.len()]
+        } else {
+            force
+        };
+        Ok(Session {
+            ctx: Arc::new(RunContext {
+                graph,
+                store,
+                stats,
+                factory: factory(),
+                workflow_id: workflow_id(&wf.workflow),
+                force,
+            }),
+        })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.ctx.graph
+    }
+}
+
+/// Colour on a terminal unless `NO_COLOR` is set.
+pub fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

@@ -29,12 +29,15 @@ pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, C
     let mut total: usize = 1;
     for (key, values) in map {
         let values = axis(key, values)?;
-        total = total.checked_mul(values.len()).filter(|&t| t <= MAX_TRIALS).ok_or_else(|| {
-            ConfigIssue::new(
-                format!("grid.{key}"),
-                format!("the grid has more than {MAX_TRIALS} combinations"),
-            )
-        })?;
+        total = total
+            .checked_mul(values.len())
+            .filter(|&t| t <= MAX_TRIALS)
+            .ok_or_else(|| {
+                ConfigIssue::new(
+                    format!("grid.{key}"),
+                    format!("the grid has more than {MAX_TRIALS} combinations"),
+                )
+            })?;
         axes.push((key.clone(), values));
     }
     let prefix = strategy_type.unwrap_or("trial");
@@ -72,7 +75,10 @@ fn axis(key: &str, values: &Value) -> Result<Vec<Value>, ConfigIssue> {
         Value::Array(items) if items.is_empty() => Err(ConfigIssue::new(at, "has no values")),
         Value::Array(items) => {
             if items.iter().any(|v| v.is_array() || v.is_object()) {
-                return Err(ConfigIssue::new(at, "values must be numbers, strings or booleans"));
+                return Err(ConfigIssue::new(
+                    at,
+                    "values must be numbers, strings or booleans",
+                ));
             }
             Ok(items.clone())
         }
@@ -196,7 +202,10 @@ mod tests {
     fn ranges_are_inclusive() {
         let t = expand(&json!({"n": "range(5, 25, 5)"}), None).unwrap();
         let values: Vec<_> = t.iter().map(|t| t.params[0].1.clone()).collect();
-        assert_eq!(values, vec![json!(5), json!(10), json!(15), json!(20), json!(25)]);
+        assert_eq!(
+            values,
+            vec![json!(5), json!(10), json!(15), json!(20), json!(25)]
+        );
         let f = expand(&json!({"x": "range(0.1, 0.3, 0.1)"}), None).unwrap();
         let values: Vec<_> = f.iter().map(|t| t.params[0].1.clone()).collect();
         assert_eq!(values, vec![json!(0.1), json!(0.2), json!(0.3)]);
@@ -216,7 +225,8 @@ mod tests {
         ] {
             assert_eq!(expand(&grid, None).unwrap_err().key, key, "{grid}");
         }
-        let huge = json!({"a": "range(1, 1000, 1)", "b": "range(1, 1000, 1)", "c": "range(1, 1000, 1)"});
+        let huge =
+            json!({"a": "range(1, 1000, 1)", "b": "range(1, 1000, 1)", "c": "range(1, 1000, 1)"});
         assert_eq!(expand(&huge, None).unwrap_err().key, "grid.c");
     }
 
@@ -226,7 +236,10 @@ mod tests {
                             "grid": {"lookback": [1], "costs.fee": [0.1]}});
         let trials = expand(&config["grid"], Some("momentum")).unwrap();
         let c = trial_config(config.as_object().unwrap(), &trials[0]);
-        assert_eq!(Value::Object(c), json!({"strategy": {"type": "momentum", "parameters": {"lookback": 1}}, "costs": {"fee": 0.1}}));
+        assert_eq!(
+            Value::Object(c),
+            json!({"strategy": {"type": "momentum", "parameters": {"lookback": 1}}, "costs": {"fee": 0.1}})
+        );
     }
 
     proptest::proptest! {

@@ -1,22 +1,282 @@
+//! `mode: command`: any shell step. `run:` is executed by `sh -c` in the
+//! declaring workflow's directory, with `env:` added to the environment and
+//! stdout and stderr captured together into the node's log. `inputs:`
+//! (paths or globs) enter the key by content; every path in `outputs:`
+//! must exist when the command ends, is copied into the store, and is
+//! restored into the workspace on a cache hit. Declared outputs are removed
+//! before the command runs, so a stale file never passes for a fresh one.
+
+use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
+use globset::GlobBuilder;
 use serde_json::Value;
 
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use crate::error::did_you_mean;
+use crate::graph::normalize;
 
 pub struct Command;
+
+const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "description"];
+
+fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .ok_or_else(|| ConfigIssue::new(format!("{key}[{i}]"), "must be a path"))
+            })
+            .collect(),
+        Some(_) => Err(ConfigIssue::new(key, "must be a path or a list of paths")),
+    }
+}
+
+/// An output path must stay inside the workflow's directory.
+fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
+    let path = normalize(Path::new(raw));
+    let escapes = path.is_absolute() || path.starts_with("..") || path.as_os_str().is_empty();
+    if escapes {
+        return Err(ConfigIssue::new(
+            format!("outputs[{index}]"),
+            format!("`{raw}` must be a relative path inside the workflow's directory"),
+        ));
+    }
+    Ok(path.to_string_lossy().replace('\\', "/"))
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+/// Expand one `inputs:` glob: walk only below its literal prefix, so a
+/// pattern like `data/*.csv` never scans the rest of the project.
+fn expand_glob(pattern: &str, index: usize, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+    let key = format!("inputs[{index}]");
+    let matcher = GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| ConfigIssue::new(&key, format!("bad glob: {e}")))?
+        .compile_matcher();
+    let literal: PathBuf = Path::new(pattern)
+        .components()
+        .take_while(|c| !is_glob(&c.as_os_str().to_string_lossy()))
+        .collect();
+    let root = base_dir.join(&literal);
+    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(&root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(base_dir).ok()?.to_path_buf();
+            matcher.is_match(&rel).then(|| base_dir.join(rel))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(ConfigIssue::new(
+            key,
+            format!("`{pattern}` matches no file"),
+        ));
+    }
+    Ok(found)
+}
 
 impl Phase for Command {
     fn version(&self) -> &'static str {
         "command-1"
     }
-    fn validate(&self, _config: &Value) -> Result<(), ConfigIssue> {
+
+    fn inherits(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
+        let map = config
+            .as_object()
+            .ok_or_else(|| ConfigIssue::new("run", "a command phase needs `run:`"))?;
+        for key in map.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                let mut issue = ConfigIssue::new(key, "unknown key for mode `command`");
+                issue.hint = did_you_mean(key, KEYS.iter().copied());
+                return Err(issue);
+            }
+        }
+        match map.get("run") {
+            Some(Value::String(s)) if !s.trim().is_empty() => {}
+            Some(_) => return Err(ConfigIssue::new("run", "must be a non-empty shell command")),
+            None => return Err(ConfigIssue::new("run", "a command phase needs `run:`")),
+        }
+        strings(config, "inputs")?;
+        for (i, raw) in strings(config, "outputs")?.into_iter().enumerate() {
+            output_path(raw, i)?;
+        }
+        if let Some(env) = map.get("env") {
+            let env = env
+                .as_object()
+                .ok_or_else(|| ConfigIssue::new("env", "must be a mapping of NAME: value"))?;
+            for (k, v) in env {
+                if v.is_array() || v.is_object() || v.is_null() {
+                    return Err(ConfigIssue::new(
+                        format!("env.{k}"),
+                        "must be a string or number",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
-    fn inputs(&self, _config: &Value, _base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(vec![])
+
+    fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        let mut out = Vec::new();
+        for (i, pattern) in strings(config, "inputs")?.into_iter().enumerate() {
+            if is_glob(pattern) {
+                out.extend(expand_glob(pattern, i, base_dir)?);
+            } else {
+                out.push(base_dir.join(pattern));
+            }
+        }
+        Ok(out)
     }
-    fn execute(&self, _ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
+
+    fn workspace_outputs(&self, config: &Value, base_dir: &Path) -> Vec<(String, PathBuf)> {
+        strings(config, "outputs")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| output_path(raw, i).ok())
+            .map(|rel| (rel.clone(), base_dir.join(&rel)))
+            .collect()
+    }
+
+    fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
+        let run = ctx.config["run"].as_str().unwrap_or_default();
+        let outputs = self.workspace_outputs(ctx.config, ctx.base_dir);
+        for (_, path) in &outputs {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(PhaseError(format!(
+                        "cannot remove old {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        // One file for both streams keeps their interleaving.
+        let mut capture = tempfile::tempfile()?;
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(run)
+            .current_dir(if ctx.base_dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                ctx.base_dir
+            })
+            .stdin(std::process::Stdio::null())
+            .stdout(capture.try_clone()?)
+            .stderr(capture.try_clone()?);
+        if let Some(env) = ctx.config.get("env").and_then(Value::as_object) {
+            for (k, v) in env {
+                let value = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                cmd.env(k, value);
+            }
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| PhaseError(format!("cannot start `sh`: {e}")))?;
+        capture.rewind()?;
+        let mut text = Vec::new();
+        capture.read_to_end(&mut text)?;
+        ctx.log.write_all(&text)?;
+        if !status.success() {
+            return Err(PhaseError(match status.code() {
+                Some(code) => format!("command exited with status {code}"),
+                None => "command was killed by a signal".to_string(),
+            }));
+        }
+        for (rel, path) in &outputs {
+            if !path.is_file() {
+                return Err(PhaseError(format!(
+                    "declared output `{rel}` was not created"
+                )));
+            }
+            let dest = ctx.out_dir.join(rel);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            copy_file(path, &dest)?;
+        }
         Ok(())
+    }
+}
+
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut src = File::open(from)?;
+    let mut dst = File::create(to)?;
+    std::io::copy(&mut src, &mut dst)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validate_rejects_unknown_keys_with_hint() {
+        let err = Command
+            .validate(&json!({"run": "true", "outptus": ["a"]}))
+            .unwrap_err();
+        assert_eq!(err.key, "outptus");
+        assert_eq!(err.hint.as_deref(), Some("did you mean `outputs`?"));
+    }
+
+    #[test]
+    fn outputs_may_not_escape() {
+        for bad in ["../x", "/tmp/x", "a/../../x", "."] {
+            let err = Command
+                .validate(&json!({"run": "true", "outputs": [bad]}))
+                .unwrap_err();
+            assert_eq!(err.key, "outputs[0]", "{bad}");
+        }
+        assert!(
+            Command
+                .validate(&json!({"run": "true", "outputs": ["a/./b/../c"]}))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn globs_expand_sorted_below_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("d/sub")).unwrap();
+        for f in ["d/b.csv", "d/a.csv", "d/c.txt", "d/sub/e.csv"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let got = Command
+            .inputs(&json!({"run": "x", "inputs": ["d/*.csv"]}), dir.path())
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![dir.path().join("d/a.csv"), dir.path().join("d/b.csv")]
+        );
+        let err = Command
+            .inputs(&json!({"run": "x", "inputs": ["e/*.csv"]}), dir.path())
+            .unwrap_err();
+        assert_eq!(err.key, "inputs[0]");
     }
 }

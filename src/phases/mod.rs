@@ -40,8 +40,13 @@ pub enum Role {
     Single,
     /// The `index`-th combination of the grid (0-based), with its stable
     /// name such as `momentum_lookback=10_threshold=0.01`.
-    Trial { index: usize, name: String },
-    Gather { trials: usize },
+    Trial {
+        index: usize,
+        name: String,
+    },
+    Gather {
+        trials: usize,
+    },
 }
 
 /// The artifacts of one upstream node, as a phase sees them.

@@ -339,7 +339,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in ["", "a.b", "a > 1", "a.b >", "a.b => 1", "a.b > 1 and", "a.b > 'x"] {
+        for bad in [
+            "",
+            "a.b",
+            "a > 1",
+            "a.b >",
+            "a.b => 1",
+            "a.b > 1 and",
+            "a.b > 'x",
+        ] {
             assert!(Condition::parse(bad).is_err(), "accepted {bad:?}");
         }
     }

@@ -10,7 +10,15 @@ use crate::error::{Error, did_you_mean};
 
 /// Keys allowed at the top of a workflow file. `data`, `strategy` and
 /// `costs` are inherited by every phase that uses them.
-pub const TOP_KEYS: &[&str] = &["phases", "data", "strategy", "costs", "name", "description", "on"];
+pub const TOP_KEYS: &[&str] = &[
+    "phases",
+    "data",
+    "strategy",
+    "costs",
+    "name",
+    "description",
+    "on",
+];
 pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs"];
 /// Keys of a phase that steer the engine rather than configure the mode.
 pub const PHASE_KEYS: &[&str] = &[
@@ -47,7 +55,8 @@ fn wrapper_key(map: &Mapping) -> Option<&Value> {
     }
     let (k, v) = map.iter().next()?;
     let k = k.as_str()?;
-    let wrapped = !TOP_KEYS.contains(&k) && v.as_mapping().is_some_and(|m| m.contains_key("phases"));
+    let wrapped =
+        !TOP_KEYS.contains(&k) && v.as_mapping().is_some_and(|m| m.contains_key("phases"));
     wrapped.then_some(v)
 }
 
@@ -55,8 +64,10 @@ pub fn top_level(doc: &Document) -> Result<TopLevel<'_>, Error> {
     let map = match &doc.value {
         Value::Mapping(m) => m,
         Value::Null => {
-            return Err(Error::invalid(doc.locate(""), "workflow", "the file is empty")
-                .with_hint(Some("start with `phases:` or `strategy:`".into())));
+            return Err(
+                Error::invalid(doc.locate(""), "workflow", "the file is empty")
+                    .with_hint(Some("start with `phases:` or `strategy:`".into())),
+            );
         }
         _ => {
             return Err(Error::invalid(
@@ -67,7 +78,11 @@ pub fn top_level(doc: &Document) -> Result<TopLevel<'_>, Error> {
         }
     };
     if let Some(Value::Mapping(inner)) = wrapper_key(map) {
-        let key = map.keys().next().and_then(Value::as_str).unwrap_or_default();
+        let key = map
+            .keys()
+            .next()
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         return Ok(TopLevel {
             map: inner,
             prefix: format!("{key}."),
@@ -186,7 +201,11 @@ fn raw_phase(doc: &Document, path: &str, item: &Value) -> Result<RawPhase, Error
     let map = item.as_mapping().ok_or_else(shape_error)?;
     if let Some(name) = map.get("name") {
         let name = name.as_str().ok_or_else(|| {
-            Error::invalid(doc.locate(&format!("{path}.name")), "name", "must be a string")
+            Error::invalid(
+                doc.locate(&format!("{path}.name")),
+                "name",
+                "must be a string",
+            )
         })?;
         return Ok(RawPhase {
             name: name.to_string(),

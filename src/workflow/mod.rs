@@ -66,7 +66,12 @@ struct Inherited {
 }
 
 impl Inherited {
-    fn overlay(&mut self, doc: &Document, map: &serde_yaml::Mapping, prefix: &str) -> Result<(), Error> {
+    fn overlay(
+        &mut self,
+        doc: &Document,
+        map: &serde_yaml::Mapping,
+        prefix: &str,
+    ) -> Result<(), Error> {
         for key in INHERITED_KEYS {
             if let Some(v) = map.get(*key) {
                 let path = format!("{prefix}{key}");
@@ -141,7 +146,11 @@ impl Loader {
             sinks: Vec::new(),
             entry: entry.unwrap_or_default(),
         });
-        let base_dir = doc.file().parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = doc
+            .file()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
         let mut depended: Vec<String> = Vec::new();
         let mut previous: Option<String> = None;
@@ -207,7 +216,11 @@ impl Loader {
                     v.as_str()
                         .map(|s| (s.to_string(), item_path.clone()))
                         .ok_or_else(|| {
-                            Error::invalid(doc.locate(&item_path), "depends_on", "must be a phase name")
+                            Error::invalid(
+                                doc.locate(&item_path),
+                                "depends_on",
+                                "must be a phase name",
+                            )
                         })
                 })
                 .collect::<Result<_, _>>()?,
@@ -255,7 +268,11 @@ impl Loader {
                 ));
             }
             (Some(m), None) | (None, Some(m)) => {
-                let key = if f.contains_key("mode") { "mode" } else { "type" };
+                let key = if f.contains_key("mode") {
+                    "mode"
+                } else {
+                    "type"
+                };
                 m.as_str()
                     .ok_or_else(|| Error::invalid(at(key), key, "must be a mode name"))?
                     .to_string()
@@ -273,13 +290,15 @@ impl Loader {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| Error::invalid(at("retries"), "retries", "must be a non-negative integer"))?,
+                .ok_or_else(|| {
+                    Error::invalid(at("retries"), "retries", "must be a non-negative integer")
+                })?,
         };
         let when = match f.get("when") {
             None => None,
             Some(Value::String(text)) => {
-                let cond = Condition::parse(text)
-                    .map_err(|e| Error::invalid(at("when"), "when", e))?;
+                let cond =
+                    Condition::parse(text).map_err(|e| Error::invalid(at("when"), "when", e))?;
                 Some((cond, at("when")))
             }
             Some(_) => {
@@ -420,7 +439,13 @@ impl Loader {
     }
 
     /// A local name, or `include/inner` reaching into an include.
-    fn lookup(&self, scope: usize, name: &str, location: &Location, key: &str) -> Result<Local, Error> {
+    fn lookup(
+        &self,
+        scope: usize,
+        name: &str,
+        location: &Location,
+        key: &str,
+    ) -> Result<Local, Error> {
         let (head, rest) = match name.split_once('/') {
             Some((h, r)) => (h, Some(r)),
             None => (name, None),
@@ -470,7 +495,9 @@ impl Loader {
                         return Err(Error::invalid(
                             location.clone(),
                             "when",
-                            format!("`{name}` is an included workflow; name one of its phases (`{name}/phase`)"),
+                            format!(
+                                "`{name}` is an included workflow; name one of its phases (`{name}/phase`)"
+                            ),
                         ));
                     };
                     names.insert(name.to_string(), self.pending[i].phase.name.clone());
@@ -504,7 +531,11 @@ pub fn to_json(doc: &Document, path: &str, v: &Value) -> Result<serde_json::Valu
                 serde_json::Number::from_f64(f)
                     .map(serde_json::Value::Number)
                     .ok_or_else(|| {
-                        Error::invalid(doc.locate(path), last_key(path), format!("{f} is not a finite number"))
+                        Error::invalid(
+                            doc.locate(path),
+                            last_key(path),
+                            format!("{f} is not a finite number"),
+                        )
                     })?
             }
         }

@@ -35,7 +35,10 @@ fn apply_one(root: &mut Value, set: &str) -> Result<(), Error> {
         .map_err(|e| usage(format!("--set `{set}`: value is not valid YAML: {e}"), None))?;
     let segments: Vec<&str> = path.split('.').collect();
     if segments.iter().any(|s| s.is_empty()) {
-        return Err(usage(format!("--set `{set}`: empty segment in `{path}`"), None));
+        return Err(usage(
+            format!("--set `{set}`: empty segment in `{path}`"),
+            None,
+        ));
     }
     let top = forms::unwrap_top_mut(root).ok_or_else(|| {
         usage(
@@ -46,7 +49,10 @@ fn apply_one(root: &mut Value, set: &str) -> Result<(), Error> {
     let phase_names = forms::phase_names(top);
     let (mut target, rest) = if phase_names.iter().any(|n| n == segments[0]) {
         let phase = forms::phase_map_mut(top, segments[0]).ok_or_else(|| {
-            usage(format!("--set `{set}`: phase `{}` is not a mapping", segments[0]), None)
+            usage(
+                format!("--set `{set}`: phase `{}` is not a mapping", segments[0]),
+                None,
+            )
         })?;
         (phase, &segments[1..])
     } else if TOP_KEYS.contains(&segments[0]) && segments[0] != "phases" {
@@ -65,7 +71,10 @@ fn apply_one(root: &mut Value, set: &str) -> Result<(), Error> {
         ));
     };
     if rest.is_empty() {
-        return Err(usage(format!("--set `{set}`: cannot replace a whole phase"), None));
+        return Err(usage(
+            format!("--set `{set}`: cannot replace a whole phase"),
+            None,
+        ));
     }
     for (i, seg) in rest.iter().enumerate() {
         let key = Value::String(seg.to_string());
@@ -126,7 +135,11 @@ mod tests {
     #[test]
     fn sets_inside_a_named_phase_of_either_form() {
         let mut d = doc("phases:\n  - {name: a, mode: backtest}\n  - b: {mode: report}\n");
-        apply(&mut d, &["a.costs.fee=0.002".into(), "b.title=hello".into()]).unwrap();
+        apply(
+            &mut d,
+            &["a.costs.fee=0.002".into(), "b.title=hello".into()],
+        )
+        .unwrap();
         assert_eq!(d["phases"][0]["costs"]["fee"], Value::from(0.002));
         assert_eq!(d["phases"][1]["b"]["title"], Value::from("hello"));
     }

@@ -112,15 +112,28 @@ fn strip_position(message: &str) -> String {
 fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = offset - before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1) + 1;
+    let column = offset
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
     (line, column)
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
     /// Inside a complex (non-scalar) mapping key: nothing is recorded.
-    Skip { depth: usize },
+    Skip {
+        depth: usize,
+    },
 }
 
 #[derive(Default)]
@@ -242,7 +255,10 @@ mod tests {
     #[test]
     fn duplicate_keys_are_rejected() {
         let err = parse(b"a: 1\na: 2\n", Path::new("x.yaml")).unwrap_err();
-        assert!(matches!(err, Error::Yaml { ref message, .. } if message.contains("duplicate")), "{err:?}");
+        assert!(
+            matches!(err, Error::Yaml { ref message, .. } if message.contains("duplicate")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! `admf cache ls | gc | verify`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::CacheAction;
+use crate::error::Error;
+use crate::store::{GcPolicy, Store};
+
+pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
+    let store = Store::open(root).map_err(|e| Error::io(root, e))?;
+    let io = |e| Error::io(root, e);
+    match action {
+        CacheAction::Ls => {
+            for e in store.ls().map_err(io)? {
+                println!(
+                    "{}  {:>10}  {:<8} {}{}",
+                    &e.key[..16],
+                    e.size,
+                    e.mode,
+                    e.node,
+                    if e.referenced { "" } else { "  (unreferenced)" }
+                );
+            }
+            Ok(0)
+        }
+        CacheAction::Gc {
+            keep,
+            older_than,
+            wait,
+            dry_run,
+        } => {
+            let older_than = older_than.as_deref().map(parse_duration).transpose()?;
+            let report = store
+                .gc(GcPolicy {
+                    keep_recent: keep,
+                    older_than,
+                    wait,
+                    dry_run,
+                })
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::WouldBlock {
+                        Error::Usage {
+                            message: "a build is running on this store".into(),
+                            hint: Some("wait for it, or pass --wait".into()),
+                        }
+                    } else {
+                        io(e)
+                    }
+                })?;
+            eprintln!(
+                "{} {} entries ({} bytes); kept {} referenced, {} unreferenced; {} invalid dirs and {} temp dirs removed",
+                if dry_run { "would remove" } else { "removed" },
+                report.removed.len(),
+                report.removed_bytes,
+                report.kept_referenced,
+                report.kept_unreferenced,
+                report.removed_invalid.len(),
+                report.removed_debris.len()
+            );
+            Ok(0)
+        }
+        CacheAction::Verify { repair } => {
+            let report = store.verify(repair).map_err(io)?;
+            for c in &report.corrupt {
+                eprintln!("corrupt: {} ({})", c.dir.display(), c.reason);
+            }
+            for t in &report.stale_tmp {
+                eprintln!("debris: {}", t.display());
+            }
+            eprintln!(
+                "checked {} entries: {} ok, {} corrupt, {} temp dirs{}",
+                report.checked,
+                report.ok,
+                report.corrupt.len(),
+                report.stale_tmp.len(),
+                if repair { " (repaired)" } else { "" }
+            );
+            Ok(if report.is_clean() || repair { 0 } else { 1 })
+        }
+    }
+}
+
+/// `30d`, `12h`, `90m`, `45s`.
+fn parse_duration(text: &str) -> Result<Duration, Error> {
+    let bad = || Error::Usage {
+        message: format!("--older-than `{text}`: expected a number and a unit (s, m, h, d)"),
+        hint: Some("for example --older-than 30d".into()),
+    };
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(secs))
+}

@@ -1,0 +1,206 @@
+//! The read-only commands: `graph`, `status`, `explain`, `show`.
+
+use serde_json::json;
+
+use super::{Session, color};
+use crate::cli::WorkflowArgs;
+use crate::error::Error;
+use crate::graph::Graph;
+use crate::phases::Role;
+use crate::plan::{self, Prediction, Reason, Verdict};
+use crate::render::view::{GraphView, NodeStatus, NodeView, RenderOptions};
+use crate::render::{Format, render};
+
+fn node_status(graph: &Graph, p: &Prediction) -> NodeStatus {
+    match &p.verdict {
+        Verdict::Fresh => NodeStatus::Fresh,
+        Verdict::Missing => NodeStatus::Missing,
+        Verdict::Skipped(reason) => NodeStatus::Skipped {
+            reason: reason.clone(),
+        },
+        Verdict::Stale(reason) => NodeStatus::Stale {
+            reason: describe(graph, reason),
+        },
+    }
+}
+
+fn describe(graph: &Graph, reason: &Reason) -> String {
+    match reason {
+        Reason::Upstream(d) => format!("upstream `{}` is stale", graph.nodes[*d].id),
+        Reason::Changed(changes) => changes.join("; "),
+        Reason::Error(e) => e.clone(),
+    }
+}
+
+pub fn view(graph: &Graph, predictions: Option<&[Prediction]>) -> GraphView {
+    GraphView {
+        workflow: graph.workflow.root_file.display().to_string(),
+        nodes: graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeView {
+                id: n.id.clone(),
+                mode: n.mode.clone(),
+                key: predictions.and_then(|p| p[i].key.clone()),
+                status: predictions.map(|p| node_status(graph, &p[i])),
+                deps: n.deps.clone(),
+                group: n.group.clone(),
+                trial_name: match &n.role {
+                    Role::Trial { name, .. } => Some(name.clone()),
+                    _ => None,
+                },
+                location: n.location.to_string(),
+            })
+            .collect(),
+    }
+}
+
+pub fn graph(wf: &WorkflowArgs, format: &str, status: bool, expand: bool) -> Result<i32, Error> {
+    let format: Format = format.parse().map_err(|_| Error::Usage {
+        message: format!("unknown format `{format}`"),
+        hint: None,
+    })?;
+    let session;
+    let compiled;
+    let (graph, predictions) = if status {
+        session = Session::open(wf, Vec::new())?;
+        (session.graph(), Some(plan::predict(&session.ctx)))
+    } else {
+        compiled = super::compile(wf)?;
+        (&compiled, None)
+    };
+    let view = view(graph, predictions.as_deref());
+    let opts = RenderOptions {
+        expand,
+        status,
+        color: format == Format::Text
+            && color()
+            && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    print!("{}", render(&view, format, &opts));
+    Ok(0)
+}
+
+pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
+    let session = Session::open(wf, Vec::new())?;
+    let graph = session.graph();
+    let predictions = plan::predict(&session.ctx);
+    if as_json {
+        let nodes: Vec<_> = graph
+            .order
+            .iter()
+            .map(|&i| {
+                let s = node_status(graph, &predictions[i]);
+                json!({"id": graph.nodes[i].id, "status": s.name(), "reason": match &s {
+                    NodeStatus::Stale { reason } | NodeStatus::Skipped { reason } => Some(reason.clone()),
+                    _ => None,
+                }, "key": predictions[i].key})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"nodes": nodes})).unwrap_or_default()
+        );
+    } else {
+        let width = graph.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
+        for &i in &graph.order {
+            let s = node_status(graph, &predictions[i]);
+            println!("{:<width$}  {}", graph.nodes[i].id, s.describe());
+        }
+    }
+    Ok(0)
+}
+
+pub fn explain(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
+    let session = Session::open(wf, Vec::new())?;
+    let graph = session.graph();
+    let mut i = graph.find(name)?;
+    let predictions = plan::predict(&session.ctx);
+    let mut indent = String::new();
+    loop {
+        let id = &graph.nodes[i].id;
+        match &predictions[i].verdict {
+            Verdict::Fresh => {
+                println!("{indent}{id} is fresh: nothing changed since its last build");
+                break;
+            }
+            Verdict::Missing => {
+                println!("{indent}{id} would run: it was never built with this store");
+                break;
+            }
+            Verdict::Skipped(reason) => {
+                println!("{indent}{id} would be skipped: {reason}");
+                break;
+            }
+            Verdict::Stale(Reason::Upstream(d)) => {
+                println!(
+                    "{indent}{id} would run: upstream `{}` would run",
+                    graph.nodes[*d].id
+                );
+                i = *d;
+            }
+            Verdict::Stale(Reason::Changed(changes)) => {
+                println!("{indent}{id} would run:");
+                for c in changes {
+                    println!("{indent}  - {c}");
+                }
+                break;
+            }
+            Verdict::Stale(Reason::Error(e)) => {
+                println!("{indent}{id} would run: {e}");
+                break;
+            }
+        }
+        indent.push_str("  ");
+    }
+    Ok(0)
+}
+
+pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
+    let session = Session::open(wf, Vec::new())?;
+    let graph = session.graph();
+    let i = graph.find(name)?;
+    let ctx = &session.ctx;
+    let id = &graph.nodes[i].id;
+    let Some(key) = ctx.store.read_ref(&ctx.workflow_id, id) else {
+        return Err(Error::Usage {
+            message: format!("`{id}` has not been built with this store yet"),
+            hint: Some(format!("run `admf build {}`", wf.workflow.display())),
+        });
+    };
+    let dir = ctx.store.entry_dir(&key);
+    println!("node:      {id}");
+    println!("key:       {key}");
+    println!("artifacts: {}", dir.join("out").display());
+    let mut files: Vec<_> = walkdir::WalkDir::new(dir.join("out"))
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir.join("out"))
+                .unwrap_or(e.path())
+                .display()
+                .to_string()
+        })
+        .collect();
+    files.sort();
+    for f in files.iter().take(50) {
+        println!("  {f}");
+    }
+    if files.len() > 50 {
+        println!("  ... and {} more", files.len() - 50);
+    }
+    if let Ok(metrics) = std::fs::read_to_string(dir.join("out/metrics.json")) {
+        println!("metrics:\n{}", metrics.trim_end());
+    }
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default();
+    if log.is_empty() {
+        println!("log:       (empty)");
+    } else {
+        println!("log:\n{}", log.trim_end());
+    }
+    Ok(0)
+}
