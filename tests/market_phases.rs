@@ -179,3 +179,46 @@ fn single_signal_generation_writes_gather_artifacts_too() {
     assert_eq!(m["best"]["name"], json!("momentum_lookback=20_threshold=0"));
     assert_eq!(m["trials"], json!(1));
 }
+
+fn analysis_of(gather: &Out) -> Out {
+    let a = admf::phases::analysis::Analysis;
+    let config = json!({"data": data(), "strategy": momentum(20), "classifiers": ["volatility", {"momentum": {"period": 10}}]});
+    let up = [gather.upstream("signal_generation", Role::Gather { trials: 3 })];
+    exec(&a, config, Role::Single, &up)
+}
+
+#[test]
+fn analysis_finds_best_trial_per_regime() {
+    let (_, gather) = sweep(&[10, 20, 30]);
+    let out = analysis_of(&gather);
+    let r = out.json("regimes.json");
+    let vol = &r["classifiers"]["volatility"];
+    assert_eq!(vol["parameters"]["period"], json!(14));
+    assert_eq!(
+        r["classifiers"]["momentum"]["parameters"]["period"],
+        json!(10)
+    );
+    let counts = &vol["counts"];
+    let total: u64 = ["low", "normal", "high", "warmup"]
+        .iter()
+        .map(|k| counts[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5241);
+    // Returns r_1..r_T go to the labels of bars 0..T-1: all but the last bar.
+    let in_regimes: u64 = ["low", "normal", "high"]
+        .iter()
+        .map(|k| vol["regimes"][k]["bars"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_regimes, 5240 - counts["warmup"].as_u64().unwrap());
+    let labels = out.text("labels_momentum.csv");
+    assert_eq!(labels.lines().count(), 5242);
+    assert!(labels.starts_with("ts,label\n1999-11-01,warmup\n"));
+    let m = out.json("metrics.json");
+    assert!(m["best"]["sharpe"].as_f64().is_some());
+    assert!(m["volatility"]["high"]["trial"].as_u64().is_some());
+    assert_eq!(out.text("trials.json"), gather.text("trials.json"));
+    assert_eq!(
+        out.text("regime_metrics.csv").lines().count(),
+        1 + 3 * 3 * 2
+    );
+}
