@@ -225,6 +225,8 @@ def run_once(tool: str, d: str, cmd: list[str], cap: float, label: str, meta: di
     after = snapshot(d, outputs)
     rec["rewritten"] = sum(1 for k in outputs if before[k] != after[k])
     rec["digest"], rec["missing_outputs"] = outputs_digest(d, outputs)
+    if rec["status"] == "ok" and rec["missing_outputs"]:
+        rec["status"] = "incomplete"  # exit 0 but declared outputs are missing
     return rec
 
 
@@ -298,8 +300,8 @@ def cell(rec: dict | None, base: dict | None, cap: float) -> str:
     st = rec.get("status")
     if st == "timeout":
         return f"> {int(cap)} s (cap)"
-    if st == "failed":
-        return "failed"
+    if st in ("failed", "incomplete"):
+        return st
     if st == "skipped":
         return "skipped"
     w = rec.get("wall_s")
