@@ -244,7 +244,8 @@ def bench_tool(tool, shape, n, args, admf_bin, meta_only=False) -> dict:
     meta = gen_dag.generate(shape, n, [tool], d, args.noop_command)
     setup_dir(tool, d)
     cmd = tool_cmd(tool, args.jobs, admf_bin)
-    res: dict = {"tool": tool, "shape": shape, "nodes": n, "dir": os.path.relpath(d, REPO),
+    res: dict = {"tool": tool, "shape": shape, "nodes": n, "cap_s": args.cap,
+                 "dir": os.path.relpath(d, REPO),
                  "command": " ".join(os.path.relpath(c, REPO) if c.startswith(REPO) else c
                                      for c in cmd)}
     log(f"  {tool}: cold")
@@ -347,7 +348,8 @@ def render_md(doc: dict) -> str:
                 digests.setdefault(r["root"]["digest"], []).append(r["tool"])
         majority = max(digests.items(), key=lambda kv: len(kv[1]))[0] if digests else None
         for r in rows:
-            cells = [cell(r.get(s), base.get(s) if base else None, cap) for s in STEPS]
+            rcap = r.get("cap_s", cap)
+            cells = [cell(r.get(s), base.get(s) if base else None, rcap) for s in STEPS]
             if r.get("cold", {}).get("status") == "skipped":
                 cells = [r["cold"].get("reason", "skipped")] + ["—"] * 3
             rss = max((r.get(s) or {}).get("peak_rss_kb") or 0 for s in STEPS)
@@ -415,7 +417,46 @@ def main() -> int:
     unavailable = install_peers(tools, admf_bin, not args.no_cargo_build)
     versions = {t: tool_version(t, admf_bin) for t in tools if t not in unavailable}
 
-    results = []
+    stem = args.name or ("build_tools_noop" if args.noop_command else "build_tools")
+    os.makedirs(args.results, exist_ok=True)
+    json_path = os.path.join(args.results, stem + ".json")
+    old_results: list = []
+    if args.merge and os.path.exists(json_path):
+        with open(json_path) as f:
+            old = json.load(f)
+        old_results = old.get("results", [])
+        versions = {**old.get("versions", {}), **versions}
+    config = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "jobs": args.jobs,
+        "cap_s": args.cap,
+        "noop_runs": args.noop_runs,
+        "noop_command": args.noop_command,
+        "sizes": sizes,
+        "shapes": shapes,
+        "tools": tools,
+    }
+    order = {t: i for i, t in enumerate(ALL_TOOLS)}
+    shape_order = {s: i for i, s in enumerate(gen_dag.SHAPES)}
+
+    def save(results: list, final: bool) -> None:
+        new_keys = {(r["shape"], r["nodes"], r["tool"]) for r in results}
+        rows = [r for r in old_results if (r["shape"], r["nodes"], r["tool"]) not in new_keys]
+        rows += results
+        rows.sort(key=lambda r: (shape_order[r["shape"]], r["nodes"], order[r["tool"]]))
+        doc = {"config": config, "versions": versions, "results": rows}
+        with open(json_path + ".tmp", "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        os.replace(json_path + ".tmp", json_path)
+        md = render_md(doc)
+        with open(os.path.join(args.results, stem + ".md"), "w") as f:
+            f.write(md)
+        if final:
+            print(md)
+
+    results: list = []
     for shape in shapes:
         for n in sizes:
             log(f"== {shape}, {n} nodes")
@@ -423,49 +464,14 @@ def main() -> int:
                 if tool in unavailable:
                     results.append({"tool": tool, "shape": shape, "nodes": n,
                                     "cold": {"status": "skipped", "reason": unavailable[tool]}})
-                    continue
-                if tool in SLOW_TOOLS and n > args.slow_max_nodes:
+                elif tool in SLOW_TOOLS and n > args.slow_max_nodes:
                     results.append({"tool": tool, "shape": shape, "nodes": n,
                                     "cold": {"status": "skipped",
                                              "reason": f"not run above {args.slow_max_nodes} nodes"}})
-                    continue
-                results.append(bench_tool(tool, shape, n, args, admf_bin))
-
-    stem = args.name or ("build_tools_noop" if args.noop_command else "build_tools")
-    os.makedirs(args.results, exist_ok=True)
-    json_path = os.path.join(args.results, stem + ".json")
-    if args.merge and os.path.exists(json_path):
-        with open(json_path) as f:
-            old = json.load(f)
-        new_keys = {(r["shape"], r["nodes"], r["tool"]) for r in results}
-        kept = [r for r in old.get("results", []) if (r["shape"], r["nodes"], r["tool"]) not in new_keys]
-        results = kept + results
-        versions = {**old.get("versions", {}), **versions}
-    order = {t: i for i, t in enumerate(ALL_TOOLS)}
-    shape_order = {s: i for i, s in enumerate(gen_dag.SHAPES)}
-    results.sort(key=lambda r: (shape_order[r["shape"]], r["nodes"], order[r["tool"]]))
-    doc = {
-        "config": {
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
-            "jobs": args.jobs,
-            "cap_s": args.cap,
-            "noop_runs": args.noop_runs,
-            "noop_command": args.noop_command,
-            "sizes": sizes,
-            "shapes": shapes,
-            "tools": tools,
-        },
-        "versions": versions,
-        "results": results,
-    }
-    with open(json_path, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    md = render_md(doc)
-    with open(os.path.join(args.results, stem + ".md"), "w") as f:
-        f.write(md)
-    print(md)
+                else:
+                    results.append(bench_tool(tool, shape, n, args, admf_bin))
+                save(results, final=False)
+    save(results, final=True)
     log(f"wrote {json_path} and {stem}.md")
     return 0
 
