@@ -11,21 +11,25 @@
 //! - positions and no look-ahead: [`strategy`];
 //! - the equity recursion and the first bar: [`equity`];
 //! - metric definitions and edge cases: [`metrics`], [`trades`];
-//! - signal files: [`signals`]; regimes: [`classifier`];
+//! - signal files: [`signals`]; regimes: [`classifier`], [`regime`];
 //! - weighted vote and weight search: [`ensemble`], [`weights`].
 
 pub mod bars;
-// pub mod classifier;
+pub mod classifier;
 pub mod csv_load;
 // pub mod ensemble;
-// pub mod equity;
-// pub mod indicators;
-// pub mod metrics;
-// pub mod signals;
-// pub mod strategy;
+pub mod equity;
+pub mod indicators;
+pub mod metrics;
+pub mod portfolio;
+pub mod regime;
+pub mod signals;
+pub mod strategy;
 pub mod timestamp;
-// pub mod trades;
+pub mod trades;
 // pub mod weights;
 
 pub use bars::{Bars, Frequency};
 pub use csv_load::{BadRowPolicy, Loaded, load_csv};
+pub use metrics::{Metrics, Objective};
+pub use strategy::Strategy;

@@ -1,0 +1,285 @@
+//! `analysis`: which parameters work best in which market regime.
+//!
+//! Reads the trials of the upstream `signal_generation` phase
+//! (`trials.json` + `signals/`) and the bars of its own inherited `data:`
+//! (one symbol), labels every bar with each of `classifiers:` (default
+//! `[volatility, momentum]`, see [`crate::market::classifier`]), and
+//! measures every trial on the bars of every regime
+//! ([`crate::market::regime`]). The best trial per regime is the one with
+//! the highest `objective` (default `sharpe`), ties to the lowest index.
+//!
+//! Writes:
+//! - `regimes.json`: `{objective, symbol, trials, classifiers: {<name>:
+//!   {parameters, counts: {<label>: bars}, regimes: {<label>: {bars,
+//!   best: {trial, name, params, sharpe, total_return, max_drawdown,
+//!   objective}}}}}}`;
+//! - `labels_<classifier>.csv`: `ts,label` for every bar (`warmup` before
+//!   the classifier is defined);
+//! - `regime_metrics.csv`: `classifier,regime,trial,name,bars,sharpe,
+//!   total_return,max_drawdown,volatility` for every trial and regime;
+//! - `metrics.json`: `best` (the highest per-regime objective over all
+//!   classifiers: `{classifier, regime, trial, name, sharpe, objective}`),
+//!   and per classifier `{best, <label>: {trial, name, sharpe}}`;
+//! - `trials.json` and `signals/` copied from upstream, so that a
+//!   downstream `signal_replay` that sees only this node finds them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde_json::{Map, Value, json};
+
+use super::backtest::issue_error;
+use super::common;
+use super::signal_generation::{TrialRecord, load_trials, signal_file};
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use crate::market::classifier::{Classifier, WARMUP};
+use crate::market::regime::regime_metrics;
+use crate::market::{Bars, Metrics, Objective, equity};
+
+pub struct Analysis;
+
+/// The `classifiers:` list (default: volatility and momentum).
+pub fn classifiers(config: &Value) -> Result<Vec<Classifier>, ConfigIssue> {
+    let list = match config.get("classifiers") {
+        None | Some(Value::Null) => vec![json!("volatility"), json!("momentum")],
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ (Value::String(_) | Value::Object(_))) => vec![one.clone()],
+        Some(_) => return Err(ConfigIssue::new("classifiers", "expected a list")),
+    };
+    let mut out: Vec<Classifier> = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        let c = Classifier::from_config(v)
+            .map_err(|e| common::spec_issue(&format!("classifiers.{i}"), e))?;
+        if out.iter().any(|o| o.kind() == c.kind()) {
+            return Err(ConfigIssue::new(
+                format!("classifiers.{i}"),
+                format!("classifier `{}` is listed twice", c.kind()),
+            ));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+pub fn objective(config: &Value) -> Result<Objective, ConfigIssue> {
+    match config.get("objective") {
+        None | Some(Value::Null) => Ok(Objective::Sharpe),
+        Some(Value::String(s)) => Objective::parse(s).ok_or_else(|| {
+            common::issue(
+                "objective",
+                format!(
+                    "unknown objective `{s}` (known: {})",
+                    Objective::NAMES.join(", ")
+                ),
+                crate::error::did_you_mean(s, Objective::NAMES.iter().copied()),
+            )
+        }),
+        Some(_) => Err(ConfigIssue::new("objective", "expected a metric name")),
+    }
+}
+
+/// The one symbol that analysis and replay work on.
+pub fn one_symbol(config: &Value) -> Result<common::DataSpec, ConfigIssue> {
+    let spec = common::data_spec(config, Path::new("."))?;
+    if spec.symbols.len() != 1 {
+        return Err(ConfigIssue::new(
+            "data.symbols",
+            format!(
+                "this mode works on one symbol; {} are listed",
+                spec.symbols.len()
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+impl Phase for Analysis {
+    fn version(&self) -> &'static str {
+        "analysis-1"
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
+        one_symbol(config)?;
+        common::fee(config)?;
+        classifiers(config)?;
+        objective(config)?;
+        Ok(())
+    }
+
+    fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        Ok(common::data_spec(config, base_dir)?.files)
+    }
+
+    fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
+        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+        let fee = common::fee(ctx.config).map_err(issue_error)?;
+        let classifiers = classifiers(ctx.config).map_err(issue_error)?;
+        let objective = objective(ctx.config).map_err(issue_error)?;
+        let bars = common::load_bars(&spec, ctx.log)?.remove(0);
+        let up = common::upstream_of(ctx.upstream, "signal_generation").ok_or_else(|| {
+            PhaseError("analysis needs an upstream `signal_generation` phase".into())
+        })?;
+        let (records, positions) = load_trials(&up.dir, &bars.symbol, &bars.ts_text)?;
+        copy_trials(&up.dir, ctx.out_dir, &records)?;
+        writeln!(ctx.log, "{} trials from {}", records.len(), up.node)?;
+        let result = analyse(&bars, &records, &positions, fee, &classifiers, objective);
+        for c in &classifiers {
+            let labels = c.classify(&bars);
+            let mut csv = String::from("ts,label\n");
+            for (t, l) in bars.ts_text.iter().zip(&labels) {
+                let _ = writeln!(csv, "{t},{}", c.label_name(*l));
+            }
+            common::write_file(ctx.out_dir, &format!("labels_{}.csv", c.kind()), &csv)?;
+        }
+        common::write_file(ctx.out_dir, "regime_metrics.csv", &result.table)?;
+        common::write_json(ctx.out_dir, "regimes.json", &result.regimes)?;
+        for line in &result.log {
+            writeln!(ctx.log, "{line}")?;
+        }
+        common::write_json(ctx.out_dir, "metrics.json", &result.metrics)
+    }
+}
+
+/// Copies `trials.json` and the signal files of `records`.
+pub fn copy_trials(from: &Path, to: &Path, records: &[TrialRecord]) -> Result<(), PhaseError> {
+    common::write_file(
+        to,
+        "trials.json",
+        &common::read_text(&from.join("trials.json"))?,
+    )?;
+    for r in records {
+        let name = signal_file(r.index);
+        common::write_file(to, &name, &common::read_text(&from.join(&name))?)?;
+    }
+    Ok(())
+}
+
+pub struct AnalysisResult {
+    pub regimes: Value,
+    pub metrics: Value,
+    pub table: String,
+    pub log: Vec<String>,
+}
+
+pub fn analyse(
+    bars: &Bars,
+    records: &[TrialRecord],
+    positions: &[Vec<i8>],
+    fee: f64,
+    classifiers: &[Classifier],
+    objective: Objective,
+) -> AnalysisResult {
+    let ppy = bars.frequency().periods_per_year();
+    let returns = equity::close_returns(&bars.close);
+    let curves: Vec<Vec<f64>> = positions
+        .par_iter()
+        .map(|p| equity::equity_curve(&returns, p, fee))
+        .collect();
+    let mut table = String::from(
+        "classifier,regime,trial,name,bars,sharpe,total_return,max_drawdown,volatility\n",
+    );
+    let mut by_classifier = Map::new();
+    let mut metrics = Map::new();
+    let mut log = Vec::new();
+    let mut overall: Option<(f64, Value)> = None;
+    for c in classifiers {
+        let labels = c.classify(bars);
+        let mut counts = Map::new();
+        for code in (0..c.labels().len() as u8).chain([WARMUP]) {
+            let n = labels.iter().filter(|l| **l == code).count();
+            counts.insert(c.label_name(code).into(), json!(n));
+        }
+        let mut regimes = Map::new();
+        let mut summary = Map::new();
+        let mut class_best: Option<(f64, Value)> = None;
+        for (code, label) in c.labels().iter().enumerate() {
+            let per_trial: Vec<Metrics> = curves
+                .par_iter()
+                .zip(positions)
+                .map(|(e, p)| regime_metrics(e, p, &labels, code as u8, ppy))
+                .collect();
+            for (r, m) in records.iter().zip(&per_trial) {
+                let _ = writeln!(
+                    table,
+                    "{},{label},{},{},{},{},{},{},{}",
+                    c.kind(),
+                    r.index,
+                    r.name,
+                    m.bars,
+                    m.sharpe,
+                    m.total_return,
+                    m.max_drawdown,
+                    m.volatility
+                );
+            }
+            let mut best: Option<usize> = None;
+            for (k, m) in per_trial.iter().enumerate() {
+                if best.is_none_or(|b| objective.of(m) > objective.of(&per_trial[b])) {
+                    best = Some(k);
+                }
+            }
+            let bars_in = per_trial.first().map_or(0, |m| m.bars);
+            let mut entry = Map::new();
+            entry.insert("bars".into(), json!(bars_in));
+            if let Some(b) = best {
+                let (r, m) = (&records[b], &per_trial[b]);
+                let value = objective.of(m);
+                entry.insert(
+                    "best".into(),
+                    json!({
+                        "trial": r.index, "name": r.name, "params": r.params,
+                        "sharpe": m.sharpe, "total_return": m.total_return,
+                        "max_drawdown": m.max_drawdown, "objective": value,
+                    }),
+                );
+                let short = json!({
+                    "classifier": c.kind(), "regime": label, "trial": r.index,
+                    "name": r.name, "sharpe": m.sharpe, "objective": value,
+                });
+                summary.insert(
+                    (*label).into(),
+                    json!({"trial": r.index, "name": r.name, "sharpe": m.sharpe}),
+                );
+                log.push(format!(
+                    "{} {label}: {bars_in} bars, best trial {} {} ({} {value:.3})",
+                    c.kind(),
+                    r.index,
+                    r.name,
+                    objective.name()
+                ));
+                if class_best.as_ref().is_none_or(|(v, _)| value > *v) {
+                    class_best = Some((value, short.clone()));
+                }
+                if overall.as_ref().is_none_or(|(v, _)| value > *v) {
+                    overall = Some((value, short));
+                }
+            }
+            regimes.insert((*label).into(), Value::Object(entry));
+        }
+        if let Some((_, b)) = class_best {
+            summary.insert("best".into(), b);
+        }
+        metrics.insert(c.kind().into(), Value::Object(summary));
+        by_classifier.insert(
+            c.kind().into(),
+            json!({"parameters": c.parameters(), "counts": counts, "regimes": regimes}),
+        );
+    }
+    if let Some((_, b)) = overall {
+        metrics.insert("best".into(), b);
+    }
+    metrics.insert("trials".into(), json!(records.len()));
+    metrics.insert("objective".into(), json!(objective.name()));
+    AnalysisResult {
+        regimes: json!({
+            "objective": objective.name(),
+            "symbol": bars.symbol,
+            "trials": records.len(),
+            "classifiers": by_classifier,
+        }),
+        metrics: Value::Object(metrics),
+        table,
+        log,
+    }
+}

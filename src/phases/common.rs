@@ -1,0 +1,405 @@
+//! Helpers shared by the trading modes: the inherited `data:`, `strategy:`
+//! and `costs:` config, loading bars, running a position series, writing
+//! artifacts and finding upstream artifacts.
+//!
+//! Artifacts are written deterministically: JSON pretty-printed with keys
+//! in sorted order and a final newline, floats in Rust's shortest
+//! round-trip form, never a timestamp or a wall-clock figure.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::{ConfigIssue, PhaseError, Role, Upstream};
+use crate::error::did_you_mean;
+use crate::market::{
+    BadRowPolicy, Bars, Metrics, Strategy, equity, load_csv, strategy::SpecIssue, trades,
+    trades::Trade,
+};
+
+/// The `data:` map: `source: csv`, `symbols: [...]`, and either `path:`
+/// (one file, one symbol) or `dir:` + `pattern:` (default
+/// `"{symbol}.csv"`), plus `on_bad_rows: error | drop | fix`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSpec {
+    pub symbols: Vec<String>,
+    pub files: Vec<PathBuf>,
+    pub policy: BadRowPolicy,
+}
+
+const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
+
+pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
+    let data = match config.get("data") {
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ConfigIssue::new("data", "expected a map")),
+        None => {
+            return Err(ConfigIssue::new(
+                "data",
+                "missing `data:` (source, symbols, path or dir)",
+            ));
+        }
+    };
+    for key in data.keys() {
+        if !DATA_KEYS.contains(&key.as_str()) {
+            return Err(issue(
+                format!("data.{key}"),
+                format!("unknown data key `{key}`"),
+                did_you_mean(key, DATA_KEYS.iter().copied()),
+            ));
+        }
+    }
+    match data.get("source") {
+        None => {}
+        Some(Value::String(s)) if s == "csv" => {}
+        Some(other) => {
+            return Err(issue(
+                "data.source",
+                format!("unsupported data source {other}; only `csv` is known"),
+                None,
+            ));
+        }
+    }
+    let policy = match data.get("on_bad_rows") {
+        None => BadRowPolicy::Error,
+        Some(Value::String(s)) => BadRowPolicy::parse(s).ok_or_else(|| {
+            issue(
+                "data.on_bad_rows",
+                format!("unknown policy `{s}` (error, drop or fix)"),
+                did_you_mean(s, BadRowPolicy::NAMES.iter().copied()),
+            )
+        })?,
+        Some(_) => {
+            return Err(ConfigIssue::new(
+                "data.on_bad_rows",
+                "expected error, drop or fix",
+            ));
+        }
+    };
+    let string_at = |key: &str| -> Result<Option<&str>, ConfigIssue> {
+        match data.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ConfigIssue::new(format!("data.{key}"), "expected a string")),
+        }
+    };
+    let path = string_at("path")?;
+    let dir = string_at("dir")?;
+    let pattern = string_at("pattern")?.unwrap_or("{symbol}.csv");
+    let mut symbols = match data.get("symbols") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ConfigIssue::new("data.symbols", "expected a list of names"))?,
+        Some(_) => return Err(ConfigIssue::new("data.symbols", "expected a list of names")),
+    };
+    let files = match (path, dir) {
+        (Some(p), None) => {
+            let p = base_dir.join(p);
+            if symbols.is_empty() {
+                let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+                symbols.push(stem.unwrap_or_else(|| "data".into()));
+            }
+            if symbols.len() > 1 {
+                return Err(issue(
+                    "data.path",
+                    "`path:` names one file but several symbols are listed",
+                    Some("use `dir:` and `pattern: \"{symbol}.csv\"` for several symbols".into()),
+                ));
+            }
+            vec![p]
+        }
+        (None, Some(d)) => {
+            if symbols.is_empty() {
+                return Err(ConfigIssue::new("data.symbols", "`dir:` needs `symbols:`"));
+            }
+            symbols
+                .iter()
+                .map(|s| base_dir.join(d).join(pattern.replace("{symbol}", s)))
+                .collect()
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigIssue::new(
+                "data.dir",
+                "give either `path:` or `dir:`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigIssue::new(
+                "data.path",
+                "missing `path:` (or `dir:` + `pattern:`)",
+            ));
+        }
+    };
+    Ok(DataSpec {
+        symbols,
+        files,
+        policy,
+    })
+}
+
+pub fn issue(
+    key: impl Into<String>,
+    message: impl Into<String>,
+    hint: Option<String>,
+) -> ConfigIssue {
+    ConfigIssue {
+        hint,
+        ..ConfigIssue::new(key, message)
+    }
+}
+
+/// Loads every symbol of `spec`, logging what the bad-row policy did.
+pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Bars>, PhaseError> {
+    let mut out = Vec::new();
+    for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
+        let loaded = load_csv(file, symbol, spec.policy)
+            .map_err(|e| PhaseError(e.render(false).trim_end().to_string()))?;
+        let b = &loaded.bars;
+        let f = b.frequency();
+        writeln!(
+            log,
+            "{symbol}: {} bars from {} ({}, {} .. {}, {} bars per year)",
+            b.len(),
+            file.display(),
+            f.name(),
+            b.ts_text[0],
+            b.ts_text[b.len() - 1],
+            f.periods_per_year()
+        )?;
+        if loaded.dropped + loaded.fixed > 0 {
+            let (line, rule) = loaded.first_problem.clone().unwrap_or_default();
+            writeln!(
+                log,
+                "{symbol}: on_bad_rows dropped {} and fixed {} row(s); first at line {line}: {rule}",
+                loaded.dropped, loaded.fixed
+            )?;
+        }
+        out.push(loaded.bars);
+    }
+    Ok(out)
+}
+
+/// The inherited `strategy:` map.
+pub fn strategy(config: &Value) -> Result<Strategy, ConfigIssue> {
+    let Some(s) = config.get("strategy") else {
+        return Err(ConfigIssue::new(
+            "strategy",
+            "missing `strategy:` (type, parameters)",
+        ));
+    };
+    Strategy::from_config(s).map_err(|e| spec_issue("strategy", e))
+}
+
+pub fn spec_issue(prefix: &str, e: SpecIssue) -> ConfigIssue {
+    let key = if e.key.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}.{}", e.key)
+    };
+    issue(key, e.message, e.hint)
+}
+
+const COSTS_KEYS: &[&str] = &["fee"];
+
+/// `costs: {fee: f}`, the proportional cost per unit of position change;
+/// 0 when absent.
+pub fn fee(config: &Value) -> Result<f64, ConfigIssue> {
+    let Some(costs) = config.get("costs") else {
+        return Ok(0.0);
+    };
+    let Some(map) = costs.as_object() else {
+        return Err(ConfigIssue::new(
+            "costs",
+            "expected a map such as {fee: 0.001}",
+        ));
+    };
+    for key in map.keys() {
+        if !COSTS_KEYS.contains(&key.as_str()) {
+            return Err(issue(
+                format!("costs.{key}"),
+                format!("unknown cost `{key}` (known: fee)"),
+                did_you_mean(key, COSTS_KEYS.iter().copied()),
+            ));
+        }
+    }
+    match map.get("fee") {
+        None => Ok(0.0),
+        Some(v) => v
+            .as_f64()
+            .filter(|f| (0.0..1.0).contains(f))
+            .ok_or_else(|| ConfigIssue::new("costs.fee", "expected a fraction in [0, 1)")),
+    }
+}
+
+/// A number from the phase's own config, with a range check.
+pub fn number_at(
+    config: &Value,
+    key: &str,
+    default: f64,
+    ok: impl Fn(f64) -> bool,
+    expected: &str,
+) -> Result<f64, ConfigIssue> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .filter(|x| x.is_finite() && ok(*x))
+            .ok_or_else(|| ConfigIssue::new(key, format!("expected {expected}"))),
+    }
+}
+
+/// One position series run through the equity recursion.
+pub struct Run {
+    pub positions: Vec<i8>,
+    pub equity: Vec<f64>,
+    pub trades: Vec<Trade>,
+    pub metrics: Metrics,
+}
+
+pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64) -> Run {
+    let r = equity::close_returns(&bars.close);
+    let e = equity::equity_curve(&r, &positions, fee);
+    let t = trades::round_trips(&r, &positions, fee);
+    let metrics = Metrics::compute(&e, &positions, &t, bars.frequency().periods_per_year());
+    Run {
+        positions,
+        equity: e,
+        trades: t,
+        metrics,
+    }
+}
+
+/// `ts,equity,position` (position omitted when `None`).
+pub fn equity_csv(ts: &[&str], equity: &[f64], positions: Option<&[i8]>) -> String {
+    let mut s = String::with_capacity(ts.len() * 32);
+    s.push_str(if positions.is_some() {
+        "ts,equity,position\n"
+    } else {
+        "ts,equity\n"
+    });
+    for (i, t) in ts.iter().enumerate() {
+        let _ = match positions {
+            Some(p) => writeln!(s, "{t},{},{}", equity[i], p[i]),
+            None => writeln!(s, "{t},{}", equity[i]),
+        };
+    }
+    s
+}
+
+/// `symbol,side,entry_ts,exit_ts,bars,closed,return` for every trade.
+pub fn trades_csv(runs: &[(&Bars, &[Trade])]) -> String {
+    let mut s = String::from("symbol,side,entry_ts,exit_ts,bars,closed,return\n");
+    for (bars, trades) in runs {
+        for t in trades.iter() {
+            let side = if t.side > 0 { "long" } else { "short" };
+            let _ = writeln!(
+                s,
+                "{},{side},{},{},{},{},{}",
+                bars.symbol,
+                bars.ts_text[t.entry],
+                bars.ts_text[t.exit],
+                t.exit - t.entry,
+                t.closed,
+                t.ret
+            );
+        }
+    }
+    s
+}
+
+pub fn metrics_map(m: &Metrics) -> Map<String, Value> {
+    match serde_json::to_value(m) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> Result<(), PhaseError> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_file(dir, name, &text)
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), PhaseError> {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| PhaseError(format!("{}: {e}", parent.display())))?;
+    }
+    std::fs::write(&path, text).map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+}
+
+pub fn read_text(path: &Path) -> Result<String, PhaseError> {
+    std::fs::read_to_string(path).map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+}
+
+pub fn read_json(path: &Path) -> Result<Value, PhaseError> {
+    serde_json::from_str(&read_text(path)?)
+        .map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+}
+
+/// The upstream node of `mode` that holds a whole phase's artifacts (a
+/// gather or single node, not a trial), the last such one listed.
+pub fn upstream_of<'a>(upstream: &'a [Upstream], mode: &str) -> Option<&'a Upstream> {
+    upstream
+        .iter()
+        .rev()
+        .find(|u| u.mode == mode && !matches!(u.role, Role::Trial { .. }))
+}
+
+/// A stable trial name from the strategy type and its configured
+/// parameters in key order, as the grid names trials
+/// (`momentum_lookback=20_threshold=0.01`).
+pub fn trial_name(config: &Value, strategy: &Strategy) -> String {
+    let mut name = strategy.kind().to_string();
+    if let Some(Value::Object(p)) = config.get("strategy").and_then(|s| s.get("parameters")) {
+        for (k, v) in p {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(name, "_{k}={v}");
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_spec_forms() {
+        let base = Path::new("/w");
+        let c = json!({"data": {"source": "csv", "symbols": ["SPY"], "path": "../d/SPY_D.csv"}});
+        let s = data_spec(&c, base).unwrap();
+        assert_eq!(s.files, vec![PathBuf::from("/w/../d/SPY_D.csv")]);
+        let c = json!({"data": {"symbols": ["A", "B"], "dir": "d", "pattern": "{symbol}_1d.csv"}});
+        let s = data_spec(&c, base).unwrap();
+        assert_eq!(s.files[1], PathBuf::from("/w/d/B_1d.csv"));
+        let e = data_spec(&json!({"data": {"paht": "x"}}), base).unwrap_err();
+        assert_eq!(e.key, "data.paht");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `path`?"));
+        let e =
+            data_spec(&json!({"data": {"symbols": ["A", "B"], "path": "x"}}), base).unwrap_err();
+        assert_eq!(e.key, "data.path");
+    }
+
+    #[test]
+    fn costs_and_strategy_issues_carry_full_keys() {
+        let e = fee(&json!({"costs": {"fees": 0.1}})).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.hint.as_deref()),
+            ("costs.fees", Some("did you mean `fee`?"))
+        );
+        let e = strategy(&json!({"strategy": {"type": "momentum", "parameters": {"lookbak": 1}}}))
+            .unwrap_err();
+        assert_eq!(e.key, "strategy.parameters.lookbak");
+    }
+}

@@ -1,0 +1,254 @@
+//! `signal_generation`: positions of one strategy over a parameter grid,
+//! saved as sparse signal files for later phases to replay.
+//!
+//! The engine expands `grid:` into one [`Role::Trial`] node per combination
+//! (config without `grid`, the combination merged into
+//! `strategy.parameters`) and one [`Role::Gather`] node whose upstream are
+//! the trials in index order.
+//!
+//! - A trial writes `signal.jsonl` ([`crate::market::signals`]),
+//!   `equity.csv`, `trades.csv` and `metrics.json`: its backtest metrics
+//!   plus `index`, `name`, `strategy` and `params` (every parameter,
+//!   defaults included).
+//! - The gather node writes `signals/trial_N.jsonl` (copies),
+//!   `trials.json` (a list of [`TrialRecord`]) and `metrics.json`:
+//!   `{trials: count, strategy, best: {trial, name, sharpe, total_return,
+//!   params}}`, best by Sharpe with ties to the lowest index.
+//! - Without a grid ([`Role::Single`]) the one trial writes both sets.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::backtest::{issue_error, log_run, write_runs};
+use super::common;
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
+use crate::error::did_you_mean;
+use crate::market::{Metrics, signals, strategy};
+
+pub struct SignalGeneration;
+
+/// One entry of `trials.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub index: usize,
+    pub name: String,
+    pub params: Value,
+    pub metrics: Metrics,
+}
+
+/// The file name of trial `index` under `signals/`.
+pub fn signal_file(index: usize) -> String {
+    format!("signals/trial_{index}.jsonl")
+}
+
+impl Phase for SignalGeneration {
+    fn version(&self) -> &'static str {
+        "signal_generation-1"
+    }
+
+    fn expands_grid(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
+        common::data_spec(config, Path::new("."))?;
+        let s = common::strategy(config)?;
+        common::fee(config)?;
+        match config.get("grid") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(grid)) => {
+                let names = strategy::parameter_names(s.kind());
+                for key in grid.keys().filter(|k| !k.contains('.')) {
+                    if !names.contains(&key.as_str()) {
+                        return Err(common::issue(
+                            format!("grid.{key}"),
+                            format!(
+                                "`{key}` is not a parameter of `{}` (known: {})",
+                                s.kind(),
+                                names.join(", ")
+                            ),
+                            did_you_mean(key, names.iter().copied()),
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(ConfigIssue::new(
+                    "grid",
+                    "expected a map of parameter lists",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        Ok(common::data_spec(config, base_dir)?.files)
+    }
+
+    fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
+        match ctx.role.clone() {
+            Role::Gather { trials } => gather(ctx, trials),
+            Role::Trial { index, name } => trial(ctx, index, &name).map(|_| ()),
+            Role::Single => {
+                let record = trial(ctx, 0, "")?;
+                std::fs::copy(ctx.out_dir.join("signal.jsonl"), {
+                    let p = ctx.out_dir.join(signal_file(0));
+                    std::fs::create_dir_all(p.parent().unwrap_or(ctx.out_dir))?;
+                    p
+                })?;
+                let records = vec![record];
+                common::write_json(ctx.out_dir, "trials.json", &json!(records))?;
+                // The trial's own metrics plus the gather summary, so that
+                // conditions such as `x.best.sharpe` work either way.
+                let mut m = common::read_json(&ctx.out_dir.join("metrics.json"))?;
+                if let (Value::Object(m), Value::Object(s)) = (&mut m, summary(&records)) {
+                    m.extend(s);
+                }
+                common::write_json(ctx.out_dir, "metrics.json", &m)
+            }
+        }
+    }
+}
+
+fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRecord, PhaseError> {
+    let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+    let strategy = common::strategy(ctx.config).map_err(issue_error)?;
+    let fee = common::fee(ctx.config).map_err(issue_error)?;
+    let name = if name.is_empty() {
+        common::trial_name(ctx.config, &strategy)
+    } else {
+        name.to_string()
+    };
+    let bars = common::load_bars(&spec, ctx.log)?;
+    let mut signal = String::new();
+    let mut runs = Vec::new();
+    for b in &bars {
+        let p = strategy.positions(b);
+        signals::write_sparse(&mut signal, &b.symbol, &b.ts_text, &p);
+        runs.push(common::run(b, p, fee));
+    }
+    common::write_file(ctx.out_dir, "signal.jsonl", &signal)?;
+    let (metrics, per_symbol) = write_runs(ctx.out_dir, &bars, &runs)?;
+    log_run(ctx.log, &spec.symbols.join(","), &name, &metrics)?;
+    let mut m = common::metrics_map(&metrics);
+    m.insert("index".into(), json!(index));
+    m.insert("name".into(), json!(name));
+    m.insert("strategy".into(), json!(strategy.kind()));
+    m.insert("params".into(), strategy.parameters());
+    if let Some(per) = per_symbol {
+        m.insert("per_symbol".into(), per);
+    }
+    common::write_json(ctx.out_dir, "metrics.json", &Value::Object(m))?;
+    Ok(TrialRecord {
+        index,
+        name,
+        params: strategy.parameters(),
+        metrics,
+    })
+}
+
+fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError> {
+    let mut trials: Vec<(usize, &super::Upstream)> = ctx
+        .upstream
+        .iter()
+        .filter_map(|u| match &u.role {
+            Role::Trial { index, .. } => Some((*index, u)),
+            _ => None,
+        })
+        .collect();
+    trials.sort_by_key(|(i, _)| *i);
+    if trials.len() != expected {
+        return Err(PhaseError(format!(
+            "expected {expected} trials upstream, found {}",
+            trials.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(trials.len());
+    for (index, up) in &trials {
+        let m = common::read_json(&up.dir.join("metrics.json"))?;
+        let metrics: Metrics = serde_json::from_value(m.clone())
+            .map_err(|e| PhaseError(format!("{}: {e}", up.dir.display())))?;
+        let name = match &up.role {
+            Role::Trial { name, .. } => name.clone(),
+            _ => String::new(),
+        };
+        let text = common::read_text(&up.dir.join("signal.jsonl"))?;
+        common::write_file(ctx.out_dir, &signal_file(*index), &text)?;
+        records.push(TrialRecord {
+            index: *index,
+            name,
+            params: m.get("params").cloned().unwrap_or(Value::Null),
+            metrics,
+        });
+    }
+    common::write_json(ctx.out_dir, "trials.json", &json!(records))?;
+    let s = summary(&records);
+    if let Some(best) = s.get("best") {
+        writeln!(
+            ctx.log,
+            "{} trials; best by sharpe: trial {} {} (sharpe {:.3}, total return {:.2}%)",
+            records.len(),
+            best["trial"],
+            best["name"].as_str().unwrap_or(""),
+            best["sharpe"].as_f64().unwrap_or(0.0),
+            best["total_return"].as_f64().unwrap_or(0.0) * 100.0
+        )?;
+    }
+    let mut m = s;
+    if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
+        let strat = common::read_json(&first.1.dir.join("metrics.json"))?;
+        m.insert(
+            "strategy".into(),
+            strat.get("strategy").cloned().unwrap_or(Value::Null),
+        );
+    }
+    common::write_json(ctx.out_dir, "metrics.json", &m)
+}
+
+/// `{trials, best: {trial, name, sharpe, total_return, params}}`.
+pub fn summary(records: &[TrialRecord]) -> Value {
+    let mut best: Option<&TrialRecord> = None;
+    for r in records {
+        if best.is_none_or(|b| r.metrics.sharpe > b.metrics.sharpe) {
+            best = Some(r);
+        }
+    }
+    match best {
+        Some(b) => json!({
+            "trials": records.len(),
+            "best": {
+                "trial": b.index,
+                "name": b.name,
+                "sharpe": b.metrics.sharpe,
+                "total_return": b.metrics.total_return,
+                "params": b.params,
+            }
+        }),
+        None => json!({"trials": 0}),
+    }
+}
+
+/// Reads `trials.json` and the dense position series of every trial for
+/// the bars of `sym`, from a directory holding the gather artifacts.
+pub fn load_trials(
+    dir: &Path,
+    sym: &str,
+    ts_text: &[String],
+) -> Result<(Vec<TrialRecord>, Vec<Vec<i8>>), PhaseError> {
+    let path = dir.join("trials.json");
+    let records: Vec<TrialRecord> = serde_json::from_value(common::read_json(&path)?)
+        .map_err(|e| PhaseError(format!("{}: {e}", path.display())))?;
+    let mut dense = Vec::with_capacity(records.len());
+    for r in &records {
+        let file = dir.join(signal_file(r.index));
+        let changes = signals::read_sparse(&common::read_text(&file)?)
+            .map_err(|e| PhaseError(format!("{}: {e}", file.display())))?;
+        let p = signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
+            .map_err(|e| PhaseError(format!("{}: {e}", file.display())))?;
+        dense.push(p);
+    }
+    Ok((records, dense))
+}

@@ -1,0 +1,224 @@
+//! The trading modes driven through the `Phase` trait, on the shipped
+//! daily file: artifacts, roles, determinism.
+
+use std::path::{Path, PathBuf};
+
+use admf::phases::{Phase, PhaseContext, Role, Upstream};
+use serde_json::{Value, json};
+
+fn base() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn data() -> Value {
+    json!({"source": "csv", "symbols": ["SPY"], "path": "../data/SPY_D.csv"})
+}
+
+struct Out {
+    dir: tempfile::TempDir,
+    log: String,
+}
+
+impl Out {
+    fn json(&self, name: &str) -> Value {
+        serde_json::from_str(&self.text(name)).unwrap()
+    }
+    fn text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+    fn upstream(&self, mode: &str, role: Role) -> Upstream {
+        Upstream {
+            node: mode.into(),
+            mode: mode.into(),
+            role,
+            dir: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
+fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> Out {
+    phase.validate(&config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Vec::new();
+    let mut ctx = PhaseContext {
+        node: "n",
+        config: &config,
+        role: &role,
+        base_dir: &base(),
+        upstream,
+        out_dir: dir.path(),
+        log: &mut log,
+    };
+    phase.execute(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
+    Out {
+        dir,
+        log: String::from_utf8(log).unwrap(),
+    }
+}
+
+fn momentum(lookback: u32) -> Value {
+    json!({"type": "momentum", "parameters": {"lookback": lookback, "threshold": 0}})
+}
+
+#[test]
+fn backtest_writes_metrics_equity_and_trades() {
+    let config = json!({"data": data(), "strategy": momentum(20)});
+    let b = admf::phases::backtest::Backtest;
+    assert_eq!(
+        b.inputs(&config, &base()).unwrap(),
+        vec![base().join("../data/SPY_D.csv")]
+    );
+    let out = exec(&b, config, Role::Single, &[]);
+    let m = out.json("metrics.json");
+    assert!((m["total_return"].as_f64().unwrap() - 0.4695007257399022).abs() < 1e-9);
+    assert_eq!(m["periods_per_year"], json!(252.0));
+    assert_eq!(m["params"]["lookback"], json!(20));
+    let equity = out.text("equity.csv");
+    assert_eq!(equity.lines().count(), 5242);
+    assert!(equity.starts_with("ts,equity,position\n1999-11-01,1,0\n"));
+    let trades = out.text("trades.csv");
+    assert_eq!(trades.lines().count(), 257);
+    assert!(out.log.contains("SPY: 5241 bars"), "{}", out.log);
+}
+
+#[test]
+fn validate_names_keys_with_hints() {
+    let b = admf::phases::backtest::Backtest;
+    let e = b
+        .validate(&json!({"data": data(), "strategy": {"type": "momentun"}}))
+        .unwrap_err();
+    assert_eq!(e.key, "strategy.type");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `momentum`?"));
+    let g = admf::phases::signal_generation::SignalGeneration;
+    let e = g
+        .validate(&json!({"data": data(), "strategy": momentum(5), "grid": {"lookbak": [1, 2]}}))
+        .unwrap_err();
+    assert_eq!(e.key, "grid.lookbak");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `lookback`?"));
+}
+
+/// Runs a momentum lookback grid as the engine would: trials then gather.
+fn sweep(lookbacks: &[u32]) -> (Vec<Out>, Out) {
+    let g = admf::phases::signal_generation::SignalGeneration;
+    let trials: Vec<Out> = lookbacks
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let role = Role::Trial {
+                index: i,
+                name: format!("momentum_lookback={l}"),
+            };
+            exec(
+                &g,
+                json!({"data": data(), "strategy": momentum(l)}),
+                role,
+                &[],
+            )
+        })
+        .collect();
+    let ups: Vec<Upstream> = trials
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.upstream(
+                "signal_generation",
+                Role::Trial {
+                    index: i,
+                    name: format!("momentum_lookback={}", lookbacks[i]),
+                },
+            )
+        })
+        .collect();
+    let config = json!({"data": data(), "strategy": momentum(20), "grid": {"lookback": lookbacks}});
+    let gather = exec(
+        &g,
+        config,
+        Role::Gather {
+            trials: lookbacks.len(),
+        },
+        &ups,
+    );
+    (trials, gather)
+}
+
+#[test]
+fn signal_generation_trials_and_gather() {
+    let (trials, gather) = sweep(&[10, 20, 30]);
+    let m1 = trials[1].json("metrics.json");
+    assert_eq!(m1["name"], json!("momentum_lookback=20"));
+    assert!((m1["sharpe"].as_f64().unwrap() - 0.22700571774434425).abs() < 1e-9);
+    let sig = trials[1].text("signal.jsonl");
+    assert!(
+        sig.starts_with("{\"i\":20,\"ts\":\"1999-11-30\",\"sym\":\"SPY\",\"v\":1}\n"),
+        "{sig}"
+    );
+    assert_eq!(gather.text("signals/trial_1.jsonl"), sig);
+    let t = gather.json("trials.json");
+    assert_eq!(t.as_array().unwrap().len(), 3);
+    assert_eq!(t[2]["params"]["lookback"], json!(30));
+    let m = gather.json("metrics.json");
+    assert_eq!(m["trials"], json!(3));
+    let best = m["best"]["trial"].as_u64().unwrap() as usize;
+    let sharpes: Vec<f64> = (0..3)
+        .map(|i| t[i]["metrics"]["sharpe"].as_f64().unwrap())
+        .collect();
+    assert!(sharpes.iter().all(|s| *s <= sharpes[best]));
+}
+
+#[test]
+fn single_signal_generation_writes_gather_artifacts_too() {
+    let g = admf::phases::signal_generation::SignalGeneration;
+    let out = exec(
+        &g,
+        json!({"data": data(), "strategy": momentum(20)}),
+        Role::Single,
+        &[],
+    );
+    assert_eq!(out.text("signals/trial_0.jsonl"), out.text("signal.jsonl"));
+    let m = out.json("metrics.json");
+    assert_eq!(m["best"]["name"], json!("momentum_lookback=20_threshold=0"));
+    assert_eq!(m["trials"], json!(1));
+}
+
+fn analysis_of(gather: &Out) -> Out {
+    let a = admf::phases::analysis::Analysis;
+    let config = json!({"data": data(), "strategy": momentum(20), "classifiers": ["volatility", {"momentum": {"period": 10}}]});
+    let up = [gather.upstream("signal_generation", Role::Gather { trials: 3 })];
+    exec(&a, config, Role::Single, &up)
+}
+
+#[test]
+fn analysis_finds_best_trial_per_regime() {
+    let (_, gather) = sweep(&[10, 20, 30]);
+    let out = analysis_of(&gather);
+    let r = out.json("regimes.json");
+    let vol = &r["classifiers"]["volatility"];
+    assert_eq!(vol["parameters"]["period"], json!(14));
+    assert_eq!(
+        r["classifiers"]["momentum"]["parameters"]["period"],
+        json!(10)
+    );
+    let counts = &vol["counts"];
+    let total: u64 = ["low", "normal", "high", "warmup"]
+        .iter()
+        .map(|k| counts[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 5241);
+    // Returns r_1..r_T go to the labels of bars 0..T-1: all but the last bar.
+    let in_regimes: u64 = ["low", "normal", "high"]
+        .iter()
+        .map(|k| vol["regimes"][k]["bars"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_regimes, 5240 - counts["warmup"].as_u64().unwrap());
+    let labels = out.text("labels_momentum.csv");
+    assert_eq!(labels.lines().count(), 5242);
+    assert!(labels.starts_with("ts,label\n1999-11-01,warmup\n"));
+    let m = out.json("metrics.json");
+    assert!(m["best"]["sharpe"].as_f64().is_some());
+    assert!(m["volatility"]["high"]["trial"].as_u64().is_some());
+    assert_eq!(out.text("trials.json"), gather.text("trials.json"));
+    assert_eq!(
+        out.text("regime_metrics.csv").lines().count(),
+        1 + 3 * 3 * 2
+    );
+}
