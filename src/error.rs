@@ -233,7 +233,10 @@ impl Error {
 }
 
 fn has_line(bytes: &[u8], line: usize) -> bool {
-    String::from_utf8_lossy(bytes).lines().nth(line - 1).is_some_and(|l| !l.is_empty())
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .nth(line - 1)
+        .is_some_and(|l| !l.is_empty())
 }
 
 fn line_of(text: &str, line: usize) -> (&str, usize) {

@@ -27,7 +27,10 @@ fn changing_an_input_reruns_its_downstream_with_early_cutoff() {
     assert_eq!(p.ran(&["wf.yaml"]), ["a", "b", "c", "d"]);
     assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
     // A change that leaves a's output identical stops right there.
-    p.file("wf.yaml", &DIAMOND.replace("cat in/a.txt > out/a.txt", "cat < in/a.txt > out/a.txt"));
+    p.file(
+        "wf.yaml",
+        &DIAMOND.replace("cat in/a.txt > out/a.txt", "cat < in/a.txt > out/a.txt"),
+    );
     assert_eq!(p.ran(&["wf.yaml"]), ["a"]);
 }
 
@@ -36,7 +39,10 @@ fn early_cutoff_spares_nodes_below_an_unchanged_output() {
     let p = diamond();
     p.ran(&["wf.yaml"]);
     // c's command changes but produces the same byte: d stays cached.
-    p.file("wf.yaml", &DIAMOND.replace("head -c 1 out/a.txt", "cut -c 1 out/a.txt | head -c 1"));
+    p.file(
+        "wf.yaml",
+        &DIAMOND.replace("head -c 1 out/a.txt", "cut -c 1 out/a.txt | head -c 1"),
+    );
     assert_eq!(p.ran(&["wf.yaml"]), ["c"]);
 }
 
@@ -48,7 +54,10 @@ fn changing_one_command_reruns_that_node_and_below() {
     assert_eq!(p.ran(&["wf.yaml"]), ["b"]);
     p.file(
         "wf.yaml",
-        &DIAMOND.replace("tr a-z A-Z < out/a.txt > out/b.txt", "rev out/a.txt > out/b.txt"),
+        &DIAMOND.replace(
+            "tr a-z A-Z < out/a.txt > out/b.txt",
+            "rev out/a.txt > out/b.txt",
+        ),
     );
     assert_eq!(p.ran(&["wf.yaml"]), ["b", "d"]);
 }
@@ -81,9 +90,16 @@ fn set_overrides_enter_the_key() {
     );
     assert_eq!(p.ran(&["wf.yaml"]), ["greet"]);
     assert_eq!(p.read("out.txt"), "world\n");
-    assert_eq!(p.ran(&["wf.yaml", "--set", "greet.env.WHO=admf"]), ["greet"]);
+    assert_eq!(
+        p.ran(&["wf.yaml", "--set", "greet.env.WHO=admf"]),
+        ["greet"]
+    );
     assert_eq!(p.read("out.txt"), "admf\n");
-    assert_eq!(p.ran(&["wf.yaml"]), Vec::<String>::new(), "the first entry is still stored");
+    assert_eq!(
+        p.ran(&["wf.yaml"]),
+        Vec::<String>::new(),
+        "the first entry is still stored"
+    );
     assert_eq!(p.read("out.txt"), "world\n");
 }
 
@@ -100,15 +116,30 @@ fn artifacts_are_identical_for_j1_and_j2() {
         files
     };
     assert_eq!(artifacts(&a).len(), 4);
-    assert!(artifacts(&a) == artifacts(&b), "artifacts differ between -j1 and -j2");
+    assert!(
+        artifacts(&a) == artifacts(&b),
+        "artifacts differ between -j1 and -j2"
+    );
     assert_eq!(common::tree(&a.path("out")), common::tree(&b.path("out")));
-    let plan = |p: &Project| p.read(&format!("cache/runs/{}/events.jsonl", only_dir(&p.path("cache/runs")))).lines().next().unwrap().to_string();
+    let plan = |p: &Project| {
+        p.read(&format!(
+            "cache/runs/{}/events.jsonl",
+            only_dir(&p.path("cache/runs"))
+        ))
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+    };
     assert_eq!(plan(&a), plan(&b));
     assert_eq!(plan(&a), r#"{"event":"plan","order":["a","b","c","d"]}"#);
 }
 
 fn only_dir(path: &std::path::Path) -> String {
-    let entries: Vec<_> = std::fs::read_dir(path).unwrap().filter_map(Result::ok).collect();
+    let entries: Vec<_> = std::fs::read_dir(path)
+        .unwrap()
+        .filter_map(Result::ok)
+        .collect();
     assert_eq!(entries.len(), 1);
     entries[0].file_name().to_string_lossy().into_owned()
 }
@@ -121,7 +152,10 @@ fn status_and_explain_name_the_changed_ingredient() {
     assert!(status.lines().all(|l| l.ends_with("fresh")), "{status}");
     p.file("in/a.txt", "bye\n");
     let status = p.admf(&["status", "wf.yaml"]).stdout;
-    assert!(status.contains("a  stale (input in/a.txt changed"), "{status}");
+    assert!(
+        status.contains("a  stale (input in/a.txt changed"),
+        "{status}"
+    );
     let explain = p.admf(&["explain", "wf.yaml", "d"]).stdout;
     let lines: Vec<&str> = explain.lines().collect();
     assert_eq!(lines[0], "d would run: upstream `b` would run");
@@ -140,7 +174,11 @@ fn dry_run_prints_the_plan_and_runs_nothing() {
     assert_eq!(out.code, 0);
     let steps: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(steps.len(), 4);
-    assert!(steps[0].contains("1. run     a  (never built)"), "{}", out.stdout);
+    assert!(
+        steps[0].contains("1. run     a  (never built)"),
+        "{}",
+        out.stdout
+    );
     assert!(!p.path("out/a.txt").exists());
 }
 

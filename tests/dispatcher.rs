@@ -34,7 +34,10 @@ impl Phase for Recorder {
         self.order.lock().unwrap().push(ctx.node.to_string());
         let upstream: Vec<&str> = ctx.upstream.iter().map(|u| u.node.as_str()).collect();
         let text = format!("{} {} after [{}]", self.mode, ctx.node, upstream.join(","));
-        std::fs::write(ctx.out_dir.join("metrics.json"), format!("{{\"note\": \"{text}\"}}"))?;
+        std::fs::write(
+            ctx.out_dir.join("metrics.json"),
+            format!("{{\"note\": \"{text}\"}}"),
+        )?;
         Ok(())
     }
 }
@@ -45,17 +48,29 @@ struct FakeFactory {
 
 impl FakeFactory {
     fn new(order: &Arc<Mutex<Vec<String>>>) -> Self {
-        let phases = ["backtest", "analysis", "report", "signal_generation", "signal_replay"]
-            .into_iter()
-            .map(|mode| Recorder { mode, order: order.clone() })
-            .collect();
+        let phases = [
+            "backtest",
+            "analysis",
+            "report",
+            "signal_generation",
+            "signal_replay",
+        ]
+        .into_iter()
+        .map(|mode| Recorder {
+            mode,
+            order: order.clone(),
+        })
+        .collect();
         FakeFactory { phases }
     }
 }
 
 impl Factory for FakeFactory {
     fn get(&self, mode: &str) -> Option<&dyn Phase> {
-        self.phases.iter().find(|p| p.mode == mode).map(|p| p as &dyn Phase)
+        self.phases
+            .iter()
+            .find(|p| p.mode == mode)
+            .map(|p| p as &dyn Phase)
     }
     fn modes(&self) -> Vec<&str> {
         self.phases.iter().map(|p| p.mode).collect()
@@ -89,19 +104,24 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
     let executor = LocalExecutor::new(jobs).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);
     assert!(report.failed().is_empty());
-    let ran = order.lock().unwrap().clone();
-    ran
+    order.lock().unwrap().clone()
 }
 
 fn position(order: &[String], node: &str) -> usize {
-    order.iter().position(|n| n == node).unwrap_or_else(|| panic!("{node} did not run: {order:?}"))
+    order
+        .iter()
+        .position(|n| n == node)
+        .unwrap_or_else(|| panic!("{node} did not run: {order:?}"))
 }
 
 #[test]
 fn test_dispatcher_sequence() {
     let wf = "phases:\n  - {name: phase1, type: backtest}\n  - {name: phase2, type: analysis}\n  - {name: phase3, type: report}\n";
     for jobs in [1, 2] {
-        assert_eq!(run(&[("wf.yaml", wf)], jobs), ["phase1", "phase2", "phase3"]);
+        assert_eq!(
+            run(&[("wf.yaml", wf)], jobs),
+            ["phase1", "phase2", "phase3"]
+        );
     }
 }
 
@@ -122,7 +142,9 @@ fn diamond_respects_every_edge() {
         let order = run(&[("wf.yaml", wf)], jobs);
         assert!(position(&order, "top") < position(&order, "left"));
         assert!(position(&order, "top") < position(&order, "right"));
-        assert!(position(&order, "bottom") > position(&order, "left").max(position(&order, "right")));
+        assert!(
+            position(&order, "bottom") > position(&order, "left").max(position(&order, "right"))
+        );
     }
 }
 
@@ -155,12 +177,21 @@ fn composites_nest_three_deep_with_namespaced_nodes() {
             "configs/deeper/scan.yaml",
             "phases:\n  - {name: a, mode: backtest}\n  - name: inner\n    workflow: leaf.yaml\n    depends_on: []\n",
         ),
-        ("configs/deeper/leaf.yaml", "phases:\n  - {name: x, mode: signal_generation}\n"),
+        (
+            "configs/deeper/leaf.yaml",
+            "phases:\n  - {name: x, mode: signal_generation}\n",
+        ),
     ];
     let order = run(&files, 1);
     assert_eq!(
         order,
-        ["prep", "morning/scan/a", "morning/scan/inner/x", "morning/pick", "wrap"]
+        [
+            "prep",
+            "morning/scan/a",
+            "morning/scan/inner/x",
+            "morning/pick",
+            "wrap"
+        ]
     );
     // The include follows `prep`, so its roots do; `pick` waits for both sinks of `scan`.
     let parallel = run(&files, 2);
@@ -189,6 +220,9 @@ fn grid_trials_run_before_their_gather_node() {
     let order = run(&[("wf.yaml", wf)], 1);
     assert_eq!(
         order,
-        ["sweep[0]", "sweep[1]", "sweep[2]", "sweep[3]", "sweep[4]", "sweep[5]", "sweep", "after"]
+        [
+            "sweep[0]", "sweep[1]", "sweep[2]", "sweep[3]", "sweep[4]", "sweep[5]", "sweep",
+            "after"
+        ]
     );
 }

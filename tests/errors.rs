@@ -7,7 +7,11 @@ use common::Project;
 
 fn fails(p: &Project, args: &[&str]) -> String {
     let out = p.admf(args);
-    assert_eq!(out.code, 2, "expected exit 2, got {}:\n{}", out.code, out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "expected exit 2, got {}:\n{}",
+        out.code, out.stderr
+    );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     out.stderr
 }
@@ -35,7 +39,9 @@ fn unknown_mode_suggests_the_closest() {
 
 #[test]
 fn unknown_dependency_names_the_item() {
-    let err = validate_error("phases:\n  - {name: prep, mode: command, run: x}\n  - name: b\n    mode: command\n    run: y\n    depends_on: [perp]\n");
+    let err = validate_error(
+        "phases:\n  - {name: prep, mode: command, run: x}\n  - name: b\n    mode: command\n    run: y\n    depends_on: [perp]\n",
+    );
     assert!(err.contains("no phase named `perp`"), "{err}");
     assert!(err.contains("wf.yaml:6:18"), "{err}");
     assert!(err.contains("did you mean `prep`?"), "{err}");
@@ -43,7 +49,9 @@ fn unknown_dependency_names_the_item() {
 
 #[test]
 fn duplicate_phase_names_both_places() {
-    let err = validate_error("phases:\n  - {name: a, mode: command, run: x}\n  - {name: a, mode: command, run: y}\n");
+    let err = validate_error(
+        "phases:\n  - {name: a, mode: command, run: x}\n  - {name: a, mode: command, run: y}\n",
+    );
     assert!(err.contains("duplicate phase name `a`"), "{err}");
     assert!(err.contains("wf.yaml:3:"), "{err}");
     assert!(err.contains("first defined at wf.yaml:2:"), "{err}");
@@ -64,7 +72,13 @@ fn include_cycle_prints_every_member() {
         .file("b.yaml", "phases:\n  - name: z\n    workflow: a.yaml\n");
     let err = fails(&p, &["validate", "wf.yaml"]);
     assert!(err.contains("include cycle"), "{err}");
-    assert!(err.contains("includes") && err.contains("b.yaml") && err.contains("includes b.yaml (a.yaml:3:5)") && err.contains("includes a.yaml (b.yaml:3:5)"), "{err}");
+    assert!(
+        err.contains("includes")
+            && err.contains("b.yaml")
+            && err.contains("includes b.yaml (a.yaml:3:5)")
+            && err.contains("includes a.yaml (b.yaml:3:5)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,14 +94,17 @@ fn dependency_cycle_prints_the_whole_cycle() {
 
 #[test]
 fn missing_input_names_the_file() {
-    let err = validate_error("phases:\n  - name: a\n    mode: command\n    run: x\n    inputs: [absent.txt]\n");
+    let err = validate_error(
+        "phases:\n  - name: a\n    mode: command\n    run: x\n    inputs: [absent.txt]\n",
+    );
     assert!(err.contains("absent.txt` of `a` does not exist"), "{err}");
     assert!(err.contains("wf.yaml:5:"), "{err}");
 }
 
 #[test]
 fn unknown_config_key_suggests() {
-    let err = validate_error("phases:\n  - name: a\n    mode: command\n    run: x\n    outptus: [a]\n");
+    let err =
+        validate_error("phases:\n  - name: a\n    mode: command\n    run: x\n    outptus: [a]\n");
     assert!(err.contains("`outptus`: unknown key"), "{err}");
     assert!(err.contains("wf.yaml:5:5"), "{err}");
     assert!(err.contains("did you mean `outputs`?"), "{err}");
@@ -95,7 +112,9 @@ fn unknown_config_key_suggests() {
 
 #[test]
 fn duplicate_outputs_are_a_compile_error() {
-    let err = validate_error("phases:\n  - {name: a, mode: command, run: x, outputs: [o.txt]}\n  - {name: b, mode: command, run: y, outputs: [./o.txt]}\n");
+    let err = validate_error(
+        "phases:\n  - {name: a, mode: command, run: x, outputs: [o.txt]}\n  - {name: b, mode: command, run: y, outputs: [./o.txt]}\n",
+    );
     assert!(err.contains("declared by both `a` and `b`"), "{err}");
 }
 
@@ -104,15 +123,22 @@ fn bad_set_path_is_a_usage_error() {
     let p = Project::new();
     p.file("wf.yaml", "phases:\n  - {name: a, mode: command, run: x}\n");
     let err = fails(&p, &["validate", "wf.yaml", "--set", "nope.x=1"]);
-    assert!(err.contains("`nope` is neither a top-level key nor a phase"), "{err}");
+    assert!(
+        err.contains("`nope` is neither a top-level key nor a phase"),
+        "{err}"
+    );
     let err = fails(&p, &["validate", "wf.yaml", "--set", "a.run"]);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
 }
 
 #[test]
 fn nan_and_tags_are_rejected_at_the_value() {
-    let err = validate_error("phases:\n  - name: a\n    mode: command\n    run: x\n    env: {X: .nan}\n");
-    assert!(err.contains("not a finite number") && err.contains("wf.yaml:5:"), "{err}");
+    let err =
+        validate_error("phases:\n  - name: a\n    mode: command\n    run: x\n    env: {X: .nan}\n");
+    assert!(
+        err.contains("not a finite number") && err.contains("wf.yaml:5:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -121,15 +147,24 @@ fn empty_and_non_utf8_files() {
     let p = Project::new();
     std::fs::write(p.path("wf.yaml"), b"phases:\n  - name: \xff\n").unwrap();
     let err = fails(&p, &["validate", "wf.yaml"]);
-    assert!(err.contains("not valid UTF-8") && err.contains("wf.yaml:2:11"), "{err}");
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("wf.yaml:2:11"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_target_suggests() {
     let p = Project::new();
-    p.file("wf.yaml", "phases:\n  - {name: alpha, mode: command, run: x}\n");
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: alpha, mode: command, run: x}\n",
+    );
     let err = fails(&p, &["build", "wf.yaml", "alpah"]);
-    assert!(err.contains("no node named `alpah`") && err.contains("did you mean `alpha`?"), "{err}");
+    assert!(
+        err.contains("no node named `alpah`") && err.contains("did you mean `alpha`?"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -142,7 +177,11 @@ fn failing_command_exits_1_shows_its_log_and_stores_nothing() {
     let out = p.admf(&["build", "wf.yaml", "-j1", "--keep-going"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("broken-step-output"), "{}", out.stderr);
-    assert!(out.stderr.contains("command exited with status 3"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("command exited with status 3"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("1 not run"), "{}", out.stderr);
     // Only `ok` made an entry.
     let manifests = common::tree(&p.path("cache/objects"))
@@ -156,10 +195,18 @@ fn failing_command_exits_1_shows_its_log_and_stores_nothing() {
 #[test]
 fn missing_declared_output_fails_the_node() {
     let p = Project::new();
-    p.file("wf.yaml", "phases:\n  - {name: a, mode: command, run: 'true', outputs: [never.txt]}\n");
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: a, mode: command, run: 'true', outputs: [never.txt]}\n",
+    );
     let out = p.admf(&["build", "wf.yaml"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("declared output `never.txt` was not created"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("declared output `never.txt` was not created"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -9,11 +9,20 @@ use common::Project;
 /// Copy an example directory into a fresh project.
 fn example(name: &str) -> Project {
     let p = Project::new();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
-    for entry in walkdir::WalkDir::new(&src).into_iter().filter_map(Result::ok) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    for entry in walkdir::WalkDir::new(&src)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let rel = entry.path().strip_prefix(&src).unwrap();
-        if entry.file_type().is_file() && rel.extension().is_some_and(|e| e == "yaml" || e == "csv") {
-            p.file(rel.to_str().unwrap(), &std::fs::read_to_string(entry.path()).unwrap());
+        if entry.file_type().is_file() && rel.extension().is_some_and(|e| e == "yaml" || e == "csv")
+        {
+            p.file(
+                rel.to_str().unwrap(),
+                &std::fs::read_to_string(entry.path()).unwrap(),
+            );
         }
     }
     p
@@ -30,9 +39,17 @@ fn conditional_skips_below_a_false_condition_and_runs_when_true() {
     assert_eq!(status("announce"), "skipped");
     assert!(!p.path("published.txt").exists());
     let st = p.admf(&["status", "workflow.yaml"]).stdout;
-    assert!(st.contains("publish   skipped (condition `score.sharpe > 0.5` is false)"), "{st}");
-    assert!(st.contains("announce  skipped (upstream `publish` is skipped)"), "{st}");
-    let graph = p.admf(&["graph", "workflow.yaml", "--status", "--format", "json"]).stdout;
+    assert!(
+        st.contains("publish   skipped (condition `score.sharpe > 0.5` is false)"),
+        "{st}"
+    );
+    assert!(
+        st.contains("announce  skipped (upstream `publish` is skipped)"),
+        "{st}"
+    );
+    let graph = p
+        .admf(&["graph", "workflow.yaml", "--status", "--format", "json"])
+        .stdout;
     let graph: serde_json::Value = serde_json::from_str(&graph).unwrap();
     assert_eq!(graph["nodes"][1]["status"]["state"], "skipped");
 
@@ -54,7 +71,10 @@ fn composite_nests_includes_and_rebuilds_nothing_the_second_time() {
             "risk_adjustment"
         ]
     );
-    assert_eq!(p.read("risk.txt"), "SPY 350.58\nmomentum up\nmax position 0.5\n");
+    assert_eq!(
+        p.read("risk.txt"),
+        "SPY 350.58\nmomentum up\nmax position 0.5\n"
+    );
     assert!(p.ran(&["workflow.yaml"]).is_empty());
 }
 
@@ -76,7 +96,10 @@ fn graph_renders_are_stable() {
     for format in ["text", "dot", "mermaid", "json"] {
         let out = p.admf(&["graph", "workflow.yaml", "--format", format]);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        insta::assert_snapshot!(format!("composite_{format}"), out.stdout.replace(p.dir.path().to_str().unwrap(), "<tmp>"));
+        insta::assert_snapshot!(
+            format!("composite_{format}"),
+            out.stdout.replace(p.dir.path().to_str().unwrap(), "<tmp>")
+        );
     }
 }
 

@@ -123,7 +123,10 @@ impl Phase for Command {
             let declared = strings(config, "outputs")?;
             let named = metrics.as_str().filter(|m| declared.contains(m));
             if named.is_none() {
-                return Err(ConfigIssue::new("metrics", "must be one of the paths in `outputs:`"));
+                return Err(ConfigIssue::new(
+                    "metrics",
+                    "must be one of the paths in `outputs:`",
+                ));
             }
         }
         if let Some(env) = map.get("env") {
@@ -235,7 +238,9 @@ impl Phase for Command {
             let parsed: Value = serde_json::from_slice(&text)
                 .map_err(|e| PhaseError(format!("metrics file `{metrics}` is not JSON: {e}")))?;
             if !parsed.is_object() {
-                return Err(PhaseError(format!("metrics file `{metrics}` must hold a JSON object")));
+                return Err(PhaseError(format!(
+                    "metrics file `{metrics}` must hold a JSON object"
+                )));
             }
             std::fs::write(ctx.out_dir.join("metrics.json"), text)?;
         }

@@ -18,7 +18,9 @@ pub struct Output {
 
 impl Project {
     pub fn new() -> Self {
-        Project { dir: tempfile::tempdir().expect("temp dir") }
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -76,7 +78,11 @@ impl Project {
     pub fn ran(&self, args: &[&str]) -> Vec<String> {
         let (out, statuses) = self.build(args);
         assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
-        statuses.into_iter().filter(|(_, s)| s == "ran").map(|(id, _)| id).collect()
+        statuses
+            .into_iter()
+            .filter(|(_, s)| s == "ran")
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
