@@ -170,10 +170,10 @@ impl Error {
         let location = self.location();
         let source = location.and_then(|l| std::fs::read(&l.file).ok());
         match (location, source) {
-            (Some(loc), Some(bytes)) if loc.line > 0 => {
+            (Some(loc), Some(bytes)) if loc.line > 0 && has_line(&bytes, loc.line) => {
                 let text = String::from_utf8_lossy(&bytes);
                 let (line_text, line_start) = line_of(&text, loc.line);
-                let origin = format!("{loc}");
+                let origin = loc.file.display().to_string();
                 let col = loc.column.saturating_sub(1).min(line_text.len());
                 let end = span_end(line_text, col);
                 let mut message = Level::Error.title(&headline).snippet(
@@ -230,6 +230,13 @@ impl Error {
             _ => "",
         }
     }
+}
+
+fn has_line(bytes: &[u8], line: usize) -> bool {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .nth(line - 1)
+        .is_some_and(|l| !l.is_empty())
 }
 
 fn line_of(text: &str, line: usize) -> (&str, usize) {

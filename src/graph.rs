@@ -99,6 +99,9 @@ impl Graph {
     }
 }
 
+/// A node about to be created: id, role, config, deps, grid group.
+type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
+
 pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error> {
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
@@ -155,8 +158,7 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
             .collect();
         let grid = config.get("grid").cloned();
         let expand = implementation.expands_grid() && grid.is_some();
-        let mut specs: Vec<(String, Role, Map<String, Value>, Vec<usize>, Option<String>)> =
-            Vec::new();
+        let mut specs: Vec<NodeSpec> = Vec::new();
         if expand {
             let strategy = config
                 .get("strategy")

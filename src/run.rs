@@ -152,11 +152,10 @@ pub fn run_node(
     let key = ingredients.key();
     let mut log = Vec::new();
     let elapsed = |s: &Instant| s.elapsed().as_secs_f64();
-    if !ctx.force[index] {
-        match lookup(ctx, &key, &mut log) {
-            Some(entry) => return cached(ctx, node, key, entry, log, elapsed(&started)),
-            None => {}
-        }
+    if !ctx.force[index]
+        && let Some(entry) = lookup(ctx, &key, &mut log)
+    {
+        return cached(ctx, node, key, entry, log, elapsed(&started));
     }
     let _lock = match ctx.store.lock_key(&key) {
         Ok(l) => l,
@@ -165,10 +164,10 @@ pub fn run_node(
         }
     };
     // Another build may have computed it while we waited for the lock.
-    if !ctx.force[index] {
-        if let Some(entry) = lookup(ctx, &key, &mut log) {
-            return cached(ctx, node, key, entry, log, elapsed(&started));
-        }
+    if !ctx.force[index]
+        && let Some(entry) = lookup(ctx, &key, &mut log)
+    {
+        return cached(ctx, node, key, entry, log, elapsed(&started));
     }
     let upstream: Vec<Upstream> = node
         .deps
@@ -187,7 +186,12 @@ pub fn run_node(
     let phase = match ctx.factory.get(&node.mode) {
         Some(p) => p,
         None => {
-            return NodeResult::failed(format!("unknown mode `{}`", node.mode), Some(key), log, 0.0);
+            return NodeResult::failed(
+                format!("unknown mode `{}`", node.mode),
+                Some(key),
+                log,
+                0.0,
+            );
         }
     };
     let mut last_error = String::new();

@@ -5,6 +5,8 @@
 //! must exist when the command ends, is copied into the store, and is
 //! restored into the workspace on a cache hit. Declared outputs are removed
 //! before the command runs, so a stale file never passes for a fresh one.
+//! `metrics:` names one of the outputs, a JSON object, that becomes the
+//! node's `metrics.json`, so `when:` conditions can test a command's result.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -19,7 +21,7 @@ use crate::graph::normalize;
 
 pub struct Command;
 
-const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "description"];
+const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "metrics", "description"];
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
     match config.get(key) {
@@ -116,6 +118,16 @@ impl Phase for Command {
         strings(config, "inputs")?;
         for (i, raw) in strings(config, "outputs")?.into_iter().enumerate() {
             output_path(raw, i)?;
+        }
+        if let Some(metrics) = map.get("metrics") {
+            let declared = strings(config, "outputs")?;
+            let named = metrics.as_str().filter(|m| declared.contains(m));
+            if named.is_none() {
+                return Err(ConfigIssue::new(
+                    "metrics",
+                    "must be one of the paths in `outputs:`",
+                ));
+            }
         }
         if let Some(env) = map.get("env") {
             let env = env
@@ -219,6 +231,18 @@ impl Phase for Command {
                 std::fs::create_dir_all(parent)?;
             }
             copy_file(path, &dest)?;
+        }
+        if let Some(metrics) = ctx.config.get("metrics").and_then(Value::as_str) {
+            let path = ctx.base_dir.join(metrics);
+            let text = std::fs::read(&path)?;
+            let parsed: Value = serde_json::from_slice(&text)
+                .map_err(|e| PhaseError(format!("metrics file `{metrics}` is not JSON: {e}")))?;
+            if !parsed.is_object() {
+                return Err(PhaseError(format!(
+                    "metrics file `{metrics}` must hold a JSON object"
+                )));
+            }
+            std::fs::write(ctx.out_dir.join("metrics.json"), text)?;
         }
         Ok(())
     }

@@ -5,7 +5,16 @@
 //! `Phase` tells it: the files it reads, the workspace files it produces,
 //! whether it expands a `grid:` into trials.
 
+pub mod analysis;
+pub mod backtest;
+pub mod builtin;
 pub mod command;
+pub mod common;
+pub mod report;
+pub mod signal_generation;
+pub mod signal_replay;
+
+pub use builtin::Builtin;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -138,30 +147,4 @@ pub const MODES: &[&str] = &[
 pub trait Factory: Send + Sync {
     fn get(&self, mode: &str) -> Option<&dyn Phase>;
     fn modes(&self) -> Vec<&str>;
-}
-
-/// The modes that ship with admf.
-pub struct Builtin {
-    command: command::Command,
-}
-
-impl Default for Builtin {
-    fn default() -> Self {
-        Builtin {
-            command: command::Command,
-        }
-    }
-}
-
-impl Factory for Builtin {
-    fn get(&self, mode: &str) -> Option<&dyn Phase> {
-        match mode {
-            "command" => Some(&self.command),
-            _ => None,
-        }
-    }
-
-    fn modes(&self) -> Vec<&str> {
-        MODES.to_vec()
-    }
 }

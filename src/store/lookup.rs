@@ -11,6 +11,9 @@ use super::{Entry, MANIFEST_FILE, OUT_DIR, Store, is_valid_key};
 use crate::stat_cache::StatCache;
 
 /// The result of [`Store::lookup`].
+// A `Lookup` is consumed at once, never stored in bulk: boxing the entry
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// A complete entry whose outputs match its manifest.

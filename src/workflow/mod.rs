@@ -35,7 +35,7 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     let mut loader = Loader::default();
     let mut doc = read_doc(root, None)?;
     overrides::apply(&mut doc.value, sets)?;
-    let stack = vec![(canonical(root), Location::file(root))];
+    let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
     loader.finish(root)
 }
@@ -134,7 +134,7 @@ impl Loader {
         prefix: String,
         mut inherited: Inherited,
         entry: Option<Vec<Dep>>,
-        stack: Vec<(PathBuf, Location)>,
+        stack: Vec<(PathBuf, PathBuf, Location)>,
     ) -> Result<usize, Error> {
         self.files.push(doc.file().to_path_buf());
         let top = forms::top_level(&doc)?;
@@ -352,7 +352,7 @@ impl Loader {
         prefix: &str,
         inherited: &Inherited,
         deps: Vec<Dep>,
-        stack: &[(PathBuf, Location)],
+        stack: &[(PathBuf, PathBuf, Location)],
     ) -> Result<Local, Error> {
         let path_key = format!("{}.workflow", raw.path);
         let location = doc.locate(&path_key);
@@ -374,11 +374,11 @@ impl Loader {
         }
         let file = doc.file().parent().unwrap_or(Path::new("")).join(rel);
         let id = canonical(&file);
-        if let Some(start) = stack.iter().position(|(p, _)| *p == id) {
+        if let Some(start) = stack.iter().position(|(p, _, _)| *p == id) {
             let mut cycle: Vec<CycleMember> = stack[start..]
                 .iter()
                 .skip(1)
-                .map(|(p, loc)| CycleMember {
+                .map(|(_, p, loc)| CycleMember {
                     name: format!("includes {}", p.display()),
                     location: loc.clone(),
                 })
@@ -393,7 +393,7 @@ impl Loader {
         let mut scope_inherited = inherited.clone();
         scope_inherited.overlay(doc, &raw.fields, &format!("{}.", raw.path))?;
         let mut stack = stack.to_vec();
-        stack.push((id, location));
+        stack.push((id, file.clone(), location));
         let inner = self.load_scope(
             child,
             format!("{prefix}{}/", raw.name),

@@ -1,0 +1,127 @@
+//! A small builder for integration tests: a temporary project directory,
+//! files written into it, and `admf` run in it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn file(&self, rel: &str, text: &str) -> &Self {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn admf(&self, args: &[&str]) -> Output {
+        let out = Command::cargo_bin("admf")
+            .expect("binary")
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("ADMF_CACHE_DIR")
+            .args(args)
+            .output()
+            .expect("run admf");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `admf build --json` and the status of each node by id.
+    pub fn build(&self, args: &[&str]) -> (Output, Vec<(String, String)>) {
+        let mut all = vec!["build", "--json"];
+        all.extend_from_slice(args);
+        let out = self.admf(&all);
+        let statuses = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["nodes"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| {
+                (
+                    n["id"].as_str().unwrap_or_default().to_string(),
+                    n["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        (out, statuses)
+    }
+
+    /// Ids of nodes with the given status after a build.
+    pub fn ran(&self, args: &[&str]) -> Vec<String> {
+        let (out, statuses) = self.build(args);
+        assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
+        statuses
+            .into_iter()
+            .filter(|(_, s)| s == "ran")
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+/// Every file under `dir`, relative path → bytes, sorted.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A four-node diamond of command phases: a → (b, c) → d.
+pub const DIAMOND: &str = r#"phases:
+  - name: a
+    mode: command
+    run: "cat in/a.txt > out/a.txt"
+    inputs: [in/a.txt]
+    outputs: [out/a.txt]
+  - name: b
+    mode: command
+    run: "tr a-z A-Z < out/a.txt > out/b.txt"
+    outputs: [out/b.txt]
+  - name: c
+    mode: command
+    run: "head -c 1 out/a.txt > out/c.txt"
+    outputs: [out/c.txt]
+    depends_on: [a]
+  - name: d
+    mode: command
+    run: "cat out/b.txt out/c.txt > out/d.txt"
+    outputs: [out/d.txt]
+    depends_on: [b, c]
+"#;
