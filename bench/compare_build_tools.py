@@ -319,9 +319,13 @@ def render_md(doc: dict) -> str:
     out = []
     out.append("# Build tool comparison\n")
     c = doc["config"]
+    caps = sorted({int(r.get("cap_s", cap)) for r in doc["results"]} or {int(cap)})
+    nruns = sorted({len(r["noop"]["runs"]) for r in doc["results"] if "noop" in r}
+                   or {c["noop_runs"]})
     out.append(
-        f"{c['date']} · {c['machine']} · -j{c['jobs']} · cap {int(cap)} s per run · "
-        f"no-op = median of {c['noop_runs']} · node command: "
+        f"{c['date']} · {c['machine']} · -j{c['jobs']} · "
+        f"cap {' or '.join(map(str, caps))} s per run · "
+        f"no-op = median of {' or '.join(map(str, nruns))} runs · node command: "
         f"{'`: > out/nK.txt` (no-op command)' if c['noop_command'] else '`cksum` of inputs (see gen_dag.py)'}\n"
     )
     out.append("Times are wall clock; (N×) is the time relative to admf on the same row group "
