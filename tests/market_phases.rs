@@ -222,3 +222,57 @@ fn analysis_finds_best_trial_per_regime() {
         1 + 3 * 3 * 2
     );
 }
+
+#[test]
+fn signal_replay_grid_and_per_regime() {
+    let (_, gather) = sweep(&[10, 20, 30]);
+    let analysis = analysis_of(&gather);
+    let r = admf::phases::signal_replay::SignalReplay;
+    let config = json!({"data": data(), "strategy": momentum(20), "weights": {"method": "grid", "step": 0.1}});
+    let up = [gather.upstream("signal_generation", Role::Gather { trials: 3 })];
+    let out = exec(&r, config.clone(), Role::Single, &up);
+    let m = out.json("metrics.json");
+    assert_eq!(m["weightings"], json!(66));
+    assert_eq!(m["train"]["bars"], json!(4192));
+    assert_eq!(m["test"]["bars"], json!(1049));
+    let w = out.json("weights.json");
+    let total: f64 = w["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["weight"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-12);
+    assert_eq!(w["split_ts"], json!("2016-06-30"));
+    assert!(out.log.contains("weightings/s"));
+    assert!(!out.text("metrics.json").contains("per_second"));
+    assert_eq!(out.text("equity.csv").lines().count(), 5242);
+    // Same inputs, same bytes.
+    let again = exec(&r, config, Role::Single, &up);
+    for f in ["metrics.json", "weights.json", "equity.csv"] {
+        assert_eq!(out.text(f), again.text(f), "{f}");
+    }
+    // Through the analysis only, per regime, with random weights.
+    let config = json!({"data": data(), "select": "regime_winners", "per_regime": "volatility",
+        "weights": {"method": "random", "samples": 200, "seed": 7}});
+    let up = [analysis.upstream("analysis", Role::Single)];
+    let out = exec(&r, config, Role::Single, &up);
+    let w = out.json("weights.json");
+    assert_eq!(w["per_regime"]["classifier"], json!("volatility"));
+    assert!(w["per_regime"]["regimes"]["high"]["weights"].is_array());
+    assert_eq!(out.json("metrics.json")["weightings"], json!(800));
+}
+
+#[test]
+fn signal_replay_rejects_bad_config_with_hints() {
+    let r = admf::phases::signal_replay::SignalReplay;
+    let e = r
+        .validate(&json!({"data": data(), "weights": {"method": "randm"}}))
+        .unwrap_err();
+    assert_eq!(e.key, "weights.method");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `random`?"));
+    let e = r
+        .validate(&json!({"data": data(), "select": "regime_winner"}))
+        .unwrap_err();
+    assert_eq!(e.hint.as_deref(), Some("did you mean `regime_winners`?"));
+}

@@ -107,8 +107,14 @@ impl Metrics {
 
     /// Fills entries, trades, win rate, exposure and turnover.
     pub fn add_positions(&mut self, positions: &[i8], trades: &[Trade]) {
+        self.add_positions_after(0, positions, trades);
+    }
+
+    /// [`Metrics::add_positions`] for a part of a series that starts with
+    /// position `before` held from the bar before it.
+    pub fn add_positions_after(&mut self, before: i8, positions: &[i8], trades: &[Trade]) {
         let n = positions.len();
-        let mut prev = 0i8;
+        let mut prev = before;
         let (mut entries, mut held, mut traded) = (0u64, 0u64, 0u64);
         for &p in positions {
             if p != 0 && p != prev {

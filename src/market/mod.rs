@@ -17,7 +17,7 @@
 pub mod bars;
 pub mod classifier;
 pub mod csv_load;
-// pub mod ensemble;
+pub mod ensemble;
 pub mod equity;
 pub mod indicators;
 pub mod metrics;
@@ -27,7 +27,7 @@ pub mod signals;
 pub mod strategy;
 pub mod timestamp;
 pub mod trades;
-// pub mod weights;
+pub mod weights;
 
 pub use bars::{Bars, Frequency};
 pub use csv_load::{BadRowPolicy, Loaded, load_csv};

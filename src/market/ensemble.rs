@@ -1,0 +1,397 @@
+//! The weighted-vote ensemble and its weight search.
+//!
+//! With signals s_{k,t} ∈ {−1, 0, 1} and weights w on the simplex, the
+//! ensemble position is p_t = sign(V_t) when |V_t| ≥ threshold, else 0,
+//! where V_t = Σ_k w_k·s_{k,t}. V is summed in f32 in signal order; a
+//! tolerance of [`TOLERANCE`] absorbs rounding, so |V| ≥ threshold − 1e-5
+//! reaches the threshold and |V| < 1e-5 counts as a tie (0).
+//!
+//! **Split.** With s = ⌊N·split⌋ the train part is the returns r_1..r_{s−1}
+//! (bars 0..s) and the test part r_s..r_T: positions are computed over all
+//! bars with the chosen weights, so the test starts from the position held
+//! at the end of training, and test equity is rebased to 1 at bar s − 1.
+//!
+//! **Search.** Every candidate is scored on the train part by the
+//! objective, each independently (rayon, one scratch buffer per worker);
+//! the best is the highest score, ties to the lowest index, NaN never
+//! wins, so the result does not depend on the number of threads. Scores
+//! use a one-pass variance; reported metrics are recomputed exactly by
+//! [`crate::market::Metrics`].
+//!
+//! **Per regime.** Given a label per bar, a weight vector is searched per
+//! regime, scoring only the returns r_t whose bar t − 1 carries that
+//! label; at bar t the ensemble uses the weights of label t (the global
+//! weights where a bar is unlabelled or its regime has no train bars).
+
+use rayon::prelude::*;
+
+use super::metrics::{Objective, cagr};
+use super::weights::Weights;
+
+pub const TOLERANCE: f32 = 1e-5;
+
+/// Dense signals as f32 columns plus what scoring needs.
+pub struct Ensemble {
+    k: usize,
+    n: usize,
+    columns: Vec<f32>,
+    returns: Vec<f64>,
+    /// Prefix sums over bars 1..=t of R, R², min(R, 0)² and max(R, 0)²,
+    /// so a run of one position scores in O(1).
+    prefix: [Vec<f64>; 4],
+    fee: f64,
+    ppy: f64,
+    threshold: f32,
+}
+
+/// Per-worker buffers of [`Ensemble::score`].
+pub struct Scratch {
+    votes: Vec<f32>,
+    positions: Vec<i8>,
+}
+
+impl Scratch {
+    pub fn new(n: usize) -> Scratch {
+        Scratch {
+            votes: vec![0.0; n],
+            positions: vec![0; n],
+        }
+    }
+}
+
+/// Running sums of the scored returns.
+#[derive(Default)]
+struct Sums {
+    count: usize,
+    sum: f64,
+    sum_sq: f64,
+    down: f64,
+}
+
+impl Sums {
+    fn add(&mut self, r: f64) {
+        self.count += 1;
+        self.sum += r;
+        self.sum_sq += r * r;
+        self.down += r.min(0.0) * r.min(0.0);
+    }
+}
+
+/// Which returns a score counts: those of bars 1..end whose previous bar
+/// carries `label` (all when `None`).
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub end: usize,
+    pub labels: Option<(&'a [u8], u8)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Best {
+    pub index: usize,
+    pub score: f64,
+}
+
+impl Ensemble {
+    /// `signals[k]` is the dense series of signal k; `returns` the
+    /// close-to-close returns (R_0 = 0) of the same bars.
+    pub fn new(signals: &[Vec<i8>], returns: Vec<f64>, fee: f64, ppy: f64, threshold: f64) -> Self {
+        let n = returns.len();
+        let mut columns = Vec::with_capacity(signals.len() * n);
+        for s in signals {
+            columns.extend(s.iter().map(|&v| f32::from(v)));
+        }
+        let mut prefix: [Vec<f64>; 4] = Default::default();
+        for (j, f) in [
+            |r: f64| r,
+            |r: f64| r * r,
+            |r: f64| r.min(0.0) * r.min(0.0),
+            |r: f64| r.max(0.0) * r.max(0.0),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut acc = 0.0;
+            prefix[j] = returns
+                .iter()
+                .enumerate()
+                .map(|(t, &r)| {
+                    if t > 0 {
+                        acc += f(r);
+                    }
+                    acc
+                })
+                .collect();
+        }
+        Ensemble {
+            k: signals.len(),
+            n,
+            columns,
+            prefix,
+            returns,
+            fee,
+            ppy,
+            threshold: threshold as f32,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn vote_into(&self, w: &[f64], end: usize, votes: &mut [f32]) {
+        votes[..end].fill(0.0);
+        for (k, &wk) in w.iter().enumerate().take(self.k) {
+            let wk = wk as f32;
+            if wk == 0.0 {
+                continue;
+            }
+            let col = &self.columns[k * self.n..k * self.n + end];
+            for (v, s) in votes[..end].iter_mut().zip(col) {
+                *v += wk * s;
+            }
+        }
+    }
+
+    fn decide(&self, v: f32) -> i8 {
+        let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
+        if v.abs() < reach {
+            0
+        } else if v > 0.0 {
+            1
+        } else {
+            -1
+        }
+    }
+
+    /// The ensemble positions of weights `w` over all bars.
+    pub fn positions(&self, w: &[f64]) -> Vec<i8> {
+        let mut votes = vec![0.0f32; self.n];
+        self.vote_into(w, self.n, &mut votes);
+        votes.iter().map(|&v| self.decide(v)).collect()
+    }
+
+    /// Positions with weights chosen per bar by `labels[t]`: `per_label[l]`
+    /// when present, else `global`.
+    pub fn regime_positions(
+        &self,
+        global: &[f64],
+        per_label: &[Option<Vec<f64>>],
+        labels: &[u8],
+    ) -> Vec<i8> {
+        let base = self.positions(global);
+        let by_label: Vec<Option<Vec<i8>>> = per_label
+            .iter()
+            .map(|w| w.as_ref().map(|w| self.positions(w)))
+            .collect();
+        (0..self.n)
+            .map(|t| match by_label.get(labels[t] as usize) {
+                Some(Some(p)) => p[t],
+                _ => base[t],
+            })
+            .collect()
+    }
+
+    /// The objective of weights `w` over `scope`.
+    pub fn score(
+        &self,
+        w: &[f64],
+        scope: Scope<'_>,
+        objective: Objective,
+        scratch: &mut Scratch,
+    ) -> f64 {
+        let end = scope.end.min(self.n);
+        self.vote_into(w, end, &mut scratch.votes);
+        let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
+        for (p, &v) in scratch.positions[..end]
+            .iter_mut()
+            .zip(&scratch.votes[..end])
+        {
+            *p = i8::from(v >= reach) - i8::from(v <= -reach);
+        }
+        let positions = &scratch.positions[..end];
+        let path = matches!(
+            objective,
+            Objective::TotalReturn | Objective::Cagr | Objective::Calmar
+        );
+        if path || scope.labels.is_some() {
+            return self.score_bar_by_bar(positions, scope, objective);
+        }
+        // Runs of one position add p·R, R² and the one-sided squares from
+        // the prefix sums; only bars where the position changes (and pay
+        // the fee) are computed one by one.
+        if end < 2 {
+            return 0.0;
+        }
+        let mut s = Sums::default();
+        let mut prev = positions[0];
+        let mut run_start = 0usize;
+        for (t, &p) in positions.iter().enumerate().skip(1) {
+            if p != prev {
+                self.add_run(&mut s, prev, run_start, t - 1);
+                let r = (1.0 + f64::from(prev) * self.returns[t])
+                    * (1.0 - self.fee * f64::from((p - prev).abs()))
+                    - 1.0;
+                s.add(r);
+                run_start = t;
+            }
+            prev = p;
+        }
+        self.add_run(&mut s, prev, run_start, end - 1);
+        self.finish(&s, 1.0, 0.0, objective)
+    }
+
+    /// Adds returns r_{a+1}..r_b earned with an unchanged position `p`.
+    fn add_run(&self, s: &mut Sums, p: i8, a: usize, b: usize) {
+        if b <= a {
+            return;
+        }
+        let range = |j: usize| self.prefix[j][b] - self.prefix[j][a];
+        s.count += b - a;
+        match p {
+            1 => {
+                s.sum += range(0);
+                s.sum_sq += range(1);
+                s.down += range(2);
+            }
+            -1 => {
+                s.sum -= range(0);
+                s.sum_sq += range(1);
+                s.down += range(3);
+            }
+            _ => {}
+        }
+    }
+
+    fn score_bar_by_bar(&self, positions: &[i8], scope: Scope<'_>, objective: Objective) -> f64 {
+        let mut s = Sums::default();
+        let (mut e, mut peak, mut mdd) = (1.0f64, 1.0f64, 0.0f64);
+        let mut prev = if positions.is_empty() {
+            0
+        } else {
+            positions[0]
+        };
+        for (t, &p) in positions.iter().enumerate().skip(1) {
+            if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
+                let r = (1.0 + f64::from(prev) * self.returns[t])
+                    * (1.0 - self.fee * f64::from((p - prev).abs()))
+                    - 1.0;
+                s.add(r);
+                e *= 1.0 + r;
+                peak = peak.max(e);
+                mdd = mdd.min(e / peak - 1.0);
+            }
+            prev = p;
+        }
+        self.finish(&s, e, mdd, objective)
+    }
+
+    fn finish(&self, s: &Sums, e: f64, mdd: f64, objective: Objective) -> f64 {
+        let n = s.count as f64;
+        let root = self.ppy.sqrt();
+        let mean = if s.count > 0 { s.sum / n } else { 0.0 };
+        let var = if s.count > 1 {
+            ((s.sum_sq - n * mean * mean) / (n - 1.0)).max(0.0)
+        } else {
+            0.0
+        };
+        let value = match objective {
+            Objective::Sharpe if var > 0.0 => mean / var.sqrt() * root,
+            Objective::Sortino if s.down > 0.0 => mean / (s.down / n).sqrt() * root,
+            Objective::TotalReturn => e - 1.0,
+            Objective::Cagr => cagr(e, s.count, self.ppy),
+            Objective::Calmar if mdd < 0.0 => cagr(e, s.count, self.ppy) / -mdd,
+            _ => 0.0,
+        };
+        if value.is_finite() { value } else { 0.0 }
+    }
+
+    /// Scores every candidate in parallel; the best by score, ties to the
+    /// lowest index.
+    pub fn search(
+        &self,
+        candidates: &Weights,
+        scope: Scope<'_>,
+        objective: Objective,
+    ) -> Option<Best> {
+        let scores: Vec<f64> = (0..candidates.count())
+            .into_par_iter()
+            .with_min_len(64)
+            .map_init(
+                || Scratch::new(self.n),
+                |scratch, i| self.score(candidates.row(i), scope, objective, scratch),
+            )
+            .collect();
+        let mut best: Option<Best> = None;
+        for (index, &score) in scores.iter().enumerate() {
+            if best.as_ref().is_none_or(|b| score > b.score) {
+                best = Some(Best { index, score });
+            }
+        }
+        best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::weights;
+
+    #[test]
+    fn vote_respects_threshold_and_ties() {
+        let s = vec![vec![1, 1, -1, 0], vec![1, -1, -1, 0], vec![-1, 0, 1, 1]];
+        let e = Ensemble::new(&s, vec![0.0; 4], 0.0, 252.0, 0.5);
+        // Weights 0.3/0.2/0.5: votes 0, 0.1, 0, 0.5.
+        assert_eq!(e.positions(&[0.3, 0.2, 0.5]), vec![0, 0, 0, 1]);
+        assert_eq!(e.positions(&[0.5, 0.5, 0.0]), vec![1, 0, -1, 0]);
+        let e0 = Ensemble::new(&s, vec![0.0; 4], 0.0, 252.0, 0.0);
+        assert_eq!(e0.positions(&[0.3, 0.2, 0.5]), vec![0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn search_picks_the_signal_that_earns() {
+        // Signal 0 is long before every rise; signal 1 the opposite.
+        let returns = vec![0.0, 0.01, -0.01, 0.01, -0.01, 0.012, -0.01];
+        let good: Vec<i8> = vec![1, -1, 1, -1, 1, -1, 0];
+        let bad: Vec<i8> = good.iter().map(|v| -v).collect();
+        let e = Ensemble::new(&[good, bad], returns, 0.0, 252.0, 0.5);
+        let w = weights::grid(2, 0.5).unwrap();
+        let scope = Scope {
+            end: 7,
+            labels: None,
+        };
+        let best = e.search(&w, scope, Objective::TotalReturn).unwrap();
+        assert_eq!(w.row(best.index), &[1.0, 0.0]);
+        assert!(best.score > 0.05);
+    }
+
+    #[test]
+    fn run_scoring_matches_bar_by_bar() {
+        let returns: Vec<f64> = (0..200)
+            .map(|t| ((t * 37 % 23) as f64 - 11.0) / 1000.0)
+            .collect();
+        let a: Vec<i8> = (0..200).map(|t| ((t / 7) % 3) as i8 - 1).collect();
+        let b: Vec<i8> = (0..200).map(|t| ((t / 11) % 2) as i8).collect();
+        let c: Vec<i8> = (0..200).map(|t| -(((t / 5) % 2) as i8)).collect();
+        let e = Ensemble::new(&[a, b, c], returns, 0.001, 252.0, 0.3);
+        let mut scratch = Scratch::new(200);
+        let scope = Scope {
+            end: 150,
+            labels: None,
+        };
+        for w in [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [1.0, 0.0, 0.0]] {
+            for obj in [Objective::Sharpe, Objective::Sortino] {
+                let fast = e.score(&w, scope, obj, &mut scratch);
+                let slow = e.score_bar_by_bar(&scratch.positions[..150], scope, obj);
+                assert!(
+                    (fast - slow).abs() < 1e-9 * slow.abs().max(1.0),
+                    "{w:?} {obj:?}: {fast} vs {slow}"
+                );
+                assert!(fast != 0.0);
+            }
+        }
+    }
+}
