@@ -99,42 +99,54 @@ fn validate_names_keys_with_hints() {
 
 /// Runs a momentum lookback grid as the engine would: trials then gather.
 fn sweep(lookbacks: &[u32]) -> (Vec<Out>, Out) {
+    let combos: Vec<Vec<(&str, Value)>> = lookbacks
+        .iter()
+        .map(|l| vec![("lookback", json!(l))])
+        .collect();
+    sweep_with(&combos)
+}
+
+/// Trials for each combination of momentum parameters, then the gather.
+fn sweep_with(combos: &[Vec<(&str, Value)>]) -> (Vec<Out>, Out) {
     let g = admf::phases::signal_generation::SignalGeneration;
-    let trials: Vec<Out> = lookbacks
+    let roles: Vec<Role> = combos
         .iter()
         .enumerate()
-        .map(|(i, &l)| {
-            let role = Role::Trial {
-                index: i,
-                name: format!("momentum_lookback={l}"),
-            };
+        .map(|(index, c)| {
+            let parts: Vec<String> = c.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            Role::Trial {
+                index,
+                name: format!("momentum_{}", parts.join("_")),
+            }
+        })
+        .collect();
+    let trials: Vec<Out> = combos
+        .iter()
+        .zip(&roles)
+        .map(|(c, role)| {
+            let mut s = momentum(20);
+            for (k, v) in c {
+                s["parameters"][*k] = v.clone();
+            }
             exec(
                 &g,
-                json!({"data": data(), "strategy": momentum(l)}),
-                role,
+                json!({"data": data(), "strategy": s}),
+                role.clone(),
                 &[],
             )
         })
         .collect();
     let ups: Vec<Upstream> = trials
         .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            t.upstream(
-                "signal_generation",
-                Role::Trial {
-                    index: i,
-                    name: format!("momentum_lookback={}", lookbacks[i]),
-                },
-            )
-        })
+        .zip(&roles)
+        .map(|(t, role)| t.upstream("signal_generation", role.clone()))
         .collect();
-    let config = json!({"data": data(), "strategy": momentum(20), "grid": {"lookback": lookbacks}});
+    let config = json!({"data": data(), "strategy": momentum(20), "grid": {}});
     let gather = exec(
         &g,
         config,
         Role::Gather {
-            trials: lookbacks.len(),
+            trials: combos.len(),
         },
         &ups,
     );
@@ -275,4 +287,58 @@ fn signal_replay_rejects_bad_config_with_hints() {
         .validate(&json!({"data": data(), "select": "regime_winner"}))
         .unwrap_err();
     assert_eq!(e.hint.as_deref(), Some("did you mean `regime_winners`?"));
+}
+
+#[test]
+fn report_is_self_contained_with_charts() {
+    let mut combos = Vec::new();
+    for l in [10, 20, 40] {
+        for t in [0.0, 0.01] {
+            combos.push(vec![("lookback", json!(l)), ("threshold", json!(t))]);
+        }
+    }
+    let (_, gather) = sweep_with(&combos);
+    let analysis = analysis_of(&gather);
+    let replay = exec(
+        &admf::phases::signal_replay::SignalReplay,
+        json!({"data": data(), "weights": {"method": "random", "samples": 100, "seed": 1}, "per_regime": "momentum"}),
+        Role::Single,
+        &[analysis.upstream("analysis", Role::Single)],
+    );
+    let backtest = exec(
+        &admf::phases::backtest::Backtest,
+        json!({"data": data(), "strategy": momentum(20)}),
+        Role::Single,
+        &[],
+    );
+    let ups = [
+        backtest.upstream("backtest", Role::Single),
+        gather.upstream("signal_generation", Role::Gather { trials: 6 }),
+        analysis.upstream("analysis", Role::Single),
+        replay.upstream("signal_replay", Role::Single),
+    ];
+    let r = admf::phases::report::Report;
+    let out = exec(&r, json!({}), Role::Single, &ups);
+    let html = out.text("report.html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // No network: the only URL is the SVG namespace.
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("http://www.w3.org/2000/svg").count()
+    );
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("<link"));
+    assert!(html.matches("<svg").count() >= 4, "equity x2 + heatmap x2");
+    assert!(html.contains("sharpe by lookback × threshold"));
+    assert!(html.contains("volatility") && html.contains("bullish"));
+    assert_eq!(
+        out.json("metrics.json")["sections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let again = exec(&r, json!({}), Role::Single, &ups);
+    assert_eq!(html, again.text("report.html"));
+    std::fs::write(std::env::temp_dir().join("admf_report_test.html"), &html).unwrap();
 }
