@@ -342,3 +342,48 @@ fn report_is_self_contained_with_charts() {
     assert_eq!(html, again.text("report.html"));
     std::fs::write(std::env::temp_dir().join("admf_report_test.html"), &html).unwrap();
 }
+
+#[test]
+fn backtest_several_symbols_and_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let spy = std::fs::read_to_string(base().join("../data/SPY_D.csv")).unwrap();
+    std::fs::write(dir.path().join("SPY.csv"), &spy).unwrap();
+    // A shorter second symbol with one duplicated row to drop.
+    let lines: Vec<&str> = spy.lines().collect();
+    let mut short: Vec<&str> = lines[..3001].to_vec();
+    short.insert(100, lines[99]);
+    std::fs::write(dir.path().join("QQQ.csv"), short.join("\n")).unwrap();
+    let config = json!({
+        "data": {"source": "csv", "symbols": ["SPY", "QQQ"], "dir": dir.path().to_str().unwrap(),
+                 "pattern": "{symbol}.csv", "on_bad_rows": "drop"},
+        "strategy": momentum(20),
+    });
+    let b = admf::phases::backtest::Backtest;
+    let out = exec(&b, config, Role::Single, &[]);
+    assert!(
+        out.log.contains(
+            "QQQ: on_bad_rows dropped 1 and fixed 0 row(s); first at line 101: duplicate timestamp"
+        ),
+        "{}",
+        out.log
+    );
+    let m = out.json("metrics.json");
+    let spy_m = &m["per_symbol"]["SPY"];
+    let qqq_m = &m["per_symbol"]["QQQ"];
+    assert_eq!(spy_m["bars"], json!(5241));
+    assert_eq!(qqq_m["bars"], json!(3000));
+    assert_eq!(m["bars"], json!(5241));
+    assert_eq!(
+        m["entries"].as_u64().unwrap(),
+        spy_m["entries"].as_u64().unwrap() + qqq_m["entries"].as_u64().unwrap()
+    );
+    // The portfolio ends at the mean of the two final equities.
+    let last = |name: &str| -> f64 {
+        let text = out.text(name);
+        let row = text.lines().last().unwrap().to_string();
+        row.split(',').nth(1).unwrap().parse().unwrap()
+    };
+    let want = (last("equity_SPY.csv") + last("equity_QQQ.csv")) / 2.0;
+    assert!((last("equity.csv") - want).abs() < 1e-12);
+    assert!(out.text("trades.csv").contains("\nQQQ,long,"));
+}
