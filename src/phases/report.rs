@@ -5,9 +5,10 @@
 //! contributes what its mode produced:
 //!
 //! - `backtest`: the metrics table, equity and drawdown curves;
-//! - `signal_generation` (and the `trials.json` copy an `analysis` holds):
-//!   the best trials, and a heatmap of Sharpe over the first two grid
-//!   parameters that vary (the best Sharpe over any further parameters);
+//! - `signal_generation` (or, when none is upstream, the `trials.json`
+//!   copy an `analysis` holds): the best trials, and a heatmap of Sharpe
+//!   over the first two grid parameters that vary (the best Sharpe over
+//!   any further parameters);
 //! - `analysis`: the best trial per regime and classifier;
 //! - `signal_replay`: ensemble weights, train vs test metrics, equity and
 //!   drawdown curves with the split marked.
@@ -56,6 +57,10 @@ impl Phase for Report {
             .map_or_else(|| format!("admf report: {}", ctx.node), str::to_string);
         let mut body = String::new();
         let mut sections = Vec::new();
+        let has_sweep = ctx
+            .upstream
+            .iter()
+            .any(|u| u.mode == "signal_generation" && !matches!(u.role, Role::Trial { .. }));
         for up in ctx.upstream {
             if matches!(up.role, Role::Trial { .. }) {
                 continue;
@@ -65,7 +70,7 @@ impl Phase for Report {
                 "signal_generation" => sweep_section(up)?,
                 "analysis" => {
                     let mut s = analysis_section(up)?;
-                    if up.dir.join("trials.json").exists() {
+                    if !has_sweep && up.dir.join("trials.json").exists() {
                         s.push_str(&sweep_section(up)?);
                     }
                     s
