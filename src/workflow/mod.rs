@@ -152,7 +152,7 @@ impl Loader {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
-        let mut depended: Vec<String> = Vec::new();
+        let mut depended: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut previous: Option<String> = None;
         for phase in &raw {
             forms::check_name(&doc, phase)?;
@@ -168,7 +168,7 @@ impl Loader {
             let deps = self.deps_of(&doc, phase, scope, previous.as_deref())?;
             for d in &deps {
                 if let Dep::Name { name, .. } = d {
-                    depended.push(name.split('/').next().unwrap_or(name).to_string());
+                    depended.insert(name.split('/').next().unwrap_or(name).to_string());
                 }
             }
             let local = if phase.fields.contains_key("workflow") {

@@ -4,7 +4,7 @@
 //! item starts, so later errors can name `file:line:column`. Replacing the
 //! YAML crate means changing this file only.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_yaml::Value;
@@ -17,7 +17,7 @@ use crate::error::{Error, Location};
 #[derive(Debug, Clone)]
 pub struct Document {
     pub value: Value,
-    positions: HashMap<String, (usize, usize)>,
+    positions: BTreeMap<String, (usize, usize)>,
     file: std::path::PathBuf,
 }
 
@@ -44,20 +44,23 @@ impl Document {
     /// Every recorded path under `prefix`, mapped to its location, with
     /// `prefix.` stripped. Used to carry key positions into the IR.
     pub fn positions_under(&self, prefix: &str) -> Vec<(String, Location)> {
-        let mut found: Vec<_> = self
-            .positions
-            .iter()
-            .filter_map(|(path, &(line, column))| {
-                let rest = if prefix.is_empty() {
-                    path.as_str()
-                } else {
-                    path.strip_prefix(prefix)?.strip_prefix('.')?
-                };
-                Some((rest.to_string(), Location::new(&self.file, line, column)))
+        // A sorted map turns this into a range scan: loading stays linear
+        // in the number of phases.
+        let start = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}.")
+        };
+        self.positions
+            .range(start.clone()..)
+            .take_while(|(path, _)| path.starts_with(&start))
+            .map(|(path, &(line, column))| {
+                (
+                    path[start.len()..].to_string(),
+                    Location::new(&self.file, line, column),
+                )
             })
-            .collect();
-        found.sort();
-        found
+            .collect()
     }
 }
 
@@ -139,7 +142,7 @@ enum Frame {
 #[derive(Default)]
 struct Indexer {
     stack: Vec<Frame>,
-    positions: HashMap<String, (usize, usize)>,
+    positions: BTreeMap<String, (usize, usize)>,
 }
 
 impl Indexer {
