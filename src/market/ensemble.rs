@@ -14,9 +14,13 @@
 //! **Search.** Every candidate is scored on the train part by the
 //! objective, each independently (rayon, one scratch buffer per worker);
 //! the best is the highest score, ties to the lowest index, NaN never
-//! wins, so the result does not depend on the number of threads. Scores
-//! use a one-pass variance; reported metrics are recomputed exactly by
-//! [`crate::market::Metrics`].
+//! wins, so the result does not depend on the number of threads. For the
+//! Sharpe and Sortino objectives a score walks only the bars where the
+//! ensemble position changes, adding each run of one position from prefix
+//! sums of R, R² and the one-sided squares (restricted to a regime's bars
+//! when searching per regime); the path-dependent objectives (total
+//! return, CAGR, Calmar) go bar by bar. Scores use a one-pass variance;
+//! reported metrics are recomputed exactly by [`crate::market::Metrics`].
 //!
 //! **Per regime.** Given a label per bar, a weight vector is searched per
 //! regime, scoring only the returns r_t whose bar t − 1 carries that
@@ -36,9 +40,8 @@ pub struct Ensemble {
     n: usize,
     columns: Vec<f32>,
     returns: Vec<f64>,
-    /// Prefix sums over bars 1..=t of R, R², min(R, 0)² and max(R, 0)²,
-    /// so a run of one position scores in O(1).
-    prefix: [Vec<f64>; 4],
+    /// Prefix sums over all returns.
+    prefix: Prefix,
     fee: f64,
     ppy: f64,
     threshold: f32,
@@ -66,6 +69,39 @@ struct Sums {
     sum: f64,
     sum_sq: f64,
     down: f64,
+}
+
+/// Prefix sums over bars 1..=t of R, R², min(R, 0)², max(R, 0)² and of
+/// the count of returns in scope, so a run of one position scores in O(1).
+struct Prefix {
+    sums: [Vec<f64>; 4],
+    count: Vec<usize>,
+}
+
+impl Prefix {
+    /// Over the returns r_t whose bar t − 1 carries `label` (all if `None`).
+    fn new(returns: &[f64], labels: Option<(&[u8], u8)>) -> Prefix {
+        let n = returns.len();
+        let mut sums: [Vec<f64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
+        let mut count = Vec::with_capacity(n);
+        let mut acc = [0.0f64; 4];
+        let mut c = 0usize;
+        for (t, &r) in returns.iter().enumerate() {
+            if t > 0 && labels.is_none_or(|(l, g)| l[t - 1] == g) {
+                let (lo, hi) = (r.min(0.0), r.max(0.0));
+                acc[0] += r;
+                acc[1] += r * r;
+                acc[2] += lo * lo;
+                acc[3] += hi * hi;
+                c += 1;
+            }
+            for j in 0..4 {
+                sums[j].push(acc[j]);
+            }
+            count.push(c);
+        }
+        Prefix { sums, count }
+    }
 }
 
 impl Sums {
@@ -100,28 +136,7 @@ impl Ensemble {
         for s in signals {
             columns.extend(s.iter().map(|&v| f32::from(v)));
         }
-        let mut prefix: [Vec<f64>; 4] = Default::default();
-        for (j, f) in [
-            |r: f64| r,
-            |r: f64| r * r,
-            |r: f64| r.min(0.0) * r.min(0.0),
-            |r: f64| r.max(0.0) * r.max(0.0),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let mut acc = 0.0;
-            prefix[j] = returns
-                .iter()
-                .enumerate()
-                .map(|(t, &r)| {
-                    if t > 0 {
-                        acc += f(r);
-                    }
-                    acc
-                })
-                .collect();
-        }
+        let prefix = Prefix::new(&returns, None);
         Ensemble {
             k: signals.len(),
             n,
@@ -203,6 +218,23 @@ impl Ensemble {
         objective: Objective,
         scratch: &mut Scratch,
     ) -> f64 {
+        match scope.labels {
+            Some(_) => {
+                let masked = Prefix::new(&self.returns, scope.labels);
+                self.score_with(w, scope, objective, scratch, &masked)
+            }
+            None => self.score_with(w, scope, objective, scratch, &self.prefix),
+        }
+    }
+
+    fn score_with(
+        &self,
+        w: &[f64],
+        scope: Scope<'_>,
+        objective: Objective,
+        scratch: &mut Scratch,
+        prefix: &Prefix,
+    ) -> f64 {
         let end = scope.end.min(self.n);
         self.vote_into(w, end, &mut scratch.votes);
         let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
@@ -217,7 +249,7 @@ impl Ensemble {
             objective,
             Objective::TotalReturn | Objective::Cagr | Objective::Calmar
         );
-        if path || scope.labels.is_some() {
+        if path {
             return self.score_bar_by_bar(positions, scope, objective);
         }
         // Runs of one position add p·R, R² and the one-sided squares from
@@ -231,39 +263,19 @@ impl Ensemble {
         let mut run_start = 0usize;
         for (t, &p) in positions.iter().enumerate().skip(1) {
             if p != prev {
-                self.add_run(&mut s, prev, run_start, t - 1);
-                let r = (1.0 + f64::from(prev) * self.returns[t])
-                    * (1.0 - self.fee * f64::from((p - prev).abs()))
-                    - 1.0;
-                s.add(r);
+                add_run(prefix, &mut s, prev, run_start, t - 1);
+                if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
+                    let r = (1.0 + f64::from(prev) * self.returns[t])
+                        * (1.0 - self.fee * f64::from((p - prev).abs()))
+                        - 1.0;
+                    s.add(r);
+                }
                 run_start = t;
             }
             prev = p;
         }
-        self.add_run(&mut s, prev, run_start, end - 1);
+        add_run(prefix, &mut s, prev, run_start, end - 1);
         self.finish(&s, 1.0, 0.0, objective)
-    }
-
-    /// Adds returns r_{a+1}..r_b earned with an unchanged position `p`.
-    fn add_run(&self, s: &mut Sums, p: i8, a: usize, b: usize) {
-        if b <= a {
-            return;
-        }
-        let range = |j: usize| self.prefix[j][b] - self.prefix[j][a];
-        s.count += b - a;
-        match p {
-            1 => {
-                s.sum += range(0);
-                s.sum_sq += range(1);
-                s.down += range(2);
-            }
-            -1 => {
-                s.sum -= range(0);
-                s.sum_sq += range(1);
-                s.down += range(3);
-            }
-            _ => {}
-        }
     }
 
     fn score_bar_by_bar(&self, positions: &[i8], scope: Scope<'_>, objective: Objective) -> f64 {
@@ -317,12 +329,16 @@ impl Ensemble {
         scope: Scope<'_>,
         objective: Objective,
     ) -> Option<Best> {
+        let masked = scope
+            .labels
+            .map(|_| Prefix::new(&self.returns, scope.labels));
+        let prefix = masked.as_ref().unwrap_or(&self.prefix);
         let scores: Vec<f64> = (0..candidates.count())
             .into_par_iter()
             .with_min_len(64)
             .map_init(
                 || Scratch::new(self.n),
-                |scratch, i| self.score(candidates.row(i), scope, objective, scratch),
+                |scratch, i| self.score_with(candidates.row(i), scope, objective, scratch, prefix),
             )
             .collect();
         let mut best: Option<Best> = None;
@@ -332,6 +348,29 @@ impl Ensemble {
             }
         }
         best
+    }
+}
+
+/// Adds the in-scope returns r_{a+1}..r_b earned with an unchanged
+/// position `p`.
+fn add_run(prefix: &Prefix, s: &mut Sums, p: i8, a: usize, b: usize) {
+    if b <= a {
+        return;
+    }
+    let range = |j: usize| prefix.sums[j][b] - prefix.sums[j][a];
+    s.count += prefix.count[b] - prefix.count[a];
+    match p {
+        1 => {
+            s.sum += range(0);
+            s.sum_sq += range(1);
+            s.down += range(2);
+        }
+        -1 => {
+            s.sum -= range(0);
+            s.sum_sq += range(1);
+            s.down += range(3);
+        }
+        _ => {}
     }
 }
 
@@ -378,11 +417,19 @@ mod tests {
         let c: Vec<i8> = (0..200).map(|t| -(((t / 5) % 2) as i8)).collect();
         let e = Ensemble::new(&[a, b, c], returns, 0.001, 252.0, 0.3);
         let mut scratch = Scratch::new(200);
-        let scope = Scope {
+        let labels: Vec<u8> = (0..200).map(|t| ((t / 13) % 3) as u8).collect();
+        let masked = Scope {
+            end: 150,
+            labels: Some((&labels, 1)),
+        };
+        let all = Scope {
             end: 150,
             labels: None,
         };
-        for w in [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [1.0, 0.0, 0.0]] {
+        for (w, scope) in [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [1.0, 0.0, 0.0]]
+            .into_iter()
+            .flat_map(|w| [(w, all), (w, masked)])
+        {
             for obj in [Objective::Sharpe, Objective::Sortino] {
                 let fast = e.score(&w, scope, obj, &mut scratch);
                 let slow = e.score_bar_by_bar(&scratch.positions[..150], scope, obj);
