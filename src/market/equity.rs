@@ -24,18 +24,24 @@ pub fn close_returns(close: &[f64]) -> Vec<f64> {
 
 /// E_0..E_T for positions `p` over close-to-close returns `returns`.
 pub fn equity_curve(returns: &[f64], positions: &[i8], fee: f64) -> Vec<f64> {
-    let mut out = Vec::with_capacity(positions.len());
+    let mut out = vec![0.0; positions.len()];
+    equity_into(returns, positions, fee, &mut out);
+    out
+}
+
+/// [`equity_curve`] into a caller's buffer of `positions.len()`: the
+/// allocation-free kernel of sweeps.
+pub fn equity_into(returns: &[f64], positions: &[i8], fee: f64, out: &mut [f64]) {
     let mut prev = 0i8;
     let mut e = 1.0;
-    for (t, &p) in positions.iter().enumerate() {
+    for (t, (&p, slot)) in positions.iter().zip(out.iter_mut()).enumerate() {
         if t > 0 {
             e *= 1.0 + f64::from(prev) * returns[t];
         }
         e *= 1.0 - fee * f64::from((p - prev).abs());
-        out.push(e);
+        *slot = e;
         prev = p;
     }
-    out
 }
 
 /// r_t = E_t/E_{t−1} − 1 for t = 1..T.

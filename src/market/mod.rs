@@ -12,6 +12,7 @@
 //! - the equity recursion and the first bar: [`equity`];
 //! - metric definitions and edge cases: [`metrics`], [`trades`];
 //! - signal files: [`signals`]; regimes: [`classifier`], [`regime`];
+//! - several symbols as one equal-weight portfolio: [`portfolio`];
 //! - weighted vote and weight search: [`ensemble`], [`weights`].
 
 pub mod bars;
