@@ -328,7 +328,11 @@ fn report_is_self_contained_with_charts() {
     );
     assert!(!html.contains("<script"));
     assert!(!html.contains("<link"));
-    assert_eq!(html.matches("<svg").count(), 3, "two equity charts and one heatmap");
+    assert_eq!(
+        html.matches("<svg").count(),
+        3,
+        "two equity charts and one heatmap"
+    );
     assert!(html.contains("sharpe by lookback × threshold"));
     assert!(html.contains("volatility") && html.contains("bullish"));
     assert_eq!(
