@@ -18,7 +18,7 @@ use std::sync::mpsc::channel;
 
 use crate::executor::{Executor, NodeJob};
 use crate::graph::Graph;
-use crate::run::{NodeResult, Outcome, RunContext};
+use crate::run::{NodeResult, Outcome, RunContext, condition_inputs};
 
 #[derive(Debug, Clone, Default)]
 pub struct DispatchOptions {
@@ -148,22 +148,10 @@ pub fn dispatch(
                 }
                 None => {}
             }
-            let condition_inputs = node
-                .when
-                .as_ref()
-                .map(|c| {
-                    c.phases()
-                        .into_iter()
-                        .filter_map(|p| {
-                            let j = graph.index_of(p)?;
-                            match &state[j] {
-                                Final::Done(r) => Some((p.to_string(), r.clone())),
-                                _ => None,
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let condition_inputs = condition_inputs(&graph, node, |j| match &state[j] {
+                Final::Done(r) => Some(r.clone()),
+                _ => None,
+            });
             observer.started(&graph, i);
             executor.submit(
                 NodeJob {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::key::Ingredients;
-use crate::run::{NodeResult, Outcome, RunContext, condition_holds, ingredients};
+use crate::run::{NodeResult, Outcome, RunContext, condition_holds, condition_inputs, ingredients};
 use crate::store::Lookup;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,19 +84,7 @@ fn predict_node(
 ) -> Prediction {
     let graph = &ctx.graph;
     let node = &graph.nodes[i];
-    let named: Vec<(String, Arc<NodeResult>)> = node
-        .when
-        .as_ref()
-        .map(|c| {
-            c.phases()
-                .into_iter()
-                .filter_map(|p| {
-                    let j = graph.index_of(p)?;
-                    Some((p.to_string(), done[j].as_ref()?.result.clone()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let named = condition_inputs(graph, node, |j| done[j].as_ref()?.result.clone());
     let error = |e: String| Prediction {
         verdict: Verdict::Stale(Reason::Error(e)),
         key: None,

@@ -109,6 +109,22 @@ pub fn ingredients(
     })
 }
 
+/// The results of the ancestors a node's `when:` names, by node id, as
+/// far as `result_of` knows them.
+pub fn condition_inputs(
+    graph: &Graph,
+    node: &Node,
+    result_of: impl Fn(usize) -> Option<Arc<NodeResult>>,
+) -> Vec<(String, Arc<NodeResult>)> {
+    let Some(cond) = &node.when else {
+        return Vec::new();
+    };
+    cond.phases()
+        .into_iter()
+        .filter_map(|p| Some((p.to_string(), result_of(graph.index_of(p)?)?)))
+        .collect()
+}
+
 /// Evaluate a node's `when:` against the metrics of the ancestors it
 /// names (`named`: node id → that node's result).
 pub fn condition_holds(node: &Node, named: &[(String, Arc<NodeResult>)]) -> Result<bool, String> {
