@@ -163,11 +163,17 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     if failed.is_empty() && counts[4] == 0 {
         Ok(0)
     } else {
+        let bad_input = !failed.is_empty()
+            && failed.iter().all(|&i| {
+                matches!(&report.nodes[i], Final::Done(r)
+                    if matches!(&r.outcome, Outcome::Failed(e) if e.bad_input))
+            });
         Err(Error::BuildFailed {
             failed: failed
                 .iter()
                 .map(|&i| ctx.graph.nodes[i].id.clone())
                 .collect(),
+            bad_input,
         })
     }
 }
