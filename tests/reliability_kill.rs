@@ -77,8 +77,13 @@ fn artifacts(p: &Project, args: &[String]) -> Vec<(String, Vec<u8>)> {
             got.push((format!("{}:{rel}", node["id"].as_str().unwrap()), bytes));
         }
     }
+    // A kill while an output is being restored may leave its temp file
+    // `.<name>.admf-tmp.<pid>` beside it (never a half output); it is
+    // removed the next time that output is restored or rebuilt.
     for (rel, bytes) in tree(&p.path("big")) {
-        got.push((format!("workspace:{rel}"), bytes));
+        if !rel.contains(".admf-tmp.") {
+            got.push((format!("workspace:{rel}"), bytes));
+        }
     }
     got
 }
