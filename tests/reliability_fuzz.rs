@@ -355,3 +355,22 @@ fn nasty_workflow_files() {
         );
     }
 }
+
+#[test]
+fn a_long_bad_csv_field_is_quoted_short() {
+    let p = Project::new();
+    p.file("wf.yaml", BASES[1]);
+    let mut lines: Vec<String> = spy_head(40).lines().map(String::from).collect();
+    lines[20] = lines[20].replacen(',', &format!(",{}", "x".repeat(2_000_000)), 1);
+    p.file("data.csv", &(lines.join("\n") + "\n"));
+    let out = p.admf(&["build", "wf.yaml", "--cache-dir", "cache"]);
+    assert_eq!(out.code, 2, "{:.2000}", out.stderr);
+    check_rejection(&out, &["data.csv:"], false);
+    assert!(out.stderr.contains("data.csv:21:"), "{:.2000}", out.stderr);
+    assert!(
+        out.stderr.len() < 2_000,
+        "{} bytes of error",
+        out.stderr.len()
+    );
+    store_is_clean(&p);
+}
