@@ -110,8 +110,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn open(wf: &WorkflowArgs, force: Vec<bool>) -> Result<Session, Error> {
-        let graph = Arc::new(compile(wf)?);
+    pub fn open(wf: &WorkflowArgs) -> Result<Session, Error> {
+        Session::with_graph(wf, compile(wf)?, Vec::new())
+    }
+
+    /// A session on an already compiled graph; `force` marks nodes to
+    /// execute even when stored (empty: none).
+    pub fn with_graph(wf: &WorkflowArgs, graph: Graph, force: Vec<bool>) -> Result<Session, Error> {
+        let graph = Arc::new(graph);
         let root = wf
             .cache_dir
             .clone()
