@@ -96,8 +96,11 @@ pub enum Error {
         source: std::io::Error,
     },
     /// One or more phases failed; their logs were already shown.
+    /// `bad_input` when every failure lay in the input (a data file
+    /// breaking a rule, a config value checked at run time).
     BuildFailed {
         failed: Vec<String>,
+        bad_input: bool,
     },
 }
 
@@ -125,10 +128,13 @@ impl Error {
         self
     }
 
-    /// 1 when a phase failed, 2 for bad input of any kind (DESIGN §1).
+    /// 1 when a phase failed, 2 for bad input of any kind (DESIGN §1),
+    /// including a build whose every failure was bad input.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::BuildFailed { .. } => 1,
+            Error::BuildFailed {
+                bad_input: false, ..
+            } => 1,
             _ => 2,
         }
     }
@@ -281,7 +287,7 @@ impl fmt::Display for Error {
             Error::Data { rule, .. } => write!(f, "bad data: {rule}"),
             Error::Usage { message, .. } => write!(f, "{message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::BuildFailed { failed } => {
+            Error::BuildFailed { failed, .. } => {
                 write!(f, "{} phase(s) failed: {}", failed.len(), failed.join(", "))
             }
         }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::graph::{Graph, Node};
 use crate::key::{self, Ingredients, UpstreamIngredient};
-use crate::phases::{Factory, PhaseContext, Upstream};
+use crate::phases::{Factory, PhaseContext, PhaseError, Upstream};
 use crate::stat_cache::StatCache;
 use crate::store::{Entry, Lookup, ManifestMeta, Store};
 
@@ -31,7 +31,7 @@ pub enum Outcome {
     Ran,
     Cached,
     Skipped(String),
-    Failed(String),
+    Failed(PhaseError),
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ impl NodeResult {
 
     fn failed(message: String, key: Option<String>, log: Vec<u8>, seconds: f64) -> Self {
         NodeResult {
-            outcome: Outcome::Failed(message),
+            outcome: Outcome::Failed(PhaseError::new(message)),
             key,
             entry: None,
             log,
@@ -210,7 +210,7 @@ pub fn run_node(
             );
         }
     };
-    let mut last_error = String::new();
+    let mut last_error = PhaseError::new("");
     for attempt in 0..=node.retries {
         if attempt > 0 {
             log.extend_from_slice(
@@ -269,10 +269,12 @@ pub fn run_node(
                     ),
                 };
             }
-            Err(e) => last_error = e.0,
+            Err(e) => last_error = e,
         }
     }
-    NodeResult::failed(last_error, Some(key), log, elapsed(&started))
+    let mut failed = NodeResult::failed(String::new(), Some(key), log, elapsed(&started));
+    failed.outcome = Outcome::Failed(last_error);
+    failed
 }
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Session, color};
 use crate::cli::WorkflowArgs;
-use crate::dispatch::{DispatchOptions, Final, dispatch};
+use crate::dispatch::{BuildReport, DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
 use crate::executor::LocalExecutor;
@@ -159,6 +159,9 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         summary.push_str(&format!("{} not run because of a failure\n", counts[4]));
     }
     eprint!("{summary}");
+    for path in reports(&ctx.graph, &report) {
+        eprintln!("report: {}", path.display());
+    }
     if args.json {
         let out = json!({
             "workflow": wf.workflow.display().to_string(),
@@ -171,13 +174,34 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     if failed.is_empty() && counts[4] == 0 {
         Ok(0)
     } else {
+        let bad_input = !failed.is_empty()
+            && failed.iter().all(|&i| {
+                matches!(&report.nodes[i], Final::Done(r)
+                    if matches!(&r.outcome, Outcome::Failed(e) if e.bad_input))
+            });
         Err(Error::BuildFailed {
             failed: failed
                 .iter()
                 .map(|&i| ctx.graph.nodes[i].id.clone())
                 .collect(),
+            bad_input,
         })
     }
+}
+
+/// The `report.html` of every `report` node that ran or came from the
+/// cache, in planned order.
+fn reports(graph: &crate::graph::Graph, report: &BuildReport) -> Vec<std::path::PathBuf> {
+    report
+        .selected
+        .iter()
+        .filter(|&&i| graph.nodes[i].mode == "report")
+        .filter_map(|&i| match &report.nodes[i] {
+            Final::Done(r) => r.entry.as_ref(),
+            _ => None,
+        })
+        .map(|entry| entry.out_dir().join("report.html"))
+        .collect()
 }
 
 fn dry_run(session: &Session, targets: &[usize], as_json: bool) -> Result<i32, Error> {

@@ -118,7 +118,7 @@ impl Phase for Analysis {
         let objective = objective(ctx.config).map_err(issue_error)?;
         let bars = common::load_bars(&spec, ctx.log)?.remove(0);
         let up = common::upstream_of(ctx.upstream, "signal_generation").ok_or_else(|| {
-            PhaseError("analysis needs an upstream `signal_generation` phase".into())
+            PhaseError::bad_input("analysis needs an upstream `signal_generation` phase")
         })?;
         let (records, positions) = load_trials(&up.dir, &bars.symbol, &bars.ts_text)?;
         copy_trials(&up.dir, ctx.out_dir, &records)?;

@@ -62,7 +62,7 @@ impl Phase for Backtest {
 }
 
 pub fn issue_error(i: ConfigIssue) -> PhaseError {
-    PhaseError(format!("`{}`: {}", i.key, i.message))
+    PhaseError::bad_input(format!("`{}`: {}", i.key, i.message))
 }
 
 pub fn log_run(

@@ -175,7 +175,7 @@ impl Phase for Command {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(PhaseError(format!(
+                    return Err(PhaseError::new(format!(
                         "cannot remove old {}: {e}",
                         path.display()
                     )));
@@ -209,20 +209,20 @@ impl Phase for Command {
         }
         let status = cmd
             .status()
-            .map_err(|e| PhaseError(format!("cannot start `sh`: {e}")))?;
+            .map_err(|e| PhaseError::new(format!("cannot start `sh`: {e}")))?;
         capture.rewind()?;
         let mut text = Vec::new();
         capture.read_to_end(&mut text)?;
         ctx.log.write_all(&text)?;
         if !status.success() {
-            return Err(PhaseError(match status.code() {
+            return Err(PhaseError::new(match status.code() {
                 Some(code) => format!("command exited with status {code}"),
                 None => "command was killed by a signal".to_string(),
             }));
         }
         for (rel, path) in &outputs {
             if !path.is_file() {
-                return Err(PhaseError(format!(
+                return Err(PhaseError::new(format!(
                     "declared output `{rel}` was not created"
                 )));
             }
@@ -235,10 +235,11 @@ impl Phase for Command {
         if let Some(metrics) = ctx.config.get("metrics").and_then(Value::as_str) {
             let path = ctx.base_dir.join(metrics);
             let text = std::fs::read(&path)?;
-            let parsed: Value = serde_json::from_slice(&text)
-                .map_err(|e| PhaseError(format!("metrics file `{metrics}` is not JSON: {e}")))?;
+            let parsed: Value = serde_json::from_slice(&text).map_err(|e| {
+                PhaseError::new(format!("metrics file `{metrics}` is not JSON: {e}"))
+            })?;
             if !parsed.is_object() {
-                return Err(PhaseError(format!(
+                return Err(PhaseError::new(format!(
                     "metrics file `{metrics}` must hold a JSON object"
                 )));
             }

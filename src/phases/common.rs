@@ -158,7 +158,7 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
     let mut out = Vec::new();
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
         let loaded = load_csv(file, symbol, spec.policy)
-            .map_err(|e| PhaseError(e.render(false).trim_end().to_string()))?;
+            .map_err(|e| PhaseError::bad_input(e.render(false).trim_end().to_string()))?;
         let b = &loaded.bars;
         let f = b.frequency();
         writeln!(
@@ -329,18 +329,18 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), PhaseError> 
     let path = dir.join(name);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| PhaseError(format!("{}: {e}", parent.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", parent.display())))?;
     }
-    std::fs::write(&path, text).map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+    std::fs::write(&path, text).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
 pub fn read_text(path: &Path) -> Result<String, PhaseError> {
-    std::fs::read_to_string(path).map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
 pub fn read_json(path: &Path) -> Result<Value, PhaseError> {
     serde_json::from_str(&read_text(path)?)
-        .map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
 /// The upstream node of `mode` that holds a whole phase's artifacts (a

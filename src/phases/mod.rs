@@ -80,19 +80,42 @@ pub struct PhaseContext<'a> {
     pub log: &'a mut dyn Write,
 }
 
-/// Why a phase failed: shown with its log, exit code 1.
-#[derive(Debug)]
-pub struct PhaseError(pub String);
+/// Why a node failed: shown with its log. The build exits 1, or 2 when
+/// every failure was bad input (DESIGN §1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseError {
+    pub message: String,
+    /// The fault lies in what the user supplied (a data file breaking a
+    /// rule of DESIGN §6, a config value only checkable at run time), not
+    /// in the phase or the machine.
+    pub bad_input: bool,
+}
+
+impl PhaseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        PhaseError {
+            message: message.into(),
+            bad_input: false,
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        PhaseError {
+            message: message.into(),
+            bad_input: true,
+        }
+    }
+}
 
 impl std::fmt::Display for PhaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl<E: std::error::Error> From<E> for PhaseError {
     fn from(e: E) -> Self {
-        PhaseError(e.to_string())
+        PhaseError::new(e.to_string())
     }
 }
 

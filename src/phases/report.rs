@@ -203,7 +203,7 @@ fn thin(n: usize) -> Vec<usize> {
 }
 
 fn draw_error<E: std::fmt::Debug>(e: E) -> PhaseError {
-    PhaseError(format!("drawing a chart: {e:?}"))
+    PhaseError::new(format!("drawing a chart: {e:?}"))
 }
 
 /// Equity and drawdown charts, one above the other.
@@ -329,7 +329,7 @@ fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
 fn load_records(dir: &Path) -> Result<Vec<TrialRecord>, PhaseError> {
     let path = dir.join("trials.json");
     serde_json::from_value(common::read_json(&path)?)
-        .map_err(|e| PhaseError(format!("{}: {e}", path.display())))
+        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
 fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {

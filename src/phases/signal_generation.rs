@@ -161,7 +161,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
         .collect();
     trials.sort_by_key(|(i, _)| *i);
     if trials.len() != expected {
-        return Err(PhaseError(format!(
+        return Err(PhaseError::new(format!(
             "expected {expected} trials upstream, found {}",
             trials.len()
         )));
@@ -170,7 +170,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     for (index, up) in &trials {
         let m = common::read_json(&up.dir.join("metrics.json"))?;
         let metrics: Metrics = serde_json::from_value(m.clone())
-            .map_err(|e| PhaseError(format!("{}: {e}", up.dir.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.dir.display())))?;
         let name = match &up.role {
             Role::Trial { name, .. } => name.clone(),
             _ => String::new(),
@@ -240,14 +240,14 @@ pub fn load_trials(
 ) -> Result<(Vec<TrialRecord>, Vec<Vec<i8>>), PhaseError> {
     let path = dir.join("trials.json");
     let records: Vec<TrialRecord> = serde_json::from_value(common::read_json(&path)?)
-        .map_err(|e| PhaseError(format!("{}: {e}", path.display())))?;
+        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))?;
     let mut dense = Vec::with_capacity(records.len());
     for r in &records {
         let file = dir.join(signal_file(r.index));
         let changes = signals::read_sparse(&common::read_text(&file)?)
-            .map_err(|e| PhaseError(format!("{}: {e}", file.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", file.display())))?;
         let p = signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
-            .map_err(|e| PhaseError(format!("{}: {e}", file.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", file.display())))?;
         dense.push(p);
     }
     Ok((records, dense))

@@ -213,9 +213,8 @@ impl Phase for SignalReplay {
         let source = common::upstream_of(ctx.upstream, "signal_generation")
             .or(analysis)
             .ok_or_else(|| {
-                PhaseError(
-                    "signal_replay needs an upstream `signal_generation` (or `analysis`) phase"
-                        .into(),
+                PhaseError::bad_input(
+                    "signal_replay needs an upstream `signal_generation` (or `analysis`) phase",
                 )
             })?;
         let (records, dense) = load_trials(&source.dir, &bars.symbol, &bars.ts_text)?;
@@ -276,7 +275,7 @@ fn select(
         }
         Select::RegimeWinners => {
             let up = analysis.ok_or_else(|| {
-                PhaseError("`select: regime_winners` needs an upstream `analysis` phase".into())
+                PhaseError::bad_input("`select: regime_winners` needs an upstream `analysis` phase")
             })?;
             let regimes = common::read_json(&up.dir.join("regimes.json"))?;
             let mut keep = Vec::new();
@@ -295,8 +294,8 @@ fn select(
             keep.sort_unstable();
             keep.dedup();
             if keep.is_empty() {
-                return Err(PhaseError(
-                    "the upstream analysis names no regime winners".into(),
+                return Err(PhaseError::new(
+                    "the upstream analysis names no regime winners",
                 ));
             }
             Ok(keep)
@@ -310,7 +309,7 @@ fn read_labels(
     name: &str,
     bars: &Bars,
 ) -> Result<(Classifier, Vec<u8>), PhaseError> {
-    let c = Classifier::from_config(&json!(name)).map_err(|e| PhaseError(e.message))?;
+    let c = Classifier::from_config(&json!(name)).map_err(|e| PhaseError::new(e.message))?;
     let path = up.dir.join(format!("labels_{name}.csv"));
     let text = common::read_text(&path)?;
     let mut labels = Vec::with_capacity(bars.len());
@@ -318,7 +317,7 @@ fn read_labels(
         let (ts, label) = line.rsplit_once(',').unwrap_or((line, ""));
         let i = labels.len();
         if bars.ts_text.get(i).map(String::as_str) != Some(ts) {
-            return Err(PhaseError(format!(
+            return Err(PhaseError::new(format!(
                 "{}:{}: labels do not match the data's bars",
                 path.display(),
                 n + 1
@@ -332,7 +331,7 @@ fn read_labels(
         );
     }
     if labels.len() != bars.len() {
-        return Err(PhaseError(format!(
+        return Err(PhaseError::new(format!(
             "{}: {} labels for {} bars",
             path.display(),
             labels.len(),
@@ -344,7 +343,7 @@ fn read_labels(
 
 fn candidates(method: &Method, k: usize) -> Result<Weights, PhaseError> {
     match *method {
-        Method::Grid { step } => weights::grid(k, step).map_err(PhaseError),
+        Method::Grid { step } => weights::grid(k, step).map_err(PhaseError::new),
         Method::Random { samples, seed } => Ok(weights::random(k, samples, seed)),
     }
 }
@@ -363,7 +362,7 @@ pub fn replay(
     let returns = equity::close_returns(&bars.close);
     let split_at = ((n as f64 * rc.split).floor() as usize).clamp(2, n.saturating_sub(1).max(2));
     if n < 4 {
-        return Err(PhaseError(format!("{n} bars are too few to split")));
+        return Err(PhaseError::new(format!("{n} bars are too few to split")));
     }
     let pool = Pool {
         records,
@@ -375,7 +374,7 @@ pub fn replay(
     };
     let chosen = select(rc, &pool, analysis)?;
     if chosen.is_empty() {
-        return Err(PhaseError("no signals to combine".into()));
+        return Err(PhaseError::new("no signals to combine"));
     }
     let signals: Vec<Vec<i8>> = chosen.iter().map(|&i| dense[i].clone()).collect();
     let ens = Ensemble::new(&signals, returns.clone(), fee, ppy, rc.threshold);
@@ -387,15 +386,15 @@ pub fn replay(
     };
     let best = ens
         .search(&cands, scope, rc.objective)
-        .ok_or_else(|| PhaseError("no candidate weights".into()))?;
+        .ok_or_else(|| PhaseError::new("no candidate weights"))?;
     let global = cands.row(best.index).to_vec();
     let mut evaluated = cands.count();
     let mut regime_json = Value::Null;
     let positions = match (&rc.per_regime, analysis) {
         (None, _) => ens.positions(&global),
         (Some(_), None) => {
-            return Err(PhaseError(
-                "`per_regime` needs an upstream `analysis` phase (for its regime labels)".into(),
+            return Err(PhaseError::bad_input(
+                "`per_regime` needs an upstream `analysis` phase (for its regime labels)",
             ));
         }
         (Some(name), Some(up)) => {
