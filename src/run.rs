@@ -126,10 +126,13 @@ pub fn condition_inputs(
 }
 
 /// Evaluate a node's `when:` against the metrics of the ancestors it
-/// names (`named`: node id → that node's result).
-pub fn condition_holds(node: &Node, named: &[(String, Arc<NodeResult>)]) -> Result<bool, String> {
+/// names; `Some(reason)` when the node is to be skipped.
+pub fn skip_reason(
+    node: &Node,
+    named: &[(String, Arc<NodeResult>)],
+) -> Result<Option<String>, String> {
     let Some(cond) = &node.when else {
-        return Ok(true);
+        return Ok(None);
     };
     let metrics = |phase: &str| -> Option<Value> {
         named
@@ -137,8 +140,11 @@ pub fn condition_holds(node: &Node, named: &[(String, Arc<NodeResult>)]) -> Resu
             .find(|(id, _)| id == phase)
             .and_then(|(_, r)| r.metrics())
     };
-    cond.eval(&metrics)
-        .map_err(|e| format!("condition `{cond}`: {e}"))
+    match cond.eval(&metrics) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(format!("condition `{cond}` is false"))),
+        Err(e) => Err(format!("condition `{cond}`: {e}")),
+    }
 }
 
 pub fn run_node(
@@ -149,16 +155,9 @@ pub fn run_node(
 ) -> NodeResult {
     let started = Instant::now();
     let node = &ctx.graph.nodes[index];
-    match condition_holds(node, named) {
-        Ok(true) => {}
-        Ok(false) => {
-            let cond = node
-                .when
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            return NodeResult::skipped(format!("condition `{cond}` is false"));
-        }
+    match skip_reason(node, named) {
+        Ok(None) => {}
+        Ok(Some(reason)) => return NodeResult::skipped(reason),
         Err(e) => return NodeResult::failed(e, None, Vec::new(), 0.0),
     }
     let ingredients = match ingredients(ctx, node, deps) {
