@@ -24,3 +24,4 @@ pub mod run;
 pub mod stat_cache;
 pub mod store;
 pub mod workflow;
+pub mod workspace;

@@ -3,7 +3,6 @@
 //! rebuild rule (constructive traces with early cutoff); the dispatcher
 //! only decides *when* a node is run, never *whether*.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -333,31 +332,12 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
                 "entry has no output `{rel}`"
             )));
         };
-        if path.is_file()
+        if crate::workspace::is_plain_file(path)
             && ctx.stats.hash_file(path).ok().as_deref() == Some(record.blake3.as_str())
         {
             continue;
         }
-        restore_file(&entry.out_dir().join(rel), path)?;
+        crate::workspace::restore_file(&entry.out_dir().join(rel), path, &node.base_dir)?;
     }
     Ok(())
-}
-
-/// Copy through a temp file and rename, so a kill never leaves half a
-/// file in the workspace; never follows a symlink at the destination.
-fn restore_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp: PathBuf = to.with_file_name(format!(
-        ".{}.admf-tmp.{}",
-        to.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::copy(from, &tmp)?;
-    let mut perms = std::fs::metadata(&tmp)?.permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&tmp, perms)?;
-    std::fs::rename(&tmp, to)
 }

@@ -184,6 +184,7 @@ impl Phase for Command {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
+            crate::workspace::remove_dead_temps(path);
         }
         // One file for both streams keeps their interleaving.
         let mut capture = tempfile::tempfile()?;

@@ -1,0 +1,146 @@
+//! Writing a cache hit's outputs back into the workspace.
+//!
+//! A restored file is copied to a temp file next to it
+//! (`.<name>.admf-tmp.<pid>`) and renamed over the destination, so a kill
+//! never leaves half a file, and a symlink at the destination is replaced,
+//! never written through. The destination's directory, symlinks resolved,
+//! must lie inside the declaring workflow's directory: a symlinked
+//! directory pointing elsewhere is refused before anything is created.
+//! Temp files left by a killed admf (their pid is gone) are removed the
+//! next time the same output is restored or its command runs.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Whether `path` is a regular file itself (not a symlink to one).
+pub fn is_plain_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Copies `from` to `to` through a temp file and a rename. `root` is the
+/// directory `to` must stay inside.
+pub fn restore_file(from: &Path, to: &Path, root: &Path) -> io::Result<()> {
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let root = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let real_root = fs::canonicalize(root)?;
+    let existing = parent
+        .ancestors()
+        .find(|a| a.as_os_str().is_empty() || a.exists())
+        .unwrap_or(parent);
+    let real = fs::canonicalize(if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    })?;
+    if !real.starts_with(&real_root) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} leads outside {} (through a symlink); not restoring there",
+                parent.display(),
+                root.display()
+            ),
+        ));
+    }
+    fs::create_dir_all(parent)?;
+    remove_dead_temps(to);
+    let tmp: PathBuf = parent.join(format!("{}{}", temp_prefix(to), std::process::id()));
+    fs::copy(from, &tmp)?;
+    let mut perms = fs::metadata(&tmp)?.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    fs::set_permissions(&tmp, perms)?;
+    fs::rename(&tmp, to)
+}
+
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{name}.admf-tmp.")
+}
+
+/// Removes the restore temp files of `path` (`.<name>.admf-tmp.<pid>`)
+/// whose process no longer runs. Only where `/proc` tells which run.
+pub fn remove_dead_temps(path: &Path) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(path);
+    let prefix = prefix.as_str();
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(items) = fs::read_dir(dir) else { return };
+    for item in items.flatten() {
+        let name = item.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            let _ = fs::remove_file(item.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_a_symlink_instead_of_writing_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim.txt");
+        fs::write(&victim, "keep me").unwrap();
+        let src = dir.path().join("src.txt");
+        fs::write(&src, "restored").unwrap();
+        let ws = dir.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        std::os::unix::fs::symlink(&victim, ws.join("out.txt")).unwrap();
+        assert!(!is_plain_file(&ws.join("out.txt")));
+        restore_file(&src, &ws.join("out.txt"), &ws).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
+        assert!(is_plain_file(&ws.join("out.txt")));
+        assert_eq!(fs::read_to_string(ws.join("out.txt")).unwrap(), "restored");
+    }
+
+    #[test]
+    fn refuses_a_symlinked_directory_leading_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.txt");
+        fs::write(&src, "restored").unwrap();
+        let ws = dir.path().join("ws");
+        fs::create_dir(&ws).unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.join("out")).unwrap();
+        for to in ["out/a.txt", "out/deeper/a.txt"] {
+            let err = restore_file(&src, &ws.join(to), &ws).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{to}");
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn removes_temp_files_of_dead_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.txt");
+        fs::write(&src, "x").unwrap();
+        let dead = dir.path().join(".a.txt.admf-tmp.4000000000");
+        let other = dir.path().join(".b.txt.admf-tmp.4000000000");
+        for f in [&dead, &other] {
+            fs::write(f, "debris").unwrap();
+        }
+        restore_file(&src, &dir.path().join("a.txt"), dir.path()).unwrap();
+        assert!(!dead.exists());
+        assert!(other.exists());
+    }
+}
