@@ -244,7 +244,12 @@ pub fn run_node(
                     ingredients: ingredients.to_value(),
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
-                return match pending.commit(meta, &log) {
+                let committed = if ctx.force[index] {
+                    pending.commit_replacing(meta, &log)
+                } else {
+                    pending.commit(meta, &log)
+                };
+                return match committed {
                     Ok(entry) => {
                         if let Err(e) = write_ref(ctx, node, &key) {
                             log.extend_from_slice(
