@@ -180,7 +180,10 @@ impl Error {
                 let text = String::from_utf8_lossy(&bytes);
                 let (line_text, line_start) = line_of(&text, loc.line);
                 let origin = loc.file.display().to_string();
-                let col = loc.column.saturating_sub(1).min(line_text.len());
+                let mut col = loc.column.saturating_sub(1).min(line_text.len());
+                while !line_text.is_char_boundary(col) {
+                    col -= 1;
+                }
                 let end = span_end(line_text, col);
                 let mut message = Level::Error.title(&headline).snippet(
                     Snippet::source(line_text)
@@ -238,12 +241,16 @@ impl Error {
     }
 }
 
+/// Whether the file has a non-empty line `line` short enough to quote
+/// (a megabyte-long line is named by position only).
 fn has_line(bytes: &[u8], line: usize) -> bool {
     String::from_utf8_lossy(bytes)
         .lines()
         .nth(line - 1)
-        .is_some_and(|l| !l.is_empty())
+        .is_some_and(|l| !l.is_empty() && l.len() <= MAX_QUOTED_LINE)
 }
+
+const MAX_QUOTED_LINE: usize = 1000;
 
 fn line_of(text: &str, line: usize) -> (&str, usize) {
     let found = text.lines().nth(line - 1).unwrap_or("");
@@ -257,7 +264,11 @@ fn span_end(line: &str, start: usize) -> usize {
         .iter()
         .position(|b| matches!(b, b' ' | b':' | b',' | b'}' | b']'))
         .unwrap_or(rest.len());
-    start + len.max(1).min(rest.len().max(1))
+    let mut end = start + len.clamp(1, 80).min(rest.len().max(1));
+    while end < line.len() && !line.is_char_boundary(end) {
+        end += 1;
+    }
+    end
 }
 
 impl fmt::Display for Error {

@@ -118,6 +118,7 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
     // (a forward `depends_on`): a stable topological order of phases.
     topo_sort_phases(&workflow, &phase_index, &mut phase_order);
     let mut output_of_phase: Vec<usize> = vec![usize::MAX; workflow.phases.len()];
+    let mut real_dirs = HashMap::new();
     for &pi in &phase_order {
         let phase = &workflow.phases[pi];
         let location_of = |issue: &ConfigIssue| phase.locate(&issue.key);
@@ -205,11 +206,25 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
                 .inputs(&config, &phase.base_dir)
                 .map_err(issue_error)?;
             for input in &inputs {
+                let key = ["inputs", "data.path", "data.dir", "data"]
+                    .into_iter()
+                    .find(|k| phase.key_locations.contains_key(*k))
+                    .unwrap_or("");
+                if let Err(root) = workflow.confinement.check_with(input, &mut real_dirs) {
+                    return Err(Error::invalid(
+                        phase.locate(key),
+                        key,
+                        format!(
+                            "`{}` of `{id}` is outside the workflow root {} (through `..` or a symlink)",
+                            input.display(),
+                            root.display()
+                        ),
+                    )
+                    .with_hint(Some(
+                        "add `allow_outside: true` at the top of the root workflow file to read it anyway".into(),
+                    )));
+                }
                 if !input.is_file() {
-                    let key = ["inputs", "data.path", "data.dir", "data"]
-                        .into_iter()
-                        .find(|k| phase.key_locations.contains_key(*k))
-                        .unwrap_or("");
                     return Err(Error::MissingInput {
                         location: phase.locate(key),
                         node: id,

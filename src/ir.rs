@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::error::Location;
 use crate::workflow::condition::Condition;
+use crate::workflow::root::Confinement;
 
 #[derive(Clone, Debug)]
 pub struct Workflow {
@@ -17,6 +18,8 @@ pub struct Workflow {
     /// Every file read, root first, for `watch` and error context.
     pub files: Vec<PathBuf>,
     pub phases: Vec<PhaseIr>,
+    /// Where includes, inputs and data must lie (see `workflow::root`).
+    pub confinement: Confinement,
 }
 
 #[derive(Clone, Debug)]

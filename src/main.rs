@@ -13,7 +13,8 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            eprint!("{}", e.render(color));
+            // A closed stderr must not turn an error into a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), e.render(color).as_bytes());
             std::process::exit(e.exit_code());
         }
     }

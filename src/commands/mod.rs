@@ -83,16 +83,9 @@ pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
 
 /// The directory holding the default store: the nearest ancestor of the
 /// workflow's directory with a `.git` or a `cache/`, else the workflow's
-/// directory itself.
+/// directory itself. Also the workflow root reads are confined to.
 pub fn project_root(workflow: &Path) -> PathBuf {
-    let dir = std::path::absolute(workflow)
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    dir.ancestors()
-        .find(|d| d.join(".git").exists() || d.join("cache").is_dir())
-        .unwrap_or(&dir)
-        .to_path_buf()
+    crate::workflow::root::project_root(workflow)
 }
 
 /// Names the workflow's refs: the file stem plus a hash of its absolute

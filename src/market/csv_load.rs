@@ -271,7 +271,7 @@ fn check_row(
         None => ttext.to_string(),
     };
     let ts = timestamp::parse(&ts_text)
-        .ok_or_else(|| (tcol, format!("unparsable timestamp `{ts_text}`")))?;
+        .ok_or_else(|| (tcol, format!("unparsable timestamp `{}`", clip(&ts_text))))?;
     let mut ohlc = [0.0; 4];
     for (k, &c) in columns.ohlc.iter().enumerate() {
         ohlc[k] = number(fields[c], PRICE_NAMES[k])?;
@@ -315,14 +315,19 @@ fn check_row(
         if ts == prev {
             return Err((
                 tcol,
-                format!("duplicate timestamp `{ts_text}` (also at line {last_line})"),
+                format!(
+                    "duplicate timestamp `{}` (also at line {last_line})",
+                    clip(&ts_text)
+                ),
             ));
         }
         if ts < prev {
             return Err((
                 tcol,
                 format!(
-                    "rows not in time order: `{ts_text}` comes after `{prev_text}` (line {last_line})"
+                    "rows not in time order: `{}` comes after `{}` (line {last_line})",
+                    clip(&ts_text),
+                    clip(prev_text)
                 ),
             ));
         }
@@ -341,7 +346,16 @@ fn check_row(
 fn number((col, text): (usize, &str), name: &str) -> Result<f64, RowError> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        _ => Err((col, format!("unparsable `{name}`: `{text}`"))),
+        _ => Err((col, format!("unparsable `{name}`: `{}`", clip(text)))),
+    }
+}
+
+/// A field quoted in an error, cut to a readable length.
+fn clip(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
+        None => text.to_string(),
     }
 }
 

@@ -18,6 +18,7 @@ pub const TOP_KEYS: &[&str] = &[
     "name",
     "description",
     "on",
+    "allow_outside",
 ];
 pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs"];
 /// Keys of a phase that steer the engine rather than configure the mode.

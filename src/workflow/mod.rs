@@ -16,6 +16,7 @@
 pub mod condition;
 pub mod forms;
 pub mod overrides;
+pub mod root;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -26,18 +27,38 @@ use serde_yaml::Value;
 
 use self::condition::Condition;
 use self::forms::{INHERITED_KEYS, PHASE_KEYS, RawPhase};
+use self::root::{ALLOW_OUTSIDE, Confinement};
 use self::yaml::Document;
 use crate::error::{CycleMember, Error, Location, did_you_mean};
 use crate::ir::{PhaseIr, Workflow};
 
 /// Read `root` and everything it includes, with `--set` overrides applied.
 pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
-    let mut loader = Loader::default();
     let mut doc = read_doc(root, None)?;
     overrides::apply(&mut doc.value, sets)?;
+    let mut loader = Loader {
+        confinement: Confinement::new(root, allow_outside(&doc)?),
+        ..Loader::default()
+    };
     let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
     loader.finish(root)
+}
+
+/// The root file's `allow_outside:`, which must be a boolean.
+fn allow_outside(doc: &Document) -> Result<bool, Error> {
+    let Ok(top) = forms::top_level(doc) else {
+        return Ok(false);
+    };
+    match top.map.get(ALLOW_OUTSIDE) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::invalid(
+            doc.locate(&format!("{}{ALLOW_OUTSIDE}", top.prefix)),
+            ALLOW_OUTSIDE,
+            "must be true or false",
+        )),
+    }
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -125,6 +146,7 @@ struct Loader {
     scopes: Vec<Scope>,
     pending: Vec<Pending>,
     files: Vec<PathBuf>,
+    confinement: Confinement,
 }
 
 impl Loader {
@@ -138,6 +160,13 @@ impl Loader {
     ) -> Result<usize, Error> {
         self.files.push(doc.file().to_path_buf());
         let top = forms::top_level(&doc)?;
+        if self.files.len() > 1 && top.map.contains_key(ALLOW_OUTSIDE) {
+            return Err(Error::invalid(
+                doc.locate(&format!("{}{ALLOW_OUTSIDE}", top.prefix)),
+                ALLOW_OUTSIDE,
+                "only the root workflow file (the one given to admf) may set it",
+            ));
+        }
         let raw = forms::raw_phases(&doc, &top)?;
         inherited.overlay(&doc, top.map, &top.prefix)?;
         let scope = self.scopes.len();
@@ -378,6 +407,19 @@ impl Loader {
         }
         let file = doc.file().parent().unwrap_or(Path::new("")).join(rel);
         let id = canonical(&file);
+        if let Err(root) = self.confinement.check(&file) {
+            return Err(Error::invalid(
+                location,
+                "workflow",
+                format!(
+                    "`{rel}` is outside the workflow root {} (through `..` or a symlink)",
+                    root.display()
+                ),
+            )
+            .with_hint(Some(format!(
+                "add `{ALLOW_OUTSIDE}: true` at the top of the root workflow file to include it anyway"
+            ))));
+        }
         if let Some(start) = stack.iter().position(|(p, _, _)| *p == id) {
             let mut cycle: Vec<CycleMember> = stack[start..]
                 .iter()
@@ -515,6 +557,7 @@ impl Loader {
             root_file: root.to_path_buf(),
             files: self.files,
             phases,
+            confinement: self.confinement,
         })
     }
 }

@@ -1,0 +1,139 @@
+//! Failure handling beyond `tests/errors.rs`: `--keep-going` finishes
+//! exactly the nodes not downstream of a failure, `retries:` re-executes
+//! only the failing node, and a full disk while an entry is written fails
+//! the node cleanly and leaves the store valid.
+
+mod common;
+
+use common::Project;
+
+fn statuses(p: &Project, args: &[&str]) -> (i32, Vec<(String, String)>) {
+    let (out, statuses) = p.build(args);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (out.code, statuses)
+}
+
+fn status<'a>(all: &'a [(String, String)], id: &str) -> &'a str {
+    &all.iter().find(|(n, _)| n == id).unwrap().1
+}
+
+#[test]
+fn keep_going_runs_everything_not_below_the_failure() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: a, mode: command, run: 'echo a > a.txt', outputs: [a.txt]}\n  - {name: bad, mode: command, run: 'echo half > bad.txt; exit 4', outputs: [bad.txt]}\n  - {name: c, mode: command, run: 'cat a.txt > c.txt', outputs: [c.txt], depends_on: [a]}\n  - {name: below, mode: command, run: 'true', depends_on: [bad, c]}\n  - {name: further, mode: command, run: 'true', depends_on: [below]}\n  - {name: alone, mode: command, run: 'echo x > alone.txt', outputs: [alone.txt], depends_on: []}\n",
+    );
+    let (code, all) = statuses(&p, &["wf.yaml", "-j1", "--keep-going"]);
+    assert_eq!(code, 1);
+    for (id, want) in [
+        ("a", "ran"),
+        ("bad", "failed"),
+        ("c", "ran"),
+        ("below", "not_run"),
+        ("further", "not_run"),
+        ("alone", "ran"),
+    ] {
+        assert_eq!(status(&all, id), want, "{id}: {all:?}");
+    }
+    // The failed node stored nothing: three entries, no temp dirs.
+    let manifests = common::tree(&p.path("cache/objects"))
+        .into_iter()
+        .filter(|(path, _)| path.ends_with("manifest.json"))
+        .count();
+    assert_eq!(manifests, 3);
+    assert!(common::tree(&p.path("cache/tmp")).is_empty());
+    // Without --keep-going, nothing new starts after the failure.
+    let (code, all) = statuses(&p, &["wf.yaml", "-j1", "--force-all"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&all, "bad"), "failed");
+    assert_eq!(status(&all, "alone"), "not_run", "{all:?}");
+}
+
+#[test]
+fn retries_reexecute_only_the_failing_node() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: up, mode: command, run: 'echo up >> runs.log; echo u > u.txt', outputs: [u.txt]}\n  - name: flaky\n    mode: command\n    retries: 3\n    run: 'echo flaky >> runs.log; test $(grep -c flaky runs.log) -ge 3 && cat u.txt > f.txt'\n    outputs: [f.txt]\n  - {name: down, mode: command, run: 'echo down >> runs.log; cat f.txt > d.txt', outputs: [d.txt]}\n",
+    );
+    let (out, all) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(all.iter().all(|(_, s)| s == "ran"), "{all:?}");
+    assert_eq!(p.read("runs.log"), "up\nflaky\nflaky\nflaky\ndown\n");
+    let shown = p.admf(&["show", "wf.yaml", "flaky"]).stdout;
+    assert!(shown.contains("attempt 3 of 4"), "{shown}");
+
+    // Retries exhausted: the node fails, its attempts are in the log shown.
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: never\n    mode: command\n    retries: 2\n    run: 'echo attempt-output; exit 9'\n",
+    );
+    let out = p.admf(&["build", "wf.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("attempt-output").count(),
+        3,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("status 9"), "{}", out.stderr);
+}
+
+/// A 1 MB tmpfs as the store: a node whose outputs do not fit fails with
+/// the disk error, nothing half-written stays, and the store still works.
+/// Needs `mount` (root); skipped elsewhere.
+#[test]
+fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
+    let p = Project::new();
+    let cache = p.path("small-cache");
+    std::fs::create_dir(&cache).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&cache)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(cache.clone());
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: small, mode: command, run: 'echo ok > small.txt', outputs: [small.txt]}\n  - {name: big, mode: command, run: 'head -c 3000000 /dev/zero > big.bin', outputs: [big.bin], depends_on: []}\n  - {name: after, mode: command, run: 'true', depends_on: [big]}\n",
+    );
+    let (out, all) = p.build(&[
+        "wf.yaml",
+        "-j1",
+        "--keep-going",
+        "--cache-dir",
+        "small-cache",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(status(&all, "small"), "ran");
+    assert_eq!(status(&all, "big"), "failed");
+    assert_eq!(status(&all, "after"), "not_run");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    let verify = p.admf(&["cache", "--cache-dir", "small-cache", "verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("1 ok, 0 corrupt, 0 temp dirs"),
+        "{}",
+        verify.stderr
+    );
+    // The store still serves what it holds.
+    let (out, all) = p.build(&["wf.yaml", "small", "--cache-dir", "small-cache"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(status(&all, "small"), "cached");
+}
