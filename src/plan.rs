@@ -106,7 +106,7 @@ fn predict_node(
         Err(e) => return error(e),
     };
     let key = ingredients.key();
-    if let Lookup::Hit(entry) = ctx.store.lookup(&key, &ctx.stats) {
+    if let Lookup::Hit(entry) = ctx.store.lookup_cached(&key, &ctx.stats, &ctx.lookups) {
         let result = NodeResult {
             outcome: Outcome::Cached,
             key: Some(key.clone()),

@@ -12,13 +12,14 @@ use crate::graph::{Graph, Node};
 use crate::key::{self, Ingredients, UpstreamIngredient};
 use crate::phases::{Factory, PhaseContext, PhaseError, Upstream};
 use crate::stat_cache::StatCache;
-use crate::store::{Entry, Lookup, ManifestMeta, Store};
+use crate::store::{Entry, Lookup, LookupCache, ManifestMeta, Store};
 
 /// Shared, read-only state of one build.
 pub struct RunContext {
     pub graph: Arc<Graph>,
     pub store: Store,
     pub stats: Arc<StatCache>,
+    pub lookups: Arc<LookupCache>,
     pub factory: Arc<dyn Factory>,
     pub workflow_id: String,
     /// Nodes that must execute even when their entry exists.
@@ -281,7 +282,7 @@ pub fn run_node(
 }
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
-    match ctx.store.lookup(key, &ctx.stats) {
+    match ctx.store.lookup_cached(key, &ctx.stats, &ctx.lookups) {
         Lookup::Hit(entry) => Some(entry),
         Lookup::Missing => None,
         Lookup::Corrupt(reason) => {

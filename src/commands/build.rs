@@ -78,6 +78,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let t_dispatch = started.elapsed();
     drop(guard);
     let _ = ctx.stats.save();
+    let _ = ctx.lookups.save();
     if std::env::var_os("ADMF_TRACE").is_some() {
         eprintln!(
             "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",

@@ -16,7 +16,7 @@ use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
-use crate::store::Store;
+use crate::store::{LookupCache, Store};
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -117,6 +117,7 @@ impl Session {
             .unwrap_or_else(|| project_root(&wf.workflow).join("cache"));
         let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
         let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
+        let lookups = Arc::new(LookupCache::load(&store.lookup_cache_path()));
         let force = if force.is_empty() {
             vec![false; graph.nodes.len()]
         } else {
@@ -127,6 +128,7 @@ impl Session {
                 graph,
                 store,
                 stats,
+                lookups,
                 factory: factory(),
                 workflow_id: workflow_id(&wf.workflow),
                 force,
