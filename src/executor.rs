@@ -32,9 +32,14 @@ pub struct LocalExecutor {
     jobs: usize,
 }
 
+/// The most nodes run at once, whatever `-j` asks for.
+pub const MAX_JOBS: usize = 1024;
+
 impl LocalExecutor {
     pub fn new(jobs: usize) -> std::io::Result<Self> {
-        let jobs = jobs.max(1);
+        // One thread per job, created up front: `-j 99999999` must not
+        // try to start that many.
+        let jobs = jobs.clamp(1, MAX_JOBS);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(jobs)
             .thread_name(|i| format!("admf-worker-{i}"))

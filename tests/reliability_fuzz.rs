@@ -374,3 +374,21 @@ fn a_long_bad_csv_field_is_quoted_short() {
     );
     store_is_clean(&p);
 }
+
+#[test]
+fn huge_numbers_on_the_command_line() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: a, mode: command, run: 'true'}\n",
+    );
+    let out = p.admf(&["cache", "gc", "--older-than", "99999999999999999d"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--older-than"), "{}", out.stderr);
+    let out = p.admf(&["cache", "gc", "--keep", "99999999999999999999999"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = p.admf(&["build", "wf.yaml", "-j", "99999999"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = p.admf(&["build", "wf.yaml", "-j", "0"]);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}

@@ -160,8 +160,8 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         summary.push_str(&format!("{} not run because of a failure\n", counts[4]));
     }
     eprint!("{summary}");
-    for path in reports(&ctx.graph, &report) {
-        eprintln!("report: {}", path.display());
+    for (node, path) in reports(&ctx.graph, &report) {
+        eprintln!("report: {} ({node})", path.display());
     }
     if args.json {
         let out = json!({
@@ -191,17 +191,22 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
 }
 
 /// The `report.html` of every `report` node that ran or came from the
-/// cache, in planned order.
-fn reports(graph: &crate::graph::Graph, report: &BuildReport) -> Vec<std::path::PathBuf> {
+/// cache, by node id, in planned order.
+fn reports<'g>(
+    graph: &'g crate::graph::Graph,
+    report: &BuildReport,
+) -> Vec<(&'g str, std::path::PathBuf)> {
     report
         .selected
         .iter()
         .filter(|&&i| graph.nodes[i].mode == "report")
         .filter_map(|&i| match &report.nodes[i] {
-            Final::Done(r) => r.entry.as_ref(),
+            Final::Done(r) => Some((
+                graph.nodes[i].id.as_str(),
+                r.entry.as_ref()?.out_dir().join("report.html"),
+            )),
             _ => None,
         })
-        .map(|entry| entry.out_dir().join("report.html"))
         .collect()
 }
 

@@ -89,12 +89,13 @@ fn parse_duration(text: &str) -> Result<Duration, Error> {
     };
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(bad()),
     };
+    let secs = n.checked_mul(scale).ok_or_else(bad)?;
     Ok(Duration::from_secs(secs))
 }

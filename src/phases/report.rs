@@ -35,7 +35,7 @@ pub const MAX_POINTS: usize = 2000;
 
 impl Phase for Report {
     fn version(&self) -> &'static str {
-        "report-1"
+        "report-2"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
@@ -202,6 +202,13 @@ fn thin(n: usize) -> Vec<usize> {
     idx
 }
 
+/// An `<svg>` inside HTML takes the SVG namespace from the parser; the
+/// `xmlns` URL the backend writes is dropped so that the page holds no
+/// URL at all.
+fn inline_svg(svg: String) -> String {
+    svg.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
+}
+
 fn draw_error<E: std::fmt::Debug>(e: E) -> PhaseError {
     PhaseError::new(format!("drawing a chart: {e:?}"))
 }
@@ -304,7 +311,7 @@ fn equity_charts(
             .map_err(draw_error)?;
         root.present().map_err(draw_error)?;
     }
-    Ok(svg)
+    Ok(inline_svg(svg))
 }
 
 fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
@@ -495,7 +502,7 @@ fn heatmap(records: &[TrialRecord]) -> Result<Option<String>, PhaseError> {
         }
         root.present().map_err(draw_error)?;
     }
-    Ok(Some(svg))
+    Ok(Some(inline_svg(svg)))
 }
 
 fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {

@@ -1,0 +1,74 @@
+//! A temporary project holding copies of the shipped `workflows/` and
+//! `data/`, with its own `cache/`, so research tests build the real
+//! workflows on the real data without touching the repository's store.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{Output, Project};
+
+/// Every workflow shipped under `workflows/` (not the included configs).
+pub const WORKFLOWS: &[&str] = &[
+    "simple_backtest",
+    "parameter_optimization",
+    "composite_research",
+    "conditional_ensemble",
+    "minute_research",
+];
+
+pub fn project() -> Project {
+    let p = Project::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["workflows", "data"] {
+        for entry in walkdir::WalkDir::new(root.join(dir))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+        {
+            let rel = entry.path().strip_prefix(root).unwrap();
+            if rel.extension().is_some_and(|e| e == "yaml" || e == "csv") {
+                let to = p.path(rel.to_str().unwrap());
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(entry.path(), to).unwrap();
+            }
+        }
+    }
+    std::fs::create_dir_all(p.path("cache")).unwrap();
+    p
+}
+
+pub fn workflow(name: &str) -> String {
+    format!("workflows/{name}.yaml")
+}
+
+/// The `report.html` paths `admf build` prints after its summary.
+pub fn reports(out: &Output) -> Vec<PathBuf> {
+    out.stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("report: "))
+        .map(|l| PathBuf::from(l.rsplit_once(" (").map_or(l, |(path, _)| path)))
+        .collect()
+}
+
+/// Every output file in a store, as (key/relative path, bytes), sorted:
+/// what the nodes wrote, without manifests (which hold timings) or logs.
+pub fn outputs(cache: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(cache.join("objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(cache.join("objects")).ok()?;
+            let parts: Vec<_> = rel.iter().map(|s| s.to_string_lossy()).collect();
+            // <2 hex>/<key>/out/<path...>
+            (parts.len() > 3 && parts[2] == "out").then(|| {
+                (
+                    format!("{}/{}", parts[1], parts[3..].join("/")),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
