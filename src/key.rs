@@ -18,7 +18,7 @@ use crate::phases::Role;
 use crate::stat_cache::StatCache;
 
 /// Bump when the encoding or the meaning of an ingredient changes.
-pub const KEY_SCHEMA: u32 = 1;
+pub const KEY_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ingredients {
@@ -28,7 +28,7 @@ pub struct Ingredients {
     pub version: String,
     /// `single`, `trial` or `gather`.
     pub role: String,
-    /// The resolved config, maps sorted.
+    /// The resolved config in [`canonical`] form (maps sorted).
     pub config: Value,
     /// Input files by path relative to the declaring workflow's directory.
     pub inputs: Vec<FileIngredient>,
@@ -49,11 +49,10 @@ pub struct UpstreamIngredient {
 }
 
 impl Ingredients {
+    /// The fields serialise in declaration order and `config` is held in
+    /// canonical form, so the JSON text itself is canonical.
     pub fn key(&self) -> String {
-        let bytes = serde_json::to_vec(&canonical(
-            &serde_json::to_value(self).unwrap_or(Value::Null),
-        ))
-        .unwrap_or_default();
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"admf-node-key\n");
         hasher.update(&bytes);
@@ -61,7 +60,7 @@ impl Ingredients {
     }
 
     pub fn to_value(&self) -> Value {
-        canonical(&serde_json::to_value(self).unwrap_or(Value::Null))
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -156,10 +155,15 @@ mod tests {
     }
 
     #[test]
-    fn key_ignores_map_order() {
-        let a = sample();
+    fn key_ignores_map_order_of_canonical_configs() {
+        let mut a = sample();
+        a.config = canonical(&json!({"run": "echo hi", "env": {"B": 1, "A": 2}}));
         let mut b = sample();
-        b.config = json!({"outputs": ["a"], "run": "echo hi"});
+        b.config = canonical(&json!({"env": {"A": 2, "B": 1}, "run": "echo hi"}));
+        assert_eq!(
+            serde_json::to_string(&a.config).unwrap(),
+            r#"{"env":{"A":2,"B":1},"run":"echo hi"}"#
+        );
         assert_eq!(a.key(), b.key());
     }
 

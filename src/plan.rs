@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::key::Ingredients;
-use crate::run::{NodeResult, Outcome, RunContext, condition_holds, condition_inputs, ingredients};
+use crate::run::{NodeResult, Outcome, RunContext, condition_inputs, ingredients, skip_reason};
 use crate::store::Lookup;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,16 +90,11 @@ fn predict_node(
         key: None,
         result: None,
     };
-    match condition_holds(node, &named) {
-        Ok(true) => {}
-        Ok(false) => {
-            let cond = node
-                .when
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
+    match skip_reason(node, &named) {
+        Ok(None) => {}
+        Ok(Some(reason)) => {
             return Prediction {
-                verdict: Verdict::Skipped(format!("condition `{cond}` is false")),
+                verdict: Verdict::Skipped(reason),
                 key: None,
                 result: None,
             };
@@ -111,7 +106,7 @@ fn predict_node(
         Err(e) => return error(e),
     };
     let key = ingredients.key();
-    if let Lookup::Hit(entry) = ctx.store.lookup(&key, &ctx.stats) {
+    if let Lookup::Hit(entry) = ctx.store.lookup_cached(&key, &ctx.stats, &ctx.lookups) {
         let result = NodeResult {
             outcome: Outcome::Cached,
             key: Some(key.clone()),

@@ -12,13 +12,14 @@ use crate::graph::{Graph, Node};
 use crate::key::{self, Ingredients, UpstreamIngredient};
 use crate::phases::{Factory, PhaseContext, PhaseError, Upstream};
 use crate::stat_cache::StatCache;
-use crate::store::{Entry, Lookup, ManifestMeta, Store};
+use crate::store::{Entry, Lookup, LookupCache, ManifestMeta, Store};
 
 /// Shared, read-only state of one build.
 pub struct RunContext {
     pub graph: Arc<Graph>,
     pub store: Store,
     pub stats: Arc<StatCache>,
+    pub lookups: Arc<LookupCache>,
     pub factory: Arc<dyn Factory>,
     pub workflow_id: String,
     /// Nodes that must execute even when their entry exists.
@@ -125,10 +126,13 @@ pub fn condition_inputs(
 }
 
 /// Evaluate a node's `when:` against the metrics of the ancestors it
-/// names (`named`: node id → that node's result).
-pub fn condition_holds(node: &Node, named: &[(String, Arc<NodeResult>)]) -> Result<bool, String> {
+/// names; `Some(reason)` when the node is to be skipped.
+pub fn skip_reason(
+    node: &Node,
+    named: &[(String, Arc<NodeResult>)],
+) -> Result<Option<String>, String> {
     let Some(cond) = &node.when else {
-        return Ok(true);
+        return Ok(None);
     };
     let metrics = |phase: &str| -> Option<Value> {
         named
@@ -136,8 +140,11 @@ pub fn condition_holds(node: &Node, named: &[(String, Arc<NodeResult>)]) -> Resu
             .find(|(id, _)| id == phase)
             .and_then(|(_, r)| r.metrics())
     };
-    cond.eval(&metrics)
-        .map_err(|e| format!("condition `{cond}`: {e}"))
+    match cond.eval(&metrics) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(format!("condition `{cond}` is false"))),
+        Err(e) => Err(format!("condition `{cond}`: {e}")),
+    }
 }
 
 pub fn run_node(
@@ -148,16 +155,9 @@ pub fn run_node(
 ) -> NodeResult {
     let started = Instant::now();
     let node = &ctx.graph.nodes[index];
-    match condition_holds(node, named) {
-        Ok(true) => {}
-        Ok(false) => {
-            let cond = node
-                .when
-                .as_ref()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
-            return NodeResult::skipped(format!("condition `{cond}` is false"));
-        }
+    match skip_reason(node, named) {
+        Ok(None) => {}
+        Ok(Some(reason)) => return NodeResult::skipped(reason),
         Err(e) => return NodeResult::failed(e, None, Vec::new(), 0.0),
     }
     let ingredients = match ingredients(ctx, node, deps) {
@@ -245,7 +245,12 @@ pub fn run_node(
                     ingredients: ingredients.to_value(),
                     duration_ms: t0.elapsed().as_millis() as u64,
                 };
-                return match pending.commit(meta, &log) {
+                let committed = if ctx.force[index] {
+                    pending.commit_replacing(meta, &log)
+                } else {
+                    pending.commit(meta, &log)
+                };
+                return match committed {
                     Ok(entry) => {
                         if let Err(e) = write_ref(ctx, node, &key) {
                             log.extend_from_slice(
@@ -277,7 +282,7 @@ pub fn run_node(
 }
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
-    match ctx.store.lookup(key, &ctx.stats) {
+    match ctx.store.lookup_cached(key, &ctx.stats, &ctx.lookups) {
         Lookup::Hit(entry) => Some(entry),
         Lookup::Missing => None,
         Lookup::Corrupt(reason) => {

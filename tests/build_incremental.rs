@@ -190,3 +190,20 @@ fn show_prints_artifacts_and_log() {
     assert!(out.contains("node:      b"), "{out}");
     assert!(out.contains("out/b.txt"), "{out}");
 }
+
+#[test]
+fn forced_rerun_replaces_the_stored_outputs() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: stamp, mode: command, run: 'od -An -N8 -tx8 /dev/urandom > s.txt', outputs: [s.txt]}\n",
+    );
+    p.ran(&["wf.yaml"]);
+    let first = p.read("s.txt");
+    assert_eq!(p.ran(&["wf.yaml", "--force", "stamp"]), ["stamp"]);
+    let forced = p.read("s.txt");
+    assert_ne!(first, forced);
+    // The store now holds the forced result: a no-op build keeps it.
+    assert!(p.ran(&["wf.yaml"]).is_empty());
+    assert_eq!(p.read("s.txt"), forced);
+}

@@ -98,6 +98,9 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         graph,
         store: Store::open(&dir.path().join("cache")).unwrap(),
         stats: Arc::new(StatCache::in_memory()),
+        lookups: Arc::new(admf::store::LookupCache::load(
+            &dir.path().join("cache/lookups"),
+        )),
         factory,
         workflow_id: "test".into(),
     });

@@ -33,6 +33,7 @@ const FULL_SUMMARY_ROWS: usize = 40;
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
     let graph = super::compile(wf)?;
+    let t_compile = started.elapsed();
     let targets = args
         .targets
         .iter()
@@ -49,7 +50,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
             }
         }
     }
-    let session = Session::open(wf, force)?;
+    let session = Session::with_graph(wf, graph, force)?;
     let ctx = session.ctx.clone();
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
@@ -63,7 +64,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         .build_guard()
         .map_err(|e| Error::io(ctx.store.root(), e))?;
     let events = EventLog::new(ctx.store.root(), &ctx.workflow_id);
-    let mut progress = Progress::new(graph.nodes.len(), events, args.verbose, false);
+    let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let report = dispatch(
         ctx.clone(),
         &executor,
@@ -74,8 +75,16 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         &mut progress,
     );
     progress.finish();
+    let t_dispatch = started.elapsed();
     drop(guard);
     let _ = ctx.stats.save();
+    let _ = ctx.lookups.save();
+    if std::env::var_os("ADMF_TRACE").is_some() {
+        eprintln!(
+            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",
+            started.elapsed()
+        );
+    }
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();

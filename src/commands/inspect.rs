@@ -64,7 +64,7 @@ pub fn graph(wf: &WorkflowArgs, format: &str, status: bool, expand: bool) -> Res
     let session;
     let compiled;
     let (graph, predictions) = if status {
-        session = Session::open(wf, Vec::new())?;
+        session = Session::open(wf)?;
         (session.graph(), Some(plan::predict(&session.ctx)))
     } else {
         compiled = super::compile(wf)?;
@@ -83,7 +83,7 @@ pub fn graph(wf: &WorkflowArgs, format: &str, status: bool, expand: bool) -> Res
 }
 
 pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
-    let session = Session::open(wf, Vec::new())?;
+    let session = Session::open(wf)?;
     let graph = session.graph();
     let predictions = plan::predict(&session.ctx);
     if as_json {
@@ -113,7 +113,7 @@ pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
 }
 
 pub fn explain(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
-    let session = Session::open(wf, Vec::new())?;
+    let session = Session::open(wf)?;
     let graph = session.graph();
     let mut i = graph.find(name)?;
     let predictions = plan::predict(&session.ctx);
@@ -158,7 +158,7 @@ pub fn explain(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
 }
 
 pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
-    let session = Session::open(wf, Vec::new())?;
+    let session = Session::open(wf)?;
     let graph = session.graph();
     let i = graph.find(name)?;
     let ctx = &session.ctx;

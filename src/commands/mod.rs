@@ -16,7 +16,7 @@ use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
-use crate::store::Store;
+use crate::store::{LookupCache, Store};
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -103,14 +103,21 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn open(wf: &WorkflowArgs, force: Vec<bool>) -> Result<Session, Error> {
-        let graph = Arc::new(compile(wf)?);
+    pub fn open(wf: &WorkflowArgs) -> Result<Session, Error> {
+        Session::with_graph(wf, compile(wf)?, Vec::new())
+    }
+
+    /// A session on an already compiled graph; `force` marks nodes to
+    /// execute even when stored (empty: none).
+    pub fn with_graph(wf: &WorkflowArgs, graph: Graph, force: Vec<bool>) -> Result<Session, Error> {
+        let graph = Arc::new(graph);
         let root = wf
             .cache_dir
             .clone()
             .unwrap_or_else(|| project_root(&wf.workflow).join("cache"));
         let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
         let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
+        let lookups = Arc::new(LookupCache::load(&store.lookup_cache_path()));
         let force = if force.is_empty() {
             vec![false; graph.nodes.len()]
         } else {
@@ -121,6 +128,7 @@ impl Session {
                 graph,
                 store,
                 stats,
+                lookups,
                 factory: factory(),
                 workflow_id: workflow_id(&wf.workflow),
                 force,

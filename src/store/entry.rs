@@ -106,6 +106,18 @@ impl PendingEntry {
     ///
     /// Fails on symlinks or non-UTF-8 names under `out/`.
     pub fn commit(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
+        self.seal(meta, log, false)
+    }
+
+    /// Like [`PendingEntry::commit`], but an existing entry for the key is
+    /// discarded and replaced: what `--force` asks for, so a re-executed
+    /// node whose outputs differ from the stored ones keeps the new ones.
+    /// The caller must hold [`Store::lock_key`].
+    pub fn commit_replacing(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
+        self.seal(meta, log, true)
+    }
+
+    fn seal(self, meta: ManifestMeta, log: &[u8], replace: bool) -> io::Result<Entry> {
         let files = list_outputs(&self.out)?;
         let outputs = seal_outputs(&files)?;
         for dir in list_dirs(&self.out) {
@@ -117,7 +129,7 @@ impl PendingEntry {
             key: self.key.clone(),
             node: meta.node,
             mode: meta.mode,
-            ingredients: meta.ingredients,
+            ingredients: super::manifest::RawJson::from_value(&meta.ingredients)?,
             output_digest: output_digest(&outputs),
             outputs,
             duration_ms: meta.duration_ms,
@@ -127,13 +139,16 @@ impl PendingEntry {
         json.push(b'\n');
         write_synced(&self.dir.join(MANIFEST_FILE), &json)?;
         fsync_dir(&self.dir)?;
-        self.install(manifest)
+        self.install(manifest, replace)
     }
 
-    fn install(self, manifest: Manifest) -> io::Result<Entry> {
+    fn install(self, manifest: Manifest, replace: bool) -> io::Result<Entry> {
         let target = self.store.entry_dir(&self.key);
         let parent = target.parent().expect("entry dir has a parent");
         fs::create_dir_all(parent)?;
+        if replace && target.exists() {
+            self.store.discard_dir(&target)?;
+        }
         let mut last_err = None;
         for _ in 0..4 {
             match fs::rename(&self.dir, &target) {
@@ -184,7 +199,9 @@ fn seal_file(path: &Path) -> io::Result<OutputRecord> {
     let meta = file.metadata()?;
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(&file)?;
-    file.sync_all()?;
+    if super::fsutil::durable() {
+        file.sync_all()?;
+    }
     let mut perms = meta.permissions();
     perms.set_readonly(true);
     fs::set_permissions(path, perms)?;

@@ -25,8 +25,24 @@ pub(crate) fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether writes are flushed to disk (`ADMF_DURABLE=1`).
+///
+/// A killed process cannot tear an entry either way: the kernel keeps
+/// every completed write and the rename that publishes an entry is atomic.
+/// Only a power loss or an OS crash can lose unflushed data, and then the
+/// digests verified on every read turn a torn entry into a miss, never a
+/// wrong result. Flushing makes entries survive such a crash too, at a
+/// cost of several fsyncs per node.
+pub(crate) fn durable() -> bool {
+    static DURABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DURABLE.get_or_init(|| std::env::var_os("ADMF_DURABLE").is_some_and(|v| v != "0"))
+}
+
 /// Flushes a directory's entries (new names, renames) to disk.
 pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    if !durable() {
+        return Ok(());
+    }
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()
@@ -38,12 +54,15 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to a new file at `path` and fsyncs it.
+/// Writes `bytes` to a new file at `path`, flushed when [`durable`].
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut file = File::create(path)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if durable() {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Removes a directory tree, making directories writable first if a

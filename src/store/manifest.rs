@@ -29,6 +29,28 @@ pub struct OutputRecord {
     pub size: u64,
 }
 
+/// JSON kept as text, compared by its text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl RawJson {
+    pub fn from_value(value: &serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(RawJson)
+    }
+
+    /// Parse into a tree, for the rare reader that needs one.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
 /// The parsed `manifest.json` of an entry (format in the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -40,8 +62,9 @@ pub struct Manifest {
     pub node: String,
     /// The phase mode that produced it.
     pub mode: String,
-    /// Every ingredient of the key.
-    pub ingredients: serde_json::Value,
+    /// Every ingredient of the key, kept as raw JSON text: hits never need
+    /// it as a tree, and parsing it for every node of a no-op build costs.
+    pub ingredients: RawJson,
     /// Output files by path relative to `out/` (`/`-separated).
     pub outputs: BTreeMap<String, OutputRecord>,
     /// [`output_digest`] of `outputs`.

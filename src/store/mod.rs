@@ -63,6 +63,7 @@ mod fsutil;
 mod gc;
 mod lock;
 mod lookup;
+mod lookup_cache;
 mod manifest;
 mod outputs;
 mod refs;
@@ -75,6 +76,7 @@ pub use entry::{Entry, PendingEntry};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
 pub use lock::{BuildGuard, KeyLock};
 pub use lookup::Lookup;
+pub use lookup_cache::LookupCache;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};
 pub use refs::{RefRecord, escape_name, unescape_name};
 pub use verify::{CorruptEntry, VerifyReport};
@@ -98,8 +100,10 @@ impl Store {
     /// Opens (and creates if needed) a store under `root`, with its
     /// `objects/`, `tmp/`, `locks/` and `refs/` subdirectories.
     pub fn open(root: &Path) -> io::Result<Store> {
+        // Absolute, so no path under the store needs the current directory
+        // again (a syscall per file in a no-op build).
         let store = Store {
-            root: root.to_path_buf(),
+            root: std::path::absolute(root)?,
         };
         for dir in [
             store.objects_dir(),

@@ -175,11 +175,15 @@ impl Loader {
             sinks: Vec::new(),
             entry: entry.unwrap_or_default(),
         });
-        let base_dir = doc
-            .file()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        // Absolute once per file: paths joined to it never need the
+        // current directory again.
+        let parent = match doc.file().parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let base_dir = std::path::absolute(parent)
+            .map(|p| crate::graph::normalize(&p))
+            .unwrap_or_else(|_| parent.to_path_buf());
         let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
         let mut depended: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut previous: Option<String> = None;
