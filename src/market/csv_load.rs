@@ -28,7 +28,7 @@ use super::timestamp;
 use crate::error::{Error, Location};
 
 /// What to do with a row that breaks a rule.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BadRowPolicy {
     /// Stop at the first bad row (the default).
     #[default]

@@ -154,10 +154,55 @@ pub fn issue(
 }
 
 /// Loads every symbol of `spec`, logging what the bad-row policy did.
+/// Parsed data files of this process, so the trials of a sweep parse a
+/// file once rather than once each. Keyed by the file's identity and stat:
+/// an edit during the build is a new entry, never a stale one.
+type LoadKey = (
+    PathBuf,
+    String,
+    BadRowPolicy,
+    u64,
+    Option<std::time::SystemTime>,
+    u64,
+);
+
+fn load_shared(
+    file: &Path,
+    symbol: &str,
+    policy: BadRowPolicy,
+) -> Result<std::sync::Arc<crate::market::Loaded>, crate::error::Error> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static LOADED: LazyLock<Mutex<HashMap<LoadKey, Arc<crate::market::Loaded>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let meta = std::fs::metadata(file).map_err(|e| crate::error::Error::io(file, e))?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    let key: LoadKey = (
+        file.to_path_buf(),
+        symbol.to_string(),
+        policy,
+        meta.len(),
+        meta.modified().ok(),
+        inode,
+    );
+    if let Some(hit) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(hit.clone());
+    }
+    let loaded = Arc::new(load_csv(file, symbol, policy)?);
+    LOADED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, loaded.clone());
+    Ok(loaded)
+}
+
 pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Bars>, PhaseError> {
     let mut out = Vec::new();
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
-        let loaded = load_csv(file, symbol, spec.policy)
+        let loaded = load_shared(file, symbol, spec.policy)
             .map_err(|e| PhaseError::bad_input(e.render(false).trim_end().to_string()))?;
         let b = &loaded.bars;
         let f = b.frequency();
@@ -179,7 +224,7 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
                 loaded.dropped, loaded.fixed
             )?;
         }
-        out.push(loaded.bars);
+        out.push(loaded.bars.clone());
     }
     Ok(out)
 }
