@@ -25,8 +25,11 @@
 //! Keys are 64 lowercase hex characters (blake3). An entry is created by
 //! [`Store::begin`], which makes a temp dir with an `out/` subdir for the
 //! node to write into, and [`PendingEntry::commit`], which hashes the
-//! outputs, writes `log.txt` and `manifest.json` (last), fsyncs everything,
+//! outputs, writes `log.txt` and `manifest.json` (last), fsyncs everything
+//! when `ADMF_DURABLE=1` (see `fsutil::durable` for why that is optional),
 //! and renames the temp dir into `objects/` in one step.
+//! `lookups` remembers verified entries so a no-op build checks each with a
+//! few `stat` calls ([`LookupCache`]).
 //!
 //! `manifest.json` (schema 1) is a JSON object:
 //!
