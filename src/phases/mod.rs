@@ -1,6 +1,6 @@
 //! Phase modes ("containers"): the domain logic the dispatcher runs.
 //!
-//! Every mode implements [`Phase`]; [`factory`] maps mode names to
+//! Every mode implements [`Phase`]; [`Factory`] maps mode names to
 //! implementations. The engine never looks inside a config beyond what a
 //! `Phase` tells it: the files it reads, the workspace files it produces,
 //! whether it expands a `grid:` into trials.
