@@ -157,6 +157,18 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
             .iter()
             .map(|d| output_of_phase[phase_index[d.as_str()]])
             .collect();
+        if let Some(known) = implementation.config_keys() {
+            for key in phase.config.keys() {
+                if key != "description" && !known.contains(&key.as_str()) {
+                    return Err(Error::invalid(
+                        phase.locate(key),
+                        key.clone(),
+                        format!("unknown key for mode `{}`", phase.mode),
+                    )
+                    .with_hint(did_you_mean(key, known.iter().copied())));
+                }
+            }
+        }
         let grid = config.get("grid").cloned();
         let expand = implementation.expands_grid() && grid.is_some();
         let mut specs: Vec<NodeSpec> = Vec::new();

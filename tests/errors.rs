@@ -217,3 +217,12 @@ fn retries_rerun_only_the_failing_node() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(p.read("attempts").lines().count(), 2);
 }
+
+#[test]
+fn unknown_key_of_a_trading_mode_is_rejected() {
+    let err = validate_error(
+        "strategy: {type: momentum}\nphases:\n  - name: sweep\n    mode: signal_generation\n    allow_short: true\n    grdi: {lookback: [5]}\n",
+    );
+    assert!(err.contains("`allow_short`: unknown key for mode `signal_generation`"), "{err}");
+    assert!(err.contains("wf.yaml:5:5"), "{err}");
+}

@@ -95,6 +95,10 @@ pub fn one_symbol(config: &Value) -> Result<common::DataSpec, ConfigIssue> {
 }
 
 impl Phase for Analysis {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs", "classifiers", "objective"])
+    }
+
     fn version(&self) -> &'static str {
         "analysis-1"
     }

@@ -20,6 +20,10 @@ use crate::market::{Bars, Frequency, Metrics};
 pub struct Backtest;
 
 impl Phase for Backtest {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs"])
+    }
+
     fn version(&self) -> &'static str {
         "backtest-1"
     }

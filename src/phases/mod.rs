@@ -131,6 +131,14 @@ pub trait Phase: Send + Sync {
         &["data", "strategy", "costs"]
     }
 
+    /// The config keys the mode understands (inherited ones included), for
+    /// an "unknown key" error with a "did you mean" at compile time; `None`
+    /// leaves every key to [`Phase::validate`]. `description` is always
+    /// allowed.
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Check the resolved config at compile time.
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue>;
 

@@ -34,6 +34,10 @@ pub struct Report;
 pub const MAX_POINTS: usize = 2000;
 
 impl Phase for Report {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs", "title"])
+    }
+
     fn version(&self) -> &'static str {
         "report-2"
     }

@@ -44,6 +44,10 @@ pub fn signal_file(index: usize) -> String {
 }
 
 impl Phase for SignalGeneration {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs", "grid"])
+    }
+
     fn version(&self) -> &'static str {
         "signal_generation-1"
     }

@@ -189,6 +189,10 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
 }
 
 impl Phase for SignalReplay {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs", "select", "weights", "threshold", "objective", "split", "per_regime"])
+    }
+
     fn version(&self) -> &'static str {
         "signal_replay-1"
     }
