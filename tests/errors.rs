@@ -223,6 +223,9 @@ fn unknown_key_of_a_trading_mode_is_rejected() {
     let err = validate_error(
         "strategy: {type: momentum}\nphases:\n  - name: sweep\n    mode: signal_generation\n    allow_short: true\n    grdi: {lookback: [5]}\n",
     );
-    assert!(err.contains("`allow_short`: unknown key for mode `signal_generation`"), "{err}");
+    assert!(
+        err.contains("`allow_short`: unknown key for mode `signal_generation`"),
+        "{err}"
+    );
     assert!(err.contains("wf.yaml:5:5"), "{err}");
 }

@@ -190,7 +190,17 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
 
 impl Phase for SignalReplay {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "select", "weights", "threshold", "objective", "split", "per_regime"])
+        Some(&[
+            "data",
+            "strategy",
+            "costs",
+            "select",
+            "weights",
+            "threshold",
+            "objective",
+            "split",
+            "per_regime",
+        ])
     }
 
     fn version(&self) -> &'static str {

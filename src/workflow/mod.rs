@@ -84,6 +84,9 @@ fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Docum
 struct Inherited {
     values: Map<String, serde_json::Value>,
     locations: BTreeMap<String, Location>,
+    /// Directory of the file that declared each key: relative data paths
+    /// mean "relative to the file that wrote them", wherever inherited.
+    dirs: BTreeMap<String, PathBuf>,
 }
 
 impl Inherited {
@@ -97,6 +100,7 @@ impl Inherited {
             if let Some(v) = map.get(*key) {
                 let path = format!("{prefix}{key}");
                 self.values.insert(key.to_string(), to_json(doc, &path, v)?);
+                self.dirs.insert(key.to_string(), file_dir(doc));
                 self.locations
                     .retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
                 self.locations.insert(key.to_string(), doc.locate(&path));
@@ -107,6 +111,37 @@ impl Inherited {
         }
         Ok(())
     }
+
+    /// The values as seen from a file in `dir`: relative `data.path` and
+    /// `data.dir` rebased from the declaring file's directory.
+    fn seen_from(&self, dir: &Path) -> Map<String, serde_json::Value> {
+        let mut values = self.values.clone();
+        if let (Some(serde_json::Value::Object(data)), Some(from)) =
+            (values.get_mut("data"), self.dirs.get("data"))
+            && from != dir
+        {
+            for key in ["path", "dir"] {
+                if let Some(serde_json::Value::String(p)) = data.get_mut(key)
+                    && Path::new(p.as_str()).is_relative()
+                {
+                    *p = crate::key::relative_to(&from.join(&*p), dir);
+                }
+            }
+        }
+        values
+    }
+}
+
+/// The absolute directory of a workflow file: paths joined to it never
+/// need the current directory again.
+fn file_dir(doc: &Document) -> PathBuf {
+    let parent = match doc.file().parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::path::absolute(parent)
+        .map(|p| crate::graph::normalize(&p))
+        .unwrap_or_else(|_| parent.to_path_buf())
 }
 
 struct Scope {
@@ -175,15 +210,7 @@ impl Loader {
             sinks: Vec::new(),
             entry: entry.unwrap_or_default(),
         });
-        // Absolute once per file: paths joined to it never need the
-        // current directory again.
-        let parent = match doc.file().parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let base_dir = std::path::absolute(parent)
-            .map(|p| crate::graph::normalize(&p))
-            .unwrap_or_else(|_| parent.to_path_buf());
+        let base_dir = file_dir(&doc);
         let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
         let mut depended: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut previous: Option<String> = None;
@@ -363,7 +390,7 @@ impl Loader {
                 name: format!("{prefix}{}", raw.name),
                 mode,
                 config,
-                inherited: inherited.values.clone(),
+                inherited: inherited.seen_from(base_dir),
                 retries,
                 depends_on: Vec::new(),
                 when: None,
