@@ -52,7 +52,7 @@ impl Phase for Backtest {
         for (b, r) in bars.iter().zip(&runs) {
             log_run(ctx.log, &b.symbol, &name, &r.metrics)?;
         }
-        let (metrics, per_symbol) = write_runs(ctx.out_dir, &bars, &runs)?;
+        let (metrics, per_symbol) = write_runs(Some(ctx.out_dir), &bars, &runs)?;
         let mut m = common::metrics_map(&metrics);
         m.insert("strategy".into(), json!(strategy.kind()));
         m.insert("params".into(), strategy.parameters());
@@ -87,10 +87,11 @@ pub fn log_run(
     Ok(())
 }
 
-/// Writes `equity.csv` and `trades.csv` of the runs; returns the headline
-/// metrics (the portfolio's for several symbols) and the per-symbol map.
+/// Writes `equity.csv` and `trades.csv` of the runs into `out` (when
+/// given); returns the headline metrics (the portfolio's for several
+/// symbols) and the per-symbol map.
 pub fn write_runs(
-    out: &Path,
+    out: Option<&Path>,
     bars: &[Bars],
     runs: &[Run],
 ) -> Result<(Metrics, Option<Value>), PhaseError> {
@@ -99,18 +100,24 @@ pub fn write_runs(
         .zip(runs)
         .map(|(b, r)| (b, r.trades.as_slice()))
         .collect();
-    common::write_file(out, "trades.csv", &common::trades_csv(&trade_rows))?;
+    if let Some(out) = out {
+        common::write_file(out, "trades.csv", &common::trades_csv(&trade_rows))?;
+    }
     if let ([b], [r]) = (bars, runs) {
-        let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
-        let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
-        common::write_file(out, "equity.csv", &csv)?;
+        if let Some(out) = out {
+            let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
+            let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
+            common::write_file(out, "equity.csv", &csv)?;
+        }
         return Ok((r.metrics.clone(), None));
     }
     let mut per = serde_json::Map::new();
     for (b, r) in bars.iter().zip(runs) {
-        let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
-        let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
-        common::write_file(out, &format!("equity_{}.csv", b.symbol), &csv)?;
+        if let Some(out) = out {
+            let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
+            let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
+            common::write_file(out, &format!("equity_{}.csv", b.symbol), &csv)?;
+        }
         per.insert(
             b.symbol.clone(),
             Value::Object(common::metrics_map(&r.metrics)),
@@ -130,7 +137,9 @@ pub fn write_runs(
         .iter()
         .map(|&(k, i)| bars[k].ts_text[i].as_str())
         .collect();
-    common::write_file(out, "equity.csv", &common::equity_csv(&ts, &equity, None))?;
+    if let Some(out) = out {
+        common::write_file(out, "equity.csv", &common::equity_csv(&ts, &equity, None))?;
+    }
     let mut m = Metrics::from_equity(&equity, Frequency::detect(&ts_num).periods_per_year());
     let n = runs.len() as f64;
     let closed: u64 = runs.iter().map(|r| r.metrics.trades).sum();

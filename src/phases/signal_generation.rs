@@ -6,15 +6,18 @@
 //! `strategy.parameters`) and one [`Role::Gather`] node whose upstream are
 //! the trials in index order.
 //!
-//! - A trial writes `signal.jsonl` ([`crate::market::signals`]),
-//!   `equity.csv`, `trades.csv` and `metrics.json`: its backtest metrics
+//! - A trial writes `signal.jsonl` ([`crate::market::signals`]) and
+//!   `metrics.json`: its backtest metrics
 //!   plus `index`, `name`, `strategy` and `params` (every parameter,
 //!   defaults included).
 //! - The gather node writes `signals/trial_N.jsonl` (copies),
 //!   `trials.json` (a list of [`TrialRecord`]) and `metrics.json`:
 //!   `{trials: count, strategy, best: {trial, name, sharpe, total_return,
 //!   params}}`, best by Sharpe with ties to the lowest index.
-//! - Without a grid ([`Role::Single`]) the one trial writes both sets.
+//! - Without a grid ([`Role::Single`]) the one trial writes both sets,
+//!   plus `equity.csv` and `trades.csv` like a backtest. Grid trials leave
+//!   those out: a 1,000-trial sweep would store 170 MB of equity curves
+//!   that any later phase recomputes from the signals in microseconds.
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +52,7 @@ impl Phase for SignalGeneration {
     }
 
     fn version(&self) -> &'static str {
-        "signal_generation-1"
+        "signal_generation-2"
     }
 
     fn expands_grid(&self) -> bool {
@@ -135,7 +138,8 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
         runs.push(common::run(b, p, fee));
     }
     common::write_file(ctx.out_dir, "signal.jsonl", &signal)?;
-    let (metrics, per_symbol) = write_runs(ctx.out_dir, &bars, &runs)?;
+    let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
+    let (metrics, per_symbol) = write_runs(files, &bars, &runs)?;
     log_run(ctx.log, &spec.symbols.join(","), &name, &metrics)?;
     let mut m = common::metrics_map(&metrics);
     m.insert("index".into(), json!(index));
