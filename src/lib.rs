@@ -16,6 +16,7 @@ pub mod graph;
 pub mod ir;
 pub mod key;
 pub mod market;
+pub mod output;
 pub mod phases;
 pub mod plan;
 pub mod progress;

@@ -45,8 +45,8 @@ impl Progress {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprint!("{line}")),
-            None => eprint!("{line}"),
+            Some(bar) => bar.suspend(|| crate::err!("{line}")),
+            None => crate::err!("{line}"),
         }
     }
 

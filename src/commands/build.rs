@@ -80,7 +80,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let _ = ctx.stats.save();
     let _ = ctx.lookups.save();
     if std::env::var_os("ADMF_TRACE").is_some() {
-        eprintln!(
+        crate::errln!(
             "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",
             started.elapsed()
         );
@@ -130,7 +130,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
     }));
     if let Err(e) = progress.events.save() {
-        eprintln!(
+        crate::errln!(
             "admf: cannot write {}: {e}",
             progress.events.path().display()
         );
@@ -159,9 +159,9 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     if counts[4] > 0 {
         summary.push_str(&format!("{} not run because of a failure\n", counts[4]));
     }
-    eprint!("{summary}");
+    crate::err!("{summary}");
     for (node, path) in reports(&ctx.graph, &report) {
-        eprintln!("report: {} ({node})", path.display());
+        crate::errln!("report: {} ({node})", path.display());
     }
     if args.json {
         let out = json!({
@@ -169,7 +169,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
             "nodes": json_nodes,
             "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
@@ -240,11 +240,11 @@ fn dry_run(session: &Session, targets: &[usize], as_json: bool) -> Result<i32, E
             } else {
                 format!("  ({why})")
             };
-            println!("{:>4}. {:<7} {}{reason}", n + 1, what, node.id);
+            crate::outln!("{:>4}. {:<7} {}{reason}", n + 1, what, node.id);
         }
     }
     if as_json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"plan": rows})).unwrap_or_default()
         );

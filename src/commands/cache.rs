@@ -13,7 +13,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
     match action {
         CacheAction::Ls => {
             for e in store.ls().map_err(io)? {
-                println!(
+                crate::outln!(
                     "{}  {:>10}  {:<8} {}{}",
                     &e.key[..16],
                     e.size,
@@ -48,7 +48,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
                         io(e)
                     }
                 })?;
-            eprintln!(
+            crate::errln!(
                 "{} {} entries ({} bytes); kept {} referenced, {} unreferenced; {} invalid dirs and {} temp dirs removed",
                 if dry_run { "would remove" } else { "removed" },
                 report.removed.len(),
@@ -63,12 +63,12 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
         CacheAction::Verify { repair } => {
             let report = store.verify(repair).map_err(io)?;
             for c in &report.corrupt {
-                eprintln!("corrupt: {} ({})", c.dir.display(), c.reason);
+                crate::errln!("corrupt: {} ({})", c.dir.display(), c.reason);
             }
             for t in &report.stale_tmp {
-                eprintln!("debris: {}", t.display());
+                crate::errln!("debris: {}", t.display());
             }
-            eprintln!(
+            crate::errln!(
                 "checked {} entries: {} ok, {} corrupt, {} temp dirs{}",
                 report.checked,
                 report.ok,

@@ -78,7 +78,7 @@ pub fn graph(wf: &WorkflowArgs, format: &str, status: bool, expand: bool) -> Res
             && color()
             && std::io::IsTerminal::is_terminal(&std::io::stdout()),
     };
-    print!("{}", render(&view, format, &opts));
+    crate::out!("{}", render(&view, format, &opts));
     Ok(0)
 }
 
@@ -98,7 +98,7 @@ pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
                 }, "key": predictions[i].key})
             })
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"nodes": nodes})).unwrap_or_default()
         );
@@ -106,7 +106,7 @@ pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
         let width = graph.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
         for &i in &graph.order {
             let s = node_status(graph, &predictions[i]);
-            println!("{:<width$}  {}", graph.nodes[i].id, s.describe());
+            crate::outln!("{:<width$}  {}", graph.nodes[i].id, s.describe());
         }
     }
     Ok(0)
@@ -122,33 +122,33 @@ pub fn explain(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
         let id = &graph.nodes[i].id;
         match &predictions[i].verdict {
             Verdict::Fresh => {
-                println!("{indent}{id} is fresh: nothing changed since its last build");
+                crate::outln!("{indent}{id} is fresh: nothing changed since its last build");
                 break;
             }
             Verdict::Missing => {
-                println!("{indent}{id} would run: it was never built with this store");
+                crate::outln!("{indent}{id} would run: it was never built with this store");
                 break;
             }
             Verdict::Skipped(reason) => {
-                println!("{indent}{id} would be skipped: {reason}");
+                crate::outln!("{indent}{id} would be skipped: {reason}");
                 break;
             }
             Verdict::Stale(Reason::Upstream(d)) => {
-                println!(
+                crate::outln!(
                     "{indent}{id} would run: upstream `{}` would run",
                     graph.nodes[*d].id
                 );
                 i = *d;
             }
             Verdict::Stale(Reason::Changed(changes)) => {
-                println!("{indent}{id} would run:");
+                crate::outln!("{indent}{id} would run:");
                 for c in changes {
-                    println!("{indent}  - {c}");
+                    crate::outln!("{indent}  - {c}");
                 }
                 break;
             }
             Verdict::Stale(Reason::Error(e)) => {
-                println!("{indent}{id} would run: {e}");
+                crate::outln!("{indent}{id} would run: {e}");
                 break;
             }
         }
@@ -170,9 +170,9 @@ pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
         });
     };
     let dir = ctx.store.entry_dir(&key);
-    println!("node:      {id}");
-    println!("key:       {key}");
-    println!("artifacts: {}", dir.join("out").display());
+    crate::outln!("node:      {id}");
+    crate::outln!("key:       {key}");
+    crate::outln!("artifacts: {}", dir.join("out").display());
     let mut files: Vec<_> = walkdir::WalkDir::new(dir.join("out"))
         .sort_by_file_name()
         .into_iter()
@@ -188,19 +188,19 @@ pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
         .collect();
     files.sort();
     for f in files.iter().take(50) {
-        println!("  {f}");
+        crate::outln!("  {f}");
     }
     if files.len() > 50 {
-        println!("  ... and {} more", files.len() - 50);
+        crate::outln!("  ... and {} more", files.len() - 50);
     }
     if let Ok(metrics) = std::fs::read_to_string(dir.join("out/metrics.json")) {
-        println!("metrics:\n{}", metrics.trim_end());
+        crate::outln!("metrics:\n{}", metrics.trim_end());
     }
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default();
     if log.is_empty() {
-        println!("log:       (empty)");
+        crate::outln!("log:       (empty)");
     } else {
-        println!("log:\n{}", log.trim_end());
+        crate::outln!("log:\n{}", log.trim_end());
     }
     Ok(0)
 }

@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Show { wf, node } => inspect::show(&wf, &node),
         Command::Validate { wf } => {
             let graph = compile(&wf)?;
-            eprintln!(
+            crate::errln!(
                 "{}: ok ({} phases, {} nodes)",
                 wf.workflow.display(),
                 graph.workflow.phases.len(),
