@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{Project, tree};
@@ -47,13 +46,8 @@ const NODES: usize = 9; // a b c d bt sweep[0..2] sweep
 
 fn project() -> Project {
     let p = Project::new();
-    p.file("wf.yaml", WORKFLOW);
-    std::fs::create_dir_all(p.path("data")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/SPY_D.csv"),
-        p.path("data/SPY.csv"),
-    )
-    .unwrap();
+    p.file("wf.yaml", WORKFLOW)
+        .repo_file("data/SPY_D.csv", "data/SPY.csv");
     p
 }
 

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,13 +40,8 @@ phases:
 
 fn project() -> Project {
     let p = Project::new();
-    p.file("wf.yaml", WORKFLOW);
-    std::fs::create_dir_all(p.path("data")).unwrap();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/SPY_D.csv"),
-        p.path("data/SPY.csv"),
-    )
-    .unwrap();
+    p.file("wf.yaml", WORKFLOW)
+        .repo_file("data/SPY_D.csv", "data/SPY.csv");
     p
 }
 

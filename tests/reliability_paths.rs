@@ -18,11 +18,7 @@ fn layout() -> Project {
         "outside/inc.yaml",
         "phases:\n  - {name: x, mode: command, run: 'true'}\n",
     );
-    std::fs::copy(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/SPY_D.csv"),
-        p.path("outside/SPY.csv"),
-    )
-    .unwrap();
+    p.repo_file("data/SPY_D.csv", "outside/SPY.csv");
     p
 }
 

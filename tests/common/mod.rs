@@ -34,6 +34,14 @@ impl Project {
         self
     }
 
+    /// Copy a file of this repository (e.g. `data/SPY_D.csv`) into the project.
+    pub fn repo_file(&self, from: &str, to: &str) -> &Self {
+        let path = self.path(to);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join(from), path).expect("copy");
+        self
+    }
+
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
