@@ -28,35 +28,42 @@ pub struct WorkflowArgs {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// What `admf build` does beyond reading the workflow.
+#[derive(Args, Debug, Clone)]
+pub struct BuildArgs {
+    /// Nodes to build, with their dependencies; all when none.
+    pub targets: Vec<String>,
+    /// How many nodes run at once (default: number of cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Execute NODE even if its entry is stored.
+    #[arg(long, value_name = "NODE")]
+    pub force: Vec<String>,
+    /// Execute every node.
+    #[arg(long)]
+    pub force_all: bool,
+    /// Print the planned sequence and what would run, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep running everything not downstream of a failure.
+    #[arg(long, short = 'k')]
+    pub keep_going: bool,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print every node's log, not only failed ones.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build the workflow's nodes (or TARGETs and what they need).
     Build {
         #[command(flatten)]
         wf: WorkflowArgs,
-        /// Nodes to build, with their dependencies; all when none.
-        targets: Vec<String>,
-        /// How many nodes run at once (default: number of cores).
-        #[arg(short, long, value_name = "N")]
-        jobs: Option<usize>,
-        /// Execute NODE even if its entry is stored.
-        #[arg(long, value_name = "NODE")]
-        force: Vec<String>,
-        /// Execute every node.
-        #[arg(long)]
-        force_all: bool,
-        /// Print the planned sequence and what would run, run nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Keep running everything not downstream of a failure.
-        #[arg(long, short = 'k')]
-        keep_going: bool,
-        /// Print a JSON report on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Print every node's log, not only failed ones.
-        #[arg(long, short)]
-        verbose: bool,
+        #[command(flatten)]
+        args: BuildArgs,
     },
     /// Show the DAG.
     Graph {

@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{Session, color};
-use crate::cli::WorkflowArgs;
+use crate::cli::{BuildArgs, WorkflowArgs};
 use crate::dispatch::{BuildReport, DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
@@ -14,17 +14,6 @@ use crate::plan::{self, Reason, Verdict};
 use crate::progress::{Progress, status_name};
 use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
 use crate::run::Outcome;
-
-pub struct BuildArgs {
-    pub targets: Vec<String>,
-    pub jobs: Option<usize>,
-    pub force: Vec<String>,
-    pub force_all: bool,
-    pub dry_run: bool,
-    pub keep_going: bool,
-    pub json: bool,
-    pub verbose: bool,
-}
 
 /// Summaries longer than this list only the nodes that did not come from
 /// the cache; the totals line still counts every node.

@@ -20,29 +20,7 @@ use crate::store::{LookupCache, Store};
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
-        Command::Build {
-            wf,
-            targets,
-            jobs,
-            force,
-            force_all,
-            dry_run,
-            keep_going,
-            json,
-            verbose,
-        } => build::build(
-            &wf,
-            &build::BuildArgs {
-                targets,
-                jobs,
-                force,
-                force_all,
-                dry_run,
-                keep_going,
-                json,
-                verbose,
-            },
-        ),
+        Command::Build { wf, args } => build::build(&wf, &args),
         Command::Graph {
             wf,
             format,
