@@ -110,7 +110,19 @@ fn gc_keeps_referenced_entries_and_applies_the_policy() {
     assert_eq!(report.removed.len(), 4);
     assert_eq!(store.ls().unwrap().len(), 5);
 
-    // Only entries older than a week go.
+    // A lookup cache remembering entries that gc is about to remove.
+    let lookups = admf::store::LookupCache::load(&store.lookup_cache_path());
+    let stats = admf::stat_cache::StatCache::in_memory();
+    assert!(
+        store
+            .lookup_cached(&key(2), &stats, &lookups)
+            .hit()
+            .is_some()
+    );
+    lookups.save().unwrap();
+    assert!(store.lookup_cache_path().exists());
+
+    // Only entries older than a week go, and the lookup cache with them.
     let report = store
         .gc(GcPolicy {
             older_than: Some(Duration::from_secs(7 * day)),
@@ -122,6 +134,7 @@ fn gc_keeps_referenced_entries_and_applies_the_policy() {
     assert_eq!(report.kept_unreferenced, 2);
     assert_eq!(report.removed_invalid, std::slice::from_ref(&junk));
     assert!(!junk.exists());
+    assert!(!store.lookup_cache_path().exists());
 
     // Keep the single most recent unreferenced entry.
     let report = store

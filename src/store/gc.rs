@@ -179,8 +179,14 @@ impl Store {
             removed.push(key);
         }
         removed.reverse();
+        let removed_any = !removed.is_empty() || !report.removed_invalid.is_empty();
         report.removed = removed;
         report.removed_debris = self.sweep_debris(!policy.dry_run)?;
+        if removed_any && !policy.dry_run {
+            // The lookup cache only speeds up hits; dropping it beats
+            // keeping records of entries that no longer exist.
+            super::fsutil::remove_file_if_exists(&self.lookup_cache_path())?;
+        }
         Ok(report)
     }
 }
