@@ -172,17 +172,12 @@ impl Ensemble {
     }
 
     fn vote_into(&self, w: &[f64], end: usize, votes: &mut [f32]) {
-        votes[..end].fill(0.0);
-        for (k, &wk) in w.iter().enumerate().take(self.k) {
-            let wk = wk as f32;
-            if wk == 0.0 {
-                continue;
-            }
-            let col = &self.columns[k * self.n..k * self.n + end];
-            for (v, s) in votes[..end].iter_mut().zip(col) {
-                *v += wk * s;
-            }
-        }
+        weighted_vote(
+            &self.columns,
+            self.n,
+            &w[..self.k.min(w.len())],
+            &mut votes[..end],
+        );
     }
 
     fn decide(&self, v: f32) -> i8 {
@@ -214,17 +209,12 @@ impl Ensemble {
         let segments = self.segment_starts.partition_point(|&t| t < end);
         let count = self.segment_starts.len();
         let votes = &mut scratch.votes[..segments];
-        votes.fill(0.0);
-        for (k, &wk) in w.iter().enumerate().take(self.k) {
-            let wk = wk as f32;
-            if wk == 0.0 {
-                continue;
-            }
-            let col = &self.segment_columns[k * count..k * count + segments];
-            for (v, s) in votes.iter_mut().zip(col) {
-                *v += wk * s;
-            }
-        }
+        weighted_vote(
+            &self.segment_columns,
+            count,
+            &w[..self.k.min(w.len())],
+            votes,
+        );
         let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
         let mut s = Sums::default();
         let mut prev = 0i8;
@@ -394,6 +384,23 @@ impl Ensemble {
             }
         }
         best
+    }
+}
+
+/// `votes[i] = Σ_k w_k · columns[k·stride + i]`, in signal order (so the
+/// f32 sums are the same whichever caller asks), skipping zero weights.
+fn weighted_vote(columns: &[f32], stride: usize, w: &[f64], votes: &mut [f32]) {
+    votes.fill(0.0);
+    let len = votes.len();
+    for (k, &wk) in w.iter().enumerate() {
+        let wk = wk as f32;
+        if wk == 0.0 {
+            continue;
+        }
+        let col = &columns[k * stride..k * stride + len];
+        for (v, s) in votes.iter_mut().zip(col) {
+            *v += wk * s;
+        }
     }
 }
 
