@@ -49,6 +49,9 @@ pub struct Node {
 
 #[derive(Debug, Clone)]
 pub struct Graph {
+    /// The IR the graph came from: names, modes, dependencies and
+    /// locations; after compiling, the resolved configs live only in
+    /// [`Node::config`].
     pub workflow: Workflow,
     pub nodes: Vec<Node>,
     /// The planned sequence: Kahn's algorithm, the earliest declared ready
@@ -282,6 +285,13 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
     };
     check_conditions(&graph)?;
     graph.order = plan_order(&graph.nodes);
+    // From here on configs live in the nodes and errors point at node
+    // locations: the IR's copies would only hold memory through the build.
+    for phase in &mut graph.workflow.phases {
+        phase.config = Default::default();
+        phase.inherited = Default::default();
+        phase.key_locations = Default::default();
+    }
     Ok(graph)
 }
 
