@@ -65,6 +65,13 @@ pub enum Command {
         #[command(flatten)]
         args: BuildArgs,
     },
+    /// Build, then rebuild whenever a file the workflow reads changes.
+    Watch {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        #[command(flatten)]
+        args: BuildArgs,
+    },
     /// Show the DAG.
     Graph {
         #[command(flatten)]

@@ -5,6 +5,7 @@
 mod build;
 mod cache;
 mod inspect;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::store::{LookupCache, Store};
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Build { wf, args } => build::build(&wf, &args),
+        Command::Watch { wf, args } => watch::watch(&wf, &args),
         Command::Graph {
             wf,
             format,
