@@ -49,7 +49,9 @@ pub struct Ensemble {
     prefix: Prefix,
     fee: f64,
     ppy: f64,
-    threshold: f32,
+    /// |vote| needed for a position: the threshold less [`TOLERANCE`],
+    /// never below it.
+    reach: f32,
 }
 
 /// Per-worker buffers of [`Ensemble::score`].
@@ -159,7 +161,7 @@ impl Ensemble {
             returns,
             fee,
             ppy,
-            threshold: threshold as f32,
+            reach: (threshold as f32 - TOLERANCE).max(TOLERANCE),
         }
     }
 
@@ -181,14 +183,7 @@ impl Ensemble {
     }
 
     fn decide(&self, v: f32) -> i8 {
-        let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
-        if v.abs() < reach {
-            0
-        } else if v > 0.0 {
-            1
-        } else {
-            -1
-        }
+        i8::from(v >= self.reach) - i8::from(v <= -self.reach)
     }
 
     /// Run-based scoring that votes once per segment instead of once per
@@ -215,12 +210,11 @@ impl Ensemble {
             &w[..self.k.min(w.len())],
             votes,
         );
-        let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
         let mut s = Sums::default();
         let mut prev = 0i8;
         let mut run_start = 0usize;
         for (j, &v) in votes.iter().enumerate() {
-            let p = i8::from(v >= reach) - i8::from(v <= -reach);
+            let p = self.decide(v);
             let t = self.segment_starts[j];
             if j == 0 {
                 prev = p;
@@ -304,12 +298,11 @@ impl Ensemble {
         }
         let end = scope.end.min(self.n);
         self.vote_into(w, end, &mut scratch.votes);
-        let reach = (self.threshold - TOLERANCE).max(TOLERANCE);
         for (p, &v) in scratch.positions[..end]
             .iter_mut()
             .zip(&scratch.votes[..end])
         {
-            *p = i8::from(v >= reach) - i8::from(v <= -reach);
+            *p = self.decide(v);
         }
         self.score_bar_by_bar(&scratch.positions[..end], scope, objective)
     }
