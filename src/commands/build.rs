@@ -22,6 +22,16 @@ const FULL_SUMMARY_ROWS: usize = 40;
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
     let graph = super::compile(wf)?;
+    build_compiled(wf, graph, args, started)
+}
+
+/// `admf build` on a graph the caller compiled (at `started`).
+pub fn build_compiled(
+    wf: &WorkflowArgs,
+    graph: crate::graph::Graph,
+    args: &BuildArgs,
+    started: Instant,
+) -> Result<i32, Error> {
     let t_compile = started.elapsed();
     let targets = args
         .targets

@@ -19,6 +19,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use super::{build, color, project_root};
 use crate::cli::{BuildArgs, WorkflowArgs};
 use crate::error::Error;
+use crate::graph::Graph;
 
 /// Quiet time after the last event before a rebuild starts.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -41,13 +42,7 @@ fn dir_of(path: &Path) -> PathBuf {
     }
 }
 
-fn watched(wf: &WorkflowArgs, previous: Watched) -> Watched {
-    let Ok(graph) = super::compile(wf) else {
-        // Keep watching what we knew, and the root file itself.
-        let mut w = previous;
-        w.dirs.insert(dir_of(&wf.workflow));
-        return w;
-    };
+fn watched(graph: &Graph) -> Watched {
     let mut w = Watched::default();
     for file in &graph.workflow.files {
         w.dirs.insert(dir_of(file));
@@ -77,11 +72,17 @@ pub fn watch(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let mut watching: BTreeSet<PathBuf> = BTreeSet::new();
     let mut w = Watched::default();
     loop {
-        match build::build(wf, args) {
-            Ok(_) => {}
-            Err(e) => crate::err!("{}", e.render(color())),
+        // One compile serves both the build and the list of what to watch.
+        let started = std::time::Instant::now();
+        let outcome = super::compile(wf).and_then(|graph| {
+            w = watched(&graph);
+            build::build_compiled(wf, graph, args, started)
+        });
+        if let Err(e) = outcome {
+            crate::err!("{}", e.render(color()));
+            // Keep watching what we knew, and the root file itself.
+            w.dirs.insert(dir_of(&wf.workflow));
         }
-        w = watched(wf, w);
         for dir in w.dirs.difference(&watching.clone()) {
             // A directory that does not exist yet is tried again next time.
             if watcher.watch(dir, RecursiveMode::NonRecursive).is_ok() {
