@@ -31,6 +31,14 @@ impl EventLog {
         }
     }
 
+    /// A log written to `path` instead of the store's runs directory.
+    pub fn at(path: PathBuf) -> Self {
+        EventLog {
+            lines: Vec::new(),
+            path,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -15,6 +15,8 @@ use crate::run::{NodeResult, Outcome};
 pub struct Progress {
     bar: Option<ProgressBar>,
     running: Vec<usize>,
+    /// Which nodes got a job (a node settled by its upstream never does).
+    pub started: Vec<bool>,
     pub events: EventLog,
     verbose: bool,
     quiet: bool,
@@ -34,6 +36,7 @@ impl Progress {
         Progress {
             bar,
             running: Vec::new(),
+            started: vec![false; total],
             events,
             verbose,
             quiet,
@@ -80,6 +83,9 @@ impl Observer for Progress {
 
     fn started(&mut self, graph: &Graph, index: usize) {
         self.running.push(index);
+        if let Some(started) = self.started.get_mut(index) {
+            *started = true;
+        }
         self.events
             .push(serde_json::json!({"event": "start", "node": graph.nodes[index].id}));
         self.update(graph);
@@ -105,9 +111,7 @@ impl Observer for Progress {
                 "{:<8}{} ({:.2}s)\n",
                 "ran", node.id, result.seconds
             )),
-            Outcome::Skipped(reason) => {
-                self.say(&format!("{:<8}{} ({reason})\n", "skipped", node.id))
-            }
+            Outcome::Skipped(reason) => self.say(&skipped_line(&node.id, reason)),
             Outcome::Failed(message) => {
                 let log = String::from_utf8_lossy(&result.log);
                 let mut text = format!("{:<8}{}: {message}\n", "FAILED", node.id);
@@ -130,6 +134,11 @@ impl Observer for Progress {
         }
         self.update(graph);
     }
+}
+
+/// The line a skipped node prints.
+pub fn skipped_line(node: &str, reason: &str) -> String {
+    format!("{:<8}{node} ({reason})\n", "skipped")
 }
 
 pub fn status_name(outcome: &Outcome) -> &'static str {

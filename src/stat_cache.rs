@@ -44,13 +44,19 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 const HEADER: &str = "admf-statcache 1";
 
-/// What a file looked like when it was hashed.
+/// What a file looked like when it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    size: u64,
-    mtime_ns: i64,
-    inode: u64,
-    device: u64,
+pub struct Stat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub device: u64,
+}
+
+impl Stat {
+    pub fn of(meta: &fs::Metadata) -> Stat {
+        stat_of(meta)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +132,7 @@ impl StatCache {
             && record.stat == before
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            crate::observed::note(&abs, before);
             return Ok(blake3::Hash::from_bytes(record.hash).to_hex().to_string());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -136,6 +143,11 @@ impl StatCache {
         let hash = hasher.finalize();
         let after = stat_of(&file.metadata()?);
         let racy = hashed_at.saturating_sub(before.mtime_ns) < RACY_WINDOW.as_nanos() as i64;
+        if after == before {
+            crate::observed::note(&abs, before);
+        } else {
+            crate::observed::note_unstable();
+        }
         if after == before && !racy {
             let record = Record {
                 stat: before,
@@ -227,7 +239,7 @@ fn stat_of(meta: &fs::Metadata) -> Stat {
     }
 }
 
-fn system_time_ns(t: SystemTime) -> i64 {
+pub(crate) fn system_time_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
@@ -268,7 +280,7 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
     Some(records)
 }
 
-fn escape_path(path: &Path) -> String {
+pub(crate) fn escape_path(path: &Path) -> String {
     let text = path_text(path);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -282,7 +294,7 @@ fn escape_path(path: &Path) -> String {
     out
 }
 
-fn unescape_path(text: &str) -> Option<PathBuf> {
+pub(crate) fn unescape_path(text: &str) -> Option<PathBuf> {
     if !text.contains('%') {
         return Some(PathBuf::from(text));
     }

@@ -1,12 +1,14 @@
 //! `admf build`.
 
-use std::time::Instant;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 
 use super::{Session, color};
 use crate::cli::{BuildArgs, WorkflowArgs};
-use crate::dispatch::{BuildReport, DispatchOptions, Final, dispatch};
+use crate::dispatch::{DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
 use crate::executor::LocalExecutor;
@@ -14,6 +16,7 @@ use crate::plan::{self, Reason, Verdict};
 use crate::progress::{Progress, status_name};
 use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
 use crate::run::Outcome;
+use crate::uptodate;
 
 /// Summaries longer than this list only the nodes that did not come from
 /// the cache; the totals line still counts every node.
@@ -21,8 +24,41 @@ const FULL_SUMMARY_ROWS: usize = 40;
 
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
+    crate::observed::reset();
+    if let Some(record) = UptodateRecord::for_build(wf, args)
+        && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
+    {
+        return Ok(conclude_noop(wf, args, &record, &nodes, started));
+    }
     let graph = super::compile(wf)?;
     build_compiled(wf, graph, args, started)
+}
+
+/// Where this build's up-to-date record lives and the invocation it must
+/// match; `None` for builds that never use one (forced, dry runs,
+/// verbose ones, which print logs).
+struct UptodateRecord {
+    path: PathBuf,
+    invocation: String,
+}
+
+impl UptodateRecord {
+    fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {
+        if args.dry_run || args.force_all || !args.force.is_empty() || args.verbose {
+            return None;
+        }
+        let root = super::store_root(wf);
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let workflow = std::fs::canonicalize(&wf.workflow).ok()?;
+        let mut parts = vec![workflow.to_str()?, root.to_str()?, "--set"];
+        parts.extend(wf.sets.iter().map(String::as_str));
+        parts.push("--targets");
+        parts.extend(args.targets.iter().map(String::as_str));
+        Some(UptodateRecord {
+            path: uptodate::path(&root, &super::workflow_id(&wf.workflow)),
+            invocation: uptodate::invocation(&parts),
+        })
+    }
 }
 
 /// `admf build` on a graph the caller compiled (at `started`).
@@ -33,6 +69,8 @@ pub fn build_compiled(
     started: Instant,
 ) -> Result<i32, Error> {
     let t_compile = started.elapsed();
+    let started_at = SystemTime::now() - t_compile;
+    note_executable();
     let targets = args
         .targets
         .iter()
@@ -54,6 +92,11 @@ pub fn build_compiled(
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
     }
+    let record = UptodateRecord::for_build(wf, args);
+    let record_path = uptodate::path(ctx.store.root(), &ctx.workflow_id);
+    // This build may rewrite refs and the workspace: the old record no
+    // longer describes them.
+    uptodate::remove(&record_path).map_err(|e| Error::io(&record_path, e))?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -78,98 +121,79 @@ pub fn build_compiled(
     drop(guard);
     let _ = ctx.stats.save();
     let _ = ctx.lookups.save();
+    let lines: Vec<NodeLine> = report
+        .selected
+        .iter()
+        .map(|&i| {
+            let node = &ctx.graph.nodes[i];
+            let id = node.id.as_str();
+            match &report.nodes[i] {
+                Final::Done(r) => NodeLine {
+                    id,
+                    status: status_name(&r.outcome),
+                    key: r.key.clone(),
+                    seconds: Some(r.seconds),
+                    report: report_path(node, r),
+                },
+                _ => NodeLine {
+                    id,
+                    status: "not_run",
+                    key: None,
+                    seconds: None,
+                    report: None,
+                },
+            }
+        })
+        .collect();
+    let observed = crate::observed::take();
+    if let Some(record) = record
+        && let Some(files) = observed
+        && lines
+            .iter()
+            .all(|l| l.status == "cached" || l.status == "skipped")
+    {
+        let nodes: Vec<uptodate::NodeLine> = report
+            .selected
+            .iter()
+            .zip(&lines)
+            .map(|(&i, line)| uptodate::NodeLine {
+                id: line.id.to_string(),
+                key: line.key.clone(),
+                started: progress.started[i],
+                skipped: match &report.nodes[i] {
+                    Final::Done(r) => match &r.outcome {
+                        Outcome::Skipped(reason) => Some(reason.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                report: line.report.clone(),
+            })
+            .collect();
+        let plain: HashSet<PathBuf> = report
+            .selected
+            .iter()
+            .flat_map(|&i| &ctx.graph.nodes[i].workspace_outputs)
+            .filter_map(|(_, p)| std::path::absolute(p).ok())
+            .collect();
+        // A record that cannot be written only costs the next build its
+        // shortcut.
+        let _ = uptodate::save(
+            &record.path,
+            &record.invocation,
+            &nodes,
+            &files,
+            &plain,
+            started_at,
+        );
+    }
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!(
             "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",
             started.elapsed()
         );
     }
-    let mut counts = [0usize; 5];
-    let mut rows = Vec::new();
-    let mut json_nodes = Vec::new();
-    for &i in &report.selected {
-        let node = &ctx.graph.nodes[i];
-        let (row, status, key, seconds) = match &report.nodes[i] {
-            Final::Done(r) => {
-                let row = match r.outcome {
-                    Outcome::Ran => Row::Ran,
-                    Outcome::Cached => Row::Cached,
-                    Outcome::Skipped(_) => Row::Skipped,
-                    Outcome::Failed(_) => Row::Failed,
-                };
-                (
-                    Some(row),
-                    status_name(&r.outcome),
-                    r.key.clone(),
-                    Some(r.seconds),
-                )
-            }
-            _ => (None, "not_run", None, None),
-        };
-        let slot = ["ran", "cached", "skipped", "failed", "not_run"]
-            .iter()
-            .position(|s| *s == status)
-            .unwrap_or(4);
-        counts[slot] += 1;
-        if let Some(outcome) = row {
-            rows.push(SummaryRow {
-                node: node.id.clone(),
-                outcome,
-                seconds: if matches!(outcome, Row::Skipped) {
-                    None
-                } else {
-                    seconds
-                },
-            });
-        }
-        json_nodes.push(json!({"id": node.id, "status": status, "key": key, "seconds": seconds}));
-    }
-    progress.events.push(json!({
-        "event": "end",
-        "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
-    }));
-    if let Err(e) = progress.events.save() {
-        crate::errln!(
-            "admf: cannot write {}: {e}",
-            progress.events.path().display()
-        );
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let shown: Vec<SummaryRow> = if rows.len() <= FULL_SUMMARY_ROWS {
-        rows
-    } else {
-        rows.into_iter()
-            .filter(|r| !matches!(r.outcome, Row::Cached))
-            .collect()
-    };
-    let mut summary = render_summary(&shown, wall, color());
-    if shown.len() != report.selected.len() {
-        // The table lists fewer rows than there are nodes: give true totals.
-        summary = summary
-            .lines()
-            .filter(|l| !l.contains(" in "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        summary.push_str(&format!(
-            "{} ran, {} cached, {} skipped, {} failed in {wall:.2}s\n",
-            counts[0], counts[1], counts[2], counts[3]
-        ));
-    }
-    if counts[4] > 0 {
-        summary.push_str(&format!("{} not run because of a failure\n", counts[4]));
-    }
-    crate::err!("{summary}");
-    for (node, path) in reports(&ctx.graph, &report) {
-        crate::errln!("report: {} ({node})", path.display());
-    }
-    if args.json {
-        let out = json!({
-            "workflow": wf.workflow.display().to_string(),
-            "nodes": json_nodes,
-            "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
-        });
-        crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    }
+    let counts = conclude(wf, args, &lines, progress.events, started);
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
         Ok(0)
@@ -189,24 +213,156 @@ pub fn build_compiled(
     }
 }
 
-/// The `report.html` of every `report` node that ran or came from the
-/// cache, by node id, in planned order.
-fn reports<'g>(
-    graph: &'g crate::graph::Graph,
-    report: &BuildReport,
-) -> Vec<(&'g str, std::path::PathBuf)> {
-    report
-        .selected
+/// The running executable is an input of every build: phase versions and
+/// key rules live in it.
+fn note_executable() {
+    if let Ok(exe) = std::env::current_exe()
+        && let Ok(meta) = std::fs::metadata(&exe)
+    {
+        crate::observed::note(&exe, crate::stat_cache::Stat::of(&meta));
+    }
+}
+
+/// A build the up-to-date record proved to be a no-op: say what the full
+/// build would have said, from the record.
+fn conclude_noop(
+    wf: &WorkflowArgs,
+    args: &BuildArgs,
+    record: &UptodateRecord,
+    nodes: &[uptodate::NodeLine],
+    started: Instant,
+) -> i32 {
+    let mut events = EventLog::at(record.path.with_file_name("events.jsonl"));
+    events.plan(nodes.iter().map(|n| n.id.as_str()).collect());
+    let lines: Vec<NodeLine> = nodes
         .iter()
-        .filter(|&&i| graph.nodes[i].mode == "report")
-        .filter_map(|&i| match &report.nodes[i] {
-            Final::Done(r) => Some((
-                graph.nodes[i].id.as_str(),
-                r.entry.as_ref()?.out_dir().join("report.html"),
-            )),
-            _ => None,
+        .map(|n| NodeLine {
+            id: &n.id,
+            status: if n.skipped.is_some() {
+                "skipped"
+            } else {
+                "cached"
+            },
+            key: n.key.clone(),
+            seconds: Some(0.0),
+            report: n.report.clone(),
         })
-        .collect()
+        .collect();
+    for (node, line) in nodes.iter().zip(&lines) {
+        if node.started {
+            events.push(json!({"event": "start", "node": node.id}));
+        }
+        events.push(json!({
+            "event": "finish", "node": node.id, "status": line.status, "key": node.key, "ms": 0,
+        }));
+        if let Some(reason) = &node.skipped {
+            crate::err!("{}", crate::progress::skipped_line(&node.id, reason));
+        }
+    }
+    if std::env::var_os("ADMF_TRACE").is_some() {
+        crate::errln!(
+            "trace: up to date by {} in {:?}",
+            record.path.display(),
+            started.elapsed()
+        );
+    }
+    conclude(wf, args, &lines, events, started);
+    0
+}
+
+/// What the summary, `events.jsonl` and `--json` say of one selected node.
+struct NodeLine<'a> {
+    id: &'a str,
+    status: &'static str,
+    key: Option<String>,
+    seconds: Option<f64>,
+    report: Option<PathBuf>,
+}
+
+const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
+
+/// Print the summary, report paths and `--json`, and save the events.
+/// Returns the count of nodes per [`STATUSES`].
+fn conclude(
+    wf: &WorkflowArgs,
+    args: &BuildArgs,
+    lines: &[NodeLine],
+    mut events: EventLog,
+    started: Instant,
+) -> [usize; 5] {
+    let mut counts = [0usize; 5];
+    let mut rows = Vec::new();
+    let mut json_nodes = Vec::new();
+    for line in lines {
+        let slot = STATUSES.iter().position(|s| *s == line.status).unwrap_or(4);
+        counts[slot] += 1;
+        let outcome = [Row::Ran, Row::Cached, Row::Skipped, Row::Failed].get(slot);
+        if let Some(&outcome) = outcome {
+            rows.push(SummaryRow {
+                node: line.id.to_string(),
+                outcome,
+                seconds: if matches!(outcome, Row::Skipped) {
+                    None
+                } else {
+                    line.seconds
+                },
+            });
+        }
+        json_nodes.push(
+            json!({"id": line.id, "status": line.status, "key": line.key, "seconds": line.seconds}),
+        );
+    }
+    events.push(json!({
+        "event": "end",
+        "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
+    }));
+    if let Err(e) = events.save() {
+        crate::errln!("admf: cannot write {}: {e}", events.path().display());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let shown: Vec<SummaryRow> = if rows.len() <= FULL_SUMMARY_ROWS {
+        rows
+    } else {
+        rows.into_iter()
+            .filter(|r| !matches!(r.outcome, Row::Cached))
+            .collect()
+    };
+    let mut summary = render_summary(&shown, wall, color());
+    if shown.len() != lines.len() {
+        // The table lists fewer rows than there are nodes: give true totals.
+        summary = summary
+            .lines()
+            .filter(|l| !l.contains(" in "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        summary.push_str(&format!(
+            "{} ran, {} cached, {} skipped, {} failed in {wall:.2}s\n",
+            counts[0], counts[1], counts[2], counts[3]
+        ));
+    }
+    if counts[4] > 0 {
+        summary.push_str(&format!("{} not run because of a failure\n", counts[4]));
+    }
+    crate::err!("{summary}");
+    for line in lines {
+        if let Some(path) = &line.report {
+            crate::errln!("report: {} ({})", path.display(), line.id);
+        }
+    }
+    if args.json {
+        let out = json!({
+            "workflow": wf.workflow.display().to_string(),
+            "nodes": json_nodes,
+            "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
+        });
+        crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    counts
+}
+
+/// The `report.html` of a `report` node that ran or came from the cache.
+fn report_path(node: &crate::graph::Node, result: &crate::run::NodeResult) -> Option<PathBuf> {
+    (node.mode == "report").then(|| Some(result.entry.as_ref()?.out_dir().join("report.html")))?
 }
 
 fn dry_run(session: &Session, targets: &[usize], as_json: bool) -> Result<i32, Error> {

@@ -68,6 +68,14 @@ pub fn project_root(workflow: &Path) -> PathBuf {
     crate::workflow::root::project_root(workflow)
 }
 
+/// The store a workflow builds into: `--cache-dir`, else `cache/` in its
+/// project root.
+pub fn store_root(wf: &WorkflowArgs) -> PathBuf {
+    wf.cache_dir
+        .clone()
+        .unwrap_or_else(|| project_root(&wf.workflow).join("cache"))
+}
+
 /// Names the workflow's refs: the file stem plus a hash of its absolute
 /// path, so two workflows with the same name do not share refs.
 pub fn workflow_id(workflow: &Path) -> String {
@@ -91,10 +99,7 @@ impl Session {
     /// execute even when stored (empty: none).
     pub fn with_graph(wf: &WorkflowArgs, graph: Graph, force: Vec<bool>) -> Result<Session, Error> {
         let graph = Arc::new(graph);
-        let root = wf
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| project_root(&wf.workflow).join("cache"));
+        let root = store_root(wf);
         let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
         let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
         let lookups = Arc::new(LookupCache::load(&store.lookup_cache_path()));

@@ -74,7 +74,14 @@ fn expand_glob(pattern: &str, index: usize, base_dir: &Path) -> Result<Vec<PathB
         .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            // Walkdir yields a directory before listing it: a file added
+            // or removed later changes the stat noted here.
+            if e.file_type().is_dir() {
+                crate::observed::note_dir(e.path());
+            }
+            e.file_type().is_file()
+        })
         .filter_map(|e| {
             let rel = e.path().strip_prefix(base_dir).ok()?.to_path_buf();
             matcher.is_match(&rel).then(|| base_dir.join(rel))

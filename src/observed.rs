@@ -1,0 +1,71 @@
+//! What this process read from the file system, with the stat each file
+//! or directory had when it was read: workflow files by the loader, input
+//! and store files by the stat cache, directories by glob expansion.
+//!
+//! It is the evidence behind the up-to-date record ([`crate::uptodate`]):
+//! a build whose every observation still holds would read the same bytes
+//! and so do the same thing. Each stat is taken *before* the read (or on
+//! the open handle), so an edit or a rename-over after it always shows as
+//! a different stat later. A file seen changing while it was read marks
+//! the observations unstable, and no record is written from them.
+//!
+//! The list is process-wide because the readers (phase input expansion,
+//! the YAML loader, the stat cache) have no common context object; a
+//! command that wants a record calls [`reset`] before it loads anything.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::stat_cache::Stat;
+
+static SEEN: Mutex<Vec<(PathBuf, Stat)>> = Mutex::new(Vec::new());
+static UNSTABLE: AtomicBool = AtomicBool::new(false);
+
+/// `path` (absolute) was read while it had `stat`.
+pub fn note(path: &Path, stat: Stat) {
+    lock().push((path.to_path_buf(), stat));
+}
+
+/// The directory at `path` is about to be listed.
+pub fn note_dir(path: &Path) {
+    match std::fs::metadata(path) {
+        Ok(meta) => note(&absolute(path), Stat::of(&meta)),
+        Err(_) => note_unstable(),
+    }
+}
+
+/// A file changed while it was being read: no record may rest on this run.
+pub fn note_unstable() {
+    UNSTABLE.store(true, Ordering::Relaxed);
+}
+
+/// Forget everything observed so far.
+pub fn reset() {
+    lock().clear();
+    UNSTABLE.store(false, Ordering::Relaxed);
+}
+
+/// Everything observed since [`reset`], sorted and without repeats, or
+/// `None` when something changed while it was read.
+pub fn take() -> Option<Vec<(PathBuf, Stat)>> {
+    let mut seen = std::mem::take(&mut *lock());
+    if UNSTABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    seen.dedup();
+    // One path seen with two different stats changed during the run.
+    if seen.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(seen)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<(PathBuf, Stat)>> {
+    SEEN.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,399 @@
+//! The up-to-date record: proof that the last build of a workflow was a
+//! no-op, so that the same build again can say so after one `stat` per
+//! file, without loading YAML, computing keys or opening store entries.
+//!
+//! A build writes `<store>/runs/<workflow-id>/uptodate` only when every
+//! selected node came from the cache or was skipped, nothing was restored,
+//! and nothing it read changed while it was read. The record holds:
+//!
+//! - a hash of the invocation: record format, admf version, key schema,
+//!   workflow path, `--set` values and targets, and the store root;
+//! - every file and directory the build read, with the stat it had when
+//!   read ([`crate::observed`]): workflow files, inputs, directories that
+//!   globs listed, store manifests and outputs, workspace outputs, and the
+//!   admf executable itself;
+//! - what to report: each selected node's id, key, skip reason and
+//!   report path, in planned order.
+//!
+//! The next build with the same invocation stats each file; if every stat
+//! matches (and each workspace output is still a plain file), the full
+//! build would read the same bytes, compute the same keys and find the
+//! same entries, so the summary is reprinted from the record. Any other
+//! build deletes the record before it dispatches anything, so a record
+//! never outlives the refs and workspace it describes.
+//!
+//! Stats are trusted like the stat cache trusts them (size, mtime in ns,
+//! inode, device), and with the same guard against racy-clean files: a
+//! file modified shortly before the build started could change again in
+//! the same timestamp tick without changing its stat, so no record is
+//! written while any observed mtime is that recent (100 ms on file
+//! systems with sub-second timestamps, [`RACY_WINDOW`] otherwise).
+//!
+//! # File format
+//!
+//! ```text
+//! admf-uptodate 1
+//! invocation <blake3 hex>
+//! node <key or -> <s|-> <id>     (s: the node got a job)
+//! skip <reason>                  (after a skipped node)
+//! report <path>                  (after a node that wrote a report)
+//! file <size> <mtime ns> <inode> <device> <p|-> <path>   (p: must be a plain file)
+//! ```
+//! Ids, reasons and paths are escaped as in the stat cache. A malformed
+//! record is no record.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+
+use crate::stat_cache::{RACY_WINDOW, Stat, escape_path, system_time_ns, unescape_path};
+
+const HEADER: &str = "admf-uptodate 1";
+const FILE_NAME: &str = "uptodate";
+
+/// The racy window on file systems whose timestamps have sub-second parts.
+const FINE_RACY_WINDOW: Duration = Duration::from_millis(100);
+
+/// One selected node as the summary reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLine {
+    pub id: String,
+    pub key: Option<String>,
+    /// `Some(reason)` for a skipped node; `None`: cached.
+    pub skipped: Option<String>,
+    /// Whether the node got a job: one skipped because its upstream was
+    /// skipped did not, and its events have no `start` line.
+    pub started: bool,
+    pub report: Option<PathBuf>,
+}
+
+/// Where the record of workflow `workflow_id` lives in the store at `store_root`.
+pub fn path(store_root: &Path, workflow_id: &str) -> PathBuf {
+    store_root.join("runs").join(workflow_id).join(FILE_NAME)
+}
+
+/// The invocation hash: everything besides file contents that decides
+/// what a build does.
+pub fn invocation(parts: &[&str]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in [HEADER, env!("CARGO_PKG_VERSION")]
+        .iter()
+        .chain(&[crate::key::KEY_SCHEMA.to_string().as_str()])
+        .chain(parts)
+    {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Remove the record: a build that may change refs or the workspace is
+/// about to start.
+pub fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Write the record, unless an observation is too recent to trust
+/// (returns `Ok(false)`). `started` is when the build began reading.
+pub fn save(
+    path: &Path,
+    invocation: &str,
+    nodes: &[NodeLine],
+    files: &[(PathBuf, Stat)],
+    plain: &HashSet<PathBuf>,
+    started: SystemTime,
+) -> io::Result<bool> {
+    let started_ns = system_time_ns(started);
+    if files.iter().any(|(_, s)| is_racy(s, started_ns)) {
+        return Ok(false);
+    }
+    let mut text = String::with_capacity(64 * (nodes.len() + files.len()) + 128);
+    text.push_str(HEADER);
+    text.push('\n');
+    text.push_str(&format!("invocation {invocation}\n"));
+    for node in nodes {
+        let key = node.key.as_deref().unwrap_or("-");
+        let started = if node.started { 's' } else { '-' };
+        text.push_str(&format!("node {key} {started} {}\n", escape_text(&node.id)));
+        if let Some(reason) = &node.skipped {
+            text.push_str(&format!("skip {}\n", escape_text(reason)));
+        }
+        if let Some(report) = &node.report {
+            text.push_str(&format!("report {}\n", escape_path(report)));
+        }
+    }
+    for (file, s) in files {
+        let flag = if plain.contains(file) { 'p' } else { '-' };
+        text.push_str(&format!(
+            "file {} {} {} {} {flag} {}\n",
+            s.size,
+            s.mtime_ns,
+            s.inode,
+            s.device,
+            escape_path(file)
+        ));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(true)
+}
+
+/// The record's nodes, if it exists, was written for `invocation`, and
+/// every file it lists still has the recorded stat.
+pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
+    let text = fs::read_to_string(path).ok()?;
+    let (nodes, files) = parse(&text, invocation)?;
+    files
+        .par_iter()
+        .all(|(file, stat, plain)| unchanged(file, stat, *plain))
+        .then_some(nodes)
+}
+
+fn unchanged(file: &Path, recorded: &Stat, plain: bool) -> bool {
+    if plain && !fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_file()) {
+        return false;
+    }
+    fs::metadata(file).is_ok_and(|m| Stat::of(&m) == *recorded)
+}
+
+fn is_racy(stat: &Stat, started_ns: i64) -> bool {
+    let window = if stat.mtime_ns % 1_000_000_000 == 0 {
+        RACY_WINDOW
+    } else {
+        FINE_RACY_WINDOW
+    };
+    started_ns.saturating_sub(stat.mtime_ns) < window.as_nanos() as i64
+}
+
+type Files = Vec<(PathBuf, Stat, bool)>;
+
+fn parse(text: &str, invocation: &str) -> Option<(Vec<NodeLine>, Files)> {
+    let mut lines = text.split('\n');
+    if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
+        return None;
+    }
+    let mut nodes: Vec<NodeLine> = Vec::new();
+    let mut files = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (tag, rest) = line.split_once(' ')?;
+        match tag {
+            "node" => {
+                let (key, rest) = rest.split_once(' ')?;
+                let (started, id) = rest.split_once(' ')?;
+                nodes.push(NodeLine {
+                    id: unescape_text(id)?,
+                    key: (key != "-").then(|| key.to_string()),
+                    started: match started {
+                        "s" => true,
+                        "-" => false,
+                        _ => return None,
+                    },
+                    skipped: None,
+                    report: None,
+                });
+            }
+            "skip" => nodes.last_mut()?.skipped = Some(unescape_text(rest)?),
+            "report" => nodes.last_mut()?.report = Some(unescape_path(rest)?),
+            "file" => {
+                let mut fields = rest.splitn(6, ' ');
+                let stat = Stat {
+                    size: fields.next()?.parse().ok()?,
+                    mtime_ns: fields.next()?.parse().ok()?,
+                    inode: fields.next()?.parse().ok()?,
+                    device: fields.next()?.parse().ok()?,
+                };
+                let plain = match fields.next()? {
+                    "p" => true,
+                    "-" => false,
+                    _ => return None,
+                };
+                files.push((unescape_path(fields.next()?)?, stat, plain));
+            }
+            _ => return None,
+        }
+    }
+    Some((nodes, files))
+}
+
+fn escape_text(text: &str) -> String {
+    escape_path(Path::new(text))
+}
+
+fn unescape_text(text: &str) -> Option<String> {
+    unescape_path(text)?.into_os_string().into_string().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_now(path: &Path) -> Stat {
+        Stat::of(&fs::metadata(path).unwrap())
+    }
+
+    /// A file whose mtime lies safely before "now".
+    fn old_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        let past = SystemTime::now() - Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        path
+    }
+
+    fn nodes() -> Vec<NodeLine> {
+        vec![
+            NodeLine {
+                id: "a b%c".into(),
+                key: Some("k1".into()),
+                started: true,
+                skipped: None,
+                report: Some(PathBuf::from("/x/report 1.html")),
+            },
+            NodeLine {
+                id: "grid[3]".into(),
+                key: None,
+                started: false,
+                skipped: Some("condition `a.x > 1` is false\nsecond".into()),
+                report: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_record_round_trips_while_its_files_are_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = old_file(dir.path(), "in.txt", "one");
+        let record = path(dir.path(), "wf");
+        let files = vec![(input.clone(), stat_now(&input))];
+        let plain = HashSet::from([input.clone()]);
+        assert!(save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap());
+        assert_eq!(check(&record, "inv"), Some(nodes()));
+        assert_eq!(check(&record, "other"), None, "another invocation");
+    }
+
+    #[test]
+    fn any_changed_stat_voids_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = old_file(dir.path(), "in.txt", "one");
+        let record = path(dir.path(), "wf");
+        let files = vec![(input.clone(), stat_now(&input))];
+        save(
+            &record,
+            "inv",
+            &nodes(),
+            &files,
+            &HashSet::new(),
+            SystemTime::now(),
+        )
+        .unwrap();
+        fs::write(&input, "two").unwrap();
+        assert_eq!(check(&record, "inv"), None, "edited");
+        fs::remove_file(&input).unwrap();
+        assert_eq!(check(&record, "inv"), None, "deleted");
+    }
+
+    #[test]
+    fn a_rename_over_with_an_old_mtime_voids_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = old_file(dir.path(), "in.txt", "one");
+        let record = path(dir.path(), "wf");
+        let files = vec![(input.clone(), stat_now(&input))];
+        save(
+            &record,
+            "inv",
+            &nodes(),
+            &files,
+            &HashSet::new(),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let other = old_file(dir.path(), "other.txt", "two");
+        fs::File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(fs::metadata(&input).unwrap().modified().unwrap())
+            .unwrap();
+        fs::rename(&other, &input).unwrap();
+        assert_eq!(check(&record, "inv"), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_plain_output_replaced_by_a_symlink_voids_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = old_file(dir.path(), "target.txt", "one");
+        let output = dir.path().join("out.txt");
+        fs::hard_link(&target, &output).unwrap();
+        let record = path(dir.path(), "wf");
+        let files = vec![(output.clone(), stat_now(&output))];
+        let plain = HashSet::from([output.clone()]);
+        save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap();
+        assert!(check(&record, "inv").is_some());
+        // Same target, same stat through the link, but no longer a plain file.
+        fs::remove_file(&output).unwrap();
+        std::os::unix::fs::symlink(&target, &output).unwrap();
+        assert_eq!(check(&record, "inv"), None);
+    }
+
+    #[test]
+    fn recent_files_are_not_trusted_and_no_record_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.txt");
+        fs::write(&fresh, "x").unwrap();
+        let record = path(dir.path(), "wf");
+        let files = vec![(fresh.clone(), stat_now(&fresh))];
+        let written = save(
+            &record,
+            "inv",
+            &nodes(),
+            &files,
+            &HashSet::new(),
+            SystemTime::now(),
+        );
+        assert!(!written.unwrap());
+        assert!(!record.exists());
+    }
+
+    #[test]
+    fn malformed_records_are_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("uptodate");
+        for text in [
+            "",
+            "admf-uptodate 1\n",
+            "admf-uptodate 1\ninvocation inv\nbogus line\n",
+            "admf-uptodate 1\ninvocation inv\nskip before any node\n",
+            "admf-uptodate 1\ninvocation inv\nfile 1 2 3 x - /p\n",
+            "admf-uptodate 1\ninvocation inv\nfile 1 2 3 4 q /p\n",
+            "admf-uptodate 2\ninvocation inv\n",
+        ] {
+            fs::write(&record, text).unwrap();
+            assert_eq!(check(&record, "inv"), None, "{text:?}");
+        }
+        fs::write(&record, "admf-uptodate 1\ninvocation inv\n").unwrap();
+        assert_eq!(check(&record, "inv"), Some(vec![]));
+    }
+
+    #[test]
+    fn invocations_differ_with_each_part_and_its_boundaries() {
+        assert_ne!(invocation(&["a", "bc"]), invocation(&["ab", "c"]));
+        assert_ne!(invocation(&["a"]), invocation(&["a", ""]));
+        assert_eq!(invocation(&["a", "b"]), invocation(&["a", "b"]));
+    }
+}

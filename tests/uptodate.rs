@@ -1,0 +1,340 @@
+//! The up-to-date record (src/uptodate.rs): a repeated no-op build is
+//! answered from one stat per file, says exactly what the full no-op
+//! build says, and any change that could alter the build voids it.
+//!
+//! Files are aged (mtime set an hour back) before the build that writes a
+//! record, because a record is never written while an observed file is
+//! recent enough to change again within its timestamp tick.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use common::{DIAMOND, Project};
+use serde_json::Value;
+
+const FAST: &str = "trace: up to date by";
+
+/// Set the mtime of every file and directory in the project an hour back.
+fn age(dir: &Path) {
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.path_is_symlink() {
+            continue;
+        }
+        let file = std::fs::File::open(entry.path()).expect("open");
+        file.set_modified(past).expect("set mtime");
+    }
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    json: Value,
+    fast: bool,
+}
+
+fn build(p: &Project, args: &[&str]) -> Run {
+    let out = Command::cargo_bin("admf")
+        .expect("binary")
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("ADMF_TRACE", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .arg("build")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run admf");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        fast: stderr.contains(FAST),
+        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr,
+    }
+}
+
+/// Ids of the nodes with `status` in a build's JSON.
+fn with_status(run: &Run, status: &str) -> Vec<String> {
+    run.json["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .filter(|n| n["status"] == status)
+                .map(|n| n["id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Build, age everything, and build again so that a record is written;
+/// check the next build is answered from it.
+fn settle(p: &Project, args: &[&str]) {
+    assert_eq!(build(p, args).code, 0);
+    age(p.dir.path());
+    let slow = build(p, args);
+    assert!(!slow.fast, "{}", slow.stderr);
+    assert!(with_status(&slow, "ran").is_empty(), "{}", slow.stderr);
+    let fast = build(p, args);
+    assert!(fast.fast, "expected the record to answer:\n{}", fast.stderr);
+}
+
+fn diamond() -> Project {
+    let p = Project::new();
+    p.file("wf.yaml", DIAMOND).file("in/a.txt", "hello\n");
+    p
+}
+
+/// The summary lines without timings, and the JSON without seconds.
+fn said(run: &Run) -> (Vec<String>, Value) {
+    let lines = run
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("trace:"))
+        .map(|l| l.split(" in ").next().unwrap_or(l).trim_end().to_string())
+        .map(|l| {
+            l.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == 's')
+                .to_string()
+        })
+        .collect();
+    let mut json = run.json.clone();
+    for node in json["nodes"].as_array_mut().into_iter().flatten() {
+        node["seconds"] = Value::Null;
+    }
+    (lines, json)
+}
+
+fn events(p: &Project) -> Vec<Value> {
+    let runs = p.path("cache/runs");
+    let dir = std::fs::read_dir(&runs)
+        .expect("runs dir")
+        .next()
+        .expect("one workflow")
+        .expect("entry")
+        .path();
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .expect("events")
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("json line");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("ms");
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_repeated_no_op_is_answered_by_the_record_and_says_the_same() {
+    for (workflow, files) in [
+        (
+            "wf.yaml",
+            vec![("wf.yaml", DIAMOND), ("in/a.txt", "hello\n")],
+        ),
+        (
+            "workflow.yaml",
+            vec![(
+                "workflow.yaml",
+                include_str!("../examples/conditional/workflow.yaml"),
+            )],
+        ),
+    ] {
+        let p = Project::new();
+        for (path, text) in files {
+            p.file(path, text);
+        }
+        // One job, so that the full build's events come in planned order.
+        let args = [workflow, "-j", "1"];
+        assert_eq!(build(&p, &args).code, 0);
+        age(p.dir.path());
+        let slow = build(&p, &args);
+        let slow_events = events(&p);
+        let fast = build(&p, &args);
+        assert!(!slow.fast && fast.fast, "{}\n{}", slow.stderr, fast.stderr);
+        assert_eq!(said(&slow), said(&fast), "{workflow}");
+        assert_eq!(slow_events, events(&p), "{workflow}");
+        assert_eq!(fast.code, 0);
+    }
+}
+
+#[test]
+fn a_skipped_node_is_reported_with_its_reason_from_the_record() {
+    let p = Project::new();
+    p.file(
+        "workflow.yaml",
+        include_str!("../examples/conditional/workflow.yaml"),
+    );
+    settle(&p, &["workflow.yaml"]);
+    let fast = build(&p, &["workflow.yaml"]);
+    assert!(fast.fast);
+    assert_eq!(with_status(&fast, "skipped"), ["publish", "announce"]);
+    for line in [
+        "skipped publish (condition `score.sharpe > 0.5` is false)",
+        "skipped announce (",
+    ] {
+        assert!(fast.stderr.contains(line), "{line}\n{}", fast.stderr);
+    }
+}
+
+#[test]
+fn each_change_that_could_matter_voids_the_record() {
+    type Change = fn(&Project);
+    let changes: [(&str, Change, &[&str]); 6] = [
+        (
+            "input edited",
+            |p| {
+                p.file("in/a.txt", "hullo\n");
+            },
+            &["a", "b", "c", "d"],
+        ),
+        (
+            "workflow edited",
+            |p| {
+                p.file("wf.yaml", &DIAMOND.replace("head -c 1", "head -c 2"));
+            },
+            &["c", "d"],
+        ),
+        (
+            "output deleted",
+            |p| {
+                std::fs::remove_file(p.path("out/b.txt")).unwrap();
+            },
+            &[],
+        ),
+        (
+            "output edited",
+            |p| {
+                p.file("out/d.txt", "tampered");
+            },
+            &[],
+        ),
+        (
+            "input renamed over, old mtime",
+            |p| {
+                p.file("in/new.txt", "howdy\n");
+                let old = std::fs::metadata(p.path("in/a.txt"))
+                    .unwrap()
+                    .modified()
+                    .unwrap();
+                std::fs::File::options()
+                    .write(true)
+                    .open(p.path("in/new.txt"))
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+                std::fs::rename(p.path("in/new.txt"), p.path("in/a.txt")).unwrap();
+            },
+            &["a", "b", "c", "d"],
+        ),
+        (
+            "store entry removed",
+            |p| {
+                std::fs::remove_dir_all(p.path("cache/objects")).unwrap();
+            },
+            &["a", "b", "c", "d"],
+        ),
+    ];
+    for (what, change, reran) in changes {
+        let p = diamond();
+        settle(&p, &["wf.yaml"]);
+        change(&p);
+        let after = build(&p, &["wf.yaml"]);
+        assert_eq!(after.code, 0, "{what}: {}", after.stderr);
+        assert!(!after.fast, "{what}: the record answered");
+        assert_eq!(with_status(&after, "ran"), reran, "{what}");
+        assert_eq!(
+            p.read("out/d.txt").lines().count(),
+            2,
+            "{what}: workspace restored"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn an_output_replaced_by_a_symlink_to_the_same_bytes_is_restored() {
+    let p = diamond();
+    settle(&p, &["wf.yaml"]);
+    std::fs::rename(p.path("out/b.txt"), p.path("elsewhere.txt")).unwrap();
+    std::os::unix::fs::symlink(p.path("elsewhere.txt"), p.path("out/b.txt")).unwrap();
+    let after = build(&p, &["wf.yaml"]);
+    assert!(!after.fast, "{}", after.stderr);
+    assert!(
+        !p.path("out/b.txt").is_symlink(),
+        "restored as a plain file"
+    );
+}
+
+#[test]
+fn a_new_file_under_a_glob_voids_the_record() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: count\n    mode: command\n    run: \"cat data/*/*.csv | wc -l > n.txt\"\n    inputs: [\"data/**/*.csv\"]\n    outputs: [n.txt]\n",
+    )
+    .file("data/a/1.csv", "x\n");
+    settle(&p, &["wf.yaml"]);
+    // A new directory with a matching file: only the listing changed.
+    p.file("data/b/2.csv", "y\n");
+    let after = build(&p, &["wf.yaml"]);
+    assert!(!after.fast, "{}", after.stderr);
+    assert_eq!(with_status(&after, "ran"), ["count"]);
+    assert_eq!(p.read("n.txt").trim(), "2");
+}
+
+#[test]
+fn another_invocation_or_a_forced_build_does_not_use_the_record() {
+    let p = diamond();
+    settle(&p, &["wf.yaml"]);
+    let target = build(&p, &["wf.yaml", "b"]);
+    assert!(!target.fast, "targets are part of the invocation");
+    assert_eq!(with_status(&target, "cached"), ["a", "b"]);
+    // The targeted build replaced the record: the full build is slow once.
+    assert!(!build(&p, &["wf.yaml"]).fast);
+
+    settle(&p, &["wf.yaml"]);
+    let set = build(&p, &["wf.yaml", "--set", "d.run=cat out/b.txt > out/d.txt"]);
+    assert!(!set.fast);
+    assert_eq!(with_status(&set, "ran"), ["d"]);
+    assert_eq!(p.read("out/d.txt"), "HELLO\n");
+    // Back to the original settings: d's old entry is restored.
+    let back = build(&p, &["wf.yaml"]);
+    assert!(!back.fast);
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+
+    settle(&p, &["wf.yaml"]);
+    let forced = build(&p, &["wf.yaml", "--force", "c"]);
+    assert!(!forced.fast);
+    assert_eq!(with_status(&forced, "ran"), ["c"]);
+    assert!(
+        !build(&p, &["wf.yaml"]).fast,
+        "a forced build removes the record"
+    );
+}
+
+#[test]
+fn a_file_modified_too_recently_means_no_record() {
+    let p = diamond();
+    assert_eq!(build(&p, &["wf.yaml"]).code, 0);
+    age(p.dir.path());
+    // An mtime at or after the build's start could hide a later edit in
+    // the same timestamp tick; one in the future is always that recent.
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(p.path("in/a.txt"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    assert!(!build(&p, &["wf.yaml"]).fast);
+    assert!(!build(&p, &["wf.yaml"]).fast);
+    assert!(!build(&p, &["wf.yaml"]).fast);
+}
