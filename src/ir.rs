@@ -20,6 +20,8 @@ pub struct Workflow {
     pub phases: Vec<PhaseIr>,
     /// Where includes, inputs and data must lie (see `workflow::root`).
     pub confinement: Confinement,
+    /// The root file's `on:` triggers, served by `admf watch`.
+    pub triggers: Vec<crate::trigger::Trigger>,
 }
 
 #[derive(Clone, Debug)]

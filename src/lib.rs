@@ -25,6 +25,7 @@ pub mod render;
 pub mod run;
 pub mod stat_cache;
 pub mod store;
+pub mod trigger;
 pub mod uptodate;
 pub mod workflow;
 pub mod workspace;

@@ -2,31 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::Project;
-
-/// Copy an example directory into a fresh project.
-fn example(name: &str) -> Project {
-    let p = Project::new();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    for entry in walkdir::WalkDir::new(&src)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let rel = entry.path().strip_prefix(&src).unwrap();
-        if entry.file_type().is_file() && rel.extension().is_some_and(|e| e == "yaml" || e == "csv")
-        {
-            p.file(
-                rel.to_str().unwrap(),
-                &std::fs::read_to_string(entry.path()).unwrap(),
-            );
-        }
-    }
-    p
-}
+use common::{Project, example};
 
 #[test]
 fn conditional_skips_below_a_false_condition_and_runs_when_true() {

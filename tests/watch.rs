@@ -1,6 +1,10 @@
 //! `admf watch` against real file events: an input edit rebuilds what
 //! reads it, a broken workflow is reported and watching goes on, a new
-//! file in a watched directory is noticed. Every wait is bounded.
+//! file in a watched directory is noticed; `on:` triggers: a file matching
+//! a `data_available` glob builds that trigger's targets (new, written or
+//! renamed into place, also in a folder created later), other files build
+//! nothing, and a schedule fires on an injected clock. Every wait is
+//! bounded.
 
 mod common;
 
@@ -9,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use common::{DIAMOND, Project};
+use common::{DIAMOND, Project, example};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -20,8 +25,18 @@ struct Watch {
 
 impl Watch {
     fn start(p: &Project) -> Watch {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("admf"))
-            .args(["watch", "wf.yaml", "-j1"])
+        Watch::with(p, &["wf.yaml"], None)
+    }
+
+    /// `admf watch -j1 ARGS...`, with the schedule clock starting at `clock`.
+    fn with(p: &Project, args: &[&str], clock: Option<&str>) -> Watch {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("admf"));
+        cmd.arg("watch").args(args).arg("-j1");
+        match clock {
+            Some(c) => cmd.env("ADMF_WATCH_CLOCK", c),
+            None => cmd.env_remove("ADMF_WATCH_CLOCK"),
+        };
+        let mut child = cmd
             .current_dir(p.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("ADMF_CACHE_DIR")
@@ -82,6 +97,39 @@ impl Drop for Watch {
     }
 }
 
+/// The lines of the last build's `events.jsonl`.
+fn events(p: &Project) -> Vec<Value> {
+    let runs = p.path("cache/runs");
+    let dir = std::fs::read_dir(&runs)
+        .unwrap_or_else(|e| panic!("{}: {e}", runs.display()))
+        .next()
+        .expect("one workflow's runs")
+        .unwrap()
+        .path();
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The `trigger` lines of the last build, and its planned order.
+fn triggers_and_plan(p: &Project) -> (Vec<Value>, Vec<String>) {
+    let events = events(p);
+    let triggers = events
+        .iter()
+        .filter(|e| e["event"] == "trigger")
+        .cloned()
+        .collect();
+    let plan = events
+        .iter()
+        .find(|e| e["event"] == "plan")
+        .and_then(|e| e["order"].as_array())
+        .map(|o| o.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    (triggers, plan)
+}
+
 fn ran(lines: &[String]) -> Vec<&str> {
     lines
         .iter()
@@ -99,7 +147,7 @@ fn rebuilds_on_input_change_and_survives_a_broken_workflow() {
 
     p.file("in/a.txt", "howdy\n");
     let lines = w.until(|l| !ran(l).is_empty());
-    assert!(lines.iter().any(|l| l.ends_with("/in/a.txt")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "changed: in/a.txt"), "{lines:#?}");
     assert_eq!(ran(&lines), ["a", "b", "c", "d"]);
     assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
 
@@ -146,4 +194,160 @@ fn an_atomic_rename_over_an_input_is_noticed() {
     let lines = w.until(|l| !ran(l).is_empty());
     assert_eq!(ran(&lines), ["a", "b", "c", "d"], "{lines:#?}");
     assert_eq!(p.read("out/d.txt"), "RENAMED\nr");
+}
+
+#[test]
+fn a_new_csv_in_a_data_folder_builds_the_trigger_targets() {
+    let p = example("watch_data");
+    let w = Watch::with(&p, &["workflow.yaml"], None);
+    assert_eq!(
+        ran(&w.until_watching()),
+        ["merge", "summary", "open_report"]
+    );
+    let (triggers, _) = triggers_and_plan(&p);
+    assert_eq!(triggers[0]["kind"], "start", "{triggers:#?}");
+
+    p.file("incoming/2020-08-25.csv", "date,close\n2020-08-25,347.57\n");
+    let lines = w.until(|l| !ran(l).is_empty());
+    // `merge` reads the folder through its glob; `open_report` is not a
+    // target of this trigger.
+    assert_eq!(ran(&lines), ["merge", "summary"], "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "data available: incoming/2020-08-25.csv → building summary"),
+        "{lines:#?}"
+    );
+    assert_eq!(p.read("build/summary.txt"), "days 2, last close 347.57\n");
+    let (triggers, plan) = triggers_and_plan(&p);
+    assert_eq!(triggers.len(), 1, "{triggers:#?}");
+    assert_eq!(triggers[0]["kind"], "data_available");
+    assert_eq!(
+        triggers[0]["paths"],
+        serde_json::json!(["incoming/2020-08-25.csv"])
+    );
+    assert_eq!(triggers[0]["targets"], serde_json::json!(["summary"]));
+    assert!(triggers[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(plan, ["merge", "summary"]);
+}
+
+#[test]
+fn a_matching_file_written_or_renamed_over_builds_again() {
+    let p = example("watch_data");
+    let w = Watch::with(&p, &["workflow.yaml"], None);
+    w.until_watching();
+
+    // Written in place.
+    p.file("incoming/2020-08-24.csv", "date,close\n2020-08-24,344.00\n");
+    let lines = w.until(|l| !ran(l).is_empty());
+    assert_eq!(ran(&lines), ["merge", "summary"], "{lines:#?}");
+    assert_eq!(p.read("build/summary.txt"), "days 1, last close 344.00\n");
+
+    // Written under another name, then renamed over it: the temporary file
+    // does not match `*.csv` and is gone by the time the build starts.
+    p.file(
+        "incoming/2020-08-24.csv.part",
+        "date,close\n2020-08-24,345.00\n",
+    );
+    std::fs::rename(
+        p.path("incoming/2020-08-24.csv.part"),
+        p.path("incoming/2020-08-24.csv"),
+    )
+    .unwrap();
+    let lines = w.until(|l| !ran(l).is_empty());
+    assert_eq!(ran(&lines), ["merge", "summary"], "{lines:#?}");
+    assert_eq!(p.read("build/summary.txt"), "days 1, last close 345.00\n");
+    let (triggers, _) = triggers_and_plan(&p);
+    let last = triggers.last().unwrap();
+    assert_eq!(last["kind"], "data_available", "{triggers:#?}");
+    assert_eq!(
+        last["paths"],
+        serde_json::json!(["incoming/2020-08-24.csv"])
+    );
+}
+
+/// DIAMOND plus a trigger on a folder no phase reads.
+fn diamond_with_drop(glob: &str) -> Project {
+    let p = Project::new();
+    let on = format!("on:\n  data_available: {glob}\n  targets: [b]\n");
+    p.file("wf.yaml", &format!("{on}{DIAMOND}"))
+        .file("in/a.txt", "hello\n");
+    p
+}
+
+#[test]
+fn a_file_not_matching_the_globs_builds_nothing() {
+    let p = diamond_with_drop("drop/*.csv");
+    p.file("drop/.keep", "");
+    let w = Watch::start(&p);
+    w.until_watching();
+    p.file("drop/notes.txt", "not data\n");
+    // No build starts for it; the next one is the matching file's, and
+    // names that file alone.
+    std::thread::sleep(Duration::from_millis(500));
+    p.file("drop/x.csv", "1\n");
+    let lines = w.until_watching();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "data available: drop/x.csv → building b"),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("notes.txt")), "{lines:#?}");
+    assert!(ran(&lines).is_empty(), "{lines:#?}");
+    let (triggers, plan) = triggers_and_plan(&p);
+    assert_eq!(triggers.len(), 1, "{triggers:#?}");
+    assert_eq!(triggers[0]["paths"], serde_json::json!(["drop/x.csv"]));
+    assert_eq!(plan, ["a", "b"]);
+}
+
+#[test]
+fn a_data_folder_created_after_the_start_is_watched() {
+    let p = diamond_with_drop("later/deeper/*.csv");
+    let w = Watch::start(&p);
+    w.until_watching();
+    p.file("later/deeper/y.csv", "1\n");
+    let lines = w.until(|l| l.iter().any(|l| l.starts_with("data available")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "data available: later/deeper/y.csv → building b"),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_schedule_fires_on_the_injected_clock_and_builds_only_its_targets() {
+    let p = example("watch_data");
+    // A Friday, two seconds before the New York open.
+    let w = Watch::with(
+        &p,
+        &["workflow.yaml", "summary"],
+        Some("2026-11-27T09:29:58-05:00"),
+    );
+    assert_eq!(ran(&w.until_watching()), ["merge", "summary"]);
+    let lines = w.until_watching();
+    assert_eq!(ran(&lines), ["open_report"], "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l
+            == "schedule `30 9 * * 1-5` (America/New_York) fired for 2026-11-27 09:30 EST → building open_report"),
+        "{lines:#?}"
+    );
+    let (triggers, plan) = triggers_and_plan(&p);
+    assert_eq!(
+        triggers,
+        [serde_json::json!({
+            "event": "trigger",
+            "kind": "schedule",
+            "time": "2026-11-27T14:30:00Z",
+            "cron": "30 9 * * 1-5",
+            "tz": "America/New_York",
+            "targets": ["open_report"],
+        })]
+    );
+    assert_eq!(plan, ["merge", "summary", "open_report"]);
+    assert_eq!(
+        p.read("build/open_report.txt"),
+        "at the open: days 1, last close 343.92\n"
+    );
 }

@@ -31,7 +31,7 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         return Ok(conclude_noop(wf, args, &record, &nodes, started));
     }
     let graph = super::compile(wf)?;
-    build_compiled(wf, graph, args, started)
+    build_compiled(wf, graph, args, started, &[])
 }
 
 /// Where this build's up-to-date record lives and the invocation it must
@@ -61,12 +61,14 @@ impl UptodateRecord {
     }
 }
 
-/// `admf build` on a graph the caller compiled (at `started`).
+/// `admf build` on a graph the caller compiled (at `started`); `why`
+/// opens its `events.jsonl` (the `trigger` lines of `admf watch`).
 pub fn build_compiled(
     wf: &WorkflowArgs,
     graph: crate::graph::Graph,
     args: &BuildArgs,
     started: Instant,
+    why: &[serde_json::Value],
 ) -> Result<i32, Error> {
     let t_compile = started.elapsed();
     let started_at = SystemTime::now() - t_compile;
@@ -105,7 +107,10 @@ pub fn build_compiled(
         .store
         .build_guard()
         .map_err(|e| Error::io(ctx.store.root(), e))?;
-    let events = EventLog::new(ctx.store.root(), &ctx.workflow_id);
+    let mut events = EventLog::new(ctx.store.root(), &ctx.workflow_id);
+    for line in why {
+        events.push(line.clone());
+    }
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let report = dispatch(
         ctx.clone(),

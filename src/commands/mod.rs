@@ -58,7 +58,9 @@ pub fn factory() -> Arc<dyn Factory> {
 
 pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
     let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
-    graph::compile(workflow, factory().as_ref())
+    let graph = graph::compile(workflow, factory().as_ref())?;
+    crate::trigger::check_targets(&graph)?;
+    Ok(graph)
 }
 
 /// The directory holding the default store: the nearest ancestor of the

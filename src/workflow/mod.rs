@@ -15,6 +15,8 @@
 
 pub mod condition;
 pub mod forms;
+pub mod glob;
+pub mod on;
 pub mod overrides;
 pub mod root;
 pub mod yaml;
@@ -40,9 +42,12 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
         confinement: Confinement::new(root, allow_outside(&doc)?),
         ..Loader::default()
     };
+    let triggers = on::read(&doc, &loader.confinement)?;
     let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
-    loader.finish(root)
+    let mut workflow = loader.finish(root)?;
+    workflow.triggers = triggers;
+    Ok(workflow)
 }
 
 /// The root file's `allow_outside:`, which must be a boolean.
@@ -213,6 +218,11 @@ impl Loader {
                 ALLOW_OUTSIDE,
                 "only the root workflow file (the one given to admf) may set it",
             ));
+        }
+        if self.files.len() > 1
+            && let Some(e) = on::not_in_include(&doc, &top)
+        {
+            return Err(e);
         }
         let raw = forms::raw_phases(&doc, &top)?;
         inherited.overlay(&doc, top.map, &top.prefix)?;
@@ -597,6 +607,7 @@ impl Loader {
             files: self.files,
             phases,
             confinement: self.confinement,
+            triggers: Vec::new(),
         })
     }
 }

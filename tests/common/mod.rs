@@ -94,6 +94,29 @@ impl Project {
     }
 }
 
+/// A fresh project holding a copy of `examples/<name>` (its YAML and CSV
+/// files, not the outputs of builds run in place).
+pub fn example(name: &str) -> Project {
+    let p = Project::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    for entry in walkdir::WalkDir::new(&src)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let rel = entry.path().strip_prefix(&src).unwrap();
+        if entry.file_type().is_file() && rel.extension().is_some_and(|e| e == "yaml" || e == "csv")
+        {
+            p.file(
+                rel.to_str().unwrap(),
+                &std::fs::read_to_string(entry.path()).unwrap(),
+            );
+        }
+    }
+    p
+}
+
 /// Every file under `dir`, relative path → bytes, sorted.
 pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
