@@ -7,11 +7,14 @@
 //! must lie inside the declaring workflow's directory: a symlinked
 //! directory pointing elsewhere is refused before anything is created.
 //! Temp files left by a killed admf (their pid is gone) are removed the
-//! next time the same output is restored or its command runs.
+//! first time a later admf process restores or runs an output in the same
+//! directory.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Whether `path` is a regular file itself (not a symlink to one).
 pub fn is_plain_file(path: &Path) -> bool {
@@ -66,23 +69,40 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{name}.admf-tmp.")
 }
 
-/// Removes the restore temp files of `path` (`.<name>.admf-tmp.<pid>`)
-/// whose process no longer runs. Only where `/proc` tells which run.
+/// Removes the restore temp files (`.<name>.admf-tmp.<pid>`) whose
+/// process no longer runs from the directory of `path`. Only where `/proc`
+/// tells which run.
+///
+/// Each directory is swept once per process: the temps a killed build
+/// left are all there at the start, and sweeping per output would read a
+/// directory of N outputs N times.
 pub fn remove_dead_temps(path: &Path) {
+    static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let prefix = temp_prefix(path);
-    let prefix = prefix.as_str();
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
+        return;
+    }
+    let first_visit = SWEPT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    if !first_visit {
         return;
     }
     let Ok(items) = fs::read_dir(dir) else { return };
     for item in items.flatten() {
         let name = item.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.rsplit_once(".admf-tmp."))
+            .map(|(_, pid)| pid)
+        else {
             continue;
         };
         if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
@@ -135,12 +155,16 @@ mod tests {
         let src = dir.path().join("src.txt");
         fs::write(&src, "x").unwrap();
         let dead = dir.path().join(".a.txt.admf-tmp.4000000000");
-        let other = dir.path().join(".b.txt.admf-tmp.4000000000");
-        for f in [&dead, &other] {
+        let dead_other = dir.path().join(".b.txt.admf-tmp.4000000000");
+        let live = dir
+            .path()
+            .join(format!(".c.txt.admf-tmp.{}", std::process::id()));
+        let unrelated = dir.path().join(".d.txt.admf-tmp.notapid");
+        for f in [&dead, &dead_other, &live, &unrelated] {
             fs::write(f, "debris").unwrap();
         }
         restore_file(&src, &dir.path().join("a.txt"), dir.path()).unwrap();
-        assert!(!dead.exists());
-        assert!(other.exists());
+        assert!(!dead.exists() && !dead_other.exists());
+        assert!(live.exists() && unrelated.exists());
     }
 }

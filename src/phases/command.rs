@@ -195,7 +195,8 @@ impl Phase for Command {
         }
         // One file for both streams keeps their interleaving.
         let mut capture = tempfile::tempfile()?;
-        let mut cmd = std::process::Command::new("sh");
+        // An absolute path, as ninja and make use: no PATH search per node.
+        let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(run)
             .current_dir(if ctx.base_dir.as_os_str().is_empty() {
