@@ -65,7 +65,8 @@ pub enum Command {
         #[command(flatten)]
         args: BuildArgs,
     },
-    /// Build, then rebuild whenever a file the workflow reads changes.
+    /// Build, then rebuild whenever a file the workflow reads changes or
+    /// one of its `on:` triggers fires.
     Watch {
         #[command(flatten)]
         wf: WorkflowArgs,

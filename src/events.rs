@@ -9,6 +9,20 @@
 //! ```
 //! The `plan` line is a function of the workflow alone; start/finish lines
 //! follow completion order, which varies with `-j`.
+//!
+//! A build started by `admf watch` opens with one `trigger` line per reason
+//! it started (several events arriving together make one build):
+//!
+//! ```text
+//! {"event":"trigger","kind":"start","time":"…","targets":[]}         the first build
+//! {"event":"trigger","kind":"change","time":"…","paths":["in/a.txt"],"targets":[]}
+//! {"event":"trigger","kind":"data_available","time":"…","paths":["data/incoming/x.csv"],"targets":["ingest"]}
+//! {"event":"trigger","kind":"schedule","time":"2026-11-27T14:30:00Z","cron":"30 9 * * 1-5","tz":"America/New_York","targets":["report"]}
+//! ```
+//! `time` is UTC: a schedule's fire time, else when the build was decided.
+//! `paths` are relative to the project root. `targets` are what the
+//! trigger builds (empty: the whole workflow); the `plan` line lists every
+//! node that build covers, and `finish` lines say what ran.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
