@@ -27,6 +27,8 @@
 //! label; at bar t the ensemble uses the weights of label t (the global
 //! weights where a bar is unlabelled or its regime has no train bars).
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 
 use super::metrics::{Objective, cagr};
@@ -34,16 +36,26 @@ use super::weights::Weights;
 
 pub const TOLERANCE: f32 = 1e-5;
 
-/// Dense signals as f32 columns plus what scoring needs.
+/// The signals, deduplicated into patterns, plus what scoring needs.
+///
+/// Bars fall into segments (maximal runs on which no signal changes, so
+/// the vote and the position are constant within one) and segments into
+/// patterns (distinct vectors of the k signals). A vote is computed once
+/// per pattern: segments of one pattern get bit-identical votes, since
+/// each is the same sum in the same order.
 pub struct Ensemble {
     k: usize,
     n: usize,
-    columns: Vec<f32>,
-    /// First bar of each segment: a maximal run of bars on which no signal
-    /// changes, so the vote (and the position) is constant within it.
+    /// First bar of each segment.
     segment_starts: Vec<usize>,
-    /// The signals per segment, `k` columns of `segment_starts.len()`.
-    segment_columns: Vec<f32>,
+    /// The pattern of each segment.
+    segment_pattern: Vec<u32>,
+    /// First segment of each pattern, increasing: patterns are numbered in
+    /// order of first appearance, so the first j segments use patterns
+    /// `0..pattern_first.partition_point(|&s| s < j)`.
+    pattern_first: Vec<usize>,
+    /// The signals per pattern, `k` columns of `pattern_first.len()`.
+    pattern_columns: Vec<f32>,
     returns: Vec<f64>,
     /// Prefix sums over all returns.
     prefix: Prefix,
@@ -80,34 +92,37 @@ struct Sums {
 
 /// Prefix sums over bars 1..=t of R, R², min(R, 0)², max(R, 0)² and of
 /// the count of returns in scope, so a run of one position scores in O(1).
+/// One row per bar, so a run reads two rows.
 struct Prefix {
-    sums: [Vec<f64>; 4],
-    count: Vec<usize>,
+    rows: Vec<PrefixRow>,
+}
+
+struct PrefixRow {
+    sums: [f64; 4],
+    count: usize,
 }
 
 impl Prefix {
     /// Over the returns r_t whose bar t − 1 carries `label` (all if `None`).
     fn new(returns: &[f64], labels: Option<(&[u8], u8)>) -> Prefix {
-        let n = returns.len();
-        let mut sums: [Vec<f64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
-        let mut count = Vec::with_capacity(n);
-        let mut acc = [0.0f64; 4];
-        let mut c = 0usize;
-        for (t, &r) in returns.iter().enumerate() {
-            if t > 0 && labels.is_none_or(|(l, g)| l[t - 1] == g) {
-                let (lo, hi) = (r.min(0.0), r.max(0.0));
-                acc[0] += r;
-                acc[1] += r * r;
-                acc[2] += lo * lo;
-                acc[3] += hi * hi;
-                c += 1;
-            }
-            for j in 0..4 {
-                sums[j].push(acc[j]);
-            }
-            count.push(c);
-        }
-        Prefix { sums, count }
+        let mut sums = [0.0f64; 4];
+        let mut count = 0usize;
+        let rows = returns
+            .iter()
+            .enumerate()
+            .map(|(t, &r)| {
+                if t > 0 && labels.is_none_or(|(l, g)| l[t - 1] == g) {
+                    let (lo, hi) = (r.min(0.0), r.max(0.0));
+                    sums[0] += r;
+                    sums[1] += r * r;
+                    sums[2] += lo * lo;
+                    sums[3] += hi * hi;
+                    count += 1;
+                }
+                PrefixRow { sums, count }
+            })
+            .collect();
+        Prefix { rows }
     }
 }
 
@@ -139,25 +154,35 @@ impl Ensemble {
     /// close-to-close returns (R_0 = 0) of the same bars.
     pub fn new(signals: &[Vec<i8>], returns: Vec<f64>, fee: f64, ppy: f64, threshold: f64) -> Self {
         let n = returns.len();
-        let mut columns = Vec::with_capacity(signals.len() * n);
-        for s in signals {
-            columns.extend(s.iter().map(|&v| f32::from(v)));
-        }
-        let prefix = Prefix::new(&returns, None);
         let segment_starts: Vec<usize> = (0..n)
             .filter(|&t| t == 0 || signals.iter().any(|s| s[t] != s[t - 1]))
             .collect();
-        let mut segment_columns = Vec::with_capacity(signals.len() * segment_starts.len());
-        for s in signals {
-            segment_columns.extend(segment_starts.iter().map(|&t| f32::from(s[t])));
-        }
+        let mut ids: HashMap<Vec<i8>, u32> = HashMap::new();
+        let mut pattern_first = Vec::new();
+        let mut patterns: Vec<Vec<i8>> = Vec::new();
+        let segment_pattern = segment_starts
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| {
+                let pattern: Vec<i8> = signals.iter().map(|s| s[t]).collect();
+                *ids.entry(pattern).or_insert_with_key(|pattern| {
+                    pattern_first.push(j);
+                    patterns.push(pattern.clone());
+                    (patterns.len() - 1) as u32
+                })
+            })
+            .collect();
+        let pattern_columns = (0..signals.len())
+            .flat_map(|k| patterns.iter().map(move |p| f32::from(p[k])))
+            .collect();
         Ensemble {
             k: signals.len(),
             n,
-            columns,
             segment_starts,
-            segment_columns,
-            prefix,
+            segment_pattern,
+            pattern_first,
+            pattern_columns,
+            prefix: Prefix::new(&returns, None),
             returns,
             fee,
             ppy,
@@ -173,13 +198,28 @@ impl Ensemble {
         self.n == 0
     }
 
-    fn vote_into(&self, w: &[f64], end: usize, votes: &mut [f32]) {
+    /// The votes of weights `w` for the patterns of the first `segments`
+    /// segments, in `votes`; returns how many patterns that is.
+    fn pattern_votes(&self, w: &[f64], segments: usize, votes: &mut [f32]) -> usize {
+        let used = self.pattern_first.partition_point(|&j| j < segments);
         weighted_vote(
-            &self.columns,
-            self.n,
+            &self.pattern_columns,
+            self.pattern_first.len(),
             &w[..self.k.min(w.len())],
-            &mut votes[..end],
+            &mut votes[..used],
         );
+        used
+    }
+
+    /// The positions of weights `w` over bars 0..end, in `positions`.
+    fn positions_into(&self, w: &[f64], end: usize, votes: &mut [f32], positions: &mut [i8]) {
+        let segments = self.segment_starts.partition_point(|&t| t < end);
+        self.pattern_votes(w, segments, votes);
+        for j in 0..segments {
+            let next = self.segment_starts.get(j + 1).map_or(end, |&t| t.min(end));
+            let p = self.decide(votes[self.segment_pattern[j] as usize]);
+            positions[self.segment_starts[j]..next].fill(p);
+        }
     }
 
     fn decide(&self, v: f32) -> i8 {
@@ -202,34 +242,30 @@ impl Ensemble {
             return 0.0;
         }
         let segments = self.segment_starts.partition_point(|&t| t < end);
-        let count = self.segment_starts.len();
-        let votes = &mut scratch.votes[..segments];
-        weighted_vote(
-            &self.segment_columns,
-            count,
-            &w[..self.k.min(w.len())],
-            votes,
-        );
+        let used = self.pattern_votes(w, segments, &mut scratch.votes);
+        let decided = &mut scratch.positions[..used];
+        for (p, &v) in decided.iter_mut().zip(&scratch.votes[..used]) {
+            *p = self.decide(v);
+        }
         let mut s = Sums::default();
-        let mut prev = 0i8;
+        let mut prev = decided[self.segment_pattern[0] as usize];
         let mut run_start = 0usize;
-        for (j, &v) in votes.iter().enumerate() {
-            let p = self.decide(v);
-            let t = self.segment_starts[j];
-            if j == 0 {
-                prev = p;
+        let changes = self.segment_pattern[1..segments]
+            .iter()
+            .zip(&self.segment_starts[1..segments]);
+        for (&pattern, &t) in changes {
+            let p = decided[pattern as usize];
+            if p == prev {
                 continue;
             }
-            if p != prev {
-                add_run(prefix, &mut s, prev, run_start, t - 1);
-                if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
-                    let r = (1.0 + f64::from(prev) * self.returns[t])
-                        * (1.0 - self.fee * f64::from((p - prev).abs()))
-                        - 1.0;
-                    s.add(r);
-                }
-                run_start = t;
+            add_run(prefix, &mut s, prev, run_start, t - 1);
+            if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
+                let r = (1.0 + f64::from(prev) * self.returns[t])
+                    * (1.0 - self.fee * f64::from((p - prev).abs()))
+                    - 1.0;
+                s.add(r);
             }
+            run_start = t;
             prev = p;
         }
         add_run(prefix, &mut s, prev, run_start, end - 1);
@@ -238,9 +274,10 @@ impl Ensemble {
 
     /// The ensemble positions of weights `w` over all bars.
     pub fn positions(&self, w: &[f64]) -> Vec<i8> {
-        let mut votes = vec![0.0f32; self.n];
-        self.vote_into(w, self.n, &mut votes);
-        votes.iter().map(|&v| self.decide(v)).collect()
+        let mut votes = vec![0.0f32; self.pattern_first.len()];
+        let mut positions = vec![0i8; self.n];
+        self.positions_into(w, self.n, &mut votes, &mut positions);
+        positions
     }
 
     /// Positions with weights chosen per bar by `labels[t]`: `per_label[l]`
@@ -297,13 +334,7 @@ impl Ensemble {
             return self.score_by_segments(w, scope, objective, scratch, prefix);
         }
         let end = scope.end.min(self.n);
-        self.vote_into(w, end, &mut scratch.votes);
-        for (p, &v) in scratch.positions[..end]
-            .iter_mut()
-            .zip(&scratch.votes[..end])
-        {
-            *p = self.decide(v);
-        }
+        self.positions_into(w, end, &mut scratch.votes, &mut scratch.positions);
         self.score_bar_by_bar(&scratch.positions[..end], scope, objective)
     }
 
@@ -403,8 +434,9 @@ fn add_run(prefix: &Prefix, s: &mut Sums, p: i8, a: usize, b: usize) {
     if b <= a {
         return;
     }
-    let range = |j: usize| prefix.sums[j][b] - prefix.sums[j][a];
-    s.count += prefix.count[b] - prefix.count[a];
+    let (ra, rb) = (&prefix.rows[a], &prefix.rows[b]);
+    let range = |j: usize| rb.sums[j] - ra.sums[j];
+    s.count += rb.count - ra.count;
     match p {
         1 => {
             s.sum += range(0);
