@@ -12,12 +12,12 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
-use globset::GlobBuilder;
 use serde_json::Value;
 
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
 use crate::graph::normalize;
+use crate::workflow::glob::{PathGlob, is_glob};
 
 pub struct Command;
 
@@ -52,42 +52,14 @@ fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
     Ok(path.to_string_lossy().replace('\\', "/"))
 }
 
-fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?', '[', '{'])
-}
-
 /// Expand one `inputs:` glob: walk only below its literal prefix, so a
 /// pattern like `data/*.csv` never scans the rest of the project.
 fn expand_glob(pattern: &str, index: usize, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
     let key = format!("inputs[{index}]");
-    let matcher = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| ConfigIssue::new(&key, format!("bad glob: {e}")))?
-        .compile_matcher();
-    let literal: PathBuf = Path::new(pattern)
-        .components()
-        .take_while(|c| !is_glob(&c.as_os_str().to_string_lossy()))
-        .collect();
-    let root = base_dir.join(&literal);
-    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(&root)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            // Walkdir yields a directory before listing it: a file added
-            // or removed later changes the stat noted here.
-            if e.file_type().is_dir() {
-                crate::observed::note_dir(e.path());
-            }
-            e.file_type().is_file()
-        })
-        .filter_map(|e| {
-            let rel = e.path().strip_prefix(base_dir).ok()?.to_path_buf();
-            matcher.is_match(&rel).then(|| base_dir.join(rel))
-        })
-        .collect();
-    found.sort();
+    let glob = PathGlob::new(pattern, base_dir).map_err(|e| ConfigIssue::new(&key, e))?;
+    // Walkdir yields a directory before listing it: a file added or
+    // removed later changes the stat noted here.
+    let found = glob.files(crate::observed::note_dir);
     if found.is_empty() {
         return Err(ConfigIssue::new(
             key,

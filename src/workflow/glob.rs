@@ -1,5 +1,5 @@
-//! Path globs as workflows write them (`on: data_available:`): relative to
-//! the declaring file's directory, `*` and `?` never crossing a `/`, `**`
+//! Path globs as workflows write them (`inputs:`, `on: data_available:`):
+//! relative to the declaring file's directory, `*` and `?` never crossing a `/`, `**`
 //! crossing any number. The pattern's leading components without glob
 //! characters name the directory every match lies under, which is what a
 //! walk or a file watcher needs.
@@ -19,12 +19,13 @@ pub fn is_glob(pattern: &str) -> bool {
 pub struct PathGlob {
     /// The pattern as written.
     pub pattern: String,
-    /// The directory the pattern is relative to (absolute, normalised).
+    /// The directory the pattern is relative to.
     base: PathBuf,
-    /// The pattern's literal leading part, joined to `base` and normalised.
-    dir: PathBuf,
-    /// Whether matches can lie deeper than directly in `dir`.
-    deep: bool,
+    /// The pattern's leading components without glob characters.
+    literal: PathBuf,
+    /// How many components below the literal part a match lies; `None`
+    /// for any number (`**`).
+    depth: Option<usize>,
     matcher: GlobMatcher,
 }
 
@@ -44,50 +45,54 @@ impl PathGlob {
             .count();
         // A pattern without glob characters names one file: its directory.
         let literal = literal.min(components.len().saturating_sub(1));
-        let dir: PathBuf = components[..literal].iter().collect();
-        let base = normalize(base);
         Ok(PathGlob {
             pattern: pattern.to_string(),
-            dir: normalize(&base.join(dir)),
-            deep: components.len() - literal > 1 || trimmed.contains("**"),
-            base,
+            base: base.to_path_buf(),
+            literal: components[..literal].iter().collect(),
+            depth: (!trimmed.contains("**")).then_some(components.len() - literal),
             matcher,
         })
     }
 
-    /// The directory below which every match lies.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directory below which every match lies (absolute, normalised).
+    pub fn dir(&self) -> PathBuf {
+        normalize(&std::path::absolute(self.base.join(&self.literal)).unwrap_or_default())
     }
 
     /// Whether matches can lie in subdirectories of [`PathGlob::dir`].
     pub fn deep(&self) -> bool {
-        self.deep
+        self.depth != Some(1)
     }
 
     /// Whether the absolute, normalised `path` matches.
     pub fn is_match(&self, path: &Path) -> bool {
-        if !path.starts_with(&self.dir) {
-            return false;
-        }
-        match path.strip_prefix(&self.base) {
+        let base = normalize(&std::path::absolute(&self.base).unwrap_or_default());
+        match path.strip_prefix(&base) {
             Ok(rel) => self.matcher.is_match(rel),
-            Err(_) => self
-                .matcher
-                .is_match(crate::key::relative_to(path, &self.base)),
+            Err(_) => self.matcher.is_match(crate::key::relative_to(path, &base)),
         }
     }
 
-    /// Every file that matches now, sorted.
-    pub fn files(&self) -> Vec<PathBuf> {
-        let depth = if self.deep { usize::MAX } else { 1 };
-        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(&self.dir)
-            .min_depth(1)
+    /// Every file that matches now, sorted, as `base` joined to its path
+    /// relative to `base`. Walks only below the literal part, calling
+    /// `on_dir` with each directory before listing it.
+    pub fn files(&self, mut on_dir: impl FnMut(&Path)) -> Vec<PathBuf> {
+        let depth = self.depth.unwrap_or(usize::MAX);
+        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(self.base.join(&self.literal))
             .max_depth(depth)
+            .sort_by_file_name()
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file() && self.is_match(e.path()))
-            .map(|e| e.into_path())
+            .filter(|e| {
+                if e.file_type().is_dir() && e.depth() < depth {
+                    on_dir(e.path());
+                }
+                e.file_type().is_file()
+            })
+            .filter_map(|e| {
+                let rel = e.path().strip_prefix(&self.base).ok()?;
+                self.matcher.is_match(rel).then(|| self.base.join(rel))
+            })
             .collect();
         found.sort();
         found
@@ -145,8 +150,14 @@ mod tests {
             std::fs::write(base.join(f), "x").unwrap();
         }
         let g = PathGlob::new("in/*.csv", &base).unwrap();
-        assert_eq!(g.files(), [base.join("in/a.csv"), base.join("in/b.csv")]);
+        assert_eq!(
+            g.files(|_| {}),
+            [base.join("in/a.csv"), base.join("in/b.csv")]
+        );
         let deep = PathGlob::new("in/**/*.csv", &base).unwrap();
-        assert_eq!(deep.files().len(), 3);
+        assert_eq!(deep.files(|_| {}).len(), 3);
+        let mut listed = Vec::new();
+        g.files(|d| listed.push(d.to_path_buf()));
+        assert_eq!(listed, [base.join("in")]);
     }
 }

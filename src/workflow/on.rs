@@ -214,8 +214,8 @@ impl Reader<'_> {
         let glob = PathGlob::new(pattern, &self.base)
             .map_err(|e| self.error(path, "data_available", format!("`{pattern}`: {e}")))?;
         // The directory may not exist yet: judge by what does.
-        let existing = glob
-            .dir()
+        let dir = glob.dir();
+        let existing = dir
             .ancestors()
             .find(|a| a.exists())
             .unwrap_or(Path::new("/"));

@@ -65,7 +65,7 @@ impl Watched {
         let mut wanted: BTreeMap<PathBuf, bool> =
             self.dirs.iter().map(|d| (d.clone(), false)).collect();
         for glob in self.triggers.iter().flat_map(Trigger::globs) {
-            let deep = wanted.entry(glob.dir().to_path_buf()).or_default();
+            let deep = wanted.entry(glob.dir()).or_default();
             *deep |= glob.deep();
         }
         wanted
@@ -82,10 +82,10 @@ impl Watched {
     /// Whether a change to `path` can change what the workflow reads: a
     /// file it reads, or a file now present in a directory it reads (which
     /// a glob or a data `dir:` may pick up). A temporary file already gone
-    /// cannot.
+    /// or a new subdirectory cannot.
     pub fn changes_reads(&self, path: &Path) -> bool {
         self.read.contains(path)
-            || (path.parent().is_some_and(|p| self.dirs.contains(p)) && path.exists())
+            || (path.parent().is_some_and(|p| self.dirs.contains(p)) && path.is_file())
     }
 }
 

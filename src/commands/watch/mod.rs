@@ -181,7 +181,7 @@ impl Session<'_> {
                 for dir in self.watches.ensure(&self.watched.wanted()) {
                     for glob in self.watched.triggers.iter().flat_map(|t| t.globs()) {
                         if glob.dir().starts_with(&dir) {
-                            changed.extend(glob.files());
+                            changed.extend(glob.files(|_| {}));
                         }
                     }
                 }
