@@ -11,16 +11,15 @@
 //! them. The `on:` syntax is read by `workflow::on`.
 
 pub mod cron;
+mod fired;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use jiff::Timestamp;
-use serde_json::{Value, json};
-
+pub use self::fired::{Fired, Kind, shown, targets};
 use self::schedule::Schedule;
 use crate::error::{Error, Location, did_you_mean};
 use crate::graph::Graph;
@@ -61,7 +60,7 @@ impl Trigger {
         }
     }
 
-    fn target_names(&self) -> Vec<String> {
+    pub fn target_names(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.name.clone()).collect()
     }
 }
@@ -86,100 +85,6 @@ pub fn check_targets(graph: &Graph) -> Result<(), Error> {
     Ok(())
 }
 
-/// Why a build of `admf watch` starts: one or more of these.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fired {
-    pub kind: Kind,
-    /// When it fired: the scheduled time for a schedule, else the clock's
-    /// time when the build was decided.
-    pub time: Timestamp,
-    /// Nodes to build; empty: the whole workflow.
-    pub targets: Vec<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// The first build of a watch session.
-    Start,
-    /// A file the workflow reads (or a workflow file) changed.
-    Change(Vec<String>),
-    /// Files matching a `data_available` glob.
-    DataAvailable(Vec<String>),
-    Schedule {
-        cron: String,
-        tz: String,
-    },
-}
-
-impl Fired {
-    /// The `trigger` line of `events.jsonl`.
-    pub fn event_line(&self) -> Value {
-        let mut line = json!({"event": "trigger"});
-        let (kind, extra) = match &self.kind {
-            Kind::Start => ("start", json!({})),
-            Kind::Change(paths) => ("change", json!({"paths": paths})),
-            Kind::DataAvailable(paths) => ("data_available", json!({"paths": paths})),
-            Kind::Schedule { cron, tz } => ("schedule", json!({"cron": cron, "tz": tz})),
-        };
-        line["kind"] = kind.into();
-        line["time"] = self.time.to_string().into();
-        if let Value::Object(extra) = extra {
-            for (k, v) in extra {
-                line[k] = v;
-            }
-        }
-        line["targets"] = json!(self.targets);
-        line
-    }
-
-    /// One line for the terminal.
-    pub fn describe(&self) -> String {
-        let what = match &self.kind {
-            Kind::Start => "start".to_string(),
-            Kind::Change(paths) => format!("changed: {}", paths.join(", ")),
-            Kind::DataAvailable(paths) => format!("data available: {}", paths.join(", ")),
-            Kind::Schedule { cron, tz } => {
-                let tz_obj = jiff::tz::db().get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
-                format!(
-                    "schedule `{cron}` ({tz}) fired for {}",
-                    self.time.to_zoned(tz_obj).strftime("%Y-%m-%d %H:%M %Z")
-                )
-            }
-        };
-        if self.targets.is_empty() {
-            what
-        } else {
-            format!("{what} → building {}", self.targets.join(", "))
-        }
-    }
-}
-
-/// The targets of one build serving all of `fired`: the union of theirs,
-/// or none (the whole workflow) when one of them wants everything.
-pub fn targets(fired: &[Fired]) -> Vec<String> {
-    if fired.iter().any(|f| f.targets.is_empty()) {
-        return Vec::new();
-    }
-    let mut out: Vec<String> = Vec::new();
-    for name in fired.iter().flat_map(|f| &f.targets) {
-        if !out.contains(name) {
-            out.push(name.clone());
-        }
-    }
-    out
-}
-
-/// Paths as recorded: relative to `root` when inside it.
-pub fn shown(paths: &BTreeSet<PathBuf>, root: &Path) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| match p.strip_prefix(root) {
-            Ok(rel) => rel.display().to_string(),
-            Err(_) => p.display().to_string(),
-        })
-        .collect()
-}
-
 /// The data triggers fired by `changed` (absolute, normalised paths that
 /// exist as files): for each trigger by position, its matching paths.
 pub fn data_fired(
@@ -198,26 +103,4 @@ pub fn data_fired(
             (!hits.is_empty()).then_some((i, hits))
         })
         .collect()
-}
-
-/// A `schedule` firing of `trigger` at `time`.
-pub fn schedule_fired(trigger: &Trigger, time: Timestamp) -> Option<Fired> {
-    let s = trigger.schedule()?;
-    Some(Fired {
-        kind: Kind::Schedule {
-            cron: s.expression.clone(),
-            tz: s.tz_name.clone(),
-        },
-        time,
-        targets: trigger.target_names(),
-    })
-}
-
-/// A `data_available` firing of `trigger` for `paths`.
-pub fn data_available(trigger: &Trigger, paths: Vec<String>, time: Timestamp) -> Fired {
-    Fired {
-        kind: Kind::DataAvailable(paths),
-        time,
-        targets: trigger.target_names(),
-    }
 }

@@ -220,18 +220,17 @@ impl Session<'_> {
         }
         for (i, paths) in &data {
             let shown = trigger::shown(paths, &self.root);
-            fired.push(trigger::data_available(&w.triggers[*i], shown, now));
+            fired.push(Fired::data_available(&w.triggers[*i], shown, now));
         }
-        let schedules: Vec<&trigger::Trigger> = w
+        let scheduled: Vec<_> = w
             .triggers
             .iter()
-            .filter(|t| t.schedule().is_some())
+            .filter_map(|t| Some((t, t.schedule()?)))
             .collect();
-        let due = self
-            .scheduler
-            .due(schedules.iter().filter_map(|t| t.schedule()), now);
+        let due = self.scheduler.due(scheduled.iter().map(|(_, s)| *s), now);
         for (i, time) in due {
-            fired.extend(trigger::schedule_fired(schedules[i], time));
+            let (t, s) = scheduled[i];
+            fired.push(Fired::schedule(t, s, time));
         }
         fired
     }
