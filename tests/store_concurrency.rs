@@ -106,7 +106,13 @@ fn try_lock_key_reports_a_held_lock_and_drop_releases_it() {
     drop(held);
     waiter.join().unwrap().unwrap();
     assert!(store.try_lock_key(&k).unwrap().is_some());
-    // Lock files are removed by their holders.
+    // The lock file stays for the next holder; a repair removes it when free.
+    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 1);
+    let held = store.lock_key(&k).unwrap();
+    store.verify(true).unwrap();
+    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 1);
+    drop(held);
+    store.verify(true).unwrap();
     assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
 }
 
@@ -236,6 +242,8 @@ fn many_threads_many_keys_compute_each_key_once() {
     assert_eq!(computed.load(Ordering::SeqCst), 20);
     assert_eq!(store.ls().unwrap().len(), 20);
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 20);
     assert!(store.verify(false).unwrap().is_clean());
+    store.verify(true).unwrap();
+    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
 }

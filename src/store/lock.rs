@@ -5,8 +5,8 @@
 //! exclude each other just like two processes do, and a killed process
 //! releases its locks.
 //!
-//! Lock files that get deleted (per-key and temp-dir locks) are deleted by
-//! their holder while it still holds the lock. A waiter that then obtains a
+//! Lock files that get deleted (temp-dir locks by their holder, per-key
+//! locks by `cache gc`) are deleted while the deleter holds the lock. A waiter that then obtains a
 //! lock on the deleted inode notices that the path no longer names the file
 //! it locked, and starts over; so at most one holder per path at a time.
 
@@ -76,20 +76,25 @@ pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
     }
 }
 
-/// An exclusive lock on one key, released (and its file removed) on drop.
+/// An exclusive lock on one key, released on drop.
 ///
 /// Taken around "look up, and on a miss compute and commit", so that two
 /// builds needing the same key compute it once: the second waits, then
 /// finds the entry.
+///
+/// The lock file stays: deleting one per node made every cold node leave
+/// a freshly deleted inode behind, which ext4 then scans past on each
+/// later file creation. `cache gc` removes lock files nobody holds.
 #[derive(Debug)]
 pub struct KeyLock {
-    held: HeldLock,
+    path: PathBuf,
+    _file: File,
 }
 
 impl KeyLock {
     /// The lock file, `locks/<key>.lock`.
     pub fn path(&self) -> &Path {
-        &self.held.path
+        &self.path
     }
 }
 
@@ -133,9 +138,7 @@ impl Store {
         check_key(key)?;
         let path = self.key_lock_path(key);
         let file = lock_file(&path, LockKind::Exclusive, true)?.expect("blocking lock");
-        Ok(KeyLock {
-            held: HeldLock::new(path, file),
-        })
+        Ok(KeyLock { path, _file: file })
     }
 
     /// Like [`Store::lock_key`] but returns `Ok(None)` instead of waiting
@@ -143,11 +146,7 @@ impl Store {
     pub fn try_lock_key(&self, key: &str) -> io::Result<Option<KeyLock>> {
         check_key(key)?;
         let path = self.key_lock_path(key);
-        Ok(
-            lock_file(&path, LockKind::Exclusive, false)?.map(|file| KeyLock {
-                held: HeldLock::new(path, file),
-            }),
-        )
+        Ok(lock_file(&path, LockKind::Exclusive, false)?.map(|file| KeyLock { path, _file: file }))
     }
 
     /// Takes the shared build lock on `gc.lock` (waiting while a gc runs).

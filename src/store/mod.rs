@@ -15,7 +15,7 @@
 //!   tmp/<key>.<pid>.<nonce>/        an entry being written (same filesystem as objects/)
 //!   tmp/<key>.<pid>.<nonce>.lock    flock held by the live writer of that temp dir
 //!   tmp/<name>.discard.<nonce>/     an entry being deleted (renamed here first)
-//!   locks/<key>.lock                per-key exclusive flock (see [`Store::lock_key`])
+//!   locks/<key>.lock                per-key exclusive flock (see [`Store::lock_key`]); kept, gc removes free ones
 //!   refs/<workflow-id>/<node>       a key and a newline; both names escaped by [`escape_name`]
 //!   refs/<workflow-id>/~tmp.<nonce> a ref being replaced (renamed over the ref)
 //!   gc.lock                         shared flock held by builds, exclusive by gc
