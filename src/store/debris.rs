@@ -1,11 +1,14 @@
 //! Finding leftovers of dead writers: temp dirs, orphan lock files and
 //! half-written ref temp files.
 //!
-//! A temp dir `tmp/X` is debris only when its lock `tmp/X.lock` is absent or
-//! can be taken: a live writer holds that lock from before it creates the
-//! dir until after it has removed or renamed it.
+//! A temp dir `tmp/X` is debris only when a flock on it can be taken: a
+//! live writer holds one on the directory itself from just after creating
+//! it until after it has removed or renamed it (and starts over with a
+//! new dir if a sweeper deleted its dir before it got the lock). Lock
+//! files `tmp/X.lock` are what older versions locked instead; those whose
+//! dir is gone are removed too.
 
-use std::fs::{self, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -32,8 +35,7 @@ impl Store {
                 continue;
             }
             let path = tmp.join(&name);
-            let lock_path = tmp.join(format!("{name}.lock"));
-            if sweep_locked(&path, &lock_path, remove)? {
+            if sweep_unlocked(&path, remove)? {
                 found.push(path);
             }
         }
@@ -83,33 +85,27 @@ impl Store {
     }
 }
 
-/// Whether `path` is debris (its lock is absent or free); removes it when
-/// asked, while holding its lock.
-fn sweep_locked(path: &Path, lock_path: &Path, remove: bool) -> io::Result<bool> {
+/// Whether `path` is debris (no live writer holds a flock on it);
+/// removes it when asked, while holding that flock.
+fn sweep_unlocked(path: &Path, remove: bool) -> io::Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
     if remove {
-        let Some(file) = lock_file(lock_path, LockKind::Exclusive, false)? else {
-            return Ok(false);
-        };
-        let held = HeldLock::new(lock_path.to_path_buf(), file);
         if path.is_dir() {
             remove_tree(path)?;
         } else {
             remove_file_if_exists(path)?;
         }
-        drop(held);
-        return Ok(true);
     }
-    // Report only: do not create or delete lock files.
-    let file = match OpenOptions::new().read(true).open(lock_path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
-    };
-    match file.try_lock() {
-        Ok(()) => Ok(true),
-        Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(e)) => Err(e),
-    }
+    Ok(true)
 }
 
 fn read_dir_sorted(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::fsutil::{fsync_dir, now_unix, remove_tree, unique_suffix, write_synced};
-use super::lock::{HeldLock, LockKind, lock_file};
+use super::lock::same_file;
 use super::manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};
 use super::outputs::{OutputFile, list_dirs, list_outputs};
 use super::{LOG_FILE, Lookup, MANIFEST_FILE, OUT_DIR, Store, check_key};
@@ -53,8 +53,9 @@ pub struct PendingEntry {
     key: String,
     dir: PathBuf,
     out: PathBuf,
-    // Dropped after `dir` is removed (see `Drop`), so the lock covers it.
-    lock: Option<HeldLock>,
+    // The flock on `dir`, dropped after `dir` is removed (see `Drop`),
+    // so the lock covers it.
+    lock: Option<File>,
 }
 
 impl Store {
@@ -62,12 +63,18 @@ impl Store {
     /// `tmp/` with an empty `out/` for the node to write into.
     pub fn begin(&self, key: &str) -> io::Result<PendingEntry> {
         check_key(key)?;
-        let name = format!("{key}.{}", unique_suffix());
-        let dir = self.tmp_dir().join(&name);
-        let lock_path = self.tmp_dir().join(format!("{name}.lock"));
-        let file = lock_file(&lock_path, LockKind::Exclusive, true)?.expect("blocking lock");
-        let lock = HeldLock::new(lock_path, file);
-        fs::create_dir(&dir)?;
+        let (dir, lock) = loop {
+            let dir = self.tmp_dir().join(format!("{key}.{}", unique_suffix()));
+            fs::create_dir(&dir)?;
+            // The flock is on the directory itself, so a writer creates
+            // and deletes no lock file. A sweeper that got in between
+            // creating and locking has deleted the dir: start over.
+            let lock = File::open(&dir)?;
+            lock.lock()?;
+            if same_file(&lock, &dir)? {
+                break (dir, lock);
+            }
+        };
         let out = dir.join(OUT_DIR);
         let pending = PendingEntry {
             store: self.clone(),

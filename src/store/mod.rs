@@ -12,8 +12,8 @@
 //!     manifest.json                 see below; written last, so no manifest = no entry
 //!     log.txt                       the phase's captured output
 //!     out/...                       the node's output files, any nesting, read-only
-//!   tmp/<key>.<pid>.<nonce>/        an entry being written (same filesystem as objects/)
-//!   tmp/<key>.<pid>.<nonce>.lock    flock held by the live writer of that temp dir
+//!   tmp/<key>.<pid>.<nonce>/        an entry being written (same filesystem as objects/),
+//!                                   flocked by its live writer
 //!   tmp/<name>.discard.<nonce>/     an entry being deleted (renamed here first)
 //!   locks/<key>.lock                per-key exclusive flock (see [`Store::lock_key`]); kept, gc removes free ones
 //!   refs/<workflow-id>/<node>       a key and a newline; both names escaped by [`escape_name`]
