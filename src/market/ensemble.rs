@@ -12,15 +12,24 @@
 //! at the end of training, and test equity is rebased to 1 at bar s − 1.
 //!
 //! **Search.** Every candidate is scored on the train part by the
-//! objective, each independently (rayon, one scratch buffer per worker);
-//! the best is the highest score, ties to the lowest index, NaN never
-//! wins, so the result does not depend on the number of threads. For the
+//! objective, each independently; the best is the highest score, ties to
+//! the lowest index, NaN never wins, so the result does not depend on the
+//! number of threads. Candidates are scored in batches of [`LANES`] (rayon,
+//! one scratch buffer per worker): a vote is computed once per distinct
+//! signal pattern for all the batch's weightings at once, and the
+//! positions of the batch are kept as one bit per weighting. For the
 //! Sharpe and Sortino objectives a score walks only the bars where the
 //! ensemble position changes, adding each run of one position from prefix
 //! sums of R, R² and the one-sided squares (restricted to a regime's bars
 //! when searching per regime); the path-dependent objectives (total
 //! return, CAGR, Calmar) go bar by bar. Scores use a one-pass variance;
 //! reported metrics are recomputed exactly by [`crate::market::Metrics`].
+//!
+//! **Determinism.** The vote loop is compiled for AVX-512, AVX2 and the
+//! baseline x86-64 and chosen at run time; each copy computes every vote
+//! as the same f32 sum in signal order (vectorised across weightings, never
+//! within a sum, and without fused multiply-adds), so results are bit
+//! identical on every CPU.
 //!
 //! **Per regime.** Given a label per bar, a weight vector is searched per
 //! regime, scoring only the returns r_t whose bar t − 1 carries that
@@ -35,6 +44,10 @@ use super::metrics::{Objective, cagr};
 use super::weights::Weights;
 
 pub const TOLERANCE: f32 = 1e-5;
+
+/// How many weightings are scored together: one bit each in a pattern's
+/// position masks.
+pub const LANES: usize = 64;
 
 /// The signals, deduplicated into patterns, plus what scoring needs.
 ///
@@ -54,8 +67,8 @@ pub struct Ensemble {
     /// order of first appearance, so the first j segments use patterns
     /// `0..pattern_first.partition_point(|&s| s < j)`.
     pattern_first: Vec<usize>,
-    /// The signals per pattern, `k` columns of `pattern_first.len()`.
-    pattern_columns: Vec<f32>,
+    /// The `k` signals of each pattern, pattern after pattern.
+    patterns: Vec<f32>,
     returns: Vec<f64>,
     /// Prefix sums over all returns.
     prefix: Prefix,
@@ -66,23 +79,34 @@ pub struct Ensemble {
     reach: f32,
 }
 
-/// Per-worker buffers of [`Ensemble::score`].
+/// Per-worker buffers of [`Ensemble::score`]; they grow to what the
+/// ensemble needs on first use.
 pub struct Scratch {
+    /// The weights of a batch, [`LANES`] per signal.
+    weights: Vec<f32>,
+    /// [`LANES`] votes per pattern.
     votes: Vec<f32>,
+    /// Per pattern, one bit per weighting of the batch: long, and short.
+    long: Vec<u64>,
+    short: Vec<u64>,
+    /// Positions per bar of one weighting (path-dependent objectives).
     positions: Vec<i8>,
 }
 
 impl Scratch {
     pub fn new(n: usize) -> Scratch {
         Scratch {
-            votes: vec![0.0; n],
+            weights: Vec::new(),
+            votes: Vec::new(),
+            long: Vec::new(),
+            short: Vec::new(),
             positions: vec![0; n],
         }
     }
 }
 
 /// Running sums of the scored returns.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Sums {
     count: usize,
     sum: f64,
@@ -159,21 +183,18 @@ impl Ensemble {
             .collect();
         let mut ids: HashMap<Vec<i8>, u32> = HashMap::new();
         let mut pattern_first = Vec::new();
-        let mut patterns: Vec<Vec<i8>> = Vec::new();
+        let mut patterns = Vec::new();
         let segment_pattern = segment_starts
             .iter()
             .enumerate()
             .map(|(j, &t)| {
                 let pattern: Vec<i8> = signals.iter().map(|s| s[t]).collect();
                 *ids.entry(pattern).or_insert_with_key(|pattern| {
+                    patterns.extend(pattern.iter().map(|&v| f32::from(v)));
                     pattern_first.push(j);
-                    patterns.push(pattern.clone());
-                    (patterns.len() - 1) as u32
+                    (pattern_first.len() - 1) as u32
                 })
             })
-            .collect();
-        let pattern_columns = (0..signals.len())
-            .flat_map(|k| patterns.iter().map(move |p| f32::from(p[k])))
             .collect();
         Ensemble {
             k: signals.len(),
@@ -181,7 +202,7 @@ impl Ensemble {
             segment_starts,
             segment_pattern,
             pattern_first,
-            pattern_columns,
+            patterns,
             prefix: Prefix::new(&returns, None),
             returns,
             fee,
@@ -198,86 +219,54 @@ impl Ensemble {
         self.n == 0
     }
 
-    /// The votes of weights `w` for the patterns of the first `segments`
-    /// segments, in `votes`; returns how many patterns that is.
-    fn pattern_votes(&self, w: &[f64], segments: usize, votes: &mut [f32]) -> usize {
+    /// Decides, for the patterns of the first `segments` segments, the
+    /// position of each weighting in `rows` (at most [`LANES`]; weight k of
+    /// a row applies to signal k, missing weights count as 0) into the
+    /// masks of `scratch`; returns how many patterns that is.
+    fn decide_batch(&self, rows: &[&[f64]], segments: usize, scratch: &mut Scratch) -> usize {
+        debug_assert!(rows.len() <= LANES);
         let used = self.pattern_first.partition_point(|&j| j < segments);
-        weighted_vote(
-            &self.pattern_columns,
-            self.pattern_first.len(),
-            &w[..self.k.min(w.len())],
-            &mut votes[..used],
-        );
+        scratch.weights.clear();
+        for k in 0..self.k {
+            let weight = |b: usize| {
+                rows.get(b)
+                    .and_then(|w| w.get(k))
+                    .map_or(0.0, |&w| w as f32)
+            };
+            scratch.weights.extend((0..LANES).map(weight));
+        }
+        scratch.votes.resize(used * LANES, 0.0);
+        scratch.long.resize(used, 0);
+        scratch.short.resize(used, 0);
+        decide_lanes(Lanes {
+            patterns: &self.patterns[..used * self.k],
+            weights: &scratch.weights,
+            reach: self.reach,
+            votes: &mut scratch.votes[..used * LANES],
+            long: &mut scratch.long[..used],
+            short: &mut scratch.short[..used],
+        });
         used
     }
 
-    /// The positions of weights `w` over bars 0..end, in `positions`.
-    fn positions_into(&self, w: &[f64], end: usize, votes: &mut [f32], positions: &mut [i8]) {
+    /// The positions over bars 0..end of weighting `lane` of the batch
+    /// last decided in `scratch`.
+    fn lane_positions(&self, scratch: &mut Scratch, lane: usize, end: usize) {
         let segments = self.segment_starts.partition_point(|&t| t < end);
-        self.pattern_votes(w, segments, votes);
         for j in 0..segments {
             let next = self.segment_starts.get(j + 1).map_or(end, |&t| t.min(end));
-            let p = self.decide(votes[self.segment_pattern[j] as usize]);
-            positions[self.segment_starts[j]..next].fill(p);
+            let pattern = self.segment_pattern[j] as usize;
+            let p = position(scratch.long[pattern], scratch.short[pattern], lane);
+            scratch.positions[self.segment_starts[j]..next].fill(p);
         }
-    }
-
-    fn decide(&self, v: f32) -> i8 {
-        i8::from(v >= self.reach) - i8::from(v <= -self.reach)
-    }
-
-    /// Run-based scoring that votes once per segment instead of once per
-    /// bar: the same positions, so the same runs and the same score as
-    /// voting bar by bar, at a fraction of the multiply-adds.
-    fn score_by_segments(
-        &self,
-        w: &[f64],
-        scope: Scope<'_>,
-        objective: Objective,
-        scratch: &mut Scratch,
-        prefix: &Prefix,
-    ) -> f64 {
-        let end = scope.end.min(self.n);
-        if end < 2 {
-            return 0.0;
-        }
-        let segments = self.segment_starts.partition_point(|&t| t < end);
-        let used = self.pattern_votes(w, segments, &mut scratch.votes);
-        let decided = &mut scratch.positions[..used];
-        for (p, &v) in decided.iter_mut().zip(&scratch.votes[..used]) {
-            *p = self.decide(v);
-        }
-        let mut s = Sums::default();
-        let mut prev = decided[self.segment_pattern[0] as usize];
-        let mut run_start = 0usize;
-        let changes = self.segment_pattern[1..segments]
-            .iter()
-            .zip(&self.segment_starts[1..segments]);
-        for (&pattern, &t) in changes {
-            let p = decided[pattern as usize];
-            if p == prev {
-                continue;
-            }
-            add_run(prefix, &mut s, prev, run_start, t - 1);
-            if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
-                let r = (1.0 + f64::from(prev) * self.returns[t])
-                    * (1.0 - self.fee * f64::from((p - prev).abs()))
-                    - 1.0;
-                s.add(r);
-            }
-            run_start = t;
-            prev = p;
-        }
-        add_run(prefix, &mut s, prev, run_start, end - 1);
-        self.finish(&s, 1.0, 0.0, objective)
     }
 
     /// The ensemble positions of weights `w` over all bars.
     pub fn positions(&self, w: &[f64]) -> Vec<i8> {
-        let mut votes = vec![0.0f32; self.pattern_first.len()];
-        let mut positions = vec![0i8; self.n];
-        self.positions_into(w, self.n, &mut votes, &mut positions);
-        positions
+        let mut scratch = Scratch::new(self.n);
+        self.decide_batch(&[w], self.segment_starts.len(), &mut scratch);
+        self.lane_positions(&mut scratch, 0, self.n);
+        scratch.positions
     }
 
     /// Positions with weights chosen per bar by `labels[t]`: `per_label[l]`
@@ -309,33 +298,114 @@ impl Ensemble {
         objective: Objective,
         scratch: &mut Scratch,
     ) -> f64 {
-        match scope.labels {
-            Some(_) => {
-                let masked = Prefix::new(&self.returns, scope.labels);
-                self.score_with(w, scope, objective, scratch, &masked)
-            }
-            None => self.score_with(w, scope, objective, scratch, &self.prefix),
-        }
+        let masked = scope
+            .labels
+            .map(|_| Prefix::new(&self.returns, scope.labels));
+        let prefix = masked.as_ref().unwrap_or(&self.prefix);
+        let mut score = [0.0];
+        self.score_batch(&[w], scope, objective, scratch, prefix, &mut score);
+        score[0]
     }
 
-    fn score_with(
+    /// The objective of each weighting in `rows` (at most [`LANES`]) into
+    /// `scores`.
+    fn score_batch(
         &self,
-        w: &[f64],
+        rows: &[&[f64]],
         scope: Scope<'_>,
         objective: Objective,
         scratch: &mut Scratch,
         prefix: &Prefix,
-    ) -> f64 {
+        scores: &mut [f64],
+    ) {
+        let end = scope.end.min(self.n);
+        let segments = self.segment_starts.partition_point(|&t| t < end);
+        self.decide_batch(rows, segments, scratch);
         let path = matches!(
             objective,
             Objective::TotalReturn | Objective::Cagr | Objective::Calmar
         );
-        if !path {
-            return self.score_by_segments(w, scope, objective, scratch, prefix);
+        if path {
+            for (lane, score) in scores[..rows.len()].iter_mut().enumerate() {
+                self.lane_positions(scratch, lane, end);
+                *score = self.score_bar_by_bar(&scratch.positions[..end], scope, objective);
+            }
+        } else if end < 2 {
+            scores[..rows.len()].fill(0.0);
+        } else {
+            self.score_runs(
+                rows.len(),
+                segments,
+                scope,
+                objective,
+                scratch,
+                prefix,
+                scores,
+            );
         }
+    }
+
+    /// Run-based scoring of the batch decided in `scratch`: walks the
+    /// segments once for all its weightings, and for each weighting only
+    /// where its position changes. The same runs, so the same score, as
+    /// voting bar by bar.
+    #[allow(clippy::too_many_arguments)]
+    fn score_runs(
+        &self,
+        lanes: usize,
+        segments: usize,
+        scope: Scope<'_>,
+        objective: Objective,
+        scratch: &Scratch,
+        prefix: &Prefix,
+        scores: &mut [f64],
+    ) {
         let end = scope.end.min(self.n);
-        self.positions_into(w, end, &mut scratch.votes, &mut scratch.positions);
-        self.score_bar_by_bar(&scratch.positions[..end], scope, objective)
+        let (long, short) = (&scratch.long, &scratch.short);
+        // Per weighting: its sums and the first bar of its current run.
+        let mut runs: [(Sums, usize); LANES] = std::array::from_fn(|_| (Sums::default(), 0));
+        let first = self.segment_pattern[0] as usize;
+        let (mut prev_long, mut prev_short) = (long[first], short[first]);
+        let changes = self.segment_pattern[1..segments]
+            .iter()
+            .zip(&self.segment_starts[1..segments]);
+        for (&pattern, &t) in changes {
+            let (now_long, now_short) = (long[pattern as usize], short[pattern as usize]);
+            let mut changed = (now_long ^ prev_long) | (now_short ^ prev_short);
+            if changed != 0 {
+                let counted = scope.labels.is_none_or(|(l, g)| l[t - 1] == g);
+                while changed != 0 {
+                    let lane = changed.trailing_zeros() as usize;
+                    changed &= changed - 1;
+                    let prev = position(prev_long, prev_short, lane);
+                    // Updated in registers and stored whole, once.
+                    let (mut s, run_start) = runs[lane];
+                    add_run(prefix, &mut s, prev, run_start, t - 1);
+                    if counted {
+                        s.add(self.step(prev, position(now_long, now_short, lane), t));
+                    }
+                    runs[lane] = (s, t);
+                }
+            }
+            (prev_long, prev_short) = (now_long, now_short);
+        }
+        for (lane, ((s, run_start), score)) in runs.iter_mut().zip(scores).take(lanes).enumerate() {
+            add_run(
+                prefix,
+                s,
+                position(prev_long, prev_short, lane),
+                *run_start,
+                end - 1,
+            );
+            *score = self.finish(s, 1.0, 0.0, objective);
+        }
+    }
+
+    /// The return r_t of a position going from `prev` (held over bar t)
+    /// to `p` at the close of bar t, net of the fee.
+    fn step(&self, prev: i8, p: i8, t: usize) -> f64 {
+        (1.0 + f64::from(prev) * self.returns[t]) * (1.0 - self.fee * f64::from((p - prev).abs()))
+            - 1.0
     }
 
     fn score_bar_by_bar(&self, positions: &[i8], scope: Scope<'_>, objective: Objective) -> f64 {
@@ -348,9 +418,7 @@ impl Ensemble {
         };
         for (t, &p) in positions.iter().enumerate().skip(1) {
             if scope.labels.is_none_or(|(l, g)| l[t - 1] == g) {
-                let r = (1.0 + f64::from(prev) * self.returns[t])
-                    * (1.0 - self.fee * f64::from((p - prev).abs()))
-                    - 1.0;
+                let r = self.step(prev, p, t);
                 s.add(r);
                 e *= 1.0 + r;
                 peak = peak.max(e);
@@ -393,16 +461,23 @@ impl Ensemble {
             .labels
             .map(|_| Prefix::new(&self.returns, scope.labels));
         let prefix = masked.as_ref().unwrap_or(&self.prefix);
-        let scores: Vec<f64> = (0..candidates.count())
+        let count = candidates.count();
+        let batches: Vec<Vec<f64>> = (0..count.div_ceil(LANES))
             .into_par_iter()
-            .with_min_len(64)
             .map_init(
                 || Scratch::new(self.n),
-                |scratch, i| self.score_with(candidates.row(i), scope, objective, scratch, prefix),
+                |scratch, batch| {
+                    let rows: Vec<&[f64]> = (batch * LANES..count.min((batch + 1) * LANES))
+                        .map(|i| candidates.row(i))
+                        .collect();
+                    let mut scores = vec![0.0; rows.len()];
+                    self.score_batch(&rows, scope, objective, scratch, prefix, &mut scores);
+                    scores
+                },
             )
             .collect();
         let mut best: Option<Best> = None;
-        for (index, &score) in scores.iter().enumerate() {
+        for (index, &score) in batches.iter().flatten().enumerate() {
             if best.as_ref().is_none_or(|b| score > b.score) {
                 best = Some(Best { index, score });
             }
@@ -411,21 +486,92 @@ impl Ensemble {
     }
 }
 
-/// `votes[i] = Σ_k w_k · columns[k·stride + i]`, in signal order (so the
-/// f32 sums are the same whichever caller asks), skipping zero weights.
-fn weighted_vote(columns: &[f32], stride: usize, w: &[f64], votes: &mut [f32]) {
-    votes.fill(0.0);
-    let len = votes.len();
-    for (k, &wk) in w.iter().enumerate() {
-        let wk = wk as f32;
-        if wk == 0.0 {
-            continue;
+/// The position of weighting `lane` in a pattern's masks.
+fn position(long: u64, short: u64, lane: usize) -> i8 {
+    ((long >> lane) & 1) as i8 - ((short >> lane) & 1) as i8
+}
+
+/// The work of the lane kernel [`decide_lanes`]: for each pattern i (the
+/// `k` signals s at `patterns[i·k..]`) and each lane b (weights w at
+/// `weights[b]`, `weights[LANES + b]`, …), `votes[i·LANES + b] = Σ_k
+/// w_k·s_k`, summed in f32 in signal order from 0, then bit b of `long[i]`
+/// set when that vote ≥ `reach` and of `short[i]` when it is ≤ −`reach`.
+struct Lanes<'a> {
+    patterns: &'a [f32],
+    weights: &'a [f32],
+    reach: f32,
+    votes: &'a mut [f32],
+    long: &'a mut [u64],
+    short: &'a mut [u64],
+}
+
+/// Runs [`Lanes`] in the copy compiled for the widest vector unit the CPU
+/// has. Every copy does the same operations per vote in the same order
+/// (vectorised across lanes, no fused multiply-add), so the votes are bit
+/// identical. Adding a zero term w·s = ±0 never changes a sum that starts
+/// at +0, so votes also equal those of a loop that skips zero weights.
+fn decide_lanes(lanes: Lanes<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { decide_lanes_avx512(lanes) };
         }
-        let col = &columns[k * stride..k * stride + len];
-        for (v, s) in votes.iter_mut().zip(col) {
-            *v += wk * s;
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { decide_lanes_avx2(lanes) };
         }
     }
+    decide_lanes_baseline(lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn decide_lanes_avx512(lanes: Lanes<'_>) {
+    decide_lanes_baseline(lanes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn decide_lanes_avx2(lanes: Lanes<'_>) {
+    decide_lanes_baseline(lanes)
+}
+
+/// [`decide_lanes`] for the baseline target; inlined into each copy.
+#[inline(always)]
+fn decide_lanes_baseline(lanes: Lanes<'_>) {
+    let Lanes {
+        patterns,
+        weights,
+        reach,
+        votes,
+        long,
+        short,
+    } = lanes;
+    let k = weights.len() / LANES;
+    for (i, (l, s)) in long.iter_mut().zip(short.iter_mut()).enumerate() {
+        let mut acc = [0.0f32; LANES];
+        for (&signal, w) in patterns[i * k..(i + 1) * k]
+            .iter()
+            .zip(weights.chunks_exact(LANES))
+        {
+            for (a, &w) in acc.iter_mut().zip(w) {
+                *a += w * signal;
+            }
+        }
+        *l = mask(&acc, |v| v >= reach);
+        *s = mask(&acc, |v| v <= -reach);
+        votes[i * LANES..(i + 1) * LANES].copy_from_slice(&acc);
+    }
+}
+
+/// Bit b set where `keep(votes[b])`.
+#[inline(always)]
+fn mask(votes: &[f32; LANES], keep: impl Fn(f32) -> bool) -> u64 {
+    votes
+        .iter()
+        .enumerate()
+        .fold(0, |m, (b, &v)| m | (u64::from(keep(v)) << b))
 }
 
 /// Adds the in-scope returns r_{a+1}..r_b earned with an unchanged
@@ -517,6 +663,146 @@ mod tests {
                     "{w:?} {obj:?}: {fast} vs {slow}"
                 );
                 assert!(fast != 0.0);
+            }
+        }
+    }
+
+    /// One weighting's vote of one pattern, skipping zero weights: the
+    /// definition every copy of the lane kernel reproduces bit for bit.
+    fn scalar_vote(pattern: &[f32], w: impl Iterator<Item = f32>) -> f32 {
+        let mut v = 0.0f32;
+        for (&s, w) in pattern.iter().zip(w) {
+            if w != 0.0 {
+                v += w * s;
+            }
+        }
+        v
+    }
+
+    type Kernel = fn(Lanes<'_>);
+
+    /// The dispatched kernel, the baseline copy and every copy this CPU
+    /// can run.
+    fn kernels() -> Vec<(&'static str, Kernel)> {
+        let mut out: Vec<(&'static str, Kernel)> = vec![
+            ("dispatched", decide_lanes),
+            ("baseline", |lanes| decide_lanes_baseline(lanes)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                out.push(("avx2", |lanes| unsafe { decide_lanes_avx2(lanes) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                out.push(("avx512", |lanes| unsafe { decide_lanes_avx512(lanes) }));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Any number of patterns and signals, weights with exact zeros,
+        /// negatives and lanes left empty (a partial batch).
+        #[test]
+        fn lane_kernels_match_the_scalar_vote_bit_for_bit(
+            k in 0usize..9,
+            signals in proptest::collection::vec(-1i8..=1, 0..400),
+            weights in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(0.0f32),
+                    proptest::strategy::Just(0.5f32),
+                    0.0f32..1.0,
+                    -1.0f32..1.0,
+                ],
+                8 * LANES,
+            ),
+            reach in proptest::prop_oneof![proptest::strategy::Just(TOLERANCE), TOLERANCE..1.0f32],
+        ) {
+            let count = signals.len().checked_div(k).unwrap_or(signals.len() % 50);
+            let patterns: Vec<f32> = signals[..count * k].iter().map(|&s| f32::from(s)).collect();
+            let weights = &weights[..k * LANES];
+            for (name, kernel) in kernels() {
+                let mut votes = vec![f32::NAN; count * LANES];
+                let (mut long, mut short) = (vec![0; count], vec![0; count]);
+                kernel(Lanes {
+                    patterns: &patterns,
+                    weights,
+                    reach,
+                    votes: &mut votes,
+                    long: &mut long,
+                    short: &mut short,
+                });
+                for i in 0..count {
+                    for lane in 0..LANES {
+                        let lane_weights = weights.iter().skip(lane).step_by(LANES).copied();
+                        let v = scalar_vote(&patterns[i * k..(i + 1) * k], lane_weights);
+                        proptest::prop_assert_eq!(votes[i * LANES + lane].to_bits(), v.to_bits(), "{} pattern {} lane {}", name, i, lane);
+                        proptest::prop_assert_eq!((long[i] >> lane) & 1 == 1, v >= reach, "{}", name);
+                        proptest::prop_assert_eq!((short[i] >> lane) & 1 == 1, v <= -reach, "{}", name);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The search scores batches of weightings at once; each score
+        /// equals scoring that weighting alone, bit for bit.
+        #[test]
+        fn batched_search_matches_scoring_one_by_one(
+            k in 1usize..7,
+            n in 4usize..300,
+            seed in proptest::prelude::any::<u64>(),
+            threshold in 0.0f64..1.0,
+            labelled in proptest::prelude::any::<bool>(),
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let signals: Vec<Vec<i8>> = (0..k)
+                .map(|_| {
+                    let mut s = 0i8;
+                    (0..n)
+                        .map(|_| {
+                            if rng.random::<f64>() < 0.2 {
+                                s = rng.random_range(-1..=1);
+                            }
+                            s
+                        })
+                        .collect()
+                })
+                .collect();
+            let returns: Vec<f64> = (0..n).map(|t| if t == 0 { 0.0 } else { rng.random_range(-0.03..0.03) }).collect();
+            let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..3)).collect();
+            let e = Ensemble::new(&signals, returns, 0.001, 252.0, threshold);
+            // A full batch and a partial one.
+            let w = weights::random(k, LANES + 6, seed);
+            let scope = Scope {
+                end: n * 3 / 4,
+                labels: labelled.then_some((&labels[..], 1)),
+            };
+            let mut scratch = Scratch::new(n);
+            for objective in [
+                Objective::Sharpe,
+                Objective::Sortino,
+                Objective::TotalReturn,
+                Objective::Cagr,
+                Objective::Calmar,
+            ] {
+                let best = e.search(&w, scope, objective).unwrap();
+                let mut expected: Option<Best> = None;
+                for index in 0..w.count() {
+                    let score = e.score(w.row(index), scope, objective, &mut scratch);
+                    if expected.as_ref().is_none_or(|b| score > b.score) {
+                        expected = Some(Best { index, score });
+                    }
+                }
+                let expected = expected.unwrap();
+                proptest::prop_assert_eq!(best.index, expected.index, "{:?}", objective);
+                proptest::prop_assert_eq!(best.score.to_bits(), expected.score.to_bits(), "{:?}", objective);
             }
         }
     }
