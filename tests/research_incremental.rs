@@ -75,3 +75,46 @@ fn changing_the_data_file_reruns_everything_that_reads_it() {
     p.file("data/SPY_D.csv", &data);
     assert!(p.ran(&[&workflow("minute_research")]).is_empty());
 }
+
+/// The gather node's `signals/trial_N.jsonl` are the trials' own files,
+/// linked: a sweep stores each signal once.
+#[cfg(unix)]
+#[test]
+fn the_gather_links_the_trials_signals_instead_of_copying_them() {
+    use std::os::unix::fs::MetadataExt;
+    let p = project();
+    let wf = workflow("parameter_optimization");
+    assert_eq!(p.ran(&[&wf]).len(), 10);
+    let files: Vec<_> = walkdir::WalkDir::new(p.path("cache/objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    let inode = |path: &std::path::Path| std::fs::metadata(path).unwrap().ino();
+    let trial_signals: std::collections::HashSet<u64> = files
+        .iter()
+        .filter(|f| f.ends_with("out/signal.jsonl"))
+        .map(|f| inode(f))
+        .collect();
+    // The gather node's entry: the one whose manifest names the phase.
+    let gather_dir = files
+        .iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .find(|f| {
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+            manifest["node"] == "parameter_discovery"
+        })
+        .and_then(|f| f.parent())
+        .expect("the gather entry")
+        .join("out/signals");
+    let gathered: Vec<_> = files
+        .iter()
+        .filter(|f| f.starts_with(&gather_dir))
+        .collect();
+    assert_eq!(gathered.len(), 6, "one per trial of the 3 × 2 grid");
+    for file in gathered {
+        assert!(trial_signals.contains(&inode(file)), "{}", file.display());
+    }
+}

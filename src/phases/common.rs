@@ -379,6 +379,22 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), PhaseError> 
     std::fs::write(&path, text).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
+/// Put the upstream artifact `from` at `dir/name`. Committed store entries
+/// are immutable, so a hard link is as good as a copy and costs the store
+/// neither an inode nor the bytes again; a copy where linking fails (e.g.
+/// another file system).
+pub fn link_or_copy(from: &Path, dir: &Path, name: &str) -> Result<(), PhaseError> {
+    let path = dir.join(name);
+    let fail = |e: std::io::Error| PhaseError::new(format!("{}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    if std::fs::hard_link(from, &path).is_err() {
+        std::fs::copy(from, &path).map_err(fail)?;
+    }
+    Ok(())
+}
+
 pub fn read_text(path: &Path) -> Result<String, PhaseError> {
     std::fs::read_to_string(path).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }

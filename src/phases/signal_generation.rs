@@ -10,7 +10,7 @@
 //!   `metrics.json`: its backtest metrics
 //!   plus `index`, `name`, `strategy` and `params` (every parameter,
 //!   defaults included).
-//! - The gather node writes `signals/trial_N.jsonl` (copies),
+//! - The gather node writes `signals/trial_N.jsonl` (hard links to the trials' files),
 //!   `trials.json` (a list of [`TrialRecord`]) and `metrics.json`:
 //!   `{trials: count, strategy, best: {trial, name, sharpe, total_return,
 //!   params}}`, best by Sharpe with ties to the lowest index.
@@ -183,8 +183,11 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             Role::Trial { name, .. } => name.clone(),
             _ => String::new(),
         };
-        let text = common::read_text(&up.dir.join("signal.jsonl"))?;
-        common::write_file(ctx.out_dir, &signal_file(*index), &text)?;
+        common::link_or_copy(
+            &up.dir.join("signal.jsonl"),
+            ctx.out_dir,
+            &signal_file(*index),
+        )?;
         records.push(TrialRecord {
             index: *index,
             name,
