@@ -63,6 +63,12 @@ impl EventLog {
         self.lines.push(b'\n');
     }
 
+    /// Append a line already serialised as one JSON object.
+    pub fn push_line(&mut self, json_object: &str) {
+        self.lines.extend_from_slice(json_object.as_bytes());
+        self.lines.push(b'\n');
+    }
+
     pub fn plan(&mut self, order: Vec<&str>) {
         self.push(json!({"event": "plan", "order": order}));
     }

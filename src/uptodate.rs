@@ -42,6 +42,7 @@
 //! Ids, reasons and paths are escaped as in the stat cache. A malformed
 //! record is no record.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
@@ -153,17 +154,23 @@ pub fn save(
 pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
     let text = fs::read_to_string(path).ok()?;
     let (nodes, files) = parse(&text, invocation)?;
-    files
-        .par_iter()
-        .all(|(file, stat, plain)| unchanged(file, stat, *plain))
-        .then_some(nodes)
+    all_unchanged(&files).then_some(nodes)
 }
 
-fn unchanged(file: &Path, recorded: &Stat, plain: bool) -> bool {
-    if plain && !fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_file()) {
-        return false;
-    }
-    fs::metadata(file).is_ok_and(|m| Stat::of(&m) == *recorded)
+/// Whether every file has its recorded stat (and each plain one is still
+/// a regular file, not a symlink to one: a regular file's `lstat` is its
+/// `stat`, so that takes one call).
+fn all_unchanged(files: &Files) -> bool {
+    files.par_iter().all(|(file, recorded, plain)| {
+        let meta = if *plain {
+            fs::symlink_metadata(file)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+        } else {
+            fs::metadata(file).ok()
+        };
+        meta.is_some_and(|m| Stat::of(&m) == *recorded)
+    })
 }
 
 fn is_racy(stat: &Stat, started_ns: i64) -> bool {
@@ -175,9 +182,11 @@ fn is_racy(stat: &Stat, started_ns: i64) -> bool {
     started_ns.saturating_sub(stat.mtime_ns) < window.as_nanos() as i64
 }
 
-type Files = Vec<(PathBuf, Stat, bool)>;
+/// (path, recorded stat, must be a plain file); paths borrow from the
+/// record's text unless they needed unescaping.
+type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool)>;
 
-fn parse(text: &str, invocation: &str) -> Option<(Vec<NodeLine>, Files)> {
+fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a>)> {
     let mut lines = text.split('\n');
     if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
         return None;
@@ -217,7 +226,13 @@ fn parse(text: &str, invocation: &str) -> Option<(Vec<NodeLine>, Files)> {
                     "-" => false,
                     _ => return None,
                 };
-                files.push((unescape_path(fields.next()?)?, stat, plain));
+                let path = fields.next()?;
+                let path = if path.contains('%') {
+                    Cow::Owned(unescape_path(path)?)
+                } else {
+                    Cow::Borrowed(Path::new(path))
+                };
+                files.push((path, stat, plain));
             }
             _ => return None,
         }

@@ -254,12 +254,16 @@ fn conclude_noop(
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
+        // Written directly: these lines are most of a no-op's own work.
+        let id = serde_json::to_string(&node.id).unwrap_or_default();
         if node.started {
-            events.push(json!({"event": "start", "node": node.id}));
+            events.push_line(&format!(r#"{{"event":"start","node":{id}}}"#));
         }
-        events.push(json!({
-            "event": "finish", "node": node.id, "status": line.status, "key": node.key, "ms": 0,
-        }));
+        let key = serde_json::to_string(&node.key).unwrap_or_default();
+        events.push_line(&format!(
+            r#"{{"event":"finish","node":{id},"status":"{}","key":{key},"ms":0}}"#,
+            line.status
+        ));
         if let Some(reason) = &node.skipped {
             crate::err!("{}", crate::progress::skipped_line(&node.id, reason));
         }
@@ -298,11 +302,14 @@ fn conclude(
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();
+    let list_cached = lines.iter().filter(|l| l.status != "not_run").count() <= FULL_SUMMARY_ROWS;
     for line in lines {
         let slot = STATUSES.iter().position(|s| *s == line.status).unwrap_or(4);
         counts[slot] += 1;
         let outcome = [Row::Ran, Row::Cached, Row::Skipped, Row::Failed].get(slot);
-        if let Some(&outcome) = outcome {
+        if let Some(&outcome) = outcome
+            && (list_cached || outcome != Row::Cached)
+        {
             rows.push(SummaryRow {
                 node: line.id.to_string(),
                 outcome,
@@ -313,9 +320,11 @@ fn conclude(
                 },
             });
         }
-        json_nodes.push(
-            json!({"id": line.id, "status": line.status, "key": line.key, "seconds": line.seconds}),
-        );
+        if args.json {
+            json_nodes.push(
+                json!({"id": line.id, "status": line.status, "key": line.key, "seconds": line.seconds}),
+            );
+        }
     }
     events.push(json!({
         "event": "end",
@@ -325,15 +334,8 @@ fn conclude(
         crate::errln!("admf: cannot write {}: {e}", events.path().display());
     }
     let wall = started.elapsed().as_secs_f64();
-    let shown: Vec<SummaryRow> = if rows.len() <= FULL_SUMMARY_ROWS {
-        rows
-    } else {
-        rows.into_iter()
-            .filter(|r| !matches!(r.outcome, Row::Cached))
-            .collect()
-    };
-    let mut summary = render_summary(&shown, wall, color());
-    if shown.len() != lines.len() {
+    let mut summary = render_summary(&rows, wall, color());
+    if rows.len() != lines.len() {
         // The table lists fewer rows than there are nodes: give true totals.
         summary = summary
             .lines()

@@ -235,15 +235,8 @@ impl Phase for Command {
 /// per node, which ext4 scans past on every later file creation.
 fn capture_file() -> std::io::Result<File> {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::FromRawFd;
-        // SAFETY: the name is a NUL-terminated C string; on success the
-        // returned descriptor is new and owned by nobody else.
-        let fd = unsafe { libc::memfd_create(c"admf-capture".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd >= 0 {
-            // SAFETY: `fd` is a valid descriptor we own (see above).
-            return Ok(unsafe { File::from_raw_fd(fd) });
-        }
+    if let Ok(fd) = rustix::fs::memfd_create("admf-capture", rustix::fs::MemfdFlags::CLOEXEC) {
+        return Ok(File::from(fd));
     }
     tempfile::tempfile()
 }
