@@ -53,10 +53,14 @@ pub fn take() -> Option<Vec<(PathBuf, Stat)>> {
     if UNSTABLE.load(Ordering::Relaxed) {
         return None;
     }
-    seen.sort_by(|a, b| a.0.cmp(&b.0));
-    seen.dedup();
+    // By bytes: `Path` compares component by component, much slower.
+    seen.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    seen.dedup_by(|a, b| a.0.as_os_str() == b.0.as_os_str() && a.1 == b.1);
     // One path seen with two different stats changed during the run.
-    if seen.windows(2).any(|w| w[0].0 == w[1].0) {
+    if seen
+        .windows(2)
+        .any(|w| w[0].0.as_os_str() == w[1].0.as_os_str())
+    {
         return None;
     }
     Some(seen)

@@ -44,6 +44,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -108,7 +109,7 @@ pub fn save(
     invocation: &str,
     nodes: &[NodeLine],
     files: &[(PathBuf, Stat)],
-    plain: &HashSet<PathBuf>,
+    plain: &HashSet<OsString>,
     started: SystemTime,
 ) -> io::Result<bool> {
     let started_ns = system_time_ns(started);
@@ -131,7 +132,11 @@ pub fn save(
         }
     }
     for (file, s) in files {
-        let flag = if plain.contains(file) { 'p' } else { '-' };
+        let flag = if plain.contains(file.as_os_str()) {
+            'p'
+        } else {
+            '-'
+        };
         text.push_str(&format!(
             "file {} {} {} {} {flag} {}\n",
             s.size,
@@ -295,7 +300,7 @@ mod tests {
         let input = old_file(dir.path(), "in.txt", "one");
         let record = path(dir.path(), "wf");
         let files = vec![(input.clone(), stat_now(&input))];
-        let plain = HashSet::from([input.clone()]);
+        let plain = HashSet::from([input.clone().into_os_string()]);
         assert!(save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap());
         assert_eq!(check(&record, "inv"), Some(nodes()));
         assert_eq!(check(&record, "other"), None, "another invocation");
@@ -357,7 +362,7 @@ mod tests {
         fs::hard_link(&target, &output).unwrap();
         let record = path(dir.path(), "wf");
         let files = vec![(output.clone(), stat_now(&output))];
-        let plain = HashSet::from([output.clone()]);
+        let plain = HashSet::from([output.clone().into_os_string()]);
         save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap();
         assert!(check(&record, "inv").is_some());
         // Same target, same stat through the link, but no longer a plain file.

@@ -175,11 +175,11 @@ pub fn build_compiled(
                 report: line.report.clone(),
             })
             .collect();
-        let plain: HashSet<PathBuf> = report
+        let plain: HashSet<std::ffi::OsString> = report
             .selected
             .iter()
             .flat_map(|&i| &ctx.graph.nodes[i].workspace_outputs)
-            .filter_map(|(_, p)| std::path::absolute(p).ok())
+            .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
             .collect();
         // A record that cannot be written only costs the next build its
         // shortcut.
