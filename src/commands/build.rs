@@ -153,43 +153,9 @@ pub fn build_compiled(
     let observed = crate::observed::take();
     if let Some(record) = record
         && let Some(files) = observed
-        && lines
-            .iter()
-            .all(|l| l.status == "cached" || l.status == "skipped")
     {
-        let nodes: Vec<uptodate::NodeLine> = report
-            .selected
-            .iter()
-            .zip(&lines)
-            .map(|(&i, line)| uptodate::NodeLine {
-                id: line.id.to_string(),
-                key: line.key.clone(),
-                started: progress.started[i],
-                skipped: match &report.nodes[i] {
-                    Final::Done(r) => match &r.outcome {
-                        Outcome::Skipped(reason) => Some(reason.clone()),
-                        _ => None,
-                    },
-                    _ => None,
-                },
-                report: line.report.clone(),
-            })
-            .collect();
-        let plain: HashSet<std::ffi::OsString> = report
-            .selected
-            .iter()
-            .flat_map(|&i| &ctx.graph.nodes[i].workspace_outputs)
-            .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
-            .collect();
-        // A record that cannot be written only costs the next build its
-        // shortcut.
-        let _ = uptodate::save(
-            &record.path,
-            &record.invocation,
-            &nodes,
-            &files,
-            &plain,
-            started_at,
+        save_record_if_noop(
+            &record, &ctx.graph, &report, &progress, &lines, &files, started_at,
         );
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
@@ -216,6 +182,58 @@ pub fn build_compiled(
             bad_input,
         })
     }
+}
+
+/// Write the up-to-date record when every selected node came from the
+/// cache or was skipped: the next identical build can then say so from
+/// it. A record that cannot be written only costs that build its shortcut.
+fn save_record_if_noop(
+    record: &UptodateRecord,
+    graph: &crate::graph::Graph,
+    report: &crate::dispatch::BuildReport,
+    progress: &Progress,
+    lines: &[NodeLine],
+    files: &[(PathBuf, crate::stat_cache::Stat)],
+    started_at: SystemTime,
+) {
+    if !lines
+        .iter()
+        .all(|l| l.status == "cached" || l.status == "skipped")
+    {
+        return;
+    }
+    let nodes: Vec<uptodate::NodeLine> = report
+        .selected
+        .iter()
+        .zip(lines)
+        .map(|(&i, line)| uptodate::NodeLine {
+            id: line.id.to_string(),
+            key: line.key.clone(),
+            started: progress.started[i],
+            skipped: match &report.nodes[i] {
+                Final::Done(r) => match &r.outcome {
+                    Outcome::Skipped(reason) => Some(reason.clone()),
+                    _ => None,
+                },
+                _ => None,
+            },
+            report: line.report.clone(),
+        })
+        .collect();
+    let plain: HashSet<std::ffi::OsString> = report
+        .selected
+        .iter()
+        .flat_map(|&i| &graph.nodes[i].workspace_outputs)
+        .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
+        .collect();
+    let _ = uptodate::save(
+        &record.path,
+        &record.invocation,
+        &nodes,
+        files,
+        &plain,
+        started_at,
+    );
 }
 
 /// The running executable is an input of every build: phase versions and
