@@ -3,8 +3,9 @@
 //! file, without loading YAML, computing keys or opening store entries.
 //!
 //! A build writes `<store>/runs/<workflow-id>/uptodate` only when every
-//! selected node came from the cache or was skipped, nothing was restored,
-//! and nothing it read changed while it was read. The record holds:
+//! selected node came from the cache or was skipped and nothing it read
+//! changed while it was read (an output it restored is a fresh file, which
+//! the racy rule below keeps out). The record holds:
 //!
 //! - a hash of the invocation: record format, admf version, key schema,
 //!   workflow path, `--set` values and targets, and the store root;
