@@ -40,6 +40,12 @@ pub fn note_unstable() {
     UNSTABLE.store(true, Ordering::Relaxed);
 }
 
+/// The build wrote a file it would otherwise vouch for (a restored
+/// workspace output): it was no no-op, and no record may rest on it.
+pub fn note_written() {
+    note_unstable();
+}
+
 /// Forget everything observed so far.
 pub fn reset() {
     lock().clear();

@@ -344,6 +344,7 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
             continue;
         }
         crate::workspace::restore_file(&entry.out_dir().join(rel), path, &node.base_dir)?;
+        crate::observed::note_written();
     }
     Ok(())
 }
