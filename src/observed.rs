@@ -1,6 +1,7 @@
 //! What this process read from the file system, with the stat each file
 //! or directory had when it was read: workflow files by the loader, input
-//! and store files by the stat cache, directories by glob expansion.
+//! and store files by the stat cache, store manifests by the lookup that
+//! parses them, directories by glob expansion.
 //!
 //! It is the evidence behind the up-to-date record ([`crate::uptodate`]):
 //! a build whose every observation still holds would read the same bytes
@@ -25,6 +26,18 @@ static UNSTABLE: AtomicBool = AtomicBool::new(false);
 /// `path` (absolute) was read while it had `stat`.
 pub fn note(path: &Path, stat: Stat) {
     lock().push((path.to_path_buf(), stat));
+}
+
+/// The file's bytes, its stat noted (taken on the open handle, before
+/// reading).
+pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let stat = Stat::of(&file.metadata()?);
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    note(&absolute(path), stat);
+    Ok(bytes)
 }
 
 /// The directory at `path` is about to be listed.

@@ -270,6 +270,30 @@ fn each_change_that_could_matter_voids_the_record() {
 }
 
 #[test]
+fn a_removed_entry_of_a_node_without_outputs_voids_the_record() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: side\n    mode: command\n    run: \"echo ran >> side.log\"\n",
+    );
+    assert_eq!(build(&p, &["wf.yaml"]).code, 0);
+    age(p.dir.path());
+    assert!(!build(&p, &["wf.yaml"]).fast);
+    assert!(build(&p, &["wf.yaml"]).fast);
+    let manifest = walkdir::WalkDir::new(p.path("cache/objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "manifest.json")
+        .expect("the entry")
+        .into_path();
+    std::fs::remove_dir_all(manifest.parent().unwrap()).unwrap();
+    let after = build(&p, &["wf.yaml"]);
+    assert!(!after.fast, "{}", after.stderr);
+    assert_eq!(with_status(&after, "ran"), ["side"]);
+    assert_eq!(p.read("side.log"), "ran\nran\n");
+}
+
+#[test]
 fn a_build_that_restores_an_output_writes_no_record() {
     let p = diamond();
     settle(&p, &["wf.yaml"]);

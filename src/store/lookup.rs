@@ -71,7 +71,7 @@ impl Store {
 /// parses, has the supported schema, names `key`, and its digest matches
 /// its output list.
 pub(crate) fn read_manifest(dir: &Path, key: &str) -> Result<Manifest, String> {
-    let bytes = match fs::read(dir.join(MANIFEST_FILE)) {
+    let bytes = match crate::observed::read(&dir.join(MANIFEST_FILE)) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(format!("no {MANIFEST_FILE} (incomplete entry)"));

@@ -71,7 +71,7 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Document, Error> {
-    let bytes = read_observed(path).map_err(|e| match included_at {
+    let bytes = crate::observed::read(path).map_err(|e| match included_at {
         Some((location, key)) if e.kind() == std::io::ErrorKind::NotFound => {
             Error::IncludeNotFound {
                 location: location.clone(),
@@ -82,18 +82,6 @@ fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Docum
         _ => Error::io(path, e),
     })?;
     yaml::parse(&bytes, path)
-}
-
-/// The file's bytes, its stat noted (taken on the open handle, before
-/// reading) for the up-to-date record.
-fn read_observed(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let stat = crate::stat_cache::Stat::of(&file.metadata()?);
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    crate::observed::note(&std::path::absolute(path)?, stat);
-    Ok(bytes)
 }
 
 /// Inherited config in scope, with where each key was written.
