@@ -63,9 +63,26 @@ impl EventLog {
         self.lines.push(b'\n');
     }
 
-    /// Append a line already serialised as one JSON object.
-    pub fn push_line(&mut self, json_object: &str) {
-        self.lines.extend_from_slice(json_object.as_bytes());
+    /// `{"event":"start","node":…}`.
+    pub fn start(&mut self, node: &str) {
+        // Written directly rather than through a `Value`: on a no-op build
+        // of many nodes these lines are much of the work.
+        let node = serde_json::to_string(node).unwrap_or_default();
+        self.line(format_args!(r#"{{"event":"start","node":{node}}}"#));
+    }
+
+    /// `{"event":"finish","node":…,"status":…,"key":…,"ms":…}`.
+    pub fn finish(&mut self, node: &str, status: &str, key: Option<&str>, ms: u64) {
+        let node = serde_json::to_string(node).unwrap_or_default();
+        let status = serde_json::to_string(status).unwrap_or_default();
+        let key = serde_json::to_string(&key).unwrap_or_default();
+        self.line(format_args!(
+            r#"{{"event":"finish","node":{node},"status":{status},"key":{key},"ms":{ms}}}"#
+        ));
+    }
+
+    fn line(&mut self, json_object: std::fmt::Arguments<'_>) {
+        let _ = self.lines.write_fmt(json_object);
         self.lines.push(b'\n');
     }
 

@@ -86,8 +86,7 @@ impl Observer for Progress {
         if let Some(started) = self.started.get_mut(index) {
             *started = true;
         }
-        self.events
-            .push(serde_json::json!({"event": "start", "node": graph.nodes[index].id}));
+        self.events.start(&graph.nodes[index].id);
         self.update(graph);
     }
 
@@ -95,13 +94,12 @@ impl Observer for Progress {
         self.running.retain(|&i| i != index);
         let node = &graph.nodes[index];
         let status = status_name(&result.outcome);
-        self.events.push(serde_json::json!({
-            "event": "finish",
-            "node": node.id,
-            "status": status,
-            "key": result.key,
-            "ms": (result.seconds * 1000.0).round() as u64,
-        }));
+        self.events.finish(
+            &node.id,
+            status,
+            result.key.as_deref(),
+            (result.seconds * 1000.0).round() as u64,
+        );
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }

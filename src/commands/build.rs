@@ -272,16 +272,10 @@ fn conclude_noop(
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
-        // Written directly: these lines are most of a no-op's own work.
-        let id = serde_json::to_string(&node.id).unwrap_or_default();
         if node.started {
-            events.push_line(&format!(r#"{{"event":"start","node":{id}}}"#));
+            events.start(&node.id);
         }
-        let key = serde_json::to_string(&node.key).unwrap_or_default();
-        events.push_line(&format!(
-            r#"{{"event":"finish","node":{id},"status":"{}","key":{key},"ms":0}}"#,
-            line.status
-        ));
+        events.finish(&node.id, line.status, node.key.as_deref(), 0);
         if let Some(reason) = &node.skipped {
             crate::err!("{}", crate::progress::skipped_line(&node.id, reason));
         }
