@@ -262,18 +262,31 @@ mod tests {
         Stat::of(&fs::metadata(path).unwrap())
     }
 
+    fn set_mtime(path: &Path, mtime: SystemTime) {
+        let file = fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+
     /// A file whose mtime lies safely before "now".
     fn old_file(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         fs::write(&path, text).unwrap();
-        let past = SystemTime::now() - Duration::from_secs(60);
-        fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(past)
-            .unwrap();
+        set_mtime(&path, SystemTime::now() - Duration::from_secs(60));
         path
+    }
+
+    /// Save a record (invocation "inv") vouching for `file` as it is now;
+    /// whether one was written, and where.
+    fn record_of(dir: &Path, file: &Path, plain: bool) -> (bool, PathBuf) {
+        let record = path(dir, "wf");
+        let files = vec![(file.to_path_buf(), stat_now(file))];
+        let plain: HashSet<OsString> = if plain {
+            HashSet::from([file.as_os_str().to_owned()])
+        } else {
+            HashSet::new()
+        };
+        let written = save(&record, "inv", &nodes(), &files, &plain, SystemTime::now());
+        (written.unwrap(), record)
     }
 
     fn nodes() -> Vec<NodeLine> {
@@ -299,10 +312,8 @@ mod tests {
     fn a_record_round_trips_while_its_files_are_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let input = old_file(dir.path(), "in.txt", "one");
-        let record = path(dir.path(), "wf");
-        let files = vec![(input.clone(), stat_now(&input))];
-        let plain = HashSet::from([input.clone().into_os_string()]);
-        assert!(save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap());
+        let (written, record) = record_of(dir.path(), &input, true);
+        assert!(written);
         assert_eq!(check(&record, "inv"), Some(nodes()));
         assert_eq!(check(&record, "other"), None, "another invocation");
     }
@@ -311,17 +322,7 @@ mod tests {
     fn any_changed_stat_voids_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let input = old_file(dir.path(), "in.txt", "one");
-        let record = path(dir.path(), "wf");
-        let files = vec![(input.clone(), stat_now(&input))];
-        save(
-            &record,
-            "inv",
-            &nodes(),
-            &files,
-            &HashSet::new(),
-            SystemTime::now(),
-        )
-        .unwrap();
+        let (_, record) = record_of(dir.path(), &input, false);
         fs::write(&input, "two").unwrap();
         assert_eq!(check(&record, "inv"), None, "edited");
         fs::remove_file(&input).unwrap();
@@ -332,24 +333,9 @@ mod tests {
     fn a_rename_over_with_an_old_mtime_voids_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let input = old_file(dir.path(), "in.txt", "one");
-        let record = path(dir.path(), "wf");
-        let files = vec![(input.clone(), stat_now(&input))];
-        save(
-            &record,
-            "inv",
-            &nodes(),
-            &files,
-            &HashSet::new(),
-            SystemTime::now(),
-        )
-        .unwrap();
+        let (_, record) = record_of(dir.path(), &input, false);
         let other = old_file(dir.path(), "other.txt", "two");
-        fs::File::options()
-            .write(true)
-            .open(&other)
-            .unwrap()
-            .set_modified(fs::metadata(&input).unwrap().modified().unwrap())
-            .unwrap();
+        set_mtime(&other, fs::metadata(&input).unwrap().modified().unwrap());
         fs::rename(&other, &input).unwrap();
         assert_eq!(check(&record, "inv"), None);
     }
@@ -361,10 +347,7 @@ mod tests {
         let target = old_file(dir.path(), "target.txt", "one");
         let output = dir.path().join("out.txt");
         fs::hard_link(&target, &output).unwrap();
-        let record = path(dir.path(), "wf");
-        let files = vec![(output.clone(), stat_now(&output))];
-        let plain = HashSet::from([output.clone().into_os_string()]);
-        save(&record, "inv", &nodes(), &files, &plain, SystemTime::now()).unwrap();
+        let (_, record) = record_of(dir.path(), &output, true);
         assert!(check(&record, "inv").is_some());
         // Same target, same stat through the link, but no longer a plain file.
         fs::remove_file(&output).unwrap();
@@ -377,17 +360,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fresh = dir.path().join("fresh.txt");
         fs::write(&fresh, "x").unwrap();
-        let record = path(dir.path(), "wf");
-        let files = vec![(fresh.clone(), stat_now(&fresh))];
-        let written = save(
-            &record,
-            "inv",
-            &nodes(),
-            &files,
-            &HashSet::new(),
-            SystemTime::now(),
-        );
-        assert!(!written.unwrap());
+        let (written, record) = record_of(dir.path(), &fresh, false);
+        assert!(!written);
         assert!(!record.exists());
     }
 
