@@ -1,11 +1,13 @@
 //! Dispatch: run a compiled [`Graph`] in its planned order.
 //!
 //! Kahn's algorithm with a min-heap on declaration order: among ready nodes
-//! the one declared first starts first, so `-j1` runs exactly
-//! [`Graph::order`]. Up to `jobs` nodes run at once through the
-//! [`Executor`]. The coordinator (this module) owns all state and all
-//! reporting; workers only return [`NodeResult`]s. It keeps no history:
-//! whether a node runs follows from its key and the store.
+//! the one declared first is decided first, so `-j1` runs exactly
+//! [`Graph::order`]. The coordinator (this module) owns all state and all
+//! reporting. For each ready node it decides ([`crate::decide`]): a skip
+//! or a hit is settled at once, without an executor slot; a miss becomes
+//! an action, up to `jobs` of them run at once through the [`Executor`],
+//! and each output is committed here ([`crate::commit`]). It keeps no
+//! history: whether a node runs follows from its key and the store.
 //!
 //! Failure policy: fail fast by default (running nodes finish, nothing new
 //! starts); with `keep_going`, everything not downstream of a failure runs.
@@ -13,12 +15,24 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{Sender, channel};
 
-use crate::executor::{Executor, NodeJob};
+use crate::action::ActionOutput;
+use crate::decide::{Decision, Pending, Prepared, after_lock, condition_inputs, decide};
+use crate::executor::{Done, Executor};
 use crate::graph::Graph;
-use crate::run::{NodeResult, Outcome, RunContext, condition_inputs};
+use crate::run::{NodeResult, Outcome, RunContext};
+use crate::store::KeyLock;
+
+/// What reaches the coordinator from other threads.
+enum Message {
+    /// An action finished.
+    Executed(usize, ActionOutput),
+    /// The lock of a contended key was taken (or could not be).
+    Locked(Box<Prepared>, std::io::Result<KeyLock>),
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct DispatchOptions {
@@ -77,39 +91,57 @@ pub fn dispatch(
     };
     let selected: Vec<usize> = graph.order.iter().copied().filter(|&i| mask[i]).collect();
     observer.planned(&graph, &selected);
-    let dependents = graph.dependents();
-    let mut waiting: Vec<usize> = (0..n).map(|i| graph.nodes[i].deps.len()).collect();
-    let mut state: Vec<Final> = (0..n)
-        .map(|i| {
-            if mask[i] {
-                Final::NotRun("fail-fast stopped the build".to_string())
-            } else {
-                Final::NotSelected
-            }
-        })
-        .collect();
-    let mut ready: BinaryHeap<Reverse<usize>> = selected
-        .iter()
-        .copied()
-        .filter(|&i| waiting[i] == 0)
-        .map(Reverse)
-        .collect();
+    let mut board = Board {
+        dependents: graph.dependents(),
+        waiting: (0..n).map(|i| graph.nodes[i].deps.len()).collect(),
+        state: (0..n)
+            .map(|i| {
+                if mask[i] {
+                    Final::NotRun("fail-fast stopped the build".to_string())
+                } else {
+                    Final::NotSelected
+                }
+            })
+            .collect(),
+        ready: selected
+            .iter()
+            .copied()
+            .filter(|&i| graph.nodes[i].deps.is_empty())
+            .map(Reverse)
+            .collect(),
+        mask,
+        stopping: false,
+        keep_going: options.keep_going,
+    };
     let (tx, rx) = channel();
+    let mut in_flight: HashMap<usize, InFlight> = HashMap::new();
+    // Actions executing plus contended keys being waited for.
     let mut running = 0usize;
-    let mut stopping = false;
     loop {
-        while running < executor.jobs() && !stopping {
-            let Some(Reverse(i)) = ready.pop() else { break };
+        while running < executor.jobs() && !board.stopping {
+            let Some(Reverse(i)) = board.ready.pop() else {
+                break;
+            };
             let node = &graph.nodes[i];
             let deps: Vec<Arc<NodeResult>> = node
                 .deps
                 .iter()
-                .filter_map(|&d| match &state[d] {
+                .filter_map(|&d| match &board.state[d] {
                     Final::Done(r) => Some(r.clone()),
                     _ => None,
                 })
                 .collect();
-            // Settled here without a job: downstream of a skip or failure.
+            if deps.len() != node.deps.len() {
+                let d = node
+                    .deps
+                    .iter()
+                    .copied()
+                    .find(|&d| !matches!(board.state[d], Final::Done(_)));
+                let name = d.map(|d| graph.nodes[d].id.as_str()).unwrap_or("?");
+                board.not_run(i, format!("upstream `{name}` did not complete"));
+                continue;
+            }
+            // Settled here without a decision: downstream of a skip or failure.
             let blocked = node
                 .deps
                 .iter()
@@ -119,81 +151,150 @@ pub fn dispatch(
                     Outcome::Failed(_) => Some(Err(d)),
                     _ => None,
                 });
-            if deps.len() != node.deps.len() {
-                let d = node
-                    .deps
-                    .iter()
-                    .copied()
-                    .find(|&d| !matches!(state[d], Final::Done(_)));
-                let name = d.map(|d| graph.nodes[d].id.as_str()).unwrap_or("?");
-                state[i] = Final::NotRun(format!("upstream `{name}` did not complete"));
-                release(i, &dependents, &mut waiting, &mask, &mut ready);
-                continue;
-            }
             match blocked {
                 Some(Ok(d)) => {
-                    let result = NodeResult::skipped(format!(
-                        "upstream `{}` was skipped",
-                        graph.nodes[d].id
-                    ));
-                    observer.finished(&graph, i, &result);
-                    state[i] = Final::Done(Arc::new(result));
-                    release(i, &dependents, &mut waiting, &mask, &mut ready);
+                    let reason = format!("upstream `{}` was skipped", graph.nodes[d].id);
+                    board.settle(&graph, observer, i, NodeResult::skipped(reason));
                     continue;
                 }
                 Some(Err(d)) => {
-                    state[i] = Final::NotRun(format!("upstream `{}` failed", graph.nodes[d].id));
-                    release(i, &dependents, &mut waiting, &mask, &mut ready);
+                    board.not_run(i, format!("upstream `{}` failed", graph.nodes[d].id));
                     continue;
                 }
                 None => {}
             }
-            let condition_inputs = condition_inputs(&graph, node, |j| match &state[j] {
+            let named = condition_inputs(&graph, node, |j| match &board.state[j] {
                 Final::Done(r) => Some(r.clone()),
                 _ => None,
             });
             observer.started(&graph, i);
-            executor.submit(
-                NodeJob {
-                    index: i,
-                    deps,
-                    condition_inputs,
-                    ctx: ctx.clone(),
-                },
-                tx.clone(),
-            );
-            running += 1;
+            let decision = decide(&ctx, i, &deps, &named);
+            match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
+                Some(result) => board.settle(&graph, observer, i, result),
+                None => running += 1,
+            }
         }
         if running == 0 {
             break;
         }
-        let Ok((i, result)) = rx.recv() else { break };
+        let Ok(message) = rx.recv() else { break };
         running -= 1;
-        observer.finished(&graph, i, &result);
-        let failed = matches!(result.outcome, Outcome::Failed(_));
-        state[i] = Final::Done(Arc::new(result));
-        if failed && !options.keep_going {
-            stopping = true;
+        match message {
+            Message::Executed(i, output) => {
+                let Some(InFlight::Executing(pending)) = in_flight.remove(&i) else {
+                    unreachable!("node {i} finished an action it was not given");
+                };
+                let result = crate::commit::commit(&ctx, *pending, output);
+                board.settle(&graph, observer, i, result);
+            }
+            Message::Locked(prepared, lock) => {
+                let i = prepared.index;
+                let Some(InFlight::Contended(deps)) = in_flight.remove(&i) else {
+                    unreachable!("node {i} took a lock it was not waiting for");
+                };
+                let decision = match lock {
+                    Ok(lock) => after_lock(&ctx, &deps, *prepared, lock),
+                    Err(e) => Decision::Done(NodeResult::failed(
+                        format!("cannot lock the store: {e}"),
+                        Some(prepared.key),
+                        prepared.log,
+                        prepared.started.elapsed().as_secs_f64(),
+                    )),
+                };
+                match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
+                    Some(result) => board.settle(&graph, observer, i, result),
+                    None => running += 1,
+                }
+            }
         }
-        release(i, &dependents, &mut waiting, &mask, &mut ready);
     }
     BuildReport {
-        nodes: state,
+        nodes: board.state,
         selected,
     }
 }
 
-fn release(
-    i: usize,
-    dependents: &[Vec<usize>],
-    waiting: &mut [usize],
-    mask: &[bool],
-    ready: &mut BinaryHeap<Reverse<usize>>,
-) {
-    for &d in &dependents[i] {
-        waiting[d] -= 1;
-        if waiting[d] == 0 && mask[d] {
-            ready.push(Reverse(d));
+/// A node the coordinator handed off and awaits a message for.
+enum InFlight {
+    /// Its action runs on the executor.
+    Executing(Box<Pending>),
+    /// Another build holds its key's lock; the results of its
+    /// dependencies, for the decision once the lock is ours.
+    Contended(Vec<Arc<NodeResult>>),
+}
+
+/// Act on a decision: `Some` when the node is settled now, `None` when it
+/// was handed off (an action submitted, or a thread waiting for a lock
+/// another build holds) and a [`Message`] will follow.
+fn start(
+    ctx: &RunContext,
+    executor: &dyn Executor,
+    index: usize,
+    decision: Decision,
+    deps: Vec<Arc<NodeResult>>,
+    in_flight: &mut HashMap<usize, InFlight>,
+    tx: &Sender<Message>,
+) -> Option<NodeResult> {
+    match decision {
+        Decision::Done(result) => Some(result),
+        Decision::Execute(pending, action) => {
+            in_flight.insert(index, InFlight::Executing(pending));
+            let tx = tx.clone();
+            executor.submit(
+                *action,
+                Done::new(move |output| {
+                    // The receiver only goes away when the build is over.
+                    let _ = tx.send(Message::Executed(index, output));
+                }),
+            );
+            None
+        }
+        Decision::Contended(prepared) => {
+            in_flight.insert(index, InFlight::Contended(deps));
+            let store = ctx.store.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let lock = store.lock_key(&prepared.key);
+                let _ = tx.send(Message::Locked(Box::new(prepared), lock));
+            });
+            None
+        }
+    }
+}
+
+/// The coordinator's view of the build: each node's state and what is
+/// ready to be decided.
+struct Board {
+    dependents: Vec<Vec<usize>>,
+    waiting: Vec<usize>,
+    state: Vec<Final>,
+    ready: BinaryHeap<Reverse<usize>>,
+    mask: Vec<bool>,
+    stopping: bool,
+    keep_going: bool,
+}
+
+impl Board {
+    fn settle(&mut self, graph: &Graph, observer: &mut dyn Observer, i: usize, result: NodeResult) {
+        observer.finished(graph, i, &result);
+        if matches!(result.outcome, Outcome::Failed(_)) && !self.keep_going {
+            self.stopping = true;
+        }
+        self.state[i] = Final::Done(Arc::new(result));
+        self.release(i);
+    }
+
+    fn not_run(&mut self, i: usize, reason: String) {
+        self.state[i] = Final::NotRun(reason);
+        self.release(i);
+    }
+
+    fn release(&mut self, i: usize) {
+        for &d in &self.dependents[i] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 && self.mask[d] {
+                self.ready.push(Reverse(d));
+            }
         }
     }
 }

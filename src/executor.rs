@@ -1,42 +1,49 @@
-//! The seam between scheduling and execution. The dispatcher hands ready
-//! nodes to an [`Executor`] and receives their results on a channel; the
-//! local rayon pool is one implementation, and a cluster executor (e.g.
-//! Slurm job arrays for the cache misses) would be another, without
-//! touching loading, planning or keys.
+//! The seam between scheduling and execution. The coordinator hands each
+//! cache miss, as an [`Action`], to an [`Executor`] and receives its
+//! [`ActionOutput`] on a channel. The local rayon pool is one
+//! implementation; a cluster executor (Slurm jobs running
+//! `admf exec-action`) is another, without touching loading, keys or the
+//! store. Hits never reach an executor.
 
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 
-use crate::run::{NodeResult, RunContext, run_node};
+use crate::action::{Action, ActionOutput, execute};
+use crate::phases::Factory;
 
-/// One ready node, with the results of the nodes it depends on.
-pub struct NodeJob {
-    pub index: usize,
-    pub deps: Vec<Arc<NodeResult>>,
-    /// Results of the ancestors its `when:` names, by node id.
-    pub condition_inputs: Vec<(String, Arc<NodeResult>)>,
-    pub ctx: Arc<RunContext>,
+/// Where an action's output goes: back to the coordinator, which knows
+/// which node it belongs to.
+pub struct Done(Box<dyn FnOnce(ActionOutput) + Send>);
+
+impl Done {
+    pub fn new(deliver: impl FnOnce(ActionOutput) + Send + 'static) -> Done {
+        Done(Box::new(deliver))
+    }
+
+    pub fn send(self, output: ActionOutput) {
+        (self.0)(output)
+    }
 }
 
 pub trait Executor {
-    /// How many nodes may run at once.
+    /// How many actions may run at once.
     fn jobs(&self) -> usize;
-    /// Start `job`; its result must arrive on `done` exactly once.
-    fn submit(&self, job: NodeJob, done: Sender<(usize, NodeResult)>);
+    /// Start `action`; its output must be handed to `done` exactly once.
+    fn submit(&self, action: Action, done: Done);
 }
 
-/// Runs nodes on one rayon pool, which phases also use for their inner
+/// Runs actions on one rayon pool, which phases also use for their inner
 /// parallelism (`par_iter` inside a node runs on the same threads).
 pub struct LocalExecutor {
     pool: rayon::ThreadPool,
     jobs: usize,
+    factory: Arc<dyn Factory>,
 }
 
-/// The most nodes run at once, whatever `-j` asks for.
+/// The most actions run at once, whatever `-j` asks for.
 pub const MAX_JOBS: usize = 1024;
 
 impl LocalExecutor {
-    pub fn new(jobs: usize) -> std::io::Result<Self> {
+    pub fn new(jobs: usize, factory: Arc<dyn Factory>) -> std::io::Result<Self> {
         // One thread per job, created up front: `-j 99999999` must not
         // try to start that many.
         let jobs = jobs.clamp(1, MAX_JOBS);
@@ -45,7 +52,11 @@ impl LocalExecutor {
             .thread_name(|i| format!("admf-worker-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(LocalExecutor { pool, jobs })
+        Ok(LocalExecutor {
+            pool,
+            jobs,
+            factory,
+        })
     }
 
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -58,11 +69,9 @@ impl Executor for LocalExecutor {
         self.jobs
     }
 
-    fn submit(&self, job: NodeJob, done: Sender<(usize, NodeResult)>) {
-        self.pool.spawn(move || {
-            let result = run_node(&job.ctx, job.index, &job.deps, &job.condition_inputs);
-            // The receiver only goes away when the build is over.
-            let _ = done.send((job.index, result));
-        });
+    fn submit(&self, action: Action, done: Done) {
+        let factory = self.factory.clone();
+        self.pool
+            .spawn(move || done.send(execute(factory.as_ref(), &action)));
     }
 }

@@ -6,8 +6,11 @@
 //! [`executor`]) → store ([`store`]). Phase modes plug in through
 //! [`phases::Phase`]; market logic lives in [`market`].
 
+pub mod action;
 pub mod cli;
 pub mod commands;
+pub mod commit;
+pub mod decide;
 pub mod dispatch;
 pub mod error;
 pub mod events;

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::decide::{condition_inputs, ingredients, skip_reason};
 use crate::key::Ingredients;
-use crate::run::{NodeResult, Outcome, RunContext, condition_inputs, ingredients, skip_reason};
+use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::Lookup;
 
 #[derive(Debug, Clone, PartialEq)]

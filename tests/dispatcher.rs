@@ -101,10 +101,10 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         lookups: Arc::new(admf::store::LookupCache::load(
             &dir.path().join("cache/lookups"),
         )),
-        factory,
+        factory: factory.clone(),
         workflow_id: "test".into(),
     });
-    let executor = LocalExecutor::new(jobs).unwrap();
+    let executor = LocalExecutor::new(jobs, factory).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);
     assert!(report.failed().is_empty());
     order.lock().unwrap().clone()

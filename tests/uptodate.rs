@@ -387,3 +387,30 @@ fn a_file_modified_too_recently_means_no_record() {
     assert!(!build(&p, &["wf.yaml"]).fast);
     assert!(!build(&p, &["wf.yaml"]).fast);
 }
+
+/// A file dropped into a stored entry's outputs makes the entry corrupt
+/// for the full build; the record must not vouch for it either.
+#[test]
+fn a_file_dropped_into_a_stored_entry_voids_the_record() {
+    let p = diamond();
+    settle(&p, &["wf.yaml"]);
+    let out_dir = walkdir::WalkDir::new(p.path("cache/objects"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "out" && e.file_type().is_dir())
+        .expect("an entry with outputs")
+        .into_path();
+    let dropped = out_dir.join("dropped.txt");
+    std::fs::write(&dropped, "not an output\n").unwrap();
+    let after = build(&p, &["wf.yaml"]);
+    assert!(
+        !after.fast,
+        "the record vouched for a tampered entry:\n{}",
+        after.stderr
+    );
+    assert!(
+        after.stderr.contains("corrupt") || !with_status(&after, "ran").is_empty(),
+        "the tampered entry was taken as it is:\n{}",
+        after.stderr
+    );
+}

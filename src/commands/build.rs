@@ -102,7 +102,8 @@ pub fn build_compiled(
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let executor = LocalExecutor::new(jobs).map_err(|e| Error::io("thread pool", e))?;
+    let executor =
+        LocalExecutor::new(jobs, ctx.factory.clone()).map_err(|e| Error::io("thread pool", e))?;
     let guard = ctx
         .store
         .build_guard()

@@ -43,7 +43,7 @@ impl ConfigIssue {
 
 /// What a node is within its phase: the whole phase, one trial of a grid,
 /// or the node that gathers a grid's trials into the phase's artifacts.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Role {
     Single,
@@ -59,7 +59,7 @@ pub enum Role {
 }
 
 /// The artifacts of one upstream node, as a phase sees them.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Upstream {
     pub node: String,
     pub mode: String,
@@ -82,7 +82,7 @@ pub struct PhaseContext<'a> {
 
 /// Why a node failed: shown with its log. The build exits 1, or 2 when
 /// every failure was bad input (DESIGN §1).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseError {
     pub message: String,
     /// The fault lies in what the user supplied (a data file breaking a

@@ -103,6 +103,11 @@ fn check_outputs(dir: &Path, manifest: &Manifest, stats: &StatCache) -> Result<(
     if !out.is_dir() {
         return Err(format!("no {OUT_DIR}/ directory"));
     }
+    // Listed directories are noted first: a file dropped into one later
+    // changes its stat, which voids an up-to-date record built on this.
+    for dir in super::outputs::list_dirs(&out) {
+        crate::observed::note_dir(&dir);
+    }
     let files = list_outputs(&out).map_err(|e| format!("cannot list {OUT_DIR}/: {e}"))?;
     let mut expected: BTreeMap<&str, &OutputRecord> = manifest
         .outputs

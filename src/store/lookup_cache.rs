@@ -44,8 +44,12 @@ pub struct LookupCache {
     dirty: AtomicBool,
 }
 
-fn mtime_ns(path: &Path) -> Option<i128> {
-    let modified = fs::metadata(path).ok()?.modified().ok()?;
+/// The directory's mtime; the stat is noted for the up-to-date record,
+/// since a file added to or removed from the directory changes it.
+fn dir_mtime_ns(path: &Path) -> Option<i128> {
+    let meta = fs::metadata(path).ok()?;
+    crate::observed::note(path, crate::stat_cache::Stat::of(&meta));
+    let modified = meta.modified().ok()?;
     let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some(d.as_nanos() as i128)
 }
@@ -63,7 +67,7 @@ fn entry_dirs(dir: &Path) -> Vec<(String, i128)> {
                 .ok()?
                 .to_string_lossy()
                 .replace('\\', "/");
-            Some((rel, mtime_ns(e.path())?))
+            Some((rel, dir_mtime_ns(e.path())?))
         })
         .collect()
 }
@@ -117,7 +121,7 @@ impl LookupCache {
             return None;
         }
         for (rel, mtime) in &record.dirs {
-            if mtime_ns(&dir.join(rel))? != *mtime {
+            if dir_mtime_ns(&dir.join(rel))? != *mtime {
                 return None;
             }
         }

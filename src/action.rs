@@ -1,0 +1,169 @@
+//! Execute: one cache miss as a plain value, and running it.
+//!
+//! The coordinator decides that a node must run ([`crate::decide`]) and
+//! turns it into an [`Action`]: everything the phase needs, with no handle
+//! on the graph, the store or the build. An executor runs it
+//! ([`execute`]) and returns an [`ActionOutput`]; the coordinator commits
+//! the outputs ([`crate::commit`]). Because an action is plain,
+//! serialisable data, an executor may run it in another process, also on
+//! another machine that sees the same file system (`admf exec-action`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::phases::{Factory, PhaseContext, PhaseError, Role, Upstream};
+
+/// One node execution, ready to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Action {
+    /// The node's id, for logs and errors.
+    pub node: String,
+    /// The key the outputs will be committed under.
+    pub key: String,
+    pub mode: String,
+    /// The mode's implementation version the key was computed with.
+    pub version: String,
+    pub role: Role,
+    /// The resolved config the key was computed from.
+    pub config: Value,
+    /// The directory relative paths in `config` resolve against.
+    pub base_dir: PathBuf,
+    /// The input files that went into the key, with their blake3 digests.
+    pub inputs: Vec<(String, String)>,
+    /// The stored artifacts of each upstream node.
+    pub upstream: Vec<Upstream>,
+    /// A private, empty directory the phase writes its outputs into.
+    pub out_dir: PathBuf,
+    /// Further attempts after a failure.
+    pub retries: u32,
+}
+
+/// What executing an action produced; the outputs are in its `out_dir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionOutput {
+    /// `Ok` when the last attempt succeeded.
+    pub result: Result<(), PhaseError>,
+    /// The phase's captured output, attempt notes included.
+    pub log: Vec<u8>,
+    /// Wall time of the last attempt.
+    pub duration_ms: u64,
+}
+
+/// Runs `action` with the phase `factory` knows for its mode, retrying as
+/// the action allows. A failed attempt's partial outputs are removed
+/// before the next one, so a success never carries files of a failure.
+pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
+    let mut log = Vec::new();
+    let Some(phase) = factory.get(&action.mode) else {
+        return ActionOutput {
+            result: Err(PhaseError::new(format!("unknown mode `{}`", action.mode))),
+            log,
+            duration_ms: 0,
+        };
+    };
+    if phase.version() != action.version {
+        // The action was decided by another admf build than this one.
+        return ActionOutput {
+            result: Err(PhaseError::new(format!(
+                "mode `{}` is version {} here, but the action was keyed with {}",
+                action.mode,
+                phase.version(),
+                action.version
+            ))),
+            log,
+            duration_ms: 0,
+        };
+    }
+    let mut result = Err(PhaseError::new("not attempted"));
+    let mut duration_ms = 0;
+    for attempt in 0..=action.retries {
+        if attempt > 0 {
+            log.extend_from_slice(
+                format!("admf: attempt {} of {}\n", attempt + 1, action.retries + 1).as_bytes(),
+            );
+            if let Err(e) = empty_dir(&action.out_dir) {
+                result = Err(PhaseError::new(format!(
+                    "cannot clear {} for a new attempt: {e}",
+                    action.out_dir.display()
+                )));
+                break;
+            }
+        }
+        let started = Instant::now();
+        let mut ctx = PhaseContext {
+            node: &action.node,
+            config: &action.config,
+            role: &action.role,
+            base_dir: &action.base_dir,
+            upstream: &action.upstream,
+            out_dir: &action.out_dir,
+            log: &mut log,
+        };
+        result = phase.execute(&mut ctx);
+        duration_ms = started.elapsed().as_millis() as u64;
+        if result.is_ok() {
+            break;
+        }
+    }
+    ActionOutput {
+        result,
+        log,
+        duration_ms,
+    }
+}
+
+/// Removes everything inside `dir`, keeping `dir` itself.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        if item.file_type()?.is_dir() {
+            std::fs::remove_dir_all(item.path())?;
+        } else {
+            std::fs::remove_file(item.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_survives_a_json_round_trip() {
+        let action = Action {
+            node: "sweep[2]".into(),
+            key: "ab".repeat(32),
+            mode: "signal_generation".into(),
+            version: "3".into(),
+            role: Role::Trial {
+                index: 2,
+                name: "momentum_lookback=20".into(),
+            },
+            config: serde_json::json!({"strategy": {"type": "momentum"}}),
+            base_dir: PathBuf::from("/project/workflows"),
+            inputs: vec![("data/SPY_D.csv".into(), "cd".repeat(32))],
+            upstream: Vec::new(),
+            out_dir: PathBuf::from("/project/cache/tmp/x/out"),
+            retries: 1,
+        };
+        let text = serde_json::to_string(&action).unwrap();
+        let back: Action = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        assert_eq!(back.role, action.role);
+    }
+
+    #[test]
+    fn empty_dir_removes_files_and_folders_but_keeps_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), "a").unwrap();
+        std::fs::write(dir.path().join("b"), "b").unwrap();
+        empty_dir(dir.path()).unwrap();
+        assert!(dir.path().is_dir());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,291 @@
+//! Decide, on the coordinator: whether a ready node is skipped, comes from
+//! the store, or must run. This is the rebuild rule (constructive traces
+//! with early cutoff): evaluate the node's `when:`, compute its key from
+//! its ingredients, look the key up, and for a miss take the key's lock
+//! and open a pending entry whose private directory the action writes
+//! into. The dispatcher only decides *when* a node is decided, never
+//! *whether* it runs.
+//!
+//! A hit is settled here, outputs restored, without an executor slot.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::action::Action;
+use crate::graph::{Graph, Node};
+use crate::key::{self, Ingredients, UpstreamIngredient};
+use crate::phases::Upstream;
+use crate::run::{NodeResult, Outcome, RunContext};
+use crate::store::{Entry, KeyLock, Lookup, PendingEntry};
+
+/// What the coordinator does with a ready node.
+pub enum Decision {
+    /// Settled without running: skipped, cached, or failed before it could run.
+    Done(NodeResult),
+    /// Another build holds the key's lock: wait for it, then
+    /// [`after_lock`] (the entry may exist by then).
+    Contended(Prepared),
+    /// A miss, locked and with a pending entry: execute the action.
+    Execute(Box<Pending>, Box<Action>),
+}
+
+/// A node whose key is known, not yet locked.
+pub struct Prepared {
+    pub index: usize,
+    pub key: String,
+    pub ingredients: Ingredients,
+    pub log: Vec<u8>,
+    pub started: Instant,
+}
+
+/// A miss being executed: what [`crate::commit`] needs afterwards.
+pub struct Pending {
+    pub index: usize,
+    pub key: String,
+    pub ingredients: Ingredients,
+    pub entry: PendingEntry,
+    pub log: Vec<u8>,
+    pub started: Instant,
+    /// Held from the decision to the commit, so a concurrent build of the
+    /// same key waits and then finds the entry.
+    pub lock: KeyLock,
+}
+
+/// The key ingredients of `node`, given its dependencies' entries.
+pub fn ingredients(
+    ctx: &RunContext,
+    node: &Node,
+    deps: &[Arc<NodeResult>],
+) -> Result<Ingredients, String> {
+    let phase = ctx
+        .factory
+        .get(&node.mode)
+        .ok_or_else(|| format!("unknown mode `{}`", node.mode))?;
+    let inputs = key::file_ingredients(&node.inputs, &node.base_dir, &ctx.stats)
+        .map_err(|e| format!("cannot read an input: {e}"))?;
+    let upstream = node
+        .deps
+        .iter()
+        .zip(deps)
+        .map(|(&d, r)| UpstreamIngredient {
+            node: ctx.graph.nodes[d].id.clone(),
+            digest: r
+                .entry
+                .as_ref()
+                .map(|e| e.output_digest().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(Ingredients {
+        schema: key::KEY_SCHEMA,
+        mode: node.mode.clone(),
+        version: phase.version().to_string(),
+        role: key::role_name(&node.role).to_string(),
+        config: key::canonical(&node.config),
+        inputs,
+        upstream,
+    })
+}
+
+/// The results of the ancestors a node's `when:` names, by node id, as
+/// far as `result_of` knows them.
+pub fn condition_inputs(
+    graph: &Graph,
+    node: &Node,
+    result_of: impl Fn(usize) -> Option<Arc<NodeResult>>,
+) -> Vec<(String, Arc<NodeResult>)> {
+    let Some(cond) = &node.when else {
+        return Vec::new();
+    };
+    cond.phases()
+        .into_iter()
+        .filter_map(|p| Some((p.to_string(), result_of(graph.index_of(p)?)?)))
+        .collect()
+}
+
+/// Evaluate a node's `when:` against the metrics of the ancestors it
+/// names; `Some(reason)` when the node is to be skipped.
+pub fn skip_reason(
+    node: &Node,
+    named: &[(String, Arc<NodeResult>)],
+) -> Result<Option<String>, String> {
+    let Some(cond) = &node.when else {
+        return Ok(None);
+    };
+    let metrics = |phase: &str| -> Option<Value> {
+        named
+            .iter()
+            .find(|(id, _)| id == phase)
+            .and_then(|(_, r)| r.metrics())
+    };
+    match cond.eval(&metrics) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(format!("condition `{cond}` is false"))),
+        Err(e) => Err(format!("condition `{cond}`: {e}")),
+    }
+}
+
+/// Decide node `index`, whose dependencies finished with `deps` and whose
+/// `when:` names the results in `named`.
+pub fn decide(
+    ctx: &RunContext,
+    index: usize,
+    deps: &[Arc<NodeResult>],
+    named: &[(String, Arc<NodeResult>)],
+) -> Decision {
+    let started = Instant::now();
+    let node = &ctx.graph.nodes[index];
+    match skip_reason(node, named) {
+        Ok(None) => {}
+        Ok(Some(reason)) => return Decision::Done(NodeResult::skipped(reason)),
+        Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
+    }
+    let ingredients = match ingredients(ctx, node, deps) {
+        Ok(i) => i,
+        Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
+    };
+    let mut prepared = Prepared {
+        index,
+        key: ingredients.key(),
+        ingredients,
+        log: Vec::new(),
+        started,
+    };
+    if !ctx.force[index]
+        && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
+    {
+        return Decision::Done(cached(ctx, node, prepared, entry));
+    }
+    match ctx.store.try_lock_key(&prepared.key) {
+        Ok(Some(lock)) => after_lock(ctx, deps, prepared, lock),
+        Ok(None) => Decision::Contended(prepared),
+        Err(e) => {
+            let message = format!("cannot lock the store: {e}");
+            Decision::Done(prepared.fail(message))
+        }
+    }
+}
+
+/// Continue a decision once the key's lock is held: another build may
+/// have stored the entry while we waited.
+pub fn after_lock(
+    ctx: &RunContext,
+    deps: &[Arc<NodeResult>],
+    mut prepared: Prepared,
+    lock: KeyLock,
+) -> Decision {
+    let node = &ctx.graph.nodes[prepared.index];
+    if !ctx.force[prepared.index]
+        && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
+    {
+        return Decision::Done(cached(ctx, node, prepared, entry));
+    }
+    let entry = match ctx.store.begin(&prepared.key) {
+        Ok(p) => p,
+        Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
+    };
+    let upstream = node
+        .deps
+        .iter()
+        .zip(deps)
+        .filter_map(|(&d, r)| {
+            let dep = &ctx.graph.nodes[d];
+            Some(Upstream {
+                node: dep.id.clone(),
+                mode: dep.mode.clone(),
+                role: dep.role.clone(),
+                dir: r.entry.as_ref()?.out_dir(),
+            })
+        })
+        .collect();
+    let action = Action {
+        node: node.id.clone(),
+        key: prepared.key.clone(),
+        mode: node.mode.clone(),
+        version: prepared.ingredients.version.clone(),
+        role: node.role.clone(),
+        config: node.config.clone(),
+        base_dir: node.base_dir.clone(),
+        inputs: prepared
+            .ingredients
+            .inputs
+            .iter()
+            .map(|f| (f.path.clone(), f.blake3.clone()))
+            .collect(),
+        upstream,
+        out_dir: entry.out_dir().to_path_buf(),
+        retries: node.retries,
+    };
+    let pending = Pending {
+        index: prepared.index,
+        key: prepared.key,
+        ingredients: prepared.ingredients,
+        entry,
+        log: prepared.log,
+        started: prepared.started,
+        lock,
+    };
+    Decision::Execute(Box::new(pending), Box::new(action))
+}
+
+impl Prepared {
+    fn fail(self, message: String) -> NodeResult {
+        NodeResult::failed(
+            message,
+            Some(self.key),
+            self.log,
+            self.started.elapsed().as_secs_f64(),
+        )
+    }
+}
+
+fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
+    match ctx.store.lookup_cached(key, &ctx.stats, &ctx.lookups) {
+        Lookup::Hit(entry) => Some(entry),
+        Lookup::Missing => None,
+        Lookup::Corrupt(reason) => {
+            log.extend_from_slice(
+                format!("admf: ignoring a corrupt entry ({reason}); recomputing\n").as_bytes(),
+            );
+            None
+        }
+    }
+}
+
+/// A hit: its workspace outputs restored and its ref written.
+fn cached(ctx: &RunContext, node: &Node, prepared: Prepared, entry: Entry) -> NodeResult {
+    if let Err(e) = restore_outputs(ctx, node, &entry) {
+        return prepared.fail(format!("cannot restore outputs: {e}"));
+    }
+    let mut log = prepared.log;
+    crate::commit::record_ref(ctx, node, &prepared.key, &mut log);
+    NodeResult {
+        outcome: Outcome::Cached,
+        key: Some(prepared.key),
+        entry: Some(entry),
+        log,
+        seconds: prepared.started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Put a hit's workspace outputs back where the workflow expects them,
+/// unless they are already there with the stored content.
+fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Result<()> {
+    for (rel, path) in &node.workspace_outputs {
+        let Some(record) = entry.manifest.outputs.get(rel) else {
+            return Err(std::io::Error::other(format!(
+                "entry has no output `{rel}`"
+            )));
+        };
+        if crate::workspace::is_plain_file(path)
+            && ctx.stats.hash_file(path).ok().as_deref() == Some(record.blake3.as_str())
+        {
+            continue;
+        }
+        crate::workspace::restore_file(&entry.out_dir().join(rel), path, &node.base_dir)?;
+        crate::observed::note_written();
+    }
+    Ok(())
+}
