@@ -105,6 +105,16 @@ pub enum Command {
         wf: WorkflowArgs,
         node: String,
     },
+    /// Execute one action (a JSON file written by a coordinator) and write
+    /// its output as JSON; what a cluster executor runs on a compute node.
+    #[command(hide = true)]
+    ExecAction {
+        /// The action, as JSON.
+        action: PathBuf,
+        /// Where to write the action's output (result and log) as JSON.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Parse and compile the workflow; run nothing.
     Validate {
         #[command(flatten)]

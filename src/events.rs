@@ -92,11 +92,6 @@ impl EventLog {
 
     /// Write the log through a temp file and a rename.
     pub fn save(&self) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&self.lines)?;
-        tmp.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        crate::atomic_file::write(&self.path, &self.lines)
     }
 }

@@ -7,6 +7,7 @@
 //! [`phases::Phase`]; market logic lives in [`market`].
 
 pub mod action;
+pub mod atomic_file;
 pub mod cli;
 pub mod commands;
 pub mod commit;

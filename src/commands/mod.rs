@@ -4,6 +4,7 @@
 
 mod build;
 mod cache;
+mod exec_action;
 mod inspect;
 mod watch;
 
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Status { wf, json } => inspect::status(&wf, json),
         Command::Explain { wf, node } => inspect::explain(&wf, &node),
         Command::Show { wf, node } => inspect::show(&wf, &node),
+        Command::ExecAction { action, output } => exec_action::exec_action(&action, &output),
         Command::Validate { wf } => {
             let graph = compile(&wf)?;
             crate::errln!(

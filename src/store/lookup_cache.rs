@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,11 +101,7 @@ impl LookupCache {
             serde_json::to_writer(&mut text, &records[k]).map_err(std::io::Error::other)?;
             text.push(b'\n');
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&text)?;
-        tmp.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        crate::atomic_file::write(&self.path, &text)
     }
 
     fn fast(&self, store: &Store, key: &str, stats: &StatCache) -> Option<Entry> {

@@ -1,0 +1,86 @@
+//! `admf exec-action`: an action decided by one process runs in another
+//! and leaves the same outputs a local execution would.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+fn action(dir: &Path, version: &str) -> Value {
+    json!({
+        "node": "greet",
+        "key": "ab".repeat(32),
+        "mode": "command",
+        "version": version,
+        "role": {"role": "single"},
+        "config": {"run": "printf 'hello %s\\n' \"$WHO\" > greeting.txt; echo said it", "outputs": ["greeting.txt"], "env": {"WHO": "world"}},
+        "base_dir": dir,
+        "inputs": [],
+        "upstream": [],
+        "out_dir": dir.join("out"),
+        "retries": 0
+    })
+}
+
+fn exec(dir: &Path, action: &Value) -> (i32, Value) {
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let action_path = dir.join("action.json");
+    std::fs::write(&action_path, serde_json::to_vec(action).unwrap()).unwrap();
+    let out = Command::cargo_bin("admf")
+        .unwrap()
+        .arg("exec-action")
+        .arg(&action_path)
+        .arg("--output")
+        .arg(dir.join("output.json"))
+        .output()
+        .unwrap();
+    let text = std::fs::read(dir.join("output.json")).unwrap_or_else(|e| {
+        panic!(
+            "no output file ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&text).unwrap(),
+    )
+}
+
+#[test]
+fn an_action_runs_in_another_process_and_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, output) = exec(dir.path(), &action(dir.path(), "command-1"));
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(output["result"], json!({"Ok": null}));
+    let log: Vec<u8> = serde_json::from_value(output["log"].clone()).unwrap();
+    assert_eq!(String::from_utf8(log).unwrap(), "said it\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/greeting.txt")).unwrap(),
+        "hello world\n"
+    );
+}
+
+#[test]
+fn an_action_keyed_by_another_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, output) = exec(dir.path(), &action(dir.path(), "command-0"));
+    assert_eq!(code, 1);
+    let message = output["result"]["Err"]["message"].as_str().unwrap();
+    assert!(message.contains("keyed with command-0"), "{message}");
+    assert!(!dir.path().join("out/greeting.txt").exists());
+}
+
+#[test]
+fn an_unreadable_action_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("action.json"), "{not json").unwrap();
+    Command::cargo_bin("admf")
+        .unwrap()
+        .arg("exec-action")
+        .arg(dir.path().join("action.json"))
+        .arg("--output")
+        .arg(dir.path().join("output.json"))
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("output.json").exists());
+}
