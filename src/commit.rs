@@ -4,7 +4,6 @@
 
 use crate::action::ActionOutput;
 use crate::decide::Pending;
-use crate::graph::Node;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::ManifestMeta;
 
@@ -41,7 +40,7 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
     drop(lock);
     match committed {
         Ok(entry) => {
-            record_ref(ctx, node, &key, &mut log);
+            ctx.record_ref(node, &key, &mut log);
             NodeResult {
                 outcome: Outcome::Ran,
                 key: Some(key),
@@ -56,17 +55,5 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
             log,
             seconds(),
         ),
-    }
-}
-
-/// Record `key` as the node's last successful build; a ref that cannot be
-/// written costs only `status` and `explain` their history, so it is
-/// noted in the log rather than failing the node.
-pub fn record_ref(ctx: &RunContext, node: &Node, key: &str, log: &mut Vec<u8>) {
-    if ctx.store.read_ref(&ctx.workflow_id, &node.id).as_deref() == Some(key) {
-        return;
-    }
-    if let Err(e) = ctx.store.write_ref(&ctx.workflow_id, &node.id, key) {
-        log.extend_from_slice(format!("admf: cannot record the build: {e}\n").as_bytes());
     }
 }

@@ -82,7 +82,7 @@ pub fn ingredients(
         schema: key::KEY_SCHEMA,
         mode: node.mode.clone(),
         version: phase.version().to_string(),
-        role: key::role_name(&node.role).to_string(),
+        role: node.role.kind().to_string(),
         config: key::canonical(&node.config),
         inputs,
         upstream,
@@ -260,7 +260,7 @@ fn cached(ctx: &RunContext, node: &Node, prepared: Prepared, entry: Entry) -> No
         return prepared.fail(format!("cannot restore outputs: {e}"));
     }
     let mut log = prepared.log;
-    crate::commit::record_ref(ctx, node, &prepared.key, &mut log);
+    ctx.record_ref(node, &prepared.key, &mut log);
     NodeResult {
         outcome: Outcome::Cached,
         key: Some(prepared.key),

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{CycleMember, Error, Location, did_you_mean};
 use crate::ir::{PhaseIr, Workflow};
+use crate::paths::normalize;
 use crate::phases::{ConfigIssue, Factory, Role};
 use crate::workflow::condition::Condition;
 
@@ -421,23 +422,24 @@ fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Lexical normalisation (`a/./b/../c` → `a/c`) so two spellings of one
-/// output collide.
-pub fn normalize(path: &std::path::Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
+/// Every trigger target must name a node, as `admf build` targets do.
+pub fn check_trigger_targets(graph: &Graph) -> Result<(), Error> {
+    for trigger in &graph.workflow.triggers {
+        for target in &trigger.targets {
+            if graph.index_of(&target.name).is_none() {
+                return Err(Error::invalid(
+                    target.location.clone(),
+                    "targets",
+                    format!("no node named `{}` in this workflow", target.name),
+                )
+                .with_hint(did_you_mean(
+                    &target.name,
+                    graph.nodes.iter().map(|n| n.id.as_str()),
+                )));
             }
-            other => out.push(other.as_os_str()),
         }
     }
-    out
+    Ok(())
 }
 
 /// A condition may only read phases upstream of the node: that keeps the

@@ -9,12 +9,13 @@
 //! upstream keys, so an upstream rerun with identical outputs stops there
 //! (early cutoff).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use crate::paths::relative_to;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::phases::Role;
 use crate::stat_cache::StatCache;
 
 /// Bump when the encoding or the meaning of an ingredient changes.
@@ -64,14 +65,6 @@ impl Ingredients {
     }
 }
 
-pub fn role_name(role: &Role) -> &'static str {
-    match role {
-        Role::Single => "single",
-        Role::Trial { .. } => "trial",
-        Role::Gather { .. } => "gather",
-    }
-}
-
 /// Hash each input through the stat cache.
 pub fn file_ingredients(
     inputs: &[PathBuf],
@@ -87,30 +80,6 @@ pub fn file_ingredients(
             })
         })
         .collect()
-}
-
-/// `path` relative to `base`, lexically, with `/` separators: the same on
-/// every machine and whatever the current directory.
-pub fn relative_to(path: &Path, base: &Path) -> String {
-    let abs = |p: &Path| {
-        let joined = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            std::env::current_dir().unwrap_or_default().join(p)
-        };
-        crate::graph::normalize(&joined)
-    };
-    let (path, base) = (abs(path), abs(base));
-    let p: Vec<Component> = path.components().collect();
-    let b: Vec<Component> = base.components().collect();
-    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
-    parts.extend(
-        p[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
 }
 
 /// Objects with keys sorted, recursively: the canonical form that is hashed.

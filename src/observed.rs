@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::stat_cache::Stat;
+use crate::file_stat::Stat;
 
 static SEEN: Mutex<Vec<(PathBuf, Stat)>> = Mutex::new(Vec::new());
 static UNSTABLE: AtomicBool = AtomicBool::new(false);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::phases::{Factory, PhaseError};
 use crate::stat_cache::StatCache;
 use crate::store::{Entry, LookupCache, Store};
@@ -22,6 +22,20 @@ pub struct RunContext {
     pub workflow_id: String,
     /// Nodes that must execute even when their entry exists.
     pub force: Vec<bool>,
+}
+
+impl RunContext {
+    /// Record `key` as the node's last successful build; a ref that cannot be
+    /// written costs only `status` and `explain` their history, so it is
+    /// noted in the log rather than failing the node.
+    pub fn record_ref(&self, node: &Node, key: &str, log: &mut Vec<u8>) {
+        if self.store.read_ref(&self.workflow_id, &node.id).as_deref() == Some(key) {
+            return;
+        }
+        if let Err(e) = self.store.write_ref(&self.workflow_id, &node.id, key) {
+            log.extend_from_slice(format!("admf: cannot record the build: {e}\n").as_bytes());
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@
 //! compared, so that copying a cache between checkouts stays useful.
 //!
 //! Racy-clean files, as git calls them, are never recorded: if the mtime is
-//! within [`RACY_WINDOW`] of the moment of hashing (or in the future), a
+//! too close to the moment of hashing ([`crate::file_stat::is_racy`]), a
 //! later edit in the same timestamp tick could keep size and mtime, so the
 //! hash is returned but not remembered. Nor is a file whose stat changed
 //! while it was being hashed.
@@ -37,27 +37,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// Files modified this recently before being hashed are not recorded.
-pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
 const HEADER: &str = "admf-statcache 1";
-
-/// What a file looked like when it was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub inode: u64,
-    pub device: u64,
-}
-
-impl Stat {
-    pub fn of(meta: &fs::Metadata) -> Stat {
-        stat_of(meta)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
@@ -127,7 +111,7 @@ impl StatCache {
     /// remembering it, unless it is racy-clean).
     pub fn hash_file(&self, path: &Path) -> io::Result<String> {
         let abs = std::path::absolute(path)?;
-        let before = stat_of(&fs::metadata(&abs)?);
+        let before = Stat::of(&fs::metadata(&abs)?);
         if let Some(record) = self.lock().get(&abs)
             && record.stat == before
         {
@@ -141,8 +125,8 @@ impl StatCache {
         let mut hasher = blake3::Hasher::new();
         hasher.update_reader(&file)?;
         let hash = hasher.finalize();
-        let after = stat_of(&file.metadata()?);
-        let racy = hashed_at.saturating_sub(before.mtime_ns) < RACY_WINDOW.as_nanos() as i64;
+        let after = Stat::of(&file.metadata()?);
+        let racy = is_racy(&before, hashed_at);
         if after == before {
             crate::observed::note(&abs, before);
         } else {
@@ -222,30 +206,6 @@ pub fn hash_reader(reader: impl io::Read) -> io::Result<String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-fn stat_of(meta: &fs::Metadata) -> Stat {
-    let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
-    #[cfg(unix)]
-    let (inode, device) = {
-        use std::os::unix::fs::MetadataExt;
-        (meta.ino(), meta.dev())
-    };
-    #[cfg(not(unix))]
-    let (inode, device) = (0, 0);
-    Stat {
-        size: meta.len(),
-        mtime_ns,
-        inode,
-        device,
-    }
-}
-
-pub(crate) fn system_time_ns(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
-}
-
 fn now_ns() -> i64 {
     system_time_ns(SystemTime::now())
 }
@@ -280,78 +240,11 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
     Some(records)
 }
 
-pub(crate) fn escape_path(path: &Path) -> String {
-    let text = path_text(path);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '\n' => out.push_str("%0A"),
-            '\r' => out.push_str("%0D"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-pub(crate) fn unescape_path(text: &str) -> Option<PathBuf> {
-    if !text.contains('%') {
-        return Some(PathBuf::from(text));
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    path_from_bytes(out)
-}
-
-#[cfg(unix)]
-fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
-    use std::os::unix::ffi::OsStrExt;
-    // Non-UTF-8 bytes are kept as %XX so the path round-trips.
-    match path.to_str() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => {
-            let mut s = String::new();
-            for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-                s.push_str(chunk.valid());
-                for b in chunk.invalid() {
-                    s.push_str(&format!("%{b:02X}"));
-                }
-            }
-            std::borrow::Cow::Owned(s)
-        }
-    }
-}
-
-#[cfg(not(unix))]
-fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
-    path.to_string_lossy()
-}
-
-#[cfg(unix)]
-fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStringExt;
-    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
-}
-
-#[cfg(not(unix))]
-fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
-    String::from_utf8(bytes).ok().map(PathBuf::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs::FileTimes;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn old_time() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_600_000_000)

@@ -28,7 +28,7 @@
 //! file modified shortly before the build started could change again in
 //! the same timestamp tick without changing its stat, so no record is
 //! written while any observed mtime is that recent (100 ms on file
-//! systems with sub-second timestamps, [`RACY_WINDOW`] otherwise).
+//! systems with sub-second timestamps, 2 s otherwise: [`crate::file_stat::is_racy`]).
 //!
 //! # File format
 //!
@@ -49,17 +49,14 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::stat_cache::{RACY_WINDOW, Stat, escape_path, system_time_ns, unescape_path};
+use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
 const HEADER: &str = "admf-uptodate 1";
 const FILE_NAME: &str = "uptodate";
-
-/// The racy window on file systems whose timestamps have sub-second parts.
-const FINE_RACY_WINDOW: Duration = Duration::from_millis(100);
 
 /// One selected node as the summary reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +80,7 @@ pub fn path(store_root: &Path, workflow_id: &str) -> PathBuf {
 /// what a build does.
 pub fn invocation(parts: &[&str]) -> String {
     let mut hasher = blake3::Hasher::new();
-    for part in [HEADER, env!("CARGO_PKG_VERSION")]
-        .iter()
-        .chain(&[crate::key::KEY_SCHEMA.to_string().as_str()])
-        .chain(parts)
-    {
+    for part in [HEADER, env!("CARGO_PKG_VERSION")].iter().chain(parts) {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
@@ -175,15 +168,6 @@ fn all_unchanged(files: &Files) -> bool {
     })
 }
 
-fn is_racy(stat: &Stat, started_ns: i64) -> bool {
-    let window = if stat.mtime_ns % 1_000_000_000 == 0 {
-        RACY_WINDOW
-    } else {
-        FINE_RACY_WINDOW
-    };
-    started_ns.saturating_sub(stat.mtime_ns) < window.as_nanos() as i64
-}
-
 /// (path, recorded stat, must be a plain file); paths borrow from the
 /// record's text unless they needed unescaping.
 type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool)>;
@@ -253,6 +237,7 @@ fn unescape_text(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn stat_now(path: &Path) -> Stat {
         Stat::of(&fs::metadata(path).unwrap())

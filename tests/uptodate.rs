@@ -414,3 +414,32 @@ fn a_file_dropped_into_a_stored_entry_voids_the_record() {
         after.stderr
     );
 }
+
+/// A record written by one admf binary is not trusted by another (a
+/// second install, a rebuilt debug binary), which may key differently.
+#[test]
+fn another_admf_binary_does_not_use_the_record() {
+    let p = diamond();
+    settle(&p, &["wf.yaml"]);
+    let other = p.path("other-admf");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("admf"), &other).unwrap();
+    let out = Command::new(&other)
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("ADMF_TRACE", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .args(["build", "--json", "wf.yaml"])
+        .output()
+        .expect("run the copy");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains(FAST),
+        "another binary used the record:\n{stderr}"
+    );
+    // One record per workflow: the copy's build replaced it, so the
+    // original takes the full path once more, and it runs nothing.
+    let again = build(&p, &["wf.yaml"]);
+    assert!(!again.fast, "{}", again.stderr);
+    assert!(with_status(&again, "ran").is_empty(), "{}", again.stderr);
+}

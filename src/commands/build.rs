@@ -50,7 +50,26 @@ impl UptodateRecord {
         let root = super::store_root(wf);
         let root = std::path::absolute(&root).unwrap_or(root);
         let workflow = std::fs::canonicalize(&wf.workflow).ok()?;
-        let mut parts = vec![workflow.to_str()?, root.to_str()?, "--set"];
+        // The running binary by path and stat: another install or a rebuilt
+        // admf may key or decide differently, so its record is not ours.
+        let exe = std::env::current_exe().ok()?;
+        let exe_stat = crate::file_stat::Stat::of(&std::fs::metadata(&exe).ok()?);
+        let exe_id = format!(
+            "{} {} {} {} {}",
+            exe.to_str()?,
+            exe_stat.size,
+            exe_stat.mtime_ns,
+            exe_stat.inode,
+            exe_stat.device
+        );
+        let key_schema = crate::key::KEY_SCHEMA.to_string();
+        let mut parts = vec![
+            workflow.to_str()?,
+            root.to_str()?,
+            &exe_id,
+            &key_schema,
+            "--set",
+        ];
         parts.extend(wf.sets.iter().map(String::as_str));
         parts.push("--targets");
         parts.extend(args.targets.iter().map(String::as_str));
@@ -194,7 +213,7 @@ fn save_record_if_noop(
     report: &crate::dispatch::BuildReport,
     progress: &Progress,
     lines: &[NodeLine],
-    files: &[(PathBuf, crate::stat_cache::Stat)],
+    files: &[(PathBuf, crate::file_stat::Stat)],
     started_at: SystemTime,
 ) {
     if !lines
@@ -243,7 +262,7 @@ fn note_executable() {
     if let Ok(exe) = std::env::current_exe()
         && let Ok(meta) = std::fs::metadata(&exe)
     {
-        crate::observed::note(&exe, crate::stat_cache::Stat::of(&meta));
+        crate::observed::note(&exe, crate::file_stat::Stat::of(&meta));
     }
 }
 

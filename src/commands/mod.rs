@@ -61,7 +61,7 @@ pub fn factory() -> Arc<dyn Factory> {
 pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
     let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
     let graph = graph::compile(workflow, factory().as_ref())?;
-    crate::trigger::check_targets(&graph)?;
+    graph::check_trigger_targets(&graph)?;
     Ok(graph)
 }
 

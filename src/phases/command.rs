@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
-use crate::graph::normalize;
-use crate::workflow::glob::{PathGlob, is_glob};
+use crate::paths::normalize;
+use crate::paths::{PathGlob, is_glob};
 
 pub struct Command;
 

@@ -58,6 +58,18 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// `single`, `trial` or `gather`: what enters the node's key (a
+    /// trial's index and name do not, so reordering a grid reruns nothing).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Role::Single => "single",
+            Role::Trial { .. } => "trial",
+            Role::Gather { .. } => "gather",
+        }
+    }
+}
+
 /// The artifacts of one upstream node, as a phase sees them.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Upstream {

@@ -47,7 +47,7 @@ pub struct LookupCache {
 /// since a file added to or removed from the directory changes it.
 fn dir_mtime_ns(path: &Path) -> Option<i128> {
     let meta = fs::metadata(path).ok()?;
-    crate::observed::note(path, crate::stat_cache::Stat::of(&meta));
+    crate::observed::note(path, crate::file_stat::Stat::of(&meta));
     let modified = meta.modified().ok()?;
     let d = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
     Some(d.as_nanos() as i128)

@@ -21,9 +21,8 @@ use std::path::PathBuf;
 
 pub use self::fired::{Fired, Kind, shown, targets};
 use self::schedule::Schedule;
-use crate::error::{Error, Location, did_you_mean};
-use crate::graph::Graph;
-use crate::workflow::glob::PathGlob;
+use crate::error::Location;
+use crate::paths::PathGlob;
 
 #[derive(Clone, Debug)]
 pub struct Trigger {
@@ -63,26 +62,6 @@ impl Trigger {
     pub fn target_names(&self) -> Vec<String> {
         self.targets.iter().map(|t| t.name.clone()).collect()
     }
-}
-
-/// Every trigger target must name a node, as `admf build` targets do.
-pub fn check_targets(graph: &Graph) -> Result<(), Error> {
-    for trigger in &graph.workflow.triggers {
-        for target in &trigger.targets {
-            if graph.index_of(&target.name).is_none() {
-                return Err(Error::invalid(
-                    target.location.clone(),
-                    "targets",
-                    format!("no node named `{}` in this workflow", target.name),
-                )
-                .with_hint(did_you_mean(
-                    &target.name,
-                    graph.nodes.iter().map(|n| n.id.as_str()),
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The data triggers fired by `changed` (absolute, normalised paths that

@@ -15,7 +15,6 @@
 
 pub mod condition;
 pub mod forms;
-pub mod glob;
 pub mod on;
 pub mod overrides;
 pub mod root;
@@ -129,7 +128,7 @@ impl Inherited {
                 if let Some(serde_json::Value::String(p)) = data.get_mut(key)
                     && Path::new(p.as_str()).is_relative()
                 {
-                    *p = crate::key::relative_to(&from.join(&*p), dir);
+                    *p = crate::paths::relative_to(&from.join(&*p), dir);
                 }
             }
         }
@@ -145,7 +144,7 @@ fn file_dir(doc: &Document) -> PathBuf {
         _ => Path::new("."),
     };
     std::path::absolute(parent)
-        .map(|p| crate::graph::normalize(&p))
+        .map(|p| crate::paths::normalize(&p))
         .unwrap_or_else(|_| parent.to_path_buf())
 }
 

@@ -14,7 +14,7 @@ use crate::trigger::Trigger;
 use crate::workflow::root::Confinement;
 
 pub fn absolute(path: &Path) -> PathBuf {
-    crate::graph::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+    crate::paths::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 pub fn dir_of(path: &Path) -> PathBuf {

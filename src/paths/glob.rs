@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::graph::normalize;
+use super::normalize;
 
 /// Whether a path pattern has glob characters.
 pub fn is_glob(pattern: &str) -> bool {
@@ -69,7 +69,7 @@ impl PathGlob {
         let base = normalize(&std::path::absolute(&self.base).unwrap_or_default());
         match path.strip_prefix(&base) {
             Ok(rel) => self.matcher.is_match(rel),
-            Err(_) => self.matcher.is_match(crate::key::relative_to(path, &base)),
+            Err(_) => self.matcher.is_match(super::relative_to(path, &base)),
         }
     }
 

@@ -1,0 +1,131 @@
+//! What a file looked like when it was read, and when that can be
+//! trusted: the stat the stat cache, the up-to-date record and the lookup
+//! cache compare, the one racy-window rule they share, and the escaping
+//! their line-oriented files use for paths.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a file looked like when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    pub device: u64,
+}
+
+impl Stat {
+    pub fn of(meta: &fs::Metadata) -> Stat {
+        let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
+        #[cfg(unix)]
+        let (inode, device) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ino(), meta.dev())
+        };
+        #[cfg(not(unix))]
+        let (inode, device) = (0, 0);
+        Stat {
+            size: meta.len(),
+            mtime_ns,
+            inode,
+            device,
+        }
+    }
+}
+
+/// Files modified this recently before the moment of reading, on a file
+/// system whose timestamps have whole seconds only, are racy: an edit in
+/// the same tick could keep size and mtime.
+pub const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// The racy window on file systems whose timestamps have sub-second parts.
+pub const FINE_RACY_WINDOW: Duration = Duration::from_millis(100);
+
+/// Whether a file with `stat`, read at `read_at_ns`, could change again
+/// without its stat showing it (mtime too close to the read, or in the
+/// future). Such a stat proves nothing and is never recorded.
+pub fn is_racy(stat: &Stat, read_at_ns: i64) -> bool {
+    let window = if stat.mtime_ns % 1_000_000_000 == 0 {
+        RACY_WINDOW
+    } else {
+        FINE_RACY_WINDOW
+    };
+    read_at_ns.saturating_sub(stat.mtime_ns) < window.as_nanos() as i64
+}
+
+pub fn system_time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+pub fn escape_path(path: &Path) -> String {
+    let text = path_text(path);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\n' => out.push_str("%0A"),
+            '\r' => out.push_str("%0D"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn unescape_path(text: &str) -> Option<PathBuf> {
+    if !text.contains('%') {
+        return Some(PathBuf::from(text));
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(text.get(i + 1..i + 3)?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    path_from_bytes(out)
+}
+
+#[cfg(unix)]
+fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    // Non-UTF-8 bytes are kept as %XX so the path round-trips.
+    match path.to_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => {
+            let mut s = String::new();
+            for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+                s.push_str(chunk.valid());
+                for b in chunk.invalid() {
+                    s.push_str(&format!("%{b:02X}"));
+                }
+            }
+            std::borrow::Cow::Owned(s)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn path_text(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.to_string_lossy()
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
+}

@@ -1,0 +1,51 @@
+//! Paths as admf compares and matches them: lexical normalisation,
+//! paths relative to a workflow's directory, and the globs workflows write.
+//! The ground floor: it knows nothing of workflows, graphs or keys.
+
+pub mod glob;
+
+use std::path::{Component, Path, PathBuf};
+
+pub use glob::{PathGlob, is_glob};
+
+/// Lexical normalisation (`a/./b/../c` → `a/c`) so two spellings of one
+/// output collide.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// `path` relative to `base`, lexically, with `/` separators: the same on
+/// every machine and whatever the current directory.
+pub fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| {
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        normalize(&joined)
+    };
+    let (path, base) = (abs(path), abs(base));
+    let p: Vec<Component> = path.components().collect();
+    let b: Vec<Component> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
