@@ -5,7 +5,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A position in a workflow or data file, 1-based.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Location {
     pub file: PathBuf,
     pub line: usize,

@@ -24,7 +24,7 @@ use crate::paths::normalize;
 use crate::phases::{ConfigIssue, Factory, Role};
 use crate::workflow::condition::Condition;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     /// `phase`, `outer/inner`, or `phase[N]` for trial N of a grid.
     pub id: String,
@@ -48,7 +48,7 @@ pub struct Node {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Graph {
     /// The IR the graph came from: names, modes, dependencies and
     /// locations; after compiling, the resolved configs live only in
@@ -58,10 +58,23 @@ pub struct Graph {
     /// The planned sequence: Kahn's algorithm, the earliest declared ready
     /// node first. A function of the workflow alone.
     pub order: Vec<usize>,
+    /// Derived from `nodes`; rebuilt when a graph is read back.
+    #[serde(skip)]
     by_id: HashMap<String, usize>,
 }
 
 impl Graph {
+    /// Rebuild what is derived from `nodes` (a graph read back from the
+    /// graph cache carries only the nodes).
+    pub fn reindex(&mut self) {
+        self.by_id = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+    }
+
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).copied()
     }

@@ -11,7 +11,7 @@ use crate::error::Location;
 use crate::workflow::condition::Condition;
 use crate::workflow::root::Confinement;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Workflow {
     /// The file given on the command line.
     pub root_file: PathBuf,
@@ -20,11 +20,14 @@ pub struct Workflow {
     pub phases: Vec<PhaseIr>,
     /// Where includes, inputs and data must lie (see `workflow::root`).
     pub confinement: Confinement,
-    /// The root file's `on:` triggers, served by `admf watch`.
+    /// The root file's `on:` triggers, served by `admf watch`. Not kept
+    /// in the graph cache ([`crate::graph_cache`]): only `build` reads it,
+    /// and a build serves no triggers.
+    #[serde(skip)]
     pub triggers: Vec<crate::trigger::Trigger>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PhaseIr {
     /// Fully qualified: `outer/inner` for phases of included workflows.
     pub name: String,

@@ -18,6 +18,7 @@ pub mod events;
 pub mod executor;
 pub mod file_stat;
 pub mod graph;
+pub mod graph_cache;
 pub mod ir;
 pub mod key;
 pub mod market;

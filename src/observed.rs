@@ -59,6 +59,17 @@ pub fn note_written() {
     note_unstable();
 }
 
+/// Everything observed so far, as it was noted (unsorted, with repeats),
+/// without forgetting it.
+pub fn snapshot() -> Vec<(PathBuf, Stat)> {
+    lock().clone()
+}
+
+/// Whether something changed while it was being read since [`reset`].
+pub fn unstable() -> bool {
+    UNSTABLE.load(Ordering::Relaxed)
+}
+
 /// Forget everything observed so far.
 pub fn reset() {
     lock().clear();

@@ -30,8 +30,67 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     {
         return Ok(conclude_noop(wf, args, &record, &nodes, started));
     }
-    let graph = super::compile(wf)?;
+    let graph = compile_or_cached(wf)?;
     build_compiled(wf, graph, args, started, &[])
+}
+
+/// The compiled graph from the graph cache when its evidence holds, else
+/// compiled from the YAML (and cached for the next build).
+fn compile_or_cached(wf: &WorkflowArgs) -> Result<crate::graph::Graph, Error> {
+    let reading_since = SystemTime::now();
+    let cache = graph_invocation(wf).map(|invocation| {
+        let root = super::store_root(wf);
+        let path = crate::graph_cache::path(&root, &super::workflow_id(&wf.workflow));
+        (path, invocation)
+    });
+    if let Some((path, invocation)) = &cache
+        && let Some(graph) = crate::graph_cache::load(path, invocation)
+    {
+        trace("graph from the graph cache");
+        return Ok(graph);
+    }
+    let graph = super::compile(wf)?;
+    if let Some((path, invocation)) = &cache
+        && !crate::observed::unstable()
+        && let Some(evidence) = crate::graph_cache::evidence(&graph, crate::observed::snapshot())
+    {
+        // A cache that cannot be written costs the next build a compile.
+        let _ = crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since);
+    }
+    Ok(graph)
+}
+
+/// What the compiled graph depends on besides file contents: the
+/// workflow, the working directory (relative paths), `--set` and the
+/// admf binary itself.
+fn graph_invocation(wf: &WorkflowArgs) -> Option<String> {
+    let workflow = std::fs::canonicalize(&wf.workflow).ok()?;
+    let cwd = std::env::current_dir().ok()?;
+    let exe = executable_identity()?;
+    let mut parts = vec!["graph", workflow.to_str()?, cwd.to_str()?, &exe, "--set"];
+    parts.extend(wf.sets.iter().map(String::as_str));
+    Some(uptodate::invocation(&parts))
+}
+
+/// The running admf binary by path and stat: another install or a
+/// rebuilt admf may compile, key or decide differently.
+fn executable_identity() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let stat = crate::file_stat::Stat::of(&std::fs::metadata(&exe).ok()?);
+    Some(format!(
+        "{} {} {} {} {}",
+        exe.to_str()?,
+        stat.size,
+        stat.mtime_ns,
+        stat.inode,
+        stat.device
+    ))
+}
+
+fn trace(what: &str) {
+    if std::env::var_os("ADMF_TRACE").is_some() {
+        crate::errln!("trace: {what}");
+    }
 }
 
 /// Where this build's up-to-date record lives and the invocation it must
@@ -50,18 +109,7 @@ impl UptodateRecord {
         let root = super::store_root(wf);
         let root = std::path::absolute(&root).unwrap_or(root);
         let workflow = std::fs::canonicalize(&wf.workflow).ok()?;
-        // The running binary by path and stat: another install or a rebuilt
-        // admf may key or decide differently, so its record is not ours.
-        let exe = std::env::current_exe().ok()?;
-        let exe_stat = crate::file_stat::Stat::of(&std::fs::metadata(&exe).ok()?);
-        let exe_id = format!(
-            "{} {} {} {} {}",
-            exe.to_str()?,
-            exe_stat.size,
-            exe_stat.mtime_ns,
-            exe_stat.inode,
-            exe_stat.device
-        );
+        let exe_id = executable_identity()?;
         let key_schema = crate::key::KEY_SCHEMA.to_string();
         let mut parts = vec![
             workflow.to_str()?,

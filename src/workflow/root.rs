@@ -31,7 +31,7 @@ pub fn project_root(workflow: &Path) -> PathBuf {
 
 /// Where reads are confined: the canonical project root, or `None` when
 /// `allow_outside` is set.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Confinement {
     pub root: Option<PathBuf>,
 }

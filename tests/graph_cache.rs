@@ -1,0 +1,162 @@
+//! The graph cache (src/graph_cache.rs): a build whose workflow files are
+//! unchanged takes the compiled graph from the cache, and decides exactly
+//! what a build that compiled the YAML would decide.
+
+mod common;
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use common::Project;
+
+const FROM_CACHE: &str = "trace: graph from the graph cache";
+
+/// `admf build --json` with tracing: exit code, stderr, ran node ids.
+fn build(p: &Project, args: &[&str]) -> (i32, String, Vec<String>) {
+    let out = Command::cargo_bin("admf")
+        .unwrap()
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("ADMF_TRACE", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .arg("build")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    let mut ran = Vec::new();
+    if code != 2 {
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("build --json is not JSON ({e}):\n{stderr}"));
+        for node in json["nodes"].as_array().expect("nodes") {
+            if node["status"] == "ran" {
+                ran.push(node["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    (code, stderr, ran)
+}
+
+/// Files written in the same instant as a build are never trusted as
+/// evidence; wait past the racy window.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(250));
+}
+
+const PIPELINE: &str = r#"phases:
+  - name: count
+    mode: command
+    run: "cat in/*.txt | wc -l > out/count.txt"
+    inputs: ["in/*.txt"]
+    outputs: [out/count.txt]
+  - name: shout
+    mode: command
+    run: "tr a-z A-Z < in/a.txt > out/shout.txt; echo $SUFFIX >> out/shout.txt"
+    env: {SUFFIX: one}
+    inputs: [in/a.txt]
+    outputs: [out/shout.txt]
+    depends_on: []
+"#;
+
+fn project() -> Project {
+    let p = Project::new();
+    p.file("wf.yaml", PIPELINE)
+        .file("in/a.txt", "a\n")
+        .file("in/b.txt", "b\n")
+        .file("out/.keep", "");
+    settle();
+    p
+}
+
+#[test]
+fn an_input_edit_keeps_the_graph_and_reruns_what_changed() {
+    let p = project();
+    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+    assert_eq!(ran, ["count", "shout"]);
+    settle();
+    p.file("in/a.txt", "a\nmore\n");
+    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(FROM_CACHE), "{stderr}");
+    assert_eq!(ran, ["count", "shout"]);
+    assert_eq!(p.read("out/shout.txt"), "A\nMORE\none\n");
+    assert_eq!(p.read("out/count.txt").trim(), "3");
+}
+
+#[test]
+fn a_workflow_edit_is_compiled_again() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).0, 0);
+    settle();
+    p.file("wf.yaml", &PIPELINE.replace("SUFFIX: one", "SUFFIX: two"));
+    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains(FROM_CACHE),
+        "a stale graph was used:\n{stderr}"
+    );
+    assert_eq!(ran, ["shout"]);
+    assert_eq!(p.read("out/shout.txt"), "A\ntwo\n");
+}
+
+#[test]
+fn a_new_file_under_an_input_glob_is_compiled_in() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).0, 0);
+    settle();
+    p.file("in/c.txt", "c\n");
+    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+    assert_eq!(ran, ["count"]);
+    assert_eq!(p.read("out/count.txt").trim(), "3");
+}
+
+#[test]
+fn a_deleted_input_is_the_same_error_as_without_the_cache() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).0, 0);
+    settle();
+    std::fs::remove_file(p.path("in/a.txt")).unwrap();
+    let (code, stderr, _) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+    assert!(stderr.contains("in/a.txt"), "{stderr}");
+}
+
+#[test]
+fn another_set_value_or_directory_compiles_again() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).0, 0);
+    settle();
+    let (code, stderr, ran) = build(&p, &["wf.yaml", "--set", "shout.env.SUFFIX=three"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+    assert_eq!(ran, ["shout"]);
+    assert_eq!(p.read("out/shout.txt"), "A\nthree\n");
+    // Back to the first invocation: its graph is compiled again (one cache
+    // per workflow), and nothing runs.
+    let (_, _, ran) = build(&p, &["wf.yaml"]);
+    assert!(ran.is_empty(), "{ran:?}");
+}
+
+#[test]
+fn a_corrupt_cache_means_compiling() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).0, 0);
+    let cache = walkdir::WalkDir::new(p.path("cache/runs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "graph")
+        .expect("a graph cache")
+        .into_path();
+    std::fs::write(&cache, "admf-graph 1\ninvocation x\ngraph {").unwrap();
+    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+    assert!(ran.is_empty(), "{ran:?}");
+}
