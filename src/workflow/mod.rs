@@ -15,9 +15,12 @@
 
 pub mod condition;
 pub mod forms;
+mod inherit;
+mod json;
 pub mod on;
 pub mod overrides;
 pub mod root;
+mod scope;
 pub mod yaml;
 
 use std::collections::BTreeMap;
@@ -28,9 +31,12 @@ use serde_yaml::Value;
 
 use self::condition::Condition;
 use self::forms::{INHERITED_KEYS, PHASE_KEYS, RawPhase};
+use self::inherit::{Inherited, file_dir};
+pub use self::json::to_json;
 use self::root::{ALLOW_OUTSIDE, Confinement};
+use self::scope::{Dep, Local, Pending, Scope};
 use self::yaml::Document;
-use crate::error::{CycleMember, Error, Location, did_you_mean};
+use crate::error::{CycleMember, Error, Location};
 use crate::ir::{PhaseIr, Workflow};
 
 /// Read `root` and everything it includes, with `--set` overrides applied.
@@ -81,103 +87,6 @@ fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Docum
         _ => Error::io(path, e),
     })?;
     yaml::parse(&bytes, path)
-}
-
-/// Inherited config in scope, with where each key was written.
-#[derive(Clone, Default)]
-struct Inherited {
-    values: Map<String, serde_json::Value>,
-    locations: BTreeMap<String, Location>,
-    /// Directory of the file that declared each key: relative data paths
-    /// mean "relative to the file that wrote them", wherever inherited.
-    dirs: BTreeMap<String, PathBuf>,
-}
-
-impl Inherited {
-    fn overlay(
-        &mut self,
-        doc: &Document,
-        map: &serde_yaml::Mapping,
-        prefix: &str,
-    ) -> Result<(), Error> {
-        for key in INHERITED_KEYS {
-            if let Some(v) = map.get(*key) {
-                let path = format!("{prefix}{key}");
-                self.values.insert(key.to_string(), to_json(doc, &path, v)?);
-                self.dirs.insert(key.to_string(), file_dir(doc));
-                self.locations
-                    .retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
-                self.locations.insert(key.to_string(), doc.locate(&path));
-                for (sub, loc) in doc.positions_under(&path) {
-                    self.locations.insert(format!("{key}.{sub}"), loc);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The values as seen from a file in `dir`: relative `data.path` and
-    /// `data.dir` rebased from the declaring file's directory.
-    fn seen_from(&self, dir: &Path) -> Map<String, serde_json::Value> {
-        let mut values = self.values.clone();
-        if let (Some(serde_json::Value::Object(data)), Some(from)) =
-            (values.get_mut("data"), self.dirs.get("data"))
-            && from != dir
-        {
-            for key in ["path", "dir"] {
-                if let Some(serde_json::Value::String(p)) = data.get_mut(key)
-                    && Path::new(p.as_str()).is_relative()
-                {
-                    *p = crate::paths::relative_to(&from.join(&*p), dir);
-                }
-            }
-        }
-        values
-    }
-}
-
-/// The absolute directory of a workflow file: paths joined to it never
-/// need the current directory again.
-fn file_dir(doc: &Document) -> PathBuf {
-    let parent = match doc.file().parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::path::absolute(parent)
-        .map(|p| crate::paths::normalize(&p))
-        .unwrap_or_else(|_| parent.to_path_buf())
-}
-
-struct Scope {
-    locals: BTreeMap<String, Local>,
-    /// Local names that no other phase of the scope depends on.
-    sinks: Vec<String>,
-    /// Deps of the include that opened this scope (in the parent scope).
-    entry: Vec<Dep>,
-}
-
-#[derive(Clone, Copy)]
-enum Local {
-    Node(usize),
-    Include(usize),
-}
-
-#[derive(Clone)]
-enum Dep {
-    Name {
-        scope: usize,
-        name: String,
-        location: Location,
-        key: String,
-    },
-    Entry(usize),
-}
-
-struct Pending {
-    phase: PhaseIr,
-    scope: usize,
-    deps: Vec<Dep>,
-    when: Option<(Condition, Location)>,
 }
 
 #[derive(Default)]
@@ -485,182 +394,4 @@ impl Loader {
         )?;
         Ok(Local::Include(inner))
     }
-
-    /// The node indices a dependency reference stands for.
-    fn resolve(&self, dep: &Dep, out: &mut Vec<usize>) -> Result<(), Error> {
-        match dep {
-            Dep::Entry(scope) => {
-                for d in &self.scopes[*scope].entry {
-                    self.resolve(d, out)?;
-                }
-                Ok(())
-            }
-            Dep::Name {
-                scope,
-                name,
-                location,
-                key,
-            } => match self.lookup(*scope, name, location, key)? {
-                Local::Node(i) => {
-                    out.push(i);
-                    Ok(())
-                }
-                Local::Include(inner) => self.sinks(inner, out),
-            },
-        }
-    }
-
-    fn sinks(&self, scope: usize, out: &mut Vec<usize>) -> Result<(), Error> {
-        for name in &self.scopes[scope].sinks {
-            match self.scopes[scope].locals[name] {
-                Local::Node(i) => out.push(i),
-                Local::Include(inner) => self.sinks(inner, out)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// A local name, or `include/inner` reaching into an include.
-    fn lookup(
-        &self,
-        scope: usize,
-        name: &str,
-        location: &Location,
-        key: &str,
-    ) -> Result<Local, Error> {
-        let (head, rest) = match name.split_once('/') {
-            Some((h, r)) => (h, Some(r)),
-            None => (name, None),
-        };
-        let locals = &self.scopes[scope].locals;
-        let found = locals.get(head).copied().ok_or_else(|| {
-            Error::invalid(
-                location.clone(),
-                key,
-                format!("no phase named `{head}` in this workflow"),
-            )
-            .with_hint(did_you_mean(head, locals.keys().map(String::as_str)))
-        })?;
-        match (found, rest) {
-            (_, None) => Ok(found),
-            (Local::Include(inner), Some(rest)) => self.lookup(inner, rest, location, key),
-            (Local::Node(_), Some(_)) => Err(Error::invalid(
-                location.clone(),
-                key,
-                format!("`{head}` is a phase, not an included workflow"),
-            )),
-        }
-    }
-
-    fn finish(self, root: &Path) -> Result<Workflow, Error> {
-        let mut phases = Vec::with_capacity(self.pending.len());
-        for p in &self.pending {
-            let mut idx = Vec::new();
-            for d in &p.deps {
-                self.resolve(d, &mut idx)?;
-            }
-            let mut depends_on: Vec<String> = Vec::new();
-            for i in idx {
-                let name = &self.pending[i].phase.name;
-                if !depends_on.contains(name) {
-                    depends_on.push(name.clone());
-                }
-            }
-            let mut phase = p.phase.clone();
-            phase.depends_on = depends_on;
-            if let Some((cond, location)) = &p.when {
-                let mut cond = cond.clone();
-                let mut names = BTreeMap::new();
-                for name in cond.phases() {
-                    let local = self.lookup(p.scope, name, location, "when")?;
-                    let Local::Node(i) = local else {
-                        return Err(Error::invalid(
-                            location.clone(),
-                            "when",
-                            format!(
-                                "`{name}` is an included workflow; name one of its phases (`{name}/phase`)"
-                            ),
-                        ));
-                    };
-                    names.insert(name.to_string(), self.pending[i].phase.name.clone());
-                }
-                cond.map_phases(&|n| names[n].clone());
-                phase.when = Some(cond);
-            }
-            phases.push(phase);
-        }
-        Ok(Workflow {
-            root_file: root.to_path_buf(),
-            files: self.files,
-            phases,
-            confinement: self.confinement,
-            triggers: Vec::new(),
-        })
-    }
-}
-
-/// YAML → JSON config values. JSON has no NaN, infinities or non-string
-/// keys; a workflow that uses them gets an error at the value.
-pub fn to_json(doc: &Document, path: &str, v: &Value) -> Result<serde_json::Value, Error> {
-    Ok(match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into()
-            } else if let Some(u) = n.as_u64() {
-                u.into()
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f)
-                    .map(serde_json::Value::Number)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            doc.locate(path),
-                            last_key(path),
-                            format!("{f} is not a finite number"),
-                        )
-                    })?
-            }
-        }
-        Value::String(s) => serde_json::Value::String(s.clone()),
-        Value::Sequence(items) => serde_json::Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| to_json(doc, &format!("{path}[{i}]"), item))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Mapping(m) => {
-            let mut out = Map::new();
-            for (k, item) in m {
-                let key = match k {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => {
-                        return Err(Error::invalid(
-                            doc.locate(path),
-                            last_key(path),
-                            "mapping keys must be plain strings",
-                        ));
-                    }
-                };
-                let child = format!("{path}.{key}");
-                out.insert(key, to_json(doc, &child, item)?);
-            }
-            serde_json::Value::Object(out)
-        }
-        Value::Tagged(t) => {
-            return Err(Error::invalid(
-                doc.locate(path),
-                last_key(path),
-                format!("YAML tags such as `{}` are not supported", t.tag),
-            ));
-        }
-    })
-}
-
-fn last_key(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
 }

@@ -48,7 +48,7 @@ pub fn read(doc: &Document, confinement: &Confinement) -> Result<Vec<Trigger>, E
     let reader = Reader {
         doc,
         confinement,
-        base: super::file_dir(doc),
+        base: super::inherit::file_dir(doc),
     };
     let path = format!("{}{ON}", top.prefix);
     let mut triggers = Vec::new();
