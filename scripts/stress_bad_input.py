@@ -68,7 +68,7 @@ def main():
     code, err, secs, rss = run(args.admf, d, "build", "wf.yaml", "--cache-dir", "cache")
     vcode, verr, _, _ = run(args.admf, d, "cache", "--cache-dir", "cache", "verify")
     ok = (code == 2 and "panicked" not in err and re.search(r"data\.csv:\d", err) and len(err) < 10_000
-          and vcode == 0 and "0 corrupt, 0 temp dirs" in verr)
+          and vcode == 0 and "0 corrupt, 0 temporaries" in verr)
     print(f"CSV line ({args.mb} MB): exit {code} in {secs:.1f}s, max RSS {rss // 1024} MB, store clean: {vcode == 0}, {'ok' if ok else 'FAILED'}")
     failures += not ok
     shutil.rmtree(scratch, ignore_errors=True)

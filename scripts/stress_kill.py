@@ -38,6 +38,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -104,14 +105,6 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def tree_hash(path: Path) -> dict:
-    return {
-        str(p.relative_to(path)): file_hash(p)
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
-
-
 class Admf:
     def __init__(self, binary: Path, jobs: int):
         self.binary = binary
@@ -139,7 +132,7 @@ class Admf:
     def verify(self, project: Path, repair=False) -> tuple:
         args = ["cache", "--cache-dir", "cache", "verify"] + (["--repair"] if repair else [])
         out = self.run(project, *args, check=False)
-        m = re.search(r"checked (\d+) entries: (\d+) ok, (\d+) corrupt, (\d+) temp dirs", out.stderr)
+        m = re.search(r"checked (\d+) entries and \d+ blobs: (\d+) ok, (\d+) corrupt, (\d+) temporaries", out.stderr)
         if not m or "panicked" in out.stderr:
             raise Failure(f"cache verify: unexpected output (exit {out.returncode}):\n{out.stderr}")
         checked, ok, corrupt, debris = map(int, m.groups())
@@ -150,14 +143,33 @@ class Failure(Exception):
     pass
 
 
+def entry_hash(cache: Path, key: str) -> dict:
+    """Output name -> hash of its bytes, for the store entry `key`: the
+    action row names the blobs; a small blob lives in the index, a large
+    one in blobs/."""
+    db = sqlite3.connect(cache / "index" / "index.db", timeout=60)
+    try:
+        row = db.execute("SELECT outputs FROM actions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise Failure(f"no entry for key {key}")
+        got = {}
+        for name, rec in json.loads(row[0]).items():
+            digest = rec["blake3"]
+            blob = db.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
+            data = blob[0] if blob else (cache / "blobs" / digest[:2] / digest).read_bytes()
+            got[name] = hashlib.sha256(data).hexdigest()
+        return got
+    finally:
+        db.close()
+
+
 def artifacts(project: Path, report: dict) -> dict:
-    """Node id -> hash of its entry's out/ tree; plus workspace outputs."""
+    """Node id -> hashes of its entry's outputs; plus workspace outputs."""
     got = {}
     for node in report["nodes"]:
         if node["status"] not in ("ran", "cached"):
             raise Failure(f"node {node['id']} is {node['status']}")
-        key = node["key"]
-        got[node["id"]] = tree_hash(project / "cache" / "objects" / key[:2] / key / "out")
+        got[node["id"]] = entry_hash(project / "cache", node["key"])
     for rel in OUTPUTS:
         got["workspace:" + rel] = file_hash(project / rel)
     return got

@@ -153,6 +153,9 @@ pub enum CacheAction {
         wait: bool,
         #[arg(long)]
         dry_run: bool,
+        /// Remove everything: refs, every entry, and a store of an older layout.
+        #[arg(long, conflicts_with_all = ["keep", "older_than"])]
+        all: bool,
     },
     /// Check every entry's digests; with --repair remove corrupt entries and debris.
     Verify {

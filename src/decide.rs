@@ -192,12 +192,12 @@ pub fn after_lock(
         .zip(deps)
         .filter_map(|(&d, r)| {
             let dep = &ctx.graph.nodes[d];
-            Some(Upstream {
-                node: dep.id.clone(),
-                mode: dep.mode.clone(),
-                role: dep.role.clone(),
-                dir: r.entry.as_ref()?.out_dir(),
-            })
+            Some(Upstream::stored(
+                dep.id.clone(),
+                dep.mode.clone(),
+                dep.role.clone(),
+                r.entry.as_ref()?,
+            ))
         })
         .collect();
     let action = Action {
@@ -242,7 +242,7 @@ impl Prepared {
 }
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
-    match ctx.store.lookup_cached(key, &ctx.stats, &ctx.lookups) {
+    match ctx.store.lookup(key, &ctx.stats) {
         Lookup::Hit(entry) => Some(entry),
         Lookup::Missing => None,
         Lookup::Corrupt(reason) => {
@@ -284,7 +284,7 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
         {
             continue;
         }
-        crate::workspace::restore_file(&entry.out_dir().join(rel), path, &node.base_dir)?;
+        crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)?;
         crate::observed::note_written();
     }
     Ok(())

@@ -107,7 +107,7 @@ fn predict_node(
         Err(e) => return error(e),
     };
     let key = ingredients.key();
-    if let Lookup::Hit(entry) = ctx.store.lookup_cached(&key, &ctx.stats, &ctx.lookups) {
+    if let Lookup::Hit(entry) = ctx.store.lookup(&key, &ctx.stats) {
         let result = NodeResult {
             outcome: Outcome::Cached,
             key: Some(key.clone()),
@@ -146,9 +146,7 @@ fn predict_node(
 }
 
 fn read_manifest_ingredients(ctx: &RunContext, key: &str) -> Option<Value> {
-    let bytes = std::fs::read(ctx.store.entry_dir(key).join("manifest.json")).ok()?;
-    let manifest: Value = serde_json::from_slice(&bytes).ok()?;
-    manifest.get("ingredients").cloned()
+    ctx.store.ingredients(key)
 }
 
 /// Human-readable differences between the ingredients of the last build

@@ -10,14 +10,13 @@ use serde_json::Value;
 use crate::graph::{Graph, Node};
 use crate::phases::{Factory, PhaseError};
 use crate::stat_cache::StatCache;
-use crate::store::{Entry, LookupCache, Store};
+use crate::store::{Entry, Store};
 
 /// Shared, read-only state of one build.
 pub struct RunContext {
     pub graph: Arc<Graph>,
     pub store: Store,
     pub stats: Arc<StatCache>,
-    pub lookups: Arc<LookupCache>,
     pub factory: Arc<dyn Factory>,
     pub workflow_id: String,
     /// Nodes that must execute even when their entry exists.
@@ -80,7 +79,7 @@ impl NodeResult {
     /// `metrics.json` of the node's entry, for conditions.
     pub fn metrics(&self) -> Option<Value> {
         let entry = self.entry.as_ref()?;
-        let bytes = std::fs::read(entry.out_dir().join("metrics.json")).ok()?;
+        let bytes = entry.read("metrics.json").ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }

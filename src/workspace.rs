@@ -1,6 +1,6 @@
 //! Writing a cache hit's outputs back into the workspace.
 //!
-//! A restored file is copied to a temp file next to it
+//! A restored file is written to a temp file next to it
 //! (`.<name>.admf-tmp.<pid>`) and renamed over the destination, so a kill
 //! never leaves half a file, and a symlink at the destination is replaced,
 //! never written through. The destination's directory, symlinks resolved,
@@ -21,9 +21,11 @@ pub fn is_plain_file(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
-/// Copies `from` to `to` through a temp file and a rename. `root` is the
-/// directory `to` must stay inside.
-pub fn restore_file(from: &Path, to: &Path, root: &Path) -> io::Result<()> {
+/// Writes `bytes` (a stored output, already checked against its digest)
+/// to `to` through a temp file and a rename. `root` is the directory `to`
+/// must stay inside. The file is created afresh, so its mode follows the
+/// umask like any file the user's tools create.
+pub fn restore_bytes(bytes: &[u8], to: &Path, root: &Path) -> io::Result<()> {
     let parent = match to.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -56,12 +58,22 @@ pub fn restore_file(from: &Path, to: &Path, root: &Path) -> io::Result<()> {
     fs::create_dir_all(parent)?;
     remove_dead_temps(to);
     let tmp: PathBuf = parent.join(format!("{}{}", temp_prefix(to), std::process::id()));
-    fs::copy(from, &tmp)?;
-    let mut perms = fs::metadata(&tmp)?.permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    fs::set_permissions(&tmp, perms)?;
-    fs::rename(&tmp, to)
+    let written = (|| {
+        // A temp file of this pid left by an earlier failed restore is
+        // replaced (`create` + `truncate`), never appended to.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        io::Write::write_all(&mut file, bytes)?;
+        drop(file);
+        fs::rename(&tmp, to)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn temp_prefix(path: &Path) -> String {
@@ -121,13 +133,11 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let victim = outside.path().join("victim.txt");
         fs::write(&victim, "keep me").unwrap();
-        let src = dir.path().join("src.txt");
-        fs::write(&src, "restored").unwrap();
         let ws = dir.path().join("ws");
         fs::create_dir(&ws).unwrap();
         std::os::unix::fs::symlink(&victim, ws.join("out.txt")).unwrap();
         assert!(!is_plain_file(&ws.join("out.txt")));
-        restore_file(&src, &ws.join("out.txt"), &ws).unwrap();
+        restore_bytes(b"restored", &ws.join("out.txt"), &ws).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
         assert!(is_plain_file(&ws.join("out.txt")));
         assert_eq!(fs::read_to_string(ws.join("out.txt")).unwrap(), "restored");
@@ -137,13 +147,11 @@ mod tests {
     fn refuses_a_symlinked_directory_leading_out() {
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src.txt");
-        fs::write(&src, "restored").unwrap();
         let ws = dir.path().join("ws");
         fs::create_dir(&ws).unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.join("out")).unwrap();
         for to in ["out/a.txt", "out/deeper/a.txt"] {
-            let err = restore_file(&src, &ws.join(to), &ws).unwrap_err();
+            let err = restore_bytes(b"restored", &ws.join(to), &ws).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{to}");
         }
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
@@ -152,8 +160,6 @@ mod tests {
     #[test]
     fn removes_temp_files_of_dead_processes_only() {
         let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src.txt");
-        fs::write(&src, "x").unwrap();
         let dead = dir.path().join(".a.txt.admf-tmp.4000000000");
         let dead_other = dir.path().join(".b.txt.admf-tmp.4000000000");
         let live = dir
@@ -163,8 +169,23 @@ mod tests {
         for f in [&dead, &dead_other, &live, &unrelated] {
             fs::write(f, "debris").unwrap();
         }
-        restore_file(&src, &dir.path().join("a.txt"), dir.path()).unwrap();
+        restore_bytes(b"x", &dir.path().join("a.txt"), dir.path()).unwrap();
         assert!(!dead.exists() && !dead_other.exists());
         assert!(live.exists() && unrelated.exists());
+    }
+
+    #[test]
+    fn a_restored_file_follows_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // What the umask makes of a new file, as any tool would create it.
+        let probe = dir.path().join("probe");
+        fs::write(&probe, "p").unwrap();
+        let expected = fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let to = dir.path().join("restored.txt");
+        restore_bytes(b"content", &to, dir.path()).unwrap();
+        let mode = fs::metadata(&to).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected);
+        assert_eq!(fs::read_to_string(&to).unwrap(), "content");
     }
 }

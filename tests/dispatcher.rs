@@ -98,9 +98,6 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         graph,
         store: Store::open(&dir.path().join("cache")).unwrap(),
         stats: Arc::new(StatCache::in_memory()),
-        lookups: Arc::new(admf::store::LookupCache::load(
-            &dir.path().join("cache/lookups"),
-        )),
         factory: factory.clone(),
         workflow_id: "test".into(),
     });

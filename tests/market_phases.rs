@@ -27,12 +27,12 @@ impl Out {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap()
     }
     fn upstream(&self, mode: &str, role: Role) -> Upstream {
-        Upstream {
-            node: mode.into(),
-            mode: mode.into(),
+        Upstream::from_dir(
+            mode.into(),
+            mode.into(),
             role,
-            dir: self.dir.path().to_path_buf(),
-        }
+            self.dir.path().to_path_buf(),
+        )
     }
 }
 

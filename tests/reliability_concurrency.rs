@@ -4,6 +4,7 @@
 //! build needs. (`tests/store_concurrency.rs` covers the store API itself.)
 
 mod common;
+mod store_support;
 
 use std::process::{Child, Command, Stdio};
 
@@ -140,8 +141,13 @@ fn concurrent_builds(n: usize) {
     assert_eq!(alone.ran(&["wf.yaml"]).len(), NODES);
     assert_eq!(tree(&p.path("out")), tree(&alone.path("out")));
     for (_, _, key) in &reports[0] {
-        let entry = format!("cache/objects/{}/{key}/out", &key[..2]);
-        assert_eq!(tree(&p.path(&entry)), tree(&alone.path(&entry)), "{entry}");
+        let stored = store_support::entry_files(&p.path("cache"), key);
+        assert!(!stored.is_empty(), "{key}");
+        assert_eq!(
+            stored,
+            store_support::entry_files(&alone.path("cache"), key),
+            "{key}"
+        );
     }
     let verify = p.admf(&["cache", "verify"]);
     assert_eq!(verify.code, 0, "{}", verify.stderr);

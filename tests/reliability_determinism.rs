@@ -4,6 +4,7 @@
 //! out because they hold timings).
 
 mod common;
+mod store_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +16,7 @@ type Tree = Vec<(String, Vec<u8>)>;
 
 struct Build {
     /// Entry key → its `out/` tree.
-    artifacts: Vec<(String, Tree)>,
+    artifacts: Vec<(String, Vec<u8>)>,
     /// The first line of `events.jsonl`: the planned sequence.
     plan: String,
     workspace: Tree,
@@ -35,15 +36,7 @@ fn build(dir: &Path, workflow: &str, jobs: &str, outputs: Option<&str>) -> Build
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut artifacts = Vec::new();
-    for shard in std::fs::read_dir(cache.path().join("objects")).unwrap() {
-        for entry in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-            let entry = entry.unwrap().path();
-            let key = entry.file_name().unwrap().to_string_lossy().into_owned();
-            artifacts.push((key, tree(&entry.join("out"))));
-        }
-    }
-    artifacts.sort();
+    let artifacts = store_support::artifacts(cache.path());
     let runs = cache.path().join("runs");
     let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
     let events = std::fs::read_to_string(run.path().join("events.jsonl")).unwrap();

@@ -4,6 +4,7 @@
 //! The long version is `scripts/stress_kill.py` (200 kills by default).
 
 mod common;
+mod store_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ fn variant(v: u32) -> Vec<String> {
     ]
 }
 
-/// Every artifact of a finished build: each node's stored `out/` tree and
+/// Every artifact of a finished build: each node's stored outputs and
 /// the workspace outputs, by node id and path.
 fn artifacts(p: &Project, args: &[String]) -> Vec<(String, Vec<u8>)> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -66,8 +67,7 @@ fn artifacts(p: &Project, args: &[String]) -> Vec<(String, Vec<u8>)> {
     let mut got = Vec::new();
     for node in report["nodes"].as_array().unwrap() {
         let key = node["key"].as_str().unwrap();
-        let dir = p.path(&format!("cache/objects/{}/{key}/out", &key[..2]));
-        for (rel, bytes) in tree(&dir) {
+        for (rel, bytes) in store_support::entry_files(&p.path("cache"), key) {
             got.push((format!("{}:{rel}", node["id"].as_str().unwrap()), bytes));
         }
     }
@@ -192,7 +192,7 @@ fn ten_sigkills_lose_nothing() {
     let out = p.admf(&["cache", "verify"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains(" 0 corrupt, 0 temp dirs"),
+        out.stderr.contains(" 0 corrupt, 0 temporaries"),
         "{}",
         out.stderr
     );

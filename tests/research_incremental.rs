@@ -5,7 +5,7 @@
 mod common;
 mod research;
 
-use research::{project, workflow};
+use research::{project, store_support, workflow};
 
 #[test]
 fn adding_a_grid_value_runs_only_the_new_trials_and_downstream() {
@@ -76,45 +76,48 @@ fn changing_the_data_file_reruns_everything_that_reads_it() {
     assert!(p.ran(&[&workflow("minute_research")]).is_empty());
 }
 
-/// The gather node's `signals/trial_N.jsonl` are the trials' own files,
-/// linked: a sweep stores each signal once.
-#[cfg(unix)]
+/// The gather node's `signals/trial_N.jsonl` are the trials' own blobs:
+/// a sweep stores each signal once, and adds no file per trial.
 #[test]
-fn the_gather_links_the_trials_signals_instead_of_copying_them() {
-    use std::os::unix::fs::MetadataExt;
+fn the_gather_stores_no_second_copy_of_the_trials_signals() {
     let p = project();
     let wf = workflow("parameter_optimization");
     assert_eq!(p.ran(&[&wf]).len(), 10);
-    let files: Vec<_> = walkdir::WalkDir::new(p.path("cache/objects"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    let inode = |path: &std::path::Path| std::fs::metadata(path).unwrap().ino();
-    let trial_signals: std::collections::HashSet<u64> = files
-        .iter()
-        .filter(|f| f.ends_with("out/signal.jsonl"))
-        .map(|f| inode(f))
-        .collect();
-    // The gather node's entry: the one whose manifest names the phase.
-    let gather_dir = files
-        .iter()
-        .filter(|f| f.ends_with("manifest.json"))
-        .find(|f| {
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
-            manifest["node"] == "parameter_discovery"
-        })
-        .and_then(|f| f.parent())
-        .expect("the gather entry")
-        .join("out/signals");
-    let gathered: Vec<_> = files
-        .iter()
-        .filter(|f| f.starts_with(&gather_dir))
-        .collect();
-    assert_eq!(gathered.len(), 6, "one per trial of the 3 × 2 grid");
-    for file in gathered {
-        assert!(trial_signals.contains(&inode(file)), "{}", file.display());
+    let cache = p.path("cache");
+    let keys = store_support::action_keys(&cache);
+    let mut trial_signals = std::collections::HashSet::new();
+    let mut gathered = Vec::new();
+    for key in &keys {
+        for (name, digest) in store_support::outputs(&cache, key) {
+            if name == "signal.jsonl" {
+                trial_signals.insert(digest);
+            } else if name.starts_with("signals/") {
+                gathered.push(digest);
+            }
+        }
+    }
+    assert_eq!(trial_signals.len(), 6, "one per trial of the 3 × 2 grid");
+    assert!(gathered.len() >= 6);
+    for digest in &gathered {
+        assert!(trial_signals.contains(digest), "{digest}");
+    }
+    // Each blob is stored once, and the sweep's small outputs are no files.
+    let inline = store_support::sql_strings(&cache, "SELECT digest FROM blobs");
+    let files = store_support::blob_files(&cache);
+    assert_eq!(
+        inline.len() + files.len(),
+        inline
+            .iter()
+            .cloned()
+            .chain(
+                files
+                    .iter()
+                    .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            )
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
+    for digest in &trial_signals {
+        assert!(!store_support::blob_file(&cache, digest).exists());
     }
 }

@@ -1,10 +1,12 @@
 //! Store entries: commit, lookup, and every way an entry can fail to be a hit.
 
+mod store_support;
+
 use std::fs;
-use std::path::Path;
 
 use admf::stat_cache::StatCache;
-use admf::store::{Lookup, ManifestMeta, Store, output_digest};
+use admf::store::{INLINE_MAX, Lookup, ManifestMeta, Store, output_digest};
+use store_support::{blob, blob_file, blob_files, sql, tamper_blob};
 
 fn key(n: u32) -> String {
     blake3::hash(&n.to_le_bytes()).to_hex().to_string()
@@ -19,24 +21,27 @@ fn meta(node: &str) -> ManifestMeta {
     }
 }
 
+/// More than [`INLINE_MAX`] bytes: stored as a blob file.
+fn large() -> Vec<u8> {
+    (0..INLINE_MAX as usize + 100)
+        .map(|i| (i % 251) as u8)
+        .collect()
+}
+
 fn commit_sample(store: &Store, key: &str) -> admf::store::Entry {
     let pending = store.begin(key).unwrap();
     let out = pending.out_dir().to_path_buf();
     fs::write(out.join("metrics.json"), b"{\"sharpe\": 1.5}").unwrap();
     fs::create_dir_all(out.join("signals")).unwrap();
     fs::write(out.join("signals/trial_0.jsonl"), b"{\"i\":0}\n").unwrap();
+    fs::write(out.join("equity.csv"), large()).unwrap();
     pending
         .commit(meta("outer/inner[0]"), b"ran fine\n")
         .unwrap()
 }
 
-/// Overwrites a (read-only) output file.
-fn tamper(path: &Path, bytes: &[u8]) {
-    let mut perms = fs::metadata(path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    fs::set_permissions(path, perms).unwrap();
-    fs::write(path, bytes).unwrap();
+fn digest(entry: &admf::store::Entry, name: &str) -> String {
+    entry.manifest.outputs[name].blake3.clone()
 }
 
 fn corrupt_reason(lookup: Lookup) -> String {
@@ -54,18 +59,13 @@ fn commit_then_lookup_hits() {
     assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
 
     let entry = commit_sample(&store, &k);
-    assert_eq!(entry.dir, store.entry_dir(&k));
-    assert_eq!(
-        entry.dir,
-        root.path().join("objects").join(&k[..2]).join(&k)
-    );
     let m = &entry.manifest;
     assert_eq!(m.schema, 1);
     assert_eq!(m.key, k);
     assert_eq!(m.node, "outer/inner[0]");
     assert_eq!(
         m.outputs.keys().collect::<Vec<_>>(),
-        ["metrics.json", "signals/trial_0.jsonl"]
+        ["equity.csv", "metrics.json", "signals/trial_0.jsonl"]
     );
     assert_eq!(m.outputs["metrics.json"].size, 15);
     assert_eq!(
@@ -73,12 +73,19 @@ fn commit_then_lookup_hits() {
         blake3::hash(b"{\"sharpe\": 1.5}").to_hex().to_string()
     );
     assert_eq!(m.output_digest, output_digest(&m.outputs));
-    assert_eq!(fs::read(entry.log_path()).unwrap(), b"ran fine\n");
-    assert!(
-        fs::metadata(entry.out_dir().join("metrics.json"))
-            .unwrap()
-            .permissions()
-            .readonly()
+    assert_eq!(entry.log().unwrap(), b"ran fine\n");
+    assert_eq!(entry.read("metrics.json").unwrap(), b"{\"sharpe\": 1.5}");
+    assert_eq!(entry.read("equity.csv").unwrap(), large());
+
+    // Small outputs live in the index; only the large one is a file, and
+    // it is read-only.
+    let equity = blob_file(root.path(), &digest(&entry, "equity.csv"));
+    assert_eq!(blob_files(root.path()), std::slice::from_ref(&equity));
+    assert!(fs::metadata(&equity).unwrap().permissions().readonly());
+    assert!(!blob_file(root.path(), &digest(&entry, "metrics.json")).exists());
+    assert_eq!(
+        blob(root.path(), &digest(&entry, "metrics.json")).unwrap(),
+        b"{\"sharpe\": 1.5}"
     );
 
     let stats = StatCache::in_memory();
@@ -89,7 +96,7 @@ fn commit_then_lookup_hits() {
 }
 
 #[test]
-fn output_digest_ignores_node_timing_and_key() {
+fn identical_outputs_are_stored_once() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
     let a = commit_sample(&store, &key(1));
@@ -98,76 +105,99 @@ fn output_digest_ignores_node_timing_and_key() {
     fs::create_dir_all(out.join("signals")).unwrap();
     fs::write(out.join("signals/trial_0.jsonl"), b"{\"i\":0}\n").unwrap();
     fs::write(out.join("metrics.json"), b"{\"sharpe\": 1.5}").unwrap();
+    fs::write(out.join("equity.csv"), large()).unwrap();
     let mut other = meta("another");
     other.duration_ms = 99_999;
     let b = pending.commit(other, b"different log").unwrap();
+    // The output digest ignores node, timing and key.
     assert_eq!(a.manifest.output_digest, b.manifest.output_digest);
+    // Two entries, one copy of each output: one blob file, and inline the
+    // two small outputs plus the two logs.
+    assert_eq!(blob_files(root.path()).len(), 1);
+    let inline = store_support::sql_strings(root.path(), "SELECT digest FROM blobs");
+    assert_eq!(inline.len(), 4);
 }
 
 #[test]
-fn tampered_outputs_are_corrupt() {
+fn tampered_blobs_are_corrupt() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
 
+    // An inline blob changed in the index.
     let k = key(10);
     let e = commit_sample(&store, &k);
-    tamper(&e.out_dir().join("metrics.json"), b"{\"sharpe\": 9.9}");
+    let d = digest(&e, "metrics.json");
+    tamper_blob(root.path(), &d, b"{\"sharpe\": 9.9}");
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
     assert!(reason.contains("content changed"), "{reason}");
+    // And reading it through the entry fails instead of returning it.
+    assert!(e.read("metrics.json").is_err());
 
+    // A blob file removed.
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
     let k = key(11);
     let e = commit_sample(&store, &k);
-    fs::remove_file(e.out_dir().join("signals/trial_0.jsonl")).unwrap();
+    fs::remove_file(blob_file(root.path(), &digest(&e, "equity.csv"))).unwrap();
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
     assert!(reason.contains("missing"), "{reason}");
 
+    // A blob file shortened.
     let k = key(12);
     let e = commit_sample(&store, &k);
-    tamper(&e.out_dir().join("metrics.json"), b"{}");
+    tamper_blob(root.path(), &digest(&e, "equity.csv"), b"{}");
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
     assert!(reason.contains("bytes"), "{reason}");
 
+    // A blob file with the same size and a flipped byte.
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
     let k = key(13);
     let e = commit_sample(&store, &k);
-    fs::write(e.out_dir().join("extra.csv"), b"x").unwrap();
+    let mut bytes = large();
+    bytes[1000] ^= 1;
+    tamper_blob(root.path(), &digest(&e, "equity.csv"), &bytes);
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
-    assert!(reason.contains("unexpected"), "{reason}");
+    assert!(reason.contains("content changed"), "{reason}");
 }
 
 #[test]
-fn directories_without_a_valid_manifest_are_never_hits() {
+fn unreadable_action_rows_are_never_hits() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
 
-    // A bare directory with outputs but no manifest.
-    let k = key(20);
-    fs::create_dir_all(store.entry_dir(&k).join("out")).unwrap();
-    fs::write(store.entry_dir(&k).join("out/a"), b"a").unwrap();
-    let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
-    assert!(reason.contains("no manifest.json"), "{reason}");
-
-    // A truncated manifest.
+    // Outputs that do not parse.
     let k = key(21);
-    let e = commit_sample(&store, &k);
-    let manifest = e.dir.join("manifest.json");
-    let text = fs::read(&manifest).unwrap();
-    fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+    commit_sample(&store, &k);
+    sql(
+        root.path(),
+        "UPDATE actions SET outputs = '{\"metrics.json\": ' WHERE key = ?1",
+        &[&k],
+    );
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
-    assert!(reason.contains("does not parse"), "{reason}");
+    assert!(reason.contains("do not parse"), "{reason}");
 
-    // A manifest copied from another key.
+    // An output list that does not match its digest.
     let k = key(22);
-    fs::create_dir_all(store.entry_dir(&k)).unwrap();
-    fs::copy(&manifest, store.entry_dir(&k).join("manifest.json")).unwrap();
-    let k2 = key(23);
-    let e2 = commit_sample(&store, &k2);
-    fs::copy(
-        e2.dir.join("manifest.json"),
-        store.entry_dir(&k).join("manifest.json"),
-    )
-    .unwrap();
+    commit_sample(&store, &k);
+    sql(
+        root.path(),
+        "UPDATE actions SET output_digest = ?1 WHERE key = ?2",
+        &[&"0".repeat(64), &k],
+    );
     let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
-    assert!(reason.contains("is for key"), "{reason}");
+    assert!(reason.contains("output_digest"), "{reason}");
+
+    // A row of another schema.
+    let k = key(23);
+    commit_sample(&store, &k);
+    sql(
+        root.path(),
+        "UPDATE actions SET schema = 99 WHERE key = ?1",
+        &[&k],
+    );
+    let reason = corrupt_reason(store.lookup(&k, &StatCache::in_memory()));
+    assert!(reason.contains("schema"), "{reason}");
 }
 
 #[test]
@@ -191,9 +221,10 @@ fn committing_over_an_existing_entry_returns_it() {
     let store = Store::open(root.path()).unwrap();
     let k = key(40);
     let first = commit_sample(&store, &k);
-    let second = commit_sample(&store, &k);
-    assert_eq!(first.manifest.output_digest, second.manifest.output_digest);
-    assert_eq!(second.dir, first.dir);
+    let pending = store.begin(&k).unwrap();
+    fs::write(pending.out_dir().join("other.txt"), b"other").unwrap();
+    let second = pending.commit(meta("n"), b"").unwrap();
+    assert_eq!(second, first);
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
 }
 
@@ -202,10 +233,31 @@ fn committing_over_a_corrupt_entry_replaces_it() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
     let k = key(41);
-    fs::create_dir_all(store.entry_dir(&k).join("out")).unwrap();
-    fs::write(store.entry_dir(&k).join("out/junk"), b"junk").unwrap();
+    commit_sample(&store, &k);
+    sql(
+        root.path(),
+        "UPDATE actions SET outputs = 'junk' WHERE key = ?1",
+        &[&k],
+    );
+    assert!(matches!(
+        store.lookup(&k, &StatCache::in_memory()),
+        Lookup::Corrupt(_)
+    ));
     commit_sample(&store, &k);
     assert!(store.lookup(&k, &StatCache::in_memory()).hit().is_some());
+}
+
+#[test]
+fn forced_commits_replace_the_entry() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let k = key(42);
+    commit_sample(&store, &k);
+    let pending = store.begin(&k).unwrap();
+    fs::write(pending.out_dir().join("other.txt"), b"other").unwrap();
+    pending.commit_replacing(meta("n"), b"").unwrap();
+    let hit = store.lookup(&k, &StatCache::in_memory()).hit().unwrap();
+    assert_eq!(hit.names().collect::<Vec<_>>(), ["other.txt"]);
 }
 
 #[test]
@@ -236,24 +288,53 @@ fn invalid_keys_are_rejected() {
 }
 
 #[test]
-fn lookups_through_a_stat_cache_do_not_reread_old_outputs() {
+fn lookups_through_a_stat_cache_do_not_reread_old_blob_files() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
     let k = key(60);
     let e = commit_sample(&store, &k);
-    // Age the outputs past the racy window so the cache may trust them.
+    // Age the blob file past the racy window so the cache may trust it.
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    for name in ["metrics.json", "signals/trial_0.jsonl"] {
-        let f = fs::File::open(e.out_dir().join(name)).unwrap();
-        f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
-    }
+    let file = blob_file(root.path(), &digest(&e, "equity.csv"));
+    let f = fs::File::open(&file).unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
     let stats = StatCache::load(&store.stat_cache_path());
     assert!(store.lookup(&k, &stats).hit().is_some());
-    assert_eq!(stats.counts().misses, 2);
+    assert_eq!(stats.counts().misses, 1);
     assert!(store.lookup(&k, &stats).hit().is_some());
-    assert_eq!(stats.counts().hits, 2);
+    assert_eq!(stats.counts().hits, 1);
     stats.save().unwrap();
     let reloaded = StatCache::load(&store.stat_cache_path());
     assert!(store.lookup(&k, &reloaded).hit().is_some());
     assert_eq!(reloaded.counts().misses, 0);
+}
+
+#[test]
+fn a_view_holds_the_outputs_as_plain_files() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let e = commit_sample(&store, &key(70));
+    let view = e.view().unwrap();
+    assert!(view.starts_with(root.path().join("views")));
+    assert_eq!(
+        fs::read(view.join("signals/trial_0.jsonl")).unwrap(),
+        b"{\"i\":0}\n"
+    );
+    assert_eq!(fs::read(view.join("equity.csv")).unwrap(), large());
+    assert_eq!(e.view().unwrap(), view);
+}
+
+#[test]
+fn an_old_layout_store_is_reported_and_left_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let old = root.path().join("objects/ab").join("ab".repeat(32));
+    fs::create_dir_all(old.join("out")).unwrap();
+    fs::write(old.join("manifest.json"), "{}").unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let notice = store.old_layout_notice().unwrap();
+    assert!(notice.contains("objects"), "{notice}");
+    assert!(notice.contains("admf cache gc --all"), "{notice}");
+    assert!(old.join("manifest.json").exists());
+    let fresh = tempfile::tempdir().unwrap();
+    assert_eq!(Store::open(fresh.path()).unwrap().old_layout_notice(), None);
 }

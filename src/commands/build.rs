@@ -193,7 +193,6 @@ pub fn build_compiled(
     let t_dispatch = started.elapsed();
     drop(guard);
     let _ = ctx.stats.save();
-    let _ = ctx.lookups.save();
     let lines: Vec<NodeLine> = report
         .selected
         .iter()
@@ -370,6 +369,39 @@ struct NodeLine<'a> {
 
 const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
 
+/// Appends the build to the store's run ledger. A ledger that cannot be
+/// written costs the build nothing but its row: say so and go on.
+fn record_run(wf: &WorkflowArgs, args: &BuildArgs, lines: &[NodeLine], started: Instant) {
+    let unix_ms = |t: SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let now = SystemTime::now();
+    let started_unix_ms = unix_ms(now - started.elapsed());
+    let run = crate::store::RunRecord {
+        run_id: crate::store::new_run_id(started_unix_ms),
+        started_unix_ms,
+        finished_unix_ms: unix_ms(now),
+        workflow: wf.workflow.display().to_string(),
+        workflow_id: super::workflow_id(&wf.workflow),
+        sets: wf.sets.clone(),
+        targets: args.targets.clone(),
+        nodes: lines
+            .iter()
+            .map(|l| crate::store::RunNode {
+                node: l.id.to_string(),
+                key: l.key.clone(),
+                status: l.status.to_string(),
+                duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
+            })
+            .collect(),
+    };
+    let root = super::store_root(wf);
+    if let Err(e) = crate::store::Store::open(&root).and_then(|s| s.record_run(&run)) {
+        crate::errln!("admf: cannot add this build to the run ledger: {e}");
+    }
+}
+
 /// Print the summary, report paths and `--json`, and save the events.
 /// Returns the count of nodes per [`STATUSES`].
 fn conclude(
@@ -379,6 +411,7 @@ fn conclude(
     mut events: EventLog,
     started: Instant,
 ) -> [usize; 5] {
+    record_run(wf, args, lines, started);
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();
@@ -449,7 +482,8 @@ fn conclude(
 
 /// The `report.html` of a `report` node that ran or came from the cache.
 fn report_path(node: &crate::graph::Node, result: &crate::run::NodeResult) -> Option<PathBuf> {
-    (node.mode == "report").then(|| Some(result.entry.as_ref()?.out_dir().join("report.html")))?
+    let entry = result.entry.as_ref().filter(|_| node.mode == "report")?;
+    Some(entry.view().ok()?.join("report.html"))
 }
 
 fn dry_run(session: &Session, targets: &[usize], as_json: bool) -> Result<i32, Error> {

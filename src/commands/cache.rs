@@ -9,6 +9,10 @@ use crate::store::{GcPolicy, Store};
 
 pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
     let store = Store::open(root).map_err(|e| Error::io(root, e))?;
+    let gc_all = matches!(action, CacheAction::Gc { all: true, .. });
+    if !gc_all && let Some(notice) = store.old_layout_notice() {
+        crate::errln!("{notice}");
+    }
     let io = |e| Error::io(root, e);
     match action {
         CacheAction::Ls => {
@@ -29,12 +33,14 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
             older_than,
             wait,
             dry_run,
+            all,
         } => {
             let older_than = older_than.as_deref().map(parse_duration).transpose()?;
             let report = store
                 .gc(GcPolicy {
                     keep_recent: keep,
                     older_than,
+                    all,
                     wait,
                     dry_run,
                 })
@@ -49,34 +55,48 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
                     }
                 })?;
             crate::errln!(
-                "{} {} entries ({} bytes); kept {} referenced, {} unreferenced; {} invalid dirs and {} temp dirs removed",
+                "{} {} entries and {} blobs ({} bytes); kept {} referenced, {} unreferenced; {} unreadable entries and {} temporaries removed",
                 if dry_run { "would remove" } else { "removed" },
                 report.removed.len(),
+                report.removed_blobs,
                 report.removed_bytes,
                 report.kept_referenced,
                 report.kept_unreferenced,
                 report.removed_invalid.len(),
                 report.removed_debris.len()
             );
+            if let Some(old) = &report.removed_old_layout {
+                crate::errln!(
+                    "{} the store of the older layout at {}",
+                    if dry_run { "would remove" } else { "removed" },
+                    old.display()
+                );
+            }
             Ok(0)
         }
         CacheAction::Verify { repair } => {
             let report = store.verify(repair).map_err(io)?;
             for c in &report.corrupt {
-                crate::errln!("corrupt: {} ({})", c.dir.display(), c.reason);
+                crate::errln!("corrupt: {} ({})", c.what, c.reason);
             }
             for t in &report.stale_tmp {
                 crate::errln!("debris: {}", t.display());
             }
             crate::errln!(
-                "checked {} entries: {} ok, {} corrupt, {} temp dirs{}",
+                "checked {} entries and {} blobs: {} ok, {} corrupt, {} temporaries{}",
                 report.checked,
+                report.blobs,
                 report.ok,
                 report.corrupt.len(),
                 report.stale_tmp.len(),
                 if repair { " (repaired)" } else { "" }
             );
-            Ok(if report.is_clean() || repair { 0 } else { 1 })
+            // Leftover temporaries are no corruption: nothing reads them.
+            Ok(if report.found_corruption() && !repair {
+                1
+            } else {
+                0
+            })
         }
     }
 }

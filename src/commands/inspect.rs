@@ -169,34 +169,37 @@ pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
             hint: Some(format!("run `admf build {}`", wf.workflow.display())),
         });
     };
-    let dir = ctx.store.entry_dir(&key);
+    let entry = match ctx.store.lookup(&key, &ctx.stats) {
+        crate::store::Lookup::Hit(entry) => entry,
+        crate::store::Lookup::Missing => {
+            return Err(Error::Usage {
+                message: format!("the stored entry of `{id}` is gone (removed by gc)"),
+                hint: Some(format!("run `admf build {}`", wf.workflow.display())),
+            });
+        }
+        crate::store::Lookup::Corrupt(reason) => {
+            return Err(Error::Usage {
+                message: format!("the stored entry of `{id}` is corrupt: {reason}"),
+                hint: Some(format!("run `admf build {}`", wf.workflow.display())),
+            });
+        }
+    };
+    let root = ctx.store.root().to_path_buf();
+    let view = entry.view().map_err(|e| Error::io(&root, e))?;
     crate::outln!("node:      {id}");
     crate::outln!("key:       {key}");
-    crate::outln!("artifacts: {}", dir.join("out").display());
-    let mut files: Vec<_> = walkdir::WalkDir::new(dir.join("out"))
-        .sort_by_file_name()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            e.path()
-                .strip_prefix(dir.join("out"))
-                .unwrap_or(e.path())
-                .display()
-                .to_string()
-        })
-        .collect();
-    files.sort();
+    crate::outln!("artifacts: {}", view.display());
+    let files: Vec<&str> = entry.names().collect();
     for f in files.iter().take(50) {
         crate::outln!("  {f}");
     }
     if files.len() > 50 {
         crate::outln!("  ... and {} more", files.len() - 50);
     }
-    if let Ok(metrics) = std::fs::read_to_string(dir.join("out/metrics.json")) {
-        crate::outln!("metrics:\n{}", metrics.trim_end());
+    if let Ok(metrics) = entry.read("metrics.json") {
+        crate::outln!("metrics:\n{}", String::from_utf8_lossy(&metrics).trim_end());
     }
-    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap_or_default();
+    let log = String::from_utf8_lossy(&entry.log().unwrap_or_default()).into_owned();
     if log.is_empty() {
         crate::outln!("log:       (empty)");
     } else {

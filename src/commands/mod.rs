@@ -18,7 +18,7 @@ use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
-use crate::store::{LookupCache, Store};
+use crate::store::Store;
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -106,7 +106,9 @@ impl Session {
         let root = store_root(wf);
         let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
         let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
-        let lookups = Arc::new(LookupCache::load(&store.lookup_cache_path()));
+        if let Some(notice) = store.old_layout_notice() {
+            crate::errln!("{notice}");
+        }
         let force = if force.is_empty() {
             vec![false; graph.nodes.len()]
         } else {
@@ -117,7 +119,6 @@ impl Session {
                 graph,
                 store,
                 stats,
-                lookups,
                 factory: factory(),
                 workflow_id: workflow_id(&wf.workflow),
                 force,

@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 use super::backtest::issue_error;
 use super::common;
 use super::signal_generation::{TrialRecord, load_trials, signal_file};
-use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
 use crate::market::classifier::{Classifier, WARMUP};
 use crate::market::regime::regime_metrics;
 use crate::market::{Bars, Metrics, Objective, equity};
@@ -124,8 +124,8 @@ impl Phase for Analysis {
         let up = common::upstream_of(ctx.upstream, "signal_generation").ok_or_else(|| {
             PhaseError::bad_input("analysis needs an upstream `signal_generation` phase")
         })?;
-        let (records, positions) = load_trials(&up.dir, &bars.symbol, &bars.ts_text)?;
-        copy_trials(&up.dir, ctx.out_dir, &records)?;
+        let (records, positions) = load_trials(up, &bars.symbol, &bars.ts_text)?;
+        copy_trials(up, ctx.out_dir, &records)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), up.node)?;
         let result = analyse(&bars, &records, &positions, fee, &classifiers, objective);
         for c in &classifiers {
@@ -146,15 +146,11 @@ impl Phase for Analysis {
 }
 
 /// Copies `trials.json` and the signal files of `records`.
-pub fn copy_trials(from: &Path, to: &Path, records: &[TrialRecord]) -> Result<(), PhaseError> {
-    common::write_file(
-        to,
-        "trials.json",
-        &common::read_text(&from.join("trials.json"))?,
-    )?;
+pub fn copy_trials(from: &Upstream, to: &Path, records: &[TrialRecord]) -> Result<(), PhaseError> {
+    common::copy_upstream(from, "trials.json", to, "trials.json")?;
     for r in records {
         let name = signal_file(r.index);
-        common::write_file(to, &name, &common::read_text(&from.join(&name))?)?;
+        common::copy_upstream(from, &name, to, &name)?;
     }
     Ok(())
 }

@@ -379,20 +379,25 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), PhaseError> 
     std::fs::write(&path, text).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
-/// Put the upstream artifact `from` at `dir/name`. Committed store entries
-/// are immutable, so a hard link is as good as a copy and costs the store
-/// neither an inode nor the bytes again; a copy where linking fails (e.g.
-/// another file system).
-pub fn link_or_copy(from: &Path, dir: &Path, name: &str) -> Result<(), PhaseError> {
+/// Upstream artifact `name` as UTF-8 text.
+pub fn upstream_text(up: &Upstream, name: &str) -> Result<String, PhaseError> {
+    let bytes = up
+        .read(name)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))?;
+    String::from_utf8(bytes).map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))
+}
+
+/// Upstream artifact `name` parsed as JSON.
+pub fn upstream_json(up: &Upstream, name: &str) -> Result<Value, PhaseError> {
+    serde_json::from_str(&upstream_text(up, name)?)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))
+}
+
+/// Put upstream artifact `from` at `dir/name` (see [`Upstream::copy_to`]).
+pub fn copy_upstream(up: &Upstream, from: &str, dir: &Path, name: &str) -> Result<(), PhaseError> {
     let path = dir.join(name);
-    let fail = |e: std::io::Error| PhaseError::new(format!("{}: {e}", path.display()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    if std::fs::hard_link(from, &path).is_err() {
-        std::fs::copy(from, &path).map_err(fail)?;
-    }
-    Ok(())
+    up.copy_to(from, &path)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
 }
 
 pub fn read_text(path: &Path) -> Result<String, PhaseError> {

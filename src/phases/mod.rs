@@ -70,14 +70,158 @@ impl Role {
     }
 }
 
-/// The artifacts of one upstream node, as a phase sees them.
+/// The artifacts of one upstream node, as a phase sees them: read by name
+/// through [`Upstream::read`] (or [`Upstream::path`] where a file is
+/// needed), never through a hard-coded store path.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Upstream {
     pub node: String,
     pub mode: String,
     pub role: Role,
-    /// The store directory holding the node's output files.
-    pub dir: PathBuf,
+    artifacts: Artifacts,
+}
+
+/// Where an upstream node's artifacts are: plain, serialisable locations,
+/// so that an action can run in another process.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Artifacts {
+    /// A committed store entry: its outputs by name, as blob digests in
+    /// the store at `store`. Every read is checked against the digest.
+    Stored {
+        store: PathBuf,
+        outputs: std::collections::BTreeMap<String, crate::store::OutputRecord>,
+        /// The open store, when this process has one (not serialised).
+        #[serde(skip)]
+        open: Option<crate::store::Store>,
+    },
+    /// A plain directory of files (phases run outside a build, in tests).
+    Dir { dir: PathBuf },
+}
+
+impl Upstream {
+    /// The artifacts of a committed store entry.
+    pub fn stored(node: String, mode: String, role: Role, entry: &crate::store::Entry) -> Self {
+        Upstream {
+            node,
+            mode,
+            role,
+            artifacts: Artifacts::Stored {
+                store: entry.store().root().to_path_buf(),
+                outputs: entry.manifest.outputs.clone(),
+                open: Some(entry.store().clone()),
+            },
+        }
+    }
+
+    /// The artifacts in a plain directory.
+    pub fn from_dir(node: String, mode: String, role: Role, dir: PathBuf) -> Self {
+        Upstream {
+            node,
+            mode,
+            role,
+            artifacts: Artifacts::Dir { dir },
+        }
+    }
+
+    /// The store and the blob digest of stored artifact `name`.
+    fn blob(&self, name: &str) -> Option<std::io::Result<(crate::store::Store, String)>> {
+        let Artifacts::Stored {
+            store,
+            outputs,
+            open,
+        } = &self.artifacts
+        else {
+            return None;
+        };
+        let digest = match outputs.get(name) {
+            Some(o) => o.blake3.clone(),
+            None => {
+                return Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} does not exist", self.describe(name)),
+                )));
+            }
+        };
+        let store = match open {
+            Some(s) => Ok(s.clone()),
+            None => crate::store::Store::open_shared(store),
+        };
+        Some(store.map(|s| (s, digest)))
+    }
+
+    /// Whether the node has an artifact of this name (a `/`-separated path).
+    pub fn has(&self, name: &str) -> bool {
+        match &self.artifacts {
+            Artifacts::Stored { outputs, .. } => outputs.contains_key(name),
+            Artifacts::Dir { dir } => dir.join(name).is_file(),
+        }
+    }
+
+    /// The bytes of artifact `name` (for a stored one, checked against its
+    /// digest).
+    pub fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        match &self.artifacts {
+            Artifacts::Stored { .. } => {
+                let (store, digest) = self.blob(name).expect("stored artifacts")?;
+                store.read_blob(&digest)?.ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "the blob of {} is missing from the store",
+                            self.describe(name)
+                        ),
+                    )
+                })
+            }
+            Artifacts::Dir { dir } => std::fs::read(dir.join(name)),
+        }
+    }
+
+    /// A readable file holding artifact `name`. Prefer [`Upstream::read`]:
+    /// a small stored artifact lives inside the store's index and gets a
+    /// file of its own only when asked for one here.
+    pub fn path(&self, name: &str) -> std::io::Result<PathBuf> {
+        match &self.artifacts {
+            Artifacts::Stored { .. } => {
+                let (store, digest) = self.blob(name).expect("stored artifacts")?;
+                let path = store.blob_path(&digest);
+                if path.is_file() {
+                    return Ok(path);
+                }
+                let bytes = self.read(name)?;
+                store.put_blob_file(&digest, &bytes)
+            }
+            Artifacts::Dir { dir } => Ok(dir.join(name)),
+        }
+    }
+
+    /// Where errors about artifact `name` point: the node and the name.
+    pub fn describe(&self, name: &str) -> String {
+        format!("{name} of upstream `{}`", self.node)
+    }
+
+    /// Puts artifact `name` at `dest` (a new file): a hard link where the
+    /// artifact is an immutable file already (it costs neither an inode nor
+    /// the bytes again), else its bytes written.
+    pub fn copy_to(&self, name: &str, dest: &Path) -> std::io::Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let source = match &self.artifacts {
+            Artifacts::Stored { .. } => {
+                let (store, digest) = self.blob(name).expect("stored artifacts")?;
+                Some(store.blob_path(&digest)).filter(|p| p.is_file())
+            }
+            Artifacts::Dir { dir } => Some(dir.join(name)),
+        };
+        if let Some(source) = source
+            && std::fs::hard_link(&source, dest).is_ok()
+        {
+            return Ok(());
+        }
+        std::fs::write(dest, self.read(name)?)
+    }
 }
 
 /// Everything a phase may use while it runs. It writes its artifacts into

@@ -74,7 +74,7 @@ impl Phase for Report {
                 "signal_generation" => sweep_section(up)?,
                 "analysis" => {
                     let mut s = analysis_section(up)?;
-                    if !has_sweep && up.dir.join("trials.json").exists() {
+                    if !has_sweep && up.has("trials.json") {
                         s.push_str(&sweep_section(up)?);
                     }
                     s
@@ -170,8 +170,8 @@ struct Curve {
     split: Option<usize>,
 }
 
-fn read_equity(path: &Path) -> Result<Curve, PhaseError> {
-    let text = common::read_text(path)?;
+fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
+    let text = common::upstream_text(up, "equity.csv")?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let part_col = header.iter().position(|h| *h == "part");
@@ -320,7 +320,7 @@ fn equity_charts(
 
 fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
     let mut s = String::new();
-    let m = common::read_json(&up.dir.join("metrics.json"))?;
+    let m = common::upstream_json(up, "metrics.json")?;
     let _ = writeln!(
         s,
         "<p>strategy <code>{}</code> {} · fee {}</p>",
@@ -329,22 +329,20 @@ fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
         m["fee"]
     );
     s.push_str(&metrics_table(&[("backtest", &m)]));
-    let path = up.dir.join("equity.csv");
-    if path.exists() {
-        let c = read_equity(&path)?;
+    if up.has("equity.csv") {
+        let c = read_equity(up)?;
         s.push_str(&equity_charts(&c.ts, &c.equity, None)?);
     }
     Ok(s)
 }
 
-fn load_records(dir: &Path) -> Result<Vec<TrialRecord>, PhaseError> {
-    let path = dir.join("trials.json");
-    serde_json::from_value(common::read_json(&path)?)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
+fn load_records(up: &Upstream) -> Result<Vec<TrialRecord>, PhaseError> {
+    serde_json::from_value(common::upstream_json(up, "trials.json")?)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))
 }
 
 fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
-    let records = load_records(&up.dir)?;
+    let records = load_records(up)?;
     let mut s = String::new();
     let mut order: Vec<&TrialRecord> = records.iter().collect();
     order.sort_by(|a, b| {
@@ -510,7 +508,7 @@ fn heatmap(records: &[TrialRecord]) -> Result<Option<String>, PhaseError> {
 }
 
 fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
-    let r = common::read_json(&up.dir.join("regimes.json"))?;
+    let r = common::upstream_json(up, "regimes.json")?;
     let mut s = format!(
         "<p>best trial per regime by {}</p>\n<table><tr><th class=\"l\">classifier</th><th class=\"l\">regime</th><th>bars</th><th>trial</th><th class=\"l\">name</th><th>sharpe</th><th>total return</th></tr>\n",
         esc(r["objective"].as_str().unwrap_or("sharpe"))
@@ -540,8 +538,8 @@ fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
 }
 
 fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
-    let w = common::read_json(&up.dir.join("weights.json"))?;
-    let m = common::read_json(&up.dir.join("metrics.json"))?;
+    let w = common::upstream_json(up, "weights.json")?;
+    let m = common::upstream_json(up, "metrics.json")?;
     let mut s = format!(
         "<p>{} weightings searched ({}), objective {}, threshold {}, split at {}</p>\n<table><tr><th>trial</th><th class=\"l\">name</th><th>weight</th></tr>\n",
         m["weightings"],
@@ -588,9 +586,8 @@ fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
         ("train", &m["train"]),
         ("test", &m["test"]),
     ]));
-    let path = up.dir.join("equity.csv");
-    if path.exists() {
-        let c = read_equity(&path)?;
+    if up.has("equity.csv") {
+        let c = read_equity(up)?;
         s.push_str(&equity_charts(&c.ts, &c.equity, c.split)?);
     }
     Ok(s)

@@ -176,18 +176,14 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     }
     let mut records = Vec::with_capacity(trials.len());
     for (index, up) in &trials {
-        let m = common::read_json(&up.dir.join("metrics.json"))?;
+        let m = common::upstream_json(up, "metrics.json")?;
         let metrics: Metrics = serde_json::from_value(m.clone())
-            .map_err(|e| PhaseError::new(format!("{}: {e}", up.dir.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
         let name = match &up.role {
             Role::Trial { name, .. } => name.clone(),
             _ => String::new(),
         };
-        common::link_or_copy(
-            &up.dir.join("signal.jsonl"),
-            ctx.out_dir,
-            &signal_file(*index),
-        )?;
+        common::copy_upstream(up, "signal.jsonl", ctx.out_dir, &signal_file(*index))?;
         records.push(TrialRecord {
             index: *index,
             name,
@@ -210,7 +206,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     }
     let mut m = s;
     if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
-        let strat = common::read_json(&first.1.dir.join("metrics.json"))?;
+        let strat = common::upstream_json(first.1, "metrics.json")?;
         m.insert(
             "strategy".into(),
             strat.get("strategy").cloned().unwrap_or(Value::Null),
@@ -243,22 +239,22 @@ pub fn summary(records: &[TrialRecord]) -> Value {
 }
 
 /// Reads `trials.json` and the dense position series of every trial for
-/// the bars of `sym`, from a directory holding the gather artifacts.
+/// the bars of `sym`, from the upstream node holding the gather artifacts.
 pub fn load_trials(
-    dir: &Path,
+    up: &super::Upstream,
     sym: &str,
     ts_text: &[String],
 ) -> Result<(Vec<TrialRecord>, Vec<Vec<i8>>), PhaseError> {
-    let path = dir.join("trials.json");
-    let records: Vec<TrialRecord> = serde_json::from_value(common::read_json(&path)?)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))?;
+    let records: Vec<TrialRecord> =
+        serde_json::from_value(common::upstream_json(up, "trials.json")?)
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))?;
     let mut dense = Vec::with_capacity(records.len());
     for r in &records {
-        let file = dir.join(signal_file(r.index));
-        let changes = signals::read_sparse(&common::read_text(&file)?)
-            .map_err(|e| PhaseError::new(format!("{}: {e}", file.display())))?;
+        let file = signal_file(r.index);
+        let changes = signals::read_sparse(&common::upstream_text(up, &file)?)
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
         let p = signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
-            .map_err(|e| PhaseError::new(format!("{}: {e}", file.display())))?;
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
         dense.push(p);
     }
     Ok((records, dense))

@@ -231,7 +231,7 @@ impl Phase for SignalReplay {
                     "signal_replay needs an upstream `signal_generation` (or `analysis`) phase",
                 )
             })?;
-        let (records, dense) = load_trials(&source.dir, &bars.symbol, &bars.ts_text)?;
+        let (records, dense) = load_trials(source, &bars.symbol, &bars.ts_text)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), source.node)?;
         let out = replay(&bars, &records, &dense, fee, &rc, analysis, ctx.log)?;
         common::write_json(ctx.out_dir, "weights.json", &out.weights)?;
@@ -291,7 +291,7 @@ fn select(
             let up = analysis.ok_or_else(|| {
                 PhaseError::bad_input("`select: regime_winners` needs an upstream `analysis` phase")
             })?;
-            let regimes = common::read_json(&up.dir.join("regimes.json"))?;
+            let regimes = common::upstream_json(up, "regimes.json")?;
             let mut keep = Vec::new();
             if let Some(Value::Object(cs)) = regimes.get("classifiers") {
                 for c in cs.values() {
@@ -324,8 +324,8 @@ fn read_labels(
     bars: &Bars,
 ) -> Result<(Classifier, Vec<u8>), PhaseError> {
     let c = Classifier::from_config(&json!(name)).map_err(|e| PhaseError::new(e.message))?;
-    let path = up.dir.join(format!("labels_{name}.csv"));
-    let text = common::read_text(&path)?;
+    let file = format!("labels_{name}.csv");
+    let text = common::upstream_text(up, &file)?;
     let mut labels = Vec::with_capacity(bars.len());
     for (n, line) in text.lines().enumerate().skip(1) {
         let (ts, label) = line.rsplit_once(',').unwrap_or((line, ""));
@@ -333,7 +333,7 @@ fn read_labels(
         if bars.ts_text.get(i).map(String::as_str) != Some(ts) {
             return Err(PhaseError::new(format!(
                 "{}:{}: labels do not match the data's bars",
-                path.display(),
+                up.describe(&file),
                 n + 1
             )));
         }
@@ -347,7 +347,7 @@ fn read_labels(
     if labels.len() != bars.len() {
         return Err(PhaseError::new(format!(
             "{}: {} labels for {} bars",
-            path.display(),
+            up.describe(&file),
             labels.len(),
             bars.len()
         )));

@@ -1,5 +1,5 @@
-//! Finding leftovers of dead writers: temp dirs, orphan lock files and
-//! half-written ref temp files.
+//! Finding leftovers of dead writers: temp dirs and blob files under
+//! `tmp/`, and orphan lock files.
 //!
 //! A temp dir `tmp/X` is debris only when a flock on it can be taken: a
 //! live writer holds one on the directory itself from just after creating
@@ -11,19 +11,14 @@
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use super::Store;
 use super::fsutil::{remove_file_if_exists, remove_tree};
 use super::lock::{HeldLock, LockKind, lock_file};
 
-/// Ref temp files older than this are from a dead writer.
-const REF_TMP_AGE: Duration = Duration::from_secs(600);
-
 impl Store {
     /// Lists (and with `remove`, deletes) everything under `tmp/` not held
-    /// by a live writer, orphan per-key lock files, and stale ref temp
-    /// files. Returns the paths found.
+    /// by a live writer, and orphan lock files. Returns the paths found.
     pub(crate) fn sweep_debris(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
         let mut found = Vec::new();
         let tmp = self.tmp_dir();
@@ -48,37 +43,6 @@ impl Store {
                 if let Some(file) = lock_file(&lock_path, LockKind::Exclusive, false)? {
                     drop(HeldLock::new(lock_path, file));
                 }
-            }
-        }
-        found.extend(self.sweep_ref_tmp(remove)?);
-        Ok(found)
-    }
-
-    fn sweep_ref_tmp(&self, remove: bool) -> io::Result<Vec<PathBuf>> {
-        let mut found = Vec::new();
-        let now = SystemTime::now();
-        if !self.refs_dir().exists() {
-            return Ok(found);
-        }
-        for item in walkdir::WalkDir::new(self.refs_dir())
-            .min_depth(2)
-            .max_depth(2)
-        {
-            let item = item.map_err(io::Error::from)?;
-            if !item.file_name().to_string_lossy().contains('~') {
-                continue;
-            }
-            let old = item
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age > REF_TMP_AGE);
-            if old {
-                if remove {
-                    remove_file_if_exists(item.path())?;
-                }
-                found.push(item.into_path());
             }
         }
         Ok(found)

@@ -2,43 +2,147 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::fsutil::{fsync_dir, now_unix, remove_tree, unique_suffix, write_synced};
+use super::cas::{INLINE_MAX, digest_of};
+use super::fsutil::{now_unix, remove_tree, unique_suffix};
 use super::lock::same_file;
 use super::manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};
-use super::outputs::{OutputFile, list_dirs, list_outputs};
-use super::{LOG_FILE, Lookup, MANIFEST_FILE, OUT_DIR, Store, check_key};
+use super::outputs::list_outputs;
+use super::{Lookup, Store, check_key};
 use crate::stat_cache::StatCache;
 
 /// A committed, verified entry of the store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Entry {
     /// The entry's key.
     pub key: String,
-    /// `objects/<key[0..2]>/<key>`.
-    pub dir: PathBuf,
-    /// Its parsed manifest.
+    /// Its action record.
     pub manifest: Manifest,
+    pub(crate) store: Store,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key)
+            .field("manifest", &self.manifest)
+            .finish()
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.manifest == other.manifest
+            && self.store.root == other.store.root
+    }
 }
 
 impl Entry {
-    /// The directory holding the outputs: `dir/out`.
-    pub fn out_dir(&self) -> PathBuf {
-        self.dir.join(OUT_DIR)
-    }
-
-    /// The captured log: `dir/log.txt`.
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join(LOG_FILE)
+    /// The store holding the entry.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The digest downstream keys hash (see [`output_digest`]).
     pub fn output_digest(&self) -> &str {
         &self.manifest.output_digest
+    }
+
+    /// Whether the entry has an output of this name.
+    pub fn has(&self, name: &str) -> bool {
+        self.manifest.outputs.contains_key(name)
+    }
+
+    /// The output names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.manifest.outputs.keys().map(String::as_str)
+    }
+
+    fn record(&self, name: &str) -> io::Result<&OutputRecord> {
+        self.manifest.outputs.get(name).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("entry {} has no output {name:?}", &self.key[..12]),
+            )
+        })
+    }
+
+    /// The bytes of output `name`, checked against their digest.
+    pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        let record = self.record(name)?;
+        self.store.read_blob(&record.blake3)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("blob of output {name:?} is missing from the store"),
+            )
+        })
+    }
+
+    /// A readable file holding output `name`: the blob's file, written
+    /// first when the blob lives inside the index. Its content is checked
+    /// when it was stored and on every lookup, not on each use of the path:
+    /// prefer [`Entry::read`] where bytes will do.
+    pub fn path(&self, name: &str) -> io::Result<PathBuf> {
+        let record = self.record(name)?;
+        let path = self.store.blob_path(&record.blake3);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let bytes = self.read(name)?;
+        self.store.put_blob_file(&record.blake3, &bytes)
+    }
+
+    /// Where the file of blob `digest` lives when the blob is large (see
+    /// [`Store::blob_path`]).
+    pub fn store_blob_path(&self, digest: &str) -> PathBuf {
+        self.store.blob_path(digest)
+    }
+
+    /// The captured log.
+    pub fn log(&self) -> io::Result<Vec<u8>> {
+        Ok(self
+            .store
+            .read_blob(&self.manifest.log_digest)?
+            .unwrap_or_default())
+    }
+
+    /// The outputs as ordinary files in `<store>/views/<key>/` (made once,
+    /// through a temp dir and a rename; gc removes views): what `admf show`
+    /// and a report's path point at.
+    pub fn view(&self) -> io::Result<PathBuf> {
+        let target = self.store.views_dir().join(&self.key);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let tmp = self
+            .store
+            .tmp_dir()
+            .join(format!("view.{}", unique_suffix()));
+        let result = (|| {
+            for name in self.names() {
+                let to = tmp.join(name);
+                fs::create_dir_all(to.parent().expect("output has a parent"))?;
+                let blob = self.store.blob_path(&self.record(name)?.blake3);
+                if fs::hard_link(&blob, &to).is_err() {
+                    fs::write(&to, self.read(name)?)?;
+                }
+            }
+            fs::create_dir_all(self.store.views_dir())?;
+            match fs::rename(&tmp, &target) {
+                Ok(()) => Ok(()),
+                Err(_) if target.is_dir() => remove_tree(&tmp),
+                Err(e) => Err(e),
+            }
+        })();
+        if result.is_err() {
+            let _ = remove_tree(&tmp);
+        }
+        result.map(|()| target)
     }
 }
 
@@ -75,7 +179,7 @@ impl Store {
                 break (dir, lock);
             }
         };
-        let out = dir.join(OUT_DIR);
+        let out = dir.join("out");
         let pending = PendingEntry {
             store: self.clone(),
             key: key.to_string(),
@@ -86,6 +190,14 @@ impl Store {
         fs::create_dir(&pending.out)?;
         Ok(pending)
     }
+}
+
+/// One output file hashed at commit time; `bytes` for a small one.
+struct Sealed {
+    rel: String,
+    path: PathBuf,
+    record: OutputRecord,
+    bytes: Option<Vec<u8>>,
 }
 
 impl PendingEntry {
@@ -99,17 +211,16 @@ impl PendingEntry {
         &self.key
     }
 
-    /// Seals the entry and moves it into `objects/`.
+    /// Seals the entry into the store.
     ///
-    /// Hashes every file under `out/` (sorted `/`-separated relative paths),
-    /// makes them read-only and fsyncs them, writes `log.txt`, then
-    /// `manifest.json` last, fsyncs the directories, and renames the temp
-    /// dir to `objects/<key[0..2]>/<key>` in one step.
+    /// Hashes every file under `out/` (sorted `/`-separated relative
+    /// paths). Small files and the log become inline blobs; large files
+    /// are made read-only and renamed into `blobs/`. Then one transaction
+    /// inserts the inline blobs and the action.
     ///
-    /// If a valid entry for the key already exists (a concurrent writer
-    /// won), ours is discarded and the existing entry returned. An existing
-    /// corrupt entry is moved aside and replaced. Callers that hold
-    /// [`Store::lock_key`] around lookup-and-commit never race here.
+    /// If an entry for the key already exists (a concurrent writer won),
+    /// it is kept and returned. Callers that hold [`Store::lock_key`]
+    /// around lookup-and-commit never race here.
     ///
     /// Fails on symlinks or non-UTF-8 names under `out/`.
     pub fn commit(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
@@ -117,123 +228,112 @@ impl PendingEntry {
     }
 
     /// Like [`PendingEntry::commit`], but an existing entry for the key is
-    /// discarded and replaced: what `--force` asks for, so a re-executed
-    /// node whose outputs differ from the stored ones keeps the new ones.
-    /// The caller must hold [`Store::lock_key`].
+    /// replaced: what `--force` asks for, so a re-executed node whose
+    /// outputs differ from the stored ones keeps the new ones. The caller
+    /// must hold [`Store::lock_key`].
     pub fn commit_replacing(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
         self.seal(meta, log, true)
     }
 
     fn seal(self, meta: ManifestMeta, log: &[u8], replace: bool) -> io::Result<Entry> {
         let files = list_outputs(&self.out)?;
-        let outputs = seal_outputs(&files)?;
-        for dir in list_dirs(&self.out) {
-            fsync_dir(&dir)?;
+        let sealed: Vec<Sealed> = files
+            .into_par_iter()
+            .map(|f| seal_file(f.rel, f.path))
+            .collect::<io::Result<_>>()?;
+        let mut inline = Vec::new();
+        let mut outputs = BTreeMap::new();
+        for file in sealed {
+            match file.bytes {
+                Some(bytes) => inline.push((file.record.blake3.clone(), bytes)),
+                None => {
+                    let target = self.store.blob_path(&file.record.blake3);
+                    if !target.is_file() {
+                        self.store.install_blob_file(&file.path, &target)?;
+                    }
+                }
+            }
+            outputs.insert(file.rel, file.record);
         }
-        write_synced(&self.dir.join(LOG_FILE), log)?;
+        let log_digest = digest_of(log);
+        if log.len() as u64 <= INLINE_MAX {
+            inline.push((log_digest.clone(), log.to_vec()));
+        } else {
+            self.store.put_blob_file(&log_digest, log)?;
+        }
+        let ingredients = super::manifest::RawJson::from_value(&meta.ingredients)?;
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
             key: self.key.clone(),
             node: meta.node,
             mode: meta.mode,
-            ingredients: super::manifest::RawJson::from_value(&meta.ingredients)?,
+            ingredients,
             output_digest: output_digest(&outputs),
             outputs,
+            log_digest,
             duration_ms: meta.duration_ms,
             created_unix: now_unix(),
         };
-        let mut json = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
-        json.push(b'\n');
-        write_synced(&self.dir.join(MANIFEST_FILE), &json)?;
-        fsync_dir(&self.dir)?;
-        self.install(manifest, replace)
-    }
-
-    fn install(self, manifest: Manifest, replace: bool) -> io::Result<Entry> {
-        let target = self.store.entry_dir(&self.key);
-        let parent = target.parent().expect("entry dir has a parent");
-        fs::create_dir_all(parent)?;
-        if replace && target.exists() {
-            self.store.discard_dir(&target)?;
-        }
-        let mut last_err = None;
-        for _ in 0..4 {
-            match fs::rename(&self.dir, &target) {
-                Ok(()) => {
-                    fsync_dir(parent)?;
-                    return Ok(Entry {
-                        key: self.key.clone(),
-                        dir: target,
-                        manifest,
-                    });
+        let written = self
+            .store
+            .index()
+            .insert(&inline, Some(&manifest), replace)?;
+        if !written {
+            // Another writer committed first: its entry stands, unless it
+            // cannot be trusted, and then ours replaces it.
+            match self.store.lookup(&self.key, &StatCache::in_memory()) {
+                Lookup::Hit(existing) => return Ok(existing),
+                Lookup::Missing | Lookup::Corrupt(_) => {
+                    self.store.index().insert(&[], Some(&manifest), true)?;
                 }
-                Err(e) if target.exists() => {
-                    match self.store.lookup(&self.key, &StatCache::in_memory()) {
-                        Lookup::Hit(existing) => return Ok(existing),
-                        Lookup::Missing => {}
-                        Lookup::Corrupt(_) => self.store.discard_dir(&target)?,
-                    }
-                    last_err = Some(e);
-                }
-                Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| io::Error::other("could not install entry")))
+        Ok(Entry {
+            key: self.key.clone(),
+            manifest,
+            store: self.store.clone(),
+        })
     }
 }
 
 impl Drop for PendingEntry {
     fn drop(&mut self) {
-        // After a successful rename the temp dir is gone and this is a no-op.
+        // The outputs are in the store now (or were never wanted).
         let _ = remove_tree(&self.dir);
         drop(self.lock.take());
     }
 }
 
-/// Hashes, fsyncs and write-protects every output file, in parallel.
-fn seal_outputs(files: &[OutputFile]) -> io::Result<BTreeMap<String, OutputRecord>> {
-    files
-        .par_iter()
-        .map(|file| {
-            let record = seal_file(&file.path)?;
-            Ok((file.rel.clone(), record))
-        })
-        .collect()
-}
-
-fn seal_file(path: &Path) -> io::Result<OutputRecord> {
-    let file = File::open(path)?;
-    let meta = file.metadata()?;
+/// Hashes one output file; keeps its bytes when it is small enough to go
+/// inline, else fsyncs it (when durable) for the rename into `blobs/`.
+fn seal_file(rel: String, path: PathBuf) -> io::Result<Sealed> {
+    let mut file = File::open(&path)?;
+    let size = file.metadata()?.len();
+    if size <= INLINE_MAX {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes)?;
+        return Ok(Sealed {
+            rel,
+            path,
+            record: OutputRecord {
+                blake3: digest_of(&bytes),
+                size: bytes.len() as u64,
+            },
+            bytes: Some(bytes),
+        });
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(&file)?;
     if super::fsutil::durable() {
         file.sync_all()?;
     }
-    let mut perms = meta.permissions();
-    perms.set_readonly(true);
-    fs::set_permissions(path, perms)?;
-    Ok(OutputRecord {
-        blake3: hasher.finalize().to_hex().to_string(),
-        size: meta.len(),
+    Ok(Sealed {
+        rel,
+        path,
+        record: OutputRecord {
+            blake3: hasher.finalize().to_hex().to_string(),
+            size,
+        },
+        bytes: None,
     })
-}
-
-impl Store {
-    /// Removes a directory (or stray file) under the store atomically from
-    /// the point of view of readers: renamed into `tmp/` first, then deleted.
-    pub(crate) fn discard_dir(&self, dir: &Path) -> io::Result<()> {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let aside = self
-            .tmp_dir()
-            .join(format!("{name}.discard.{}", unique_suffix()));
-        match fs::rename(dir, &aside) {
-            Ok(()) if aside.is_dir() => remove_tree(&aside),
-            Ok(()) => fs::remove_file(&aside),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
 }

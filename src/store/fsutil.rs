@@ -54,17 +54,6 @@ pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes `bytes` to a new file at `path`, flushed when [`durable`].
-pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let mut file = File::create(path)?;
-    file.write_all(bytes)?;
-    if durable() {
-        file.sync_all()?;
-    }
-    Ok(())
-}
-
 /// Removes a directory tree, making directories writable first if a
 /// permission error stops the plain removal. A missing tree is not an error.
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {

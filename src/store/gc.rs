@@ -1,14 +1,14 @@
 //! Listing entries (`admf cache ls`) and collecting garbage (`admf cache gc`).
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::fsutil::{now_unix, tree_size};
-use super::lookup::read_manifest;
+use super::Store;
+use super::fsutil::{now_unix, remove_file_if_exists, remove_tree, tree_size};
 use super::manifest::Manifest;
-use super::{Store, is_valid_key};
 
 /// One entry as `cache ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +27,9 @@ pub struct EntrySummary {
     pub referenced: bool,
 }
 
-/// What `gc` removes. Entries named by a ref are always kept; among the
-/// others, an entry is removed unless one of the set rules keeps it. The
-/// default policy removes every unreferenced entry.
+/// What `gc` removes. Entries named by a ref are always kept (unless
+/// `all`); among the others, an entry is removed unless one of the set
+/// rules keeps it. The default policy removes every unreferenced entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcPolicy {
     /// Keep the N most recently created unreferenced entries (`--keep N`).
@@ -37,6 +37,9 @@ pub struct GcPolicy {
     /// Keep unreferenced entries younger than this (`--older-than D`
     /// removes only entries older than D).
     pub older_than: Option<Duration>,
+    /// Remove everything: refs, every entry, and a store of the old layout
+    /// (`--all`).
+    pub all: bool,
     /// Wait for running builds to finish instead of failing with
     /// [`io::ErrorKind::WouldBlock`] ("a build is running").
     pub wait: bool,
@@ -49,74 +52,33 @@ pub struct GcPolicy {
 pub struct GcReport {
     /// Keys of the removed entries, oldest first.
     pub removed: Vec<String>,
-    /// Bytes freed by removing entries and invalid directories.
+    /// Bytes freed by removing blobs.
     pub removed_bytes: u64,
+    /// Blobs removed (no remaining entry names them).
+    pub removed_blobs: usize,
     /// Entries kept because a ref names them.
     pub kept_referenced: usize,
     /// Unreferenced entries kept by the policy.
     pub kept_unreferenced: usize,
-    /// Directories under `objects/` that were not valid entries, removed.
-    pub removed_invalid: Vec<PathBuf>,
-    /// Leftovers of dead writers under `tmp/`, `locks/` and `refs/`, removed.
+    /// Keys of action rows that could not be read, removed.
+    pub removed_invalid: Vec<String>,
+    /// Leftovers of dead writers under `tmp/` and `locks/`, removed.
     pub removed_debris: Vec<PathBuf>,
-}
-
-/// A directory found under `objects/`, with its manifest or why it has none.
-pub(crate) struct ObjectDir {
-    pub(crate) dir: PathBuf,
-    pub(crate) key: Option<String>,
-    pub(crate) manifest: Result<Manifest, String>,
+    /// The old-layout store removed by `all`.
+    pub removed_old_layout: Option<PathBuf>,
 }
 
 impl Store {
-    /// Every directory under `objects/<xx>/`, sorted by path, with its
-    /// manifest read and checked (outputs are not hashed).
-    pub(crate) fn scan_objects(&self) -> io::Result<Vec<ObjectDir>> {
-        let mut found = Vec::new();
-        if !self.objects_dir().exists() {
-            return Ok(found);
-        }
-        for item in walkdir::WalkDir::new(self.objects_dir())
-            .min_depth(1)
-            .max_depth(2)
-            .sort_by_file_name()
-        {
-            let item = item.map_err(io::Error::from)?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            if item.depth() == 1 {
-                if !item.file_type().is_dir() {
-                    found.push(invalid(item.into_path(), "stray file in objects/"));
-                }
-                continue;
-            }
-            let parent_ok = item
-                .path()
-                .parent()
-                .and_then(|p| p.file_name())
-                .is_some_and(|p| name.get(..2) == p.to_str());
-            if !is_valid_key(&name) || !parent_ok || !item.file_type().is_dir() {
-                found.push(invalid(item.into_path(), "not an entry name"));
-                continue;
-            }
-            let manifest = read_manifest(item.path(), &name);
-            found.push(ObjectDir {
-                dir: item.into_path(),
-                key: Some(name),
-                manifest,
-            });
-        }
-        Ok(found)
-    }
-
-    /// Every valid entry (judged by its manifest; outputs are not hashed),
-    /// oldest first.
+    /// Every readable entry (judged by its action row; blobs are not
+    /// checked), oldest first.
     pub fn ls(&self) -> io::Result<Vec<EntrySummary>> {
         let refs = self.referenced_keys()?;
         let mut out: Vec<EntrySummary> = self
-            .scan_objects()?
+            .index()
+            .actions()?
             .into_iter()
-            .filter_map(|o| {
-                let m = o.manifest.ok()?;
+            .filter_map(|(_, m)| {
+                let m = m.ok()?;
                 Some(EntrySummary {
                     referenced: refs.contains(&m.key),
                     size: m.output_size(),
@@ -131,70 +93,153 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes unreferenced entries per `policy`, every directory under
-    /// `objects/` that is not a valid entry, and leftovers of dead writers.
+    /// Removes unreferenced entries per `policy`, action rows that cannot
+    /// be read, blobs no remaining entry names, views of removed entries,
+    /// and leftovers of dead writers.
     ///
     /// Takes `gc.lock` exclusively, so it never runs while a build holds a
     /// [`BuildGuard`](super::BuildGuard): without `policy.wait` it fails
     /// at once with [`io::ErrorKind::WouldBlock`] and "a build is running".
-    /// Entries vanish atomically (renamed into `tmp/`, then deleted).
+    /// Entries go in one transaction, then their blobs: a kill in between
+    /// leaves unreferenced blobs, which the next gc removes.
     pub fn gc(&self, policy: GcPolicy) -> io::Result<GcReport> {
         let _exclusive = self.gc_exclusive(policy.wait)?;
-        let refs = self.referenced_keys()?;
         let mut report = GcReport::default();
+        if policy.all && !policy.dry_run {
+            self.clear_refs()?;
+        }
+        let refs = if policy.all {
+            Default::default()
+        } else {
+            self.referenced_keys()?
+        };
         let mut unreferenced = Vec::new();
-        for object in self.scan_objects()? {
-            match object.manifest {
-                Ok(m) if refs.contains(&m.key) => report.kept_referenced += 1,
-                Ok(m) => unreferenced.push((m.created_unix, m.key, object.dir)),
-                Err(_) => {
-                    report.removed_bytes += tree_size(&object.dir);
-                    if !policy.dry_run {
-                        self.discard_dir(&object.dir)?;
-                    }
-                    report.removed_invalid.push(object.dir);
+        let mut kept: Vec<Manifest> = Vec::new();
+        for (key, manifest) in self.index().actions()? {
+            match manifest {
+                Ok(m) if refs.contains(&m.key) => {
+                    report.kept_referenced += 1;
+                    kept.push(m);
                 }
+                Ok(m) => unreferenced.push(m),
+                Err(_) => report.removed_invalid.push(key),
             }
         }
         // Newest first, so the first `keep_recent` are the ones to keep.
-        unreferenced.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        unreferenced.sort_by(|a, b| (b.created_unix, &b.key).cmp(&(a.created_unix, &a.key)));
         let now = now_unix();
         let mut removed = Vec::new();
-        for (rank, (created, key, dir)) in unreferenced.into_iter().enumerate() {
+        for (rank, m) in unreferenced.into_iter().enumerate() {
             let recent = policy.keep_recent.is_some_and(|n| rank < n);
             let young = policy
                 .older_than
-                .is_some_and(|d| now.saturating_sub(created) < d.as_secs());
-            if recent || young {
+                .is_some_and(|d| now.saturating_sub(m.created_unix) < d.as_secs());
+            if !policy.all && (recent || young) {
                 report.kept_unreferenced += 1;
-                continue;
+                kept.push(m);
+            } else {
+                removed.push(m.key);
             }
-            report.removed_bytes += tree_size(&dir);
-            if !policy.dry_run {
-                self.discard_dir(&dir)?;
-                if let Some(parent) = dir.parent() {
-                    let _ = fs::remove_dir(parent);
-                }
+        }
+        let live: HashSet<&str> = kept
+            .iter()
+            .flat_map(|m| {
+                m.outputs
+                    .values()
+                    .map(|o| o.blake3.as_str())
+                    .chain([m.log_digest.as_str()])
+            })
+            .collect();
+        let mut dead_inline = Vec::new();
+        for (digest, size) in self.index().inline_sizes()? {
+            if !live.contains(digest.as_str()) {
+                report.removed_bytes += size;
+                dead_inline.push(digest);
             }
-            removed.push(key);
+        }
+        let mut dead_files = Vec::new();
+        for (digest, path) in self.blob_files()? {
+            if !live.contains(digest.as_str()) {
+                report.removed_bytes += fs::symlink_metadata(&path).map_or(0, |m| m.len());
+                dead_files.push(path);
+            }
+        }
+        report.removed_blobs = dead_inline.len() + dead_files.len();
+        let mut doomed = removed.clone();
+        doomed.extend(report.removed_invalid.iter().cloned());
+        let anything = !doomed.is_empty() || report.removed_blobs > 0;
+        if !policy.dry_run {
+            if anything {
+                // First, so that a build started after a kill of this gc
+                // stops trusting what it recorded about removed entries.
+                self.bump_generation()?;
+            }
+            self.index().remove(&doomed, &dead_inline)?;
+            for path in &dead_files {
+                remove_file_if_exists(path)?;
+            }
+            self.remove_views(&kept)?;
         }
         removed.reverse();
-        let removed_any = !removed.is_empty() || !report.removed_invalid.is_empty();
         report.removed = removed;
         report.removed_debris = self.sweep_debris(!policy.dry_run)?;
-        if removed_any && !policy.dry_run {
-            // The lookup cache only speeds up hits; dropping it beats
-            // keeping records of entries that no longer exist.
-            super::fsutil::remove_file_if_exists(&self.lookup_cache_path())?;
+        if policy.all
+            && let Some(old) = self.old_layout()
+        {
+            report.removed_bytes += tree_size(&old);
+            if !policy.dry_run {
+                self.remove_old_layout()?;
+            }
+            report.removed_old_layout = Some(old);
         }
         Ok(report)
     }
-}
 
-fn invalid(dir: PathBuf, reason: &str) -> ObjectDir {
-    ObjectDir {
-        dir,
-        key: None,
-        manifest: Err(reason.to_string()),
+    /// Removes every view but those of `kept` entries.
+    fn remove_views(&self, kept: &[Manifest]) -> io::Result<()> {
+        let keep: HashSet<&str> = kept.iter().map(|m| m.key.as_str()).collect();
+        let dir = self.views_dir();
+        let items = match fs::read_dir(&dir) {
+            Ok(items) => items,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for item in items {
+            let item = item?;
+            if !item.file_name().to_str().is_some_and(|n| keep.contains(n)) {
+                self.discard(&item.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything of the one-directory-per-entry layout: `objects/`,
+    /// `refs/`, the `lookups` file, and per-key lock files.
+    fn remove_old_layout(&self) -> io::Result<()> {
+        for dir in ["objects", "refs"] {
+            let path = self.root().join(dir);
+            if path.exists() {
+                self.discard(&path)?;
+            }
+        }
+        remove_file_if_exists(&self.root().join("lookups"))
+    }
+
+    /// Removes a directory (or file) under the store atomically from the
+    /// point of view of readers: renamed into `tmp/` first, then deleted.
+    pub(crate) fn discard(&self, path: &std::path::Path) -> io::Result<()> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let aside = self
+            .tmp_dir()
+            .join(format!("{name}.discard.{}", super::fsutil::unique_suffix()));
+        match fs::rename(path, &aside) {
+            Ok(()) if aside.is_dir() => remove_tree(&aside),
+            Ok(()) => fs::remove_file(&aside),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -82,9 +82,9 @@ pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
 /// builds needing the same key compute it once: the second waits, then
 /// finds the entry.
 ///
-/// The lock file stays: deleting one per node made every cold node leave
-/// a freshly deleted inode behind, which ext4 then scans past on each
-/// later file creation. `cache gc` removes lock files nobody holds.
+/// Keys share lock files by stripe (the first three hex digits), so a
+/// store holds at most 4,096 lock files rather than one per entry. They
+/// stay: `cache gc` removes those nobody holds.
 #[derive(Debug)]
 pub struct KeyLock {
     path: PathBuf,
@@ -92,7 +92,7 @@ pub struct KeyLock {
 }
 
 impl KeyLock {
-    /// The lock file, `locks/<key>.lock`.
+    /// The lock file of the key's stripe, `locks/<key[0..3]>.lock`.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -171,7 +171,11 @@ impl Store {
         })
     }
 
+    /// The lock file of `key`'s stripe, `locks/<key[0..3]>.lock`: 4,096
+    /// lock files at most, however many keys the store holds. Two keys of
+    /// one stripe exclude each other, which only ever makes one wait: no
+    /// holder takes a second key lock.
     fn key_lock_path(&self, key: &str) -> PathBuf {
-        self.locks_dir().join(format!("{key}.lock"))
+        self.locks_dir().join(format!("{}.lock", &key[..3]))
     }
 }

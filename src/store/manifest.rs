@@ -1,4 +1,5 @@
-//! `manifest.json`: what an entry holds and how it was made.
+//! The manifest of an entry (one row of the `actions` table): what it
+//! holds and how it was made.
 
 use std::collections::BTreeMap;
 
@@ -51,12 +52,12 @@ impl RawJson {
     }
 }
 
-/// The parsed `manifest.json` of an entry (format in the module docs).
+/// The action record of an entry (format in the store's module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Always [`MANIFEST_SCHEMA`] for manifests this code accepts.
     pub schema: u32,
-    /// The entry's key; must equal its directory name.
+    /// The entry's key.
     pub key: String,
     /// The node id that produced it.
     pub node: String,
@@ -65,10 +66,12 @@ pub struct Manifest {
     /// Every ingredient of the key, kept as raw JSON text: hits never need
     /// it as a tree, and parsing it for every node of a no-op build costs.
     pub ingredients: RawJson,
-    /// Output files by path relative to `out/` (`/`-separated).
+    /// Output files by path relative to the output directory (`/`-separated).
     pub outputs: BTreeMap<String, OutputRecord>,
     /// [`output_digest`] of `outputs`.
     pub output_digest: String,
+    /// blake3 of the captured log, a blob like the outputs.
+    pub log_digest: String,
     /// Wall time the phase took.
     pub duration_ms: u64,
     /// When the entry was committed, seconds since the Unix epoch.

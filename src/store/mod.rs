@@ -1,72 +1,86 @@
-//! The content-addressed store: one directory per node key.
+//! The store: a content-addressed blob store (CAS) and one action index.
 //!
 //! A store lives under a root directory (default `cache/`). Everything in
-//! it is written so that a kill (even `SIGKILL`) at any moment leaves either
-//! the old state or the new one, never a half entry that is taken as valid.
+//! it is written so that a kill (even `SIGKILL`) at any moment leaves
+//! either the old state or the new one, never a half entry that is taken
+//! as valid.
 //!
 //! # On-disk format
 //!
 //! ```text
 //! <root>/
-//!   objects/<key[0..2]>/<key>/      one entry (a complete, immutable directory)
-//!     manifest.json                 see below; written last, so no manifest = no entry
-//!     log.txt                       the phase's captured output
-//!     out/...                       the node's output files, any nesting, read-only
-//!   tmp/<key>.<pid>.<nonce>/        an entry being written (same filesystem as objects/),
-//!                                   flocked by its live writer
-//!   tmp/<name>.discard.<nonce>/     an entry being deleted (renamed here first)
-//!   locks/<key>.lock                per-key exclusive flock (see [`Store::lock_key`]); kept, gc removes free ones
-//!   refs/<workflow-id>/<node>       a key and a newline; both names escaped by [`escape_name`]
-//!   refs/<workflow-id>/~tmp.<nonce> a ref being replaced (renamed over the ref)
-//!   gc.lock                         shared flock held by builds, exclusive by gc
-//!   statcache                       the [`StatCache`](crate::stat_cache::StatCache) file
+//!   index/index.db (+ -wal, -shm)  SQLite in WAL mode: actions, refs, small blobs, the run ledger
+//!   index/generation          rewritten whenever gc or repair removes something
+//!   blobs/<d[0..2]>/<d>       a blob of more than INLINE_MAX bytes, named by its blake3, read-only
+//!   tmp/<key>.<pid>.<nonce>/  an action being written: `out/` is where the phase writes;
+//!                             flocked by its live writer
+//!   tmp/blob.<pid>.<nonce>    a blob file being written (flocked), renamed into blobs/
+//!   views/<key>/              a materialised copy of an entry's outputs (`admf show`, reports);
+//!                             derived, removed by gc
+//!   locks/<key[0..3]>.lock    exclusive flock per key stripe (see [`Store::lock_key`])
+//!   gc.lock                   shared flock held by builds, exclusive by gc
+//!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
+//!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export
 //! ```
 //!
-//! Keys are 64 lowercase hex characters (blake3). An entry is created by
-//! [`Store::begin`], which makes a temp dir with an `out/` subdir for the
-//! node to write into, and [`PendingEntry::commit`], which hashes the
-//! outputs, writes `log.txt` and `manifest.json` (last), fsyncs everything
-//! when `ADMF_DURABLE=1` (see `fsutil::durable` for why that is optional),
-//! and renames the temp dir into `objects/` in one step.
-//! `lookups` remembers verified entries so a no-op build checks each with a
-//! few `stat` calls ([`LookupCache`]).
+//! The index (`index.db`) has these tables:
 //!
-//! `manifest.json` (schema 1) is a JSON object:
+//! - `actions`: key → node, mode, ingredients (JSON text), outputs (JSON
+//!   object `name → {blake3, size}`), output digest, log digest, duration,
+//!   creation time. One row is one entry.
+//! - `blobs`: digest → bytes, for blobs of at most [`INLINE_MAX`] bytes.
+//!   Larger blobs are files under `blobs/`. Either way a blob is stored
+//!   once, whichever actions name it.
+//! - `refs`: (workflow id, node) → key of the node's last successful build.
+//! - `runs` and `run_nodes`: the run ledger, one row per build and one per
+//!   node of it (see [`RunRecord`]).
 //!
-//! ```json
-//! {
-//!   "schema": 1,
-//!   "key": "<64 hex>",
-//!   "node": "outer/inner[3]",
-//!   "mode": "backtest",
-//!   "ingredients": { "...": "everything that went into the key" },
-//!   "outputs": { "metrics.json": { "blake3": "<64 hex>", "size": 123 } },
-//!   "output_digest": "<64 hex>",
-//!   "duration_ms": 42,
-//!   "created_unix": 1700000000
-//! }
-//! ```
+//! # Why SQLite
 //!
-//! Output paths are relative to `out/`, use `/` separators and are sorted.
-//! `output_digest` depends only on output names and contents (see
-//! [`output_digest`]); it is what downstream keys hash, which gives early
-//! cutoff.
+//! Several admf processes share one store, each from several threads, and
+//! a kill at any moment must leave a consistent index. SQLite in WAL mode
+//! (through rusqlite, built from the bundled amalgamation, so nothing is
+//! needed on the host) gives that with one file, readers that never block
+//! the writer, and `busy_timeout` for writers of other processes. LMDB
+//! (through heed) was the alternative: its reads are faster, but a
+//! process's write transaction is exclusive across processes, its map
+//! size must be chosen up front, and on this workload the measured
+//! difference is small next to the file-system work of a node (see
+//! BENCHMARKS.md, "Store index"). `synchronous=NORMAL` keeps every
+//! committed transaction across a process kill; with `ADMF_DURABLE=1` it
+//! is `FULL`, which also survives a power loss.
 //!
-//! A read ([`Store::lookup`]) checks the manifest, the key, the exact set of
-//! files under `out/`, and every file's size and blake3 (through the stat
-//! cache, so unchanged files are not reread). Anything else is
-//! [`Lookup::Corrupt`], which callers treat as a miss and report.
+//! # Writing an entry
 //!
-//! [`Store::gc`] and [`Store::verify`] remove stale temp dirs, but only those
-//! whose `.lock` can be taken, so a live writer is never disturbed.
+//! [`Store::begin`] makes a flocked temp dir with an `out/` subdir for the
+//! node to write into. [`PendingEntry::commit`] hashes every file under
+//! `out/`; small ones go into the `blobs` table, large ones are made
+//! read-only and renamed into `blobs/` (a blob already there is kept: the
+//! content is the same). Then one transaction inserts the small blobs and
+//! the action row. A kill before that transaction leaves at most
+//! unreferenced blob files, which gc removes; after it, the entry is
+//! complete.
+//!
+//! # Reading an entry
+//!
+//! [`Store::lookup`] reads the action row and checks it (schema, key,
+//! output digest) and every blob it names: an inline blob is rehashed, a
+//! blob file is checked by size and blake3 (through the stat cache, so an
+//! unchanged file is not reread). Anything else is [`Lookup::Corrupt`],
+//! which callers treat as a miss and report. Every byte an entry hands
+//! out later ([`Entry::read`], restores) is hashed again as it is read, so
+//! a blob changed after the lookup is an error, never a wrong input.
 
+mod cache;
+mod cas;
 mod debris;
 mod entry;
 mod fsutil;
 mod gc;
+mod index;
+mod ledger;
 mod lock;
 mod lookup;
-mod lookup_cache;
 mod manifest;
 mod outputs;
 mod refs;
@@ -74,48 +88,68 @@ mod verify;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use cache::{Cache, copy_action};
+pub use cas::INLINE_MAX;
 pub use entry::{Entry, PendingEntry};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
+pub use ledger::{RunNode, RunRecord, new_run_id};
 pub use lock::{BuildGuard, KeyLock};
 pub use lookup::Lookup;
-pub use lookup_cache::LookupCache;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};
-pub use refs::{RefRecord, escape_name, unescape_name};
+pub use refs::RefRecord;
 pub use verify::{CorruptEntry, VerifyReport};
 
-/// File name of the manifest inside an entry.
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// File name of the captured log inside an entry.
-pub const LOG_FILE: &str = "log.txt";
-/// Directory holding the node's outputs inside an entry.
-pub const OUT_DIR: &str = "out";
+/// The store layout this code reads and writes, recorded in the index.
+pub const STORE_LAYOUT: u32 = 2;
 
 /// A content-addressed store rooted at one directory.
 ///
-/// Cheap to clone; all state is on disk.
-#[derive(Debug, Clone)]
+/// Cheap to clone: the open index is shared.
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
+    index: Arc<index::Index>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
 }
 
 impl Store {
-    /// Opens (and creates if needed) a store under `root`, with its
-    /// `objects/`, `tmp/`, `locks/` and `refs/` subdirectories.
+    /// Opens (and creates if needed) a store under `root`: its index and
+    /// its `blobs/`, `tmp/` and `locks/` directories.
     pub fn open(root: &Path) -> io::Result<Store> {
         // Absolute, so no path under the store needs the current directory
         // again (a syscall per file in a no-op build).
-        let store = Store {
-            root: std::path::absolute(root)?,
-        };
-        for dir in [
-            store.objects_dir(),
-            store.tmp_dir(),
-            store.locks_dir(),
-            store.refs_dir(),
-        ] {
-            std::fs::create_dir_all(&dir)?;
+        let root = std::path::absolute(root)?;
+        for dir in ["blobs", "tmp", "locks", "index"] {
+            std::fs::create_dir_all(root.join(dir))?;
         }
+        let index = index::Index::open(&root.join("index").join("index.db"))?;
+        Ok(Store {
+            root,
+            index: Arc::new(index),
+        })
+    }
+
+    /// The store at `root`, opened once per process: what an action run in
+    /// another process (`admf exec-action`) reads its upstream artifacts
+    /// through. A process touches one store or a few, so the map stays small.
+    pub fn open_shared(root: &Path) -> io::Result<Store> {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        static OPEN: Mutex<Option<HashMap<PathBuf, Store>>> = Mutex::new(None);
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        let map = open.get_or_insert_with(HashMap::new);
+        if let Some(store) = map.get(root) {
+            return Ok(store.clone());
+        }
+        let store = Store::open(root)?;
+        map.insert(root.to_path_buf(), store.clone());
         Ok(store)
     }
 
@@ -124,21 +158,31 @@ impl Store {
         &self.root
     }
 
-    /// The directory of the entry for `key`: `objects/<key[0..2]>/<key>`.
-    ///
-    /// Only meaningful for a valid key (see [`is_valid_key`]).
-    pub fn entry_dir(&self, key: &str) -> PathBuf {
-        let prefix = key.get(..2).unwrap_or(key);
-        self.objects_dir().join(prefix).join(key)
-    }
-
     /// Where the stat cache of this store lives: `<root>/statcache`.
     pub fn stat_cache_path(&self) -> PathBuf {
         self.root.join("statcache")
     }
 
-    pub(crate) fn objects_dir(&self) -> PathBuf {
-        self.root.join("objects")
+    /// The directory of a store of the old layout (one directory per entry
+    /// under `objects/`), when one is present beside this one. It is
+    /// neither read nor changed, except by `gc --all`, which removes it.
+    pub fn old_layout(&self) -> Option<PathBuf> {
+        let objects = self.root.join("objects");
+        objects.is_dir().then_some(objects)
+    }
+
+    /// The one line that reports an old-layout store, if there is one.
+    pub fn old_layout_notice(&self) -> Option<String> {
+        self.old_layout().map(|dir| {
+            format!(
+                "admf: {} holds entries of an older store layout, which this admf ignores; `admf cache gc --all` removes them",
+                dir.display()
+            )
+        })
+    }
+
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
@@ -149,12 +193,40 @@ impl Store {
         self.root.join("locks")
     }
 
-    pub(crate) fn refs_dir(&self) -> PathBuf {
-        self.root.join("refs")
+    pub(crate) fn views_dir(&self) -> PathBuf {
+        self.root.join("views")
     }
 
     pub(crate) fn gc_lock_path(&self) -> PathBuf {
         self.root.join("gc.lock")
+    }
+
+    fn index_dir(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// Records that entries or blobs were removed, by renaming a new file
+    /// over `index/generation`: that changes the `index/` directory, whose
+    /// stat the up-to-date record of a no-op build notes (see
+    /// [`Store::note_index`]), so the record stops vouching for a build
+    /// whose entries may be gone.
+    pub(crate) fn bump_generation(&self) -> io::Result<()> {
+        let dir = self.index_dir();
+        let tmp = dir.join(format!("generation.{}", fsutil::unique_suffix()));
+        std::fs::write(&tmp, format!("{}\n", fsutil::unique_suffix()))?;
+        std::fs::rename(&tmp, dir.join("generation"))
+    }
+
+    /// Notes the `index/` directory as read. Its stat changes when the
+    /// index is deleted or replaced, and when gc or repair remove entries
+    /// ([`Store::bump_generation`]); writes that only add entries or refs
+    /// leave it alone, because the WAL files are kept between processes.
+    pub(crate) fn note_index(&self) {
+        crate::observed::note_dir(&self.index_dir());
+    }
+
+    pub(crate) fn index(&self) -> &index::Index {
+        &self.index
     }
 }
 
@@ -172,4 +244,8 @@ pub(crate) fn check_key(key: &str) -> io::Result<()> {
             format!("not a store key (want 64 lowercase hex chars): {key:?}"),
         ))
     }
+}
+
+pub(crate) fn sql_err(e: rusqlite::Error) -> io::Error {
+    io::Error::other(format!("store index: {e}"))
 }

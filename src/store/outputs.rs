@@ -51,13 +51,3 @@ fn relative_name(base: &Path, path: &Path) -> io::Result<String> {
     }
     Ok(parts.join("/"))
 }
-
-/// Every directory under `out`, including `out` itself.
-pub(crate) fn list_dirs(out: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(out)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_dir())
-        .map(|e| e.into_path())
-        .collect()
-}

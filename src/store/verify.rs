@@ -1,19 +1,23 @@
-//! `admf cache verify [--repair]`: rehash every entry.
+//! `admf cache verify [--repair]`: rehash every blob, check every action.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::{Lookup, Store};
-use crate::stat_cache::StatCache;
+use super::cas::digest_of;
+use super::fsutil::remove_file_if_exists;
+use super::manifest::output_digest;
+use super::{Store, is_valid_key};
 
-/// A directory under `objects/` that is not a trustworthy entry.
+/// An action or a blob that cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorruptEntry {
-    /// The directory (or stray file).
-    pub dir: PathBuf,
-    /// Its key, when its name is one.
+    /// `action <key>` or `blob <digest or file>`.
+    pub what: String,
+    /// The action's key, for an action.
     pub key: Option<String>,
     /// Why it cannot be trusted.
     pub reason: String,
@@ -22,29 +26,45 @@ pub struct CorruptEntry {
 /// What `verify` found (and, with repair, removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Directories under `objects/` examined.
+    /// Actions examined.
     pub checked: usize,
-    /// Valid entries among them.
+    /// Valid actions among them.
     pub ok: usize,
-    /// The others, sorted by path.
+    /// Blobs rehashed.
+    pub blobs: usize,
+    /// Corrupt blobs, then the actions that name a missing or corrupt
+    /// blob or cannot be read.
     pub corrupt: Vec<CorruptEntry>,
-    /// Leftovers of dead writers under `tmp/`, `locks/` and `refs/`.
+    /// Leftovers of dead writers under `tmp/` and `locks/`.
     pub stale_tmp: Vec<PathBuf>,
     /// Whether `corrupt` and `stale_tmp` were removed.
     pub repaired: bool,
 }
 
 impl VerifyReport {
-    /// Whether the store was found fully consistent.
+    /// Whether the store was found fully consistent (no corruption, no
+    /// leftovers).
     pub fn is_clean(&self) -> bool {
         self.corrupt.is_empty() && self.stale_tmp.is_empty()
     }
+
+    /// Whether anything was corrupt. Leftover temporaries are not
+    /// corruption: nothing reads them.
+    pub fn found_corruption(&self) -> bool {
+        !self.corrupt.is_empty()
+    }
+}
+
+/// Where a bad blob lives.
+enum BadBlob {
+    Inline(String),
+    File(PathBuf),
 }
 
 impl Store {
-    /// Checks every entry: manifest valid and every output rehashed (no
-    /// stat cache). Lists corrupt entries and stale temp dirs; with
-    /// `repair`, removes them.
+    /// Rehashes every blob and checks every action against them. Lists
+    /// what is corrupt and the leftovers of dead writers; with `repair`,
+    /// removes them, so that the actions of corrupt blobs become misses.
     ///
     /// With `repair` it takes `gc.lock` exclusively and fails at once with
     /// [`io::ErrorKind::WouldBlock`] ("a build is running") while a build
@@ -61,37 +81,120 @@ impl Store {
         } else {
             Some(self.build_guard()?)
         };
-        let objects = self.scan_objects()?;
-        let checked = objects.len();
-        let mut corrupt: Vec<CorruptEntry> = objects
+        let mut corrupt = Vec::new();
+        let mut bad: Vec<BadBlob> = Vec::new();
+        // Digest → whether its blob is sound.
+        let mut sound: HashMap<String, bool> = HashMap::new();
+        let inline = self.index().inline_sizes()?;
+        for (digest, _) in &inline {
+            let ok = match self.index().inline_blob(digest)? {
+                Some(bytes) => digest_of(&bytes) == *digest,
+                None => continue,
+            };
+            if !ok {
+                corrupt.push(CorruptEntry {
+                    what: format!("blob {digest} (in the index)"),
+                    key: None,
+                    reason: "its bytes do not hash to its name".into(),
+                });
+                bad.push(BadBlob::Inline(digest.clone()));
+            }
+            sound.insert(digest.clone(), ok);
+        }
+        let files = self.blob_files()?;
+        let hashed: Vec<(String, PathBuf, Result<(), String>)> = files
             .into_par_iter()
-            .filter_map(|object| {
-                let reason = match (&object.key, object.manifest) {
-                    (_, Err(reason)) => reason,
-                    (Some(key), Ok(_)) => match self.lookup(key, &StatCache::in_memory()) {
-                        Lookup::Hit(_) => return None,
-                        Lookup::Missing => "vanished during verify".to_string(),
-                        Lookup::Corrupt(reason) => reason,
-                    },
-                    (None, Ok(_)) => "not an entry name".to_string(),
+            .map(|(name, path)| {
+                let check = if !is_valid_key(&name) {
+                    Err("not a blob name".to_string())
+                } else {
+                    File::open(&path)
+                        .and_then(|f| {
+                            let mut h = blake3::Hasher::new();
+                            h.update_reader(f)?;
+                            Ok(h.finalize().to_hex().to_string())
+                        })
+                        .map_err(|e| format!("cannot read: {e}"))
+                        .and_then(|actual| {
+                            if actual == name {
+                                Ok(())
+                            } else {
+                                Err(format!("its bytes hash to {actual}"))
+                            }
+                        })
                 };
-                Some(CorruptEntry {
-                    dir: object.dir,
-                    key: object.key,
-                    reason,
-                })
+                (name, path, check)
             })
             .collect();
-        corrupt.sort_by(|a, b| a.dir.cmp(&b.dir));
-        if repair {
-            for c in &corrupt {
-                self.discard_dir(&c.dir)?;
+        let blob_count = inline.len() + hashed.len();
+        for (name, path, check) in hashed {
+            match check {
+                Ok(()) => {
+                    sound.entry(name).or_insert(true);
+                }
+                Err(reason) => {
+                    corrupt.push(CorruptEntry {
+                        what: format!("blob {}", path.display()),
+                        key: None,
+                        reason,
+                    });
+                    bad.push(BadBlob::File(path));
+                    // A sound inline copy of the same digest still serves.
+                    sound.entry(name).or_insert(false);
+                }
+            }
+        }
+        let actions = self.index().actions()?;
+        let checked = actions.len();
+        let mut bad_keys = Vec::new();
+        for (key, manifest) in actions {
+            let problem = match manifest {
+                Err(reason) => Some(reason),
+                Ok(m) if m.key != key => Some(format!("action is for key {}", m.key)),
+                Ok(m) if output_digest(&m.outputs) != m.output_digest => {
+                    Some("output_digest does not match its outputs".into())
+                }
+                Ok(m) => m
+                    .outputs
+                    .iter()
+                    .map(|(n, o)| (format!("output {n:?}"), o.blake3.as_str()))
+                    .chain([("log".to_string(), m.log_digest.as_str())])
+                    .find_map(|(what, digest)| match sound.get(digest) {
+                        Some(true) => None,
+                        Some(false) => Some(format!("{what}: blob {digest} is corrupt")),
+                        None => Some(format!("{what}: blob {digest} is missing")),
+                    }),
+            };
+            if let Some(reason) = problem {
+                corrupt.push(CorruptEntry {
+                    what: format!("action {key}"),
+                    key: Some(key.clone()),
+                    reason,
+                });
+                bad_keys.push(key);
+            }
+        }
+        if repair && !corrupt.is_empty() {
+            self.bump_generation()?;
+            let inline_bad: Vec<String> = bad
+                .iter()
+                .filter_map(|b| match b {
+                    BadBlob::Inline(d) => Some(d.clone()),
+                    BadBlob::File(_) => None,
+                })
+                .collect();
+            self.index().remove(&bad_keys, &inline_bad)?;
+            for b in &bad {
+                if let BadBlob::File(path) = b {
+                    remove_file_if_exists(path)?;
+                }
             }
         }
         let stale_tmp = self.sweep_debris(repair)?;
         Ok(VerifyReport {
             checked,
-            ok: checked - corrupt.len(),
+            ok: checked - bad_keys.len(),
+            blobs: blob_count,
             corrupt,
             stale_tmp,
             repaired: repair,

@@ -3,6 +3,9 @@
 //! workflows on the real data without touching the repository's store.
 #![allow(dead_code)]
 
+#[path = "../store_support/mod.rs"]
+pub mod store_support;
+
 use std::path::{Path, PathBuf};
 
 use crate::common::{Output, Project};
@@ -51,24 +54,7 @@ pub fn reports(out: &Output) -> Vec<PathBuf> {
 }
 
 /// Every output file in a store, as (key/relative path, bytes), sorted:
-/// what the nodes wrote, without manifests (which hold timings) or logs.
+/// what the nodes wrote, without timings or logs.
 pub fn outputs(cache: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(cache.join("objects"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| {
-            let rel = e.path().strip_prefix(cache.join("objects")).ok()?;
-            let parts: Vec<_> = rel.iter().map(|s| s.to_string_lossy()).collect();
-            // <2 hex>/<key>/out/<path...>
-            (parts.len() > 3 && parts[2] == "out").then(|| {
-                (
-                    format!("{}/{}", parts[1], parts[3..].join("/")),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-        })
-        .collect();
-    files.sort();
-    files
+    store_support::artifacts(cache)
 }

@@ -1,0 +1,137 @@
+//! Blobs: content addressed by blake3, stored once. A blob of at most
+//! [`INLINE_MAX`] bytes lives in the index's `blobs` table; a larger one
+//! is a read-only file `blobs/<d[0..2]>/<d>`, written through a flocked
+//! temp file under `tmp/` and a rename.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::Store;
+use super::fsutil::{fsync_dir, remove_file_if_exists, unique_suffix};
+use super::lock::same_file;
+
+/// Blobs up to this size live inside the index. A momentum trial's signal
+/// and metrics are a few KiB, so a sweep's trials add no file at all;
+/// SQLite reads blobs of this size faster than the file system opens files.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+/// blake3 of `bytes`, as 64 lowercase hex characters.
+pub(crate) fn digest_of(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+impl Store {
+    /// Where the file of a large blob lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let prefix = digest.get(..2).unwrap_or(digest);
+        self.blobs_dir().join(prefix).join(digest)
+    }
+
+    /// Whether the blob is stored (inline or as a file); not verified.
+    pub fn has_blob(&self, digest: &str) -> io::Result<bool> {
+        if self.index().has_inline_blob(digest)? {
+            return Ok(true);
+        }
+        Ok(fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file()))
+    }
+
+    /// The blob's bytes, checked against its digest: `Ok(None)` when it is
+    /// not stored, an `InvalidData` error when its bytes do not match.
+    pub fn read_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
+        let bytes = match self.index().inline_blob(digest)? {
+            Some(bytes) => bytes,
+            None => match fs::read(self.blob_path(digest)) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        let actual = digest_of(&bytes);
+        if actual != digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {digest} is corrupt (its bytes hash to {actual})"),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Stores `bytes` and returns their digest: inline when small (in its
+    /// own transaction), else as a file.
+    pub fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
+        let digest = digest_of(bytes);
+        if bytes.len() as u64 <= INLINE_MAX {
+            self.index()
+                .insert(&[(digest.clone(), bytes.to_vec())], None, false)?;
+        } else {
+            self.put_blob_file(&digest, bytes)?;
+        }
+        Ok(digest)
+    }
+
+    /// Writes `bytes` as the file of blob `digest` (temp file + rename),
+    /// unless a file is already there. The caller vouches for the digest.
+    pub(crate) fn put_blob_file(&self, digest: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        let target = self.blob_path(digest);
+        if target.is_file() {
+            return Ok(target);
+        }
+        let (tmp, mut file) = loop {
+            let tmp = self.tmp_dir().join(format!("blob.{}", unique_suffix()));
+            let file = File::create(&tmp)?;
+            // Flocked so that a sweep of `tmp/` leaves it alone; a sweeper
+            // that removed it before the lock was taken makes us start over.
+            file.lock()?;
+            if same_file(&file, &tmp)? {
+                break (tmp, file);
+            }
+        };
+        let result = (|| {
+            file.write_all(bytes)?;
+            if super::fsutil::durable() {
+                file.sync_all()?;
+            }
+            self.install_blob_file(&tmp, &target)
+        })();
+        if result.is_err() {
+            let _ = remove_file_if_exists(&tmp);
+        }
+        drop(file);
+        result.map(|()| target)
+    }
+
+    /// Moves a complete file into place as a blob: read-only, renamed (the
+    /// rename replaces nothing of value: a blob file there has the same
+    /// content).
+    pub(crate) fn install_blob_file(&self, file: &Path, target: &Path) -> io::Result<()> {
+        let mut perms = fs::metadata(file)?.permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(file, perms)?;
+        let parent = target.parent().expect("blob path has a parent");
+        match fs::rename(file, target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(parent)?;
+                fs::rename(file, target)?;
+            }
+            Err(e) => return Err(e),
+        }
+        fsync_dir(parent)
+    }
+
+    /// Every blob file's digest (names that are not digests are skipped).
+    pub(crate) fn blob_files(&self) -> io::Result<Vec<(String, PathBuf)>> {
+        let mut found = Vec::new();
+        for item in walkdir::WalkDir::new(self.blobs_dir())
+            .min_depth(2)
+            .max_depth(2)
+            .sort_by_file_name()
+        {
+            let item = item.map_err(io::Error::from)?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            found.push((name, item.into_path()));
+        }
+        Ok(found)
+    }
+}

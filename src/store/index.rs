@@ -1,0 +1,303 @@
+//! The action index: one SQLite database in WAL mode (see the module docs
+//! of [`crate::store`] for the tables and why SQLite).
+
+use std::io;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::manifest::{MANIFEST_SCHEMA, Manifest, RawJson};
+use super::{STORE_LAYOUT, sql_err};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    digest TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS actions (
+    key TEXT PRIMARY KEY,
+    schema INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    ingredients TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    output_digest TEXT NOT NULL,
+    log_digest TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    created_unix INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refs (
+    workflow_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_unix_ms INTEGER NOT NULL,
+    finished_unix_ms INTEGER NOT NULL,
+    workflow TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    sets TEXT NOT NULL,
+    targets TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_nodes (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    key TEXT,
+    status TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+";
+
+/// The open index. One connection per process, shared by its threads:
+/// statements take microseconds, and one connection keeps SQLite's page
+/// cache warm for all of them.
+pub(crate) struct Index {
+    conn: Mutex<Connection>,
+}
+
+impl Index {
+    pub(crate) fn open(path: &Path) -> io::Result<Index> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        // Other processes hold the write lock for one short transaction at a
+        // time; waiting a long while beats failing a build.
+        conn.busy_timeout(Duration::from_secs(120))
+            .map_err(sql_err)?;
+        let sync = if super::fsutil::durable() {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;"
+        ))
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        keep_wal_files(&conn);
+        conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        let layout: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'layout'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql_err)?;
+        match layout {
+            None => {
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('layout', ?1)",
+                    params![STORE_LAYOUT.to_string()],
+                )
+                .map_err(sql_err)?;
+            }
+            Some(v) if v == STORE_LAYOUT.to_string() => {}
+            Some(v) => {
+                return Err(io::Error::other(format!(
+                    "{} is a store of layout {v}; this admf reads layout {STORE_LAYOUT}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Index {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bytes of an inline blob.
+    pub(crate) fn inline_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
+            .and_then(|mut s| s.query_row([digest], |r| r.get(0)).optional())
+            .map_err(sql_err)
+    }
+
+    pub(crate) fn has_inline_blob(&self, digest: &str) -> io::Result<bool> {
+        self.conn()
+            .prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")
+            .and_then(|mut s| s.exists([digest]))
+            .map_err(sql_err)
+    }
+
+    /// Inserts inline blobs and, when given, an action, in one transaction.
+    /// An existing action is kept unless `replace`. Returns whether the
+    /// action row was written.
+    pub(crate) fn insert(
+        &self,
+        blobs: &[(String, Vec<u8>)],
+        action: Option<&Manifest>,
+        replace: bool,
+    ) -> io::Result<bool> {
+        let mut written = false;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        {
+            let mut put = tx
+                .prepare_cached("INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)")
+                .map_err(sql_err)?;
+            for (digest, data) in blobs {
+                put.execute(params![digest, data]).map_err(sql_err)?;
+            }
+            if let Some(m) = action {
+                let verb = if replace {
+                    "INSERT OR REPLACE"
+                } else {
+                    "INSERT OR IGNORE"
+                };
+                let outputs = serde_json::to_string(&m.outputs).map_err(io::Error::other)?;
+                tx.prepare_cached(&format!(
+                    "{verb} INTO actions (key, schema, node, mode, ingredients, outputs, output_digest, log_digest, duration_ms, created_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ))
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.key,
+                        m.schema,
+                        m.node,
+                        m.mode,
+                        m.ingredients.0.get(),
+                        outputs,
+                        m.output_digest,
+                        m.log_digest,
+                        m.duration_ms as i64,
+                        m.created_unix as i64
+                    ])
+                })
+                .map_err(sql_err)?;
+                written = tx.changes() > 0;
+            }
+        }
+        tx.commit().map_err(sql_err)?;
+        Ok(written)
+    }
+
+    /// The action row of `key`, parsed; `Ok(Err(reason))` for a row that
+    /// does not parse.
+    pub(crate) fn action(&self, key: &str) -> io::Result<Option<Result<Manifest, String>>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, schema, node, mode, ingredients, outputs, output_digest, log_digest, duration_ms, created_unix FROM actions WHERE key = ?1",
+            )
+            .map_err(sql_err)?;
+        stmt.query_row([key], row_to_manifest)
+            .optional()
+            .map_err(sql_err)
+    }
+
+    /// Every action row, parsed (or why not), by key.
+    pub(crate) fn actions(&self) -> io::Result<Vec<(String, Result<Manifest, String>)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT key, schema, node, mode, ingredients, outputs, output_digest, log_digest, duration_ms, created_unix FROM actions ORDER BY key",
+            )
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, row_to_manifest(r)?)))
+            .map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// Every inline blob's digest and size.
+    pub(crate) fn inline_sizes(&self) -> io::Result<Vec<(String, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT digest, length(data) FROM blobs ORDER BY digest")
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// Removes actions and inline blobs, in one transaction.
+    pub(crate) fn remove(&self, keys: &[String], digests: &[String]) -> io::Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM actions WHERE key = ?1")
+                .map_err(sql_err)?;
+            for key in keys {
+                del.execute([key]).map_err(sql_err)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM blobs WHERE digest = ?1")
+                .map_err(sql_err)?;
+            for digest in digests {
+                del.execute([digest]).map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+}
+
+/// Asks SQLite to keep the `-wal` and `-shm` files when the last
+/// connection closes (`SQLITE_FCNTL_PERSIST_WAL`), so that a build neither
+/// creates nor deletes files in `index/`: the directory's stat then only
+/// changes when the index is replaced or entries are removed.
+fn keep_wal_files(conn: &Connection) {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is a live connection owned by `conn`; the op
+    // reads and writes one c_int through the pointer, which outlives the
+    // call.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        );
+    }
+}
+
+fn row_to_manifest(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Manifest, String>> {
+    let key: String = r.get(0)?;
+    let schema: u32 = r.get(1)?;
+    let ingredients: String = r.get(4)?;
+    let outputs: String = r.get(5)?;
+    let parsed = (|| {
+        if schema != MANIFEST_SCHEMA {
+            return Err(format!(
+                "action has schema {schema} (this admf reads {MANIFEST_SCHEMA})"
+            ));
+        }
+        let ingredients = serde_json::value::RawValue::from_string(ingredients)
+            .map_err(|e| format!("ingredients do not parse: {e}"))?;
+        let outputs =
+            serde_json::from_str(&outputs).map_err(|e| format!("outputs do not parse: {e}"))?;
+        Ok(Manifest {
+            schema,
+            key: key.clone(),
+            node: r.get(2).map_err(|e| e.to_string())?,
+            mode: r.get(3).map_err(|e| e.to_string())?,
+            ingredients: RawJson(ingredients),
+            outputs,
+            output_digest: r.get(6).map_err(|e| e.to_string())?,
+            log_digest: r.get(7).map_err(|e| e.to_string())?,
+            duration_ms: r.get::<_, i64>(8).map_err(|e| e.to_string())? as u64,
+            created_unix: r.get::<_, i64>(9).map_err(|e| e.to_string())? as u64,
+        })
+    })();
+    Ok(parsed)
+}

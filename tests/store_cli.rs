@@ -1,0 +1,155 @@
+//! The store through the binary: the run ledger, `cache verify`'s exit
+//! codes, restored files' modes, and the old layout's migration.
+
+mod common;
+mod store_support;
+
+use common::Project;
+
+const WF: &str = "phases:\n  - {name: a, mode: command, run: 'echo a > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n";
+
+fn built() -> Project {
+    let p = Project::new();
+    p.file("wf.yaml", WF);
+    let out = p.admf(&["build", "wf.yaml", "-j1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    p
+}
+
+#[test]
+fn every_build_adds_a_row_to_the_ledger() {
+    let p = built();
+    let out = p.admf(&["build", "wf.yaml", "--set", "a.env.X=1", "b"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let cache = p.path("cache");
+    let runs = store_support::sql_strings(
+        &cache,
+        "SELECT workflow || ' ' || sets || ' ' || targets FROM runs ORDER BY started_unix_ms, run_id",
+    );
+    assert_eq!(runs, ["wf.yaml [] []", "wf.yaml [\"a.env.X=1\"] [\"b\"]"]);
+    let nodes = store_support::sql_strings(
+        &cache,
+        "SELECT node || ' ' || status || ' ' || length(key) FROM run_nodes ORDER BY run_id, seq",
+    );
+    // `a` ran again for its new environment; its output did not change, so
+    // `b` came from the cache (early cutoff).
+    assert_eq!(nodes, ["a ran 64", "b ran 64", "a ran 64", "b cached 64"]);
+    // A no-op answered without loading the workflow is a build too.
+    for _ in 0..2 {
+        assert_eq!(p.admf(&["build", "wf.yaml"]).code, 0);
+    }
+    let last = store_support::sql_strings(
+        &cache,
+        "SELECT group_concat(status, ',') FROM run_nodes GROUP BY run_id ORDER BY run_id DESC LIMIT 1",
+    );
+    assert_eq!(last, ["cached,cached"]);
+    assert_eq!(
+        store_support::sql_strings(&cache, "SELECT count(*) || '' FROM runs"),
+        ["4"]
+    );
+}
+
+#[test]
+fn verify_exits_1_for_corruption_and_0_for_leftover_temporaries() {
+    let p = built();
+    std::fs::write(p.path("cache/tmp/blob.123.456"), "half a blob").unwrap();
+    let out = p.admf(&["cache", "verify"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("0 corrupt, 1 temporaries"),
+        "{}",
+        out.stderr
+    );
+
+    let key = store_support::action_keys(&p.path("cache"))[0].clone();
+    let (_, digest) = store_support::outputs(&p.path("cache"), &key)[0].clone();
+    store_support::tamper_blob(&p.path("cache"), &digest, b"rot\n");
+    let out = p.admf(&["cache", "verify"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&digest), "{}", out.stderr);
+    // The corrupt entry is a miss: the next build recomputes it.
+    let out = p.admf(&["build", "wf.yaml", "-j1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("ran"), "{}", out.stderr);
+    let out = p.admf(&["cache", "verify", "--repair"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = p.admf(&["cache", "verify"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(" 0 corrupt, 0 temporaries"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn restored_outputs_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = built();
+    let made = std::fs::metadata(p.path("b.txt"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    std::fs::remove_file(p.path("b.txt")).unwrap();
+    let out = p.admf(&["build", "wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(p.read("b.txt"), "a\n");
+    let restored = std::fs::metadata(p.path("b.txt"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    // The same mode the command's own file got from the umask, never
+    // the store's read-only mode nor a world-writable one.
+    assert_eq!(restored, made);
+    assert_eq!(restored & 0o002, 0);
+}
+
+#[test]
+fn an_old_layout_store_is_reported_once_and_gc_all_removes_it() {
+    let p = Project::new();
+    p.file("wf.yaml", WF);
+    let key = "ab".repeat(32);
+    p.file(&format!("cache/objects/ab/{key}/manifest.json"), "{}");
+    p.file(&format!("cache/objects/ab/{key}/out/a.txt"), "a\n");
+    p.file("cache/refs/wf/a", &format!("{key}\n"));
+    let out = p.admf(&["build", "wf.yaml", "-j1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let notices: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("older store layout"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{}", out.stderr);
+    assert!(notices[0].contains("admf cache gc --all"), "{}", notices[0]);
+    // Nothing was taken from it: both nodes ran.
+    assert!(out.stderr.contains("2 ran"), "{}", out.stderr);
+    let out = p.admf(&["cache", "gc", "--all"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!p.path("cache/objects").exists() && !p.path("cache/refs").exists());
+    let out = p.admf(&["build", "wf.yaml", "-j1"]);
+    assert!(!out.stderr.contains("older store layout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 ran"),
+        "gc --all removes every entry: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn show_prints_a_directory_of_plain_files() {
+    let p = built();
+    let out = p.admf(&["show", "wf.yaml", "b"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dir = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("artifacts: "))
+        .expect("an artifacts line");
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(dir).join("b.txt")).unwrap(),
+        "a\n"
+    );
+}
