@@ -13,6 +13,7 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
         index,
         key,
         ingredients,
+        input_stats,
         entry,
         mut log,
         started,
@@ -41,9 +42,12 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
     match committed {
         Ok(entry) => {
             ctx.record_ref(node, &key, &mut log);
+            let evidence = crate::decide::evidence(node, &key, &entry, &input_stats, &ingredients);
             NodeResult {
                 outcome: Outcome::Ran,
                 key: Some(key),
+                output_digest: Some(entry.output_digest().to_string()),
+                evidence: Some(std::sync::Arc::new(evidence)),
                 entry: Some(entry),
                 log,
                 seconds: seconds(),

@@ -15,7 +15,11 @@ use serde_json::Value;
 
 use crate::action::Action;
 use crate::graph::{Graph, Node};
-use crate::key::{self, Ingredients, UpstreamIngredient};
+use std::path::Path;
+
+use crate::file_stat::Stat;
+use crate::key::{self, FileIngredient, Ingredients, UpstreamIngredient};
+use crate::node_trace::TracedNode;
 use crate::phases::Upstream;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::{Entry, KeyLock, Lookup, PendingEntry};
@@ -36,6 +40,8 @@ pub struct Prepared {
     pub index: usize,
     pub key: String,
     pub ingredients: Ingredients,
+    /// The stat of each input when it was hashed.
+    pub input_stats: Vec<Stat>,
     pub log: Vec<u8>,
     pub started: Instant,
 }
@@ -45,6 +51,7 @@ pub struct Pending {
     pub index: usize,
     pub key: String,
     pub ingredients: Ingredients,
+    pub input_stats: Vec<Stat>,
     pub entry: PendingEntry,
     pub log: Vec<u8>,
     pub started: Instant,
@@ -53,32 +60,40 @@ pub struct Pending {
     pub lock: KeyLock,
 }
 
-/// The key ingredients of `node`, given its dependencies' entries.
+/// The key ingredients of `node`, given its dependencies' results, and
+/// the stat each input had when it was hashed.
 pub fn ingredients(
     ctx: &RunContext,
     node: &Node,
     deps: &[Arc<NodeResult>],
-) -> Result<Ingredients, String> {
+) -> Result<(Ingredients, Vec<Stat>), String> {
     let phase = ctx
         .factory
         .get(&node.mode)
         .ok_or_else(|| format!("unknown mode `{}`", node.mode))?;
-    let inputs = key::file_ingredients(&node.inputs, &node.base_dir, &ctx.stats)
-        .map_err(|e| format!("cannot read an input: {e}"))?;
+    let mut inputs = Vec::with_capacity(node.inputs.len());
+    let mut stats = Vec::with_capacity(node.inputs.len());
+    for path in &node.inputs {
+        let (blake3, stat) = ctx
+            .stats
+            .hash_file_stat(path)
+            .map_err(|e| format!("cannot read an input: {e}"))?;
+        inputs.push(FileIngredient {
+            path: crate::paths::relative_to(path, &node.base_dir),
+            blake3,
+        });
+        stats.push(stat);
+    }
     let upstream = node
         .deps
         .iter()
         .zip(deps)
         .map(|(&d, r)| UpstreamIngredient {
             node: ctx.graph.nodes[d].id.clone(),
-            digest: r
-                .entry
-                .as_ref()
-                .map(|e| e.output_digest().to_string())
-                .unwrap_or_default(),
+            digest: r.output_digest.clone().unwrap_or_default(),
         })
         .collect();
-    Ok(Ingredients {
+    let ingredients = Ingredients {
         schema: key::KEY_SCHEMA,
         mode: node.mode.clone(),
         version: phase.version().to_string(),
@@ -86,7 +101,8 @@ pub fn ingredients(
         config: key::canonical(&node.config),
         inputs,
         upstream,
-    })
+    };
+    Ok((ingredients, stats))
 }
 
 /// The results of the ancestors a node's `when:` names, by node id, as
@@ -142,7 +158,10 @@ pub fn decide(
         Ok(Some(reason)) => return Decision::Done(NodeResult::skipped(reason)),
         Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
     }
-    let ingredients = match ingredients(ctx, node, deps) {
+    if let Some(result) = from_trace(ctx, index, deps, started) {
+        return Decision::Done(result);
+    }
+    let (ingredients, input_stats) = match ingredients(ctx, node, deps) {
         Ok(i) => i,
         Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
     };
@@ -150,6 +169,7 @@ pub fn decide(
         index,
         key: ingredients.key(),
         ingredients,
+        input_stats,
         log: Vec::new(),
         started,
     };
@@ -196,7 +216,7 @@ pub fn after_lock(
                 dep.id.clone(),
                 dep.mode.clone(),
                 dep.role.clone(),
-                r.entry.as_ref()?,
+                &r.entry_in(ctx)?,
             ))
         })
         .collect();
@@ -222,6 +242,7 @@ pub fn after_lock(
         index: prepared.index,
         key: prepared.key,
         ingredients: prepared.ingredients,
+        input_stats: prepared.input_stats,
         entry,
         log: prepared.log,
         started: prepared.started,
@@ -261,13 +282,105 @@ fn cached(ctx: &RunContext, node: &Node, prepared: Prepared, entry: Entry) -> No
     }
     let mut log = prepared.log;
     ctx.record_ref(node, &prepared.key, &mut log);
+    let evidence = evidence(
+        node,
+        &prepared.key,
+        &entry,
+        &prepared.input_stats,
+        &prepared.ingredients,
+    );
     NodeResult {
         outcome: Outcome::Cached,
         key: Some(prepared.key),
+        output_digest: Some(entry.output_digest().to_string()),
         entry: Some(entry),
+        evidence: Some(Arc::new(evidence)),
         log,
         seconds: prepared.started.elapsed().as_secs_f64(),
     }
+}
+
+/// What a node's decision rests on, for the next build's node trace:
+/// its inputs as hashed, its upstream digests, and the stats its
+/// workspace outputs and its entry's blob files have now.
+pub(crate) fn evidence(
+    node: &Node,
+    key: &str,
+    entry: &Entry,
+    input_stats: &[Stat],
+    ingredients: &Ingredients,
+) -> TracedNode {
+    let lstat = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .map(|m| (path.to_path_buf(), Stat::of(&m)))
+    };
+    TracedNode {
+        key: key.to_string(),
+        output_digest: entry.output_digest().to_string(),
+        upstream: ingredients
+            .upstream
+            .iter()
+            .map(|u| u.digest.clone())
+            .collect(),
+        inputs: node
+            .inputs
+            .iter()
+            .cloned()
+            .zip(input_stats.iter().copied())
+            .collect(),
+        outputs: node
+            .workspace_outputs
+            .iter()
+            .filter_map(|(_, path)| lstat(path))
+            .collect(),
+        blobs: entry
+            .manifest
+            .outputs
+            .values()
+            .filter(|o| o.size > crate::store::INLINE_MAX)
+            .filter_map(|o| lstat(&entry.store_blob_path(&o.blake3)))
+            .collect(),
+    }
+}
+
+/// Node `index` settled as a hit from the node trace, when the trace
+/// vouches for it: see [`crate::node_trace`] for the rule.
+fn from_trace(
+    ctx: &RunContext,
+    index: usize,
+    deps: &[Arc<NodeResult>],
+    started: Instant,
+) -> Option<NodeResult> {
+    let trace = ctx.trace.as_ref()?;
+    let node = &ctx.graph.nodes[index];
+    if ctx.force[index] || node.when.is_some() || ctx.graph.read_by_condition(index) {
+        return None;
+    }
+    let traced = trace.get(&node.id)?;
+    let upstream: Vec<&str> = deps
+        .iter()
+        .map(|r| r.output_digest.as_deref())
+        .collect::<Option<_>>()?;
+    let outputs_declared = traced.outputs.len() == node.workspace_outputs.len()
+        && traced
+            .outputs
+            .iter()
+            .zip(&node.workspace_outputs)
+            .all(|((a, _), (_, b))| a == b);
+    if !outputs_declared || !traced.holds(&node.inputs, &upstream) {
+        return None;
+    }
+    Some(NodeResult {
+        outcome: Outcome::Cached,
+        key: Some(traced.key.clone()),
+        entry: None,
+        output_digest: Some(traced.output_digest.clone()),
+        evidence: Some(Arc::new(traced.clone())),
+        log: Vec::new(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Put a hit's workspace outputs back where the workflow expects them,

@@ -61,6 +61,9 @@ pub struct Graph {
     /// Derived from `nodes`; rebuilt when a graph is read back.
     #[serde(skip)]
     by_id: HashMap<String, usize>,
+    /// Derived: whether some node's `when:` reads node i's metrics.
+    #[serde(skip)]
+    condition_read: Vec<bool>,
 }
 
 impl Graph {
@@ -73,6 +76,20 @@ impl Graph {
             .enumerate()
             .map(|(i, n)| (n.id.clone(), i))
             .collect();
+        let mut read = vec![false; self.nodes.len()];
+        for node in &self.nodes {
+            for phase in node.when.iter().flat_map(|c| c.phases()) {
+                if let Some(i) = self.by_id.get(phase) {
+                    read[*i] = true;
+                }
+            }
+        }
+        self.condition_read = read;
+    }
+
+    /// Whether some node's `when:` reads the metrics of node `index`.
+    pub fn read_by_condition(&self, index: usize) -> bool {
+        self.condition_read.get(index).copied().unwrap_or(true)
     }
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
@@ -286,17 +303,14 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         output_node.push(nodes.len() - 1);
     }
     check_outputs(&workflow, &nodes)?;
-    let by_id = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.clone(), i))
-        .collect();
     let mut graph = Graph {
         workflow,
         nodes,
         order: Vec::new(),
-        by_id,
+        by_id: HashMap::new(),
+        condition_read: Vec::new(),
     };
+    graph.reindex();
     check_conditions(&graph)?;
     graph.order = plan_order(&graph.nodes);
     // From here on configs live in the nodes and errors point at node

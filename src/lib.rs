@@ -22,6 +22,7 @@ pub mod graph_cache;
 pub mod ir;
 pub mod key;
 pub mod market;
+pub mod node_trace;
 pub mod observed;
 pub mod output;
 pub mod paths;

@@ -103,7 +103,7 @@ fn predict_node(
         Err(e) => return error(e),
     }
     let ingredients = match ingredients(ctx, node, deps) {
-        Ok(i) => i,
+        Ok((i, _)) => i,
         Err(e) => return error(e),
     };
     let key = ingredients.key();
@@ -111,6 +111,8 @@ fn predict_node(
         let result = NodeResult {
             outcome: Outcome::Cached,
             key: Some(key.clone()),
+            output_digest: Some(entry.output_digest().to_string()),
+            evidence: None,
             entry: Some(entry),
             log: Vec::new(),
             seconds: 0.0,

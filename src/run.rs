@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::graph::{Graph, Node};
+use crate::node_trace::{NodeTrace, TracedNode};
 use crate::phases::{Factory, PhaseError};
 use crate::stat_cache::StatCache;
 use crate::store::{Entry, Store};
@@ -21,6 +22,9 @@ pub struct RunContext {
     pub workflow_id: String,
     /// Nodes that must execute even when their entry exists.
     pub force: Vec<bool>,
+    /// What the last build's decisions rested on, when it still applies
+    /// ([`crate::node_trace`]); nodes it vouches for are settled by stats.
+    pub trace: Option<Arc<NodeTrace>>,
 }
 
 impl RunContext {
@@ -49,7 +53,13 @@ pub enum Outcome {
 pub struct NodeResult {
     pub outcome: Outcome,
     pub key: Option<String>,
+    /// The stored entry, when this build looked it up or wrote it; `None`
+    /// for a node settled from the node trace ([`NodeResult::entry_in`]).
     pub entry: Option<Entry>,
+    /// The digest downstream keys take (early cutoff).
+    pub output_digest: Option<String>,
+    /// What the decision rested on, for the next build's node trace.
+    pub evidence: Option<Arc<TracedNode>>,
     /// The phase's captured output, plus notes from the engine.
     pub log: Vec<u8>,
     pub seconds: f64,
@@ -61,6 +71,8 @@ impl NodeResult {
             outcome: Outcome::Skipped(reason),
             key: None,
             entry: None,
+            output_digest: None,
+            evidence: None,
             log: Vec::new(),
             seconds: 0.0,
         }
@@ -71,9 +83,20 @@ impl NodeResult {
             outcome: Outcome::Failed(PhaseError::new(message)),
             key,
             entry: None,
+            output_digest: None,
+            evidence: None,
             log,
             seconds,
         }
+    }
+
+    /// The node's stored entry: the one this build holds, or for a node
+    /// settled from the node trace, looked up (and verified) now.
+    pub fn entry_in(&self, ctx: &RunContext) -> Option<Entry> {
+        if let Some(entry) = &self.entry {
+            return Some(entry.clone());
+        }
+        ctx.store.lookup(self.key.as_deref()?, &ctx.stats).hit()
     }
 
     /// `metrics.json` of the node's entry, for conditions.

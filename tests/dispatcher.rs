@@ -100,6 +100,7 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         stats: Arc::new(StatCache::in_memory()),
         factory: factory.clone(),
         workflow_id: "test".into(),
+        trace: None,
     });
     let executor = LocalExecutor::new(jobs, factory).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);

@@ -30,13 +30,25 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     {
         return Ok(conclude_noop(wf, args, &record, &nodes, started));
     }
-    let graph = compile_or_cached(wf)?;
-    build_compiled(wf, graph, args, started, &[])
+    let (graph, source) = compile_or_cached(wf)?;
+    build_from(wf, graph, source, args, started, &[])
+}
+
+/// Where a build's graph came from, which decides whether the node trace
+/// may be read and written: it describes the graph in the graph cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GraphSource {
+    /// Read from the graph cache.
+    Cache,
+    /// Compiled, and the graph cache now holds it.
+    CompiledAndCached,
+    /// Compiled; the graph cache (if any) holds another graph.
+    Compiled,
 }
 
 /// The compiled graph from the graph cache when its evidence holds, else
 /// compiled from the YAML (and cached for the next build).
-fn compile_or_cached(wf: &WorkflowArgs) -> Result<crate::graph::Graph, Error> {
+fn compile_or_cached(wf: &WorkflowArgs) -> Result<(crate::graph::Graph, GraphSource), Error> {
     let reading_since = SystemTime::now();
     let cache = graph_invocation(wf).map(|invocation| {
         let root = super::store_root(wf);
@@ -47,7 +59,7 @@ fn compile_or_cached(wf: &WorkflowArgs) -> Result<crate::graph::Graph, Error> {
         && let Some(graph) = crate::graph_cache::load(path, invocation)
     {
         trace("graph from the graph cache");
-        return Ok(graph);
+        return Ok((graph, GraphSource::Cache));
     }
     let graph = super::compile(wf)?;
     if let Some((path, invocation)) = &cache
@@ -55,9 +67,13 @@ fn compile_or_cached(wf: &WorkflowArgs) -> Result<crate::graph::Graph, Error> {
         && let Some(evidence) = crate::graph_cache::evidence(&graph, crate::observed::snapshot())
     {
         // A cache that cannot be written costs the next build a compile.
-        let _ = crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since);
+        if let Ok(true) =
+            crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since)
+        {
+            return Ok((graph, GraphSource::CompiledAndCached));
+        }
     }
-    Ok(graph)
+    Ok((graph, GraphSource::Compiled))
 }
 
 /// What the compiled graph depends on besides file contents: the
@@ -128,11 +144,88 @@ impl UptodateRecord {
     }
 }
 
+/// Where the node trace of this build lives, the invocation it is for, and
+/// the files it rests on besides each node's own (the graph cache and the
+/// store's `index/` directory).
+struct NodeTraceFile {
+    path: PathBuf,
+    invocation: String,
+    global: Vec<PathBuf>,
+}
+
+impl NodeTraceFile {
+    fn for_build(wf: &WorkflowArgs, session: &Session, source: GraphSource) -> Option<Self> {
+        let ctx = &session.ctx;
+        let runs = |name: &str| {
+            ctx.store
+                .root()
+                .join("runs")
+                .join(&ctx.workflow_id)
+                .join(name)
+        };
+        let trace = NodeTraceFile {
+            path: crate::node_trace::path(ctx.store.root(), &ctx.workflow_id),
+            invocation: graph_invocation(wf)?,
+            global: vec![runs("graph"), ctx.store.root().join("index")],
+        };
+        // A graph compiled without being cached makes any trace stale.
+        if source == GraphSource::Compiled {
+            crate::node_trace::remove(&trace.path);
+        }
+        Some(trace)
+    }
+
+    /// Record what each node of `report` rested on; a trace that cannot
+    /// be written costs the next build its shortcut, nothing else.
+    fn save(
+        &self,
+        ctx: &crate::run::RunContext,
+        report: &crate::dispatch::BuildReport,
+        started: SystemTime,
+    ) {
+        let Some(global) = crate::node_trace::global_evidence(&self.global) else {
+            crate::node_trace::remove(&self.path);
+            return;
+        };
+        let nodes: Vec<(&str, crate::node_trace::TracedNode)> = report
+            .selected
+            .iter()
+            .filter_map(|&i| match &report.nodes[i] {
+                Final::Done(r) => {
+                    let evidence = r.evidence.as_ref()?;
+                    // An output changed since it was stat'ed is no evidence.
+                    let unchanged = evidence.outputs.iter().all(|(path, recorded)| {
+                        std::fs::symlink_metadata(path)
+                            .is_ok_and(|m| crate::file_stat::Stat::of(&m) == *recorded)
+                    });
+                    unchanged.then(|| (ctx.graph.nodes[i].id.as_str(), (**evidence).clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if crate::node_trace::save(&self.path, &self.invocation, &global, &nodes, started).is_err()
+        {
+            crate::node_trace::remove(&self.path);
+        }
+    }
+}
+
 /// `admf build` on a graph the caller compiled (at `started`); `why`
 /// opens its `events.jsonl` (the `trigger` lines of `admf watch`).
 pub fn build_compiled(
     wf: &WorkflowArgs,
     graph: crate::graph::Graph,
+    args: &BuildArgs,
+    started: Instant,
+    why: &[serde_json::Value],
+) -> Result<i32, Error> {
+    build_from(wf, graph, GraphSource::Compiled, args, started, why)
+}
+
+fn build_from(
+    wf: &WorkflowArgs,
+    graph: crate::graph::Graph,
+    source: GraphSource,
     args: &BuildArgs,
     started: Instant,
     why: &[serde_json::Value],
@@ -156,11 +249,20 @@ pub fn build_compiled(
             }
         }
     }
-    let session = Session::with_graph(wf, graph, force)?;
-    let ctx = session.ctx.clone();
+    let mut session = Session::with_graph(wf, graph, force)?;
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
     }
+    let trace = NodeTraceFile::for_build(wf, &session, source);
+    if let Some(trace) = &trace {
+        let loaded = (source == GraphSource::Cache)
+            .then(|| crate::node_trace::load(&trace.path, &trace.invocation))
+            .flatten();
+        if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
+            ctx.trace = loaded.map(std::sync::Arc::new);
+        }
+    }
+    let ctx = session.ctx.clone();
     let record = UptodateRecord::for_build(wf, args);
     let record_path = uptodate::path(ctx.store.root(), &ctx.workflow_id);
     // This build may rewrite refs and the workspace: the old record no
@@ -190,6 +292,11 @@ pub fn build_compiled(
         &mut progress,
     );
     progress.finish();
+    match &trace {
+        Some(trace) if source != GraphSource::Compiled => trace.save(&ctx, &report, started_at),
+        Some(trace) => crate::node_trace::remove(&trace.path),
+        None => {}
+    }
     let t_dispatch = started.elapsed();
     drop(guard);
     let _ = ctx.stats.save();
@@ -205,7 +312,7 @@ pub fn build_compiled(
                     status: status_name(&r.outcome),
                     key: r.key.clone(),
                     seconds: Some(r.seconds),
-                    report: report_path(node, r),
+                    report: report_path(&ctx, node, r),
                 },
                 _ => NodeLine {
                     id,
@@ -481,8 +588,15 @@ fn conclude(
 }
 
 /// The `report.html` of a `report` node that ran or came from the cache.
-fn report_path(node: &crate::graph::Node, result: &crate::run::NodeResult) -> Option<PathBuf> {
-    let entry = result.entry.as_ref().filter(|_| node.mode == "report")?;
+fn report_path(
+    ctx: &crate::run::RunContext,
+    node: &crate::graph::Node,
+    result: &crate::run::NodeResult,
+) -> Option<PathBuf> {
+    if node.mode != "report" {
+        return None;
+    }
+    let entry = result.entry_in(ctx)?;
     Some(entry.view().ok()?.join("report.html"))
 }
 

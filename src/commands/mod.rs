@@ -122,6 +122,7 @@ impl Session {
                 factory: factory(),
                 workflow_id: workflow_id(&wf.workflow),
                 force,
+                trace: None,
             }),
         })
     }

@@ -1,0 +1,319 @@
+//! The node trace: per node, what its last decision rested on, so that
+//! a build after a small edit decides each untouched node with a few
+//! `stat` calls instead of hashing, keying and looking it up.
+//!
+//! After every build, `<store>/runs/<workflow-id>/nodes` records, for each
+//! node that ran or came from the store: its key and output digest, the
+//! stat each input had when it was hashed, the output digests of its
+//! upstream nodes, the stat of each workspace output, and the stat of
+//! each blob file of its entry. The next build uses it only when the
+//! graph came from the graph cache file the trace was written against
+//! (so every config is the one keyed) and the store's `index/` directory
+//! is unchanged (gc and repair change it when they remove entries).
+//!
+//! A node is then settled from the trace, as a hit, exactly when the full
+//! rule would find the same key and an intact entry with its outputs in
+//! place: every input has its recorded stat (so the same content), every
+//! upstream node ended with its recorded output digest (so the same
+//! ingredients), every workspace output is still a plain file with its
+//! recorded stat, and every blob file of the entry is unchanged. Nodes
+//! that are forced, have a `when:`, or are named by some `when:` (their
+//! metrics are read) always take the full rule.
+//!
+//! Stats are trusted as the stat cache trusts them, with the same racy
+//! rule ([`crate::file_stat::is_racy`]): a stat too close to the moment it
+//! was taken is not recorded, and that node takes the full rule next time.
+//!
+//! # File format
+//!
+//! ```text
+//! admf-nodes 1
+//! invocation <blake3 hex>
+//! file <size> <mtime ns> <inode> <device> <path>     (global evidence: graph cache, index/)
+//! node <key> <output digest> <id>
+//! up <digest>                   (one per upstream node, in declared order)
+//! in <size> <mtime ns> <inode> <device> <path>
+//! out <size> <mtime ns> <inode> <device> <path>
+//! blob <size> <mtime ns> <inode> <device> <path>
+//! ```
+//! Ids and paths are escaped as in the stat cache. A malformed trace is
+//! no trace.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
+
+const HEADER: &str = "admf-nodes 1";
+const FILE_NAME: &str = "nodes";
+
+/// What one node's decision rested on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TracedNode {
+    pub key: String,
+    pub output_digest: String,
+    pub upstream: Vec<String>,
+    pub inputs: Vec<(PathBuf, Stat)>,
+    pub outputs: Vec<(PathBuf, Stat)>,
+    pub blobs: Vec<(PathBuf, Stat)>,
+}
+
+impl TracedNode {
+    /// Whether the node would be decided the same way now: its upstream
+    /// nodes ended with `upstream` digests, and every file it rested on
+    /// has its recorded stat. Each file's stat is noted as read.
+    pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str]) -> bool {
+        if self.upstream.len() != upstream.len()
+            || self.upstream.iter().zip(upstream).any(|(a, b)| a != b)
+            || self.inputs.len() != inputs.len()
+            || self.inputs.iter().zip(inputs).any(|((a, _), b)| a != b)
+        {
+            return false;
+        }
+        let same = |path: &Path, recorded: &Stat, plain: bool| {
+            let meta = if plain {
+                fs::symlink_metadata(path)
+                    .ok()
+                    .filter(|m| m.file_type().is_file())
+            } else {
+                fs::metadata(path).ok()
+            };
+            meta.is_some_and(|m| Stat::of(&m) == *recorded)
+        };
+        let holds = self.inputs.iter().all(|(p, s)| same(p, s, false))
+            && self.outputs.iter().all(|(p, s)| same(p, s, true))
+            && self.blobs.iter().all(|(p, s)| same(p, s, true));
+        if holds {
+            for (path, stat) in self.inputs.iter().chain(&self.outputs).chain(&self.blobs) {
+                crate::observed::note(path, *stat);
+            }
+        }
+        holds
+    }
+}
+
+/// The trace of the last build, by node id.
+#[derive(Debug, Default)]
+pub struct NodeTrace {
+    nodes: HashMap<String, TracedNode>,
+}
+
+impl NodeTrace {
+    pub fn get(&self, id: &str) -> Option<&TracedNode> {
+        self.nodes.get(id)
+    }
+}
+
+/// Where the trace of workflow `workflow_id` lives in the store.
+pub fn path(store_root: &Path, workflow_id: &str) -> PathBuf {
+    store_root.join("runs").join(workflow_id).join(FILE_NAME)
+}
+
+/// The global evidence a trace rests on, with the stats they have now.
+pub fn global_evidence(files: &[PathBuf]) -> Option<Vec<(PathBuf, Stat)>> {
+    files
+        .iter()
+        .map(|f| Some((f.clone(), Stat::of(&fs::metadata(f).ok()?))))
+        .collect()
+}
+
+/// Remove the trace (a build that cannot write a new one).
+pub fn remove(path: &Path) {
+    let _ = fs::remove_file(path);
+}
+
+/// Write the trace. Nodes with a racy stat are left out; `started` is when
+/// the build began reading, `now` when the outputs were last stat'ed.
+pub fn save(
+    path: &Path,
+    invocation: &str,
+    global: &[(PathBuf, Stat)],
+    nodes: &[(&str, TracedNode)],
+    started: SystemTime,
+) -> std::io::Result<()> {
+    let started_ns = system_time_ns(started);
+    let now_ns = system_time_ns(SystemTime::now());
+    let mut text = format!("{HEADER}\ninvocation {invocation}\n");
+    for (file, s) in global {
+        push_stat(&mut text, "file", file, s);
+    }
+    for (id, node) in nodes {
+        let racy = node.inputs.iter().any(|(_, s)| is_racy(s, started_ns))
+            || node
+                .outputs
+                .iter()
+                .chain(&node.blobs)
+                .any(|(_, s)| is_racy(s, now_ns));
+        if racy {
+            continue;
+        }
+        text.push_str(&format!(
+            "node {} {} {}\n",
+            node.key,
+            node.output_digest,
+            escape_path(Path::new(id))
+        ));
+        for digest in &node.upstream {
+            text.push_str(&format!("up {digest}\n"));
+        }
+        for (tag, files) in [
+            ("in", &node.inputs),
+            ("out", &node.outputs),
+            ("blob", &node.blobs),
+        ] {
+            for (file, s) in files {
+                push_stat(&mut text, tag, file, s);
+            }
+        }
+    }
+    crate::atomic_file::write(path, text.as_bytes())
+}
+
+fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
+    text.push_str(&format!(
+        "{tag} {} {} {} {} {}\n",
+        s.size,
+        s.mtime_ns,
+        s.inode,
+        s.device,
+        escape_path(file)
+    ));
+}
+
+/// The trace, if it was written for `invocation` and its global evidence
+/// still holds (each of those files noted as read).
+pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
+    let text = fs::read_to_string(path).ok()?;
+    let mut lines = text.split('\n');
+    if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
+        return None;
+    }
+    let mut trace = NodeTrace::default();
+    let mut current: Option<(String, TracedNode)> = None;
+    let mut global = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (tag, rest) = line.split_once(' ')?;
+        match tag {
+            "file" => global.push(parse_stat(rest)?),
+            "node" => {
+                if let Some((id, node)) = current.take() {
+                    trace.nodes.insert(id, node);
+                }
+                let mut fields = rest.splitn(3, ' ');
+                let key = fields.next()?.to_string();
+                let output_digest = fields.next()?.to_string();
+                let id = unescape_path(fields.next()?)?
+                    .into_os_string()
+                    .into_string()
+                    .ok()?;
+                current = Some((
+                    id,
+                    TracedNode {
+                        key,
+                        output_digest,
+                        ..TracedNode::default()
+                    },
+                ));
+            }
+            "up" => current.as_mut()?.1.upstream.push(rest.to_string()),
+            "in" => current.as_mut()?.1.inputs.push(parse_stat(rest)?),
+            "out" => current.as_mut()?.1.outputs.push(parse_stat(rest)?),
+            "blob" => current.as_mut()?.1.blobs.push(parse_stat(rest)?),
+            _ => return None,
+        }
+    }
+    if let Some((id, node)) = current.take() {
+        trace.nodes.insert(id, node);
+    }
+    for (file, recorded) in &global {
+        let now = Stat::of(&fs::metadata(file).ok()?);
+        if now != *recorded {
+            return None;
+        }
+        crate::observed::note(file, now);
+    }
+    Some(trace)
+}
+
+fn parse_stat(rest: &str) -> Option<(PathBuf, Stat)> {
+    let mut fields = rest.splitn(5, ' ');
+    let stat = Stat {
+        size: fields.next()?.parse().ok()?,
+        mtime_ns: fields.next()?.parse().ok()?,
+        inode: fields.next()?.parse().ok()?,
+        device: fields.next()?.parse().ok()?,
+    };
+    Some((unescape_path(fields.next()?)?, stat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn old_file(dir: &Path, name: &str, text: &str) -> (PathBuf, Stat) {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let stat = Stat::of(&fs::metadata(&path).unwrap());
+        (path, stat)
+    }
+
+    #[test]
+    fn a_trace_reads_back_and_holds_until_a_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = old_file(dir.path(), "in 1.txt", "a");
+        let output = old_file(dir.path(), "out.txt", "b");
+        let global = old_file(dir.path(), "graph", "g");
+        let node = TracedNode {
+            key: "k".repeat(64),
+            output_digest: "d".repeat(64),
+            upstream: vec!["u".repeat(64)],
+            inputs: vec![input.clone()],
+            outputs: vec![output.clone()],
+            blobs: Vec::new(),
+        };
+        let path = dir.path().join("runs/nodes");
+        save(
+            &path,
+            "inv",
+            &[global.clone()],
+            &[("a[1] b", node.clone())],
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(load(&path, "other").is_none());
+        let trace = load(&path, "inv").unwrap();
+        let back = trace.get("a[1] b").unwrap();
+        assert_eq!(*back, node);
+        let up = "u".repeat(64);
+        assert!(back.holds(&[input.0.clone()], &[up.as_str()]));
+        assert!(!back.holds(&[input.0.clone()], &["x"]));
+        assert!(!back.holds(&[dir.path().join("other")], &[up.as_str()]));
+        fs::write(&output.0, "changed").unwrap();
+        assert!(!back.holds(&[input.0.clone()], &[up.as_str()]));
+        fs::write(&global.0, "changed graph").unwrap();
+        assert!(load(&path, "inv").is_none());
+    }
+
+    #[test]
+    fn a_node_with_a_fresh_file_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.txt");
+        fs::write(&fresh, "new").unwrap();
+        let stat = Stat::of(&fs::metadata(&fresh).unwrap());
+        let node = TracedNode {
+            key: "k".into(),
+            output_digest: "d".into(),
+            outputs: vec![(fresh, stat)],
+            ..TracedNode::default()
+        };
+        let path = dir.path().join("nodes");
+        save(&path, "inv", &[], &[("n", node)], SystemTime::now()).unwrap();
+        assert!(load(&path, "inv").unwrap().get("n").is_none());
+    }
+}
