@@ -281,7 +281,7 @@ mod tests {
         save(
             &path,
             "inv",
-            &[global.clone()],
+            std::slice::from_ref(&global),
             &[("a[1] b", node.clone())],
             SystemTime::now(),
         )
@@ -291,11 +291,11 @@ mod tests {
         let back = trace.get("a[1] b").unwrap();
         assert_eq!(*back, node);
         let up = "u".repeat(64);
-        assert!(back.holds(&[input.0.clone()], &[up.as_str()]));
-        assert!(!back.holds(&[input.0.clone()], &["x"]));
+        assert!(back.holds(std::slice::from_ref(&input.0), &[up.as_str()]));
+        assert!(!back.holds(std::slice::from_ref(&input.0), &["x"]));
         assert!(!back.holds(&[dir.path().join("other")], &[up.as_str()]));
         fs::write(&output.0, "changed").unwrap();
-        assert!(!back.holds(&[input.0.clone()], &[up.as_str()]));
+        assert!(!back.holds(std::slice::from_ref(&input.0), &[up.as_str()]));
         fs::write(&global.0, "changed graph").unwrap();
         assert!(load(&path, "inv").is_none());
     }
