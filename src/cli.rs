@@ -122,13 +122,10 @@ pub enum Command {
     },
     /// Inspect and maintain the store.
     Cache {
-        #[arg(
-            long,
-            env = "ADMF_CACHE_DIR",
-            value_name = "DIR",
-            default_value = "cache"
-        )]
-        cache_dir: PathBuf,
+        /// The store (default: `cache/` at the project root found from the
+        /// current directory). Accepted before or after the action.
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: CacheAction,
     },
