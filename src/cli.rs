@@ -1,4 +1,4 @@
-//! Command-line definitions (DESIGN §1).
+//! Command-line definitions; exit codes and conventions in docs/design.md §1.
 
 use std::path::PathBuf;
 
@@ -130,7 +130,23 @@ pub enum Command {
         action: CacheAction,
     },
     /// Print a shell completion script.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// List the modes, or print one mode's keys (types, defaults, meaning)
+    /// and the files it writes.
+    Modes {
+        /// The mode to describe; all modes when omitted.
+        mode: Option<String>,
+        /// Print markdown; without MODE, the whole reference
+        /// (`docs/reference.md`).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// List the strategies with their rules and parameters (and defaults),
+    /// and the regime classifiers.
+    Strategies,
 }
 
 #[derive(Subcommand, Debug)]

@@ -343,7 +343,8 @@ fn kahn(indegree: &[usize], dependents: &[Vec<usize>]) -> Vec<usize> {
     order
 }
 
-/// The planned sequence of DESIGN §4.
+/// The planned sequence: Kahn's algorithm taking the lowest-index ready
+/// node first, the same at any `-j` (docs/design.md §4).
 pub fn plan_order(nodes: &[Node]) -> Vec<usize> {
     let mut indegree = vec![0usize; nodes.len()];
     let mut dependents = vec![Vec::new(); nodes.len()];

@@ -6,6 +6,7 @@ mod build;
 mod cache;
 mod exec_action;
 mod inspect;
+pub mod modes;
 mod watch;
 
 use std::io::IsTerminal;
@@ -55,6 +56,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             }
             cache::run(&store, action)
         }
+        Command::Modes { mode, markdown } => modes::modes(mode.as_deref(), markdown),
+        Command::Strategies => modes::strategies(),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

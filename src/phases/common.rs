@@ -28,7 +28,7 @@ pub struct DataSpec {
     pub policy: BadRowPolicy,
 }
 
-const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
+pub const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
 
 pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
     let data = match config.get("data") {
@@ -249,7 +249,7 @@ pub fn spec_issue(prefix: &str, e: SpecIssue) -> ConfigIssue {
     issue(key, e.message, e.hint)
 }
 
-const COSTS_KEYS: &[&str] = &["fee"];
+pub const COSTS_KEYS: &[&str] = &["fee"];
 
 /// `costs: {fee: f}`, the proportional cost per unit of position change;
 /// 0 when absent.

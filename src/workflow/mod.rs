@@ -6,7 +6,7 @@
 //! are first recorded as references and resolved once every file is read,
 //! so a phase may name one declared after it.
 //!
-//! Rules (DESIGN §2): a phase without `depends_on` follows the phase listed
+//! Rules (docs/design.md §2): a phase without `depends_on` follows the phase listed
 //! before it; `depends_on: []` makes it a root of its scope, which inside an
 //! include means it follows whatever the include itself depends on.
 //! Depending on an include means depending on its sinks. Inherited keys are
