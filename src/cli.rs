@@ -147,6 +147,19 @@ pub enum Command {
     /// List the strategies with their rules and parameters (and defaults),
     /// and the regime classifiers.
     Strategies,
+    /// Write a commented starter workflow into the current directory that
+    /// builds as is (with the bundled SPY daily sample when no data is at
+    /// hand).
+    Init {
+        /// Which starter: one backtest, the research pipeline
+        /// (sweep, regimes, ensemble, report), or shell steps with a
+        /// backtest and a condition.
+        #[arg(long, default_value = "backtest", value_parser = ["backtest", "research", "pipeline"])]
+        template: String,
+        /// Replace an existing workflow file of the same name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@
 mod build;
 mod cache;
 mod exec_action;
+mod init;
 mod inspect;
 pub mod modes;
 mod watch;
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Modes { mode, markdown } => modes::modes(mode.as_deref(), markdown),
         Command::Strategies => modes::strategies(),
+        Command::Init { template, force } => init::init(&template, force),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
