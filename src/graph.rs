@@ -154,9 +154,13 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
                 "type"
             };
             Error::invalid(
-                phase.location.clone(),
+                phase.locate(key),
                 key,
-                format!("unknown mode `{}`", phase.mode),
+                format!(
+                    "unknown mode `{}` (modes: {})",
+                    phase.mode,
+                    factory.modes().join(", ")
+                ),
             )
             .with_hint(did_you_mean(&phase.mode, factory.modes()))
         })?;
@@ -230,7 +234,17 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         }
         for (id, role, config, deps, group) in specs {
             let config = Value::Object(config);
-            implementation.validate(&config).map_err(issue_error)?;
+            implementation.validate(&config).map_err(|issue| {
+                // A trial's bad value came from the grid: point there.
+                match (&role, grid_entry(&issue.key, grid.as_ref())) {
+                    (Role::Trial { name, .. }, Some(entry)) => issue_error(ConfigIssue {
+                        key: format!("grid.{entry}"),
+                        message: format!("{} (in trial {name})", issue.message),
+                        hint: issue.hint,
+                    }),
+                    _ => issue_error(issue),
+                }
+            })?;
             let inputs = implementation
                 .inputs(&config, &phase.base_dir)
                 .map_err(issue_error)?;
@@ -322,6 +336,21 @@ fn topo_sort_phases(workflow: &Workflow, index: &HashMap<&str, usize>, order: &m
         }
     }
     *order = kahn(&indegree, &dependents);
+}
+
+/// The `grid:` key that sets config key `key` in a trial: a dotted grid key
+/// names a config path, a plain one a strategy parameter.
+fn grid_entry(key: &str, grid: Option<&Value>) -> Option<String> {
+    let grid = grid?.as_object()?;
+    grid.keys()
+        .find(|g| {
+            if g.contains('.') {
+                key == g.as_str() || key.starts_with(&format!("{g}."))
+            } else {
+                key == format!("strategy.parameters.{g}")
+            }
+        })
+        .cloned()
 }
 
 fn kahn(indegree: &[usize], dependents: &[Vec<usize>]) -> Vec<usize> {

@@ -75,9 +75,35 @@ pub fn factory() -> Arc<dyn Factory> {
 
 pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
     let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
-    let graph = graph::compile(workflow, factory().as_ref())?;
+    let graph = graph::compile(workflow, factory().as_ref()).map_err(|e| from_set(e, &wf.sets))?;
     graph::check_trigger_targets(&graph)?;
     Ok(graph)
+}
+
+/// An error at a key that a `--set` replaced says so: the file position
+/// would show the value the override replaced, not the one that is wrong.
+fn from_set(e: Error, sets: &[String]) -> Error {
+    let Error::Invalid {
+        key, message, hint, ..
+    } = &e
+    else {
+        return e;
+    };
+    let set = sets.iter().find(|set| {
+        let path = set.split_once('=').map_or(set.as_str(), |(k, _)| k);
+        // `sweep.grid.x` names a path inside phase `sweep`.
+        let inner = path.split_once('.').map(|(_, rest)| rest);
+        [Some(path), inner].into_iter().flatten().any(|p| {
+            p == key || key.starts_with(&format!("{p}.")) || p.starts_with(&format!("{key}."))
+        })
+    });
+    match set {
+        Some(set) => Error::Usage {
+            message: format!("`{key}`: {message} (from `--set {set}`)"),
+            hint: hint.clone(),
+        },
+        None => e,
+    }
 }
 
 /// The directory holding the default store and confining reads: the

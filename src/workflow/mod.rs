@@ -302,6 +302,10 @@ impl Loader {
                 key_locations.insert(format!("{key}.{sub}"), loc);
             }
         }
+        // Where the mode was named, so an unknown mode points at its line.
+        for key in ["mode", "type"].into_iter().filter(|k| f.contains_key(*k)) {
+            key_locations.insert(key.to_string(), at(key));
+        }
         let index = self.pending.len();
         self.pending.push(Pending {
             phase: PhaseIr {
