@@ -9,6 +9,7 @@
 //! location. Node indices follow declaration order, which is also the
 //! tie-break of the planned sequence ([`Graph::order`]).
 
+pub mod checks;
 pub mod grid;
 
 use std::cmp::Reverse;
@@ -120,6 +121,16 @@ impl Graph {
 type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
 
 pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error> {
+    compile_with(workflow, factory, |_| Ok(()))
+}
+
+/// [`compile`], then `checks` on the graph while the IR still locates
+/// every key (the built-in modes' checks: [`checks::check`]).
+pub fn compile_with(
+    workflow: Workflow,
+    factory: &dyn Factory,
+    checks: fn(&Graph) -> Result<(), Error>,
+) -> Result<Graph, Error> {
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
         .phases
@@ -267,6 +278,16 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
                         "add `allow_outside: true` at the top of the root workflow file to read it anyway".into(),
                     )));
                 }
+                if input.is_dir() {
+                    return Err(Error::invalid(
+                        phase.locate(key),
+                        key,
+                        format!("`{}` of `{id}` is a directory, not a file", input.display()),
+                    )
+                    .with_hint(Some(
+                        "`data.path` names one CSV file; for a directory of files use `dir:`, `pattern:` and `symbols:`".into(),
+                    )));
+                }
                 if !input.is_file() {
                     return Err(Error::MissingInput {
                         location: phase.locate(key),
@@ -312,6 +333,7 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         by_id,
     };
     check_conditions(&graph)?;
+    checks(&graph)?;
     graph.order = plan_order(&graph.nodes);
     // From here on configs live in the nodes and errors point at node
     // locations: the IR's copies would only hold memory through the build.

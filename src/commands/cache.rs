@@ -102,7 +102,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
 }
 
 /// `30d`, `12h`, `90m`, `45s`.
-fn parse_duration(text: &str) -> Result<Duration, Error> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, Error> {
     let bad = || Error::Usage {
         message: format!("--older-than `{text}`: expected a number and a unit (s, m, h, d)"),
         hint: Some("for example --older-than 30d".into()),

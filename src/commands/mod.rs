@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, WorkflowArgs};
+use crate::cli::{CacheAction, Cli, Command, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
@@ -49,6 +49,13 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Cache { cache_dir, action } => {
             let store = cache_store(cache_dir)?;
+            if let CacheAction::Gc {
+                older_than: Some(d),
+                ..
+            } = &action
+            {
+                cache::parse_duration(d)?;
+            }
             if !store.is_dir() {
                 // Listing, checking or collecting an absent store has
                 // nothing to do, and must not create one.
@@ -75,7 +82,8 @@ pub fn factory() -> Arc<dyn Factory> {
 
 pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
     let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
-    let graph = graph::compile(workflow, factory().as_ref()).map_err(|e| from_set(e, &wf.sets))?;
+    let graph = graph::compile_with(workflow, factory().as_ref(), graph::checks::check)
+        .map_err(|e| from_set(e, &wf.sets))?;
     graph::check_trigger_targets(&graph)?;
     Ok(graph)
 }

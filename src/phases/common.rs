@@ -90,6 +90,12 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
     let mut symbols = match data.get("symbols") {
         None => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(ConfigIssue::new(
+                "data.symbols",
+                "lists no symbol; name the file's symbol, or leave `symbols:` out",
+            ));
+        }
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(str::to_string))

@@ -196,7 +196,7 @@ pub const MODES: &[ModeDoc] = &[
                 "weights",
                 "{method: grid, step} | {method: random, samples, seed}",
                 "{method: grid, step: 0.1}",
-                "candidate weights on the simplex: every composition of 1/step units (at most 1,000,000 candidates), or `samples` (10000) Dirichlet(1) draws from ChaCha20 seeded with `seed` (0)",
+                "candidate weights on the simplex: every composition of 1/step units (1/step a whole number; at most 1,000,000 candidates), or `samples` (10000) Dirichlet(1) draws from ChaCha20 seeded with `seed` (0)",
             ),
             k(
                 "threshold",

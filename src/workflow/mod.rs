@@ -302,8 +302,11 @@ impl Loader {
                 key_locations.insert(format!("{key}.{sub}"), loc);
             }
         }
-        // Where the mode was named, so an unknown mode points at its line.
-        for key in ["mode", "type"].into_iter().filter(|k| f.contains_key(*k)) {
+        // Where the engine keys are, so errors about them point at their line.
+        for key in ["mode", "type", "when", "depends_on"]
+            .into_iter()
+            .filter(|k| f.contains_key(*k))
+        {
             key_locations.insert(key.to_string(), at(key));
         }
         let index = self.pending.len();
