@@ -217,6 +217,9 @@ pub fn build_compiled(
             }
         })
         .collect();
+    for (id, path) in super::skipped::remove_stale_outputs(&ctx, &report) {
+        crate::errln!("removed {} (`{id}` was skipped)", path.display());
+    }
     let observed = crate::observed::take();
     if let Some(record) = record
         && let Some(files) = observed

@@ -8,6 +8,7 @@ mod exec_action;
 mod init;
 mod inspect;
 pub mod modes;
+mod skipped;
 mod watch;
 
 use std::io::IsTerminal;
