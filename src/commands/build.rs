@@ -168,6 +168,7 @@ pub fn build_compiled(
     uptodate::remove(&record_path).map_err(|e| Error::io(&record_path, e))?;
     let jobs = args
         .jobs
+        .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let executor =
         LocalExecutor::new(jobs, ctx.factory.clone()).map_err(|e| Error::io("thread pool", e))?;
@@ -206,6 +207,7 @@ pub fn build_compiled(
                     key: r.key.clone(),
                     seconds: Some(r.seconds),
                     report: report_path(node, r),
+                    headline: super::headline::headline(node, r),
                 },
                 _ => NodeLine {
                     id,
@@ -213,6 +215,7 @@ pub fn build_compiled(
                     key: None,
                     seconds: None,
                     report: None,
+                    headline: None,
                 },
             }
         })
@@ -339,6 +342,7 @@ fn conclude_noop(
             key: n.key.clone(),
             seconds: Some(0.0),
             report: n.report.clone(),
+            headline: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -368,6 +372,8 @@ struct NodeLine<'a> {
     key: Option<String>,
     seconds: Option<f64>,
     report: Option<PathBuf>,
+    /// A backtest's headline figures.
+    headline: Option<String>,
 }
 
 const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
@@ -470,6 +476,16 @@ fn conclude(
     for line in lines {
         if let Some(path) = &line.report {
             crate::errln!("report: {} ({})", path.display(), line.id);
+        }
+    }
+    let headlines: Vec<&NodeLine> = lines.iter().filter(|l| l.headline.is_some()).collect();
+    if headlines.len() <= super::headline::MAX_LINES {
+        for line in headlines {
+            crate::errln!(
+                "{}: {}",
+                line.id,
+                line.headline.as_deref().unwrap_or_default()
+            );
         }
     }
     if args.json {

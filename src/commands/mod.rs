@@ -5,6 +5,7 @@
 mod build;
 mod cache;
 mod exec_action;
+mod headline;
 mod init;
 mod inspect;
 pub mod modes;
