@@ -103,3 +103,48 @@ fn cache_ls_has_a_header_and_names_the_workflow() {
         ls.stdout
     );
 }
+
+/// `admf ARGS` under a pseudo-terminal (util-linux `script`); everything drawn.
+fn on_terminal(p: &Project, args: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("admf");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {args}", bin.display()), "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1")
+        .env_remove("CI")
+        .env_remove("ADMF_CACHE_DIR")
+        .output()
+        .expect("script runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_sweep_on_a_terminal_collapses_its_ran_lines_into_a_count() {
+    let p = project();
+    p.file(
+        "big.yaml",
+        &SWEEP.replace(
+            "{lookback: [10, 30], threshold: [0.01, 0.02]}",
+            "{lookback: \"range(5, 34, 1)\"}",
+        ),
+    );
+    let drawn = on_terminal(&p, "build big.yaml -j 2");
+    assert!(drawn.contains("ran     sweep: 30 trials ("), "{drawn:?}");
+    assert!(!drawn.contains("ran     sweep[0]"), "{drawn:?}");
+    // Without a terminal each trial keeps its line, for logs.
+    let q = project();
+    q.file("big.yaml", &p.read("big.yaml"));
+    let out = q.admf(&["build", "big.yaml"]);
+    assert_eq!(
+        out.stderr.matches("ran     sweep[").count(),
+        30,
+        "{}",
+        out.stderr
+    );
+}
