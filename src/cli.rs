@@ -1,4 +1,4 @@
-//! Command-line definitions (DESIGN §1).
+//! Command-line definitions; exit codes and conventions in docs/design.md §1.
 
 use std::path::PathBuf;
 
@@ -33,7 +33,7 @@ pub struct WorkflowArgs {
 pub struct BuildArgs {
     /// Nodes to build, with their dependencies; all when none.
     pub targets: Vec<String>,
-    /// How many nodes run at once (default: number of cores).
+    /// How many nodes run at once (default, and 0: the number of cores).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Execute NODE even if its entry is stored.
@@ -77,6 +77,7 @@ pub enum Command {
     Graph {
         #[command(flatten)]
         wf: WorkflowArgs,
+        /// Output format: an indented tree, Graphviz, Mermaid or JSON.
         #[arg(long, default_value = "text", value_parser = ["text", "dot", "mermaid", "json"])]
         format: String,
         /// Colour nodes by status (fresh, stale, missing, skipped).
@@ -90,6 +91,7 @@ pub enum Command {
     Status {
         #[command(flatten)]
         wf: WorkflowArgs,
+        /// Print a JSON list on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -97,12 +99,14 @@ pub enum Command {
     Explain {
         #[command(flatten)]
         wf: WorkflowArgs,
+        /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
         node: String,
     },
     /// Artifact directory, metrics and log of NODE's last build.
     Show {
         #[command(flatten)]
         wf: WorkflowArgs,
+        /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
         node: String,
     },
     /// Execute one action (a JSON file written by a coordinator) and write
@@ -122,18 +126,44 @@ pub enum Command {
     },
     /// Inspect and maintain the store.
     Cache {
-        #[arg(
-            long,
-            env = "ADMF_CACHE_DIR",
-            value_name = "DIR",
-            default_value = "cache"
-        )]
-        cache_dir: PathBuf,
+        /// The store (default: `cache/` at the project root found from the
+        /// current directory). Accepted before or after the action.
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR", global = true)]
+        cache_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: CacheAction,
     },
     /// Print a shell completion script.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// List the modes, or print one mode's keys (types, defaults, meaning)
+    /// and the files it writes.
+    Modes {
+        /// The mode to describe; all modes when omitted.
+        mode: Option<String>,
+        /// Print markdown; without MODE, the whole reference
+        /// (`docs/reference.md`).
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// List the strategies with their rules and parameters (and defaults),
+    /// and the regime classifiers.
+    Strategies,
+    /// Write a commented starter workflow into the current directory that
+    /// builds as is (with the bundled SPY daily sample when no data is at
+    /// hand).
+    Init {
+        /// Which starter: one backtest, the research pipeline
+        /// (sweep, regimes, ensemble, report), or shell steps with a
+        /// backtest and a condition.
+        #[arg(long, default_value = "backtest", value_parser = ["backtest", "research", "pipeline"])]
+        template: String,
+        /// Replace an existing workflow file of the same name.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +181,7 @@ pub enum CacheAction {
         /// Wait for running builds instead of refusing.
         #[arg(long)]
         wait: bool,
+        /// Say what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
         /// Remove everything: refs, every entry, and a store of an older layout.
@@ -159,7 +190,38 @@ pub enum CacheAction {
     },
     /// Check every entry's digests; with --repair remove corrupt entries and debris.
     Verify {
+        /// Remove corrupt entries and debris instead of only reporting them.
         #[arg(long)]
         repair: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand says what it is for.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "admf", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
 }

@@ -92,7 +92,7 @@ pub enum Error {
         node: String,
         path: PathBuf,
     },
-    /// A market data file breaks a rule of DESIGN §6.
+    /// A market data file breaks a rule of the data format (docs/design.md §6).
     Data {
         location: Location,
         rule: String,
@@ -139,7 +139,7 @@ impl Error {
         self
     }
 
-    /// 1 when a phase failed, 2 for bad input of any kind (DESIGN §1),
+    /// 1 when a phase failed, 2 for bad input of any kind (docs/design.md §1),
     /// including a build whose every failure was bad input.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -9,6 +9,7 @@
 //! location. Node indices follow declaration order, which is also the
 //! tie-break of the planned sequence ([`Graph::order`]).
 
+pub mod checks;
 pub mod grid;
 
 use std::cmp::Reverse;
@@ -137,6 +138,16 @@ impl Graph {
 type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
 
 pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error> {
+    compile_with(workflow, factory, |_| Ok(()))
+}
+
+/// [`compile`], then `checks` on the graph while the IR still locates
+/// every key (the built-in modes' checks: [`checks::check`]).
+pub fn compile_with(
+    workflow: Workflow,
+    factory: &dyn Factory,
+    checks: fn(&Graph) -> Result<(), Error>,
+) -> Result<Graph, Error> {
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
         .phases
@@ -171,9 +182,13 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
                 "type"
             };
             Error::invalid(
-                phase.location.clone(),
+                phase.locate(key),
                 key,
-                format!("unknown mode `{}`", phase.mode),
+                format!(
+                    "unknown mode `{}` (modes: {})",
+                    phase.mode,
+                    factory.modes().join(", ")
+                ),
             )
             .with_hint(did_you_mean(&phase.mode, factory.modes()))
         })?;
@@ -247,7 +262,17 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
         }
         for (id, role, config, deps, group) in specs {
             let config = Value::Object(config);
-            implementation.validate(&config).map_err(issue_error)?;
+            implementation.validate(&config).map_err(|issue| {
+                // A trial's bad value came from the grid: point there.
+                match (&role, grid_entry(&issue.key, grid.as_ref())) {
+                    (Role::Trial { name, .. }, Some(entry)) => issue_error(ConfigIssue {
+                        key: format!("grid.{entry}"),
+                        message: format!("{} (in trial {name})", issue.message),
+                        hint: issue.hint,
+                    }),
+                    _ => issue_error(issue),
+                }
+            })?;
             let inputs = implementation
                 .inputs(&config, &phase.base_dir)
                 .map_err(issue_error)?;
@@ -268,6 +293,16 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
                     )
                     .with_hint(Some(
                         "add `allow_outside: true` at the top of the root workflow file to read it anyway".into(),
+                    )));
+                }
+                if input.is_dir() {
+                    return Err(Error::invalid(
+                        phase.locate(key),
+                        key,
+                        format!("`{}` of `{id}` is a directory, not a file", input.display()),
+                    )
+                    .with_hint(Some(
+                        "`data.path` names one CSV file; for a directory of files use `dir:`, `pattern:` and `symbols:`".into(),
                     )));
                 }
                 if !input.is_file() {
@@ -312,6 +347,7 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
     };
     graph.reindex();
     check_conditions(&graph)?;
+    checks(&graph)?;
     graph.order = plan_order(&graph.nodes);
     // From here on configs live in the nodes and errors point at node
     // locations: the IR's copies would only hold memory through the build.
@@ -338,6 +374,21 @@ fn topo_sort_phases(workflow: &Workflow, index: &HashMap<&str, usize>, order: &m
     *order = kahn(&indegree, &dependents);
 }
 
+/// The `grid:` key that sets config key `key` in a trial: a dotted grid key
+/// names a config path, a plain one a strategy parameter.
+fn grid_entry(key: &str, grid: Option<&Value>) -> Option<String> {
+    let grid = grid?.as_object()?;
+    grid.keys()
+        .find(|g| {
+            if g.contains('.') {
+                key == g.as_str() || key.starts_with(&format!("{g}."))
+            } else {
+                key == format!("strategy.parameters.{g}")
+            }
+        })
+        .cloned()
+}
+
 fn kahn(indegree: &[usize], dependents: &[Vec<usize>]) -> Vec<usize> {
     let mut indegree = indegree.to_vec();
     let mut ready: BinaryHeap<Reverse<usize>> = (0..indegree.len())
@@ -357,7 +408,8 @@ fn kahn(indegree: &[usize], dependents: &[Vec<usize>]) -> Vec<usize> {
     order
 }
 
-/// The planned sequence of DESIGN §4.
+/// The planned sequence: Kahn's algorithm taking the lowest-index ready
+/// node first, the same at any `-j` (docs/design.md §4).
 pub fn plan_order(nodes: &[Node]) -> Vec<usize> {
     let mut indegree = vec![0usize; nodes.len()];
     let mut dependents = vec![Vec::new(); nodes.len()];

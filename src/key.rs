@@ -1,5 +1,5 @@
 //! Node keys: blake3 over a canonical, versioned encoding of everything
-//! that determines a node's outputs (DESIGN §3).
+//! that determines a node's outputs (docs/design.md §3).
 //!
 //! The ingredients are a serialisable struct ([`Ingredients`]), stored in
 //! every manifest so `admf explain` can diff them. The key deliberately

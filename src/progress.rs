@@ -1,6 +1,8 @@
 //! Build progress on stderr: a live bar naming the running nodes on a
 //! terminal, one plain line per finished node otherwise (CI, pipes).
-//! Cached nodes print nothing in plain mode; the summary counts them.
+//! Cached nodes print nothing in plain mode; the summary counts them. On a
+//! terminal the trials of a grid print no line each: their count and time
+//! come in one line when the grid's gather node finishes.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -20,6 +22,8 @@ pub struct Progress {
     pub events: EventLog,
     verbose: bool,
     quiet: bool,
+    /// On a terminal: trials that ran, and their seconds, per grid phase.
+    trials_ran: std::collections::HashMap<String, (usize, f64)>,
 }
 
 impl Progress {
@@ -40,6 +44,7 @@ impl Progress {
             events,
             verbose,
             quiet,
+            trials_ran: Default::default(),
         }
     }
 
@@ -103,8 +108,20 @@ impl Observer for Progress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
+        if let Some((count, seconds)) = self.trials_ran.remove(&node.id) {
+            self.say(&format!(
+                "{:<8}{}: {count} trials ({seconds:.2}s)\n",
+                "ran", node.id
+            ));
+        }
         match &result.outcome {
             Outcome::Cached => {}
+            Outcome::Ran if self.bar.is_some() && node.group.is_some() => {
+                let group = node.group.clone().unwrap_or_default();
+                let entry = self.trials_ran.entry(group).or_default();
+                entry.0 += 1;
+                entry.1 += result.seconds;
+            }
             Outcome::Ran => self.say(&format!(
                 "{:<8}{} ({:.2}s)\n",
                 "ran", node.id, result.seconds

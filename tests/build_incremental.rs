@@ -210,13 +210,16 @@ fn inherited_data_paths_stay_relative_to_the_file_that_wrote_them() {
     let p = Project::new();
     p.file(
         "data/prices.csv",
-        "date,open,high,low,close,volume\n2020-01-02,1,1,1,1,1\n",
+        "date,open,high,low,close,volume\n2020-01-02,1,1,1,1,1\n2020-01-03,1,1,1,1,1\n2020-01-06,1,1,1,1,1\n",
     );
     p.file(
         "wf.yaml",
         "data: {source: csv, symbols: [SPY], path: data/prices.csv}\nphases:\n  - name: inner\n    workflow: configs/inner.yaml\n",
     )
-    .file("configs/inner.yaml", "phases:\n  - {name: bt, mode: backtest, strategy: {type: momentum}}\n");
+    .file(
+        "configs/inner.yaml",
+        "phases:\n  - {name: bt, mode: backtest, strategy: {type: momentum, parameters: {lookback: 1}}}\n",
+    );
     let out = p.admf(&["validate", "wf.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // The path is rebased for the included file, so its key names the same

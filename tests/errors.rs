@@ -34,7 +34,8 @@ fn yaml_syntax_error_names_the_position() {
 fn unknown_mode_suggests_the_closest() {
     let err = validate_error("phases:\n  - name: a\n    mode: comand\n    run: x\n");
     assert!(err.contains("unknown mode `comand`"), "{err}");
-    assert!(err.contains("wf.yaml:2:"), "{err}");
+    // The `mode:` line, not the phase's name.
+    assert!(err.contains("wf.yaml:3:5"), "{err}");
     assert!(err.contains("did you mean `command`?"), "{err}");
 }
 

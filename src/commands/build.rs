@@ -270,6 +270,7 @@ fn build_from(
     uptodate::remove(&record_path).map_err(|e| Error::io(&record_path, e))?;
     let jobs = args
         .jobs
+        .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let executor =
         LocalExecutor::new(jobs, ctx.factory.clone()).map_err(|e| Error::io("thread pool", e))?;
@@ -313,6 +314,7 @@ fn build_from(
                     key: r.key.clone(),
                     seconds: Some(r.seconds),
                     report: report_path(&ctx, node, r),
+                    headline: super::headline::headline(&ctx, node, r),
                 },
                 _ => NodeLine {
                     id,
@@ -320,10 +322,14 @@ fn build_from(
                     key: None,
                     seconds: None,
                     report: None,
+                    headline: None,
                 },
             }
         })
         .collect();
+    for (id, path) in super::skipped::remove_stale_outputs(&ctx, &report) {
+        crate::errln!("removed {} (`{id}` was skipped)", path.display());
+    }
     let observed = crate::observed::take();
     if let Some(record) = record
         && let Some(files) = observed
@@ -443,6 +449,7 @@ fn conclude_noop(
             key: n.key.clone(),
             seconds: Some(0.0),
             report: n.report.clone(),
+            headline: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -472,6 +479,8 @@ struct NodeLine<'a> {
     key: Option<String>,
     seconds: Option<f64>,
     report: Option<PathBuf>,
+    /// A backtest's headline figures.
+    headline: Option<String>,
 }
 
 const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
@@ -574,6 +583,16 @@ fn conclude(
     for line in lines {
         if let Some(path) = &line.report {
             crate::errln!("report: {} ({})", path.display(), line.id);
+        }
+    }
+    let headlines: Vec<&NodeLine> = lines.iter().filter(|l| l.headline.is_some()).collect();
+    if headlines.len() <= super::headline::MAX_LINES {
+        for line in headlines {
+            crate::errln!(
+                "{}: {}",
+                line.id,
+                line.headline.as_deref().unwrap_or_default()
+            );
         }
     }
     if args.json {

@@ -16,16 +16,9 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
     let io = |e| Error::io(root, e);
     match action {
         CacheAction::Ls => {
-            for e in store.ls().map_err(io)? {
-                crate::outln!(
-                    "{}  {:>10}  {:<8} {}{}",
-                    &e.key[..16],
-                    e.size,
-                    e.mode,
-                    e.node,
-                    if e.referenced { "" } else { "  (unreferenced)" }
-                );
-            }
+            let entries = store.ls().map_err(io)?;
+            let refs = store.refs().map_err(io)?;
+            crate::out!("{}", render_ls(&entries, &refs));
             Ok(0)
         }
         CacheAction::Gc {
@@ -102,7 +95,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
 }
 
 /// `30d`, `12h`, `90m`, `45s`.
-fn parse_duration(text: &str) -> Result<Duration, Error> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, Error> {
     let bad = || Error::Usage {
         message: format!("--older-than `{text}`: expected a number and a unit (s, m, h, d)"),
         hint: Some("for example --older-than 30d".into()),
@@ -118,4 +111,121 @@ fn parse_duration(text: &str) -> Result<Duration, Error> {
     };
     let secs = n.checked_mul(scale).ok_or_else(bad)?;
     Ok(Duration::from_secs(secs))
+}
+
+/// `admf cache ls`: a header, then one entry a line, oldest first: key
+/// prefix, size, creation time (UTC), mode, the workflows whose refs name
+/// it (`-` for none: gc may remove it) and the node.
+fn render_ls(entries: &[crate::store::EntrySummary], refs: &[crate::store::RefRecord]) -> String {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::fmt::Write as _;
+    let mut by_key: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for r in refs {
+        by_key
+            .entry(r.key.as_str())
+            .or_default()
+            .insert(workflow_name(&r.workflow_id));
+    }
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            let workflows = by_key.get(e.key.as_str()).map_or("-".to_string(), |w| {
+                w.iter().copied().collect::<Vec<_>>().join(",")
+            });
+            [
+                e.key.get(..16).unwrap_or(&e.key).to_string(),
+                human_size(e.size),
+                jiff::Timestamp::from_second(e.created_unix as i64)
+                    .map_or("?".into(), |t| t.strftime("%Y-%m-%d %H:%M").to_string()),
+                e.mode.clone(),
+                workflows,
+                e.node.clone(),
+            ]
+        })
+        .collect();
+    let header = ["KEY", "SIZE", "CREATED (UTC)", "MODE", "WORKFLOW", "NODE"].map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 1 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+/// The workflow's file stem from its id (`stem-<12 hex>`).
+fn workflow_name(id: &str) -> &str {
+    match id.rsplit_once('-') {
+        Some((stem, hash)) if hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            stem
+        }
+        _ => id,
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod ls_tests {
+    use super::*;
+    use crate::store::{EntrySummary, RefRecord};
+
+    #[test]
+    fn ls_has_a_header_and_names_workflow_node_size_and_date() {
+        let entry = |key: &str, node: &str, size: u64| EntrySummary {
+            key: key.repeat(64),
+            node: node.into(),
+            mode: "backtest".into(),
+            size,
+            created_unix: 1_700_000_000,
+            referenced: key == "a",
+        };
+        let refs = [RefRecord {
+            workflow_id: "simple_backtest-0123456789ab".into(),
+            node: "backtest".into(),
+            key: "a".repeat(64),
+        }];
+        let text = render_ls(
+            &[entry("a", "backtest", 2_500_000), entry("b", "old", 900)],
+            &refs,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "KEY                  SIZE  CREATED (UTC)     MODE      WORKFLOW         NODE",
+                "aaaaaaaaaaaaaaaa  2.4 MiB  2023-11-14 22:13  backtest  simple_backtest  backtest",
+                "bbbbbbbbbbbbbbbb    900 B  2023-11-14 22:13  backtest  -                old",
+            ]
+        );
+    }
 }

@@ -103,10 +103,20 @@ pub fn status(wf: &WorkflowArgs, as_json: bool) -> Result<i32, Error> {
             serde_json::to_string_pretty(&json!({"nodes": nodes})).unwrap_or_default()
         );
     } else {
-        let width = graph.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
+        let title = |n: &crate::graph::Node| match &n.role {
+            // A trial says which parameters it runs.
+            Role::Trial { name, .. } => format!("{} ({name})", n.id),
+            _ => n.id.clone(),
+        };
+        let width = graph
+            .nodes
+            .iter()
+            .map(|n| title(n).len())
+            .max()
+            .unwrap_or(0);
         for &i in &graph.order {
             let s = node_status(graph, &predictions[i]);
-            crate::outln!("{:<width$}  {}", graph.nodes[i].id, s.describe());
+            crate::outln!("{:<width$}  {}", title(&graph.nodes[i]), s.describe());
         }
     }
     Ok(0)

@@ -5,20 +5,25 @@
 mod build;
 mod cache;
 mod exec_action;
+mod headline;
+mod init;
 mod inspect;
+pub mod modes;
+mod skipped;
 mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, WorkflowArgs};
+use crate::cli::{CacheAction, Cli, Command, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
 use crate::store::Store;
+use crate::workflow::root::ProjectRoot;
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -44,7 +49,26 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             );
             Ok(0)
         }
-        Command::Cache { cache_dir, action } => cache::run(&cache_dir, action),
+        Command::Cache { cache_dir, action } => {
+            let store = cache_store(cache_dir)?;
+            if let CacheAction::Gc {
+                older_than: Some(d),
+                ..
+            } = &action
+            {
+                cache::parse_duration(d)?;
+            }
+            if !store.is_dir() {
+                // Listing, checking or collecting an absent store has
+                // nothing to do, and must not create one.
+                crate::errln!("no store at {}", store.display());
+                return Ok(0);
+            }
+            cache::run(&store, action)
+        }
+        Command::Modes { mode, markdown } => modes::modes(mode.as_deref(), markdown),
+        Command::Strategies => modes::strategies(),
+        Command::Init { template, force } => init::init(&template, force),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -60,14 +84,40 @@ pub fn factory() -> Arc<dyn Factory> {
 
 pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
     let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
-    let graph = graph::compile(workflow, factory().as_ref())?;
+    let graph = graph::compile_with(workflow, factory().as_ref(), graph::checks::check)
+        .map_err(|e| from_set(e, &wf.sets))?;
     graph::check_trigger_targets(&graph)?;
     Ok(graph)
 }
 
-/// The directory holding the default store: the nearest ancestor of the
-/// workflow's directory with a `.git` or a `cache/`, else the workflow's
-/// directory itself. Also the workflow root reads are confined to.
+/// An error at a key that a `--set` replaced says so: the file position
+/// would show the value the override replaced, not the one that is wrong.
+fn from_set(e: Error, sets: &[String]) -> Error {
+    let Error::Invalid {
+        key, message, hint, ..
+    } = &e
+    else {
+        return e;
+    };
+    let set = sets.iter().find(|set| {
+        let path = set.split_once('=').map_or(set.as_str(), |(k, _)| k);
+        // `sweep.grid.x` names a path inside phase `sweep`.
+        let inner = path.split_once('.').map(|(_, rest)| rest);
+        [Some(path), inner].into_iter().flatten().any(|p| {
+            p == key || key.starts_with(&format!("{p}.")) || p.starts_with(&format!("{key}."))
+        })
+    });
+    match set {
+        Some(set) => Error::Usage {
+            message: format!("`{key}`: {message} (from `--set {set}`)"),
+            hint: hint.clone(),
+        },
+        None => e,
+    }
+}
+
+/// The directory holding the default store and confining reads: the
+/// project root of the workflow (the rule is in [`ProjectRoot`]).
 pub fn project_root(workflow: &Path) -> PathBuf {
     crate::workflow::root::project_root(workflow)
 }
@@ -77,7 +127,18 @@ pub fn project_root(workflow: &Path) -> PathBuf {
 pub fn store_root(wf: &WorkflowArgs) -> PathBuf {
     wf.cache_dir
         .clone()
-        .unwrap_or_else(|| project_root(&wf.workflow).join("cache"))
+        .unwrap_or_else(|| ProjectRoot::of_workflow(&wf.workflow).store())
+}
+
+/// The store `admf cache` works on: `--cache-dir`, else `cache/` in the
+/// project root found from the current directory by the same rule as a
+/// build's, so `cd workflows && admf cache ls` lists the project's store.
+fn cache_store(cache_dir: Option<PathBuf>) -> Result<PathBuf, Error> {
+    if let Some(dir) = cache_dir {
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+    Ok(ProjectRoot::find(&cwd).store())
 }
 
 /// Names the workflow's refs: the file stem plus a hash of its absolute
@@ -92,19 +153,40 @@ pub fn workflow_id(workflow: &Path) -> String {
 /// A compiled workflow with its store: what every command works on.
 pub struct Session {
     pub ctx: Arc<RunContext>,
+    /// An empty stand-in store for a read-only command on a project that
+    /// has none yet, removed when the session ends.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Session {
+    /// A read-only session (status, graph, explain, show): where no store
+    /// exists yet it reads an empty one rather than creating it.
     pub fn open(wf: &WorkflowArgs) -> Result<Session, Error> {
-        Session::with_graph(wf, compile(wf)?, Vec::new())
+        let graph = compile(wf)?;
+        let root = store_root(wf);
+        if root.is_dir() {
+            return Session::with_graph(wf, graph, Vec::new());
+        }
+        let scratch = tempfile::tempdir().map_err(|e| Error::io(&root, e))?;
+        let mut session = Session::at(wf, graph, Vec::new(), scratch.path())?;
+        session._scratch = Some(scratch);
+        Ok(session)
     }
 
     /// A session on an already compiled graph; `force` marks nodes to
     /// execute even when stored (empty: none).
     pub fn with_graph(wf: &WorkflowArgs, graph: Graph, force: Vec<bool>) -> Result<Session, Error> {
+        Session::at(wf, graph, force, &store_root(wf))
+    }
+
+    fn at(
+        wf: &WorkflowArgs,
+        graph: Graph,
+        force: Vec<bool>,
+        root: &Path,
+    ) -> Result<Session, Error> {
         let graph = Arc::new(graph);
-        let root = store_root(wf);
-        let store = Store::open(&root).map_err(|e| Error::io(&root, e))?;
+        let store = Store::open(root).map_err(|e| Error::io(root, e))?;
         let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
         if let Some(notice) = store.old_layout_notice() {
             crate::errln!("{notice}");
@@ -124,6 +206,7 @@ impl Session {
                 force,
                 trace: None,
             }),
+            _scratch: None,
         })
     }
 

@@ -26,20 +26,26 @@ pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, C
         return Err(ConfigIssue::new("grid", "is empty"));
     }
     let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut total: usize = 1;
     for (key, values) in map {
-        let values = axis(key, values)?;
-        total = total
-            .checked_mul(values.len())
-            .filter(|&t| t <= MAX_TRIALS)
-            .ok_or_else(|| {
-                ConfigIssue::new(
-                    format!("grid.{key}"),
-                    format!("the grid has more than {MAX_TRIALS} combinations"),
-                )
-            })?;
-        axes.push((key.clone(), values));
+        axes.push((key.clone(), axis(key, values)?));
     }
+    let combinations = axes
+        .iter()
+        .fold(1u128, |n, (_, v)| n.saturating_mul(v.len() as u128));
+    if combinations > MAX_TRIALS as u128 {
+        let sizes: Vec<String> = axes
+            .iter()
+            .map(|(k, v)| format!("{} {k}", v.len()))
+            .collect();
+        return Err(ConfigIssue::new(
+            "grid",
+            format!(
+                "the grid has {combinations} combinations ({}), above the bound of {MAX_TRIALS}",
+                sizes.join(" × ")
+            ),
+        ));
+    }
+    let total = combinations as usize;
     let prefix = strategy_type.unwrap_or("trial");
     Ok((0..total)
         .map(|index| {
@@ -227,7 +233,14 @@ mod tests {
         }
         let huge =
             json!({"a": "range(1, 1000, 1)", "b": "range(1, 1000, 1)", "c": "range(1, 1000, 1)"});
-        assert_eq!(expand(&huge, None).unwrap_err().key, "grid.c");
+        let err = expand(&huge, None).unwrap_err();
+        assert_eq!(err.key, "grid");
+        assert!(
+            err.message
+                .starts_with("the grid has 1000000000 combinations (1000 a × 1000 b × 1000 c)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

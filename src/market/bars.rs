@@ -102,7 +102,7 @@ impl Frequency {
         }
     }
 
-    /// P in DESIGN §6: 252 for daily bars, 252 × median bars per session
+    /// P, the periods per year: 252 for daily bars, 252 × median bars per session
     /// for intraday bars.
     pub fn periods_per_year(&self) -> f64 {
         match self {

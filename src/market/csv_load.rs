@@ -1,4 +1,4 @@
-//! Loading OHLCV CSV files, with the validation rules of DESIGN §6.
+//! Loading OHLCV CSV files, with their validation rules (docs/design.md §6).
 //!
 //! Two forms are read:
 //! - **header form**: a first line of column names, any order and case:

@@ -1,4 +1,4 @@
-//! The equity recursion of DESIGN §6.
+//! The equity recursion (docs/design.md §6).
 //!
 //! With R_t = C_t/C_{t−1} − 1 the close-to-close return and f the
 //! proportional fee per unit of position change:

@@ -3,7 +3,7 @@
 //! signal files, regime classifiers and the weighted-vote ensemble.
 //!
 //! Nothing here knows about workflows, phases or the store; the phase
-//! modes in [`crate::phases`] call into it. The conventions (DESIGN §6) are
+//! modes in [`crate::phases`] call into it. The conventions (docs/design.md §6) are
 //! documented where they are implemented:
 //!
 //! - data rules and the `on_bad_rows` policy: [`csv_load`];
@@ -16,6 +16,7 @@
 //! - weighted vote and weight search: [`ensemble`], [`weights`].
 
 pub mod bars;
+pub mod catalog;
 pub mod classifier;
 pub mod csv_load;
 pub mod ensemble;

@@ -81,7 +81,7 @@ pub fn parameter_names(kind: &str) -> &'static [&'static str] {
     }
 }
 
-const STRATEGY_KEYS: &[&str] = &["type", "parameters", "allow_short"];
+pub const STRATEGY_KEYS: &[&str] = &["type", "parameters", "allow_short"];
 
 impl Strategy {
     /// Parses `{type, parameters: {...}, allow_short}`; `allow_short` may

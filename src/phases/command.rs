@@ -21,7 +21,7 @@ use crate::paths::{PathGlob, is_glob};
 
 pub struct Command;
 
-const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "metrics", "description"];
+pub const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "metrics", "description"];
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
     match config.get(key) {

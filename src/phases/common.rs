@@ -28,7 +28,7 @@ pub struct DataSpec {
     pub policy: BadRowPolicy,
 }
 
-const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
+pub const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
 
 pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
     let data = match config.get("data") {
@@ -90,6 +90,12 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
     let mut symbols = match data.get("symbols") {
         None => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) if a.is_empty() => {
+            return Err(ConfigIssue::new(
+                "data.symbols",
+                "lists no symbol; name the file's symbol, or leave `symbols:` out",
+            ));
+        }
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(str::to_string))
@@ -249,7 +255,7 @@ pub fn spec_issue(prefix: &str, e: SpecIssue) -> ConfigIssue {
     issue(key, e.message, e.hint)
 }
 
-const COSTS_KEYS: &[&str] = &["fee"];
+pub const COSTS_KEYS: &[&str] = &["fee"];
 
 /// `costs: {fee: f}`, the proportional cost per unit of position change;
 /// 0 when absent.

@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod command;
 pub mod common;
 pub mod report;
+pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
 
@@ -237,12 +238,12 @@ pub struct PhaseContext<'a> {
 }
 
 /// Why a node failed: shown with its log. The build exits 1, or 2 when
-/// every failure was bad input (DESIGN §1).
+/// every failure was bad input (docs/design.md §1).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseError {
     pub message: String,
     /// The fault lies in what the user supplied (a data file breaking a
-    /// rule of DESIGN §6, a config value only checkable at run time), not
+    /// rule of the data format, a config value only checkable at run time), not
     /// in the phase or the machine.
     pub bad_input: bool,
 }

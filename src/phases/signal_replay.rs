@@ -109,16 +109,31 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
                 }
             }
             match m.get("method").and_then(Value::as_str).unwrap_or("grid") {
-                "grid" => Method::Grid {
-                    step: common::number_at(
+                "grid" => {
+                    let step = common::number_at(
                         &json!(m),
                         "step",
                         0.1,
                         |s| s > 0.0 && s <= 1.0,
                         "a step in (0, 1]",
                     )
-                    .map_err(|e| ConfigIssue::new("weights.step", e.message))?,
-                },
+                    .map_err(|e| ConfigIssue::new("weights.step", e.message))?;
+                    // The grid counts whole steps: 1/step must be a whole
+                    // number, or the weights could not sum to 1.
+                    let units = 1.0 / step;
+                    if (units - units.round()).abs() > 1e-9 * units.max(1.0) {
+                        return Err(common::issue(
+                            "weights.step",
+                            format!("{step} does not divide 1 (1/{step} = {units:.4})"),
+                            Some(format!(
+                                "use a step such as {} or {}",
+                                1.0 / units.floor(),
+                                1.0 / units.ceil()
+                            )),
+                        ));
+                    }
+                    Method::Grid { step }
+                }
                 "random" => {
                     let count = |key: &str, default: u64| match m.get(key) {
                         None => Ok(default),

@@ -67,6 +67,10 @@ pub(crate) fn render(drawn: &Drawn, opts: &RenderOptions) -> String {
                 line.push_str(&paint(statuses[i], code, opts.color));
                 line.push_str(&" ".repeat(status_width - statuses[i].len()));
             }
+            // An expanded trial says which parameters it runs.
+            if let Some(trial) = &node.trial_name {
+                line.push_str(&format!("  {trial}"));
+            }
             let deps: Vec<&str> = node.deps.iter().map(|&d| titles[d].as_str()).collect();
             for (n, chunk) in wrap(&deps).iter().enumerate() {
                 if n == 0 {

@@ -1,4 +1,4 @@
-//! The surface forms of a workflow file (DESIGN §2) and how each is read
+//! The surface forms of a workflow file (docs/design.md §2) and how each is read
 //! into [`RawPhase`]s: simple (data + strategy), multi-phase (list of
 //! single-key maps), named list (`name:` + `mode:`/`type:`), composite
 //! (`workflow:` includes), optionally under one wrapper key.

@@ -6,7 +6,7 @@
 //! are first recorded as references and resolved once every file is read,
 //! so a phase may name one declared after it.
 //!
-//! Rules (DESIGN §2): a phase without `depends_on` follows the phase listed
+//! Rules (docs/design.md §2): a phase without `depends_on` follows the phase listed
 //! before it; `depends_on: []` makes it a root of its scope, which inside an
 //! include means it follows whatever the include itself depends on.
 //! Depending on an include means depending on its sinks. Inherited keys are
@@ -301,6 +301,13 @@ impl Loader {
             for (sub, loc) in doc.positions_under(&path) {
                 key_locations.insert(format!("{key}.{sub}"), loc);
             }
+        }
+        // Where the engine keys are, so errors about them point at their line.
+        for key in ["mode", "type", "when", "depends_on"]
+            .into_iter()
+            .filter(|k| f.contains_key(*k))
+        {
+            key_locations.insert(key.to_string(), at(key));
         }
         let index = self.pending.len();
         self.pending.push(Pending {

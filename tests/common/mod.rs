@@ -156,3 +156,20 @@ pub const DIAMOND: &str = r#"phases:
     outputs: [out/d.txt]
     depends_on: [b, c]
 "#;
+
+/// `admf ARGS` run in `dir` (a subdirectory of a project, say).
+pub fn admf_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::cargo_bin("admf")
+        .expect("binary")
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .args(args)
+        .output()
+        .expect("run admf");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
