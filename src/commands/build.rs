@@ -49,6 +49,9 @@ enum GraphSource {
 /// The compiled graph from the graph cache when its evidence holds, else
 /// compiled from the YAML (and cached for the next build).
 fn compile_or_cached(wf: &WorkflowArgs) -> Result<(crate::graph::Graph, GraphSource), Error> {
+    if full_rule_only() {
+        return Ok((super::compile(wf)?, GraphSource::Compiled));
+    }
     let reading_since = SystemTime::now();
     let cache = graph_invocation(wf).map(|invocation| {
         let root = super::store_root(wf);
@@ -103,6 +106,13 @@ fn executable_identity() -> Option<String> {
     ))
 }
 
+/// `ADMF_FULL_PATH=1`: no up-to-date record, graph cache or node trace;
+/// every node is decided by the full rule. What the fast paths are
+/// checked against, and a way to rule them out when in doubt.
+fn full_rule_only() -> bool {
+    std::env::var_os("ADMF_FULL_PATH").is_some_and(|v| v != "0")
+}
+
 fn trace(what: &str) {
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!("trace: {what}");
@@ -119,7 +129,12 @@ struct UptodateRecord {
 
 impl UptodateRecord {
     fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {
-        if args.dry_run || args.force_all || !args.force.is_empty() || args.verbose {
+        if full_rule_only()
+            || args.dry_run
+            || args.force_all
+            || !args.force.is_empty()
+            || args.verbose
+        {
             return None;
         }
         let root = super::store_root(wf);
@@ -155,6 +170,9 @@ struct NodeTraceFile {
 
 impl NodeTraceFile {
     fn for_build(wf: &WorkflowArgs, session: &Session, source: GraphSource) -> Option<Self> {
+        if full_rule_only() {
+            return None;
+        }
         let ctx = &session.ctx;
         let runs = |name: &str| {
             ctx.store
@@ -253,10 +271,10 @@ fn build_from(
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
     }
-    let trace = NodeTraceFile::for_build(wf, &session, source);
-    if let Some(trace) = &trace {
+    let trace_file = NodeTraceFile::for_build(wf, &session, source);
+    if let Some(file) = &trace_file {
         let loaded = (source == GraphSource::Cache)
-            .then(|| crate::node_trace::load(&trace.path, &trace.invocation))
+            .then(|| crate::node_trace::load(&file.path, &file.invocation))
             .flatten();
         if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
             ctx.trace = loaded.map(std::sync::Arc::new);
@@ -293,9 +311,17 @@ fn build_from(
         &mut progress,
     );
     progress.finish();
-    match &trace {
-        Some(trace) if source != GraphSource::Compiled => trace.save(&ctx, &report, started_at),
-        Some(trace) => crate::node_trace::remove(&trace.path),
+    if std::env::var_os("ADMF_TRACE").is_some() {
+        let by_trace = report
+            .nodes
+            .iter()
+            .filter(|f| matches!(f, Final::Done(r) if r.outcome == Outcome::Cached && r.entry.is_none()))
+            .count();
+        trace(&format!("{by_trace} nodes settled by the node trace"));
+    }
+    match &trace_file {
+        Some(file) if source != GraphSource::Compiled => file.save(&ctx, &report, started_at),
+        Some(file) => crate::node_trace::remove(&file.path),
         None => {}
     }
     let t_dispatch = started.elapsed();
