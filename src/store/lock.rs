@@ -176,6 +176,6 @@ impl Store {
     /// one stripe exclude each other, which only ever makes one wait: no
     /// holder takes a second key lock.
     fn key_lock_path(&self, key: &str) -> PathBuf {
-        self.locks_dir().join(format!("{}.lock", &key[..3]))
+        self.locks_dir().join(format!("{}.lock", &key[..2]))
     }
 }
