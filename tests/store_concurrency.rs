@@ -243,9 +243,9 @@ fn many_threads_many_keys_compute_each_key_once() {
     assert_eq!(computed.load(Ordering::SeqCst), 20);
     assert_eq!(store.ls().unwrap().len(), 20);
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
-    // One lock file per key stripe (the first three hex digits).
+    // One lock file per key stripe (the first two hex digits).
     let stripes: std::collections::BTreeSet<String> =
-        (0..20).map(|i| key(1000 + i)[..3].to_string()).collect();
+        (0..20).map(|i| key(1000 + i)[..2].to_string()).collect();
     assert_eq!(
         fs::read_dir(root.path().join("locks")).unwrap().count(),
         stripes.len()

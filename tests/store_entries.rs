@@ -338,3 +338,30 @@ fn an_old_layout_store_is_reported_and_left_alone() {
     let fresh = tempfile::tempdir().unwrap();
     assert_eq!(Store::open(fresh.path()).unwrap().old_layout_notice(), None);
 }
+
+#[test]
+fn upstream_artifacts_survive_serialisation_and_are_checked_on_read() {
+    use admf::phases::{Role, Upstream};
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let e = commit_sample(&store, &key(80));
+    let up = Upstream::stored("n".into(), "backtest".into(), Role::Single, &e);
+    // What an action carries to another process: locations, not handles.
+    let text = serde_json::to_string(&up).unwrap();
+    assert!(text.contains(&digest(&e, "metrics.json")), "{text}");
+    let back: Upstream = serde_json::from_str(&text).unwrap();
+    assert!(back.has("signals/trial_0.jsonl") && !back.has("nope"));
+    assert_eq!(back.read("metrics.json").unwrap(), b"{\"sharpe\": 1.5}");
+    assert_eq!(back.read("equity.csv").unwrap(), large());
+    let path = back.path("metrics.json").unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"{\"sharpe\": 1.5}");
+    assert!(back.read("nope").is_err());
+    // A blob changed after the lookup never reaches the phase.
+    tamper_blob(
+        root.path(),
+        &digest(&e, "metrics.json"),
+        b"{\"sharpe\": 9.9}",
+    );
+    assert!(back.read("metrics.json").is_err());
+    assert!(up.read("metrics.json").is_err());
+}

@@ -237,10 +237,19 @@ impl PendingEntry {
 
     fn seal(self, meta: ManifestMeta, log: &[u8], replace: bool) -> io::Result<Entry> {
         let files = list_outputs(&self.out)?;
-        let sealed: Vec<Sealed> = files
-            .into_par_iter()
-            .map(|f| seal_file(f.rel, f.path))
-            .collect::<io::Result<_>>()?;
+        // In parallel only when there are many: for the two files of a
+        // trial, waking the thread pool costs more than hashing them.
+        let sealed: Vec<Sealed> = if files.len() > 16 {
+            files
+                .into_par_iter()
+                .map(|f| seal_file(f.rel, f.path))
+                .collect::<io::Result<_>>()?
+        } else {
+            files
+                .into_iter()
+                .map(|f| seal_file(f.rel, f.path))
+                .collect::<io::Result<_>>()?
+        };
         let mut inline = Vec::new();
         let mut outputs = BTreeMap::new();
         for file in sealed {

@@ -50,8 +50,14 @@ pub fn new_run_id(started_unix_ms: u64) -> String {
 }
 
 impl Store {
-    /// Appends a build to the ledger.
+    /// Appends a build to the ledger, then folds the write-ahead log into
+    /// the database so that it does not stay at its high-water mark.
     pub fn record_run(&self, run: &RunRecord) -> io::Result<()> {
+        self.append_run(run)?;
+        self.index().checkpoint()
+    }
+
+    fn append_run(&self, run: &RunRecord) -> io::Result<()> {
         let mut conn = self.index().conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

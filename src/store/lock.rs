@@ -82,8 +82,8 @@ pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
 /// builds needing the same key compute it once: the second waits, then
 /// finds the entry.
 ///
-/// Keys share lock files by stripe (the first three hex digits), so a
-/// store holds at most 4,096 lock files rather than one per entry. They
+/// Keys share lock files by stripe (the first two hex digits), so a
+/// store holds at most 256 lock files rather than one per entry. They
 /// stay: `cache gc` removes those nobody holds.
 #[derive(Debug)]
 pub struct KeyLock {
@@ -92,7 +92,7 @@ pub struct KeyLock {
 }
 
 impl KeyLock {
-    /// The lock file of the key's stripe, `locks/<key[0..3]>.lock`.
+    /// The lock file of the key's stripe, `locks/<key[0..2]>.lock`.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -171,11 +171,13 @@ impl Store {
         })
     }
 
-    /// The lock file of `key`'s stripe, `locks/<key[0..3]>.lock`: 4,096
+    /// The lock file of `key`'s stripe, `locks/<key[0..2]>.lock`: 256
     /// lock files at most, however many keys the store holds. Two keys of
-    /// one stripe exclude each other, which only ever makes one wait: no
-    /// holder takes a second key lock.
+    /// one stripe exclude each other, which only ever makes one wait: a
+    /// holder never blocks on another lock (a build waits for a contended
+    /// key on a thread of its own while its held keys run), so no cycle
+    /// of waits can form.
     fn key_lock_path(&self, key: &str) -> PathBuf {
-        self.locks_dir().join(format!("{}.lock", &key[..3]))
+        self.locks_dir().join(format!("{}.lock", &key[..2]))
     }
 }
