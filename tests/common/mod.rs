@@ -62,22 +62,34 @@ impl Project {
         }
     }
 
-    /// `admf build --json` and the status of each node by id.
+    /// `admf build --json` and the status of each node by id. Panics when
+    /// stdout is not the `--json` report: a broken report must fail the
+    /// test, not read as "no node ran".
     pub fn build(&self, args: &[&str]) -> (Output, Vec<(String, String)>) {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
         let out = self.admf(&all);
-        let statuses = serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["nodes"].as_array().cloned())
-            .unwrap_or_default()
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "`admf {}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
+                all.join(" "),
+                out.code,
+                out.stdout,
+                out.stderr
+            )
+        });
+        let nodes = report["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("JSON report without a `nodes` list: {report}"));
+        let field = |n: &serde_json::Value, name: &str| -> String {
+            n[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("node without a string `{name}`: {n}"))
+                .to_string()
+        };
+        let statuses = nodes
             .iter()
-            .map(|n| {
-                (
-                    n["id"].as_str().unwrap_or_default().to_string(),
-                    n["status"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+            .map(|n| (field(n, "id"), field(n, "status")))
             .collect();
         (out, statuses)
     }
@@ -173,3 +185,5 @@ pub fn admf_in(dir: &Path, args: &[&str]) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+pub mod market;
