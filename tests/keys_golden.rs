@@ -86,6 +86,10 @@ fn the_key_is_blake3_of_the_documented_encoding() {
     hasher.update(b"admf-node-key\n");
     hasher.update(text.as_bytes());
     assert_eq!(ingredients().key(), hasher.finalize().to_hex().to_string());
+    // The manifest's copy of the ingredients (what `admf explain` diffs)
+    // is the same document.
+    let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(ingredients().to_value(), parsed);
 }
 
 #[test]
