@@ -504,6 +504,26 @@ fn momentum_kernel_overwrites_a_reused_buffer() {
     assert_eq!(out, [0; 4]);
 }
 
+#[test]
+fn every_rule_overwrites_a_reused_buffer() {
+    // Sweeps reuse one buffer across trials: warm-up bars must be written
+    // as flat, not left from the previous trial.
+    let b = closes(&[10.0, 11.0, 12.0, 11.0, 10.0, 9.0, 10.0, 11.0]);
+    for config in [
+        json!({"type": "momentum", "parameters": {"lookback": 3}}),
+        json!({"type": "sma_crossover", "parameters": {"fast": 2, "slow": 3}}),
+        json!({"type": "rsi", "parameters": {"period": 3}}),
+        json!({"type": "bollinger", "parameters": {"period": 3, "k": 1}}),
+        json!({"type": "breakout", "parameters": {"period": 3}}),
+    ] {
+        let s = Strategy::from_config(&config).unwrap();
+        let mut reused = vec![7i8; b.len()];
+        s.positions_into(&b, &mut reused);
+        assert_eq!(reused, s.positions(&b), "{config}");
+        assert_eq!(reused[..2], [0, 0], "{config}");
+    }
+}
+
 /// Label counts [low or bearish, normal or neutral, high or bullish,
 /// warm-up] and the number of label changes.
 fn label_summary(labels: &[u8]) -> ([usize; 4], usize) {

@@ -175,3 +175,19 @@ fn best_trial_per_regime_by_each_objective() {
         assert_eq!(result.metrics["objective"], json!(name));
     }
 }
+
+#[test]
+fn only_closed_round_trips_with_a_positive_return_are_wins() {
+    use admf::market::{equity, trades};
+    // Trade 1 (bars 1..2) returns exactly 0; trade 2 (from bar 3) gains
+    // 12/11 − 1 but is still open on the last bar.
+    let close = [10.0, 11.0, 11.0, 11.0, 12.0];
+    let p = [0, 1, 0, 1, 1];
+    let r = equity::close_returns(&close);
+    let e = equity::equity_curve(&r, &p, 0.0);
+    let t = trades::round_trips(&r, &p, 0.0);
+    let m = Metrics::compute(&e, &p, &t, 252.0);
+    assert_eq!((m.entries, m.trades, m.win_rate), (2, 1, 0.0));
+    assert_eq!(m.exposure, 3.0 / 5.0);
+    assert_eq!(m.turnover, 3.0 / 5.0 * 252.0);
+}

@@ -69,28 +69,7 @@ impl Project {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
         let out = self.admf(&all);
-        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "`admf {}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
-                all.join(" "),
-                out.code,
-                out.stdout,
-                out.stderr
-            )
-        });
-        let nodes = report["nodes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("JSON report without a `nodes` list: {report}"));
-        let field = |n: &serde_json::Value, name: &str| -> String {
-            n[name]
-                .as_str()
-                .unwrap_or_else(|| panic!("node without a string `{name}`: {n}"))
-                .to_string()
-        };
-        let statuses = nodes
-            .iter()
-            .map(|n| (field(n, "id"), field(n, "status")))
-            .collect();
+        let statuses = node_statuses(&out, &format!("admf {}", all.join(" ")));
         (out, statuses)
     }
 
@@ -104,6 +83,30 @@ impl Project {
             .map(|(id, _)| id)
             .collect()
     }
+}
+
+/// The (id, status) of each node in the `--json` report that `what`
+/// printed; panics, showing its output, when there is no such report.
+pub fn node_statuses(out: &Output, what: &str) -> Vec<(String, String)> {
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{what}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
+            out.code, out.stdout, out.stderr
+        )
+    });
+    let nodes = report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{what}`: JSON report without a `nodes` list: {report}"));
+    let field = |n: &serde_json::Value, name: &str| -> String {
+        n[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{what}`: node without a string `{name}`: {n}"))
+            .to_string()
+    };
+    nodes
+        .iter()
+        .map(|n| (field(n, "id"), field(n, "status")))
+        .collect()
 }
 
 /// A fresh project holding a copy of `examples/<name>` (its YAML and CSV
