@@ -27,33 +27,48 @@ if ! command -v cargo-mutants >/dev/null 2>&1; then
     cargo install cargo-mutants --locked
 fi
 
-# The library's own unit tests under src/market/ensemble.rs take ten seconds
-# in a debug build; they exercise only the ensemble, so files that the
-# ensemble does not define skip them.
-skip_ensemble="-- --skip market::ensemble"
-market_tests="--lib --test=market_reference --test=market_strategies_reference
+# Two passes per file, to spend the compile time where it matters: first
+# only the integration tests listed in TARGETS (one build of the library),
+# then, with `--iterate`, only the mutants that pass survived, against the
+# library's unit tests as well (a second, cfg(test) build of the crate).
+# The library's unit tests under src/market/ensemble.rs take ten seconds
+# in a debug build and exercise only the ensemble, so the other market
+# files skip them.
+market_tests="--test=market_reference --test=market_strategies_reference
     --test=objectives_reference"
+declare -A UNIT_SKIP=(
+    [src/market/metrics.rs]="--skip market::ensemble"
+    [src/market/strategy.rs]="--skip market::ensemble"
+    [src/market/indicators.rs]="--skip market::ensemble"
+    [src/market/classifier.rs]="--skip market::ensemble"
+    [src/market/equity.rs]="--skip market::ensemble"
+    [src/market/trades.rs]="--skip market::ensemble"
+    [src/market/regime.rs]="--skip market::ensemble"
+    [src/market/csv_load.rs]="--skip market::ensemble"
+    [src/market/signals.rs]="--skip market::ensemble"
+    [src/key.rs]="--skip market::ensemble"
+)
 
 declare -A TARGETS=(
-    [src/key.rs]="--lib --test=keys_golden"
-    [src/stat_cache.rs]="--lib --test=uptodate --test=build_incremental"
-    [src/uptodate.rs]="--lib --test=uptodate --test=build_incremental"
-    [src/plan.rs]="--lib --test=build_incremental --test=keys_golden"
-    [src/store/entry.rs]="--lib --test=store_entries --test=store_concurrency --test=store_maintenance"
-    [src/store/lookup.rs]="--lib --test=store_entries --test=store_concurrency --test=build_incremental"
-    [src/store/manifest.rs]="--lib --test=store_entries --test=store_maintenance"
-    [src/store/verify.rs]="--lib --test=store_maintenance --test=store_entries"
-    [src/store/gc.rs]="--lib --test=store_maintenance"
-    [src/market/metrics.rs]="$market_tests $skip_ensemble"
-    [src/market/strategy.rs]="$market_tests $skip_ensemble"
-    [src/market/indicators.rs]="$market_tests $skip_ensemble"
-    [src/market/classifier.rs]="$market_tests $skip_ensemble"
-    [src/market/equity.rs]="$market_tests $skip_ensemble"
-    [src/market/trades.rs]="$market_tests $skip_ensemble"
-    [src/market/regime.rs]="$market_tests $skip_ensemble"
-    [src/market/ensemble.rs]="--lib --test=market_ensemble --test=objectives_reference"
-    [src/market/csv_load.rs]="--lib --test=market_loading --test=research_bad_data $skip_ensemble"
-    [src/market/signals.rs]="--lib --test=market_signals $skip_ensemble"
+    [src/key.rs]="--test=keys_golden"
+    [src/stat_cache.rs]="--test=uptodate --test=build_incremental"
+    [src/uptodate.rs]="--test=uptodate --test=build_incremental"
+    [src/plan.rs]="--test=build_incremental --test=keys_golden"
+    [src/store/entry.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
+    [src/store/lookup.rs]="--test=store_entries --test=store_concurrency --test=build_incremental"
+    [src/store/manifest.rs]="--test=store_entries --test=store_maintenance"
+    [src/store/verify.rs]="--test=store_maintenance --test=store_entries"
+    [src/store/gc.rs]="--test=store_maintenance"
+    [src/market/metrics.rs]="$market_tests"
+    [src/market/strategy.rs]="$market_tests"
+    [src/market/indicators.rs]="$market_tests"
+    [src/market/classifier.rs]="$market_tests"
+    [src/market/equity.rs]="$market_tests"
+    [src/market/trades.rs]="$market_tests"
+    [src/market/regime.rs]="$market_tests"
+    [src/market/ensemble.rs]="--test=market_ensemble --test=objectives_reference"
+    [src/market/csv_load.rs]="--test=market_loading --test=research_bad_data"
+    [src/market/signals.rs]="--test=market_signals"
 )
 
 if [ "$#" -gt 0 ]; then
@@ -86,6 +101,28 @@ if [ ! -d "$tree/target" ] && [ -d target ]; then
     done
 fi
 
+# One cargo-mutants pass: mutate $file in the scratch tree, build and run
+# the given cargo test arguments (`--` then test-binary arguments).
+mutate() {
+    local file=$1 out=$2
+    shift 2
+    local build_args=() test_args=() seen_dashes=false word
+    for word in "$@"; do
+        if [ "$word" = -- ]; then
+            seen_dashes=true
+        elif $seen_dashes; then
+            test_args+=("$word")
+        else
+            # Before `--`: for every cargo invocation, so the build step
+            # compiles only these targets.
+            build_args+=("--cargo-arg=$word")
+        fi
+    done
+    timeout "$file_limit" cargo mutants --in-place --dir "$tree" \
+        --file "$file" --no-shuffle --timeout "$test_timeout" \
+        --output "$out" "${ITERATE[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
+}
+
 status=0
 for file in "${files[@]}"; do
     targets=${TARGETS[$file]:-}
@@ -96,35 +133,35 @@ for file in "${files[@]}"; do
     out="$out_root/${file//\//_}"
     rm -rf "$out"
     echo "== $file: cargo test $targets"
-    # Targets before `--` go to every cargo invocation (so the build step
-    # compiles only them); what follows `--` goes to the test binaries.
-    build_args=() test_args=()
-    seen_dashes=false
-    for word in $targets; do
-        if [ "$word" = -- ]; then
-            seen_dashes=true
-        elif $seen_dashes; then
-            test_args+=("$word")
-        else
-            build_args+=("--cargo-arg=$word")
-        fi
-    done
-    if ! timeout "$file_limit" cargo mutants --in-place --dir "$tree" \
-        --file "$file" --no-shuffle --timeout "$test_timeout" \
-        --output "$out" "${build_args[@]}" -- -- "${test_args[@]}"; then
-        status=1
+    ITERATE=()
+    # shellcheck disable=SC2086 # word lists
+    mutate "$file" "$out" $targets || true
+    first="$out/mutants.out"
+    if [ -s "$first/missed.txt" ]; then
+        cp -r "$first" "$out/integration"
+        echo "== $file, survivors: cargo test --lib $targets -- ${UNIT_SKIP[$file]:-}"
+        ITERATE=(--iterate)
+        # shellcheck disable=SC2086
+        mutate "$file" "$out" --lib $targets -- ${UNIT_SKIP[$file]:-} || true
     fi
+    [ -s "$out/mutants.out/missed.txt" ] && status=1
 done
 
 echo
 printf '%-28s %7s %7s %8s %9s\n' file caught missed timeout unviable
+count() { if [ -f "$1" ]; then grep -c . "$1" || true; else echo 0; fi; }
 for file in "${files[@]}"; do
-    dir="$out_root/${file//\//_}/mutants.out"
-    count() { [ -f "$dir/$1" ] && grep -c . "$dir/$1" || echo 0; }
-    printf '%-28s %7s %7s %8s %9s\n' "$file" "$(count caught.txt)" \
-        "$(count missed.txt)" "$(count timeout.txt)" "$(count unviable.txt)"
-    if [ -s "$dir/missed.txt" ]; then
-        sed 's/^/    missed: /' "$dir/missed.txt"
+    out="$out_root/${file//\//_}"
+    final="$out/mutants.out"
+    caught=$(count "$final/caught.txt")
+    if [ -d "$out/integration" ]; then
+        caught=$((caught + $(count "$out/integration/caught.txt")))
+    fi
+    printf '%-28s %7s %7s %8s %9s\n' "$file" "$caught" \
+        "$(count "$final/missed.txt")" "$(count "$final/timeout.txt")" \
+        "$(count "$final/unviable.txt")"
+    if [ -s "$final/missed.txt" ]; then
+        sed 's/^/    missed: /' "$final/missed.txt"
     fi
 done
 exit $status
