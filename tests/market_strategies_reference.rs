@@ -434,6 +434,15 @@ fn malformed_strategy_maps_name_the_key() {
         issue_key(json!({"type": "momentum", "paramters": {}})),
         "paramters"
     );
+    // Each misspelling comes with the nearest known name.
+    for (config, hint) in [
+        (json!({"type": "momentum", "paramters": {}}), "parameters"),
+        (json!({"type": "breakot"}), "breakout"),
+        (json!({"type": "rsi", "parameters": {"perod": 3}}), "period"),
+    ] {
+        let e = Strategy::from_config(&config).unwrap_err();
+        assert_eq!(e.hint, Some(format!("did you mean `{hint}`?")), "{config}");
+    }
     assert_eq!(
         issue_key(json!({"type": "sma_crossover", "parameters": {"fast": 50, "slow": 50}})),
         "parameters.fast"
