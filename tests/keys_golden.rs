@@ -7,7 +7,6 @@
 
 use admf::key::{
     FileIngredient, Ingredients, KEY_SCHEMA, UpstreamIngredient, canonical, file_ingredients,
-    role_name,
 };
 use admf::phases::Role;
 use admf::stat_cache::StatCache;
@@ -18,7 +17,7 @@ fn ingredients() -> Ingredients {
         schema: KEY_SCHEMA,
         mode: "backtest".into(),
         version: "3".into(),
-        role: role_name(&Role::Single).into(),
+        role: Role::Single.kind().into(),
         config: canonical(
             &json!({"strategy": {"type": "momentum", "parameters": {"lookback": 20}}, "costs": {"fee": 0.001}}),
         ),
@@ -41,10 +40,11 @@ fn the_schema_is_the_one_these_goldens_were_taken_at() {
 #[test]
 fn golden_keys() {
     let mut trial = ingredients();
-    trial.role = role_name(&Role::Trial {
+    trial.role = (Role::Trial {
         index: 3,
         name: "momentum_lookback=20".into(),
     })
+    .kind()
     .into();
     let mut bare = ingredients();
     bare.config = json!({});
@@ -95,21 +95,23 @@ fn the_key_is_blake3_of_the_documented_encoding() {
 #[test]
 fn roles_have_distinct_names() {
     let names = [
-        role_name(&Role::Single),
-        role_name(&Role::Trial {
+        Role::Single.kind(),
+        (Role::Trial {
             index: 0,
             name: "t".into(),
-        }),
-        role_name(&Role::Gather { trials: 2 }),
+        })
+        .kind(),
+        Role::Gather { trials: 2 }.kind(),
     ];
     assert_eq!(names, ["single", "trial", "gather"]);
     // A trial's index and name are not ingredients (adding a value in
     // front of a grid must not rerun the existing trials).
     assert_eq!(
-        role_name(&Role::Trial {
+        (Role::Trial {
             index: 7,
             name: "other".into()
-        }),
+        })
+        .kind(),
         "trial"
     );
 }
@@ -122,14 +124,15 @@ fn every_ingredient_moves_the_key() {
         ("mode", |i| i.mode = "signal_generation".into()),
         ("version", |i| i.version = "4".into()),
         ("role trial", |i| {
-            i.role = role_name(&Role::Trial {
+            i.role = (Role::Trial {
                 index: 0,
                 name: "t".into(),
             })
+            .kind()
             .into()
         }),
         ("role gather", |i| {
-            i.role = role_name(&Role::Gather { trials: 2 }).into()
+            i.role = Role::Gather { trials: 2 }.kind().into()
         }),
         ("config value", |i| {
             i.config["costs"]["fee"] = json!(0.002);
