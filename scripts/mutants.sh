@@ -17,7 +17,10 @@
 # the end is the table kept in docs/testing.md; every line of a missed.txt
 # must be either killed by a new test or listed there as equivalent.
 #
-# Environment: MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
+# After adding tests, `MUTANTS_ITERATE=1 scripts/mutants.sh FILE` keeps the
+# previous results and tests only the mutants they did not catch.
+#
+# Environment: MUTANTS_ITERATE, MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
 # file may take, default 1500), MUTANTS_TEST_TIMEOUT (seconds one mutant's
 # tests may take, default 120).
 set -euo pipefail
@@ -131,14 +134,20 @@ for file in "${files[@]}"; do
         exit 2
     fi
     out="$out_root/${file//\//_}"
-    rm -rf "$out"
-    echo "== $file: cargo test $targets"
     ITERATE=()
+    if [ "${MUTANTS_ITERATE:-}" = 1 ] && [ -d "$out/mutants.out" ]; then
+        ITERATE=(--iterate)
+    else
+        rm -rf "$out"
+    fi
+    echo "== $file: cargo test $targets"
     # shellcheck disable=SC2086 # word lists
     mutate "$file" "$out" $targets || true
     first="$out/mutants.out"
     if [ -s "$first/missed.txt" ]; then
-        cp -r "$first" "$out/integration"
+        if [ ${#ITERATE[@]} -eq 0 ]; then
+            cp -r "$first" "$out/integration"
+        fi
         echo "== $file, survivors: cargo test --lib $targets -- ${UNIT_SKIP[$file]:-}"
         ITERATE=(--iterate)
         # shellcheck disable=SC2086
@@ -154,12 +163,13 @@ for file in "${files[@]}"; do
     out="$out_root/${file//\//_}"
     final="$out/mutants.out"
     caught=$(count "$final/caught.txt")
+    unviable=$(count "$final/unviable.txt")
     if [ -d "$out/integration" ]; then
         caught=$((caught + $(count "$out/integration/caught.txt")))
+        unviable=$((unviable + $(count "$out/integration/unviable.txt")))
     fi
     printf '%-28s %7s %7s %8s %9s\n' "$file" "$caught" \
-        "$(count "$final/missed.txt")" "$(count "$final/timeout.txt")" \
-        "$(count "$final/unviable.txt")"
+        "$(count "$final/missed.txt")" "$(count "$final/timeout.txt")" "$unviable"
     if [ -s "$final/missed.txt" ]; then
         sed 's/^/    missed: /' "$final/missed.txt"
     fi
