@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Mutation testing of the engine core and the market code with cargo-mutants.
+# Mutation testing of the engine core (keys, the rebuild rule in
+# src/decide.rs, the store, the stat cache and up-to-date record) and the
+# market code with cargo-mutants.
 #
 #   scripts/mutants.sh                      every file listed below
 #   scripts/mutants.sh src/key.rs ...       only these files
@@ -57,6 +59,9 @@ declare -A TARGETS=(
     [src/stat_cache.rs]="--test=uptodate --test=build_incremental"
     [src/uptodate.rs]="--test=uptodate --test=build_incremental"
     [src/plan.rs]="--test=build_incremental --test=keys_golden"
+    [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental"
+    [src/store/cas.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
+    [src/store/index.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/entry.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/lookup.rs]="--test=store_entries --test=store_concurrency --test=build_incremental"
     [src/store/manifest.rs]="--test=store_entries --test=store_maintenance"
