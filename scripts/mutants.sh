@@ -179,4 +179,6 @@ for file in "${files[@]}"; do
         sed 's/^/    missed: /' "$final/missed.txt"
     fi
 done
+echo
+echo "The scratch copy $tree is as large as target/; remove it when done."
 exit $status
