@@ -1,8 +1,8 @@
 //! The ensemble search on the shipped daily file: determinism across
-//! thread counts, and speed.
+//! thread counts. Its speed is a benchmark (`cargo bench --bench research
+//! -- replay/search`), not a test.
 
 use std::path::Path;
-use std::time::Instant;
 
 use admf::market::ensemble::{Ensemble, Scope, Scratch};
 use admf::market::{BadRowPolicy, Objective, Strategy, equity, load_csv, weights};
@@ -51,28 +51,4 @@ fn search_is_independent_of_thread_count() {
         let s = e.score(w.row(i), scope, Objective::Sharpe, &mut votes);
         assert!(s < one.score || (s == one.score && i >= one.index));
     }
-}
-
-#[test]
-fn search_speed_is_reported() {
-    let e = ensemble(20);
-    // The full 10,000 in optimised builds (`cargo test --release`).
-    let count = if cfg!(debug_assertions) {
-        1_000
-    } else {
-        10_000
-    };
-    let w = weights::random(20, count, 1);
-    let scope = Scope {
-        end: 4192,
-        labels: None,
-    };
-    let started = Instant::now();
-    let best = e.search(&w, scope, Objective::Sharpe).unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{count} weightings of 20 signals over 5,241 bars: {secs:.3} s ({:.0}/s), best score {:.3}",
-        count as f64 / secs,
-        best.score
-    );
 }

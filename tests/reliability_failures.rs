@@ -79,40 +79,53 @@ fn retries_reexecute_only_the_failing_node() {
 
 /// A 1 MB tmpfs as the store: a node whose outputs do not fit fails with
 /// the disk error, nothing half-written stays, and the store still works.
-/// Needs `mount` (root); skipped elsewhere.
+///
+/// The tmpfs is mounted in a private user and mount namespace
+/// (`unshare -rm`), which needs no privilege where unprivileged user
+/// namespaces are enabled and works for root everywhere; the three admf
+/// runs happen inside it and the mount vanishes with it. Where no
+/// namespace can be had the test fails with the reason: it never passes
+/// without having filled the disk.
 #[test]
 fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
     let p = Project::new();
-    let cache = p.path("small-cache");
-    std::fs::create_dir(&cache).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&cache)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(cache.clone());
+    std::fs::create_dir(p.path("small-cache")).unwrap();
     p.file(
         "wf.yaml",
         "phases:\n  - {name: small, mode: command, run: 'echo ok > small.txt', outputs: [small.txt]}\n  - {name: big, mode: command, run: 'head -c 3000000 /dev/zero > big.bin', outputs: [big.bin], depends_on: []}\n  - {name: after, mode: command, run: 'true', depends_on: [big]}\n",
     );
-    let (out, all) = p.build(&[
-        "wf.yaml",
-        "-j1",
-        "--keep-going",
-        "--cache-dir",
-        "small-cache",
-    ]);
+    // Each run leaves <name>.out, <name>.err and <name>.code beside wf.yaml.
+    p.file(
+        "full_disk.sh",
+        r#"mount -t tmpfs -o size=1m tmpfs small-cache || exit 97
+run() { name=$1; shift; "$ADMF" "$@" > "$name.out" 2> "$name.err"; echo $? > "$name.code"; }
+run full build --json wf.yaml -j1 --keep-going --cache-dir small-cache
+run verify cache --cache-dir small-cache verify
+run again build --json wf.yaml small --cache-dir small-cache
+"#,
+    );
+    let ns = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "full_disk.sh"])
+        .current_dir(p.dir.path())
+        .env("ADMF", env!("CARGO_BIN_EXE_admf"))
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) to mount a tmpfs: {e}"));
+    assert!(
+        ns.status.success(),
+        "cannot mount a tmpfs in a user and mount namespace (`unshare -rm`; needs root or \
+         unprivileged user namespaces): {}\n{}",
+        ns.status,
+        String::from_utf8_lossy(&ns.stderr)
+    );
+    let run = |name: &str| common::Output {
+        code: p.read(&format!("{name}.code")).trim().parse().unwrap(),
+        stdout: p.read(&format!("{name}.out")),
+        stderr: p.read(&format!("{name}.err")),
+    };
+    let out = run("full");
+    let all = common::node_statuses(&out, "admf build (full disk)");
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(status(&all, "small"), "ran");
     assert_eq!(status(&all, "big"), "failed");
@@ -122,7 +135,7 @@ fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
         "{}",
         out.stderr
     );
-    let verify = p.admf(&["cache", "--cache-dir", "small-cache", "verify"]);
+    let verify = run("verify");
     assert_eq!(verify.code, 0, "{}", verify.stderr);
     assert!(
         verify.stderr.contains("1 ok, 0 corrupt, 0 temporaries"),
@@ -130,7 +143,8 @@ fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
         verify.stderr
     );
     // The store still serves what it holds.
-    let (out, all) = p.build(&["wf.yaml", "small", "--cache-dir", "small-cache"]);
+    let out = run("again");
+    let all = common::node_statuses(&out, "admf build (again)");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(status(&all, "small"), "cached");
 }

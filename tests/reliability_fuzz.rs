@@ -167,17 +167,129 @@ fn check_rejection(out: &common::Output, file_pattern: &[&str], sets: bool) {
 }
 
 /// No temporary left behind, every entry valid.
-fn store_is_clean(p: &Project) {
+/// A run that `built` successfully must have made the store; one that did
+/// not build (or was rejected) may have left none, and then there is
+/// nothing to verify.
+fn store_is_clean(p: &Project, out: &common::Output, built: bool) {
     if !p.path("cache").exists() {
+        assert!(
+            !(built && out.code == 0),
+            "a successful build left no store:\n{}",
+            out.stderr
+        );
         return;
     }
-    let out = p.admf(&["cache", "verify"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let verify = p.admf(&["cache", "verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
     assert!(
-        out.stderr.contains(" 0 corrupt, 0 temporaries"),
+        verify.stderr.contains(" 0 corrupt, 0 temporaries"),
         "{}",
-        out.stderr
+        verify.stderr
     );
+}
+
+/// What the documented CSV rules (src/market/csv_load.rs) say of a mutated
+/// copy of the `spy_head` file, worked out here without the loader.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Every rule holds: the build must succeed.
+    Valid,
+    /// A rule is broken for certain: the build must exit 2.
+    Invalid(String),
+    /// The mutation reached something this check does not model
+    /// (quoting, whitespace, other delimiters or time formats): either is
+    /// acceptable, as long as it is clean.
+    Unsure,
+}
+
+fn csv_verdict(bytes: &[u8]) -> Verdict {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Verdict::Unsure;
+    };
+    let unmodelled = |c: char| {
+        c != '\n' && (c.is_whitespace() || c.is_control() || matches!(c, '"' | ';' | '\u{feff}'))
+    };
+    if text.contains(unmodelled) || text.lines().any(|l| l.len() > 10_000) {
+        return Verdict::Unsure;
+    }
+    let mut lines = text.split('\n').enumerate().filter(|(_, l)| !l.is_empty());
+    let Some((_, header)) = lines.next() else {
+        return Verdict::Unsure;
+    };
+    let names: Vec<&str> = header.split(',').collect();
+    let known = ["", "date", "open", "high", "low", "close", "volume"];
+    if names.iter().any(|n| !known.contains(n))
+        || (1..names.len()).any(|i| names[..i].contains(&names[i]))
+    {
+        return Verdict::Unsure;
+    }
+    let column = |name: &str| names.iter().position(|n| *n == name);
+    let (Some(date), Some(open), Some(high), Some(low), Some(close)) = (
+        column("date"),
+        column("open"),
+        column("high"),
+        column("low"),
+        column("close"),
+    ) else {
+        return Verdict::Invalid("a required column is missing".into());
+    };
+    let volume = column("volume");
+    let mut previous: Option<String> = None;
+    let mut rows = 0;
+    for (i, line) in lines {
+        let at = |why: &str| Verdict::Invalid(format!("line {}: {why}", i + 1));
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != names.len() || fields.iter().any(|f| f.is_empty()) {
+            return Verdict::Unsure;
+        }
+        let day = fields[date];
+        let shape = day.len() == 10
+            && day.char_indices().all(|(k, c)| {
+                if k == 4 || k == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
+        if !shape {
+            if day.chars().any(|c| c.is_ascii_digit()) {
+                return Verdict::Unsure;
+            }
+            return at("no time");
+        }
+        let (month, dom): (u32, u32) = (day[5..7].parse().unwrap(), day[8..].parse().unwrap());
+        if !(1..=12).contains(&month) || !(1..=28).contains(&dom) {
+            // Leave the calendar (and 29..31) to the loader.
+            return Verdict::Unsure;
+        }
+        let number = |k: usize| fields[k].parse::<f64>().ok().filter(|x| x.is_finite());
+        let (Some(o), Some(h), Some(l), Some(c)) =
+            (number(open), number(high), number(low), number(close))
+        else {
+            return at("a price is not a finite number");
+        };
+        if let Some(v) = volume {
+            match number(v) {
+                Some(v) if v >= 0.0 => {}
+                _ => return at("volume is not a number >= 0"),
+            }
+        }
+        if o <= 0.0 || h <= 0.0 || l <= 0.0 || c <= 0.0 {
+            return at("a price <= 0");
+        }
+        if h < o.max(c) || l > o.min(c) {
+            return at("high/low do not cover open and close");
+        }
+        if previous.as_deref().is_some_and(|p| p >= day) {
+            return at("time not after the previous row");
+        }
+        previous = Some(day.to_string());
+        rows += 1;
+    }
+    if rows == 0 {
+        return Verdict::Unsure;
+    }
+    Verdict::Valid
 }
 
 proptest! {
@@ -205,7 +317,7 @@ proptest! {
         prop_assert!((0..=2).contains(&out.code), "exit {}:\n{}", out.code, out.stderr);
         prop_assert!(build || out.code != 1, "validate exit 1:\n{}", out.stderr);
         check_rejection(&out, &["wf.yaml:", "inc.yaml:", "data.csv:"], !sets.is_empty());
-        store_is_clean(&p);
+        store_is_clean(&p, &out, build);
     }
 
     #[test]
@@ -215,16 +327,66 @@ proptest! {
         let p = Project::new();
         p.file("wf.yaml", BASES[1]);
         let csv = apply_csv(spy_head(40), &mutations);
-        std::fs::write(p.path("data.csv"), csv).unwrap();
+        std::fs::write(p.path("data.csv"), &csv).unwrap();
+        let verdict = csv_verdict(&csv);
         let out = p.admf(&["build", "wf.yaml", "-j1", "--cache-dir", "cache"]);
         prop_assert!(matches!(out.code, 0 | 2), "exit {}:\n{}", out.code, out.stderr);
+        match &verdict {
+            Verdict::Valid => prop_assert_eq!(out.code, 0, "valid data rejected:\n{}", out.stderr),
+            Verdict::Invalid(why) => prop_assert_eq!(out.code, 2, "accepted data where {}", why),
+            Verdict::Unsure => {}
+        }
         check_rejection(&out, &["data.csv:", "wf.yaml:"], false);
-        store_is_clean(&p);
+        store_is_clean(&p, &out, true);
         if out.code == 2 {
             let entries = store_support::action_keys(&p.path("cache"));
             prop_assert!(entries.is_empty(), "an entry for bad data: {entries:?}");
         }
     }
+}
+
+#[test]
+fn the_csv_verdict_follows_the_documented_rules() {
+    let good = spy_head(6);
+    assert_eq!(csv_verdict(good.as_bytes()), Verdict::Valid);
+    let rows: Vec<&str> = good.lines().collect();
+    let with = |i: usize, row: &str| {
+        let mut r = rows.clone();
+        r[i] = row;
+        r.join("\n") + "\n"
+    };
+    // Row 1 is `0,1999-11-01,136.5,137.0,135.5625,135.5625,4006500.0`.
+    for (row, why) in [
+        ("0,1999-11-01,136.5,137.0,135.5625,135.5625,-1", "volume"),
+        ("0,1999-11-01,136.5,137.0,135.5625,abc,4006500.0", "finite"),
+        (
+            "0,1999-11-01,136.5,137.0,135.5625,1e400,4006500.0",
+            "finite",
+        ),
+        (
+            "0,1999-11-01,136.5,136.0,135.5625,135.5625,4006500.0",
+            "cover",
+        ),
+        ("0,1999-11-01,0,137.0,135.5625,135.5625,4006500.0", "<= 0"),
+        (
+            "0,1999-11-02,136.5,137.0,135.5625,135.5625,4006500.0",
+            "after",
+        ),
+        ("0,abc,136.5,137.0,135.5625,135.5625,4006500.0", "no time"),
+    ] {
+        match csv_verdict(with(1, row).as_bytes()) {
+            Verdict::Invalid(w) => assert!(w.contains(why), "{row}: {w}"),
+            other => panic!("{row}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        csv_verdict(with(1, "0,1999-11-01,136.5,137.0,135.5625,135.5625,0").as_bytes()),
+        Verdict::Valid
+    );
+    assert_eq!(
+        csv_verdict(with(1, "0,1999-11-01,136.5,137.0,135.5625,\"135.5625\",1").as_bytes()),
+        Verdict::Unsure
+    );
 }
 
 const CSV_NASTY: &[&str] = &[
@@ -373,7 +535,7 @@ fn a_long_bad_csv_field_is_quoted_short() {
         "{} bytes of error",
         out.stderr.len()
     );
-    store_is_clean(&p);
+    store_is_clean(&p, &out, true);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod store_support;
 use std::fs;
 
 use admf::stat_cache::StatCache;
-use admf::store::{INLINE_MAX, Lookup, ManifestMeta, Store, output_digest};
+use admf::store::{INLINE_MAX, Lookup, ManifestMeta, Store};
 use store_support::{blob, blob_file, blob_files, sql, tamper_blob};
 
 fn key(n: u32) -> String {
@@ -40,6 +40,24 @@ fn commit_sample(store: &Store, key: &str) -> admf::store::Entry {
         .unwrap()
 }
 
+/// The output digest as src/store/manifest.rs documents it, computed here
+/// with blake3 alone: `admf-output-digest-v1\n`, then per output in path
+/// order the path's length (u64 LE), the path, its 64-char hex blake3 and
+/// its size (u64 LE).
+fn documented_digest(outputs: &[(&str, &[u8])]) -> String {
+    let mut sorted = outputs.to_vec();
+    sorted.sort();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"admf-output-digest-v1\n");
+    for (path, bytes) in sorted {
+        hasher.update(&(path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update(blake3::hash(bytes).to_hex().as_bytes());
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
 fn digest(entry: &admf::store::Entry, name: &str) -> String {
     entry.manifest.outputs[name].blake3.clone()
 }
@@ -72,7 +90,14 @@ fn commit_then_lookup_hits() {
         m.outputs["metrics.json"].blake3,
         blake3::hash(b"{\"sharpe\": 1.5}").to_hex().to_string()
     );
-    assert_eq!(m.output_digest, output_digest(&m.outputs));
+    assert_eq!(
+        m.output_digest,
+        documented_digest(&[
+            ("equity.csv", &large()),
+            ("metrics.json", b"{\"sharpe\": 1.5}"),
+            ("signals/trial_0.jsonl", b"{\"i\":0}\n"),
+        ])
+    );
     assert_eq!(entry.log().unwrap(), b"ran fine\n");
     assert_eq!(entry.read("metrics.json").unwrap(), b"{\"sharpe\": 1.5}");
     assert_eq!(entry.read("equity.csv").unwrap(), large());

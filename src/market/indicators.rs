@@ -2,16 +2,35 @@
 //! before an indicator is defined hold NaN (the warm-up).
 
 /// Simple moving average over `n` bars (a fresh window sum each bar, so no
-/// drift accumulates).
+/// drift accumulates). The sum is compensated, so that a mean which is
+/// exact in decimals stays exact: ten closes averaging 126.0 give 126.0,
+/// not 126.00000000000003, and a rule comparing a close with its mean
+/// (Bollinger's exit) sees the tie the data holds.
 pub fn sma(x: &[f64], n: usize) -> Vec<f64> {
     let mut out = vec![f64::NAN; x.len()];
     if n == 0 {
         return out;
     }
     for t in n.saturating_sub(1)..x.len() {
-        out[t] = x[t + 1 - n..=t].iter().sum::<f64>() / n as f64;
+        out[t] = compensated_sum(&x[t + 1 - n..=t]) / n as f64;
     }
     out
+}
+
+/// Neumaier's compensated sum: the rounding error of each addition is
+/// carried and added back once at the end.
+fn compensated_sum(x: &[f64]) -> f64 {
+    let (mut sum, mut carry) = (0.0f64, 0.0f64);
+    for &v in x {
+        let next = sum + v;
+        carry += if sum.abs() >= v.abs() {
+            (sum - next) + v
+        } else {
+            (v - next) + sum
+        };
+        sum = next;
+    }
+    sum + carry
 }
 
 /// Population standard deviation (ddof 0, as Bollinger defines his bands)
@@ -136,6 +155,16 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn sma_of_a_decimal_tie_is_exact() {
+        // SPY_D closes 378..=387: their decimal mean is 126.0 exactly; a
+        // plain left-to-right sum gives 126.00000000000003.
+        let w = [
+            126.8, 125.2, 127.3, 126.2, 126.2, 125.7, 126.0, 125.2, 125.4, 126.0,
+        ];
+        assert_eq!(sma(&w, 10)[9], 126.0);
     }
 
     #[test]

@@ -331,7 +331,8 @@ fn summary_in_colour() {
 fn empty_inputs() {
     let view = graph("empty", vec![]);
     for format in Format::ALL {
-        render(&view, format, &STATUS);
+        let out = render(&view, format, &STATUS);
+        insta::assert_snapshot!(format!("empty_{format}"), out);
     }
     assert_eq!(
         render_summary(&[], 0.0, false),

@@ -62,23 +62,14 @@ impl Project {
         }
     }
 
-    /// `admf build --json` and the status of each node by id.
+    /// `admf build --json` and the status of each node by id. Panics when
+    /// stdout is not the `--json` report: a broken report must fail the
+    /// test, not read as "no node ran".
     pub fn build(&self, args: &[&str]) -> (Output, Vec<(String, String)>) {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
         let out = self.admf(&all);
-        let statuses = serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["nodes"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .map(|n| {
-                (
-                    n["id"].as_str().unwrap_or_default().to_string(),
-                    n["status"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let statuses = node_statuses(&out, &format!("admf {}", all.join(" ")));
         (out, statuses)
     }
 
@@ -92,6 +83,30 @@ impl Project {
             .map(|(id, _)| id)
             .collect()
     }
+}
+
+/// The (id, status) of each node in the `--json` report that `what`
+/// printed; panics, showing its output, when there is no such report.
+pub fn node_statuses(out: &Output, what: &str) -> Vec<(String, String)> {
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{what}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
+            out.code, out.stdout, out.stderr
+        )
+    });
+    let nodes = report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{what}`: JSON report without a `nodes` list: {report}"));
+    let field = |n: &serde_json::Value, name: &str| -> String {
+        n[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{what}`: node without a string `{name}`: {n}"))
+            .to_string()
+    };
+    nodes
+        .iter()
+        .map(|n| (field(n, "id"), field(n, "status")))
+        .collect()
 }
 
 /// A fresh project holding a copy of `examples/<name>` (its YAML and CSV
@@ -173,3 +188,5 @@ pub fn admf_in(dir: &Path, args: &[&str]) -> Output {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+pub mod market;
