@@ -65,6 +65,29 @@ pub(crate) struct Index {
     conn: Mutex<Connection>,
 }
 
+/// Run `step`, again while another process holds a lock it needs. Turning
+/// a new database to WAL mode and creating its tables take locks that
+/// SQLite's busy handler does not wait for, so builds that open a new
+/// store together would otherwise fail with "database is locked".
+fn retry_while_locked(mut step: impl FnMut() -> rusqlite::Result<()>) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Index {
     pub(crate) fn open(path: &Path) -> io::Result<Index> {
         let conn = Connection::open_with_flags(
@@ -95,14 +118,15 @@ impl Index {
         // and truncated when a build ends ([`Index::checkpoint`]). Pages are
         // read through a memory map and a 16 MB cache instead of a `pread`
         // each.
-        conn.execute_batch(&format!(
+        let pragmas = format!(
             "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;
              PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-16384;
              PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;"
-        ))
-        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        );
+        retry_while_locked(|| conn.execute_batch(&pragmas))
+            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
         keep_wal_files(&conn);
-        conn.execute_batch(SCHEMA).map_err(|e| {
+        retry_while_locked(|| conn.execute_batch(SCHEMA)).map_err(|e| {
             io::Error::other(format!(
                 "{}: {e} (if the machine lost power during a build, remove the {} directory: \
                  the entries are lost, the blobs are kept until gc)",
