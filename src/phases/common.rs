@@ -159,10 +159,11 @@ pub fn issue(
     }
 }
 
-/// Loads every symbol of `spec`, logging what the bad-row policy did.
 /// Parsed data files of this process, so the trials of a sweep parse a
 /// file once rather than once each. Keyed by the file's identity and stat:
-/// an edit during the build is a new entry, never a stale one.
+/// an edit during the build is a new entry, never a stale one, and it
+/// replaces the file's older entry, so a long `admf watch` holds one
+/// parsed copy per file, not one per edit.
 type LoadKey = (
     PathBuf,
     String,
@@ -172,15 +173,16 @@ type LoadKey = (
     u64,
 );
 
+type LoadedMemo =
+    std::sync::Mutex<std::collections::HashMap<LoadKey, std::sync::Arc<crate::market::Loaded>>>;
+static LOADED: std::sync::LazyLock<LoadedMemo> = std::sync::LazyLock::new(Default::default);
+
 fn load_shared(
     file: &Path,
     symbol: &str,
     policy: BadRowPolicy,
 ) -> Result<std::sync::Arc<crate::market::Loaded>, crate::error::Error> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, LazyLock, Mutex};
-    static LOADED: LazyLock<Mutex<HashMap<LoadKey, Arc<crate::market::Loaded>>>> =
-        LazyLock::new(|| Mutex::new(HashMap::new()));
+    use std::sync::Arc;
     let meta = std::fs::metadata(file).map_err(|e| crate::error::Error::io(file, e))?;
     #[cfg(unix)]
     let inode = std::os::unix::fs::MetadataExt::ino(&meta);
@@ -198,13 +200,13 @@ fn load_shared(
         return Ok(hit.clone());
     }
     let loaded = Arc::new(load_csv(file, symbol, policy)?);
-    LOADED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, loaded.clone());
+    let mut memo = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    memo.retain(|k, _| (&k.0, &k.1, k.2) != (&key.0, &key.1, key.2));
+    memo.insert(key, loaded.clone());
     Ok(loaded)
 }
 
+/// Loads every symbol of `spec`, logging what the bad-row policy did.
 pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Bars>, PhaseError> {
     let mut out = Vec::new();
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
@@ -444,6 +446,33 @@ pub fn trial_name(config: &Value, strategy: &Strategy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edited_data_file_replaces_its_parsed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("X.csv");
+        let rows = |n: usize| {
+            let mut text = String::from("date,open,high,low,close,volume\n");
+            for d in 1..=n {
+                text.push_str(&format!("2020-01-{d:02},10,11,9,10,100\n"));
+            }
+            text
+        };
+        let copies = || {
+            LOADED
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|k| k.0 == file)
+                .count()
+        };
+        std::fs::write(&file, rows(3)).unwrap();
+        let first = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
+        std::fs::write(&file, rows(5)).unwrap();
+        let second = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
+        assert_eq!((first.bars.len(), second.bars.len()), (3, 5));
+        assert_eq!(copies(), 1);
+    }
     use serde_json::json;
 
     #[test]
