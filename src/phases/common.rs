@@ -560,6 +560,18 @@ pub fn metrics_map(m: &Metrics) -> Map<String, Value> {
     }
 }
 
+/// Every key [`metrics_map`] can write, in its order: those written only
+/// when they say something (`ruin`, `undefined`, `warnings`) included.
+pub fn metric_names() -> Vec<String> {
+    let every = Metrics {
+        ruin: Some(0),
+        undefined: [("sharpe".to_string(), String::new())].into(),
+        warnings: vec![String::new()],
+        ..Metrics::default()
+    };
+    metrics_map(&every).keys().cloned().collect()
+}
+
 pub fn write_json(dir: &Path, name: &str, value: &Value) -> Result<(), PhaseError> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
