@@ -107,11 +107,13 @@ fn weekly_bars_are_annualised_weekly() {
 #[test]
 fn undefined_metrics_are_null_with_the_reason_in_the_log() {
     let p = project();
+    // No 20-bar return exceeds 100,000%: the strategy never takes a
+    // position (a lookback longer than the data would be refused first).
     p.file(
         "flat.yaml",
         "data: {source: csv, symbols: [SPY], path: data/SPY_D.csv}\n\
          phases:\n  - never:\n      mode: backtest\n      \
-         strategy: {type: momentum, parameters: {lookback: 100000, threshold: 0}}\n",
+         strategy: {type: momentum, parameters: {lookback: 20, threshold: 1000}}\n",
     );
     let (out, _) = p.build(&["flat.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
