@@ -155,7 +155,10 @@ fn regenerate(c: &mut Criterion) {
             let mut acc = 0.0;
             for &(l, t) in &grid {
                 let p = momentum(l, t).positions(&bars);
-                acc += common::run(&bars, p, 0.001).metrics.sharpe;
+                acc += common::run(&bars, p, 0.001, admf::market::equity::Fill::Close)
+                    .metrics
+                    .sharpe
+                    .unwrap_or(0.0);
             }
             black_box(acc)
         })

@@ -215,13 +215,15 @@ fn analysis_finds_best_trial_per_regime() {
         .iter()
         .map(|k| counts[k].as_u64().unwrap())
         .sum();
-    assert_eq!(total, 5241);
-    // Returns r_1..r_T go to the labels of bars 0..T-1: all but the last bar.
+    // Regimes are measured on the train part only: ⌊5241 · 0.8⌋ bars.
+    assert_eq!(total, 4192);
+    assert_eq!(r["train_bars"], json!(4192));
+    // Train returns r_1..r_{s−1} go to the labels of bars 0..s−2.
     let in_regimes: u64 = ["low", "normal", "high"]
         .iter()
         .map(|k| vol["regimes"][k]["bars"].as_u64().unwrap())
         .sum();
-    assert_eq!(in_regimes, 5240 - counts["warmup"].as_u64().unwrap());
+    assert_eq!(in_regimes, 4191 - counts["warmup"].as_u64().unwrap());
     let labels = out.text("labels_momentum.csv");
     assert_eq!(labels.lines().count(), 5242);
     assert!(labels.starts_with("ts,label\n1999-11-01,warmup\n"));

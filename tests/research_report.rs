@@ -26,6 +26,17 @@ fn report_is_self_contained_with_svg_charts() {
         "threshold",
         "volatility",
         "momentum",
+        // The overfitting panel of the sweep, with its verdicts.
+        "Deflated Sharpe ratio 0.080",
+        "not distinguishable from luck",
+        "Probability of backtest overfitting 0.614",
+        "likely overfit",
+        // The header: data, range, costs, fill rule, split.
+        "../data/SPY_D.csv (SPY)",
+        "5241 from 1999-11-01 to 2020-08-28",
+        "fee 0.001, slippage 0 bps",
+        "<td class=\"l\">close</td>",
+        "the first 80% of the bars train every selection",
     ] {
         assert!(html.contains(text), "report.html lacks `{text}`");
     }

@@ -101,6 +101,44 @@ fn a_when_path_the_upstream_never_writes() {
 }
 
 #[test]
+fn a_when_path_into_walk_forward_metrics() {
+    let walk = format!(
+        "{HEAD}  - walk:\n      mode: walk_forward\n      windows: {{train: 100, test: 50}}\n"
+    );
+    let publish = |when: &str| {
+        format!(
+            "{walk}  - publish:\n      mode: command\n      depends_on: [walk]\n      when: \"{when}\"\n      run: 'true'\n"
+        )
+    };
+    for ok in [
+        "walk.oos.sharpe > 0.5",
+        "walk.folds >= 3 and walk.oos.max_drawdown > -0.2",
+        "walk.windows.purge == 0",
+    ] {
+        let p = project();
+        p.file("ok.yaml", &publish(ok));
+        let out = p.admf(&["validate", "ok.yaml"]);
+        assert_eq!(out.code, 0, "{ok}: {}", out.stderr);
+    }
+    let err = refused(
+        &publish("walk.oos.sharp > 0.5"),
+        "wf.yaml:13:",
+        "never holds `oos.sharp`",
+    );
+    assert!(err.contains("did you mean `sharpe`?"), "{err}");
+    // The stitched curve's metrics sit under `oos`, not at the top.
+    let err = refused(
+        &publish("walk.sharpe > 0.5"),
+        "wf.yaml:13:",
+        "never holds `sharpe`",
+    );
+    assert!(
+        err.contains("oos, folds, objective, windows, per_fold"),
+        "{err}"
+    );
+}
+
+#[test]
 fn signal_replay_without_a_sweep_upstream() {
     let yaml = "data: {source: csv, symbols: [SPY], path: data/SPY_D.csv}
 strategy: {type: momentum}

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use crate::error::{Error, did_you_mean};
 use crate::market::catalog::{
-    self, ALLOW_SHORT, CLASSIFIERS, EXECUTION, METRICS, ParamDoc, RuleDoc, STRATEGIES,
+    self, ALLOW_SHORT, CLASSIFIERS, EXECUTION, METRICS, MetricDoc, ParamDoc, RuleDoc, STRATEGIES,
 };
 use crate::phases::schema::{self, FileDoc, KeyDoc, MODES, ModeDoc};
 
@@ -186,6 +186,13 @@ fn rules_markdown(s: &mut String, rules: &[RuleDoc]) {
     }
 }
 
+fn metrics_markdown(s: &mut String, metrics: &[MetricDoc]) {
+    s.push_str("| metric | definition |\n|---|---|\n");
+    for m in metrics {
+        let _ = writeln!(s, "| `{}` | {} |", m.name, cell(m.formula));
+    }
+}
+
 /// The whole reference, as `docs/reference.md` holds it.
 pub fn reference_markdown() -> String {
     let mut s = String::from(
@@ -209,6 +216,11 @@ pub fn reference_markdown() -> String {
     let _ = writeln!(s, "\n{}\n", schema::DATA_FORMAT);
     s.push_str("## Costs\n\n`costs:` keys:\n\n");
     keys_markdown(&mut s, schema::COSTS_KEYS);
+    s.push_str("\n## Execution\n\n`execution:` keys (see Execution convention):\n\n");
+    keys_markdown(&mut s, schema::EXECUTION_KEYS);
+    s.push_str("\n## Split\n\n`split:` keys:\n\n");
+    keys_markdown(&mut s, schema::SPLIT_KEYS);
+    let _ = writeln!(s, "\n{}", schema::SPLIT_RULE);
     s.push_str("\n## Strategies\n\n`strategy:` keys:\n\n");
     keys_markdown(&mut s, schema::STRATEGY_KEYS);
     s.push('\n');
@@ -225,11 +237,15 @@ pub fn reference_markdown() -> String {
     );
     rules_markdown(&mut s, CLASSIFIERS);
     let _ = writeln!(s, "## Metrics\n\n{}\n", catalog::METRIC_NOTATION);
-    s.push_str("| metric | definition |\n|---|---|\n");
-    for m in METRICS {
-        let _ = writeln!(s, "| `{}` | {} |", m.name, cell(m.formula));
-    }
-    let _ = writeln!(s, "\nUndefined cases: {}\n", catalog::METRIC_EDGE_CASES);
+    metrics_markdown(&mut s, METRICS);
+    let _ = writeln!(s, "\nUndefined metrics: {}\n", catalog::METRIC_EDGE_CASES);
+    let _ = writeln!(s, "### Benchmark\n\n{}\n", catalog::BENCHMARK_RULE);
+    metrics_markdown(&mut s, catalog::BENCHMARK_METRICS);
+    s.push_str(
+        "\n### Overfitting\n\nHow much of a selection's figure is the luck of trying many: `overfitting` in the `metrics.json` of signal_generation (the best trial by Sharpe ratio) and signal_replay (the chosen weighting, on the train part). A statistic that is undefined is null and the log says why.\n\n",
+    );
+    metrics_markdown(&mut s, catalog::OVERFITTING_METRICS);
+    s.push('\n');
     s.push_str("## Execution convention\n\n");
     for line in EXECUTION {
         let _ = writeln!(s, "- {line}");

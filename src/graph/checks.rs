@@ -160,10 +160,8 @@ type MetricKey = (String, Option<Vec<String>>);
 /// `None` when they are the user's (command) or depend on the config
 /// (analysis names a key per classifier).
 fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
-    let metrics: Vec<String> = crate::phases::common::metrics_map(&Default::default())
-        .keys()
-        .cloned()
-        .collect();
+    let metrics: Vec<String> = crate::phases::common::metric_names();
+    let m: Vec<&str> = metrics.iter().map(String::as_str).collect();
     let leaf = |k: &str| (k.to_string(), Some(Vec::new()));
     let open = |k: &str| (k.to_string(), None);
     let under = |k: &str, sub: &[&str]| {
@@ -172,16 +170,47 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
             Some(sub.iter().map(|s| s.to_string()).collect()),
         )
     };
-    let run = || -> Vec<MetricKey> {
-        let mut keys: Vec<MetricKey> = metrics.iter().map(|m| leaf(m)).collect();
+    // `undefined` maps metric names to reasons, `warnings` is a list.
+    let run_metrics = || -> Vec<MetricKey> {
+        metrics
+            .iter()
+            .map(|k| match k.as_str() {
+                "undefined" | "warnings" => open(k),
+                _ => leaf(k),
+            })
+            .collect()
+    };
+    let relative = [
+        "alpha",
+        "beta",
+        "information_ratio",
+        "excess_return",
+        "metrics",
+    ];
+    let trial = || -> Vec<MetricKey> {
+        let mut keys = run_metrics();
         keys.extend([
             leaf("strategy"),
             open("params"),
-            leaf("fee"),
             open("symbols"),
             open("per_symbol"),
         ]);
         keys
+    };
+    let overfitting = |stats: &[&str]| under("overfitting", stats);
+    let sweep_overfitting = || {
+        overfitting(&[
+            "trials",
+            "selected",
+            "dsr",
+            "sharpe_variance",
+            "expected_max_sharpe",
+            "min_backtest_years",
+            "backtest_years",
+            "pbo",
+            "pbo_blocks",
+            "pbo_combinations",
+        ])
     };
     let best = || {
         under(
@@ -190,29 +219,68 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
         )
     };
     Some(match (mode, role) {
-        ("backtest", _) => run(),
+        ("backtest", _) => {
+            let mut keys = trial();
+            let mut benchmark = vec!["name"];
+            benchmark.extend(relative);
+            keys.extend([
+                leaf("fee"),
+                leaf("slippage_bps"),
+                leaf("fill"),
+                under("benchmark", &benchmark),
+            ]);
+            keys
+        }
         ("signal_generation", Role::Gather { .. }) => {
-            vec![leaf("trials"), leaf("strategy"), best()]
+            vec![
+                leaf("trials"),
+                leaf("strategy"),
+                best(),
+                sweep_overfitting(),
+            ]
         }
         ("signal_generation", role) => {
-            let mut keys = run();
+            let mut keys = trial();
             keys.extend([leaf("index"), leaf("name")]);
             if matches!(role, Role::Single) {
                 keys.extend([leaf("trials"), best()]);
             }
             keys
         }
-        ("signal_replay", _) => {
-            let m: Vec<&str> = metrics.iter().map(String::as_str).collect();
-            vec![
-                under("train", &m),
-                under("test", &m),
-                leaf("weightings"),
-                leaf("signals"),
-                leaf("objective"),
-                leaf("score"),
-            ]
-        }
+        ("signal_replay", _) => vec![
+            under("train", &m),
+            under("test", &m),
+            leaf("weightings"),
+            leaf("signals"),
+            leaf("objective"),
+            leaf("score"),
+            overfitting(&[
+                "trials",
+                "dsr",
+                "sharpe_variance",
+                "expected_max_sharpe",
+                "min_backtest_years",
+                "backtest_years",
+            ]),
+            under("benchmark", &["name", "train", "test"]),
+            under(
+                "lag_check",
+                &[
+                    "lag",
+                    "train_sharpe",
+                    "test_sharpe",
+                    "test_total_return",
+                    "collapse",
+                ],
+            ),
+        ],
+        ("walk_forward", _) => vec![
+            under("oos", &m),
+            leaf("folds"),
+            leaf("objective"),
+            under("windows", &["train", "test", "step", "anchored", "purge"]),
+            open("per_fold"),
+        ],
         ("report", _) => vec![open("sections"), leaf("bytes")],
         _ => return None,
     })
@@ -374,4 +442,60 @@ fn warm_up_fits(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phases::schema::MODES;
+
+    /// Whether `validate` lets a `when:` test `path` of a `mode` node.
+    fn accepted(mode: &str, role: &Role, path: &str) -> bool {
+        let Some(keys) = metric_keys(mode, role) else {
+            return true;
+        };
+        let parts: Vec<&str> = path.split('.').collect();
+        match keys.iter().find(|(k, _)| k == parts[0]) {
+            None => false,
+            Some((_, Some(sub))) => parts.get(1).is_none_or(|s| sub.iter().any(|k| k == s)),
+            Some((_, None)) => true,
+        }
+    }
+
+    #[test]
+    fn every_documented_when_path_passes_validate() {
+        for m in MODES.iter().filter(|m| m.name != "command") {
+            let role = if m.name == "signal_generation" {
+                Role::Gather { trials: 2 }
+            } else {
+                Role::Single
+            };
+            for path in m.condition_paths {
+                assert!(accepted(m.name, &role, path), "{}: {path}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn new_outputs_are_known_to_the_when_check() {
+        let single = Role::Single;
+        for path in [
+            "ruin",
+            "undefined.sharpe",
+            "slippage_bps",
+            "benchmark.information_ratio",
+        ] {
+            assert!(accepted("backtest", &single, path), "{path}");
+        }
+        assert!(!accepted("backtest", &single, "benchmark.gamma"));
+        let gather = Role::Gather { trials: 3 };
+        assert!(accepted("signal_generation", &gather, "overfitting.pbo"));
+        assert!(!accepted("signal_generation", &gather, "overfitting.pob"));
+        assert!(accepted("signal_replay", &single, "lag_check.collapse"));
+        assert!(!accepted("signal_replay", &single, "overfitting.pbo"));
+        assert!(accepted("walk_forward", &single, "oos.sharpe"));
+        assert!(accepted("walk_forward", &single, "windows.purge"));
+        assert!(!accepted("walk_forward", &single, "oos.sharp"));
+        assert!(!accepted("walk_forward", &single, "sharpe"));
+    }
 }

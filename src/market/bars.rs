@@ -18,6 +18,9 @@ pub struct Bars {
     pub low: Vec<f64>,
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
+    /// Periods per year declared by the workflow (`data.periods_per_year`);
+    /// `None` infers them from the bar spacing.
+    pub declared_periods_per_year: Option<f64>,
 }
 
 impl Bars {
@@ -33,6 +36,13 @@ impl Bars {
         Frequency::detect(&self.ts)
     }
 
+    /// P, the annualisation base of every metric: the declared figure,
+    /// else the one inferred from the bar spacing.
+    pub fn periods_per_year(&self) -> f64 {
+        self.declared_periods_per_year
+            .unwrap_or_else(|| self.frequency().periods_per_year())
+    }
+
     /// The bars `range`, for tests and chronological splits.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Bars {
         Bars {
@@ -45,6 +55,7 @@ impl Bars {
             low: self.low[range.clone()].to_vec(),
             close: self.close[range.clone()].to_vec(),
             volume: self.volume[range].to_vec(),
+            declared_periods_per_year: self.declared_periods_per_year,
         }
     }
 }
@@ -61,8 +72,17 @@ pub const SESSION_GAP_SECONDS: i64 = 4 * 3600;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Frequency {
-    /// Every timestamp is a midnight (a date without a time).
+    /// Every timestamp is a midnight (a date without a time) and the median
+    /// gap between bars is at most 4 days (weekends and holidays).
     Daily,
+    /// Dates a median 5 to 10 days apart: 52 periods per year.
+    Weekly,
+    /// Dates a median 11 to 45 days apart: 12 periods per year.
+    Monthly,
+    /// Dates a median 46 to 135 days apart: 4 periods per year.
+    Quarterly,
+    /// Dates further apart: 1 period per year.
+    Yearly,
     /// Anything else; `bars_per_session` is the median number of bars per
     /// session (the mean of the two middle counts for an even number of
     /// sessions).
@@ -75,7 +95,20 @@ pub enum Frequency {
 impl Frequency {
     pub fn detect(ts: &[i64]) -> Frequency {
         if ts.iter().all(|t| t.rem_euclid(86_400) == 0) {
-            return Frequency::Daily;
+            let mut gaps: Vec<i64> = ts.windows(2).map(|w| (w[1] - w[0]) / 86_400).collect();
+            if gaps.is_empty() {
+                return Frequency::Daily;
+            }
+            gaps.sort_unstable();
+            // The lower median, a whole number of days.
+            let days = gaps[(gaps.len() - 1) / 2];
+            return match days {
+                ..=4 => Frequency::Daily,
+                5..=10 => Frequency::Weekly,
+                11..=45 => Frequency::Monthly,
+                46..=135 => Frequency::Quarterly,
+                _ => Frequency::Yearly,
+            };
         }
         let mut counts = Vec::new();
         let mut current = 0usize;
@@ -102,11 +135,15 @@ impl Frequency {
         }
     }
 
-    /// P, the periods per year: 252 for daily bars, 252 × median bars per session
-    /// for intraday bars.
+    /// P, the periods per year: 252 for daily bars, 52 weekly, 12 monthly,
+    /// 4 quarterly, 1 yearly, 252 × median bars per session for intraday bars.
     pub fn periods_per_year(&self) -> f64 {
         match self {
             Frequency::Daily => TRADING_DAYS,
+            Frequency::Weekly => 52.0,
+            Frequency::Monthly => 12.0,
+            Frequency::Quarterly => 4.0,
+            Frequency::Yearly => 1.0,
             Frequency::Intraday {
                 bars_per_session, ..
             } => TRADING_DAYS * bars_per_session,
@@ -116,6 +153,10 @@ impl Frequency {
     pub fn name(&self) -> &'static str {
         match self {
             Frequency::Daily => "daily",
+            Frequency::Weekly => "weekly",
+            Frequency::Monthly => "monthly",
+            Frequency::Quarterly => "quarterly",
+            Frequency::Yearly => "yearly",
             Frequency::Intraday { .. } => "intraday",
         }
     }
@@ -130,6 +171,29 @@ mod tests {
         let ts = [0, 86_400, 3 * 86_400];
         assert_eq!(Frequency::detect(&ts), Frequency::Daily);
         assert_eq!(Frequency::detect(&ts).periods_per_year(), 252.0);
+    }
+
+    #[test]
+    fn date_spacing_sets_the_period() {
+        let day = 86_400;
+        let every = |d: i64| (0..20).map(|i| i * d * day).collect::<Vec<_>>();
+        assert_eq!(Frequency::detect(&every(7)), Frequency::Weekly);
+        assert_eq!(Frequency::detect(&every(7)).periods_per_year(), 52.0);
+        assert_eq!(Frequency::detect(&every(30)).periods_per_year(), 12.0);
+        assert_eq!(Frequency::detect(&every(91)).periods_per_year(), 4.0);
+        assert_eq!(Frequency::detect(&every(365)).periods_per_year(), 1.0);
+        // A weekend gap in daily data does not make it weekly.
+        let mut daily: Vec<i64> = Vec::new();
+        for w in 0..10 {
+            daily.extend((0..5).map(|d| (w * 7 + d) * day));
+        }
+        assert_eq!(Frequency::detect(&daily), Frequency::Daily);
+        let bars = Bars {
+            ts: every(7),
+            declared_periods_per_year: Some(50.0),
+            ..Bars::default()
+        };
+        assert_eq!(bars.periods_per_year(), 50.0);
     }
 
     #[test]

@@ -13,8 +13,12 @@
 //!
 //! **Search.** Every candidate is scored on the train part by the
 //! objective, each independently; the best is the highest score, ties to
-//! the lowest index, NaN never wins, so the result does not depend on the
-//! number of threads. Candidates are scored in batches of [`LANES`] (rayon,
+//! the lowest index, so the result does not depend on the number of
+//! threads. Scores follow the metrics' rules for undefined figures: an
+//! undefined score (NaN: too few returns, or 0/0) is never chosen over a
+//! defined one, and a ratio over a zero deviation is ±∞ (Sortino of a
+//! weighting without a losing return ranks first). The scores do not stop
+//! at ruin; the reported metrics of the chosen weights do. Candidates are scored in batches of [`LANES`] (rayon,
 //! one scratch buffer per worker): a vote is computed once per distinct
 //! signal pattern for all the batch's weightings at once, and the
 //! positions of the batch are kept as one bit per weighting. For the
@@ -40,7 +44,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::metrics::{Objective, cagr};
+use super::metrics::{Objective, cagr, ranks_above};
 use super::weights::Weights;
 
 pub const TOLERANCE: f32 = 1e-5;
@@ -331,7 +335,7 @@ impl Ensemble {
                 *score = self.score_bar_by_bar(&scratch.positions[..end], scope, objective);
             }
         } else if end < 2 {
-            scores[..rows.len()].fill(0.0);
+            scores[..rows.len()].fill(f64::NAN);
         } else {
             self.score_runs(
                 rows.len(),
@@ -438,15 +442,27 @@ impl Ensemble {
         } else {
             0.0
         };
-        let value = match objective {
-            Objective::Sharpe if var > 0.0 => mean / var.sqrt() * root,
-            Objective::Sortino if s.down > 0.0 => mean / (s.down / n).sqrt() * root,
-            Objective::TotalReturn => e - 1.0,
-            Objective::Cagr => cagr(e, s.count, self.ppy),
-            Objective::Calmar if mdd < 0.0 => cagr(e, s.count, self.ppy) / -mdd,
-            _ => 0.0,
+        // As in [`crate::market::metrics`]: a ratio over a zero deviation is
+        // ±∞ (ranked first or last), 0/0 and too few returns are NaN (never
+        // chosen).
+        let ratio = |num: f64, den: f64| {
+            if den > 0.0 {
+                num / den
+            } else if num == 0.0 {
+                f64::NAN
+            } else {
+                num * f64::INFINITY
+            }
         };
-        if value.is_finite() { value } else { 0.0 }
+        let value = match objective {
+            Objective::Sharpe if s.count > 1 => ratio(mean, var.sqrt()) * root,
+            Objective::Sortino if s.count > 0 => ratio(mean, (s.down / n).sqrt()) * root,
+            Objective::TotalReturn => e - 1.0,
+            Objective::Cagr if s.count > 0 => cagr(e, s.count, self.ppy),
+            Objective::Calmar if s.count > 0 => ratio(cagr(e, s.count, self.ppy), -mdd),
+            _ => f64::NAN,
+        };
+        if value.is_nan() { f64::NAN } else { value }
     }
 
     /// Scores every candidate in parallel; the best by score, ties to the
@@ -457,6 +473,13 @@ impl Ensemble {
         scope: Scope<'_>,
         objective: Objective,
     ) -> Option<Best> {
+        best_of(&self.scores(candidates, scope, objective))
+    }
+
+    /// The score of every candidate, in candidate order (what the
+    /// overfitting statistics of a search need: how many were tried and
+    /// how their figures spread).
+    pub fn scores(&self, candidates: &Weights, scope: Scope<'_>, objective: Objective) -> Vec<f64> {
         let masked = scope
             .labels
             .map(|_| Prefix::new(&self.returns, scope.labels));
@@ -476,14 +499,24 @@ impl Ensemble {
                 },
             )
             .collect();
-        let mut best: Option<Best> = None;
-        for (index, &score) in batches.iter().flatten().enumerate() {
-            if best.as_ref().is_none_or(|b| score > b.score) {
-                best = Some(Best { index, score });
-            }
-        }
-        best
+        batches.concat()
     }
+}
+
+/// The best of `scores`: the highest, ties to the lowest index, NaN
+/// (undefined) never over a number.
+pub fn best_of(scores: &[f64]) -> Option<Best> {
+    let mut best: Option<Best> = None;
+    let figure = |x: f64| (!x.is_nan()).then_some(x);
+    for (index, &score) in scores.iter().enumerate() {
+        if best
+            .as_ref()
+            .is_none_or(|b| ranks_above(figure(score), figure(b.score)))
+        {
+            best = Some(Best { index, score });
+        }
+    }
+    best
 }
 
 /// The position of weighting `lane` in a pattern's masks.
@@ -796,7 +829,9 @@ mod tests {
                 let mut expected: Option<Best> = None;
                 for index in 0..w.count() {
                     let score = e.score(w.row(index), scope, objective, &mut scratch);
-                    if expected.as_ref().is_none_or(|b| score > b.score) {
+                    // Highest first, NaN (undefined) never over a number.
+                    let figure = |x: f64| (!x.is_nan()).then_some(x);
+                    if expected.as_ref().is_none_or(|b| ranks_above(figure(score), figure(b.score))) {
                         expected = Some(Best { index, score });
                     }
                 }

@@ -16,6 +16,7 @@
 //! - weighted vote and weight search: [`ensemble`], [`weights`].
 
 pub mod bars;
+pub mod benchmark;
 pub mod catalog;
 pub mod classifier;
 pub mod csv_load;
@@ -23,6 +24,7 @@ pub mod ensemble;
 pub mod equity;
 pub mod indicators;
 pub mod metrics;
+pub mod overfitting;
 pub mod portfolio;
 pub mod regime;
 pub mod signals;

@@ -5,8 +5,9 @@
 //! The selected returns are chained into an equity curve starting at 1 and
 //! measured with [`Metrics::from_equity`]; `bars` is the number of
 //! selected returns and `exposure` the fraction of them earned with a
-//! position. Entries, trades, win rate and turnover are 0 (a regime's bars
-//! are not contiguous).
+//! position. Entries and trades are 0, win rate and turnover undefined (a
+//! regime's bars are not contiguous, so they hold no round trip of their
+//! own).
 
 use super::metrics::Metrics;
 
@@ -31,7 +32,14 @@ pub fn regime_metrics(
     let mut m = Metrics::from_equity(&sub, ppy);
     let n = sub.len() - 1;
     m.bars = n as u64;
-    m.exposure = if n > 0 { held as f64 / n as f64 } else { 0.0 };
+    m.without_positions("not defined on the non-contiguous bars of one regime");
+    m.exposure = if n > 0 {
+        Some(held as f64 / n as f64)
+    } else {
+        m.undefined
+            .insert("exposure".into(), "no bar in this regime".into());
+        None
+    };
     m
 }
 
@@ -51,6 +59,7 @@ mod tests {
         let b = regime_metrics(&e, &p, &labels, 1, 252.0);
         assert_eq!(b.bars, 1);
         assert!((b.total_return - 0.1).abs() < 1e-12);
-        assert_eq!(b.exposure, 1.0);
+        assert_eq!(b.exposure, Some(1.0));
+        assert_eq!((b.win_rate, b.turnover), (None, None));
     }
 }

@@ -6,7 +6,9 @@
 //! bar). Its return charges one unit of fee on entry and one on exit:
 //! (1 − f) · Π_{t=a+1..b} (1 + p_a·R_t) · (1 − f) − 1, so a flip's 2f is
 //! split between the two trades. A trade still open on the last bar is
-//! reported with `closed: false` and counts in no win rate.
+//! reported with `closed: false` and counts in no win rate. A trade loses
+//! at most everything: its return is never below −1 (ruin, see
+//! [`super::equity`]).
 
 use serde::Serialize;
 
@@ -20,12 +22,25 @@ pub struct Trade {
 }
 
 pub fn round_trips(returns: &[f64], positions: &[i8], fee: f64) -> Vec<Trade> {
+    round_trips_legs(returns, None, positions, fee)
+}
+
+/// [`round_trips`] of held positions over the legs of a fill rule
+/// ([`super::equity::Legs`]): a trade earns `before[t]` on every bar after
+/// its fill up to and including its exit, and `after[t]` from its fill bar
+/// to the bar before its exit.
+pub fn round_trips_legs(
+    before: &[f64],
+    after: Option<&[f64]>,
+    positions: &[i8],
+    fee: f64,
+) -> Vec<Trade> {
     let mut trades = Vec::new();
     let mut open: Option<(usize, i8, f64)> = None;
     let mut prev = 0i8;
     for (t, &p) in positions.iter().enumerate() {
         if let Some((_, side, growth)) = open.as_mut() {
-            *growth *= 1.0 + f64::from(*side) * returns[t];
+            *growth *= 1.0 + f64::from(*side) * before[t];
         }
         if p != prev {
             if let Some((entry, side, growth)) = open.take() {
@@ -34,12 +49,15 @@ pub fn round_trips(returns: &[f64], positions: &[i8], fee: f64) -> Vec<Trade> {
                     exit: t,
                     side,
                     closed: true,
-                    ret: growth * (1.0 - fee) - 1.0,
+                    ret: (growth * (1.0 - fee) - 1.0).max(-1.0),
                 });
             }
             if p != 0 {
                 open = Some((t, p, 1.0 - fee));
             }
+        }
+        if let (Some((_, side, growth)), Some(after), true) = (open.as_mut(), after, t > 0) {
+            *growth *= 1.0 + f64::from(*side) * after[t];
         }
         prev = p;
     }
@@ -49,7 +67,7 @@ pub fn round_trips(returns: &[f64], positions: &[i8], fee: f64) -> Vec<Trade> {
             exit: positions.len() - 1,
             side,
             closed: false,
-            ret: growth - 1.0,
+            ret: (growth - 1.0).max(-1.0),
         });
     }
     trades

@@ -8,6 +8,13 @@
 //! ([`crate::market::regime`]). The best trial per regime is the one with
 //! the highest `objective` (default `sharpe`), ties to the lowest index.
 //!
+//! **Train only.** Regime figures and winners are measured on the train
+//! part of the workflow's `split:` (inherited, default 0.8: the bars before
+//! s = ⌊N·0.8⌋, the same split `signal_replay` uses), so that a selection
+//! made from them (`select: regime_winners`) never saw the test bars. The
+//! labels files still cover every bar: a label at bar t uses data up to t
+//! only.
+//!
 //! Writes:
 //! - `regimes.json`: `{objective, symbol, trials, classifiers: {<name>:
 //!   {parameters, counts: {<label>: bars}, regimes: {<label>: {bars,
@@ -29,11 +36,12 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::backtest::issue_error;
+use super::backtest::{fixed, issue_error};
 use super::common;
 use super::signal_generation::{TrialRecord, load_trials, signal_file};
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
 use crate::market::classifier::{Classifier, WARMUP};
+use crate::market::metrics::ranks_above;
 use crate::market::regime::regime_metrics;
 use crate::market::{Bars, Metrics, Objective, equity};
 
@@ -96,18 +104,32 @@ pub fn one_symbol(config: &Value) -> Result<common::DataSpec, ConfigIssue> {
 
 impl Phase for Analysis {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "classifiers", "objective"])
+        Some(&[
+            "data",
+            "strategy",
+            "costs",
+            "execution",
+            "split",
+            "classifiers",
+            "objective",
+        ])
     }
 
     fn version(&self) -> &'static str {
-        "analysis-1"
+        "analysis-2"
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS_WITH_SPLIT
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         one_symbol(config)?;
         common::fee(config)?;
+        common::close_fill_only(config)?;
         classifiers(config)?;
         objective(config)?;
+        common::split_fraction(config)?;
         Ok(())
     }
 
@@ -127,7 +149,22 @@ impl Phase for Analysis {
         let (records, positions) = load_trials(up, &bars.symbol, &bars.ts_text)?;
         copy_trials(up, ctx.out_dir, &records)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), up.node)?;
-        let result = analyse(&bars, &records, &positions, fee, &classifiers, objective);
+        let split = common::split_fraction(ctx.config).map_err(issue_error)?;
+        let split_at = common::split_index(bars.len(), split);
+        writeln!(
+            ctx.log,
+            "regimes are measured on the train part: {split_at} bars before {} (split {split})",
+            bars.ts_text[split_at.min(bars.len() - 1)]
+        )?;
+        let result = analyse(
+            &bars,
+            &records,
+            &positions,
+            fee,
+            &classifiers,
+            objective,
+            split_at,
+        );
         for c in &classifiers {
             let labels = c.classify(&bars);
             let mut csv = String::from("ts,label\n");
@@ -143,6 +180,11 @@ impl Phase for Analysis {
         }
         common::write_json(ctx.out_dir, "metrics.json", &result.metrics)
     }
+}
+
+/// A metric as a CSV cell: empty where it is undefined.
+pub fn csv_cell(value: Option<f64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// Copies `trials.json` and the signal files of `records`.
@@ -169,9 +211,14 @@ pub fn analyse(
     fee: f64,
     classifiers: &[Classifier],
     objective: Objective,
+    train_end: usize,
 ) -> AnalysisResult {
-    let ppy = bars.frequency().periods_per_year();
-    let returns = equity::close_returns(&bars.close);
+    let ppy = bars.periods_per_year();
+    let end = train_end.min(bars.len());
+    let returns = equity::close_returns(&bars.close[..end]);
+    // Only the train part: the winners chosen here feed selections whose
+    // test figures must never have seen the test bars.
+    let positions: Vec<&[i8]> = positions.iter().map(|p| &p[..end]).collect();
     let curves: Vec<Vec<f64>> = positions
         .par_iter()
         .map(|p| equity::equity_curve(&returns, p, fee))
@@ -182,9 +229,10 @@ pub fn analyse(
     let mut by_classifier = Map::new();
     let mut metrics = Map::new();
     let mut log = Vec::new();
-    let mut overall: Option<(f64, Value)> = None;
+    let mut overall: Option<(Option<f64>, Value)> = None;
     for c in classifiers {
-        let labels = c.classify(bars);
+        let mut labels = c.classify(bars);
+        labels.truncate(end);
         let mut counts = Map::new();
         for code in (0..c.labels().len() as u8).chain([WARMUP]) {
             let n = labels.iter().filter(|l| **l == code).count();
@@ -192,11 +240,11 @@ pub fn analyse(
         }
         let mut regimes = Map::new();
         let mut summary = Map::new();
-        let mut class_best: Option<(f64, Value)> = None;
+        let mut class_best: Option<(Option<f64>, Value)> = None;
         for (code, label) in c.labels().iter().enumerate() {
             let per_trial: Vec<Metrics> = curves
                 .par_iter()
-                .zip(positions)
+                .zip(&positions)
                 .map(|(e, p)| regime_metrics(e, p, &labels, code as u8, ppy))
                 .collect();
             for (r, m) in records.iter().zip(&per_trial) {
@@ -207,15 +255,15 @@ pub fn analyse(
                     r.index,
                     r.name,
                     m.bars,
-                    m.sharpe,
+                    csv_cell(m.sharpe),
                     m.total_return,
                     m.max_drawdown,
-                    m.volatility
+                    csv_cell(m.volatility)
                 );
             }
             let mut best: Option<usize> = None;
             for (k, m) in per_trial.iter().enumerate() {
-                if best.is_none_or(|b| objective.of(m) > objective.of(&per_trial[b])) {
+                if best.is_none_or(|b| ranks_above(objective.of(m), objective.of(&per_trial[b]))) {
                     best = Some(k);
                 }
             }
@@ -225,6 +273,7 @@ pub fn analyse(
             if let Some(b) = best {
                 let (r, m) = (&records[b], &per_trial[b]);
                 let value = objective.of(m);
+                let shown = fixed(value, 1.0, 3, "");
                 entry.insert(
                     "best".into(),
                     json!({
@@ -242,16 +291,19 @@ pub fn analyse(
                     json!({"trial": r.index, "name": r.name, "sharpe": m.sharpe}),
                 );
                 log.push(format!(
-                    "{} {label}: {bars_in} bars, best trial {} {} ({} {value:.3})",
+                    "{} {label}: {bars_in} bars, best trial {} {} ({} {shown})",
                     c.kind(),
                     r.index,
                     r.name,
                     objective.name()
                 ));
-                if class_best.as_ref().is_none_or(|(v, _)| value > *v) {
+                if class_best
+                    .as_ref()
+                    .is_none_or(|(v, _)| ranks_above(value, *v))
+                {
                     class_best = Some((value, short.clone()));
                 }
-                if overall.as_ref().is_none_or(|(v, _)| value > *v) {
+                if overall.as_ref().is_none_or(|(v, _)| ranks_above(value, *v)) {
                     overall = Some((value, short));
                 }
             }
@@ -270,12 +322,15 @@ pub fn analyse(
         metrics.insert("best".into(), b);
     }
     metrics.insert("trials".into(), json!(records.len()));
+    metrics.insert("train_bars".into(), json!(end));
     metrics.insert("objective".into(), json!(objective.name()));
     AnalysisResult {
         regimes: json!({
             "objective": objective.name(),
             "symbol": bars.symbol,
             "trials": records.len(),
+            "train_bars": end,
+            "train_end_ts": bars.ts_text.get(end).cloned(),
             "classifiers": by_classifier,
         }),
         metrics: Value::Object(metrics),

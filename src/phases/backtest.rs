@@ -1,11 +1,13 @@
 //! `backtest`: one strategy over the inherited `data:`.
 //!
 //! Writes `metrics.json` (the metrics of [`crate::market::metrics`] as
-//! fractions, plus `strategy`, `params`, `fee`, `symbols`), `equity.csv`
-//! (`ts,equity,position`) and `trades.csv` (every round trip). With several
+//! fractions, plus `strategy`, `params`, `fee`, `slippage_bps`, `fill`,
+//! `symbols`), `equity.csv` (`ts,equity,position`, the position held) and `trades.csv` (every round trip). With several
 //! symbols each runs on its own and the top-level figures are those of the
 //! equal-weight portfolio ([`crate::market::portfolio`]); per-symbol
-//! metrics sit under `per_symbol`, `equity.csv` holds the portfolio
+//! metrics sit under `per_symbol`, `benchmark` holds buy-and-hold of the
+//! same bars (same costs and fill: its `metrics`, and the strategy's
+//! `alpha`, `beta`, `information_ratio` and `excess_return` against it), `equity.csv` holds the portfolio
 //! (`ts,equity`) and `equity_<symbol>.csv` each symbol.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use serde_json::{Value, json};
 
 use super::common::{self, Run};
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use crate::market::benchmark::relative;
+use crate::market::equity::Fill;
 use crate::market::portfolio::{self, Leg};
 use crate::market::{Bars, Frequency, Metrics};
 
@@ -21,17 +25,22 @@ pub struct Backtest;
 
 impl Phase for Backtest {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs"])
+        Some(&["data", "strategy", "costs", "execution"])
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS
     }
 
     fn version(&self) -> &'static str {
-        "backtest-1"
+        "backtest-2"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         common::data_spec(config, Path::new("."))?;
         common::strategy(config)?;
         common::fee(config)?;
+        common::fill(config)?;
         Ok(())
     }
 
@@ -43,26 +52,80 @@ impl Phase for Backtest {
         let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
         let strategy = common::strategy(ctx.config).map_err(issue_error)?;
         let fee = common::fee(ctx.config).map_err(issue_error)?;
+        let (fee_only, slippage_bps) = common::costs(ctx.config).map_err(issue_error)?;
+        let fill = common::fill(ctx.config).map_err(issue_error)?;
         let bars = common::load_bars(&spec, ctx.log)?;
         let runs: Vec<Run> = bars
             .iter()
-            .map(|b| common::run(b, strategy.positions(b), fee))
+            .map(|b| common::run(b, strategy.positions(b), fee, fill))
             .collect();
         let name = common::trial_name(ctx.config, &strategy);
         for (b, r) in bars.iter().zip(&runs) {
             log_run(ctx.log, &b.symbol, &name, &r.metrics)?;
         }
         let (metrics, per_symbol) = write_runs(Some(ctx.out_dir), &bars, &runs)?;
+        if per_symbol.is_some() {
+            common::log_notes(ctx.log, "portfolio", &metrics)?;
+        }
         let mut m = common::metrics_map(&metrics);
         m.insert("strategy".into(), json!(strategy.kind()));
         m.insert("params".into(), strategy.parameters());
-        m.insert("fee".into(), json!(fee));
+        m.insert("fee".into(), json!(fee_only));
+        m.insert("slippage_bps".into(), json!(slippage_bps));
+        m.insert("fill".into(), json!(fill.name()));
         m.insert("symbols".into(), json!(spec.symbols));
         if let Some(per) = per_symbol {
             m.insert("per_symbol".into(), per);
         }
+        let bench = benchmark(&bars, &runs, fee, fill)?;
+        writeln!(
+            ctx.log,
+            "against buy-and-hold: excess return {:.2}%, beta {}, alpha {}, information ratio {}",
+            bench["excess_return"].as_f64().unwrap_or(0.0) * 100.0,
+            fixed(bench["beta"].as_f64(), 1.0, 3, ""),
+            fixed(bench["alpha"].as_f64(), 100.0, 2, "%"),
+            fixed(bench["information_ratio"].as_f64(), 1.0, 3, "")
+        )?;
+        m.insert("benchmark".into(), bench);
         common::write_json(ctx.out_dir, "metrics.json", &Value::Object(m))
     }
+}
+
+/// The combined equity of `runs` (one per symbol of `bars`): the run's own
+/// curve for one symbol, the equal-weight portfolio for several.
+pub fn combined_equity(bars: &[Bars], runs: &[Run]) -> Vec<f64> {
+    if let [r] = runs {
+        return r.equity.clone();
+    }
+    let legs: Vec<Leg> = bars
+        .iter()
+        .zip(runs)
+        .map(|(b, r)| Leg {
+            ts: &b.ts,
+            equity: &r.equity,
+        })
+        .collect();
+    portfolio::equal_weight(&legs).1
+}
+
+/// Buy-and-hold of the same bars with the same costs and fill (long from
+/// the first bar), its metrics and the strategy's figures against it
+/// ([`crate::market::benchmark`]).
+pub fn benchmark(bars: &[Bars], runs: &[Run], fee: f64, fill: Fill) -> Result<Value, PhaseError> {
+    let held: Vec<Run> = bars
+        .iter()
+        .map(|b| common::run(b, vec![1; b.len()], fee, fill))
+        .collect();
+    let (metrics, _) = write_runs(None, bars, &held)?;
+    let rel = relative(
+        &combined_equity(bars, runs),
+        &combined_equity(bars, &held),
+        metrics.periods_per_year,
+    );
+    let mut v = serde_json::to_value(&rel)?;
+    v["name"] = json!("buy_and_hold");
+    v["metrics"] = Value::Object(common::metrics_map(&metrics));
+    Ok(v)
 }
 
 pub fn issue_error(i: ConfigIssue) -> PhaseError {
@@ -77,14 +140,22 @@ pub fn log_run(
 ) -> Result<(), PhaseError> {
     writeln!(
         log,
-        "{symbol} {name}: total return {:.2}%, sharpe {:.3}, max drawdown {:.2}%, {} entries, exposure {:.1}%",
+        "{symbol} {name}: total return {:.2}%, sharpe {}, max drawdown {:.2}%, {} entries, exposure {}",
         m.total_return * 100.0,
-        m.sharpe,
+        fixed(m.sharpe, 1.0, 3, ""),
         m.max_drawdown * 100.0,
         m.entries,
-        m.exposure * 100.0
+        fixed(m.exposure, 100.0, 1, "%")
     )?;
-    Ok(())
+    common::log_notes(log, &format!("{symbol} {name}"), m)
+}
+
+/// `value × scale` with `digits` decimals and `unit`, or `null`.
+pub fn fixed(value: Option<f64>, scale: f64, digits: usize, unit: &str) -> String {
+    match value {
+        Some(v) => format!("{:.digits$}{unit}", v * scale),
+        None => "null".to_string(),
+    }
 }
 
 /// Writes `equity.csv` and `trades.csv` of the runs into `out` (when
@@ -140,22 +211,22 @@ pub fn write_runs(
     if let Some(out) = out {
         common::write_file(out, "equity.csv", &common::equity_csv(&ts, &equity, None))?;
     }
-    let mut m = Metrics::from_equity(&equity, Frequency::detect(&ts_num).periods_per_year());
+    let ppy = bars[0]
+        .declared_periods_per_year
+        .unwrap_or_else(|| Frequency::detect(&ts_num).periods_per_year());
+    let mut m = Metrics::from_equity(&equity, ppy);
     let n = runs.len() as f64;
-    let closed: u64 = runs.iter().map(|r| r.metrics.trades).sum();
-    let wins = runs
-        .iter()
-        .flat_map(|r| &r.trades)
-        .filter(|t| t.closed && t.ret > 0.0)
-        .count();
+    // The portfolio's trades are all the symbols' trades.
+    let all_trades: Vec<_> = runs.iter().flat_map(|r| r.trades.iter().cloned()).collect();
+    m.add_positions(&[], &all_trades);
     m.entries = runs.iter().map(|r| r.metrics.entries).sum();
-    m.trades = closed;
-    m.win_rate = if closed > 0 {
-        wins as f64 / closed as f64
-    } else {
-        0.0
+    let mean = |f: fn(&Metrics) -> Option<f64>| -> Option<f64> {
+        let v: Option<Vec<f64>> = runs.iter().map(|r| f(&r.metrics)).collect();
+        v.map(|v| v.iter().sum::<f64>() / n)
     };
-    m.exposure = runs.iter().map(|r| r.metrics.exposure).sum::<f64>() / n;
-    m.turnover = runs.iter().map(|r| r.metrics.turnover).sum::<f64>() / n;
+    m.exposure = mean(|m| m.exposure);
+    m.turnover = mean(|m| m.turnover);
+    m.undefined.remove("exposure");
+    m.undefined.remove("turnover");
     Ok((m, Some(Value::Object(per))))
 }

@@ -6,6 +6,7 @@ use super::command::Command;
 use super::report::Report;
 use super::signal_generation::SignalGeneration;
 use super::signal_replay::SignalReplay;
+use super::walk_forward::WalkForward;
 use super::{Factory, MODES, Phase};
 
 pub struct Builtin {
@@ -15,6 +16,7 @@ pub struct Builtin {
     analysis: Analysis,
     signal_replay: SignalReplay,
     report: Report,
+    walk_forward: WalkForward,
 }
 
 impl Default for Builtin {
@@ -26,6 +28,7 @@ impl Default for Builtin {
             analysis: Analysis,
             signal_replay: SignalReplay,
             report: Report,
+            walk_forward: WalkForward,
         }
     }
 }
@@ -39,6 +42,7 @@ impl Factory for Builtin {
             "analysis" => &self.analysis,
             "signal_replay" => &self.signal_replay,
             "report" => &self.report,
+            "walk_forward" => &self.walk_forward,
             _ => return None,
         })
     }

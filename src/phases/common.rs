@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{ConfigIssue, PhaseError, Role, Upstream};
 use crate::error::did_you_mean;
+use crate::market::equity::{Fill, Legs};
 use crate::market::{
     BadRowPolicy, Bars, Metrics, Strategy, equity, load_csv, strategy::SpecIssue, trades,
     trades::Trade,
@@ -20,15 +21,26 @@ use crate::market::{
 
 /// The `data:` map: `source: csv`, `symbols: [...]`, and either `path:`
 /// (one file, one symbol) or `dir:` + `pattern:` (default
-/// `"{symbol}.csv"`), plus `on_bad_rows: error | drop | fix`.
+/// `"{symbol}.csv"`), plus `on_bad_rows: error | drop | fix` and
+/// `periods_per_year` (the annualisation base; inferred from the bar
+/// spacing when absent).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataSpec {
     pub symbols: Vec<String>,
     pub files: Vec<PathBuf>,
     pub policy: BadRowPolicy,
+    pub periods_per_year: Option<f64>,
 }
 
-pub const DATA_KEYS: &[&str] = &["source", "symbols", "path", "dir", "pattern", "on_bad_rows"];
+pub const DATA_KEYS: &[&str] = &[
+    "source",
+    "symbols",
+    "path",
+    "dir",
+    "pattern",
+    "on_bad_rows",
+    "periods_per_year",
+];
 
 pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
     let data = match config.get("data") {
@@ -83,6 +95,19 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(ConfigIssue::new(format!("data.{key}"), "expected a string")),
         }
+    };
+    let periods_per_year = match data.get("periods_per_year") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|p| p.is_finite() && *p > 0.0)
+                .ok_or_else(|| {
+                    ConfigIssue::new(
+                        "data.periods_per_year",
+                        "expected a number of bars per year > 0 (252 daily, 52 weekly, 12 monthly)",
+                    )
+                })?,
+        ),
     };
     let path = string_at("path")?;
     let dir = string_at("dir")?;
@@ -145,6 +170,7 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
         symbols,
         files,
         policy,
+        periods_per_year,
     })
 }
 
@@ -212,17 +238,24 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
         let loaded = load_shared(file, symbol, spec.policy)
             .map_err(|e| PhaseError::bad_input(e.render(false).trim_end().to_string()))?;
-        let b = &loaded.bars;
+        let mut bars = loaded.bars.clone();
+        bars.declared_periods_per_year = spec.periods_per_year;
+        let b = &bars;
         let f = b.frequency();
+        let basis = if spec.periods_per_year.is_some() {
+            "declared"
+        } else {
+            "inferred"
+        };
         writeln!(
             log,
-            "{symbol}: {} bars from {} ({}, {} .. {}, {} bars per year)",
+            "{symbol}: {} bars from {} ({}, {} .. {}, {} bars per year, {basis})",
             b.len(),
             file.display(),
             f.name(),
             b.ts_text[0],
             b.ts_text[b.len() - 1],
-            f.periods_per_year()
+            b.periods_per_year()
         )?;
         if loaded.dropped + loaded.fixed > 0 {
             let (line, rule) = loaded.first_problem.clone().unwrap_or_default();
@@ -232,7 +265,7 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
                 loaded.dropped, loaded.fixed
             )?;
         }
-        out.push(loaded.bars.clone());
+        out.push(bars);
     }
     Ok(out)
 }
@@ -257,35 +290,163 @@ pub fn spec_issue(prefix: &str, e: SpecIssue) -> ConfigIssue {
     issue(key, e.message, e.hint)
 }
 
-pub const COSTS_KEYS: &[&str] = &["fee"];
+pub const COSTS_KEYS: &[&str] = &["fee", "slippage_bps"];
 
-/// `costs: {fee: f}`, the proportional cost per unit of position change;
-/// 0 when absent.
+/// `costs: {fee: f, slippage_bps: s}`: the proportional fee per unit of
+/// position change and the slippage in basis points of the fill price.
+/// Both are paid on the traded notional, so the cost per unit of position
+/// change is f + s/10,000 (0 when absent).
 pub fn fee(config: &Value) -> Result<f64, ConfigIssue> {
+    let (fee, slippage_bps) = costs(config)?;
+    Ok(fee + slippage_bps / 10_000.0)
+}
+
+/// The `(fee, slippage_bps)` of `costs:`, each 0 when absent.
+pub fn costs(config: &Value) -> Result<(f64, f64), ConfigIssue> {
     let Some(costs) = config.get("costs") else {
-        return Ok(0.0);
+        return Ok((0.0, 0.0));
     };
     let Some(map) = costs.as_object() else {
         return Err(ConfigIssue::new(
             "costs",
-            "expected a map such as {fee: 0.001}",
+            "expected a map such as {fee: 0.001, slippage_bps: 5}",
         ));
     };
     for key in map.keys() {
         if !COSTS_KEYS.contains(&key.as_str()) {
             return Err(issue(
                 format!("costs.{key}"),
-                format!("unknown cost `{key}` (known: fee)"),
+                format!("unknown cost `{key}` (known: fee, slippage_bps)"),
                 did_you_mean(key, COSTS_KEYS.iter().copied()),
             ));
         }
     }
-    match map.get("fee") {
-        None => Ok(0.0),
+    let fee = match map.get("fee") {
+        None => 0.0,
         Some(v) => v
             .as_f64()
             .filter(|f| (0.0..1.0).contains(f))
-            .ok_or_else(|| ConfigIssue::new("costs.fee", "expected a fraction in [0, 1)")),
+            .ok_or_else(|| ConfigIssue::new("costs.fee", "expected a fraction in [0, 1)"))?,
+    };
+    let slippage = match map.get("slippage_bps") {
+        None => 0.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|s| (0.0..10_000.0).contains(s))
+            .ok_or_else(|| {
+                ConfigIssue::new("costs.slippage_bps", "expected basis points in [0, 10000)")
+            })?,
+    };
+    if fee + slippage / 10_000.0 >= 1.0 {
+        return Err(ConfigIssue::new(
+            "costs",
+            "fee + slippage_bps / 10000 must stay below 1",
+        ));
+    }
+    Ok((fee, slippage))
+}
+
+/// The keys a mode that runs positions over data takes from the top of
+/// the workflow.
+pub const INHERITS: &[&str] = &["data", "strategy", "costs", "execution"];
+
+/// `execution: {fill: close | next_open}` ([`Fill`]); `close` when absent.
+pub fn fill(config: &Value) -> Result<Fill, ConfigIssue> {
+    let Some(exec) = config.get("execution") else {
+        return Ok(Fill::Close);
+    };
+    let Some(map) = exec.as_object() else {
+        return Err(ConfigIssue::new(
+            "execution",
+            "expected a map such as {fill: next_open}",
+        ));
+    };
+    for key in map.keys() {
+        if key != "fill" {
+            return Err(issue(
+                format!("execution.{key}"),
+                format!("unknown execution key `{key}` (known: fill)"),
+                did_you_mean(key, ["fill"]),
+            ));
+        }
+    }
+    match map.get("fill") {
+        None => Ok(Fill::Close),
+        Some(Value::String(s)) => Fill::parse(s).ok_or_else(|| {
+            issue(
+                "execution.fill",
+                format!("unknown fill `{s}` (close or next_open)"),
+                did_you_mean(s, Fill::NAMES.iter().copied()),
+            )
+        }),
+        Some(_) => Err(ConfigIssue::new(
+            "execution.fill",
+            "expected close or next_open",
+        )),
+    }
+}
+
+/// The keys the selecting modes (`analysis`, `signal_replay`) take from
+/// the top of the workflow: those of [`INHERITS`] and the `split`.
+pub const INHERITS_WITH_SPLIT: &[&str] = &["data", "strategy", "costs", "execution", "split"];
+
+/// The train fraction of `split:`, declared once at the top of a workflow
+/// (or on a phase): `split: 0.8` or `split: {train: 0.8}`; 0.8 when
+/// absent. Every selection (regime winners, `top: N`, ensemble weights)
+/// looks at the train part only.
+pub fn split_fraction(config: &Value) -> Result<f64, ConfigIssue> {
+    let bad = || {
+        ConfigIssue::new(
+            "split",
+            "expected a train fraction in (0, 1), e.g. 0.8 or {train: 0.8}",
+        )
+    };
+    let value = match config.get("split") {
+        None | Some(Value::Null) => return Ok(0.8),
+        Some(Value::Object(m)) => {
+            for key in m.keys() {
+                if key != "train" {
+                    return Err(issue(
+                        format!("split.{key}"),
+                        format!("unknown split key `{key}` (known: train)"),
+                        did_you_mean(key, ["train"]),
+                    ));
+                }
+            }
+            m.get("train").ok_or_else(bad)?
+        }
+        Some(v) => v,
+    };
+    value
+        .as_f64()
+        .filter(|s| *s > 0.0 && *s < 1.0)
+        .ok_or_else(|| ConfigIssue {
+            key: if value == config.get("split").unwrap_or(&Value::Null) {
+                "split".into()
+            } else {
+                "split.train".into()
+            },
+            ..bad()
+        })
+}
+
+/// s = ⌊N·fraction⌋, kept in 2..N−1: the first bar of the test part.
+/// Train returns are r_1..r_{s−1} (bars 0..s), test returns r_s..r_T.
+pub fn split_index(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).floor() as usize).clamp(2, n.saturating_sub(1).max(2))
+}
+
+/// For the modes that replay saved signals at the close only: the weight
+/// search scores close-to-close returns, so a next-open fill would make
+/// its figures wrong rather than merely slower.
+pub fn close_fill_only(config: &Value) -> Result<(), ConfigIssue> {
+    match fill(config)? {
+        Fill::Close => Ok(()),
+        Fill::NextOpen => Err(issue(
+            "execution.fill",
+            "this mode fills at the close only; `next_open` is supported by backtest and signal_generation",
+            Some("set `execution: {fill: close}` on this phase".into()),
+        )),
     }
 }
 
@@ -314,13 +475,32 @@ pub struct Run {
     pub metrics: Metrics,
 }
 
-pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64) -> Run {
-    let r = equity::close_returns(&bars.close);
-    let e = equity::equity_curve(&r, &positions, fee);
-    let t = trades::round_trips(&r, &positions, fee);
-    let metrics = Metrics::compute(&e, &positions, &t, bars.frequency().periods_per_year());
+/// Runs the decided `positions` over `bars` with cost `fee` per unit of
+/// position change, filled by `fill`. The run's positions are those held
+/// (one bar later for [`Fill::NextOpen`]); at ruin they are flattened from
+/// that bar on, so the trades end there too.
+pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64, fill: Fill) -> Run {
+    let (mut held, e, legs) = match fill {
+        Fill::Close => {
+            let r = equity::close_returns(&bars.close);
+            let e = equity::equity_curve(&r, &positions, fee);
+            (positions, e, None)
+        }
+        Fill::NextOpen => {
+            let legs = Legs::new(&bars.open, &bars.close, fill);
+            let h = equity::held(&positions, fill);
+            let e = equity::equity_legs(&legs, &h, fee);
+            (h, e, Some(legs))
+        }
+    };
+    equity::liquidate_at_ruin(&e, &mut held);
+    let t = match &legs {
+        None => trades::round_trips(&equity::close_returns(&bars.close), &held, fee),
+        Some(l) => trades::round_trips_legs(&l.before, Some(&l.after), &held, fee),
+    };
+    let metrics = Metrics::compute(&e, &held, &t, bars.periods_per_year());
     Run {
-        positions,
+        positions: held,
         equity: e,
         trades: t,
         metrics,
@@ -365,11 +545,31 @@ pub fn trades_csv(runs: &[(&Bars, &[Trade])]) -> String {
     s
 }
 
+/// Writes why each undefined metric of `m` is `null`, and its warnings.
+pub fn log_notes(log: &mut dyn std::io::Write, what: &str, m: &Metrics) -> Result<(), PhaseError> {
+    for note in m.notes() {
+        writeln!(log, "{what}: {note}")?;
+    }
+    Ok(())
+}
+
 pub fn metrics_map(m: &Metrics) -> Map<String, Value> {
     match serde_json::to_value(m) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     }
+}
+
+/// Every key [`metrics_map`] can write, in its order: those written only
+/// when they say something (`ruin`, `undefined`, `warnings`) included.
+pub fn metric_names() -> Vec<String> {
+    let every = Metrics {
+        ruin: Some(0),
+        undefined: [("sharpe".to_string(), String::new())].into(),
+        warnings: vec![String::new()],
+        ..Metrics::default()
+    };
+    metrics_map(&every).keys().cloned().collect()
 }
 
 pub fn write_json(dir: &Path, name: &str, value: &Value) -> Result<(), PhaseError> {
@@ -502,5 +702,51 @@ mod tests {
         let e = strategy(&json!({"strategy": {"type": "momentum", "parameters": {"lookbak": 1}}}))
             .unwrap_err();
         assert_eq!(e.key, "strategy.parameters.lookbak");
+    }
+
+    #[test]
+    fn slippage_adds_to_the_fee_and_fill_is_checked() {
+        let c = json!({"costs": {"fee": 0.001, "slippage_bps": 5}});
+        assert!((fee(&c).unwrap() - 0.0015).abs() < 1e-18);
+        assert_eq!(costs(&c).unwrap(), (0.001, 5.0));
+        let e = fee(&json!({"costs": {"slippage_bps": -1}})).unwrap_err();
+        assert_eq!(e.key, "costs.slippage_bps");
+        let e = fee(&json!({"costs": {"fee": 0.5, "slippage_bps": 6000}})).unwrap_err();
+        assert_eq!(e.key, "costs");
+        assert_eq!(fill(&json!({})).unwrap(), Fill::Close);
+        assert_eq!(
+            fill(&json!({"execution": {"fill": "next_open"}})).unwrap(),
+            Fill::NextOpen
+        );
+        let e = fill(&json!({"execution": {"fill": "next_opne"}})).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.hint.as_deref()),
+            ("execution.fill", Some("did you mean `next_open`?"))
+        );
+        let e = fill(&json!({"execution": {"fil": "close"}})).unwrap_err();
+        assert_eq!(e.key, "execution.fil");
+    }
+
+    #[test]
+    fn split_forms() {
+        assert_eq!(split_fraction(&json!({})).unwrap(), 0.8);
+        assert_eq!(split_fraction(&json!({"split": 0.6})).unwrap(), 0.6);
+        assert_eq!(
+            split_fraction(&json!({"split": {"train": 0.7}})).unwrap(),
+            0.7
+        );
+        assert_eq!(
+            split_fraction(&json!({"split": 1.2})).unwrap_err().key,
+            "split"
+        );
+        let e = split_fraction(&json!({"split": {"train": 0}})).unwrap_err();
+        assert_eq!(e.key, "split.train");
+        let e = split_fraction(&json!({"split": {"trian": 0.5}})).unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.hint.as_deref()),
+            ("split.trian", Some("did you mean `train`?"))
+        );
+        assert_eq!(split_index(5241, 0.8), 4192);
+        assert_eq!((split_index(3, 0.1), split_index(10, 0.99)), (2, 9));
     }
 }

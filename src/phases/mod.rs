@@ -14,6 +14,7 @@ pub mod report;
 pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
+pub mod walk_forward;
 
 pub use builtin::Builtin;
 
@@ -328,6 +329,7 @@ pub const MODES: &[&str] = &[
     "signal_replay",
     "report",
     "command",
+    "walk_forward",
 ];
 
 /// Maps mode names to implementations. Tests substitute their own to

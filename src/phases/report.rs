@@ -25,9 +25,11 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
 
+use super::backtest::fixed;
 use super::common;
 use super::signal_generation::TrialRecord;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
+use crate::market::metrics::rank_order;
 
 pub struct Report;
 
@@ -35,11 +37,15 @@ pub const MAX_POINTS: usize = 2000;
 
 impl Phase for Report {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "title"])
+        Some(&["data", "strategy", "costs", "execution", "split", "title"])
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS_WITH_SPLIT
     }
 
     fn version(&self) -> &'static str {
-        "report-2"
+        "report-4"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
@@ -94,6 +100,7 @@ impl Phase for Report {
         if sections.is_empty() {
             body.push_str("<p>No upstream trading artifacts to show.</p>\n");
         }
+        let body = header(ctx.config, ctx.upstream)? + &body;
         let html = format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
             t = esc(&title)
@@ -105,6 +112,61 @@ impl Phase for Report {
             &json!({"sections": sections, "bytes": html.len()}),
         )
     }
+}
+
+/// What a reader needs before any figure: the data, its range, the
+/// costs, the fill rule and the split.
+fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
+    let data = &config["data"];
+    let file = data["path"]
+        .as_str()
+        .or(data["dir"].as_str())
+        .unwrap_or("(no data)");
+    let symbols = match &data["symbols"] {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    let (fee, slippage) = common::costs(config).unwrap_or((0.0, 0.0));
+    let fill = common::fill(config).map(|f| f.name()).unwrap_or("close");
+    let split = common::split_fraction(config).unwrap_or(0.8);
+    let mut s = String::from("<table class=\"header\">\n");
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(
+            s,
+            "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>",
+            esc(&v)
+        );
+    };
+    row("data", format!("{file} ({symbols})"));
+    // The range and bar count of the first upstream equity curve.
+    if let Some(up) = upstream
+        .iter()
+        .find(|u| !matches!(u.role, Role::Trial { .. }) && u.has("equity.csv"))
+    {
+        let c = read_equity(up)?;
+        if let (Some(first), Some(last)) = (c.ts.first(), c.ts.last()) {
+            row("bars", format!("{} from {first} to {last}", c.ts.len()));
+        }
+    }
+    row(
+        "costs",
+        format!("fee {fee}, slippage {slippage} bps per unit of position change"),
+    );
+    row("fill", fill.to_string());
+    row(
+        "split",
+        format!(
+            "the first {:.0}% of the bars train every selection; the rest is the test",
+            split * 100.0
+        ),
+    );
+    s.push_str("</table>\n");
+    Ok(s)
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1000px}\
@@ -345,12 +407,9 @@ fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
     let records = load_records(up)?;
     let mut s = String::new();
     let mut order: Vec<&TrialRecord> = records.iter().collect();
-    order.sort_by(|a, b| {
-        b.metrics
-            .sharpe
-            .total_cmp(&a.metrics.sharpe)
-            .then(a.index.cmp(&b.index))
-    });
+    // Undefined Sharpe ratios rank last, as in every ranking.
+    order
+        .sort_by(|a, b| rank_order(a.metrics.sharpe, b.metrics.sharpe).then(a.index.cmp(&b.index)));
     let _ = writeln!(
         s,
         "<p>{} trials; the best by Sharpe:</p>\n<table><tr><th>trial</th><th class=\"l\">name</th><th>sharpe</th><th>total return</th><th>max drawdown</th><th>entries</th></tr>",
@@ -359,20 +418,72 @@ fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
     for r in order.iter().take(10) {
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td><td>{}</td></tr>",
             r.index,
             esc(&r.name),
-            r.metrics.sharpe,
+            fixed(r.metrics.sharpe, 1.0, 3, ""),
             r.metrics.total_return * 100.0,
             r.metrics.max_drawdown * 100.0,
             r.metrics.entries
         );
     }
     s.push_str("</table>\n");
+    let summary = common::upstream_json(up, "metrics.json")?;
+    if let Some(o) = summary.get("overfitting") {
+        s.push_str(&overfitting_panel(o));
+    }
     if let Some(svg) = heatmap(&records)? {
         s.push_str(&svg);
     }
     Ok(s)
+}
+
+/// The deflated Sharpe ratio, PBO and minimum backtest length of a sweep,
+/// with a verdict in plain words.
+fn overfitting_panel(o: &Value) -> String {
+    let trials = o["trials"].as_u64().unwrap_or(0);
+    let mut s = String::from("<h3>Is the best trial luck?</h3>\n<ul>\n");
+    let _ = match o["dsr"].as_f64() {
+        Some(d) => writeln!(
+            s,
+            "<li>Deflated Sharpe ratio {d:.3}: the probability that the best of {trials} trials has a true Sharpe ratio above what the best of {trials} unskilled trials reaches by chance. {}</li>",
+            if d >= 0.95 {
+                "Above 0.95: unlikely to be luck alone."
+            } else {
+                "Below 0.95: not distinguishable from luck."
+            }
+        ),
+        None => writeln!(s, "<li>Deflated Sharpe ratio: undefined.</li>"),
+    };
+    let _ = match o["pbo"].as_f64() {
+        Some(p) => writeln!(
+            s,
+            "<li>Probability of backtest overfitting {p:.3}: in {:.0}% of {} in-sample/out-of-sample splits the best in-sample trial did no better than the median trial out of sample. {}</li>",
+            p * 100.0,
+            o["pbo_combinations"],
+            if p > 0.5 {
+                "Above one half: the selection is likely overfit."
+            } else {
+                "At most one half: the selection tends to hold out of sample."
+            }
+        ),
+        None => writeln!(
+            s,
+            "<li>Probability of backtest overfitting: undefined (needs two trials).</li>"
+        ),
+    };
+    if let (Some(min), Some(have)) = (
+        o["min_backtest_years"].as_f64(),
+        o["backtest_years"].as_f64(),
+    ) {
+        let _ = writeln!(
+            s,
+            "<li>Minimum backtest length {min:.1} years for {trials} trials at the best trial's Sharpe ratio; the data cover {have:.1} years{}.</li>",
+            if have < min { ", too short" } else { "" }
+        );
+    }
+    s.push_str("</ul>\n");
+    s
 }
 
 /// Parameters whose values differ across trials, in the order they appear
@@ -424,7 +535,9 @@ fn heatmap(records: &[TrialRecord]) -> Result<Option<String>, PhaseError> {
         let i = xs.iter().position(|v| *v == x).unwrap_or(0);
         let j = ys.iter().position(|v| *v == y).unwrap_or(0);
         let c = &mut cell[j * xs.len() + i];
-        *c = Some(c.map_or(r.metrics.sharpe, |o: f64| o.max(r.metrics.sharpe)));
+        if let Some(sharpe) = r.metrics.sharpe {
+            *c = Some(c.map_or(sharpe, |o: f64| o.max(sharpe)));
+        }
     }
     let (lo, hi) = cell
         .iter()
@@ -582,10 +695,37 @@ fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
         }
         s.push_str("</table>\n");
     }
+    // Buy-and-hold of the same bars and costs gives the figures context.
     s.push_str(&metrics_table(&[
         ("train", &m["train"]),
         ("test", &m["test"]),
+        ("buy-and-hold train", &m["benchmark"]["train"]["metrics"]),
+        ("buy-and-hold test", &m["benchmark"]["test"]["metrics"]),
     ]));
+    if let Some(o) = m.get("overfitting") {
+        let _ = writeln!(
+            s,
+            "<p>The weights were chosen among {} weightings by train Sharpe ratio; deflated Sharpe ratio of the choice {}: {}</p>",
+            o["trials"],
+            fmt_metric(&o["dsr"], false),
+            match o["dsr"].as_f64() {
+                Some(d) if d >= 0.95 => "its train figure is unlikely to be luck alone.",
+                Some(_) =>
+                    "its train figure is not distinguishable from the luck of trying that many.",
+                None => "undefined.",
+            }
+        );
+    }
+    if let Some(b) = m["benchmark"]["test"].as_object() {
+        let _ = writeln!(
+            s,
+            "<p>test part against buy-and-hold: excess return {}, beta {}, alpha {}, information ratio {}</p>",
+            fmt_metric(&b["excess_return"], true),
+            fmt_metric(&b["beta"], false),
+            fmt_metric(&b["alpha"], true),
+            fmt_metric(&b["information_ratio"], false)
+        );
+    }
     if up.has("equity.csv") {
         let c = read_equity(up)?;
         s.push_str(&equity_charts(&c.ts, &c.equity, c.split)?);

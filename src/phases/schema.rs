@@ -72,19 +72,37 @@ const STRATEGY_UNUSED: KeyDoc = k(
 const COSTS: KeyDoc = k(
     "costs",
     "map",
-    "{fee: 0}",
-    "`{fee: f}` (see Costs); inherited from the top level",
+    "{fee: 0, slippage_bps: 0}",
+    "`{fee: f, slippage_bps: s}` (see Costs); inherited from the top level",
+);
+const EXECUTION: KeyDoc = k(
+    "execution",
+    "map",
+    "{fill: close}",
+    "`{fill: close | next_open}` (see Execution); inherited from the top level",
+);
+const EXECUTION_CLOSE_ONLY: KeyDoc = k(
+    "execution",
+    "map",
+    "{fill: close}",
+    "accepted for inheritance; `fill` must be `close`, since the mode replays saved signals at the close",
+);
+const SPLIT: KeyDoc = k(
+    "split",
+    "number in (0, 1) | {train: number}",
+    "0.8",
+    "the train fraction (see Split); inherited from the top level",
 );
 const OBJECTIVE: KeyDoc = k(
     "objective",
     "sharpe | sortino | total_return | cagr | calmar",
     "sharpe",
-    "the metric that ranks trials (highest wins, ties to the lowest index)",
+    "the metric that ranks trials (highest wins, ties to the lowest index, a null last; see Metrics)",
 );
 
 /// The `metrics.json` of a single backtest run.
-const RUN_METRICS: &str = "JSON object: every metric (see Metrics) plus `strategy`, `params` (every parameter, defaults included), `fee`, `symbols`; with several symbols also `per_symbol: {SYMBOL: {metrics}}`";
-const EQUITY: &str = "CSV `ts,equity,position`: one row per bar, equity starting at 1 (with several symbols `equity.csv` is the equal-weight portfolio `ts,equity` and `equity_SYMBOL.csv` each symbol)";
+const RUN_METRICS: &str = "JSON object: every metric (see Metrics) plus `strategy`, `params` (every parameter, defaults included), `fee`, `slippage_bps`, `fill`, `symbols`, and `benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}` (see Benchmark); with several symbols also `per_symbol: {SYMBOL: {metrics}}`";
+const EQUITY: &str = "CSV `ts,equity,position`: one row per bar, equity starting at 1, `position` the one held (with several symbols `equity.csv` is the equal-weight portfolio `ts,equity` and `equity_SYMBOL.csv` each symbol)";
 const TRADES: &str = "CSV `symbol,side,entry_ts,exit_ts,bars,closed,return`: every round trip, `side` long|short, `closed` false for a trade still open on the last bar";
 const TRIALS: &str = "JSON list of `{index, name, params, metrics}`, one per trial in grid order";
 const SIGNALS: &str = "sparse signal, one JSON object per position change: `{\"i\": bar index, \"ts\": timestamp as in the data, \"sym\": symbol, \"v\": position from bar i on}`; the position before the first line is 0";
@@ -93,7 +111,7 @@ pub const MODES: &[ModeDoc] = &[
     ModeDoc {
         name: "backtest",
         summary: "One strategy over the inherited data.",
-        keys: &[DATA, STRATEGY, COSTS],
+        keys: &[DATA, STRATEGY, COSTS, EXECUTION],
         files: &[
             f("metrics.json", RUN_METRICS),
             f("equity.csv", EQUITY),
@@ -110,6 +128,11 @@ pub const MODES: &[ModeDoc] = &[
             "trades",
             "win_rate",
             "exposure",
+            "ruin",
+            "benchmark.excess_return",
+            "benchmark.alpha",
+            "benchmark.beta",
+            "benchmark.information_ratio",
         ],
     },
     ModeDoc {
@@ -119,6 +142,7 @@ pub const MODES: &[ModeDoc] = &[
             DATA,
             STRATEGY,
             COSTS,
+            EXECUTION,
             k(
                 "grid",
                 "map of key -> list or \"range(a, b, step)\"",
@@ -131,22 +155,33 @@ pub const MODES: &[ModeDoc] = &[
             f("trials.json", TRIALS),
             f(
                 "metrics.json",
-                "gather: `{trials: count, strategy, best: {trial, name, sharpe, total_return, params}}`, best by Sharpe, ties to the lowest index; a trial node's own `metrics.json` is a backtest's plus `index` and `name`",
+                "gather: `{trials: count, strategy, best: {trial, name, sharpe, total_return, params}, overfitting: {trials, selected, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years, pbo, pbo_blocks, pbo_combinations}}`, best by Sharpe, ties to the lowest index, a null Sharpe last; `overfitting` judges that choice (see Overfitting); a trial node's own `metrics.json` is a backtest's without `fee`, `slippage_bps`, `fill` and `benchmark`, plus `index` and `name`",
             ),
             f(
                 "equity.csv, trades.csv",
                 "without a grid only, as for backtest",
             ),
         ],
-        condition_paths: &["trials", "best.sharpe", "best.total_return", "best.trial"],
+        condition_paths: &[
+            "trials",
+            "best.sharpe",
+            "best.total_return",
+            "best.trial",
+            "overfitting.dsr",
+            "overfitting.pbo",
+            "overfitting.min_backtest_years",
+            "overfitting.backtest_years",
+        ],
     },
     ModeDoc {
         name: "analysis",
-        summary: "Which trial of the upstream signal_generation works best in which market regime.",
+        summary: "Which trial of the upstream signal_generation works best in which market regime, measured on the train part of the split only, so that a selection built on it never saw the test bars.",
         keys: &[
             DATA,
             STRATEGY_UNUSED,
             COSTS,
+            EXECUTION_CLOSE_ONLY,
+            SPLIT,
             k(
                 "classifiers",
                 "list of classifiers",
@@ -158,7 +193,7 @@ pub const MODES: &[ModeDoc] = &[
         files: &[
             f(
                 "regimes.json",
-                "`{objective, symbol, trials, classifiers: {NAME: {parameters, counts: {LABEL: bars}, regimes: {LABEL: {bars, best: {trial, name, params, sharpe, total_return, max_drawdown, objective}}}}}}`",
+                "`{objective, symbol, trials, train_bars, train_end_ts, classifiers: {NAME: {parameters, counts: {LABEL: bars}, regimes: {LABEL: {bars, best: {trial, name, params, sharpe, total_return, max_drawdown, objective}}}}}}`, counts and figures over the train bars 0..train_bars-1",
             ),
             f(
                 "labels_CLASSIFIER.csv",
@@ -166,18 +201,18 @@ pub const MODES: &[ModeDoc] = &[
             ),
             f(
                 "regime_metrics.csv",
-                "CSV `classifier,regime,trial,name,bars,sharpe,total_return,max_drawdown,volatility` for every trial and regime",
+                "CSV `classifier,regime,trial,name,bars,sharpe,total_return,max_drawdown,volatility` for every trial and regime over the train bars, an undefined figure an empty cell",
             ),
             f(
                 "metrics.json",
-                "`{trials, best: {classifier, regime, trial, name, sharpe, objective}, CLASSIFIER: {best, LABEL: {trial, name, sharpe}}}`",
+                "`{trials, train_bars, objective, best: {classifier, regime, trial, name, sharpe, objective}, CLASSIFIER: {best, LABEL: {trial, name, sharpe}}}`",
             ),
             f(
                 "trials.json, signals/",
                 "copied from upstream, so a downstream signal_replay finds them",
             ),
         ],
-        condition_paths: &["best.sharpe", "best.objective", "trials"],
+        condition_paths: &["best.sharpe", "best.objective", "trials", "train_bars"],
     },
     ModeDoc {
         name: "signal_replay",
@@ -186,6 +221,7 @@ pub const MODES: &[ModeDoc] = &[
             DATA,
             STRATEGY_UNUSED,
             COSTS,
+            EXECUTION_CLOSE_ONLY,
             k(
                 "select",
                 "all | {top: N} | regime_winners",
@@ -207,9 +243,9 @@ pub const MODES: &[ModeDoc] = &[
             OBJECTIVE,
             k(
                 "split",
-                "number in (0, 1)",
+                "number in (0, 1) | {train: number}",
                 "0.8",
-                "the train part is the first floor(bars * split) bars; the test part the rest, its equity rebased to 1",
+                "the train part is bars 0..s-1 with s = floor(bars * split) (see Split); the test part the rest, its equity rebased to 1; inherited from the top level",
             ),
             k(
                 "per_regime",
@@ -217,26 +253,41 @@ pub const MODES: &[ModeDoc] = &[
                 "none",
                 "search one weight vector per regime of this classifier, with the labels of the upstream analysis",
             ),
+            k(
+                "lag",
+                "int in [0, 20]",
+                "0",
+                "robustness check: rerun the whole selection with every signal acted on N bars later and write `lag_check`; 0 skips it",
+            ),
         ],
         files: &[
             f(
                 "weights.json",
-                "`{search, candidates, objective, threshold, split, split_index, split_ts, score, signals: [{trial, name, params, weight}], per_regime?}`",
+                "`{search, candidates, objective, threshold, split, split_index, split_ts, score, signals: [{trial, name, params, weight}], per_regime?: {classifier, regimes: {LABEL: {train_bars, weights_used: regime | global, weights, score}}}}`; `score` is the objective of the train figures of the positions traded, `split_index` the first test bar s",
             ),
             f(
                 "metrics.json",
-                "`{train: {metrics}, test: {metrics}, weightings, signals, objective, score}`",
+                "`{train: {metrics}, test: {metrics}, weightings, signals, objective, score, overfitting: {trials, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years}, benchmark: {name: buy_and_hold, train: {metrics, alpha, beta, information_ratio, excess_return}, test: {...}}, lag_check?: {lag, train_sharpe, test_sharpe, test_total_return, collapse}}`; `score` is the objective of the train figures; `overfitting` deflates the train Sharpe ratio by the weightings tried (with `objective: sharpe` only; otherwise `{trials, dsr: null}`); `collapse` is true when the lagged test Sharpe is null or at most half of a positive unlagged one",
             ),
             f(
                 "equity.csv",
                 "CSV `ts,equity,position,part` over all bars, `part` train|test",
             ),
         ],
-        condition_paths: &["test.sharpe", "train.sharpe", "score", "signals"],
+        condition_paths: &[
+            "test.sharpe",
+            "train.sharpe",
+            "score",
+            "signals",
+            "overfitting.dsr",
+            "benchmark.test.excess_return",
+            "lag_check.test_sharpe",
+            "lag_check.collapse",
+        ],
     },
     ModeDoc {
         name: "report",
-        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: backtest metrics and curves, sweep heatmaps, regime winners, ensemble train/test.",
+        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: a header with the data, costs, fill and split, backtest metrics and curves, sweep heatmaps with the overfitting statistics, regime winners, ensemble train/test against buy-and-hold.",
         keys: &[
             k(
                 "data",
@@ -249,7 +300,19 @@ pub const MODES: &[ModeDoc] = &[
                 "costs",
                 "map",
                 "inherited",
-                "accepted for inheritance; the mode does not use it",
+                "inherited; shown in the page header",
+            ),
+            k(
+                "execution",
+                "map",
+                "inherited",
+                "inherited; the fill is shown in the page header",
+            ),
+            k(
+                "split",
+                "number | map",
+                "inherited",
+                "inherited; shown in the page header",
             ),
             k("title", "string", "\"admf report: NODE\"", "the page title"),
         ],
@@ -295,6 +358,49 @@ pub const MODES: &[ModeDoc] = &[
             f("metrics.json", "the file named by `metrics:`, when given"),
         ],
         condition_paths: &["any key of the `metrics:` file"],
+    },
+    ModeDoc {
+        name: "walk_forward",
+        summary: "Walk-forward selection over the trials of the upstream signal_generation: on each fold the trial with the best train figure is chosen and measured on the test window that follows, and the test windows are stitched into one out-of-sample curve. Trial returns are recomputed from the saved signals with the inherited costs and fill. One symbol.",
+        keys: &[
+            DATA,
+            STRATEGY_UNUSED,
+            COSTS,
+            EXECUTION,
+            k(
+                "windows",
+                "{train, test, step, anchored, purge}",
+                "{train: 756, test: 252, step: test, anchored: false, purge: 0}",
+                "bar counts over the returns r_1..r_T: fold k trains on returns [k*step, k*step + train) (from 0 when anchored), leaves `purge` returns out, then tests on the next `test` returns (the last fold may be shorter); train >= 2, test >= 1, step >= test so no test return counts twice",
+            ),
+            k(
+                "objective",
+                "sharpe | sortino | total_return | cagr | calmar",
+                "sharpe",
+                "the train figure that chooses the trial of each fold (highest wins, ties to the lowest index, a null figure last)",
+            ),
+        ],
+        files: &[
+            f(
+                "folds.csv",
+                "CSV `fold,train_start,train_end,test_start,test_end,trial,name,train_objective,test_sharpe,test_total_return`: one row per fold, windows as timestamps, an undefined figure an empty cell",
+            ),
+            f(
+                "equity.csv",
+                "CSV `ts,equity,fold`: the stitched out-of-sample curve, equity 1 on the bar before the first test return (its `fold` empty), then one row per test return; switching trials between folds costs nothing, each trial's own trades inside a window are paid",
+            ),
+            f(
+                "metrics.json",
+                "`{oos: {metrics}, folds, objective, windows: {train, test, step, anchored, purge}, per_fold: [{fold, train: [start, end], test: [start, end], trial, name, train_objective, test_sharpe, test_total_return}]}`, `oos` the metrics (see Metrics) of the stitched curve",
+            ),
+        ],
+        condition_paths: &[
+            "oos.sharpe",
+            "oos.total_return",
+            "oos.max_drawdown",
+            "folds",
+            "windows.train",
+        ],
     },
 ];
 
@@ -366,6 +472,18 @@ pub const TOP_KEYS: &[KeyDoc] = &[
         "",
         "inherited by every phase whose mode uses it",
     ),
+    k(
+        "execution",
+        "map",
+        "{fill: close}",
+        "when positions are filled (see Execution); inherited by every phase whose mode uses it",
+    ),
+    k(
+        "split",
+        "number in (0, 1) | {train: number}",
+        "0.8",
+        "the train fraction every selection sees (see Split); inherited by analysis, signal_replay and report",
+    ),
     k("name", "string", "", "the workflow's name"),
     k("description", "string", "", "free text"),
     k(
@@ -415,6 +533,12 @@ pub const DATA_KEYS: &[KeyDoc] = &[
         "error",
         "a row breaking a rule fails the phase, is dropped, or is repaired",
     ),
+    k(
+        "periods_per_year",
+        "number > 0",
+        "inferred",
+        "P, the annualisation base of every metric (252 daily, 52 weekly, 12 monthly); without it P comes from the bar spacing (see Metrics)",
+    ),
 ];
 
 /// The keys of `strategy:`.
@@ -435,12 +559,39 @@ pub const STRATEGY_KEYS: &[KeyDoc] = &[
 ];
 
 /// The keys of `costs:`.
-pub const COSTS_KEYS: &[KeyDoc] = &[k(
-    "fee",
-    "fraction in [0, 1)",
-    "0",
-    "proportional cost per unit of position change",
+pub const COSTS_KEYS: &[KeyDoc] = &[
+    k(
+        "fee",
+        "fraction in [0, 1)",
+        "0",
+        "proportional cost per unit of position change",
+    ),
+    k(
+        "slippage_bps",
+        "basis points in [0, 10000)",
+        "0",
+        "slippage of the fill price, paid like the fee: the cost per unit of position change is fee + slippage_bps / 10000, which must stay below 1",
+    ),
+];
+
+/// The keys of `execution:`.
+pub const EXECUTION_KEYS: &[KeyDoc] = &[k(
+    "fill",
+    "close | next_open",
+    "close",
+    "a position decided at the close of bar t is filled at that close, or at the open of bar t+1 (see Execution convention); analysis and signal_replay take `close` only",
 )];
+
+/// The keys of `split:` in its map form.
+pub const SPLIT_KEYS: &[KeyDoc] = &[k(
+    "train",
+    "number in (0, 1)",
+    "0.8",
+    "the train part is bars 0..s-1 with s = floor(bars * train), kept in 2..bars-1; the test part is bars s..; `split: 0.8` is short for `split: {train: 0.8}`",
+)];
+
+/// Where the train/test split applies.
+pub const SPLIT_RULE: &str = "Declared once (at the top of the workflow, or on a phase), the split is the same for every selection: analysis measures regimes on the train part only, signal_replay chooses trials (`top: N`, `regime_winners`) and weights on the train part only, and its `test` figures are the only out-of-sample ones. Train returns are r_1..r_{s-1}, test returns r_s..r_T.";
 
 /// The declaration of `mode`, if there is one.
 pub fn mode(name: &str) -> Option<&'static ModeDoc> {
@@ -460,8 +611,15 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::market::catalog::{CLASSIFIERS, METRICS, ParamDoc, STRATEGIES};
+    use crate::market::benchmark::relative;
+    use crate::market::catalog::{
+        BENCHMARK_METRICS, CLASSIFIERS, METRICS, MetricDoc, OVERFITTING_METRICS, ParamDoc,
+        STRATEGIES,
+    };
+    use crate::market::equity::Fill;
     use crate::market::{Metrics, Objective, classifier, strategy};
+    use crate::phases::signal_generation::{PBO_BLOCKS, overfitting_stats};
+    use crate::phases::walk_forward::windows;
     use crate::phases::{Builtin, Factory, common};
 
     fn names(keys: &[KeyDoc]) -> BTreeSet<&str> {
@@ -594,9 +752,90 @@ mod tests {
 
     #[test]
     fn every_metric_written_is_defined() {
-        let written = common::metrics_map(&Metrics::default());
-        let written: BTreeSet<&str> = written.keys().map(String::as_str).collect();
+        let written = common::metric_names();
+        let written: BTreeSet<&str> = written.iter().map(String::as_str).collect();
         let declared: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
         assert_eq!(declared, written);
+        // The optional keys are absent from a run that needs none of them.
+        let plain = common::metrics_map(&Metrics::default());
+        for optional in ["ruin", "undefined", "warnings"] {
+            assert!(written.contains(optional) && !plain.contains_key(optional));
+        }
+    }
+
+    fn keys_of(v: &Value) -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    fn declared_names(docs: &[MetricDoc]) -> BTreeSet<String> {
+        docs.iter().map(|m| m.name.to_string()).collect()
+    }
+
+    #[test]
+    fn benchmark_figures_are_declared() {
+        let written = serde_json::to_value(relative(&[1.0, 1.1, 1.0], &[1.0, 1.2, 1.1], 252.0));
+        assert_eq!(
+            keys_of(&written.unwrap()),
+            declared_names(BENCHMARK_METRICS)
+        );
+    }
+
+    #[test]
+    fn overfitting_statistics_are_declared() {
+        let written = overfitting_stats(&[], &[], 252.0);
+        assert_eq!(keys_of(&written), declared_names(OVERFITTING_METRICS));
+        let blocks = OVERFITTING_METRICS
+            .iter()
+            .find(|m| m.name == "pbo_blocks")
+            .unwrap();
+        assert!(blocks.formula.contains(&format!("S = {PBO_BLOCKS}")));
+    }
+
+    #[test]
+    fn execution_split_and_windows_are_declared_with_their_defaults() {
+        assert_eq!(names(EXECUTION_KEYS), set(["fill"]));
+        let fill = &EXECUTION_KEYS[0];
+        for name in Fill::NAMES {
+            assert!(fill.ty.contains(name), "{name}");
+            let parsed = common::fill(&json!({"execution": {"fill": name}})).unwrap();
+            assert_eq!(parsed.name(), *name);
+        }
+        assert_eq!(common::fill(&json!({})).unwrap().name(), fill.default);
+        let other = common::fill(&json!({"execution": {"at": "close"}})).unwrap_err();
+        assert_eq!(other.key, "execution.at");
+
+        assert_eq!(names(SPLIT_KEYS), set(["train"]));
+        let train: f64 = SPLIT_KEYS[0].default.parse().unwrap();
+        assert_eq!(common::split_fraction(&json!({})).unwrap(), train);
+        let top = TOP_KEYS.iter().find(|k| k.name == "split").unwrap();
+        assert_eq!(top.default, SPLIT_KEYS[0].default);
+        let other = common::split_fraction(&json!({"split": {"test": 0.2}})).unwrap_err();
+        assert_eq!(other.key, "split.test");
+
+        let w = windows(&json!({})).unwrap();
+        let declared = mode("walk_forward")
+            .unwrap()
+            .keys
+            .iter()
+            .find(|k| k.name == "windows")
+            .unwrap()
+            .default;
+        assert_eq!(w.step, w.test, "step defaults to test");
+        assert_eq!(
+            declared,
+            format!(
+                "{{train: {}, test: {}, step: test, anchored: {}, purge: {}}}",
+                w.train, w.test, w.anchored, w.purge
+            )
+        );
+    }
+
+    #[test]
+    fn costs_default_to_nothing_as_declared() {
+        assert_eq!(common::costs(&json!({})).unwrap(), (0.0, 0.0));
+        for k in COSTS_KEYS {
+            assert_eq!(k.default, "0", "{}", k.name);
+        }
+        assert_eq!(COSTS.default, "{fee: 0, slippage_bps: 0}");
     }
 }

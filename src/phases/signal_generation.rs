@@ -13,7 +13,12 @@
 //! - The gather node writes `signals/trial_N.jsonl` (hard links to the trials' files),
 //!   `trials.json` (a list of [`TrialRecord`]) and `metrics.json`:
 //!   `{trials: count, strategy, best: {trial, name, sharpe, total_return,
-//!   params}}`, best by Sharpe with ties to the lowest index.
+//!   params}}`, best by Sharpe with ties to the lowest index and an
+//!   undefined Sharpe ranked last ([`crate::market::metrics::ranks_above`]).
+//!   `metrics.json` also holds `overfitting`: the deflated Sharpe ratio of
+//!   the best trial given how many were tried, the probability of backtest
+//!   overfitting of the sweep and the minimum backtest length
+//!   ([`overfitting_stats`]).
 //! - Without a grid ([`Role::Single`]) the one trial writes both sets,
 //!   plus `equity.csv` and `trades.csv` like a backtest. Grid trials leave
 //!   those out: a 1,000-trial sweep would store 170 MB of equity curves
@@ -24,11 +29,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::backtest::{issue_error, log_run, write_runs};
+use super::backtest::{fixed, issue_error, log_run, write_runs};
 use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
 use crate::error::did_you_mean;
-use crate::market::{Metrics, signals, strategy};
+use crate::market::equity::Fill;
+use crate::market::metrics::ranks_above;
+use crate::market::overfitting::{self, Moments};
+use crate::market::portfolio::{self, Leg};
+use crate::market::{Metrics, equity, signals, strategy};
 
 pub struct SignalGeneration;
 
@@ -48,11 +57,15 @@ pub fn signal_file(index: usize) -> String {
 
 impl Phase for SignalGeneration {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "grid"])
+        Some(&["data", "strategy", "costs", "execution", "grid"])
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS
     }
 
     fn version(&self) -> &'static str {
-        "signal_generation-2"
+        "signal_generation-3"
     }
 
     fn expands_grid(&self) -> bool {
@@ -63,6 +76,7 @@ impl Phase for SignalGeneration {
         common::data_spec(config, Path::new("."))?;
         let s = common::strategy(config)?;
         common::fee(config)?;
+        common::fill(config)?;
         match config.get("grid") {
             None | Some(Value::Null) => {}
             Some(Value::Object(grid)) => {
@@ -124,6 +138,7 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
     let strategy = common::strategy(ctx.config).map_err(issue_error)?;
     let fee = common::fee(ctx.config).map_err(issue_error)?;
+    let fill = common::fill(ctx.config).map_err(issue_error)?;
     let name = if name.is_empty() {
         common::trial_name(ctx.config, &strategy)
     } else {
@@ -135,7 +150,7 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     for b in &bars {
         let p = strategy.positions(b);
         signals::write_sparse(&mut signal, &b.symbol, &b.ts_text, &p);
-        runs.push(common::run(b, p, fee));
+        runs.push(common::run(b, p, fee, fill));
     }
     common::write_file(ctx.out_dir, "signal.jsonl", &signal)?;
     let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
@@ -196,15 +211,19 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     if let Some(best) = s.get("best") {
         writeln!(
             ctx.log,
-            "{} trials; best by sharpe: trial {} {} (sharpe {:.3}, total return {:.2}%)",
+            "{} trials; best by sharpe: trial {} {} (sharpe {}, total return {:.2}%)",
             records.len(),
             best["trial"],
             best["name"].as_str().unwrap_or(""),
-            best["sharpe"].as_f64().unwrap_or(0.0),
+            fixed(best["sharpe"].as_f64(), 1.0, 3, ""),
             best["total_return"].as_f64().unwrap_or(0.0) * 100.0
         )?;
     }
     let mut m = s;
+    let stats = overfitting(ctx, &records)?;
+    if let Value::Object(m) = &mut m {
+        m.insert("overfitting".into(), stats);
+    }
     if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
         let strat = common::upstream_json(first.1, "metrics.json")?;
         m.insert(
@@ -215,11 +234,127 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     common::write_json(ctx.out_dir, "metrics.json", &m)
 }
 
+/// Blocks of the combinatorially symmetric cross-validation (as in the
+/// paper): C(16, 8) = 12,870 in-sample choices.
+pub const PBO_BLOCKS: usize = 16;
+
+/// The per-bar strategy returns r_1..r_T of every trial, recomputed from
+/// the signal files gathered by `trials` (the portfolio's for several
+/// symbols), on one common timeline.
+pub fn trial_returns(
+    trials: &super::Upstream,
+    bars: &[crate::market::Bars],
+    fee: f64,
+    fill: Fill,
+) -> Result<Vec<Vec<f64>>, PhaseError> {
+    let mut per_symbol = Vec::new();
+    for b in bars {
+        per_symbol.push(load_trials(trials, &b.symbol, &b.ts_text)?.1);
+    }
+    let trials = per_symbol.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(trials);
+    for k in 0..trials {
+        let runs: Vec<common::Run> = bars
+            .iter()
+            .zip(&per_symbol)
+            .map(|(b, dense)| common::run(b, dense[k].clone(), fee, fill))
+            .collect();
+        let equity = if let [one] = runs.as_slice() {
+            one.equity.clone()
+        } else {
+            let legs: Vec<Leg> = bars
+                .iter()
+                .zip(&runs)
+                .map(|(b, r)| Leg {
+                    ts: &b.ts,
+                    equity: &r.equity,
+                })
+                .collect();
+            portfolio::equal_weight(&legs).1
+        };
+        out.push(equity::strategy_returns(&equity));
+    }
+    Ok(out)
+}
+
+/// The overfitting statistics of choosing the best trial by Sharpe ratio
+/// ([`crate::market::overfitting`]): `{trials, selected, dsr,
+/// sharpe_variance, expected_max_sharpe, min_backtest_years,
+/// backtest_years, pbo, pbo_blocks, pbo_combinations}`; a statistic that
+/// is undefined is `null` (and the log says why).
+fn overfitting(ctx: &mut PhaseContext<'_>, records: &[TrialRecord]) -> Result<Value, PhaseError> {
+    let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+    let fee = common::fee(ctx.config).map_err(issue_error)?;
+    let fill = common::fill(ctx.config).map_err(issue_error)?;
+    let bars = common::load_bars(&spec, ctx.log)?;
+    // The signals this node has just gathered, read back as an upstream's.
+    let own = super::Upstream::from_dir(
+        ctx.node.to_string(),
+        "signal_generation".into(),
+        ctx.role.clone(),
+        ctx.out_dir.to_path_buf(),
+    );
+    let returns = trial_returns(&own, &bars, fee, fill)?;
+    let stats = overfitting_stats(records, &returns, bars[0].periods_per_year());
+    for (key, why) in [
+        ("dsr", "the selected trial has no Sharpe ratio"),
+        ("pbo", "needs two trials and two bars per block"),
+        (
+            "min_backtest_years",
+            "needs two trials and a positive best Sharpe ratio",
+        ),
+    ] {
+        if stats[key].is_null() {
+            writeln!(ctx.log, "overfitting: {key} is null: {why}")?;
+        }
+    }
+    writeln!(
+        ctx.log,
+        "overfitting: {} trials, deflated sharpe {}, pbo {}, minimum backtest {} years of {}",
+        records.len(),
+        fixed(stats["dsr"].as_f64(), 1.0, 3, ""),
+        fixed(stats["pbo"].as_f64(), 1.0, 3, ""),
+        fixed(stats["min_backtest_years"].as_f64(), 1.0, 1, ""),
+        fixed(stats["backtest_years"].as_f64(), 1.0, 1, ""),
+    )?;
+    Ok(stats)
+}
+
+/// [`overfitting`] of trials with per-bar `returns`, selected by Sharpe
+/// ratio as [`summary`] does.
+pub fn overfitting_stats(records: &[TrialRecord], returns: &[Vec<f64>], ppy: f64) -> Value {
+    let moments: Vec<Moments> = returns.iter().map(|r| Moments::of(r)).collect();
+    let sharpes: Vec<f64> = moments.iter().filter_map(Moments::sharpe).collect();
+    let mut selected: Option<usize> = None;
+    for (k, r) in records.iter().enumerate() {
+        if selected.is_none_or(|b| ranks_above(r.metrics.sharpe, records[b].metrics.sharpe)) {
+            selected = Some(k);
+        }
+    }
+    let deflated =
+        selected.and_then(|k| overfitting::deflated_sharpe(&returns[k], &sharpes, records.len()));
+    let best_annual = deflated.as_ref().map(|d| d.sharpe * ppy.sqrt());
+    let pbo = overfitting::probability_of_overfitting(returns, PBO_BLOCKS);
+    let bars = returns.first().map_or(0, Vec::len);
+    json!({
+        "trials": records.len(),
+        "selected": selected.map(|k| records[k].index),
+        "dsr": deflated.as_ref().map(|d| d.deflated_sharpe),
+        "sharpe_variance": deflated.as_ref().map(|d| d.sharpe_variance),
+        "expected_max_sharpe": deflated.as_ref().map(|d| d.expected_max_sharpe),
+        "min_backtest_years": best_annual.and_then(|s| overfitting::min_backtest_years(records.len(), s)),
+        "backtest_years": bars as f64 / ppy,
+        "pbo": pbo.as_ref().map(|p| p.pbo),
+        "pbo_blocks": PBO_BLOCKS,
+        "pbo_combinations": pbo.as_ref().map(|p| p.combinations),
+    })
+}
+
 /// `{trials, best: {trial, name, sharpe, total_return, params}}`.
 pub fn summary(records: &[TrialRecord]) -> Value {
     let mut best: Option<&TrialRecord> = None;
     for r in records {
-        if best.is_none_or(|b| r.metrics.sharpe > b.metrics.sharpe) {
+        if best.is_none_or(|b| ranks_above(r.metrics.sharpe, b.metrics.sharpe)) {
             best = Some(r);
         }
     }

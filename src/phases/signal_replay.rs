@@ -13,11 +13,18 @@
 //!   samples: 10000, seed: 7}` ([`crate::market::weights`]);
 //! - `threshold` (0.5), `objective` (`sharpe`), `split` (0.8);
 //! - `per_regime: <classifier>`: one weight vector per regime of that
-//!   classifier, using the labels the upstream analysis saved.
+//!   classifier, using the labels the upstream analysis saved;
+//! - `lag: N` (0): a robustness check that reruns the whole selection with
+//!   every signal acted on N bars later and writes `lag_check` (the
+//!   lagged train and test figures, and `collapse`: the lagged test Sharpe
+//!   is undefined, or at most half of a positive original).
 //!
 //! Writes `weights.json` (the chosen weights per selected trial, and per
 //! regime), `metrics.json` (`train` and `test` metrics, `weightings`
-//! evaluated, `signals`, `objective`, `score`) and `equity.csv`
+//! evaluated, `signals`, `objective`, `score`: the objective of the train
+//! figures, and `benchmark`: buy-and-hold of the same bars and costs per
+//! part, with the ensemble's alpha, beta, information ratio and excess
+//! return against it) and `equity.csv`
 //! (`ts,equity,position,part` over all bars). Train/test metrics follow
 //! the split convention of the ensemble module; each part's win rate
 //! counts the closed trades that exit inside it. The search rate goes to
@@ -29,13 +36,17 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use super::analysis::{objective, one_symbol};
-use super::backtest::issue_error;
+use super::backtest::{fixed, issue_error};
 use super::common;
 use super::signal_generation::{TrialRecord, load_trials};
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
 use crate::error::did_you_mean;
+use crate::market::benchmark::relative;
 use crate::market::classifier::{self, Classifier, WARMUP};
-use crate::market::ensemble::{Ensemble, Scope};
+use crate::market::ensemble::{Ensemble, Scope, best_of};
+use crate::market::metrics::rank_order;
+use crate::market::overfitting;
+use crate::market::regime::regime_metrics;
 use crate::market::trades::round_trips;
 use crate::market::weights::{self, Weights};
 use crate::market::{Bars, Metrics, Objective, equity};
@@ -172,13 +183,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         |t| (0.0..=1.0).contains(&t),
         "a threshold in [0, 1]",
     )?;
-    let split = common::number_at(
-        config,
-        "split",
-        0.8,
-        |s| s > 0.0 && s < 1.0,
-        "a fraction in (0, 1)",
-    )?;
+    let split = common::split_fraction(config)?;
     let per_regime = match config.get("per_regime") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
@@ -209,23 +214,31 @@ impl Phase for SignalReplay {
             "data",
             "strategy",
             "costs",
+            "execution",
             "select",
             "weights",
             "threshold",
             "objective",
             "split",
             "per_regime",
+            "lag",
         ])
     }
 
     fn version(&self) -> &'static str {
-        "signal_replay-1"
+        "signal_replay-2"
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS_WITH_SPLIT
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         one_symbol(config)?;
         common::fee(config)?;
+        common::close_fill_only(config)?;
         replay_config(config)?;
+        lag(config)?;
         Ok(())
     }
 
@@ -248,11 +261,72 @@ impl Phase for SignalReplay {
             })?;
         let (records, dense) = load_trials(source, &bars.symbol, &bars.ts_text)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), source.node)?;
-        let out = replay(&bars, &records, &dense, fee, &rc, analysis, ctx.log)?;
+        let mut out = replay(&bars, &records, &dense, fee, &rc, analysis, ctx.log)?;
+        let lag = lag(ctx.config).map_err(issue_error)?;
+        if lag > 0 {
+            let delayed: Vec<Vec<i8>> = dense.iter().map(|p| delay(p, lag)).collect();
+            let mut quiet = Vec::new();
+            let again = replay(&bars, &records, &delayed, fee, &rc, analysis, &mut quiet)?;
+            let check = lag_check(lag, &out.metrics, &again.metrics);
+            writeln!(
+                ctx.log,
+                "lag {lag}: test sharpe {} (without the lag {}){}",
+                fixed(check["test_sharpe"].as_f64(), 1.0, 3, ""),
+                fixed(out.metrics["test"]["sharpe"].as_f64(), 1.0, 3, ""),
+                if check["collapse"] == true {
+                    ": COLLAPSE, the result depends on acting on the very bar of the signal"
+                } else {
+                    ""
+                }
+            )?;
+            out.metrics["lag_check"] = check;
+        }
         common::write_json(ctx.out_dir, "weights.json", &out.weights)?;
         common::write_json(ctx.out_dir, "metrics.json", &out.metrics)?;
         common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)
     }
+}
+
+/// `lag: N` (0 when absent, at most 20): rerun the whole selection with
+/// every signal acted on N bars later, as a robustness check.
+pub fn lag(config: &Value) -> Result<usize, ConfigIssue> {
+    match config.get("lag") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n <= 20)
+            .map(|n| n as usize)
+            .ok_or_else(|| ConfigIssue::new("lag", "expected a whole number of bars from 0 to 20")),
+    }
+}
+
+/// `p` acted on `lag` bars later (flat before).
+pub fn delay(p: &[i8], lag: usize) -> Vec<i8> {
+    let mut out = vec![0; p.len()];
+    if lag < p.len() {
+        out[lag..].copy_from_slice(&p[..p.len() - lag]);
+    }
+    out
+}
+
+/// The lagged rerun's figures and whether the result collapsed: its test
+/// Sharpe ratio is undefined, or the original's was positive and the
+/// lagged one is at most half of it.
+pub fn lag_check(lag: usize, original: &Value, lagged: &Value) -> Value {
+    let before = original["test"]["sharpe"].as_f64();
+    let after = lagged["test"]["sharpe"].as_f64();
+    let collapse = match (before, after) {
+        (_, None) => true,
+        (Some(b), Some(a)) if b > 0.0 => a <= b / 2.0,
+        _ => false,
+    };
+    json!({
+        "lag": lag,
+        "train_sharpe": lagged["train"]["sharpe"],
+        "test_sharpe": after,
+        "test_total_return": lagged["test"]["total_return"],
+        "collapse": collapse,
+    })
 }
 
 pub struct ReplayOutput {
@@ -289,7 +363,7 @@ fn select(
     match &rc.select {
         Select::All => Ok((0..records.len()).collect()),
         Select::Top(n) => {
-            let mut scored: Vec<(usize, f64)> = dense
+            let mut scored: Vec<(usize, Option<f64>)> = dense
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
@@ -297,7 +371,7 @@ fn select(
                     (i, rc.objective.of(&Metrics::from_equity(&e, ppy)))
                 })
                 .collect();
-            scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            scored.sort_by(|a, b| rank_order(a.1, b.1).then(a.0.cmp(&b.0)));
             let mut keep: Vec<usize> = scored.iter().take(*n).map(|(i, _)| *i).collect();
             keep.sort_unstable();
             Ok(keep)
@@ -387,9 +461,9 @@ pub fn replay(
     log: &mut dyn std::io::Write,
 ) -> Result<ReplayOutput, PhaseError> {
     let n = bars.len();
-    let ppy = bars.frequency().periods_per_year();
+    let ppy = bars.periods_per_year();
     let returns = equity::close_returns(&bars.close);
-    let split_at = ((n as f64 * rc.split).floor() as usize).clamp(2, n.saturating_sub(1).max(2));
+    let split_at = common::split_index(n, rc.split);
     if n < 4 {
         return Err(PhaseError::new(format!("{n} bars are too few to split")));
     }
@@ -413,12 +487,12 @@ pub fn replay(
         end: split_at,
         labels: None,
     };
-    let best = ens
-        .search(&cands, scope, rc.objective)
-        .ok_or_else(|| PhaseError::new("no candidate weights"))?;
+    let scores = ens.scores(&cands, scope, rc.objective);
+    let best = best_of(&scores).ok_or_else(|| PhaseError::new("no candidate weights"))?;
     let global = cands.row(best.index).to_vec();
     let mut evaluated = cands.count();
     let mut regime_json = Value::Null;
+    let mut regime_labels: Option<(Classifier, Vec<u8>)> = None;
     let positions = match (&rc.per_regime, analysis) {
         (None, _) => ens.positions(&global),
         (Some(_), None) => {
@@ -450,14 +524,16 @@ pub fn replay(
                     (*label).into(),
                     json!({
                         "train_bars": train_bars,
-                        "score": found.as_ref().map(|b| b.score),
-                        "weights": w.as_ref().map(|w| weight_list(records, &chosen, w)),
+                        "weights_used": if w.is_some() { "regime" } else { "global" },
+                        "weights": weight_list(records, &chosen, w.as_deref().unwrap_or(&global)),
                     }),
                 );
                 per_label.push(w);
             }
             regime_json = json!({"classifier": name, "regimes": regimes});
-            ens.regime_positions(&global, &per_label, &labels)
+            let positions = ens.regime_positions(&global, &per_label, &labels);
+            regime_labels = Some((c, labels));
+            positions
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
@@ -468,8 +544,30 @@ pub fn replay(
         elapsed,
         evaluated as f64 / elapsed.max(1e-9)
     )?;
+    let mut positions = positions;
     let e = equity::equity_curve(&returns, &positions, fee);
+    if let Some(at) = equity::liquidate_at_ruin(&e, &mut positions) {
+        writeln!(log, "ruin at {}: equity reached 0", bars.ts_text[at])?;
+    }
     let trades = round_trips(&returns, &positions, fee);
+    // The score of each regime is the objective of the weights actually
+    // used on that regime's train returns, measured exactly.
+    if let (Some((c, labels)), Some(Value::Object(regimes))) =
+        (&regime_labels, regime_json.get_mut("regimes"))
+    {
+        for (code, label) in c.labels().iter().enumerate() {
+            let m = regime_metrics(
+                &e[..split_at],
+                &positions[..split_at],
+                &labels[..split_at],
+                code as u8,
+                ppy,
+            );
+            if let Some(entry) = regimes.get_mut(*label) {
+                entry["score"] = json!(rc.objective.of(&m));
+            }
+        }
+    }
     let train_trades: Vec<_> = trades
         .iter()
         .filter(|t| t.closed && t.exit < split_at)
@@ -483,7 +581,12 @@ pub fn replay(
     let mut train = Metrics::from_equity(&e[..split_at], ppy);
     train.add_positions(&positions[..split_at], &train_trades);
     let base = e[split_at - 1];
-    let test_e: Vec<f64> = e[split_at - 1..].iter().map(|x| x / base).collect();
+    // Ruined in training: the test part starts (and stays) at ruin.
+    let test_e: Vec<f64> = if base > 0.0 {
+        e[split_at - 1..].iter().map(|x| x / base).collect()
+    } else {
+        vec![0.0; n - split_at + 1]
+    };
     let mut test = Metrics::from_equity(&test_e, ppy);
     test.bars = (n - split_at) as u64;
     test.add_positions_after(
@@ -493,14 +596,51 @@ pub fn replay(
     );
     writeln!(
         log,
-        "train ({} bars): sharpe {:.3}, total return {:.2}%; test ({} bars): sharpe {:.3}, total return {:.2}%",
+        "train ({} bars): sharpe {}, total return {:.2}%; test ({} bars): sharpe {}, total return {:.2}%",
         split_at,
-        train.sharpe,
+        fixed(train.sharpe, 1.0, 3, ""),
         train.total_return * 100.0,
         n - split_at,
-        test.sharpe,
+        fixed(test.sharpe, 1.0, 3, ""),
         test.total_return * 100.0
     )?;
+    common::log_notes(log, "train", &train)?;
+    common::log_notes(log, "test", &test)?;
+    // How much of the chosen weighting's train Sharpe ratio is the luck of
+    // trying `evaluated` weightings: the deflated Sharpe ratio over the
+    // spread of the global search's scores.
+    let overfit = if rc.objective == Objective::Sharpe {
+        let root = ppy.sqrt();
+        let per_bar: Vec<f64> = scores
+            .iter()
+            .filter(|s| s.is_finite())
+            .map(|s| s / root)
+            .collect();
+        let train_returns = equity::strategy_returns(&e[..split_at]);
+        let d = overfitting::deflated_sharpe(&train_returns, &per_bar, evaluated);
+        json!({
+            "trials": evaluated,
+            "dsr": d.as_ref().map(|d| d.deflated_sharpe),
+            "sharpe_variance": d.as_ref().map(|d| d.sharpe_variance),
+            "expected_max_sharpe": d.as_ref().map(|d| d.expected_max_sharpe),
+            "min_backtest_years": d.as_ref().and_then(|d| overfitting::min_backtest_years(evaluated, d.sharpe * root)),
+            "backtest_years": (split_at - 1) as f64 / ppy,
+        })
+    } else {
+        writeln!(
+            log,
+            "overfitting: the deflated Sharpe ratio needs `objective: sharpe`"
+        )?;
+        json!({"trials": evaluated, "dsr": null})
+    };
+    writeln!(
+        log,
+        "overfitting: {evaluated} weightings tried, deflated sharpe of the chosen one {}",
+        fixed(overfit["dsr"].as_f64(), 1.0, 3, "")
+    )?;
+    // The train figure of the positions actually traded (with per-regime
+    // weights, not the global search's best score).
+    let score = rc.objective.of(&train);
     let method = match rc.method {
         Method::Grid { step } => json!({"method": "grid", "step": step}),
         Method::Random { samples, seed } => {
@@ -515,19 +655,41 @@ pub fn replay(
         "split": rc.split,
         "split_index": split_at,
         "split_ts": bars.ts_text[split_at],
-        "score": best.score,
+        "score": score,
         "signals": weight_list(records, &chosen, &global),
     });
     if !regime_json.is_null() {
         weights["per_regime"] = regime_json;
     }
+    // Buy-and-hold of the same bars and costs, split the same way.
+    let held = equity::equity_curve(&returns, &vec![1; n], fee);
+    let bh_base = held[split_at - 1];
+    let bh_test: Vec<f64> = held[split_at - 1..].iter().map(|x| x / bh_base).collect();
+    let part = |strategy: &[f64], bench: &[f64]| {
+        let mut v = serde_json::to_value(relative(strategy, bench, ppy)).unwrap_or(Value::Null);
+        v["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(bench, ppy)));
+        v
+    };
+    let benchmark = json!({
+        "name": "buy_and_hold",
+        "train": part(&e[..split_at], &held[..split_at]),
+        "test": part(&test_e, &bh_test),
+    });
+    writeln!(
+        log,
+        "buy-and-hold: train sharpe {}, test sharpe {}",
+        fixed(benchmark["train"]["metrics"]["sharpe"].as_f64(), 1.0, 3, ""),
+        fixed(benchmark["test"]["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
+    )?;
     let metrics = json!({
+        "overfitting": overfit,
+        "benchmark": benchmark,
         "train": common::metrics_map(&train),
         "test": common::metrics_map(&test),
         "weightings": evaluated,
         "signals": chosen.len(),
         "objective": rc.objective.name(),
-        "score": best.score,
+        "score": score,
     });
     let mut csv = String::with_capacity(n * 40);
     csv.push_str("ts,equity,position,part\n");
@@ -553,4 +715,24 @@ fn weight_list(records: &[TrialRecord], chosen: &[usize], w: &[f64]) -> Value {
             .map(|(&i, &w)| json!({"trial": records[i].index, "name": records[i].name, "params": records[i].params, "weight": w}))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_and_collapse() {
+        assert_eq!(delay(&[1, -1, 0, 1], 1), vec![0, 1, -1, 0]);
+        assert_eq!(delay(&[1, 1], 5), vec![0, 0]);
+        let m = |s: Value| json!({"train": {"sharpe": 0.1}, "test": {"sharpe": s}});
+        let collapsed = |a: Value, b: Value| lag_check(1, &m(a), &m(b))["collapse"] == true;
+        assert!(!collapsed(json!(1.0), json!(0.6)));
+        assert!(collapsed(json!(1.0), json!(0.5)));
+        assert!(collapsed(json!(1.0), json!(-0.2)));
+        assert!(collapsed(json!(1.0), Value::Null));
+        // A result that was not positive cannot collapse further.
+        assert!(!collapsed(json!(-0.3), json!(-0.9)));
+        assert_eq!(lag(&json!({"lag": 21})).unwrap_err().key, "lag");
+    }
 }

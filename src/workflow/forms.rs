@@ -8,19 +8,22 @@ use serde_yaml::{Mapping, Value};
 use super::yaml::Document;
 use crate::error::{Error, did_you_mean};
 
-/// Keys allowed at the top of a workflow file. `data`, `strategy` and
-/// `costs` are inherited by every phase that uses them.
+/// Keys allowed at the top of a workflow file. `data`, `strategy`,
+/// `costs`, `execution` and `split` are inherited by every phase that uses
+/// them.
 pub const TOP_KEYS: &[&str] = &[
     "phases",
     "data",
     "strategy",
     "costs",
+    "execution",
+    "split",
     "name",
     "description",
     "on",
     "allow_outside",
 ];
-pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs"];
+pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs", "execution", "split"];
 /// Keys of a phase that steer the engine rather than configure the mode.
 pub const PHASE_KEYS: &[&str] = &[
     "name",

@@ -17,6 +17,7 @@ pub const WORKFLOWS: &[&str] = &[
     "composite_research",
     "conditional_ensemble",
     "minute_research",
+    "walk_forward",
 ];
 
 pub fn project() -> Project {

@@ -1,0 +1,363 @@
+//! Statistics of backtest overfitting: how much of the best of many
+//! trials' Sharpe ratio is luck.
+//!
+//! All Sharpe ratios here are per period (not annualised): mean / std
+//! (ddof 1) of the per-bar returns. Skewness γ₃ and kurtosis γ₄ are the
+//! population moments (γ₄ = 3 for a normal, not the excess).
+//!
+//! - **Probabilistic Sharpe ratio** (Bailey & López de Prado 2012): the
+//!   probability that the true Sharpe ratio exceeds SR* given the
+//!   estimate SR̂ over T returns,
+//!   PSR(SR*) = Φ((SR̂ − SR*)·√(T − 1) / √(1 − γ₃·SR̂ + (γ₄ − 1)/4·SR̂²)).
+//! - **Deflated Sharpe ratio** (Bailey & López de Prado 2014): PSR(SR₀)
+//!   with SR₀ the Sharpe ratio the best of N unskilled trials reaches by
+//!   chance, SR₀ = √V·((1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e))), V the
+//!   variance of the N trials' Sharpe ratios, γ Euler's constant. With one
+//!   trial SR₀ = 0 (nothing was selected).
+//! - **Minimum backtest length** (Bailey, Borwein, López de Prado, Zhu
+//!   2014): the years of data below which the best of N unskilled trials
+//!   is expected to reach an annualised Sharpe ratio of SR by chance,
+//!   MinBTL = (((1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e))) / SR)².
+//! - **Probability of backtest overfitting** by combinatorially symmetric
+//!   cross-validation (Bailey, Borwein, López de Prado, Zhu 2015): the T
+//!   bars are cut into S equal blocks (the T mod S oldest bars left out);
+//!   for every choice of S/2 blocks as the in-sample part, the trial with
+//!   the best in-sample Sharpe ratio (ties to the lowest index) gets its
+//!   relative rank ω = r/(N + 1) among the out-of-sample Sharpe ratios (r
+//!   from 1 for the worst; ties share the average rank; an undefined ratio
+//!   ranks lowest), and λ = ln(ω/(1 − ω)). PBO is the fraction of the
+//!   C(S, S/2) choices with λ ≤ 0: the best in-sample trial did no better
+//!   than the median out of sample.
+
+/// Euler–Mascheroni constant.
+pub const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// Φ, the standard normal distribution function.
+pub fn norm_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// Φ⁻¹ (−∞ at 0, +∞ at 1): Acklam's rational approximation refined by one
+/// Halley step on Φ, accurate to about 1e-15.
+pub fn norm_ppf(p: f64) -> f64 {
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    let x = if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    };
+    // Halley's step on Φ(x) − p.
+    let e = norm_cdf(x) - p;
+    let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    x - u / (1.0 + x * u / 2.0)
+}
+
+/// Mean, std (ddof 1), skewness and kurtosis (population moments) of `r`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    pub count: usize,
+    pub mean: f64,
+    pub std: f64,
+    pub skew: f64,
+    pub kurtosis: f64,
+}
+
+impl Moments {
+    pub fn of(r: &[f64]) -> Moments {
+        let n = r.len() as f64;
+        let mean = r.iter().sum::<f64>() / n;
+        let m = |k: i32| r.iter().map(|x| (x - mean).powi(k)).sum::<f64>() / n;
+        let (m2, m3, m4) = (m(2), m(3), m(4));
+        Moments {
+            count: r.len(),
+            mean,
+            std: (m2 * n / (n - 1.0)).sqrt(),
+            skew: m3 / m2.powf(1.5),
+            kurtosis: m4 / (m2 * m2),
+        }
+    }
+
+    /// The per-period Sharpe ratio; `None` when undefined (fewer than two
+    /// returns or no variation).
+    pub fn sharpe(&self) -> Option<f64> {
+        let s = self.mean / self.std;
+        (self.count > 1 && s.is_finite()).then_some(s)
+    }
+}
+
+/// PSR(SR*) for an estimate `sr` from returns with moments `m`.
+pub fn probabilistic_sharpe(sr: f64, sr_star: f64, m: &Moments) -> f64 {
+    let t = m.count as f64;
+    let den = 1.0 - m.skew * sr + (m.kurtosis - 1.0) / 4.0 * sr * sr;
+    norm_cdf((sr - sr_star) * (t - 1.0).sqrt() / den.sqrt())
+}
+
+/// The factor (1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e)): the expected
+/// maximum of N standard normals; 0 for N ≤ 1.
+pub fn expected_max_factor(n: usize) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let n = n as f64;
+    (1.0 - EULER_GAMMA) * norm_ppf(1.0 - 1.0 / n)
+        + EULER_GAMMA * norm_ppf(1.0 - 1.0 / (n * std::f64::consts::E))
+}
+
+/// The deflated Sharpe ratio of a selection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Deflated {
+    /// Trials the selection chose from.
+    pub trials: usize,
+    /// Per-period Sharpe ratio of the selected trial.
+    pub sharpe: f64,
+    /// Variance of the trials' per-period Sharpe ratios.
+    pub sharpe_variance: f64,
+    /// SR₀: the per-period Sharpe ratio the best unskilled trial reaches.
+    pub expected_max_sharpe: f64,
+    /// PSR(SR₀): the probability that the selected trial's true Sharpe
+    /// ratio beats luck.
+    pub deflated_sharpe: f64,
+}
+
+/// The deflated Sharpe ratio of the trial with returns `selected`, chosen
+/// from `trials` trials whose per-period Sharpe ratios are `sharpes`
+/// (their variance, ddof 1, is V). `None` when the selected returns have no
+/// Sharpe ratio.
+pub fn deflated_sharpe(selected: &[f64], sharpes: &[f64], trials: usize) -> Option<Deflated> {
+    let m = Moments::of(selected);
+    let sr = m.sharpe()?;
+    let k = sharpes.len() as f64;
+    let variance = if sharpes.len() > 1 {
+        let mean = sharpes.iter().sum::<f64>() / k;
+        sharpes.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / (k - 1.0)
+    } else {
+        0.0
+    };
+    let sr0 = variance.sqrt() * expected_max_factor(trials);
+    let dsr = probabilistic_sharpe(sr, sr0, &m);
+    dsr.is_finite().then_some(Deflated {
+        trials,
+        sharpe: sr,
+        sharpe_variance: variance,
+        expected_max_sharpe: sr0,
+        deflated_sharpe: dsr,
+    })
+}
+
+/// Years of data below which the best of `trials` unskilled trials is
+/// expected to show an annualised Sharpe ratio of `annual_sharpe`; `None`
+/// for a ratio ≤ 0 or a single trial.
+pub fn min_backtest_years(trials: usize, annual_sharpe: f64) -> Option<f64> {
+    (trials > 1 && annual_sharpe > 0.0)
+        .then(|| (expected_max_factor(trials) / annual_sharpe).powi(2))
+}
+
+/// The outcome of CSCV.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Pbo {
+    /// The probability of backtest overfitting.
+    pub pbo: f64,
+    /// S, the number of blocks.
+    pub blocks: usize,
+    /// C(S, S/2), the in-sample choices evaluated.
+    pub combinations: usize,
+    /// Bars per block.
+    pub block_bars: usize,
+    /// Mean over choices of the logit λ.
+    pub mean_logit: f64,
+}
+
+/// Per-period Sharpe of `rows` of one return series, or −∞ (ranks lowest)
+/// when undefined.
+fn block_sharpe(sums: &[(f64, f64)], blocks: &[usize], block_bars: usize) -> f64 {
+    let (s, s2) = blocks
+        .iter()
+        .fold((0.0, 0.0), |(a, b), &k| (a + sums[k].0, b + sums[k].1));
+    let n = (blocks.len() * block_bars) as f64;
+    let mean = s / n;
+    let var = (s2 - n * mean * mean) / (n - 1.0);
+    let sr = mean / var.max(0.0).sqrt();
+    if sr.is_finite() {
+        sr
+    } else {
+        f64::NEG_INFINITY
+    }
+}
+
+/// PBO of the trials whose per-bar returns are `returns[trial]` (all of
+/// one length), with `blocks` blocks (even, ≥ 2). `None` with fewer than
+/// two trials or fewer than two bars per block.
+pub fn probability_of_overfitting(returns: &[Vec<f64>], blocks: usize) -> Option<Pbo> {
+    let n = returns.len();
+    let t = returns.first()?.len();
+    if n < 2 || blocks < 2 || !blocks.is_multiple_of(2) || t / blocks < 2 {
+        return None;
+    }
+    let block_bars = t / blocks;
+    let skip = t - block_bars * blocks;
+    // Per trial and block: the sum of returns and of their squares.
+    let sums: Vec<Vec<(f64, f64)>> = returns
+        .iter()
+        .map(|r| {
+            r[skip..]
+                .chunks(block_bars)
+                .map(|c| (c.iter().sum(), c.iter().map(|x| x * x).sum()))
+                .collect()
+        })
+        .collect();
+    let mut chosen: Vec<usize> = (0..blocks / 2).collect();
+    let (mut count, mut below, mut logit_sum) = (0usize, 0usize, 0.0f64);
+    loop {
+        let rest: Vec<usize> = (0..blocks).filter(|b| !chosen.contains(b)).collect();
+        let mut best = 0;
+        let mut best_is = f64::NEG_INFINITY;
+        for (k, s) in sums.iter().enumerate() {
+            let v = block_sharpe(s, &chosen, block_bars);
+            if k == 0 || v > best_is {
+                best = k;
+                best_is = v;
+            }
+        }
+        let oos: Vec<f64> = sums
+            .iter()
+            .map(|s| block_sharpe(s, &rest, block_bars))
+            .collect();
+        let lower = oos.iter().filter(|v| **v < oos[best]).count() as f64;
+        let equal = oos.iter().filter(|v| **v == oos[best]).count() as f64;
+        let rank = lower + (equal + 1.0) / 2.0;
+        let omega = rank / (n as f64 + 1.0);
+        let logit = (omega / (1.0 - omega)).ln();
+        count += 1;
+        below += usize::from(logit <= 0.0);
+        logit_sum += logit;
+        // The next combination in lexicographic order.
+        let Some(i) = (0..chosen.len())
+            .rev()
+            .find(|&i| chosen[i] < blocks - chosen.len() + i)
+        else {
+            break;
+        };
+        chosen[i] += 1;
+        for j in i + 1..chosen.len() {
+            chosen[j] = chosen[j - 1] + 1;
+        }
+    }
+    Some(Pbo {
+        pbo: below as f64 / count as f64,
+        blocks,
+        combinations: count,
+        block_bars,
+        mean_logit: logit_sum / count as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_quantiles_invert_the_distribution() {
+        // scipy.stats.norm.ppf
+        for (p, want) in [
+            (0.975, 1.959963984540054),
+            (0.99, 2.3263478740408408),
+            (1e-6, -4.753424308822899),
+            (0.5, 0.0),
+        ] {
+            assert!((norm_ppf(p) - want).abs() < 1e-12, "{p}: {}", norm_ppf(p));
+        }
+        assert!((norm_cdf(1.959963984540054) - 0.975).abs() < 1e-15);
+    }
+
+    #[test]
+    fn deflated_sharpe_matches_the_papers_example() {
+        // Bailey & López de Prado (2014), section 5: annualised SR 2.5 over
+        // 1,250 daily returns, 100 trials whose annualised Sharpe ratios
+        // have variance 0.5, skewness −3, kurtosis 10: DSR 0.9004.
+        let m = Moments {
+            count: 1250,
+            mean: 0.0,
+            std: 1.0,
+            skew: -3.0,
+            kurtosis: 10.0,
+        };
+        let sr = 2.5 / 250f64.sqrt();
+        let sr0 = (0.5f64 / 250.0).sqrt() * expected_max_factor(100);
+        assert!((sr0 * 250f64.sqrt() - 1.7894064662732077).abs() < 1e-9);
+        let dsr = probabilistic_sharpe(sr, sr0, &m);
+        assert!((dsr - 0.9003968344493903).abs() < 1e-9, "{dsr}");
+    }
+
+    #[test]
+    fn one_trial_is_not_deflated() {
+        assert_eq!(expected_max_factor(1), 0.0);
+        assert_eq!(min_backtest_years(1, 1.0), None);
+        // Bailey et al. (2014): 45 trials need ~5 years for SR 1 to mean
+        // anything (MinBTL ≈ 4.5 in their figure).
+        let y = min_backtest_years(45, 1.0).unwrap();
+        assert!(y > 4.0 && y < 5.0, "{y}");
+    }
+
+    #[test]
+    fn pbo_of_identical_skill_is_about_one_half_and_of_real_skill_zero() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let noise: Vec<Vec<f64>> = (0..10)
+            .map(|_| (0..800).map(|_| rng.random_range(-0.01..0.01)).collect())
+            .collect();
+        let p = probability_of_overfitting(&noise, 8).unwrap();
+        assert_eq!((p.combinations, p.block_bars), (70, 100));
+        assert!(p.pbo > 0.2 && p.pbo < 0.8, "{p:?}");
+        let mut skilled = noise.clone();
+        for x in &mut skilled[4] {
+            *x += 0.01;
+        }
+        let p = probability_of_overfitting(&skilled, 8).unwrap();
+        assert_eq!(p.pbo, 0.0, "{p:?}");
+        assert!(probability_of_overfitting(&noise[..1], 8).is_none());
+        assert!(probability_of_overfitting(&noise, 7).is_none());
+    }
+}
