@@ -377,7 +377,7 @@ fn from_trace(
         key: Some(traced.key.clone()),
         entry: None,
         output_digest: Some(traced.output_digest.clone()),
-        evidence: Some(Arc::new(traced.clone())),
+        evidence: Some(traced.clone()),
         log: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
     })

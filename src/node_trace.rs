@@ -42,6 +42,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
@@ -97,11 +98,11 @@ impl TracedNode {
 /// The trace of the last build, by node id.
 #[derive(Debug, Default)]
 pub struct NodeTrace {
-    nodes: HashMap<String, TracedNode>,
+    nodes: HashMap<String, Arc<TracedNode>>,
 }
 
 impl NodeTrace {
-    pub fn get(&self, id: &str) -> Option<&TracedNode> {
+    pub fn get(&self, id: &str) -> Option<&Arc<TracedNode>> {
         self.nodes.get(id)
     }
 }
@@ -199,7 +200,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
             "file" => global.push(parse_stat(rest)?),
             "node" => {
                 if let Some((id, node)) = current.take() {
-                    trace.nodes.insert(id, node);
+                    trace.nodes.insert(id, Arc::new(node));
                 }
                 let mut fields = rest.splitn(3, ' ');
                 let key = fields.next()?.to_string();
@@ -225,7 +226,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
         }
     }
     if let Some((id, node)) = current.take() {
-        trace.nodes.insert(id, node);
+        trace.nodes.insert(id, Arc::new(node));
     }
     for (file, recorded) in &global {
         let now = Stat::of(&fs::metadata(file).ok()?);
@@ -289,7 +290,7 @@ mod tests {
         assert!(load(&path, "other").is_none());
         let trace = load(&path, "inv").unwrap();
         let back = trace.get("a[1] b").unwrap();
-        assert_eq!(*back, node);
+        assert_eq!(**back, node);
         let up = "u".repeat(64);
         assert!(back.holds(std::slice::from_ref(&input.0), &[up.as_str()]));
         assert!(!back.holds(std::slice::from_ref(&input.0), &["x"]));
