@@ -120,13 +120,21 @@ impl Watches {
         self.missing.clear();
         let mut started = Vec::new();
         for (dir, &deep) in wanted {
-            if !dir.is_dir() {
-                self.missing.insert(dir.clone());
-                if let Some(ancestor) = dir.ancestors().skip(1).find(|a| a.is_dir()) {
-                    self.add(ancestor, false);
+            // A directory made between a look and the watch that would see
+            // it sends no event, so after watching an ancestor, look again:
+            // each round watches a deeper ancestor or the directory itself.
+            loop {
+                if dir.is_dir() {
+                    if self.add(dir, deep) {
+                        started.push(dir.clone());
+                    }
+                    break;
                 }
-            } else if self.add(dir, deep) {
-                started.push(dir.clone());
+                let ancestor = dir.ancestors().skip(1).find(|a| a.is_dir());
+                if !ancestor.is_some_and(|a| self.add(a, false)) {
+                    self.missing.insert(dir.clone());
+                    break;
+                }
             }
         }
         started
