@@ -410,7 +410,7 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "name",
         "string",
         "required in a named list",
-        "the phase's name; also its node id",
+        "the phase's name (letters, digits, `_`, `-`; at most 128 bytes); also its node id",
     ),
     k(
         "mode",
@@ -439,7 +439,7 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
     ),
     k(
         "retries",
-        "int >= 0",
+        "int 0..=100",
         "0",
         "re-execute a failing node this many more times",
     ),

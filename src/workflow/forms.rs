@@ -236,9 +236,24 @@ fn raw_phase(doc: &Document, path: &str, item: &Value) -> Result<RawPhase, Error
     Err(shape_error())
 }
 
+/// The longest phase name: a node's ref and its files are named after
+/// it (with a namespace and a trial suffix), and file names stop at 255
+/// bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
 /// A phase or node name: letters, digits, `_` and `-`. `/`, `.` and `[`
 /// are reserved for namespaces, metric paths and trials.
 pub fn check_name(doc: &Document, phase: &RawPhase) -> Result<(), Error> {
+    if phase.name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            doc.locate(&phase.name_path),
+            "name",
+            format!(
+                "a phase name of {} bytes is too long (at most {MAX_NAME_LEN})",
+                phase.name.len()
+            ),
+        ));
+    }
     let ok = !phase.name.is_empty()
         && phase
             .name

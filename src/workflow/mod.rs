@@ -40,6 +40,10 @@ use crate::error::{CycleMember, Error, Location};
 use crate::ir::{PhaseIr, Workflow};
 
 /// Read `root` and everything it includes, with `--set` overrides applied.
+/// The most further attempts a phase may ask for: each attempt's log is
+/// kept, and a phase that fails this often will not succeed on the next.
+pub const MAX_RETRIES: u32 = 100;
+
 pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     let mut doc = read_doc(root, None)?;
     overrides::apply(&mut doc.value, sets)?;
@@ -268,8 +272,13 @@ impl Loader {
             Some(v) => v
                 .as_u64()
                 .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n <= MAX_RETRIES)
                 .ok_or_else(|| {
-                    Error::invalid(at("retries"), "retries", "must be a non-negative integer")
+                    Error::invalid(
+                        at("retries"),
+                        "retries",
+                        format!("must be an integer from 0 to {MAX_RETRIES}"),
+                    )
                 })?,
         };
         let when = match f.get("when") {
