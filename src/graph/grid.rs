@@ -116,11 +116,14 @@ fn range(text: &str) -> Result<Vec<Value>, String> {
         if step <= 0 || b < a {
             return Err(format!("`{text}`: need start ≤ stop and step > 0"));
         }
-        let count = (b - a) / step + 1;
-        if count as u128 > MAX_TRIALS as u128 {
+        // In i128: `b - a` overflows i64 for ranges spanning its whole width.
+        let count = (i128::from(b) - i128::from(a)) / i128::from(step) + 1;
+        if count > MAX_TRIALS as i128 {
             return Err(format!("`{text}` has more than {MAX_TRIALS} values"));
         }
-        return Ok((0..count).map(|i| Value::from(a + i * step)).collect());
+        return Ok((0..count as i64)
+            .map(|i| Value::from(a + i * step))
+            .collect());
     }
     let nums: Vec<f64> = parts
         .iter()
@@ -228,6 +231,10 @@ mod tests {
             (json!({"a": [[1]]}), "grid.a"),
             (json!([1, 2]), "grid"),
             (json!({"a": "range(0, 100000000, 1)"}), "grid.a"),
+            (
+                json!({"a": "range(-9223372036854775808, 9223372036854775807, 1)"}),
+                "grid.a",
+            ),
         ] {
             assert_eq!(expand(&grid, None).unwrap_err().key, key, "{grid}");
         }
