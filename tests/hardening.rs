@@ -44,3 +44,27 @@ fn retries_beyond_the_bound_are_refused_at_their_key() {
     );
     assert_eq!(p.admf(&["validate", "wf.yaml"]).code, 0);
 }
+
+#[test]
+fn an_output_named_like_the_nodes_metrics_is_refused_when_metrics_names_another_file() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"echo '{\\\"x\\\": 1}' > m.json; echo '{\\\"y\\\": 2}' > metrics.json\"\n    outputs: [metrics.json, m.json]\n    metrics: m.json\n",
+    );
+    let out = p.admf(&["validate", "wf.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("wf.yaml:5"), "{}", out.stderr);
+    assert!(out.stderr.contains("outputs"), "{}", out.stderr);
+    assert!(out.stderr.contains("metrics: m.json"), "{}", out.stderr);
+    // Naming `metrics.json` itself as the metrics file is fine: it is the
+    // same content.
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"echo '{\\\"y\\\": 2}' > metrics.json\"\n    outputs: [metrics.json]\n    metrics: metrics.json\n",
+    );
+    let (out, statuses) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(statuses, [("a".to_string(), "ran".to_string())]);
+    assert_eq!(p.read("metrics.json"), "{\"y\": 2}\n");
+}

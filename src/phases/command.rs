@@ -107,6 +107,21 @@ impl Phase for Command {
                     "must be one of the paths in `outputs:`",
                 ));
             }
+            // The node keeps the metrics file's content as its own
+            // `metrics.json`; an output of that name would be overwritten
+            // in the store and then restored over the user's file.
+            let clash = declared.iter().position(|raw| {
+                Some(*raw) != named && output_path(raw, 0).is_ok_and(|p| p == "metrics.json")
+            });
+            if let Some(i) = clash {
+                return Err(ConfigIssue::new(
+                    format!("outputs[{i}]"),
+                    format!(
+                        "`metrics.json` is where the node keeps the content of `metrics: {}`; name this output otherwise, or make it the `metrics:` file",
+                        named.unwrap_or_default()
+                    ),
+                ));
+            }
         }
         if let Some(env) = map.get("env") {
             let env = env
