@@ -16,7 +16,29 @@ pub struct Stat {
     pub device: u64,
 }
 
+/// `<size> <mtime ns> <inode> <device>`: how the stat cache, the
+/// up-to-date record, the graph cache and the node trace write a stat.
+impl std::fmt::Display for Stat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.size, self.mtime_ns, self.inode, self.device
+        )
+    }
+}
+
 impl Stat {
+    /// A stat as [`Stat`]'s `Display` writes it, from the next four fields.
+    pub fn parse<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<Stat> {
+        Some(Stat {
+            size: fields.next()?.parse().ok()?,
+            mtime_ns: fields.next()?.parse().ok()?,
+            inode: fields.next()?.parse().ok()?,
+            device: fields.next()?.parse().ok()?,
+        })
+    }
+
     pub fn of(meta: &fs::Metadata) -> Stat {
         let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
         #[cfg(unix)]

@@ -145,11 +145,7 @@ pub fn save(
     let mut text = format!("{HEADER}\ninvocation {invocation}\n");
     for (file, s, check) in evidence {
         text.push_str(&format!(
-            "file {} {} {} {} {} {}\n",
-            s.size,
-            s.mtime_ns,
-            s.inode,
-            s.device,
+            "file {s} {} {}\n",
             check.flag(),
             escape_path(file)
         ));
@@ -176,12 +172,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<Graph> {
         match tag {
             "file" => {
                 let mut fields = rest.splitn(6, ' ');
-                let stat = Stat {
-                    size: fields.next()?.parse().ok()?,
-                    mtime_ns: fields.next()?.parse().ok()?,
-                    inode: fields.next()?.parse().ok()?,
-                    device: fields.next()?.parse().ok()?,
-                };
+                let stat = Stat::parse(&mut fields)?;
                 let check = Check::from_flag(fields.next()?)?;
                 evidence.push((unescape_path(fields.next()?)?, stat, check));
             }

@@ -173,14 +173,7 @@ pub fn save(
 }
 
 fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
-    text.push_str(&format!(
-        "{tag} {} {} {} {} {}\n",
-        s.size,
-        s.mtime_ns,
-        s.inode,
-        s.device,
-        escape_path(file)
-    ));
+    text.push_str(&format!("{tag} {s} {}\n", escape_path(file)));
 }
 
 /// The trace, if it was written for `invocation` and its global evidence
@@ -240,12 +233,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
 
 fn parse_stat(rest: &str) -> Option<(PathBuf, Stat)> {
     let mut fields = rest.splitn(5, ' ');
-    let stat = Stat {
-        size: fields.next()?.parse().ok()?,
-        mtime_ns: fields.next()?.parse().ok()?,
-        inode: fields.next()?.parse().ok()?,
-        device: fields.next()?.parse().ok()?,
-    };
+    let stat = Stat::parse(&mut fields)?;
     Some((unescape_path(fields.next()?)?, stat))
 }
 

@@ -171,12 +171,8 @@ impl StatCache {
             for (p, r) in entries {
                 let s = r.stat;
                 text.push_str(&format!(
-                    "{} {} {} {} {} {}\n",
+                    "{} {s} {}\n",
                     blake3::Hash::from_bytes(r.hash).to_hex(),
-                    s.size,
-                    s.mtime_ns,
-                    s.inode,
-                    s.device,
                     escape_path(p)
                 ));
             }
@@ -245,12 +241,7 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
         }
         let mut fields = line.splitn(6, ' ');
         let hash = blake3::Hash::from_hex(fields.next()?).ok()?;
-        let stat = Stat {
-            size: fields.next()?.parse().ok()?,
-            mtime_ns: fields.next()?.parse().ok()?,
-            inode: fields.next()?.parse().ok()?,
-            device: fields.next()?.parse().ok()?,
-        };
+        let stat = Stat::parse(&mut fields)?;
         let path = unescape_path(fields.next()?)?;
         records.insert(
             path,

@@ -136,14 +136,7 @@ pub fn save(
         } else {
             '-'
         };
-        text.push_str(&format!(
-            "file {} {} {} {} {flag} {}\n",
-            s.size,
-            s.mtime_ns,
-            s.inode,
-            s.device,
-            escape_path(file)
-        ));
+        text.push_str(&format!("file {s} {flag} {}\n", escape_path(file)));
     }
     crate::atomic_file::write(path, text.as_bytes())?;
     Ok(true)
@@ -206,12 +199,7 @@ fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a
             "report" => nodes.last_mut()?.report = Some(unescape_path(rest)?),
             "file" => {
                 let mut fields = rest.splitn(6, ' ');
-                let stat = Stat {
-                    size: fields.next()?.parse().ok()?,
-                    mtime_ns: fields.next()?.parse().ok()?,
-                    inode: fields.next()?.parse().ok()?,
-                    device: fields.next()?.parse().ok()?,
-                };
+                let stat = Stat::parse(&mut fields)?;
                 let plain = match fields.next()? {
                     "p" => true,
                     "-" => false,

@@ -319,10 +319,12 @@ fn build_from(
             .count();
         trace(&format!("{by_trace} nodes settled by the node trace"));
     }
-    match &trace_file {
-        Some(file) if source != GraphSource::Compiled => file.save(&ctx, &report, started_at),
-        Some(file) => crate::node_trace::remove(&file.path),
-        None => {}
+    // A graph compiled without being cached had its trace removed at the
+    // start ([`NodeTraceFile::for_build`]); there is nothing to write.
+    if let Some(file) = &trace_file
+        && source != GraphSource::Compiled
+    {
+        file.save(&ctx, &report, started_at);
     }
     let t_dispatch = started.elapsed();
     drop(guard);
