@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::phases::{Factory, PhaseContext, PhaseError, Role, Upstream};
+use crate::phases::{Factory, MemoryOutputs, PhaseContext, PhaseError, Role, Upstream};
 
 /// One node execution, ready to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,17 +35,23 @@ pub struct Action {
     pub inputs: Vec<(String, String)>,
     /// The stored artifacts of each upstream node.
     pub upstream: Vec<Upstream>,
-    /// A private, empty directory the phase writes its outputs into.
+    /// A private, empty directory the phase writes its outputs into; it
+    /// exists only when the phase writes files (see
+    /// [`crate::phases::Phase::writes_files`]).
     pub out_dir: PathBuf,
     /// Further attempts after a failure.
     pub retries: u32,
 }
 
-/// What executing an action produced; the outputs are in its `out_dir`.
+/// What executing an action produced: outputs handed over in `memory`,
+/// and the files in its `out_dir`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActionOutput {
     /// `Ok` when the last attempt succeeded.
     pub result: Result<(), PhaseError>,
+    /// The artifacts the last attempt handed over as bytes.
+    #[serde(default)]
+    pub memory: MemoryOutputs,
     /// The phase's captured output, attempt notes included.
     pub log: Vec<u8>,
     /// Wall time of the last attempt.
@@ -60,6 +66,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
     let Some(phase) = factory.get(&action.mode) else {
         return ActionOutput {
             result: Err(PhaseError::new(format!("unknown mode `{}`", action.mode))),
+            memory: MemoryOutputs::default(),
             log,
             duration_ms: 0,
         };
@@ -73,12 +80,14 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
                 phase.version(),
                 action.version
             ))),
+            memory: MemoryOutputs::default(),
             log,
             duration_ms: 0,
         };
     }
     let mut result = Err(PhaseError::new("not attempted"));
     let mut duration_ms = 0;
+    let mut memory = MemoryOutputs::default();
     for attempt in 0..=action.retries {
         if attempt > 0 {
             log.extend_from_slice(
@@ -92,6 +101,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
                 break;
             }
         }
+        memory = MemoryOutputs::default();
         let started = Instant::now();
         let mut ctx = PhaseContext {
             node: &action.node,
@@ -100,6 +110,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
             base_dir: &action.base_dir,
             upstream: &action.upstream,
             out_dir: &action.out_dir,
+            memory: &mut memory,
             log: &mut log,
         };
         result = phase.execute(&mut ctx);
@@ -110,14 +121,21 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
     }
     ActionOutput {
         result,
+        memory,
         log,
         duration_ms,
     }
 }
 
-/// Removes everything inside `dir`, keeping `dir` itself.
+/// Removes everything inside `dir`, keeping `dir` itself; nothing to do
+/// when the phase has no directory.
 fn empty_dir(dir: &Path) -> std::io::Result<()> {
-    for item in std::fs::read_dir(dir)? {
+    let items = match std::fs::read_dir(dir) {
+        Ok(items) => items,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for item in items {
         let item = item?;
         if item.file_type()?.is_dir() {
             std::fs::remove_dir_all(item.path())?;
@@ -154,6 +172,33 @@ mod tests {
         let back: Action = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string(&back).unwrap(), text);
         assert_eq!(back.role, action.role);
+    }
+
+    #[test]
+    fn outputs_in_memory_cross_a_process_boundary_as_base64_and_come_back_byte_exact() {
+        let mut memory = MemoryOutputs::default();
+        memory.put("signal.jsonl", vec![0u8, 255, 10, 13, b'"']);
+        memory.put("sub/metrics.json", "{}\n");
+        let output = ActionOutput {
+            result: Ok(()),
+            memory,
+            log: b"log".to_vec(),
+            duration_ms: 3,
+        };
+        let text = serde_json::to_string(&output).unwrap();
+        assert!(text.contains(r#""signal.jsonl":"AP8KDSI=""#), "{text}");
+        let back: ActionOutput = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.memory, output.memory);
+        // An output file of an older admf, without the field, still reads.
+        let old: ActionOutput =
+            serde_json::from_str(r#"{"result":{"Ok":null},"log":[],"duration_ms":1}"#).unwrap();
+        assert!(old.memory.is_empty());
+    }
+
+    #[test]
+    fn empty_dir_of_a_phase_without_a_directory_is_nothing_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        empty_dir(&dir.path().join("never-made")).unwrap();
     }
 
     #[test]

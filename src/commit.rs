@@ -33,11 +33,7 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
         ingredients: ingredients.to_value(),
         duration_ms: output.duration_ms,
     };
-    let committed = if ctx.force[index] {
-        entry.commit_replacing(meta, &log)
-    } else {
-        entry.commit(meta, &log)
-    };
+    let committed = entry.seal(meta, &log, output.memory.into_inner(), ctx.force[index]);
     drop(lock);
     match committed {
         Ok(entry) => {

@@ -202,7 +202,16 @@ pub fn after_lock(
     {
         return Decision::Done(cached(ctx, node, prepared, entry));
     }
-    let entry = match ctx.store.begin(&prepared.key) {
+    let writes_files = ctx
+        .factory
+        .get(&node.mode)
+        .is_none_or(|phase| phase.writes_files(&node.role));
+    let begun = if writes_files {
+        ctx.store.begin(&prepared.key)
+    } else {
+        ctx.store.begin_in_memory(&prepared.key)
+    };
+    let entry = match begun {
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };

@@ -84,3 +84,40 @@ fn an_unreadable_action_is_bad_input() {
         .code(2);
     assert!(!dir.path().join("output.json").exists());
 }
+
+#[test]
+fn a_trial_hands_its_outputs_back_in_the_output_file_and_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let action = json!({
+        "node": "sweep[0]",
+        "key": "cd".repeat(32),
+        "mode": "signal_generation",
+        "version": "signal_generation-3",
+        "role": {"role": "trial", "index": 0, "name": "momentum_lookback=20"},
+        "config": {
+            "data": {"source": "csv", "symbols": ["SPY"], "path": "data/SPY_D.csv"},
+            "strategy": {"type": "momentum", "parameters": {"lookback": 20, "threshold": 0.0}}
+        },
+        "base_dir": repo,
+        "inputs": [],
+        "upstream": [],
+        "out_dir": dir.path().join("never-made/out"),
+        "retries": 0
+    });
+    let (code, output) = exec(dir.path(), &action);
+    assert_eq!(code, 0, "{output}");
+    assert!(!dir.path().join("never-made").exists());
+    let memory = output["memory"].as_object().expect("outputs in memory");
+    assert_eq!(
+        memory.keys().collect::<Vec<_>>(),
+        ["metrics.json", "signal.jsonl"]
+    );
+    use base64::Engine;
+    let metrics = base64::engine::general_purpose::STANDARD
+        .decode(memory["metrics.json"].as_str().unwrap())
+        .unwrap();
+    let metrics: Value = serde_json::from_slice(&metrics).unwrap();
+    assert_eq!(metrics["params"]["lookback"], json!(20));
+    assert!(metrics["sharpe"].is_number(), "{metrics}");
+}

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use admf::phases::{Phase, PhaseContext, Role, Upstream};
+use admf::phases::{MemoryOutputs, Phase, PhaseContext, Role, Upstream};
 use serde_json::{Value, json};
 
 fn base() -> PathBuf {
@@ -40,6 +40,7 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
     phase.validate(&config).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut log = Vec::new();
+    let mut memory = MemoryOutputs::default();
     let mut ctx = PhaseContext {
         node: "n",
         config: &config,
@@ -47,9 +48,18 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
         base_dir: &base(),
         upstream,
         out_dir: dir.path(),
+        memory: &mut memory,
         log: &mut log,
     };
     phase.execute(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
+    // What the commit does: outputs handed over in memory join the files,
+    // and no name may be both.
+    for (name, bytes) in memory.into_inner() {
+        let path = dir.path().join(&name);
+        assert!(!path.exists(), "{name} is both a file and in memory");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
     Out {
         dir,
         log: String::from_utf8(log).unwrap(),

@@ -225,6 +225,104 @@ fn unreadable_action_rows_are_never_hits() {
     assert!(reason.contains("schema"), "{reason}");
 }
 
+/// Outputs handed over as bytes, mixed with files or alone.
+fn memory(items: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    items
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), bytes.clone()))
+        .collect()
+}
+
+#[test]
+fn outputs_handed_over_in_memory_are_the_same_entry_as_the_same_files() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let files = commit_sample(&store, &key(40));
+
+    // All in memory: no temp dir is ever made.
+    let k = key(41);
+    let pending = store.begin_in_memory(&k).unwrap();
+    assert!(!pending.out_dir().exists());
+    let outputs = memory(&[
+        ("metrics.json", b"{\"sharpe\": 1.5}".to_vec()),
+        ("signals/trial_0.jsonl", b"{\"i\":0}\n".to_vec()),
+        ("equity.csv", large()),
+    ]);
+    let entry = pending
+        .seal(meta("outer/inner[0]"), b"ran fine\n", outputs, false)
+        .unwrap();
+    assert_eq!(entry.manifest.outputs, files.manifest.outputs);
+    assert_eq!(entry.output_digest(), files.output_digest());
+    assert_eq!(entry.read("equity.csv").unwrap(), large());
+    assert_eq!(entry.read("metrics.json").unwrap(), b"{\"sharpe\": 1.5}");
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        store
+            .lookup(&k, &StatCache::in_memory())
+            .hit()
+            .expect("hit"),
+        entry
+    );
+
+    // Files and bytes together.
+    let k = key(42);
+    let pending = store.begin(&k).unwrap();
+    fs::write(pending.out_dir().join("equity.csv"), large()).unwrap();
+    let outputs = memory(&[
+        ("metrics.json", b"{\"sharpe\": 1.5}".to_vec()),
+        ("signals/trial_0.jsonl", b"{\"i\":0}\n".to_vec()),
+    ]);
+    let mixed = pending
+        .seal(meta("outer/inner[0]"), b"", outputs, false)
+        .unwrap();
+    assert_eq!(mixed.output_digest(), files.output_digest());
+}
+
+#[test]
+fn an_output_both_in_memory_and_a_file_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let k = key(43);
+    let pending = store.begin(&k).unwrap();
+    fs::write(pending.out_dir().join("metrics.json"), b"{}").unwrap();
+    let err = pending
+        .seal(
+            meta("n"),
+            b"",
+            memory(&[("metrics.json", b"{}".to_vec())]),
+            false,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"metrics.json\" was both"),
+        "{err}"
+    );
+    assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn files_written_by_a_phase_that_promised_memory_fail_the_commit_and_are_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let k = key(44);
+    let pending = store.begin_in_memory(&k).unwrap();
+    // Such files would be neither locked nor stored: a silent loss.
+    fs::create_dir_all(pending.out_dir()).unwrap();
+    fs::write(pending.out_dir().join("equity.csv"), b"x").unwrap();
+    let err = pending
+        .seal(
+            meta("n"),
+            b"",
+            memory(&[("metrics.json", b"{}".to_vec())]),
+            false,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("wrote files"), "{err}");
+    assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+}
+
 #[test]
 fn dropped_pending_entry_leaves_no_debris() {
     let root = tempfile::tempdir().unwrap();

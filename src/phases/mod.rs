@@ -99,6 +99,10 @@ enum Artifacts {
     },
     /// A plain directory of files (phases run outside a build, in tests).
     Dir { dir: PathBuf },
+    /// Outputs a phase holds in memory, read back as an upstream's within
+    /// the same phase (never sent to another process).
+    #[serde(skip)]
+    Memory { files: MemoryOutputs },
 }
 
 impl Upstream {
@@ -123,6 +127,25 @@ impl Upstream {
             mode,
             role,
             artifacts: Artifacts::Dir { dir },
+        }
+    }
+
+    /// A phase's own outputs, read as an upstream's; see
+    /// [`Upstream::into_memory`] to take them back.
+    pub fn from_memory(node: String, mode: String, role: Role, files: MemoryOutputs) -> Self {
+        Upstream {
+            node,
+            mode,
+            role,
+            artifacts: Artifacts::Memory { files },
+        }
+    }
+
+    /// The outputs of [`Upstream::from_memory`]; empty for other kinds.
+    pub fn into_memory(self) -> MemoryOutputs {
+        match self.artifacts {
+            Artifacts::Memory { files } => files,
+            _ => MemoryOutputs::default(),
         }
     }
 
@@ -157,6 +180,7 @@ impl Upstream {
         match &self.artifacts {
             Artifacts::Stored { outputs, .. } => outputs.contains_key(name),
             Artifacts::Dir { dir } => dir.join(name).is_file(),
+            Artifacts::Memory { files } => files.get(name).is_some(),
         }
     }
 
@@ -177,6 +201,12 @@ impl Upstream {
                 })
             }
             Artifacts::Dir { dir } => std::fs::read(dir.join(name)),
+            Artifacts::Memory { files } => files.get(name).map(<[u8]>::to_vec).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} does not exist", self.describe(name)),
+                )
+            }),
         }
     }
 
@@ -195,6 +225,10 @@ impl Upstream {
                 store.put_blob_file(&digest, &bytes)
             }
             Artifacts::Dir { dir } => Ok(dir.join(name)),
+            Artifacts::Memory { .. } => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!("{} is held in memory, not in a file", self.describe(name)),
+            )),
         }
     }
 
@@ -216,6 +250,7 @@ impl Upstream {
                 Some(store.blob_path(&digest)).filter(|p| p.is_file())
             }
             Artifacts::Dir { dir } => Some(dir.join(name)),
+            Artifacts::Memory { .. } => None,
         };
         if let Some(source) = source
             && std::fs::hard_link(&source, dest).is_ok()
@@ -226,8 +261,10 @@ impl Upstream {
     }
 }
 
-/// Everything a phase may use while it runs. It writes its artifacts into
-/// `out_dir` and its human-readable log into `log`; nothing else.
+/// Everything a phase may use while it runs. It hands its artifacts to
+/// `memory` or writes them into `out_dir` (only when [`Phase::writes_files`]
+/// says so; otherwise that directory does not exist), and its
+/// human-readable log into `log`; nothing else.
 pub struct PhaseContext<'a> {
     pub node: &'a str,
     pub config: &'a Value,
@@ -235,7 +272,81 @@ pub struct PhaseContext<'a> {
     pub base_dir: &'a Path,
     pub upstream: &'a [Upstream],
     pub out_dir: &'a Path,
+    pub memory: &'a mut MemoryOutputs,
     pub log: &'a mut dyn Write,
+}
+
+/// Artifacts a phase hands to the commit as bytes, by name: the store
+/// takes them without a file being written, read back and removed, which
+/// is most of what a small cached node costs (a sweep trial's signal and
+/// metrics). A name may not be both here and a file in `out_dir`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MemoryOutputs(#[serde(with = "base64_map")] std::collections::BTreeMap<String, Vec<u8>>);
+
+impl MemoryOutputs {
+    /// Sets artifact `name` (a `/`-separated path), replacing an earlier one.
+    pub fn put(&mut self, name: &str, bytes: impl Into<Vec<u8>>) {
+        self.0.insert(name.to_string(), bytes.into());
+    }
+
+    /// Sets artifact `name` to `value` as pretty JSON with a final newline,
+    /// the form every JSON artifact has.
+    pub fn put_json(&mut self, name: &str, value: &Value) -> Result<(), PhaseError> {
+        let mut text = serde_json::to_vec_pretty(value)?;
+        text.push(b'\n');
+        self.put(name, text);
+        Ok(())
+    }
+
+    /// The bytes of artifact `name`, when it was put.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(Vec::as_slice)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every artifact, sorted by name.
+    pub fn into_inner(self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.0
+    }
+}
+
+/// Bytes as base64 text in JSON: an action's outputs cross a process
+/// boundary (`admf exec-action`) at a third over their size, not as a
+/// list of numbers.
+mod base64_map {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<String, Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text: BTreeMap<&str, String> = map
+            .iter()
+            .map(|(k, v)| (k.as_str(), STANDARD.encode(v)))
+            .collect();
+        text.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+        let text = BTreeMap::<String, String>::deserialize(d)?;
+        text.into_iter()
+            .map(|(k, v)| {
+                STANDARD
+                    .decode(v)
+                    .map(|bytes| (k, bytes))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
 }
 
 /// Why a node failed: shown with its log. The build exits 1, or 2 when
@@ -309,6 +420,14 @@ pub trait Phase: Send + Sync {
     /// the workspace on a cache hit. Two nodes may not declare the same one.
     fn workspace_outputs(&self, _config: &Value, _base_dir: &Path) -> Vec<(String, PathBuf)> {
         Vec::new()
+    }
+
+    /// Whether the phase, in this role, writes files into
+    /// [`PhaseContext::out_dir`]. A phase that hands every artifact to
+    /// [`PhaseContext::memory`] returns false and then gets no directory
+    /// at all: no temp dir is made, locked, listed and removed for it.
+    fn writes_files(&self, _role: &Role) -> bool {
+        true
     }
 
     /// Modes that return true have their `grid:` expanded by the compiler

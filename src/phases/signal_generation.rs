@@ -72,6 +72,13 @@ impl Phase for SignalGeneration {
         true
     }
 
+    /// A trial hands its signal and metrics over in memory, and the
+    /// gather its trials' signals: a sweep of thousands of trials then
+    /// creates no file per trial.
+    fn writes_files(&self, role: &Role) -> bool {
+        matches!(role, Role::Single)
+    }
+
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         common::data_spec(config, Path::new("."))?;
         let s = common::strategy(config)?;
@@ -115,20 +122,18 @@ impl Phase for SignalGeneration {
             Role::Trial { index, name } => trial(ctx, index, &name).map(|_| ()),
             Role::Single => {
                 let record = trial(ctx, 0, "")?;
-                std::fs::copy(ctx.out_dir.join("signal.jsonl"), {
-                    let p = ctx.out_dir.join(signal_file(0));
-                    std::fs::create_dir_all(p.parent().unwrap_or(ctx.out_dir))?;
-                    p
-                })?;
+                let signal = ctx.memory.get("signal.jsonl").unwrap_or_default().to_vec();
+                ctx.memory.put(&signal_file(0), signal);
                 let records = vec![record];
-                common::write_json(ctx.out_dir, "trials.json", &json!(records))?;
+                ctx.memory.put_json("trials.json", &json!(records))?;
                 // The trial's own metrics plus the gather summary, so that
                 // conditions such as `x.best.sharpe` work either way.
-                let mut m = common::read_json(&ctx.out_dir.join("metrics.json"))?;
+                let mut m: Value =
+                    serde_json::from_slice(ctx.memory.get("metrics.json").unwrap_or(b"{}"))?;
                 if let (Value::Object(m), Value::Object(s)) = (&mut m, summary(&records)) {
                     m.extend(s);
                 }
-                common::write_json(ctx.out_dir, "metrics.json", &m)
+                ctx.memory.put_json("metrics.json", &m)
             }
         }
     }
@@ -152,7 +157,7 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
         signals::write_sparse(&mut signal, &b.symbol, &b.ts_text, &p);
         runs.push(common::run(b, p, fee, fill));
     }
-    common::write_file(ctx.out_dir, "signal.jsonl", &signal)?;
+    ctx.memory.put("signal.jsonl", signal);
     let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
     let (metrics, per_symbol) = write_runs(files, &bars, &runs)?;
     log_run(ctx.log, &spec.symbols.join(","), &name, &metrics)?;
@@ -164,7 +169,7 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     if let Some(per) = per_symbol {
         m.insert("per_symbol".into(), per);
     }
-    common::write_json(ctx.out_dir, "metrics.json", &Value::Object(m))?;
+    ctx.memory.put_json("metrics.json", &Value::Object(m))?;
     Ok(TrialRecord {
         index,
         name,
@@ -198,7 +203,10 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             Role::Trial { name, .. } => name.clone(),
             _ => String::new(),
         };
-        common::copy_upstream(up, "signal.jsonl", ctx.out_dir, &signal_file(*index))?;
+        let signal = up
+            .read("signal.jsonl")
+            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("signal.jsonl"))))?;
+        ctx.memory.put(&signal_file(*index), signal);
         records.push(TrialRecord {
             index: *index,
             name,
@@ -206,7 +214,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             metrics,
         });
     }
-    common::write_json(ctx.out_dir, "trials.json", &json!(records))?;
+    ctx.memory.put_json("trials.json", &json!(records))?;
     let s = summary(&records);
     if let Some(best) = s.get("best") {
         writeln!(
@@ -231,7 +239,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             strat.get("strategy").cloned().unwrap_or(Value::Null),
         );
     }
-    common::write_json(ctx.out_dir, "metrics.json", &m)
+    ctx.memory.put_json("metrics.json", &m)
 }
 
 /// Blocks of the combinatorially symmetric cross-validation (as in the
@@ -288,13 +296,15 @@ fn overfitting(ctx: &mut PhaseContext<'_>, records: &[TrialRecord]) -> Result<Va
     let fill = common::fill(ctx.config).map_err(issue_error)?;
     let bars = common::load_bars(&spec, ctx.log)?;
     // The signals this node has just gathered, read back as an upstream's.
-    let own = super::Upstream::from_dir(
+    let own = super::Upstream::from_memory(
         ctx.node.to_string(),
         "signal_generation".into(),
         ctx.role.clone(),
-        ctx.out_dir.to_path_buf(),
+        std::mem::take(ctx.memory),
     );
-    let returns = trial_returns(&own, &bars, fee, fill)?;
+    let returns = trial_returns(&own, &bars, fee, fill);
+    *ctx.memory = own.into_memory();
+    let returns = returns?;
     let stats = overfitting_stats(records, &returns, bars[0].periods_per_year());
     for (key, why) in [
         ("dsr", "the selected trial has no Sharpe ratio"),

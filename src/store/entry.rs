@@ -146,8 +146,9 @@ impl Entry {
     }
 }
 
-/// An entry being written: a temp dir `tmp/<key>.<pid>.<nonce>/` with an
-/// `out/` subdir, locked by this writer so gc and verify leave it alone.
+/// An entry being written: outputs handed over in memory and, for a
+/// writer of files, a temp dir `tmp/<key>.<pid>.<nonce>/` with an `out/`
+/// subdir, locked by this writer so gc and verify leave it alone.
 ///
 /// [`PendingEntry::commit`] turns it into an [`Entry`]; dropping it without
 /// commit removes the temp dir.
@@ -157,6 +158,9 @@ pub struct PendingEntry {
     key: String,
     dir: PathBuf,
     out: PathBuf,
+    // Whether `dir` was made (by [`Store::begin`]); an entry begun with
+    // [`Store::begin_in_memory`] takes no file at all.
+    made: bool,
     // The flock on `dir`, dropped after `dir` is removed (see `Drop`),
     // so the lock covers it.
     lock: Option<File>,
@@ -185,10 +189,28 @@ impl Store {
             key: key.to_string(),
             dir,
             out,
+            made: true,
             lock: Some(lock),
         };
         fs::create_dir(&pending.out)?;
         Ok(pending)
+    }
+
+    /// Starts a new entry for `key` whose outputs all come as bytes (see
+    /// [`PendingEntry::commit`]): nothing is created. The `out/` path it
+    /// names is private to it all the same, and a phase that writes there
+    /// after all fails its commit rather than losing the files.
+    pub fn begin_in_memory(&self, key: &str) -> io::Result<PendingEntry> {
+        check_key(key)?;
+        let dir = self.tmp_dir().join(format!("{key}.{}", unique_suffix()));
+        Ok(PendingEntry {
+            store: self.clone(),
+            key: key.to_string(),
+            out: dir.join("out"),
+            dir,
+            made: false,
+            lock: None,
+        })
     }
 }
 
@@ -213,10 +235,11 @@ impl PendingEntry {
 
     /// Seals the entry into the store.
     ///
-    /// Hashes every file under `out/` (sorted `/`-separated relative
-    /// paths). Small files and the log become inline blobs; large files
-    /// are made read-only and renamed into `blobs/`. Then one transaction
-    /// inserts the inline blobs and the action.
+    /// The outputs are the bytes in `memory` and every file under `out/`
+    /// (sorted `/`-separated relative paths); a name in both is an error.
+    /// Small outputs and the log become inline blobs; large files are made
+    /// read-only and renamed into `blobs/`, large bytes written there.
+    /// Then one transaction inserts the inline blobs and the action.
     ///
     /// If an entry for the key already exists (a concurrent writer won),
     /// it is kept and returned. Callers that hold [`Store::lock_key`]
@@ -224,7 +247,7 @@ impl PendingEntry {
     ///
     /// Fails on symlinks or non-UTF-8 names under `out/`.
     pub fn commit(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
-        self.seal(meta, log, false)
+        self.seal(meta, log, BTreeMap::new(), false)
     }
 
     /// Like [`PendingEntry::commit`], but an existing entry for the key is
@@ -232,11 +255,38 @@ impl PendingEntry {
     /// outputs differ from the stored ones keeps the new ones. The caller
     /// must hold [`Store::lock_key`].
     pub fn commit_replacing(self, meta: ManifestMeta, log: &[u8]) -> io::Result<Entry> {
-        self.seal(meta, log, true)
+        self.seal(meta, log, BTreeMap::new(), true)
     }
 
-    fn seal(self, meta: ManifestMeta, log: &[u8], replace: bool) -> io::Result<Entry> {
-        let files = list_outputs(&self.out)?;
+    /// [`PendingEntry::commit`] (or, with `replace`,
+    /// [`PendingEntry::commit_replacing`]) of the files under `out/` and
+    /// the outputs handed over as bytes in `memory`.
+    pub fn seal(
+        self,
+        meta: ManifestMeta,
+        log: &[u8],
+        memory: BTreeMap<String, Vec<u8>>,
+        replace: bool,
+    ) -> io::Result<Entry> {
+        let files = if self.made {
+            list_outputs(&self.out)?
+        } else if fs::symlink_metadata(&self.dir).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the phase wrote files although it declared that it hands every output over in memory",
+            ));
+        } else {
+            Vec::new()
+        };
+        if let Some(both) = files.iter().find(|f| memory.contains_key(&f.rel)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "output {:?} was both written as a file and handed over in memory",
+                    both.rel
+                ),
+            ));
+        }
         // In parallel only when there are many: for the two files of a
         // trial, waking the thread pool costs more than hashing them.
         let sealed: Vec<Sealed> = if files.len() > 16 {
@@ -263,6 +313,18 @@ impl PendingEntry {
                 }
             }
             outputs.insert(file.rel, file.record);
+        }
+        for (rel, bytes) in memory {
+            let record = OutputRecord {
+                blake3: digest_of(&bytes),
+                size: bytes.len() as u64,
+            };
+            if record.size <= INLINE_MAX {
+                inline.push((record.blake3.clone(), bytes));
+            } else {
+                self.store.put_blob_file(&record.blake3, &bytes)?;
+            }
+            outputs.insert(rel, record);
         }
         let log_digest = digest_of(log);
         if log.len() as u64 <= INLINE_MAX {
