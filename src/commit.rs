@@ -33,11 +33,15 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
         ingredients: ingredients.to_value(),
         duration_ms: output.duration_ms,
     };
-    let committed = entry.seal(meta, &log, output.memory.into_inner(), ctx.force[index]);
+    let committed = entry.with_ref(&ctx.workflow_id, &node.id).seal(
+        meta,
+        &log,
+        output.memory.into_inner(),
+        ctx.force[index],
+    );
     drop(lock);
     match committed {
         Ok(entry) => {
-            ctx.record_ref(node, &key, &mut log);
             let evidence = crate::decide::evidence(node, &key, &entry, &input_stats, &ingredients);
             NodeResult {
                 outcome: Outcome::Ran,

@@ -488,3 +488,24 @@ fn upstream_artifacts_survive_serialisation_and_are_checked_on_read() {
     assert!(back.read("metrics.json").is_err());
     assert!(up.read("metrics.json").is_err());
 }
+
+#[test]
+fn a_commit_with_a_ref_points_it_at_the_key_also_when_another_writer_won() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let k = key(50);
+    assert_eq!(store.read_ref("wf", "n"), None);
+    let first = store.begin_in_memory(&k).unwrap().with_ref("wf", "n");
+    first
+        .seal(meta("n"), b"", memory(&[("a", b"1".to_vec())]), false)
+        .unwrap();
+    assert_eq!(store.read_ref("wf", "n").as_deref(), Some(k.as_str()));
+    // Another workflow commits the same key after it: the entry stands,
+    // and its ref is recorded all the same.
+    let second = store.begin_in_memory(&k).unwrap().with_ref("other", "m");
+    let kept = second
+        .seal(meta("n"), b"", memory(&[("a", b"2".to_vec())]), false)
+        .unwrap();
+    assert_eq!(kept.read("a").unwrap(), b"1");
+    assert_eq!(store.read_ref("other", "m").as_deref(), Some(k.as_str()));
+}

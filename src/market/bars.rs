@@ -21,7 +21,15 @@ pub struct Bars {
     /// Periods per year declared by the workflow (`data.periods_per_year`);
     /// `None` infers them from the bar spacing.
     pub declared_periods_per_year: Option<f64>,
+    /// [`Frequency::detect`] of `ts`, once asked for: every trial of a
+    /// sweep runs on a copy of the same loaded bars, and detecting sorts
+    /// the bar spacings. Set `ts` before asking [`Bars::frequency`].
+    pub frequency_memo: FrequencyMemo,
 }
+
+/// The memo of [`Bars::frequency`]; `FrequencyMemo::default()` is empty.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrequencyMemo(std::sync::OnceLock<Frequency>);
 
 impl Bars {
     pub fn len(&self) -> usize {
@@ -33,7 +41,10 @@ impl Bars {
     }
 
     pub fn frequency(&self) -> Frequency {
-        Frequency::detect(&self.ts)
+        *self
+            .frequency_memo
+            .0
+            .get_or_init(|| Frequency::detect(&self.ts))
     }
 
     /// P, the annualisation base of every metric: the declared figure,
@@ -56,6 +67,7 @@ impl Bars {
             close: self.close[range.clone()].to_vec(),
             volume: self.volume[range].to_vec(),
             declared_periods_per_year: self.declared_periods_per_year,
+            frequency_memo: FrequencyMemo::default(),
         }
     }
 }

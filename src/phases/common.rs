@@ -238,6 +238,8 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
         let loaded = load_shared(file, symbol, spec.policy)
             .map_err(|e| PhaseError::bad_input(e.render(false).trim_end().to_string()))?;
+        // Detected once on the shared bars, so that every copy has it.
+        loaded.bars.frequency();
         let mut bars = loaded.bars.clone();
         bars.declared_periods_per_year = spec.periods_per_year;
         let b = &bars;

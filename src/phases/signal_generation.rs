@@ -26,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -260,8 +261,8 @@ pub fn trial_returns(
         per_symbol.push(load_trials(trials, &b.symbol, &b.ts_text)?.1);
     }
     let trials = per_symbol.first().map_or(0, Vec::len);
-    let mut out = Vec::with_capacity(trials);
-    for k in 0..trials {
+    // Trial by trial in parallel, collected in trial order.
+    let out = (0..trials).into_par_iter().map(|k| {
         let runs: Vec<common::Run> = bars
             .iter()
             .zip(&per_symbol)
@@ -280,9 +281,9 @@ pub fn trial_returns(
                 .collect();
             portfolio::equal_weight(&legs).1
         };
-        out.push(equity::strategy_returns(&equity));
-    }
-    Ok(out)
+        equity::strategy_returns(&equity)
+    });
+    Ok(out.collect())
 }
 
 /// The overfitting statistics of choosing the best trial by Sharpe ratio

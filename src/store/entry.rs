@@ -161,6 +161,8 @@ pub struct PendingEntry {
     // Whether `dir` was made (by [`Store::begin`]); an entry begun with
     // [`Store::begin_in_memory`] takes no file at all.
     made: bool,
+    // The ref (workflow id, node) the commit points at the key.
+    ref_to: Option<(String, String)>,
     // The flock on `dir`, dropped after `dir` is removed (see `Drop`),
     // so the lock covers it.
     lock: Option<File>,
@@ -190,6 +192,7 @@ impl Store {
             dir,
             out,
             made: true,
+            ref_to: None,
             lock: Some(lock),
         };
         fs::create_dir(&pending.out)?;
@@ -209,6 +212,7 @@ impl Store {
             out: dir.join("out"),
             dir,
             made: false,
+            ref_to: None,
             lock: None,
         })
     }
@@ -231,6 +235,13 @@ impl PendingEntry {
     /// The key this entry is for.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Makes the commit also point the ref of `node` in the workflow
+    /// `workflow_id` at this key, in the same transaction.
+    pub fn with_ref(mut self, workflow_id: &str, node: &str) -> Self {
+        self.ref_to = Some((workflow_id.to_string(), node.to_string()));
+        self
     }
 
     /// Seals the entry into the store.
@@ -345,10 +356,11 @@ impl PendingEntry {
             duration_ms: meta.duration_ms,
             created_unix: now_unix(),
         };
-        let written = self
-            .store
-            .index()
-            .insert(&inline, Some(&manifest), replace)?;
+        let ref_to = self.ref_to.as_ref().map(|(w, n)| (w.as_str(), n.as_str()));
+        let written =
+            self.store
+                .index()
+                .insert_with_ref(&inline, Some(&manifest), replace, ref_to)?;
         if !written {
             // Another writer committed first: its entry stands, unless it
             // cannot be trusted, and then ours replaces it.

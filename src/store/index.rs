@@ -197,6 +197,19 @@ impl Index {
         action: Option<&Manifest>,
         replace: bool,
     ) -> io::Result<bool> {
+        self.insert_with_ref(blobs, action, replace, None)
+    }
+
+    /// [`Index::insert`], also pointing the ref `(workflow id, node)` at
+    /// the action's key in the same transaction: a committed node costs
+    /// one transaction, not two.
+    pub(crate) fn insert_with_ref(
+        &self,
+        blobs: &[(String, Vec<u8>)],
+        action: Option<&Manifest>,
+        replace: bool,
+        ref_to: Option<(&str, &str)>,
+    ) -> io::Result<bool> {
         let mut written = false;
         let mut conn = self.conn();
         let tx = conn
@@ -235,6 +248,13 @@ impl Index {
                 })
                 .map_err(sql_err)?;
                 written = tx.changes() > 0;
+                if let Some((workflow_id, node)) = ref_to {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO refs (workflow_id, node, key) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute([workflow_id, node, m.key.as_str()]))
+                    .map_err(sql_err)?;
+                }
             }
         }
         tx.commit().map_err(sql_err)?;
