@@ -106,14 +106,29 @@ fn try_lock_key_reports_a_held_lock_and_drop_releases_it() {
     drop(held);
     waiter.join().unwrap().unwrap();
     assert!(store.try_lock_key(&k).unwrap().is_some());
-    // The lock file stays for the next holder; a repair removes it when free.
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 1);
+    // Keys lock bytes of one file, which a repair leaves alone: a lock
+    // held through a repair still excludes.
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
     let held = store.lock_key(&k).unwrap();
     store.verify(true).unwrap();
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 1);
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
+    assert!(store.try_lock_key(&k).unwrap().is_none());
+    // Another key (another byte) is free meanwhile.
+    assert!(store.try_lock_key(&key(4)).unwrap().is_some());
     drop(held);
     store.verify(true).unwrap();
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
+    assert!(store.try_lock_key(&k).unwrap().is_some());
+}
+
+/// The files under `locks/`, sorted.
+fn lock_files(root: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root.join("locks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
@@ -210,7 +225,9 @@ fn killed_writer_leaves_no_entry_and_its_debris_is_swept() {
     let report = store.verify(true).unwrap();
     assert_eq!(report.stale_tmp.len(), 1);
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
+    // The dead writer's key lock died with it.
+    assert!(store.try_lock_key(&key(6)).unwrap().is_some());
     assert!(store.verify(false).unwrap().is_clean());
 }
 
@@ -243,14 +260,9 @@ fn many_threads_many_keys_compute_each_key_once() {
     assert_eq!(computed.load(Ordering::SeqCst), 20);
     assert_eq!(store.ls().unwrap().len(), 20);
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
-    // One lock file per key stripe (the first two hex digits).
-    let stripes: std::collections::BTreeSet<String> =
-        (0..20).map(|i| key(1000 + i)[..2].to_string()).collect();
-    assert_eq!(
-        fs::read_dir(root.path().join("locks")).unwrap().count(),
-        stripes.len()
-    );
+    // One lock file for every key, whatever their number.
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
     assert!(store.verify(false).unwrap().is_clean());
     store.verify(true).unwrap();
-    assert_eq!(fs::read_dir(root.path().join("locks")).unwrap().count(), 0);
+    assert_eq!(lock_files(root.path()), ["keys.ofd"]);
 }

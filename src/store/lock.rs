@@ -9,6 +9,15 @@
 //! locks by `cache gc`) are deleted while the deleter holds the lock. A waiter that then obtains a
 //! lock on the deleted inode notices that the path no longer names the file
 //! it locked, and starts over; so at most one holder per path at a time.
+//!
+//! Per-key locks on Linux are the exception: one byte each of one file,
+//! `locks/keys.ofd`, taken with open-file-description (OFD) record locks,
+//! which behave like `flock`s (per open file description, released when
+//! the holder dies) but need no file per key. A cold store would
+//! otherwise create a lock file per key prefix, and creating a file is
+//! what a cold sweep trial costs most once its outputs stay in memory.
+//! The slot is the key's first four hex digits (65,536 slots). That file
+//! is never deleted. Elsewhere keys lock `locks/<first two hex>.lock`.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -135,18 +144,36 @@ impl Store {
     /// Takes the exclusive lock for `key`, waiting as long as another
     /// thread or process holds it. Released on drop.
     pub fn lock_key(&self, key: &str) -> io::Result<KeyLock> {
-        check_key(key)?;
-        let path = self.key_lock_path(key);
-        let file = lock_file(&path, LockKind::Exclusive, true)?.expect("blocking lock");
-        Ok(KeyLock { path, _file: file })
+        Ok(self.key_lock(key, true)?.expect("blocking lock"))
     }
 
     /// Like [`Store::lock_key`] but returns `Ok(None)` instead of waiting
     /// (useful to report "waiting for another build" before blocking).
     pub fn try_lock_key(&self, key: &str) -> io::Result<Option<KeyLock>> {
+        self.key_lock(key, false)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn key_lock(&self, key: &str, wait: bool) -> io::Result<Option<KeyLock>> {
+        check_key(key)?;
+        let path = self.locks_dir().join(KEY_LOCK_FILE);
+        // A new open file description per lock: two holders in one
+        // process exclude each other as two processes do.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let slot = u64::from_str_radix(&key[..4], 16).expect("a checked key is hex");
+        Ok(lock_byte(&file, slot, wait)?.then_some(KeyLock { path, _file: file }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn key_lock(&self, key: &str, wait: bool) -> io::Result<Option<KeyLock>> {
         check_key(key)?;
         let path = self.key_lock_path(key);
-        Ok(lock_file(&path, LockKind::Exclusive, false)?.map(|file| KeyLock { path, _file: file }))
+        Ok(lock_file(&path, LockKind::Exclusive, wait)?.map(|file| KeyLock { path, _file: file }))
     }
 
     /// Takes the shared build lock on `gc.lock` (waiting while a gc runs).
@@ -177,7 +204,47 @@ impl Store {
     /// holder never blocks on another lock (a build waits for a contended
     /// key on a thread of its own while its held keys run), so no cycle
     /// of waits can form.
+    #[cfg(not(target_os = "linux"))]
     fn key_lock_path(&self, key: &str) -> PathBuf {
         self.locks_dir().join(format!("{}.lock", &key[..2]))
+    }
+}
+
+/// The file whose bytes are the per-key locks on Linux (see the module
+/// docs); `cache gc` never removes it.
+pub(crate) const KEY_LOCK_FILE: &str = "keys.ofd";
+
+/// Takes an exclusive OFD record lock on byte `slot` of `file`; with
+/// `wait == false`, `Ok(false)` when another open file description holds
+/// it. Closing `file` releases it.
+#[cfg(target_os = "linux")]
+fn lock_byte(file: &File, slot: u64, wait: bool) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is a plain C struct for which all zero bytes is a
+    // valid value; every field the call reads is set below.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = slot as libc::off_t;
+    range.l_len = 1;
+    range.l_pid = 0;
+    let command = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call and
+        // `range` is a valid, initialised `flock` it reads.
+        let status = unsafe { libc::fcntl(file.as_raw_fd(), command, &range) };
+        if status == 0 {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN | libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(error),
+        }
     }
 }
