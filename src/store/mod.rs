@@ -17,7 +17,8 @@
 //!   tmp/blob.<pid>.<nonce>    a blob file being written (flocked), renamed into blobs/
 //!   views/<key>/              a materialised copy of an entry's outputs (`admf show`, reports);
 //!                             derived, removed by gc
-//!   locks/<key[0..2]>.lock    exclusive flock per key stripe (see [`Store::lock_key`])
+//!   locks/keys.ofd            per-key locks: one byte each (Linux; elsewhere
+//!                             locks/<key[0..2]>.lock stripes; see [`Store::lock_key`])
 //!   gc.lock                   shared flock held by builds, exclusive by gc
 //!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
 //!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export
