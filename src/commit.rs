@@ -5,10 +5,19 @@
 use crate::action::ActionOutput;
 use crate::decide::Pending;
 use crate::run::{NodeResult, Outcome, RunContext};
-use crate::store::ManifestMeta;
+use crate::store::{KeyLock, ManifestMeta};
 
 /// The result of node `pending.index` after its action ran with `output`.
-pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeResult {
+/// The key's lock goes to `held`: with group commit on, the rows are not
+/// visible to other processes before [`crate::store::Store::flush`], and
+/// until then another build must wait for the key rather than compute it
+/// again.
+pub fn commit(
+    ctx: &RunContext,
+    pending: Pending,
+    output: ActionOutput,
+    held: &mut Vec<KeyLock>,
+) -> NodeResult {
     let Pending {
         index,
         key,
@@ -39,7 +48,7 @@ pub fn commit(ctx: &RunContext, pending: Pending, output: ActionOutput) -> NodeR
         output.memory.into_inner(),
         ctx.force[index],
     );
-    drop(lock);
+    held.push(lock);
     match committed {
         Ok(entry) => {
             let evidence = crate::decide::evidence(node, &key, &entry, &input_stats, &ingredients);

@@ -17,7 +17,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
 
 use crate::action::ActionOutput;
 use crate::decide::{Decision, Pending, Prepared, after_lock, condition_inputs, decide};
@@ -117,6 +118,11 @@ pub fn dispatch(
     let mut in_flight: HashMap<usize, InFlight> = HashMap::new();
     // Actions executing plus contended keys being waited for.
     let mut running = 0usize;
+    let mut group = CommitGroup::new(n);
+    if let Err(e) = ctx.store.set_group_commit(true) {
+        board.stopping = true;
+        eprintln!("admf: cannot write to the store: {e}");
+    }
     loop {
         while running < executor.jobs() && !board.stopping {
             let Some(Reverse(i)) = board.ready.pop() else {
@@ -167,6 +173,11 @@ pub fn dispatch(
                 Final::Done(r) => Some(r.clone()),
                 _ => None,
             });
+            // What a node reads of its upstream must be visible to any
+            // process that may run it.
+            if node.deps.iter().any(|&d| group.contains(d)) {
+                group.flush(&ctx, &mut board);
+            }
             observer.started(&graph, i);
             let decision = decide(&ctx, i, &deps, &named);
             match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
@@ -177,15 +188,43 @@ pub fn dispatch(
         if running == 0 {
             break;
         }
-        let Ok(message) = rx.recv() else { break };
+        // The open commit group waits for more commits at most
+        // `CommitGroup::LINGER`, and not at all while a key lock it holds
+        // may be what a contended node waits for.
+        let contended = in_flight
+            .values()
+            .any(|f| matches!(f, InFlight::Contended(_)));
+        let message = match group.linger(contended) {
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => None,
+        };
+        let message = match message {
+            Some(message) => message,
+            None => {
+                group.flush(&ctx, &mut board);
+                let Ok(message) = rx.recv() else { break };
+                message
+            }
+        };
         running -= 1;
         match message {
             Message::Executed(i, output) => {
                 let Some(InFlight::Executing(pending)) = in_flight.remove(&i) else {
                     unreachable!("node {i} finished an action it was not given");
                 };
-                let result = crate::commit::commit(&ctx, *pending, output);
+                let result = crate::commit::commit(&ctx, *pending, output, &mut group.locks);
+                let committed = matches!(result.outcome, Outcome::Ran);
                 board.settle(&graph, observer, i, result);
+                if committed {
+                    group.add(i);
+                    if group.is_full() {
+                        group.flush(&ctx, &mut board);
+                    }
+                }
             }
             Message::Locked(prepared, lock) => {
                 let i = prepared.index;
@@ -208,9 +247,95 @@ pub fn dispatch(
             }
         }
     }
+    group.flush(&ctx, &mut board);
+    if let Err(e) = ctx.store.set_group_commit(false) {
+        eprintln!("admf: cannot write to the store: {e}");
+    }
     BuildReport {
         nodes: board.state,
         selected,
+    }
+}
+
+/// Nodes committed into the store's open group transaction, and the key
+/// locks held until it is flushed (see [`crate::store::Store::set_group_commit`]).
+struct CommitGroup {
+    nodes: Vec<usize>,
+    member: Vec<bool>,
+    locks: Vec<KeyLock>,
+    /// When the first node of the open group was committed.
+    opened: Option<Instant>,
+}
+
+impl CommitGroup {
+    /// At most this many nodes wait in one group, and for at most
+    /// `LINGER`: together they bound the work a kill loses and how long
+    /// another build waits for the store's write lock or for a key.
+    const MAX: usize = 256;
+    const LINGER: Duration = Duration::from_millis(20);
+
+    fn new(nodes: usize) -> Self {
+        CommitGroup {
+            nodes: Vec::new(),
+            member: vec![false; nodes],
+            locks: Vec::new(),
+            opened: None,
+        }
+    }
+
+    /// How long the coordinator may wait for a message before the group
+    /// must be flushed; `None` to flush before waiting at all (nothing
+    /// open, its time is up, or a contended node may wait on its locks).
+    fn linger(&self, contended: bool) -> Option<Duration> {
+        let opened = self.opened?;
+        if contended {
+            return None;
+        }
+        Self::LINGER
+            .checked_sub(opened.elapsed())
+            .filter(|left| !left.is_zero())
+    }
+
+    fn contains(&self, node: usize) -> bool {
+        self.member[node]
+    }
+
+    fn add(&mut self, node: usize) {
+        self.opened.get_or_insert_with(Instant::now);
+        self.member[node] = true;
+        self.nodes.push(node);
+    }
+
+    fn is_full(&self) -> bool {
+        self.nodes.len() >= Self::MAX
+    }
+
+    /// Commits the group and releases its locks. When the commit fails,
+    /// its nodes become failures (their outputs are not stored) and the
+    /// build stops as for any failure.
+    fn flush(&mut self, ctx: &RunContext, board: &mut Board) {
+        if let Err(e) = ctx.store.flush() {
+            for &i in &self.nodes {
+                let Final::Done(result) = &board.state[i] else {
+                    continue;
+                };
+                let failed = NodeResult::failed(
+                    format!("cannot store the outputs: {e}"),
+                    result.key.clone(),
+                    result.log.clone(),
+                    result.seconds,
+                );
+                board.state[i] = Final::Done(Arc::new(failed));
+            }
+            if !board.keep_going {
+                board.stopping = true;
+            }
+        }
+        for i in self.nodes.drain(..) {
+            self.member[i] = false;
+        }
+        self.locks.clear();
+        self.opened = None;
     }
 }
 

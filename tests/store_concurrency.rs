@@ -266,3 +266,89 @@ fn many_threads_many_keys_compute_each_key_once() {
     store.verify(true).unwrap();
     assert_eq!(lock_files(root.path()), ["keys.ofd"]);
 }
+
+#[test]
+fn grouped_commits_are_seen_by_this_store_at_once_and_by_others_after_a_flush() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    // Another connection to the same index, as another process has.
+    let other = Store::open(root.path()).unwrap();
+    store.set_group_commit(true).unwrap();
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let k = key(2000 + i);
+        let pending = store.begin(&k).unwrap().with_ref("wf", &format!("n{i}"));
+        fs::write(pending.out_dir().join("v"), k.as_bytes()).unwrap();
+        pending.commit(meta(), b"").unwrap();
+        keys.push(k);
+    }
+    for k in &keys {
+        let hit = store.lookup(k, &StatCache::in_memory()).hit().expect("hit");
+        assert_eq!(hit.read("v").unwrap(), k.as_bytes());
+        assert_eq!(other.lookup(k, &StatCache::in_memory()), Lookup::Missing);
+    }
+    assert_eq!(other.read_ref("wf", "n0"), None);
+    store.flush().unwrap();
+    for k in &keys {
+        assert!(other.lookup(k, &StatCache::in_memory()).hit().is_some());
+    }
+    assert_eq!(
+        other.read_ref("wf", "n2").as_deref(),
+        Some(keys[2].as_str())
+    );
+    // Off again: each commit is its own transaction, seen by others at once.
+    store.set_group_commit(false).unwrap();
+    let k = key(2010);
+    let pending = store.begin(&k).unwrap();
+    fs::write(pending.out_dir().join("v"), b"x").unwrap();
+    pending.commit(meta(), b"").unwrap();
+    assert!(other.lookup(&k, &StatCache::in_memory()).hit().is_some());
+}
+
+#[test]
+fn a_group_left_open_by_a_killed_build_is_lost_whole_and_the_store_stays_sound() {
+    let root = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_grouping_writer_that_dies", "--nocapture"])
+        .env("ADMF_STORE_TEST_CHILD_ROOT", root.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = Store::open(root.path()).unwrap();
+    // The flushed group is there; the open one is gone, entry and ref.
+    assert!(
+        store
+            .lookup(&key(3000), &StatCache::in_memory())
+            .hit()
+            .is_some()
+    );
+    assert_eq!(
+        store.lookup(&key(3001), &StatCache::in_memory()),
+        Lookup::Missing
+    );
+    assert_eq!(store.read_ref("wf", "later"), None);
+    // Nobody holds the write lock of the dead process.
+    let pending = store.begin(&key(3002)).unwrap();
+    fs::write(pending.out_dir().join("v"), b"x").unwrap();
+    pending.commit(meta(), b"").unwrap();
+    assert!(store.verify(false).unwrap().is_clean());
+}
+
+/// Runs in a child process: flushes one group, then dies with a second
+/// one open.
+#[test]
+fn child_grouping_writer_that_dies() {
+    let Ok(root) = std::env::var("ADMF_STORE_TEST_CHILD_ROOT") else {
+        return;
+    };
+    let store = Store::open(std::path::Path::new(&root)).unwrap();
+    store.set_group_commit(true).unwrap();
+    let pending = store.begin(&key(3000)).unwrap();
+    fs::write(pending.out_dir().join("v"), b"kept").unwrap();
+    pending.commit(meta(), b"").unwrap();
+    store.flush().unwrap();
+    let pending = store.begin(&key(3001)).unwrap().with_ref("wf", "later");
+    fs::write(pending.out_dir().join("v"), b"lost").unwrap();
+    pending.commit(meta(), b"").unwrap();
+    std::process::exit(0);
+}

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS run_nodes (
 /// cache warm for all of them.
 pub(crate) struct Index {
     conn: Mutex<Connection>,
+    /// Whether commits join one open transaction ([`Index::set_grouping`]).
+    grouping: AtomicBool,
+    /// Whether that transaction is open; changed only while `conn` is locked.
+    group_open: AtomicBool,
 }
 
 /// Run `step`, again while another process holds a lock it needs. Turning
@@ -158,19 +163,63 @@ impl Index {
         }
         Ok(Index {
             conn: Mutex::new(conn),
+            grouping: AtomicBool::new(false),
+            group_open: AtomicBool::new(false),
         })
     }
 
     /// Copies the WAL into the database and truncates it, as far as
     /// readers of other processes allow (they keep what they read).
     pub(crate) fn checkpoint(&self) -> io::Result<()> {
-        self.conn()
+        self.conn_for_transaction()?
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
             .map_err(sql_err)
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Group commit: while on, each [`Index::insert_with_ref`] is a
+    /// savepoint inside one open write transaction, committed by
+    /// [`Index::flush`]; a committed node then costs a few row writes
+    /// instead of a transaction of its own (a WAL commit, its page writes
+    /// and the locking around it). Rows of the open group are visible
+    /// through this connection (every reader in this process) and to other
+    /// processes only once flushed; a kill before that loses them, which
+    /// only means they are computed again. Turning it off flushes.
+    pub(crate) fn set_grouping(&self, on: bool) -> io::Result<()> {
+        if !on {
+            self.flush()?;
+        }
+        self.grouping.store(on, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Commits the open group transaction, if any.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let conn = self.conn();
+        self.flush_locked(&conn)
+    }
+
+    fn flush_locked(&self, conn: &Connection) -> io::Result<()> {
+        if !self.group_open.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        conn.execute_batch("COMMIT").map_err(|e| {
+            // A failed COMMIT can leave the transaction open: end it, so
+            // that the next write starts clean.
+            let _ = conn.execute_batch("ROLLBACK");
+            sql_err(e)
+        })
+    }
+
+    /// The connection, for a write transaction of its own: the open
+    /// group, if any, is committed first.
+    pub(crate) fn conn_for_transaction(&self) -> io::Result<MutexGuard<'_, Connection>> {
+        let conn = self.conn();
+        self.flush_locked(&conn)?;
+        Ok(conn)
     }
 
     /// The bytes of an inline blob.
@@ -210,11 +259,38 @@ impl Index {
         replace: bool,
         ref_to: Option<(&str, &str)>,
     ) -> io::Result<bool> {
-        let mut written = false;
         let mut conn = self.conn();
+        if self.grouping.load(Ordering::SeqCst) {
+            if !self.group_open.load(Ordering::SeqCst) {
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err)?;
+                self.group_open.store(true, Ordering::SeqCst);
+            }
+            // A savepoint per node: a failing node takes back its own rows
+            // only (dropping the savepoint rolls back to it).
+            let node = conn.savepoint().map_err(sql_err)?;
+            let written = write_rows(&node, blobs, action, replace, ref_to)?;
+            node.commit().map_err(sql_err)?;
+            return Ok(written);
+        }
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;
+        let written = write_rows(&tx, blobs, action, replace, ref_to)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(written)
+    }
+}
+
+/// The rows of one committed node, inside the caller's transaction.
+fn write_rows(
+    tx: &Connection,
+    blobs: &[(String, Vec<u8>)],
+    action: Option<&Manifest>,
+    replace: bool,
+    ref_to: Option<(&str, &str)>,
+) -> io::Result<bool> {
+    let mut written = false;
+    {
         {
             let mut put = tx
                 .prepare_cached("INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)")
@@ -257,10 +333,11 @@ impl Index {
                 }
             }
         }
-        tx.commit().map_err(sql_err)?;
-        Ok(written)
     }
+    Ok(written)
+}
 
+impl Index {
     /// The action row of `key`, parsed; `Ok(Err(reason))` for a row that
     /// does not parse.
     pub(crate) fn action(&self, key: &str) -> io::Result<Option<Result<Manifest, String>>> {
@@ -303,7 +380,7 @@ impl Index {
 
     /// Removes actions and inline blobs, in one transaction.
     pub(crate) fn remove(&self, keys: &[String], digests: &[String]) -> io::Result<()> {
-        let mut conn = self.conn();
+        let mut conn = self.conn_for_transaction()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;

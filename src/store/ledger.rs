@@ -58,7 +58,7 @@ impl Store {
     }
 
     fn append_run(&self, run: &RunRecord) -> io::Result<()> {
-        let mut conn = self.index().conn();
+        let mut conn = self.index().conn_for_transaction()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;

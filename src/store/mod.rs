@@ -59,13 +59,18 @@
 //! # Writing an entry
 //!
 //! [`Store::begin`] makes a flocked temp dir with an `out/` subdir for the
-//! node to write into. [`PendingEntry::commit`] hashes every file under
-//! `out/`; small ones go into the `blobs` table, large ones are made
-//! read-only and renamed into `blobs/` (a blob already there is kept: the
-//! content is the same). Then one transaction inserts the small blobs and
-//! the action row. A kill before that transaction leaves at most
-//! unreferenced blob files, which gc removes; after it, the entry is
-//! complete.
+//! node to write into; [`Store::begin_in_memory`] makes nothing, for a
+//! node that hands its outputs over as bytes. [`PendingEntry::seal`]
+//! hashes those bytes and every file under `out/`; small ones go into the
+//! `blobs` table, large ones are made read-only and renamed into `blobs/`
+//! (a blob already there is kept: the content is the same). Then one
+//! transaction inserts the small blobs, the action row and the node's ref.
+//! A kill before that transaction leaves at most unreferenced blob files,
+//! which gc removes; after it, the entry is complete. A build turns on
+//! group commit ([`Store::set_group_commit`]): its commits are savepoints
+//! of one open transaction, committed when the build waits or has grouped
+//! enough, so that a cold sweep pays one WAL commit per group of trials
+//! rather than one per trial.
 //!
 //! # Reading an entry
 //!
@@ -233,6 +238,19 @@ impl Store {
 
     pub(crate) fn index(&self) -> &index::Index {
         &self.index
+    }
+
+    /// Group commit on or off (see the index's `set_grouping`): while on,
+    /// commits of this process join one open transaction until
+    /// [`Store::flush`]. Turning it off flushes.
+    pub fn set_group_commit(&self, on: bool) -> io::Result<()> {
+        self.index.set_grouping(on)
+    }
+
+    /// Commits the open group of commits, making them visible to other
+    /// processes.
+    pub fn flush(&self) -> io::Result<()> {
+        self.index.flush()
     }
 }
 
