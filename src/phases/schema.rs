@@ -103,6 +103,7 @@ const OBJECTIVE: KeyDoc = k(
 /// The `metrics.json` of a single backtest run.
 const RUN_METRICS: &str = "JSON object: every metric (see Metrics) plus `strategy`, `params` (every parameter, defaults included), `fee`, `slippage_bps`, `fill`, `symbols`, and `benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}` (see Benchmark); with several symbols also `per_symbol: {SYMBOL: {metrics}}`";
 const EQUITY: &str = "CSV `ts,equity,position`: one row per bar, equity starting at 1, `position` the one held (with several symbols `equity.csv` is the equal-weight portfolio `ts,equity` and `equity_SYMBOL.csv` each symbol)";
+const BENCHMARK_CURVE: &str = "CSV `ts,equity`: buy-and-hold of the same bars, costs and fill, one row per bar (one symbol only)";
 const TRADES: &str = "CSV `symbol,side,entry_ts,exit_ts,bars,closed,return`: every round trip, `side` long|short, `closed` false for a trade still open on the last bar";
 const TRIALS: &str = "JSON list of `{index, name, params, metrics}`, one per trial in grid order";
 const SIGNALS: &str = "sparse signal, one JSON object per position change: `{\"i\": bar index, \"ts\": timestamp as in the data, \"sym\": symbol, \"v\": position from bar i on}`; the position before the first line is 0";
@@ -116,6 +117,7 @@ pub const MODES: &[ModeDoc] = &[
             f("metrics.json", RUN_METRICS),
             f("equity.csv", EQUITY),
             f("trades.csv", TRADES),
+            f("benchmark.csv", BENCHMARK_CURVE),
         ],
         condition_paths: &[
             "total_return",
@@ -273,6 +275,10 @@ pub const MODES: &[ModeDoc] = &[
                 "equity.csv",
                 "CSV `ts,equity,position,part` over all bars, `part` train|test",
             ),
+            f(
+                "benchmark.csv",
+                "CSV `ts,equity`: buy-and-hold of the same bars and costs over all bars",
+            ),
         ],
         condition_paths: &[
             "test.sharpe",
@@ -287,7 +293,7 @@ pub const MODES: &[ModeDoc] = &[
     },
     ModeDoc {
         name: "report",
-        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: a header with the data, costs, fill and split, backtest metrics and curves, sweep heatmaps with the overfitting statistics, regime winners, ensemble train/test against buy-and-hold.",
+        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: a header with the data, costs, fill and split, backtest metrics and curves, sweep heatmaps (with a colour scale) and the overfitting statistics, regime winners, ensemble train/test against buy-and-hold. Every backtest and ensemble curve comes with equity against buy-and-hold (log scale optional), drawdown, rolling Sharpe ratio, the five deepest drawdown periods and a monthly and yearly returns table; a backtest also lists its trades (the first 500).",
         keys: &[
             k(
                 "data",
@@ -315,6 +321,18 @@ pub const MODES: &[ModeDoc] = &[
                 "inherited; shown in the page header",
             ),
             k("title", "string", "\"admf report: NODE\"", "the page title"),
+            k(
+                "log_scale",
+                "bool",
+                "false",
+                "draw equity and its buy-and-hold benchmark on a log axis",
+            ),
+            k(
+                "rolling_window",
+                "int in [2, 100000]",
+                "126",
+                "bars in the trailing window of the rolling Sharpe ratio chart (annualised like the metrics)",
+            ),
         ],
         files: &[
             f("report.html", "the HTML page"),

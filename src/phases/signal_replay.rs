@@ -24,8 +24,9 @@
 //! evaluated, `signals`, `objective`, `score`: the objective of the train
 //! figures, and `benchmark`: buy-and-hold of the same bars and costs per
 //! part, with the ensemble's alpha, beta, information ratio and excess
-//! return against it) and `equity.csv`
-//! (`ts,equity,position,part` over all bars). Train/test metrics follow
+//! return against it), `equity.csv`
+//! (`ts,equity,position,part` over all bars) and `benchmark.csv`
+//! (`ts,equity`: the buy-and-hold curve over all bars). Train/test metrics follow
 //! the split convention of the ensemble module; each part's win rate
 //! counts the closed trades that exit inside it. The search rate goes to
 //! the log only, never into an artifact.
@@ -226,7 +227,7 @@ impl Phase for SignalReplay {
     }
 
     fn version(&self) -> &'static str {
-        "signal_replay-2"
+        "signal_replay-3"
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -283,7 +284,8 @@ impl Phase for SignalReplay {
         }
         common::write_json(ctx.out_dir, "weights.json", &out.weights)?;
         common::write_json(ctx.out_dir, "metrics.json", &out.metrics)?;
-        common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)
+        common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)?;
+        common::write_file(ctx.out_dir, "benchmark.csv", &out.benchmark_csv)
     }
 }
 
@@ -333,6 +335,8 @@ pub struct ReplayOutput {
     pub weights: Value,
     pub metrics: Value,
     pub equity_csv: String,
+    /// Buy-and-hold of the same bars and costs, `ts,equity`.
+    pub benchmark_csv: String,
 }
 
 /// The trials that `select` keeps, in index order.
@@ -700,10 +704,12 @@ pub fn replay(
             bars.ts_text[t], e[t], positions[t]
         ));
     }
+    let ts: Vec<&str> = bars.ts_text.iter().map(String::as_str).collect();
     Ok(ReplayOutput {
         weights,
         metrics,
         equity_csv: csv,
+        benchmark_csv: common::equity_csv(&ts, &held, None),
     })
 }
 
