@@ -212,12 +212,9 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
             "pbo_combinations",
         ])
     };
-    let best = || {
-        under(
-            "best",
-            &["trial", "name", "sharpe", "total_return", "params"],
-        )
-    };
+    let best_of =
+        |key: &'static str| under(key, &["trial", "name", "sharpe", "total_return", "params"]);
+    let best = || best_of("best");
     Some(match (mode, role) {
         ("backtest", _) => {
             let mut keys = trial();
@@ -236,6 +233,7 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
                 leaf("trials"),
                 leaf("strategy"),
                 best(),
+                best_of("train_best"),
                 sweep_overfitting(),
             ]
         }
@@ -249,6 +247,7 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
         }
         ("signal_replay", _) => vec![
             under("train", &m),
+            under("validation", &m),
             under("test", &m),
             leaf("weightings"),
             leaf("signals"),
@@ -262,7 +261,7 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
                 "min_backtest_years",
                 "backtest_years",
             ]),
-            under("benchmark", &["name", "train", "test"]),
+            under("benchmark", &["name", "train", "validation", "test"]),
             under(
                 "lag_check",
                 &[

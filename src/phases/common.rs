@@ -392,52 +392,6 @@ pub fn fill(config: &Value) -> Result<Fill, ConfigIssue> {
 /// the top of the workflow: those of [`INHERITS`] and the `split`.
 pub const INHERITS_WITH_SPLIT: &[&str] = &["data", "strategy", "costs", "execution", "split"];
 
-/// The train fraction of `split:`, declared once at the top of a workflow
-/// (or on a phase): `split: 0.8` or `split: {train: 0.8}`; 0.8 when
-/// absent. Every selection (regime winners, `top: N`, ensemble weights)
-/// looks at the train part only.
-pub fn split_fraction(config: &Value) -> Result<f64, ConfigIssue> {
-    let bad = || {
-        ConfigIssue::new(
-            "split",
-            "expected a train fraction in (0, 1), e.g. 0.8 or {train: 0.8}",
-        )
-    };
-    let value = match config.get("split") {
-        None | Some(Value::Null) => return Ok(0.8),
-        Some(Value::Object(m)) => {
-            for key in m.keys() {
-                if key != "train" {
-                    return Err(issue(
-                        format!("split.{key}"),
-                        format!("unknown split key `{key}` (known: train)"),
-                        did_you_mean(key, ["train"]),
-                    ));
-                }
-            }
-            m.get("train").ok_or_else(bad)?
-        }
-        Some(v) => v,
-    };
-    value
-        .as_f64()
-        .filter(|s| *s > 0.0 && *s < 1.0)
-        .ok_or_else(|| ConfigIssue {
-            key: if value == config.get("split").unwrap_or(&Value::Null) {
-                "split".into()
-            } else {
-                "split.train".into()
-            },
-            ..bad()
-        })
-}
-
-/// s = ⌊N·fraction⌋, kept in 2..N−1: the first bar of the test part.
-/// Train returns are r_1..r_{s−1} (bars 0..s), test returns r_s..r_T.
-pub fn split_index(n: usize, fraction: f64) -> usize {
-    ((n as f64 * fraction).floor() as usize).clamp(2, n.saturating_sub(1).max(2))
-}
-
 /// For the modes that replay saved signals at the close only: the weight
 /// search scores close-to-close returns, so a next-open fill would make
 /// its figures wrong rather than merely slower.
@@ -727,28 +681,5 @@ mod tests {
         );
         let e = fill(&json!({"execution": {"fil": "close"}})).unwrap_err();
         assert_eq!(e.key, "execution.fil");
-    }
-
-    #[test]
-    fn split_forms() {
-        assert_eq!(split_fraction(&json!({})).unwrap(), 0.8);
-        assert_eq!(split_fraction(&json!({"split": 0.6})).unwrap(), 0.6);
-        assert_eq!(
-            split_fraction(&json!({"split": {"train": 0.7}})).unwrap(),
-            0.7
-        );
-        assert_eq!(
-            split_fraction(&json!({"split": 1.2})).unwrap_err().key,
-            "split"
-        );
-        let e = split_fraction(&json!({"split": {"train": 0}})).unwrap_err();
-        assert_eq!(e.key, "split.train");
-        let e = split_fraction(&json!({"split": {"trian": 0.5}})).unwrap_err();
-        assert_eq!(
-            (e.key.as_str(), e.hint.as_deref()),
-            ("split.trian", Some("did you mean `train`?"))
-        );
-        assert_eq!(split_index(5241, 0.8), 4192);
-        assert_eq!((split_index(3, 0.1), split_index(10, 0.99)), (2, 9));
     }
 }

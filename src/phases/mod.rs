@@ -14,6 +14,7 @@ pub mod report;
 pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
+pub mod split;
 pub mod walk_forward;
 
 pub use builtin::Builtin;

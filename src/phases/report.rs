@@ -152,7 +152,9 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
     };
     let (fee, slippage) = common::costs(config).unwrap_or((0.0, 0.0));
     let fill = common::fill(config).map(|f| f.name()).unwrap_or("close");
-    let split = common::split_fraction(config).unwrap_or(0.8);
+    let split = super::split::split(config)
+        .map(|s| s.describe())
+        .unwrap_or_default();
     let mut s = String::from("<table class=\"header\">\n");
     let mut row = |k: &str, v: String| {
         let _ = writeln!(
@@ -185,13 +187,7 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
         format!("fee {fee}, slippage {slippage} bps per unit of position change"),
     );
     row("fill", fill.to_string());
-    row(
-        "split",
-        format!(
-            "the first {:.0}% of the bars train every selection; the rest is the test",
-            split * 100.0
-        ),
-    );
+    row("split", split);
     s.push_str("</table>\n");
     Ok(s)
 }

@@ -40,6 +40,7 @@ use super::analysis::{objective, one_symbol};
 use super::backtest::{fixed, issue_error};
 use super::common;
 use super::signal_generation::{TrialRecord, load_trials};
+use super::split::Split;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
 use crate::error::did_you_mean;
 use crate::market::benchmark::relative;
@@ -73,7 +74,7 @@ pub struct ReplayConfig {
     pub method: Method,
     pub threshold: f64,
     pub objective: Objective,
-    pub split: f64,
+    pub split: Split,
     pub per_regime: Option<String>,
 }
 
@@ -184,7 +185,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         |t| (0.0..=1.0).contains(&t),
         "a threshold in [0, 1]",
     )?;
-    let split = common::split_fraction(config)?;
+    let split = super::split::split(config)?;
     let per_regime = match config.get("per_regime") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
@@ -467,10 +468,13 @@ pub fn replay(
     let n = bars.len();
     let ppy = bars.periods_per_year();
     let returns = equity::close_returns(&bars.close);
-    let split_at = common::split_index(n, rc.split);
     if n < 4 {
         return Err(PhaseError::new(format!("{n} bars are too few to split")));
     }
+    let parts = rc.split.parts(&bars.ts).map_err(PhaseError::bad_input)?;
+    // Selection sees bars 0..split_at; the test part starts at test_at,
+    // after the validation part when there is one.
+    let (split_at, test_at) = (parts.train_end, parts.validation_end);
     let pool = Pool {
         records,
         dense,
@@ -577,38 +581,33 @@ pub fn replay(
         .filter(|t| t.closed && t.exit < split_at)
         .cloned()
         .collect();
-    let test_trades: Vec<_> = trades
-        .iter()
-        .filter(|t| t.exit >= split_at)
-        .cloned()
-        .collect();
     let mut train = Metrics::from_equity(&e[..split_at], ppy);
     train.add_positions(&positions[..split_at], &train_trades);
-    let base = e[split_at - 1];
-    // Ruined in training: the test part starts (and stays) at ruin.
-    let test_e: Vec<f64> = if base > 0.0 {
-        e[split_at - 1..].iter().map(|x| x / base).collect()
-    } else {
-        vec![0.0; n - split_at + 1]
-    };
-    let mut test = Metrics::from_equity(&test_e, ppy);
-    test.bars = (n - split_at) as u64;
-    test.add_positions_after(
-        positions[split_at - 1],
-        &positions[split_at..],
-        &test_trades,
-    );
+    let (test_e, test) = later_part(&e, &positions, &trades, test_at, n, ppy);
+    let validation = parts
+        .has_validation()
+        .then(|| later_part(&e, &positions, &trades, split_at, test_at, ppy).1);
     writeln!(
         log,
         "train ({} bars): sharpe {}, total return {:.2}%; test ({} bars): sharpe {}, total return {:.2}%",
         split_at,
         fixed(train.sharpe, 1.0, 3, ""),
         train.total_return * 100.0,
-        n - split_at,
+        n - test_at,
         fixed(test.sharpe, 1.0, 3, ""),
         test.total_return * 100.0
     )?;
     common::log_notes(log, "train", &train)?;
+    if let Some(v) = &validation {
+        writeln!(
+            log,
+            "validation ({} bars): sharpe {}, total return {:.2}%",
+            test_at - split_at,
+            fixed(v.sharpe, 1.0, 3, ""),
+            v.total_return * 100.0
+        )?;
+        common::log_notes(log, "validation", v)?;
+    }
     common::log_notes(log, "test", &test)?;
     // How much of the chosen weighting's train Sharpe ratio is the luck of
     // trying `evaluated` weightings: the deflated Sharpe ratio over the
@@ -656,36 +655,52 @@ pub fn replay(
         "candidates": cands.count(),
         "objective": rc.objective.name(),
         "threshold": rc.threshold,
-        "split": rc.split,
+        "split": rc.split.to_json(),
         "split_index": split_at,
         "split_ts": bars.ts_text[split_at],
         "score": score,
         "signals": weight_list(records, &chosen, &global),
     });
+    if parts.has_validation() {
+        weights["test_index"] = json!(test_at);
+        weights["test_ts"] = json!(bars.ts_text[test_at]);
+    }
     if !regime_json.is_null() {
         weights["per_regime"] = regime_json;
     }
     // Buy-and-hold of the same bars and costs, split the same way.
     let held = equity::equity_curve(&returns, &vec![1; n], fee);
-    let bh_base = held[split_at - 1];
-    let bh_test: Vec<f64> = held[split_at - 1..].iter().map(|x| x / bh_base).collect();
+    let rebased = |curve: &[f64], from: usize, to: usize| -> Vec<f64> {
+        let base = curve[from - 1];
+        if base > 0.0 {
+            curve[from - 1..to].iter().map(|x| x / base).collect()
+        } else {
+            vec![0.0; to - from + 1]
+        }
+    };
     let part = |strategy: &[f64], bench: &[f64]| {
         let mut v = serde_json::to_value(relative(strategy, bench, ppy)).unwrap_or(Value::Null);
         v["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(bench, ppy)));
         v
     };
-    let benchmark = json!({
+    let mut benchmark = json!({
         "name": "buy_and_hold",
         "train": part(&e[..split_at], &held[..split_at]),
-        "test": part(&test_e, &bh_test),
+        "test": part(&test_e, &rebased(&held, test_at, n)),
     });
+    if parts.has_validation() {
+        benchmark["validation"] = part(
+            &rebased(&e, split_at, test_at),
+            &rebased(&held, split_at, test_at),
+        );
+    }
     writeln!(
         log,
         "buy-and-hold: train sharpe {}, test sharpe {}",
         fixed(benchmark["train"]["metrics"]["sharpe"].as_f64(), 1.0, 3, ""),
         fixed(benchmark["test"]["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
     )?;
-    let metrics = json!({
+    let mut metrics = json!({
         "overfitting": overfit,
         "benchmark": benchmark,
         "train": common::metrics_map(&train),
@@ -695,10 +710,13 @@ pub fn replay(
         "objective": rc.objective.name(),
         "score": score,
     });
+    if let Some(v) = &validation {
+        metrics["validation"] = Value::Object(common::metrics_map(v));
+    }
     let mut csv = String::with_capacity(n * 40);
     csv.push_str("ts,equity,position,part\n");
     for t in 0..n {
-        let part = if t < split_at { "train" } else { "test" };
+        let part = parts.name(t);
         csv.push_str(&format!(
             "{},{},{},{part}\n",
             bars.ts_text[t], e[t], positions[t]
@@ -711,6 +729,35 @@ pub fn replay(
         equity_csv: csv,
         benchmark_csv: common::equity_csv(&ts, &held, None),
     })
+}
+
+/// The part of the replay over bars `from..to` (from ≥ 1): its equity
+/// rebased to 1 at bar from − 1 and its metrics; a trade counts in it
+/// when it exits inside (for the last part, when it is still open too).
+/// Ruined before the part: it starts (and stays) at ruin.
+fn later_part(
+    e: &[f64],
+    positions: &[i8],
+    trades: &[crate::market::trades::Trade],
+    from: usize,
+    to: usize,
+    ppy: f64,
+) -> (Vec<f64>, Metrics) {
+    let base = e[from - 1];
+    let curve: Vec<f64> = if base > 0.0 {
+        e[from - 1..to].iter().map(|x| x / base).collect()
+    } else {
+        vec![0.0; to - from + 1]
+    };
+    let inside: Vec<_> = trades
+        .iter()
+        .filter(|t| t.exit >= from && (t.exit < to || to == e.len()))
+        .cloned()
+        .collect();
+    let mut m = Metrics::from_equity(&curve, ppy);
+    m.bars = (to - from) as u64;
+    m.add_positions_after(positions[from - 1], &positions[from..to], &inside);
+    (curve, m)
 }
 
 fn weight_list(records: &[TrialRecord], chosen: &[usize], w: &[f64]) -> Value {
