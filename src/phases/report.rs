@@ -247,12 +247,13 @@ fn metrics_table(columns: &[(&str, &Value)]) -> String {
     s
 }
 
-/// The `ts` and `equity` columns of an `equity.csv`, and the first row of
-/// the test part when it has a `part` column.
+/// The `ts` and `equity` columns of an `equity.csv`, and where its parts
+/// change (the first row of each part after the first, with the label of
+/// the boundary) when it has a `part` column.
 struct Curve {
     ts: Vec<String>,
     equity: Vec<f64>,
-    split: Option<usize>,
+    boundaries: Vec<(usize, String)>,
 }
 
 fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
@@ -260,14 +261,18 @@ fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let part_col = header.iter().position(|h| *h == "part");
-    let (mut ts, mut eq, mut split) = (Vec::new(), Vec::new(), None);
+    let (mut ts, mut eq, mut boundaries) = (Vec::new(), Vec::new(), Vec::new());
+    let mut part: Option<&str> = None;
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() < 2 {
             continue;
         }
-        if split.is_none() && part_col.and_then(|c| f.get(c)) == Some(&"test") {
-            split = Some(ts.len());
+        if let Some(&now) = part_col.and_then(|c| f.get(c)) {
+            if let Some(before) = part.filter(|p| *p != now) {
+                boundaries.push((ts.len(), format!("{before} | {now}")));
+            }
+            part = Some(now);
         }
         ts.push(f[0].to_string());
         eq.push(f[1].parse::<f64>().unwrap_or(f64::NAN));
@@ -275,7 +280,7 @@ fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
     Ok(Curve {
         ts,
         equity: eq,
-        split,
+        boundaries,
     })
 }
 
@@ -498,7 +503,8 @@ fn equity_charts(
                 .draw()
                 .map_err(draw_error)?;
         }
-        if let Some(s) = c.split {
+        for (s, label) in &c.boundaries {
+            let s = *s;
             chart
                 .draw_series(LineSeries::new(
                     [(s as f64, lo - pad), (s as f64, hi + pad)],
@@ -507,7 +513,7 @@ fn equity_charts(
                 .map_err(draw_error)?;
             chart
                 .draw_series([Text::new(
-                    "train | test",
+                    label.clone(),
                     (s as f64, hi + pad * 0.2),
                     ("sans-serif", 12)
                         .into_font()
@@ -1061,12 +1067,22 @@ fn replay_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseErr
         s.push_str("</table>\n");
     }
     // Buy-and-hold of the same bars and costs gives the figures context.
-    s.push_str(&metrics_table(&[
-        ("train", &m["train"]),
+    let mut columns: Vec<(&str, &Value)> = vec![("train", &m["train"])];
+    if m.get("validation").is_some() {
+        columns.push(("validation", &m["validation"]));
+    }
+    columns.extend([
         ("test", &m["test"]),
         ("buy-and-hold train", &m["benchmark"]["train"]["metrics"]),
-        ("buy-and-hold test", &m["benchmark"]["test"]["metrics"]),
-    ]));
+    ]);
+    if m.get("validation").is_some() {
+        columns.push((
+            "buy-and-hold validation",
+            &m["benchmark"]["validation"]["metrics"],
+        ));
+    }
+    columns.push(("buy-and-hold test", &m["benchmark"]["test"]["metrics"]));
+    s.push_str(&metrics_table(&columns));
     if let Some(o) = m.get("overfitting") {
         let _ = writeln!(
             s,
@@ -1125,7 +1141,7 @@ mod tests {
         Curve {
             ts,
             equity,
-            split: Some(6),
+            boundaries: vec![(6, "train | test".into())],
         }
     }
 
