@@ -10,6 +10,7 @@ pub mod backtest;
 pub mod builtin;
 pub mod command;
 pub mod common;
+pub mod holdout;
 pub mod report;
 pub mod schema;
 pub mod signal_generation;
@@ -450,6 +451,7 @@ pub const MODES: &[&str] = &[
     "report",
     "command",
     "walk_forward",
+    "holdout",
 ];
 
 /// Maps mode names to implementations. Tests substitute their own to

@@ -105,6 +105,7 @@ impl Phase for Report {
                     s
                 }
                 "signal_replay" => replay_section(up, &opts)?,
+                "holdout" => holdout_section(up, &opts)?,
                 _ => continue,
             };
             writeln!(ctx.log, "section for {} ({})", up.node, up.mode)?;
@@ -188,6 +189,18 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
     );
     row("fill", fill.to_string());
     row("split", split);
+    if let Some(h) = common::data_spec(config, Path::new("."))
+        .ok()
+        .and_then(|d| d.holdout)
+    {
+        row(
+            "holdout",
+            format!(
+                "{}, sealed: only a holdout phase sees those bars",
+                h.describe()
+            ),
+        );
+    }
     s.push_str("</table>\n");
     Ok(s)
 }
@@ -1018,6 +1031,29 @@ fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
         }
     }
     s.push_str("</table>\n");
+    Ok(s)
+}
+
+/// The sealed holdout's figures: only a report downstream of the
+/// `holdout` node shows them.
+fn holdout_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
+    let m = common::upstream_json(up, "metrics.json")?;
+    let mut s = format!(
+        "<p>the sealed holdout: {} bars from {}, replaying what <code>{}</code> decided; no other phase saw these bars</p>\n",
+        m["bars"],
+        esc(&display_time(m["from_ts"].as_str().unwrap_or(""))),
+        esc(m["source"].as_str().unwrap_or(""))
+    );
+    s.push_str(&metrics_table(&[
+        ("holdout", &m["holdout"]),
+        ("buy-and-hold", &m["benchmark"]["metrics"]),
+    ]));
+    if up.has("equity.csv") {
+        let c = read_equity(up)?;
+        let bench = read_benchmark(up)?;
+        let ppy = m["holdout"]["periods_per_year"].as_f64();
+        s.push_str(&curve_block(&c, bench.as_deref(), ppy, opts)?);
+    }
     Ok(s)
 }
 

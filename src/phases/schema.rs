@@ -431,6 +431,26 @@ pub const MODES: &[ModeDoc] = &[
             "windows.train",
         ],
     },
+    ModeDoc {
+        name: "holdout",
+        summary: "The one phase that sees the sealed holdout (`data.holdout`; every other mode loads the data without those bars): replays what an upstream backtest (its strategy) or signal_replay (its trials and global weights; the sweep it replays must be a direct upstream too) decided over all the bars with the inherited costs and fill, and measures the held-out bars only, against buy-and-hold. Each build that runs or serves it is counted in the run ledger; the build prints how many have looked. One symbol.",
+        keys: &[DATA, STRATEGY_UNUSED, COSTS, EXECUTION],
+        files: &[
+            f(
+                "metrics.json",
+                "`{source, mode, from_ts, bars, holdout: {metrics}, benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}}`: the held-out bars only, equity rebased to 1 at the close before them",
+            ),
+            f(
+                "equity.csv",
+                "CSV `ts,equity,position` over the held-out bars, the first row the close before them (equity 1)",
+            ),
+            f(
+                "benchmark.csv",
+                "CSV `ts,equity`: buy-and-hold over the same rows",
+            ),
+        ],
+        condition_paths: &["holdout.sharpe", "holdout.total_return", "bars"],
+    },
 ];
 
 /// Keys of a phase that steer the engine rather than configure its mode.
@@ -567,6 +587,12 @@ pub const DATA_KEYS: &[KeyDoc] = &[
         "number > 0",
         "inferred",
         "P, the annualisation base of every metric (252 daily, 52 weekly, 12 monthly); without it P comes from the bar spacing (see Metrics)",
+    ),
+    k(
+        "holdout",
+        "number in (0, 1) | date",
+        "none",
+        "a sealed holdout at the end of the data: the last fraction of each symbol's bars, or every bar from the date on; no mode but `holdout` loads those bars, so every other figure (split parts included) comes from the bars before it",
     ),
 ];
 

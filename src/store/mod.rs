@@ -86,6 +86,7 @@ mod gc;
 mod index;
 mod ledger;
 mod lock;
+mod looks;
 mod lookup;
 mod manifest;
 mod outputs;
