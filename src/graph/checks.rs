@@ -260,6 +260,9 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
                 "expected_max_sharpe",
                 "min_backtest_years",
                 "backtest_years",
+                "pbo",
+                "pbo_blocks",
+                "pbo_combinations",
             ]),
             under("benchmark", &["name", "train", "validation", "test"]),
             under(
@@ -491,7 +494,8 @@ mod tests {
         assert!(accepted("signal_generation", &gather, "overfitting.pbo"));
         assert!(!accepted("signal_generation", &gather, "overfitting.pob"));
         assert!(accepted("signal_replay", &single, "lag_check.collapse"));
-        assert!(!accepted("signal_replay", &single, "overfitting.pbo"));
+        assert!(accepted("signal_replay", &single, "overfitting.pbo"));
+        assert!(!accepted("signal_replay", &single, "overfitting.pob"));
         assert!(accepted("walk_forward", &single, "oos.sharpe"));
         assert!(accepted("walk_forward", &single, "windows.purge"));
         assert!(!accepted("walk_forward", &single, "oos.sharp"));

@@ -270,6 +270,12 @@ pub const MODES: &[ModeDoc] = &[
                 "0",
                 "robustness check: rerun the whole selection with every signal acted on N bars later and write `lag_check`; 0 skips it",
             ),
+            k(
+                "pbo",
+                "bool",
+                "false",
+                "with `objective: sharpe`, add to `overfitting` the probability of backtest overfitting of the global weight search (`pbo`, `pbo_blocks`, `pbo_combinations`): CSCV over the train returns of every weighting searched, 8 blocks (70 splits); one pass over the train bars per weighting",
+            ),
         ],
         files: &[
             f(
@@ -278,7 +284,7 @@ pub const MODES: &[ModeDoc] = &[
             ),
             f(
                 "metrics.json",
-                "`{train: {metrics}, validation?: {metrics}, test: {metrics}, weightings, signals, objective, score, overfitting: {trials, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years}, benchmark: {name: buy_and_hold, train: {metrics, alpha, beta, information_ratio, excess_return}, test: {...}}, lag_check?: {lag, train_sharpe, test_sharpe, test_total_return, collapse}}`; `score` is the objective of the train figures; `overfitting` deflates the train Sharpe ratio by the weightings tried (with `objective: sharpe` only; otherwise `{trials, dsr: null}`); `collapse` is true when the lagged test Sharpe is null or at most half of a positive unlagged one",
+                "`{train: {metrics}, validation?: {metrics}, test: {metrics}, weightings, signals, objective, score, overfitting: {trials, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years, pbo?, pbo_blocks?, pbo_combinations?}, benchmark: {name: buy_and_hold, train: {metrics, alpha, beta, information_ratio, excess_return}, test: {...}}, lag_check?: {lag, train_sharpe, test_sharpe, test_total_return, collapse}}`; `score` is the objective of the train figures; `overfitting` deflates the train Sharpe ratio by the weightings tried (with `objective: sharpe` only; otherwise `{trials, dsr: null}`); `collapse` is true when the lagged test Sharpe is null or at most half of a positive unlagged one",
             ),
             f(
                 "equity.csv",
@@ -297,6 +303,7 @@ pub const MODES: &[ModeDoc] = &[
             "score",
             "signals",
             "overfitting.dsr",
+            "overfitting.pbo",
             "benchmark.test.excess_return",
             "lag_check.test_sharpe",
             "lag_check.collapse",

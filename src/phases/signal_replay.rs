@@ -75,6 +75,8 @@ pub struct ReplayConfig {
     pub threshold: f64,
     pub objective: Objective,
     pub split: Split,
+    /// Whether to measure the PBO of the weight search (`pbo: true`).
+    pub pbo: bool,
     pub per_regime: Option<String>,
 }
 
@@ -206,6 +208,11 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         threshold,
         objective: objective(config)?,
         split,
+        pbo: match config.get("pbo") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ConfigIssue::new("pbo", "expected true or false")),
+        },
         per_regime,
     })
 }
@@ -224,6 +231,7 @@ impl Phase for SignalReplay {
             "split",
             "per_regime",
             "lag",
+            "pbo",
         ])
     }
 
@@ -621,14 +629,33 @@ pub fn replay(
             .collect();
         let train_returns = equity::strategy_returns(&e[..split_at]);
         let d = overfitting::deflated_sharpe(&train_returns, &per_bar, evaluated);
-        json!({
+        let pbo = if rc.pbo {
+            let pbo = ensemble_pbo(&ens, &cands, &returns, fee, split_at);
+            writeln!(
+                log,
+                "overfitting: pbo of the weight search {} ({} weightings, {} blocks of the train part)",
+                fixed(pbo.as_ref().map(|p| p.pbo), 1.0, 3, ""),
+                cands.count(),
+                ENSEMBLE_PBO_BLOCKS
+            )?;
+            pbo
+        } else {
+            None
+        };
+        let mut o = json!({
             "trials": evaluated,
             "dsr": d.as_ref().map(|d| d.deflated_sharpe),
             "sharpe_variance": d.as_ref().map(|d| d.sharpe_variance),
             "expected_max_sharpe": d.as_ref().map(|d| d.expected_max_sharpe),
             "min_backtest_years": d.as_ref().and_then(|d| overfitting::min_backtest_years(evaluated, d.sharpe * root)),
             "backtest_years": (split_at - 1) as f64 / ppy,
-        })
+        });
+        if rc.pbo {
+            o["pbo"] = json!(pbo.as_ref().map(|p| p.pbo));
+            o["pbo_blocks"] = json!(ENSEMBLE_PBO_BLOCKS);
+            o["pbo_combinations"] = json!(pbo.as_ref().map(|p| p.combinations));
+        }
+        o
     } else {
         writeln!(
             log,
@@ -731,6 +758,74 @@ pub fn replay(
     })
 }
 
+/// Blocks of the ensemble's CSCV: C(8, 4) = 70 in-sample choices, each
+/// ranking every weighting searched (thousands), where a sweep's 16
+/// blocks would rank its few trials 12,870 times.
+pub const ENSEMBLE_PBO_BLOCKS: usize = 8;
+
+/// The probability of backtest overfitting of choosing the global
+/// weighting by train Sharpe ratio: CSCV over the train returns
+/// r_1..r_{s−1} of every weighting in `cands` (block sums computed one
+/// weighting at a time, so that they need not all be in memory).
+fn ensemble_pbo(
+    ens: &Ensemble,
+    cands: &crate::market::weights::Weights,
+    returns: &[f64],
+    fee: f64,
+    split_at: usize,
+) -> Option<overfitting::Pbo> {
+    let mut sums: Vec<overfitting::BlockSums> = Vec::with_capacity(cands.count());
+    ens.each_positions(cands, split_at, |_, p| {
+        sums.push(block_sums_of_positions(
+            &returns[..split_at],
+            p,
+            fee,
+            ENSEMBLE_PBO_BLOCKS,
+        ));
+    });
+
+    overfitting::probability_of_overfitting_of_sums(&sums, split_at - 1, ENSEMBLE_PBO_BLOCKS)
+}
+
+/// `block_sums(strategy_returns(equity_curve(returns, positions, fee)))`
+/// in one pass without the curve (the same operations in the same order,
+/// so the same bits): thousands of weightings are cheap to cut into blocks.
+fn block_sums_of_positions(
+    returns: &[f64],
+    positions: &[i8],
+    fee: f64,
+    blocks: usize,
+) -> overfitting::BlockSums {
+    let t = positions.len().saturating_sub(1);
+    if blocks == 0 || t / blocks < 2 {
+        return Vec::new();
+    }
+    let block_bars = t / blocks;
+    let skip = t - block_bars * blocks;
+    let mut sums = vec![(0.0, 0.0); blocks];
+    let (mut prev, mut e, mut before) = (0i8, 1.0f64, 1.0f64);
+    for (i, &p) in positions.iter().enumerate() {
+        if e > 0.0 {
+            if i > 0 {
+                e *= 1.0 + f64::from(prev) * returns[i];
+            }
+            e *= 1.0 - fee * f64::from((p - prev).abs());
+            if e <= 0.0 {
+                e = 0.0;
+            }
+        }
+        if i > skip {
+            let r = e / before - 1.0;
+            let b = &mut sums[(i - 1 - skip) / block_bars];
+            b.0 += r;
+            b.1 += r * r;
+        }
+        before = e;
+        prev = p;
+    }
+    sums
+}
+
 /// The part of the replay over bars `from..to` (from ≥ 1): its equity
 /// rebased to 1 at bar from − 1 and its metrics; a trade counts in it
 /// when it exits inside (for the last part, when it is still open too).
@@ -773,6 +868,27 @@ fn weight_list(records: &[TrialRecord], chosen: &[usize], w: &[f64]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_sums_of_positions_are_those_of_the_curve() {
+        let returns: Vec<f64> = (0..103)
+            .map(|i| {
+                if i == 0 {
+                    0.0
+                } else {
+                    ((i * 37 % 11) as f64 - 5.0) / 300.0
+                }
+            })
+            .collect();
+        let positions: Vec<i8> = (0..103).map(|i| [1, 1, 0, -1, -1, 1][i * 7 % 6]).collect();
+        let e = equity::equity_curve(&returns, &positions, 0.001);
+        let want = overfitting::block_sums(&equity::strategy_returns(&e), 8);
+        assert_eq!(want.len(), 8);
+        assert_eq!(
+            block_sums_of_positions(&returns, &positions, 0.001, 8),
+            want
+        );
+    }
 
     #[test]
     fn delay_and_collapse() {
