@@ -168,6 +168,11 @@ fn train_best_ranks_on_the_train_part() {
     assert_eq!(t["name"], "momentum_lookback=30_threshold=0.02");
     close(&t["sharpe"], -0.1713813365004308);
     close(&t["total_return"], -0.2794745431525665);
+    let html = std::fs::read_to_string(&research::reports(&out)[0]).unwrap();
+    assert!(
+        html.contains("best on the train part alone: trial 5 <code>momentum_lookback=30_threshold=0.02</code>, train Sharpe -0.171, train return -27.95%"),
+        "report.html lacks the train_best line"
+    );
     // Over every bar the same trial is best here, with another figure
     // (numpy over r_1..r_5240).
     close(&m["best"]["sharpe"], 0.014910291353901203);

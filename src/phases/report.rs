@@ -771,6 +771,16 @@ fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
     }
     s.push_str("</table>\n");
     let summary = common::upstream_json(up, "metrics.json")?;
+    if let Some(t) = summary.get("train_best").filter(|t| t.is_object()) {
+        let _ = writeln!(
+            s,
+            "<p>best on the train part alone: trial {} <code>{}</code>, train Sharpe {}, train return {}</p>",
+            t["trial"],
+            esc(t["name"].as_str().unwrap_or("")),
+            fmt_metric(&t["sharpe"], false),
+            fmt_metric(&t["total_return"], true)
+        );
+    }
     if let Some(o) = summary.get("overfitting") {
         s.push_str(&overfitting_panel(o));
     }
