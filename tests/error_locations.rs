@@ -30,7 +30,7 @@ fn an_unknown_mode_points_at_its_line_and_lists_the_modes() {
     );
     assert!(
         out.stderr.contains(
-            "(modes: backtest, signal_generation, analysis, signal_replay, report, command, walk_forward)"
+            "(modes: backtest, signal_generation, analysis, signal_replay, report, command, walk_forward, holdout)"
         ),
         "{}",
         out.stderr

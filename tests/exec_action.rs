@@ -93,7 +93,7 @@ fn a_trial_hands_its_outputs_back_in_the_output_file_and_writes_no_file() {
         "node": "sweep[0]",
         "key": "cd".repeat(32),
         "mode": "signal_generation",
-        "version": "signal_generation-3",
+        "version": admf::phases::Phase::version(&admf::phases::signal_generation::SignalGeneration),
         "role": {"role": "trial", "index": 0, "name": "momentum_lookback=20"},
         "config": {
             "data": {"source": "csv", "symbols": ["SPY"], "path": "data/SPY_D.csv"},

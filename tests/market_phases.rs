@@ -339,8 +339,8 @@ fn report_is_self_contained_with_charts() {
     assert!(!html.contains("<link"));
     assert_eq!(
         html.matches("<svg").count(),
-        3,
-        "two equity charts and one heatmap"
+        5,
+        "two equity charts, two rolling Sharpe charts and one heatmap"
     );
     assert!(html.contains("sharpe by lookback × threshold"));
     assert!(html.contains("volatility") && html.contains("bullish"));

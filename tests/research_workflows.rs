@@ -150,14 +150,14 @@ fn conditional_ensemble_runs_only_the_branch_that_clears_the_bar() {
     assert_eq!(status(&statuses, "momentum_report"), "skipped");
     let st = p.admf(&["status", &wf]).stdout;
     assert!(
-        st.contains("skipped (condition `momentum_sweep.best.sharpe > 0.5` is false)"),
+        st.contains("skipped (condition `momentum_sweep.train_best.sharpe > 0.4` is false)"),
         "{st}"
     );
     // Lowering the bar runs the other branch, and nothing else.
     let ran = p.ran(&[
         &wf,
         "--set",
-        "momentum_ensemble.when=momentum_sweep.best.sharpe > 0",
+        "momentum_ensemble.when=momentum_sweep.train_best.sharpe > -0.1",
     ]);
     assert_eq!(ran, ["momentum_ensemble", "momentum_report"]);
 }

@@ -14,6 +14,9 @@ pub const MAX_LINES: usize = 5;
 /// `total return 85.31%, CAGR 2.99%, Sharpe 0.321, max drawdown -48.09%,
 /// 64 trades` for a backtest node's metrics; `None` for other modes.
 pub fn headline(ctx: &RunContext, node: &Node, result: &NodeResult) -> Option<String> {
+    if node.mode == "holdout" {
+        return holdout(ctx, node, result);
+    }
     if node.mode != "backtest" {
         return None;
     }
@@ -39,6 +42,31 @@ fn describe(m: &Value) -> String {
         percent("cagr"),
         percent("max_drawdown"),
     )
+}
+
+/// A sealed holdout's figures and how many builds of this workflow have
+/// looked at them, this one included (the run ledger counts every build
+/// that ran the node or took it from the store).
+fn holdout(ctx: &RunContext, node: &Node, result: &NodeResult) -> Option<String> {
+    let bytes = result.entry_in(ctx)?.read("metrics.json").ok()?;
+    let m: Value = serde_json::from_slice(&bytes).ok()?;
+    let before = ctx
+        .store
+        .builds_with_node(&ctx.workflow_id, &node.id)
+        .ok()?;
+    let looks = before + 1;
+    Some(format!(
+        "holdout from {} ({} bars): {}; seen by {looks} build{} of this workflow{}",
+        m["from_ts"].as_str().unwrap_or(""),
+        m["bars"],
+        describe(&m["holdout"]),
+        if looks == 1 { "" } else { "s" },
+        if looks > 1 {
+            ", so it is no longer untouched"
+        } else {
+            ""
+        }
+    ))
 }
 
 #[cfg(test)]

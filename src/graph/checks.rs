@@ -212,12 +212,9 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
             "pbo_combinations",
         ])
     };
-    let best = || {
-        under(
-            "best",
-            &["trial", "name", "sharpe", "total_return", "params"],
-        )
-    };
+    let best_of =
+        |key: &'static str| under(key, &["trial", "name", "sharpe", "total_return", "params"]);
+    let best = || best_of("best");
     Some(match (mode, role) {
         ("backtest", _) => {
             let mut keys = trial();
@@ -236,6 +233,7 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
                 leaf("trials"),
                 leaf("strategy"),
                 best(),
+                best_of("train_best"),
                 sweep_overfitting(),
             ]
         }
@@ -249,6 +247,7 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
         }
         ("signal_replay", _) => vec![
             under("train", &m),
+            under("validation", &m),
             under("test", &m),
             leaf("weightings"),
             leaf("signals"),
@@ -261,8 +260,11 @@ fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
                 "expected_max_sharpe",
                 "min_backtest_years",
                 "backtest_years",
+                "pbo",
+                "pbo_blocks",
+                "pbo_combinations",
             ]),
-            under("benchmark", &["name", "train", "test"]),
+            under("benchmark", &["name", "train", "validation", "test"]),
             under(
                 "lag_check",
                 &[
@@ -492,7 +494,8 @@ mod tests {
         assert!(accepted("signal_generation", &gather, "overfitting.pbo"));
         assert!(!accepted("signal_generation", &gather, "overfitting.pob"));
         assert!(accepted("signal_replay", &single, "lag_check.collapse"));
-        assert!(!accepted("signal_replay", &single, "overfitting.pbo"));
+        assert!(accepted("signal_replay", &single, "overfitting.pbo"));
+        assert!(!accepted("signal_replay", &single, "overfitting.pob"));
         assert!(accepted("walk_forward", &single, "oos.sharpe"));
         assert!(accepted("walk_forward", &single, "windows.purge"));
         assert!(!accepted("walk_forward", &single, "oos.sharp"));

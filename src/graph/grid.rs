@@ -164,6 +164,9 @@ fn round_sig(x: f64) -> f64 {
 pub fn trial_config(config: &Map<String, Value>, trial: &Trial) -> Map<String, Value> {
     let mut out = config.clone();
     out.shift_remove("grid");
+    // A trial runs over every bar whatever the split; only the gather,
+    // which ranks the trials, reads it (so a new split reruns no trial).
+    out.shift_remove("split");
     for (key, value) in &trial.params {
         let path: Vec<&str> = if key.contains('.') {
             key.split('.').collect()

@@ -265,6 +265,29 @@ impl Ensemble {
         }
     }
 
+    /// The positions over bars 0..end of every weighting of `w`, decided
+    /// [`LANES`] weightings at a time, handed in order to `each(i,
+    /// positions)`.
+    pub fn each_positions(
+        &self,
+        w: &crate::market::weights::Weights,
+        end: usize,
+        mut each: impl FnMut(usize, &[i8]),
+    ) {
+        let mut scratch = Scratch::new(self.n);
+        let segments = self.segment_starts.partition_point(|&t| t < end);
+        for start in (0..w.count()).step_by(LANES) {
+            let rows: Vec<&[f64]> = (start..(start + LANES).min(w.count()))
+                .map(|i| w.row(i))
+                .collect();
+            self.decide_batch(&rows, segments, &mut scratch);
+            for lane in 0..rows.len() {
+                self.lane_positions(&mut scratch, lane, end);
+                each(start + lane, &scratch.positions[..end]);
+            }
+        }
+    }
+
     /// The ensemble positions of weights `w` over all bars.
     pub fn positions(&self, w: &[f64]) -> Vec<i8> {
         let mut scratch = Scratch::new(self.n);

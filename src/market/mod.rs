@@ -25,6 +25,7 @@ pub mod equity;
 pub mod indicators;
 pub mod metrics;
 pub mod overfitting;
+pub mod performance;
 pub mod portfolio;
 pub mod regime;
 pub mod signals;

@@ -233,23 +233,45 @@ fn block_sharpe(sums: &[(f64, f64)], blocks: &[usize], block_bars: usize) -> f64
 /// one length), with `blocks` blocks (even, ≥ 2). `None` with fewer than
 /// two trials or fewer than two bars per block.
 pub fn probability_of_overfitting(returns: &[Vec<f64>], blocks: usize) -> Option<Pbo> {
-    let n = returns.len();
     let t = returns.first()?.len();
+    let sums: Vec<BlockSums> = returns.iter().map(|r| block_sums(r, blocks)).collect();
+    probability_of_overfitting_of_sums(&sums, t, blocks)
+}
+
+/// Per block of one trial's returns: the sum of its returns and of their
+/// squares.
+pub type BlockSums = Vec<(f64, f64)>;
+
+/// The [`BlockSums`] of `r` cut into `blocks` blocks of ⌊T / blocks⌋
+/// returns, the first T mod blocks returns left out (empty when a block
+/// would hold fewer than two).
+pub fn block_sums(r: &[f64], blocks: usize) -> BlockSums {
+    let t = r.len();
+    if blocks == 0 || t / blocks < 2 {
+        return Vec::new();
+    }
+    let block_bars = t / blocks;
+    r[t - block_bars * blocks..]
+        .chunks(block_bars)
+        .map(|c| (c.iter().sum(), c.iter().map(|x| x * x).sum()))
+        .collect()
+}
+
+/// [`probability_of_overfitting`] from the [`block_sums`] of each trial's
+/// `t` returns, so that many trials need not be held in memory at once.
+pub fn probability_of_overfitting_of_sums(
+    sums: &[BlockSums],
+    t: usize,
+    blocks: usize,
+) -> Option<Pbo> {
+    let n = sums.len();
     if n < 2 || blocks < 2 || !blocks.is_multiple_of(2) || t / blocks < 2 {
         return None;
     }
+    if sums.iter().any(|s| s.len() != blocks) {
+        return None;
+    }
     let block_bars = t / blocks;
-    let skip = t - block_bars * blocks;
-    // Per trial and block: the sum of returns and of their squares.
-    let sums: Vec<Vec<(f64, f64)>> = returns
-        .iter()
-        .map(|r| {
-            r[skip..]
-                .chunks(block_bars)
-                .map(|c| (c.iter().sum(), c.iter().map(|x| x * x).sum()))
-                .collect()
-        })
-        .collect();
     // Every in-sample choice of half the blocks, in lexicographic order.
     let mut combinations = Vec::new();
     let mut chosen: Vec<usize> = (0..blocks / 2).collect();

@@ -129,7 +129,7 @@ impl Phase for Analysis {
         common::close_fill_only(config)?;
         classifiers(config)?;
         objective(config)?;
-        common::split_fraction(config)?;
+        super::split::split(config)?;
         Ok(())
     }
 
@@ -149,11 +149,14 @@ impl Phase for Analysis {
         let (records, positions) = load_trials(up, &bars.symbol, &bars.ts_text)?;
         copy_trials(up, ctx.out_dir, &records)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), up.node)?;
-        let split = common::split_fraction(ctx.config).map_err(issue_error)?;
-        let split_at = common::split_index(bars.len(), split);
+        let split = super::split::split(ctx.config).map_err(issue_error)?;
+        let split_at = split
+            .parts(&bars.ts)
+            .map_err(PhaseError::bad_input)?
+            .train_end;
         writeln!(
             ctx.log,
-            "regimes are measured on the train part: {split_at} bars before {} (split {split})",
+            "regimes are measured on the train part: {split_at} bars before {}",
             bars.ts_text[split_at.min(bars.len() - 1)]
         )?;
         let result = analyse(

@@ -8,7 +8,8 @@
 //! metrics sit under `per_symbol`, `benchmark` holds buy-and-hold of the
 //! same bars (same costs and fill: its `metrics`, and the strategy's
 //! `alpha`, `beta`, `information_ratio` and `excess_return` against it), `equity.csv` holds the portfolio
-//! (`ts,equity`) and `equity_<symbol>.csv` each symbol.
+//! (`ts,equity`) and `equity_<symbol>.csv` each symbol. With one symbol
+//! `benchmark.csv` (`ts,equity`) holds the buy-and-hold curve.
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +34,7 @@ impl Phase for Backtest {
     }
 
     fn version(&self) -> &'static str {
-        "backtest-2"
+        "backtest-3"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
@@ -77,7 +78,7 @@ impl Phase for Backtest {
         if let Some(per) = per_symbol {
             m.insert("per_symbol".into(), per);
         }
-        let bench = benchmark(&bars, &runs, fee, fill)?;
+        let bench = benchmark(Some(ctx.out_dir), &bars, &runs, fee, fill)?;
         writeln!(
             ctx.log,
             "against buy-and-hold: excess return {:.2}%, beta {}, alpha {}, information ratio {}",
@@ -110,12 +111,27 @@ pub fn combined_equity(bars: &[Bars], runs: &[Run]) -> Vec<f64> {
 
 /// Buy-and-hold of the same bars with the same costs and fill (long from
 /// the first bar), its metrics and the strategy's figures against it
-/// ([`crate::market::benchmark`]).
-pub fn benchmark(bars: &[Bars], runs: &[Run], fee: f64, fill: Fill) -> Result<Value, PhaseError> {
+/// ([`crate::market::benchmark`]). With one symbol and `out` given, its
+/// equity curve goes to `benchmark.csv` for the report to draw.
+pub fn benchmark(
+    out: Option<&Path>,
+    bars: &[Bars],
+    runs: &[Run],
+    fee: f64,
+    fill: Fill,
+) -> Result<Value, PhaseError> {
     let held: Vec<Run> = bars
         .iter()
         .map(|b| common::run(b, vec![1; b.len()], fee, fill))
         .collect();
+    if let (Some(out), [b], [h]) = (out, bars, held.as_slice()) {
+        let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
+        common::write_file(
+            out,
+            "benchmark.csv",
+            &common::equity_csv(&ts, &h.equity, None),
+        )?;
+    }
     let (metrics, _) = write_runs(None, bars, &held)?;
     let rel = relative(
         &combined_equity(bars, runs),

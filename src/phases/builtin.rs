@@ -3,6 +3,7 @@
 use super::analysis::Analysis;
 use super::backtest::Backtest;
 use super::command::Command;
+use super::holdout::Holdout;
 use super::report::Report;
 use super::signal_generation::SignalGeneration;
 use super::signal_replay::SignalReplay;
@@ -17,6 +18,7 @@ pub struct Builtin {
     signal_replay: SignalReplay,
     report: Report,
     walk_forward: WalkForward,
+    holdout: Holdout,
 }
 
 impl Default for Builtin {
@@ -29,6 +31,7 @@ impl Default for Builtin {
             signal_replay: SignalReplay,
             report: Report,
             walk_forward: WalkForward,
+            holdout: Holdout,
         }
     }
 }
@@ -43,6 +46,7 @@ impl Factory for Builtin {
             "signal_replay" => &self.signal_replay,
             "report" => &self.report,
             "walk_forward" => &self.walk_forward,
+            "holdout" => &self.holdout,
             _ => return None,
         })
     }

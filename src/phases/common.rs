@@ -30,6 +30,45 @@ pub struct DataSpec {
     pub files: Vec<PathBuf>,
     pub policy: BadRowPolicy,
     pub periods_per_year: Option<f64>,
+    /// The sealed holdout at the end of the data (`data.holdout`): no mode
+    /// loads its bars except `holdout`.
+    pub holdout: Option<Holdout>,
+}
+
+/// Where the sealed holdout starts: the last fraction of each symbol's
+/// bars, or every bar from a date on (a date alone from its midnight).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Holdout {
+    Fraction(f64),
+    From(i64, String),
+}
+
+impl Holdout {
+    /// The index of the first held-out bar of bars stamped `ts`, or why
+    /// the holdout cannot be taken there.
+    pub fn start(&self, ts: &[i64]) -> Result<usize, String> {
+        let n = ts.len();
+        let at = match self {
+            Holdout::Fraction(f) => n - ((n as f64 * f).floor() as usize),
+            Holdout::From(t, _) => ts.partition_point(|&x| x < *t),
+        };
+        if at >= n {
+            return Err(format!("the holdout holds no bar of the {n}"));
+        }
+        if at < 4 {
+            return Err(format!(
+                "the holdout leaves {at} bars before it; at least 4 are needed"
+            ));
+        }
+        Ok(at)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Holdout::Fraction(f) => format!("the last {:.0}% of the bars", f * 100.0),
+            Holdout::From(_, d) => format!("the bars from {d} on"),
+        }
+    }
 }
 
 pub const DATA_KEYS: &[&str] = &[
@@ -40,6 +79,7 @@ pub const DATA_KEYS: &[&str] = &[
     "pattern",
     "on_bad_rows",
     "periods_per_year",
+    "holdout",
 ];
 
 pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
@@ -109,6 +149,26 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
                 })?,
         ),
     };
+    let holdout = match data.get("holdout") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            let at = crate::market::timestamp::parse(s).ok_or_else(|| {
+                ConfigIssue::new(
+                    "data.holdout",
+                    format!("`{s}` is not a date (YYYY-MM-DD or a timestamp)"),
+                )
+            })?;
+            Some(Holdout::From(at, s.clone()))
+        }
+        Some(v) => Some(Holdout::Fraction(
+            v.as_f64().filter(|f| *f > 0.0 && *f < 1.0).ok_or_else(|| {
+                ConfigIssue::new(
+                    "data.holdout",
+                    "expected the held-out fraction of the bars in (0, 1), or the date it starts",
+                )
+            })?,
+        )),
+    };
     let path = string_at("path")?;
     let dir = string_at("dir")?;
     let pattern = string_at("pattern")?.unwrap_or("{symbol}.csv");
@@ -171,6 +231,7 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
         files,
         policy,
         periods_per_year,
+        holdout,
     })
 }
 
@@ -232,8 +293,25 @@ fn load_shared(
     Ok(loaded)
 }
 
-/// Loads every symbol of `spec`, logging what the bad-row policy did.
+/// Loads every symbol of `spec`, logging what the bad-row policy did;
+/// without the bars of a sealed holdout.
 pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Bars>, PhaseError> {
+    let mut out = Vec::new();
+    for (bars, start) in load_bars_and_holdout(spec, log)? {
+        out.push(match start {
+            Some(at) => bars.slice(0..at),
+            None => bars,
+        });
+    }
+    Ok(out)
+}
+
+/// Every bar of every symbol of `spec`, holdout included, with the index
+/// of its first held-out bar: for the `holdout` mode only.
+pub fn load_bars_and_holdout(
+    spec: &DataSpec,
+    log: &mut dyn std::io::Write,
+) -> Result<Vec<(Bars, Option<usize>)>, PhaseError> {
     let mut out = Vec::new();
     for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
         let loaded = load_shared(file, symbol, spec.policy)
@@ -267,7 +345,23 @@ pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Ba
                 loaded.dropped, loaded.fixed
             )?;
         }
-        out.push(bars);
+        let start = match &spec.holdout {
+            None => None,
+            Some(h) => {
+                let at = h.start(&bars.ts).map_err(|e| {
+                    PhaseError::bad_input(format!("`data.holdout` ({}): {e}", h.describe()))
+                })?;
+                writeln!(
+                    log,
+                    "{symbol}: the holdout ({}) is sealed: {} bars from {} on",
+                    h.describe(),
+                    bars.len() - at,
+                    bars.ts_text[at]
+                )?;
+                Some(at)
+            }
+        };
+        out.push((bars, start));
     }
     Ok(out)
 }
@@ -391,52 +485,6 @@ pub fn fill(config: &Value) -> Result<Fill, ConfigIssue> {
 /// The keys the selecting modes (`analysis`, `signal_replay`) take from
 /// the top of the workflow: those of [`INHERITS`] and the `split`.
 pub const INHERITS_WITH_SPLIT: &[&str] = &["data", "strategy", "costs", "execution", "split"];
-
-/// The train fraction of `split:`, declared once at the top of a workflow
-/// (or on a phase): `split: 0.8` or `split: {train: 0.8}`; 0.8 when
-/// absent. Every selection (regime winners, `top: N`, ensemble weights)
-/// looks at the train part only.
-pub fn split_fraction(config: &Value) -> Result<f64, ConfigIssue> {
-    let bad = || {
-        ConfigIssue::new(
-            "split",
-            "expected a train fraction in (0, 1), e.g. 0.8 or {train: 0.8}",
-        )
-    };
-    let value = match config.get("split") {
-        None | Some(Value::Null) => return Ok(0.8),
-        Some(Value::Object(m)) => {
-            for key in m.keys() {
-                if key != "train" {
-                    return Err(issue(
-                        format!("split.{key}"),
-                        format!("unknown split key `{key}` (known: train)"),
-                        did_you_mean(key, ["train"]),
-                    ));
-                }
-            }
-            m.get("train").ok_or_else(bad)?
-        }
-        Some(v) => v,
-    };
-    value
-        .as_f64()
-        .filter(|s| *s > 0.0 && *s < 1.0)
-        .ok_or_else(|| ConfigIssue {
-            key: if value == config.get("split").unwrap_or(&Value::Null) {
-                "split".into()
-            } else {
-                "split.train".into()
-            },
-            ..bad()
-        })
-}
-
-/// s = ⌊N·fraction⌋, kept in 2..N−1: the first bar of the test part.
-/// Train returns are r_1..r_{s−1} (bars 0..s), test returns r_s..r_T.
-pub fn split_index(n: usize, fraction: f64) -> usize {
-    ((n as f64 * fraction).floor() as usize).clamp(2, n.saturating_sub(1).max(2))
-}
 
 /// For the modes that replay saved signals at the close only: the weight
 /// search scores close-to-close returns, so a next-open fill would make
@@ -727,28 +775,5 @@ mod tests {
         );
         let e = fill(&json!({"execution": {"fil": "close"}})).unwrap_err();
         assert_eq!(e.key, "execution.fil");
-    }
-
-    #[test]
-    fn split_forms() {
-        assert_eq!(split_fraction(&json!({})).unwrap(), 0.8);
-        assert_eq!(split_fraction(&json!({"split": 0.6})).unwrap(), 0.6);
-        assert_eq!(
-            split_fraction(&json!({"split": {"train": 0.7}})).unwrap(),
-            0.7
-        );
-        assert_eq!(
-            split_fraction(&json!({"split": 1.2})).unwrap_err().key,
-            "split"
-        );
-        let e = split_fraction(&json!({"split": {"train": 0}})).unwrap_err();
-        assert_eq!(e.key, "split.train");
-        let e = split_fraction(&json!({"split": {"trian": 0.5}})).unwrap_err();
-        assert_eq!(
-            (e.key.as_str(), e.hint.as_deref()),
-            ("split.trian", Some("did you mean `train`?"))
-        );
-        assert_eq!(split_index(5241, 0.8), 4192);
-        assert_eq!((split_index(3, 0.1), split_index(10, 0.99)), (2, 9));
     }
 }

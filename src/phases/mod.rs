@@ -10,10 +10,12 @@ pub mod backtest;
 pub mod builtin;
 pub mod command;
 pub mod common;
+pub mod holdout;
 pub mod report;
 pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
+pub mod split;
 pub mod walk_forward;
 
 pub use builtin::Builtin;
@@ -449,6 +451,7 @@ pub const MODES: &[&str] = &[
     "report",
     "command",
     "walk_forward",
+    "holdout",
 ];
 
 /// Maps mode names to implementations. Tests substitute their own to

@@ -4,14 +4,21 @@
 //! charts drawn with plotters' SVG backend. Each direct upstream node
 //! contributes what its mode produced:
 //!
-//! - `backtest`: the metrics table, equity and drawdown curves;
+//! - `backtest`: the metrics table against buy-and-hold, the curves and
+//!   tables below, and the trade list;
 //! - `signal_generation` (or, when none is upstream, the `trials.json`
 //!   copy an `analysis` holds): the best trials, and a heatmap of Sharpe
 //!   over the first two grid parameters that vary (the best Sharpe over
 //!   any further parameters);
 //! - `analysis`: the best trial per regime and classifier;
-//! - `signal_replay`: ensemble weights, train vs test metrics, equity and
-//!   drawdown curves with the split marked.
+//! - `signal_replay`: ensemble weights, train vs test metrics, and the
+//!   curves and tables below with the split marked.
+//!
+//! A curve (backtest or ensemble) is drawn as equity against buy-and-hold
+//! (`benchmark.csv`; on a log axis with `log_scale: true`), drawdown and
+//! the rolling Sharpe ratio, followed by its deepest drawdown periods and
+//! its returns per month and year ([`crate::market::performance`]).
+//! Timestamps within a day are shown as times.
 //!
 //! Long curves are thinned to at most [`MAX_POINTS`] evenly spaced points
 //! (always keeping the last). Writes `report.html` and a `metrics.json`
@@ -30,6 +37,7 @@ use super::common;
 use super::signal_generation::TrialRecord;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
 use crate::market::metrics::rank_order;
+use crate::market::performance::{display_time, drawdown_periods, period_returns, rolling_sharpe};
 
 pub struct Report;
 
@@ -37,7 +45,16 @@ pub const MAX_POINTS: usize = 2000;
 
 impl Phase for Report {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "execution", "split", "title"])
+        Some(&[
+            "data",
+            "strategy",
+            "costs",
+            "execution",
+            "split",
+            "title",
+            "log_scale",
+            "rolling_window",
+        ])
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -45,14 +62,15 @@ impl Phase for Report {
     }
 
     fn version(&self) -> &'static str {
-        "report-4"
+        "report-5"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         match config.get("title") {
-            None | Some(Value::String(_)) => Ok(()),
-            Some(_) => Err(ConfigIssue::new("title", "expected a string")),
+            None | Some(Value::String(_)) => {}
+            Some(_) => return Err(ConfigIssue::new("title", "expected a string")),
         }
+        ChartOptions::from_config(config).map(|_| ())
     }
 
     fn inputs(&self, _config: &Value, _base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
@@ -65,6 +83,7 @@ impl Phase for Report {
             .get("title")
             .and_then(Value::as_str)
             .map_or_else(|| format!("admf report: {}", ctx.node), str::to_string);
+        let opts = ChartOptions::from_config(ctx.config).map_err(super::backtest::issue_error)?;
         let mut body = String::new();
         let mut sections = Vec::new();
         let has_sweep = ctx
@@ -76,7 +95,7 @@ impl Phase for Report {
                 continue;
             }
             let html = match up.mode.as_str() {
-                "backtest" => backtest_section(up)?,
+                "backtest" => backtest_section(up, &opts)?,
                 "signal_generation" => sweep_section(up)?,
                 "analysis" => {
                     let mut s = analysis_section(up)?;
@@ -85,7 +104,8 @@ impl Phase for Report {
                     }
                     s
                 }
-                "signal_replay" => replay_section(up)?,
+                "signal_replay" => replay_section(up, &opts)?,
+                "holdout" => holdout_section(up, &opts)?,
                 _ => continue,
             };
             writeln!(ctx.log, "section for {} ({})", up.node, up.mode)?;
@@ -133,7 +153,9 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
     };
     let (fee, slippage) = common::costs(config).unwrap_or((0.0, 0.0));
     let fill = common::fill(config).map(|f| f.name()).unwrap_or("close");
-    let split = common::split_fraction(config).unwrap_or(0.8);
+    let split = super::split::split(config)
+        .map(|s| s.describe())
+        .unwrap_or_default();
     let mut s = String::from("<table class=\"header\">\n");
     let mut row = |k: &str, v: String| {
         let _ = writeln!(
@@ -150,7 +172,15 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
     {
         let c = read_equity(up)?;
         if let (Some(first), Some(last)) = (c.ts.first(), c.ts.last()) {
-            row("bars", format!("{} from {first} to {last}", c.ts.len()));
+            row(
+                "bars",
+                format!(
+                    "{} from {} to {}",
+                    c.ts.len(),
+                    display_time(first),
+                    display_time(last)
+                ),
+            );
         }
     }
     row(
@@ -158,13 +188,19 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
         format!("fee {fee}, slippage {slippage} bps per unit of position change"),
     );
     row("fill", fill.to_string());
-    row(
-        "split",
-        format!(
-            "the first {:.0}% of the bars train every selection; the rest is the test",
-            split * 100.0
-        ),
-    );
+    row("split", split);
+    if let Some(h) = common::data_spec(config, Path::new("."))
+        .ok()
+        .and_then(|d| d.holdout)
+    {
+        row(
+            "holdout",
+            format!(
+                "{}, sealed: only a holdout phase sees those bars",
+                h.describe()
+            ),
+        );
+    }
     s.push_str("</table>\n");
     Ok(s)
 }
@@ -224,12 +260,13 @@ fn metrics_table(columns: &[(&str, &Value)]) -> String {
     s
 }
 
-/// The `ts` and `equity` columns of an `equity.csv`, and the first row of
-/// the test part when it has a `part` column.
+/// The `ts` and `equity` columns of an `equity.csv`, and where its parts
+/// change (the first row of each part after the first, with the label of
+/// the boundary) when it has a `part` column.
 struct Curve {
     ts: Vec<String>,
     equity: Vec<f64>,
-    split: Option<usize>,
+    boundaries: Vec<(usize, String)>,
 }
 
 fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
@@ -237,14 +274,18 @@ fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let part_col = header.iter().position(|h| *h == "part");
-    let (mut ts, mut eq, mut split) = (Vec::new(), Vec::new(), None);
+    let (mut ts, mut eq, mut boundaries) = (Vec::new(), Vec::new(), Vec::new());
+    let mut part: Option<&str> = None;
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() < 2 {
             continue;
         }
-        if split.is_none() && part_col.and_then(|c| f.get(c)) == Some(&"test") {
-            split = Some(ts.len());
+        if let Some(&now) = part_col.and_then(|c| f.get(c)) {
+            if let Some(before) = part.filter(|p| *p != now) {
+                boundaries.push((ts.len(), format!("{before} | {now}")));
+            }
+            part = Some(now);
         }
         ts.push(f[0].to_string());
         eq.push(f[1].parse::<f64>().unwrap_or(f64::NAN));
@@ -252,7 +293,7 @@ fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
     Ok(Curve {
         ts,
         equity: eq,
-        split,
+        boundaries,
     })
 }
 
@@ -279,12 +320,125 @@ fn draw_error<E: std::fmt::Debug>(e: E) -> PhaseError {
     PhaseError::new(format!("drawing a chart: {e:?}"))
 }
 
-/// Equity and drawdown charts, one above the other.
-fn equity_charts(
-    ts: &[String],
-    equity: &[f64],
-    split: Option<usize>,
+/// How the curves are drawn: `log_scale: true` puts equity on a log
+/// axis; `rolling_window: N` (bars, default [`ROLLING_WINDOW`]) sets the
+/// trailing window of the rolling Sharpe ratio.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChartOptions {
+    pub log_scale: bool,
+    pub rolling_window: usize,
+}
+
+pub const ROLLING_WINDOW: usize = 126;
+
+/// How many drawdown periods the report lists.
+pub const TOP_DRAWDOWNS: usize = 5;
+
+impl ChartOptions {
+    pub fn from_config(config: &Value) -> Result<ChartOptions, ConfigIssue> {
+        let log_scale = match config.get("log_scale") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ConfigIssue::new("log_scale", "expected true or false")),
+        };
+        let rolling_window = match config.get("rolling_window") {
+            None | Some(Value::Null) => ROLLING_WINDOW,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n >= 2 && *n <= 100_000)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    ConfigIssue::new(
+                        "rolling_window",
+                        "expected a whole number of bars from 2 to 100000",
+                    )
+                })?,
+        };
+        Ok(ChartOptions {
+            log_scale,
+            rolling_window,
+        })
+    }
+}
+
+/// The `equity` column of an upstream's `benchmark.csv`, when it wrote one.
+fn read_benchmark(up: &Upstream) -> Result<Option<Vec<f64>>, PhaseError> {
+    if !up.has("benchmark.csv") {
+        return Ok(None);
+    }
+    let text = common::upstream_text(up, "benchmark.csv")?;
+    Ok(Some(
+        text.lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(1))
+            .map(|x| x.parse::<f64>().unwrap_or(f64::NAN))
+            .collect(),
+    ))
+}
+
+/// The figures of a curve: charts, drawdown periods and calendar returns.
+fn curve_block(
+    c: &Curve,
+    benchmark: Option<&[f64]>,
+    ppy: Option<f64>,
+    opts: &ChartOptions,
 ) -> Result<String, PhaseError> {
+    let mut s = equity_charts(c, benchmark, opts)?;
+    if let Some(ppy) = ppy {
+        s.push_str(&rolling_sharpe_chart(c, ppy, opts.rolling_window)?);
+    }
+    s.push_str(&drawdown_table(&c.ts, &c.equity));
+    s.push_str(&returns_table(&c.ts, &c.equity));
+    Ok(s)
+}
+
+/// The x axis: bar positions labelled with their timestamps.
+fn time_label(ts: &[String]) -> impl Fn(&f64) -> String + '_ {
+    move |x: &f64| {
+        let i = (x.round().max(0.0) as usize).min(ts.len().saturating_sub(1));
+        ts.get(i).map_or_else(String::new, |t| display_time(t))
+    }
+}
+
+/// The axis name of bar timestamps: `time` when bars fall within a day.
+fn time_axis(ts: &[String]) -> &'static str {
+    if ts.iter().any(|t| display_time(t).len() > 10) {
+        "time"
+    } else {
+        "date"
+    }
+}
+
+type TimeChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A chart over bar positions `0..n` with room for named axes.
+fn time_chart<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    n: f64,
+    y: std::ops::Range<f64>,
+) -> Result<TimeChart<'a, 'b>, PhaseError> {
+    ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..n, y)
+        .map_err(draw_error)
+}
+
+/// Equity (against buy-and-hold when given) and drawdown, one above the
+/// other; the train/test boundary marked when the curve has one.
+fn equity_charts(
+    c: &Curve,
+    benchmark: Option<&[f64]>,
+    opts: &ChartOptions,
+) -> Result<String, PhaseError> {
+    let (ts, equity) = (&c.ts, &c.equity);
     if equity.is_empty() {
         return Ok(String::new());
     }
@@ -298,41 +452,72 @@ fn equity_charts(
         })
         .collect();
     let n = equity.len() as f64;
-    let label = |x: &f64| {
-        let i = (x.round().max(0.0) as usize).min(ts.len() - 1);
-        ts[i].clone()
+    let label = time_label(ts);
+    // On a log scale the axis carries log10(equity), labelled back in
+    // equity; a curve at or below zero (ruin) has no point there.
+    let y = |e: f64| -> Option<f64> {
+        match opts.log_scale {
+            true if e > 0.0 => Some(e.log10()),
+            true => None,
+            false => e.is_finite().then_some(e),
+        }
+    };
+    let bench = benchmark.filter(|b| b.len() == equity.len());
+    let (lo, hi) = equity
+        .iter()
+        .chain(bench.into_iter().flatten())
+        .filter_map(|&e| y(e))
+        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let points = |curve: &[f64]| -> Vec<(f64, f64)> {
+        idx.iter()
+            .filter_map(|&i| y(curve[i]).map(|v| (i as f64, v)))
+            .collect()
     };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 480)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let (top, bottom) = root.split_vertically(300);
-        let (lo, hi) = equity
-            .iter()
-            .filter(|x| x.is_finite())
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-        let pad = ((hi - lo) * 0.05).max(1e-6);
-        let mut chart = ChartBuilder::on(&top)
-            .caption("equity", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..n, (lo - pad)..(hi + pad))
-            .map_err(draw_error)?;
+        let (top, bottom) = root.split_vertically(320);
+        let caption = if opts.log_scale {
+            "equity (log scale)"
+        } else {
+            "equity"
+        };
+        let mut chart = time_chart(&top, caption, n, (lo - pad)..(hi + pad))?;
+        let log_scale = opts.log_scale;
         chart
             .configure_mesh()
             .x_labels(6)
             .x_label_formatter(&label)
-            .y_label_formatter(&|y| format!("{y:.2}"))
+            .y_label_formatter(&|v| format!("{:.2}", if log_scale { 10f64.powf(*v) } else { *v }))
+            .x_desc(time_axis(ts))
+            .y_desc("equity (start = 1)")
             .draw()
             .map_err(draw_error)?;
         chart
-            .draw_series(LineSeries::new(
-                idx.iter().map(|&i| (i as f64, equity[i])),
-                &BLUE,
-            ))
-            .map_err(draw_error)?;
-        if let Some(s) = split {
+            .draw_series(LineSeries::new(points(equity), &BLUE))
+            .map_err(draw_error)?
+            .label("strategy")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
+        if let Some(b) = bench {
+            let grey = RGBColor(120, 120, 120);
+            chart
+                .draw_series(LineSeries::new(points(b), &grey))
+                .map_err(draw_error)?
+                .label("buy-and-hold")
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey));
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(draw_error)?;
+        }
+        for (s, label) in &c.boundaries {
+            let s = *s;
             chart
                 .draw_series(LineSeries::new(
                     [(s as f64, lo - pad), (s as f64, hi + pad)],
@@ -341,7 +526,7 @@ fn equity_charts(
                 .map_err(draw_error)?;
             chart
                 .draw_series([Text::new(
-                    "train | test",
+                    label.clone(),
                     (s as f64, hi + pad * 0.2),
                     ("sans-serif", 12)
                         .into_font()
@@ -350,25 +535,26 @@ fn equity_charts(
                 )])
                 .map_err(draw_error)?;
         }
-        let dd_lo = drawdown.iter().copied().fold(0.0f64, f64::min).min(-1e-6);
-        let mut chart = ChartBuilder::on(&bottom)
-            .caption("drawdown", ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..n, (dd_lo * 1.05)..0.0)
-            .map_err(draw_error)?;
+        let dd_lo = drawdown
+            .iter()
+            .copied()
+            .filter(|d| d.is_finite())
+            .fold(0.0f64, f64::min)
+            .min(-1e-6);
+        let mut chart = time_chart(&bottom, "drawdown", n, (dd_lo * 1.05)..0.0)?;
         chart
             .configure_mesh()
             .x_labels(6)
             .x_label_formatter(&label)
             .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
+            .x_desc(time_axis(ts))
+            .y_desc("below the running peak")
             .draw()
             .map_err(draw_error)?;
         chart
             .draw_series(
                 AreaSeries::new(
-                    idx.iter().map(|&i| (i as f64, drawdown[i])),
+                    idx.iter().map(|&i| (i as f64, drawdown[i].max(dd_lo))),
                     0.0,
                     RED.mix(0.3),
                 )
@@ -380,7 +566,155 @@ fn equity_charts(
     Ok(inline_svg(svg))
 }
 
-fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
+/// The trailing-window Sharpe ratio over time, with zero marked.
+fn rolling_sharpe_chart(c: &Curve, ppy: f64, window: usize) -> Result<String, PhaseError> {
+    let rolling = rolling_sharpe(&c.equity, window, ppy);
+    let idx = thin(rolling.len());
+    let points: Vec<(f64, f64)> = idx
+        .iter()
+        .filter_map(|&i| rolling[i].map(|v| (i as f64, v)))
+        .collect();
+    if points.is_empty() {
+        return Ok(format!(
+            "<p>rolling Sharpe ratio: undefined (fewer than {window} bars, or no variation in any window)</p>\n"
+        ));
+    }
+    let (lo, hi) = points
+        .iter()
+        .fold((0.0f64, 0.0f64), |(a, b), &(_, v)| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let n = c.equity.len() as f64;
+    let label = time_label(&c.ts);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 240)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let caption = format!("rolling Sharpe ratio ({window} bars, annualised)");
+        let mut chart = time_chart(&root, &caption, n, (lo - pad)..(hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .x_label_formatter(&label)
+            .y_label_formatter(&|y| format!("{y:.1}"))
+            .x_desc(time_axis(&c.ts))
+            .y_desc("Sharpe ratio")
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (n, 0.0)], BLACK.mix(0.5)))
+            .map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new(points, &BLUE))
+            .map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(inline_svg(svg))
+}
+
+/// The deepest drawdown periods: peak, trough, recovery, depth, length.
+pub fn drawdown_table(ts: &[String], equity: &[f64]) -> String {
+    let periods = drawdown_periods(equity, TOP_DRAWDOWNS);
+    if periods.is_empty() {
+        return "<p>No drawdown: the curve never fell below a previous high.</p>\n".into();
+    }
+    let mut s = format!(
+        "<p>the {} deepest drawdowns</p>\n<table><tr><th>depth</th><th class=\"l\">peak</th><th class=\"l\">trough</th><th class=\"l\">recovered</th><th>bars to trough</th><th>bars underwater</th></tr>\n",
+        periods.len()
+    );
+    for p in &periods {
+        let end = p.recovery.unwrap_or(equity.len() - 1);
+        let _ = writeln!(
+            s,
+            "<tr><td>{:.2}%</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}{}</td></tr>",
+            p.depth * 100.0,
+            esc(&display_time(&ts[p.peak])),
+            esc(&display_time(&ts[p.trough])),
+            p.recovery
+                .map_or_else(|| "not yet".to_string(), |r| esc(&display_time(&ts[r]))),
+            p.trough - p.peak,
+            end - p.peak,
+            if p.recovery.is_none() { "+" } else { "" }
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Returns per calendar month, one row per year, and the year's return.
+pub fn returns_table(ts: &[String], equity: &[f64]) -> String {
+    let (monthly, yearly) = period_returns(ts, equity);
+    if yearly.is_empty() {
+        return String::new();
+    }
+    let cell = |r: Option<f64>| r.map_or_else(|| "–".to_string(), |r| format!("{:.1}%", r * 100.0));
+    let mut s =
+        String::from("<p>returns by month and year</p>\n<table><tr><th class=\"l\">year</th>");
+    for m in MONTHS {
+        let _ = write!(s, "<th>{m}</th>");
+    }
+    s.push_str("<th>year</th></tr>\n");
+    for y in &yearly {
+        let _ = write!(s, "<tr><td class=\"l\">{}</td>", y.year);
+        for m in 1..=12 {
+            let r = monthly.iter().find(|p| p.year == y.year && p.month == m);
+            let _ = write!(
+                s,
+                "<td>{}</td>",
+                r.map_or_else(String::new, |p| cell(p.ret))
+            );
+        }
+        let _ = writeln!(s, "<th>{}</th></tr>", cell(y.ret));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// Every round trip of `trades.csv` (the first [`MAX_TRADES`] when there
+/// are more).
+fn trade_list(up: &Upstream) -> Result<String, PhaseError> {
+    let text = common::upstream_text(up, "trades.csv")?;
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let mut s = format!("<p>{} trades", rows.len());
+    if rows.len() > MAX_TRADES {
+        let _ = write!(s, "; the first {MAX_TRADES}");
+    }
+    s.push_str("</p>\n<table><tr><th class=\"l\">symbol</th><th class=\"l\">side</th><th class=\"l\">entry</th><th class=\"l\">exit</th><th>bars</th><th>return</th></tr>\n");
+    for r in rows.iter().take(MAX_TRADES) {
+        let [sym, side, entry, exit, bars, closed, ret] = r[..] else {
+            continue;
+        };
+        let ret = ret
+            .parse::<f64>()
+            .map_or_else(|_| "–".to_string(), |x| format!("{:.2}%", x * 100.0));
+        let _ = writeln!(
+            s,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{ret}</td></tr>",
+            esc(sym),
+            esc(side),
+            esc(&display_time(entry)),
+            if closed == "true" {
+                esc(&display_time(exit))
+            } else {
+                "open".to_string()
+            },
+            esc(bars),
+        );
+    }
+    s.push_str("</table>\n");
+    Ok(s)
+}
+
+pub const MAX_TRADES: usize = 500;
+
+fn backtest_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
     let mut s = String::new();
     let m = common::upstream_json(up, "metrics.json")?;
     let _ = writeln!(
@@ -390,10 +724,18 @@ fn backtest_section(up: &Upstream) -> Result<String, PhaseError> {
         esc(&m["params"].to_string()),
         m["fee"]
     );
-    s.push_str(&metrics_table(&[("backtest", &m)]));
+    s.push_str(&metrics_table(&[
+        ("backtest", &m),
+        ("buy-and-hold", &m["benchmark"]["metrics"]),
+    ]));
     if up.has("equity.csv") {
         let c = read_equity(up)?;
-        s.push_str(&equity_charts(&c.ts, &c.equity, None)?);
+        let bench = read_benchmark(up)?;
+        let ppy = m["periods_per_year"].as_f64();
+        s.push_str(&curve_block(&c, bench.as_deref(), ppy, opts)?);
+    }
+    if up.has("trades.csv") {
+        s.push_str(&trade_list(up)?);
     }
     Ok(s)
 }
@@ -429,6 +771,16 @@ fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
     }
     s.push_str("</table>\n");
     let summary = common::upstream_json(up, "metrics.json")?;
+    if let Some(t) = summary.get("train_best").filter(|t| t.is_object()) {
+        let _ = writeln!(
+            s,
+            "<p>best on the train part alone: trial {} <code>{}</code>, train Sharpe {}, train return {}</p>",
+            t["trial"],
+            esc(t["name"].as_str().unwrap_or("")),
+            fmt_metric(&t["sharpe"], false),
+            fmt_metric(&t["total_return"], true)
+        );
+    }
     if let Some(o) = summary.get("overfitting") {
         s.push_str(&overfitting_panel(o));
     }
@@ -556,10 +908,12 @@ fn heatmap(records: &[TrialRecord]) -> Result<Option<String>, PhaseError> {
     };
     let mut svg = String::new();
     {
-        let w = (120 + 70 * xs.len()).clamp(360, 900) as u32;
+        let w = (220 + 70 * xs.len()).clamp(460, 1000) as u32;
         let h = (100 + 40 * ys.len()).clamp(220, 700) as u32;
         let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
+        let (root, scale) = root.split_horizontally(w - 110);
+        colour_scale(&scale, lo, hi, &colour)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!("sharpe by {} × {}", keys[0], keys[1]),
@@ -620,6 +974,46 @@ fn heatmap(records: &[TrialRecord]) -> Result<Option<String>, PhaseError> {
     Ok(Some(inline_svg(svg)))
 }
 
+/// The legend of a heatmap: its colours from `lo` (bottom) to `hi` (top),
+/// with the Sharpe ratios they stand for on an axis.
+fn colour_scale(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    lo: f64,
+    hi: f64,
+    colour: &dyn Fn(f64) -> RGBColor,
+) -> Result<(), PhaseError> {
+    const STEPS: usize = 40;
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption("sharpe", ("sans-serif", 13))
+        .margin_top(34)
+        .margin_bottom(44)
+        .margin_right(8)
+        .y_label_area_size(46)
+        .build_cartesian_2d(0f64..1.0, lo..hi)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(5)
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .draw()
+        .map_err(draw_error)?;
+    let step = (hi - lo) / STEPS as f64;
+    chart
+        .draw_series((0..STEPS).map(|k| {
+            let a = lo + step * k as f64;
+            Rectangle::new([(0.0, a), (1.0, a + step)], colour(a + step / 2.0).filled())
+        }))
+        .map_err(draw_error)?;
+    Ok(())
+}
+
 fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
     let r = common::upstream_json(up, "regimes.json")?;
     let mut s = format!(
@@ -650,7 +1044,30 @@ fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
     Ok(s)
 }
 
-fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
+/// The sealed holdout's figures: only a report downstream of the
+/// `holdout` node shows them.
+fn holdout_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
+    let m = common::upstream_json(up, "metrics.json")?;
+    let mut s = format!(
+        "<p>the sealed holdout: {} bars from {}, replaying what <code>{}</code> decided; no other phase saw these bars</p>\n",
+        m["bars"],
+        esc(&display_time(m["from_ts"].as_str().unwrap_or(""))),
+        esc(m["source"].as_str().unwrap_or(""))
+    );
+    s.push_str(&metrics_table(&[
+        ("holdout", &m["holdout"]),
+        ("buy-and-hold", &m["benchmark"]["metrics"]),
+    ]));
+    if up.has("equity.csv") {
+        let c = read_equity(up)?;
+        let bench = read_benchmark(up)?;
+        let ppy = m["holdout"]["periods_per_year"].as_f64();
+        s.push_str(&curve_block(&c, bench.as_deref(), ppy, opts)?);
+    }
+    Ok(s)
+}
+
+fn replay_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
     let w = common::upstream_json(up, "weights.json")?;
     let m = common::upstream_json(up, "metrics.json")?;
     let mut s = format!(
@@ -659,7 +1076,7 @@ fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
         esc(&w["search"].to_string()),
         esc(w["objective"].as_str().unwrap_or("")),
         w["threshold"],
-        esc(w["split_ts"].as_str().unwrap_or(""))
+        esc(&display_time(w["split_ts"].as_str().unwrap_or("")))
     );
     for sig in w["signals"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -696,12 +1113,22 @@ fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
         s.push_str("</table>\n");
     }
     // Buy-and-hold of the same bars and costs gives the figures context.
-    s.push_str(&metrics_table(&[
-        ("train", &m["train"]),
+    let mut columns: Vec<(&str, &Value)> = vec![("train", &m["train"])];
+    if m.get("validation").is_some() {
+        columns.push(("validation", &m["validation"]));
+    }
+    columns.extend([
         ("test", &m["test"]),
         ("buy-and-hold train", &m["benchmark"]["train"]["metrics"]),
-        ("buy-and-hold test", &m["benchmark"]["test"]["metrics"]),
-    ]));
+    ]);
+    if m.get("validation").is_some() {
+        columns.push((
+            "buy-and-hold validation",
+            &m["benchmark"]["validation"]["metrics"],
+        ));
+    }
+    columns.push(("buy-and-hold test", &m["benchmark"]["test"]["metrics"]));
+    s.push_str(&metrics_table(&columns));
     if let Some(o) = m.get("overfitting") {
         let _ = writeln!(
             s,
@@ -728,7 +1155,122 @@ fn replay_section(up: &Upstream) -> Result<String, PhaseError> {
     }
     if up.has("equity.csv") {
         let c = read_equity(up)?;
-        s.push_str(&equity_charts(&c.ts, &c.equity, c.split)?);
+        let bench = read_benchmark(up)?;
+        let ppy = m["train"]["periods_per_year"].as_f64();
+        s.push_str(&curve_block(&c, bench.as_deref(), ppy, opts)?);
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten minute bars across two days, with a drawdown that recovers and
+    /// one still open at the end.
+    fn minute_curve() -> Curve {
+        let ts = [
+            "20110103 093000",
+            "20110103 093100",
+            "20110103 093200",
+            "20110103 093300",
+            "20110131 160000",
+            "20110201 093000",
+            "20110201 093100",
+            "20110201 093200",
+            "20120103 093000",
+            "20120103 093100",
+        ]
+        .map(String::from)
+        .to_vec();
+        let equity = vec![1.0, 1.02, 0.99, 1.03, 1.05, 0.98, 1.01, 1.04, 1.06, 1.0];
+        Curve {
+            ts,
+            equity,
+            boundaries: vec![(6, "train | test".into())],
+        }
+    }
+
+    #[test]
+    fn drawdown_and_returns_tables() {
+        let c = minute_curve();
+        insta::assert_snapshot!(
+            drawdown_table(&c.ts, &c.equity) + &returns_table(&c.ts, &c.equity)
+        );
+    }
+
+    #[test]
+    fn a_curve_at_its_high_has_no_drawdown_rows() {
+        let ts: Vec<String> = ["2020-01-01", "2020-01-02"].map(String::from).to_vec();
+        assert!(drawdown_table(&ts, &[1.0, 1.1]).contains("No drawdown"));
+    }
+
+    #[test]
+    fn equity_against_buy_and_hold_on_a_log_scale() {
+        let c = minute_curve();
+        let bench: Vec<f64> = (0..10).map(|i| 1.0 + 0.01 * f64::from(i)).collect();
+        let opts = ChartOptions {
+            log_scale: true,
+            rolling_window: 3,
+        };
+        let svg = equity_charts(&c, Some(&bench), &opts).unwrap();
+        // Axis names, legend and time labels, whatever the geometry.
+        for text in [
+            "equity (log scale)",
+            "equity (start = 1)",
+            "below the running peak",
+            "\ntime\n",
+            "buy-and-hold",
+            "2011-01-03 09:30",
+        ] {
+            assert!(svg.contains(text), "chart lacks `{text}`");
+        }
+        insta::assert_snapshot!(svg);
+        let rolling = rolling_sharpe_chart(&c, 252.0, 3).unwrap();
+        assert!(rolling.contains("rolling Sharpe ratio (3 bars, annualised)"));
+        insta::assert_snapshot!("rolling_sharpe", rolling);
+    }
+
+    #[test]
+    fn heatmap_colour_scale_is_labelled() {
+        let area_svg = {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, (110, 260)).into_drawing_area();
+                colour_scale(&root, -0.5, 1.5, &|v| {
+                    RGBColor((v * 100.0 + 60.0) as u8, 0, 0)
+                })
+                .unwrap();
+                root.present().unwrap();
+            }
+            svg
+        };
+        for text in ["\nsharpe\n", "\n-0.50\n", "\n1.50\n"] {
+            assert!(area_svg.contains(text), "scale lacks `{text}`: {area_svg}");
+        }
+        insta::assert_snapshot!(area_svg);
+    }
+
+    #[test]
+    fn chart_options_are_checked() {
+        assert_eq!(
+            ChartOptions::from_config(&json!({})).unwrap(),
+            ChartOptions {
+                log_scale: false,
+                rolling_window: ROLLING_WINDOW
+            }
+        );
+        assert_eq!(
+            ChartOptions::from_config(&json!({"log_scale": "yes"}))
+                .unwrap_err()
+                .key,
+            "log_scale"
+        );
+        assert_eq!(
+            ChartOptions::from_config(&json!({"rolling_window": 1}))
+                .unwrap_err()
+                .key,
+            "rolling_window"
+        );
+    }
 }

@@ -89,9 +89,9 @@ const EXECUTION_CLOSE_ONLY: KeyDoc = k(
 );
 const SPLIT: KeyDoc = k(
     "split",
-    "number in (0, 1) | {train: number}",
+    "number in (0, 1) | {train, validation?, test?}",
     "0.8",
-    "the train fraction (see Split); inherited from the top level",
+    "the parts of the bars, fractions or dates (see Split); inherited from the top level",
 );
 const OBJECTIVE: KeyDoc = k(
     "objective",
@@ -103,6 +103,7 @@ const OBJECTIVE: KeyDoc = k(
 /// The `metrics.json` of a single backtest run.
 const RUN_METRICS: &str = "JSON object: every metric (see Metrics) plus `strategy`, `params` (every parameter, defaults included), `fee`, `slippage_bps`, `fill`, `symbols`, and `benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}` (see Benchmark); with several symbols also `per_symbol: {SYMBOL: {metrics}}`";
 const EQUITY: &str = "CSV `ts,equity,position`: one row per bar, equity starting at 1, `position` the one held (with several symbols `equity.csv` is the equal-weight portfolio `ts,equity` and `equity_SYMBOL.csv` each symbol)";
+const BENCHMARK_CURVE: &str = "CSV `ts,equity`: buy-and-hold of the same bars, costs and fill, one row per bar (one symbol only)";
 const TRADES: &str = "CSV `symbol,side,entry_ts,exit_ts,bars,closed,return`: every round trip, `side` long|short, `closed` false for a trade still open on the last bar";
 const TRIALS: &str = "JSON list of `{index, name, params, metrics}`, one per trial in grid order";
 const SIGNALS: &str = "sparse signal, one JSON object per position change: `{\"i\": bar index, \"ts\": timestamp as in the data, \"sym\": symbol, \"v\": position from bar i on}`; the position before the first line is 0";
@@ -116,6 +117,7 @@ pub const MODES: &[ModeDoc] = &[
             f("metrics.json", RUN_METRICS),
             f("equity.csv", EQUITY),
             f("trades.csv", TRADES),
+            f("benchmark.csv", BENCHMARK_CURVE),
         ],
         condition_paths: &[
             "total_return",
@@ -144,6 +146,12 @@ pub const MODES: &[ModeDoc] = &[
             COSTS,
             EXECUTION,
             k(
+                "split",
+                "number in (0, 1) | {train, validation?, test?}",
+                "0.8",
+                "read by the gather only, for `train_best` (see Split); trials run over every bar and do not rerun when it changes; inherited from the top level",
+            ),
+            k(
                 "grid",
                 "map of key -> list or \"range(a, b, step)\"",
                 "no grid: one run",
@@ -155,7 +163,7 @@ pub const MODES: &[ModeDoc] = &[
             f("trials.json", TRIALS),
             f(
                 "metrics.json",
-                "gather: `{trials: count, strategy, best: {trial, name, sharpe, total_return, params}, overfitting: {trials, selected, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years, pbo, pbo_blocks, pbo_combinations}}`, best by Sharpe, ties to the lowest index, a null Sharpe last; `overfitting` judges that choice (see Overfitting); a trial node's own `metrics.json` is a backtest's without `fee`, `slippage_bps`, `fill` and `benchmark`, plus `index` and `name`",
+                "gather: `{trials: count, strategy, best: {trial, name, sharpe, total_return, params}, train_best: {trial, name, sharpe, total_return, params}, overfitting: {trials, selected, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years, pbo, pbo_blocks, pbo_combinations}}`, best by Sharpe, ties to the lowest index, a null Sharpe last; `train_best` the same over the train part of the split only (one symbol; the figure a `when:` that gates a selection should read); `overfitting` judges that choice (see Overfitting); a trial node's own `metrics.json` is a backtest's without `fee`, `slippage_bps`, `fill` and `benchmark`, plus `index` and `name`",
             ),
             f(
                 "equity.csv, trades.csv",
@@ -167,6 +175,9 @@ pub const MODES: &[ModeDoc] = &[
             "best.sharpe",
             "best.total_return",
             "best.trial",
+            "train_best.sharpe",
+            "train_best.total_return",
+            "train_best.trial",
             "overfitting.dsr",
             "overfitting.pbo",
             "overfitting.min_backtest_years",
@@ -243,9 +254,9 @@ pub const MODES: &[ModeDoc] = &[
             OBJECTIVE,
             k(
                 "split",
-                "number in (0, 1) | {train: number}",
+                "number in (0, 1) | {train, validation?, test?}",
                 "0.8",
-                "the train part is bars 0..s-1 with s = floor(bars * split) (see Split); the test part the rest, its equity rebased to 1; inherited from the top level",
+                "weights are chosen on the train part only (see Split); the validation part (when declared) and the test part are measured after, each part's equity rebased to 1; inherited from the top level",
             ),
             k(
                 "per_regime",
@@ -259,27 +270,40 @@ pub const MODES: &[ModeDoc] = &[
                 "0",
                 "robustness check: rerun the whole selection with every signal acted on N bars later and write `lag_check`; 0 skips it",
             ),
+            k(
+                "pbo",
+                "bool",
+                "false",
+                "with `objective: sharpe`, add to `overfitting` the probability of backtest overfitting of the global weight search (`pbo`, `pbo_blocks`, `pbo_combinations`): CSCV over the train returns of every weighting searched, 8 blocks (70 splits); one pass over the train bars per weighting",
+            ),
         ],
         files: &[
             f(
                 "weights.json",
-                "`{search, candidates, objective, threshold, split, split_index, split_ts, score, signals: [{trial, name, params, weight}], per_regime?: {classifier, regimes: {LABEL: {train_bars, weights_used: regime | global, weights, score}}}}`; `score` is the objective of the train figures of the positions traded, `split_index` the first test bar s",
+                "`{search, candidates, objective, threshold, split, split_index, split_ts, score, signals: [{trial, name, params, weight}], per_regime?: {classifier, regimes: {LABEL: {train_bars, weights_used: regime | global, weights, score}}}}`; `score` is the objective of the train figures of the positions traded, `split_index` the first bar after the train part s; with a validation part also `test_index` and `test_ts`, the first test bar",
             ),
             f(
                 "metrics.json",
-                "`{train: {metrics}, test: {metrics}, weightings, signals, objective, score, overfitting: {trials, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years}, benchmark: {name: buy_and_hold, train: {metrics, alpha, beta, information_ratio, excess_return}, test: {...}}, lag_check?: {lag, train_sharpe, test_sharpe, test_total_return, collapse}}`; `score` is the objective of the train figures; `overfitting` deflates the train Sharpe ratio by the weightings tried (with `objective: sharpe` only; otherwise `{trials, dsr: null}`); `collapse` is true when the lagged test Sharpe is null or at most half of a positive unlagged one",
+                "`{train: {metrics}, validation?: {metrics}, test: {metrics}, weightings, signals, objective, score, overfitting: {trials, dsr, sharpe_variance, expected_max_sharpe, min_backtest_years, backtest_years, pbo?, pbo_blocks?, pbo_combinations?}, benchmark: {name: buy_and_hold, train: {metrics, alpha, beta, information_ratio, excess_return}, test: {...}}, lag_check?: {lag, train_sharpe, test_sharpe, test_total_return, collapse}}`; `score` is the objective of the train figures; `overfitting` deflates the train Sharpe ratio by the weightings tried (with `objective: sharpe` only; otherwise `{trials, dsr: null}`); `collapse` is true when the lagged test Sharpe is null or at most half of a positive unlagged one",
             ),
             f(
                 "equity.csv",
-                "CSV `ts,equity,position,part` over all bars, `part` train|test",
+                "CSV `ts,equity,position,part` over all bars, `part` train|validation|test",
+            ),
+            f(
+                "benchmark.csv",
+                "CSV `ts,equity`: buy-and-hold of the same bars and costs over all bars",
             ),
         ],
         condition_paths: &[
             "test.sharpe",
             "train.sharpe",
+            "validation.sharpe",
+            "validation.total_return",
             "score",
             "signals",
             "overfitting.dsr",
+            "overfitting.pbo",
             "benchmark.test.excess_return",
             "lag_check.test_sharpe",
             "lag_check.collapse",
@@ -287,7 +311,7 @@ pub const MODES: &[ModeDoc] = &[
     },
     ModeDoc {
         name: "report",
-        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: a header with the data, costs, fill and split, backtest metrics and curves, sweep heatmaps with the overfitting statistics, regime winners, ensemble train/test against buy-and-hold.",
+        summary: "One self-contained HTML page (inline CSS and SVG, no network) over the direct upstream artifacts: a header with the data, costs, fill and split, backtest metrics and curves, sweep heatmaps (with a colour scale) and the overfitting statistics, regime winners, ensemble train/test against buy-and-hold. Every backtest and ensemble curve comes with equity against buy-and-hold (log scale optional), drawdown, rolling Sharpe ratio, the five deepest drawdown periods and a monthly and yearly returns table; a backtest also lists its trades (the first 500).",
         keys: &[
             k(
                 "data",
@@ -315,6 +339,18 @@ pub const MODES: &[ModeDoc] = &[
                 "inherited; shown in the page header",
             ),
             k("title", "string", "\"admf report: NODE\"", "the page title"),
+            k(
+                "log_scale",
+                "bool",
+                "false",
+                "draw equity and its buy-and-hold benchmark on a log axis",
+            ),
+            k(
+                "rolling_window",
+                "int in [2, 100000]",
+                "126",
+                "bars in the trailing window of the rolling Sharpe ratio chart (annualised like the metrics)",
+            ),
         ],
         files: &[
             f("report.html", "the HTML page"),
@@ -402,6 +438,26 @@ pub const MODES: &[ModeDoc] = &[
             "windows.train",
         ],
     },
+    ModeDoc {
+        name: "holdout",
+        summary: "The one phase that sees the sealed holdout (`data.holdout`; every other mode loads the data without those bars): replays what an upstream backtest (its strategy) or signal_replay (its trials and global weights; the sweep it replays must be a direct upstream too) decided over all the bars with the inherited costs and fill, and measures the held-out bars only, against buy-and-hold. Each build that runs or serves it is counted in the run ledger; the build prints how many have looked. One symbol.",
+        keys: &[DATA, STRATEGY_UNUSED, COSTS, EXECUTION],
+        files: &[
+            f(
+                "metrics.json",
+                "`{source, mode, from_ts, bars, holdout: {metrics}, benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}}`: the held-out bars only, equity rebased to 1 at the close before them",
+            ),
+            f(
+                "equity.csv",
+                "CSV `ts,equity,position` over the held-out bars, the first row the close before them (equity 1)",
+            ),
+            f(
+                "benchmark.csv",
+                "CSV `ts,equity`: buy-and-hold over the same rows",
+            ),
+        ],
+        condition_paths: &["holdout.sharpe", "holdout.total_return", "bars"],
+    },
 ];
 
 /// Keys of a phase that steer the engine rather than configure its mode.
@@ -480,9 +536,9 @@ pub const TOP_KEYS: &[KeyDoc] = &[
     ),
     k(
         "split",
-        "number in (0, 1) | {train: number}",
+        "number in (0, 1) | {train, validation?, test?}",
         "0.8",
-        "the train fraction every selection sees (see Split); inherited by analysis, signal_replay and report",
+        "the parts of the bars: train (every selection sees only it), validation, test; fractions or dates (see Split); inherited by analysis, signal_generation (its gather), signal_replay and report",
     ),
     k("name", "string", "", "the workflow's name"),
     k("description", "string", "", "free text"),
@@ -539,6 +595,12 @@ pub const DATA_KEYS: &[KeyDoc] = &[
         "inferred",
         "P, the annualisation base of every metric (252 daily, 52 weekly, 12 monthly); without it P comes from the bar spacing (see Metrics)",
     ),
+    k(
+        "holdout",
+        "number in (0, 1) | date",
+        "none",
+        "a sealed holdout at the end of the data: the last fraction of each symbol's bars, or every bar from the date on; no mode but `holdout` loads those bars, so every other figure (split parts included) comes from the bars before it",
+    ),
 ];
 
 /// The keys of `strategy:`.
@@ -583,15 +645,29 @@ pub const EXECUTION_KEYS: &[KeyDoc] = &[k(
 )];
 
 /// The keys of `split:` in its map form.
-pub const SPLIT_KEYS: &[KeyDoc] = &[k(
-    "train",
-    "number in (0, 1)",
-    "0.8",
-    "the train part is bars 0..s-1 with s = floor(bars * train), kept in 2..bars-1; the test part is bars s..; `split: 0.8` is short for `split: {train: 0.8}`",
-)];
+pub const SPLIT_KEYS: &[KeyDoc] = &[
+    k(
+        "train",
+        "number in (0, 1) | date",
+        "0.8",
+        "the train part: bars 0..s-1 with s = floor(bars * train), kept in 2..bars-1, or every bar up to the date (a date alone covers its whole day); `split: 0.8` is short for `split: {train: 0.8}`",
+    ),
+    k(
+        "validation",
+        "number in (0, 1) | date",
+        "none",
+        "a validation part after the train part: the next floor(bars * (train + validation)) - s bars, or every bar up to the date; measured and shown, never chosen on",
+    ),
+    k(
+        "test",
+        "number in (0, 1)",
+        "the rest",
+        "the test part, after the others; with fractions, when given, train + validation + test = 1; with dates it is every later bar",
+    ),
+];
 
-/// Where the train/test split applies.
-pub const SPLIT_RULE: &str = "Declared once (at the top of the workflow, or on a phase), the split is the same for every selection: analysis measures regimes on the train part only, signal_replay chooses trials (`top: N`, `regime_winners`) and weights on the train part only, and its `test` figures are the only out-of-sample ones. Train returns are r_1..r_{s-1}, test returns r_s..r_T.";
+/// Where the split applies.
+pub const SPLIT_RULE: &str = "Declared once (at the top of the workflow, or on a phase), the split is the same for every selection: analysis measures regimes on the train part only, signal_replay chooses trials (`top: N`, `regime_winners`) and weights on the train part only, and the sweep's `train_best` ranks the trials on it; the validation part, when declared, is measured after the choice and never chosen on, and the test part follows it. Give every part as a fraction or every part as a date. A `when:` that decides whether a selection goes on should read a train or validation figure (`train_best.sharpe`, `train.sharpe`, `validation.sharpe`): gating on `test` figures makes them in-sample. Train returns are r_1..r_{s-1}, validation returns r_s..r_{v-1}, test returns r_v..r_T, each part's equity rebased to 1 at its first bar's previous close.";
 
 /// The declaration of `mode`, if there is one.
 pub fn mode(name: &str) -> Option<&'static ModeDoc> {
@@ -804,13 +880,16 @@ mod tests {
         let other = common::fill(&json!({"execution": {"at": "close"}})).unwrap_err();
         assert_eq!(other.key, "execution.at");
 
-        assert_eq!(names(SPLIT_KEYS), set(["train"]));
+        assert_eq!(names(SPLIT_KEYS), set(["train", "validation", "test"]));
         let train: f64 = SPLIT_KEYS[0].default.parse().unwrap();
-        assert_eq!(common::split_fraction(&json!({})).unwrap(), train);
+        assert_eq!(
+            crate::phases::split::split(&json!({})).unwrap().train,
+            crate::phases::split::Edge::Fraction(train)
+        );
         let top = TOP_KEYS.iter().find(|k| k.name == "split").unwrap();
         assert_eq!(top.default, SPLIT_KEYS[0].default);
-        let other = common::split_fraction(&json!({"split": {"test": 0.2}})).unwrap_err();
-        assert_eq!(other.key, "split.test");
+        let other = crate::phases::split::split(&json!({"split": {"tset": 0.2}})).unwrap_err();
+        assert_eq!(other.key, "split.tset");
 
         let w = windows(&json!({})).unwrap();
         let declared = mode("walk_forward")

@@ -58,15 +58,17 @@ pub fn signal_file(index: usize) -> String {
 
 impl Phase for SignalGeneration {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "execution", "grid"])
+        Some(&["data", "strategy", "costs", "execution", "grid", "split"])
     }
 
+    /// The split reaches the gather only (trials drop it): the gather
+    /// ranks the trials on the train part for `train_best`.
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS
+        common::INHERITS_WITH_SPLIT
     }
 
     fn version(&self) -> &'static str {
-        "signal_generation-3"
+        "signal_generation-4"
     }
 
     fn expands_grid(&self) -> bool {
@@ -85,6 +87,7 @@ impl Phase for SignalGeneration {
         let s = common::strategy(config)?;
         common::fee(config)?;
         common::fill(config)?;
+        super::split::split(config)?;
         match config.get("grid") {
             None | Some(Value::Null) => {}
             Some(Value::Object(grid)) => {
@@ -229,9 +232,12 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
         )?;
     }
     let mut m = s;
-    let stats = overfitting(ctx, &records)?;
+    let (stats, train_best) = overfitting(ctx, &records)?;
     if let Value::Object(m) = &mut m {
         m.insert("overfitting".into(), stats);
+        if let Some(t) = train_best {
+            m.insert("train_best".into(), t);
+        }
     }
     if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
         let strat = common::upstream_json(first.1, "metrics.json")?;
@@ -291,7 +297,11 @@ pub fn trial_returns(
 /// sharpe_variance, expected_max_sharpe, min_backtest_years,
 /// backtest_years, pbo, pbo_blocks, pbo_combinations}`; a statistic that
 /// is undefined is `null` (and the log says why).
-fn overfitting(ctx: &mut PhaseContext<'_>, records: &[TrialRecord]) -> Result<Value, PhaseError> {
+/// Also the best trial on the train part of the split (one symbol only).
+fn overfitting(
+    ctx: &mut PhaseContext<'_>,
+    records: &[TrialRecord],
+) -> Result<(Value, Option<Value>), PhaseError> {
     let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
     let fee = common::fee(ctx.config).map_err(issue_error)?;
     let fill = common::fill(ctx.config).map_err(issue_error)?;
@@ -307,6 +317,28 @@ fn overfitting(ctx: &mut PhaseContext<'_>, records: &[TrialRecord]) -> Result<Va
     *ctx.memory = own.into_memory();
     let returns = returns?;
     let stats = overfitting_stats(records, &returns, bars[0].periods_per_year());
+    let train_best = match bars.as_slice() {
+        [one] => {
+            let split = super::split::split(ctx.config).map_err(issue_error)?;
+            let parts = split.parts(&one.ts).map_err(PhaseError::bad_input)?;
+            let best = train_best(records, &returns, parts.train_end, one.periods_per_year());
+            writeln!(
+                ctx.log,
+                "best on the train part ({} bars): trial {} (train sharpe {})",
+                parts.train_end,
+                best["trial"],
+                fixed(best["sharpe"].as_f64(), 1.0, 3, "")
+            )?;
+            Some(best)
+        }
+        _ => {
+            writeln!(
+                ctx.log,
+                "train_best: left out, the train part is defined for one symbol"
+            )?;
+            None
+        }
+    };
     for (key, why) in [
         ("dsr", "the selected trial has no Sharpe ratio"),
         ("pbo", "needs two trials and two bars per block"),
@@ -328,7 +360,44 @@ fn overfitting(ctx: &mut PhaseContext<'_>, records: &[TrialRecord]) -> Result<Va
         fixed(stats["min_backtest_years"].as_f64(), 1.0, 1, ""),
         fixed(stats["backtest_years"].as_f64(), 1.0, 1, ""),
     )?;
-    Ok(stats)
+    Ok((stats, train_best))
+}
+
+/// `{trial, name, sharpe, total_return, params}` of the trial with the
+/// best Sharpe ratio over the train part (returns r_1..r_{s−1} with s =
+/// `train_end`, annualised with `ppy`), ties to the lowest index, an
+/// undefined Sharpe last. A trial ruined in training has no later return.
+pub fn train_best(
+    records: &[TrialRecord],
+    returns: &[Vec<f64>],
+    train_end: usize,
+    ppy: f64,
+) -> Value {
+    let figures: Vec<(Option<f64>, f64)> = returns
+        .iter()
+        .map(|r| {
+            let r = &r[..(train_end - 1).min(r.len())];
+            let sharpe = Moments::of(r).sharpe().map(|s| s * ppy.sqrt());
+            let total = r.iter().fold(1.0, |e, x| e * (1.0 + x)) - 1.0;
+            (sharpe, total)
+        })
+        .collect();
+    let mut best: Option<usize> = None;
+    for (k, f) in figures.iter().enumerate() {
+        if best.is_none_or(|b| ranks_above(f.0, figures[b].0)) {
+            best = Some(k);
+        }
+    }
+    match best {
+        Some(k) => json!({
+            "trial": records[k].index,
+            "name": records[k].name,
+            "sharpe": figures[k].0,
+            "total_return": figures[k].1,
+            "params": records[k].params,
+        }),
+        None => Value::Null,
+    }
 }
 
 /// [`overfitting`] of trials with per-bar `returns`, selected by Sharpe

@@ -24,8 +24,9 @@
 //! evaluated, `signals`, `objective`, `score`: the objective of the train
 //! figures, and `benchmark`: buy-and-hold of the same bars and costs per
 //! part, with the ensemble's alpha, beta, information ratio and excess
-//! return against it) and `equity.csv`
-//! (`ts,equity,position,part` over all bars). Train/test metrics follow
+//! return against it), `equity.csv`
+//! (`ts,equity,position,part` over all bars) and `benchmark.csv`
+//! (`ts,equity`: the buy-and-hold curve over all bars). Train/test metrics follow
 //! the split convention of the ensemble module; each part's win rate
 //! counts the closed trades that exit inside it. The search rate goes to
 //! the log only, never into an artifact.
@@ -39,6 +40,7 @@ use super::analysis::{objective, one_symbol};
 use super::backtest::{fixed, issue_error};
 use super::common;
 use super::signal_generation::{TrialRecord, load_trials};
+use super::split::Split;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
 use crate::error::did_you_mean;
 use crate::market::benchmark::relative;
@@ -72,7 +74,9 @@ pub struct ReplayConfig {
     pub method: Method,
     pub threshold: f64,
     pub objective: Objective,
-    pub split: f64,
+    pub split: Split,
+    /// Whether to measure the PBO of the weight search (`pbo: true`).
+    pub pbo: bool,
     pub per_regime: Option<String>,
 }
 
@@ -183,7 +187,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         |t| (0.0..=1.0).contains(&t),
         "a threshold in [0, 1]",
     )?;
-    let split = common::split_fraction(config)?;
+    let split = super::split::split(config)?;
     let per_regime = match config.get("per_regime") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
@@ -204,6 +208,11 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         threshold,
         objective: objective(config)?,
         split,
+        pbo: match config.get("pbo") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ConfigIssue::new("pbo", "expected true or false")),
+        },
         per_regime,
     })
 }
@@ -222,11 +231,12 @@ impl Phase for SignalReplay {
             "split",
             "per_regime",
             "lag",
+            "pbo",
         ])
     }
 
     fn version(&self) -> &'static str {
-        "signal_replay-2"
+        "signal_replay-3"
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -283,7 +293,8 @@ impl Phase for SignalReplay {
         }
         common::write_json(ctx.out_dir, "weights.json", &out.weights)?;
         common::write_json(ctx.out_dir, "metrics.json", &out.metrics)?;
-        common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)
+        common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)?;
+        common::write_file(ctx.out_dir, "benchmark.csv", &out.benchmark_csv)
     }
 }
 
@@ -333,6 +344,8 @@ pub struct ReplayOutput {
     pub weights: Value,
     pub metrics: Value,
     pub equity_csv: String,
+    /// Buy-and-hold of the same bars and costs, `ts,equity`.
+    pub benchmark_csv: String,
 }
 
 /// The trials that `select` keeps, in index order.
@@ -463,10 +476,13 @@ pub fn replay(
     let n = bars.len();
     let ppy = bars.periods_per_year();
     let returns = equity::close_returns(&bars.close);
-    let split_at = common::split_index(n, rc.split);
     if n < 4 {
         return Err(PhaseError::new(format!("{n} bars are too few to split")));
     }
+    let parts = rc.split.parts(&bars.ts).map_err(PhaseError::bad_input)?;
+    // Selection sees bars 0..split_at; the test part starts at test_at,
+    // after the validation part when there is one.
+    let (split_at, test_at) = (parts.train_end, parts.validation_end);
     let pool = Pool {
         records,
         dense,
@@ -573,38 +589,33 @@ pub fn replay(
         .filter(|t| t.closed && t.exit < split_at)
         .cloned()
         .collect();
-    let test_trades: Vec<_> = trades
-        .iter()
-        .filter(|t| t.exit >= split_at)
-        .cloned()
-        .collect();
     let mut train = Metrics::from_equity(&e[..split_at], ppy);
     train.add_positions(&positions[..split_at], &train_trades);
-    let base = e[split_at - 1];
-    // Ruined in training: the test part starts (and stays) at ruin.
-    let test_e: Vec<f64> = if base > 0.0 {
-        e[split_at - 1..].iter().map(|x| x / base).collect()
-    } else {
-        vec![0.0; n - split_at + 1]
-    };
-    let mut test = Metrics::from_equity(&test_e, ppy);
-    test.bars = (n - split_at) as u64;
-    test.add_positions_after(
-        positions[split_at - 1],
-        &positions[split_at..],
-        &test_trades,
-    );
+    let (test_e, test) = later_part(&e, &positions, &trades, test_at, n, ppy);
+    let validation = parts
+        .has_validation()
+        .then(|| later_part(&e, &positions, &trades, split_at, test_at, ppy).1);
     writeln!(
         log,
         "train ({} bars): sharpe {}, total return {:.2}%; test ({} bars): sharpe {}, total return {:.2}%",
         split_at,
         fixed(train.sharpe, 1.0, 3, ""),
         train.total_return * 100.0,
-        n - split_at,
+        n - test_at,
         fixed(test.sharpe, 1.0, 3, ""),
         test.total_return * 100.0
     )?;
     common::log_notes(log, "train", &train)?;
+    if let Some(v) = &validation {
+        writeln!(
+            log,
+            "validation ({} bars): sharpe {}, total return {:.2}%",
+            test_at - split_at,
+            fixed(v.sharpe, 1.0, 3, ""),
+            v.total_return * 100.0
+        )?;
+        common::log_notes(log, "validation", v)?;
+    }
     common::log_notes(log, "test", &test)?;
     // How much of the chosen weighting's train Sharpe ratio is the luck of
     // trying `evaluated` weightings: the deflated Sharpe ratio over the
@@ -618,14 +629,33 @@ pub fn replay(
             .collect();
         let train_returns = equity::strategy_returns(&e[..split_at]);
         let d = overfitting::deflated_sharpe(&train_returns, &per_bar, evaluated);
-        json!({
+        let pbo = if rc.pbo {
+            let pbo = ensemble_pbo(&ens, &cands, &returns, fee, split_at);
+            writeln!(
+                log,
+                "overfitting: pbo of the weight search {} ({} weightings, {} blocks of the train part)",
+                fixed(pbo.as_ref().map(|p| p.pbo), 1.0, 3, ""),
+                cands.count(),
+                ENSEMBLE_PBO_BLOCKS
+            )?;
+            pbo
+        } else {
+            None
+        };
+        let mut o = json!({
             "trials": evaluated,
             "dsr": d.as_ref().map(|d| d.deflated_sharpe),
             "sharpe_variance": d.as_ref().map(|d| d.sharpe_variance),
             "expected_max_sharpe": d.as_ref().map(|d| d.expected_max_sharpe),
             "min_backtest_years": d.as_ref().and_then(|d| overfitting::min_backtest_years(evaluated, d.sharpe * root)),
             "backtest_years": (split_at - 1) as f64 / ppy,
-        })
+        });
+        if rc.pbo {
+            o["pbo"] = json!(pbo.as_ref().map(|p| p.pbo));
+            o["pbo_blocks"] = json!(ENSEMBLE_PBO_BLOCKS);
+            o["pbo_combinations"] = json!(pbo.as_ref().map(|p| p.combinations));
+        }
+        o
     } else {
         writeln!(
             log,
@@ -652,36 +682,52 @@ pub fn replay(
         "candidates": cands.count(),
         "objective": rc.objective.name(),
         "threshold": rc.threshold,
-        "split": rc.split,
+        "split": rc.split.to_json(),
         "split_index": split_at,
         "split_ts": bars.ts_text[split_at],
         "score": score,
         "signals": weight_list(records, &chosen, &global),
     });
+    if parts.has_validation() {
+        weights["test_index"] = json!(test_at);
+        weights["test_ts"] = json!(bars.ts_text[test_at]);
+    }
     if !regime_json.is_null() {
         weights["per_regime"] = regime_json;
     }
     // Buy-and-hold of the same bars and costs, split the same way.
     let held = equity::equity_curve(&returns, &vec![1; n], fee);
-    let bh_base = held[split_at - 1];
-    let bh_test: Vec<f64> = held[split_at - 1..].iter().map(|x| x / bh_base).collect();
+    let rebased = |curve: &[f64], from: usize, to: usize| -> Vec<f64> {
+        let base = curve[from - 1];
+        if base > 0.0 {
+            curve[from - 1..to].iter().map(|x| x / base).collect()
+        } else {
+            vec![0.0; to - from + 1]
+        }
+    };
     let part = |strategy: &[f64], bench: &[f64]| {
         let mut v = serde_json::to_value(relative(strategy, bench, ppy)).unwrap_or(Value::Null);
         v["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(bench, ppy)));
         v
     };
-    let benchmark = json!({
+    let mut benchmark = json!({
         "name": "buy_and_hold",
         "train": part(&e[..split_at], &held[..split_at]),
-        "test": part(&test_e, &bh_test),
+        "test": part(&test_e, &rebased(&held, test_at, n)),
     });
+    if parts.has_validation() {
+        benchmark["validation"] = part(
+            &rebased(&e, split_at, test_at),
+            &rebased(&held, split_at, test_at),
+        );
+    }
     writeln!(
         log,
         "buy-and-hold: train sharpe {}, test sharpe {}",
         fixed(benchmark["train"]["metrics"]["sharpe"].as_f64(), 1.0, 3, ""),
         fixed(benchmark["test"]["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
     )?;
-    let metrics = json!({
+    let mut metrics = json!({
         "overfitting": overfit,
         "benchmark": benchmark,
         "train": common::metrics_map(&train),
@@ -691,20 +737,122 @@ pub fn replay(
         "objective": rc.objective.name(),
         "score": score,
     });
+    if let Some(v) = &validation {
+        metrics["validation"] = Value::Object(common::metrics_map(v));
+    }
     let mut csv = String::with_capacity(n * 40);
     csv.push_str("ts,equity,position,part\n");
     for t in 0..n {
-        let part = if t < split_at { "train" } else { "test" };
+        let part = parts.name(t);
         csv.push_str(&format!(
             "{},{},{},{part}\n",
             bars.ts_text[t], e[t], positions[t]
         ));
     }
+    let ts: Vec<&str> = bars.ts_text.iter().map(String::as_str).collect();
     Ok(ReplayOutput {
         weights,
         metrics,
         equity_csv: csv,
+        benchmark_csv: common::equity_csv(&ts, &held, None),
     })
+}
+
+/// Blocks of the ensemble's CSCV: C(8, 4) = 70 in-sample choices, each
+/// ranking every weighting searched (thousands), where a sweep's 16
+/// blocks would rank its few trials 12,870 times.
+pub const ENSEMBLE_PBO_BLOCKS: usize = 8;
+
+/// The probability of backtest overfitting of choosing the global
+/// weighting by train Sharpe ratio: CSCV over the train returns
+/// r_1..r_{s−1} of every weighting in `cands` (block sums computed one
+/// weighting at a time, so that they need not all be in memory).
+fn ensemble_pbo(
+    ens: &Ensemble,
+    cands: &crate::market::weights::Weights,
+    returns: &[f64],
+    fee: f64,
+    split_at: usize,
+) -> Option<overfitting::Pbo> {
+    let mut sums: Vec<overfitting::BlockSums> = Vec::with_capacity(cands.count());
+    ens.each_positions(cands, split_at, |_, p| {
+        sums.push(block_sums_of_positions(
+            &returns[..split_at],
+            p,
+            fee,
+            ENSEMBLE_PBO_BLOCKS,
+        ));
+    });
+
+    overfitting::probability_of_overfitting_of_sums(&sums, split_at - 1, ENSEMBLE_PBO_BLOCKS)
+}
+
+/// `block_sums(strategy_returns(equity_curve(returns, positions, fee)))`
+/// in one pass without the curve (the same operations in the same order,
+/// so the same bits): thousands of weightings are cheap to cut into blocks.
+fn block_sums_of_positions(
+    returns: &[f64],
+    positions: &[i8],
+    fee: f64,
+    blocks: usize,
+) -> overfitting::BlockSums {
+    let t = positions.len().saturating_sub(1);
+    if blocks == 0 || t / blocks < 2 {
+        return Vec::new();
+    }
+    let block_bars = t / blocks;
+    let skip = t - block_bars * blocks;
+    let mut sums = vec![(0.0, 0.0); blocks];
+    let (mut prev, mut e, mut before) = (0i8, 1.0f64, 1.0f64);
+    for (i, &p) in positions.iter().enumerate() {
+        if e > 0.0 {
+            if i > 0 {
+                e *= 1.0 + f64::from(prev) * returns[i];
+            }
+            e *= 1.0 - fee * f64::from((p - prev).abs());
+            if e <= 0.0 {
+                e = 0.0;
+            }
+        }
+        if i > skip {
+            let r = e / before - 1.0;
+            let b = &mut sums[(i - 1 - skip) / block_bars];
+            b.0 += r;
+            b.1 += r * r;
+        }
+        before = e;
+        prev = p;
+    }
+    sums
+}
+
+/// The part of the replay over bars `from..to` (from ≥ 1): its equity
+/// rebased to 1 at bar from − 1 and its metrics; a trade counts in it
+/// when it exits inside (for the last part, when it is still open too).
+/// Ruined before the part: it starts (and stays) at ruin.
+fn later_part(
+    e: &[f64],
+    positions: &[i8],
+    trades: &[crate::market::trades::Trade],
+    from: usize,
+    to: usize,
+    ppy: f64,
+) -> (Vec<f64>, Metrics) {
+    let base = e[from - 1];
+    let curve: Vec<f64> = if base > 0.0 {
+        e[from - 1..to].iter().map(|x| x / base).collect()
+    } else {
+        vec![0.0; to - from + 1]
+    };
+    let inside: Vec<_> = trades
+        .iter()
+        .filter(|t| t.exit >= from && (t.exit < to || to == e.len()))
+        .cloned()
+        .collect();
+    let mut m = Metrics::from_equity(&curve, ppy);
+    m.bars = (to - from) as u64;
+    m.add_positions_after(positions[from - 1], &positions[from..to], &inside);
+    (curve, m)
 }
 
 fn weight_list(records: &[TrialRecord], chosen: &[usize], w: &[f64]) -> Value {
@@ -720,6 +868,27 @@ fn weight_list(records: &[TrialRecord], chosen: &[usize], w: &[f64]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_sums_of_positions_are_those_of_the_curve() {
+        let returns: Vec<f64> = (0..103)
+            .map(|i| {
+                if i == 0 {
+                    0.0
+                } else {
+                    ((i * 37 % 11) as f64 - 5.0) / 300.0
+                }
+            })
+            .collect();
+        let positions: Vec<i8> = (0..103).map(|i| [1, 1, 0, -1, -1, 1][i * 7 % 6]).collect();
+        let e = equity::equity_curve(&returns, &positions, 0.001);
+        let want = overfitting::block_sums(&equity::strategy_returns(&e), 8);
+        assert_eq!(want.len(), 8);
+        assert_eq!(
+            block_sums_of_positions(&returns, &positions, 0.001, 8),
+            want
+        );
+    }
 
     #[test]
     fn delay_and_collapse() {

@@ -91,6 +91,7 @@ mod gc;
 mod index;
 mod ledger;
 mod lock;
+mod looks;
 mod lookup;
 mod manifest;
 mod outputs;

@@ -1,0 +1,250 @@
+//! `holdout`: the one phase that sees the sealed holdout (`data.holdout`).
+//!
+//! Every other mode loads the data without its held-out bars, so nothing
+//! upstream (trials, regimes, weights, reports) ever saw them. This phase
+//! takes what an upstream `backtest` or `signal_replay` decided, replays
+//! it over all the bars with the inherited costs and fill, and measures
+//! the held-out part only (equity rebased to 1 at the close before it):
+//!
+//! - `backtest`: its strategy and parameters (from its `metrics.json`);
+//! - `signal_replay`: its chosen trials and weights (`weights.json`), the
+//!   strategy type from the `signal_generation` sweep it replays, which
+//!   must be a direct upstream too. Weights per regime are refused.
+//!
+//! Strategies and the vote decide bar t from bars up to t only, so the
+//! positions before the holdout are those the upstream traded.
+//!
+//! Writes `metrics.json` (`{source, mode, from_ts, bars, holdout:
+//! {metrics}, benchmark: {metrics, alpha, beta, information_ratio,
+//! excess_return}}`), `equity.csv` and `benchmark.csv` over the held-out
+//! bars (the first row is the close before them). How many builds have
+//! looked is counted in the run ledger and printed after each build.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::analysis::one_symbol;
+use super::backtest::{fixed, issue_error};
+use super::common;
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
+use crate::market::benchmark::relative;
+use crate::market::ensemble::Ensemble;
+use crate::market::equity::Fill;
+use crate::market::{Bars, Metrics, Strategy, equity};
+
+pub struct Holdout;
+
+impl Phase for Holdout {
+    fn config_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["data", "strategy", "costs", "execution"])
+    }
+
+    fn inherits(&self) -> &'static [&'static str] {
+        common::INHERITS
+    }
+
+    fn version(&self) -> &'static str {
+        "holdout-1"
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
+        let spec = one_symbol(config)?;
+        if spec.holdout.is_none() {
+            return Err(ConfigIssue::new(
+                "data.holdout",
+                "a holdout phase needs `data.holdout` (the held-out fraction, or the date it starts)",
+            ));
+        }
+        common::fee(config)?;
+        common::fill(config)?;
+        Ok(())
+    }
+
+    fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        Ok(common::data_spec(config, base_dir)?.files)
+    }
+
+    fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
+        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+        let fee = common::fee(ctx.config).map_err(issue_error)?;
+        let fill = common::fill(ctx.config).map_err(issue_error)?;
+        let (bars, at) = common::load_bars_and_holdout(&spec, ctx.log)?.remove(0);
+        let at = at.ok_or_else(|| PhaseError::bad_input("`data.holdout` is not set"))?;
+        let direct: Vec<&Upstream> = ctx
+            .upstream
+            .iter()
+            .filter(|u| !matches!(u.role, Role::Trial { .. }))
+            .collect();
+        let source = direct
+            .iter()
+            .find(|u| u.mode == "signal_replay")
+            .or_else(|| direct.iter().find(|u| u.mode == "backtest"))
+            .ok_or_else(|| {
+                PhaseError::bad_input("holdout needs an upstream `backtest` or `signal_replay`")
+            })?;
+        let (decided, fill) = if source.mode == "backtest" {
+            let m = common::upstream_json(source, "metrics.json")?;
+            let strategy = Strategy::from_config(&json!({
+                "type": m["strategy"],
+                "parameters": m["params"],
+            }))
+            .map_err(|e| {
+                PhaseError::new(format!(
+                    "{}: {}",
+                    source.describe("metrics.json"),
+                    e.message
+                ))
+            })?;
+            (strategy.positions(&bars), fill)
+        } else {
+            if fill != Fill::Close {
+                return Err(PhaseError::bad_input(
+                    "an ensemble is replayed at the close; set `execution: {fill: close}`",
+                ));
+            }
+            (ensemble_positions(source, &direct, &bars, fee)?, fill)
+        };
+        let run = common::run(&bars, decided, fee, fill);
+        same_positions(source, &run.positions[..at])?;
+        let n = bars.len();
+        let ppy = bars.periods_per_year();
+        let part = |curve: &[f64]| -> Vec<f64> {
+            let base = curve[at - 1];
+            if base > 0.0 {
+                curve[at - 1..].iter().map(|x| x / base).collect()
+            } else {
+                vec![0.0; n - at + 1]
+            }
+        };
+        let e = part(&run.equity);
+        let inside: Vec<_> = run
+            .trades
+            .iter()
+            .filter(|t| t.exit >= at)
+            .cloned()
+            .collect();
+        let mut m = Metrics::from_equity(&e, ppy);
+        m.bars = (n - at) as u64;
+        m.add_positions_after(run.positions[at - 1], &run.positions[at..], &inside);
+        let held = common::run(&bars, vec![1; n], fee, fill);
+        let b = part(&held.equity);
+        let mut bench = serde_json::to_value(relative(&e, &b, ppy))?;
+        bench["name"] = json!("buy_and_hold");
+        bench["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(&b, ppy)));
+        writeln!(
+            ctx.log,
+            "holdout of {} ({}): {} bars from {}: sharpe {}, total return {:.2}%; buy-and-hold sharpe {}",
+            source.node,
+            source.mode,
+            n - at,
+            bars.ts_text[at],
+            fixed(m.sharpe, 1.0, 3, ""),
+            m.total_return * 100.0,
+            fixed(bench["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
+        )?;
+        common::log_notes(ctx.log, "holdout", &m)?;
+        let ts: Vec<&str> = bars.ts_text[at - 1..].iter().map(String::as_str).collect();
+        common::write_file(
+            ctx.out_dir,
+            "equity.csv",
+            &common::equity_csv(&ts, &e, Some(&run.positions[at - 1..])),
+        )?;
+        common::write_file(
+            ctx.out_dir,
+            "benchmark.csv",
+            &common::equity_csv(&ts, &b, None),
+        )?;
+        common::write_json(
+            ctx.out_dir,
+            "metrics.json",
+            &json!({
+                "source": source.node,
+                "mode": source.mode,
+                "from_ts": bars.ts_text[at],
+                "bars": n - at,
+                "holdout": common::metrics_map(&m),
+                "benchmark": bench,
+            }),
+        )
+    }
+}
+
+/// Checks that the replay reproduces the positions `source` held on
+/// every bar before the holdout (its `equity.csv`), so that the held-out
+/// figures are those of what it decided, with the same costs and fill.
+fn same_positions(source: &Upstream, replayed: &[i8]) -> Result<(), PhaseError> {
+    let text = common::upstream_text(source, "equity.csv")?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let Some(col) = header.iter().position(|h| *h == "position") else {
+        return Ok(());
+    };
+    let held: Vec<i8> = lines
+        .filter_map(|l| l.split(',').nth(col).and_then(|p| p.parse().ok()))
+        .collect();
+    match held.iter().zip(replayed).position(|(a, b)| a != b) {
+        _ if held.len() != replayed.len() => Err(PhaseError::new(format!(
+            "{} holds {} bars before the holdout, the data {}",
+            source.describe("equity.csv"),
+            held.len(),
+            replayed.len()
+        ))),
+        Some(t) => Err(PhaseError::new(format!(
+            "replaying {} gives position {} at bar {t} where it held {}: are its costs and fill the ones this phase inherits?",
+            source.node, replayed[t], held[t]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The positions an upstream ensemble decides over all of `bars`: its
+/// chosen trials rerun from their parameters, voted with its weights.
+fn ensemble_positions(
+    replay: &Upstream,
+    direct: &[&Upstream],
+    bars: &Bars,
+    fee: f64,
+) -> Result<Vec<i8>, PhaseError> {
+    let w = common::upstream_json(replay, "weights.json")?;
+    if w.get("per_regime").is_some() {
+        return Err(PhaseError::bad_input(format!(
+            "{} chooses weights per regime; the holdout replays global weights only",
+            replay.node
+        )));
+    }
+    let sweep = direct
+        .iter()
+        .find(|u| u.mode == "signal_generation")
+        .ok_or_else(|| {
+            PhaseError::bad_input(format!(
+                "holdout of an ensemble needs the sweep it replays as a direct upstream too (depends_on: [SWEEP, {}])",
+                replay.node
+            ))
+        })?;
+    let kind = common::upstream_json(sweep, "metrics.json")?["strategy"].clone();
+    let mut signals = Vec::new();
+    let mut weights = Vec::new();
+    for s in w["signals"].as_array().into_iter().flatten() {
+        let strategy = Strategy::from_config(&json!({"type": kind, "parameters": s["params"]}))
+            .map_err(|e| {
+                PhaseError::new(format!(
+                    "{}: {}",
+                    replay.describe("weights.json"),
+                    e.message
+                ))
+            })?;
+        signals.push(strategy.positions(bars));
+        weights.push(s["weight"].as_f64().unwrap_or(0.0));
+    }
+    if signals.is_empty() {
+        return Err(PhaseError::new(format!(
+            "{} lists no signal",
+            replay.describe("weights.json")
+        )));
+    }
+    let threshold = w["threshold"].as_f64().unwrap_or(0.5);
+    let returns = equity::close_returns(&bars.close);
+    let ensemble = Ensemble::new(&signals, returns, fee, bars.periods_per_year(), threshold);
+    Ok(ensemble.positions(&weights))
+}
