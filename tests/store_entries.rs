@@ -509,3 +509,45 @@ fn a_commit_with_a_ref_points_it_at_the_key_also_when_another_writer_won() {
     assert_eq!(kept.read("a").unwrap(), b"1");
     assert_eq!(store.read_ref("other", "m").as_deref(), Some(k.as_str()));
 }
+
+#[test]
+fn committing_again_after_a_corrupt_lookup_repairs_the_blob_file() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let stats = StatCache::in_memory();
+    // Through files, then through bytes handed over in memory.
+    for (n, in_memory) in [(60, false), (61, true)] {
+        let k = key(n);
+        let body = {
+            let mut b = large();
+            b[0] = n as u8;
+            b
+        };
+        let commit = |replace: bool| {
+            if in_memory {
+                let pending = store.begin_in_memory(&k).unwrap();
+                pending
+                    .seal(meta("n"), b"", memory(&[("big", body.clone())]), replace)
+                    .unwrap()
+            } else {
+                let pending = store.begin(&k).unwrap();
+                fs::write(pending.out_dir().join("big"), &body).unwrap();
+                pending
+                    .seal(meta("n"), b"", Default::default(), replace)
+                    .unwrap()
+            }
+        };
+        let entry = commit(false);
+        let digest = digest(&entry, "big");
+        let mut rotten = body.clone();
+        rotten[100] ^= 1;
+        tamper_blob(root.path(), &digest, &rotten);
+        assert!(matches!(store.lookup(&k, &stats), Lookup::Corrupt(_)));
+        // The node runs again and commits the same bytes under the same
+        // digest: the rotten file must not stay behind its name.
+        commit(true);
+        let hit = store.lookup(&k, &stats).hit().expect("a sound entry");
+        assert_eq!(hit.read("big").unwrap(), body);
+        assert_eq!(fs::read(blob_file(root.path(), &digest)).unwrap(), body);
+    }
+}

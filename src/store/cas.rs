@@ -71,10 +71,13 @@ impl Store {
     }
 
     /// Writes `bytes` as the file of blob `digest` (temp file + rename),
-    /// unless a file is already there. The caller vouches for the digest.
+    /// unless a sound file is already there: one that does not hash to
+    /// its name (bit rot, tampering) is replaced, so that an entry
+    /// committed again after a corrupt lookup is whole. The caller vouches
+    /// for the digest.
     pub(crate) fn put_blob_file(&self, digest: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let target = self.blob_path(digest);
-        if target.is_file() {
+        if target.is_file() && file_digest(&target).is_ok_and(|d| d == digest) {
             return Ok(target);
         }
         let (tmp, mut file) = loop {
@@ -101,9 +104,9 @@ impl Store {
         result.map(|()| target)
     }
 
-    /// Moves a complete file into place as a blob: read-only, renamed (the
-    /// rename replaces nothing of value: a blob file there has the same
-    /// content).
+    /// Moves a complete file into place as a blob: read-only, renamed over
+    /// any file there (one with the right content loses nothing; one
+    /// without is the corruption a lookup found, repaired).
     pub(crate) fn install_blob_file(&self, file: &Path, target: &Path) -> io::Result<()> {
         let mut perms = fs::metadata(file)?.permissions();
         perms.set_readonly(true);
@@ -134,4 +137,11 @@ impl Store {
         }
         Ok(found)
     }
+}
+
+/// The blake3 of a file's content.
+fn file_digest(path: &Path) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().to_string())
 }

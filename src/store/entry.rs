@@ -317,10 +317,10 @@ impl PendingEntry {
             match file.bytes {
                 Some(bytes) => inline.push((file.record.blake3.clone(), bytes)),
                 None => {
+                    // Over any file there: a corrupt one (the reason this
+                    // node ran again) must not outlive the commit.
                     let target = self.store.blob_path(&file.record.blake3);
-                    if !target.is_file() {
-                        self.store.install_blob_file(&file.path, &target)?;
-                    }
+                    self.store.install_blob_file(&file.path, &target)?;
                 }
             }
             outputs.insert(file.rel, file.record);
