@@ -144,10 +144,13 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
 /// [`compile`], then `checks` on the graph while the IR still locates
 /// every key (the built-in modes' checks: [`checks::check`]).
 pub fn compile_with(
-    workflow: Workflow,
+    mut workflow: Workflow,
     factory: &dyn Factory,
     checks: fn(&Graph) -> Result<(), Error>,
 ) -> Result<Graph, Error> {
+    let produced = produced_outputs(&workflow, factory);
+    let produced_paths: Vec<PathBuf> = produced.keys().cloned().collect();
+    add_file_edges(&mut workflow, factory, &produced, &produced_paths);
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
         .phases
@@ -192,15 +195,7 @@ pub fn compile_with(
             )
             .with_hint(did_you_mean(&phase.mode, factory.modes()))
         })?;
-        let mut config = Map::new();
-        for key in implementation.inherits() {
-            if let Some(v) = phase.inherited.get(*key) {
-                config.insert(key.to_string(), v.clone());
-            }
-        }
-        for (k, v) in &phase.config {
-            config.insert(k.clone(), v.clone());
-        }
+        let config = resolved_config(phase, implementation);
         let deps: Vec<usize> = phase
             .depends_on
             .iter()
@@ -273,9 +268,17 @@ pub fn compile_with(
                     _ => issue_error(issue),
                 }
             })?;
-            let inputs = implementation
-                .inputs(&config, &phase.base_dir)
+            let mut inputs = implementation
+                .inputs_given(&config, &phase.base_dir, &produced_paths)
                 .map_err(issue_error)?;
+            // A file another phase declares as an output is that phase's
+            // (an edge, added above): its digest enters the key through
+            // the upstream's outputs, and it need not exist yet.
+            inputs.retain(|input| {
+                produced
+                    .get(&absolute_normal(input))
+                    .is_none_or(|&producer| producer == pi)
+            });
             for input in &inputs {
                 let key = ["inputs", "data.path", "data.dir", "data"]
                     .into_iter()
@@ -357,6 +360,76 @@ pub fn compile_with(
         phase.key_locations = Default::default();
     }
     Ok(graph)
+}
+
+/// A phase's config: the inherited keys its mode uses, then its own.
+fn resolved_config(
+    phase: &PhaseIr,
+    implementation: &dyn crate::phases::Phase,
+) -> Map<String, Value> {
+    let mut config = Map::new();
+    for key in implementation.inherits() {
+        if let Some(v) = phase.inherited.get(*key) {
+            config.insert(key.to_string(), v.clone());
+        }
+    }
+    for (k, v) in &phase.config {
+        config.insert(k.clone(), v.clone());
+    }
+    config
+}
+
+fn absolute_normal(path: &std::path::Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// Every workspace output a phase declares (absolute, normalised) and the
+/// phase declaring it; the first one where two do (that is an error,
+/// reported by [`check_outputs`]).
+fn produced_outputs(workflow: &Workflow, factory: &dyn Factory) -> BTreeMap<PathBuf, usize> {
+    let mut produced = BTreeMap::new();
+    for (pi, phase) in workflow.phases.iter().enumerate() {
+        let Some(implementation) = factory.get(&phase.mode) else {
+            continue;
+        };
+        let config = Value::Object(resolved_config(phase, implementation));
+        for (_, path) in implementation.workspace_outputs(&config, &phase.base_dir) {
+            produced.entry(absolute_normal(&path)).or_insert(pi);
+        }
+    }
+    produced
+}
+
+/// Dependencies from files: a phase whose input another phase declares
+/// as an output depends on that phase, as in make. Inputs that cannot be
+/// listed are left for the compile loop to report.
+fn add_file_edges(
+    workflow: &mut Workflow,
+    factory: &dyn Factory,
+    produced: &BTreeMap<PathBuf, usize>,
+    produced_paths: &[PathBuf],
+) {
+    if produced.is_empty() {
+        return;
+    }
+    let names: Vec<String> = workflow.phases.iter().map(|p| p.name.clone()).collect();
+    for phase in &mut workflow.phases {
+        let Some(implementation) = factory.get(&phase.mode) else {
+            continue;
+        };
+        let config = Value::Object(resolved_config(phase, implementation));
+        let Ok(inputs) = implementation.inputs_given(&config, &phase.base_dir, produced_paths)
+        else {
+            continue;
+        };
+        for input in inputs {
+            if let Some(&producer) = produced.get(&absolute_normal(&input))
+                && !phase.depends_on.contains(&names[producer])
+            {
+                phase.depends_on.push(names[producer].clone());
+            }
+        }
+    }
 }
 
 /// Phases in declaration order, moved only as far as a forward

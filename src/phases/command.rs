@@ -53,13 +53,30 @@ fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
 }
 
 /// Expand one `inputs:` glob: walk only below its literal prefix, so a
-/// pattern like `data/*.csv` never scans the rest of the project.
-fn expand_glob(pattern: &str, index: usize, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+/// pattern like `data/*.csv` never scans the rest of the project. Files
+/// other phases declare as outputs (`produced`) match too, existing yet
+/// or not.
+fn expand_glob(
+    pattern: &str,
+    index: usize,
+    base_dir: &Path,
+    produced: &[PathBuf],
+) -> Result<Vec<PathBuf>, ConfigIssue> {
     let key = format!("inputs[{index}]");
     let glob = PathGlob::new(pattern, base_dir).map_err(|e| ConfigIssue::new(&key, e))?;
     // Walkdir yields a directory before listing it: a file added or
     // removed later changes the stat noted here.
-    let found = glob.files(crate::observed::note_dir);
+    let mut found = glob.files(crate::observed::note_dir);
+    let existing: std::collections::HashSet<PathBuf> = found
+        .iter()
+        .map(|f| normalize(&std::path::absolute(f).unwrap_or_else(|_| f.clone())))
+        .collect();
+    found.extend(
+        produced
+            .iter()
+            .filter(|p| glob.is_match(p) && !existing.contains(*p))
+            .cloned(),
+    );
     if found.is_empty() {
         return Err(ConfigIssue::new(
             key,
@@ -140,10 +157,19 @@ impl Phase for Command {
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        self.inputs_given(config, base_dir, &[])
+    }
+
+    fn inputs_given(
+        &self,
+        config: &Value,
+        base_dir: &Path,
+        produced: &[PathBuf],
+    ) -> Result<Vec<PathBuf>, ConfigIssue> {
         let mut out = Vec::new();
         for (i, pattern) in strings(config, "inputs")?.into_iter().enumerate() {
             if is_glob(pattern) {
-                out.extend(expand_glob(pattern, i, base_dir)?);
+                out.extend(expand_glob(pattern, i, base_dir, produced)?);
             } else {
                 out.push(base_dir.join(pattern));
             }

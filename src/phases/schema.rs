@@ -444,6 +444,24 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "re-execute a failing node this many more times",
     ),
     k("description", "string", "", "free text"),
+    k(
+        "foreach",
+        "list | {values: list, as: NAME} | {glob: GLOB, as: NAME} | {file: PATH, key: DOTTED, as: NAME}",
+        "",
+        "fan-out: one node per value, named `phase[NAME=value]`, with `{NAME}` (default `{item}`) replaced in every string of the phase; a glob binds each matching file's stem and is listed again at every build, so a new file makes a new node; values are letters, digits, `_ . + -`",
+    ),
+    k(
+        "matrix",
+        "map NAME: list (or {glob:} / {file:, key:})",
+        "",
+        "fan-out over the product of several lists, in declared order, the last fastest: `phase[sample=A,ref=hg38]`; downstream, `depends_on: [phase]` means every instance and a list item `{expand: \"out/{sample}.txt\", over: phase}` one string per instance (in a bound phase, those agreeing on shared names)",
+    ),
+    k(
+        "params",
+        "{file: PATH, keys: [DOTTED...]}",
+        "",
+        "values read from a YAML params file: only these enter the key; a command sees each as `ADMF_PARAM_<KEY>` (`train.n_est` → `ADMF_PARAM_TRAIN_N_EST`) and every string may say `{params.train.n_est}`; `--set params.train.n_est=V` overrides one for a build",
+    ),
 ];
 
 /// Keys at the top of a workflow file.

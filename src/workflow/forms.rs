@@ -34,6 +34,9 @@ pub const PHASE_KEYS: &[&str] = &[
     "workflow",
     "retries",
     "description",
+    "foreach",
+    "matrix",
+    "params",
 ];
 
 /// One phase as written, before names are qualified and deps resolved.
