@@ -109,6 +109,69 @@ impl Graph {
         })
     }
 
+    /// Resolve build targets (`admf build WF PATTERN...`), each one of: a
+    /// node id; a fan-out phase's name (every instance); a pattern over
+    /// node ids where `*` is any text and `?` one character, brackets
+    /// being literal (`'map[*]'`, `'*[sample=A]'`); a workspace output
+    /// path (relative to the working directory, or absolute), or a
+    /// pattern over them. Each must select at least one node.
+    pub fn resolve_targets(&self, patterns: &[String]) -> Result<Vec<usize>, Error> {
+        let mut out = Vec::new();
+        for pattern in patterns {
+            let before = out.len();
+            if let Some(i) = self.index_of(pattern) {
+                out.push(i);
+                continue;
+            }
+            let instance_of = |n: &Node| {
+                n.id.strip_prefix(pattern.as_str())
+                    .is_some_and(|rest| rest.starts_with('[') && n.group.is_none())
+            };
+            out.extend((0..self.nodes.len()).filter(|&i| instance_of(&self.nodes[i])));
+            if out.len() == before && pattern.contains(['*', '?']) {
+                out.extend(
+                    (0..self.nodes.len()).filter(|&i| wildcard_match(pattern, &self.nodes[i].id)),
+                );
+            }
+            if out.len() == before {
+                let wanted = absolute_normal(std::path::Path::new(pattern));
+                let wanted = wanted.to_string_lossy();
+                out.extend((0..self.nodes.len()).filter(|&i| {
+                    self.nodes[i].workspace_outputs.iter().any(|(_, path)| {
+                        let path = absolute_normal(path);
+                        let path = path.to_string_lossy();
+                        path == wanted
+                            || (pattern.contains(['*', '?']) && wildcard_match(&wanted, &path))
+                    })
+                }));
+            }
+            if out.len() == before {
+                return Err(Error::Usage {
+                    message: format!(
+                        "no node named `{pattern}` in {}, and no node id or declared output matches it",
+                        self.workflow.root_file.display()
+                    ),
+                    hint: did_you_mean(pattern, self.nodes.iter().map(|n| n.id.as_str())),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `roots` and every node that depends on them, directly or not.
+    pub fn downstream(&self, roots: &[usize]) -> Vec<usize> {
+        let dependents = self.dependents();
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = roots.to_vec();
+        while let Some(i) = stack.pop() {
+            if !seen[i] {
+                seen[i] = true;
+                stack.extend(&dependents[i]);
+            }
+        }
+        (0..self.nodes.len()).filter(|&i| seen[i]).collect()
+    }
+
     /// Node indices that depend on `index`, in index order.
     pub fn dependents(&self) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); self.nodes.len()];
@@ -377,6 +440,31 @@ fn resolved_config(
         config.insert(k.clone(), v.clone());
     }
     config
+}
+
+/// `*` any text (also empty), `?` one character, everything else itself.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Greedy matching with backtracking to the last `*`: linear in practice.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 fn absolute_normal(path: &std::path::Path) -> PathBuf {

@@ -152,6 +152,10 @@ impl UptodateRecord {
         parts.extend(wf.sets.iter().map(String::as_str));
         parts.push("--targets");
         parts.extend(args.targets.iter().map(String::as_str));
+        parts.push("--until");
+        parts.extend(args.until.iter().map(String::as_str));
+        parts.push("--downstream");
+        parts.extend(args.downstream.iter().map(String::as_str));
         Some(UptodateRecord {
             path: uptodate::path(&root, &super::workflow_id(&wf.workflow)),
             invocation: uptodate::invocation(&parts),
@@ -251,11 +255,9 @@ fn build_from(
     let t_compile = started.elapsed();
     let started_at = SystemTime::now() - t_compile;
     note_executable();
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| graph.find(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut targets = graph.resolve_targets(&args.targets)?;
+    targets.extend(graph.resolve_targets(&args.until)?);
+    targets.extend(graph.downstream(&graph.resolve_targets(&args.downstream)?));
     let mut force = vec![args.force_all; graph.nodes.len()];
     for name in &args.force {
         let i = graph.find(name)?;
