@@ -212,7 +212,7 @@ pub fn compile_with(
     checks: fn(&Graph) -> Result<(), Error>,
 ) -> Result<Graph, Error> {
     let produced = produced_outputs(&workflow, factory);
-    let produced_paths: Vec<PathBuf> = produced.keys().cloned().collect();
+    let produced_paths: Vec<PathBuf> = produced.paths.keys().cloned().collect();
     add_file_edges(&mut workflow, factory, &produced, &produced_paths);
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
@@ -339,8 +339,8 @@ pub fn compile_with(
             // the upstream's outputs, and it need not exist yet.
             inputs.retain(|input| {
                 produced
-                    .get(&absolute_normal(input))
-                    .is_none_or(|&producer| producer == pi)
+                    .producer_of(input)
+                    .is_none_or(|producer| producer == pi)
             });
             for input in &inputs {
                 let key = ["inputs", "data.path", "data.dir", "data"]
@@ -471,21 +471,45 @@ fn absolute_normal(path: &std::path::Path) -> PathBuf {
     normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
-/// Every workspace output a phase declares (absolute, normalised) and the
-/// phase declaring it; the first one where two do (that is an error,
-/// reported by [`check_outputs`]).
-fn produced_outputs(workflow: &Workflow, factory: &dyn Factory) -> BTreeMap<PathBuf, usize> {
-    let mut produced = BTreeMap::new();
+/// Every workspace output a phase declares.
+fn produced_outputs(workflow: &Workflow, factory: &dyn Factory) -> Produced {
+    let mut produced = Produced::default();
     for (pi, phase) in workflow.phases.iter().enumerate() {
         let Some(implementation) = factory.get(&phase.mode) else {
             continue;
         };
         let config = Value::Object(resolved_config(phase, implementation));
-        for (_, path) in implementation.workspace_outputs(&config, &phase.base_dir) {
-            produced.entry(absolute_normal(&path)).or_insert(pi);
+        for (rel, path) in implementation.workspace_outputs(&config, &phase.base_dir) {
+            let path = absolute_normal(&path);
+            if crate::workspace::is_dir_output(&rel) {
+                produced.dirs.entry(path.clone()).or_insert(pi);
+            }
+            produced.paths.entry(path).or_insert(pi);
         }
     }
     produced
+}
+
+/// The workspace outputs the phases declare (absolute, normalised), by
+/// the phase declaring each: files and directory outputs.
+#[derive(Default)]
+struct Produced {
+    /// Every declared output, directories included; where two phases
+    /// declare one (an error, reported by [`check_outputs`]), the first.
+    paths: BTreeMap<PathBuf, usize>,
+    dirs: BTreeMap<PathBuf, usize>,
+}
+
+impl Produced {
+    /// The phase declaring `input` as an output, or a directory output
+    /// holding it.
+    fn producer_of(&self, input: &std::path::Path) -> Option<usize> {
+        let input = absolute_normal(input);
+        if let Some(&p) = self.paths.get(&input) {
+            return Some(p);
+        }
+        input.ancestors().find_map(|a| self.dirs.get(a).copied())
+    }
 }
 
 /// Dependencies from files: a phase whose input another phase declares
@@ -494,10 +518,10 @@ fn produced_outputs(workflow: &Workflow, factory: &dyn Factory) -> BTreeMap<Path
 fn add_file_edges(
     workflow: &mut Workflow,
     factory: &dyn Factory,
-    produced: &BTreeMap<PathBuf, usize>,
+    produced: &Produced,
     produced_paths: &[PathBuf],
 ) {
-    if produced.is_empty() {
+    if produced.paths.is_empty() {
         return;
     }
     let names: Vec<String> = workflow.phases.iter().map(|p| p.name.clone()).collect();
@@ -511,7 +535,7 @@ fn add_file_edges(
             continue;
         };
         for input in inputs {
-            if let Some(&producer) = produced.get(&absolute_normal(&input))
+            if let Some(producer) = produced.producer_of(&input)
                 && !phase.depends_on.contains(&names[producer])
             {
                 phase.depends_on.push(names[producer].clone());
@@ -646,9 +670,30 @@ fn cycle_path(workflow: &Workflow, index: &HashMap<&str, usize>, members: &[usiz
 
 fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
     let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    let dirs: Vec<(PathBuf, &str)> = nodes
+        .iter()
+        .flat_map(|n| {
+            n.workspace_outputs
+                .iter()
+                .filter(|(rel, _)| crate::workspace::is_dir_output(rel))
+                .map(|(_, path)| (normalize(path), n.id.as_str()))
+        })
+        .collect();
     for node in nodes {
         for (_, path) in &node.workspace_outputs {
             let normal = normalize(path);
+            // A path inside a directory output is that output's.
+            if let Some((dir, owner)) = dirs
+                .iter()
+                .find(|(dir, _)| normal != *dir && normal.starts_with(dir))
+            {
+                return Err(Error::DuplicateOutput {
+                    location: workflow.phases[node.phase].locate("outputs"),
+                    path: normal.clone(),
+                    first_node: format!("{owner} (directory output {})", dir.display()),
+                    second_node: node.id.clone(),
+                });
+            }
             if let Some(first) = seen.insert(normal.clone(), &node.id) {
                 return Err(Error::DuplicateOutput {
                     location: workflow.phases[node.phase].locate("outputs"),

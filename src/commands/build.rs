@@ -434,6 +434,7 @@ fn save_record_if_noop(
         .selected
         .iter()
         .flat_map(|&i| &graph.nodes[i].workspace_outputs)
+        .filter(|(rel, _)| !crate::workspace::is_dir_output(rel))
         .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
         .collect();
     let _ = uptodate::save(

@@ -18,6 +18,7 @@ use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
 use crate::paths::normalize;
 use crate::paths::{PathGlob, is_glob};
+use crate::workspace::is_dir_output;
 
 pub struct Command;
 
@@ -49,7 +50,12 @@ fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
             format!("`{raw}` must be a relative path inside the workflow's directory"),
         ));
     }
-    Ok(path.to_string_lossy().replace('\\', "/"))
+    let mut rel = path.to_string_lossy().replace('\\', "/");
+    // A trailing `/` declares a directory output, stored and restored whole.
+    if raw.ends_with('/') {
+        rel.push('/');
+    }
+    Ok(rel)
 }
 
 /// Expand one `inputs:` glob: walk only below its literal prefix, so a
@@ -117,11 +123,13 @@ impl Phase for Command {
         }
         if let Some(metrics) = map.get("metrics") {
             let declared = strings(config, "outputs")?;
-            let named = metrics.as_str().filter(|m| declared.contains(m));
+            let named = metrics
+                .as_str()
+                .filter(|m| declared.contains(m) && !m.ends_with('/'));
             if named.is_none() {
                 return Err(ConfigIssue::new(
                     "metrics",
-                    "must be one of the paths in `outputs:`",
+                    "must be one of the file paths in `outputs:`",
                 ));
             }
             // The node keeps the metrics file's content as its own
@@ -183,14 +191,24 @@ impl Phase for Command {
             .into_iter()
             .enumerate()
             .filter_map(|(i, raw)| output_path(raw, i).ok())
-            .map(|rel| (rel.clone(), base_dir.join(&rel)))
+            .map(|rel| {
+                let path = base_dir.join(rel.trim_end_matches('/'));
+                (rel, path)
+            })
             .collect()
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
         let run = ctx.config["run"].as_str().unwrap_or_default();
         let outputs = self.workspace_outputs(ctx.config, ctx.base_dir);
-        for (_, path) in &outputs {
+        for (rel, path) in &outputs {
+            if is_dir_output(rel) {
+                remove_dir_output(path)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                continue;
+            }
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -243,6 +261,10 @@ impl Phase for Command {
             }));
         }
         for (rel, path) in &outputs {
+            if is_dir_output(rel) {
+                store_dir_output(rel, path, ctx.out_dir)?;
+                continue;
+            }
             if !path.is_file() {
                 return Err(PhaseError::new(format!(
                     "declared output `{rel}` was not created"
@@ -269,6 +291,51 @@ impl Phase for Command {
         }
         Ok(())
     }
+}
+
+/// Removes a directory output's old tree (or a file or symlink in its
+/// place) before the command runs, so no stale file passes for a fresh one.
+fn remove_dir_output(path: &Path) -> Result<(), PhaseError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    };
+    removed.map_err(|e| PhaseError::new(format!("cannot remove old {}: {e}", path.display())))
+}
+
+/// Copies every file of the directory output `rel` (ending in `/`) into
+/// the entry's output directory under the same relative names: the entry
+/// holds the tree, and its output digest covers every name and content.
+fn store_dir_output(rel: &str, path: &Path, out_dir: &Path) -> Result<(), PhaseError> {
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if !is_dir {
+        return Err(PhaseError::new(format!(
+            "declared directory output `{rel}` was not created as a directory"
+        )));
+    }
+    let dest_root = out_dir.join(rel.trim_end_matches('/'));
+    std::fs::create_dir_all(&dest_root)?;
+    for item in walkdir::WalkDir::new(path).sort_by_file_name().min_depth(1) {
+        let item = item?;
+        let sub = item.path().strip_prefix(path).unwrap_or(item.path());
+        let kind = item.file_type();
+        if kind.is_symlink() {
+            return Err(PhaseError::new(format!(
+                "`{}` in directory output `{rel}` is a symlink; only files and directories are stored",
+                sub.display()
+            )));
+        }
+        if kind.is_file() {
+            let dest = dest_root.join(sub);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            copy_file(item.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// An anonymous file for a command's output. On Linux a memfd: a temp
