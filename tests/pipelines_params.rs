@@ -48,11 +48,20 @@ fn mistakes_name_the_file_line_and_key() {
     assert!(err.contains("params.yaml has no key `nme`"), "{err}");
     assert!(err.contains("wf.yaml:4:"), "{err}");
 
-    p.file("wf.yaml", &WF.replace("file: params.yaml", "file: nope.yaml"));
+    p.file(
+        "wf.yaml",
+        &WF.replace("file: params.yaml", "file: nope.yaml"),
+    );
     let err = bad_input(&p, &["validate", "wf.yaml"]);
-    assert!(err.contains("cannot read") && err.contains("nope.yaml"), "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("nope.yaml"),
+        "{err}"
+    );
 
-    p.file("wf.yaml", &WF.replace("{params.train.n_est}", "{params.train.other}"));
+    p.file(
+        "wf.yaml",
+        &WF.replace("{params.train.n_est}", "{params.train.other}"),
+    );
     let err = bad_input(&p, &["validate", "wf.yaml"]);
     assert!(
         err.contains("`{params.train.other}` is not one of the `params:` keys"),
@@ -63,4 +72,40 @@ fn mistakes_name_the_file_line_and_key() {
     p.file("wf.yaml", WF);
     let err = bad_input(&p, &["build", "wf.yaml", "--set", "params.train.other=1"]);
     assert!(err.contains("no phase reads `train.other`"), "{err}");
+}
+
+#[test]
+fn an_include_takes_vars_substituted_in_its_strings() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - a:
+      workflow: sample.yaml
+      vars: {sample: A, n: 2}
+  - b:
+      workflow: sample.yaml
+      vars: {sample: B, n: 3}
+      depends_on: []
+"#,
+    )
+    .file(
+        "sample.yaml",
+        r#"phases:
+  - prep:
+      mode: command
+      outputs: ["out/{sample}.txt"]
+      run: "mkdir -p out && seq {n} | awk '{print \"{sample}\", $1}' > out/{sample}.txt"
+"#,
+    );
+    let run = build(&p, &["wf.yaml"]);
+    assert_eq!(run.ran(), ["a/prep", "b/prep"]);
+    assert_eq!(p.read("out/A.txt"), "A 1\nA 2\n");
+    assert_eq!(p.read("out/B.txt"), "B 1\nB 2\nB 3\n");
+    p.file("wf.yaml", &p.read("wf.yaml").replace("n: 3", "n: [3]"));
+    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    assert!(
+        err.contains("`vars.n`") && err.contains("wf.yaml:7:"),
+        "{err}"
+    );
 }

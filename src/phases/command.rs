@@ -22,7 +22,16 @@ use crate::workspace::is_dir_output;
 
 pub struct Command;
 
-pub const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "metrics", "description"];
+pub const KEYS: &[&str] = &[
+    "run",
+    "inputs",
+    "outputs",
+    "env",
+    "metrics",
+    "description",
+    "logs",
+    "timeout",
+];
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
     match config.get(key) {
@@ -148,6 +157,30 @@ impl Phase for Command {
                 ));
             }
         }
+        let outputs: Vec<String> = strings(config, "outputs")?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| output_path(raw, i).ok())
+            .collect();
+        for (i, raw) in strings(config, "logs")?.into_iter().enumerate() {
+            let rel = output_path(raw, i)
+                .map_err(|e| ConfigIssue::new(format!("logs[{i}]"), e.message))?;
+            if rel.ends_with('/') {
+                return Err(ConfigIssue::new(
+                    format!("logs[{i}]"),
+                    "must be a file path",
+                ));
+            }
+            if outputs.contains(&rel) {
+                return Err(ConfigIssue::new(
+                    format!("logs[{i}]"),
+                    format!("`{raw}` is also an output; a log is kept out of the output digest"),
+                ));
+            }
+        }
+        if map.contains_key("timeout") {
+            timeout(config)?;
+        }
         if let Some(env) = map.get("env") {
             let env = env
                 .as_object()
@@ -247,13 +280,45 @@ impl Phase for Command {
                 cmd.env(k, value);
             }
         }
-        let status = cmd
-            .status()
-            .map_err(|e| PhaseError::new(format!("cannot start `sh`: {e}")))?;
+        let logs = log_paths(ctx.config, ctx.base_dir);
+        for (_, path) in &logs {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(PhaseError::new(format!(
+                        "cannot remove old {}: {e}",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let limit = timeout(ctx.config).map_err(|e| PhaseError::bad_input(e.message))?;
+        let (status, timed_out) = run_with_limit(&mut cmd, limit)?;
         capture.rewind()?;
         let mut text = Vec::new();
         capture.read_to_end(&mut text)?;
         ctx.log.write_all(&text)?;
+        // Declared logs join the node's log: stored and shown by `admf
+        // show`, never part of the output digest, so timings in them do
+        // not defeat early cutoff.
+        for (rel, path) in &logs {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    writeln!(ctx.log, "--- log {rel} ---")?;
+                    ctx.log.write_all(&bytes)?;
+                    if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+                        writeln!(ctx.log)?;
+                    }
+                }
+                Err(_) => writeln!(ctx.log, "--- log {rel} (not written) ---")?,
+            }
+        }
+        if let Some(limit) = timed_out.then_some(limit).flatten() {
+            return Err(PhaseError::new(format!(
+                "command timed out after {}s and was killed",
+                limit.as_secs_f64()
+            )));
+        }
         if !status.success() {
             return Err(PhaseError::new(match status.code() {
                 Some(code) => format!("command exited with status {code}"),
@@ -291,6 +356,91 @@ impl Phase for Command {
         }
         Ok(())
     }
+}
+
+/// The declared `logs:` as (relative path, workspace path).
+fn log_paths(config: &Value, base_dir: &Path) -> Vec<(String, PathBuf)> {
+    strings(config, "logs")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| output_path(raw, i).ok())
+        .map(|rel| {
+            let path = base_dir.join(&rel);
+            (rel, path)
+        })
+        .collect()
+}
+
+/// `timeout:` as a duration: seconds as a number, or a number with `s`,
+/// `m` or `h`.
+fn timeout(config: &Value) -> Result<Option<std::time::Duration>, ConfigIssue> {
+    let bad = || {
+        ConfigIssue::new(
+            "timeout",
+            "must be a positive number of seconds, or a number with s, m or h (\"90s\", \"5m\")",
+        )
+    };
+    let seconds = match config.get("timeout") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(bad)?,
+        Some(Value::String(text)) => {
+            let text = text.trim();
+            let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+                Some((i, _)) => (&text[..i], &text[i..]),
+                None => (text, "s"),
+            };
+            let scale = match unit {
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(bad()),
+            };
+            number.trim().parse::<f64>().map_err(|_| bad())? * scale
+        }
+        Some(_) => return Err(bad()),
+    };
+    if !(seconds > 0.0 && seconds <= 365.0 * 86400.0) {
+        return Err(bad());
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(seconds)))
+}
+
+/// Runs `cmd`; with a limit, in its own process group, killed whole
+/// when the limit passes. Returns the status and whether it timed out.
+fn run_with_limit(
+    cmd: &mut std::process::Command,
+    limit: Option<std::time::Duration>,
+) -> Result<(std::process::ExitStatus, bool), PhaseError> {
+    let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
+    let Some(limit) = limit else {
+        return Ok((cmd.status().map_err(start_error)?, false));
+    };
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().map_err(start_error)?;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if started.elapsed() >= limit {
+            kill_group(&mut child);
+            return Ok((child.wait()?, true));
+        }
+        std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Kills the command and everything it started (its process group).
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
 }
 
 /// Removes a directory output's old tree (or a file or symlink in its

@@ -337,7 +337,7 @@ pub const MODES: &[ModeDoc] = &[
                 "outputs",
                 "path | list",
                 "[]",
-                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit",
+                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit; a path ending in `/` is a directory output, stored and restored whole (its digest covers the tree); an input another phase declares as an output is an edge to that phase",
             ),
             k(
                 "env",
@@ -352,6 +352,18 @@ pub const MODES: &[ModeDoc] = &[
                 "an output holding a JSON object; it becomes the node's metrics.json for `when:`",
             ),
             k("description", "string", "none", "free text"),
+            k(
+                "logs",
+                "path | list",
+                "[]",
+                "files the command may write as logs: removed before it runs, then appended to the node's log (stored, shown by `admf show`), never part of the output digest, so timings in them do not defeat early cutoff",
+            ),
+            k(
+                "timeout",
+                "seconds | \"90s\" | \"5m\" | \"1h\"",
+                "none",
+                "kill the command and everything it started when it runs longer; the node fails (enters the key like every command key)",
+            ),
         ],
         files: &[
             f("OUTPUT", "each declared output, as the command wrote it"),
@@ -435,7 +447,7 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "workflow",
         "path",
         "",
-        "include another workflow file as this phase (a composite)",
+        "include another workflow file as this phase (a composite); beside it, `vars: {name: value}` replaces `{name}` in every string of that file (other braces stay as written)",
     ),
     k(
         "retries",

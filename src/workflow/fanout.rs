@@ -537,16 +537,81 @@ impl Vars<'_> {
     }
 }
 
+/// An include's `vars: {name: value}`: names as placeholders take them,
+/// values are scalars.
+pub(super) fn include_vars(
+    doc: &Document,
+    path: &str,
+    spec: &Value,
+) -> Result<Vec<(String, String)>, Error> {
+    let map = spec.as_mapping().ok_or_else(|| {
+        Error::invalid(doc.locate(path), "vars", "must be a mapping of name: value")
+    })?;
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let name = k.as_str().unwrap_or("?");
+        let at = format!("{path}.{name}");
+        check_binding_name(doc, &at, "vars", name)?;
+        let value = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(Error::invalid(
+                    doc.locate(&at),
+                    format!("vars.{name}"),
+                    "must be a string, number or boolean",
+                ));
+            }
+        };
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// Replace `{name}` for each of `vars` in every string of an included
+/// file. Other placeholders and `{{`/`}}` stay as written: the included
+/// file's own fan-outs template them later.
+pub(super) fn substitute_vars(value: &mut Value, vars: &[(String, String)]) {
+    match value {
+        Value::String(s) => {
+            if let Ok(done) = substitute_with(s, &|n| lookup_var(vars, n), true) {
+                *s = done;
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(|i| substitute_vars(i, vars)),
+        Value::Mapping(map) => map.values_mut().for_each(|v| substitute_vars(v, vars)),
+        _ => {}
+    }
+}
+
+fn lookup_var(vars: &[(String, String)], name: &str) -> Option<String> {
+    Some(
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map_or_else(|| format!("{{{name}}}"), |(_, v)| v.clone()),
+    )
+}
+
 /// Substitute `{name}` placeholders; `{{`/`}}` are literal braces and
 /// `${...}` is left to the shell. Err: the unknown name.
 pub fn substitute(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    substitute_with(text, lookup, false)
+}
+
+/// [`substitute`]; with `keep_escapes`, `{{` and `}}` are kept as written.
+fn substitute_with(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    keep_escapes: bool,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(['{', '}', '$']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
+            out.push_str(&tail[..if keep_escapes { 2 } else { 1 }]);
             rest = &tail[2..];
         } else if tail.starts_with("${") {
             let end = tail.find('}').map_or(tail.len(), |e| e + 1);

@@ -451,12 +451,12 @@ impl Loader {
             .ok_or_else(|| Error::invalid(location.clone(), "workflow", "must be a file path"))?;
         for (k, _) in &raw.fields {
             let key = k.as_str().unwrap_or("?");
-            let allowed = ["name", "workflow", "depends_on", "description"];
+            let allowed = ["name", "workflow", "depends_on", "description", "vars"];
             if !allowed.contains(&key) && !INHERITED_KEYS.contains(&key) {
                 return Err(Error::invalid(
                     doc.locate(&format!("{}.{key}", raw.path)),
                     key,
-                    "not allowed on a workflow include (only depends_on, data, strategy, costs)",
+                    "not allowed on a workflow include (only depends_on, vars, data, strategy, costs)",
                 ));
             }
         }
@@ -490,7 +490,11 @@ impl Loader {
             });
             return Err(Error::IncludeCycle { cycle });
         }
-        let child = read_doc(&file, Some((&location, "workflow")))?;
+        let mut child = read_doc(&file, Some((&location, "workflow")))?;
+        if let Some(vars) = raw.fields.get("vars") {
+            let vars = fanout::include_vars(doc, &format!("{}.vars", raw.path), vars)?;
+            fanout::substitute_vars(&mut child.value, &vars);
+        }
         let mut scope_inherited = inherited.clone();
         scope_inherited.overlay(doc, &raw.fields, &format!("{}.", raw.path))?;
         let mut stack = stack.to_vec();
