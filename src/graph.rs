@@ -45,6 +45,9 @@ pub struct Node {
     pub base_dir: PathBuf,
     pub location: Location,
     pub retries: u32,
+    /// How many of the `-j` slots the node takes while it executes.
+    #[serde(default = "one_thread")]
+    pub threads: usize,
     /// For trials: the grid phase's id (the gather node's id).
     pub group: Option<String>,
 }
@@ -195,6 +198,10 @@ impl Graph {
         }
         keep
     }
+}
+
+fn one_thread() -> usize {
+    1
 }
 
 /// A node about to be created: id, role, config, deps, grid group.
@@ -397,6 +404,7 @@ pub fn compile_with(
                 base_dir: phase.base_dir.clone(),
                 location: phase.location.clone(),
                 retries: phase.retries,
+                threads: phase.threads,
                 group,
             });
         }

@@ -79,3 +79,37 @@ fn a_command_past_its_timeout_is_killed_with_what_it_started() {
         pipelines_support::bad_input(&p, &["validate", "wf.yaml", "--set", "slow.timeout=soon"]);
     assert!(err.contains("`timeout`"), "{err}");
 }
+
+/// Two nodes that each hold a lock directory for a while: with `-j 2`
+/// and `threads: 2` they take every slot, so they never overlap and
+/// neither finds the other's lock.
+#[test]
+fn threads_take_slots_of_j() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - heavy:
+      mode: command
+      foreach: [a, b]
+      depends_on: []
+      threads: 2
+      outputs: ["{item}.txt"]
+      run: "mkdir held && sleep 0.2 && rmdir held && echo {item} > {item}.txt"
+  - light:
+      mode: command
+      depends_on: []
+      outputs: [light.txt]
+      run: "echo light > light.txt"
+"#,
+    );
+    let run = build(&p, &["wf.yaml", "-j", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.ran(), ["heavy[item=a]", "heavy[item=b]", "light"]);
+    let err =
+        pipelines_support::bad_input(&p, &["validate", "wf.yaml", "--set", "heavy.threads=0"]);
+    assert!(
+        err.contains("`threads`") && err.contains("from 1 to 1024"),
+        "{err}"
+    );
+}

@@ -469,6 +469,12 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "fan-out over the product of several lists, in declared order, the last fastest: `phase[sample=A,ref=hg38]`; downstream, `depends_on: [phase]` means every instance and a list item `{expand: \"out/{sample}.txt\", over: phase}` one string per instance (in a bound phase, those agreeing on shared names)",
     ),
     k(
+        "threads",
+        "int 1..=1024",
+        "1",
+        "how many of the `-j` slots the node takes while it executes (as cargo counts jobserver tokens): with `-j 4`, a `threads: 4` node runs alone; one asking for more than `-j` takes all of them; not part of the key",
+    ),
+    k(
         "params",
         "{file: PATH, keys: [DOTTED...]}",
         "",

@@ -37,6 +37,7 @@ pub const PHASE_KEYS: &[&str] = &[
     "foreach",
     "matrix",
     "params",
+    "threads",
 ];
 
 /// One phase as written, before names are qualified and deps resolved.

@@ -44,6 +44,8 @@ use crate::ir::{PhaseIr, Workflow};
 /// The most further attempts a phase may ask for: each attempt's log is
 /// kept, and a phase that fails this often will not succeed on the next.
 pub const MAX_RETRIES: u32 = 100;
+/// The most `-j` slots a phase may ask for with `threads:`.
+pub const MAX_THREADS: usize = 1024;
 
 pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     let mut doc = read_doc(root, None)?;
@@ -374,6 +376,20 @@ impl Loader {
                     )
                 })?,
         };
+        let threads = match f.get("threads") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| (1..=MAX_THREADS as u64).contains(&n))
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        at("threads"),
+                        "threads",
+                        format!("must be an integer from 1 to {MAX_THREADS}"),
+                    )
+                })?,
+        };
         let when = match f.get("when") {
             None => None,
             Some(Value::String(text)) => {
@@ -419,6 +435,7 @@ impl Loader {
                 config,
                 inherited: inherited.seen_from(base_dir),
                 retries,
+                threads,
                 depends_on: Vec::new(),
                 when: None,
                 location: doc.locate(&raw.path),
