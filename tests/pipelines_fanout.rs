@@ -247,6 +247,16 @@ fn bad_fan_outs_name_the_file_line_and_key() {
             "cannot be a fan-out value",
         ),
         (
+            &format!(
+                "phases:\n  - a:\n      mode: command\n      matrix: {{x: [{}], y: [{}], z: [{}]}}\n      run: echo\n",
+                "v".repeat(64),
+                "w".repeat(64),
+                "u".repeat(64)
+            ),
+            "wf.yaml:4:7",
+            "bytes, above 192",
+        ),
+        (
             "phases:\n  - a:\n      mode: command\n      foreach: [x, x]\n      run: echo\n",
             "wf.yaml:4:7",
             "`x` appears twice",

@@ -134,3 +134,17 @@ fn wildcards_match_any_text_and_one_character_with_literal_brackets() {
     assert!(m("*", ""));
     assert!(!m("?", ""));
 }
+
+#[test]
+fn force_takes_a_fan_out_phase_name_like_a_target() {
+    let p = project();
+    assert_eq!(build(&p, &["wf.yaml"]).ran().len(), 6);
+    // Re-executed with the same outputs: everything below is cut off.
+    let forced = build(&p, &["wf.yaml", "--force", "map"]);
+    assert_eq!(
+        forced.ran(),
+        ["map[sample=A]", "map[sample=B]", "map[sample=C]"]
+    );
+    let one = build(&p, &["wf.yaml", "--force", "map[sample=B]"]);
+    assert_eq!(one.ran(), ["map[sample=B]"]);
+}

@@ -259,12 +259,13 @@ fn build_from(
     targets.extend(graph.resolve_targets(&args.until)?);
     targets.extend(graph.downstream(&graph.resolve_targets(&args.downstream)?));
     let mut force = vec![args.force_all; graph.nodes.len()];
-    for name in &args.force {
-        let i = graph.find(name)?;
+    // `--force` takes what targets take (a fan-out phase's name forces
+    // every instance); forcing a grid phase forces its trials too.
+    for i in graph.resolve_targets(&args.force)? {
         force[i] = true;
-        // Forcing a grid phase forces its trials too.
+        let id = graph.nodes[i].id.as_str();
         for (j, n) in graph.nodes.iter().enumerate() {
-            if n.group.as_deref() == Some(name.as_str()) {
+            if n.group.as_deref() == Some(id) {
                 force[j] = true;
             }
         }

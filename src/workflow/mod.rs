@@ -44,6 +44,9 @@ use crate::ir::{PhaseIr, Workflow};
 /// The most further attempts a phase may ask for: each attempt's log is
 /// kept, and a phase that fails this often will not succeed on the next.
 pub const MAX_RETRIES: u32 = 100;
+/// The longest fan-out node name (`phase[name=value,...]`): refs and
+/// files are named after nodes, and file names stop at 255 bytes.
+pub const MAX_INSTANCE_NAME_LEN: usize = forms::MAX_NAME_LEN + 64;
 /// The most `-j` slots a phase may ask for with `threads:`.
 pub const MAX_THREADS: usize = 1024;
 
@@ -229,6 +232,22 @@ impl Loader {
                         &self.param_overrides,
                         &mut self.params_read,
                     )?;
+                    if instance.name.len() > MAX_INSTANCE_NAME_LEN {
+                        let key = if phase.fields.contains_key("matrix") {
+                            "matrix"
+                        } else {
+                            "foreach"
+                        };
+                        return Err(Error::invalid(
+                            doc.locate(&format!("{}.{key}", phase.path)),
+                            key,
+                            format!(
+                                "the node name `{}` is {} bytes, above {MAX_INSTANCE_NAME_LEN}: use shorter names or values",
+                                instance.name,
+                                instance.name.len()
+                            ),
+                        ));
+                    }
                     let binding = binding.cloned().unwrap_or_default();
                     let deps =
                         self.deps_of(&doc, &instance, scope, previous.as_deref(), &binding)?;
