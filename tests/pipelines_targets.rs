@@ -148,3 +148,35 @@ fn force_takes_a_fan_out_phase_name_like_a_target() {
     let one = build(&p, &["wf.yaml", "--force", "map[sample=B]"]);
     assert_eq!(one.ran(), ["map[sample=B]"]);
 }
+
+/// The same pattern as a glob with brackets escaped: the reference.
+fn reference_match(pattern: &str, text: &str) -> bool {
+    let escaped: String = pattern
+        .chars()
+        .map(|c| match c {
+            '[' => "[[]".to_string(),
+            ']' => "[]]".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    globset::GlobBuilder::new(&escaped)
+        .literal_separator(false)
+        .build()
+        .unwrap()
+        .compile_matcher()
+        .is_match(text)
+}
+
+proptest::proptest! {
+    #[test]
+    fn wildcards_agree_with_globs_with_literal_brackets(
+        pattern in "[ab*?\\[\\]=]{0,8}",
+        text in "[ab\\[\\]=]{0,10}",
+    ) {
+        proptest::prop_assert_eq!(
+            admf::graph::wildcard_match(&pattern, &text),
+            reference_match(&pattern, &text),
+            "{} ~ {}", pattern, text
+        );
+    }
+}
