@@ -296,3 +296,34 @@ fn shell_braces_are_left_alone_and_doubled_braces_are_literal() {
     assert_eq!(build(&p, &["wf.yaml"]).ran(), ["a[item=x]"]);
     assert_eq!(p.read("x.txt"), "x 1 {item}\n");
 }
+
+/// Any mode fans out: a backtest per lookback, the value keeping its type
+/// where a whole string is one placeholder, and params values too.
+#[test]
+fn a_backtest_fans_out_with_typed_values() {
+    let p = Project::new();
+    p.repo_file("data/SPY_D.csv", "data/SPY_D.csv")
+        .file("params.yaml", "threshold: 0.01\n")
+        .file(
+            "wf.yaml",
+            r#"data: {source: csv, symbols: [SPY], path: data/SPY_D.csv}
+phases:
+  - bt:
+      mode: backtest
+      foreach: {values: [10, 30], as: lookback}
+      params: {file: params.yaml, keys: [threshold]}
+      strategy:
+        type: momentum
+        parameters: {lookback: "{lookback}", threshold: "{params.threshold}"}
+"#,
+        );
+    let run = build(&p, &["wf.yaml"]);
+    assert_eq!(run.ran(), ["bt[lookback=10]", "bt[lookback=30]"]);
+    let show = p.admf(&["show", "wf.yaml", "bt[lookback=30]"]);
+    assert!(
+        show.stdout.contains("\"lookback\": 30") && show.stdout.contains("\"threshold\": 0.01"),
+        "{}{}",
+        show.stdout,
+        show.stderr
+    );
+}

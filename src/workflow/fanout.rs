@@ -519,6 +519,10 @@ pub(super) struct Vars<'a> {
     pub(super) phase_path: &'a str,
     pub(super) binding: &'a [(String, String)],
     pub(super) params: Option<&'a serde_json::Value>,
+    /// A string that is one placeholder takes the value's own type (a
+    /// number stays a number): for modes whose configs are typed, not
+    /// for `command`, whose keys are strings.
+    pub(super) typed: bool,
 }
 
 impl Vars<'_> {
@@ -666,6 +670,7 @@ pub(super) fn instantiate(
                 phase_path: &raw.path,
                 binding: binding_ref,
                 params: None,
+                typed: false,
             };
             template_value(doc, &format!("{}.params", raw.path), &mut spec, &vars, true)?;
             let p = params(doc, raw, &spec, base_dir, overrides)?;
@@ -674,10 +679,14 @@ pub(super) fn instantiate(
         }
     };
     let templated = binding.is_some() || params.is_some();
+    let is_command = ["mode", "type"]
+        .iter()
+        .any(|m| fields.get(*m).and_then(Value::as_str) == Some("command"));
     let vars = Vars {
         phase_path: &raw.path,
         binding: binding_ref,
         params: params.as_ref().map(|p| &p.tree),
+        typed: !is_command,
     };
     let mut out = Mapping::new();
     for (k, v) in &fields {
@@ -690,18 +699,15 @@ pub(super) fn instantiate(
         }
         out.insert(k.clone(), v);
     }
-    if let Some(p) = &params {
-        let is_command = ["mode", "type"]
-            .iter()
-            .any(|m| out.get(*m).and_then(Value::as_str) == Some("command"));
-        if is_command {
-            let env = out
-                .entry("env".into())
-                .or_insert_with(|| Value::Mapping(Mapping::new()));
-            if let Value::Mapping(env) = env {
-                for (name, value) in &p.env {
-                    env.insert(name.clone().into(), value.clone().into());
-                }
+    if let Some(p) = &params
+        && is_command
+    {
+        let env = out
+            .entry("env".into())
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        if let Value::Mapping(env) = env {
+            for (name, value) in &p.env {
+                env.insert(name.clone().into(), value.clone().into());
             }
         }
     }
@@ -749,6 +755,12 @@ fn template_value(
     }
     match value {
         Value::String(s) => {
+            if vars.typed
+                && let Some(typed) = whole_placeholder(s, vars)
+            {
+                *value = typed;
+                return Ok(());
+            }
             *s = template_string(doc, path, s, vars)?;
         }
         Value::Sequence(items) => {
@@ -765,6 +777,28 @@ fn template_value(
         _ => {}
     }
     Ok(())
+}
+
+/// The typed value of a string that is exactly one bound placeholder: a
+/// params value as it is in the file; a bound value as the YAML scalar it
+/// spells when it reads back the same (`10` a number, `007` a string).
+fn whole_placeholder(text: &str, vars: &Vars<'_>) -> Option<Value> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    if !is_placeholder(inner) {
+        return None;
+    }
+    if let Some(rest) = inner.strip_prefix("params.") {
+        let value = lookup(vars.params?, rest)?;
+        return serde_yaml::to_value(value).ok();
+    }
+    let bound = vars.get(inner)?;
+    let parsed: Value = serde_yaml::from_str(&bound).ok()?;
+    let same = match &parsed {
+        Value::Number(n) => n.to_string() == bound,
+        Value::Bool(b) => b.to_string() == bound,
+        _ => false,
+    };
+    Some(if same { parsed } else { Value::String(bound) })
 }
 
 /// The key a YAML path names within its phase (`inputs[0]`, `env.A`).
@@ -886,6 +920,7 @@ fn gather(
             phase_path: vars.phase_path,
             binding: &merged,
             params: vars.params,
+            typed: false,
         };
         out.push(Value::String(template_string(
             doc,
