@@ -54,6 +54,12 @@ pub struct BuildArgs {
     /// Print every node's log, not only failed ones.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Build NODE and what it needs, nothing below it (like a target).
+    #[arg(long, value_name = "NODE")]
+    pub until: Vec<String>,
+    /// Build NODE and everything that depends on it.
+    #[arg(long, value_name = "NODE")]
+    pub downstream: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -392,10 +392,76 @@ fn from_trace(
     })
 }
 
+/// Put a directory output back whole unless it holds exactly the stored
+/// files with the stored content: a file added, edited or removed in it
+/// means the tree is replaced by the stored one.
+fn restore_dir_output(
+    ctx: &RunContext,
+    node: &Node,
+    entry: &Entry,
+    rel: &str,
+    path: &Path,
+) -> std::io::Result<()> {
+    let stored: Vec<(&str, &str)> = entry
+        .manifest
+        .outputs
+        .iter()
+        .filter_map(|(name, record)| Some((name.strip_prefix(rel)?, record.blake3.as_str())))
+        .collect();
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        let mut present = Vec::new();
+        let mut plain = true;
+        for item in walkdir::WalkDir::new(path).sort_by_file_name() {
+            let item = item.map_err(std::io::Error::other)?;
+            if item.file_type().is_dir() {
+                // Noted, so a file added later voids the up-to-date record.
+                crate::observed::note_dir(item.path());
+            } else if item.file_type().is_file() {
+                let sub = item.path().strip_prefix(path).unwrap_or(item.path());
+                let sub = sub
+                    .to_string_lossy()
+                    .replace(std::path::MAIN_SEPARATOR, "/");
+                present.push((sub, item.into_path()));
+            } else {
+                plain = false;
+            }
+        }
+        present.sort();
+        let same = plain
+            && present.len() == stored.len()
+            && present
+                .iter()
+                .zip(&stored)
+                .all(|((sub, file), (name, digest))| {
+                    sub == name && ctx.stats.hash_file(file).ok().as_deref() == Some(*digest)
+                });
+        if same {
+            return Ok(());
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(path)?;
+    for (name, _) in &stored {
+        let full = format!("{rel}{name}");
+        crate::workspace::restore_bytes(&entry.read(&full)?, &path.join(name), &node.base_dir)?;
+    }
+    crate::observed::note_written();
+    Ok(())
+}
+
 /// Put a hit's workspace outputs back where the workflow expects them,
 /// unless they are already there with the stored content.
 fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Result<()> {
     for (rel, path) in &node.workspace_outputs {
+        if crate::workspace::is_dir_output(rel) {
+            restore_dir_output(ctx, node, entry, rel, path)?;
+            continue;
+        }
         let Some(record) = entry.manifest.outputs.get(rel) else {
             return Err(std::io::Error::other(format!(
                 "entry has no output `{rel}`"

@@ -123,8 +123,20 @@ pub fn dispatch(
         board.stopping = true;
         eprintln!("admf: cannot write to the store: {e}");
     }
+    // Slots taken by the nodes handed off: each takes its `threads:`
+    // (at most all of them), as cargo counts jobserver tokens. The ready
+    // node with the lowest index waits for its slots, so the order of
+    // starts stays the planned one.
+    let slots = |i: usize| graph.nodes[i].threads.clamp(1, executor.jobs());
+    let mut taken = 0usize;
     loop {
         while running < executor.jobs() && !board.stopping {
+            let Some(&Reverse(next)) = board.ready.peek() else {
+                break;
+            };
+            if taken > 0 && taken + slots(next) > executor.jobs() {
+                break;
+            }
             let Some(Reverse(i)) = board.ready.pop() else {
                 break;
             };
@@ -182,7 +194,10 @@ pub fn dispatch(
             let decision = decide(&ctx, i, &deps, &named);
             match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
                 Some(result) => board.settle(&graph, observer, i, result),
-                None => running += 1,
+                None => {
+                    running += 1;
+                    taken += slots(i);
+                }
             }
         }
         if running == 0 {
@@ -211,6 +226,10 @@ pub fn dispatch(
             }
         };
         running -= 1;
+        taken -= slots(match &message {
+            Message::Executed(i, _) => *i,
+            Message::Locked(prepared, _) => prepared.index,
+        });
         match message {
             Message::Executed(i, output) => {
                 let Some(InFlight::Executing(pending)) = in_flight.remove(&i) else {
@@ -242,7 +261,10 @@ pub fn dispatch(
                 };
                 match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
                     Some(result) => board.settle(&graph, observer, i, result),
-                    None => running += 1,
+                    None => {
+                        running += 1;
+                        taken += slots(i);
+                    }
                 }
             }
         }

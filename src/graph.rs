@@ -45,6 +45,9 @@ pub struct Node {
     pub base_dir: PathBuf,
     pub location: Location,
     pub retries: u32,
+    /// How many of the `-j` slots the node takes while it executes.
+    #[serde(default = "one_thread")]
+    pub threads: usize,
     /// For trials: the grid phase's id (the gather node's id).
     pub group: Option<String>,
 }
@@ -109,6 +112,69 @@ impl Graph {
         })
     }
 
+    /// Resolve build targets (`admf build WF PATTERN...`), each one of: a
+    /// node id; a fan-out phase's name (every instance); a pattern over
+    /// node ids where `*` is any text and `?` one character, brackets
+    /// being literal (`'map[*]'`, `'*[sample=A]'`); a workspace output
+    /// path (relative to the working directory, or absolute), or a
+    /// pattern over them. Each must select at least one node.
+    pub fn resolve_targets(&self, patterns: &[String]) -> Result<Vec<usize>, Error> {
+        let mut out = Vec::new();
+        for pattern in patterns {
+            let before = out.len();
+            if let Some(i) = self.index_of(pattern) {
+                out.push(i);
+                continue;
+            }
+            let instance_of = |n: &Node| {
+                n.id.strip_prefix(pattern.as_str())
+                    .is_some_and(|rest| rest.starts_with('[') && n.group.is_none())
+            };
+            out.extend((0..self.nodes.len()).filter(|&i| instance_of(&self.nodes[i])));
+            if out.len() == before && pattern.contains(['*', '?']) {
+                out.extend(
+                    (0..self.nodes.len()).filter(|&i| wildcard_match(pattern, &self.nodes[i].id)),
+                );
+            }
+            if out.len() == before {
+                let wanted = absolute_normal(std::path::Path::new(pattern));
+                let wanted = wanted.to_string_lossy();
+                out.extend((0..self.nodes.len()).filter(|&i| {
+                    self.nodes[i].workspace_outputs.iter().any(|(_, path)| {
+                        let path = absolute_normal(path);
+                        let path = path.to_string_lossy();
+                        path == wanted
+                            || (pattern.contains(['*', '?']) && wildcard_match(&wanted, &path))
+                    })
+                }));
+            }
+            if out.len() == before {
+                return Err(Error::Usage {
+                    message: format!(
+                        "no node named `{pattern}` in {}, and no node id or declared output matches it",
+                        self.workflow.root_file.display()
+                    ),
+                    hint: did_you_mean(pattern, self.nodes.iter().map(|n| n.id.as_str())),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `roots` and every node that depends on them, directly or not.
+    pub fn downstream(&self, roots: &[usize]) -> Vec<usize> {
+        let dependents = self.dependents();
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = roots.to_vec();
+        while let Some(i) = stack.pop() {
+            if !seen[i] {
+                seen[i] = true;
+                stack.extend(&dependents[i]);
+            }
+        }
+        (0..self.nodes.len()).filter(|&i| seen[i]).collect()
+    }
+
     /// Node indices that depend on `index`, in index order.
     pub fn dependents(&self) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); self.nodes.len()];
@@ -134,6 +200,10 @@ impl Graph {
     }
 }
 
+fn one_thread() -> usize {
+    1
+}
+
 /// A node about to be created: id, role, config, deps, grid group.
 type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
 
@@ -144,10 +214,13 @@ pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error
 /// [`compile`], then `checks` on the graph while the IR still locates
 /// every key (the built-in modes' checks: [`checks::check`]).
 pub fn compile_with(
-    workflow: Workflow,
+    mut workflow: Workflow,
     factory: &dyn Factory,
     checks: fn(&Graph) -> Result<(), Error>,
 ) -> Result<Graph, Error> {
+    let produced = produced_outputs(&workflow, factory);
+    let produced_paths: Vec<PathBuf> = produced.paths.keys().cloned().collect();
+    add_file_edges(&mut workflow, factory, &produced, &produced_paths);
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
         .phases
@@ -192,15 +265,7 @@ pub fn compile_with(
             )
             .with_hint(did_you_mean(&phase.mode, factory.modes()))
         })?;
-        let mut config = Map::new();
-        for key in implementation.inherits() {
-            if let Some(v) = phase.inherited.get(*key) {
-                config.insert(key.to_string(), v.clone());
-            }
-        }
-        for (k, v) in &phase.config {
-            config.insert(k.clone(), v.clone());
-        }
+        let config = resolved_config(phase, implementation);
         let deps: Vec<usize> = phase
             .depends_on
             .iter()
@@ -273,9 +338,17 @@ pub fn compile_with(
                     _ => issue_error(issue),
                 }
             })?;
-            let inputs = implementation
-                .inputs(&config, &phase.base_dir)
+            let mut inputs = implementation
+                .inputs_given(&config, &phase.base_dir, &produced_paths)
                 .map_err(issue_error)?;
+            // A file another phase declares as an output is that phase's
+            // (an edge, added above): its digest enters the key through
+            // the upstream's outputs, and it need not exist yet.
+            inputs.retain(|input| {
+                produced
+                    .producer_of(input)
+                    .is_none_or(|producer| producer == pi)
+            });
             for input in &inputs {
                 let key = ["inputs", "data.path", "data.dir", "data"]
                     .into_iter()
@@ -331,6 +404,7 @@ pub fn compile_with(
                 base_dir: phase.base_dir.clone(),
                 location: phase.location.clone(),
                 retries: phase.retries,
+                threads: phase.threads,
                 group,
             });
         }
@@ -357,6 +431,125 @@ pub fn compile_with(
         phase.key_locations = Default::default();
     }
     Ok(graph)
+}
+
+/// A phase's config: the inherited keys its mode uses, then its own.
+fn resolved_config(
+    phase: &PhaseIr,
+    implementation: &dyn crate::phases::Phase,
+) -> Map<String, Value> {
+    let mut config = Map::new();
+    for key in implementation.inherits() {
+        if let Some(v) = phase.inherited.get(*key) {
+            config.insert(key.to_string(), v.clone());
+        }
+    }
+    for (k, v) in &phase.config {
+        config.insert(k.clone(), v.clone());
+    }
+    config
+}
+
+/// `*` any text (also empty), `?` one character, everything else itself.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Greedy matching with backtracking to the last `*`: linear in practice.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn absolute_normal(path: &std::path::Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// Every workspace output a phase declares.
+fn produced_outputs(workflow: &Workflow, factory: &dyn Factory) -> Produced {
+    let mut produced = Produced::default();
+    for (pi, phase) in workflow.phases.iter().enumerate() {
+        let Some(implementation) = factory.get(&phase.mode) else {
+            continue;
+        };
+        let config = Value::Object(resolved_config(phase, implementation));
+        for (rel, path) in implementation.workspace_outputs(&config, &phase.base_dir) {
+            let path = absolute_normal(&path);
+            if crate::workspace::is_dir_output(&rel) {
+                produced.dirs.entry(path.clone()).or_insert(pi);
+            }
+            produced.paths.entry(path).or_insert(pi);
+        }
+    }
+    produced
+}
+
+/// The workspace outputs the phases declare (absolute, normalised), by
+/// the phase declaring each: files and directory outputs.
+#[derive(Default)]
+struct Produced {
+    /// Every declared output, directories included; where two phases
+    /// declare one (an error, reported by [`check_outputs`]), the first.
+    paths: BTreeMap<PathBuf, usize>,
+    dirs: BTreeMap<PathBuf, usize>,
+}
+
+impl Produced {
+    /// The phase declaring `input` as an output, or a directory output
+    /// holding it.
+    fn producer_of(&self, input: &std::path::Path) -> Option<usize> {
+        let input = absolute_normal(input);
+        if let Some(&p) = self.paths.get(&input) {
+            return Some(p);
+        }
+        input.ancestors().find_map(|a| self.dirs.get(a).copied())
+    }
+}
+
+/// Dependencies from files: a phase whose input another phase declares
+/// as an output depends on that phase, as in make. Inputs that cannot be
+/// listed are left for the compile loop to report.
+fn add_file_edges(
+    workflow: &mut Workflow,
+    factory: &dyn Factory,
+    produced: &Produced,
+    produced_paths: &[PathBuf],
+) {
+    if produced.paths.is_empty() {
+        return;
+    }
+    let names: Vec<String> = workflow.phases.iter().map(|p| p.name.clone()).collect();
+    for phase in &mut workflow.phases {
+        let Some(implementation) = factory.get(&phase.mode) else {
+            continue;
+        };
+        let config = Value::Object(resolved_config(phase, implementation));
+        let Ok(inputs) = implementation.inputs_given(&config, &phase.base_dir, produced_paths)
+        else {
+            continue;
+        };
+        for input in inputs {
+            if let Some(producer) = produced.producer_of(&input)
+                && !phase.depends_on.contains(&names[producer])
+            {
+                phase.depends_on.push(names[producer].clone());
+            }
+        }
+    }
 }
 
 /// Phases in declaration order, moved only as far as a forward
@@ -485,9 +678,30 @@ fn cycle_path(workflow: &Workflow, index: &HashMap<&str, usize>, members: &[usiz
 
 fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
     let mut seen: BTreeMap<PathBuf, &str> = BTreeMap::new();
+    let dirs: Vec<(PathBuf, &str)> = nodes
+        .iter()
+        .flat_map(|n| {
+            n.workspace_outputs
+                .iter()
+                .filter(|(rel, _)| crate::workspace::is_dir_output(rel))
+                .map(|(_, path)| (normalize(path), n.id.as_str()))
+        })
+        .collect();
     for node in nodes {
         for (_, path) in &node.workspace_outputs {
             let normal = normalize(path);
+            // A path inside a directory output is that output's.
+            if let Some((dir, owner)) = dirs
+                .iter()
+                .find(|(dir, _)| normal != *dir && normal.starts_with(dir))
+            {
+                return Err(Error::DuplicateOutput {
+                    location: workflow.phases[node.phase].locate("outputs"),
+                    path: normal.clone(),
+                    first_node: format!("{owner} (directory output {})", dir.display()),
+                    second_node: node.id.clone(),
+                });
+            }
             if let Some(first) = seen.insert(normal.clone(), &node.id) {
                 return Err(Error::DuplicateOutput {
                     location: workflow.phases[node.phase].locate("outputs"),

@@ -221,6 +221,9 @@ mod tests {
             "examples/conditional/workflow.yaml",
             "examples/watch_data/workflow.yaml",
             "examples/command_pipeline/workflow.yaml",
+            "examples/dvc_ml/workflow.yaml",
+            "examples/snakemake_mapping/workflow.yaml",
+            "examples/make_books/workflow.yaml",
         ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
             if !path.exists() {

@@ -41,6 +41,9 @@ pub struct PhaseIr {
     pub inherited: serde_json::Map<String, Value>,
     /// How many times a failed execution is tried again.
     pub retries: u32,
+    /// How many of the `-j` slots the node takes while it executes.
+    #[serde(default = "one")]
+    pub threads: usize,
     /// Fully qualified names of the phases this one reads, in declared order.
     pub depends_on: Vec<String>,
     pub when: Option<Condition>,
@@ -51,6 +54,10 @@ pub struct PhaseIr {
     pub base_dir: PathBuf,
     /// Source position of each config key (dotted path), for error messages.
     pub key_locations: BTreeMap<String, Location>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl PhaseIr {

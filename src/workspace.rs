@@ -16,6 +16,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Whether a workspace output (as named in the entry) is a directory
+/// output: declared with a trailing `/`, stored and restored as a tree of
+/// files under that name.
+pub fn is_dir_output(rel: &str) -> bool {
+    rel.ends_with('/')
+}
+
 /// Whether `path` is a regular file itself (not a symlink to one).
 pub fn is_plain_file(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_file())

@@ -152,6 +152,10 @@ impl UptodateRecord {
         parts.extend(wf.sets.iter().map(String::as_str));
         parts.push("--targets");
         parts.extend(args.targets.iter().map(String::as_str));
+        parts.push("--until");
+        parts.extend(args.until.iter().map(String::as_str));
+        parts.push("--downstream");
+        parts.extend(args.downstream.iter().map(String::as_str));
         Some(UptodateRecord {
             path: uptodate::path(&root, &super::workflow_id(&wf.workflow)),
             invocation: uptodate::invocation(&parts),
@@ -251,18 +255,17 @@ fn build_from(
     let t_compile = started.elapsed();
     let started_at = SystemTime::now() - t_compile;
     note_executable();
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| graph.find(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut targets = graph.resolve_targets(&args.targets)?;
+    targets.extend(graph.resolve_targets(&args.until)?);
+    targets.extend(graph.downstream(&graph.resolve_targets(&args.downstream)?));
     let mut force = vec![args.force_all; graph.nodes.len()];
-    for name in &args.force {
-        let i = graph.find(name)?;
+    // `--force` takes what targets take (a fan-out phase's name forces
+    // every instance); forcing a grid phase forces its trials too.
+    for i in graph.resolve_targets(&args.force)? {
         force[i] = true;
-        // Forcing a grid phase forces its trials too.
+        let id = graph.nodes[i].id.as_str();
         for (j, n) in graph.nodes.iter().enumerate() {
-            if n.group.as_deref() == Some(name.as_str()) {
+            if n.group.as_deref() == Some(id) {
                 force[j] = true;
             }
         }
@@ -432,6 +435,7 @@ fn save_record_if_noop(
         .selected
         .iter()
         .flat_map(|&i| &graph.nodes[i].workspace_outputs)
+        .filter(|(rel, _)| !crate::workspace::is_dir_output(rel))
         .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
         .collect();
     let _ = uptodate::save(

@@ -18,10 +18,20 @@ use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
 use crate::paths::normalize;
 use crate::paths::{PathGlob, is_glob};
+use crate::workspace::is_dir_output;
 
 pub struct Command;
 
-pub const KEYS: &[&str] = &["run", "inputs", "outputs", "env", "metrics", "description"];
+pub const KEYS: &[&str] = &[
+    "run",
+    "inputs",
+    "outputs",
+    "env",
+    "metrics",
+    "description",
+    "logs",
+    "timeout",
+];
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
     match config.get(key) {
@@ -49,17 +59,39 @@ fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
             format!("`{raw}` must be a relative path inside the workflow's directory"),
         ));
     }
-    Ok(path.to_string_lossy().replace('\\', "/"))
+    let mut rel = path.to_string_lossy().replace('\\', "/");
+    // A trailing `/` declares a directory output, stored and restored whole.
+    if raw.ends_with('/') {
+        rel.push('/');
+    }
+    Ok(rel)
 }
 
 /// Expand one `inputs:` glob: walk only below its literal prefix, so a
-/// pattern like `data/*.csv` never scans the rest of the project.
-fn expand_glob(pattern: &str, index: usize, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+/// pattern like `data/*.csv` never scans the rest of the project. Files
+/// other phases declare as outputs (`produced`) match too, existing yet
+/// or not.
+fn expand_glob(
+    pattern: &str,
+    index: usize,
+    base_dir: &Path,
+    produced: &[PathBuf],
+) -> Result<Vec<PathBuf>, ConfigIssue> {
     let key = format!("inputs[{index}]");
     let glob = PathGlob::new(pattern, base_dir).map_err(|e| ConfigIssue::new(&key, e))?;
     // Walkdir yields a directory before listing it: a file added or
     // removed later changes the stat noted here.
-    let found = glob.files(crate::observed::note_dir);
+    let mut found = glob.files(crate::observed::note_dir);
+    let existing: std::collections::HashSet<PathBuf> = found
+        .iter()
+        .map(|f| normalize(&std::path::absolute(f).unwrap_or_else(|_| f.clone())))
+        .collect();
+    found.extend(
+        produced
+            .iter()
+            .filter(|p| glob.is_match(p) && !existing.contains(*p))
+            .cloned(),
+    );
     if found.is_empty() {
         return Err(ConfigIssue::new(
             key,
@@ -100,11 +132,13 @@ impl Phase for Command {
         }
         if let Some(metrics) = map.get("metrics") {
             let declared = strings(config, "outputs")?;
-            let named = metrics.as_str().filter(|m| declared.contains(m));
+            let named = metrics
+                .as_str()
+                .filter(|m| declared.contains(m) && !m.ends_with('/'));
             if named.is_none() {
                 return Err(ConfigIssue::new(
                     "metrics",
-                    "must be one of the paths in `outputs:`",
+                    "must be one of the file paths in `outputs:`",
                 ));
             }
             // The node keeps the metrics file's content as its own
@@ -123,6 +157,30 @@ impl Phase for Command {
                 ));
             }
         }
+        let outputs: Vec<String> = strings(config, "outputs")?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| output_path(raw, i).ok())
+            .collect();
+        for (i, raw) in strings(config, "logs")?.into_iter().enumerate() {
+            let rel = output_path(raw, i)
+                .map_err(|e| ConfigIssue::new(format!("logs[{i}]"), e.message))?;
+            if rel.ends_with('/') {
+                return Err(ConfigIssue::new(
+                    format!("logs[{i}]"),
+                    "must be a file path",
+                ));
+            }
+            if outputs.contains(&rel) {
+                return Err(ConfigIssue::new(
+                    format!("logs[{i}]"),
+                    format!("`{raw}` is also an output; a log is kept out of the output digest"),
+                ));
+            }
+        }
+        if map.contains_key("timeout") {
+            timeout(config)?;
+        }
         if let Some(env) = map.get("env") {
             let env = env
                 .as_object()
@@ -140,10 +198,19 @@ impl Phase for Command {
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
+        self.inputs_given(config, base_dir, &[])
+    }
+
+    fn inputs_given(
+        &self,
+        config: &Value,
+        base_dir: &Path,
+        produced: &[PathBuf],
+    ) -> Result<Vec<PathBuf>, ConfigIssue> {
         let mut out = Vec::new();
         for (i, pattern) in strings(config, "inputs")?.into_iter().enumerate() {
             if is_glob(pattern) {
-                out.extend(expand_glob(pattern, i, base_dir)?);
+                out.extend(expand_glob(pattern, i, base_dir, produced)?);
             } else {
                 out.push(base_dir.join(pattern));
             }
@@ -157,14 +224,24 @@ impl Phase for Command {
             .into_iter()
             .enumerate()
             .filter_map(|(i, raw)| output_path(raw, i).ok())
-            .map(|rel| (rel.clone(), base_dir.join(&rel)))
+            .map(|rel| {
+                let path = base_dir.join(rel.trim_end_matches('/'));
+                (rel, path)
+            })
             .collect()
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
         let run = ctx.config["run"].as_str().unwrap_or_default();
         let outputs = self.workspace_outputs(ctx.config, ctx.base_dir);
-        for (_, path) in &outputs {
+        for (rel, path) in &outputs {
+            if is_dir_output(rel) {
+                remove_dir_output(path)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                continue;
+            }
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -203,13 +280,45 @@ impl Phase for Command {
                 cmd.env(k, value);
             }
         }
-        let status = cmd
-            .status()
-            .map_err(|e| PhaseError::new(format!("cannot start `sh`: {e}")))?;
+        let logs = log_paths(ctx.config, ctx.base_dir);
+        for (_, path) in &logs {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(PhaseError::new(format!(
+                        "cannot remove old {}: {e}",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let limit = timeout(ctx.config).map_err(|e| PhaseError::bad_input(e.message))?;
+        let (status, timed_out) = run_with_limit(&mut cmd, limit)?;
         capture.rewind()?;
         let mut text = Vec::new();
         capture.read_to_end(&mut text)?;
         ctx.log.write_all(&text)?;
+        // Declared logs join the node's log: stored and shown by `admf
+        // show`, never part of the output digest, so timings in them do
+        // not defeat early cutoff.
+        for (rel, path) in &logs {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    writeln!(ctx.log, "--- log {rel} ---")?;
+                    ctx.log.write_all(&bytes)?;
+                    if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+                        writeln!(ctx.log)?;
+                    }
+                }
+                Err(_) => writeln!(ctx.log, "--- log {rel} (not written) ---")?,
+            }
+        }
+        if let Some(limit) = timed_out.then_some(limit).flatten() {
+            return Err(PhaseError::new(format!(
+                "command timed out after {}s and was killed",
+                limit.as_secs_f64()
+            )));
+        }
         if !status.success() {
             return Err(PhaseError::new(match status.code() {
                 Some(code) => format!("command exited with status {code}"),
@@ -217,6 +326,10 @@ impl Phase for Command {
             }));
         }
         for (rel, path) in &outputs {
+            if is_dir_output(rel) {
+                store_dir_output(rel, path, ctx.out_dir)?;
+                continue;
+            }
             if !path.is_file() {
                 return Err(PhaseError::new(format!(
                     "declared output `{rel}` was not created"
@@ -243,6 +356,136 @@ impl Phase for Command {
         }
         Ok(())
     }
+}
+
+/// The declared `logs:` as (relative path, workspace path).
+fn log_paths(config: &Value, base_dir: &Path) -> Vec<(String, PathBuf)> {
+    strings(config, "logs")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| output_path(raw, i).ok())
+        .map(|rel| {
+            let path = base_dir.join(&rel);
+            (rel, path)
+        })
+        .collect()
+}
+
+/// `timeout:` as a duration: seconds as a number, or a number with `s`,
+/// `m` or `h`.
+fn timeout(config: &Value) -> Result<Option<std::time::Duration>, ConfigIssue> {
+    let bad = || {
+        ConfigIssue::new(
+            "timeout",
+            "must be a positive number of seconds, or a number with s, m or h (\"90s\", \"5m\")",
+        )
+    };
+    let seconds = match config.get("timeout") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(bad)?,
+        Some(Value::String(text)) => {
+            let text = text.trim();
+            let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+                Some((i, _)) => (&text[..i], &text[i..]),
+                None => (text, "s"),
+            };
+            let scale = match unit {
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                _ => return Err(bad()),
+            };
+            number.trim().parse::<f64>().map_err(|_| bad())? * scale
+        }
+        Some(_) => return Err(bad()),
+    };
+    if !(seconds > 0.0 && seconds <= 365.0 * 86400.0) {
+        return Err(bad());
+    }
+    Ok(Some(std::time::Duration::from_secs_f64(seconds)))
+}
+
+/// Runs `cmd`; with a limit, in its own process group, killed whole
+/// when the limit passes. Returns the status and whether it timed out.
+fn run_with_limit(
+    cmd: &mut std::process::Command,
+    limit: Option<std::time::Duration>,
+) -> Result<(std::process::ExitStatus, bool), PhaseError> {
+    let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
+    let Some(limit) = limit else {
+        return Ok((cmd.status().map_err(start_error)?, false));
+    };
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().map_err(start_error)?;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, false));
+        }
+        if started.elapsed() >= limit {
+            kill_group(&mut child);
+            return Ok((child.wait()?, true));
+        }
+        std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Kills the command and everything it started (its process group).
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+}
+
+/// Removes a directory output's old tree (or a file or symlink in its
+/// place) before the command runs, so no stale file passes for a fresh one.
+fn remove_dir_output(path: &Path) -> Result<(), PhaseError> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    };
+    removed.map_err(|e| PhaseError::new(format!("cannot remove old {}: {e}", path.display())))
+}
+
+/// Copies every file of the directory output `rel` (ending in `/`) into
+/// the entry's output directory under the same relative names: the entry
+/// holds the tree, and its output digest covers every name and content.
+fn store_dir_output(rel: &str, path: &Path, out_dir: &Path) -> Result<(), PhaseError> {
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if !is_dir {
+        return Err(PhaseError::new(format!(
+            "declared directory output `{rel}` was not created as a directory"
+        )));
+    }
+    let dest_root = out_dir.join(rel.trim_end_matches('/'));
+    std::fs::create_dir_all(&dest_root)?;
+    for item in walkdir::WalkDir::new(path).sort_by_file_name().min_depth(1) {
+        let item = item?;
+        let sub = item.path().strip_prefix(path).unwrap_or(item.path());
+        let kind = item.file_type();
+        if kind.is_symlink() {
+            return Err(PhaseError::new(format!(
+                "`{}` in directory output `{rel}` is a symlink; only files and directories are stored",
+                sub.display()
+            )));
+        }
+        if kind.is_file() {
+            let dest = dest_root.join(sub);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            copy_file(item.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 /// An anonymous file for a command's output. On Linux a memfd: a temp

@@ -417,6 +417,19 @@ pub trait Phase: Send + Sync {
     /// Their content hashes go into the node key.
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue>;
 
+    /// [`Phase::inputs`], knowing the workspace files other phases declare
+    /// as outputs (absolute, normalised): a mode whose inputs may be globs
+    /// lets a glob match those too, so it need not match an existing file
+    /// on a cold build. The compiler turns each such input into an edge.
+    fn inputs_given(
+        &self,
+        config: &Value,
+        base_dir: &Path,
+        _produced: &[PathBuf],
+    ) -> Result<Vec<PathBuf>, ConfigIssue> {
+        self.inputs(config, base_dir)
+    }
+
     /// Files the phase produces in the workspace, as pairs of (path inside
     /// the entry's output directory, workspace path). They are restored into
     /// the workspace on a cache hit. Two nodes may not declare the same one.

@@ -373,7 +373,7 @@ pub const MODES: &[ModeDoc] = &[
                 "outputs",
                 "path | list",
                 "[]",
-                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit",
+                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit; a path ending in `/` is a directory output, stored and restored whole (its digest covers the tree); an input another phase declares as an output is an edge to that phase",
             ),
             k(
                 "env",
@@ -388,6 +388,18 @@ pub const MODES: &[ModeDoc] = &[
                 "an output holding a JSON object; it becomes the node's metrics.json for `when:`",
             ),
             k("description", "string", "none", "free text"),
+            k(
+                "logs",
+                "path | list",
+                "[]",
+                "files the command may write as logs: removed before it runs, then appended to the node's log (stored, shown by `admf show`), never part of the output digest, so timings in them do not defeat early cutoff",
+            ),
+            k(
+                "timeout",
+                "seconds | \"90s\" | \"5m\" | \"1h\"",
+                "none",
+                "kill the command and everything it started when it runs longer; the node fails (enters the key like every command key)",
+            ),
         ],
         files: &[
             f("OUTPUT", "each declared output, as the command wrote it"),
@@ -491,7 +503,7 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "workflow",
         "path",
         "",
-        "include another workflow file as this phase (a composite)",
+        "include another workflow file as this phase (a composite); beside it, `vars: {name: value}` replaces `{name}` in every string of that file (other braces stay as written)",
     ),
     k(
         "retries",
@@ -500,6 +512,30 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "re-execute a failing node this many more times",
     ),
     k("description", "string", "", "free text"),
+    k(
+        "foreach",
+        "list | {values: list, as: NAME} | {glob: GLOB, as: NAME} | {file: PATH, key: DOTTED, as: NAME}",
+        "",
+        "fan-out: one node per value, named `phase[NAME=value]`, with `{NAME}` (default `{item}`) replaced in every string of the phase; a glob binds each matching file's stem and is listed again at every build, so a new file makes a new node; values are letters, digits, `_ . + -`",
+    ),
+    k(
+        "matrix",
+        "map NAME: list (or {glob:} / {file:, key:})",
+        "",
+        "fan-out over the product of several lists, in declared order, the last fastest: `phase[sample=A,ref=hg38]`; downstream, `depends_on: [phase]` means every instance and a list item `{expand: \"out/{sample}.txt\", over: phase}` one string per instance (in a bound phase, those agreeing on shared names)",
+    ),
+    k(
+        "threads",
+        "int 1..=1024",
+        "1",
+        "how many of the `-j` slots the node takes while it executes (as cargo counts jobserver tokens): with `-j 4`, a `threads: 4` node runs alone; one asking for more than `-j` takes all of them; not part of the key",
+    ),
+    k(
+        "params",
+        "{file: PATH, keys: [DOTTED...]}",
+        "",
+        "values read from a YAML params file: only these enter the key; a command sees each as `ADMF_PARAM_<KEY>` (`train.n_est` → `ADMF_PARAM_TRAIN_N_EST`) and every string may say `{params.train.n_est}`; `--set params.train.n_est=V` overrides one for a build",
+    ),
 ];
 
 /// Keys at the top of a workflow file.

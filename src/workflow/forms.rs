@@ -34,6 +34,10 @@ pub const PHASE_KEYS: &[&str] = &[
     "workflow",
     "retries",
     "description",
+    "foreach",
+    "matrix",
+    "params",
+    "threads",
 ];
 
 /// One phase as written, before names are qualified and deps resolved.

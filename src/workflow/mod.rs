@@ -14,6 +14,7 @@
 //! the innermost one winning.
 
 pub mod condition;
+pub mod fanout;
 pub mod forms;
 mod inherit;
 mod json;
@@ -36,27 +37,68 @@ pub use self::json::to_json;
 use self::root::{ALLOW_OUTSIDE, Confinement};
 use self::scope::{Dep, Local, Pending, Scope};
 use self::yaml::Document;
-use crate::error::{CycleMember, Error, Location};
+use crate::error::{CycleMember, Error, Location, did_you_mean};
 use crate::ir::{PhaseIr, Workflow};
 
 /// Read `root` and everything it includes, with `--set` overrides applied.
 /// The most further attempts a phase may ask for: each attempt's log is
 /// kept, and a phase that fails this often will not succeed on the next.
 pub const MAX_RETRIES: u32 = 100;
+/// The longest fan-out node name (`phase[name=value,...]`): refs and
+/// files are named after nodes, and file names stop at 255 bytes.
+pub const MAX_INSTANCE_NAME_LEN: usize = forms::MAX_NAME_LEN + 64;
+/// The most `-j` slots a phase may ask for with `threads:`.
+pub const MAX_THREADS: usize = 1024;
 
 pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     let mut doc = read_doc(root, None)?;
-    overrides::apply(&mut doc.value, sets)?;
+    let (param_sets, sets) = split_param_sets(sets)?;
+    overrides::apply(&mut doc.value, &sets)?;
     let mut loader = Loader {
         confinement: Confinement::new(root, allow_outside(&doc)?),
+        param_overrides: param_sets,
         ..Loader::default()
     };
     let triggers = on::read(&doc, &loader.confinement)?;
     let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
+    if let Some((key, _)) = loader
+        .param_overrides
+        .iter()
+        .find(|(k, _)| !loader.params_read.contains(k))
+    {
+        return Err(Error::Usage {
+            message: format!("--set `params.{key}`: no phase reads `{key}` through `params:`"),
+            hint: did_you_mean(key, loader.params_read.iter().map(String::as_str)),
+        });
+    }
     let mut workflow = loader.finish(root)?;
     workflow.triggers = triggers;
     Ok(workflow)
+}
+
+/// `--set params.K=V` overrides the value of `K` for every phase that
+/// reads it through `params:`; the other `--set`s edit the workflow.
+fn split_param_sets(sets: &[String]) -> Result<(fanout::ParamOverrides, Vec<String>), Error> {
+    let mut params = Vec::new();
+    let mut rest = Vec::new();
+    for set in sets {
+        match set.strip_prefix("params.").and_then(|s| s.split_once('=')) {
+            Some((key, raw)) => {
+                let invalid = |e: String| Error::Usage {
+                    message: format!("--set `{set}`: value is not valid YAML: {e}"),
+                    hint: None,
+                };
+                yaml::parse_value(raw).map_err(invalid)?;
+                let doc = yaml::parse(raw.as_bytes(), Path::new("--set"))
+                    .map_err(|e| invalid(e.to_string()))?;
+                let value = to_json(&doc, "", &doc.value).map_err(|e| invalid(e.to_string()))?;
+                params.push((key.to_string(), value));
+            }
+            None => rest.push(set.clone()),
+        }
+    }
+    Ok((params, rest))
 }
 
 /// The root file's `allow_outside:`, which must be a boolean.
@@ -72,6 +114,17 @@ fn allow_outside(doc: &Document) -> Result<bool, Error> {
             ALLOW_OUTSIDE,
             "must be true or false",
         )),
+    }
+}
+
+/// The phases of the scope named by `deps` (an instance `map[sample=A]`
+/// counts for its phase `map`): those are not sinks.
+fn note_depended(deps: &[Dep], depended: &mut std::collections::HashSet<String>) {
+    for d in deps {
+        if let Dep::Name { name, .. } = d {
+            let head = name.split('/').next().unwrap_or(name);
+            depended.insert(fanout::phase_of_instance(head).to_string());
+        }
     }
 }
 
@@ -99,6 +152,9 @@ struct Loader {
     pending: Vec<Pending>,
     files: Vec<PathBuf>,
     confinement: Confinement,
+    param_overrides: fanout::ParamOverrides,
+    /// Every dotted key some phase read through `params:`.
+    params_read: Vec<String>,
 }
 
 impl Loader {
@@ -136,6 +192,15 @@ impl Loader {
         let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
         let mut depended: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut previous: Option<String> = None;
+        let mut fanouts = fanout::FanOuts::new();
+        for phase in &raw {
+            if phase.fields.contains_key("workflow") {
+                continue;
+            }
+            if let Some(bindings) = fanout::bindings(&doc, phase, &base_dir)? {
+                fanouts.insert(phase.name.clone(), bindings);
+            }
+        }
         for phase in &raw {
             forms::check_name(&doc, phase)?;
             let here = doc.locate(&phase.name_path);
@@ -147,16 +212,62 @@ impl Loader {
                 });
             }
             first_seen.insert(phase.name.clone(), here);
-            let deps = self.deps_of(&doc, phase, scope, previous.as_deref())?;
-            for d in &deps {
-                if let Dep::Name { name, .. } = d {
-                    depended.insert(name.split('/').next().unwrap_or(name).to_string());
-                }
-            }
             let local = if phase.fields.contains_key("workflow") {
+                let deps = self.deps_of(&doc, phase, scope, previous.as_deref(), &[])?;
+                note_depended(&deps, &mut depended);
                 self.include(&doc, phase, &prefix, &inherited, deps, &stack)?
             } else {
-                self.phase(&doc, phase, &prefix, &inherited, scope, deps, &base_dir)?
+                let bindings: Vec<Option<&fanout::Binding>> = match fanouts.get(&phase.name) {
+                    Some(all) => all.iter().map(Some).collect(),
+                    None => vec![None],
+                };
+                let first = self.pending.len();
+                for binding in &bindings {
+                    let instance = fanout::instantiate(
+                        &doc,
+                        phase,
+                        *binding,
+                        &fanouts,
+                        &base_dir,
+                        &self.param_overrides,
+                        &mut self.params_read,
+                    )?;
+                    if instance.name.len() > MAX_INSTANCE_NAME_LEN {
+                        let key = if phase.fields.contains_key("matrix") {
+                            "matrix"
+                        } else {
+                            "foreach"
+                        };
+                        return Err(Error::invalid(
+                            doc.locate(&format!("{}.{key}", phase.path)),
+                            key,
+                            format!(
+                                "the node name `{}` is {} bytes, above {MAX_INSTANCE_NAME_LEN}: use shorter names or values",
+                                instance.name,
+                                instance.name.len()
+                            ),
+                        ));
+                    }
+                    let binding = binding.cloned().unwrap_or_default();
+                    let deps =
+                        self.deps_of(&doc, &instance, scope, previous.as_deref(), &binding)?;
+                    note_depended(&deps, &mut depended);
+                    let local =
+                        self.phase(&doc, &instance, &prefix, &inherited, scope, deps, &base_dir)?;
+                    if !binding.is_empty() {
+                        self.scopes[scope]
+                            .locals
+                            .insert(instance.name.clone(), local);
+                    }
+                    if let Local::Node(i) = local {
+                        self.pending[i].binding = binding;
+                    }
+                }
+                if fanouts.contains_key(&phase.name) {
+                    Local::Group(first, self.pending.len())
+                } else {
+                    Local::Node(first)
+                }
             };
             self.scopes[scope].locals.insert(phase.name.clone(), local);
             previous = Some(phase.name.clone());
@@ -175,6 +286,7 @@ impl Loader {
         phase: &RawPhase,
         scope: usize,
         previous: Option<&str>,
+        binding: &[(String, String)],
     ) -> Result<Vec<Dep>, Error> {
         let path = format!("{}.depends_on", phase.path);
         let names: Vec<(String, String)> = match phase.fields.get("depends_on") {
@@ -185,6 +297,7 @@ impl Loader {
                         name: p.to_string(),
                         location: doc.locate(&phase.path),
                         key: "depends_on".into(),
+                        binding: binding.to_vec(),
                     }],
                     None => vec![Dep::Entry(scope)],
                 });
@@ -224,6 +337,7 @@ impl Loader {
                 name,
                 location: doc.locate(&p),
                 key: "depends_on".into(),
+                binding: binding.to_vec(),
             })
             .collect())
     }
@@ -281,6 +395,20 @@ impl Loader {
                     )
                 })?,
         };
+        let threads = match f.get("threads") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| (1..=MAX_THREADS as u64).contains(&n))
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        at("threads"),
+                        "threads",
+                        format!("must be an integer from 1 to {MAX_THREADS}"),
+                    )
+                })?,
+        };
         let when = match f.get("when") {
             None => None,
             Some(Value::String(text)) => {
@@ -326,6 +454,7 @@ impl Loader {
                 config,
                 inherited: inherited.seen_from(base_dir),
                 retries,
+                threads,
                 depends_on: Vec::new(),
                 when: None,
                 location: doc.locate(&raw.path),
@@ -335,6 +464,7 @@ impl Loader {
             scope,
             deps,
             when,
+            binding: Vec::new(),
         });
         Ok(Local::Node(index))
     }
@@ -357,12 +487,12 @@ impl Loader {
             .ok_or_else(|| Error::invalid(location.clone(), "workflow", "must be a file path"))?;
         for (k, _) in &raw.fields {
             let key = k.as_str().unwrap_or("?");
-            let allowed = ["name", "workflow", "depends_on", "description"];
+            let allowed = ["name", "workflow", "depends_on", "description", "vars"];
             if !allowed.contains(&key) && !INHERITED_KEYS.contains(&key) {
                 return Err(Error::invalid(
                     doc.locate(&format!("{}.{key}", raw.path)),
                     key,
-                    "not allowed on a workflow include (only depends_on, data, strategy, costs)",
+                    "not allowed on a workflow include (only depends_on, vars, data, strategy, costs)",
                 ));
             }
         }
@@ -396,7 +526,11 @@ impl Loader {
             });
             return Err(Error::IncludeCycle { cycle });
         }
-        let child = read_doc(&file, Some((&location, "workflow")))?;
+        let mut child = read_doc(&file, Some((&location, "workflow")))?;
+        if let Some(vars) = raw.fields.get("vars") {
+            let vars = fanout::include_vars(doc, &format!("{}.vars", raw.path), vars)?;
+            fanout::substitute_vars(&mut child.value, &vars);
+        }
         let mut scope_inherited = inherited.clone();
         scope_inherited.overlay(doc, &raw.fields, &format!("{}.", raw.path))?;
         let mut stack = stack.to_vec();

@@ -24,6 +24,8 @@ pub(super) struct Scope {
 pub(super) enum Local {
     Node(usize),
     Include(usize),
+    /// A fan-out phase: its instances, pending indices `start..end`.
+    Group(usize, usize),
 }
 
 #[derive(Clone)]
@@ -33,6 +35,9 @@ pub(super) enum Dep {
         name: String,
         location: Location,
         key: String,
+        /// The binding of the depending instance: naming a fan-out phase
+        /// from it means the instances that agree on the names both bind.
+        binding: Vec<(String, String)>,
     },
     Entry(usize),
 }
@@ -42,6 +47,8 @@ pub(super) struct Pending {
     pub(super) scope: usize,
     pub(super) deps: Vec<Dep>,
     pub(super) when: Option<(Condition, Location)>,
+    /// A fan-out instance's names and values; empty otherwise.
+    pub(super) binding: Vec<(String, String)>,
 }
 
 impl Loader {
@@ -59,9 +66,17 @@ impl Loader {
                 name,
                 location,
                 key,
+                binding,
             } => match self.lookup(*scope, name, location, key)? {
                 Local::Node(i) => {
                     out.push(i);
+                    Ok(())
+                }
+                Local::Group(start, end) => {
+                    out.extend(
+                        (start..end)
+                            .filter(|&i| super::fanout::agree(&self.pending[i].binding, binding)),
+                    );
                     Ok(())
                 }
                 Local::Include(inner) => self.sinks(inner, out),
@@ -73,6 +88,7 @@ impl Loader {
         for name in &self.scopes[scope].sinks {
             match self.scopes[scope].locals[name] {
                 Local::Node(i) => out.push(i),
+                Local::Group(start, end) => out.extend(start..end),
                 Local::Include(inner) => self.sinks(inner, out)?,
             }
         }
@@ -103,7 +119,7 @@ impl Loader {
         match (found, rest) {
             (_, None) => Ok(found),
             (Local::Include(inner), Some(rest)) => self.lookup(inner, rest, location, key),
-            (Local::Node(_), Some(_)) => Err(Error::invalid(
+            (Local::Node(_) | Local::Group(..), Some(_)) => Err(Error::invalid(
                 location.clone(),
                 key,
                 format!("`{head}` is a phase, not an included workflow"),
@@ -132,6 +148,15 @@ impl Loader {
                 let mut names = BTreeMap::new();
                 for name in cond.phases() {
                     let local = self.lookup(p.scope, name, location, "when")?;
+                    if let Local::Group(..) = local {
+                        return Err(Error::invalid(
+                            location.clone(),
+                            "when",
+                            format!(
+                                "`{name}` is a fan-out phase; name one of its instances (`{name}[...]`)"
+                            ),
+                        ));
+                    }
                     let Local::Node(i) = local else {
                         return Err(Error::invalid(
                             location.clone(),

@@ -76,7 +76,9 @@ impl Watched {
     pub fn relevant(&self, path: &Path, store: &Path) -> bool {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let own_temp = name.contains(".admf-tmp.");
-        !(path.starts_with(store) || self.outputs.contains(path) || own_temp)
+        // A file inside a directory output is the output's too.
+        let output = path.ancestors().any(|a| self.outputs.contains(a));
+        !(path.starts_with(store) || output || own_temp)
     }
 
     /// Whether a change to `path` can change what the workflow reads: a

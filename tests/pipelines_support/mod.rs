@@ -1,0 +1,155 @@
+//! Builds with the fast paths on (the up-to-date record and the graph
+//! cache), for the pipeline tests: each change must be seen by the next
+//! build, never answered "up to date".
+//!
+//! Files are aged (mtime an hour back) before the build that writes a
+//! record: no record is written while an observed file is recent enough
+//! to change again within its timestamp tick.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::common::Project;
+
+const FAST: &str = "trace: up to date by";
+
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub json: Value,
+    /// Answered by the up-to-date record.
+    pub fast: bool,
+}
+
+impl Run {
+    /// Ids of the nodes with `status`, in planned order.
+    pub fn with(&self, status: &str) -> Vec<String> {
+        self.json["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter(|n| n["status"] == status)
+                    .map(|n| n["id"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn ran(&self) -> Vec<String> {
+        assert_eq!(self.code, 0, "build failed:\n{}", self.stderr);
+        self.with("ran")
+    }
+
+    /// Every node id of the build, in planned order.
+    pub fn ids(&self) -> Vec<String> {
+        self.json["nodes"]
+            .as_array()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .map(|n| n["id"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// `admf build --json ARGS` with the fast paths on (the default).
+pub fn build(p: &Project, args: &[&str]) -> Run {
+    let out = Command::cargo_bin("admf")
+        .expect("binary")
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("ADMF_TRACE", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .env_remove("ADMF_FULL_PATH")
+        .arg("build")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run admf");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        fast: stderr.contains(FAST),
+        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr,
+    }
+}
+
+/// Set the mtime of every file and directory of the project an hour
+/// back, once the admf binary is old enough to be trusted too.
+pub fn age(dir: &Path) {
+    let exe = assert_cmd::cargo::cargo_bin("admf");
+    if let Some(age) = std::fs::metadata(&exe)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        && age < Duration::from_millis(300)
+    {
+        std::thread::sleep(Duration::from_millis(300) - age);
+    }
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.path_is_symlink() {
+            continue;
+        }
+        let file = std::fs::File::open(entry.path()).expect("open");
+        file.set_modified(past).expect("set mtime");
+    }
+}
+
+/// Build, age everything, build again (nothing runs) so the record and
+/// the graph cache are written, and check a third build is answered by
+/// the record: the next change is then made against both fast paths.
+pub fn settle(p: &Project, args: &[&str]) -> Run {
+    let first = build(p, args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    age(p.dir.path());
+    let slow = build(p, args);
+    assert!(slow.ran().is_empty(), "{}", slow.stderr);
+    let fast = build(p, args);
+    assert!(fast.fast, "expected the record to answer:\n{}", fast.stderr);
+    assert_eq!(fast.code, 0);
+    first
+}
+
+/// A copy of `examples/<name>` with every file (sources of any kind).
+pub fn example_all(name: &str) -> Project {
+    let p = Project::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    for entry in walkdir::WalkDir::new(&src)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let rel = entry.path().strip_prefix(&src).unwrap();
+        if entry.file_type().is_file() {
+            let to = p.path(rel.to_str().unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+    p
+}
+
+/// `admf ARGS` that must fail with exit 2 and no panic; its stderr.
+pub fn bad_input(p: &Project, args: &[&str]) -> String {
+    let out = p.admf(args);
+    assert_eq!(
+        out.code, 2,
+        "expected exit 2, got {}:\n{}",
+        out.code, out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out.stderr
+}
