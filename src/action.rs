@@ -179,6 +179,7 @@ mod tests {
         let mut memory = MemoryOutputs::default();
         memory.put("signal.jsonl", vec![0u8, 255, 10, 13, b'"']);
         memory.put("sub/metrics.json", "{}\n");
+        memory.put_file("out/model.bin", PathBuf::from("/project/out/model.bin"));
         let output = ActionOutput {
             result: Ok(()),
             memory,
@@ -186,7 +187,10 @@ mod tests {
             duration_ms: 3,
         };
         let text = serde_json::to_string(&output).unwrap();
-        assert!(text.contains(r#""signal.jsonl":"AP8KDSI=""#), "{text}");
+        assert!(
+            text.contains(r#""signal.jsonl":{"bytes":"AP8KDSI="}"#),
+            "{text}"
+        );
         let back: ActionOutput = serde_json::from_str(&text).unwrap();
         assert_eq!(back.memory, output.memory);
         // An output file of an older admf, without the field, still reads.

@@ -47,16 +47,24 @@ fn exec(dir: &Path, action: &Value) -> (i32, Value) {
 }
 
 #[test]
-fn an_action_runs_in_another_process_and_writes_its_outputs() {
+fn an_action_runs_in_another_process_and_hands_its_outputs_back() {
     let dir = tempfile::tempdir().unwrap();
     let (code, output) = exec(dir.path(), &action(dir.path(), "command-1"));
     assert_eq!(code, 0, "{output}");
     assert_eq!(output["result"], json!({"Ok": null}));
     let log: Vec<u8> = serde_json::from_value(output["log"].clone()).unwrap();
     assert_eq!(String::from_utf8(log).unwrap(), "said it\n");
+    // The output is handed back by path (the coordinator stores a copy);
+    // the action's own output directory is never made.
+    let greeting = dir.path().join("greeting.txt");
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("out/greeting.txt")).unwrap(),
-        "hello world\n"
+        output["memory"]["greeting.txt"],
+        json!({"file": greeting.to_str().unwrap()})
+    );
+    assert_eq!(std::fs::read_to_string(&greeting).unwrap(), "hello world\n");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("out")).unwrap().count(),
+        0
     );
 }
 
@@ -115,7 +123,7 @@ fn a_trial_hands_its_outputs_back_in_the_output_file_and_writes_no_file() {
     );
     use base64::Engine;
     let metrics = base64::engine::general_purpose::STANDARD
-        .decode(memory["metrics.json"].as_str().unwrap())
+        .decode(memory["metrics.json"]["bytes"].as_str().unwrap())
         .unwrap();
     let metrics: Value = serde_json::from_slice(&metrics).unwrap();
     assert_eq!(metrics["params"]["lookback"], json!(20));

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use admf::phases::{MemoryOutputs, Phase, PhaseContext, Role, Upstream};
+use admf::store::OutputSource;
 use serde_json::{Value, json};
 
 fn base() -> PathBuf {
@@ -54,11 +55,16 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
     phase.execute(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
     // What the commit does: outputs handed over in memory join the files,
     // and no name may be both.
-    for (name, bytes) in memory.into_inner() {
+    for (name, source) in memory.into_inner() {
         let path = dir.path().join(&name);
         assert!(!path.exists(), "{name} is both a file and in memory");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
+        match source {
+            OutputSource::Bytes(bytes) => std::fs::write(path, bytes).unwrap(),
+            OutputSource::File(from) => {
+                std::fs::copy(from, path).unwrap();
+            }
+        }
     }
     Out {
         dir,

@@ -5,7 +5,7 @@ mod store_support;
 use std::fs;
 
 use admf::stat_cache::StatCache;
-use admf::store::{INLINE_MAX, Lookup, ManifestMeta, Store};
+use admf::store::{INLINE_MAX, Lookup, ManifestMeta, OutputSource, Store};
 use store_support::{blob, blob_file, blob_files, sql, tamper_blob};
 
 fn key(n: u32) -> String {
@@ -226,10 +226,10 @@ fn unreadable_action_rows_are_never_hits() {
 }
 
 /// Outputs handed over as bytes, mixed with files or alone.
-fn memory(items: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, Vec<u8>> {
+fn memory(items: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, OutputSource> {
     items
         .iter()
-        .map(|(name, bytes)| (name.to_string(), bytes.clone()))
+        .map(|(name, bytes)| (name.to_string(), OutputSource::Bytes(bytes.clone())))
         .collect()
 }
 
@@ -550,4 +550,49 @@ fn committing_again_after_a_corrupt_lookup_repairs_the_blob_file() {
         assert_eq!(hit.read("big").unwrap(), body);
         assert_eq!(fs::read(blob_file(root.path(), &digest)).unwrap(), body);
     }
+}
+
+#[test]
+fn outputs_handed_over_as_paths_store_a_copy_and_are_the_same_entry_as_files() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let files = commit_sample(&store, &key(70));
+    let workspace = tempfile::tempdir().unwrap();
+    let big = workspace.path().join("equity.csv");
+    fs::write(&big, large()).unwrap();
+    let small = workspace.path().join("metrics.json");
+    fs::write(&small, b"{\"sharpe\": 1.5}").unwrap();
+    let mut outputs = memory(&[("signals/trial_0.jsonl", b"{\"i\":0}\n".to_vec())]);
+    outputs.insert("equity.csv".into(), OutputSource::File(big.clone()));
+    outputs.insert("metrics.json".into(), OutputSource::File(small.clone()));
+    let k = key(71);
+    let entry = store
+        .begin_in_memory(&k)
+        .unwrap()
+        .seal(meta("outer/inner[0]"), b"", outputs, false)
+        .unwrap();
+    assert_eq!(entry.manifest.outputs, files.manifest.outputs);
+    // The store holds copies: the workspace files stay the user's.
+    fs::write(&big, b"edited after the build").unwrap();
+    let hit = store
+        .lookup(&k, &StatCache::in_memory())
+        .hit()
+        .expect("hit");
+    assert_eq!(hit.read("equity.csv").unwrap(), large());
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    // A missing file fails the commit and stores nothing.
+    let mut outputs = std::collections::BTreeMap::new();
+    outputs.insert(
+        "gone.csv".to_string(),
+        OutputSource::File(workspace.path().join("gone.csv")),
+    );
+    let k = key(72);
+    assert!(
+        store
+            .begin_in_memory(&k)
+            .unwrap()
+            .seal(meta("n"), b"", outputs, false)
+            .is_err()
+    );
+    assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
 }

@@ -110,6 +110,11 @@ impl Phase for Command {
         &[]
     }
 
+    /// Outputs go to the commit by path and the metrics as bytes.
+    fn writes_files(&self, _role: &super::Role) -> bool {
+        false
+    }
+
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         let map = config
             .as_object()
@@ -325,9 +330,11 @@ impl Phase for Command {
                 None => "command was killed by a signal".to_string(),
             }));
         }
+        // The outputs go to the commit by path: it stores a copy of each,
+        // and the node makes no temp dir of its own.
         for (rel, path) in &outputs {
             if is_dir_output(rel) {
-                store_dir_output(rel, path, ctx.out_dir)?;
+                store_dir_output(rel, path, ctx.memory)?;
                 continue;
             }
             if !path.is_file() {
@@ -335,11 +342,7 @@ impl Phase for Command {
                     "declared output `{rel}` was not created"
                 )));
             }
-            let dest = ctx.out_dir.join(rel);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            copy_file(path, &dest)?;
+            ctx.memory.put_file(rel, path.clone());
         }
         if let Some(metrics) = ctx.config.get("metrics").and_then(Value::as_str) {
             let path = ctx.base_dir.join(metrics);
@@ -352,7 +355,7 @@ impl Phase for Command {
                     "metrics file `{metrics}` must hold a JSON object"
                 )));
             }
-            std::fs::write(ctx.out_dir.join("metrics.json"), text)?;
+            ctx.memory.put("metrics.json", text);
         }
         Ok(())
     }
@@ -455,18 +458,21 @@ fn remove_dir_output(path: &Path) -> Result<(), PhaseError> {
     removed.map_err(|e| PhaseError::new(format!("cannot remove old {}: {e}", path.display())))
 }
 
-/// Copies every file of the directory output `rel` (ending in `/`) into
-/// the entry's output directory under the same relative names: the entry
-/// holds the tree, and its output digest covers every name and content.
-fn store_dir_output(rel: &str, path: &Path, out_dir: &Path) -> Result<(), PhaseError> {
+/// Hands every file of the directory output `rel` (ending in `/`) to the
+/// commit under the same relative names: the entry holds the tree, and
+/// its output digest covers every name and content.
+fn store_dir_output(
+    rel: &str,
+    path: &Path,
+    memory: &mut super::MemoryOutputs,
+) -> Result<(), PhaseError> {
     let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     if !is_dir {
         return Err(PhaseError::new(format!(
             "declared directory output `{rel}` was not created as a directory"
         )));
     }
-    let dest_root = out_dir.join(rel.trim_end_matches('/'));
-    std::fs::create_dir_all(&dest_root)?;
+    let root = rel.trim_end_matches('/');
     for item in walkdir::WalkDir::new(path).sort_by_file_name().min_depth(1) {
         let item = item?;
         let sub = item.path().strip_prefix(path).unwrap_or(item.path());
@@ -478,11 +484,18 @@ fn store_dir_output(rel: &str, path: &Path, out_dir: &Path) -> Result<(), PhaseE
             )));
         }
         if kind.is_file() {
-            let dest = dest_root.join(sub);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            copy_file(item.path(), &dest)?;
+            let name = sub
+                .components()
+                .map(|c| c.as_os_str().to_str())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    PhaseError::new(format!(
+                        "`{}` in directory output `{rel}` is not a UTF-8 name",
+                        sub.display()
+                    ))
+                })?
+                .join("/");
+            memory.put_file(&format!("{root}/{name}"), item.path().to_path_buf());
         }
     }
     Ok(())
@@ -497,13 +510,6 @@ fn capture_file() -> std::io::Result<File> {
         return Ok(File::from(fd));
     }
     tempfile::tempfile()
-}
-
-fn copy_file(from: &Path, to: &Path) -> std::io::Result<()> {
-    let mut src = File::open(from)?;
-    let mut dst = File::create(to)?;
-    std::io::copy(&mut src, &mut dst)?;
-    Ok(())
 }
 
 #[cfg(test)]

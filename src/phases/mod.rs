@@ -278,18 +278,31 @@ pub struct PhaseContext<'a> {
     pub log: &'a mut dyn Write,
 }
 
-/// Artifacts a phase hands to the commit as bytes, by name: the store
-/// takes them without a file being written, read back and removed, which
-/// is most of what a small cached node costs (a sweep trial's signal and
-/// metrics). A name may not be both here and a file in `out_dir`.
+/// Artifacts a phase hands to the commit without writing them into
+/// `out_dir`, by name: bytes, or a file elsewhere that the commit stores
+/// a copy of (a command's output in the workspace). The store takes them
+/// without a file being written into a temp dir, read back and removed,
+/// which is most of what a small cached node costs (a sweep trial's
+/// signal and metrics). A name may not be both here and a file in
+/// `out_dir`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct MemoryOutputs(#[serde(with = "base64_map")] std::collections::BTreeMap<String, Vec<u8>>);
+pub struct MemoryOutputs(std::collections::BTreeMap<String, crate::store::OutputSource>);
 
 impl MemoryOutputs {
     /// Sets artifact `name` (a `/`-separated path), replacing an earlier one.
     pub fn put(&mut self, name: &str, bytes: impl Into<Vec<u8>>) {
-        self.0.insert(name.to_string(), bytes.into());
+        self.0.insert(
+            name.to_string(),
+            crate::store::OutputSource::Bytes(bytes.into()),
+        );
+    }
+
+    /// Sets artifact `name` to a copy of the file at `path`, taken when the
+    /// outputs are committed.
+    pub fn put_file(&mut self, name: &str, path: PathBuf) {
+        self.0
+            .insert(name.to_string(), crate::store::OutputSource::File(path));
     }
 
     /// Sets artifact `name` to `value` as pretty JSON with a final newline,
@@ -301,9 +314,12 @@ impl MemoryOutputs {
         Ok(())
     }
 
-    /// The bytes of artifact `name`, when it was put.
+    /// The bytes of artifact `name`, when it was put as bytes.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.get(name).map(Vec::as_slice)
+        match self.0.get(name) {
+            Some(crate::store::OutputSource::Bytes(bytes)) => Some(bytes),
+            _ => None,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -311,43 +327,8 @@ impl MemoryOutputs {
     }
 
     /// Every artifact, sorted by name.
-    pub fn into_inner(self) -> std::collections::BTreeMap<String, Vec<u8>> {
+    pub fn into_inner(self) -> std::collections::BTreeMap<String, crate::store::OutputSource> {
         self.0
-    }
-}
-
-/// Bytes as base64 text in JSON: an action's outputs cross a process
-/// boundary (`admf exec-action`) at a third over their size, not as a
-/// list of numbers.
-mod base64_map {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::BTreeMap;
-
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<String, Vec<u8>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let text: BTreeMap<&str, String> = map
-            .iter()
-            .map(|(k, v)| (k.as_str(), STANDARD.encode(v)))
-            .collect();
-        text.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
-        let text = BTreeMap::<String, String>::deserialize(d)?;
-        text.into_iter()
-            .map(|(k, v)| {
-                STANDARD
-                    .decode(v)
-                    .map(|bytes| (k, bytes))
-                    .map_err(serde::de::Error::custom)
-            })
-            .collect()
     }
 }
 

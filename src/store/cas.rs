@@ -104,6 +104,39 @@ impl Store {
         result.map(|()| target)
     }
 
+    /// Stores a copy of the file at `path` as a blob file and returns its
+    /// record: the copy is made first (under `tmp/`, flocked) and then
+    /// hashed, so the digest is that of the bytes stored even if the
+    /// source changes meanwhile.
+    pub(crate) fn put_blob_copy(&self, path: &Path) -> io::Result<super::OutputRecord> {
+        let (tmp, file) = loop {
+            let tmp = self.tmp_dir().join(format!("blob.{}", unique_suffix()));
+            let file = File::create(&tmp)?;
+            file.lock()?;
+            if same_file(&file, &tmp)? {
+                break (tmp, file);
+            }
+        };
+        let result = (|| {
+            fs::copy(path, &tmp)?;
+            let digest = file_digest(&tmp)?;
+            let size = fs::metadata(&tmp)?.len();
+            if super::fsutil::durable() {
+                File::open(&tmp)?.sync_all()?;
+            }
+            self.install_blob_file(&tmp, &self.blob_path(&digest))?;
+            Ok(super::OutputRecord {
+                blake3: digest,
+                size,
+            })
+        })();
+        if result.is_err() {
+            let _ = remove_file_if_exists(&tmp);
+        }
+        drop(file);
+        result
+    }
+
     /// Moves a complete file into place as a blob: read-only, renamed over
     /// any file there (one with the right content loses nothing; one
     /// without is the corruption a lookup found, repaired).

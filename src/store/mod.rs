@@ -104,7 +104,7 @@ use std::sync::Arc;
 
 pub use cache::{Cache, copy_action};
 pub use cas::INLINE_MAX;
-pub use entry::{Entry, PendingEntry};
+pub use entry::{Entry, OutputSource, PendingEntry};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
 pub use ledger::{RunNode, RunRecord, new_run_id};
 pub use lock::{BuildGuard, KeyLock};
