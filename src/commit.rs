@@ -36,6 +36,20 @@ pub fn commit(
         failed.outcome = Outcome::Failed(error);
         return failed;
     }
+    // The key was computed from the inputs as they were before the
+    // phase ran; outputs made from an edit in between must not be stored
+    // under it (restoring the old content would make them a hit).
+    if let Some(path) = changed_input(&node.inputs, &input_stats) {
+        return NodeResult::failed(
+            format!(
+                "input {} changed while the phase ran; its outputs are not stored (build again)",
+                path.display()
+            ),
+            Some(key),
+            log,
+            seconds(),
+        );
+    }
     let meta = ManifestMeta {
         node: node.id.clone(),
         mode: node.mode.clone(),
@@ -69,4 +83,18 @@ pub fn commit(
             seconds(),
         ),
     }
+}
+
+/// The first input whose stat differs from the one it had when it was
+/// hashed for the key (or that is gone).
+fn changed_input<'a>(
+    inputs: &'a [std::path::PathBuf],
+    hashed: &[crate::file_stat::Stat],
+) -> Option<&'a std::path::Path> {
+    inputs.iter().zip(hashed).find_map(|(path, before)| {
+        let now = std::fs::metadata(path)
+            .ok()
+            .map(|m| crate::file_stat::Stat::of(&m));
+        (now != Some(*before)).then_some(path.as_path())
+    })
 }

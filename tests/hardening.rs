@@ -68,3 +68,36 @@ fn an_output_named_like_the_nodes_metrics_is_refused_when_metrics_names_another_
     assert_eq!(statuses, [("a".to_string(), "ran".to_string())]);
     assert_eq!(p.read("metrics.json"), "{\"y\": 2}\n");
 }
+
+#[test]
+fn an_input_edited_while_its_phase_runs_is_not_stored_under_the_old_content() {
+    let p = Project::new();
+    p.file("in/a.txt", "original\n").file(
+        "wf.yaml",
+        "phases:\n  - name: copy\n    mode: command\n    run: \"sleep 1; cat in/a.txt > out.txt\"\n    inputs: [in/a.txt]\n    outputs: [out.txt]\n",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let build = std::process::Command::new(assert_cmd::cargo::cargo_bin("admf"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .args(["build", "wf.yaml"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.file("in/a.txt", "edited while running\n");
+    let out = build.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in/a.txt changed while the phase ran"),
+        "{stderr}"
+    );
+    // Back to the original text: nothing was stored for it, so the node
+    // runs again and the output is made from the original.
+    p.file("in/a.txt", "original\n");
+    assert_eq!(p.ran(&["wf.yaml"]), ["copy"]);
+    assert_eq!(p.read("out.txt"), "original\n");
+}
