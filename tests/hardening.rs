@@ -101,3 +101,79 @@ fn an_input_edited_while_its_phase_runs_is_not_stored_under_the_old_content() {
     assert_eq!(p.ran(&["wf.yaml"]), ["copy"]);
     assert_eq!(p.read("out.txt"), "original\n");
 }
+
+/// A document of 40,000 aliases of a 20,000-item list: 100 KB that
+/// stands for 800 million values.
+fn alias_bomb() -> String {
+    let items = vec!["1"; 20_000].join(",");
+    let aliases = vec!["*a"; 20_000].join(",");
+    format!(
+        "x: &a [{items}]\ny: [{aliases}]\nphases:\n  - name: a\n    mode: command\n    run: \"true\"\n"
+    )
+}
+
+#[test]
+fn aliases_that_expand_past_the_bound_are_refused_before_they_are_built() {
+    let p = Project::new();
+    p.file("wf.yaml", &alias_bomb());
+    let out = p.admf(&["validate", "wf.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("more than 1000000 values once aliases are expanded"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("wf.yaml:2:"), "{}", out.stderr);
+    // Aliases within the bound are fine.
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"true\"\n    env: &e {A: \"1\"}\n  - name: b\n    mode: command\n    run: \"true\"\n    env: *e\n",
+    );
+    let out = p.admf(&["validate", "wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn an_alias_bomb_in_a_set_value_is_refused() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"true\"\n",
+    );
+    let items = vec!["1"; 2_000].join(",");
+    let aliases = vec!["*a"; 2_000].join(",");
+    let set = format!("a.env=[&a [{items}], [{aliases}]]");
+    let out = p.admf(&["validate", "wf.yaml", "--set", &set]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("aliases are expanded"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn nesting_past_the_bound_is_refused_at_its_line() {
+    let p = Project::new();
+    // Flow collections 100,000 deep, and block mappings 200 deep.
+    p.file(
+        "flow.yaml",
+        &format!("phases: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    let out = p.admf(&["validate", "flow.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nested more than 64 deep"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("flow.yaml:1:"), "{}", out.stderr);
+    let block: String = (1..200)
+        .map(|i| format!("{}a:\n", "  ".repeat(i)))
+        .collect();
+    p.file("block.yaml", &format!("phases:\n{block}"));
+    let out = p.admf(&["validate", "block.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("block.yaml:65:"), "{}", out.stderr);
+}

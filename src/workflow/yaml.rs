@@ -4,7 +4,7 @@
 //! item starts, so later errors can name `file:line:column`. Replacing the
 //! YAML crate means changing this file only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde_yaml::Value;
@@ -74,6 +74,10 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_bounds(text).map_err(|(message, line, column)| Error::Yaml {
+        location: Location::new(file, line, column),
+        message,
+    })?;
     let value: Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
@@ -101,7 +105,91 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
 
 /// Parse a `--set` value as a YAML scalar or flow collection.
 pub fn parse_value(text: &str) -> Result<Value, String> {
+    check_bounds(text).map_err(|(message, ..)| message)?;
     serde_yaml::from_str(text).map_err(|e| strip_position(&e.to_string()))
+}
+
+/// The deepest nesting of collections a workflow may use.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most nodes a document may hold once every alias is expanded: a
+/// few kilobytes of aliases of aliases can otherwise stand for billions
+/// of nodes, which the parser would build in memory before anything
+/// could refuse them.
+pub const MAX_EXPANDED_NODES: u64 = 1_000_000;
+
+/// Streams the events of `text` (nothing is built) and refuses, at the
+/// line and column where the bound is crossed, nesting deeper than
+/// [`MAX_DEPTH`] or more than [`MAX_EXPANDED_NODES`] nodes with aliases
+/// expanded. Syntax errors are left to the parser that follows.
+fn check_bounds(text: &str) -> Result<(), (String, usize, usize)> {
+    // Per open collection: its anchor id (0 for none) and its node count.
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    // Node count of each anchored node, by anchor id.
+    let mut anchored: HashMap<usize, u64> = HashMap::new();
+    let mut total: u64 = 0;
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            // The scanner's own nesting limit, hit before ours on flow
+            // collections (`[[[[…`): the parser that follows would take
+            // time quadratic in the depth to say the same.
+            Err(e) if e.info().contains("recursion limit") => {
+                let mark = e.marker();
+                return Err((
+                    format!("collections nested more than {MAX_DEPTH} deep"),
+                    mark.line(),
+                    mark.col() + 1,
+                ));
+            }
+            // Syntax errors are for the authoritative parser to report.
+            Err(_) => return Ok(()),
+        };
+        let at = |message: String| (message, mark.line(), mark.col() + 1);
+        let nodes = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::Scalar(_, _, anchor, _) => {
+                if anchor != 0 {
+                    anchored.insert(anchor, 1);
+                }
+                1
+            }
+            Event::Alias(anchor) => anchored.get(&anchor).copied().unwrap_or(1),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(at(format!("collections nested more than {MAX_DEPTH} deep")));
+                }
+                open.push((anchor, 0));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some((anchor, inner)) = open.pop() else {
+                    continue;
+                };
+                if anchor != 0 {
+                    anchored.insert(anchor, inner + 1);
+                }
+                // The collection itself; its contents were counted as
+                // they came.
+                if let Some((_, count)) = open.last_mut() {
+                    *count = count.saturating_add(inner + 1);
+                }
+                total = total.saturating_add(1);
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some((_, count)) = open.last_mut() {
+            *count = count.saturating_add(nodes);
+        }
+        total = total.saturating_add(nodes);
+        if total > MAX_EXPANDED_NODES {
+            return Err(at(format!(
+                "more than {MAX_EXPANDED_NODES} values once aliases are expanded"
+            )));
+        }
+    }
 }
 
 /// serde_yaml appends " at line L column C"; we print the location ourselves.
