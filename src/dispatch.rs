@@ -203,6 +203,7 @@ pub fn dispatch(
         if running == 0 {
             break;
         }
+        executor.idle();
         // The open commit group waits for more commits at most
         // `CommitGroup::LINGER`, and not at all while a key lock it holds
         // may be what a contended node waits for.

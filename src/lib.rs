@@ -9,6 +9,7 @@
 pub mod action;
 pub mod atomic_file;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod commit;
 pub mod decide;

@@ -11,7 +11,6 @@ use crate::cli::{BuildArgs, WorkflowArgs};
 use crate::dispatch::{DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
-use crate::executor::LocalExecutor;
 use crate::plan::{self, Reason, Verdict};
 use crate::progress::{Progress, status_name};
 use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
@@ -293,8 +292,7 @@ fn build_from(
         .jobs
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let executor =
-        LocalExecutor::new(jobs, ctx.factory.clone()).map_err(|e| Error::io("thread pool", e))?;
+    let executor = crate::cluster::BuildExecutor::choose(args, &ctx, jobs)?;
     let guard = ctx
         .store
         .build_guard()
@@ -306,7 +304,7 @@ fn build_from(
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let report = dispatch(
         ctx.clone(),
-        &executor,
+        executor.as_executor(),
         &DispatchOptions {
             keep_going: args.keep_going,
             targets,
@@ -314,6 +312,7 @@ fn build_from(
         &mut progress,
     );
     progress.finish();
+    executor.finish();
     if std::env::var_os("ADMF_TRACE").is_some() {
         let by_trace = report
             .nodes
