@@ -77,6 +77,11 @@ pub struct BuildArgs {
     /// The most actions packed into one Slurm job (default 256).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub pack: Option<u32>,
+    /// A remote cache shared with other machines (`s3://bucket/prefix`),
+    /// looked up after the local store and filled after each commit;
+    /// credentials and the endpoint come from `AWS_*` variables.
+    #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -30,6 +30,7 @@ pub mod paths;
 pub mod phases;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod render;
 pub mod run;
 pub mod stat_cache;

@@ -282,6 +282,18 @@ fn build_from(
             ctx.trace = loaded.map(std::sync::Arc::new);
         }
     }
+    if let Some(url) = &args.remote {
+        let tier =
+            crate::remote::RemoteTier::open(url, session.ctx.store.clone()).map_err(|e| {
+                Error::Usage {
+                    message: format!("--remote {url}: {e}"),
+                    hint: None,
+                }
+            })?;
+        if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
+            ctx.remote = Some(std::sync::Arc::new(tier));
+        }
+    }
     let ctx = session.ctx.clone();
     let record = UptodateRecord::for_build(wf, args);
     let record_path = uptodate::path(ctx.store.root(), &ctx.workflow_id);
@@ -313,6 +325,20 @@ fn build_from(
     );
     progress.finish();
     executor.finish();
+    if let Some(remote) = &ctx.remote {
+        let summary = remote.finish();
+        crate::errln!(
+            "remote: {} hit{}, {} published{}",
+            summary.hits,
+            if summary.hits == 1 { "" } else { "s" },
+            summary.published,
+            if summary.down {
+                " (dropped after an error)"
+            } else {
+                ""
+            }
+        );
+    }
     if std::env::var_os("ADMF_TRACE").is_some() {
         let by_trace = report
             .nodes

@@ -209,6 +209,7 @@ impl Session {
                 workflow_id: workflow_id(&wf.workflow),
                 force,
                 trace: None,
+                remote: None,
             }),
             _scratch: None,
         })

