@@ -89,10 +89,7 @@ impl SlurmExecutor {
     /// build without Slurm says so before deciding anything.
     pub fn start(options: SlurmOptions) -> std::io::Result<SlurmExecutor> {
         std::fs::create_dir_all(&options.job_root)?;
-        let interrupted = Arc::new(AtomicBool::new(false));
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, interrupted.clone())?;
-        }
+        let interrupted = interrupt_flag()?;
         let (queue, incoming) = channel::<Request>();
         let jobs = options.max_jobs.saturating_mul(options.pack).max(1);
         let job_root = options.job_root.clone();
@@ -124,6 +121,10 @@ impl SlurmExecutor {
     }
 
     fn stop(&mut self) -> SlurmSummary {
+        // Ctrl-C kills admf again as soon as no job can be left behind.
+        if let Ok(signals) = signals() {
+            signals.idle.store(true, Ordering::SeqCst);
+        }
         // Closing the queue tells the scheduler no action follows.
         let (closed, _) = channel();
         drop(std::mem::replace(&mut self.queue, closed));
@@ -164,6 +165,39 @@ impl Executor for SlurmExecutor {
     fn idle(&self) {
         let _ = self.queue.send(Request::Flush);
     }
+}
+
+/// The process's SIGINT/SIGTERM handling while Slurm jobs may run:
+/// `interrupted` is set, and the default action (termination) runs only
+/// while `idle`. Registered once per process, so a long `admf watch` with
+/// many builds keeps one set of handlers.
+struct Signals {
+    interrupted: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
+}
+
+fn signals() -> std::io::Result<&'static Signals> {
+    static SIGNALS: std::sync::OnceLock<Signals> = std::sync::OnceLock::new();
+    if let Some(signals) = SIGNALS.get() {
+        return Ok(signals);
+    }
+    let signals = Signals {
+        interrupted: Arc::new(AtomicBool::new(false)),
+        idle: Arc::new(AtomicBool::new(true)),
+    };
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, signals.interrupted.clone())?;
+        signal_hook::flag::register_conditional_default(signal, signals.idle.clone())?;
+    }
+    Ok(SIGNALS.get_or_init(|| signals))
+}
+
+/// The flag a Ctrl-C sets while this build's jobs may run.
+fn interrupt_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let signals = signals()?;
+    signals.interrupted.store(false, Ordering::SeqCst);
+    signals.idle.store(false, Ordering::SeqCst);
+    Ok(signals.interrupted.clone())
 }
 
 /// Whether `sbatch` runs here.
