@@ -1,5 +1,6 @@
 //! Figures for BENCHMARKS.md, not tests: ignored by default, run with
-//! `cargo test --release --test cluster_bench -- --ignored --nocapture`.
+//! `cargo build --release && ADMF_BENCH_BIN=target/release/admf cargo test
+//! --test cluster_bench -- --ignored --nocapture --test-threads 1`.
 //! They need the servers `scripts/test.sh` installs, and print ratios;
 //! nothing here asserts a time.
 
@@ -31,7 +32,10 @@ fn sweep() -> tempfile::TempDir {
 
 /// Wall seconds of one `admf build`, which must succeed.
 fn timed(dir: &Path, env: &[(&str, String)], args: &[&str]) -> f64 {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_admf"));
+    // ADMF_BENCH_BIN: measure another admf (a release build) than the
+    // one this test binary was built with.
+    let admf = std::env::var("ADMF_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_admf").into());
+    let mut command = Command::new(admf);
     command
         .current_dir(dir)
         .env("SLURM_CONF", &slurm().conf)
