@@ -65,9 +65,6 @@ pub fn commit(
     held.push(lock);
     match committed {
         Ok(entry) => {
-            if let Some(remote) = &ctx.remote {
-                remote.publish(&key);
-            }
             let evidence = crate::decide::evidence(node, &key, &entry, &input_stats, &ingredients);
             NodeResult {
                 outcome: Outcome::Ran,

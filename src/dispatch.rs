@@ -353,6 +353,15 @@ impl CommitGroup {
             if !board.keep_going {
                 board.stopping = true;
             }
+        } else if let Some(remote) = &ctx.remote {
+            // Published once the rows are visible: the uploader reads the store.
+            for &i in &self.nodes {
+                if let Final::Done(result) = &board.state[i]
+                    && let Some(key) = &result.key
+                {
+                    remote.publish(key);
+                }
+            }
         }
         for i in self.nodes.drain(..) {
             self.member[i] = false;

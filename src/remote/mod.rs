@@ -5,7 +5,8 @@
 //! A build looks a key up in the local store first and then here; a
 //! remote hit copies the entry's blobs and then its action into the local
 //! store, checking every blob's blake3 as it arrives, and is settled as a
-//! local hit. After each commit the entry is published in the background:
+//! local hit. Once a commit is visible in the store (the commit group it
+//! belongs to is flushed) the entry is published in the background:
 //! its blobs first, then its action, each with a conditional create
 //! (`If-None-Match: *`), so a reader never finds an action whose blobs are
 //! missing, a writer killed halfway leaves at most unreferenced blobs, and
