@@ -60,6 +60,28 @@ pub struct BuildArgs {
     /// Build NODE and everything that depends on it.
     #[arg(long, value_name = "NODE")]
     pub downstream: Vec<String>,
+    /// Where misses run: `local` threads, or `slurm` batch jobs (which
+    /// need the workspace and the store on a shared file system).
+    /// Overrides the workflow's `executor:`.
+    #[arg(long, value_name = "KIND", value_parser = ["local", "slurm"])]
+    pub executor: Option<String>,
+    /// Slurm partition of the jobs.
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Slurm account the jobs are charged to.
+    #[arg(long, value_name = "A")]
+    pub account: Option<String>,
+    /// The most Slurm jobs queued or running at once (default 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub max_jobs: Option<u32>,
+    /// The most actions packed into one Slurm job (default 256).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub pack: Option<u32>,
+    /// A remote cache shared with other machines (`s3://bucket/prefix`),
+    /// looked up after the local store and filled after each commit;
+    /// credentials and the endpoint come from `AWS_*` variables.
+    #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,10 +142,15 @@ pub enum Command {
     #[command(hide = true)]
     ExecAction {
         /// The action, as JSON.
-        action: PathBuf,
+        #[arg(required_unless_present = "batch")]
+        action: Option<PathBuf>,
         /// Where to write the action's output (result and log) as JSON.
-        #[arg(long)]
-        output: PathBuf,
+        #[arg(long, required_unless_present = "batch")]
+        output: Option<PathBuf>,
+        /// Run every `N.action.json` in DIR instead, writing `N.output.json`
+        /// beside each (a packed batch job).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["action", "output"])]
+        batch: Option<PathBuf>,
     },
     /// Parse and compile the workflow; run nothing.
     Validate {

@@ -273,8 +273,19 @@ impl Prepared {
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
     match ctx.store.lookup(key, &ctx.stats) {
-        Lookup::Hit(entry) => Some(entry),
-        Lookup::Missing => None,
+        Lookup::Hit(entry) => {
+            if let Some(remote) = &ctx.remote {
+                remote.publish(key);
+            }
+            Some(entry)
+        }
+        // Copied into the store when the remote tier has it.
+        Lookup::Missing => match &ctx.remote {
+            Some(remote) if remote.fetch(key, &ctx.store) => {
+                ctx.store.lookup(key, &ctx.stats).hit()
+            }
+            _ => None,
+        },
         Lookup::Corrupt(reason) => {
             log.extend_from_slice(
                 format!("admf: ignoring a corrupt entry ({reason}); recomputing\n").as_bytes(),

@@ -203,6 +203,7 @@ pub fn dispatch(
         if running == 0 {
             break;
         }
+        executor.idle();
         // The open commit group waits for more commits at most
         // `CommitGroup::LINGER`, and not at all while a key lock it holds
         // may be what a contended node waits for.
@@ -351,6 +352,15 @@ impl CommitGroup {
             }
             if !board.keep_going {
                 board.stopping = true;
+            }
+        } else if let Some(remote) = &ctx.remote {
+            // Published once the rows are visible: the uploader reads the store.
+            for &i in &self.nodes {
+                if let Final::Done(result) = &board.state[i]
+                    && let Some(key) = &result.key
+                {
+                    remote.publish(key);
+                }
             }
         }
         for i in self.nodes.drain(..) {

@@ -29,6 +29,10 @@ pub trait Executor {
     fn jobs(&self) -> usize;
     /// Start `action`; its output must be handed to `done` exactly once.
     fn submit(&self, action: Action, done: Done);
+    /// The coordinator has handed over every action it can for now and
+    /// waits for outputs: an executor that packs actions into batches
+    /// sends what it holds.
+    fn idle(&self) {}
 }
 
 /// Runs actions on one rayon pool, which phases also use for their inner

@@ -25,6 +25,9 @@ pub struct Workflow {
     /// and a build serves no triggers.
     #[serde(skip)]
     pub triggers: Vec<crate::trigger::Trigger>,
+    /// The root file's `executor:` block: where misses run by default.
+    #[serde(default)]
+    pub executor: crate::cluster::ExecutorConfig,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -54,6 +57,10 @@ pub struct PhaseIr {
     pub base_dir: PathBuf,
     /// Source position of each config key (dotted path), for error messages.
     pub key_locations: BTreeMap<String, Location>,
+    /// What one execution asks of a cluster node (`resources:`); not
+    /// part of any key.
+    #[serde(default)]
+    pub resources: crate::cluster::Resources,
 }
 
 fn one() -> usize {

@@ -9,6 +9,7 @@
 pub mod action;
 pub mod atomic_file;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod commit;
 pub mod decide;
@@ -29,6 +30,7 @@ pub mod paths;
 pub mod phases;
 pub mod plan;
 pub mod progress;
+pub mod remote;
 pub mod render;
 pub mod run;
 pub mod stat_cache;

@@ -25,6 +25,9 @@ pub struct RunContext {
     /// What the last build's decisions rested on, when it still applies
     /// ([`crate::node_trace`]); nodes it vouches for are settled by stats.
     pub trace: Option<Arc<NodeTrace>>,
+    /// The remote cache tier (`--remote`): looked up after the store,
+    /// filled after each commit.
+    pub remote: Option<Arc<crate::remote::RemoteTier>>,
 }
 
 impl RunContext {

@@ -101,6 +101,7 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         factory: factory.clone(),
         workflow_id: "test".into(),
         trace: None,
+        remote: None,
     });
     let executor = LocalExecutor::new(jobs, factory).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);

@@ -11,7 +11,6 @@ use crate::cli::{BuildArgs, WorkflowArgs};
 use crate::dispatch::{DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
-use crate::executor::LocalExecutor;
 use crate::plan::{self, Reason, Verdict};
 use crate::progress::{Progress, status_name};
 use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
@@ -283,6 +282,18 @@ fn build_from(
             ctx.trace = loaded.map(std::sync::Arc::new);
         }
     }
+    if let Some(url) = &args.remote {
+        let tier =
+            crate::remote::RemoteTier::open(url, session.ctx.store.clone()).map_err(|e| {
+                Error::Usage {
+                    message: format!("--remote {url}: {e}"),
+                    hint: None,
+                }
+            })?;
+        if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
+            ctx.remote = Some(std::sync::Arc::new(tier));
+        }
+    }
     let ctx = session.ctx.clone();
     let record = UptodateRecord::for_build(wf, args);
     let record_path = uptodate::path(ctx.store.root(), &ctx.workflow_id);
@@ -293,8 +304,7 @@ fn build_from(
         .jobs
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let executor =
-        LocalExecutor::new(jobs, ctx.factory.clone()).map_err(|e| Error::io("thread pool", e))?;
+    let executor = crate::cluster::BuildExecutor::choose(args, &ctx, jobs)?;
     let guard = ctx
         .store
         .build_guard()
@@ -306,7 +316,7 @@ fn build_from(
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let report = dispatch(
         ctx.clone(),
-        &executor,
+        executor.as_executor(),
         &DispatchOptions {
             keep_going: args.keep_going,
             targets,
@@ -314,6 +324,21 @@ fn build_from(
         &mut progress,
     );
     progress.finish();
+    executor.finish();
+    if let Some(remote) = &ctx.remote {
+        let summary = remote.finish();
+        crate::errln!(
+            "remote: {} hit{}, {} published{}",
+            summary.hits,
+            if summary.hits == 1 { "" } else { "s" },
+            summary.published,
+            if summary.down {
+                " (dropped after an error)"
+            } else {
+                ""
+            }
+        );
+    }
     if std::env::var_os("ADMF_TRACE").is_some() {
         let by_trace = report
             .nodes

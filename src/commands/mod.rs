@@ -38,7 +38,11 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Status { wf, json } => inspect::status(&wf, json),
         Command::Explain { wf, node } => inspect::explain(&wf, &node),
         Command::Show { wf, node } => inspect::show(&wf, &node),
-        Command::ExecAction { action, output } => exec_action::exec_action(&action, &output),
+        Command::ExecAction {
+            action,
+            output,
+            batch,
+        } => exec_action::run(action, output, batch),
         Command::Validate { wf } => {
             let graph = compile(&wf)?;
             crate::errln!(
@@ -205,6 +209,7 @@ impl Session {
                 workflow_id: workflow_id(&wf.workflow),
                 force,
                 trace: None,
+                remote: None,
             }),
             _scratch: None,
         })

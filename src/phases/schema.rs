@@ -536,6 +536,12 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "",
         "values read from a YAML params file: only these enter the key; a command sees each as `ADMF_PARAM_<KEY>` (`train.n_est` → `ADMF_PARAM_TRAIN_N_EST`) and every string may say `{params.train.n_est}`; `--set params.train.n_est=V` overrides one for a build",
     ),
+    k(
+        "resources",
+        "{cpus, mem, time}",
+        "1 CPU, the cluster's defaults",
+        "what one execution asks of a cluster node: `cpus` (`--cpus-per-task`), `mem` such as `4G` (`--mem`), `time` such as `30` or `1:30:00` (`--time`); not part of the key",
+    ),
 ];
 
 /// Keys at the top of a workflow file.
@@ -589,6 +595,12 @@ pub const TOP_KEYS: &[KeyDoc] = &[
         "bool",
         "false",
         "root file only: allow reads outside the project root",
+    ),
+    k(
+        "executor",
+        "{type, partition, account, max_jobs, pack}",
+        "{type: local}",
+        "root file only: where misses run, `local` threads or `slurm` jobs (see README, Running on a cluster); `--executor` and its flags win key by key",
     ),
 ];
 

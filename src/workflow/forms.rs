@@ -22,6 +22,7 @@ pub const TOP_KEYS: &[&str] = &[
     "description",
     "on",
     "allow_outside",
+    "executor",
 ];
 pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs", "execution", "split"];
 /// Keys of a phase that steer the engine rather than configure the mode.
@@ -38,6 +39,7 @@ pub const PHASE_KEYS: &[&str] = &[
     "matrix",
     "params",
     "threads",
+    "resources",
 ];
 
 /// One phase as written, before names are qualified and deps resolved.

@@ -13,6 +13,7 @@
 //! scoped lexically: outer file → include phase → inner file's top level,
 //! the innermost one winning.
 
+pub mod cluster;
 pub mod condition;
 pub mod fanout;
 pub mod forms;
@@ -60,6 +61,10 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
         ..Loader::default()
     };
     let triggers = on::read(&doc, &loader.confinement)?;
+    let executor = match forms::top_level(&doc) {
+        Ok(top) => cluster::read_executor(&doc, &top)?,
+        Err(_) => Default::default(),
+    };
     let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
     if let Some((key, _)) = loader
@@ -74,6 +79,7 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     }
     let mut workflow = loader.finish(root)?;
     workflow.triggers = triggers;
+    workflow.executor = executor;
     Ok(workflow)
 }
 
@@ -176,7 +182,8 @@ impl Loader {
             ));
         }
         if self.files.len() > 1
-            && let Some(e) = on::not_in_include(&doc, &top)
+            && let Some(e) =
+                on::not_in_include(&doc, &top).or_else(|| cluster::not_in_include(&doc, &top))
         {
             return Err(e);
         }
@@ -409,6 +416,7 @@ impl Loader {
                     )
                 })?,
         };
+        let resources = cluster::read_resources(doc, &raw.path, f)?;
         let when = match f.get("when") {
             None => None,
             Some(Value::String(text)) => {
@@ -460,6 +468,7 @@ impl Loader {
                 location: doc.locate(&raw.path),
                 base_dir: base_dir.to_path_buf(),
                 key_locations,
+                resources,
             },
             scope,
             deps,

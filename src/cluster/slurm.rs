@@ -1,0 +1,648 @@
+//! The Slurm executor: misses run as batch jobs of `admf exec-action`.
+//!
+//! One scheduler thread per build owns every job. Actions handed to
+//! [`SlurmExecutor::submit`] queue up, grouped by the resources their
+//! phase asks for; once the coordinator waits ([`Executor::idle`]) each group is cut into as few jobs as the free job slots
+//! allow, at most `pack` actions each, so a 10,000-trial sweep is a few
+//! dozen jobs. A job is a folder under the store (`cluster/<run>/<n>/`)
+//! with one `N.action.json` per action and a script that runs
+//! `admf exec-action --batch` on it; each action's result comes back as
+//! `N.output.json`, written atomically.
+//!
+//! The same thread polls Slurm for all of the build's jobs at once, by
+//! the build's run-unique job name (`squeue --states=all`, `sacct` for a
+//! job already purged), backing off while nothing changes. A job that
+//! ends in any other state than COMPLETED fails every action of it that
+//! wrote no output, with the state, Slurm's reason and the job's
+//! stdout/stderr in the node's log. Ctrl-C (or SIGTERM) cancels the
+//! build's jobs with `scancel` before admf exits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::Resources;
+use crate::action::{Action, ActionOutput};
+use crate::executor::{Done, Executor};
+use crate::phases::PhaseError;
+
+/// How long the queue waits for more actions before it packs them into
+/// jobs when no one says the coordinator waits ([`Executor::idle`]).
+pub const LINGER: Duration = Duration::from_millis(500);
+/// The first and the longest wait between two polls of Slurm.
+const POLL_FIRST: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_secs(2);
+/// Polls that may fail in a row (slurmctld unreachable) before the
+/// build's jobs are given up on, about a minute with the back-off.
+const POLL_FAILURES_MAX: u32 = 30;
+
+/// What a build asks of Slurm.
+#[derive(Debug, Clone)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// The most jobs queued or running at once.
+    pub max_jobs: usize,
+    /// The most actions in one job.
+    pub pack: usize,
+    /// The admf binary the compute nodes run (same path there).
+    pub admf: PathBuf,
+    /// This build's job folders; removed when the build ends.
+    pub job_root: PathBuf,
+    /// The job name of every job of this build, unique to it.
+    pub run_name: String,
+    /// Each node's resources, by node id.
+    pub resources: HashMap<String, Resources>,
+}
+
+pub const DEFAULT_MAX_JOBS: usize = 16;
+pub const DEFAULT_PACK: usize = 256;
+
+/// How the build's jobs went, for the closing line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlurmSummary {
+    pub actions: usize,
+    pub jobs: usize,
+}
+
+/// What reaches the scheduler thread.
+enum Request {
+    Run(Box<Action>, Done),
+    /// The coordinator waits: pack and submit what is queued.
+    Flush,
+}
+
+pub struct SlurmExecutor {
+    queue: Sender<Request>,
+    scheduler: Option<JoinHandle<SlurmSummary>>,
+    jobs: usize,
+    job_root: PathBuf,
+}
+
+impl SlurmExecutor {
+    /// Starts the scheduler thread; [`check_client`] first, so that a
+    /// build without Slurm says so before deciding anything.
+    pub fn start(options: SlurmOptions) -> std::io::Result<SlurmExecutor> {
+        std::fs::create_dir_all(&options.job_root)?;
+        let interrupted = interrupt_flag()?;
+        let (queue, incoming) = channel::<Request>();
+        let jobs = options.max_jobs.saturating_mul(options.pack).max(1);
+        let job_root = options.job_root.clone();
+        let scheduler = std::thread::Builder::new()
+            .name("admf-slurm".into())
+            .spawn(move || {
+                Scheduler {
+                    options,
+                    interrupted,
+                    queued: BTreeMap::new(),
+                    jobs: HashMap::new(),
+                    summary: SlurmSummary::default(),
+                    next_job: 0,
+                }
+                .run(incoming)
+            })?;
+        Ok(SlurmExecutor {
+            queue,
+            scheduler: Some(scheduler),
+            jobs,
+            job_root,
+        })
+    }
+
+    /// Waits for the scheduler (every action was delivered by then) and
+    /// removes the build's job folders.
+    pub fn finish(mut self) -> SlurmSummary {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> SlurmSummary {
+        // Ctrl-C kills admf again as soon as no job can be left behind.
+        if let Ok(signals) = signals() {
+            signals.idle.store(true, Ordering::SeqCst);
+        }
+        // Closing the queue tells the scheduler no action follows.
+        let (closed, _) = channel();
+        drop(std::mem::replace(&mut self.queue, closed));
+        let summary = self
+            .scheduler
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&self.job_root);
+        summary
+    }
+}
+
+impl Drop for SlurmExecutor {
+    fn drop(&mut self) {
+        if self.scheduler.is_some() {
+            self.stop();
+        }
+    }
+}
+
+impl Executor for SlurmExecutor {
+    fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    fn submit(&self, action: Action, done: Done) {
+        if let Err(std::sync::mpsc::SendError(Request::Run(_, done))) =
+            self.queue.send(Request::Run(Box::new(action), done))
+        {
+            done.send(failed(
+                "the Slurm scheduler thread is gone".into(),
+                Vec::new(),
+            ));
+        }
+    }
+
+    fn idle(&self) {
+        let _ = self.queue.send(Request::Flush);
+    }
+}
+
+/// The process's SIGINT/SIGTERM handling while Slurm jobs may run:
+/// `interrupted` is set, and the default action (termination) runs only
+/// while `idle`. Registered once per process, so a long `admf watch` with
+/// many builds keeps one set of handlers.
+struct Signals {
+    interrupted: Arc<AtomicBool>,
+    idle: Arc<AtomicBool>,
+}
+
+fn signals() -> std::io::Result<&'static Signals> {
+    static SIGNALS: std::sync::OnceLock<Signals> = std::sync::OnceLock::new();
+    if let Some(signals) = SIGNALS.get() {
+        return Ok(signals);
+    }
+    let signals = Signals {
+        interrupted: Arc::new(AtomicBool::new(false)),
+        idle: Arc::new(AtomicBool::new(true)),
+    };
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, signals.interrupted.clone())?;
+        signal_hook::flag::register_conditional_default(signal, signals.idle.clone())?;
+    }
+    Ok(SIGNALS.get_or_init(|| signals))
+}
+
+/// The flag a Ctrl-C sets while this build's jobs may run.
+fn interrupt_flag() -> std::io::Result<Arc<AtomicBool>> {
+    let signals = signals()?;
+    signals.interrupted.store(false, Ordering::SeqCst);
+    signals.idle.store(false, Ordering::SeqCst);
+    Ok(signals.interrupted.clone())
+}
+
+/// Whether `sbatch` runs here.
+pub fn check_client() -> std::io::Result<()> {
+    match Command::new("sbatch").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(std::io::Error::other(format!(
+            "`sbatch --version` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot run `sbatch` (is the Slurm client installed and on PATH?): {e}"),
+        )),
+    }
+}
+
+/// One submitted job.
+struct Job {
+    dir: PathBuf,
+    actions: Vec<(Action, Done)>,
+}
+
+struct Scheduler {
+    options: SlurmOptions,
+    interrupted: Arc<AtomicBool>,
+    queued: BTreeMap<Resources, Vec<(Action, Done)>>,
+    jobs: HashMap<String, Job>,
+    summary: SlurmSummary,
+    next_job: usize,
+}
+
+impl Scheduler {
+    fn run(mut self, incoming: Receiver<Request>) -> SlurmSummary {
+        let mut open = true;
+        let mut last_arrival = Instant::now();
+        let mut flush = false;
+        let mut poll_wait = POLL_FIRST;
+        let mut next_poll = Instant::now();
+        let mut poll_failures = 0u32;
+        loop {
+            if self.interrupted.load(Ordering::SeqCst) {
+                self.cancel_and_exit();
+            }
+            if open {
+                match incoming.recv_timeout(Duration::from_millis(20)) {
+                    Ok(Request::Run(action, done)) => {
+                        let resources = self.resources_of(&action);
+                        self.queued
+                            .entry(resources)
+                            .or_default()
+                            .push((*action, done));
+                        last_arrival = Instant::now();
+                        continue;
+                    }
+                    Ok(Request::Flush) => flush = true,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            } else if self.queued.is_empty() && self.jobs.is_empty() {
+                return self.summary;
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !self.queued.is_empty() && (flush || last_arrival.elapsed() >= LINGER || !open) {
+                flush = false;
+                let before = self.jobs.len();
+                self.pack_and_submit();
+                if self.jobs.len() != before {
+                    poll_wait = POLL_FIRST;
+                    next_poll = Instant::now() + poll_wait;
+                }
+            }
+            if !self.jobs.is_empty() && Instant::now() >= next_poll {
+                match self.poll() {
+                    Ok(changed) => {
+                        poll_failures = 0;
+                        poll_wait = if changed {
+                            POLL_FIRST
+                        } else {
+                            (poll_wait * 2).min(POLL_MAX)
+                        };
+                    }
+                    Err(e) => {
+                        poll_failures += 1;
+                        if poll_failures >= POLL_FAILURES_MAX {
+                            self.give_up(&format!("cannot ask Slurm about the jobs: {e}"));
+                        }
+                        poll_wait = (poll_wait * 2).min(POLL_MAX);
+                    }
+                }
+                next_poll = Instant::now() + poll_wait;
+            }
+        }
+    }
+
+    fn resources_of(&self, action: &Action) -> Resources {
+        self.options
+            .resources
+            .get(&action.node)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Cuts each group of queued actions into jobs: as many as there are
+    /// free slots, at most `pack` actions each.
+    fn pack_and_submit(&mut self) {
+        let groups: Vec<Resources> = self.queued.keys().cloned().collect();
+        for resources in groups {
+            loop {
+                let free = self.options.max_jobs.saturating_sub(self.jobs.len());
+                let Some(waiting) = self.queued.get_mut(&resources) else {
+                    break;
+                };
+                if free == 0 || waiting.is_empty() {
+                    break;
+                }
+                let per_job = waiting.len().div_ceil(free).clamp(1, self.options.pack);
+                let batch: Vec<(Action, Done)> = waiting.drain(..per_job).collect();
+                if waiting.is_empty() {
+                    self.queued.remove(&resources);
+                }
+                self.submit_job(&resources, batch);
+            }
+        }
+    }
+
+    fn submit_job(&mut self, resources: &Resources, batch: Vec<(Action, Done)>) {
+        let dir = self.options.job_root.join(format!("{:06}", self.next_job));
+        self.next_job += 1;
+        match self.write_job(&dir, resources, &batch) {
+            Ok(id) => {
+                self.summary.jobs += 1;
+                self.summary.actions += batch.len();
+                self.jobs.insert(
+                    id,
+                    Job {
+                        dir,
+                        actions: batch,
+                    },
+                );
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                for (_, done) in batch {
+                    done.send(failed(format!("cannot submit to Slurm: {e}"), Vec::new()));
+                }
+            }
+        }
+    }
+
+    /// Writes the job folder and submits it; returns the job id.
+    fn write_job(
+        &self,
+        dir: &Path,
+        resources: &Resources,
+        batch: &[(Action, Done)],
+    ) -> std::io::Result<String> {
+        std::fs::create_dir_all(dir)?;
+        for (i, (action, _)) in batch.iter().enumerate() {
+            let text = serde_json::to_vec(action).map_err(std::io::Error::other)?;
+            crate::atomic_file::write(&dir.join(format!("{i}.action.json")), &text)?;
+        }
+        let script = format!(
+            "#!/bin/sh\nexec {} exec-action --batch {}\n",
+            shell_quote(&self.options.admf),
+            shell_quote(dir)
+        );
+        std::fs::write(dir.join("job.sh"), script)?;
+        let mut sbatch = Command::new("sbatch");
+        sbatch
+            .arg("--parsable")
+            .arg(format!("--job-name={}", self.options.run_name))
+            .arg(format!("--output={}", dir.join("job.out").display()))
+            .arg(format!("--error={}", dir.join("job.err").display()))
+            .arg(format!("--chdir={}", dir.display()))
+            .arg("--ntasks=1")
+            .arg(format!("--cpus-per-task={}", resources.cpus.unwrap_or(1)));
+        if let Some(mem) = &resources.mem {
+            sbatch.arg(format!("--mem={mem}"));
+        }
+        if let Some(time) = &resources.time {
+            sbatch.arg(format!("--time={time}"));
+        }
+        if let Some(partition) = &self.options.partition {
+            sbatch.arg(format!("--partition={partition}"));
+        }
+        if let Some(account) = &self.options.account {
+            sbatch.arg(format!("--account={account}"));
+        }
+        let out = sbatch.arg(dir.join("job.sh")).output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "sbatch: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        // `--parsable` prints `id` or `id;cluster`.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let id = text
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(std::io::Error::other(format!(
+                "sbatch printed no job id: {text:?}"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Asks Slurm about every job of the build; delivers the actions of
+    /// jobs that ended. Returns whether any did.
+    fn poll(&mut self) -> std::io::Result<bool> {
+        let out = Command::new("squeue")
+            .arg(format!("--name={}", self.options.run_name))
+            .args(["--states=all", "--noheader", "--format=%i|%T|%r"])
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "squeue: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let listed = parse_squeue(&String::from_utf8_lossy(&out.stdout));
+        let mut ended = Vec::new();
+        for id in self.jobs.keys() {
+            match listed.get(id) {
+                Some((state, reason)) if is_final(state) => {
+                    ended.push((id.clone(), state.clone(), reason.clone()))
+                }
+                Some(_) => {}
+                // Purged from slurmctld's memory already: accounting knows.
+                None => {
+                    let (state, reason) = sacct_state(id);
+                    ended.push((id.clone(), state, reason));
+                }
+            }
+        }
+        let changed = !ended.is_empty();
+        for (id, state, reason) in ended {
+            if let Some(job) = self.jobs.remove(&id) {
+                deliver(&id, job, &state, &reason);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Fails every queued and submitted action (and cancels the jobs).
+    fn give_up(&mut self, why: &str) {
+        self.scancel();
+        for (_, batch) in std::mem::take(&mut self.queued) {
+            for (_, done) in batch {
+                done.send(failed(why.to_string(), Vec::new()));
+            }
+        }
+        for (_, job) in self.jobs.drain() {
+            for (_, done) in job.actions {
+                done.send(failed(why.to_string(), Vec::new()));
+            }
+        }
+    }
+
+    fn scancel(&self) {
+        let _ = Command::new("scancel")
+            .arg(format!("--name={}", self.options.run_name))
+            .output();
+    }
+
+    /// Ctrl-C: the build's jobs are cancelled, then admf exits as an
+    /// interrupted program does. Pending entries are debris the next
+    /// build or `admf cache gc` sweeps; nothing was committed from them.
+    fn cancel_and_exit(&self) -> ! {
+        self.scancel();
+        let _ = std::fs::remove_dir_all(&self.options.job_root);
+        crate::errln!(
+            "admf: interrupted; cancelled the Slurm jobs named {}",
+            self.options.run_name
+        );
+        std::process::exit(130);
+    }
+}
+
+/// Hands each action of an ended job its output: what it wrote, else a
+/// failure naming the job's state and carrying the job's stdout/stderr.
+fn deliver(id: &str, job: Job, state: &str, reason: &str) {
+    let job_log = || {
+        let mut log = Vec::new();
+        for name in ["job.out", "job.err"] {
+            if let Ok(bytes) = std::fs::read(job.dir.join(name))
+                && !bytes.is_empty()
+            {
+                log.extend_from_slice(format!("admf: Slurm job {id} {name}:\n").as_bytes());
+                log.extend_from_slice(&bytes);
+                if !bytes.ends_with(b"\n") {
+                    log.push(b'\n');
+                }
+            }
+        }
+        log
+    };
+    for (i, (_, done)) in job.actions.into_iter().enumerate() {
+        let path = job.dir.join(format!("{i}.output.json"));
+        let written = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<ActionOutput>(&bytes).ok());
+        let output = match written {
+            // A complete output stands, unless Slurm ended the job while
+            // the action failed: the job's end is then the likely cause.
+            Some(mut output) if state != "COMPLETED" => {
+                if let Err(error) = &mut output.result {
+                    error.message =
+                        format!("{}; {}", error.message, failure_message(id, state, reason));
+                    error.bad_input = false;
+                    output.log.extend_from_slice(&job_log());
+                }
+                output
+            }
+            Some(output) => output,
+            None => failed(failure_message(id, state, reason), job_log()),
+        };
+        done.send(output);
+    }
+    let _ = std::fs::remove_dir_all(&job.dir);
+}
+
+fn failed(message: String, log: Vec<u8>) -> ActionOutput {
+    ActionOutput {
+        result: Err(PhaseError::new(message)),
+        memory: Default::default(),
+        log,
+        duration_ms: 0,
+    }
+}
+
+/// Why an action of a job in `state` has no output.
+pub fn failure_message(id: &str, state: &str, reason: &str) -> String {
+    let what = match state {
+        "COMPLETED" => "completed without writing the action's output",
+        "FAILED" => "failed",
+        "TIMEOUT" => "ran past its time limit",
+        "OUT_OF_MEMORY" => "ran out of memory",
+        "NODE_FAIL" => "lost its node",
+        "CANCELLED" => "was cancelled",
+        "PREEMPTED" => "was preempted",
+        "BOOT_FAIL" => "could not boot its node",
+        "DEADLINE" => "missed its deadline",
+        _ => "ended",
+    };
+    let reason = match reason {
+        "" | "None" => String::new(),
+        r => format!(", reason {r}"),
+    };
+    format!("Slurm job {id} {what} (state {state}{reason})")
+}
+
+/// Job states after which a job runs no more.
+pub fn is_final(state: &str) -> bool {
+    matches!(
+        state,
+        "COMPLETED"
+            | "FAILED"
+            | "TIMEOUT"
+            | "OUT_OF_MEMORY"
+            | "NODE_FAIL"
+            | "CANCELLED"
+            | "PREEMPTED"
+            | "BOOT_FAIL"
+            | "DEADLINE"
+            | "SPECIAL_EXIT"
+            | "REVOKED"
+    )
+}
+
+/// `id|STATE|reason` lines into a map by job id. `CANCELLED by 0` and
+/// similar suffixes are cut to the state word.
+pub fn parse_squeue(text: &str) -> HashMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.trim().splitn(3, '|');
+            let id = parts.next()?.trim();
+            let state = parts.next()?.split_whitespace().next()?.to_string();
+            let reason = parts.next().unwrap_or("").trim().to_string();
+            (!id.is_empty()).then(|| (id.to_string(), (state, reason)))
+        })
+        .collect()
+}
+
+/// The state of a job squeue no longer lists, from accounting; `LOST`
+/// when accounting does not know it either.
+fn sacct_state(id: &str) -> (String, String) {
+    let out = Command::new("sacct")
+        .args(["-j", id, "-X", "-n", "-P", "-o", "State,Reason"])
+        .output();
+    if let Ok(out) = out
+        && out.status.success()
+        && let Some((_, (state, reason))) =
+            parse_squeue(&format!("{id}|{}", String::from_utf8_lossy(&out.stdout)))
+                .into_iter()
+                .next()
+    {
+        return (state, reason);
+    }
+    (
+        "LOST".to_string(),
+        "the job left the queue and accounting does not know it".to_string(),
+    )
+}
+
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squeue_lines_give_each_job_its_state_and_reason() {
+        let jobs =
+            parse_squeue("12|RUNNING|None\n13|CANCELLED by 0|None\n 14|PENDING|Resources\n\n");
+        assert_eq!(jobs["12"], ("RUNNING".into(), "None".into()));
+        assert_eq!(jobs["13"].0, "CANCELLED");
+        assert_eq!(jobs["14"], ("PENDING".into(), "Resources".into()));
+        assert_eq!(jobs.len(), 3);
+        assert!(is_final("TIMEOUT") && is_final("OUT_OF_MEMORY") && is_final("NODE_FAIL"));
+        assert!(!is_final("RUNNING") && !is_final("PENDING") && !is_final("COMPLETING"));
+    }
+
+    #[test]
+    fn failure_messages_name_the_state_and_the_reason() {
+        assert_eq!(
+            failure_message("7", "TIMEOUT", "TimeLimit"),
+            "Slurm job 7 ran past its time limit (state TIMEOUT, reason TimeLimit)"
+        );
+        assert_eq!(
+            failure_message("8", "OUT_OF_MEMORY", "None"),
+            "Slurm job 8 ran out of memory (state OUT_OF_MEMORY)"
+        );
+    }
+
+    #[test]
+    fn paths_are_quoted_for_the_job_script() {
+        assert_eq!(shell_quote(Path::new("/a b/it's")), r"'/a b/it'\''s'");
+    }
+}

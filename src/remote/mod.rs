@@ -1,0 +1,443 @@
+//! A remote cache tier: the store's [`Cache`] on an S3 bucket, shared by
+//! every machine that names it (`--remote s3://bucket/prefix` or
+//! `ADMF_REMOTE`).
+//!
+//! A build looks a key up in the local store first and then here; a
+//! remote hit copies the entry's blobs and then its action into the local
+//! store, checking every blob's blake3 as it arrives, and is settled as a
+//! local hit. Once a commit is visible in the store (the commit group it
+//! belongs to is flushed) the entry is published in the background:
+//! its blobs first, then its action, each with a conditional create
+//! (`If-None-Match: *`), so a reader never finds an action whose blobs are
+//! missing, a writer killed halfway leaves at most unreferenced blobs, and
+//! two writers of one key cannot tear it (the second finds it present).
+//!
+//! A remote that cannot be reached, or refuses a read or a write, is
+//! dropped for the rest of the build with one warning: the build goes on
+//! with the local store only and never fails because of the remote.
+//!
+//! Layout under the prefix: `cas/<blake3>` holds a blob's bytes,
+//! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it).
+//! What is shared is exactly what the keys cover (mode, version, config,
+//! input digests, upstream digests); credentials and the endpoint come
+//! from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`), never from a workflow.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use futures::future::try_join_all;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
+
+use crate::store::{Cache, Manifest, Store, copy_action};
+
+/// A cache tier on S3 (or any S3-compatible server).
+pub struct S3Cache {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl S3Cache {
+    /// The tier at `url` (`s3://bucket[/prefix]`), configured from the
+    /// `AWS_*` environment. Nothing is contacted yet.
+    pub fn open(url: &str) -> io::Result<S3Cache> {
+        S3Cache::open_with(url, std::env::vars())
+    }
+
+    /// The tier at `url`, configured from the `AWS_*` variables among `vars`.
+    pub fn open_with(
+        url: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> io::Result<S3Cache> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{url}` is not a remote cache URL (want s3://bucket/prefix)"),
+            )
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{url}` names no bucket"),
+            ));
+        }
+        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+        let mut endpoint = None;
+        let mut region = false;
+        for (name, value) in vars {
+            match name.as_str() {
+                "AWS_ENDPOINT_URL" | "AWS_ENDPOINT" => endpoint = Some(value),
+                "AWS_DEFAULT_REGION" | "AWS_REGION" => {
+                    region = true;
+                    builder = builder.with_region(value);
+                }
+                _ if name.starts_with("AWS_") => {
+                    if let Ok(key) = name.to_ascii_lowercase().parse() {
+                        builder = builder.with_config(key, value);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let allow_http = endpoint.as_ref().is_some_and(|e| e.starts_with("http://"));
+        if let Some(endpoint) = &endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if !region {
+            builder = builder.with_region("us-east-1");
+        }
+        // A remote that does not answer must cost a build seconds, not minutes.
+        let options = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(30))
+            .with_allow_http(allow_http);
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+            ..RetryConfig::default()
+        };
+        let store = builder
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(S3Cache {
+            store: Arc::new(store),
+            prefix: ObjectPath::from(prefix.trim_matches('/')),
+            runtime,
+        })
+    }
+
+    fn blob_path(&self, digest: &str) -> ObjectPath {
+        self.prefix.child("cas").child(digest)
+    }
+
+    fn action_path(&self, key: &str) -> ObjectPath {
+        self.prefix.child("ac").child(key)
+    }
+
+    /// Writes `bytes` at `path` unless something is there already (then
+    /// it holds the same content: paths are named by content or by key).
+    async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> io::Result<()> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(path, PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    async fn read(&self, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await.map_err(to_io)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
+    async fn read_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.read(&self.blob_path(digest)).await? else {
+            return Ok(None);
+        };
+        if blake3::hash(&bytes).to_hex().as_str() != digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("remote blob {digest} does not match its digest"),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn read_manifest(&self, key: &str) -> io::Result<Option<Manifest>> {
+        let Some(bytes) = self.read(&self.action_path(key)).await? else {
+            return Ok(None);
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if manifest.key != key {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("remote action {key} holds the manifest of {}", manifest.key),
+            ));
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Copies the entry `key` into `local`: its missing blobs, fetched at
+    /// once and each checked, then its action. Whether there was one.
+    pub fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
+        self.runtime.block_on(async {
+            let Some(manifest) = self.read_manifest(key).await? else {
+                return Ok(false);
+            };
+            let mut wanted = Vec::new();
+            for digest in digests(&manifest) {
+                if !local.has_blob(digest)? && !wanted.contains(&digest) {
+                    wanted.push(digest);
+                }
+            }
+            let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
+            for (digest, bytes) in wanted.iter().zip(blobs) {
+                let Some(bytes) = bytes else {
+                    // Published actions name only published blobs; one
+                    // removed since is a miss, not an error.
+                    let _ = digest;
+                    return Ok(false);
+                };
+                Cache::put_blob(local, &bytes)?;
+            }
+            Cache::put_action(local, &manifest)?;
+            Ok(true)
+        })
+    }
+}
+
+fn digests(manifest: &Manifest) -> impl Iterator<Item = &str> {
+    manifest
+        .outputs
+        .values()
+        .map(|o| o.blake3.as_str())
+        .chain([manifest.log_digest.as_str()])
+}
+
+fn to_io(e: object_store::Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Cache for S3Cache {
+    fn has_blob(&self, digest: &str) -> io::Result<bool> {
+        self.runtime.block_on(async {
+            match self.store.head(&self.blob_path(digest)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(to_io(e)),
+            }
+        })
+    }
+
+    fn get_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
+        self.runtime.block_on(self.read_blob(digest))
+    }
+
+    fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
+        let digest = blake3::hash(bytes).to_hex().to_string();
+        self.runtime
+            .block_on(self.create(&self.blob_path(&digest), bytes.to_vec()))?;
+        Ok(digest)
+    }
+
+    fn get_action(&self, key: &str) -> io::Result<Option<Manifest>> {
+        let Some(manifest) = self.runtime.block_on(self.read_manifest(key))? else {
+            return Ok(None);
+        };
+        for digest in digests(&manifest) {
+            if !self.has_blob(digest)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(manifest))
+    }
+
+    fn put_action(&self, result: &Manifest) -> io::Result<()> {
+        for digest in digests(result) {
+            if !self.has_blob(digest)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "action {} names blob {digest}, which is not stored",
+                        result.key
+                    ),
+                ));
+            }
+        }
+        let text = serde_json::to_vec(result).map_err(io::Error::other)?;
+        self.runtime
+            .block_on(self.create(&self.action_path(&result.key), text))
+    }
+
+    fn list_actions(&self) -> io::Result<Vec<String>> {
+        self.runtime.block_on(async {
+            let prefix = self.prefix.child("ac");
+            let items: Vec<_> = self
+                .store
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(to_io)?;
+            Ok(items
+                .into_iter()
+                .filter_map(|m| m.location.filename().map(str::to_string))
+                .collect())
+        })
+    }
+}
+
+/// The remote tier as one build uses it: lookups after the local store,
+/// publishing after commits (in the background), and the rule that a
+/// failing remote is dropped with one warning.
+pub struct RemoteTier {
+    url: String,
+    cache: Arc<S3Cache>,
+    down: Arc<AtomicBool>,
+    hits: AtomicUsize,
+    published: Arc<AtomicUsize>,
+    queue: Mutex<Option<Sender<String>>>,
+    uploader: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What a build did with its remote, for the closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteSummary {
+    pub hits: usize,
+    pub published: usize,
+    pub down: bool,
+}
+
+impl RemoteTier {
+    /// The tier at `url`, publishing what is committed into `local`.
+    pub fn open(url: &str, local: Store) -> io::Result<RemoteTier> {
+        let cache = Arc::new(S3Cache::open(url)?);
+        let down = Arc::new(AtomicBool::new(false));
+        let published = Arc::new(AtomicUsize::new(0));
+        let (queue, keys) = channel::<String>();
+        let uploader = {
+            let cache = cache.clone();
+            let down = down.clone();
+            let published = published.clone();
+            let url = url.to_string();
+            std::thread::Builder::new()
+                .name("admf-remote".into())
+                .spawn(move || {
+                    for key in keys {
+                        if down.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        // A key already there is left alone: an entry is
+                        // published once, by whichever writer comes first.
+                        let present = cache.runtime.block_on(async {
+                            match cache.store.head(&cache.action_path(&key)).await {
+                                Ok(_) => Ok(true),
+                                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                                Err(e) => Err(to_io(e)),
+                            }
+                        });
+                        let published_now = match present {
+                            Ok(true) => Ok(false),
+                            Ok(false) => copy_action(&local, cache.as_ref(), &key),
+                            Err(e) => Err(e),
+                        };
+                        match published_now {
+                            Ok(true) => {
+                                published.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(false) => {}
+                            Err(e) => warn_once(&down, &url, "refused a write", &e),
+                        }
+                    }
+                })?
+        };
+        Ok(RemoteTier {
+            url: url.to_string(),
+            cache,
+            down,
+            hits: AtomicUsize::new(0),
+            published,
+            queue: Mutex::new(Some(queue)),
+            uploader: Mutex::new(Some(uploader)),
+        })
+    }
+
+    /// Copies the entry `key` from the remote into `local` when the remote
+    /// has it; whether it did.
+    pub fn fetch(&self, key: &str, local: &Store) -> bool {
+        if self.down.load(Ordering::SeqCst) {
+            return false;
+        }
+        match self.cache.fetch_into(key, local) {
+            Ok(found) => {
+                if found {
+                    self.hits.fetch_add(1, Ordering::SeqCst);
+                }
+                found
+            }
+            Err(e) => {
+                warn_once(&self.down, &self.url, "cannot be read", &e);
+                false
+            }
+        }
+    }
+
+    /// Publishes the stored entry `key` in the background, unless the
+    /// remote has it: after a commit, and after a local hit (an entry
+    /// committed by a build killed before it could publish).
+    pub fn publish(&self, key: &str) {
+        if let Some(queue) = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = queue.send(key.to_string());
+        }
+    }
+
+    /// Waits until every queued entry is published (or the remote dropped).
+    pub fn finish(&self) -> RemoteSummary {
+        drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(uploader) = self
+            .uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = uploader.join();
+        }
+        RemoteSummary {
+            hits: self.hits.load(Ordering::SeqCst),
+            published: self.published.load(Ordering::SeqCst),
+            down: self.down.load(Ordering::SeqCst),
+        }
+    }
+}
+
+fn warn_once(down: &AtomicBool, url: &str, what: &str, error: &io::Error) {
+    if !down.swap(true, Ordering::SeqCst) {
+        crate::errln!(
+            "admf: warning: the remote cache {url} {what} ({error}); this build goes on with the local cache only"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_name_a_bucket() {
+        assert!(S3Cache::open("http://example/x").is_err());
+        assert!(S3Cache::open("s3://").is_err());
+        let cache = S3Cache::open("s3://bucket/team/admf/").unwrap();
+        assert_eq!(cache.blob_path("ab").as_ref(), "team/admf/cas/ab");
+        assert_eq!(cache.action_path("cd").as_ref(), "team/admf/ac/cd");
+        let cache = S3Cache::open("s3://bucket").unwrap();
+        assert_eq!(cache.action_path("cd").as_ref(), "ac/cd");
+    }
+}

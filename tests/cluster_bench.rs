@@ -1,0 +1,102 @@
+//! Figures for BENCHMARKS.md, not tests: ignored by default, run with
+//! `cargo build --release && ADMF_BENCH_BIN=target/release/admf cargo test
+//! --test cluster_bench -- --ignored --nocapture --test-threads 1`.
+//! They need the servers `scripts/test.sh` installs, and print ratios;
+//! nothing here asserts a time.
+
+mod cluster_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use cluster_support::{s3, slurm};
+
+const TRIALS_WORKFLOW: &str = "data: {source: csv, symbols: [SPY], path: prices.csv}\n\
+    strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}\n\
+    phases:\n  - sweep:\n      mode: signal_generation\n\
+    \x20     grid: {lookback: \"range(2, 101, 1)\", threshold: \"range(0.0, 0.009, 0.001)\"}\n";
+
+/// A project with a 1,000-trial sweep over 300 bars.
+fn sweep() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".admf"), "").unwrap();
+    let full =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/SPY_D.csv"))
+            .unwrap();
+    let head: Vec<&str> = full.lines().take(301).collect();
+    std::fs::write(dir.path().join("prices.csv"), head.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("sweep.yaml"), TRIALS_WORKFLOW).unwrap();
+    dir
+}
+
+/// Wall seconds of one `admf build`, which must succeed.
+fn timed(dir: &Path, env: &[(&str, String)], args: &[&str]) -> f64 {
+    // ADMF_BENCH_BIN: measure another admf (a release build) than the
+    // one this test binary was built with.
+    let admf = std::env::var("ADMF_BENCH_BIN").unwrap_or(env!("CARGO_BIN_EXE_admf").into());
+    let mut command = Command::new(admf);
+    command
+        .current_dir(dir)
+        .env("SLURM_CONF", &slurm().conf)
+        .env("ADMF_FULL_PATH", "1")
+        .env_remove("ADMF_REMOTE")
+        .arg("build")
+        .arg("sweep.yaml")
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let out = command.output().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    seconds
+}
+
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn overhead_per_packed_trial_on_slurm() {
+    let local = sweep();
+    let t_local = timed(local.path(), &[], &["-j", "2"]);
+    let on_slurm = sweep();
+    let t_slurm = timed(
+        on_slurm.path(),
+        &[],
+        &["--executor", "slurm", "--max-jobs", "2"],
+    );
+    println!(
+        "1,000 trials: local -j2 {t_local:.2}s, slurm (2 job slots) {t_slurm:.2}s, \
+         overhead per trial {:.2} ms, ratio {:.2}",
+        (t_slurm - t_local) * 1000.0 / 1000.0,
+        t_slurm / t_local
+    );
+}
+
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn remote_hit_path_against_the_local_hit_path() {
+    let url = format!(
+        "s3://admf/bench-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let env = s3().env();
+    let first = sweep();
+    timed(first.path(), &env, &["--remote", &url]);
+    // Local hits: every key looked up in the local store (the full rule).
+    let t_local = timed(first.path(), &[], &[]);
+    // Remote hits: an empty store, every entry fetched from the remote.
+    let second = sweep();
+    let t_remote = timed(second.path(), &env, &["--remote", &url]);
+    println!(
+        "1,000-trial sweep, all hits: local {t_local:.2}s, remote {t_remote:.2}s, ratio {:.2}",
+        t_remote / t_local
+    );
+}

@@ -1,0 +1,277 @@
+//! `--remote s3://...` against a real S3 server (SeaweedFS, started by the
+//! tests on 127.0.0.1): a second clone builds from the remote without
+//! running anything, a kill leaves no half entry there, and a remote that
+//! is down or refuses writes costs one warning, never the build.
+
+mod cluster_support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use admf::remote::S3Cache;
+use admf::store::{Cache, Store};
+use cluster_support::s3;
+use serde_json::Value;
+
+/// A copy of the repository's research workflow and data in its own folder.
+fn clone() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(dir.path().join(".admf"), "").unwrap();
+    for sub in ["workflows", "data"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    std::fs::copy(
+        repo.join("workflows/parameter_optimization.yaml"),
+        dir.path().join("workflows/parameter_optimization.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo.join("data/SPY_D.csv"),
+        dir.path().join("data/SPY_D.csv"),
+    )
+    .unwrap();
+    dir
+}
+
+fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("s3://admf/{name}-{nanos:x}")
+}
+
+fn admf(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_admf"));
+    command
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .env_remove("ADMF_REMOTE")
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn statuses(out: &Output) -> Vec<(String, String, String)> {
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no --json report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["status"].as_str().unwrap().to_string(),
+                n["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn remote_of(url: &str) -> S3Cache {
+    let env = s3().env().into_iter().map(|(k, v)| (k.to_string(), v));
+    S3Cache::open_with(url, env).unwrap()
+}
+
+const WORKFLOW: &str = "workflows/parameter_optimization.yaml";
+
+#[test]
+fn a_second_clone_builds_the_research_workflow_from_the_remote_alone() {
+    let url = unique_prefix("clone");
+    let env = s3().env();
+    let first = clone();
+    let out = admf(
+        first.path(),
+        &env,
+        &["build", WORKFLOW, "--json", "--remote", &url],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let built = statuses(&out);
+    assert!(built.iter().all(|(_, s, _)| s == "ran"), "{built:?}");
+    assert!(
+        stderr.contains(&format!("remote: 0 hits, {} published", built.len())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // Another folder, an empty store, the same remote.
+    let second = clone();
+    let out = admf(
+        second.path(),
+        &env,
+        &["build", WORKFLOW, "--json", "--remote", &url],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let fetched = statuses(&out);
+    assert!(fetched.iter().all(|(_, s, _)| s == "cached"), "{fetched:?}");
+    assert!(
+        stderr.contains(&format!("remote: {} hits, 0 published", built.len())),
+        "{stderr}"
+    );
+    // Same keys, and the same bytes under them.
+    let keys = |rows: &[(String, String, String)]| {
+        rows.iter()
+            .map(|(id, _, k)| (id.clone(), k.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&built), keys(&fetched));
+    let a = Store::open(&first.path().join("cache")).unwrap();
+    let b = Store::open(&second.path().join("cache")).unwrap();
+    for (_, _, key) in &built {
+        let (ma, mb) = (
+            a.get_action(key).unwrap().unwrap(),
+            b.get_action(key).unwrap().unwrap(),
+        );
+        assert_eq!(ma.outputs, mb.outputs, "{key}");
+        for output in ma.outputs.values() {
+            assert_eq!(
+                a.get_blob(&output.blake3).unwrap(),
+                b.get_blob(&output.blake3).unwrap()
+            );
+        }
+    }
+    // The report the second clone shows is the first one's, byte for byte.
+    let report = |dir: &Path| {
+        let out = admf(dir, &env, &["show", WORKFLOW, "report"]);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (ra, rb) = (report(first.path()), report(second.path()));
+    let html = |text: &str| {
+        let dir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("artifacts:"))
+            .map(|d| Path::new(d.trim()).join("report.html"));
+        dir.map(|p| std::fs::read(p).unwrap())
+    };
+    assert!(html(&ra).is_some(), "{ra}");
+    assert_eq!(html(&ra), html(&rb));
+}
+
+#[test]
+fn a_remote_that_is_down_costs_one_warning_not_the_build() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = vec![
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ACCESS_KEY_ID", "k".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "s".to_string()),
+    ];
+    let dir = clone();
+    let started = Instant::now();
+    let out = admf(
+        dir.path(),
+        &env,
+        &["build", WORKFLOW, "--json", "--remote", "s3://admf/down"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(statuses(&out).iter().all(|(_, s, _)| s == "ran"));
+    assert_eq!(
+        stderr.matches("warning: the remote cache").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("local cache only"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_remote_that_refuses_writes_costs_one_warning_not_the_build() {
+    let env = s3().env();
+    let dir = clone();
+    // A bucket that does not exist: every lookup misses, every write fails.
+    let out = admf(
+        dir.path(),
+        &env,
+        &[
+            "build",
+            WORKFLOW,
+            "--json",
+            "--remote",
+            "s3://no-such-bucket-admf/x",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(statuses(&out).iter().all(|(_, s, _)| s == "ran"));
+    assert_eq!(
+        stderr.matches("warning: the remote cache").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_kill_mid_build_leaves_no_half_entry_remotely() {
+    let url = unique_prefix("kill");
+    let env = s3().env();
+    let dir = clone();
+    std::fs::write(
+        dir.path().join("workflows/steps.yaml"),
+        "data: {source: csv, symbols: [SPY], path: ../data/SPY_D.csv}\n\
+         strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}\n\
+         phases:\n  - sweep:\n      mode: signal_generation\n\
+         \x20     grid: {lookback: \"range(2, 201, 1)\"}\n",
+    )
+    .unwrap();
+    let remote = remote_of(&url);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_admf"));
+    command
+        .current_dir(dir.path())
+        .args(["build", "workflows/steps.yaml", "-j", "4", "--remote", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if remote.list_actions().unwrap().len() >= 3 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the build ended before the kill");
+        }
+        assert!(Instant::now() < deadline, "nothing was published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every action published is whole: all its blobs are there.
+    let published = remote.list_actions().unwrap();
+    assert!(!published.is_empty());
+    for key in &published {
+        assert!(
+            remote.get_action(key).unwrap().is_some(),
+            "half entry {key}"
+        );
+    }
+    // The next build finishes and publishes the rest.
+    let out = admf(
+        dir.path(),
+        &env,
+        &["build", "workflows/steps.yaml", "--remote", &url],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // 200 trials and their gather.
+    assert_eq!(remote.list_actions().unwrap().len(), 201, "{stderr}");
+}
