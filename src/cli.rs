@@ -114,6 +114,9 @@ pub enum Command {
         wf: WorkflowArgs,
         /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
         node: String,
+        /// Print JSON: file paths, metrics and the log's path (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Execute one action (a JSON file written by a coordinator) and write
     /// its output as JSON; what a cluster executor runs on a compute node.
@@ -170,6 +173,55 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy nodes' stored outputs into DIR/<node>/ as ordinary files:
+    /// `admf export WF NODE... DIR`, or `admf export WF --all DIR`.
+    Export {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// The nodes, then the folder (new, empty, or one admf filled).
+        #[arg(required = true, value_name = "NODE... DIR")]
+        items: Vec<String>,
+        /// Every built node but a sweep's single trials.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One row per trial of a grid phase: parameters, status, metrics.
+    Trials {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        #[command(flatten)]
+        args: TrialsCli,
+    },
+}
+
+/// The command-line arguments of `admf trials`.
+#[derive(Args, Debug, Clone)]
+pub struct TrialsCli {
+    /// The grid phase; every one when omitted.
+    pub phase: Option<String>,
+    /// Order rows by COLUMN: metrics descending (best Sharpe first),
+    /// anything else ascending; `-COL` or `+COL` forces the direction.
+    #[arg(long, value_name = "COLUMN", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// Keep the first N rows (after --filter and --sort).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Keep rows meeting `COLUMN OP VALUE` conditions joined by `and`
+    /// (`sharpe > 0.5 and lookback <= 20`); OP is > >= < <= == !=.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+    pub format: String,
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Lay a two-parameter grid out as a matrix: `ROWS,COLUMNS`.
+    #[arg(long, value_name = "A,B")]
+    pub pivot: Option<String>,
+    /// The cell of a --pivot matrix.
+    #[arg(long, value_name = "COLUMN", default_value = "sharpe")]
+    pub value: String,
 }
 
 #[derive(Subcommand, Debug)]

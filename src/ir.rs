@@ -25,6 +25,10 @@ pub struct Workflow {
     /// and a build serves no triggers.
     #[serde(skip)]
     pub triggers: Vec<crate::trigger::Trigger>,
+    /// The root file's `results:` folder, absolute: where each build
+    /// copies every node's outputs (see `results::sync`).
+    #[serde(default)]
+    pub results: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -30,6 +30,7 @@ pub mod phases;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod results;
 pub mod run;
 pub mod stat_cache;
 pub mod store;

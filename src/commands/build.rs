@@ -28,7 +28,10 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     if let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
     {
-        return Ok(conclude_noop(wf, args, &record, &nodes, started));
+        let code = conclude_noop(wf, args, &record, &nodes, started);
+        let root = super::store_root(wf);
+        super::export::sync_after_noop(&root, &super::workflow_id(&wf.workflow))?;
+        return Ok(code);
     }
     let (graph, source) = compile_or_cached(wf)?;
     build_from(wf, graph, source, args, started, &[])
@@ -376,10 +379,14 @@ fn build_from(
         );
     }
     let counts = conclude(wf, args, &lines, progress.events, started);
+    let synced = super::export::sync_after_build(&ctx, &report);
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
-        Ok(0)
+        synced.map(|()| 0)
     } else {
+        if let Err(e) = synced {
+            crate::errln!("admf: {e}");
+        }
         let bad_input = !failed.is_empty()
             && failed.iter().all(|&i| {
                 matches!(&report.nodes[i], Final::Done(r)

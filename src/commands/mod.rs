@@ -5,11 +5,13 @@
 mod build;
 mod cache;
 mod exec_action;
+mod export;
 mod headline;
 mod init;
 mod inspect;
 pub mod modes;
 mod skipped;
+mod trials;
 mod watch;
 
 use std::io::IsTerminal;
@@ -37,7 +39,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         } => inspect::graph(&wf, &format, status, expand),
         Command::Status { wf, json } => inspect::status(&wf, json),
         Command::Explain { wf, node } => inspect::explain(&wf, &node),
-        Command::Show { wf, node } => inspect::show(&wf, &node),
+        Command::Show { wf, node, json } => inspect::show(&wf, &node, json),
         Command::ExecAction { action, output } => exec_action::exec_action(&action, &output),
         Command::Validate { wf } => {
             let graph = compile(&wf)?;
@@ -69,6 +71,19 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Modes { mode, markdown } => modes::modes(mode.as_deref(), markdown),
         Command::Strategies => modes::strategies(),
         Command::Init { template, force } => init::init(&template, force),
+        Command::Export { wf, items, all } => export::export(&wf, &items, all),
+        Command::Trials { wf, args } => trials::trials(
+            &wf,
+            &trials::TrialsArgs {
+                phase: args.phase.as_deref(),
+                sort: args.sort.as_deref(),
+                top: args.top,
+                filter: args.filter.as_deref(),
+                format: if args.json { "json" } else { &args.format },
+                pivot: args.pivot.as_deref(),
+                value: &args.value,
+            },
+        ),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

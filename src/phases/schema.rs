@@ -590,6 +590,12 @@ pub const TOP_KEYS: &[KeyDoc] = &[
         "false",
         "root file only: allow reads outside the project root",
     ),
+    k(
+        "results",
+        "path",
+        "",
+        "root file only: a folder, relative to the file, that every build fills with each node's outputs as ordinary files (`DIR/<node>/`; a sweep's trials are in its gather node's folder)",
+    ),
 ];
 
 /// The keys of `data:`.

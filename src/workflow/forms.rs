@@ -22,6 +22,7 @@ pub const TOP_KEYS: &[&str] = &[
     "description",
     "on",
     "allow_outside",
+    "results",
 ];
 pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs", "execution", "split"];
 /// Keys of a phase that steer the engine rather than configure the mode.

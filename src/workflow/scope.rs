@@ -179,6 +179,7 @@ impl Loader {
             phases,
             confinement: self.confinement,
             triggers: Vec::new(),
+            results: None,
         })
     }
 }
