@@ -60,6 +60,10 @@ pub struct BuildArgs {
     /// Build NODE and everything that depends on it.
     #[arg(long, value_name = "NODE")]
     pub downstream: Vec<String>,
+    /// Record the build in the run history under this experiment name
+    /// (`admf exp show`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +196,77 @@ pub enum Command {
         #[command(flatten)]
         args: TrialsCli,
     },
+    /// List recorded builds, oldest first (of WF only when given).
+    Runs {
+        /// The workflow file; every workflow of the store when omitted.
+        workflow: Option<PathBuf>,
+        /// The store (default: `cache/` at the project root).
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+    /// What changed between two builds: `--set` parameters, node keys and
+    /// metrics. A run is a run id (or a unique prefix), an experiment
+    /// name, `WF` (its latest build), `WF@-N` or `WF@NAME`.
+    Diff {
+        /// The earlier run.
+        a: String,
+        /// The later run.
+        b: String,
+        /// The store (default: that of a workflow named, else `cache/` at
+        /// the current project's root).
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// List unchanged parameters, keys and metrics too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// NODE across the recorded builds of WF: status, key, time, metrics.
+    Log {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
+        node: String,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+    /// Named builds (`admf build --name NAME`).
+    Exp {
+        #[command(subcommand)]
+        action: ExpAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExpAction {
+    /// The latest build of each name side by side: `--set` parameters
+    /// and metrics.
+    Show {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// Show metrics whose last name is this (`sharpe`, `total_return`);
+        /// repeatable; default `sharpe`.
+        #[arg(long, value_name = "NAME")]
+        metric: Vec<String>,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
 }
 
 /// The command-line arguments of `admf trials`.
@@ -245,6 +320,10 @@ pub enum CacheAction {
         /// Remove everything: refs, every entry, and a store of an older layout.
         #[arg(long, conflicts_with_all = ["keep", "older_than"])]
         all: bool,
+        /// Run history kept per workflow: the N most recent builds plus
+        /// the latest build of each experiment name.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        keep_runs: usize,
     },
     /// Check every entry's digests; with --repair remove corrupt entries and debris.
     Verify {

@@ -378,7 +378,14 @@ fn build_from(
             started.elapsed()
         );
     }
-    let counts = conclude(wf, args, &lines, progress.events, started);
+    let counts = conclude(
+        wf,
+        args,
+        &lines,
+        progress.events,
+        started,
+        Some(&ctx.graph.workflow.files),
+    );
     let synced = super::export::sync_after_build(&ctx, &report);
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
@@ -507,7 +514,7 @@ fn conclude_noop(
             started.elapsed()
         );
     }
-    conclude(wf, args, &lines, events, started);
+    conclude(wf, args, &lines, events, started, None);
     0
 }
 
@@ -526,33 +533,59 @@ const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
 /// written costs the build nothing but its row: say so and go on.
-fn record_run(wf: &WorkflowArgs, args: &BuildArgs, lines: &[NodeLine], started: Instant) {
+/// `files`: the workflow's files, for its digest; `None` (a build the
+/// up-to-date record proved a no-op, which read none) takes the digest of
+/// the workflow's last run, which the record proves still holds.
+fn record_run(
+    wf: &WorkflowArgs,
+    args: &BuildArgs,
+    lines: &[NodeLine],
+    started: Instant,
+    files: Option<&[PathBuf]>,
+) {
     let unix_ms = |t: SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     };
     let now = SystemTime::now();
     let started_unix_ms = unix_ms(now - started.elapsed());
-    let run = crate::store::RunRecord {
-        run_id: crate::store::new_run_id(started_unix_ms),
-        started_unix_ms,
-        finished_unix_ms: unix_ms(now),
-        workflow: wf.workflow.display().to_string(),
-        workflow_id: super::workflow_id(&wf.workflow),
-        sets: wf.sets.clone(),
-        targets: args.targets.clone(),
-        nodes: lines
-            .iter()
-            .map(|l| crate::store::RunNode {
-                node: l.id.to_string(),
-                key: l.key.clone(),
-                status: l.status.to_string(),
-                duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
-            })
-            .collect(),
-    };
+    let workflow_id = super::workflow_id(&wf.workflow);
     let root = super::store_root(wf);
-    if let Err(e) = crate::store::Store::open(&root).and_then(|s| s.record_run(&run)) {
+    let result = crate::store::Store::open(&root).and_then(|store| {
+        let git = crate::results::history::git_state(
+            wf.workflow.parent().unwrap_or(std::path::Path::new(".")),
+        );
+        let digest = match files {
+            Some(files) => crate::results::history::digest(files),
+            None => store.last_digest(&workflow_id)?,
+        };
+        let mut run = crate::store::RunRecord {
+            run_id: crate::store::new_run_id(started_unix_ms),
+            started_unix_ms,
+            finished_unix_ms: unix_ms(now),
+            workflow: wf.workflow.display().to_string(),
+            workflow_id: workflow_id.clone(),
+            sets: wf.sets.clone(),
+            targets: args.targets.clone(),
+            nodes: lines
+                .iter()
+                .map(|l| crate::store::RunNode {
+                    node: l.id.to_string(),
+                    key: l.key.clone(),
+                    status: l.status.to_string(),
+                    duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
+                    ..Default::default()
+                })
+                .collect(),
+            name: args.name.clone(),
+            git_commit: git.as_ref().map(|(c, _)| c.clone()),
+            git_dirty: git.map(|(_, d)| d),
+            digest,
+        };
+        crate::results::history::add_metrics(&store, &mut run.nodes);
+        store.record_run(&run)
+    });
+    if let Err(e) = result {
         crate::errln!("admf: cannot add this build to the run ledger: {e}");
     }
 }
@@ -565,8 +598,9 @@ fn conclude(
     lines: &[NodeLine],
     mut events: EventLog,
     started: Instant,
+    files: Option<&[PathBuf]>,
 ) -> [usize; 5] {
-    record_run(wf, args, lines, started);
+    record_run(wf, args, lines, started, files);
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();

@@ -10,6 +10,7 @@ mod headline;
 mod init;
 mod inspect;
 pub mod modes;
+mod runs;
 mod skipped;
 mod trials;
 mod watch;
@@ -18,7 +19,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{CacheAction, Cli, Command, WorkflowArgs};
+use crate::cli::{CacheAction, Cli, Command, ExpAction, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
@@ -84,6 +85,34 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
                 value: &args.value,
             },
         ),
+        Command::Runs {
+            workflow,
+            cache_dir,
+            format,
+            json,
+        } => runs::runs(workflow.as_deref(), cache_dir.as_deref(), &format, json),
+        Command::Diff {
+            a,
+            b,
+            cache_dir,
+            all,
+            json,
+        } => runs::diff(&a, &b, cache_dir.as_deref(), all, json),
+        Command::Log {
+            wf,
+            node,
+            format,
+            json,
+        } => runs::log(&wf, &node, &format, json),
+        Command::Exp {
+            action:
+                ExpAction::Show {
+                    wf,
+                    metric,
+                    format,
+                    json,
+                },
+        } => runs::exp_show(&wf, &metric, &format, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

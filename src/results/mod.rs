@@ -3,6 +3,8 @@
 //! filter language of `admf trials --filter` ([`filter`]).
 
 pub mod filter;
+pub mod history;
+pub mod runs;
 pub mod sync;
 pub mod table;
 pub mod trials;

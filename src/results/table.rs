@@ -132,8 +132,11 @@ pub fn short(v: &Value) -> String {
         Value::Null => String::new(),
         Value::Number(n) if n.is_f64() => {
             let written = n.to_string();
+            if written.contains('e') {
+                return format!("{:.3e}", n.as_f64().unwrap_or(f64::NAN));
+            }
             match written.split_once('.') {
-                Some((_, decimals)) if decimals.len() > 4 && !written.contains('e') => {
+                Some((_, decimals)) if decimals.len() > 4 => {
                     format!("{:.4}", n.as_f64().unwrap_or(f64::NAN))
                 }
                 _ => written,
