@@ -24,6 +24,7 @@ const FULL_SUMMARY_ROWS: usize = 40;
 
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
+    crate::results::history::start_git_probe(&wf.workflow);
     crate::observed::reset();
     if let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
@@ -552,9 +553,7 @@ fn record_run(
     let workflow_id = super::workflow_id(&wf.workflow);
     let root = super::store_root(wf);
     let result = crate::store::Store::open(&root).and_then(|store| {
-        let git = crate::results::history::git_state(
-            wf.workflow.parent().unwrap_or(std::path::Path::new(".")),
-        );
+        let git = crate::results::history::git_state_of(&wf.workflow);
         let digest = match files {
             Some(files) => crate::results::history::digest(files),
             None => store.last_digest(&workflow_id)?,

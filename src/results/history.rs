@@ -10,28 +10,65 @@ use crate::store::{RunNode, Store, flatten_metrics};
 
 /// The commit checked out in the git repository holding `dir`, and
 /// whether tracked files differ from it; `None` outside a repository or
-/// without a `git` program (git is never required).
+/// without a `git` program (git is never required). One `git status`
+/// gives both.
 pub fn git_state(dir: &Path) -> Option<(String, bool)> {
     let dir = std::path::absolute(dir).ok()?;
     // Only ask git where a repository exists: no process otherwise.
     dir.ancestors().find(|d| d.join(".git").exists())?;
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            // Never take the index lock: a user's git command may run.
-            .env("GIT_OPTIONAL_LOCKS", "0")
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-    };
-    let head = git(&["rev-parse", "--verify", "-q", "HEAD"])?;
-    let commit = String::from_utf8(head.stdout).ok()?.trim().to_string();
-    let status = git(&["status", "--porcelain", "--untracked-files=no"])?;
-    Some((commit, !status.stdout.is_empty()))
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "--untracked-files=no",
+        ])
+        // Never take the index lock: a user's git command may be running.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# branch.oid "))
+        .filter(|oid| oid.chars().all(|c| c.is_ascii_hexdigit()))?
+        .to_string();
+    let dirty = text.lines().any(|l| !l.starts_with('#'));
+    Some((commit, dirty))
+}
+
+type Probe = std::thread::JoinHandle<Option<(String, bool)>>;
+
+static PROBE: std::sync::Mutex<Option<(PathBuf, Probe)>> = std::sync::Mutex::new(None);
+
+/// Starts [`git_state`] for the workflow's directory on a thread, so
+/// that the `git` process runs while the build does.
+pub fn start_git_probe(workflow: &Path) {
+    let dir = workflow.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let probe_dir = dir.clone();
+    if let Ok(handle) = std::thread::Builder::new()
+        .name("git-probe".into())
+        .spawn(move || git_state(&probe_dir))
+        && let Ok(mut slot) = PROBE.lock()
+    {
+        *slot = Some((dir, handle));
+    }
+}
+
+/// The git state of the workflow's directory: the probe's answer when one
+/// was started for it, else asked now.
+pub fn git_state_of(workflow: &Path) -> Option<(String, bool)> {
+    let dir = workflow.parent().unwrap_or(Path::new("."));
+    let probe = PROBE.lock().ok().and_then(|mut slot| slot.take());
+    match probe {
+        Some((probed, handle)) if probed == dir => handle.join().ok().flatten(),
+        _ => git_state(dir),
+    }
 }
 
 /// blake3 over the workflow's files (path and bytes, in load order).
