@@ -350,6 +350,10 @@ fn build_from(
                     seconds: Some(r.seconds),
                     report: report_path(&ctx, node, r),
                     headline: super::headline::headline(&ctx, node, r),
+                    failure: match &r.outcome {
+                        Outcome::Failed(e) => Some((e.message.as_str(), r.log.as_slice())),
+                        _ => None,
+                    },
                 },
                 _ => NodeLine {
                     id,
@@ -358,6 +362,7 @@ fn build_from(
                     seconds: None,
                     report: None,
                     headline: None,
+                    failure: None,
                 },
             }
         })
@@ -497,6 +502,7 @@ fn conclude_noop(
             seconds: Some(0.0),
             report: n.report.clone(),
             headline: None,
+            failure: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -528,6 +534,8 @@ struct NodeLine<'a> {
     report: Option<PathBuf>,
     /// A backtest's headline figures.
     headline: Option<String>,
+    /// A failed node's error message and log.
+    failure: Option<(&'a str, &'a [u8])>,
 }
 
 const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
@@ -600,6 +608,11 @@ fn conclude(
     files: Option<&[PathBuf]>,
 ) -> [usize; 5] {
     record_run(wf, args, lines, started, files);
+    let json_output = crate::results::build_json::BuildJson::open(
+        args.json,
+        &super::store_root(wf),
+        &super::workflow_id(&wf.workflow),
+    );
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();
@@ -622,9 +635,14 @@ fn conclude(
             });
         }
         if args.json {
-            json_nodes.push(
-                json!({"id": line.id, "status": line.status, "key": line.key, "seconds": line.seconds}),
-            );
+            json_nodes.push(json_output.node(
+                line.id,
+                line.status,
+                line.key.as_deref(),
+                line.seconds,
+                line.report.as_deref(),
+                line.failure,
+            ));
         }
     }
     events.push(json!({
@@ -671,6 +689,7 @@ fn conclude(
         let out = json!({
             "workflow": wf.workflow.display().to_string(),
             "nodes": json_nodes,
+            "reports": lines.iter().filter_map(|l| l.report.as_ref()).collect::<Vec<_>>(),
             "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
         });
         crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

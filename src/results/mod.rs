@@ -2,6 +2,7 @@
 //! files ([`sync`]), the table of a sweep's trials ([`trials`]) and the
 //! filter language of `admf trials --filter` ([`filter`]).
 
+pub mod build_json;
 pub mod filter;
 pub mod history;
 pub mod runs;
