@@ -41,7 +41,12 @@ pub struct UpstreamFolders {
 }
 
 /// Lays `upstream` out as folders and returns the variables naming them.
-pub fn prepare(upstream: &[Upstream]) -> std::io::Result<UpstreamFolders> {
+/// A file that cannot be read (its blob is corrupt) is left out and said
+/// so in `log`: the command fails only if it reads that file.
+pub fn prepare(
+    upstream: &[Upstream],
+    log: &mut dyn std::io::Write,
+) -> std::io::Result<UpstreamFolders> {
     let dir = tempfile::Builder::new().prefix("admf-upstream").tempdir()?;
     let mut env = Vec::new();
     let mut nodes = Map::new();
@@ -52,8 +57,17 @@ pub fn prepare(upstream: &[Upstream]) -> std::io::Result<UpstreamFolders> {
         let mut files = Map::new();
         for name in up.names() {
             let to = folder.join(&name);
-            place(up, &name, &to)?;
-            files.insert(name, json!(to));
+            match place(up, &name, &to) {
+                Ok(()) => {
+                    files.insert(name, json!(to));
+                }
+                Err(e) => writeln!(
+                    log,
+                    "admf: {} is left out of ${}: {e}",
+                    up.describe(&name),
+                    var_name(&up.node)
+                )?,
+            }
         }
         let metrics = files.get("metrics.json").cloned().unwrap_or(Value::Null);
         let var = var_name(&up.node);
@@ -123,7 +137,7 @@ mod tests {
             Role::Single,
             src.path().into(),
         );
-        let folders = prepare(&[up]).unwrap();
+        let folders = prepare(&[up], &mut std::io::sink()).unwrap();
         let dir = folder_of(&folders, "sweep").unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("signals/trial_0.jsonl")).unwrap(),

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::table::{Table, compare};
 use crate::graph::Graph;
 use crate::phases::Role;
+use crate::phases::split::Split;
 use crate::plan::{Prediction, Verdict};
 use crate::run::RunContext;
 
@@ -23,6 +24,75 @@ pub const METRICS: &[&str] = &[
     "win_rate",
     "exposure",
 ];
+
+/// The train and test figures of a trial in a research workflow.
+pub const SPLIT_METRICS: &[&str] = &[
+    "train_sharpe",
+    "test_sharpe",
+    "train_total_return",
+    "test_total_return",
+];
+
+/// The split of the workflow's research phases: the `split` of the
+/// first node whose config has one; `None` without a research phase.
+fn research_split(graph: &Graph) -> Option<Split> {
+    graph
+        .nodes
+        .iter()
+        .find(|n| n.config.get("split").is_some())
+        .and_then(|n| crate::phases::split::split(&n.config).ok())
+}
+
+/// A trial's figures on the train part of the bars and on the test part,
+/// as the research phases split them ([`Split::parts`]): the trial's
+/// strategy is run over its data once, the equity curve is cut at the
+/// end of the train part, and the test part (after any validation part)
+/// is rebased to 1 where it starts. `None` for several symbols, or when
+/// the data cannot be read or split.
+pub fn split_figures(node: &crate::graph::Node, split: &Split) -> Option<[Value; 4]> {
+    use crate::market::Metrics;
+    use crate::phases::common;
+    let config = &node.config;
+    let spec = common::data_spec(config, &node.base_dir).ok()?;
+    if spec.symbols.len() != 1 {
+        return None;
+    }
+    let strategy = common::strategy(config).ok()?;
+    let fee = common::fee(config).ok()?;
+    let fill = common::fill(config).ok()?;
+    let bars = common::load_bars(&spec, &mut std::io::sink()).ok()?;
+    let b = bars.first()?;
+    let run = common::run(b, strategy.positions(b), fee, fill);
+    let e = &run.equity;
+    let n = e.len();
+    if n < 3 {
+        return None;
+    }
+    let parts = split.parts(&b.ts).ok()?;
+    let (train_end, test_start) = (parts.train_end, parts.validation_end);
+    if train_end < 2 || test_start < 1 || test_start >= n {
+        return None;
+    }
+    let ppy = b.periods_per_year();
+    let train = Metrics::from_equity(&e[..train_end], ppy);
+    let base = e[test_start - 1];
+    let test_e: Vec<f64> = if base > 0.0 {
+        e[test_start - 1..].iter().map(|x| x / base).collect()
+    } else {
+        vec![0.0; n - test_start + 1]
+    };
+    let test = Metrics::from_equity(&test_e, ppy);
+    let num = |x: Option<f64>| {
+        x.and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number)
+    };
+    Some([
+        num(train.sharpe),
+        num(test.sharpe),
+        num(Some(train.total_return)),
+        num(Some(test.total_return)),
+    ])
+}
 
 /// The grid phases of `graph`: the ids of its gather nodes, in order.
 pub fn grid_phases(graph: &Graph) -> Vec<String> {
@@ -51,7 +121,8 @@ type TrialRow = (String, usize, Vec<(String, Value)>, usize);
 /// One row per trial of `phases`: `phase` (when there are several),
 /// `trial`, each grid parameter, `status` (fresh, stale, missing), then
 /// [`METRICS`] from the trial's last stored build (null when it has none
-/// or the metric is undefined).
+/// or the metric is undefined), then, when the workflow has a research
+/// phase (one with a train/test `split`), [`SPLIT_METRICS`].
 pub fn table(ctx: &RunContext, predictions: &[Prediction], phases: &[String]) -> Table {
     let graph = &ctx.graph;
     let mut params: Vec<String> = Vec::new();
@@ -96,6 +167,10 @@ pub fn table(ctx: &RunContext, predictions: &[Prediction], phases: &[String]) ->
     columns.extend(params.iter().cloned());
     columns.push("status".into());
     columns.extend(METRICS.iter().map(|m| m.to_string()));
+    let split = research_split(graph);
+    if split.is_some() {
+        columns.extend(SPLIT_METRICS.iter().map(|m| m.to_string()));
+    }
     let mut t = Table::new(columns);
     for (group, index, trial_params, i) in rows {
         let mut row = Vec::new();
@@ -121,6 +196,10 @@ pub fn table(ctx: &RunContext, predictions: &[Prediction], phases: &[String]) ->
         for m in METRICS {
             row.push(metrics.get(*m).cloned().unwrap_or(Value::Null));
         }
+        if let Some(split) = &split {
+            let figures = split_figures(&graph.nodes[i], split);
+            row.extend(figures.unwrap_or([Value::Null, Value::Null, Value::Null, Value::Null]));
+        }
         t.rows.push(row);
     }
     t
@@ -133,7 +212,10 @@ pub fn sort(t: &mut Table, column: &str) -> Result<(), String> {
     let (name, descending) = match column.split_at_checked(1) {
         Some(("-", rest)) => (rest, true),
         Some(("+", rest)) => (rest, false),
-        _ => (column, METRICS.contains(&column)),
+        _ => (
+            column,
+            METRICS.contains(&column) || SPLIT_METRICS.contains(&column),
+        ),
     };
     let i = t.column(name).ok_or_else(|| {
         format!(
