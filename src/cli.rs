@@ -82,6 +82,10 @@ pub struct BuildArgs {
     /// credentials and the endpoint come from `AWS_*` variables.
     #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
     pub remote: Option<String>,
+    /// Record the build in the run history under this experiment name
+    /// (`admf exp show`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +140,9 @@ pub enum Command {
         wf: WorkflowArgs,
         /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
         node: String,
+        /// Print JSON: file paths, metrics and the log's path (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Execute one action (a JSON file written by a coordinator) and write
     /// its output as JSON; what a cluster executor runs on a compute node.
@@ -197,6 +204,126 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy nodes' stored outputs into DIR/<node>/ as ordinary files:
+    /// `admf export WF NODE... DIR`, or `admf export WF --all DIR`.
+    Export {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// The nodes, then the folder (new, empty, or one admf filled).
+        #[arg(required = true, value_name = "NODE... DIR")]
+        items: Vec<String>,
+        /// Every built node but a sweep's single trials.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One row per trial of a grid phase: parameters, status, metrics.
+    Trials {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        #[command(flatten)]
+        args: TrialsCli,
+    },
+    /// List recorded builds, oldest first (of WF only when given).
+    Runs {
+        /// The workflow file; every workflow of the store when omitted.
+        workflow: Option<PathBuf>,
+        /// The store (default: `cache/` at the project root).
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+    /// What changed between two builds: `--set` parameters, node keys and
+    /// metrics. A run is a run id (or a unique prefix), an experiment
+    /// name, `WF` (its latest build), `WF@-N` or `WF@NAME`.
+    Diff {
+        /// The earlier run.
+        a: String,
+        /// The later run.
+        b: String,
+        /// The store (default: that of a workflow named, else `cache/` at
+        /// the current project's root).
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// List unchanged parameters, keys and metrics too.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON (docs/json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// NODE across the recorded builds of WF: status, key, time, metrics.
+    Log {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// The node (`phase`, `outer/inner` or a trial `phase[N]`).
+        node: String,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+    /// Named builds (`admf build --name NAME`).
+    Exp {
+        #[command(subcommand)]
+        action: ExpAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExpAction {
+    /// The latest build of each name side by side: `--set` parameters
+    /// and metrics.
+    Show {
+        #[command(flatten)]
+        wf: WorkflowArgs,
+        /// Show metrics whose last name is this (`sharpe`, `total_return`);
+        /// repeatable; default `sharpe`.
+        #[arg(long, value_name = "NAME")]
+        metric: Vec<String>,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+        format: String,
+        /// Same as `--format json`.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
+}
+
+/// The command-line arguments of `admf trials`.
+#[derive(Args, Debug, Clone)]
+pub struct TrialsCli {
+    /// The grid phase; every one when omitted.
+    pub phase: Option<String>,
+    /// Order rows by COLUMN: metrics descending (best Sharpe first),
+    /// anything else ascending; `-COL` or `+COL` forces the direction.
+    #[arg(long, value_name = "COLUMN", allow_hyphen_values = true)]
+    pub sort: Option<String>,
+    /// Keep the first N rows (after --filter and --sort).
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+    /// Keep rows meeting `COLUMN OP VALUE` conditions joined by `and`
+    /// (`sharpe > 0.5 and lookback <= 20`); OP is > >= < <= == !=.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "markdown"])]
+    pub format: String,
+    /// Same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Lay a two-parameter grid out as a matrix: `ROWS,COLUMNS`.
+    #[arg(long, value_name = "A,B")]
+    pub pivot: Option<String>,
+    /// The cell of a --pivot matrix.
+    #[arg(long, value_name = "COLUMN", default_value = "sharpe")]
+    pub value: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +347,10 @@ pub enum CacheAction {
         /// Remove everything: refs, every entry, and a store of an older layout.
         #[arg(long, conflicts_with_all = ["keep", "older_than"])]
         all: bool,
+        /// Run history kept per workflow: the N most recent builds plus
+        /// the latest build of each experiment name.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        keep_runs: usize,
     },
     /// Check every entry's digests; with --repair remove corrupt entries and debris.
     Verify {

@@ -28,6 +28,10 @@ pub struct Workflow {
     /// The root file's `executor:` block: where misses run by default.
     #[serde(default)]
     pub executor: crate::cluster::ExecutorConfig,
+    /// The root file's `results:` folder, absolute: where each build
+    /// copies every node's outputs (see `results::sync`).
+    #[serde(default)]
+    pub results: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod progress;
 pub mod remote;
 pub mod render;
+pub mod results;
 pub mod run;
 pub mod stat_cache;
 pub mod store;

@@ -325,14 +325,17 @@ fn the_ledger_keeps_every_run() {
                 key: Some(key(1)),
                 status: status.into(),
                 duration_ms: 1.5,
+                ..Default::default()
             },
             RunNode {
                 node: "b".into(),
                 key: None,
                 status: "skipped".into(),
                 duration_ms: 0.0,
+                ..Default::default()
             },
         ],
+        ..Default::default()
     };
     store.record_run(&run("r1", 100, "ran")).unwrap();
     store.record_run(&run("r2", 200, "cached")).unwrap();

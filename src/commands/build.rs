@@ -23,11 +23,15 @@ const FULL_SUMMARY_ROWS: usize = 40;
 
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
+    crate::results::history::start_git_probe(&wf.workflow);
     crate::observed::reset();
     if let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
     {
-        return Ok(conclude_noop(wf, args, &record, &nodes, started));
+        let code = conclude_noop(wf, args, &record, &nodes, started);
+        let root = super::store_root(wf);
+        super::export::sync_after_noop(&root, &super::workflow_id(&wf.workflow))?;
+        return Ok(code);
     }
     let (graph, source) = compile_or_cached(wf)?;
     build_from(wf, graph, source, args, started, &[])
@@ -371,6 +375,10 @@ fn build_from(
                     seconds: Some(r.seconds),
                     report: report_path(&ctx, node, r),
                     headline: super::headline::headline(&ctx, node, r),
+                    failure: match &r.outcome {
+                        Outcome::Failed(e) => Some((e.message.as_str(), r.log.as_slice())),
+                        _ => None,
+                    },
                 },
                 _ => NodeLine {
                     id,
@@ -379,6 +387,7 @@ fn build_from(
                     seconds: None,
                     report: None,
                     headline: None,
+                    failure: None,
                 },
             }
         })
@@ -400,11 +409,22 @@ fn build_from(
             started.elapsed()
         );
     }
-    let counts = conclude(wf, args, &lines, progress.events, started);
+    let counts = conclude(
+        wf,
+        args,
+        &lines,
+        progress.events,
+        started,
+        Some(&ctx.graph.workflow.files),
+    );
+    let synced = super::export::sync_after_build(&ctx, &report);
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
-        Ok(0)
+        synced.map(|()| 0)
     } else {
+        if let Err(e) = synced {
+            crate::errln!("admf: {e}");
+        }
         let bad_input = !failed.is_empty()
             && failed.iter().all(|&i| {
                 matches!(&report.nodes[i], Final::Done(r)
@@ -507,6 +527,7 @@ fn conclude_noop(
             seconds: Some(0.0),
             report: n.report.clone(),
             headline: None,
+            failure: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -525,7 +546,7 @@ fn conclude_noop(
             started.elapsed()
         );
     }
-    conclude(wf, args, &lines, events, started);
+    conclude(wf, args, &lines, events, started, None);
     0
 }
 
@@ -538,39 +559,65 @@ struct NodeLine<'a> {
     report: Option<PathBuf>,
     /// A backtest's headline figures.
     headline: Option<String>,
+    /// A failed node's error message and log.
+    failure: Option<(&'a str, &'a [u8])>,
 }
 
 const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
 /// written costs the build nothing but its row: say so and go on.
-fn record_run(wf: &WorkflowArgs, args: &BuildArgs, lines: &[NodeLine], started: Instant) {
+/// `files`: the workflow's files, for its digest; `None` (a build the
+/// up-to-date record proved a no-op, which read none) takes the digest of
+/// the workflow's last run, which the record proves still holds.
+fn record_run(
+    wf: &WorkflowArgs,
+    args: &BuildArgs,
+    lines: &[NodeLine],
+    started: Instant,
+    files: Option<&[PathBuf]>,
+) {
     let unix_ms = |t: SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     };
     let now = SystemTime::now();
     let started_unix_ms = unix_ms(now - started.elapsed());
-    let run = crate::store::RunRecord {
-        run_id: crate::store::new_run_id(started_unix_ms),
-        started_unix_ms,
-        finished_unix_ms: unix_ms(now),
-        workflow: wf.workflow.display().to_string(),
-        workflow_id: super::workflow_id(&wf.workflow),
-        sets: wf.sets.clone(),
-        targets: args.targets.clone(),
-        nodes: lines
-            .iter()
-            .map(|l| crate::store::RunNode {
-                node: l.id.to_string(),
-                key: l.key.clone(),
-                status: l.status.to_string(),
-                duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
-            })
-            .collect(),
-    };
+    let workflow_id = super::workflow_id(&wf.workflow);
     let root = super::store_root(wf);
-    if let Err(e) = crate::store::Store::open(&root).and_then(|s| s.record_run(&run)) {
+    let result = crate::store::Store::open(&root).and_then(|store| {
+        let git = crate::results::history::git_state_of(&wf.workflow);
+        let digest = match files {
+            Some(files) => crate::results::history::digest(files),
+            None => store.last_digest(&workflow_id)?,
+        };
+        let mut run = crate::store::RunRecord {
+            run_id: crate::store::new_run_id(started_unix_ms),
+            started_unix_ms,
+            finished_unix_ms: unix_ms(now),
+            workflow: wf.workflow.display().to_string(),
+            workflow_id: workflow_id.clone(),
+            sets: wf.sets.clone(),
+            targets: args.targets.clone(),
+            nodes: lines
+                .iter()
+                .map(|l| crate::store::RunNode {
+                    node: l.id.to_string(),
+                    key: l.key.clone(),
+                    status: l.status.to_string(),
+                    duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
+                    ..Default::default()
+                })
+                .collect(),
+            name: args.name.clone(),
+            git_commit: git.as_ref().map(|(c, _)| c.clone()),
+            git_dirty: git.map(|(_, d)| d),
+            digest,
+        };
+        crate::results::history::add_metrics(&store, &mut run.nodes);
+        store.record_run(&run)
+    });
+    if let Err(e) = result {
         crate::errln!("admf: cannot add this build to the run ledger: {e}");
     }
 }
@@ -583,8 +630,14 @@ fn conclude(
     lines: &[NodeLine],
     mut events: EventLog,
     started: Instant,
+    files: Option<&[PathBuf]>,
 ) -> [usize; 5] {
-    record_run(wf, args, lines, started);
+    record_run(wf, args, lines, started, files);
+    let json_output = crate::results::build_json::BuildJson::open(
+        args.json,
+        &super::store_root(wf),
+        &super::workflow_id(&wf.workflow),
+    );
     let mut counts = [0usize; 5];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();
@@ -607,9 +660,14 @@ fn conclude(
             });
         }
         if args.json {
-            json_nodes.push(
-                json!({"id": line.id, "status": line.status, "key": line.key, "seconds": line.seconds}),
-            );
+            json_nodes.push(json_output.node(
+                line.id,
+                line.status,
+                line.key.as_deref(),
+                line.seconds,
+                line.report.as_deref(),
+                line.failure,
+            ));
         }
     }
     events.push(json!({
@@ -656,6 +714,7 @@ fn conclude(
         let out = json!({
             "workflow": wf.workflow.display().to_string(),
             "nodes": json_nodes,
+            "reports": lines.iter().filter_map(|l| l.report.as_ref()).collect::<Vec<_>>(),
             "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
         });
         crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

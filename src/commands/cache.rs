@@ -27,6 +27,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
             wait,
             dry_run,
             all,
+            keep_runs,
         } => {
             let older_than = older_than.as_deref().map(parse_duration).transpose()?;
             let report = store
@@ -58,6 +59,14 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
                 report.removed_invalid.len(),
                 report.removed_debris.len()
             );
+            if !dry_run {
+                let trimmed = store.trim_runs(keep_runs).map_err(io)?;
+                if trimmed > 0 {
+                    crate::errln!(
+                        "removed {trimmed} runs from the run history (kept the {keep_runs} most recent per workflow and each experiment's latest)"
+                    );
+                }
+            }
             if let Some(old) = &report.removed_old_layout {
                 crate::errln!(
                     "{} the store of the older layout at {}",

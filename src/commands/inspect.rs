@@ -167,7 +167,7 @@ pub fn explain(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
     Ok(0)
 }
 
-pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
+pub fn show(wf: &WorkflowArgs, name: &str, as_json: bool) -> Result<i32, Error> {
     let session = Session::open(wf)?;
     let graph = session.graph();
     let i = graph.find(name)?;
@@ -195,6 +195,14 @@ pub fn show(wf: &WorkflowArgs, name: &str) -> Result<i32, Error> {
         }
     };
     let root = ctx.store.root().to_path_buf();
+    if as_json {
+        let described = crate::results::describe(id, &entry).map_err(|e| Error::io(&root, e))?;
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&described).unwrap_or_default()
+        );
+        return Ok(0);
+    }
     let view = entry.view().map_err(|e| Error::io(&root, e))?;
     crate::outln!("node:      {id}");
     crate::outln!("key:       {key}");

@@ -5,18 +5,21 @@
 mod build;
 mod cache;
 mod exec_action;
+mod export;
 mod headline;
 mod init;
 mod inspect;
 pub mod modes;
+mod runs;
 mod skipped;
+mod trials;
 mod watch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::{CacheAction, Cli, Command, WorkflowArgs};
+use crate::cli::{CacheAction, Cli, Command, ExpAction, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
@@ -37,7 +40,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         } => inspect::graph(&wf, &format, status, expand),
         Command::Status { wf, json } => inspect::status(&wf, json),
         Command::Explain { wf, node } => inspect::explain(&wf, &node),
-        Command::Show { wf, node } => inspect::show(&wf, &node),
+        Command::Show { wf, node, json } => inspect::show(&wf, &node, json),
         Command::ExecAction {
             action,
             output,
@@ -73,6 +76,47 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Modes { mode, markdown } => modes::modes(mode.as_deref(), markdown),
         Command::Strategies => modes::strategies(),
         Command::Init { template, force } => init::init(&template, force),
+        Command::Export { wf, items, all } => export::export(&wf, &items, all),
+        Command::Trials { wf, args } => trials::trials(
+            &wf,
+            &trials::TrialsArgs {
+                phase: args.phase.as_deref(),
+                sort: args.sort.as_deref(),
+                top: args.top,
+                filter: args.filter.as_deref(),
+                format: if args.json { "json" } else { &args.format },
+                pivot: args.pivot.as_deref(),
+                value: &args.value,
+            },
+        ),
+        Command::Runs {
+            workflow,
+            cache_dir,
+            format,
+            json,
+        } => runs::runs(workflow.as_deref(), cache_dir.as_deref(), &format, json),
+        Command::Diff {
+            a,
+            b,
+            cache_dir,
+            all,
+            json,
+        } => runs::diff(&a, &b, cache_dir.as_deref(), all, json),
+        Command::Log {
+            wf,
+            node,
+            format,
+            json,
+        } => runs::log(&wf, &node, &format, json),
+        Command::Exp {
+            action:
+                ExpAction::Show {
+                    wf,
+                    metric,
+                    format,
+                    json,
+                },
+        } => runs::exp_show(&wf, &metric, &format, json),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -276,6 +276,10 @@ impl Phase for Command {
             .stdin(std::process::Stdio::null())
             .stdout(capture.try_clone()?)
             .stderr(capture.try_clone()?);
+        // Held until the command has finished: the folders go with it.
+        let upstream = super::upstream_env::prepare(ctx.upstream, ctx.log)
+            .map_err(|e| PhaseError::new(format!("cannot lay out upstream outputs: {e}")))?;
+        cmd.envs(upstream.env.iter().map(|(k, v)| (k, v)));
         if let Some(env) = ctx.config.get("env").and_then(Value::as_object) {
             for (k, v) in env {
                 let value = match v {

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
 pub mod split;
+pub mod upstream_env;
 pub mod walk_forward;
 
 pub use builtin::Builtin;
@@ -209,6 +210,40 @@ impl Upstream {
                     format!("{} does not exist", self.describe(name)),
                 )
             }),
+        }
+    }
+
+    /// Every artifact's name (a `/`-separated path), sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.artifacts {
+            Artifacts::Stored { outputs, .. } => outputs.keys().cloned().collect(),
+            Artifacts::Memory { files } => files.0.keys().cloned().collect(),
+            Artifacts::Dir { dir } => walkdir::WalkDir::new(dir)
+                .min_depth(1)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| {
+                    let rel = e.path().strip_prefix(dir).ok()?;
+                    Some(rel.to_string_lossy().replace('\\', "/"))
+                })
+                .collect(),
+        };
+        names.sort();
+        names
+    }
+
+    /// The file already holding artifact `name`, when there is one (a
+    /// large stored blob, a plain directory's file); `None` for bytes
+    /// that live in the index or in memory.
+    pub fn existing_file(&self, name: &str) -> Option<PathBuf> {
+        match &self.artifacts {
+            Artifacts::Stored { .. } => {
+                let (store, digest) = self.blob(name)?.ok()?;
+                Some(store.blob_path(&digest)).filter(|p| p.is_file())
+            }
+            Artifacts::Dir { dir } => Some(dir.join(name)).filter(|p| p.is_file()),
+            Artifacts::Memory { .. } => None,
         }
     }
 

@@ -602,6 +602,12 @@ pub const TOP_KEYS: &[KeyDoc] = &[
         "{type: local}",
         "root file only: where misses run, `local` threads or `slurm` jobs (see README, Running on a cluster); `--executor` and its flags win key by key",
     ),
+    k(
+        "results",
+        "path",
+        "",
+        "root file only: a folder, relative to the file, that every build fills with each node's outputs as ordinary files (`DIR/<node>/`; a sweep's trials are in its gather node's folder)",
+    ),
 ];
 
 /// The keys of `data:`.

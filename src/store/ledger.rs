@@ -1,16 +1,23 @@
 //! The run ledger: one row per build in `runs`, one per node of it in
 //! `run_nodes`, written in one transaction when the build ends. Unlike
 //! `runs/<workflow-id>/events.jsonl`, which each build replaces, it keeps
-//! every build; gc leaves it alone.
+//! every build until `admf cache gc` trims it ([`Store::trim_runs`]).
+//!
+//! Later columns were added without rewriting the tables: `runs.name`,
+//! `runs.git_commit`, `runs.git_dirty` and `runs.digest`, each nullable,
+//! and the table `key_metrics` (an entry key → the numeric leaves of its
+//! `metrics.json`), which keeps a node's figures after gc removes its
+//! entry and stores them once however many builds reuse the key. A ledger
+//! written before they existed reads with those fields empty.
 
 use std::io;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, sql_err};
 
 /// One build as the ledger keeps it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunRecord {
     /// Unique per build: start time in ms, process id, and a counter.
     pub run_id: String,
@@ -25,10 +32,18 @@ pub struct RunRecord {
     pub targets: Vec<String>,
     /// The selected nodes in planned order.
     pub nodes: Vec<RunNode>,
+    /// `--name`: an experiment's name.
+    pub name: Option<String>,
+    /// The commit checked out in the workflow's git repository, if any.
+    pub git_commit: Option<String>,
+    /// Whether tracked files differed from that commit.
+    pub git_dirty: Option<bool>,
+    /// blake3 of the workflow's files (the root file and its includes).
+    pub digest: Option<String>,
 }
 
 /// One node of a build in the ledger.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunNode {
     pub node: String,
     /// Its key, when one was computed.
@@ -36,6 +51,101 @@ pub struct RunNode {
     /// `ran`, `cached`, `skipped`, `failed` or `not_run`.
     pub status: String,
     pub duration_ms: f64,
+    /// The numeric leaves of its `metrics.json` (dotted paths; see
+    /// [`flatten_metrics`]); empty when it has none or the ledger does
+    /// not hold them.
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The most numeric leaves of a `metrics.json` the ledger keeps per key.
+pub const MAX_METRICS: usize = 200;
+
+/// The numeric (and null) leaves of `metrics`, as dotted paths in
+/// document order (`sharpe`, `best.sharpe`, `test.sharpe`); lists are left
+/// out. At most [`MAX_METRICS`].
+pub fn flatten_metrics(metrics: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    fn walk(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        if out.len() >= MAX_METRICS {
+            return;
+        }
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            serde_json::Value::Number(_) | serde_json::Value::Null if !prefix.is_empty() => {
+                out.insert(prefix.to_string(), v.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut out = serde_json::Map::new();
+    walk("", metrics, &mut out);
+    out
+}
+
+/// Columns added to `runs` after its first layout, with their types.
+const ADDED_RUN_COLUMNS: &[(&str, &str)] = &[
+    ("name", "TEXT"),
+    ("git_commit", "TEXT"),
+    ("git_dirty", "INTEGER"),
+    ("digest", "TEXT"),
+];
+
+/// Brings an index written by an older admf up to the current ledger:
+/// adds the missing columns and tables, inside one write transaction so
+/// that two processes doing it at once do not both add a column.
+fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
+    let have = |conn: &rusqlite::Connection| -> io::Result<Vec<String>> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('runs')")
+            .map_err(sql_err)?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)
+    };
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'key_metrics'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    let columns = have(conn)?;
+    if tables == 1
+        && ADDED_RUN_COLUMNS
+            .iter()
+            .all(|(c, _)| columns.iter().any(|h| h == c))
+    {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let columns = have(&tx)?;
+    for (column, ty) in ADDED_RUN_COLUMNS {
+        if !columns.iter().any(|h| h == column) {
+            tx.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {column} {ty}"))
+                .map_err(sql_err)?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS key_metrics (key TEXT PRIMARY KEY, metrics TEXT NOT NULL) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS run_nodes_node ON run_nodes (node);",
+    )
+    .map_err(sql_err)?;
+    tx.commit().map_err(sql_err)
 }
 
 /// A fresh run id: `<unix ms>-<pid>-<n>`.
@@ -57,14 +167,32 @@ impl Store {
         self.index().checkpoint()
     }
 
+    /// Which of `keys` the ledger holds no metrics for yet: the nodes
+    /// whose `metrics.json` a build must read to record the run.
+    pub fn keys_without_metrics<'k>(&self, keys: &[&'k str]) -> io::Result<Vec<&'k str>> {
+        let mut conn = self.index().conn_for_transaction()?;
+        migrate(&mut conn)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM key_metrics WHERE key = ?1")
+            .map_err(sql_err)?;
+        let mut out = Vec::new();
+        for &k in keys {
+            if !stmt.exists([k]).map_err(sql_err)? {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
     fn append_run(&self, run: &RunRecord) -> io::Result<()> {
         let mut conn = self.index().conn_for_transaction()?;
+        migrate(&mut conn)?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         let json = |v: &[String]| serde_json::to_string(v).map_err(io::Error::other);
         tx.execute(
-            "INSERT INTO runs (run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO runs (run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 run.run_id,
                 run.started_unix_ms as i64,
@@ -72,7 +200,11 @@ impl Store {
                 run.workflow,
                 run.workflow_id,
                 json(&run.sets)?,
-                json(&run.targets)?
+                json(&run.targets)?,
+                run.name,
+                run.git_commit,
+                run.git_dirty,
+                run.digest
             ],
         )
         .map_err(sql_err)?;
@@ -82,7 +214,16 @@ impl Store {
                     "INSERT INTO run_nodes (run_id, seq, node, key, status, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql_err)?;
+            let mut metrics = tx
+                .prepare_cached("INSERT OR IGNORE INTO key_metrics (key, metrics) VALUES (?1, ?2)")
+                .map_err(sql_err)?;
             for (seq, n) in run.nodes.iter().enumerate() {
+                if let Some(key) = &n.key
+                    && !n.metrics.is_empty()
+                {
+                    let text = serde_json::to_string(&n.metrics).map_err(io::Error::other)?;
+                    metrics.execute(params![key, text]).map_err(sql_err)?;
+                }
                 put.execute(params![
                     run.run_id,
                     seq as i64,
@@ -100,10 +241,11 @@ impl Store {
     /// The ledger, oldest build first; only builds of `workflow_id` when
     /// given.
     pub fn runs(&self, workflow_id: Option<&str>) -> io::Result<Vec<RunRecord>> {
-        let conn = self.index().conn();
+        let mut conn = self.index().conn_for_transaction()?;
+        migrate(&mut conn)?;
         let mut stmt = conn
             .prepare(
-                "SELECT run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets FROM runs WHERE ?1 IS NULL OR workflow_id = ?1 ORDER BY started_unix_ms, run_id",
+                "SELECT run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest FROM runs WHERE ?1 IS NULL OR workflow_id = ?1 ORDER BY started_unix_ms, run_id",
             )
             .map_err(sql_err)?;
         let parse = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
@@ -118,6 +260,10 @@ impl Store {
                     sets: parse(r.get(5)?),
                     targets: parse(r.get(6)?),
                     nodes: Vec::new(),
+                    name: r.get(7)?,
+                    git_commit: r.get(8)?,
+                    git_dirty: r.get(9)?,
+                    digest: r.get(10)?,
                 })
             })
             .map_err(sql_err)?
@@ -125,7 +271,7 @@ impl Store {
             .map_err(sql_err)?;
         let mut nodes = conn
             .prepare_cached(
-                "SELECT node, key, status, duration_ms FROM run_nodes WHERE run_id = ?1 ORDER BY seq",
+                "SELECT n.node, n.key, n.status, n.duration_ms, m.metrics FROM run_nodes n LEFT JOIN key_metrics m ON m.key = n.key WHERE n.run_id = ?1 ORDER BY n.seq",
             )
             .map_err(sql_err)?;
         for run in &mut runs {
@@ -136,6 +282,10 @@ impl Store {
                         key: r.get(1)?,
                         status: r.get(2)?,
                         duration_ms: r.get(3)?,
+                        metrics: r
+                            .get::<_, Option<String>>(4)?
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_default(),
                     })
                 })
                 .map_err(sql_err)?
@@ -143,5 +293,59 @@ impl Store {
                 .map_err(sql_err)?;
         }
         Ok(runs)
+    }
+
+    /// The workflow digest of the most recent run of `workflow_id`.
+    pub fn last_digest(&self, workflow_id: &str) -> io::Result<Option<String>> {
+        let mut conn = self.index().conn_for_transaction()?;
+        migrate(&mut conn)?;
+        conn.query_row(
+            "SELECT digest FROM runs WHERE workflow_id = ?1 ORDER BY started_unix_ms DESC, run_id DESC LIMIT 1",
+            [workflow_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(Option::flatten)
+        .map_err(sql_err)
+    }
+
+    /// Trims the ledger: per workflow, keeps the `keep` most recent runs
+    /// and the latest run of each experiment name; removes the rest, and
+    /// the metrics of keys no kept run names. Returns the runs removed.
+    pub fn trim_runs(&self, keep: usize) -> io::Result<usize> {
+        let mut conn = self.index().conn_for_transaction()?;
+        migrate(&mut conn)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let doomed: Vec<String> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT run_id FROM (
+                       SELECT run_id, name,
+                         row_number() OVER (PARTITION BY workflow_id ORDER BY started_unix_ms DESC, run_id DESC) AS recent,
+                         row_number() OVER (PARTITION BY workflow_id, name ORDER BY started_unix_ms DESC, run_id DESC) AS named
+                       FROM runs)
+                     WHERE recent > ?1 AND NOT (name IS NOT NULL AND named = 1)",
+                )
+                .map_err(sql_err)?;
+            stmt.query_map([keep as i64], |r| r.get(0))
+                .map_err(sql_err)?
+                .collect::<Result<_, _>>()
+                .map_err(sql_err)?
+        };
+        for id in &doomed {
+            tx.execute("DELETE FROM run_nodes WHERE run_id = ?1", [id])
+                .map_err(sql_err)?;
+            tx.execute("DELETE FROM runs WHERE run_id = ?1", [id])
+                .map_err(sql_err)?;
+        }
+        tx.execute(
+            "DELETE FROM key_metrics WHERE key NOT IN (SELECT key FROM run_nodes WHERE key IS NOT NULL)",
+            [],
+        )
+        .map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(doomed.len())
     }
 }

@@ -106,7 +106,7 @@ pub use cache::{Cache, copy_action};
 pub use cas::INLINE_MAX;
 pub use entry::{Entry, OutputSource, PendingEntry};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
-pub use ledger::{RunNode, RunRecord, new_run_id};
+pub use ledger::{RunNode, RunRecord, flatten_metrics, new_run_id};
 pub use lock::{BuildGuard, KeyLock};
 pub use lookup::Lookup;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};

@@ -23,6 +23,7 @@ pub const TOP_KEYS: &[&str] = &[
     "on",
     "allow_outside",
     "executor",
+    "results",
 ];
 pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs", "execution", "split"];
 /// Keys of a phase that steer the engine rather than configure the mode.

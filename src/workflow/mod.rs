@@ -65,6 +65,7 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
         Ok(top) => cluster::read_executor(&doc, &top)?,
         Err(_) => Default::default(),
     };
+    let results = results_dir(&doc)?;
     let stack = vec![(canonical(root), root.to_path_buf(), Location::file(root))];
     loader.load_scope(doc, String::new(), Inherited::default(), None, stack)?;
     if let Some((key, _)) = loader
@@ -80,6 +81,7 @@ pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
     let mut workflow = loader.finish(root)?;
     workflow.triggers = triggers;
     workflow.executor = executor;
+    workflow.results = results;
     Ok(workflow)
 }
 
@@ -105,6 +107,28 @@ fn split_param_sets(sets: &[String]) -> Result<(fanout::ParamOverrides, Vec<Stri
         }
     }
     Ok((params, rest))
+}
+
+/// The top-level key naming the folder every build fills with outputs.
+pub const RESULTS: &str = "results";
+
+/// The root file's `results:`, a non-empty path relative to the file.
+fn results_dir(doc: &Document) -> Result<Option<PathBuf>, Error> {
+    let Ok(top) = forms::top_level(doc) else {
+        return Ok(None);
+    };
+    match top.map.get(RESULTS) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            let dir = inherit::file_dir(doc).join(s);
+            Ok(Some(std::path::absolute(&dir).unwrap_or(dir)))
+        }
+        Some(_) => Err(Error::invalid(
+            doc.locate(&format!("{}{RESULTS}", top.prefix)),
+            RESULTS,
+            "must be a folder path, such as `results`",
+        )),
+    }
 }
 
 /// The root file's `allow_outside:`, which must be a boolean.
@@ -178,6 +202,13 @@ impl Loader {
             return Err(Error::invalid(
                 doc.locate(&format!("{}{ALLOW_OUTSIDE}", top.prefix)),
                 ALLOW_OUTSIDE,
+                "only the root workflow file (the one given to admf) may set it",
+            ));
+        }
+        if self.files.len() > 1 && top.map.contains_key(RESULTS) {
+            return Err(Error::invalid(
+                doc.locate(&format!("{}{RESULTS}", top.prefix)),
+                RESULTS,
                 "only the root workflow file (the one given to admf) may set it",
             ));
         }

@@ -180,6 +180,7 @@ impl Loader {
             confinement: self.confinement,
             triggers: Vec::new(),
             executor: Default::default(),
+            results: None,
         })
     }
 }

@@ -1,0 +1,112 @@
+//! What a build adds to the run ledger besides its nodes' keys and
+//! statuses: the experiment name, the git commit of the workflow's
+//! repository, the workflow digest and each node's metrics.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::stat_cache::StatCache;
+use crate::store::{RunNode, Store, flatten_metrics};
+
+/// The commit checked out in the git repository holding `dir`, and
+/// whether tracked files differ from it; `None` outside a repository or
+/// without a `git` program (git is never required). One `git status`
+/// gives both.
+pub fn git_state(dir: &Path) -> Option<(String, bool)> {
+    let dir = std::path::absolute(dir).ok()?;
+    // Only ask git where a repository exists: no process otherwise.
+    dir.ancestors().find(|d| d.join(".git").exists())?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "--untracked-files=no",
+        ])
+        // Never take the index lock: a user's git command may be running.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# branch.oid "))
+        .filter(|oid| oid.chars().all(|c| c.is_ascii_hexdigit()))?
+        .to_string();
+    let dirty = text.lines().any(|l| !l.starts_with('#'));
+    Some((commit, dirty))
+}
+
+type Probe = std::thread::JoinHandle<Option<(String, bool)>>;
+
+static PROBE: std::sync::Mutex<Option<(PathBuf, Probe)>> = std::sync::Mutex::new(None);
+
+/// Starts [`git_state`] for the workflow's directory on a thread, so
+/// that the `git` process runs while the build does.
+pub fn start_git_probe(workflow: &Path) {
+    let dir = workflow.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let probe_dir = dir.clone();
+    if let Ok(handle) = std::thread::Builder::new()
+        .name("git-probe".into())
+        .spawn(move || git_state(&probe_dir))
+        && let Ok(mut slot) = PROBE.lock()
+    {
+        *slot = Some((dir, handle));
+    }
+}
+
+/// The git state of the workflow's directory: the probe's answer when one
+/// was started for it, else asked now.
+pub fn git_state_of(workflow: &Path) -> Option<(String, bool)> {
+    let dir = workflow.parent().unwrap_or(Path::new("."));
+    let probe = PROBE.lock().ok().and_then(|mut slot| slot.take());
+    match probe {
+        Some((probed, handle)) if probed == dir => handle.join().ok().flatten(),
+        _ => git_state(dir),
+    }
+}
+
+/// blake3 over the workflow's files (path and bytes, in load order).
+pub fn digest(files: &[PathBuf]) -> Option<String> {
+    let mut h = blake3::Hasher::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(&[0]);
+        h.update(&std::fs::read(f).ok()?);
+        h.update(&[0]);
+    }
+    Some(h.finalize().to_hex().to_string())
+}
+
+/// Fills each node's metrics from its entry, for the keys the ledger
+/// does not hold metrics for yet (a cached node's were recorded when it
+/// ran): a no-op build reads no `metrics.json`.
+pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
+    let keys: Vec<&str> = nodes.iter().filter_map(|n| n.key.as_deref()).collect();
+    let Ok(missing) = store.keys_without_metrics(&keys) else {
+        return;
+    };
+    let missing: std::collections::HashSet<String> =
+        missing.into_iter().map(str::to_string).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let stats = StatCache::load(&store.stat_cache_path());
+    for n in nodes.iter_mut() {
+        let Some(key) = n.key.as_deref().filter(|k| missing.contains(*k)) else {
+            continue;
+        };
+        if let Some(metrics) = store
+            .lookup(key, &stats)
+            .hit()
+            .and_then(|e| super::metrics_of(&e))
+        {
+            n.metrics = flatten_metrics(&metrics);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! A `command` phase reads its upstream nodes' outputs through
+//! `ADMF_UPSTREAM_<NAME>` and `ADMF_UPSTREAM_JSON`, and the keys stay put.
+
+mod common;
+
+use common::Project;
+use serde_json::Value;
+
+const SWEEP: &str = r#"data: {source: csv, symbols: [SPY], path: data/SPY_D.csv}
+strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}
+phases:
+  - parameter_discovery:
+      mode: signal_generation
+      grid: {lookback: [10, 30], threshold: [0.01, 0.02]}
+  - files:
+      mode: command
+      depends_on: [parameter_discovery]
+      run: |
+        mkdir -p out
+        cp "$ADMF_UPSTREAM_PARAMETER_DISCOVERY/trials.json" out/trials.json
+        ls "$ADMF_UPSTREAM_PARAMETER_DISCOVERY/signals" > out/signals.txt
+        grep -q '"env": "ADMF_UPSTREAM_PARAMETER_DISCOVERY"' "$ADMF_UPSTREAM_JSON"
+        grep -q '"metrics": "' "$ADMF_UPSTREAM_JSON"
+        echo listed > out/listing.txt
+      outputs: [out/trials.json, out/signals.txt, out/listing.txt]
+"#;
+
+/// The README's example: a sweep to CSV from `trials.json`.
+const TO_CSV: &str = r#"  - sweep_csv:
+      mode: command
+      depends_on: [parameter_discovery]
+      run: |
+        python3 - <<'PY'
+        import csv, json, os
+        sweep = os.environ["ADMF_UPSTREAM_PARAMETER_DISCOVERY"]
+        trials = json.load(open(os.path.join(sweep, "trials.json")))
+        with open("sweep.csv", "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["lookback", "threshold", "sharpe", "total_return"])
+            for t in trials:
+                p, m = t["params"], t["metrics"]
+                out.writerow([p["lookback"], p["threshold"], m["sharpe"], m["total_return"]])
+        PY
+      outputs: [sweep.csv]
+"#;
+
+fn project(extra: &str) -> Project {
+    let p = Project::new();
+    p.repo_file("data/SPY_D.csv", "data/SPY_D.csv");
+    p.file("wf.yaml", &format!("{SWEEP}{extra}"));
+    p.file(".admf", "");
+    p
+}
+
+#[test]
+fn a_command_reads_its_upstream_folder_and_listing() {
+    let p = project("");
+    let (out, statuses) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(statuses.iter().all(|(_, s)| s == "ran"), "{statuses:?}");
+    let shown: Value = serde_json::from_str(
+        &p.admf(&["show", "wf.yaml", "parameter_discovery", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let stored = shown["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "trials.json")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        p.read("out/trials.json"),
+        std::fs::read_to_string(stored).unwrap()
+    );
+    assert_eq!(
+        p.read("out/signals.txt"),
+        "trial_0.jsonl\ntrial_1.jsonl\ntrial_2.jsonl\ntrial_3.jsonl\n"
+    );
+    assert_eq!(p.read("out/listing.txt"), "listed\n");
+    // The per-run folder paths enter no key: nothing reruns.
+    let (again, statuses) = p.build(&["wf.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(statuses.iter().all(|(_, s)| s == "cached"), "{statuses:?}");
+    let status = p.admf(&["status", "wf.yaml", "--json"]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "fresh")
+    );
+}
+
+#[test]
+fn the_readme_example_turns_a_sweep_into_a_csv() {
+    let has_python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        eprintln!("no python3 here: the example is not run");
+        return;
+    }
+    let p = project(TO_CSV);
+    let (out, _) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let csv = p.read("sweep.csv");
+    let trials: Value =
+        serde_json::from_str(&p.admf(&["trials", "wf.yaml", "--format", "json"]).stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "lookback,threshold,sharpe,total_return");
+    assert_eq!(lines.len(), 5);
+    for (line, row) in lines[1..].iter().zip(trials.as_array().unwrap()) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[0], row["lookback"].to_string());
+        assert_eq!(cells[1], row["threshold"].to_string());
+        let sharpe: f64 = cells[2].parse().unwrap();
+        assert_eq!(sharpe, row["sharpe"].as_f64().unwrap());
+    }
+}
