@@ -80,16 +80,7 @@ impl Store {
         if target.is_file() && file_digest(&target).is_ok_and(|d| d == digest) {
             return Ok(target);
         }
-        let (tmp, mut file) = loop {
-            let tmp = self.tmp_dir().join(format!("blob.{}", unique_suffix()));
-            let file = File::create(&tmp)?;
-            // Flocked so that a sweep of `tmp/` leaves it alone; a sweeper
-            // that removed it before the lock was taken makes us start over.
-            file.lock()?;
-            if same_file(&file, &tmp)? {
-                break (tmp, file);
-            }
-        };
+        let (tmp, mut file) = self.temp_blob_file()?;
         let result = (|| {
             file.write_all(bytes)?;
             if super::fsutil::durable() {
@@ -104,19 +95,26 @@ impl Store {
         result.map(|()| target)
     }
 
+    /// A new, empty temp file under `tmp/` for a blob being written,
+    /// flocked so that a sweep of `tmp/` leaves it alone (a sweeper that
+    /// removed it before the lock was taken makes us start over).
+    fn temp_blob_file(&self) -> io::Result<(PathBuf, File)> {
+        loop {
+            let tmp = self.tmp_dir().join(format!("blob.{}", unique_suffix()));
+            let file = File::create(&tmp)?;
+            file.lock()?;
+            if same_file(&file, &tmp)? {
+                return Ok((tmp, file));
+            }
+        }
+    }
+
     /// Stores a copy of the file at `path` as a blob file and returns its
     /// record: the copy is made first (under `tmp/`, flocked) and then
     /// hashed, so the digest is that of the bytes stored even if the
     /// source changes meanwhile.
     pub(crate) fn put_blob_copy(&self, path: &Path) -> io::Result<super::OutputRecord> {
-        let (tmp, file) = loop {
-            let tmp = self.tmp_dir().join(format!("blob.{}", unique_suffix()));
-            let file = File::create(&tmp)?;
-            file.lock()?;
-            if same_file(&file, &tmp)? {
-                break (tmp, file);
-            }
-        };
+        let (tmp, file) = self.temp_blob_file()?;
         let result = (|| {
             fs::copy(path, &tmp)?;
             let digest = file_digest(&tmp)?;
