@@ -11,6 +11,7 @@ fn timestamps() -> Vec<String> {
         .unwrap()
         .bars
         .ts_text
+        .to_vec()
 }
 
 proptest! {

@@ -11,8 +11,11 @@ pub struct Bars {
     /// Seconds since the epoch, naive timestamps taken as written
     /// ([`super::timestamp`]).
     pub ts: Vec<i64>,
-    /// The timestamp as written in the file, used in every output.
-    pub ts_text: Vec<String>,
+    /// The timestamp as written in the file, used in every output; shared
+    /// between the copies of one loaded file, as every trial of a sweep
+    /// runs on one (a copy of thousands of strings each would cost more
+    /// than the trial).
+    pub ts_text: std::sync::Arc<Vec<String>>,
     pub open: Vec<f64>,
     pub high: Vec<f64>,
     pub low: Vec<f64>,
@@ -60,7 +63,7 @@ impl Bars {
             symbol: self.symbol.clone(),
             source: self.source.clone(),
             ts: self.ts[range.clone()].to_vec(),
-            ts_text: self.ts_text[range.clone()].to_vec(),
+            ts_text: std::sync::Arc::new(self.ts_text[range.clone()].to_vec()),
             open: self.open[range.clone()].to_vec(),
             high: self.high[range.clone()].to_vec(),
             low: self.low[range.clone()].to_vec(),

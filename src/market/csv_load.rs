@@ -151,7 +151,7 @@ pub fn parse_csv(
                         .get_or_insert((line_no, was_fixed_rule(&row)));
                 }
                 bars.ts.push(row.ts);
-                bars.ts_text.push(row.ts_text);
+                std::sync::Arc::make_mut(&mut bars.ts_text).push(row.ts_text);
                 bars.open.push(row.ohlc[0]);
                 bars.high.push(row.ohlc[1]);
                 bars.low.push(row.ohlc[2]);
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(l.bars.close, vec![2.5, 2.6]);
         assert_eq!(l.bars.open, vec![2.2, 2.5]);
         assert_eq!(l.bars.volume, vec![0.0, 0.0]);
-        assert_eq!(l.bars.ts_text, vec!["2020-01-02", "2020-01-03"]);
+        assert_eq!(*l.bars.ts_text, vec!["2020-01-02", "2020-01-03"]);
     }
 
     #[test]

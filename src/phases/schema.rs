@@ -912,7 +912,7 @@ mod tests {
 
     #[test]
     fn overfitting_statistics_are_declared() {
-        let written = overfitting_stats(&[], &[], 252.0);
+        let written = overfitting_stats(&[], &[], 0, 252.0);
         assert_eq!(keys_of(&written), declared_names(OVERFITTING_METRICS));
         let blocks = OVERFITTING_METRICS
             .iter()

@@ -34,7 +34,7 @@ use super::backtest::{fixed, issue_error, log_run, write_runs};
 use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
 use crate::error::did_you_mean;
-use crate::market::equity::Fill;
+use crate::market::equity::{Fill, Legs};
 use crate::market::metrics::ranks_above;
 use crate::market::overfitting::{self, Moments};
 use crate::market::portfolio::{self, Leg};
@@ -253,6 +253,80 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
 /// paper): C(16, 8) = 12,870 in-sample choices.
 pub const PBO_BLOCKS: usize = 16;
 
+/// One symbol's bars, ready to turn a trial's dense positions into the
+/// equity curve [`common::run`] computes for them (the same operations in
+/// the same order, so the same bits), without the trades and metrics a
+/// gather does not need.
+struct SymbolCurve<'a> {
+    bars: &'a crate::market::Bars,
+    fill: Fill,
+    close_returns: Vec<f64>,
+    legs: Option<Legs>,
+}
+
+impl<'a> SymbolCurve<'a> {
+    fn new(bars: &'a crate::market::Bars, fill: Fill) -> SymbolCurve<'a> {
+        let (close_returns, legs) = match fill {
+            Fill::Close => (equity::close_returns(&bars.close), None),
+            Fill::NextOpen => (Vec::new(), Some(Legs::new(&bars.open, &bars.close, fill))),
+        };
+        SymbolCurve {
+            bars,
+            fill,
+            close_returns,
+            legs,
+        }
+    }
+
+    fn equity(&self, positions: &[i8], fee: f64) -> Vec<f64> {
+        match &self.legs {
+            None => equity::equity_curve(&self.close_returns, positions, fee),
+            Some(legs) => equity::equity_legs(legs, &equity::held(positions, self.fill), fee),
+        }
+    }
+}
+
+/// The per-bar strategy returns r_1..r_T of trial `k` whose dense
+/// positions per symbol are `dense[symbol][k]` (the portfolio's for
+/// several symbols, on one common timeline).
+fn returns_of_trial(
+    curves: &[SymbolCurve<'_>],
+    dense: &[Vec<Vec<i8>>],
+    k: usize,
+    fee: f64,
+) -> Vec<f64> {
+    let curves_of: Vec<Vec<f64>> = curves
+        .iter()
+        .zip(dense)
+        .map(|(c, d)| c.equity(&d[k], fee))
+        .collect();
+    let equity = if let [one] = curves_of.as_slice() {
+        std::borrow::Cow::Borrowed(one)
+    } else {
+        let legs: Vec<Leg> = curves
+            .iter()
+            .zip(&curves_of)
+            .map(|(c, e)| Leg {
+                ts: &c.bars.ts,
+                equity: e,
+            })
+            .collect();
+        std::borrow::Cow::Owned(portfolio::equal_weight(&legs).1)
+    };
+    equity::strategy_returns(&equity)
+}
+
+/// The dense positions of every trial gathered by `trials`, per symbol of
+/// `bars`.
+fn dense_per_symbol(
+    trials: &super::Upstream,
+    bars: &[crate::market::Bars],
+) -> Result<Vec<Vec<Vec<i8>>>, PhaseError> {
+    bars.iter()
+        .map(|b| Ok(load_trials(trials, &b.symbol, &b.ts_text)?.1))
+        .collect()
+}
+
 /// The per-bar strategy returns r_1..r_T of every trial, recomputed from
 /// the signal files gathered by `trials` (the portfolio's for several
 /// symbols), on one common timeline.
@@ -262,34 +336,67 @@ pub fn trial_returns(
     fee: f64,
     fill: Fill,
 ) -> Result<Vec<Vec<f64>>, PhaseError> {
-    let mut per_symbol = Vec::new();
-    for b in bars {
-        per_symbol.push(load_trials(trials, &b.symbol, &b.ts_text)?.1);
-    }
-    let trials = per_symbol.first().map_or(0, Vec::len);
+    let dense = dense_per_symbol(trials, bars)?;
+    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
+    let count = dense.first().map_or(0, Vec::len);
     // Trial by trial in parallel, collected in trial order.
-    let out = (0..trials).into_par_iter().map(|k| {
-        let runs: Vec<common::Run> = bars
-            .iter()
-            .zip(&per_symbol)
-            .map(|(b, dense)| common::run(b, dense[k].clone(), fee, fill))
-            .collect();
-        let equity = if let [one] = runs.as_slice() {
-            one.equity.clone()
-        } else {
-            let legs: Vec<Leg> = bars
-                .iter()
-                .zip(&runs)
-                .map(|(b, r)| Leg {
-                    ts: &b.ts,
-                    equity: &r.equity,
-                })
-                .collect();
-            portfolio::equal_weight(&legs).1
-        };
-        equity::strategy_returns(&equity)
-    });
-    Ok(out.collect())
+    Ok((0..count)
+        .into_par_iter()
+        .map(|k| returns_of_trial(&curves, &dense, k, fee))
+        .collect())
+}
+
+/// What the overfitting statistics need of one trial's per-bar returns:
+/// a sweep of thousands of trials keeps these, not the returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrialFigures {
+    /// Moments of all the returns.
+    pub moments: Moments,
+    /// The [`overfitting::block_sums`] of the returns in [`PBO_BLOCKS`] blocks.
+    pub blocks: overfitting::BlockSums,
+    /// The per-period Sharpe ratio and total return of the train part
+    /// (the first `train_end − 1` returns), when one was asked for.
+    pub train: Option<(Option<f64>, f64)>,
+}
+
+impl TrialFigures {
+    /// The figures of returns `r`; `train_end` as for [`train_best`].
+    pub fn of(r: &[f64], train_end: Option<usize>) -> TrialFigures {
+        TrialFigures {
+            moments: Moments::of(r),
+            blocks: overfitting::block_sums(r, PBO_BLOCKS),
+            train: train_end.map(|end| {
+                let r = &r[..end.saturating_sub(1).min(r.len())];
+                let sharpe = Moments::of(r).sharpe();
+                let total = r.iter().fold(1.0, |e, x| e * (1.0 + x)) - 1.0;
+                (sharpe, total)
+            }),
+        }
+    }
+}
+
+/// [`TrialFigures`] of every trial gathered by `trials` and the number
+/// of returns each has, trial by trial in parallel: no more than one
+/// trial's returns per thread are held at once.
+pub fn trial_figures(
+    trials: &super::Upstream,
+    bars: &[crate::market::Bars],
+    fee: f64,
+    fill: Fill,
+    train_end: Option<usize>,
+) -> Result<(Vec<TrialFigures>, usize), PhaseError> {
+    let dense = dense_per_symbol(trials, bars)?;
+    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
+    let count = dense.first().map_or(0, Vec::len);
+    let figures: Vec<(TrialFigures, usize)> = (0..count)
+        .into_par_iter()
+        .map(|k| {
+            let r = returns_of_trial(&curves, &dense, k, fee);
+            (TrialFigures::of(&r, train_end), r.len())
+        })
+        .collect();
+    let returns = figures.first().map_or(0, |f| f.1);
+    Ok((figures.into_iter().map(|f| f.0).collect(), returns))
 }
 
 /// The overfitting statistics of choosing the best trial by Sharpe ratio
@@ -313,25 +420,36 @@ fn overfitting(
         ctx.role.clone(),
         std::mem::take(ctx.memory),
     );
-    let returns = trial_returns(&own, &bars, fee, fill);
-    *ctx.memory = own.into_memory();
-    let returns = returns?;
-    let stats = overfitting_stats(records, &returns, bars[0].periods_per_year());
-    let train_best = match bars.as_slice() {
+    // The train part is defined for one symbol only.
+    let train_end = match bars.as_slice() {
         [one] => {
             let split = super::split::split(ctx.config).map_err(issue_error)?;
-            let parts = split.parts(&one.ts).map_err(PhaseError::bad_input)?;
-            let best = train_best(records, &returns, parts.train_end, one.periods_per_year());
+            Some(
+                split
+                    .parts(&one.ts)
+                    .map_err(PhaseError::bad_input)?
+                    .train_end,
+            )
+        }
+        _ => None,
+    };
+    let figures = trial_figures(&own, &bars, fee, fill, train_end);
+    *ctx.memory = own.into_memory();
+    let (figures, returns) = figures?;
+    let ppy = bars[0].periods_per_year();
+    let stats = overfitting_stats(records, &figures, returns, ppy);
+    let train_best = match train_end {
+        Some(end) => {
+            let best = train_best(records, &figures, ppy);
             writeln!(
                 ctx.log,
-                "best on the train part ({} bars): trial {} (train sharpe {})",
-                parts.train_end,
+                "best on the train part ({end} bars): trial {} (train sharpe {})",
                 best["trial"],
                 fixed(best["sharpe"].as_f64(), 1.0, 3, "")
             )?;
             Some(best)
         }
-        _ => {
+        None => {
             writeln!(
                 ctx.log,
                 "train_best: left out, the train part is defined for one symbol"
@@ -364,27 +482,20 @@ fn overfitting(
 }
 
 /// `{trial, name, sharpe, total_return, params}` of the trial with the
-/// best Sharpe ratio over the train part (returns r_1..r_{s−1} with s =
-/// `train_end`, annualised with `ppy`), ties to the lowest index, an
+/// best Sharpe ratio over the train part (the [`TrialFigures::train`]
+/// figures, annualised with `ppy`), ties to the lowest index, an
 /// undefined Sharpe last. A trial ruined in training has no later return.
-pub fn train_best(
-    records: &[TrialRecord],
-    returns: &[Vec<f64>],
-    train_end: usize,
-    ppy: f64,
-) -> Value {
-    let figures: Vec<(Option<f64>, f64)> = returns
+pub fn train_best(records: &[TrialRecord], figures: &[TrialFigures], ppy: f64) -> Value {
+    let train: Vec<(Option<f64>, f64)> = figures
         .iter()
-        .map(|r| {
-            let r = &r[..(train_end - 1).min(r.len())];
-            let sharpe = Moments::of(r).sharpe().map(|s| s * ppy.sqrt());
-            let total = r.iter().fold(1.0, |e, x| e * (1.0 + x)) - 1.0;
-            (sharpe, total)
+        .map(|f| {
+            let (sharpe, total) = f.train.unwrap_or((None, f64::NAN));
+            (sharpe.map(|s| s * ppy.sqrt()), total)
         })
         .collect();
     let mut best: Option<usize> = None;
-    for (k, f) in figures.iter().enumerate() {
-        if best.is_none_or(|b| ranks_above(f.0, figures[b].0)) {
+    for (k, f) in train.iter().enumerate() {
+        if best.is_none_or(|b| ranks_above(f.0, train[b].0)) {
             best = Some(k);
         }
     }
@@ -392,30 +503,36 @@ pub fn train_best(
         Some(k) => json!({
             "trial": records[k].index,
             "name": records[k].name,
-            "sharpe": figures[k].0,
-            "total_return": figures[k].1,
+            "sharpe": train[k].0,
+            "total_return": train[k].1,
             "params": records[k].params,
         }),
         None => Value::Null,
     }
 }
 
-/// [`overfitting`] of trials with per-bar `returns`, selected by Sharpe
-/// ratio as [`summary`] does.
-pub fn overfitting_stats(records: &[TrialRecord], returns: &[Vec<f64>], ppy: f64) -> Value {
-    let moments: Vec<Moments> = returns.iter().map(|r| Moments::of(r)).collect();
-    let sharpes: Vec<f64> = moments.iter().filter_map(Moments::sharpe).collect();
+/// [`overfitting`] of trials with the [`TrialFigures`] `figures` of
+/// `returns` per-bar returns each, selected by Sharpe ratio as
+/// [`summary`] does.
+pub fn overfitting_stats(
+    records: &[TrialRecord],
+    figures: &[TrialFigures],
+    returns: usize,
+    ppy: f64,
+) -> Value {
+    let sharpes: Vec<f64> = figures.iter().filter_map(|f| f.moments.sharpe()).collect();
     let mut selected: Option<usize> = None;
     for (k, r) in records.iter().enumerate() {
         if selected.is_none_or(|b| ranks_above(r.metrics.sharpe, records[b].metrics.sharpe)) {
             selected = Some(k);
         }
     }
-    let deflated =
-        selected.and_then(|k| overfitting::deflated_sharpe(&returns[k], &sharpes, records.len()));
+    let deflated = selected.and_then(|k| {
+        overfitting::deflated_sharpe_of(&figures[k].moments, &sharpes, records.len())
+    });
     let best_annual = deflated.as_ref().map(|d| d.sharpe * ppy.sqrt());
-    let pbo = overfitting::probability_of_overfitting(returns, PBO_BLOCKS);
-    let bars = returns.first().map_or(0, Vec::len);
+    let blocks: Vec<overfitting::BlockSums> = figures.iter().map(|f| f.blocks.clone()).collect();
+    let pbo = overfitting::probability_of_overfitting_of_sums(&blocks, returns, PBO_BLOCKS);
     json!({
         "trials": records.len(),
         "selected": selected.map(|k| records[k].index),
@@ -423,7 +540,7 @@ pub fn overfitting_stats(records: &[TrialRecord], returns: &[Vec<f64>], ppy: f64
         "sharpe_variance": deflated.as_ref().map(|d| d.sharpe_variance),
         "expected_max_sharpe": deflated.as_ref().map(|d| d.expected_max_sharpe),
         "min_backtest_years": best_annual.and_then(|s| overfitting::min_backtest_years(records.len(), s)),
-        "backtest_years": bars as f64 / ppy,
+        "backtest_years": returns as f64 / ppy,
         "pbo": pbo.as_ref().map(|p| p.pbo),
         "pbo_blocks": PBO_BLOCKS,
         "pbo_combinations": pbo.as_ref().map(|p| p.combinations),

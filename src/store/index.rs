@@ -12,6 +12,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::manifest::{MANIFEST_SCHEMA, Manifest, RawJson};
 use super::{STORE_LAYOUT, sql_err};
 
+/// `blobs` is a rowid table on purpose: its rows are kilobytes, and a
+/// `WITHOUT ROWID` table keeps whole rows in the key's B-tree, where a
+/// lookup copies every overflowing row it compares against. Here the
+/// digest index holds only digests, and new rows append to the table.
+/// Stores created with the older `WITHOUT ROWID` table keep it; the SQL
+/// is the same for both.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
@@ -20,7 +26,7 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS blobs (
     digest TEXT PRIMARY KEY,
     data BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS actions (
     key TEXT PRIMARY KEY,
     schema INTEGER NOT NULL,

@@ -61,6 +61,21 @@ impl Store {
         }
     }
 
+    /// The bytes of output `name` of the entry of `key`, when its action
+    /// row parses and names it and the bytes hash to the recorded digest;
+    /// the entry's other blobs are not checked. For readers of one small
+    /// output of many entries (the run ledger's metrics), where a whole
+    /// [`Store::lookup`] would hash every output.
+    pub fn verified_output(&self, key: &str, name: &str) -> Option<Vec<u8>> {
+        if !is_valid_key(key) {
+            return None;
+        }
+        let manifest = self.index().action(key).ok()??.ok()?;
+        let record = manifest.outputs.get(name)?;
+        let bytes = self.read_blob(&record.blake3).ok()??;
+        (super::cas::digest_of(&bytes) == record.blake3).then_some(bytes)
+    }
+
     /// The ingredients recorded for `key`, even when its blobs are gone
     /// or corrupt (for `explain`'s comparison with the previous build).
     pub fn ingredients(&self, key: &str) -> Option<serde_json::Value> {
