@@ -216,14 +216,16 @@ pub struct Pbo {
     pub mean_logit: f64,
 }
 
-/// Per-period Sharpe ratio of `bars` returns whose sum is `s` and sum of
-/// squares `s2`, or −∞ (ranks lowest) when undefined.
-fn sharpe_of_sums(s: f64, s2: f64, bars: f64) -> f64 {
-    let mean = s / bars;
-    let var = (s2 - bars * mean * mean) / (bars - 1.0);
-    let sr = mean / var.max(0.0).sqrt();
-    if sr.is_finite() {
-        sr
+/// A score that orders trials as their per-period Sharpe ratios over `n`
+/// returns with sum `s` and sum of squares `s2` do: SR·|SR| up to the
+/// positive factor n/(n − 1), from SR² = s²·(n − 1) / (n·(n·s2 − s²)).
+/// CSCV only ranks Sharpe ratios, and this needs no square root. An
+/// undefined ratio (no variation) scores −∞, ranking lowest.
+fn sharpe_rank_score(s: f64, s2: f64, n: f64) -> f64 {
+    let spread = n * s2 - s * s;
+    let score = s * s.abs() / spread;
+    if spread > 0.0 && score.is_finite() {
+        score
     } else {
         f64::NEG_INFINITY
     }
@@ -268,8 +270,8 @@ impl SubsetSums {
     }
 }
 
-/// The per-period Sharpe ratio of every trial over the blocks in `low`
-/// (of the first half) and `high` (of the second), into `out`.
+/// The [`sharpe_rank_score`] of every trial over the blocks in `low` (of
+/// the first half) and `high` (of the second), into `out`.
 fn choice_sharpes(
     lo: &SubsetSums,
     hi: &SubsetSums,
@@ -280,7 +282,7 @@ fn choice_sharpes(
     let (ls, ls2) = lo.row(low);
     let (hs, hs2) = hi.row(high);
     for (k, slot) in out.iter_mut().enumerate() {
-        *slot = sharpe_of_sums(ls[k] + hs[k], ls2[k] + hs2[k], bars);
+        *slot = sharpe_rank_score(ls[k] + hs[k], ls2[k] + hs2[k], bars);
     }
 }
 

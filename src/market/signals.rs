@@ -33,13 +33,24 @@ pub fn write_sparse(out: &mut String, sym: &str, ts_text: &[String], positions: 
     let mut prev = 0i8;
     for (i, &v) in positions.iter().enumerate() {
         if v != prev {
-            let ts = serde_json::to_string(&ts_text[i]).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{{\"i\":{i},\"ts\":{ts},\"sym\":{sym_json},\"v\":{v}}}"
-            );
+            let _ = write!(out, "{{\"i\":{i},\"ts\":");
+            push_json_string(out, &ts_text[i]);
+            let _ = writeln!(out, ",\"sym\":{sym_json},\"v\":{v}}}");
             prev = v;
         }
+    }
+}
+
+/// `s` as a JSON string, the bytes `serde_json` writes: a sweep writes a
+/// timestamp per position change of every trial, and almost none needs
+/// escaping.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
     }
 }
 
@@ -106,6 +117,15 @@ pub fn densify(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn json_strings_are_the_bytes_serde_json_writes(s in "\\PC*|[\"\\\\\\x00-\\x1f\\x7f a-z]*") {
+            let mut out = String::new();
+            push_json_string(&mut out, &s);
+            prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
+        }
+    }
 
     fn ts(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("t{i}")).collect()
