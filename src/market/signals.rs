@@ -60,7 +60,10 @@ pub fn read_sparse(text: &str) -> Result<Vec<Change>, String> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(n, l)| {
-            let c: Change = serde_json::from_str(l).map_err(|e| format!("line {}: {e}", n + 1))?;
+            let c: Change = match parse_written_line(l) {
+                Some(c) => c,
+                None => serde_json::from_str(l).map_err(|e| format!("line {}: {e}", n + 1))?,
+            };
             if !(-1..=1).contains(&c.v) {
                 return Err(format!(
                     "line {}: position {} is not -1, 0 or 1",
@@ -71,6 +74,35 @@ pub fn read_sparse(text: &str) -> Result<Vec<Change>, String> {
             Ok(c)
         })
         .collect()
+}
+
+/// A line exactly as [`write_sparse`] writes it, parsed without a JSON
+/// parser (a sweep's gather reads every trial's file); `None` for any
+/// other line (other spacing or key order, escapes, leading zeros), which
+/// the JSON parser then reads, so both accept and reject the same lines.
+fn parse_written_line(line: &str) -> Option<Change> {
+    let rest = line.strip_prefix("{\"i\":")?;
+    let (i, rest) = rest.split_once(",\"ts\":\"")?;
+    let (ts, rest) = rest.split_once("\",\"sym\":\"")?;
+    let (sym, rest) = rest.split_once("\",\"v\":")?;
+    let v = match rest {
+        "1}" => 1,
+        "0}" => 0,
+        "-1}" => -1,
+        _ => return None,
+    };
+    let canonical_index =
+        !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) && (i == "0" || !i.starts_with('0'));
+    let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+    if !(canonical_index && plain(ts) && plain(sym)) {
+        return None;
+    }
+    Some(Change {
+        i: i.parse().ok()?,
+        ts: ts.to_string(),
+        sym: sym.to_string(),
+        v,
+    })
 }
 
 /// The dense series of `sym` over `len` bars. When `ts_text` is given,
@@ -119,6 +151,40 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn written_lines_parse_as_json_does(
+            i in 0usize..100_000,
+            ts in "\\PC{0,12}|[\"\\\\\\x00-\\x1f 0-9:-]{0,12}",
+            sym in "[A-Z\"\\\\]{1,5}",
+            v in -1i8..=1,
+        ) {
+            let mut positions = vec![0i8; i + 1];
+            positions[i] = if v == 0 { 1 } else { v };
+            let mut ts_text = vec![String::new(); i + 1];
+            ts_text[i] = ts.clone();
+            let mut out = String::new();
+            write_sparse(&mut out, &sym, &ts_text, &positions);
+            let line = out.trim_end();
+            let fast = parse_written_line(line);
+            let json: Change = serde_json::from_str(line).unwrap();
+            if let Some(fast) = fast {
+                prop_assert_eq!(fast, json);
+            } else {
+                prop_assert!(ts.contains(['"', '\\']) || ts.bytes().any(|b| b < 0x20)
+                    || sym.contains(['"', '\\']));
+            }
+        }
+
+        #[test]
+        fn lines_the_fast_path_takes_are_json_with_the_same_change(
+            line in "\\{\"i\":(0|[1-9][0-9]{0,3}|0[0-9]|-1|1e3),\"ts\":\"[a-z0-9 \\\\\"]{0,4}\",\"sym\":\"[A-Z]{0,2}\",\"v\":(-1|0|1|2|01| 1)\\} ?"
+        ) {
+            if let Some(fast) = parse_written_line(&line) {
+                let json: Change = serde_json::from_str(&line).unwrap();
+                prop_assert_eq!(fast, json);
+            }
+        }
+
         #[test]
         fn json_strings_are_the_bytes_serde_json_writes(s in "\\PC*|[\"\\\\\\x00-\\x1f\\x7f a-z]*") {
             let mut out = String::new();

@@ -580,14 +580,19 @@ pub fn load_trials(
     let records: Vec<TrialRecord> =
         serde_json::from_value(common::upstream_json(up, "trials.json")?)
             .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))?;
-    let mut dense = Vec::with_capacity(records.len());
-    for r in &records {
-        let file = signal_file(r.index);
-        let changes = signals::read_sparse(&common::upstream_text(up, &file)?)
-            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
-        let p = signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
-            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
-        dense.push(p);
-    }
+    // Trial by trial in parallel, collected in trial order; the first
+    // error in that order is the one reported.
+    let dense = records
+        .par_iter()
+        .map(|r| {
+            let file = signal_file(r.index);
+            let changes = signals::read_sparse(&common::upstream_text(up, &file)?)
+                .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
+            signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
+                .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((records, dense))
 }
