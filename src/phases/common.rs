@@ -676,6 +676,32 @@ pub fn upstream_of<'a>(upstream: &'a [Upstream], mode: &str) -> Option<&'a Upstr
         .find(|u| u.mode == mode && !matches!(u.role, Role::Trial { .. }))
 }
 
+/// What a trading mode reads of its inherited keys when it runs: the data
+/// it names, the cost per unit of position change and the fill rule.
+pub struct Market {
+    pub spec: DataSpec,
+    pub fee: f64,
+    pub fill: Fill,
+}
+
+/// The [`Market`] of a resolved config (a bad key is bad input).
+pub fn market(config: &Value, base_dir: &Path) -> Result<Market, PhaseError> {
+    let bad = super::backtest::issue_error;
+    Ok(Market {
+        spec: data_spec(config, base_dir).map_err(bad)?,
+        fee: fee(config).map_err(bad)?,
+        fill: fill(config).map_err(bad)?,
+    })
+}
+
+/// The compile-time check of the costs and the fill rule of a trading
+/// mode.
+pub fn check_costs(config: &Value) -> Result<(), ConfigIssue> {
+    fee(config)?;
+    fill(config)?;
+    Ok(())
+}
+
 /// The sweep whose trials `mode` reads: the last direct upstream
 /// `signal_generation` phase, or else, where `analysis_too`, an
 /// `analysis` phase (which passes the sweep's trials on); a bad-input

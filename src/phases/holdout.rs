@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::analysis::one_symbol;
-use super::backtest::{fixed, issue_error};
+use super::backtest::fixed;
 use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
 use crate::market::benchmark::relative;
@@ -45,7 +45,7 @@ pub struct Holdout;
 
 impl Phase for Holdout {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "execution"])
+        Some(common::INHERITS)
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -64,9 +64,7 @@ impl Phase for Holdout {
                 "a holdout phase needs `data.holdout` (the held-out fraction, or the date it starts)",
             ));
         }
-        common::fee(config)?;
-        common::fill(config)?;
-        Ok(())
+        common::check_costs(config)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
@@ -74,9 +72,7 @@ impl Phase for Holdout {
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-        let fee = common::fee(ctx.config).map_err(issue_error)?;
-        let fill = common::fill(ctx.config).map_err(issue_error)?;
+        let common::Market { spec, fee, fill } = common::market(ctx.config, ctx.base_dir)?;
         let (bars, at) = common::load_bars_and_holdout(&spec, ctx.log)?.remove(0);
         let at = at.ok_or_else(|| PhaseError::bad_input("`data.holdout` is not set"))?;
         let direct: Vec<&Upstream> = ctx

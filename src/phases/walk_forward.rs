@@ -268,9 +268,7 @@ fn read_matrix(up: &Upstream, trials: usize) -> Result<Vec<Vec<f64>>, PhaseError
 
 /// `phase[returns]`: every trial's returns over all the bars.
 fn returns_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-    let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-    let fee = common::fee(ctx.config).map_err(issue_error)?;
-    let fill = common::fill(ctx.config).map_err(issue_error)?;
+    let common::Market { spec, fee, fill } = common::market(ctx.config, ctx.base_dir)?;
     let bars = common::load_bars(&spec, ctx.log)?;
     let up = common::trial_source(ctx.upstream, "walk_forward", false)?;
     let records = common::trial_records(up)?;
@@ -567,8 +565,7 @@ impl Phase for WalkForward {
             return Ok(());
         }
         one_symbol(config)?;
-        common::fee(config)?;
-        common::fill(config)?;
+        common::check_costs(config)?;
         windows(config)?;
         objective(config)?;
         Ok(())
