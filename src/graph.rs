@@ -316,6 +316,26 @@ pub fn compile_with(
                 trial_ids,
                 None,
             ));
+        } else if let Some(parts) = implementation
+            .parts(&Value::Object(config.clone()), &phase.base_dir)
+            .map_err(issue_error)?
+        {
+            let first = nodes.len();
+            let last = parts.len().saturating_sub(1);
+            for (i, part) in parts.into_iter().enumerate() {
+                let mut part_deps = if part.phase_deps {
+                    deps.clone()
+                } else {
+                    Vec::new()
+                };
+                part_deps.extend(part.after.iter().map(|p| first + p));
+                let id = if i == last {
+                    phase.name.clone()
+                } else {
+                    format!("{}[{}]", phase.name, part.suffix)
+                };
+                specs.push((id, Role::Single, part.config, part_deps, None));
+            }
         } else {
             specs.push((
                 phase.name.clone(),

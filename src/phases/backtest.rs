@@ -26,7 +26,7 @@ pub struct Backtest;
 
 impl Phase for Backtest {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "execution"])
+        Some(common::INHERITS)
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -40,9 +40,7 @@ impl Phase for Backtest {
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         common::data_spec(config, Path::new("."))?;
         common::strategy(config)?;
-        common::fee(config)?;
-        common::fill(config)?;
-        Ok(())
+        common::check_costs(config)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

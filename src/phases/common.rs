@@ -676,6 +676,64 @@ pub fn upstream_of<'a>(upstream: &'a [Upstream], mode: &str) -> Option<&'a Upstr
         .find(|u| u.mode == mode && !matches!(u.role, Role::Trial { .. }))
 }
 
+/// What a trading mode reads of its inherited keys when it runs: the data
+/// it names, the cost per unit of position change and the fill rule.
+pub struct Market {
+    pub spec: DataSpec,
+    pub fee: f64,
+    pub fill: Fill,
+}
+
+/// The [`Market`] of a resolved config (a bad key is bad input).
+pub fn market(config: &Value, base_dir: &Path) -> Result<Market, PhaseError> {
+    let bad = super::backtest::issue_error;
+    Ok(Market {
+        spec: data_spec(config, base_dir).map_err(bad)?,
+        fee: fee(config).map_err(bad)?,
+        fill: fill(config).map_err(bad)?,
+    })
+}
+
+/// The compile-time check of the costs and the fill rule of a trading
+/// mode.
+pub fn check_costs(config: &Value) -> Result<(), ConfigIssue> {
+    fee(config)?;
+    fill(config)?;
+    Ok(())
+}
+
+/// The sweep whose trials `mode` reads: the last direct upstream
+/// `signal_generation` phase, or else, where `analysis_too`, an
+/// `analysis` phase (which passes the sweep's trials on); a bad-input
+/// error when there is neither.
+pub fn trial_source<'a>(
+    upstream: &'a [Upstream],
+    mode: &str,
+    analysis_too: bool,
+) -> Result<&'a Upstream, PhaseError> {
+    let analysis = if analysis_too {
+        upstream_of(upstream, "analysis")
+    } else {
+        None
+    };
+    upstream_of(upstream, "signal_generation")
+        .or(analysis)
+        .ok_or_else(|| {
+            PhaseError::bad_input(format!(
+                "{mode} needs an upstream `signal_generation`{} phase",
+                if analysis_too { " (or `analysis`)" } else { "" }
+            ))
+        })
+}
+
+/// The trial records (`trials.json`) of a sweep.
+pub fn trial_records(
+    up: &Upstream,
+) -> Result<Vec<super::signal_generation::TrialRecord>, PhaseError> {
+    serde_json::from_value(upstream_json(up, "trials.json")?)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))
+}
+
 /// A stable trial name from the strategy type and its configured
 /// parameters in key order, as the grid names trials
 /// (`momentum_lookback=20_threshold=0.01`).

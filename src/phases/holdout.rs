@@ -9,14 +9,21 @@
 //! - `backtest`: its strategy and parameters (from its `metrics.json`);
 //! - `signal_replay`: its chosen trials and weights (`weights.json`), the
 //!   strategy type from the `signal_generation` sweep it replays, which
-//!   must be a direct upstream too. Weights per regime are refused.
+//!   must be a direct upstream too. With weights per regime
+//!   (`per_regime:`), the analysis the replay read its regimes from must
+//!   be a direct upstream as well: every bar is labelled again by the same
+//!   classifier (declared parameters, each label from bars up to its own),
+//!   checked against the labels the analysis saved before the holdout,
+//!   and each held-out bar votes with the weights its regime chose on the
+//!   train part.
 //!
 //! Strategies and the vote decide bar t from bars up to t only, so the
 //! positions before the holdout are those the upstream traded.
 //!
 //! Writes `metrics.json` (`{source, mode, from_ts, bars, holdout:
 //! {metrics}, benchmark: {metrics, alpha, beta, information_ratio,
-//! excess_return}}`), `equity.csv` and `benchmark.csv` over the held-out
+//! excess_return}, per_regime: {classifier, bars: {<label>: held-out
+//! bars}} or null}`), `equity.csv` and `benchmark.csv` over the held-out
 //! bars (the first row is the close before them). How many builds have
 //! looked is counted in the run ledger and printed after each build.
 
@@ -25,10 +32,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::analysis::one_symbol;
-use super::backtest::{fixed, issue_error};
+use super::backtest::fixed;
 use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
 use crate::market::benchmark::relative;
+use crate::market::classifier::{Classifier, WARMUP};
 use crate::market::ensemble::Ensemble;
 use crate::market::equity::Fill;
 use crate::market::{Bars, Metrics, Strategy, equity};
@@ -37,7 +45,7 @@ pub struct Holdout;
 
 impl Phase for Holdout {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["data", "strategy", "costs", "execution"])
+        Some(common::INHERITS)
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -56,9 +64,7 @@ impl Phase for Holdout {
                 "a holdout phase needs `data.holdout` (the held-out fraction, or the date it starts)",
             ));
         }
-        common::fee(config)?;
-        common::fill(config)?;
-        Ok(())
+        common::check_costs(config)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
@@ -66,9 +72,7 @@ impl Phase for Holdout {
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-        let fee = common::fee(ctx.config).map_err(issue_error)?;
-        let fill = common::fill(ctx.config).map_err(issue_error)?;
+        let common::Market { spec, fee, fill } = common::market(ctx.config, ctx.base_dir)?;
         let (bars, at) = common::load_bars_and_holdout(&spec, ctx.log)?.remove(0);
         let at = at.ok_or_else(|| PhaseError::bad_input("`data.holdout` is not set"))?;
         let direct: Vec<&Upstream> = ctx
@@ -83,6 +87,7 @@ impl Phase for Holdout {
             .ok_or_else(|| {
                 PhaseError::bad_input("holdout needs an upstream `backtest` or `signal_replay`")
             })?;
+        let mut held_regimes = None;
         let (decided, fill) = if source.mode == "backtest" {
             let m = common::upstream_json(source, "metrics.json")?;
             let strategy = Strategy::from_config(&json!({
@@ -103,7 +108,9 @@ impl Phase for Holdout {
                     "an ensemble is replayed at the close; set `execution: {fill: close}`",
                 ));
             }
-            (ensemble_positions(source, &direct, &bars, fee)?, fill)
+            let (positions, regimes) = ensemble_positions(source, &direct, &bars, fee)?;
+            held_regimes = regimes;
+            (positions, fill)
         };
         let run = common::run(&bars, decided, fee, fill);
         same_positions(source, &run.positions[..at])?;
@@ -144,6 +151,23 @@ impl Phase for Holdout {
             fixed(bench["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
         )?;
         common::log_notes(ctx.log, "holdout", &m)?;
+        let mut regimes = Value::Null;
+        if let Some((c, labels)) = &held_regimes {
+            let mut counts = serde_json::Map::new();
+            for code in (0..c.labels().len() as u8).chain([WARMUP]) {
+                let bars = labels[at..].iter().filter(|l| **l == code).count();
+                if bars > 0 {
+                    counts.insert(c.label_name(code).into(), json!(bars));
+                }
+            }
+            writeln!(
+                ctx.log,
+                "held-out bars per {} regime (weights chosen per regime on the train part): {}",
+                c.kind(),
+                Value::Object(counts.clone())
+            )?;
+            regimes = json!({"classifier": c.kind(), "bars": counts});
+        }
         let ts: Vec<&str> = bars.ts_text[at - 1..].iter().map(String::as_str).collect();
         common::write_file(
             ctx.out_dir,
@@ -165,6 +189,7 @@ impl Phase for Holdout {
                 "bars": n - at,
                 "holdout": common::metrics_map(&m),
                 "benchmark": bench,
+                "per_regime": regimes,
             }),
         )
     }
@@ -200,19 +225,17 @@ fn same_positions(source: &Upstream, replayed: &[i8]) -> Result<(), PhaseError> 
 
 /// The positions an upstream ensemble decides over all of `bars`: its
 /// chosen trials rerun from their parameters, voted with its weights.
+/// A classifier and the label of every bar.
+type Labelled = (Classifier, Vec<u8>);
+
+/// With weights per regime, also the classifier and every bar's label.
 fn ensemble_positions(
     replay: &Upstream,
     direct: &[&Upstream],
     bars: &Bars,
     fee: f64,
-) -> Result<Vec<i8>, PhaseError> {
+) -> Result<(Vec<i8>, Option<Labelled>), PhaseError> {
     let w = common::upstream_json(replay, "weights.json")?;
-    if w.get("per_regime").is_some() {
-        return Err(PhaseError::bad_input(format!(
-            "{} chooses weights per regime; the holdout replays global weights only",
-            replay.node
-        )));
-    }
     let sweep = direct
         .iter()
         .find(|u| u.mode == "signal_generation")
@@ -246,5 +269,92 @@ fn ensemble_positions(
     let threshold = w["threshold"].as_f64().unwrap_or(0.5);
     let returns = equity::close_returns(&bars.close);
     let ensemble = Ensemble::new(&signals, returns, fee, bars.periods_per_year(), threshold);
-    Ok(ensemble.positions(&weights))
+    let Some(per_regime) = w.get("per_regime") else {
+        return Ok((ensemble.positions(&weights), None));
+    };
+    let (classifier, labels) = regime_labels(replay, per_regime, direct, bars)?;
+    // Each regime's weights, in the order of the global ones (a regime
+    // without train bars enough lists the global weights).
+    let mut per_label = Vec::new();
+    for label in classifier.labels() {
+        let listed = per_regime["regimes"][*label]["weights"].as_array();
+        let by_trial = |trial: &Value| {
+            listed
+                .into_iter()
+                .flatten()
+                .find(|x| x["trial"] == *trial)
+                .and_then(|x| x["weight"].as_f64())
+        };
+        let weights: Option<Vec<f64>> = w["signals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| by_trial(&s["trial"]))
+            .collect();
+        let weights = weights.ok_or_else(|| {
+            PhaseError::new(format!(
+                "{}: regime `{label}` does not weigh every signal",
+                replay.describe("weights.json")
+            ))
+        })?;
+        per_label.push(Some(weights));
+    }
+    let positions = ensemble.regime_positions(&weights, &per_label, &labels);
+    Ok((positions, Some((classifier, labels))))
+}
+
+/// The regime of every bar, holdout included, by the classifier the
+/// replay chose its weights per regime of: its parameters from the
+/// upstream `analysis`, which must be a direct upstream too. A label at
+/// bar t uses bars up to t only, and the classifier's parameters are
+/// declared, not fitted, so the labels before the holdout are those the
+/// analysis saved from the bars it saw (checked here).
+fn regime_labels(
+    replay: &Upstream,
+    per_regime: &Value,
+    direct: &[&Upstream],
+    bars: &Bars,
+) -> Result<(Classifier, Vec<u8>), PhaseError> {
+    let name = per_regime["classifier"].as_str().unwrap_or_default();
+    let analysis = direct
+        .iter()
+        .find(|u| u.mode == "analysis")
+        .ok_or_else(|| {
+            PhaseError::bad_input(format!(
+                "{} chooses weights per regime: the holdout needs the analysis it read the regimes of as a direct upstream too (depends_on: [SWEEP, ANALYSIS, {}])",
+                replay.node, replay.node
+            ))
+        })?;
+    let regimes = common::upstream_json(analysis, "regimes.json")?;
+    let parameters = regimes["classifiers"][name]["parameters"].clone();
+    let spec = if parameters.is_object() {
+        json!({ name: parameters })
+    } else {
+        json!(name)
+    };
+    let classifier = Classifier::from_config(&spec).map_err(|e| {
+        PhaseError::new(format!(
+            "{}: classifier `{name}`: {}",
+            analysis.describe("regimes.json"),
+            e.message
+        ))
+    })?;
+    let labels = classifier.classify(bars);
+    let file = format!("labels_{name}.csv");
+    let saved = common::upstream_text(analysis, &file)?;
+    for (n, line) in saved.lines().enumerate().skip(1) {
+        let (ts, label) = line.rsplit_once(',').unwrap_or((line, ""));
+        let t = n - 1;
+        let ours = labels
+            .get(t)
+            .map_or("", |&code| classifier.label_name(code));
+        if bars.ts_text.get(t).map(String::as_str) != Some(ts) || ours != label {
+            return Err(PhaseError::new(format!(
+                "{}:{}: the analysis labelled {ts} `{label}`, the holdout's classifier `{ours}`",
+                analysis.describe(&file),
+                n + 1
+            )));
+        }
+    }
+    Ok((classifier, labels))
 }

@@ -468,7 +468,29 @@ pub trait Phase: Send + Sync {
         false
     }
 
+    /// A mode that splits into several nodes of its own, known at compile
+    /// time (walk_forward: one node per fold, so that each fold is cached
+    /// on its own), returns them here from the phase's resolved config;
+    /// `None` (the default) makes one node. The last part stands for the
+    /// phase downstream and takes the phase's name.
+    fn parts(&self, _config: &Value, _base_dir: &Path) -> Result<Option<Vec<Part>>, ConfigIssue> {
+        Ok(None)
+    }
+
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError>;
+}
+
+/// One node of a phase that [`Phase::parts`] splits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    /// The node is named `phase[suffix]`; the last part's suffix is unused.
+    pub suffix: String,
+    /// The node's whole config, the key's config ingredient.
+    pub config: serde_json::Map<String, Value>,
+    /// Earlier parts (by position) the node depends on.
+    pub after: Vec<usize>,
+    /// Whether the node also depends on the phase's `depends_on`.
+    pub phase_deps: bool,
 }
 
 /// Every mode name the factory knows, for "did you mean" hints.

@@ -409,7 +409,7 @@ pub const MODES: &[ModeDoc] = &[
     },
     ModeDoc {
         name: "walk_forward",
-        summary: "Walk-forward selection over the trials of the upstream signal_generation: on each fold the trial with the best train figure is chosen and measured on the test window that follows, and the test windows are stitched into one out-of-sample curve. Trial returns are recomputed from the saved signals with the inherited costs and fill. One symbol.",
+        summary: "Walk-forward selection over the trials of the upstream signal_generation: on each fold the trial with the best train figure is chosen and measured on the test window that follows, and the test windows are stitched into one out-of-sample curve. Trial returns are recomputed from the saved signals with the inherited costs and fill. The phase compiles into nodes of its own, the fold count following from the windows and the data's bar count: `NAME[returns]` (every trial's returns), `NAME[window=A-B]` (the returns A..B a fold uses), `NAME[fold=k]` (its choice and test figures) and `NAME` (the stitch), each cached on its own, so longer data runs the new fold's choice and the stitch only. One symbol.",
         keys: &[
             DATA,
             STRATEGY_UNUSED,
@@ -452,12 +452,12 @@ pub const MODES: &[ModeDoc] = &[
     },
     ModeDoc {
         name: "holdout",
-        summary: "The one phase that sees the sealed holdout (`data.holdout`; every other mode loads the data without those bars): replays what an upstream backtest (its strategy) or signal_replay (its trials and global weights; the sweep it replays must be a direct upstream too) decided over all the bars with the inherited costs and fill, and measures the held-out bars only, against buy-and-hold. Each build that runs or serves it is counted in the run ledger; the build prints how many have looked. One symbol.",
+        summary: "The one phase that sees the sealed holdout (`data.holdout`; every other mode loads the data without those bars): replays what an upstream backtest (its strategy) or signal_replay (its trials and weights; the sweep it replays must be a direct upstream too, and with weights per regime the analysis it read the regimes of, whose classifier labels every bar again from bars up to it) decided over all the bars with the inherited costs and fill, and measures the held-out bars only, against buy-and-hold. Each build that runs or serves it is counted in the run ledger; the build prints how many have looked. One symbol.",
         keys: &[DATA, STRATEGY_UNUSED, COSTS, EXECUTION],
         files: &[
             f(
                 "metrics.json",
-                "`{source, mode, from_ts, bars, holdout: {metrics}, benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}}`: the held-out bars only, equity rebased to 1 at the close before them",
+                "`{source, mode, from_ts, bars, holdout: {metrics}, benchmark: {name: buy_and_hold, metrics: {metrics}, alpha, beta, information_ratio, excess_return}, per_regime: {classifier, bars: {LABEL: held-out bars}} or null}`: the held-out bars only, equity rebased to 1 at the close before them",
             ),
             f(
                 "equity.csv",

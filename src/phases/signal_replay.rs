@@ -262,13 +262,7 @@ impl Phase for SignalReplay {
         let rc = replay_config(ctx.config).map_err(issue_error)?;
         let bars = common::load_bars(&spec, ctx.log)?.remove(0);
         let analysis = common::upstream_of(ctx.upstream, "analysis");
-        let source = common::upstream_of(ctx.upstream, "signal_generation")
-            .or(analysis)
-            .ok_or_else(|| {
-                PhaseError::bad_input(
-                    "signal_replay needs an upstream `signal_generation` (or `analysis`) phase",
-                )
-            })?;
+        let source = common::trial_source(ctx.upstream, "signal_replay", true)?;
         let (records, dense) = load_trials(source, &bars.symbol, &bars.ts_text)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), source.node)?;
         let mut out = replay(&bars, &records, &dense, fee, &rc, analysis, ctx.log)?;
