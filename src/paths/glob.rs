@@ -64,6 +64,15 @@ impl PathGlob {
         self.depth != Some(1)
     }
 
+    /// Whether a match can lie below the directory `dir`, which lies
+    /// below [`PathGlob::dir`]: it is not deeper than matches reach.
+    pub fn may_match_below(&self, dir: &Path) -> bool {
+        let below = dir
+            .strip_prefix(self.dir())
+            .map_or(0, |rel| rel.components().count());
+        self.depth.is_none_or(|depth| depth > below)
+    }
+
     /// Whether the absolute, normalised `path` matches.
     pub fn is_match(&self, path: &Path) -> bool {
         let base = normalize(&std::path::absolute(&self.base).unwrap_or_default());
