@@ -236,7 +236,7 @@ fn bad_cache_false_outputs_are_bad_input() {
     p.file("wf.yaml", &wf("{path: b.txt, cache: maybe}"));
     let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(
-        err.contains("wf.yaml:4:") && err.contains("`outputs[1].cache`"),
+        err.contains("wf.yaml:6:") && err.contains("`outputs[1].cache`"),
         "{err}"
     );
     p.file("wf.yaml", &wf("{path: b.txt, cahce: false}"));

@@ -146,6 +146,15 @@ mod tests {
     }
 
     #[test]
+    fn matches_reach_below_a_directory_only_as_deep_as_the_pattern() {
+        let out = Path::new("/p/wf/out/chunks");
+        assert!(glob("out/*/*.csv").may_match_below(out));
+        assert!(glob("out/**/*.csv").may_match_below(out));
+        assert!(!glob("out/*.csv").may_match_below(out));
+        assert!(!glob("out/*/*.csv").may_match_below(Path::new("/p/wf/out/a/b")));
+    }
+
+    #[test]
     fn bad_patterns_are_errors() {
         assert!(PathGlob::new("data/[.csv", Path::new("/p")).is_err());
     }

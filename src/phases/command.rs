@@ -737,4 +737,34 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.key, "inputs[0]");
     }
+
+    #[test]
+    fn a_glob_into_a_directory_output_stands_for_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        std::fs::create_dir_all(base.join("out/chunks")).unwrap();
+        std::fs::write(base.join("out/chunks/a.csv"), "x").unwrap();
+        std::fs::write(base.join("out/b.csv"), "x").unwrap();
+        // Directory outputs come with a trailing `/`.
+        let produced = [PathBuf::from(format!(
+            "{}/",
+            base.join("out/chunks").display()
+        ))];
+        let inputs = |pattern: &str| {
+            Command.inputs_given(&json!({"run": "x", "inputs": [pattern]}), &base, &produced)
+        };
+        // Inside it, existing files or not: the directory alone.
+        assert_eq!(inputs("out/chunks/*.csv").unwrap(), [produced[0].clone()]);
+        assert_eq!(
+            inputs("out/chunks/sub/*.csv").unwrap(),
+            [produced[0].clone()]
+        );
+        // Above it, deep enough to reach in: other files, then the directory.
+        assert_eq!(
+            inputs("out/**/*.csv").unwrap(),
+            [base.join("out/b.csv"), produced[0].clone()]
+        );
+        // Above it, not reaching in: only what is there.
+        assert_eq!(inputs("out/*.csv").unwrap(), [base.join("out/b.csv")]);
+    }
 }

@@ -515,10 +515,15 @@ impl Loader {
             }
             let path = format!("{}.{key}", raw.path);
             config.insert(key.to_string(), to_json(doc, &path, v)?);
-            key_locations.retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
+            key_locations.retain(|k, _| {
+                k != key && !k.starts_with(&format!("{key}.")) && !k.starts_with(&format!("{key}["))
+            });
             key_locations.insert(key.to_string(), doc.locate(&path));
             for (sub, loc) in doc.positions_under(&path) {
                 key_locations.insert(format!("{key}.{sub}"), loc);
+            }
+            for (item, loc) in doc.item_positions_under(&path) {
+                key_locations.insert(format!("{key}{item}"), loc);
             }
         }
         // Where the engine keys are, so errors about them point at their line.
