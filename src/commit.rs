@@ -26,6 +26,7 @@ pub fn commit(
         entry,
         mut log,
         started,
+        replace,
         lock,
     } = pending;
     let node = &ctx.graph.nodes[index];
@@ -60,7 +61,7 @@ pub fn commit(
         meta,
         &log,
         output.memory.into_inner(),
-        ctx.force[index],
+        ctx.force[index] || replace,
     );
     held.push(lock);
     match committed {

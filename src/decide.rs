@@ -23,6 +23,7 @@ use crate::node_trace::TracedNode;
 use crate::phases::Upstream;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::{Entry, KeyLock, Lookup, PendingEntry};
+use crate::workspace::{Keep, UNCACHED_RECORD};
 
 /// What the coordinator does with a ready node.
 pub enum Decision {
@@ -44,6 +45,9 @@ pub struct Prepared {
     pub input_stats: Vec<Stat>,
     pub log: Vec<u8>,
     pub started: Instant,
+    /// The entry exists but a `cache: false` output is missing or edited:
+    /// the node runs again and its entry is replaced.
+    pub replace: bool,
 }
 
 /// A miss being executed: what [`crate::commit`] needs afterwards.
@@ -55,6 +59,8 @@ pub struct Pending {
     pub entry: PendingEntry,
     pub log: Vec<u8>,
     pub started: Instant,
+    /// Replace the entry under the key (see [`Prepared::replace`]).
+    pub replace: bool,
     /// Held from the decision to the commit, so a concurrent build of the
     /// same key waits and then finds the entry.
     pub lock: KeyLock,
@@ -172,9 +178,11 @@ pub fn decide(
         input_stats,
         log: Vec::new(),
         started,
+        replace: false,
     };
     if !ctx.force[index]
         && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
+        && uncached_intact(ctx, node, &entry, &mut prepared)
     {
         return Decision::Done(cached(ctx, node, prepared, entry));
     }
@@ -198,9 +206,15 @@ pub fn after_lock(
 ) -> Decision {
     let node = &ctx.graph.nodes[prepared.index];
     if !ctx.force[prepared.index]
+        && !prepared.replace
         && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
+        && uncached_intact(ctx, node, &entry, &mut prepared)
     {
         return Decision::Done(cached(ctx, node, prepared, entry));
+    }
+    // The node reads its upstream's temp outputs from the workspace.
+    if let Err(e) = restore_upstream_temps(ctx, node, deps) {
+        return Decision::Done(prepared.fail(e));
     }
     let writes_files = ctx
         .factory
@@ -255,6 +269,7 @@ pub fn after_lock(
         entry,
         log: prepared.log,
         started: prepared.started,
+        replace: prepared.replace,
         lock,
     };
     Decision::Execute(Box::new(pending), Box::new(action))
@@ -350,10 +365,11 @@ pub(crate) fn evidence(
             .cloned()
             .zip(input_stats.iter().copied())
             .collect(),
+        // A temp output is gone once its readers ran: never evidence.
         outputs: node
-            .workspace_outputs
-            .iter()
-            .filter_map(|(_, path)| lstat(path))
+            .outputs_kept()
+            .filter(|(_, _, keep)| *keep != Keep::Temp)
+            .filter_map(|(_, path, _)| lstat(path))
             .collect(),
         blobs: entry
             .manifest
@@ -383,12 +399,13 @@ fn from_trace(
         .iter()
         .map(|r| r.output_digest.as_deref())
         .collect::<Option<_>>()?;
-    let outputs_declared = traced.outputs.len() == node.workspace_outputs.len()
-        && traced
-            .outputs
-            .iter()
-            .zip(&node.workspace_outputs)
-            .all(|((a, _), (_, b))| a == b);
+    let kept: Vec<&std::path::PathBuf> = node
+        .outputs_kept()
+        .filter(|(_, _, keep)| *keep != Keep::Temp)
+        .map(|(_, path, _)| path)
+        .collect();
+    let outputs_declared = traced.outputs.len() == kept.len()
+        && traced.outputs.iter().zip(kept).all(|((a, _), b)| a == b);
     if !outputs_declared || !traced.holds(&node.inputs, &upstream) {
         return None;
     }
@@ -419,37 +436,8 @@ fn restore_dir_output(
         .iter()
         .filter_map(|(name, record)| Some((name.strip_prefix(rel)?, record.blake3.as_str())))
         .collect();
-    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-    if is_dir {
-        let mut present = Vec::new();
-        let mut plain = true;
-        for item in walkdir::WalkDir::new(path).sort_by_file_name() {
-            let item = item.map_err(std::io::Error::other)?;
-            if item.file_type().is_dir() {
-                // Noted, so a file added later voids the up-to-date record.
-                crate::observed::note_dir(item.path());
-            } else if item.file_type().is_file() {
-                let sub = item.path().strip_prefix(path).unwrap_or(item.path());
-                let sub = sub
-                    .to_string_lossy()
-                    .replace(std::path::MAIN_SEPARATOR, "/");
-                present.push((sub, item.into_path()));
-            } else {
-                plain = false;
-            }
-        }
-        present.sort();
-        let same = plain
-            && present.len() == stored.len()
-            && present
-                .iter()
-                .zip(&stored)
-                .all(|((sub, file), (name, digest))| {
-                    sub == name && ctx.stats.hash_file(file).ok().as_deref() == Some(*digest)
-                });
-        if same {
-            return Ok(());
-        }
+    if tree_matches(ctx, path, &stored) {
+        return Ok(());
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
@@ -468,7 +456,15 @@ fn restore_dir_output(
 /// Put a hit's workspace outputs back where the workflow expects them,
 /// unless they are already there with the stored content.
 fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Result<()> {
-    for (rel, path) in &node.workspace_outputs {
+    restore_kept(ctx, node, entry, Keep::Stored)
+}
+
+/// Put back the workspace outputs of `node` kept as `which`.
+fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> std::io::Result<()> {
+    for (rel, path, keep) in node.outputs_kept() {
+        if keep != which {
+            continue;
+        }
         if crate::workspace::is_dir_output(rel) {
             restore_dir_output(ctx, node, entry, rel, path)?;
             continue;
@@ -487,4 +483,126 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
         crate::observed::note_written();
     }
     Ok(())
+}
+
+/// The temp outputs of `node`'s upstream nodes, put back from their
+/// entries for `node` to read: it is about to run.
+fn restore_upstream_temps(
+    ctx: &RunContext,
+    node: &Node,
+    deps: &[Arc<NodeResult>],
+) -> Result<(), String> {
+    for (&d, result) in node.deps.iter().zip(deps) {
+        let upstream = &ctx.graph.nodes[d];
+        if !upstream.has_temp() {
+            continue;
+        }
+        let entry = result
+            .entry_in(ctx)
+            .ok_or_else(|| format!("the entry of `{}` is gone from the store", upstream.id))?;
+        restore_kept(ctx, upstream, &entry, Keep::Temp)
+            .map_err(|e| format!("cannot restore the temp outputs of `{}`: {e}", upstream.id))?;
+    }
+    Ok(())
+}
+
+/// Whether every `cache: false` output of a hit is in the workspace with
+/// the digest its entry recorded. When not, says so in the log and marks
+/// the node to run again, replacing the entry.
+fn uncached_intact(ctx: &RunContext, node: &Node, entry: &Entry, prepared: &mut Prepared) -> bool {
+    match uncached_difference(ctx, node, entry) {
+        None => true,
+        Some(what) => {
+            prepared.log.extend_from_slice(
+                format!("admf: {what} (`cache: false`); running the node again\n").as_bytes(),
+            );
+            prepared.replace = true;
+            false
+        }
+    }
+}
+
+/// What differs between the `cache: false` outputs of `node` in the
+/// workspace and the digests its entry recorded; `None` when nothing.
+pub(crate) fn uncached_difference(ctx: &RunContext, node: &Node, entry: &Entry) -> Option<String> {
+    if !node.keeps.contains(&Keep::Uncached) {
+        return None;
+    }
+    let recorded: serde_json::Map<String, Value> = entry
+        .read(UNCACHED_RECORD)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let digest_of = |name: &str| recorded.get(name)?.get("blake3")?.as_str();
+    for (rel, path, keep) in node.outputs_kept() {
+        if keep != Keep::Uncached {
+            continue;
+        }
+        if !crate::workspace::is_dir_output(rel) {
+            let now = if crate::workspace::is_plain_file(path) {
+                ctx.stats.hash_file(path).ok()
+            } else {
+                None
+            };
+            match (now, digest_of(rel)) {
+                (None, _) => return Some(format!("`{rel}` is missing")),
+                (Some(now), Some(was)) if now == was => continue,
+                _ => return Some(format!("`{rel}` was edited")),
+            }
+        }
+        let stored: Vec<(&str, &str)> = recorded
+            .iter()
+            .filter_map(|(name, r)| {
+                Some((name.strip_prefix(rel.as_str())?, r.get("blake3")?.as_str()?))
+            })
+            .collect();
+        if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            return Some(format!("`{rel}` is missing"));
+        }
+        if !tree_matches(ctx, path, &stored) {
+            return Some(format!("`{rel}` was edited"));
+        }
+    }
+    None
+}
+
+/// Whether the directory at `path` holds exactly the files `stored`
+/// names (path inside, digest; sorted), with that content.
+fn tree_matches(ctx: &RunContext, path: &Path, stored: &[(&str, &str)]) -> bool {
+    dir_files(path).is_some_and(|present| {
+        present.len() == stored.len()
+            && present
+                .iter()
+                .zip(stored)
+                .all(|((sub, file), (name, digest))| {
+                    sub == name && ctx.stats.hash_file(file).ok().as_deref() == Some(*digest)
+                })
+    })
+}
+
+/// The files of the directory at `path` as (`/`-separated path inside,
+/// path), sorted; `None` when it is not a directory or holds anything
+/// but files and directories. Each directory is noted, so a file added
+/// later voids the up-to-date record.
+fn dir_files(path: &Path) -> Option<Vec<(String, std::path::PathBuf)>> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    let mut present = Vec::new();
+    for item in walkdir::WalkDir::new(path).sort_by_file_name() {
+        let item = item.ok()?;
+        if item.file_type().is_dir() {
+            crate::observed::note_dir(item.path());
+        } else if item.file_type().is_file() {
+            let sub = item.path().strip_prefix(path).unwrap_or(item.path());
+            let sub = sub
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            present.push((sub, item.into_path()));
+        } else {
+            return None;
+        }
+    }
+    present.sort();
+    Some(present)
 }

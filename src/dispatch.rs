@@ -110,9 +110,11 @@ pub fn dispatch(
             .filter(|&i| graph.nodes[i].deps.is_empty())
             .map(Reverse)
             .collect(),
+        temp: TempOutputs::new(&graph, &mask),
         mask,
         stopping: false,
         keep_going: options.keep_going,
+        graph: graph.clone(),
     };
     let (tx, rx) = channel();
     let mut in_flight: HashMap<usize, InFlight> = HashMap::new();
@@ -274,6 +276,13 @@ pub fn dispatch(
     if let Err(e) = ctx.store.set_group_commit(false) {
         eprintln!("admf: cannot write to the store: {e}");
     }
+    if let Some(temp) = &mut board.temp {
+        // A stopped build leaves readers unsettled: their temps go too.
+        temp.readers.iter_mut().for_each(|r| *r = 0);
+        for i in 0..n {
+            temp.remove_if_read(&graph, i, &board.state);
+        }
+    }
     BuildReport {
         nodes: board.state,
         selected,
@@ -429,6 +438,9 @@ struct Board {
     mask: Vec<bool>,
     stopping: bool,
     keep_going: bool,
+    /// `None` when no node has temp outputs.
+    temp: Option<TempOutputs>,
+    graph: Arc<Graph>,
 }
 
 impl Board {
@@ -451,6 +463,72 @@ impl Board {
             self.waiting[d] -= 1;
             if self.waiting[d] == 0 && self.mask[d] {
                 self.ready.push(Reverse(d));
+            }
+        }
+        if let Some(temp) = &mut self.temp {
+            temp.settled(&self.graph, i, &self.state);
+        }
+    }
+}
+
+/// The `temp:` outputs of the build: a node's are removed from the
+/// workspace once every selected node reading it (depending on it) has
+/// settled, whatever its outcome; a node no selected node reads loses
+/// them as soon as it settles. Only a node that ran or came from the
+/// store has its temps removed: a failed node's are left to look at.
+struct TempOutputs {
+    /// Per node: selected dependents not settled yet.
+    readers: Vec<usize>,
+    removed: Vec<bool>,
+}
+
+impl TempOutputs {
+    fn new(graph: &Graph, mask: &[bool]) -> Option<Self> {
+        if !graph.nodes.iter().any(|n| n.has_temp()) {
+            return None;
+        }
+        let mut readers = vec![0; graph.nodes.len()];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if mask[i] {
+                for &d in &node.deps {
+                    readers[d] += 1;
+                }
+            }
+        }
+        Some(TempOutputs {
+            readers,
+            removed: vec![false; graph.nodes.len()],
+        })
+    }
+
+    /// Node `i` settled: it no longer reads its upstream's temps.
+    fn settled(&mut self, graph: &Graph, i: usize, state: &[Final]) {
+        self.remove_if_read(graph, i, state);
+        for &d in &graph.nodes[i].deps {
+            self.readers[d] = self.readers[d].saturating_sub(1);
+            self.remove_if_read(graph, d, state);
+        }
+    }
+
+    fn remove_if_read(&mut self, graph: &Graph, i: usize, state: &[Final]) {
+        let node = &graph.nodes[i];
+        let done = matches!(&state[i], Final::Done(r) if matches!(r.outcome, Outcome::Ran | Outcome::Cached));
+        if self.readers[i] > 0 || self.removed[i] || !done || !node.has_temp() {
+            return;
+        }
+        self.removed[i] = true;
+        for (rel, path, keep) in node.outputs_kept() {
+            if keep != crate::workspace::Keep::Temp {
+                continue;
+            }
+            match crate::workspace::remove_output(rel, path) {
+                Ok(true) => crate::observed::note_written(),
+                Ok(false) => {}
+                Err(e) => eprintln!(
+                    "admf: cannot remove temp output {} of `{}`: {e}",
+                    path.display(),
+                    node.id
+                ),
             }
         }
     }

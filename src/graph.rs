@@ -42,6 +42,10 @@ pub struct Node {
     pub inputs: Vec<PathBuf>,
     /// (path in the entry's `out/`, workspace path) restored on a hit.
     pub workspace_outputs: Vec<(String, PathBuf)>,
+    /// How each workspace output is kept, in the same order; shorter
+    /// (empty for most nodes): the rest are stored.
+    #[serde(default)]
+    pub keeps: Vec<crate::workspace::Keep>,
     pub base_dir: PathBuf,
     pub location: Location,
     pub retries: u32,
@@ -204,6 +208,28 @@ fn one_thread() -> usize {
     1
 }
 
+impl Node {
+    /// How workspace output `i` is kept.
+    pub fn keep(&self, i: usize) -> crate::workspace::Keep {
+        self.keeps.get(i).copied().unwrap_or_default()
+    }
+
+    /// The workspace outputs with how each is kept.
+    pub fn outputs_kept(
+        &self,
+    ) -> impl Iterator<Item = (&String, &PathBuf, crate::workspace::Keep)> {
+        self.workspace_outputs
+            .iter()
+            .enumerate()
+            .map(|(i, (rel, path))| (rel, path, self.keep(i)))
+    }
+
+    /// Whether some workspace output is `temp:`.
+    pub fn has_temp(&self) -> bool {
+        self.keeps.contains(&crate::workspace::Keep::Temp)
+    }
+}
+
 /// A node about to be created: id, role, config, deps, grid group.
 type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
 
@@ -219,7 +245,21 @@ pub fn compile_with(
     checks: fn(&Graph) -> Result<(), Error>,
 ) -> Result<Graph, Error> {
     let produced = produced_outputs(&workflow, factory);
-    let produced_paths: Vec<PathBuf> = produced.paths.keys().cloned().collect();
+    // Directory outputs with a trailing `/`: a glob reaching into one
+    // stands for the whole directory (see the command mode's inputs).
+    let produced_paths: Vec<PathBuf> = produced
+        .paths
+        .keys()
+        .map(|p| {
+            if produced.dirs.contains_key(p) {
+                let mut dir = p.clone().into_os_string();
+                dir.push("/");
+                PathBuf::from(dir)
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
     add_file_edges(&mut workflow, factory, &produced, &produced_paths);
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
@@ -407,6 +447,7 @@ pub fn compile_with(
                 }
             }
             let workspace_outputs = implementation.workspace_outputs(&config, &phase.base_dir);
+            let keeps = implementation.output_keeps(&config);
             let when = match role {
                 Role::Gather { .. } => None,
                 _ => phase.when.clone(),
@@ -421,6 +462,7 @@ pub fn compile_with(
                 when,
                 inputs,
                 workspace_outputs,
+                keeps,
                 base_dir: phase.base_dir.clone(),
                 location: phase.location.clone(),
                 retries: phase.retries,

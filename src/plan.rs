@@ -108,6 +108,13 @@ fn predict_node(
     };
     let key = ingredients.key();
     if let Lookup::Hit(entry) = ctx.store.lookup(&key, &ctx.stats) {
+        if let Some(what) = crate::decide::uncached_difference(ctx, node, &entry) {
+            return Prediction {
+                verdict: Verdict::Stale(Reason::Changed(vec![format!("{what} (`cache: false`)")])),
+                key: Some(key),
+                result: None,
+            };
+        }
         let result = NodeResult {
             outcome: Outcome::Cached,
             key: Some(key.clone()),

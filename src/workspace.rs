@@ -16,6 +16,44 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// How a workspace output is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Keep {
+    /// Copied into the store, restored into the workspace on a hit.
+    #[default]
+    Stored,
+    /// `temp:`: copied into the store, but in the workspace only while a
+    /// node that reads it may run: not restored on a hit, restored for a
+    /// reader that runs, removed once every reader of the build finished.
+    Temp,
+    /// `cache: false`: left in the workspace only; the entry records its
+    /// digest (in [`UNCACHED_RECORD`]), and a hit whose file is missing
+    /// or differs from it runs the node again.
+    Uncached,
+}
+
+/// The entry artifact holding the digests of a node's `cache: false`
+/// outputs: a JSON object of path → `{blake3, size}`.
+pub const UNCACHED_RECORD: &str = "uncached.json";
+
+/// Removes a workspace output (a file, or a directory output's tree);
+/// true when something was there.
+pub fn remove_output(rel: &str, path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() && is_dir_output(rel) => fs::remove_dir_all(path).map(|()| true),
+        Ok(_) => fs::remove_file(path).map(|()| true),
+    }
+}
+
+/// blake3 (hex) and size of the file at `path`, read as a stream.
+pub fn file_digest(path: &Path) -> io::Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let size = io::copy(&mut fs::File::open(path)?, &mut hasher)?;
+    Ok((hasher.finalize().to_hex().to_string(), size))
+}
+
 /// Whether a workspace output (as named in the entry) is a directory
 /// output: declared with a trailing `/`, stored and restored as a tree of
 /// files under that name.

@@ -2,10 +2,9 @@
 //! with the fast paths on.
 
 mod common;
-mod pipelines_support;
 
 use common::Project;
-use pipelines_support::{age, bad_input, build, settle};
+use common::fast_paths::{age, build, settle};
 
 const WF: &str = r#"phases:
   - prepare:
@@ -90,7 +89,81 @@ fn a_missing_directory_fails_the_node_and_overlaps_are_errors() {
         "wf.yaml",
         "phases:\n  - a:\n      mode: command\n      outputs: [d/]\n      run: mkdir d\n  - b:\n      mode: command\n      outputs: [d/x.txt]\n      run: touch d/x.txt\n",
     );
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(err.contains("directory output"), "{err}");
     assert!(err.contains("wf.yaml:8:7"), "{err}");
+}
+
+/// `split` writes one file per book into a directory output; `count` and
+/// `firsts` read it through globs, `other` reads something else. On a
+/// cold build nothing matches the globs yet: they stand for the whole
+/// directory, so they make the edges (the only ones: every phase says
+/// `depends_on: []`) and the readers run after `split`.
+const GLOB_INTO_DIR: &str = r#"phases:
+  - split:
+      mode: command
+      inputs: ["books/*.txt"]
+      outputs: [chunks/]
+      run: "mkdir -p chunks && for f in books/*.txt; do b=$(basename $f .txt); cut -c1-2 $f > chunks/$b.csv; done"
+  - count:
+      mode: command
+      depends_on: []
+      inputs: ["chunks/*.csv"]
+      outputs: [count.txt]
+      run: "cat chunks/*.csv | wc -l | tr -d ' ' > count.txt"
+  - firsts:
+      mode: command
+      depends_on: []
+      inputs: ["chunks/**/*.csv"]
+      outputs: [firsts.txt]
+      run: "cat chunks/*.csv | cut -c1 | sort | tr -d '\n' > firsts.txt"
+  - other:
+      mode: command
+      depends_on: []
+      inputs: [notes.txt]
+      outputs: [other.txt]
+      run: "cp notes.txt other.txt"
+"#;
+
+#[test]
+fn a_glob_into_a_directory_output_works_on_a_cold_build() {
+    let p = Project::new();
+    p.file("wf.yaml", GLOB_INTO_DIR)
+        .file("books/a.txt", "alpha\n")
+        .file("books/b.txt", "beta\n")
+        .file("notes.txt", "n\n");
+    let graph = p.admf(&["graph", "wf.yaml"]);
+    assert_eq!(graph.code, 0, "{}", graph.stderr);
+    assert!(
+        graph.stdout.contains("count   command  <- split\n")
+            && graph.stdout.contains("firsts  command  <- split\n"),
+        "{}",
+        graph.stdout
+    );
+    let first = settle(&p, &["wf.yaml"]);
+    assert_eq!(first.ran(), ["split", "count", "firsts", "other"]);
+    assert_eq!(p.read("count.txt"), "2\n");
+    assert_eq!(p.read("firsts.txt"), "ab");
+
+    // A book dropped in: `split` writes one more chunk, both readers rerun.
+    p.file("books/c.txt", "gamma\n");
+    let dropped = build(&p, &["wf.yaml"]);
+    assert!(!dropped.fast, "{}", dropped.stderr);
+    assert_eq!(dropped.ran(), ["split", "count", "firsts"]);
+    assert_eq!(p.read("count.txt"), "3\n");
+    assert_eq!(p.read("firsts.txt"), "abg");
+
+    // A book edited past what `split` keeps: the tree is the same, so
+    // nothing below it reruns.
+    age(p.dir.path());
+    assert!(build(&p, &["wf.yaml"]).ran().is_empty());
+    assert!(build(&p, &["wf.yaml"]).fast);
+    p.file("books/a.txt", "alps\n");
+    let edited = build(&p, &["wf.yaml"]);
+    assert!(!edited.fast, "{}", edited.stderr);
+    assert_eq!(edited.ran(), ["split"]);
+
+    // The same workflow compiled cold and warm has the same graph.
+    let warm = p.admf(&["graph", "wf.yaml"]).stdout;
+    assert_eq!(warm, graph.stdout);
 }

@@ -4,9 +4,9 @@
 //! is made after a build answered by the up-to-date record).
 
 mod common;
-mod pipelines_support;
 
-use pipelines_support::{age, build, example_all, settle};
+use common::example_all;
+use common::fast_paths::{age, build, settle};
 
 const WF: &[&str] = &["workflow.yaml"];
 

@@ -3,10 +3,9 @@
 //! the next build, and exactly the nodes it touches run.
 
 mod common;
-mod pipelines_support;
 
 use common::Project;
-use pipelines_support::{bad_input, build, settle};
+use common::fast_paths::{build, settle};
 
 const MAP: &str = r#"phases:
   - map:
@@ -92,7 +91,7 @@ fn a_file_dropped_into_a_globbed_folder_is_processed_by_the_next_build() {
     assert_eq!(p.read("total.txt"), "9\n");
 
     // Settled again, then a book removed: its node goes, the total follows.
-    pipelines_support::age(p.dir.path());
+    common::fast_paths::age(p.dir.path());
     assert!(build(&p, &["wf.yaml"]).ran().is_empty());
     assert!(build(&p, &["wf.yaml"]).fast);
     std::fs::remove_file(p.path("books/a.txt")).unwrap();
@@ -210,7 +209,7 @@ fn two_phases_writing_one_path_stay_an_error() {
         "wf.yaml",
         "phases:\n  - a:\n      mode: command\n      foreach: [x, y]\n      outputs: [same.txt]\n      run: touch same.txt\n",
     );
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(err.contains("same.txt"), "{err}");
     assert!(
         err.contains("a[item=x]") && err.contains("a[item=y]"),
@@ -274,7 +273,7 @@ fn bad_fan_outs_name_the_file_line_and_key() {
     ] {
         let p = Project::new();
         p.file("wf.yaml", yaml);
-        let err = bad_input(&p, &["validate", "wf.yaml"]);
+        let err = p.bad_input(&["validate", "wf.yaml"]);
         assert!(err.contains(place), "{place} in:\n{err}");
         assert!(err.contains(words), "{words} in:\n{err}");
     }

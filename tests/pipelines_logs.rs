@@ -1,10 +1,9 @@
 //! `logs:` and `timeout:` of command phases.
 
 mod common;
-mod pipelines_support;
 
 use common::Project;
-use pipelines_support::build;
+use common::fast_paths::build;
 
 #[test]
 fn a_log_is_shown_but_never_defeats_early_cutoff() {
@@ -46,7 +45,7 @@ fn a_log_may_not_be_an_output() {
         "wf.yaml",
         "phases:\n  - a:\n      mode: command\n      outputs: [x.log]\n      logs: [x.log]\n      run: touch x.log\n",
     );
-    let err = pipelines_support::bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(
         err.contains("`logs[0]`") && err.contains("wf.yaml:5:"),
         "{err}"
@@ -75,8 +74,7 @@ fn a_command_past_its_timeout_is_killed_with_what_it_started() {
     );
     // Killed, not waited for: far below the 30 s the command asked for.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    let err =
-        pipelines_support::bad_input(&p, &["validate", "wf.yaml", "--set", "slow.timeout=soon"]);
+    let err = p.bad_input(&["validate", "wf.yaml", "--set", "slow.timeout=soon"]);
     assert!(err.contains("`timeout`"), "{err}");
 }
 
@@ -106,8 +104,7 @@ fn threads_take_slots_of_j() {
     let run = build(&p, &["wf.yaml", "-j", "2"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.ran(), ["heavy[item=a]", "heavy[item=b]", "light"]);
-    let err =
-        pipelines_support::bad_input(&p, &["validate", "wf.yaml", "--set", "heavy.threads=0"]);
+    let err = p.bad_input(&["validate", "wf.yaml", "--set", "heavy.threads=0"]);
     assert!(
         err.contains("`threads`") && err.contains("from 1 to 1024"),
         "{err}"

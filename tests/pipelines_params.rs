@@ -3,10 +3,9 @@
 //! params.a.b=V` overrides one; mistakes name the file, line and key.
 
 mod common;
-mod pipelines_support;
 
 use common::Project;
-use pipelines_support::{bad_input, build};
+use common::fast_paths::build;
 
 const WF: &str = r#"phases:
   - fit:
@@ -44,7 +43,7 @@ fn values_reach_the_command_and_only_listed_keys_rerun_it() {
 fn mistakes_name_the_file_line_and_key() {
     let p = project();
     p.file("wf.yaml", &WF.replace("name]", "nme]"));
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(err.contains("params.yaml has no key `nme`"), "{err}");
     assert!(err.contains("wf.yaml:4:"), "{err}");
 
@@ -52,7 +51,7 @@ fn mistakes_name_the_file_line_and_key() {
         "wf.yaml",
         &WF.replace("file: params.yaml", "file: nope.yaml"),
     );
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(
         err.contains("cannot read") && err.contains("nope.yaml"),
         "{err}"
@@ -62,7 +61,7 @@ fn mistakes_name_the_file_line_and_key() {
         "wf.yaml",
         &WF.replace("{params.train.n_est}", "{params.train.other}"),
     );
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(
         err.contains("`{params.train.other}` is not one of the `params:` keys"),
         "{err}"
@@ -70,7 +69,7 @@ fn mistakes_name_the_file_line_and_key() {
     assert!(err.contains("wf.yaml:6:"), "{err}");
 
     p.file("wf.yaml", WF);
-    let err = bad_input(&p, &["build", "wf.yaml", "--set", "params.train.other=1"]);
+    let err = p.bad_input(&["build", "wf.yaml", "--set", "params.train.other=1"]);
     assert!(err.contains("no phase reads `train.other`"), "{err}");
 }
 
@@ -103,7 +102,7 @@ fn an_include_takes_vars_substituted_in_its_strings() {
     assert_eq!(p.read("out/A.txt"), "A 1\nA 2\n");
     assert_eq!(p.read("out/B.txt"), "B 1\nB 2\nB 3\n");
     p.file("wf.yaml", &p.read("wf.yaml").replace("n: 3", "n: [3]"));
-    let err = bad_input(&p, &["validate", "wf.yaml"]);
+    let err = p.bad_input(&["validate", "wf.yaml"]);
     assert!(
         err.contains("`vars.n`") && err.contains("wf.yaml:7:"),
         "{err}"

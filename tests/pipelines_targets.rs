@@ -2,10 +2,9 @@
 //! over node ids and output paths, `--until` and `--downstream`.
 
 mod common;
-mod pipelines_support;
 
 use common::Project;
-use pipelines_support::{bad_input, build};
+use common::fast_paths::build;
 
 const WF: &str = r#"phases:
   - map:
@@ -115,9 +114,9 @@ fn until_builds_up_to_a_node_and_downstream_below_one() {
 #[test]
 fn a_target_matching_nothing_is_bad_input() {
     let p = project();
-    let err = bad_input(&p, &["build", "wf.yaml", "mapp[*]x"]);
+    let err = p.bad_input(&["build", "wf.yaml", "mapp[*]x"]);
     assert!(err.contains("no node named `mapp[*]x`"), "{err}");
-    let err = bad_input(&p, &["build", "wf.yaml", "--downstream", "nothing.txt"]);
+    let err = p.bad_input(&["build", "wf.yaml", "--downstream", "nothing.txt"]);
     assert!(err.contains("nothing.txt"), "{err}");
 }
 

@@ -64,6 +64,15 @@ impl PathGlob {
         self.depth != Some(1)
     }
 
+    /// Whether a match can lie below the directory `dir`, which lies
+    /// below [`PathGlob::dir`]: it is not deeper than matches reach.
+    pub fn may_match_below(&self, dir: &Path) -> bool {
+        let below = dir
+            .strip_prefix(self.dir())
+            .map_or(0, |rel| rel.components().count());
+        self.depth.is_none_or(|depth| depth > below)
+    }
+
     /// Whether the absolute, normalised `path` matches.
     pub fn is_match(&self, path: &Path) -> bool {
         let base = normalize(&std::path::absolute(&self.base).unwrap_or_default());
@@ -134,6 +143,15 @@ mod tests {
         let deep = glob("data/**/*.csv");
         assert!(deep.is_match(Path::new("/p/wf/data/a/b/SPY.csv")));
         assert!(glob("./in/a.txt").is_match(Path::new("/p/wf/in/a.txt")));
+    }
+
+    #[test]
+    fn matches_reach_below_a_directory_only_as_deep_as_the_pattern() {
+        let out = Path::new("/p/wf/out/chunks");
+        assert!(glob("out/*/*.csv").may_match_below(out));
+        assert!(glob("out/**/*.csv").may_match_below(out));
+        assert!(!glob("out/*.csv").may_match_below(out));
+        assert!(!glob("out/*/*.csv").may_match_below(Path::new("/p/wf/out/a/b")));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
 use crate::paths::normalize;
 use crate::paths::{PathGlob, is_glob};
-use crate::workspace::is_dir_output;
+use crate::workspace::{Keep, UNCACHED_RECORD, is_dir_output};
 
 pub struct Command;
 
@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "description",
     "logs",
     "timeout",
+    "temp",
 ];
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
@@ -47,6 +48,90 @@ fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue
             .collect(),
         Some(_) => Err(ConfigIssue::new(key, "must be a path or a list of paths")),
     }
+}
+
+/// One `outputs:` item: a path, or `{path: P, cache: false}`.
+struct OutputItem<'a> {
+    raw: &'a str,
+    cached: bool,
+}
+
+fn output_items(config: &Value) -> Result<Vec<OutputItem<'_>>, ConfigIssue> {
+    let items = match config.get("outputs") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => {
+            return Ok(vec![OutputItem {
+                raw: s,
+                cached: true,
+            }]);
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ConfigIssue::new(
+                "outputs",
+                "must be a path or a list of paths",
+            ));
+        }
+    };
+    let shape = "an output is a path, or {path: P, cache: false} for one kept out of the store";
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(raw) => Ok(OutputItem { raw, cached: true }),
+            Value::Object(map) => {
+                if let Some(other) = map.keys().find(|k| *k != "path" && *k != "cache") {
+                    return Err(ConfigIssue::new(
+                        format!("outputs[{i}].{other}"),
+                        format!("unknown key: {shape}"),
+                    ));
+                }
+                let raw = map
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ConfigIssue::new(format!("outputs[{i}]"), shape))?;
+                let cached = match map.get("cache") {
+                    None => true,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(ConfigIssue::new(
+                            format!("outputs[{i}].cache"),
+                            "must be true or false",
+                        ));
+                    }
+                };
+                Ok(OutputItem { raw, cached })
+            }
+            _ => Err(ConfigIssue::new(format!("outputs[{i}]"), shape)),
+        })
+        .collect()
+}
+
+/// Every declared workspace output as (relative path, how it is kept):
+/// `outputs:` in order, then `temp:`. Invalid ones are left out (the
+/// compiler has reported them).
+fn declared_outputs(config: &Value) -> Vec<(String, Keep)> {
+    let mut out: Vec<(String, Keep)> = output_items(config)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let keep = if item.cached {
+                Keep::Stored
+            } else {
+                Keep::Uncached
+            };
+            Some((output_path(item.raw, i).ok()?, keep))
+        })
+        .collect();
+    out.extend(
+        strings(config, "temp")
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| Some((output_path(raw, i).ok()?, Keep::Temp))),
+    );
+    out
 }
 
 /// An output path must stay inside the workflow's directory.
@@ -71,6 +156,13 @@ fn output_path(raw: &str, index: usize) -> Result<String, ConfigIssue> {
 /// pattern like `data/*.csv` never scans the rest of the project. Files
 /// other phases declare as outputs (`produced`) match too, existing yet
 /// or not.
+///
+/// A glob that can match files inside another phase's directory output
+/// stands for that whole directory (the directory's path is returned in
+/// place of its files): what it holds is known only once its phase ran,
+/// so listing it at load would differ between a cold and a warm build.
+/// The directory makes the edge, and its tree digest enters the key
+/// through that phase's output digest.
 fn expand_glob(
     pattern: &str,
     index: usize,
@@ -79,9 +171,25 @@ fn expand_glob(
 ) -> Result<Vec<PathBuf>, ConfigIssue> {
     let key = format!("inputs[{index}]");
     let glob = PathGlob::new(pattern, base_dir).map_err(|e| ConfigIssue::new(&key, e))?;
+    let root = glob.dir();
+    // Directory outputs come with a trailing `/`.
+    let dirs = produced
+        .iter()
+        .filter(|p| p.as_os_str().as_encoded_bytes().ends_with(b"/"));
+    if let Some(dir) = dirs.clone().find(|d| root.starts_with(d)) {
+        return Ok(vec![dir.clone()]);
+    }
+    // Directory outputs below the glob's directory that matches can lie in.
+    let within: Vec<&PathBuf> = dirs
+        .filter(|d| d.starts_with(&root) && glob.may_match_below(d))
+        .collect();
     // Walkdir yields a directory before listing it: a file added or
     // removed later changes the stat noted here.
     let mut found = glob.files(crate::observed::note_dir);
+    found.retain(|f| {
+        let f = normalize(&std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+        !within.iter().any(|d| f.starts_with(d))
+    });
     let existing: std::collections::HashSet<PathBuf> = found
         .iter()
         .map(|f| normalize(&std::path::absolute(f).unwrap_or_else(|_| f.clone())))
@@ -92,6 +200,7 @@ fn expand_glob(
             .filter(|p| glob.is_match(p) && !existing.contains(*p))
             .cloned(),
     );
+    found.extend(within.into_iter().cloned());
     if found.is_empty() {
         return Err(ConfigIssue::new(
             key,
@@ -132,11 +241,13 @@ impl Phase for Command {
             None => return Err(ConfigIssue::new("run", "a command phase needs `run:`")),
         }
         strings(config, "inputs")?;
-        for (i, raw) in strings(config, "outputs")?.into_iter().enumerate() {
-            output_path(raw, i)?;
+        let items = output_items(config)?;
+        for (i, item) in items.iter().enumerate() {
+            output_path(item.raw, i)?;
         }
+        self.validate_temp(config)?;
         if let Some(metrics) = map.get("metrics") {
-            let declared = strings(config, "outputs")?;
+            let declared: Vec<&str> = items.iter().map(|item| item.raw).collect();
             let named = metrics
                 .as_str()
                 .filter(|m| declared.contains(m) && !m.ends_with('/'));
@@ -162,10 +273,9 @@ impl Phase for Command {
                 ));
             }
         }
-        let outputs: Vec<String> = strings(config, "outputs")?
+        let outputs: Vec<String> = declared_outputs(config)
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, raw)| output_path(raw, i).ok())
+            .map(|(rel, _)| rel)
             .collect();
         for (i, raw) in strings(config, "logs")?.into_iter().enumerate() {
             let rel = output_path(raw, i)
@@ -182,6 +292,20 @@ impl Phase for Command {
                     format!("`{raw}` is also an output; a log is kept out of the output digest"),
                 ));
             }
+        }
+        if items.iter().any(|item| !item.cached)
+            && let Some(i) = outputs.iter().position(|rel| rel == UNCACHED_RECORD)
+        {
+            let key = match i.checked_sub(items.len()) {
+                Some(t) => format!("temp[{t}]"),
+                None => format!("outputs[{i}]"),
+            };
+            return Err(ConfigIssue::new(
+                key,
+                format!(
+                    "`{UNCACHED_RECORD}` is where the node keeps the digests of its `cache: false` outputs; name this output otherwise"
+                ),
+            ));
         }
         if map.contains_key("timeout") {
             timeout(config)?;
@@ -224,15 +348,19 @@ impl Phase for Command {
     }
 
     fn workspace_outputs(&self, config: &Value, base_dir: &Path) -> Vec<(String, PathBuf)> {
-        strings(config, "outputs")
-            .unwrap_or_default()
+        declared_outputs(config)
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, raw)| output_path(raw, i).ok())
-            .map(|rel| {
+            .map(|(rel, _)| {
                 let path = base_dir.join(rel.trim_end_matches('/'));
                 (rel, path)
             })
+            .collect()
+    }
+
+    fn output_keeps(&self, config: &Value) -> Vec<Keep> {
+        declared_outputs(config)
+            .into_iter()
+            .map(|(_, keep)| keep)
             .collect()
     }
 
@@ -335,10 +463,24 @@ impl Phase for Command {
             }));
         }
         // The outputs go to the commit by path: it stores a copy of each,
-        // and the node makes no temp dir of its own.
-        for (rel, path) in &outputs {
+        // and the node makes no temp dir of its own. A `cache: false`
+        // output leaves only its digest in the entry.
+        let mut uncached = serde_json::Map::new();
+        for ((rel, path), keep) in outputs.iter().zip(self.output_keeps(ctx.config)) {
+            let mut put = |name: &str, file: PathBuf| -> Result<(), PhaseError> {
+                if keep == Keep::Uncached {
+                    let (blake3, size) = crate::workspace::file_digest(&file)?;
+                    uncached.insert(
+                        name.to_string(),
+                        serde_json::json!({"blake3": blake3, "size": size}),
+                    );
+                } else {
+                    ctx.memory.put_file(name, file);
+                }
+                Ok(())
+            };
             if is_dir_output(rel) {
-                store_dir_output(rel, path, ctx.memory)?;
+                dir_output_files(rel, path, &mut put)?;
                 continue;
             }
             if !path.is_file() {
@@ -346,7 +488,11 @@ impl Phase for Command {
                     "declared output `{rel}` was not created"
                 )));
             }
-            ctx.memory.put_file(rel, path.clone());
+            put(rel, path.clone())?;
+        }
+        if self.output_keeps(ctx.config).contains(&Keep::Uncached) {
+            ctx.memory
+                .put_json(UNCACHED_RECORD, &Value::Object(uncached))?;
         }
         if let Some(metrics) = ctx.config.get("metrics").and_then(Value::as_str) {
             let path = ctx.base_dir.join(metrics);
@@ -360,6 +506,33 @@ impl Phase for Command {
                 )));
             }
             ctx.memory.put("metrics.json", text);
+        }
+        Ok(())
+    }
+}
+
+impl Command {
+    /// `temp:`: paths (a trailing `/` for a directory) inside the
+    /// workflow's directory, none also in `outputs:`.
+    fn validate_temp(&self, config: &Value) -> Result<(), ConfigIssue> {
+        let outputs: Vec<String> = output_items(config)?
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| output_path(item.raw, i).ok())
+            .collect();
+        let mut seen = Vec::new();
+        for (i, raw) in strings(config, "temp")?.into_iter().enumerate() {
+            let rel = output_path(raw, i)
+                .map_err(|e| ConfigIssue::new(format!("temp[{i}]"), e.message))?;
+            if outputs.contains(&rel) || seen.contains(&rel) {
+                return Err(ConfigIssue::new(
+                    format!("temp[{i}]"),
+                    format!(
+                        "`{raw}` is declared twice; a temp output is an output: list it once, under `temp:`"
+                    ),
+                ));
+            }
+            seen.push(rel);
         }
         Ok(())
     }
@@ -462,13 +635,13 @@ fn remove_dir_output(path: &Path) -> Result<(), PhaseError> {
     removed.map_err(|e| PhaseError::new(format!("cannot remove old {}: {e}", path.display())))
 }
 
-/// Hands every file of the directory output `rel` (ending in `/`) to the
-/// commit under the same relative names: the entry holds the tree, and
-/// its output digest covers every name and content.
-fn store_dir_output(
+/// Hands every file of the directory output `rel` (ending in `/`) to
+/// `put` under the same relative names (`rel` + path inside): the entry
+/// holds the tree, and its output digest covers every name and content.
+fn dir_output_files(
     rel: &str,
     path: &Path,
-    memory: &mut super::MemoryOutputs,
+    put: &mut dyn FnMut(&str, PathBuf) -> Result<(), PhaseError>,
 ) -> Result<(), PhaseError> {
     let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     if !is_dir {
@@ -499,7 +672,7 @@ fn store_dir_output(
                     ))
                 })?
                 .join("/");
-            memory.put_file(&format!("{root}/{name}"), item.path().to_path_buf());
+            put(&format!("{root}/{name}"), item.path().to_path_buf())?;
         }
     }
     Ok(())
@@ -563,5 +736,35 @@ mod tests {
             .inputs(&json!({"run": "x", "inputs": ["e/*.csv"]}), dir.path())
             .unwrap_err();
         assert_eq!(err.key, "inputs[0]");
+    }
+
+    #[test]
+    fn a_glob_into_a_directory_output_stands_for_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::path::absolute(dir.path()).unwrap();
+        std::fs::create_dir_all(base.join("out/chunks")).unwrap();
+        std::fs::write(base.join("out/chunks/a.csv"), "x").unwrap();
+        std::fs::write(base.join("out/b.csv"), "x").unwrap();
+        // Directory outputs come with a trailing `/`.
+        let produced = [PathBuf::from(format!(
+            "{}/",
+            base.join("out/chunks").display()
+        ))];
+        let inputs = |pattern: &str| {
+            Command.inputs_given(&json!({"run": "x", "inputs": [pattern]}), &base, &produced)
+        };
+        // Inside it, existing files or not: the directory alone.
+        assert_eq!(inputs("out/chunks/*.csv").unwrap(), [produced[0].clone()]);
+        assert_eq!(
+            inputs("out/chunks/sub/*.csv").unwrap(),
+            [produced[0].clone()]
+        );
+        // Above it, deep enough to reach in: other files, then the directory.
+        assert_eq!(
+            inputs("out/**/*.csv").unwrap(),
+            [base.join("out/b.csv"), produced[0].clone()]
+        );
+        // Above it, not reaching in: only what is there.
+        assert_eq!(inputs("out/*.csv").unwrap(), [base.join("out/b.csv")]);
     }
 }

@@ -453,6 +453,12 @@ pub trait Phase: Send + Sync {
         Vec::new()
     }
 
+    /// How each of [`Phase::workspace_outputs`] is kept, in the same
+    /// order; shorter (empty by default): the rest are stored.
+    fn output_keeps(&self, _config: &Value) -> Vec<crate::workspace::Keep> {
+        Vec::new()
+    }
+
     /// Whether the phase, in this role, writes files into
     /// [`PhaseContext::out_dir`]. A phase that hands every artifact to
     /// [`PhaseContext::memory`] returns false and then gets no directory

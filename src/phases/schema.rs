@@ -373,7 +373,7 @@ pub const MODES: &[ModeDoc] = &[
                 "outputs",
                 "path | list",
                 "[]",
-                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit; a path ending in `/` is a directory output, stored and restored whole (its digest covers the tree); an input another phase declares as an output is an edge to that phase",
+                "files the command must create, inside the workflow's directory; removed before it runs, stored, restored on a cache hit; a path ending in `/` is a directory output, stored and restored whole (its digest covers the tree); an input another phase declares as an output is an edge to that phase, and an input glob reaching into another phase's directory output stands for that whole directory (an edge, even on a cold build); an item `{path: P, cache: false}` is kept out of the store: only its digest is recorded (in the entry's `uncached.json`), and when the file is missing or differs from it the node runs again",
             ),
             k(
                 "env",
@@ -399,6 +399,12 @@ pub const MODES: &[ModeDoc] = &[
                 "seconds | \"90s\" | \"5m\" | \"1h\"",
                 "none",
                 "kill the command and everything it started when it runs longer; the node fails (enters the key like every command key)",
+            ),
+            k(
+                "temp",
+                "path | list",
+                "[]",
+                "outputs needed only by the nodes that read them (Snakemake's `temp()`): stored like `outputs:`, but removed from the workspace once every node of the build that depends on this one has finished, not restored on a cache hit, and restored from the store for a reader that runs; a path ending in `/` is a directory",
             ),
         ],
         files: &[
@@ -503,7 +509,7 @@ pub const PHASE_KEYS: &[KeyDoc] = &[
         "workflow",
         "path",
         "",
-        "include another workflow file as this phase (a composite); beside it, `vars: {name: value}` replaces `{name}` in every string of that file (other braces stay as written)",
+        "include another workflow file as this phase (a composite); beside it, `vars: {name: value}` replaces `{name}` in every string of that file (other braces stay as written); with `foreach:` or `matrix:` the file is included once per item, its nodes named `phase[item=A]/inner`, the bound names replaced in `workflow:` and the `vars:` values and passed as vars themselves",
     ),
     k(
         "retries",

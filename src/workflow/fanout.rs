@@ -589,6 +589,38 @@ pub(super) fn substitute_vars(value: &mut Value, vars: &[(String, String)]) {
     }
 }
 
+/// `text` of an include (its `workflow:` path or a `vars:` value) with
+/// the include's bound names substituted; another name is an error at
+/// `path`. Without bindings, the text as written.
+pub(super) fn bind_include_text(
+    doc: &Document,
+    path: &str,
+    key: &str,
+    text: &str,
+    binding: &[(String, String)],
+) -> Result<String, Error> {
+    if binding.is_empty() {
+        return Ok(text.to_string());
+    }
+    substitute(text, &|name| {
+        binding
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .map_err(|unknown| {
+        let bound: Vec<&str> = binding.iter().map(|(k, _)| k.as_str()).collect();
+        Error::invalid(
+            doc.locate(path),
+            key,
+            format!(
+                "`{{{unknown}}}` is not bound here (bound: {}); write `{{{{` and `}}}}` for literal braces",
+                bound.join(", ")
+            ),
+        )
+    })
+}
+
 fn lookup_var(vars: &[(String, String)], name: &str) -> Option<String> {
     Some(
         vars.iter()

@@ -185,6 +185,18 @@ struct Loader {
     param_overrides: fanout::ParamOverrides,
     /// Every dotted key some phase read through `params:`.
     params_read: Vec<String>,
+    /// The instances of each include with `foreach:` or `matrix:`: the
+    /// scope of each and its binding ([`Local::IncludeGroup`]).
+    include_groups: Vec<Vec<(usize, fanout::Binding)>>,
+}
+
+/// Where an include sits: the node-name prefix and inherited keys of the
+/// including scope, and the chain of files including it.
+#[derive(Clone, Copy)]
+struct IncludeAt<'a> {
+    prefix: &'a str,
+    inherited: &'a Inherited,
+    stack: &'a [(PathBuf, PathBuf, Location)],
 }
 
 impl Loader {
@@ -251,9 +263,40 @@ impl Loader {
             }
             first_seen.insert(phase.name.clone(), here);
             let local = if phase.fields.contains_key("workflow") {
-                let deps = self.deps_of(&doc, phase, scope, previous.as_deref(), &[])?;
-                note_depended(&deps, &mut depended);
-                self.include(&doc, phase, &prefix, &inherited, deps, &stack)?
+                match fanout::bindings(&doc, phase, &base_dir)? {
+                    None => {
+                        let deps = self.deps_of(&doc, phase, scope, previous.as_deref(), &[])?;
+                        note_depended(&deps, &mut depended);
+                        let at = IncludeAt {
+                            prefix: &prefix,
+                            inherited: &inherited,
+                            stack: &stack,
+                        };
+                        Local::Include(self.include(&doc, phase, None, &at, deps)?)
+                    }
+                    // Included once per binding, as `name[item=A]`.
+                    Some(bindings) => {
+                        let mut members = Vec::with_capacity(bindings.len());
+                        for binding in bindings {
+                            let deps =
+                                self.deps_of(&doc, phase, scope, previous.as_deref(), &binding)?;
+                            note_depended(&deps, &mut depended);
+                            let at = IncludeAt {
+                                prefix: &prefix,
+                                inherited: &inherited,
+                                stack: &stack,
+                            };
+                            let inner = self.include(&doc, phase, Some(&binding), &at, deps)?;
+                            self.scopes[scope].locals.insert(
+                                fanout::instance_name(&phase.name, &binding),
+                                Local::Include(inner),
+                            );
+                            members.push((inner, binding));
+                        }
+                        self.include_groups.push(members);
+                        Local::IncludeGroup(self.include_groups.len() - 1)
+                    }
+                }
             } else {
                 let bindings: Vec<Option<&fanout::Binding>> = match fanouts.get(&phase.name) {
                     Some(all) => all.iter().map(Some).collect(),
@@ -472,10 +515,15 @@ impl Loader {
             }
             let path = format!("{}.{key}", raw.path);
             config.insert(key.to_string(), to_json(doc, &path, v)?);
-            key_locations.retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
+            key_locations.retain(|k, _| {
+                k != key && !k.starts_with(&format!("{key}.")) && !k.starts_with(&format!("{key}["))
+            });
             key_locations.insert(key.to_string(), doc.locate(&path));
             for (sub, loc) in doc.positions_under(&path) {
                 key_locations.insert(format!("{key}.{sub}"), loc);
+            }
+            for (item, loc) in doc.item_positions_under(&path) {
+                key_locations.insert(format!("{key}{item}"), loc);
             }
         }
         // Where the engine keys are, so errors about them point at their line.
@@ -509,33 +557,56 @@ impl Loader {
         Ok(Local::Node(index))
     }
 
+    /// Include the file `raw` names as a scope of its own; with a
+    /// `binding` (an include with `foreach:` or `matrix:`), as the
+    /// instance `name[item=A]`, its bound names templated into `workflow:`
+    /// and `vars:` and passed as vars themselves.
     fn include(
         &mut self,
         doc: &Document,
         raw: &RawPhase,
-        prefix: &str,
-        inherited: &Inherited,
+        binding: Option<&fanout::Binding>,
+        at: &IncludeAt<'_>,
         deps: Vec<Dep>,
-        stack: &[(PathBuf, PathBuf, Location)],
-    ) -> Result<Local, Error> {
+    ) -> Result<usize, Error> {
+        let IncludeAt {
+            prefix,
+            inherited,
+            stack,
+        } = *at;
         let path_key = format!("{}.workflow", raw.path);
         let location = doc.locate(&path_key);
-        let rel = raw
+        let written = raw
             .fields
             .get("workflow")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::invalid(location.clone(), "workflow", "must be a file path"))?;
         for (k, _) in &raw.fields {
             let key = k.as_str().unwrap_or("?");
-            let allowed = ["name", "workflow", "depends_on", "description", "vars"];
+            let allowed = [
+                "name",
+                "workflow",
+                "depends_on",
+                "description",
+                "vars",
+                "foreach",
+                "matrix",
+            ];
             if !allowed.contains(&key) && !INHERITED_KEYS.contains(&key) {
                 return Err(Error::invalid(
                     doc.locate(&format!("{}.{key}", raw.path)),
                     key,
-                    "not allowed on a workflow include (only depends_on, vars, data, strategy, costs)",
+                    "not allowed on a workflow include (only depends_on, vars, foreach, matrix, data, strategy, costs)",
                 ));
             }
         }
+        let bound = binding.map(Vec::as_slice).unwrap_or_default();
+        let rel = fanout::bind_include_text(doc, &path_key, "workflow", written, bound)?;
+        let rel = rel.as_str();
+        let name = match binding {
+            Some(b) => fanout::instance_name(&raw.name, b),
+            None => raw.name.clone(),
+        };
         let file = doc.file().parent().unwrap_or(Path::new("")).join(rel);
         let id = canonical(&file);
         if let Err(root) = self.confinement.check(&file) {
@@ -567,21 +638,32 @@ impl Loader {
             return Err(Error::IncludeCycle { cycle });
         }
         let mut child = read_doc(&file, Some((&location, "workflow")))?;
-        if let Some(vars) = raw.fields.get("vars") {
-            let vars = fanout::include_vars(doc, &format!("{}.vars", raw.path), vars)?;
+        let mut vars = match raw.fields.get("vars") {
+            Some(vars) => fanout::include_vars(doc, &format!("{}.vars", raw.path), vars)?,
+            None => Vec::new(),
+        };
+        for (name, value) in vars.iter_mut() {
+            let at = format!("{}.vars.{name}", raw.path);
+            *value = fanout::bind_include_text(doc, &at, &format!("vars.{name}"), value, bound)?;
+        }
+        for (name, value) in bound {
+            if !vars.iter().any(|(n, _)| n == name) {
+                vars.push((name.clone(), value.clone()));
+            }
+        }
+        if !vars.is_empty() {
             fanout::substitute_vars(&mut child.value, &vars);
         }
         let mut scope_inherited = inherited.clone();
         scope_inherited.overlay(doc, &raw.fields, &format!("{}.", raw.path))?;
         let mut stack = stack.to_vec();
         stack.push((id, file.clone(), location));
-        let inner = self.load_scope(
+        self.load_scope(
             child,
-            format!("{prefix}{}/", raw.name),
+            format!("{prefix}{name}/"),
             scope_inherited,
             Some(deps),
             stack,
-        )?;
-        Ok(Local::Include(inner))
+        )
     }
 }

@@ -26,6 +26,9 @@ pub(super) enum Local {
     Include(usize),
     /// A fan-out phase: its instances, pending indices `start..end`.
     Group(usize, usize),
+    /// An include with `foreach:` or `matrix:`: its instances are
+    /// `Loader::include_groups[i]`.
+    IncludeGroup(usize),
 }
 
 #[derive(Clone)]
@@ -80,6 +83,14 @@ impl Loader {
                     Ok(())
                 }
                 Local::Include(inner) => self.sinks(inner, out),
+                Local::IncludeGroup(g) => {
+                    for (inner, b) in &self.include_groups[g] {
+                        if super::fanout::agree(b, binding) {
+                            self.sinks(*inner, out)?;
+                        }
+                    }
+                    Ok(())
+                }
             },
         }
     }
@@ -90,6 +101,11 @@ impl Loader {
                 Local::Node(i) => out.push(i),
                 Local::Group(start, end) => out.extend(start..end),
                 Local::Include(inner) => self.sinks(inner, out)?,
+                Local::IncludeGroup(g) => {
+                    for (inner, _) in &self.include_groups[g] {
+                        self.sinks(*inner, out)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -123,6 +139,14 @@ impl Loader {
                 location.clone(),
                 key,
                 format!("`{head}` is a phase, not an included workflow"),
+            )),
+            (Local::IncludeGroup(_), Some(_)) => Err(Error::invalid(
+                location.clone(),
+                key,
+                format!(
+                    "`{head}` is included once per item; name one instance (`{head}[...]/{}`)",
+                    rest.unwrap_or_default()
+                ),
             )),
         }
     }

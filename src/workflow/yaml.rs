@@ -43,6 +43,22 @@ impl Document {
 
     /// Every recorded path under `prefix`, mapped to its location, with
     /// `prefix.` stripped. Used to carry key positions into the IR.
+    /// The positions of the items of the list at `prefix` and of what
+    /// they hold, as (`[i]...`, location).
+    pub fn item_positions_under(&self, prefix: &str) -> Vec<(String, Location)> {
+        let start = format!("{prefix}[");
+        self.positions
+            .range(start.clone()..)
+            .take_while(|(path, _)| path.starts_with(&start))
+            .map(|(path, &(line, column))| {
+                (
+                    path[prefix.len()..].to_string(),
+                    Location::new(&self.file, line, column),
+                )
+            })
+            .collect()
+    }
+
     pub fn positions_under(&self, prefix: &str) -> Vec<(String, Location)> {
         // A sorted map turns this into a range scan: loading stays linear
         // in the number of phases.

@@ -47,19 +47,26 @@ impl Project {
     }
 
     pub fn admf(&self, args: &[&str]) -> Output {
-        let out = Command::cargo_bin("admf")
-            .expect("binary")
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("ADMF_CACHE_DIR")
-            .args(args)
-            .output()
-            .expect("run admf");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        admf_in(self.dir.path(), args)
+    }
+
+    /// `admf ARGS` with `env` added to its environment (`ADMF_TRACE`,
+    /// say); an empty value removes the variable.
+    pub fn admf_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        admf_in_env(self.dir.path(), args, env)
+    }
+
+    /// `admf ARGS` that must fail with exit 2 (bad input) and no panic;
+    /// its stderr.
+    pub fn bad_input(&self, args: &[&str]) -> String {
+        let out = self.admf(args);
+        assert_eq!(
+            out.code, 2,
+            "expected exit 2, got {}:\n{}",
+            out.code, out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        out.stderr
     }
 
     /// `admf build --json` and the status of each node by id. Panics when
@@ -112,6 +119,18 @@ pub fn node_statuses(out: &Output, what: &str) -> Vec<(String, String)> {
 /// A fresh project holding a copy of `examples/<name>` (its YAML and CSV
 /// files, not the outputs of builds run in place).
 pub fn example(name: &str) -> Project {
+    example_files(name, |rel| {
+        rel.extension().is_some_and(|e| e == "yaml" || e == "csv")
+    })
+}
+
+/// A fresh project holding a copy of every file of `examples/<name>`
+/// (scripts and texts of any kind).
+pub fn example_all(name: &str) -> Project {
+    example_files(name, |_| true)
+}
+
+fn example_files(name: &str, keep: impl Fn(&Path) -> bool) -> Project {
     let p = Project::new();
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
@@ -121,12 +140,10 @@ pub fn example(name: &str) -> Project {
         .filter_map(Result::ok)
     {
         let rel = entry.path().strip_prefix(&src).unwrap();
-        if entry.file_type().is_file() && rel.extension().is_some_and(|e| e == "yaml" || e == "csv")
-        {
-            p.file(
-                rel.to_str().unwrap(),
-                &std::fs::read_to_string(entry.path()).unwrap(),
-            );
+        if entry.file_type().is_file() && keep(rel) {
+            let to = p.path(rel.to_str().unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(entry.path(), to).unwrap();
         }
     }
     p
@@ -174,14 +191,24 @@ pub const DIAMOND: &str = r#"phases:
 
 /// `admf ARGS` run in `dir` (a subdirectory of a project, say).
 pub fn admf_in(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::cargo_bin("admf")
-        .expect("binary")
-        .current_dir(dir)
+    admf_in_env(dir, args, &[])
+}
+
+/// [`admf_in`] with `env` added to the environment; an empty value
+/// removes the variable.
+pub fn admf_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::cargo_bin("admf").expect("binary");
+    cmd.current_dir(dir)
         .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .args(args)
-        .output()
-        .expect("run admf");
+        .env_remove("ADMF_CACHE_DIR");
+    for (name, value) in env {
+        if value.is_empty() {
+            cmd.env_remove(name);
+        } else {
+            cmd.env(name, value);
+        }
+    }
+    let out = cmd.args(args).output().expect("run admf");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -189,4 +216,5 @@ pub fn admf_in(dir: &Path, args: &[&str]) -> Output {
     }
 }
 
+pub mod fast_paths;
 pub mod market;

@@ -1,5 +1,5 @@
-//! Builds with the fast paths on (the up-to-date record and the graph
-//! cache), for the pipeline tests: each change must be seen by the next
+//! Builds with the fast paths on (the up-to-date record, the graph cache
+//! and the node trace), traced: each change must be seen by the next
 //! build, never answered "up to date".
 //!
 //! Files are aged (mtime an hour back) before the build that writes a
@@ -10,10 +10,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::common::Project;
+use super::Project;
 
 const FAST: &str = "trace: up to date by";
 
@@ -59,26 +58,16 @@ impl Run {
     }
 }
 
-/// `admf build --json ARGS` with the fast paths on (the default).
+/// `admf build --json ARGS` with the fast paths on (the default), traced.
 pub fn build(p: &Project, args: &[&str]) -> Run {
-    let out = Command::cargo_bin("admf")
-        .expect("binary")
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env("ADMF_TRACE", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .env_remove("ADMF_FULL_PATH")
-        .arg("build")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("run admf");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.admf_env(&all, &[("ADMF_TRACE", "1"), ("ADMF_FULL_PATH", "")]);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        fast: stderr.contains(FAST),
-        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        stderr,
+        code: out.code,
+        fast: out.stderr.contains(FAST),
+        json: serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
+        stderr: out.stderr,
     }
 }
 
@@ -120,36 +109,4 @@ pub fn settle(p: &Project, args: &[&str]) -> Run {
     assert!(fast.fast, "expected the record to answer:\n{}", fast.stderr);
     assert_eq!(fast.code, 0);
     first
-}
-
-/// A copy of `examples/<name>` with every file (sources of any kind).
-pub fn example_all(name: &str) -> Project {
-    let p = Project::new();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    for entry in walkdir::WalkDir::new(&src)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let rel = entry.path().strip_prefix(&src).unwrap();
-        if entry.file_type().is_file() {
-            let to = p.path(rel.to_str().unwrap());
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-    p
-}
-
-/// `admf ARGS` that must fail with exit 2 and no panic; its stderr.
-pub fn bad_input(p: &Project, args: &[&str]) -> String {
-    let out = p.admf(args);
-    assert_eq!(
-        out.code, 2,
-        "expected exit 2, got {}:\n{}",
-        out.code, out.stderr
-    );
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    out.stderr
 }
