@@ -110,17 +110,15 @@ impl Store {
     }
 
     /// Stores a copy of the file at `path` as a blob file and returns its
-    /// record: the copy is made first (under `tmp/`, flocked) and then
-    /// hashed, so the digest is that of the bytes stored even if the
-    /// source changes meanwhile.
+    /// record. The source is read once: each chunk is hashed as it is
+    /// written to the copy (under `tmp/`, flocked), so the digest is that
+    /// of the bytes stored even if the source changes meanwhile.
     pub(crate) fn put_blob_copy(&self, path: &Path) -> io::Result<super::OutputRecord> {
-        let (tmp, file) = self.temp_blob_file()?;
+        let (tmp, mut file) = self.temp_blob_file()?;
         let result = (|| {
-            fs::copy(path, &tmp)?;
-            let digest = file_digest(&tmp)?;
-            let size = fs::metadata(&tmp)?.len();
+            let (digest, size) = copy_hashing(&mut File::open(path)?, &mut file)?;
             if super::fsutil::durable() {
-                File::open(&tmp)?.sync_all()?;
+                file.sync_all()?;
             }
             self.install_blob_file(&tmp, &self.blob_path(&digest))?;
             Ok(super::OutputRecord {
@@ -171,8 +169,46 @@ impl Store {
 }
 
 /// The blake3 of a file's content.
+/// Copies `from` into `to`, hashing each chunk as it is written; returns
+/// the blake3 of what was written and its length.
+fn copy_hashing(from: &mut impl io::Read, to: &mut impl Write) -> io::Result<(String, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), size))
+}
+
 fn file_digest(path: &Path) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(File::open(path)?)?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hashed_copy_is_the_source_and_its_digest() {
+        for size in [0, 1, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 600_001] {
+            let source: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let mut copy = Vec::new();
+            let (digest, len) = copy_hashing(&mut source.as_slice(), &mut copy).unwrap();
+            assert_eq!(copy, source, "{size} bytes");
+            assert_eq!(len, size as u64);
+            // The digest of the bytes, by the one-shot hash.
+            assert_eq!(digest, blake3::hash(&source).to_hex().to_string());
+        }
+    }
 }
