@@ -59,6 +59,8 @@ const BLOB_DIR: &str = "admf/blake3/";
 const DEFAULT_BATCH_LIMIT: usize = 4 * 1024 * 1024;
 /// Room for the request's framing around the blobs of one batch.
 const BATCH_OVERHEAD: usize = 64 * 1024;
+/// How many times a call the server was too busy for is tried again.
+const BUSY_RETRIES: usize = 10;
 /// The size of one ByteStream write chunk.
 const CHUNK: usize = 1024 * 1024;
 
@@ -146,6 +148,28 @@ pub fn action_digest(key: &str) -> Digest {
     action_for(key).action_digest
 }
 
+/// Runs one call, again after a pause while the server answers that it is
+/// busy (`RESOURCE_EXHAUSTED`: a limit on concurrent calls), a few times.
+/// Any other failure is returned at once: a server that is down must cost
+/// a build one short wait, not a series.
+async fn busy_retry<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    let mut pause = Duration::from_millis(5);
+    for _ in 0..BUSY_RETRIES {
+        match call().await {
+            Err(s) if s.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            answer => return answer,
+        }
+    }
+    call().await
+}
+
 fn status_to_io(what: &str, status: Status) -> io::Error {
     let kind = match status.code() {
         Code::NotFound => io::ErrorKind::NotFound,
@@ -220,13 +244,16 @@ impl ReapiCache {
         if let Some(limits) = self.limits.get() {
             return Ok(*limits);
         }
-        let answer = CapabilitiesClient::new(self.channel.clone())
-            .get_capabilities(GetCapabilitiesRequest {
+        let answer = busy_retry(|| {
+            let mut client = CapabilitiesClient::new(self.channel.clone());
+            let request = GetCapabilitiesRequest {
                 instance_name: self.instance.clone(),
-            })
-            .await
-            .map_err(|s| status_to_io("GetCapabilities", s))?
-            .into_inner();
+            };
+            async move { client.get_capabilities(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("GetCapabilities", s))?
+        .into_inner();
         let cache = answer
             .cache_capabilities
             .ok_or_else(|| invalid(format!("{} announces no cache capabilities", self.url)))?;
@@ -262,16 +289,18 @@ impl ReapiCache {
             return Ok(BTreeSet::new());
         }
         self.limits().await?;
-        let answer = self
-            .cas()
-            .find_missing_blobs(FindMissingBlobsRequest {
+        let answer = busy_retry(|| {
+            let mut client = self.cas();
+            let request = FindMissingBlobsRequest {
                 instance_name: self.instance.clone(),
                 blob_digests: wanted.to_vec(),
                 digest_function: Self::sha256(),
-            })
-            .await
-            .map_err(|s| status_to_io("FindMissingBlobs", s))?
-            .into_inner();
+            };
+            async move { client.find_missing_blobs(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("FindMissingBlobs", s))?
+        .into_inner();
         Ok(answer
             .missing_blob_digests
             .into_iter()
@@ -311,16 +340,18 @@ impl ReapiCache {
         if requests.is_empty() {
             return Ok(());
         }
-        let answer = self
-            .cas()
-            .batch_update_blobs(BatchUpdateBlobsRequest {
+        let answer = busy_retry(|| {
+            let mut client = self.cas();
+            let request = BatchUpdateBlobsRequest {
                 instance_name: self.instance.clone(),
-                requests,
+                requests: requests.clone(),
                 digest_function: Self::sha256(),
-            })
-            .await
-            .map_err(|s| status_to_io("BatchUpdateBlobs", s))?
-            .into_inner();
+            };
+            async move { client.batch_update_blobs(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("BatchUpdateBlobs", s))?
+        .into_inner();
         for response in answer.responses {
             if let Some(status) = response.status
                 && status.code != 0
@@ -387,11 +418,14 @@ impl ReapiCache {
                 break;
             }
         }
-        let answer = ByteStreamClient::new(self.channel.clone())
-            .write(futures::stream::iter(requests))
-            .await
-            .map_err(|s| status_to_io("ByteStream.Write", s))?
-            .into_inner();
+        let answer = busy_retry(|| {
+            let mut client = ByteStreamClient::new(self.channel.clone());
+            let request = futures::stream::iter(requests.clone());
+            async move { client.write(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("ByteStream.Write", s))?
+        .into_inner();
         if answer.committed_size != data.len() as i64 {
             return Err(io::Error::other(format!(
                 "ByteStream.Write of {} committed {} of {} bytes",
@@ -440,17 +474,19 @@ impl ReapiCache {
         &self,
         digests: Vec<Digest>,
     ) -> io::Result<HashMap<String, Option<Vec<u8>>>> {
-        let answer = self
-            .cas()
-            .batch_read_blobs(BatchReadBlobsRequest {
+        let answer = busy_retry(|| {
+            let mut client = self.cas();
+            let request = BatchReadBlobsRequest {
                 instance_name: self.instance.clone(),
                 digests: digests.clone(),
                 acceptable_compressors: Vec::new(),
                 digest_function: Self::sha256(),
-            })
-            .await
-            .map_err(|s| status_to_io("BatchReadBlobs", s))?
-            .into_inner();
+            };
+            async move { client.batch_read_blobs(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("BatchReadBlobs", s))?
+        .into_inner();
         let mut found: HashMap<String, Option<Vec<u8>>> =
             digests.iter().map(|d| (d.hash.clone(), None)).collect();
         for response in answer.responses {
@@ -471,9 +507,12 @@ impl ReapiCache {
             read_offset: 0,
             read_limit: 0,
         };
-        let mut stream = match ByteStreamClient::new(self.channel.clone())
-            .read(request)
-            .await
+        let mut stream = match busy_retry(|| {
+            let mut client = ByteStreamClient::new(self.channel.clone());
+            let request = request.clone();
+            async move { client.read(request).await }
+        })
+        .await
         {
             Ok(answer) => answer.into_inner(),
             Err(s) if s.code() == Code::NotFound => return Ok(None),
@@ -499,14 +538,17 @@ impl ReapiCache {
 
     async fn result_of(&self, action: Digest) -> io::Result<Option<ActionResult>> {
         self.limits().await?;
-        let answer = ActionCacheClient::new(self.channel.clone())
-            .get_action_result(GetActionResultRequest {
+        let answer = busy_retry(|| {
+            let mut client = ActionCacheClient::new(self.channel.clone());
+            let request = GetActionResultRequest {
                 instance_name: self.instance.clone(),
-                action_digest: Some(action),
+                action_digest: Some(action.clone()),
                 digest_function: Self::sha256(),
                 ..GetActionResultRequest::default()
-            })
-            .await;
+            };
+            async move { client.get_action_result(request).await }
+        })
+        .await;
         match answer {
             Ok(result) => Ok(Some(result.into_inner())),
             Err(s) if s.code() == Code::NotFound => Ok(None),
@@ -623,19 +665,23 @@ impl ReapiCache {
 
     /// Records the action result of `action`, whose blobs are uploaded.
     async fn update_result(&self, action: Digest, output_files: Vec<OutputFile>) -> io::Result<()> {
-        ActionCacheClient::new(self.channel.clone())
-            .update_action_result(UpdateActionResultRequest {
-                instance_name: self.instance.clone(),
-                action_digest: Some(action),
-                action_result: Some(ActionResult {
-                    output_files,
-                    ..ActionResult::default()
-                }),
-                results_cache_policy: None,
-                digest_function: Self::sha256(),
-            })
-            .await
-            .map_err(|s| status_to_io("UpdateActionResult", s))?;
+        let request = UpdateActionResultRequest {
+            instance_name: self.instance.clone(),
+            action_digest: Some(action),
+            action_result: Some(ActionResult {
+                output_files,
+                ..ActionResult::default()
+            }),
+            results_cache_policy: None,
+            digest_function: Self::sha256(),
+        };
+        busy_retry(|| {
+            let mut client = ActionCacheClient::new(self.channel.clone());
+            let request = request.clone();
+            async move { client.update_action_result(request).await }
+        })
+        .await
+        .map_err(|s| status_to_io("UpdateActionResult", s))?;
         Ok(())
     }
 
