@@ -253,3 +253,53 @@ fn a_reapi_server_that_is_down_costs_one_warning_not_the_build() {
     );
     assert!(stderr.contains("local cache only"), "{stderr}");
 }
+
+#[test]
+fn a_sweeps_trials_are_fetched_as_a_group_and_give_the_same_bytes() {
+    // Forty-one trials ready at once: their entries are fetched together
+    // before they are decided, whatever `-j`.
+    let url = buildgrid().url("pull");
+    let sweep = |dir: &Path| {
+        std::fs::write(
+            dir.join("workflows/sweep.yaml"),
+            "data: {source: csv, symbols: [SPY], path: ../data/SPY_D.csv}\n\
+             strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}\n\
+             phases:\n  - sweep:\n      mode: signal_generation\n\
+             \x20     grid: {lookback: \"range(2, 42, 1)\"}\n",
+        )
+        .unwrap();
+    };
+    let run = |dir: &Path, jobs: &str| {
+        let out = admf(
+            dir,
+            &[
+                "build",
+                "workflows/sweep.yaml",
+                "--json",
+                "-j",
+                jobs,
+                "--remote",
+                &url,
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        (statuses(&out), stderr)
+    };
+    let first = clone();
+    sweep(first.path());
+    let (built, _) = run(first.path(), "1");
+    // `range` includes its end: 41 trials and their gather.
+    assert_eq!(built.len(), 42, "{built:?}");
+    for jobs in ["1", "4"] {
+        let second = clone();
+        sweep(second.path());
+        let (fetched, stderr) = run(second.path(), jobs);
+        assert!(fetched.iter().all(|(_, s, _)| s == "cached"), "{fetched:?}");
+        assert!(stderr.contains("remote: 42 hits, 0 published"), "{stderr}");
+        assert_eq!(
+            outputs(first.path(), &built),
+            outputs(second.path(), &fetched)
+        );
+    }
+}

@@ -39,6 +39,7 @@ use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, 
 
 use crate::store::{Cache, Manifest, Store, copy_action};
 
+mod prefetch;
 pub mod reapi;
 
 pub use reapi::ReapiCache;
@@ -49,6 +50,9 @@ pub trait RemoteCache: Cache {
     /// lacks, each checked, then its action. Whether the remote had a
     /// sound entry.
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool>;
+    /// [`RemoteCache::fetch_into`] for each of `keys`, as many at once as
+    /// the remote allows; how many entries were copied.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize>;
     /// Publishes the entry `key` of `local` unless the remote has it
     /// already; whether it did.
     fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool>;
@@ -226,34 +230,54 @@ impl S3Cache {
         }
         Ok(Some(manifest))
     }
-}
 
-impl RemoteCache for S3Cache {
     /// Copies the entry `key` into `local`: its missing blobs, fetched at
     /// once and each checked, then its action. Whether there was one.
-    fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
-        self.runtime.block_on(async {
-            let Some(manifest) = self.read_manifest(key).await? else {
+    async fn fetch_one(&self, key: &str, local: &Store) -> io::Result<bool> {
+        let Some(manifest) = self.read_manifest(key).await? else {
+            return Ok(false);
+        };
+        let mut wanted = Vec::new();
+        for digest in digests(&manifest) {
+            if !local.has_blob(digest)? && !wanted.contains(&digest) {
+                wanted.push(digest);
+            }
+        }
+        let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
+        for (digest, bytes) in wanted.iter().zip(blobs) {
+            let Some(bytes) = bytes else {
+                // Published actions name only published blobs; one
+                // removed since is a miss, not an error.
+                let _ = digest;
                 return Ok(false);
             };
-            let mut wanted = Vec::new();
-            for digest in digests(&manifest) {
-                if !local.has_blob(digest)? && !wanted.contains(&digest) {
-                    wanted.push(digest);
-                }
+            Cache::put_blob(local, &bytes)?;
+        }
+        Cache::put_action(local, &manifest)?;
+        Ok(true)
+    }
+}
+
+/// How many entries one S3 fetch of several has in flight.
+const CONCURRENT_FETCHES: usize = 8;
+
+impl RemoteCache for S3Cache {
+    fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
+        self.runtime.block_on(self.fetch_one(key, local))
+    }
+
+    /// Fetches [`CONCURRENT_FETCHES`] entries at a time.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
+        use futures::StreamExt;
+        self.runtime.block_on(async {
+            let mut fetches = futures::stream::iter(keys)
+                .map(|key| self.fetch_one(key, local))
+                .buffer_unordered(CONCURRENT_FETCHES);
+            let mut fetched = 0;
+            while let Some(found) = fetches.next().await {
+                fetched += usize::from(found?);
             }
-            let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
-            for (digest, bytes) in wanted.iter().zip(blobs) {
-                let Some(bytes) = bytes else {
-                    // Published actions name only published blobs; one
-                    // removed since is a miss, not an error.
-                    let _ = digest;
-                    return Ok(false);
-                };
-                Cache::put_blob(local, &bytes)?;
-            }
-            Cache::put_action(local, &manifest)?;
-            Ok(true)
+            Ok(fetched)
         })
     }
 
@@ -388,6 +412,8 @@ pub struct RemoteTier {
     published: Arc<AtomicUsize>,
     queue: Mutex<Option<Sender<String>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
+    /// Nodes whose entries [`RemoteTier::prefetch`] has tried.
+    prefetched: Mutex<std::collections::HashSet<usize>>,
 }
 
 /// What a build did with its remote, for the closing line.
@@ -436,6 +462,7 @@ impl RemoteTier {
             published,
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
+            prefetched: Mutex::new(std::collections::HashSet::new()),
         })
     }
 

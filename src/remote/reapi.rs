@@ -61,6 +61,8 @@ const DEFAULT_BATCH_LIMIT: usize = 4 * 1024 * 1024;
 const BATCH_OVERHEAD: usize = 64 * 1024;
 /// How many times a call the server was too busy for is tried again.
 const BUSY_RETRIES: usize = 10;
+/// How many calls one fetch of several entries has in flight at once.
+const CONCURRENT_CALLS: usize = 8;
 /// The size of one ByteStream write chunk.
 const CHUNK: usize = 1024 * 1024;
 
@@ -168,6 +170,25 @@ where
         }
     }
     call().await
+}
+
+/// The manifest's digest and the SHA-256 digest of each blob by blake3
+/// that an action result lists; `None` for a result some other client
+/// wrote under this digest (not admf's).
+fn listing(result: ActionResult) -> Option<(Digest, BTreeMap<String, Digest>)> {
+    let mut manifest_digest = None;
+    let mut sha_of = BTreeMap::new();
+    for file in result.output_files {
+        let Some(digest) = file.digest else {
+            continue;
+        };
+        if file.path == MANIFEST_PATH {
+            manifest_digest = Some(digest);
+        } else if let Some(blake3) = file.path.strip_prefix(BLOB_DIR) {
+            sha_of.insert(blake3.to_string(), digest);
+        }
+    }
+    Some((manifest_digest?, sha_of))
 }
 
 fn status_to_io(what: &str, status: Status) -> io::Error {
@@ -562,43 +583,45 @@ impl ReapiCache {
         &self,
         key: &str,
     ) -> io::Result<Option<(Manifest, BTreeMap<String, Digest>)>> {
-        let Some(result) = self.action_result(key).await? else {
-            return Ok(None);
-        };
-        let mut manifest_digest = None;
-        let mut sha_of = BTreeMap::new();
-        for file in result.output_files {
-            let Some(digest) = file.digest else {
-                continue;
-            };
-            if file.path == MANIFEST_PATH {
-                manifest_digest = Some(digest);
-            } else if let Some(blake3) = file.path.strip_prefix(BLOB_DIR) {
-                sha_of.insert(blake3.to_string(), digest);
+        Ok(self.read_entries(&[key.to_string()]).await?.pop().flatten())
+    }
+
+    /// [`ReapiCache::read_entry`] of each of `keys`, in order: the results
+    /// asked for [`CONCURRENT_CALLS`] at a time, and the manifests of all
+    /// of them read in as few batches as their size allows.
+    async fn read_entries(
+        &self,
+        keys: &[String],
+    ) -> io::Result<Vec<Option<(Manifest, BTreeMap<String, Digest>)>>> {
+        use futures::{StreamExt, TryStreamExt};
+        let results: Vec<Option<ActionResult>> = futures::stream::iter(keys)
+            .map(|key| self.action_result(key))
+            .buffered(CONCURRENT_CALLS)
+            .try_collect()
+            .await?;
+        let listed: Vec<Option<(Digest, BTreeMap<String, Digest>)>> =
+            results.into_iter().map(|r| r.and_then(listing)).collect();
+        let manifests: Vec<Digest> = listed.iter().flatten().map(|(d, _)| d.clone()).collect();
+        let mut found = self.download(&manifests).await?;
+        let mut entries = Vec::with_capacity(keys.len());
+        for (key, listed) in keys.iter().zip(listed) {
+            let entry = listed.and_then(|(manifest_digest, sha_of)| {
+                let bytes = found.get_mut(&manifest_digest.hash)?.as_ref()?;
+                let manifest = serde_json::from_slice::<Manifest>(bytes).ok()?;
+                let sound =
+                    manifest.key == *key && digests(&manifest).all(|d| sha_of.contains_key(d));
+                sound.then_some((manifest, sha_of))
+            });
+            if let Some((_, sha_of)) = &entry {
+                let mut known = self.sha_of.lock().unwrap_or_else(|e| e.into_inner());
+                for (blake3, digest) in sha_of {
+                    known.insert(blake3.clone(), digest.clone());
+                }
             }
+            entries.push(entry);
         }
-        // A result some other client wrote under this digest: not admf's.
-        let Some(manifest_digest) = manifest_digest else {
-            return Ok(None);
-        };
-        let Some(Some(bytes)) = self
-            .download(std::slice::from_ref(&manifest_digest))
-            .await?
-            .remove(&manifest_digest.hash)
-        else {
-            return Ok(None);
-        };
-        let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
-            return Ok(None);
-        };
-        if manifest.key != key || digests(&manifest).any(|d| !sha_of.contains_key(d)) {
-            return Ok(None);
-        }
-        let mut known = self.sha_of.lock().unwrap_or_else(|e| e.into_inner());
-        for (blake3, digest) in &sha_of {
-            known.insert(blake3.clone(), digest.clone());
-        }
-        Ok(Some((manifest, sha_of)))
+        found.clear();
+        Ok(entries)
     }
 
     /// Fetches the blobs `wanted` (blake3 → SHA-256 digest), each checked
@@ -705,24 +728,49 @@ impl ReapiCache {
 
 impl RemoteCache for ReapiCache {
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
+        Ok(self.fetch_many(&[key.to_string()], local)? == 1)
+    }
+
+    /// Reads the results of all `keys` (a few at a time), then all their
+    /// manifests, then every blob the local store lacks, each in as few
+    /// batches as the server's limit allows: a few calls per ready group,
+    /// not three per entry.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
         self.runtime.block_on(async {
-            let Some((manifest, sha_of)) = self.read_entry(key).await? else {
-                return Ok(false);
-            };
+            let entries = self.read_entries(keys).await?;
             let mut wanted = BTreeMap::new();
-            for digest in digests(&manifest) {
-                if !local.has_blob(digest)? {
-                    wanted.insert(digest.to_string(), sha_of[digest].clone());
+            for (manifest, sha_of) in entries.iter().flatten() {
+                for digest in digests(manifest) {
+                    if !wanted.contains_key(digest) && !local.has_blob(digest)? {
+                        wanted.insert(digest.to_string(), sha_of[digest].clone());
+                    }
                 }
             }
-            let Some(blobs) = self.fetch_blobs(&wanted).await? else {
-                return Ok(false);
-            };
-            for bytes in blobs {
-                Cache::put_blob(local, &bytes)?;
+            let shas: Vec<Digest> = wanted.values().cloned().collect();
+            let mut found = self.download(&shas).await?;
+            let mut fetched = 0;
+            for (manifest, _) in entries.into_iter().flatten() {
+                // Each blob checked against its blake3 as well: a blob
+                // missing or unsound makes this entry a miss, not the rest.
+                let mut sound = true;
+                for digest in digests(&manifest) {
+                    let Some(sha) = wanted.get(digest) else {
+                        continue;
+                    };
+                    match found.get(&sha.hash) {
+                        Some(Some(bytes)) if blake3::hash(bytes).to_hex().as_str() == digest => {
+                            Cache::put_blob(local, bytes)?;
+                        }
+                        _ => sound = false,
+                    }
+                }
+                if sound {
+                    Cache::put_action(local, &manifest)?;
+                    fetched += 1;
+                }
             }
-            Cache::put_action(local, &manifest)?;
-            Ok(true)
+            found.clear();
+            Ok(fetched)
         })
     }
 
