@@ -77,9 +77,10 @@ pub struct BuildArgs {
     /// The most actions packed into one Slurm job (default 256).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub pack: Option<u32>,
-    /// A remote cache shared with other machines (`s3://bucket/prefix`),
-    /// looked up after the local store and filled after each commit;
-    /// credentials and the endpoint come from `AWS_*` variables.
+    /// A remote cache shared with other machines (`s3://bucket/prefix`, or
+    /// a REAPI v2 server as `grpc://host:port[/instance]`), looked up after
+    /// the local store and filled after each commit; S3 credentials and the
+    /// endpoint come from `AWS_*` variables.
     #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
     pub remote: Option<String>,
     /// Record the build in the run history under this experiment name
@@ -357,6 +358,23 @@ pub enum CacheAction {
         /// Remove corrupt entries and debris instead of only reporting them.
         #[arg(long)]
         repair: bool,
+    },
+    /// Copy entries to a remote cache: WF's last built entries and its ref
+    /// set, or every entry of the store.
+    Push {
+        /// The workflow whose entries to push; all entries when omitted.
+        workflow: Option<PathBuf>,
+        /// The remote (`s3://bucket/prefix` or `grpc://host:port[/instance]`).
+        #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
+        remote: String,
+    },
+    /// Copy into the store the entries WF's pushed ref set names.
+    Pull {
+        /// The workflow whose entries to pull.
+        workflow: PathBuf,
+        /// The remote (`s3://bucket/prefix` or `grpc://host:port[/instance]`).
+        #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
+        remote: String,
     },
 }
 

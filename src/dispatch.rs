@@ -132,6 +132,14 @@ pub fn dispatch(
     let slots = |i: usize| graph.nodes[i].threads.clamp(1, executor.jobs());
     let mut taken = 0usize;
     loop {
+        if let Some(remote) = &ctx.remote {
+            // Remote hits among the ready nodes, fetched as a group.
+            let ready = board.ready.iter().map(|&Reverse(i)| i);
+            remote.prefetch(&ctx, ready, |d| match &board.state[d] {
+                Final::Done(r) => Some(r.clone()),
+                _ => None,
+            });
+        }
         while running < executor.jobs() && !board.stopping {
             let Some(&Reverse(next)) = board.ready.peek() else {
                 break;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use cluster_support::{s3, slurm};
+use cluster_support::{buildgrid, s3, slurm};
 
 const TRIALS_WORKFLOW: &str = "data: {source: csv, symbols: [SPY], path: prices.csv}\n\
     strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}\n\
@@ -97,6 +97,21 @@ fn remote_hit_path_against_the_local_hit_path() {
     let t_remote = timed(second.path(), &env, &["--remote", &url]);
     println!(
         "1,000-trial sweep, all hits: local {t_local:.2}s, remote {t_remote:.2}s, ratio {:.2}",
+        t_remote / t_local
+    );
+}
+
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn remote_hit_path_over_reapi_against_the_local_hit_path() {
+    let url = buildgrid().url("main");
+    let first = sweep();
+    timed(first.path(), &[], &["--remote", &url]);
+    let t_local = timed(first.path(), &[], &[]);
+    let second = sweep();
+    let t_remote = timed(second.path(), &[], &["--remote", &url]);
+    println!(
+        "1,000-trial sweep, all hits over REAPI: local {t_local:.2}s, remote {t_remote:.2}s, ratio {:.2}",
         t_remote / t_local
     );
 }

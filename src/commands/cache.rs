@@ -76,6 +76,11 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        // Dispatched to `remote_sync` before the store is opened here.
+        CacheAction::Push { .. } | CacheAction::Pull { .. } => Err(Error::Usage {
+            message: "push and pull name a remote".into(),
+            hint: None,
+        }),
         CacheAction::Verify { repair } => {
             let report = store.verify(repair).map_err(io)?;
             for c in &report.corrupt {

@@ -10,6 +10,7 @@ mod headline;
 mod init;
 mod inspect;
 pub mod modes;
+mod remote_sync;
 mod runs;
 mod skipped;
 mod trials;
@@ -56,6 +57,17 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             );
             Ok(0)
         }
+        Command::Cache {
+            cache_dir,
+            action: CacheAction::Push { workflow, remote },
+        } => {
+            let store = cache_store(cache_dir.clone())?;
+            remote_sync::push(workflow, cache_dir, &store, &remote)
+        }
+        Command::Cache {
+            cache_dir,
+            action: CacheAction::Pull { workflow, remote },
+        } => remote_sync::pull(workflow, cache_dir, &remote),
         Command::Cache { cache_dir, action } => {
             let store = cache_store(cache_dir)?;
             if let CacheAction::Gc {

@@ -1,6 +1,7 @@
-//! A remote cache tier: the store's [`Cache`] on an S3 bucket, shared by
-//! every machine that names it (`--remote s3://bucket/prefix` or
-//! `ADMF_REMOTE`).
+//! A remote cache tier: the store's [`Cache`] on an S3 bucket or on a
+//! REAPI v2 server ([`reapi`]), shared by every machine that names it
+//! (`--remote s3://bucket/prefix`, `--remote grpc://host:port[/instance]`,
+//! or `ADMF_REMOTE`).
 //!
 //! A build looks a key up in the local store first and then here; a
 //! remote hit copies the entry's blobs and then its action into the local
@@ -16,7 +17,7 @@
 //! dropped for the rest of the build with one warning: the build goes on
 //! with the local store only and never fails because of the remote.
 //!
-//! Layout under the prefix: `cas/<blake3>` holds a blob's bytes,
+//! On S3, the layout under the prefix: `cas/<blake3>` holds a blob's bytes,
 //! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it).
 //! What is shared is exactly what the keys cover (mode, version, config,
 //! input digests, upstream digests); credentials and the endpoint come
@@ -37,6 +38,49 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
 
 use crate::store::{Cache, Manifest, Store, copy_action};
+
+mod prefetch;
+pub mod reapi;
+
+pub use reapi::ReapiCache;
+
+/// A remote tier as a build drives it, on top of the [`Cache`] calls.
+pub trait RemoteCache: Cache {
+    /// Copies the entry `key` into `local`: its blobs the local store
+    /// lacks, each checked, then its action. Whether the remote had a
+    /// sound entry.
+    fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool>;
+    /// [`RemoteCache::fetch_into`] for each of `keys`, as many at once as
+    /// the remote allows; how many entries were copied.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize>;
+    /// Publishes the entry `key` of `local` unless the remote has it
+    /// already; whether it did.
+    fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool>;
+    /// Whether the remote holds an action result for `key`.
+    fn has_action(&self, key: &str) -> io::Result<bool>;
+    /// Records a workflow's ref set (node, key) under `name`, replacing
+    /// the one there (`admf cache push WF`).
+    fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()>;
+    /// The ref set recorded under `name`, `None` when there is none.
+    fn get_ref_set(&self, name: &str) -> io::Result<Option<Vec<(String, String)>>>;
+}
+
+/// The remote tier a URL names: `s3://bucket[/prefix]` or
+/// `grpc://host:port[/instance]` (a REAPI v2 server).
+pub fn open_remote(url: &str) -> io::Result<Arc<dyn RemoteCache>> {
+    if url.starts_with("s3://") {
+        Ok(Arc::new(S3Cache::open(url)?))
+    } else if url.starts_with("grpc://") {
+        Ok(Arc::new(ReapiCache::open(url)?))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "`{url}` is not a remote cache URL (want s3://bucket/prefix or grpc://host:port[/instance])"
+            ),
+        ))
+    }
+}
 
 /// A cache tier on S3 (or any S3-compatible server).
 pub struct S3Cache {
@@ -128,6 +172,12 @@ impl S3Cache {
         self.prefix.child("ac").child(key)
     }
 
+    /// A workflow's ref set, named by the blake3 of its name (a path).
+    fn ref_set_path(&self, name: &str) -> ObjectPath {
+        let id = blake3::hash(name.as_bytes()).to_hex();
+        self.prefix.child("refs").child(id.as_str())
+    }
+
     /// Writes `bytes` at `path` unless something is there already (then
     /// it holds the same content: paths are named by content or by key).
     async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> io::Result<()> {
@@ -183,34 +233,95 @@ impl S3Cache {
 
     /// Copies the entry `key` into `local`: its missing blobs, fetched at
     /// once and each checked, then its action. Whether there was one.
-    pub fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
-        self.runtime.block_on(async {
-            let Some(manifest) = self.read_manifest(key).await? else {
+    async fn fetch_one(&self, key: &str, local: &Store) -> io::Result<bool> {
+        let Some(manifest) = self.read_manifest(key).await? else {
+            return Ok(false);
+        };
+        let mut wanted = Vec::new();
+        for digest in digests(&manifest) {
+            if !local.has_blob(digest)? && !wanted.contains(&digest) {
+                wanted.push(digest);
+            }
+        }
+        let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
+        for (digest, bytes) in wanted.iter().zip(blobs) {
+            let Some(bytes) = bytes else {
+                // Published actions name only published blobs; one
+                // removed since is a miss, not an error.
+                let _ = digest;
                 return Ok(false);
             };
-            let mut wanted = Vec::new();
-            for digest in digests(&manifest) {
-                if !local.has_blob(digest)? && !wanted.contains(&digest) {
-                    wanted.push(digest);
-                }
-            }
-            let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
-            for (digest, bytes) in wanted.iter().zip(blobs) {
-                let Some(bytes) = bytes else {
-                    // Published actions name only published blobs; one
-                    // removed since is a miss, not an error.
-                    let _ = digest;
-                    return Ok(false);
-                };
-                Cache::put_blob(local, &bytes)?;
-            }
-            Cache::put_action(local, &manifest)?;
-            Ok(true)
-        })
+            Cache::put_blob(local, &bytes)?;
+        }
+        Cache::put_action(local, &manifest)?;
+        Ok(true)
     }
 }
 
-fn digests(manifest: &Manifest) -> impl Iterator<Item = &str> {
+/// How many entries one S3 fetch of several has in flight.
+const CONCURRENT_FETCHES: usize = 8;
+
+impl RemoteCache for S3Cache {
+    fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
+        self.runtime.block_on(self.fetch_one(key, local))
+    }
+
+    /// Fetches [`CONCURRENT_FETCHES`] entries at a time.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
+        use futures::StreamExt;
+        self.runtime.block_on(async {
+            let mut fetches = futures::stream::iter(keys)
+                .map(|key| self.fetch_one(key, local))
+                .buffer_unordered(CONCURRENT_FETCHES);
+            let mut fetched = 0;
+            while let Some(found) = fetches.next().await {
+                fetched += usize::from(found?);
+            }
+            Ok(fetched)
+        })
+    }
+
+    fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool> {
+        // A key already there is left alone: an entry is published once,
+        // by whichever writer comes first.
+        if self.has_action(key)? {
+            return Ok(false);
+        }
+        copy_action(local, self, key)
+    }
+
+    fn has_action(&self, key: &str) -> io::Result<bool> {
+        self.runtime.block_on(async {
+            match self.store.head(&self.action_path(key)).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(to_io(e)),
+            }
+        })
+    }
+
+    fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()> {
+        let text = serde_json::to_vec(refs).map_err(io::Error::other)?;
+        self.runtime.block_on(async {
+            self.store
+                .put(&self.ref_set_path(name), PutPayload::from(text))
+                .await
+                .map_err(to_io)?;
+            Ok(())
+        })
+    }
+
+    fn get_ref_set(&self, name: &str) -> io::Result<Option<Vec<(String, String)>>> {
+        let Some(bytes) = self.runtime.block_on(self.read(&self.ref_set_path(name)))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+pub(crate) fn digests(manifest: &Manifest) -> impl Iterator<Item = &str> {
     manifest
         .outputs
         .values()
@@ -295,12 +406,14 @@ impl Cache for S3Cache {
 /// failing remote is dropped with one warning.
 pub struct RemoteTier {
     url: String,
-    cache: Arc<S3Cache>,
+    cache: Arc<dyn RemoteCache>,
     down: Arc<AtomicBool>,
     hits: AtomicUsize,
     published: Arc<AtomicUsize>,
     queue: Mutex<Option<Sender<String>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
+    /// Nodes whose entries [`RemoteTier::prefetch`] has tried.
+    prefetched: Mutex<std::collections::HashSet<usize>>,
 }
 
 /// What a build did with its remote, for the closing line.
@@ -314,7 +427,7 @@ pub struct RemoteSummary {
 impl RemoteTier {
     /// The tier at `url`, publishing what is committed into `local`.
     pub fn open(url: &str, local: Store) -> io::Result<RemoteTier> {
-        let cache = Arc::new(S3Cache::open(url)?);
+        let cache = open_remote(url)?;
         let down = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicUsize::new(0));
         let (queue, keys) = channel::<String>();
@@ -330,20 +443,7 @@ impl RemoteTier {
                         if down.load(Ordering::SeqCst) {
                             continue;
                         }
-                        // A key already there is left alone: an entry is
-                        // published once, by whichever writer comes first.
-                        let present = cache.runtime.block_on(async {
-                            match cache.store.head(&cache.action_path(&key)).await {
-                                Ok(_) => Ok(true),
-                                Err(object_store::Error::NotFound { .. }) => Ok(false),
-                                Err(e) => Err(to_io(e)),
-                            }
-                        });
-                        let published_now = match present {
-                            Ok(true) => Ok(false),
-                            Ok(false) => copy_action(&local, cache.as_ref(), &key),
-                            Err(e) => Err(e),
-                        };
+                        let published_now = cache.publish_from(&local, &key);
                         match published_now {
                             Ok(true) => {
                                 published.fetch_add(1, Ordering::SeqCst);
@@ -362,6 +462,7 @@ impl RemoteTier {
             published,
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
+            prefetched: Mutex::new(std::collections::HashSet::new()),
         })
     }
 

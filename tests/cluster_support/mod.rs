@@ -346,3 +346,122 @@ impl SeaweedS3 {
         ]
     }
 }
+
+/// A BuildGrid server (`bgd server start`) on 127.0.0.1: a REAPI v2 cache
+/// serving the instances [`BUILDGRID_INSTANCES`], each with a disk CAS
+/// under `dir/INSTANCE` and an in-memory action cache; shared by the tests
+/// of one test binary.
+pub struct BuildGrid {
+    pub port: u16,
+    pub dir: PathBuf,
+    _watchdog: Child,
+}
+
+/// The instances a [`BuildGrid`] serves.
+pub const BUILDGRID_INSTANCES: [&str; 4] = ["main", "corrupt", "push", "pull"];
+
+/// The REAPI server of this test binary, started on first use.
+pub fn buildgrid() -> &'static BuildGrid {
+    static SERVER: OnceLock<BuildGrid> = OnceLock::new();
+    SERVER.get_or_init(BuildGrid::start)
+}
+
+/// `bgd` from the repository's test venv (what `scripts/test.sh`
+/// installs), else from PATH.
+fn bgd() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/bgd");
+    if venv.is_file() {
+        return venv;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("bgd"))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "`bgd` (BuildGrid) is not installed: these tests need a real REAPI server \
+             (run `bash scripts/test.sh`, which installs buildgrid into .venv-test)"
+        )
+    })
+}
+
+impl BuildGrid {
+    fn start() -> BuildGrid {
+        let bgd = bgd();
+        let dir = tempfile::Builder::new()
+            .prefix("admf-reapi-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        let port = free_port();
+        let d = dir.display();
+        // One disk CAS and one in-memory action cache per instance, so
+        // that tests sharing the server do not share entries.
+        let mut config = format!(
+            "server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n    insecure-mode: true\n"
+        );
+        config.push_str("storages:\n");
+        for name in BUILDGRID_INSTANCES {
+            config.push_str(&format!(
+                "  - !disk-storage &cas-{name}\n    path: {d}/{name}\n"
+            ));
+        }
+        config.push_str("caches:\n");
+        for name in BUILDGRID_INSTANCES {
+            config.push_str(&format!(
+                "  - !lru-action-cache &ac-{name}\n    storage: *cas-{name}\n    \
+                 max-cached-refs: 100000\n    allow-updates: true\n    cache-failed-actions: true\n"
+            ));
+        }
+        config.push_str("instances:\n");
+        for name in BUILDGRID_INSTANCES {
+            config.push_str(&format!(
+                "  - name: {name}\n    services:\n      - !action-cache\n        cache: *ac-{name}\n      \
+                 - !cas\n        storage: *cas-{name}\n      - !bytestream\n        storage: *cas-{name}\n"
+            ));
+        }
+        std::fs::write(dir.join("bgd.yml"), config).unwrap();
+        let command = format!(
+            "{bgd} server start {d}/bgd.yml > {d}/bgd.log 2>&1",
+            bgd = bgd.display()
+        );
+        let server = BuildGrid {
+            port,
+            dir: dir.clone(),
+            _watchdog: watched(&command, &format!("sleep 1; rm -rf {d}")),
+        };
+        // BuildGrid binds its port once its services are set up.
+        let started = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if started.elapsed() > START_LIMIT * 2 {
+                let log = std::fs::read_to_string(dir.join("bgd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "BuildGrid did not listen on 127.0.0.1:{port} within {:?}\n{}",
+                    START_LIMIT * 2,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The URL of one of the instances.
+    pub fn url(&self, instance: &str) -> String {
+        assert!(BUILDGRID_INSTANCES.contains(&instance), "{instance}");
+        format!("grpc://127.0.0.1:{}/{instance}", self.port)
+    }
+
+    /// Where the server keeps the blob of SHA-256 `hash` of an instance.
+    pub fn blob_path(&self, instance: &str, hash: &str) -> PathBuf {
+        self.dir
+            .join(instance)
+            .join("cas/objects")
+            .join(&hash[..2])
+            .join(&hash[2..])
+    }
+}

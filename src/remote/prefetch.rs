@@ -1,0 +1,84 @@
+//! Remote hits fetched ahead of their decisions, as a group.
+//!
+//! The coordinator decides ready nodes one after another, and a remote
+//! hit cost it a few calls to the server each. When several nodes are
+//! ready at once (a sweep's trials once their data is loaded), their keys
+//! are computed here first and their entries copied from the remote into
+//! the local store in one go ([`RemoteCache::fetch_many`]: concurrent
+//! reads on S3, batched reads on REAPI). The decisions then find local
+//! hits. Nothing is decided here: a prefetched entry is checked as any
+//! remote hit is, and a node whose entry was not fetched is looked up
+//! remotely again when it is decided, so what is decided does not depend
+//! on the prefetch.
+//!
+//! [`RemoteCache::fetch_many`]: super::RemoteCache::fetch_many
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{RemoteTier, warn_once};
+use crate::decide::ingredients;
+use crate::run::{NodeResult, Outcome, RunContext};
+use crate::store::Lookup;
+
+impl RemoteTier {
+    /// Fetches the entries of the ready nodes `ready` that the local store
+    /// lacks; `result_of` gives the result of a finished node. Each node
+    /// is tried once per build.
+    pub fn prefetch(
+        &self,
+        ctx: &RunContext,
+        ready: impl Iterator<Item = usize>,
+        result_of: impl Fn(usize) -> Option<Arc<NodeResult>>,
+    ) {
+        if self.down.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut keys = Vec::new();
+        let mut seen = HashSet::new();
+        {
+            let mut tried = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+            for index in ready {
+                if tried.contains(&index) {
+                    continue;
+                }
+                let node = &ctx.graph.nodes[index];
+                let Some(deps) = node
+                    .deps
+                    .iter()
+                    .map(|&d| result_of(d))
+                    .collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                // A node that is forced, that a condition may skip, or that
+                // is downstream of a skip or failure is left to its decision.
+                let settled = deps
+                    .iter()
+                    .any(|r| matches!(r.outcome, Outcome::Skipped(_) | Outcome::Failed(_)));
+                if ctx.force[index] || node.when.is_some() || settled || !tried.insert(index) {
+                    continue;
+                }
+                let Ok((ingredients, _)) = ingredients(ctx, node, &deps) else {
+                    continue;
+                };
+                let key = ingredients.key();
+                if matches!(ctx.store.lookup(&key, &ctx.stats), Lookup::Missing)
+                    && seen.insert(key.clone())
+                {
+                    keys.push(key);
+                }
+            }
+        }
+        if keys.len() < 2 {
+            return;
+        }
+        match self.cache.fetch_many(&keys, &ctx.store) {
+            Ok(fetched) => {
+                self.hits.fetch_add(fetched, Ordering::SeqCst);
+            }
+            Err(e) => warn_once(&self.down, &self.url, "cannot be read", &e),
+        }
+    }
+}
