@@ -132,7 +132,10 @@ pub fn dispatch(
     let slots = |i: usize| graph.nodes[i].threads.clamp(1, executor.jobs());
     let mut taken = 0usize;
     loop {
-        while running < executor.jobs() && !board.stopping {
+        // A forwarded SIGINT/SIGTERM/SIGHUP starts nothing more, even
+        // with --keep-going.
+        while running < executor.jobs() && !board.stopping && crate::interrupt::received().is_none()
+        {
             let Some(&Reverse(next)) = board.ready.peek() else {
                 break;
             };

@@ -610,16 +610,22 @@ fn run_with_limit(
     limit: Option<std::time::Duration>,
 ) -> Result<(std::process::ExitStatus, bool), PhaseError> {
     let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
-    let Some(limit) = limit else {
-        return Ok((cmd.status().map_err(start_error)?, false));
-    };
+    // Its own process group: a timeout kills the group, and a signal to
+    // admf is forwarded to it (see `crate::interrupt`).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(cmd, 0);
-    let started = std::time::Instant::now();
     let mut child = cmd.spawn().map_err(start_error)?;
+    let _registered = crate::interrupt::register(child.id() as i32);
+    let Some(limit) = limit else {
+        let status = child.wait()?;
+        stop_interrupted_group(&child);
+        return Ok((status, false));
+    };
+    let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
+            stop_interrupted_group(&child);
             return Ok((status, false));
         }
         if started.elapsed() >= limit {
@@ -628,6 +634,18 @@ fn run_with_limit(
         }
         std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// After an interrupted build's command has exited, kills what it
+/// started and left in its group: a non-interactive `sh` starts `cmd &`
+/// with SIGINT ignored, so the forwarded signal alone would orphan it.
+fn stop_interrupted_group(child: &std::process::Child) {
+    #[cfg(unix)]
+    if crate::interrupt::received().is_some()
+        && let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
