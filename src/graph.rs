@@ -783,9 +783,8 @@ fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
     Ok(())
 }
 
-/// An output may not be a workflow file or an input of its own node
-/// (running the command removes it first), nor lead out of the node's
-/// directory through a symlink that exists now.
+/// An output may not be a workflow file or an input of its own node:
+/// running the command removes it first.
 fn check_output_path(
     workflow: &Workflow,
     node: &Node,
@@ -814,19 +813,9 @@ fn check_output_path(
             node.id
         ));
     }
-    let existing = absolute.ancestors().skip(1).find(|a| a.exists());
-    let base = absolute_normal(&node.base_dir);
-    if let (Some(existing), Ok(real_base)) = (existing, std::fs::canonicalize(&base))
-        && let Ok(real) = std::fs::canonicalize(existing)
-        && !real.starts_with(&real_base)
-    {
-        return refuse(format!(
-            "{} leads outside {} through a symlink (to {}); admf writes no output there",
-            path.display(),
-            base.display(),
-            real.display()
-        ));
-    }
+    // A symlink on the way out is the file system's state, not the
+    // workflow's (a cached graph is not compiled again): the node's
+    // execution and restores refuse it (`crate::workspace::open_dir_inside`).
     Ok(())
 }
 
