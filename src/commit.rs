@@ -28,6 +28,7 @@ pub fn commit(
         started,
         replace,
         lock,
+        paths,
     } = pending;
     let node = &ctx.graph.nodes[index];
     log.extend_from_slice(&output.log);
@@ -63,6 +64,8 @@ pub fn commit(
         output.memory.into_inner(),
         ctx.force[index] || replace,
     );
+    // The outputs are in the store now; other builds may write the paths.
+    drop(paths);
     held.push(lock);
     match committed {
         Ok(entry) => {

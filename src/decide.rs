@@ -22,7 +22,7 @@ use crate::key::{self, FileIngredient, Ingredients, UpstreamIngredient};
 use crate::node_trace::TracedNode;
 use crate::phases::Upstream;
 use crate::run::{NodeResult, Outcome, RunContext};
-use crate::store::{Entry, KeyLock, Lookup, PendingEntry};
+use crate::store::{Entry, KeyLock, Lookup, PathAccess, PathLocks, PendingEntry};
 use crate::workspace::{Keep, UNCACHED_RECORD};
 
 /// What the coordinator does with a ready node.
@@ -43,6 +43,9 @@ pub struct Prepared {
     pub ingredients: Ingredients,
     /// The stat of each input when it was hashed.
     pub input_stats: Vec<Stat>,
+    /// The workspace paths to lock before its outputs are written or
+    /// restored (see [`PathLocks`]).
+    pub paths: Vec<(std::path::PathBuf, PathAccess)>,
     pub log: Vec<u8>,
     pub started: Instant,
     /// The entry exists but a `cache: false` output is missing or edited:
@@ -64,6 +67,10 @@ pub struct Pending {
     /// Held from the decision to the commit, so a concurrent build of the
     /// same key waits and then finds the entry.
     pub lock: KeyLock,
+    /// Held from the decision until the commit has copied the outputs
+    /// into the store: no other build writes them (or the upstream
+    /// outputs the command reads) in between.
+    pub paths: PathLocks,
 }
 
 /// The key ingredients of `node`, given its dependencies' results, and
@@ -176,6 +183,7 @@ pub fn decide(
         key: ingredients.key(),
         ingredients,
         input_stats,
+        paths: workspace_claims(ctx, node),
         log: Vec::new(),
         started,
         replace: false,
@@ -184,16 +192,61 @@ pub fn decide(
         && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
         && uncached_intact(ctx, node, &entry, &mut prepared)
     {
-        return Decision::Done(cached(ctx, node, prepared, entry));
+        let restore_only: Vec<_> = prepared
+            .paths
+            .iter()
+            .filter(|(_, access)| *access == PathAccess::Write)
+            .cloned()
+            .collect();
+        return match ctx.store.lock_paths(&restore_only, false) {
+            Ok(Some(_paths)) => Decision::Done(cached(ctx, node, prepared, entry)),
+            // Another build writes an output path: wait for it (and the
+            // key) off the coordinator, then decide again.
+            Ok(None) => Decision::Contended(prepared),
+            Err(e) => Decision::Done(prepared.fail(format!("cannot lock the store: {e}"))),
+        };
     }
-    match ctx.store.try_lock_key(&prepared.key) {
-        Ok(Some(lock)) => after_lock(ctx, deps, prepared, lock),
+    let locked = ctx.store.try_lock_key(&prepared.key).and_then(|lock| {
+        let Some(lock) = lock else { return Ok(None) };
+        // Dropping the key's lock when a path is taken lets the waiting
+        // thread take both in the one order every build uses.
+        Ok(ctx
+            .store
+            .lock_paths(&prepared.paths, false)?
+            .map(|paths| (lock, paths)))
+    });
+    match locked {
+        Ok(Some((lock, paths))) => after_lock(ctx, deps, prepared, lock, paths),
         Ok(None) => Decision::Contended(prepared),
         Err(e) => {
             let message = format!("cannot lock the store: {e}");
             Decision::Done(prepared.fail(message))
         }
     }
+}
+
+/// The workspace paths node's outputs are written to (by its command or
+/// a restore) and, for a command, the upstream outputs it may read.
+fn workspace_claims(ctx: &RunContext, node: &Node) -> Vec<(std::path::PathBuf, PathAccess)> {
+    let absolute = |path: &Path| {
+        crate::paths::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+    };
+    let mut claims: Vec<_> = node
+        .workspace_outputs
+        .iter()
+        .map(|(_, path)| (absolute(path), PathAccess::Write))
+        .collect();
+    if node.mode == "command" {
+        for &d in &node.deps {
+            claims.extend(
+                ctx.graph.nodes[d]
+                    .workspace_outputs
+                    .iter()
+                    .map(|(_, path)| (absolute(path), PathAccess::Read)),
+            );
+        }
+    }
+    claims
 }
 
 /// Continue a decision once the key's lock is held: another build may
@@ -203,6 +256,7 @@ pub fn after_lock(
     deps: &[Arc<NodeResult>],
     mut prepared: Prepared,
     lock: KeyLock,
+    paths: PathLocks,
 ) -> Decision {
     let node = &ctx.graph.nodes[prepared.index];
     if !ctx.force[prepared.index]
@@ -215,6 +269,24 @@ pub fn after_lock(
     // The node reads its upstream's temp outputs from the workspace.
     if let Err(e) = restore_upstream_temps(ctx, node, deps) {
         return Decision::Done(prepared.fail(e));
+    }
+    // A command reads its upstream's outputs in the workspace, where
+    // another build of other values may have put its own since they were
+    // settled: put this build's back (under the read locks just taken).
+    if node.mode == "command" {
+        for (&d, result) in node.deps.iter().zip(deps) {
+            let dep = &ctx.graph.nodes[d];
+            if dep.workspace_outputs.is_empty() {
+                continue;
+            }
+            let Some(entry) = result.entry_in(ctx) else {
+                continue;
+            };
+            if let Err(e) = restore_outputs(ctx, dep, &entry) {
+                let message = format!("cannot restore the outputs of `{}`: {e}", dep.id);
+                return Decision::Done(prepared.fail(message));
+            }
+        }
     }
     let writes_files = ctx
         .factory
@@ -271,6 +343,7 @@ pub fn after_lock(
         started: prepared.started,
         replace: prepared.replace,
         lock,
+        paths,
     };
     Decision::Execute(Box::new(pending), Box::new(action))
 }

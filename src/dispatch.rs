@@ -25,14 +25,14 @@ use crate::decide::{Decision, Pending, Prepared, after_lock, condition_inputs, d
 use crate::executor::{Done, Executor};
 use crate::graph::Graph;
 use crate::run::{NodeResult, Outcome, RunContext};
-use crate::store::KeyLock;
+use crate::store::{KeyLock, PathLocks};
 
 /// What reaches the coordinator from other threads.
 enum Message {
     /// An action finished.
     Executed(usize, ActionOutput),
     /// The lock of a contended key was taken (or could not be).
-    Locked(Box<Prepared>, std::io::Result<KeyLock>),
+    Locked(Box<Prepared>, std::io::Result<(KeyLock, PathLocks)>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -140,7 +140,10 @@ pub fn dispatch(
                 _ => None,
             });
         }
-        while running < executor.jobs() && !board.stopping {
+        // A forwarded SIGINT/SIGTERM/SIGHUP starts nothing more, even
+        // with --keep-going.
+        while running < executor.jobs() && !board.stopping && crate::interrupt::received().is_none()
+        {
             let Some(&Reverse(next)) = board.ready.peek() else {
                 break;
             };
@@ -262,7 +265,7 @@ pub fn dispatch(
                     unreachable!("node {i} took a lock it was not waiting for");
                 };
                 let decision = match lock {
-                    Ok(lock) => after_lock(&ctx, &deps, *prepared, lock),
+                    Ok((lock, paths)) => after_lock(&ctx, &deps, *prepared, lock, paths),
                     Err(e) => Decision::Done(NodeResult::failed(
                         format!("cannot lock the store: {e}"),
                         Some(prepared.key),
@@ -428,7 +431,11 @@ fn start(
             let store = ctx.store.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let lock = store.lock_key(&prepared.key);
+                // The key first, then the paths, as every build takes them.
+                let lock = store.lock_key(&prepared.key).and_then(|lock| {
+                    let paths = store.lock_paths(&prepared.paths, true)?;
+                    Ok((lock, paths.expect("blocking lock")))
+                });
                 let _ = tx.send(Message::Locked(Box::new(prepared), lock));
             });
             None

@@ -113,6 +113,11 @@ pub enum Error {
         failed: Vec<String>,
         bad_input: bool,
     },
+    /// A build stopped by SIGINT, SIGTERM or SIGHUP (see
+    /// [`crate::interrupt`]); exits with 128 + the signal's number.
+    Interrupted {
+        signal: i32,
+    },
 }
 
 impl Error {
@@ -146,6 +151,7 @@ impl Error {
             Error::BuildFailed {
                 bad_input: false, ..
             } => 1,
+            Error::Interrupted { signal } => 128 + signal,
             _ => 2,
         }
     }
@@ -162,7 +168,10 @@ impl Error {
             Error::IncludeCycle { cycle } | Error::DependencyCycle { cycle } => {
                 cycle.first().map(|m| &m.location)
             }
-            Error::Usage { .. } | Error::Io { .. } | Error::BuildFailed { .. } => None,
+            Error::Usage { .. }
+            | Error::Io { .. }
+            | Error::BuildFailed { .. }
+            | Error::Interrupted { .. } => None,
         }
     }
 
@@ -311,6 +320,18 @@ impl fmt::Display for Error {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::BuildFailed { failed, .. } => {
                 write!(f, "{} phase(s) failed: {}", failed.len(), failed.join(", "))
+            }
+            Error::Interrupted { signal } => {
+                let name = match *signal {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGTERM => "SIGTERM",
+                    libc::SIGHUP => "SIGHUP",
+                    _ => "a signal",
+                };
+                write!(
+                    f,
+                    "interrupted by {name}: running commands were stopped and nothing of theirs was stored"
+                )
             }
         }
     }

@@ -8,51 +8,64 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What a file looked like when it was read.
+///
+/// The ctime is part of it: any write, `touch -d` that sets the mtime
+/// back included, sets the ctime to the current time, and only a clock
+/// change or a write to the raw device can set it back. So a file whose
+/// content was replaced with its mtime restored is never taken as
+/// unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     pub size: u64,
     pub mtime_ns: i64,
     pub inode: u64,
     pub device: u64,
+    pub ctime_ns: i64,
 }
 
-/// `<size> <mtime ns> <inode> <device>`: how the stat cache, the
+/// `<size> <mtime ns> <inode> <device> <ctime ns>`: how the stat cache, the
 /// up-to-date record, the graph cache and the node trace write a stat.
 impl std::fmt::Display for Stat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {} {} {}",
-            self.size, self.mtime_ns, self.inode, self.device
+            "{} {} {} {} {}",
+            self.size, self.mtime_ns, self.inode, self.device, self.ctime_ns
         )
     }
 }
 
 impl Stat {
-    /// A stat as [`Stat`]'s `Display` writes it, from the next four fields.
+    /// A stat as [`Stat`]'s `Display` writes it, from the next five fields.
     pub fn parse<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<Stat> {
         Some(Stat {
             size: fields.next()?.parse().ok()?,
             mtime_ns: fields.next()?.parse().ok()?,
             inode: fields.next()?.parse().ok()?,
             device: fields.next()?.parse().ok()?,
+            ctime_ns: fields.next()?.parse().ok()?,
         })
     }
 
     pub fn of(meta: &fs::Metadata) -> Stat {
         let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
         #[cfg(unix)]
-        let (inode, device) = {
+        let (inode, device, ctime_ns) = {
             use std::os::unix::fs::MetadataExt;
-            (meta.ino(), meta.dev())
+            let ctime_ns = meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec());
+            (meta.ino(), meta.dev(), ctime_ns)
         };
         #[cfg(not(unix))]
-        let (inode, device) = (0, 0);
+        let (inode, device, ctime_ns) = (0, 0, 0);
         Stat {
             size: meta.len(),
             mtime_ns,
             inode,
             device,
+            ctime_ns,
         }
     }
 }
@@ -75,6 +88,29 @@ pub fn is_racy(stat: &Stat, read_at_ns: i64) -> bool {
         FINE_RACY_WINDOW
     };
     read_at_ns.saturating_sub(stat.mtime_ns) < window.as_nanos() as i64
+}
+
+/// Ends a bookkeeping file (the stat cache, the up-to-date record, the
+/// graph cache, the node trace) with `sum <blake3 of every byte before
+/// it>`, so that a line changed by anything but admf (a torn sector, a
+/// stray edit, a forged record) voids the whole file instead of being
+/// believed. Whoever can also recompute the sum can as well write the
+/// store's index and blobs: that is not a threat these files guard
+/// against.
+pub fn push_checksum(text: &mut String) {
+    let sum = blake3::hash(text.as_bytes());
+    text.push_str("sum ");
+    text.push_str(sum.to_hex().as_str());
+    text.push('\n');
+}
+
+/// The text before the closing `sum` line that [`push_checksum`] wrote,
+/// when the sum matches it.
+pub fn checked_body(text: &str) -> Option<&str> {
+    let last_start = text.strip_suffix('\n')?.rfind('\n').map_or(0, |i| i + 1);
+    let (body, last) = text.split_at(last_start);
+    let sum = last.strip_prefix("sum ")?.strip_suffix('\n')?;
+    (blake3::hash(body.as_bytes()).to_hex().as_str() == sum).then_some(body)
 }
 
 pub fn system_time_ns(t: SystemTime) -> i64 {

@@ -605,7 +605,10 @@ fn add_file_edges(
             continue;
         };
         for input in inputs {
+            // A phase producing its own input is refused later, by
+            // `check_outputs`, with its own message rather than a cycle.
             if let Some(producer) = produced.producer_of(&input)
+                && names[producer] != phase.name
                 && !phase.depends_on.contains(&names[producer])
             {
                 phase.depends_on.push(names[producer].clone());
@@ -749,8 +752,11 @@ fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
                 .map(|(_, path)| (normalize(path), n.id.as_str()))
         })
         .collect();
+    let workflow_files: Vec<PathBuf> = workflow.files.iter().map(|f| absolute_normal(f)).collect();
     for node in nodes {
+        let inputs: Vec<PathBuf> = node.inputs.iter().map(|f| absolute_normal(f)).collect();
         for (_, path) in &node.workspace_outputs {
+            check_output_path(workflow, node, path, &workflow_files, &inputs)?;
             let normal = normalize(path);
             // A path inside a directory output is that output's.
             if let Some((dir, owner)) = dirs
@@ -774,6 +780,42 @@ fn check_outputs(workflow: &Workflow, nodes: &[Node]) -> Result<(), Error> {
             }
         }
     }
+    Ok(())
+}
+
+/// An output may not be a workflow file or an input of its own node:
+/// running the command removes it first.
+fn check_output_path(
+    workflow: &Workflow,
+    node: &Node,
+    path: &std::path::Path,
+    workflow_files: &[PathBuf],
+    inputs: &[PathBuf],
+) -> Result<(), Error> {
+    let absolute = absolute_normal(path);
+    let refuse = |message: String| {
+        Err(Error::invalid(
+            workflow.phases[node.phase].locate("outputs"),
+            "outputs",
+            message,
+        ))
+    };
+    if workflow_files.contains(&absolute) {
+        return refuse(format!(
+            "{} is a workflow file; running the command would remove it",
+            path.display()
+        ));
+    }
+    if inputs.contains(&absolute) {
+        return refuse(format!(
+            "{} is also an input of `{}`; running the command would remove it first",
+            path.display(),
+            node.id
+        ));
+    }
+    // A symlink on the way out is the file system's state, not the
+    // workflow's (a cached graph is not compiled again): the node's
+    // execution and restores refuse it (`crate::workspace::open_dir_inside`).
     Ok(())
 }
 

@@ -23,10 +23,11 @@
 //! # File format
 //!
 //! ```text
-//! admf-graph 1
+//! admf-graph 2
 //! invocation <blake3 hex>
-//! file <size> <mtime ns> <inode> <device> <-|e|d> <path>
+//! file <size> <mtime ns> <inode> <device> <ctime ns> <-|e|d> <path>
 //! graph <the Graph as one line of JSON>
+//! sum <blake3 of every byte before this line>
 //! ```
 //! Flags: `-` the full stat must match, `e` must exist as a file, `d`
 //! inode and device must match. Paths are escaped as in the stat cache.
@@ -41,7 +42,7 @@ use rayon::prelude::*;
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 use crate::graph::Graph;
 
-const HEADER: &str = "admf-graph 1";
+const HEADER: &str = "admf-graph 2";
 const FILE_NAME: &str = "graph";
 
 /// How a piece of evidence is checked.
@@ -115,6 +116,7 @@ pub fn evidence(graph: &Graph, read: Vec<(PathBuf, Stat)>) -> Option<Vec<(PathBu
                 mtime_ns: 0,
                 inode: 0,
                 device: 0,
+                ctime_ns: 0,
             };
             all.insert((input, Check::Exists), exists);
         }
@@ -153,6 +155,7 @@ pub fn save(
     text.push_str("graph ");
     text.push_str(&serde_json::to_string(graph).map_err(std::io::Error::other)?);
     text.push('\n');
+    crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())?;
     Ok(true)
 }
@@ -161,6 +164,7 @@ pub fn save(
 /// evidence holds; the files it was compiled from are noted as read.
 pub fn load(path: &Path, invocation: &str) -> Option<Graph> {
     let text = fs::read_to_string(path).ok()?;
+    let text = crate::file_stat::checked_body(&text)?;
     let mut lines = text.split('\n');
     if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
         return None;
@@ -171,7 +175,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<Graph> {
         let (tag, rest) = line.split_once(' ')?;
         match tag {
             "file" => {
-                let mut fields = rest.splitn(6, ' ');
+                let mut fields = rest.splitn(7, ' ');
                 let stat = Stat::parse(&mut fields)?;
                 let check = Check::from_flag(fields.next()?)?;
                 evidence.push((unescape_path(fields.next()?)?, stat, check));

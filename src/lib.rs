@@ -20,6 +20,7 @@ pub mod executor;
 pub mod file_stat;
 pub mod graph;
 pub mod graph_cache;
+pub mod interrupt;
 pub mod ir;
 pub mod key;
 pub mod market;

@@ -27,17 +27,19 @@
 //! # File format
 //!
 //! ```text
-//! admf-nodes 1
+//! admf-nodes 2
 //! invocation <blake3 hex>
-//! file <size> <mtime ns> <inode> <device> <path>     (global evidence: graph cache, index/)
+//! file <size> <mtime ns> <inode> <device> <ctime ns> <path>     (global evidence: graph cache, index/)
 //! node <key> <output digest> <id>
 //! up <digest>                   (one per upstream node, in declared order)
-//! in <size> <mtime ns> <inode> <device> <path>
-//! out <size> <mtime ns> <inode> <device> <path>
-//! blob <size> <mtime ns> <inode> <device> <path>
+//! in <size> <mtime ns> <inode> <device> <ctime ns> <path>
+//! out <size> <mtime ns> <inode> <device> <ctime ns> <path>
+//! blob <size> <mtime ns> <inode> <device> <ctime ns> <path>
+//! sum <blake3 of every byte before this line>
 //! ```
 //! Ids and paths are escaped as in the stat cache. A malformed trace is
-//! no trace.
+//! no trace, and so is one whose closing `sum <blake3>` line does not
+//! match the bytes before it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -47,7 +49,7 @@ use std::time::SystemTime;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
-const HEADER: &str = "admf-nodes 1";
+const HEADER: &str = "admf-nodes 2";
 const FILE_NAME: &str = "nodes";
 
 /// What one node's decision rested on.
@@ -169,6 +171,7 @@ pub fn save(
             }
         }
     }
+    crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())
 }
 
@@ -180,6 +183,7 @@ fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
 /// still holds (each of those files noted as read).
 pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
     let text = fs::read_to_string(path).ok()?;
+    let text = crate::file_stat::checked_body(&text)?;
     let mut lines = text.split('\n');
     if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
         return None;
@@ -232,7 +236,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
 }
 
 fn parse_stat(rest: &str) -> Option<(PathBuf, Stat)> {
-    let mut fields = rest.splitn(5, ' ');
+    let mut fields = rest.splitn(6, ' ');
     let stat = Stat::parse(&mut fields)?;
     Some((unescape_path(fields.next()?)?, stat))
 }

@@ -1,14 +1,17 @@
 //! The stat cache: remembers each file's blake3 together with its stat
-//! (size, mtime, inode, device), so a no-op build never rereads a file
+//! (size, mtime, inode, device, ctime), so a no-op build never rereads a file
 //! that has not changed.
 //!
 //! # Trust rule
 //!
-//! A cached hash is used when size, mtime (ns), inode and device all match.
-//! A rewrite that keeps all four (e.g. content replaced and the mtime set
-//! back with `touch -d`) is not detected: that is the accepted trade-off of
-//! every stat-based build tool (make, ninja, git). The ctime is not
-//! compared, so that copying a cache between checkouts stays useful.
+//! A cached hash is used when size, mtime (ns), inode, device and ctime
+//! (ns) all match. Content replaced with the mtime set back (`touch -d`)
+//! has a new ctime, so it is hashed again; only a change of the system
+//! clock or a write to the raw device keeps all five, and that is where a
+//! stat is trusted. Bit rot that no write caused keeps the stat too: the
+//! store's blob files are hashed again by `admf cache verify`, and every
+//! byte an entry hands out through [`crate::store::Entry::read`] is
+//! hashed as it is read.
 //!
 //! Racy-clean files, as git calls them, are never recorded: if the mtime is
 //! too close to the moment of hashing ([`crate::file_stat::is_racy`]), a
@@ -21,12 +24,14 @@
 //! UTF-8 text, one record per line, loaded in one read:
 //!
 //! ```text
-//! admf-statcache 1
-//! <blake3 hex> <size> <mtime ns> <inode> <device> <absolute path>
+//! admf-statcache 2
+//! <blake3 hex> <size> <mtime ns> <inode> <device> <ctime ns> <absolute path>
 //! ```
 //!
 //! The path is last and runs to the end of the line; `%`, newline and
-//! carriage return in it are written `%25`, `%0A`, `%0D`. A missing file,
+//! carriage return in it are written `%25`, `%0A`, `%0D`. The last line is
+//! `sum <blake3 of every byte before it>`
+//! ([`crate::file_stat::push_checksum`]). A missing file,
 //! a different header or any malformed line makes the whole cache load
 //! empty (never an error). [`StatCache::save`] writes a temp file beside
 //! it and renames it into place, and does nothing if nothing changed.
@@ -41,7 +46,7 @@ use std::time::SystemTime;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
-const HEADER: &str = "admf-statcache 1";
+const HEADER: &str = "admf-statcache 2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
@@ -176,6 +181,7 @@ impl StatCache {
                     escape_path(p)
                 ));
             }
+            crate::file_stat::push_checksum(&mut text);
             text
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -230,6 +236,7 @@ fn now_ns() -> i64 {
 }
 
 fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
+    let text = crate::file_stat::checked_body(text)?;
     let mut lines = text.split('\n');
     if lines.next()? != HEADER {
         return None;
@@ -239,7 +246,7 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
         if line.is_empty() {
             continue;
         }
-        let mut fields = line.splitn(6, ' ');
+        let mut fields = line.splitn(7, ' ');
         let hash = blake3::Hash::from_hex(fields.next()?).ok()?;
         let stat = Stat::parse(&mut fields)?;
         let path = unescape_path(fields.next()?)?;
@@ -280,18 +287,22 @@ mod tests {
         assert_eq!(first, blake3::hash(b"aaaa").to_hex().to_string());
         assert_eq!(cache.counts().misses, 1);
 
-        // Same size and mtime (and inode, since it is rewritten in place):
-        // the stat cache trusts the stat and returns the old hash. This is
-        // the accepted trade-off of stat-based change detection.
-        write_old(&file, b"bbbb", old_time());
+        // Unchanged: served from the cache.
         assert_eq!(cache.hash_file(&file).unwrap(), first);
         assert_eq!(cache.counts().hits, 1);
 
-        // A different mtime triggers a rehash.
-        write_old(&file, b"bbbb", old_time() + Duration::from_secs(1));
+        // Same size, mtime and inode (rewritten in place, mtime put back
+        // as `touch -d` does): the ctime moved, so it is hashed again.
+        write_old(&file, b"bbbb", old_time());
         let second = cache.hash_file(&file).unwrap();
         assert_eq!(second, blake3::hash(b"bbbb").to_hex().to_string());
         assert_eq!(cache.counts().misses, 2);
+
+        // A different mtime triggers a rehash.
+        write_old(&file, b"cccc", old_time() + Duration::from_secs(1));
+        let third = cache.hash_file(&file).unwrap();
+        assert_eq!(third, blake3::hash(b"cccc").to_hex().to_string());
+        assert_eq!(cache.counts().misses, 3);
     }
 
     #[test]
@@ -338,7 +349,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(StatCache::load(&dir.path().join("absent")).is_empty());
         let bad = dir.path().join("bad");
-        fs::write(&bad, "admf-statcache 1\nnot a record\n").unwrap();
+        fs::write(&bad, "admf-statcache 2\nnot a record\n").unwrap();
         assert!(StatCache::load(&bad).is_empty());
         fs::write(&bad, "something else\n").unwrap();
         assert!(StatCache::load(&bad).is_empty());
@@ -356,14 +367,16 @@ mod tests {
         let mut text = format!("{HEADER}\n");
         for i in 0..20_000u64 {
             text.push_str(&format!(
-                "{} {} {} {} 2049 {}\n",
+                "{} {} {} {} 2049 {} {}\n",
                 blake3::hash(&i.to_le_bytes()).to_hex(),
                 1000 + i,
                 1_700_000_000_000_000_000i64 + i as i64,
                 100_000 + i,
+                1_700_000_001_000_000_000i64 + i as i64,
                 file(i)
             ));
         }
+        crate::file_stat::push_checksum(&mut text);
         fs::write(&path, &text).unwrap();
         let cache = StatCache::load(&path);
         assert_eq!(cache.len(), 20_000);
@@ -380,6 +393,7 @@ mod tests {
                     mtime_ns: 1_700_000_000_000_000_000i64 + i as i64,
                     inode: 100_000 + i,
                     device: 2049,
+                    ctime_ns: 1_700_000_001_000_000_000i64 + i as i64,
                 }
             );
         }

@@ -25,7 +25,7 @@
 //! never outlives the refs and workspace it describes.
 //!
 //! Stats are trusted like the stat cache trusts them (size, mtime in ns,
-//! inode, device), and with the same guard against racy-clean files: a
+//! inode, device, ctime), and with the same guard against racy-clean files: a
 //! file modified shortly before the build started could change again in
 //! the same timestamp tick without changing its stat, so no record is
 //! written while any observed mtime is that recent (100 ms on file
@@ -34,15 +34,16 @@
 //! # File format
 //!
 //! ```text
-//! admf-uptodate 1
+//! admf-uptodate 2
 //! invocation <blake3 hex>
 //! node <key or -> <s|-> <id>     (s: the node got a job)
 //! skip <reason>                  (after a skipped node)
 //! report <path>                  (after a node that wrote a report)
-//! file <size> <mtime ns> <inode> <device> <p|-> <path>   (p: must be a plain file)
+//! file <size> <mtime ns> <inode> <device> <ctime ns> <p|-> <path>   (p: must be a plain file)
 //! ```
 //! Ids, reasons and paths are escaped as in the stat cache. A malformed
-//! record is no record.
+//! record is no record. The last line is `sum <blake3 of every byte before
+//! it>`; a record whose sum differs is no record.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -56,7 +57,7 @@ use rayon::prelude::*;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
-const HEADER: &str = "admf-uptodate 1";
+const HEADER: &str = "admf-uptodate 2";
 const FILE_NAME: &str = "uptodate";
 
 /// One selected node as the summary reports it.
@@ -138,6 +139,7 @@ pub fn save(
         };
         text.push_str(&format!("file {s} {flag} {}\n", escape_path(file)));
     }
+    crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())?;
     Ok(true)
 }
@@ -171,6 +173,7 @@ fn all_unchanged(files: &Files) -> bool {
 type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool)>;
 
 fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a>)> {
+    let text = crate::file_stat::checked_body(text)?;
     let mut lines = text.split('\n');
     if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
         return None;
@@ -198,7 +201,7 @@ fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a
             "skip" => nodes.last_mut()?.skipped = Some(unescape_text(rest)?),
             "report" => nodes.last_mut()?.report = Some(unescape_path(rest)?),
             "file" => {
-                let mut fields = rest.splitn(6, ' ');
+                let mut fields = rest.splitn(7, ' ');
                 let stat = Stat::parse(&mut fields)?;
                 let plain = match fields.next()? {
                     "p" => true,
@@ -345,18 +348,23 @@ mod tests {
         let record = dir.path().join("uptodate");
         for text in [
             "",
-            "admf-uptodate 1\n",
-            "admf-uptodate 1\ninvocation inv\nbogus line\n",
-            "admf-uptodate 1\ninvocation inv\nskip before any node\n",
-            "admf-uptodate 1\ninvocation inv\nfile 1 2 3 x - /p\n",
-            "admf-uptodate 1\ninvocation inv\nfile 1 2 3 4 q /p\n",
+            "admf-uptodate 2\n",
+            "admf-uptodate 2\ninvocation inv\nbogus line\n",
+            "admf-uptodate 2\ninvocation inv\nskip before any node\n",
+            "admf-uptodate 2\ninvocation inv\nfile 1 2 3 x - /p\n",
+            "admf-uptodate 2\ninvocation inv\nfile 1 2 3 4 q /p\n",
             "admf-uptodate 2\ninvocation inv\n",
         ] {
             fs::write(&record, text).unwrap();
             assert_eq!(check(&record, "inv"), None, "{text:?}");
         }
-        fs::write(&record, "admf-uptodate 1\ninvocation inv\n").unwrap();
+        let mut sealed = "admf-uptodate 2\ninvocation inv\n".to_string();
+        crate::file_stat::push_checksum(&mut sealed);
+        fs::write(&record, &sealed).unwrap();
         assert_eq!(check(&record, "inv"), Some(vec![]));
+        // One changed byte anywhere voids it.
+        fs::write(&record, sealed.replace("inv\n", "inw\n")).unwrap();
+        assert_eq!(check(&record, "inw"), None);
     }
 
     #[test]

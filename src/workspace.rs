@@ -70,55 +70,124 @@ pub fn is_plain_file(path: &Path) -> bool {
 /// to `to` through a temp file and a rename. `root` is the directory `to`
 /// must stay inside. The file is created afresh, so its mode follows the
 /// umask like any file the user's tools create.
+///
+/// Every create, write and rename happens relative to a descriptor of
+/// `to`'s directory opened without following symlinks from `root` down
+/// (see [`open_dir_inside`]), so a symlink swapped in while it runs makes
+/// it fail, never write elsewhere.
 pub fn restore_bytes(bytes: &[u8], to: &Path, root: &Path) -> io::Result<()> {
-    let parent = match to.parent() {
+    let (dir, name) = open_parent_inside(to, root)?;
+    remove_dead_temps(to);
+    let tmp = format!("{}{}", temp_prefix(to), std::process::id());
+    let written = (|| {
+        use rustix::fs::{Mode, OFlags};
+        // A temp file of this pid left by an earlier failed restore is
+        // replaced (`TRUNC`), never appended to; a symlink there is
+        // refused (`NOFOLLOW`).
+        let fd = rustix::fs::openat(
+            &dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        )?;
+        let mut file = fs::File::from(fd);
+        io::Write::write_all(&mut file, bytes)?;
+        drop(file);
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_os_str())?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+    }
+    written
+}
+
+/// Removes the file (or symlink) at `path` through a descriptor of its
+/// directory opened inside `root` (see [`open_dir_inside`]), creating the
+/// directory when missing; nothing to do when the file is absent.
+pub fn remove_file_inside(path: &Path, root: &Path) -> io::Result<()> {
+    let (dir, name) = open_parent_inside(path, root)?;
+    match rustix::fs::unlinkat(&dir, name.as_os_str(), rustix::fs::AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// The directory of `path`, opened inside `root` and created when
+/// missing, and `path`'s file name.
+fn open_parent_inside(
+    path: &Path,
+    root: &Path,
+) -> io::Result<(std::os::fd::OwnedFd, std::ffi::OsString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} names no file", path.display())))?;
+    let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    Ok((open_dir_inside(parent, root)?, name.to_os_string()))
+}
+
+/// Opens directory `dir`, creating what is missing of it, as a descriptor
+/// reached from `root` one component at a time without following a
+/// symlink. A symlink `dir` passes through must resolve inside `root`
+/// (checked first, with a clear error); the walk then follows the
+/// resolved path with `O_NOFOLLOW`, so a symlink swapped in after the
+/// check is an error, not a way out of `root`.
+pub fn open_dir_inside(dir: &Path, root: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
     let root = if root.as_os_str().is_empty() {
         Path::new(".")
     } else {
         root
     };
     let real_root = fs::canonicalize(root)?;
-    let existing = parent
+    let dir = crate::paths::normalize(&std::path::absolute(dir)?);
+    let existing = dir
         .ancestors()
-        .find(|a| a.as_os_str().is_empty() || a.exists())
-        .unwrap_or(parent);
-    let real = fs::canonicalize(if existing.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        existing
-    })?;
-    if !real.starts_with(&real_root) {
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let real = fs::canonicalize(existing)?;
+    let Ok(inside) = real.strip_prefix(&real_root) else {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} leads outside {} (through a symlink); not restoring there",
-                parent.display(),
+                "{} leads outside {} (through a symlink); admf writes no output there",
+                dir.display(),
                 root.display()
             ),
         ));
+    };
+    let missing = dir.strip_prefix(existing).unwrap_or(Path::new(""));
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let mut fd = rustix::fs::open(&real_root, flags, Mode::empty())?;
+    for (i, part) in inside.components().chain(missing.components()).enumerate() {
+        let part = part.as_os_str();
+        let create = i >= inside.components().count();
+        let next = match rustix::fs::openat(&fd, part, flags, Mode::empty()) {
+            Err(rustix::io::Errno::NOENT) if create => {
+                match rustix::fs::mkdirat(&fd, part, Mode::from_raw_mode(0o777)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                rustix::fs::openat(&fd, part, flags, Mode::empty())
+            }
+            other => other,
+        };
+        fd = next.map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} changed into a symlink or a file while admf wrote there",
+                    dir.display()
+                ),
+            ),
+            e => e.into(),
+        })?;
     }
-    fs::create_dir_all(parent)?;
-    remove_dead_temps(to);
-    let tmp: PathBuf = parent.join(format!("{}{}", temp_prefix(to), std::process::id()));
-    let written = (|| {
-        // A temp file of this pid left by an earlier failed restore is
-        // replaced (`create` + `truncate`), never appended to.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        io::Write::write_all(&mut file, bytes)?;
-        drop(file);
-        fs::rename(&tmp, to)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    Ok(fd)
 }
 
 fn temp_prefix(path: &Path) -> String {

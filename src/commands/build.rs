@@ -318,6 +318,7 @@ fn build_from(
         events.push(line.clone());
     }
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
+    let _signals = crate::interrupt::during_build().map_err(|e| Error::io(ctx.store.root(), e))?;
     let report = dispatch(
         ctx.clone(),
         executor.as_executor(),
@@ -418,6 +419,9 @@ fn build_from(
         Some(&ctx.graph.workflow.files),
     );
     let synced = super::export::sync_after_build(&ctx, &report);
+    if let Some(signal) = crate::interrupt::received() {
+        return Err(Error::Interrupted { signal });
+    }
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
         synced.map(|()| 0)

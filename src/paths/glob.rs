@@ -91,6 +91,10 @@ impl PathGlob {
             .max_depth(depth)
             .sort_by_file_name()
             .into_iter()
+            // A store below the pattern's directory (`cache/` under a
+            // `**/*` at the root) is admf's, never an input: hashing it
+            // would change with every build.
+            .filter_entry(|e| !(e.file_type().is_dir() && is_store(e.path())))
             .filter_map(Result::ok)
             .filter(|e| {
                 if e.file_type().is_dir() && e.depth() < depth {
@@ -106,6 +110,12 @@ impl PathGlob {
         found.sort();
         found
     }
+}
+
+/// Whether `dir` is the root of an admf store: it holds the store's
+/// `gc.lock` and `index/`.
+fn is_store(dir: &Path) -> bool {
+    dir.join("gc.lock").is_file() && dir.join("index").is_dir()
 }
 
 #[cfg(test)]

@@ -16,7 +16,13 @@ pub fn normalize(path: &Path) -> PathBuf {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                if !out.pop() {
+                // `..` after `..` climbs further: popping it would turn
+                // `a/../../../x` into `x`.
+                let climbing = matches!(
+                    out.components().next_back(),
+                    None | Some(Component::ParentDir)
+                );
+                if climbing || !out.pop() {
                     out.push("..");
                 }
             }
@@ -48,4 +54,22 @@ pub fn relative_to(path: &Path, base: &Path) -> String {
             .map(|c| c.as_os_str().to_string_lossy().into_owned()),
     );
     parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_keeps_every_climb_above_the_start() {
+        for (raw, want) in [
+            ("a/./b/../c", "a/c"),
+            ("../x", "../x"),
+            ("../../x.txt", "../../x.txt"),
+            ("a/../../../x.txt", "../../x.txt"),
+            ("a/b/../../c", "c"),
+        ] {
+            assert_eq!(normalize(Path::new(raw)), Path::new(want), "{raw}");
+        }
+    }
 }

@@ -337,9 +337,22 @@ impl Phase for Command {
         produced: &[PathBuf],
     ) -> Result<Vec<PathBuf>, ConfigIssue> {
         let mut out = Vec::new();
+        // A glob never matches the node's own outputs: they are removed
+        // before the command runs and rewritten by it, so a key over them
+        // would never settle.
+        let own: Vec<PathBuf> = self
+            .workspace_outputs(config, base_dir)
+            .into_iter()
+            .map(|(_, path)| normalize(&std::path::absolute(&path).unwrap_or(path)))
+            .collect();
+        let is_own = |file: &PathBuf| {
+            let file = normalize(&std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+            own.iter().any(|o| file == *o || file.starts_with(o))
+        };
         for (i, pattern) in strings(config, "inputs")?.into_iter().enumerate() {
             if is_glob(pattern) {
-                out.extend(expand_glob(pattern, i, base_dir, produced)?);
+                let found = expand_glob(pattern, i, base_dir, produced)?;
+                out.extend(found.into_iter().filter(|f| !is_own(f)));
             } else {
                 out.push(base_dir.join(pattern));
             }
@@ -367,27 +380,24 @@ impl Phase for Command {
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
         let run = ctx.config["run"].as_str().unwrap_or_default();
         let outputs = self.workspace_outputs(ctx.config, ctx.base_dir);
+        // Every output's directory is made (or found) inside the
+        // workflow's directory, symlinks resolved, before anything there
+        // is removed: an output path leading out through a symlink fails
+        // the node and touches nothing outside.
         for (rel, path) in &outputs {
+            let cannot_remove = |e: std::io::Error| {
+                PhaseError::new(format!(
+                    "output `{rel}`: cannot remove old {}: {e}",
+                    path.display()
+                ))
+            };
             if is_dir_output(rel) {
+                let parent = path.parent().unwrap_or(Path::new("."));
+                crate::workspace::open_dir_inside(parent, ctx.base_dir).map_err(cannot_remove)?;
                 remove_dir_output(path)?;
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
                 continue;
             }
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(PhaseError::new(format!(
-                        "cannot remove old {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
+            crate::workspace::remove_file_inside(path, ctx.base_dir).map_err(cannot_remove)?;
             crate::workspace::remove_dead_temps(path);
         }
         // One file for both streams keeps their interleaving.
@@ -486,6 +496,13 @@ impl Phase for Command {
             if !path.is_file() {
                 return Err(PhaseError::new(format!(
                     "declared output `{rel}` was not created"
+                )));
+            }
+            // The store keeps what the command made here, not a file
+            // elsewhere that a symlink names.
+            if !crate::workspace::is_plain_file(path) {
+                return Err(PhaseError::new(format!(
+                    "declared output `{rel}` is a symlink; only files are stored"
                 )));
             }
             put(rel, path.clone())?;
@@ -593,16 +610,22 @@ fn run_with_limit(
     limit: Option<std::time::Duration>,
 ) -> Result<(std::process::ExitStatus, bool), PhaseError> {
     let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
-    let Some(limit) = limit else {
-        return Ok((cmd.status().map_err(start_error)?, false));
-    };
+    // Its own process group: a timeout kills the group, and a signal to
+    // admf is forwarded to it (see `crate::interrupt`).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(cmd, 0);
-    let started = std::time::Instant::now();
     let mut child = cmd.spawn().map_err(start_error)?;
+    let _registered = crate::interrupt::register(child.id() as i32);
+    let Some(limit) = limit else {
+        let status = child.wait()?;
+        stop_interrupted_group(&child);
+        return Ok((status, false));
+    };
+    let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
+            stop_interrupted_group(&child);
             return Ok((status, false));
         }
         if started.elapsed() >= limit {
@@ -611,6 +634,18 @@ fn run_with_limit(
         }
         std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// After an interrupted build's command has exited, kills what it
+/// started and left in its group: a non-interactive `sh` starts `cmd &`
+/// with SIGINT ignored, so the forwarded signal alone would orphan it.
+fn stop_interrupted_group(child: &std::process::Child) {
+    #[cfg(unix)]
+    if crate::interrupt::received().is_some()
+        && let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 

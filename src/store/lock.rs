@@ -219,11 +219,22 @@ pub(crate) const KEY_LOCK_FILE: &str = "keys.ofd";
 /// it. Closing `file` releases it.
 #[cfg(target_os = "linux")]
 fn lock_byte(file: &File, slot: u64, wait: bool) -> io::Result<bool> {
+    lock_range(file, slot, LockKind::Exclusive, wait)
+}
+
+/// Takes an OFD record lock of `kind` on byte `slot` of `file`; with
+/// `wait == false`, `Ok(false)` when another open file description holds
+/// a conflicting one. Closing `file` releases it.
+#[cfg(target_os = "linux")]
+fn lock_range(file: &File, slot: u64, kind: LockKind, wait: bool) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `flock` is a plain C struct for which all zero bytes is a
     // valid value; every field the call reads is set below.
     let mut range: libc::flock = unsafe { std::mem::zeroed() };
-    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_type = match kind {
+        LockKind::Exclusive => libc::F_WRLCK,
+        LockKind::Shared => libc::F_RDLCK,
+    } as libc::c_short;
     range.l_whence = libc::SEEK_SET as libc::c_short;
     range.l_start = slot as libc::off_t;
     range.l_len = 1;
@@ -246,5 +257,129 @@ fn lock_byte(file: &File, slot: u64, wait: bool) -> io::Result<bool> {
             Some(libc::EAGAIN | libc::EACCES) if !wait => return Ok(false),
             _ => return Err(error),
         }
+    }
+}
+
+/// How a build uses a workspace path while it holds [`PathLocks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PathAccess {
+    /// It reads the path (a command reads its upstream's outputs).
+    Read,
+    /// It writes the path: a command producing it, or a restore.
+    Write,
+}
+
+/// Locks on workspace paths, released on drop.
+///
+/// Entries are keyed by content, but the workspace path a command writes
+/// is shared by every key of its node: two builds of one workflow with
+/// different configs (a sweep run as separate processes) write the same
+/// `out.txt`. A writer holds [`PathAccess::Write`] from removing the old
+/// output until the commit has copied the new one into the store, and a
+/// restore holds it while it writes; a command holds [`PathAccess::Read`]
+/// on its upstream's outputs while it runs. So no entry is sealed from a
+/// file another build wrote, and no command reads an upstream output
+/// another build replaced.
+///
+/// On Linux each path is one byte of `locks/paths.ofd`, at an offset
+/// taken from the blake3 of its absolute path (2^40 slots; two paths
+/// sharing a slot only ever make one wait), locked with OFD record locks
+/// as the per-key locks are. Elsewhere they are flocks on 256 stripes,
+/// `locks/path-<xx>.lock`. Slots are always taken in ascending order and
+/// only ever after the key lock, so waits cannot form a cycle.
+#[derive(Debug, Default)]
+pub struct PathLocks {
+    _files: Vec<File>,
+}
+
+/// The file whose bytes are the workspace path locks on Linux; never
+/// removed.
+pub(crate) const PATH_LOCK_FILE: &str = "paths.ofd";
+
+/// The lock slot of each path, ascending, each once with the strongest
+/// access asked for it.
+fn path_slots(paths: &[(PathBuf, PathAccess)], slots: u64) -> Vec<(u64, PathAccess)> {
+    let mut wanted: Vec<(u64, PathAccess)> = paths
+        .iter()
+        .map(|(path, access)| {
+            let digest = blake3::hash(path.as_os_str().as_encoded_bytes());
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest.as_bytes()[..8]);
+            (u64::from_le_bytes(first) % slots, *access)
+        })
+        .collect();
+    // Write sorts after Read: the last of each slot is the strongest.
+    wanted.sort();
+    let mut out: Vec<(u64, PathAccess)> = Vec::with_capacity(wanted.len());
+    for (slot, access) in wanted {
+        match out.last_mut() {
+            Some(last) if last.0 == slot => last.1 = access,
+            _ => out.push((slot, access)),
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Locks the workspace `paths` (absolute and normalised) for the
+    /// access given with each. With `wait == false`, `Ok(None)` when
+    /// another build holds a conflicting lock on any of them, and none is
+    /// held. See [`PathLocks`].
+    pub fn lock_paths(
+        &self,
+        paths: &[(PathBuf, PathAccess)],
+        wait: bool,
+    ) -> io::Result<Option<PathLocks>> {
+        if paths.is_empty() {
+            return Ok(Some(PathLocks::default()));
+        }
+        self.path_locks(paths, wait)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn path_locks(
+        &self,
+        paths: &[(PathBuf, PathAccess)],
+        wait: bool,
+    ) -> io::Result<Option<PathLocks>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.locks_dir().join(PATH_LOCK_FILE))?;
+        for (slot, access) in path_slots(paths, 1 << 40) {
+            let kind = match access {
+                PathAccess::Read => LockKind::Shared,
+                PathAccess::Write => LockKind::Exclusive,
+            };
+            // One open file description holds every slot; closing it on
+            // a refusal releases those already taken.
+            if !lock_range(&file, slot, kind, wait)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(PathLocks { _files: vec![file] }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn path_locks(
+        &self,
+        paths: &[(PathBuf, PathAccess)],
+        wait: bool,
+    ) -> io::Result<Option<PathLocks>> {
+        let mut files = Vec::new();
+        for (slot, access) in path_slots(paths, 256) {
+            let kind = match access {
+                PathAccess::Read => LockKind::Shared,
+                PathAccess::Write => LockKind::Exclusive,
+            };
+            let path = self.locks_dir().join(format!("path-{slot:02x}.lock"));
+            match lock_file(&path, kind, wait)? {
+                Some(file) => files.push(file),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(PathLocks { _files: files }))
     }
 }

@@ -19,6 +19,8 @@
 //!                             derived, removed by gc
 //!   locks/keys.ofd            per-key locks: one byte each (Linux; elsewhere
 //!                             locks/<key[0..2]>.lock stripes; see [`Store::lock_key`])
+//!   locks/paths.ofd           workspace path locks: one byte per path (Linux; elsewhere
+//!                             locks/path-<xx>.lock stripes; see [`PathLocks`])
 //!   gc.lock                   shared flock held by builds, exclusive by gc
 //!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
 //!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export
@@ -107,7 +109,7 @@ pub use cas::INLINE_MAX;
 pub use entry::{Entry, OutputSource, PendingEntry};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
 pub use ledger::{RunNode, RunRecord, flatten_metrics, new_run_id};
-pub use lock::{BuildGuard, KeyLock};
+pub use lock::{BuildGuard, KeyLock, PathAccess, PathLocks};
 pub use lookup::Lookup;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, output_digest};
 pub use refs::RefRecord;

@@ -1,6 +1,6 @@
 //! `admf cache verify [--repair]`: rehash every blob, check every action.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
@@ -147,9 +147,13 @@ impl Store {
         let actions = self.index().actions()?;
         let checked = actions.len();
         let mut bad_keys = Vec::new();
+        // Output digests of corrupt actions, and the sound actions with
+        // the upstream digests they were built on, for the pass below.
+        let mut tainted: HashSet<String> = HashSet::new();
+        let mut built_on: Vec<(String, String, Vec<String>)> = Vec::new();
         for (key, manifest) in actions {
-            let problem = match manifest {
-                Err(reason) => Some(reason),
+            let problem = match &manifest {
+                Err(reason) => Some(reason.clone()),
                 Ok(m) if m.key != key => Some(format!("action is for key {}", m.key)),
                 Ok(m) if output_digest(&m.outputs) != m.output_digest => {
                     Some("output_digest does not match its outputs".into())
@@ -165,13 +169,46 @@ impl Store {
                         None => Some(format!("{what}: blob {digest} is missing")),
                     }),
             };
-            if let Some(reason) = problem {
+            match (problem, manifest) {
+                (Some(reason), manifest) => {
+                    if let Ok(m) = manifest {
+                        tainted.insert(m.output_digest.clone());
+                    }
+                    corrupt.push(CorruptEntry {
+                        what: format!("action {key}"),
+                        key: Some(key.clone()),
+                        reason,
+                    });
+                    bad_keys.push(key);
+                }
+                (None, Ok(m)) => {
+                    let upstream = upstream_digests(m.ingredients.0.get());
+                    built_on.push((key, m.output_digest.clone(), upstream));
+                }
+                (None, Err(_)) => {}
+            }
+        }
+        // An entry built on the outputs of a corrupt one may have read the
+        // corrupt bytes (a command reads its upstream's blob files by
+        // path, trusting their stat): it cannot be trusted either, nor
+        // what was built on it in turn.
+        loop {
+            let before = bad_keys.len();
+            built_on.retain(|(key, output, upstream)| {
+                let Some(digest) = upstream.iter().find(|d| tainted.contains(*d)) else {
+                    return true;
+                };
                 corrupt.push(CorruptEntry {
                     what: format!("action {key}"),
                     key: Some(key.clone()),
-                    reason,
+                    reason: format!("built on upstream outputs {digest} of a corrupt entry"),
                 });
-                bad_keys.push(key);
+                bad_keys.push(key.clone());
+                tainted.insert(output.clone());
+                false
+            });
+            if bad_keys.len() == before {
+                break;
             }
         }
         if repair && !corrupt.is_empty() {
@@ -200,4 +237,22 @@ impl Store {
             repaired: repair,
         })
     }
+}
+
+/// The upstream output digests recorded in an action's ingredients
+/// (`{"upstream": [{"node": .., "digest": ..}, ..]}`); none when the
+/// ingredients do not parse.
+fn upstream_digests(ingredients: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Upstream {
+        digest: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Ingredients {
+        #[serde(default)]
+        upstream: Vec<Upstream>,
+    }
+    serde_json::from_str::<Ingredients>(ingredients)
+        .map(|i| i.upstream.into_iter().map(|u| u.digest).collect())
+        .unwrap_or_default()
 }

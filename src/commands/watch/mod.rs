@@ -127,6 +127,11 @@ impl Session<'_> {
         });
         if let Err(e) = outcome {
             crate::err!("{}", e.render(color()));
+            // Ctrl-C during a build stops the watch too, as it does
+            // between builds (where the signal's default action runs).
+            if let crate::error::Error::Interrupted { signal } = e {
+                std::process::exit(128 + signal);
+            }
             // Keep watching what we knew, and the root file itself.
             self.watched.dirs.insert(dir_of(&self.wf.workflow));
         }

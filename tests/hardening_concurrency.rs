@@ -1,0 +1,92 @@
+//! Concurrent builds of one workflow with different configs share the
+//! workspace paths their commands write: each stored entry must still hold
+//! what its own config made, whichever build wrote the path last.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use common::Project;
+
+fn spawn(p: &Project, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_admf"))
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn admf")
+}
+
+/// After concurrent builds, each value's build again is a hit whose
+/// restored output is the value's own, and `cache verify` is clean.
+fn assert_each_entry_holds_its_own_value(p: &Project, values: &[String], rel: &str) {
+    for value in values {
+        let set = format!("a.env.X={value}");
+        let (out, statuses) = p.build(&["wf.yaml", "--set", &set]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            statuses.iter().all(|(_, s)| s == "cached"),
+            "X={value}: {statuses:?}"
+        );
+        assert_eq!(p.read(rel), format!("X={value}\n"), "entry of X={value}");
+    }
+    let verify = p.admf(&["cache", "verify"]);
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+}
+
+#[test]
+fn concurrent_builds_with_different_values_each_store_their_own_output() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"echo X=$X > out.txt; sleep 1\"\n    outputs: [out.txt]\n    env: {X: '0'}\n",
+    );
+    let values: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+    let mut builds = Vec::new();
+    for value in &values {
+        let set = format!("a.env.X={value}");
+        builds.push(spawn(&p, &["build", "wf.yaml", "--set", &set]));
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    for build in builds {
+        let out = build.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_each_entry_holds_its_own_value(&p, &values, "out.txt");
+}
+
+#[test]
+fn a_downstream_command_reads_the_upstream_output_of_its_own_build() {
+    // `b` reads `a`'s workspace output; another build's `a` rewrites that
+    // path with its own value in between. Each `b` entry must still hold
+    // what its own `a` made.
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: a\n    mode: command\n    run: \"echo X=$X > a.txt\"\n    outputs: [a.txt]\n    env: {X: '0'}\n  - name: b\n    mode: command\n    run: \"sleep 1; cat a.txt > b.txt\"\n    outputs: [b.txt]\n",
+    );
+    let values: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
+    let mut builds = Vec::new();
+    for value in &values {
+        let set = format!("a.env.X={value}");
+        builds.push(spawn(&p, &["build", "wf.yaml", "--set", &set]));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    for build in builds {
+        let out = build.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_each_entry_holds_its_own_value(&p, &values, "b.txt");
+    assert_each_entry_holds_its_own_value(&p, &values, "a.txt");
+}
