@@ -22,7 +22,10 @@
 # After adding tests, `MUTANTS_ITERATE=1 scripts/mutants.sh FILE` keeps the
 # previous results and tests only the mutants they did not catch.
 #
-# Environment: MUTANTS_ITERATE, MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
+# To sample a file, pass cargo-mutants options in MUTANTS_ARGS, e.g.
+# MUTANTS_ARGS="--shard 0/3" or MUTANTS_ARGS="--re cagr" (split at spaces).
+#
+# Environment: MUTANTS_ARGS, MUTANTS_ITERATE, MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
 # file may take, default 1500), MUTANTS_TEST_TIMEOUT (seconds one mutant's
 # tests may take, default 120).
 set -euo pipefail
@@ -126,9 +129,11 @@ mutate() {
             build_args+=("--cargo-arg=$word")
         fi
     done
+    local sample=()
+    read -r -a sample <<<"${MUTANTS_ARGS:-}"
     timeout "$file_limit" cargo mutants --in-place --dir "$tree" \
         --file "$file" --no-shuffle --timeout "$test_timeout" \
-        --output "$out" "${ITERATE[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
+        --output "$out" "${ITERATE[@]}" "${sample[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
 }
 
 status=0
