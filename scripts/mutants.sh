@@ -43,7 +43,7 @@ fi
 # in a debug build and exercise only the ensemble, so the other market
 # files skip them.
 market_tests="--test=market_reference --test=market_strategies_reference
-    --test=objectives_reference"
+    --test=objectives_reference --test=metrics_edge_reference"
 declare -A UNIT_SKIP=(
     [src/market/metrics.rs]="--skip market::ensemble"
     [src/market/strategy.rs]="--skip market::ensemble"
