@@ -62,7 +62,8 @@ declare -A TARGETS=(
     [src/stat_cache.rs]="--test=uptodate --test=build_incremental"
     [src/uptodate.rs]="--test=uptodate --test=build_incremental"
     [src/plan.rs]="--test=build_incremental --test=keys_golden"
-    [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental"
+    [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental
+        --test=pipelines_dirs"
     [src/store/cas.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/index.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/entry.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
@@ -129,11 +130,9 @@ mutate() {
             build_args+=("--cargo-arg=$word")
         fi
     done
-    local sample=()
-    read -r -a sample <<<"${MUTANTS_ARGS:-}"
     timeout "$file_limit" cargo mutants --in-place --dir "$tree" \
         --file "$file" --no-shuffle --timeout "$test_timeout" \
-        --output "$out" "${ITERATE[@]}" "${sample[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
+        --output "$out" "${ITERATE[@]}" "${SAMPLE[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
 }
 
 status=0
@@ -150,6 +149,8 @@ for file in "${files[@]}"; do
     else
         rm -rf "$out"
     fi
+    SAMPLE=()
+    read -r -a SAMPLE <<<"${MUTANTS_ARGS:-}"
     echo "== $file: cargo test $targets"
     # shellcheck disable=SC2086 # word lists
     mutate "$file" "$out" $targets || true
@@ -160,6 +161,12 @@ for file in "${files[@]}"; do
         fi
         echo "== $file, survivors: cargo test --lib $targets -- ${UNIT_SKIP[$file]:-}"
         ITERATE=(--iterate)
+        # Exactly the survivors: a sample (--shard) taken again after
+        # --iterate would pick other mutants.
+        SAMPLE=()
+        while IFS= read -r name; do
+            SAMPLE+=(--re "^$(printf '%s' "$name" | sed 's/[][\\.*^$(){}+?|]/\\&/g')\$")
+        done <"$first/missed.txt"
         # shellcheck disable=SC2086
         mutate "$file" "$out" --lib $targets -- ${UNIT_SKIP[$file]:-} || true
     fi
