@@ -63,7 +63,7 @@ declare -A TARGETS=(
     [src/uptodate.rs]="--test=uptodate --test=build_incremental"
     [src/plan.rs]="--test=build_incremental --test=keys_golden"
     [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental
-        --test=pipelines_dirs"
+        --test=pipelines_dirs --test=node_trace"
     [src/store/cas.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/index.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/entry.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"

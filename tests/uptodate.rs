@@ -9,6 +9,8 @@
 mod common;
 mod store_support;
 
+use std::time::{Duration, SystemTime};
+
 use common::fast_paths::{FAST, Run, build, settle};
 use common::{DIAMOND, Project};
 use serde_json::Value;
