@@ -22,7 +22,10 @@
 # After adding tests, `MUTANTS_ITERATE=1 scripts/mutants.sh FILE` keeps the
 # previous results and tests only the mutants they did not catch.
 #
-# Environment: MUTANTS_ITERATE, MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
+# To sample a file, pass cargo-mutants options in MUTANTS_ARGS, e.g.
+# MUTANTS_ARGS="--shard 0/3" or MUTANTS_ARGS="--re cagr" (split at spaces).
+#
+# Environment: MUTANTS_ARGS, MUTANTS_ITERATE, MUTANTS_OUT (output root), MUTANTS_TREE (scratch copy), MUTANTS_FILE_LIMIT (seconds one
 # file may take, default 1500), MUTANTS_TEST_TIMEOUT (seconds one mutant's
 # tests may take, default 120).
 set -euo pipefail
@@ -40,7 +43,7 @@ fi
 # in a debug build and exercise only the ensemble, so the other market
 # files skip them.
 market_tests="--test=market_reference --test=market_strategies_reference
-    --test=objectives_reference"
+    --test=objectives_reference --test=metrics_edge_reference"
 declare -A UNIT_SKIP=(
     [src/market/metrics.rs]="--skip market::ensemble"
     [src/market/strategy.rs]="--skip market::ensemble"
@@ -59,7 +62,8 @@ declare -A TARGETS=(
     [src/stat_cache.rs]="--test=uptodate --test=build_incremental"
     [src/uptodate.rs]="--test=uptodate --test=build_incremental"
     [src/plan.rs]="--test=build_incremental --test=keys_golden"
-    [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental"
+    [src/decide.rs]="--test=build_incremental --test=uptodate --test=research_incremental
+        --test=pipelines_dirs --test=node_trace"
     [src/store/cas.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/index.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
     [src/store/entry.rs]="--test=store_entries --test=store_concurrency --test=store_maintenance"
@@ -128,7 +132,7 @@ mutate() {
     done
     timeout "$file_limit" cargo mutants --in-place --dir "$tree" \
         --file "$file" --no-shuffle --timeout "$test_timeout" \
-        --output "$out" "${ITERATE[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
+        --output "$out" "${ITERATE[@]}" "${SAMPLE[@]}" "${build_args[@]}" -- -- "${test_args[@]}"
 }
 
 status=0
@@ -145,6 +149,8 @@ for file in "${files[@]}"; do
     else
         rm -rf "$out"
     fi
+    SAMPLE=()
+    read -r -a SAMPLE <<<"${MUTANTS_ARGS:-}"
     echo "== $file: cargo test $targets"
     # shellcheck disable=SC2086 # word lists
     mutate "$file" "$out" $targets || true
@@ -155,6 +161,12 @@ for file in "${files[@]}"; do
         fi
         echo "== $file, survivors: cargo test --lib $targets -- ${UNIT_SKIP[$file]:-}"
         ITERATE=(--iterate)
+        # Exactly the survivors: a sample (--shard) taken again after
+        # --iterate would pick other mutants.
+        SAMPLE=()
+        while IFS= read -r name; do
+            SAMPLE+=(--re "^$(printf '%s' "$name" | sed 's/[][\\.*^$(){}+?|]/\\&/g')\$")
+        done <"$first/missed.txt"
         # shellcheck disable=SC2086
         mutate "$file" "$out" --lib $targets -- ${UNIT_SKIP[$file]:-} || true
     fi

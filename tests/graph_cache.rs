@@ -4,45 +4,23 @@
 
 mod common;
 
-use std::time::Duration;
-
-use assert_cmd::Command;
-use common::Project;
+use common::{Project, TRACE, node_statuses, past_racy_window, with_status};
 
 const FROM_CACHE: &str = "trace: graph from the graph cache";
 
-/// `admf build --json` with tracing: exit code, stderr, ran node ids.
+/// `admf build --json` with tracing: exit code, stderr, ran node ids. A
+/// rejected workflow (exit 2) prints no report, so it has no ids; any
+/// other exit must come with the report.
 fn build(p: &Project, args: &[&str]) -> (i32, String, Vec<String>) {
-    let out = Command::cargo_bin("admf")
-        .unwrap()
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env("ADMF_TRACE", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .arg("build")
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let code = out.status.code().unwrap_or(-1);
-    let mut ran = Vec::new();
-    if code != 2 {
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("build --json is not JSON ({e}):\n{stderr}"));
-        for node in json["nodes"].as_array().expect("nodes") {
-            if node["status"] == "ran" {
-                ran.push(node["id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    (code, stderr, ran)
-}
-
-/// Files written in the same instant as a build are never trusted as
-/// evidence; wait past the racy window.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(250));
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.admf_env(&all, TRACE);
+    let ran = if out.code == 2 {
+        Vec::new()
+    } else {
+        with_status(&node_statuses(&out, "admf build --json"), "ran")
+    };
+    (out.code, out.stderr, ran)
 }
 
 const PIPELINE: &str = r#"phases:
@@ -66,7 +44,7 @@ fn project() -> Project {
         .file("in/a.txt", "a\n")
         .file("in/b.txt", "b\n")
         .file("out/.keep", "");
-    settle();
+    past_racy_window();
     p
 }
 
@@ -77,7 +55,7 @@ fn an_input_edit_keeps_the_graph_and_reruns_what_changed() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains(FROM_CACHE), "{stderr}");
     assert_eq!(ran, ["count", "shout"]);
-    settle();
+    past_racy_window();
     p.file("in/a.txt", "a\nmore\n");
     let (code, stderr, ran) = build(&p, &["wf.yaml"]);
     assert_eq!(code, 0, "{stderr}");
@@ -91,7 +69,7 @@ fn an_input_edit_keeps_the_graph_and_reruns_what_changed() {
 fn a_workflow_edit_is_compiled_again() {
     let p = project();
     assert_eq!(build(&p, &["wf.yaml"]).0, 0);
-    settle();
+    past_racy_window();
     p.file("wf.yaml", &PIPELINE.replace("SUFFIX: one", "SUFFIX: two"));
     let (code, stderr, ran) = build(&p, &["wf.yaml"]);
     assert_eq!(code, 0, "{stderr}");
@@ -107,7 +85,7 @@ fn a_workflow_edit_is_compiled_again() {
 fn a_new_file_under_an_input_glob_is_compiled_in() {
     let p = project();
     assert_eq!(build(&p, &["wf.yaml"]).0, 0);
-    settle();
+    past_racy_window();
     p.file("in/c.txt", "c\n");
     let (code, stderr, ran) = build(&p, &["wf.yaml"]);
     assert_eq!(code, 0, "{stderr}");
@@ -120,7 +98,7 @@ fn a_new_file_under_an_input_glob_is_compiled_in() {
 fn a_deleted_input_is_the_same_error_as_without_the_cache() {
     let p = project();
     assert_eq!(build(&p, &["wf.yaml"]).0, 0);
-    settle();
+    past_racy_window();
     std::fs::remove_file(p.path("in/a.txt")).unwrap();
     let (code, stderr, _) = build(&p, &["wf.yaml"]);
     assert_eq!(code, 2, "{stderr}");
@@ -132,7 +110,7 @@ fn a_deleted_input_is_the_same_error_as_without_the_cache() {
 fn another_set_value_or_directory_compiles_again() {
     let p = project();
     assert_eq!(build(&p, &["wf.yaml"]).0, 0);
-    settle();
+    past_racy_window();
     let (code, stderr, ran) = build(&p, &["wf.yaml", "--set", "shout.env.SUFFIX=three"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains(FROM_CACHE), "{stderr}");

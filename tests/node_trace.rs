@@ -6,10 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use assert_cmd::Command;
-use common::Project;
+use common::{Project, TRACE, past_racy_window, with_status};
 use proptest::prelude::*;
 
 /// (exit code, ran node ids, nodes settled by the trace, stderr)
@@ -17,40 +15,29 @@ fn build(p: &Project, full_rule: bool) -> (i32, Vec<String>, Option<usize>, Stri
     build_with(p, full_rule, &[])
 }
 
+/// `admf build --json -j 2 wf.yaml EXTRA`, traced, and by the full rule
+/// (`ADMF_FULL_PATH=1`) when `full_rule`.
 fn build_with(
     p: &Project,
     full_rule: bool,
     extra: &[&str],
 ) -> (i32, Vec<String>, Option<usize>, String) {
-    let mut cmd = Command::cargo_bin("admf").unwrap();
-    cmd.current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env("ADMF_TRACE", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .args(["build", "--json", "-j", "2", "wf.yaml"])
-        .args(extra);
+    let mut args = vec!["-j", "2", "wf.yaml"];
+    args.extend_from_slice(extra);
+    let mut env = TRACE.to_vec();
     if full_rule {
-        cmd.env("ADMF_FULL_PATH", "1");
+        env.push(("ADMF_FULL_PATH", "1"));
     }
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("build --json is not JSON ({e}):\n{stderr}"));
-    let ran = json["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|n| n["status"] == "ran")
-        .map(|n| n["id"].as_str().unwrap().to_string())
-        .collect();
-    let settled = stderr
+    let (out, statuses) = p.build_env(&args, &env);
+    let settled = out
+        .stderr
         .lines()
         .find_map(|l| {
             l.strip_prefix("trace: ")?
                 .strip_suffix(" nodes settled by the node trace")
         })
         .map(|n| n.parse().unwrap());
-    (out.status.code().unwrap_or(-1), ran, settled, stderr)
+    (out.code, with_status(&statuses, "ran"), settled, out.stderr)
 }
 
 /// a → b → c, and d beside them; `big` writes an output larger than the
@@ -92,30 +79,25 @@ fn project() -> Project {
     p
 }
 
-/// Past the racy window, so the next build may trust what it stats.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(150));
-}
-
 #[test]
 fn an_edit_settles_every_untouched_node_from_the_trace() {
     let p = project();
-    settle();
+    past_racy_window();
     assert_eq!(build(&p, false).0, 0);
     // Outputs written in the last instant of a build are racy and left out
     // of its trace; a verbose build (never answered by the up-to-date
     // record) writes the trace again once they are old enough.
-    settle();
+    past_racy_window();
     let (_, ran, _, stderr) = build_with(&p, false, &["-v"]);
     assert!(ran.is_empty(), "{stderr}");
-    settle();
+    past_racy_window();
     p.file("in/a.txt", "alpha\nbeta\n");
     let (code, ran, settled, stderr) = build(&p, false);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(ran, ["a", "b", "c"], "{stderr}");
     assert_eq!(settled, Some(2), "d and big come from the trace:\n{stderr}");
     assert_eq!(p.read("out/b.txt"), "ALPHA\nBETA\n");
-    settle();
+    past_racy_window();
     let (_, ran, settled, stderr) = build(&p, false);
     assert!(ran.is_empty(), "{stderr}");
     // The nodes that just ran wrote their outputs in the build's last
@@ -127,7 +109,7 @@ fn an_edit_settles_every_untouched_node_from_the_trace() {
 #[test]
 fn a_tampered_blob_file_is_not_vouched_for() {
     let p = project();
-    settle();
+    past_racy_window();
     assert_eq!(build(&p, false).0, 0);
     let blob = walkdir::WalkDir::new(p.path("cache/blobs"))
         .into_iter()
@@ -135,11 +117,11 @@ fn a_tampered_blob_file_is_not_vouched_for() {
         .find(|e| e.file_type().is_file())
         .expect("the big output is a blob file")
         .into_path();
-    settle();
+    past_racy_window();
     p.file("in/a.txt", "alpha2\n");
     assert_eq!(build(&p, false).1, ["a", "b", "c"]);
     make_writable_and_flip(&blob);
-    settle();
+    past_racy_window();
     let (_, ran, _, stderr) = build(&p, false);
     assert_eq!(
         ran,
@@ -249,13 +231,13 @@ proptest! {
     fn the_fast_paths_decide_what_the_full_rule_decides(ops in prop::collection::vec(op(), 1..6)) {
         let fast = project();
         let full = project();
-        settle();
+        past_racy_window();
         prop_assert_eq!(build(&fast, false).1, build(&full, true).1);
         for op in &ops {
-            settle();
+            past_racy_window();
             apply(&fast, op);
             apply(&full, op);
-            settle();
+            past_racy_window();
             let (code_fast, ran_fast, _, err_fast) = build(&fast, false);
             let (code_full, ran_full, _, err_full) = build(&full, true);
             prop_assert_eq!(code_fast, code_full, "{:?}\n{}\n{}", op, err_fast, err_full);

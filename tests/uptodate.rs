@@ -9,94 +9,11 @@
 mod common;
 mod store_support;
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use assert_cmd::Command;
+use common::fast_paths::{FAST, Run, build, settle};
 use common::{DIAMOND, Project};
 use serde_json::Value;
-
-const FAST: &str = "trace: up to date by";
-
-/// Set the mtime of every file and directory in the project an hour back,
-/// and wait until the admf binary (an input of every build, just linked
-/// when the tests start) is old enough to be trusted too.
-fn age(dir: &Path) {
-    let exe = assert_cmd::cargo::cargo_bin("admf");
-    if let Some(age) = std::fs::metadata(&exe)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        && age < Duration::from_millis(300)
-    {
-        std::thread::sleep(Duration::from_millis(300) - age);
-    }
-    let past = SystemTime::now() - Duration::from_secs(3600);
-    for entry in walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        if entry.path_is_symlink() {
-            continue;
-        }
-        let file = std::fs::File::open(entry.path()).expect("open");
-        file.set_modified(past).expect("set mtime");
-    }
-}
-
-struct Run {
-    code: i32,
-    stderr: String,
-    json: Value,
-    fast: bool,
-}
-
-fn build(p: &Project, args: &[&str]) -> Run {
-    let out = Command::cargo_bin("admf")
-        .expect("binary")
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env("ADMF_TRACE", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .arg("build")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("run admf");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        fast: stderr.contains(FAST),
-        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        stderr,
-    }
-}
-
-/// Ids of the nodes with `status` in a build's JSON.
-fn with_status(run: &Run, status: &str) -> Vec<String> {
-    run.json["nodes"]
-        .as_array()
-        .map(|nodes| {
-            nodes
-                .iter()
-                .filter(|n| n["status"] == status)
-                .map(|n| n["id"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Build, age everything, and build again so that a record is written;
-/// check the next build is answered from it.
-fn settle(p: &Project, args: &[&str]) {
-    assert_eq!(build(p, args).code, 0);
-    age(p.dir.path());
-    let slow = build(p, args);
-    assert!(!slow.fast, "{}", slow.stderr);
-    assert!(with_status(&slow, "ran").is_empty(), "{}", slow.stderr);
-    let fast = build(p, args);
-    assert!(fast.fast, "expected the record to answer:\n{}", fast.stderr);
-}
 
 fn diamond() -> Project {
     let p = Project::new();
@@ -166,7 +83,7 @@ fn a_repeated_no_op_is_answered_by_the_record_and_says_the_same() {
         // One job, so that the full build's events come in planned order.
         let args = [workflow, "-j", "1"];
         assert_eq!(build(&p, &args).code, 0);
-        age(p.dir.path());
+        common::fast_paths::age(p.dir.path());
         let slow = build(&p, &args);
         let slow_events = events(&p);
         let fast = build(&p, &args);
@@ -187,7 +104,7 @@ fn a_skipped_node_is_reported_with_its_reason_from_the_record() {
     settle(&p, &["workflow.yaml"]);
     let fast = build(&p, &["workflow.yaml"]);
     assert!(fast.fast);
-    assert_eq!(with_status(&fast, "skipped"), ["publish", "announce"]);
+    assert_eq!(fast.with("skipped"), ["publish", "announce"]);
     for line in [
         "skipped publish (condition `score.sharpe > 0.5` is false)",
         "skipped announce (",
@@ -261,7 +178,7 @@ fn each_change_that_could_matter_voids_the_record() {
         let after = build(&p, &["wf.yaml"]);
         assert_eq!(after.code, 0, "{what}: {}", after.stderr);
         assert!(!after.fast, "{what}: the record answered");
-        assert_eq!(with_status(&after, "ran"), reran, "{what}");
+        assert_eq!(after.with("ran"), reran, "{what}");
         assert_eq!(
             p.read("out/d.txt").lines().count(),
             2,
@@ -278,7 +195,7 @@ fn a_removed_entry_of_a_node_without_outputs_voids_the_record() {
         "phases:\n  - name: side\n    mode: command\n    run: \"echo ran >> side.log\"\n",
     );
     assert_eq!(build(&p, &["wf.yaml"]).code, 0);
-    age(p.dir.path());
+    common::fast_paths::age(p.dir.path());
     assert!(!build(&p, &["wf.yaml"]).fast);
     assert!(build(&p, &["wf.yaml"]).fast);
     // Entries removed the supported way: every one, refs included.
@@ -286,7 +203,7 @@ fn a_removed_entry_of_a_node_without_outputs_voids_the_record() {
     assert_eq!(gc.code, 0, "{}", gc.stderr);
     let after = build(&p, &["wf.yaml"]);
     assert!(!after.fast, "{}", after.stderr);
-    assert_eq!(with_status(&after, "ran"), ["side"]);
+    assert_eq!(after.with("ran"), ["side"]);
     assert_eq!(p.read("side.log"), "ran\nran\n");
 }
 
@@ -297,7 +214,7 @@ fn a_build_that_restores_an_output_writes_no_record() {
     std::fs::remove_file(p.path("out/d.txt")).unwrap();
     let restoring = build(&p, &["wf.yaml"]);
     assert!(!restoring.fast);
-    assert_eq!(with_status(&restoring, "cached").len(), 4);
+    assert_eq!(restoring.with("cached").len(), 4);
     // The restored file is newer than that build's start: too recent to
     // vouch for, so the next build takes the full path too.
     assert!(!build(&p, &["wf.yaml"]).fast);
@@ -332,7 +249,7 @@ fn a_new_file_under_a_glob_voids_the_record() {
     p.file("data/b/2.csv", "y\n");
     let after = build(&p, &["wf.yaml"]);
     assert!(!after.fast, "{}", after.stderr);
-    assert_eq!(with_status(&after, "ran"), ["count"]);
+    assert_eq!(after.with("ran"), ["count"]);
     assert_eq!(p.read("n.txt").trim(), "2");
 }
 
@@ -342,14 +259,14 @@ fn another_invocation_or_a_forced_build_does_not_use_the_record() {
     settle(&p, &["wf.yaml"]);
     let target = build(&p, &["wf.yaml", "b"]);
     assert!(!target.fast, "targets are part of the invocation");
-    assert_eq!(with_status(&target, "cached"), ["a", "b"]);
+    assert_eq!(target.with("cached"), ["a", "b"]);
     // The targeted build replaced the record: the full build is slow once.
     assert!(!build(&p, &["wf.yaml"]).fast);
 
     settle(&p, &["wf.yaml"]);
     let set = build(&p, &["wf.yaml", "--set", "d.run=cat out/b.txt > out/d.txt"]);
     assert!(!set.fast);
-    assert_eq!(with_status(&set, "ran"), ["d"]);
+    assert_eq!(set.with("ran"), ["d"]);
     assert_eq!(p.read("out/d.txt"), "HELLO\n");
     // Back to the original settings: d's old entry is restored.
     let back = build(&p, &["wf.yaml"]);
@@ -359,7 +276,7 @@ fn another_invocation_or_a_forced_build_does_not_use_the_record() {
     settle(&p, &["wf.yaml"]);
     let forced = build(&p, &["wf.yaml", "--force", "c"]);
     assert!(!forced.fast);
-    assert_eq!(with_status(&forced, "ran"), ["c"]);
+    assert_eq!(forced.with("ran"), ["c"]);
     assert!(
         !build(&p, &["wf.yaml"]).fast,
         "a forced build removes the record"
@@ -370,7 +287,7 @@ fn another_invocation_or_a_forced_build_does_not_use_the_record() {
 fn a_file_modified_too_recently_means_no_record() {
     let p = diamond();
     assert_eq!(build(&p, &["wf.yaml"]).code, 0);
-    age(p.dir.path());
+    common::fast_paths::age(p.dir.path());
     // An mtime at or after the build's start could hide a later edit in
     // the same timestamp tick; one in the future is always that recent.
     let future = SystemTime::now() + Duration::from_secs(3600);
@@ -409,7 +326,7 @@ fn a_changed_blob_of_a_stored_entry_voids_the_record() {
         after.stderr
     );
     assert!(
-        with_status(&after, "ran") == ["big"],
+        after.with("ran") == ["big"],
         "the tampered entry was taken as it is:\n{}",
         after.stderr
     );
@@ -430,7 +347,7 @@ fn another_admf_binary_does_not_use_the_record() {
         std::fs::copy(&exe, &other).unwrap();
     }
     let run = || {
-        Command::new(&other)
+        std::process::Command::new(&other)
             .current_dir(p.dir.path())
             .env("NO_COLOR", "1")
             .env("ADMF_TRACE", "1")
@@ -459,5 +376,5 @@ fn another_admf_binary_does_not_use_the_record() {
     // original takes the full path once more, and it runs nothing.
     let again = build(&p, &["wf.yaml"]);
     assert!(!again.fast, "{}", again.stderr);
-    assert!(with_status(&again, "ran").is_empty(), "{}", again.stderr);
+    assert!(again.with("ran").is_empty(), "{}", again.stderr);
 }

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::Project;
 
-const FAST: &str = "trace: up to date by";
+/// What the trace says when the up-to-date record answered a build.
+pub const FAST: &str = "trace: up to date by";
 
 pub struct Run {
     pub code: i32,
@@ -59,14 +60,21 @@ impl Run {
 }
 
 /// `admf build --json ARGS` with the fast paths on (the default), traced.
+/// Panics when a build that was not rejected as bad input (exit 2)
+/// prints no report: a broken report must not read as "nothing ran".
 pub fn build(p: &Project, args: &[&str]) -> Run {
     let mut all = vec!["build", "--json"];
     all.extend_from_slice(args);
     let out = p.admf_env(&all, &[("ADMF_TRACE", "1"), ("ADMF_FULL_PATH", "")]);
+    let json = if out.code == 2 && out.stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        super::json_report(&out, &format!("admf {}", all.join(" ")))
+    };
     Run {
         code: out.code,
         fast: out.stderr.contains(FAST),
-        json: serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
+        json,
         stderr: out.stderr,
     }
 }
@@ -104,6 +112,11 @@ pub fn settle(p: &Project, args: &[&str]) -> Run {
     assert_eq!(first.code, 0, "{}", first.stderr);
     age(p.dir.path());
     let slow = build(p, args);
+    assert!(
+        !slow.fast,
+        "a record written by a build of recent files:\n{}",
+        slow.stderr
+    );
     assert!(slow.ran().is_empty(), "{}", slow.stderr);
     let fast = build(p, args);
     assert!(fast.fast, "expected the record to answer:\n{}", fast.stderr);

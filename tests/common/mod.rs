@@ -73,9 +73,18 @@ impl Project {
     /// stdout is not the `--json` report: a broken report must fail the
     /// test, not read as "no node ran".
     pub fn build(&self, args: &[&str]) -> (Output, Vec<(String, String)>) {
+        self.build_env(args, &[])
+    }
+
+    /// [`Project::build`] with `env` added to the environment.
+    pub fn build_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Output, Vec<(String, String)>) {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
-        let out = self.admf(&all);
+        let out = self.admf_env(&all, env);
         let statuses = node_statuses(&out, &format!("admf {}", all.join(" ")));
         (out, statuses)
     }
@@ -84,23 +93,14 @@ impl Project {
     pub fn ran(&self, args: &[&str]) -> Vec<String> {
         let (out, statuses) = self.build(args);
         assert_eq!(out.code, 0, "build failed:\n{}", out.stderr);
-        statuses
-            .into_iter()
-            .filter(|(_, s)| s == "ran")
-            .map(|(id, _)| id)
-            .collect()
+        with_status(&statuses, "ran")
     }
 }
 
 /// The (id, status) of each node in the `--json` report that `what`
 /// printed; panics, showing its output, when there is no such report.
 pub fn node_statuses(out: &Output, what: &str) -> Vec<(String, String)> {
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "`{what}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
-            out.code, out.stdout, out.stderr
-        )
-    });
+    let report = json_report(out, what);
     let nodes = report["nodes"]
         .as_array()
         .unwrap_or_else(|| panic!("`{what}`: JSON report without a `nodes` list: {report}"));
@@ -114,6 +114,37 @@ pub fn node_statuses(out: &Output, what: &str) -> Vec<(String, String)> {
         .iter()
         .map(|n| (field(n, "id"), field(n, "status")))
         .collect()
+}
+
+/// The `--json` report that `what` printed; panics, showing its output,
+/// when stdout is not JSON.
+pub fn json_report(out: &Output, what: &str) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "`{what}` (exit {}) printed no JSON report ({e}):\nstdout:\n{}\nstderr:\n{}",
+            out.code, out.stdout, out.stderr
+        )
+    })
+}
+
+/// Ids of the nodes with `status`, in report order.
+pub fn with_status(statuses: &[(String, String)], status: &str) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|(_, s)| s == status)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The environment that makes admf print its `trace:` lines (which
+/// decision path answered, how many nodes a trace settled).
+pub const TRACE: &[(&str, &str)] = &[("ADMF_TRACE", "1")];
+
+/// Files written in the same instant as a build are never trusted as
+/// evidence of being unchanged (their timestamp tick may not be over):
+/// wait past that racy window before the next build.
+pub fn past_racy_window() {
+    std::thread::sleep(std::time::Duration::from_millis(250));
 }
 
 /// A fresh project holding a copy of `examples/<name>` (its YAML and CSV
