@@ -6,34 +6,12 @@
 mod cluster_support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use admf::remote::S3Cache;
 use admf::store::{Cache, Store};
-use cluster_support::s3;
-use serde_json::Value;
-
-/// A copy of the repository's research workflow and data in its own folder.
-fn clone() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::write(dir.path().join(".admf"), "").unwrap();
-    for sub in ["workflows", "data"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-    }
-    std::fs::copy(
-        repo.join("workflows/parameter_optimization.yaml"),
-        dir.path().join("workflows/parameter_optimization.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        repo.join("data/SPY_D.csv"),
-        dir.path().join("data/SPY_D.csv"),
-    )
-    .unwrap();
-    dir
-}
+use cluster_support::{admf_with as admf, node_statuses as statuses, research_clone as clone, s3};
 
 fn unique_prefix(name: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -41,41 +19,6 @@ fn unique_prefix(name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("s3://admf/{name}-{nanos:x}")
-}
-
-fn admf(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_admf"));
-    command
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .env_remove("ADMF_REMOTE")
-        .args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
-}
-
-fn statuses(out: &Output) -> Vec<(String, String, String)> {
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no --json report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-                n["key"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn remote_of(url: &str) -> S3Cache {

@@ -13,55 +13,10 @@ use std::process::Output;
 
 use admf::remote::ReapiCache;
 use admf::store::{Cache, Store};
-use cluster_support::buildgrid;
-use serde_json::Value;
-
-/// A copy of the repository's research workflow and data in its own folder.
-fn clone() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::write(dir.path().join(".admf"), "").unwrap();
-    for (sub, file) in [
-        ("workflows", "parameter_optimization.yaml"),
-        ("data", "SPY_D.csv"),
-    ] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        std::fs::copy(repo.join(sub).join(file), dir.path().join(sub).join(file)).unwrap();
-    }
-    dir
-}
+use cluster_support::{admf_with, buildgrid, node_statuses as statuses, research_clone as clone};
 
 fn admf(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .env_remove("ADMF_REMOTE")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `(id, status, key)` of every node in a `--json` build report.
-fn statuses(out: &Output) -> Vec<(String, String, String)> {
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no --json report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-                n["key"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+    admf_with(dir, &[], args)
 }
 
 const WORKFLOW: &str = "workflows/parameter_optimization.yaml";

@@ -4,55 +4,17 @@
 
 mod cluster_support;
 
-use std::path::Path;
 use std::process::Output;
 
-use cluster_support::{buildgrid, s3};
-use serde_json::Value;
+use cluster_support::{admf_with as admf, buildgrid, node_statuses, research_clone as clone, s3};
 
 const WORKFLOW: &str = "workflows/parameter_optimization.yaml";
 
-/// A copy of the repository's research workflow and data in its own folder.
-fn clone() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::write(dir.path().join(".admf"), "").unwrap();
-    for (sub, file) in [
-        ("workflows", "parameter_optimization.yaml"),
-        ("data", "SPY_D.csv"),
-    ] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        std::fs::copy(repo.join(sub).join(file), dir.path().join(sub).join(file)).unwrap();
-    }
-    dir
-}
-
-fn admf(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_admf"));
-    command
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .env_remove("ADMF_REMOTE")
-        .args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().unwrap()
-}
-
+/// The status of every node in a `--json` build report.
 fn statuses(out: &Output) -> Vec<String> {
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no --json report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["status"].as_str().unwrap().to_string())
+    node_statuses(out)
+        .into_iter()
+        .map(|(_, status, _)| status)
         .collect()
 }
 

@@ -465,3 +465,58 @@ impl BuildGrid {
             .join(&hash[2..])
     }
 }
+
+/// A copy of the repository's research workflow and data in its own
+/// folder, a project of its own (`.admf`).
+pub fn research_clone() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(dir.path().join(".admf"), "").unwrap();
+    for (sub, file) in [
+        ("workflows", "parameter_optimization.yaml"),
+        ("data", "SPY_D.csv"),
+    ] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        std::fs::copy(repo.join(sub).join(file), dir.path().join(sub).join(file)).unwrap();
+    }
+    dir
+}
+
+/// `admf ARGS` in `dir` with `env` set, and no cache folder or remote
+/// inherited from the environment.
+pub fn admf_with(dir: &Path, env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_admf"));
+    command
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .env_remove("ADMF_REMOTE")
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+/// `(id, status, key)` of every node in a `--json` build report; panics
+/// with admf's stderr when there is no report.
+pub fn node_statuses(out: &std::process::Output) -> Vec<(String, String, String)> {
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no --json report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_string(),
+                n["status"].as_str().unwrap().to_string(),
+                n["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
