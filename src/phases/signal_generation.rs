@@ -327,23 +327,36 @@ fn dense_per_symbol(
         .collect()
 }
 
-/// The per-bar strategy returns r_1..r_T of every trial, recomputed from
-/// the signal files gathered by `trials` (the portfolio's for several
-/// symbols), on one common timeline.
+/// `reduce` of the per-bar strategy returns r_1..r_T of every trial,
+/// recomputed from the signal files gathered by `trials` (the
+/// portfolio's for several symbols, on one common timeline): trial by
+/// trial in parallel, collected in trial order, so that no more than one
+/// trial's returns per thread are held at once.
+fn per_trial_returns<T: Send>(
+    trials: &super::Upstream,
+    bars: &[crate::market::Bars],
+    fee: f64,
+    fill: Fill,
+    reduce: impl Fn(Vec<f64>) -> T + Sync,
+) -> Result<Vec<T>, PhaseError> {
+    let dense = dense_per_symbol(trials, bars)?;
+    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
+    let count = dense.first().map_or(0, Vec::len);
+    Ok((0..count)
+        .into_par_iter()
+        .map(|k| reduce(returns_of_trial(&curves, &dense, k, fee)))
+        .collect())
+}
+
+/// The per-bar strategy returns r_1..r_T of every trial gathered by
+/// `trials` ([`per_trial_returns`]).
 pub fn trial_returns(
     trials: &super::Upstream,
     bars: &[crate::market::Bars],
     fee: f64,
     fill: Fill,
 ) -> Result<Vec<Vec<f64>>, PhaseError> {
-    let dense = dense_per_symbol(trials, bars)?;
-    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
-    let count = dense.first().map_or(0, Vec::len);
-    // Trial by trial in parallel, collected in trial order.
-    Ok((0..count)
-        .into_par_iter()
-        .map(|k| returns_of_trial(&curves, &dense, k, fee))
-        .collect())
+    per_trial_returns(trials, bars, fee, fill, |r| r)
 }
 
 /// What the overfitting statistics need of one trial's per-bar returns:
@@ -376,8 +389,7 @@ impl TrialFigures {
 }
 
 /// [`TrialFigures`] of every trial gathered by `trials` and the number
-/// of returns each has, trial by trial in parallel: no more than one
-/// trial's returns per thread are held at once.
+/// of returns each has ([`per_trial_returns`]).
 pub fn trial_figures(
     trials: &super::Upstream,
     bars: &[crate::market::Bars],
@@ -385,16 +397,9 @@ pub fn trial_figures(
     fill: Fill,
     train_end: Option<usize>,
 ) -> Result<(Vec<TrialFigures>, usize), PhaseError> {
-    let dense = dense_per_symbol(trials, bars)?;
-    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
-    let count = dense.first().map_or(0, Vec::len);
-    let figures: Vec<(TrialFigures, usize)> = (0..count)
-        .into_par_iter()
-        .map(|k| {
-            let r = returns_of_trial(&curves, &dense, k, fee);
-            (TrialFigures::of(&r, train_end), r.len())
-        })
-        .collect();
+    let figures = per_trial_returns(trials, bars, fee, fill, |r| {
+        (TrialFigures::of(&r, train_end), r.len())
+    })?;
     let returns = figures.first().map_or(0, |f| f.1);
     Ok((figures.into_iter().map(|f| f.0).collect(), returns))
 }
