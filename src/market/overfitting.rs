@@ -243,7 +243,7 @@ struct SubsetSums {
 }
 
 impl SubsetSums {
-    fn new(sums: &[BlockSums], first: usize, count: usize) -> SubsetSums {
+    fn new<S: AsRef<[(f64, f64)]>>(sums: &[S], first: usize, count: usize) -> SubsetSums {
         let trials = sums.len();
         let masks = 1usize << count;
         let mut sum = vec![0.0; masks * trials];
@@ -253,6 +253,7 @@ impl SubsetSums {
             let top = usize::BITS as usize - 1 - mask.leading_zeros() as usize;
             let rest = (mask & !(1 << top)) * trials;
             for (k, s) in sums.iter().enumerate() {
+                let s = s.as_ref();
                 sum[mask * trials + k] = sum[rest + k] + s[first + top].0;
                 squares[mask * trials + k] = squares[rest + k] + s[first + top].1;
             }
@@ -316,8 +317,10 @@ pub fn block_sums(r: &[f64], blocks: usize) -> BlockSums {
 
 /// [`probability_of_overfitting`] from the [`block_sums`] of each trial's
 /// `t` returns, so that many trials need not be held in memory at once.
-pub fn probability_of_overfitting_of_sums(
-    sums: &[BlockSums],
+/// Each trial's sums are borrowed (a `BlockSums` or a slice of one), so a
+/// caller holding them inside other records need not copy them.
+pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
+    sums: &[S],
     t: usize,
     blocks: usize,
 ) -> Option<Pbo> {
@@ -325,7 +328,7 @@ pub fn probability_of_overfitting_of_sums(
     if n < 2 || blocks < 2 || !blocks.is_multiple_of(2) || t / blocks < 2 {
         return None;
     }
-    if sums.iter().any(|s| s.len() != blocks) {
+    if sums.iter().any(|s| s.as_ref().len() != blocks) {
         return None;
     }
     let block_bars = t / blocks;

@@ -536,7 +536,7 @@ pub fn overfitting_stats(
         overfitting::deflated_sharpe_of(&figures[k].moments, &sharpes, records.len())
     });
     let best_annual = deflated.as_ref().map(|d| d.sharpe * ppy.sqrt());
-    let blocks: Vec<overfitting::BlockSums> = figures.iter().map(|f| f.blocks.clone()).collect();
+    let blocks: Vec<&[(f64, f64)]> = figures.iter().map(|f| f.blocks.as_slice()).collect();
     let pbo = overfitting::probability_of_overfitting_of_sums(&blocks, returns, PBO_BLOCKS);
     json!({
         "trials": records.len(),
