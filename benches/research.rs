@@ -24,7 +24,7 @@ use std::path::Path;
 use admf::market::ensemble::{Ensemble, Scope};
 use admf::market::strategy::{Rule, momentum_into};
 use admf::market::{BadRowPolicy, Bars, Objective, Strategy, equity, load_csv, weights};
-use admf::phases::common;
+use admf::phases::driver;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// The sweep of issue 6: lookback 5, 10, …, 200 and threshold 0, 0.002, …, 0.048.
@@ -155,7 +155,7 @@ fn regenerate(c: &mut Criterion) {
             let mut acc = 0.0;
             for &(l, t) in &grid {
                 let p = momentum(l, t).positions(&bars);
-                acc += common::run(&bars, p, 0.001, admf::market::equity::Fill::Close)
+                acc += driver::run(&bars, p, 0.001, admf::market::equity::Fill::Close)
                     .metrics
                     .sharpe
                     .unwrap_or(0.0);

@@ -160,7 +160,7 @@ type MetricKey = (String, Option<Vec<String>>);
 /// `None` when they are the user's (command) or depend on the config
 /// (analysis names a key per classifier).
 fn metric_keys(mode: &str, role: &Role) -> Option<Vec<MetricKey>> {
-    let metrics: Vec<String> = crate::phases::common::metric_names();
+    let metrics: Vec<String> = crate::phases::artifacts::metric_names();
     let m: Vec<&str> = metrics.iter().map(String::as_str).collect();
     let leaf = |k: &str| (k.to_string(), Some(Vec::new()));
     let open = |k: &str| (k.to_string(), None);

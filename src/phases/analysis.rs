@@ -37,9 +37,9 @@ use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::backtest::{fixed, issue_error};
-use super::common;
 use super::signal_generation::{TrialRecord, load_trials, signal_file};
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
+use super::{artifacts, config, data, upstream};
 use crate::market::classifier::{Classifier, WARMUP};
 use crate::market::metrics::ranks_above;
 use crate::market::regime::regime_metrics;
@@ -58,7 +58,7 @@ pub fn classifiers(config: &Value) -> Result<Vec<Classifier>, ConfigIssue> {
     let mut out: Vec<Classifier> = Vec::new();
     for (i, v) in list.iter().enumerate() {
         let c = Classifier::from_config(v)
-            .map_err(|e| common::spec_issue(&format!("classifiers.{i}"), e))?;
+            .map_err(|e| config::spec_issue(&format!("classifiers.{i}"), e))?;
         if out.iter().any(|o| o.kind() == c.kind()) {
             return Err(ConfigIssue::new(
                 format!("classifiers.{i}"),
@@ -74,7 +74,7 @@ pub fn objective(config: &Value) -> Result<Objective, ConfigIssue> {
     match config.get("objective") {
         None | Some(Value::Null) => Ok(Objective::Sharpe),
         Some(Value::String(s)) => Objective::parse(s).ok_or_else(|| {
-            common::issue(
+            config::issue(
                 "objective",
                 format!(
                     "unknown objective `{s}` (known: {})",
@@ -88,8 +88,8 @@ pub fn objective(config: &Value) -> Result<Objective, ConfigIssue> {
 }
 
 /// The one symbol that analysis and replay work on.
-pub fn one_symbol(config: &Value) -> Result<common::DataSpec, ConfigIssue> {
-    let spec = common::data_spec(config, Path::new("."))?;
+pub fn one_symbol(config: &Value) -> Result<config::DataSpec, ConfigIssue> {
+    let spec = config::data_spec(config, Path::new("."))?;
     if spec.symbols.len() != 1 {
         return Err(ConfigIssue::new(
             "data.symbols",
@@ -120,13 +120,13 @@ impl Phase for Analysis {
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS_WITH_SPLIT
+        config::INHERITS_WITH_SPLIT
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         one_symbol(config)?;
-        common::fee(config)?;
-        common::close_fill_only(config)?;
+        config::fee(config)?;
+        config::close_fill_only(config)?;
         classifiers(config)?;
         objective(config)?;
         super::split::split(config)?;
@@ -134,16 +134,16 @@ impl Phase for Analysis {
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(common::data_spec(config, base_dir)?.files)
+        Ok(config::data_spec(config, base_dir)?.files)
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-        let fee = common::fee(ctx.config).map_err(issue_error)?;
+        let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+        let fee = config::fee(ctx.config).map_err(issue_error)?;
         let classifiers = classifiers(ctx.config).map_err(issue_error)?;
         let objective = objective(ctx.config).map_err(issue_error)?;
-        let bars = common::load_bars(&spec, ctx.log)?.remove(0);
-        let up = common::upstream_of(ctx.upstream, "signal_generation").ok_or_else(|| {
+        let bars = data::load_bars(&spec, ctx.log)?.remove(0);
+        let up = upstream::upstream_of(ctx.upstream, "signal_generation").ok_or_else(|| {
             PhaseError::bad_input("analysis needs an upstream `signal_generation` phase")
         })?;
         let (records, positions) = load_trials(up, &bars.symbol, &bars.ts_text)?;
@@ -174,14 +174,14 @@ impl Phase for Analysis {
             for (t, l) in bars.ts_text.iter().zip(&labels) {
                 let _ = writeln!(csv, "{t},{}", c.label_name(*l));
             }
-            common::write_file(ctx.out_dir, &format!("labels_{}.csv", c.kind()), &csv)?;
+            artifacts::write_file(ctx.out_dir, &format!("labels_{}.csv", c.kind()), &csv)?;
         }
-        common::write_file(ctx.out_dir, "regime_metrics.csv", &result.table)?;
-        common::write_json(ctx.out_dir, "regimes.json", &result.regimes)?;
+        artifacts::write_file(ctx.out_dir, "regime_metrics.csv", &result.table)?;
+        artifacts::write_json(ctx.out_dir, "regimes.json", &result.regimes)?;
         for line in &result.log {
             writeln!(ctx.log, "{line}")?;
         }
-        common::write_json(ctx.out_dir, "metrics.json", &result.metrics)
+        artifacts::write_json(ctx.out_dir, "metrics.json", &result.metrics)
     }
 }
 
@@ -192,10 +192,10 @@ pub fn csv_cell(value: Option<f64>) -> String {
 
 /// Copies `trials.json` and the signal files of `records`.
 pub fn copy_trials(from: &Upstream, to: &Path, records: &[TrialRecord]) -> Result<(), PhaseError> {
-    common::copy_upstream(from, "trials.json", to, "trials.json")?;
+    upstream::copy_upstream(from, "trials.json", to, "trials.json")?;
     for r in records {
         let name = signal_file(r.index);
-        common::copy_upstream(from, &name, to, &name)?;
+        upstream::copy_upstream(from, &name, to, &name)?;
     }
     Ok(())
 }

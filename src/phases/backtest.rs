@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::common::{self, Run};
+use super::driver::Run;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use super::{artifacts, config, data, driver};
 use crate::market::benchmark::relative;
 use crate::market::equity::Fill;
 use crate::market::portfolio::{self, Leg};
@@ -26,11 +27,11 @@ pub struct Backtest;
 
 impl Phase for Backtest {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(common::INHERITS)
+        Some(config::INHERITS)
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS
+        config::INHERITS
     }
 
     fn version(&self) -> &'static str {
@@ -38,35 +39,35 @@ impl Phase for Backtest {
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
-        common::data_spec(config, Path::new("."))?;
-        common::strategy(config)?;
-        common::check_costs(config)
+        config::data_spec(config, Path::new("."))?;
+        config::strategy(config)?;
+        config::check_costs(config)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(common::data_spec(config, base_dir)?.files)
+        Ok(config::data_spec(config, base_dir)?.files)
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-        let strategy = common::strategy(ctx.config).map_err(issue_error)?;
-        let fee = common::fee(ctx.config).map_err(issue_error)?;
-        let (fee_only, slippage_bps) = common::costs(ctx.config).map_err(issue_error)?;
-        let fill = common::fill(ctx.config).map_err(issue_error)?;
-        let bars = common::load_bars(&spec, ctx.log)?;
+        let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+        let strategy = config::strategy(ctx.config).map_err(issue_error)?;
+        let fee = config::fee(ctx.config).map_err(issue_error)?;
+        let (fee_only, slippage_bps) = config::costs(ctx.config).map_err(issue_error)?;
+        let fill = config::fill(ctx.config).map_err(issue_error)?;
+        let bars = data::load_bars(&spec, ctx.log)?;
         let runs: Vec<Run> = bars
             .iter()
-            .map(|b| common::run(b, strategy.positions(b), fee, fill))
+            .map(|b| driver::run(b, strategy.positions(b), fee, fill))
             .collect();
-        let name = common::trial_name(ctx.config, &strategy);
+        let name = config::trial_name(ctx.config, &strategy);
         for (b, r) in bars.iter().zip(&runs) {
             log_run(ctx.log, &b.symbol, &name, &r.metrics)?;
         }
         let (metrics, per_symbol) = write_runs(Some(ctx.out_dir), &bars, &runs)?;
         if per_symbol.is_some() {
-            common::log_notes(ctx.log, "portfolio", &metrics)?;
+            artifacts::log_notes(ctx.log, "portfolio", &metrics)?;
         }
-        let mut m = common::metrics_map(&metrics);
+        let mut m = artifacts::metrics_map(&metrics);
         m.insert("strategy".into(), json!(strategy.kind()));
         m.insert("params".into(), strategy.parameters());
         m.insert("fee".into(), json!(fee_only));
@@ -86,7 +87,7 @@ impl Phase for Backtest {
             fixed(bench["information_ratio"].as_f64(), 1.0, 3, "")
         )?;
         m.insert("benchmark".into(), bench);
-        common::write_json(ctx.out_dir, "metrics.json", &Value::Object(m))
+        artifacts::write_json(ctx.out_dir, "metrics.json", &Value::Object(m))
     }
 }
 
@@ -120,14 +121,14 @@ pub fn benchmark(
 ) -> Result<Value, PhaseError> {
     let held: Vec<Run> = bars
         .iter()
-        .map(|b| common::run(b, vec![1; b.len()], fee, fill))
+        .map(|b| driver::run(b, vec![1; b.len()], fee, fill))
         .collect();
     if let (Some(out), [b], [h]) = (out, bars, held.as_slice()) {
         let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
-        common::write_file(
+        artifacts::write_file(
             out,
             "benchmark.csv",
-            &common::equity_csv(&ts, &h.equity, None),
+            &artifacts::equity_csv(&ts, &h.equity, None),
         )?;
     }
     let (metrics, _) = write_runs(None, bars, &held)?;
@@ -138,7 +139,7 @@ pub fn benchmark(
     );
     let mut v = serde_json::to_value(&rel)?;
     v["name"] = json!("buy_and_hold");
-    v["metrics"] = Value::Object(common::metrics_map(&metrics));
+    v["metrics"] = Value::Object(artifacts::metrics_map(&metrics));
     Ok(v)
 }
 
@@ -161,7 +162,7 @@ pub fn log_run(
         m.entries,
         fixed(m.exposure, 100.0, 1, "%")
     )?;
-    common::log_notes(log, &format!("{symbol} {name}"), m)
+    artifacts::log_notes(log, &format!("{symbol} {name}"), m)
 }
 
 /// `value × scale` with `digits` decimals and `unit`, or `null`.
@@ -186,13 +187,13 @@ pub fn write_runs(
         .map(|(b, r)| (b, r.trades.as_slice()))
         .collect();
     if let Some(out) = out {
-        common::write_file(out, "trades.csv", &common::trades_csv(&trade_rows))?;
+        artifacts::write_file(out, "trades.csv", &artifacts::trades_csv(&trade_rows))?;
     }
     if let ([b], [r]) = (bars, runs) {
         if let Some(out) = out {
             let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
-            let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
-            common::write_file(out, "equity.csv", &csv)?;
+            let csv = artifacts::equity_csv(&ts, &r.equity, Some(&r.positions));
+            artifacts::write_file(out, "equity.csv", &csv)?;
         }
         return Ok((r.metrics.clone(), None));
     }
@@ -200,12 +201,12 @@ pub fn write_runs(
     for (b, r) in bars.iter().zip(runs) {
         if let Some(out) = out {
             let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
-            let csv = common::equity_csv(&ts, &r.equity, Some(&r.positions));
-            common::write_file(out, &format!("equity_{}.csv", b.symbol), &csv)?;
+            let csv = artifacts::equity_csv(&ts, &r.equity, Some(&r.positions));
+            artifacts::write_file(out, &format!("equity_{}.csv", b.symbol), &csv)?;
         }
         per.insert(
             b.symbol.clone(),
-            Value::Object(common::metrics_map(&r.metrics)),
+            Value::Object(artifacts::metrics_map(&r.metrics)),
         );
     }
     let legs: Vec<Leg> = bars
@@ -223,7 +224,11 @@ pub fn write_runs(
         .map(|&(k, i)| bars[k].ts_text[i].as_str())
         .collect();
     if let Some(out) = out {
-        common::write_file(out, "equity.csv", &common::equity_csv(&ts, &equity, None))?;
+        artifacts::write_file(
+            out,
+            "equity.csv",
+            &artifacts::equity_csv(&ts, &equity, None),
+        )?;
     }
     let ppy = bars[0]
         .declared_periods_per_year

@@ -33,8 +33,8 @@ use serde_json::{Value, json};
 
 use super::analysis::one_symbol;
 use super::backtest::fixed;
-use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
+use super::{artifacts, config, data, driver, upstream};
 use crate::market::benchmark::relative;
 use crate::market::classifier::{Classifier, WARMUP};
 use crate::market::ensemble::Ensemble;
@@ -45,11 +45,11 @@ pub struct Holdout;
 
 impl Phase for Holdout {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
-        Some(common::INHERITS)
+        Some(config::INHERITS)
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS
+        config::INHERITS
     }
 
     fn version(&self) -> &'static str {
@@ -64,16 +64,16 @@ impl Phase for Holdout {
                 "a holdout phase needs `data.holdout` (the held-out fraction, or the date it starts)",
             ));
         }
-        common::check_costs(config)
+        config::check_costs(config)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(common::data_spec(config, base_dir)?.files)
+        Ok(config::data_spec(config, base_dir)?.files)
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let common::Market { spec, fee, fill } = common::market(ctx.config, ctx.base_dir)?;
-        let (bars, at) = common::load_bars_and_holdout(&spec, ctx.log)?.remove(0);
+        let config::Market { spec, fee, fill } = config::market(ctx.config, ctx.base_dir)?;
+        let (bars, at) = data::load_bars_and_holdout(&spec, ctx.log)?.remove(0);
         let at = at.ok_or_else(|| PhaseError::bad_input("`data.holdout` is not set"))?;
         let direct: Vec<&Upstream> = ctx
             .upstream
@@ -89,7 +89,7 @@ impl Phase for Holdout {
             })?;
         let mut held_regimes = None;
         let (decided, fill) = if source.mode == "backtest" {
-            let m = common::upstream_json(source, "metrics.json")?;
+            let m = upstream::upstream_json(source, "metrics.json")?;
             let strategy = Strategy::from_config(&json!({
                 "type": m["strategy"],
                 "parameters": m["params"],
@@ -112,7 +112,7 @@ impl Phase for Holdout {
             held_regimes = regimes;
             (positions, fill)
         };
-        let run = common::run(&bars, decided, fee, fill);
+        let run = driver::run(&bars, decided, fee, fill);
         same_positions(source, &run.positions[..at])?;
         let n = bars.len();
         let ppy = bars.periods_per_year();
@@ -134,11 +134,11 @@ impl Phase for Holdout {
         let mut m = Metrics::from_equity(&e, ppy);
         m.bars = (n - at) as u64;
         m.add_positions_after(run.positions[at - 1], &run.positions[at..], &inside);
-        let held = common::run(&bars, vec![1; n], fee, fill);
+        let held = driver::run(&bars, vec![1; n], fee, fill);
         let b = part(&held.equity);
         let mut bench = serde_json::to_value(relative(&e, &b, ppy))?;
         bench["name"] = json!("buy_and_hold");
-        bench["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(&b, ppy)));
+        bench["metrics"] = Value::Object(artifacts::metrics_map(&Metrics::from_equity(&b, ppy)));
         writeln!(
             ctx.log,
             "holdout of {} ({}): {} bars from {}: sharpe {}, total return {:.2}%; buy-and-hold sharpe {}",
@@ -150,7 +150,7 @@ impl Phase for Holdout {
             m.total_return * 100.0,
             fixed(bench["metrics"]["sharpe"].as_f64(), 1.0, 3, "")
         )?;
-        common::log_notes(ctx.log, "holdout", &m)?;
+        artifacts::log_notes(ctx.log, "holdout", &m)?;
         let mut regimes = Value::Null;
         if let Some((c, labels)) = &held_regimes {
             let mut counts = serde_json::Map::new();
@@ -169,17 +169,17 @@ impl Phase for Holdout {
             regimes = json!({"classifier": c.kind(), "bars": counts});
         }
         let ts: Vec<&str> = bars.ts_text[at - 1..].iter().map(String::as_str).collect();
-        common::write_file(
+        artifacts::write_file(
             ctx.out_dir,
             "equity.csv",
-            &common::equity_csv(&ts, &e, Some(&run.positions[at - 1..])),
+            &artifacts::equity_csv(&ts, &e, Some(&run.positions[at - 1..])),
         )?;
-        common::write_file(
+        artifacts::write_file(
             ctx.out_dir,
             "benchmark.csv",
-            &common::equity_csv(&ts, &b, None),
+            &artifacts::equity_csv(&ts, &b, None),
         )?;
-        common::write_json(
+        artifacts::write_json(
             ctx.out_dir,
             "metrics.json",
             &json!({
@@ -187,7 +187,7 @@ impl Phase for Holdout {
                 "mode": source.mode,
                 "from_ts": bars.ts_text[at],
                 "bars": n - at,
-                "holdout": common::metrics_map(&m),
+                "holdout": artifacts::metrics_map(&m),
                 "benchmark": bench,
                 "per_regime": regimes,
             }),
@@ -199,7 +199,7 @@ impl Phase for Holdout {
 /// every bar before the holdout (its `equity.csv`), so that the held-out
 /// figures are those of what it decided, with the same costs and fill.
 fn same_positions(source: &Upstream, replayed: &[i8]) -> Result<(), PhaseError> {
-    let text = common::upstream_text(source, "equity.csv")?;
+    let text = upstream::upstream_text(source, "equity.csv")?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let Some(col) = header.iter().position(|h| *h == "position") else {
@@ -235,7 +235,7 @@ fn ensemble_positions(
     bars: &Bars,
     fee: f64,
 ) -> Result<(Vec<i8>, Option<Labelled>), PhaseError> {
-    let w = common::upstream_json(replay, "weights.json")?;
+    let w = upstream::upstream_json(replay, "weights.json")?;
     let sweep = direct
         .iter()
         .find(|u| u.mode == "signal_generation")
@@ -245,7 +245,7 @@ fn ensemble_positions(
                 replay.node
             ))
         })?;
-    let kind = common::upstream_json(sweep, "metrics.json")?["strategy"].clone();
+    let kind = upstream::upstream_json(sweep, "metrics.json")?["strategy"].clone();
     let mut signals = Vec::new();
     let mut weights = Vec::new();
     for s in w["signals"].as_array().into_iter().flatten() {
@@ -325,7 +325,7 @@ fn regime_labels(
                 replay.node, replay.node
             ))
         })?;
-    let regimes = common::upstream_json(analysis, "regimes.json")?;
+    let regimes = upstream::upstream_json(analysis, "regimes.json")?;
     let parameters = regimes["classifiers"][name]["parameters"].clone();
     let spec = if parameters.is_object() {
         json!({ name: parameters })
@@ -341,7 +341,7 @@ fn regime_labels(
     })?;
     let labels = classifier.classify(bars);
     let file = format!("labels_{name}.csv");
-    let saved = common::upstream_text(analysis, &file)?;
+    let saved = upstream::upstream_text(analysis, &file)?;
     for (n, line) in saved.lines().enumerate().skip(1) {
         let (ts, label) = line.rsplit_once(',').unwrap_or((line, ""));
         let t = n - 1;

@@ -6,16 +6,20 @@
 //! whether it expands a `grid:` into trials.
 
 pub mod analysis;
+pub mod artifacts;
 pub mod backtest;
 pub mod builtin;
 pub mod command;
-pub mod common;
+pub mod config;
+pub mod data;
+pub mod driver;
 pub mod holdout;
 pub mod report;
 pub mod schema;
 pub mod signal_generation;
 pub mod signal_replay;
 pub mod split;
+pub mod upstream;
 pub mod upstream_env;
 pub mod walk_forward;
 

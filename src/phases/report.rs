@@ -33,9 +33,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{Value, json};
 
 use super::backtest::fixed;
-use super::common;
 use super::signal_generation::TrialRecord;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
+use super::{artifacts, config, upstream};
 use crate::market::metrics::rank_order;
 use crate::market::performance::{display_time, drawdown_periods, period_returns, rolling_sharpe};
 
@@ -58,7 +58,7 @@ impl Phase for Report {
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS_WITH_SPLIT
+        config::INHERITS_WITH_SPLIT
     }
 
     fn version(&self) -> &'static str {
@@ -125,8 +125,8 @@ impl Phase for Report {
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
             t = esc(&title)
         );
-        common::write_file(ctx.out_dir, "report.html", &html)?;
-        common::write_json(
+        artifacts::write_file(ctx.out_dir, "report.html", &html)?;
+        artifacts::write_json(
             ctx.out_dir,
             "metrics.json",
             &json!({"sections": sections, "bytes": html.len()}),
@@ -151,8 +151,8 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
         Value::String(s) => s.clone(),
         _ => String::new(),
     };
-    let (fee, slippage) = common::costs(config).unwrap_or((0.0, 0.0));
-    let fill = common::fill(config).map(|f| f.name()).unwrap_or("close");
+    let (fee, slippage) = config::costs(config).unwrap_or((0.0, 0.0));
+    let fill = config::fill(config).map(|f| f.name()).unwrap_or("close");
     let split = super::split::split(config)
         .map(|s| s.describe())
         .unwrap_or_default();
@@ -189,7 +189,7 @@ fn header(config: &Value, upstream: &[Upstream]) -> Result<String, PhaseError> {
     );
     row("fill", fill.to_string());
     row("split", split);
-    if let Some(h) = common::data_spec(config, Path::new("."))
+    if let Some(h) = config::data_spec(config, Path::new("."))
         .ok()
         .and_then(|d| d.holdout)
     {
@@ -270,7 +270,7 @@ struct Curve {
 }
 
 fn read_equity(up: &Upstream) -> Result<Curve, PhaseError> {
-    let text = common::upstream_text(up, "equity.csv")?;
+    let text = upstream::upstream_text(up, "equity.csv")?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let part_col = header.iter().position(|h| *h == "part");
@@ -366,7 +366,7 @@ fn read_benchmark(up: &Upstream) -> Result<Option<Vec<f64>>, PhaseError> {
     if !up.has("benchmark.csv") {
         return Ok(None);
     }
-    let text = common::upstream_text(up, "benchmark.csv")?;
+    let text = upstream::upstream_text(up, "benchmark.csv")?;
     Ok(Some(
         text.lines()
             .skip(1)
@@ -676,7 +676,7 @@ pub fn returns_table(ts: &[String], equity: &[f64]) -> String {
 /// Every round trip of `trades.csv` (the first [`MAX_TRADES`] when there
 /// are more).
 fn trade_list(up: &Upstream) -> Result<String, PhaseError> {
-    let text = common::upstream_text(up, "trades.csv")?;
+    let text = upstream::upstream_text(up, "trades.csv")?;
     let rows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
@@ -716,7 +716,7 @@ pub const MAX_TRADES: usize = 500;
 
 fn backtest_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
     let mut s = String::new();
-    let m = common::upstream_json(up, "metrics.json")?;
+    let m = upstream::upstream_json(up, "metrics.json")?;
     let _ = writeln!(
         s,
         "<p>strategy <code>{}</code> {} · fee {}</p>",
@@ -741,7 +741,7 @@ fn backtest_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseE
 }
 
 fn load_records(up: &Upstream) -> Result<Vec<TrialRecord>, PhaseError> {
-    serde_json::from_value(common::upstream_json(up, "trials.json")?)
+    serde_json::from_value(upstream::upstream_json(up, "trials.json")?)
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))
 }
 
@@ -770,7 +770,7 @@ fn sweep_section(up: &Upstream) -> Result<String, PhaseError> {
         );
     }
     s.push_str("</table>\n");
-    let summary = common::upstream_json(up, "metrics.json")?;
+    let summary = upstream::upstream_json(up, "metrics.json")?;
     if let Some(t) = summary.get("train_best").filter(|t| t.is_object()) {
         let _ = writeln!(
             s,
@@ -1015,7 +1015,7 @@ fn colour_scale(
 }
 
 fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
-    let r = common::upstream_json(up, "regimes.json")?;
+    let r = upstream::upstream_json(up, "regimes.json")?;
     let mut s = format!(
         "<p>best trial per regime by {}</p>\n<table><tr><th class=\"l\">classifier</th><th class=\"l\">regime</th><th>bars</th><th>trial</th><th class=\"l\">name</th><th>sharpe</th><th>total return</th></tr>\n",
         esc(r["objective"].as_str().unwrap_or("sharpe"))
@@ -1047,7 +1047,7 @@ fn analysis_section(up: &Upstream) -> Result<String, PhaseError> {
 /// The sealed holdout's figures: only a report downstream of the
 /// `holdout` node shows them.
 fn holdout_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
-    let m = common::upstream_json(up, "metrics.json")?;
+    let m = upstream::upstream_json(up, "metrics.json")?;
     let mut s = format!(
         "<p>the sealed holdout: {} bars from {}, replaying what <code>{}</code> decided; no other phase saw these bars</p>\n",
         m["bars"],
@@ -1068,8 +1068,8 @@ fn holdout_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseEr
 }
 
 fn replay_section(up: &Upstream, opts: &ChartOptions) -> Result<String, PhaseError> {
-    let w = common::upstream_json(up, "weights.json")?;
-    let m = common::upstream_json(up, "metrics.json")?;
+    let w = upstream::upstream_json(up, "weights.json")?;
+    let m = upstream::upstream_json(up, "metrics.json")?;
     let mut s = format!(
         "<p>{} weightings searched ({}), objective {}, threshold {}, split at {}</p>\n<table><tr><th>trial</th><th class=\"l\">name</th><th>weight</th></tr>\n",
         m["weightings"],

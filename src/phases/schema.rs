@@ -756,7 +756,7 @@ mod tests {
     use crate::market::{Metrics, Objective, classifier, strategy};
     use crate::phases::signal_generation::{PBO_BLOCKS, overfitting_stats};
     use crate::phases::walk_forward::windows;
-    use crate::phases::{Builtin, Factory, common};
+    use crate::phases::{Builtin, Factory, artifacts, config};
 
     fn names(keys: &[KeyDoc]) -> BTreeSet<&str> {
         keys.iter().map(|k| k.name).collect()
@@ -793,8 +793,8 @@ mod tests {
 
     #[test]
     fn shared_keys_are_declared() {
-        assert_eq!(names(DATA_KEYS), set(common::DATA_KEYS.iter().copied()));
-        assert_eq!(names(COSTS_KEYS), set(common::COSTS_KEYS.iter().copied()));
+        assert_eq!(names(DATA_KEYS), set(config::DATA_KEYS.iter().copied()));
+        assert_eq!(names(COSTS_KEYS), set(config::COSTS_KEYS.iter().copied()));
         assert_eq!(
             names(STRATEGY_KEYS),
             set(strategy::STRATEGY_KEYS.iter().copied())
@@ -888,12 +888,12 @@ mod tests {
 
     #[test]
     fn every_metric_written_is_defined() {
-        let written = common::metric_names();
+        let written = artifacts::metric_names();
         let written: BTreeSet<&str> = written.iter().map(String::as_str).collect();
         let declared: BTreeSet<&str> = METRICS.iter().map(|m| m.name).collect();
         assert_eq!(declared, written);
         // The optional keys are absent from a run that needs none of them.
-        let plain = common::metrics_map(&Metrics::default());
+        let plain = artifacts::metrics_map(&Metrics::default());
         for optional in ["ruin", "undefined", "warnings"] {
             assert!(written.contains(optional) && !plain.contains_key(optional));
         }
@@ -933,11 +933,11 @@ mod tests {
         let fill = &EXECUTION_KEYS[0];
         for name in Fill::NAMES {
             assert!(fill.ty.contains(name), "{name}");
-            let parsed = common::fill(&json!({"execution": {"fill": name}})).unwrap();
+            let parsed = config::fill(&json!({"execution": {"fill": name}})).unwrap();
             assert_eq!(parsed.name(), *name);
         }
-        assert_eq!(common::fill(&json!({})).unwrap().name(), fill.default);
-        let other = common::fill(&json!({"execution": {"at": "close"}})).unwrap_err();
+        assert_eq!(config::fill(&json!({})).unwrap().name(), fill.default);
+        let other = config::fill(&json!({"execution": {"at": "close"}})).unwrap_err();
         assert_eq!(other.key, "execution.at");
 
         assert_eq!(names(SPLIT_KEYS), set(["train", "validation", "test"]));
@@ -971,7 +971,7 @@ mod tests {
 
     #[test]
     fn costs_default_to_nothing_as_declared() {
-        assert_eq!(common::costs(&json!({})).unwrap(), (0.0, 0.0));
+        assert_eq!(config::costs(&json!({})).unwrap(), (0.0, 0.0));
         for k in COSTS_KEYS {
             assert_eq!(k.default, "0", "{}", k.name);
         }

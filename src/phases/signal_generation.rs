@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::backtest::{fixed, issue_error, log_run, write_runs};
-use super::common;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
+use super::{artifacts, config, data, driver, upstream};
 use crate::error::did_you_mean;
 use crate::market::equity::{Fill, Legs};
 use crate::market::metrics::ranks_above;
@@ -64,7 +64,7 @@ impl Phase for SignalGeneration {
     /// The split reaches the gather only (trials drop it): the gather
     /// ranks the trials on the train part for `train_best`.
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS_WITH_SPLIT
+        config::INHERITS_WITH_SPLIT
     }
 
     fn version(&self) -> &'static str {
@@ -83,10 +83,10 @@ impl Phase for SignalGeneration {
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
-        common::data_spec(config, Path::new("."))?;
-        let s = common::strategy(config)?;
-        common::fee(config)?;
-        common::fill(config)?;
+        config::data_spec(config, Path::new("."))?;
+        let s = config::strategy(config)?;
+        config::fee(config)?;
+        config::fill(config)?;
         super::split::split(config)?;
         match config.get("grid") {
             None | Some(Value::Null) => {}
@@ -94,7 +94,7 @@ impl Phase for SignalGeneration {
                 let names = strategy::parameter_names(s.kind());
                 for key in grid.keys().filter(|k| !k.contains('.')) {
                     if !names.contains(&key.as_str()) {
-                        return Err(common::issue(
+                        return Err(config::issue(
                             format!("grid.{key}"),
                             format!(
                                 "`{key}` is not a parameter of `{}` (known: {})",
@@ -117,7 +117,7 @@ impl Phase for SignalGeneration {
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(common::data_spec(config, base_dir)?.files)
+        Ok(config::data_spec(config, base_dir)?.files)
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
@@ -144,28 +144,28 @@ impl Phase for SignalGeneration {
 }
 
 fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRecord, PhaseError> {
-    let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-    let strategy = common::strategy(ctx.config).map_err(issue_error)?;
-    let fee = common::fee(ctx.config).map_err(issue_error)?;
-    let fill = common::fill(ctx.config).map_err(issue_error)?;
+    let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+    let strategy = config::strategy(ctx.config).map_err(issue_error)?;
+    let fee = config::fee(ctx.config).map_err(issue_error)?;
+    let fill = config::fill(ctx.config).map_err(issue_error)?;
     let name = if name.is_empty() {
-        common::trial_name(ctx.config, &strategy)
+        config::trial_name(ctx.config, &strategy)
     } else {
         name.to_string()
     };
-    let bars = common::load_bars(&spec, ctx.log)?;
+    let bars = data::load_bars(&spec, ctx.log)?;
     let mut signal = String::new();
     let mut runs = Vec::new();
     for b in &bars {
         let p = strategy.positions(b);
         signals::write_sparse(&mut signal, &b.symbol, &b.ts_text, &p);
-        runs.push(common::run(b, p, fee, fill));
+        runs.push(driver::run(b, p, fee, fill));
     }
     ctx.memory.put("signal.jsonl", signal);
     let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
     let (metrics, per_symbol) = write_runs(files, &bars, &runs)?;
     log_run(ctx.log, &spec.symbols.join(","), &name, &metrics)?;
-    let mut m = common::metrics_map(&metrics);
+    let mut m = artifacts::metrics_map(&metrics);
     m.insert("index".into(), json!(index));
     m.insert("name".into(), json!(name));
     m.insert("strategy".into(), json!(strategy.kind()));
@@ -200,7 +200,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     }
     let mut records = Vec::with_capacity(trials.len());
     for (index, up) in &trials {
-        let m = common::upstream_json(up, "metrics.json")?;
+        let m = upstream::upstream_json(up, "metrics.json")?;
         let metrics: Metrics = serde_json::from_value(m.clone())
             .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
         let name = match &up.role {
@@ -240,7 +240,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
         }
     }
     if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
-        let strat = common::upstream_json(first.1, "metrics.json")?;
+        let strat = upstream::upstream_json(first.1, "metrics.json")?;
         m.insert(
             "strategy".into(),
             strat.get("strategy").cloned().unwrap_or(Value::Null),
@@ -254,7 +254,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
 pub const PBO_BLOCKS: usize = 16;
 
 /// One symbol's bars, ready to turn a trial's dense positions into the
-/// equity curve [`common::run`] computes for them (the same operations in
+/// equity curve [`driver::run`] computes for them (the same operations in
 /// the same order, so the same bits), without the trades and metrics a
 /// gather does not need.
 struct SymbolCurve<'a> {
@@ -414,10 +414,10 @@ fn overfitting(
     ctx: &mut PhaseContext<'_>,
     records: &[TrialRecord],
 ) -> Result<(Value, Option<Value>), PhaseError> {
-    let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-    let fee = common::fee(ctx.config).map_err(issue_error)?;
-    let fill = common::fill(ctx.config).map_err(issue_error)?;
-    let bars = common::load_bars(&spec, ctx.log)?;
+    let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+    let fee = config::fee(ctx.config).map_err(issue_error)?;
+    let fill = config::fill(ctx.config).map_err(issue_error)?;
+    let bars = data::load_bars(&spec, ctx.log)?;
     // The signals this node has just gathered, read back as an upstream's.
     let own = super::Upstream::from_memory(
         ctx.node.to_string(),
@@ -583,7 +583,7 @@ pub fn load_trials(
     ts_text: &[String],
 ) -> Result<(Vec<TrialRecord>, Vec<Vec<i8>>), PhaseError> {
     let records: Vec<TrialRecord> =
-        serde_json::from_value(common::upstream_json(up, "trials.json")?)
+        serde_json::from_value(upstream::upstream_json(up, "trials.json")?)
             .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))?;
     // Trial by trial in parallel, collected in trial order; the first
     // error in that order is the one reported.
@@ -591,7 +591,7 @@ pub fn load_trials(
         .par_iter()
         .map(|r| {
             let file = signal_file(r.index);
-            let changes = signals::read_sparse(&common::upstream_text(up, &file)?)
+            let changes = signals::read_sparse(&upstream::upstream_text(up, &file)?)
                 .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))?;
             signals::densify(&changes, sym, ts_text.len(), Some(ts_text))
                 .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(&file))))

@@ -38,10 +38,10 @@ use serde_json::{Map, Value, json};
 
 use super::analysis::{objective, one_symbol};
 use super::backtest::{fixed, issue_error};
-use super::common;
 use super::signal_generation::{TrialRecord, load_trials};
 use super::split::Split;
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
+use super::{artifacts, config, data, upstream};
 use crate::error::did_you_mean;
 use crate::market::benchmark::relative;
 use crate::market::classifier::{self, Classifier, WARMUP};
@@ -89,7 +89,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         Some(Value::String(s)) if s == "all" => Select::All,
         Some(Value::String(s)) if s == "regime_winners" => Select::RegimeWinners,
         Some(Value::String(s)) => {
-            return Err(common::issue(
+            return Err(config::issue(
                 "select",
                 format!("unknown selection `{s}` (all, {{top: N}}, regime_winners)"),
                 did_you_mean(s, SELECT_NAMES.iter().copied()),
@@ -116,7 +116,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         Some(Value::Object(m)) => {
             for key in m.keys() {
                 if !WEIGHT_KEYS.contains(&key.as_str()) {
-                    return Err(common::issue(
+                    return Err(config::issue(
                         format!("weights.{key}"),
                         format!("unknown key `{key}`"),
                         did_you_mean(key, WEIGHT_KEYS.iter().copied()),
@@ -125,7 +125,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
             }
             match m.get("method").and_then(Value::as_str).unwrap_or("grid") {
                 "grid" => {
-                    let step = common::number_at(
+                    let step = config::number_at(
                         &json!(m),
                         "step",
                         0.1,
@@ -137,7 +137,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
                     // number, or the weights could not sum to 1.
                     let units = 1.0 / step;
                     if (units - units.round()).abs() > 1e-9 * units.max(1.0) {
-                        return Err(common::issue(
+                        return Err(config::issue(
                             "weights.step",
                             format!("{step} does not divide 1 (1/{step} = {units:.4})"),
                             Some(format!(
@@ -165,7 +165,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
                     }
                 }
                 other => {
-                    return Err(common::issue(
+                    return Err(config::issue(
                         "weights.method",
                         format!("unknown method `{other}` (grid or random)"),
                         did_you_mean(other, ["grid", "random"]),
@@ -180,7 +180,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
             ));
         }
     };
-    let threshold = common::number_at(
+    let threshold = config::number_at(
         config,
         "threshold",
         0.5,
@@ -192,7 +192,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             if !classifier::TYPES.contains(&s.as_str()) {
-                return Err(common::issue(
+                return Err(config::issue(
                     "per_regime",
                     format!("unknown classifier `{s}`"),
                     did_you_mean(s, classifier::TYPES.iter().copied()),
@@ -240,29 +240,29 @@ impl Phase for SignalReplay {
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS_WITH_SPLIT
+        config::INHERITS_WITH_SPLIT
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         one_symbol(config)?;
-        common::fee(config)?;
-        common::close_fill_only(config)?;
+        config::fee(config)?;
+        config::close_fill_only(config)?;
         replay_config(config)?;
         lag(config)?;
         Ok(())
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        Ok(common::data_spec(config, base_dir)?.files)
+        Ok(config::data_spec(config, base_dir)?.files)
     }
 
     fn execute(&self, ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-        let spec = common::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-        let fee = common::fee(ctx.config).map_err(issue_error)?;
+        let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+        let fee = config::fee(ctx.config).map_err(issue_error)?;
         let rc = replay_config(ctx.config).map_err(issue_error)?;
-        let bars = common::load_bars(&spec, ctx.log)?.remove(0);
-        let analysis = common::upstream_of(ctx.upstream, "analysis");
-        let source = common::trial_source(ctx.upstream, "signal_replay", true)?;
+        let bars = data::load_bars(&spec, ctx.log)?.remove(0);
+        let analysis = upstream::upstream_of(ctx.upstream, "analysis");
+        let source = upstream::trial_source(ctx.upstream, "signal_replay", true)?;
         let (records, dense) = load_trials(source, &bars.symbol, &bars.ts_text)?;
         writeln!(ctx.log, "{} trials from {}", records.len(), source.node)?;
         let mut out = replay(&bars, &records, &dense, fee, &rc, analysis, ctx.log)?;
@@ -285,10 +285,10 @@ impl Phase for SignalReplay {
             )?;
             out.metrics["lag_check"] = check;
         }
-        common::write_json(ctx.out_dir, "weights.json", &out.weights)?;
-        common::write_json(ctx.out_dir, "metrics.json", &out.metrics)?;
-        common::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)?;
-        common::write_file(ctx.out_dir, "benchmark.csv", &out.benchmark_csv)
+        artifacts::write_json(ctx.out_dir, "weights.json", &out.weights)?;
+        artifacts::write_json(ctx.out_dir, "metrics.json", &out.metrics)?;
+        artifacts::write_file(ctx.out_dir, "equity.csv", &out.equity_csv)?;
+        artifacts::write_file(ctx.out_dir, "benchmark.csv", &out.benchmark_csv)
     }
 }
 
@@ -387,7 +387,7 @@ fn select(
             let up = analysis.ok_or_else(|| {
                 PhaseError::bad_input("`select: regime_winners` needs an upstream `analysis` phase")
             })?;
-            let regimes = common::upstream_json(up, "regimes.json")?;
+            let regimes = upstream::upstream_json(up, "regimes.json")?;
             let mut keep = Vec::new();
             if let Some(Value::Object(cs)) = regimes.get("classifiers") {
                 for c in cs.values() {
@@ -421,7 +421,7 @@ fn read_labels(
 ) -> Result<(Classifier, Vec<u8>), PhaseError> {
     let c = Classifier::from_config(&json!(name)).map_err(|e| PhaseError::new(e.message))?;
     let file = format!("labels_{name}.csv");
-    let text = common::upstream_text(up, &file)?;
+    let text = upstream::upstream_text(up, &file)?;
     let mut labels = Vec::with_capacity(bars.len());
     for (n, line) in text.lines().enumerate().skip(1) {
         let (ts, label) = line.rsplit_once(',').unwrap_or((line, ""));
@@ -599,7 +599,7 @@ pub fn replay(
         fixed(test.sharpe, 1.0, 3, ""),
         test.total_return * 100.0
     )?;
-    common::log_notes(log, "train", &train)?;
+    artifacts::log_notes(log, "train", &train)?;
     if let Some(v) = &validation {
         writeln!(
             log,
@@ -608,9 +608,9 @@ pub fn replay(
             fixed(v.sharpe, 1.0, 3, ""),
             v.total_return * 100.0
         )?;
-        common::log_notes(log, "validation", v)?;
+        artifacts::log_notes(log, "validation", v)?;
     }
-    common::log_notes(log, "test", &test)?;
+    artifacts::log_notes(log, "test", &test)?;
     // How much of the chosen weighting's train Sharpe ratio is the luck of
     // trying `evaluated` weightings: the deflated Sharpe ratio over the
     // spread of the global search's scores.
@@ -701,7 +701,7 @@ pub fn replay(
     };
     let part = |strategy: &[f64], bench: &[f64]| {
         let mut v = serde_json::to_value(relative(strategy, bench, ppy)).unwrap_or(Value::Null);
-        v["metrics"] = Value::Object(common::metrics_map(&Metrics::from_equity(bench, ppy)));
+        v["metrics"] = Value::Object(artifacts::metrics_map(&Metrics::from_equity(bench, ppy)));
         v
     };
     let mut benchmark = json!({
@@ -724,15 +724,15 @@ pub fn replay(
     let mut metrics = json!({
         "overfitting": overfit,
         "benchmark": benchmark,
-        "train": common::metrics_map(&train),
-        "test": common::metrics_map(&test),
+        "train": artifacts::metrics_map(&train),
+        "test": artifacts::metrics_map(&test),
         "weightings": evaluated,
         "signals": chosen.len(),
         "objective": rc.objective.name(),
         "score": score,
     });
     if let Some(v) = &validation {
-        metrics["validation"] = Value::Object(common::metrics_map(v));
+        metrics["validation"] = Value::Object(artifacts::metrics_map(v));
     }
     let mut csv = String::with_capacity(n * 40);
     csv.push_str("ts,equity,position,part\n");
@@ -748,7 +748,7 @@ pub fn replay(
         weights,
         metrics,
         equity_csv: csv,
-        benchmark_csv: common::equity_csv(&ts, &held, None),
+        benchmark_csv: artifacts::equity_csv(&ts, &held, None),
     })
 }
 

@@ -16,7 +16,7 @@
 use serde_json::Value;
 
 use super::ConfigIssue;
-use super::common::issue;
+use super::config::issue;
 use crate::error::did_you_mean;
 use crate::market::timestamp;
 

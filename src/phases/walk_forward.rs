@@ -52,9 +52,9 @@ use serde_json::{Map, Value, json};
 
 use super::analysis::{objective, one_symbol};
 use super::backtest::{fixed, issue_error};
-use super::common;
 use super::signal_generation::trial_returns;
 use super::{ConfigIssue, Part, Phase, PhaseContext, PhaseError, Role, Upstream};
+use super::{artifacts, config, data, upstream};
 use crate::error::did_you_mean;
 use crate::market::metrics::ranks_above;
 use crate::market::{Metrics, Objective};
@@ -86,7 +86,7 @@ pub fn windows(config: &Value) -> Result<Windows, ConfigIssue> {
     };
     for key in map.keys() {
         if !WINDOW_KEYS.contains(&key.as_str()) {
-            return Err(common::issue(
+            return Err(config::issue(
                 format!("windows.{key}"),
                 format!("unknown key `{key}` (known: {})", WINDOW_KEYS.join(", ")),
                 did_you_mean(key, WINDOW_KEYS.iter().copied()),
@@ -268,10 +268,10 @@ fn read_matrix(up: &Upstream, trials: usize) -> Result<Vec<Vec<f64>>, PhaseError
 
 /// `phase[returns]`: every trial's returns over all the bars.
 fn returns_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
-    let common::Market { spec, fee, fill } = common::market(ctx.config, ctx.base_dir)?;
-    let bars = common::load_bars(&spec, ctx.log)?;
-    let up = common::trial_source(ctx.upstream, "walk_forward", false)?;
-    let records = common::trial_records(up)?;
+    let config::Market { spec, fee, fill } = config::market(ctx.config, ctx.base_dir)?;
+    let bars = data::load_bars(&spec, ctx.log)?;
+    let up = upstream::trial_source(ctx.upstream, "walk_forward", false)?;
+    let records = upstream::trial_records(up)?;
     let returns = trial_returns(up, &bars, fee, fill)?;
     let t = returns.first().map_or(0, Vec::len);
     let compiled_for = ctx.config.get("returns").and_then(Value::as_u64);
@@ -307,10 +307,10 @@ fn window_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
     let train = range_of(ctx.config, "train")?;
     let test = range_of(ctx.config, "test")?;
     let up = upstream_with(ctx.upstream, ctx.node, "returns.bin")?;
-    let trials = common::upstream_json(up, "trials.json")?
+    let trials = upstream::upstream_json(up, "trials.json")?
         .as_array()
         .map_or(0, Vec::len);
-    let bars = common::upstream_json(up, "bars.json")?;
+    let bars = upstream::upstream_json(up, "bars.json")?;
     let ts: Vec<&str> = bars["ts"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -356,7 +356,7 @@ fn window_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
 fn fold_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
     let objective = objective(ctx.config).map_err(issue_error)?;
     let up = upstream_with(ctx.upstream, ctx.node, "window.json")?;
-    let window = common::upstream_json(up, "window.json")?;
+    let window = upstream::upstream_json(up, "window.json")?;
     let train = range_of(&window, "train")?;
     let test = range_of(&window, "test")?;
     let trials = window["trials"].as_u64().unwrap_or(0) as usize;
@@ -406,8 +406,8 @@ fn stitch_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
     let w = windows(ctx.config).map_err(issue_error)?;
     let objective = objective(ctx.config).map_err(issue_error)?;
     let returns = upstream_with(ctx.upstream, ctx.node, "trials.json")?;
-    let records = common::upstream_json(returns, "trials.json")?;
-    let ppy = common::upstream_json(returns, "bars.json")?["periods_per_year"]
+    let records = upstream::upstream_json(returns, "trials.json")?;
+    let ppy = upstream::upstream_json(returns, "bars.json")?["periods_per_year"]
         .as_f64()
         .ok_or_else(|| {
             PhaseError::new(format!(
@@ -419,7 +419,7 @@ fn stitch_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
         .upstream
         .iter()
         .filter(|u| u.has("fold.json"))
-        .map(|u| common::upstream_json(u, "fold.json"))
+        .map(|u| upstream::upstream_json(u, "fold.json"))
         .collect::<Result<_, _>>()?;
     let expected = ctx.config.get("folds").and_then(Value::as_u64);
     if folds.is_empty() || expected != Some(folds.len() as u64) {
@@ -501,13 +501,13 @@ fn stitch_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
         m.total_return * 100.0,
         oos.len()
     )?;
-    common::log_notes(ctx.log, "out of sample", &m)?;
+    artifacts::log_notes(ctx.log, "out of sample", &m)?;
     ctx.memory.put("folds.csv", table);
     ctx.memory.put("equity.csv", csv);
     ctx.memory.put_json(
         "metrics.json",
         &json!({
-            "oos": common::metrics_map(&m),
+            "oos": artifacts::metrics_map(&m),
             "folds": folds.len(),
             "objective": objective.name(),
             "windows": {"train": w.train, "test": w.test, "step": w.step, "anchored": w.anchored, "purge": w.purge},
@@ -520,14 +520,14 @@ fn stitch_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
 /// files are read with their stat noted first, so that the graph cache
 /// compiles again (and counts the folds again) once one changes.
 fn returns_count(config: &Value, base_dir: &Path) -> Result<usize, ConfigIssue> {
-    let spec = common::data_spec(config, base_dir)?;
+    let spec = config::data_spec(config, base_dir)?;
     for file in &spec.files {
         if let Ok(meta) = std::fs::metadata(file) {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
             crate::observed::note(&path, crate::file_stat::Stat::of(&meta));
         }
     }
-    let bars = common::load_bars(&spec, &mut std::io::sink()).map_err(|e| {
+    let bars = data::load_bars(&spec, &mut std::io::sink()).map_err(|e| {
         ConfigIssue::new(
             "data",
             format!(
@@ -552,7 +552,7 @@ impl Phase for WalkForward {
     }
 
     fn inherits(&self) -> &'static [&'static str] {
-        common::INHERITS
+        config::INHERITS
     }
 
     fn version(&self) -> &'static str {
@@ -565,7 +565,7 @@ impl Phase for WalkForward {
             return Ok(());
         }
         one_symbol(config)?;
-        common::check_costs(config)?;
+        config::check_costs(config)?;
         windows(config)?;
         objective(config)?;
         Ok(())
@@ -573,7 +573,7 @@ impl Phase for WalkForward {
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
         match part_of(config) {
-            None | Some("returns") => Ok(common::data_spec(config, base_dir)?.files),
+            None | Some("returns") => Ok(config::data_spec(config, base_dir)?.files),
             Some(_) => Ok(Vec::new()),
         }
     }

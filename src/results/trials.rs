@@ -51,18 +51,18 @@ fn research_split(graph: &Graph) -> Option<Split> {
 /// the data cannot be read or split.
 pub fn split_figures(node: &crate::graph::Node, split: &Split) -> Option<[Value; 4]> {
     use crate::market::Metrics;
-    use crate::phases::common;
+    use crate::phases::{config, data, driver};
     let config = &node.config;
-    let spec = common::data_spec(config, &node.base_dir).ok()?;
+    let spec = config::data_spec(config, &node.base_dir).ok()?;
     if spec.symbols.len() != 1 {
         return None;
     }
-    let strategy = common::strategy(config).ok()?;
-    let fee = common::fee(config).ok()?;
-    let fill = common::fill(config).ok()?;
-    let bars = common::load_bars(&spec, &mut std::io::sink()).ok()?;
+    let strategy = config::strategy(config).ok()?;
+    let fee = config::fee(config).ok()?;
+    let fill = config::fill(config).ok()?;
+    let bars = data::load_bars(&spec, &mut std::io::sink()).ok()?;
     let b = bars.first()?;
-    let run = common::run(b, strategy.positions(b), fee, fill);
+    let run = driver::run(b, strategy.positions(b), fee, fill);
     let e = &run.equity;
     let n = e.len();
     if n < 3 {

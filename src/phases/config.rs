@@ -1,23 +1,16 @@
-//! Helpers shared by the trading modes: the inherited `data:`, `strategy:`
-//! and `costs:` config, loading bars, running a position series, writing
-//! artifacts and finding upstream artifacts.
-//!
-//! Artifacts are written deterministically: JSON pretty-printed with keys
-//! in sorted order and a final newline, floats in Rust's shortest
-//! round-trip form, never a timestamp or a wall-clock figure.
+//! The config a trading mode inherits from the top of the workflow:
+//! `data:`, `strategy:`, `costs:` and `execution:`, parsed and checked,
+//! each problem reported at its dotted key.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{ConfigIssue, PhaseError, Role, Upstream};
+use super::{ConfigIssue, PhaseError};
 use crate::error::did_you_mean;
-use crate::market::equity::{Fill, Legs};
-use crate::market::{
-    BadRowPolicy, Bars, Metrics, Strategy, equity, load_csv, strategy::SpecIssue, trades,
-    trades::Trade,
-};
+use crate::market::equity::Fill;
+use crate::market::{BadRowPolicy, Strategy, strategy::SpecIssue};
 
 /// The `data:` map: `source: csv`, `symbols: [...]`, and either `path:`
 /// (one file, one symbol) or `dir:` + `pattern:` (default
@@ -246,126 +239,6 @@ pub fn issue(
     }
 }
 
-/// Parsed data files of this process, so the trials of a sweep parse a
-/// file once rather than once each. Keyed by the file's identity and stat:
-/// an edit during the build is a new entry, never a stale one, and it
-/// replaces the file's older entry, so a long `admf watch` holds one
-/// parsed copy per file, not one per edit.
-type LoadKey = (
-    PathBuf,
-    String,
-    BadRowPolicy,
-    u64,
-    Option<std::time::SystemTime>,
-    u64,
-);
-
-type LoadedMemo =
-    std::sync::Mutex<std::collections::HashMap<LoadKey, std::sync::Arc<crate::market::Loaded>>>;
-static LOADED: std::sync::LazyLock<LoadedMemo> = std::sync::LazyLock::new(Default::default);
-
-fn load_shared(
-    file: &Path,
-    symbol: &str,
-    policy: BadRowPolicy,
-) -> Result<std::sync::Arc<crate::market::Loaded>, crate::error::Error> {
-    use std::sync::Arc;
-    let meta = std::fs::metadata(file).map_err(|e| crate::error::Error::io(file, e))?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    let key: LoadKey = (
-        file.to_path_buf(),
-        symbol.to_string(),
-        policy,
-        meta.len(),
-        meta.modified().ok(),
-        inode,
-    );
-    if let Some(hit) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(hit.clone());
-    }
-    let loaded = Arc::new(load_csv(file, symbol, policy)?);
-    let mut memo = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    memo.retain(|k, _| (&k.0, &k.1, k.2) != (&key.0, &key.1, key.2));
-    memo.insert(key, loaded.clone());
-    Ok(loaded)
-}
-
-/// Loads every symbol of `spec`, logging what the bad-row policy did;
-/// without the bars of a sealed holdout.
-pub fn load_bars(spec: &DataSpec, log: &mut dyn std::io::Write) -> Result<Vec<Bars>, PhaseError> {
-    let mut out = Vec::new();
-    for (bars, start) in load_bars_and_holdout(spec, log)? {
-        out.push(match start {
-            Some(at) => bars.slice(0..at),
-            None => bars,
-        });
-    }
-    Ok(out)
-}
-
-/// Every bar of every symbol of `spec`, holdout included, with the index
-/// of its first held-out bar: for the `holdout` mode only.
-pub fn load_bars_and_holdout(
-    spec: &DataSpec,
-    log: &mut dyn std::io::Write,
-) -> Result<Vec<(Bars, Option<usize>)>, PhaseError> {
-    let mut out = Vec::new();
-    for (symbol, file) in spec.symbols.iter().zip(&spec.files) {
-        let loaded = load_shared(file, symbol, spec.policy)
-            .map_err(|e| PhaseError::bad_input(e.render(false).trim_end().to_string()))?;
-        // Detected once on the shared bars, so that every copy has it.
-        loaded.bars.frequency();
-        let mut bars = loaded.bars.clone();
-        bars.declared_periods_per_year = spec.periods_per_year;
-        let b = &bars;
-        let f = b.frequency();
-        let basis = if spec.periods_per_year.is_some() {
-            "declared"
-        } else {
-            "inferred"
-        };
-        writeln!(
-            log,
-            "{symbol}: {} bars from {} ({}, {} .. {}, {} bars per year, {basis})",
-            b.len(),
-            file.display(),
-            f.name(),
-            b.ts_text[0],
-            b.ts_text[b.len() - 1],
-            b.periods_per_year()
-        )?;
-        if loaded.dropped + loaded.fixed > 0 {
-            let (line, rule) = loaded.first_problem.clone().unwrap_or_default();
-            writeln!(
-                log,
-                "{symbol}: on_bad_rows dropped {} and fixed {} row(s); first at line {line}: {rule}",
-                loaded.dropped, loaded.fixed
-            )?;
-        }
-        let start = match &spec.holdout {
-            None => None,
-            Some(h) => {
-                let at = h.start(&bars.ts).map_err(|e| {
-                    PhaseError::bad_input(format!("`data.holdout` ({}): {e}", h.describe()))
-                })?;
-                writeln!(
-                    log,
-                    "{symbol}: the holdout ({}) is sealed: {} bars from {} on",
-                    h.describe(),
-                    bars.len() - at,
-                    bars.ts_text[at]
-                )?;
-                Some(at)
-            }
-        };
-        out.push((bars, start));
-    }
-    Ok(out)
-}
-
 /// The inherited `strategy:` map.
 pub fn strategy(config: &Value) -> Result<Strategy, ConfigIssue> {
     let Some(s) = config.get("strategy") else {
@@ -517,165 +390,6 @@ pub fn number_at(
     }
 }
 
-/// One position series run through the equity recursion.
-pub struct Run {
-    pub positions: Vec<i8>,
-    pub equity: Vec<f64>,
-    pub trades: Vec<Trade>,
-    pub metrics: Metrics,
-}
-
-/// Runs the decided `positions` over `bars` with cost `fee` per unit of
-/// position change, filled by `fill`. The run's positions are those held
-/// (one bar later for [`Fill::NextOpen`]); at ruin they are flattened from
-/// that bar on, so the trades end there too.
-pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64, fill: Fill) -> Run {
-    let (mut held, e, legs) = match fill {
-        Fill::Close => {
-            let r = equity::close_returns(&bars.close);
-            let e = equity::equity_curve(&r, &positions, fee);
-            (positions, e, None)
-        }
-        Fill::NextOpen => {
-            let legs = Legs::new(&bars.open, &bars.close, fill);
-            let h = equity::held(&positions, fill);
-            let e = equity::equity_legs(&legs, &h, fee);
-            (h, e, Some(legs))
-        }
-    };
-    equity::liquidate_at_ruin(&e, &mut held);
-    let t = match &legs {
-        None => trades::round_trips(&equity::close_returns(&bars.close), &held, fee),
-        Some(l) => trades::round_trips_legs(&l.before, Some(&l.after), &held, fee),
-    };
-    let metrics = Metrics::compute(&e, &held, &t, bars.periods_per_year());
-    Run {
-        positions: held,
-        equity: e,
-        trades: t,
-        metrics,
-    }
-}
-
-/// `ts,equity,position` (position omitted when `None`).
-pub fn equity_csv(ts: &[&str], equity: &[f64], positions: Option<&[i8]>) -> String {
-    let mut s = String::with_capacity(ts.len() * 32);
-    s.push_str(if positions.is_some() {
-        "ts,equity,position\n"
-    } else {
-        "ts,equity\n"
-    });
-    for (i, t) in ts.iter().enumerate() {
-        let _ = match positions {
-            Some(p) => writeln!(s, "{t},{},{}", equity[i], p[i]),
-            None => writeln!(s, "{t},{}", equity[i]),
-        };
-    }
-    s
-}
-
-/// `symbol,side,entry_ts,exit_ts,bars,closed,return` for every trade.
-pub fn trades_csv(runs: &[(&Bars, &[Trade])]) -> String {
-    let mut s = String::from("symbol,side,entry_ts,exit_ts,bars,closed,return\n");
-    for (bars, trades) in runs {
-        for t in trades.iter() {
-            let side = if t.side > 0 { "long" } else { "short" };
-            let _ = writeln!(
-                s,
-                "{},{side},{},{},{},{},{}",
-                bars.symbol,
-                bars.ts_text[t.entry],
-                bars.ts_text[t.exit],
-                t.exit - t.entry,
-                t.closed,
-                t.ret
-            );
-        }
-    }
-    s
-}
-
-/// Writes why each undefined metric of `m` is `null`, and its warnings.
-pub fn log_notes(log: &mut dyn std::io::Write, what: &str, m: &Metrics) -> Result<(), PhaseError> {
-    for note in m.notes() {
-        writeln!(log, "{what}: {note}")?;
-    }
-    Ok(())
-}
-
-pub fn metrics_map(m: &Metrics) -> Map<String, Value> {
-    match serde_json::to_value(m) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
-}
-
-/// Every key [`metrics_map`] can write, in its order: those written only
-/// when they say something (`ruin`, `undefined`, `warnings`) included.
-pub fn metric_names() -> Vec<String> {
-    let every = Metrics {
-        ruin: Some(0),
-        undefined: [("sharpe".to_string(), String::new())].into(),
-        warnings: vec![String::new()],
-        ..Metrics::default()
-    };
-    metrics_map(&every).keys().cloned().collect()
-}
-
-pub fn write_json(dir: &Path, name: &str, value: &Value) -> Result<(), PhaseError> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_file(dir, name, &text)
-}
-
-pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), PhaseError> {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| PhaseError::new(format!("{}: {e}", parent.display())))?;
-    }
-    std::fs::write(&path, text).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
-}
-
-/// Upstream artifact `name` as UTF-8 text.
-pub fn upstream_text(up: &Upstream, name: &str) -> Result<String, PhaseError> {
-    let bytes = up
-        .read(name)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))?;
-    String::from_utf8(bytes).map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))
-}
-
-/// Upstream artifact `name` parsed as JSON.
-pub fn upstream_json(up: &Upstream, name: &str) -> Result<Value, PhaseError> {
-    serde_json::from_str(&upstream_text(up, name)?)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(name))))
-}
-
-/// Put upstream artifact `from` at `dir/name` (see [`Upstream::copy_to`]).
-pub fn copy_upstream(up: &Upstream, from: &str, dir: &Path, name: &str) -> Result<(), PhaseError> {
-    let path = dir.join(name);
-    up.copy_to(from, &path)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
-}
-
-pub fn read_text(path: &Path) -> Result<String, PhaseError> {
-    std::fs::read_to_string(path).map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
-}
-
-pub fn read_json(path: &Path) -> Result<Value, PhaseError> {
-    serde_json::from_str(&read_text(path)?)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", path.display())))
-}
-
-/// The upstream node of `mode` that holds a whole phase's artifacts (a
-/// gather or single node, not a trial), the last such one listed.
-pub fn upstream_of<'a>(upstream: &'a [Upstream], mode: &str) -> Option<&'a Upstream> {
-    upstream
-        .iter()
-        .rev()
-        .find(|u| u.mode == mode && !matches!(u.role, Role::Trial { .. }))
-}
-
 /// What a trading mode reads of its inherited keys when it runs: the data
 /// it names, the cost per unit of position change and the fill rule.
 pub struct Market {
@@ -702,38 +416,6 @@ pub fn check_costs(config: &Value) -> Result<(), ConfigIssue> {
     Ok(())
 }
 
-/// The sweep whose trials `mode` reads: the last direct upstream
-/// `signal_generation` phase, or else, where `analysis_too`, an
-/// `analysis` phase (which passes the sweep's trials on); a bad-input
-/// error when there is neither.
-pub fn trial_source<'a>(
-    upstream: &'a [Upstream],
-    mode: &str,
-    analysis_too: bool,
-) -> Result<&'a Upstream, PhaseError> {
-    let analysis = if analysis_too {
-        upstream_of(upstream, "analysis")
-    } else {
-        None
-    };
-    upstream_of(upstream, "signal_generation")
-        .or(analysis)
-        .ok_or_else(|| {
-            PhaseError::bad_input(format!(
-                "{mode} needs an upstream `signal_generation`{} phase",
-                if analysis_too { " (or `analysis`)" } else { "" }
-            ))
-        })
-}
-
-/// The trial records (`trials.json`) of a sweep.
-pub fn trial_records(
-    up: &Upstream,
-) -> Result<Vec<super::signal_generation::TrialRecord>, PhaseError> {
-    serde_json::from_value(upstream_json(up, "trials.json")?)
-        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("trials.json"))))
-}
-
 /// A stable trial name from the strategy type and its configured
 /// parameters in key order, as the grid names trials
 /// (`momentum_lookback=20_threshold=0.01`).
@@ -755,32 +437,6 @@ pub fn trial_name(config: &Value, strategy: &Strategy) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_edited_data_file_replaces_its_parsed_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("X.csv");
-        let rows = |n: usize| {
-            let mut text = String::from("date,open,high,low,close,volume\n");
-            for d in 1..=n {
-                text.push_str(&format!("2020-01-{d:02},10,11,9,10,100\n"));
-            }
-            text
-        };
-        let copies = || {
-            LOADED
-                .lock()
-                .unwrap()
-                .keys()
-                .filter(|k| k.0 == file)
-                .count()
-        };
-        std::fs::write(&file, rows(3)).unwrap();
-        let first = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
-        std::fs::write(&file, rows(5)).unwrap();
-        let second = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
-        assert_eq!((first.bars.len(), second.bars.len()), (3, 5));
-        assert_eq!(copies(), 1);
-    }
     use serde_json::json;
 
     #[test]
