@@ -123,3 +123,61 @@ fn the_readme_example_turns_a_sweep_into_a_csv() {
         assert_eq!(sharpe, row["sharpe"].as_f64().unwrap());
     }
 }
+
+/// Upstream folders are shared read-only between the nodes of a build: a
+/// command that changes one fails (its output is not stored), and a
+/// reader after it still sees the stored bytes.
+#[test]
+fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_bytes() {
+    let p = Project::new();
+    p.file(".admf", "");
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - gen:
+      mode: command
+      run: echo stored > gen.txt
+      outputs: [gen.txt]
+  - tamper:
+      mode: command
+      depends_on: [gen]
+      run: |
+        test ! -w "$ADMF_UPSTREAM_GEN/gen.txt" || test "$(id -u)" = 0
+        chmod -R u+w "$ADMF_UPSTREAM_GEN"
+        echo changed > "$ADMF_UPSTREAM_GEN/gen.txt"
+        echo done > tamper.txt
+      outputs: [tamper.txt]
+  - reader:
+      mode: command
+      depends_on: [gen]
+      run: cp "$ADMF_UPSTREAM_GEN/gen.txt" reader.txt
+      outputs: [reader.txt]
+"#,
+    );
+    let (out, statuses) = p.build(&["wf.yaml", "-j1", "--keep-going"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    let status = |id: &str| {
+        statuses
+            .iter()
+            .find(|(n, _)| n == id)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("gen"), "ran", "{statuses:?}");
+    assert_eq!(status("reader"), "ran", "{statuses:?}");
+    assert_ne!(status("tamper"), "ran", "{statuses:?}");
+    assert!(
+        out.stderr
+            .contains("`gen` ($ADMF_UPSTREAM_GEN) was changed while the command ran"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.read("reader.txt"), "stored\n");
+    // Nothing of the build's folders is left in the store.
+    let tmp = p.path("cache/tmp");
+    assert!(tmp.is_dir(), "no store at {}", tmp.display());
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -477,6 +477,9 @@ impl Phase for Command {
                 None => "command was killed by a signal".to_string(),
             }));
         }
+        if let Some(change) = upstream.changed() {
+            return Err(PhaseError::new(change));
+        }
         // The outputs go to the commit by path: it stores a copy of each,
         // and the node makes no temp dir of its own. A `cache: false`
         // output leaves only its digest in the entry.

@@ -184,6 +184,25 @@ impl Upstream {
         Some(store.map(|s| (s, digest)))
     }
 
+    /// The store this process has open and the output records, for stored
+    /// artifacts read in the building process (not in another process an
+    /// action was sent to).
+    pub(crate) fn open_entry(
+        &self,
+    ) -> Option<(
+        &crate::store::Store,
+        &std::collections::BTreeMap<String, crate::store::OutputRecord>,
+    )> {
+        match &self.artifacts {
+            Artifacts::Stored {
+                outputs,
+                open: Some(store),
+                ..
+            } => Some((store, outputs)),
+            _ => None,
+        }
+    }
+
     /// Whether the node has an artifact of this name (a `/`-separated path).
     pub fn has(&self, name: &str) -> bool {
         match &self.artifacts {

@@ -15,6 +15,8 @@
 //!   tmp/<key>.<pid>.<nonce>/  an action being written: `out/` is where the phase writes;
 //!                             flocked by its live writer
 //!   tmp/blob.<pid>.<nonce>    a blob file being written (flocked), renamed into blobs/
+//!   tmp/scratch.<pid>.<nonce>/ what one open store shares between the nodes of a build
+//!                             (read-only upstream folders); flocked, removed with the store
 //!   views/<key>/              a materialised copy of an entry's outputs (`admf show`, reports);
 //!                             derived, removed by gc
 //!   locks/keys.ofd            per-key locks: one byte each (Linux; elsewhere
@@ -98,6 +100,7 @@ mod lookup;
 mod manifest;
 mod outputs;
 mod refs;
+mod scratch;
 mod verify;
 
 use std::io;
@@ -125,6 +128,7 @@ pub const STORE_LAYOUT: u32 = 2;
 pub struct Store {
     root: PathBuf,
     index: Arc<index::Index>,
+    scratch: Arc<scratch::Scratch>,
 }
 
 impl std::fmt::Debug for Store {
@@ -144,9 +148,11 @@ impl Store {
             std::fs::create_dir_all(root.join(dir))?;
         }
         let index = index::Index::open(&root.join("index").join("index.db"))?;
+        let scratch = Arc::new(scratch::Scratch::new(root.join("tmp")));
         Ok(Store {
             root,
             index: Arc::new(index),
+            scratch,
         })
     }
 

@@ -1,0 +1,129 @@
+//! A scratch directory per open store: `tmp/scratch.<pid>.<nonce>/`, made
+//! on first use and shared by every clone of the [`Store`], with values
+//! shared the same way ([`Store::shared`]). A build lays out what its
+//! nodes read (upstream folders) there once instead of once per node.
+//!
+//! The directory is flocked by its maker, so gc and verify leave it alone
+//! while the store is open; it is removed when the last clone of the
+//! store is dropped, or swept as debris after a kill.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::Store;
+use super::fsutil::{remove_tree, unique_suffix};
+use super::lock::same_file;
+
+type Shared = Arc<dyn Any + Send + Sync>;
+
+pub(crate) struct Scratch {
+    tmp: PathBuf,
+    dir: Mutex<Option<(PathBuf, File)>>,
+    values: Mutex<HashMap<String, Shared>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Scratch {
+    pub(crate) fn new(tmp: PathBuf) -> Scratch {
+        Scratch {
+            tmp,
+            dir: Mutex::new(None),
+            values: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let dir = self
+            .dir
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((path, lock)) = dir {
+            // Removed under the flock, so no sweeper races the removal.
+            let _ = remove_tree(&path);
+            drop(lock);
+        }
+    }
+}
+
+impl Store {
+    /// This open store's scratch directory, made on first use; every clone
+    /// of the store gets the same one. What is in it may be read-only
+    /// (see [`remove_tree`], which the removal uses).
+    pub fn scratch_dir(&self) -> io::Result<PathBuf> {
+        let mut dir = locked(&self.scratch.dir);
+        if let Some((path, _)) = dir.as_ref() {
+            return Ok(path.clone());
+        }
+        let (path, lock) = loop {
+            let path = self
+                .scratch
+                .tmp
+                .join(format!("scratch.{}", unique_suffix()));
+            fs::create_dir(&path)?;
+            // As for an entry's temp dir: a sweeper that removed the dir
+            // between its creation and the lock makes us start over.
+            let lock = File::open(&path)?;
+            lock.lock()?;
+            if same_file(&lock, &path)? {
+                break (path, lock);
+            }
+        };
+        *dir = Some((path.clone(), lock));
+        Ok(path)
+    }
+
+    /// The value named `name` shared by every clone of this open store,
+    /// made with `T::default()` on first use. A name is used with one
+    /// type only; a clash is a bug and panics.
+    pub fn shared<T: Any + Send + Sync + Default>(&self, name: &str) -> Arc<T> {
+        let mut values = locked(&self.scratch.values);
+        let value = values
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| panic!("store value `{name}` used with two types"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_dir_and_values_and_the_last_drop_removes_the_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let clone = store.clone();
+        let dir = store.scratch_dir().unwrap();
+        assert_eq!(clone.scratch_dir().unwrap(), dir);
+        fs::create_dir(dir.join("ro")).unwrap();
+        fs::write(dir.join("ro/f"), "x").unwrap();
+        let mut perms = fs::metadata(dir.join("ro")).unwrap().permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(dir.join("ro"), perms).unwrap();
+        *store.shared::<Mutex<u32>>("n").lock().unwrap() = 7;
+        assert_eq!(*clone.shared::<Mutex<u32>>("n").lock().unwrap(), 7);
+        // A live store's scratch dir is not debris.
+        assert!(store.sweep_debris(true).unwrap().is_empty());
+        assert!(dir.is_dir());
+        drop(store);
+        assert!(dir.is_dir());
+        drop(clone);
+        assert!(!dir.exists());
+        // Another open store of the same root has its own.
+        let other = Store::open(root.path()).unwrap();
+        assert_ne!(other.scratch_dir().unwrap(), dir);
+    }
+}
