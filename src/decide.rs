@@ -114,6 +114,8 @@ pub fn ingredients(
         config: key::canonical(&node.config),
         inputs,
         upstream,
+        platform: phase.platform_dependent().then(key::platform),
+        env: key::env_ingredient(phase.passed_env(&node.config)),
     };
     Ok((ingredients, stats))
 }
@@ -465,6 +467,15 @@ fn from_trace(
     let trace = ctx.trace.as_ref()?;
     let node = &ctx.graph.nodes[index];
     if ctx.force[index] || node.when.is_some() || ctx.graph.read_by_condition(index) {
+        return None;
+    }
+    // The trace holds no environment: a node keyed on passed variables
+    // takes the full rule, which reads them.
+    if ctx
+        .factory
+        .get(&node.mode)
+        .is_some_and(|phase| !phase.passed_env(&node.config).is_empty())
+    {
         return None;
     }
     let traced = trace.get(&node.id)?;
