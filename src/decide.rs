@@ -73,6 +73,18 @@ pub struct Pending {
     pub paths: PathLocks,
 }
 
+/// A node's key computed ahead of its decision (by the remote prefetch),
+/// handed to the decision so that it is not computed twice.
+pub struct Keyed {
+    pub ingredients: Ingredients,
+    pub input_stats: Vec<Stat>,
+    pub key: String,
+    /// The entry the local store held under the key when it was computed;
+    /// `None` when it held none (the decision looks again: the prefetch
+    /// may have fetched it since) or one it could not trust.
+    pub local: Option<Entry>,
+}
+
 /// The key ingredients of `node`, given its dependencies' results, and
 /// the stat each input had when it was hashed.
 pub fn ingredients(
@@ -114,6 +126,8 @@ pub fn ingredients(
         config: key::canonical(&node.config),
         inputs,
         upstream,
+        platform: phase.platform_dependent().then(key::platform),
+        env: key::env_ingredient(phase.passed_env(&node.config)),
     };
     Ok((ingredients, stats))
 }
@@ -166,6 +180,7 @@ pub fn decide(
 ) -> Decision {
     let started = Instant::now();
     let node = &ctx.graph.nodes[index];
+    let keyed = ctx.remote.as_ref().and_then(|r| r.take_keyed(index));
     match skip_reason(node, named) {
         Ok(None) => {}
         Ok(Some(reason)) => return Decision::Done(NodeResult::skipped(reason)),
@@ -174,22 +189,35 @@ pub fn decide(
     if let Some(result) = from_trace(ctx, index, deps, started) {
         return Decision::Done(result);
     }
-    let (ingredients, input_stats) = match ingredients(ctx, node, deps) {
-        Ok(i) => i,
-        Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
+    let keyed = match keyed {
+        Some(keyed) => keyed,
+        None => match ingredients(ctx, node, deps) {
+            Ok((ingredients, input_stats)) => Keyed {
+                key: ingredients.key(),
+                ingredients,
+                input_stats,
+                local: None,
+            },
+            Err(e) => return Decision::Done(NodeResult::failed(e, None, Vec::new(), 0.0)),
+        },
     };
     let mut prepared = Prepared {
         index,
-        key: ingredients.key(),
-        ingredients,
-        input_stats,
+        key: keyed.key,
+        ingredients: keyed.ingredients,
+        input_stats: keyed.input_stats,
         paths: workspace_claims(ctx, node),
         log: Vec::new(),
         started,
         replace: false,
     };
+    let found = match keyed.local {
+        Some(entry) => Some(local_hit(ctx, &prepared.key, entry)),
+        None if !ctx.force[index] => lookup(ctx, &prepared.key, &mut prepared.log),
+        None => None,
+    };
     if !ctx.force[index]
-        && let Some(entry) = lookup(ctx, &prepared.key, &mut prepared.log)
+        && let Some(entry) = found
         && uncached_intact(ctx, node, &entry, &mut prepared)
     {
         let restore_only: Vec<_> = prepared
@@ -361,12 +389,7 @@ impl Prepared {
 
 fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
     match ctx.store.lookup(key, &ctx.stats) {
-        Lookup::Hit(entry) => {
-            if let Some(remote) = &ctx.remote {
-                remote.publish(key);
-            }
-            Some(entry)
-        }
+        Lookup::Hit(entry) => Some(local_hit(ctx, key, entry)),
         // Copied into the store when the remote tier has it.
         Lookup::Missing => match &ctx.remote {
             Some(remote) if remote.fetch(key, &ctx.store) => {
@@ -381,6 +404,15 @@ fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
             None
         }
     }
+}
+
+/// An entry found in the local store, offered to the remote when it
+/// lacks it.
+fn local_hit(ctx: &RunContext, key: &str, entry: Entry) -> Entry {
+    if let Some(remote) = &ctx.remote {
+        remote.publish(key);
+    }
+    entry
 }
 
 /// A hit: its workspace outputs restored and its ref written.
@@ -465,6 +497,15 @@ fn from_trace(
     let trace = ctx.trace.as_ref()?;
     let node = &ctx.graph.nodes[index];
     if ctx.force[index] || node.when.is_some() || ctx.graph.read_by_condition(index) {
+        return None;
+    }
+    // The trace holds no environment: a node keyed on passed variables
+    // takes the full rule, which reads them.
+    if ctx
+        .factory
+        .get(&node.mode)
+        .is_some_and(|phase| !phase.passed_env(&node.config).is_empty())
+    {
         return None;
     }
     let traced = trace.get(&node.id)?;

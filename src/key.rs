@@ -9,6 +9,7 @@
 //! upstream keys, so an upstream rerun with identical outputs stops there
 //! (early cutoff).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::paths::relative_to;
@@ -35,6 +36,40 @@ pub struct Ingredients {
     pub inputs: Vec<FileIngredient>,
     /// Upstream nodes by id, with their output digests, in declared order.
     pub upstream: Vec<UpstreamIngredient>,
+    /// The build machine's [`platform`], for modes whose outputs may
+    /// differ between platforms (a `command`); absent for the built-in
+    /// modes, whose keys are shared across platforms (docs/remote.md).
+    /// Absent fields are left out of the encoding, so keys without them
+    /// are the keys of schema 2 as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The variables a `command` takes from the build's environment
+    /// (`pass_env:`), each with the blake3 of its value (`None`: unset).
+    /// A digest, not the value: manifests travel to a shared cache and a
+    /// passed variable may hold a secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+/// The build machine's operating system and architecture, as Rust names
+/// them (`linux-x86_64`, `macos-aarch64`).
+pub fn platform() -> String {
+    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// The `env` ingredient for variables `names`, read from this process's
+/// environment.
+pub fn env_ingredient<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, Option<String>> {
+    names
+        .into_iter()
+        .map(|name| {
+            let digest = std::env::var_os(name)
+                .map(|v| blake3::hash(v.as_encoded_bytes()).to_hex().to_string());
+            (name.to_string(), digest)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +155,8 @@ mod tests {
                 node: "up".into(),
                 digest: "aa".into(),
             }],
+            platform: None,
+            env: BTreeMap::new(),
         }
     }
 
@@ -161,10 +198,48 @@ mod tests {
         let mut c = sample();
         c.upstream[0].digest = "ab".into();
         changes.push(c);
+        let mut c = sample();
+        c.platform = Some(platform());
+        changes.push(c);
+        let mut c = sample();
+        c.env.insert("SEED".into(), None);
+        changes.push(c);
+        let mut c = sample();
+        c.env.insert("SEED".into(), Some("00".into()));
+        changes.push(c);
         for changed in changes {
             assert_ne!(changed.key(), base, "{changed:?}");
         }
         assert_eq!(base.len(), 64);
+    }
+
+    #[test]
+    fn the_platform_names_os_and_architecture_and_moves_the_key() {
+        assert_eq!(
+            platform(),
+            format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+        );
+        let mut here = sample();
+        here.platform = Some(platform());
+        let mut elsewhere = sample();
+        elsewhere.platform = Some("plan9-mips".into());
+        assert_ne!(here.key(), elsewhere.key());
+        assert!(here.to_value()["platform"].is_string());
+        // Unset, the field is not encoded: built-in keys stay as they were.
+        assert!(sample().to_value().get("platform").is_none());
+        assert!(sample().to_value().get("env").is_none());
+    }
+
+    #[test]
+    fn env_ingredient_hashes_values_and_marks_unset_ones() {
+        // PATH is set in any test run; the name below is not.
+        let env = env_ingredient(["PATH", "ADMF_TEST_SURELY_UNSET_9F1"]);
+        let path = std::env::var_os("PATH").unwrap();
+        assert_eq!(
+            env["PATH"].as_deref(),
+            Some(blake3::hash(path.as_encoded_bytes()).to_hex().as_str())
+        );
+        assert_eq!(env["ADMF_TEST_SURELY_UNSET_9F1"], None);
     }
 
     #[test]

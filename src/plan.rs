@@ -164,7 +164,7 @@ fn read_manifest_ingredients(ctx: &RunContext, key: &str) -> Option<Value> {
 pub fn diff(old: &Value, new: &Ingredients) -> Vec<String> {
     let new = new.to_value();
     let mut out = Vec::new();
-    for field in ["schema", "mode", "version", "role"] {
+    for field in ["schema", "mode", "version", "role", "platform"] {
         if old.get(field) != new.get(field) {
             out.push(format!(
                 "{field} changed: {} → {}",
@@ -179,6 +179,19 @@ pub fn diff(old: &Value, new: &Ingredients) -> Vec<String> {
         &new["config"],
         &mut out,
     );
+    // Values are digests (a passed variable may hold a secret): say which
+    // variable changed, not to what.
+    let (no_env, mut names) = (serde_json::Map::new(), Vec::new());
+    let old_env = old.get("env").and_then(Value::as_object).unwrap_or(&no_env);
+    let new_env = new.get("env").and_then(Value::as_object).unwrap_or(&no_env);
+    names.extend(old_env.keys().chain(new_env.keys()));
+    names.sort();
+    names.dedup();
+    for name in names {
+        if old_env.get(name) != new_env.get(name) {
+            out.push(format!("environment variable {name} changed"));
+        }
+    }
     let files = |v: &Value| -> Vec<(String, String)> {
         v.as_array()
             .map(|a| {
@@ -280,6 +293,8 @@ mod tests {
                 node: "prep".into(),
                 digest: digest.into(),
             }],
+            platform: None,
+            env: Default::default(),
         }
     }
 

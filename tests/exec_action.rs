@@ -49,7 +49,7 @@ fn exec(dir: &Path, action: &Value) -> (i32, Value) {
 #[test]
 fn an_action_runs_in_another_process_and_hands_its_outputs_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, output) = exec(dir.path(), &action(dir.path(), "command-1"));
+    let (code, output) = exec(dir.path(), &action(dir.path(), "command-2"));
     assert_eq!(code, 0, "{output}");
     assert_eq!(output["result"], json!({"Ok": null}));
     let log: Vec<u8> = serde_json::from_value(output["log"].clone()).unwrap();

@@ -29,6 +29,8 @@ fn ingredients() -> Ingredients {
             node: "sweep".into(),
             digest: "2".repeat(64),
         }],
+        platform: None,
+        env: Default::default(),
     }
 }
 
@@ -92,6 +94,31 @@ fn the_key_is_blake3_of_the_documented_encoding() {
     assert_eq!(ingredients().to_value(), parsed);
 }
 
+/// A command's key adds the platform and the passed variables after the
+/// upstream list; a key without them is encoded exactly as before.
+#[test]
+fn platform_and_passed_variables_extend_the_documented_encoding() {
+    let text = concat!(
+        r#"{"schema":2,"mode":"command","version":"command-2","role":"single","#,
+        r#""config":{"pass_env":["SEED"],"run":"echo hi"},"inputs":[],"upstream":[],"#,
+        r#""platform":"linux-x86_64","env":{"SEED":null}}"#
+    );
+    let i = Ingredients {
+        mode: "command".into(),
+        version: "command-2".into(),
+        config: canonical(&json!({"run": "echo hi", "pass_env": ["SEED"]})),
+        inputs: Vec::new(),
+        upstream: Vec::new(),
+        platform: Some("linux-x86_64".into()),
+        env: [("SEED".to_string(), None)].into(),
+        ..ingredients()
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"admf-node-key\n");
+    hasher.update(text.as_bytes());
+    assert_eq!(i.key(), hasher.finalize().to_hex().to_string());
+}
+
 #[test]
 fn roles_have_distinct_names() {
     let names = [
@@ -120,7 +147,7 @@ fn roles_have_distinct_names() {
 fn every_ingredient_moves_the_key() {
     let base = ingredients().key();
     type Change = fn(&mut Ingredients);
-    let changes: [(&str, Change); 11] = [
+    let changes: [(&str, Change); 14] = [
         ("mode", |i| i.mode = "signal_generation".into()),
         ("version", |i| i.version = "4".into()),
         ("role trial", |i| {
@@ -145,6 +172,13 @@ fn every_ingredient_moves_the_key() {
         ("upstream digest", |i| i.upstream[0].digest = "4".repeat(64)),
         ("upstream node", |i| i.upstream[0].node = "other".into()),
         ("schema", |i| i.schema += 1),
+        ("platform", |i| i.platform = Some("linux-x86_64".into())),
+        ("passed variable", |i| {
+            i.env.insert("SEED".into(), None);
+        }),
+        ("passed value", |i| {
+            i.env.insert("SEED".into(), Some("5".repeat(64)));
+        }),
     ];
     let mut seen = vec![base];
     for (what, change) in changes {

@@ -470,6 +470,15 @@ fn save_record_if_noop(
     {
         return;
     }
+    // The record holds no environment: a build with a node keyed on
+    // passed variables must compute its keys again next time.
+    if report
+        .selected
+        .iter()
+        .any(|&i| crate::phases::command::passes_env(&graph.nodes[i].config))
+    {
+        return;
+    }
     let nodes: Vec<uptodate::NodeLine> = report
         .selected
         .iter()

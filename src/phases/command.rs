@@ -1,6 +1,7 @@
 //! `mode: command`: any shell step. `run:` is executed by `sh -c` in the
-//! declaring workflow's directory, with `env:` added to the environment and
-//! stdout and stderr captured together into the node's log. `inputs:`
+//! declaring workflow's directory, in an environment built from an
+//! allow-list ([`ALLOWED_ENV`], the variables named in `pass_env:`, the
+//! `ADMF_UPSTREAM_*` variables) with `env:` added, and stdout and stderr captured together into the node's log. `inputs:`
 //! (paths or globs) enter the key by content; every path in `outputs:`
 //! must exist when the command ends, is copied into the store, and is
 //! restored into the workspace on a cache hit. Declared outputs are removed
@@ -33,7 +34,45 @@ pub const KEYS: &[&str] = &[
     "logs",
     "timeout",
     "temp",
+    "pass_env",
 ];
+
+/// Variables a command always gets from the build's environment, as
+/// they are, without entering the key: what a shell and its tools need
+/// to start (PATH, HOME, locale, temp dir). Everything else, credentials
+/// included, is invisible unless named in `pass_env:`.
+pub const ALLOWED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR"];
+
+fn allowed_env(name: &str) -> bool {
+    ALLOWED_ENV.contains(&name) || name.starts_with("LC_")
+}
+
+/// The names in `pass_env:` (validated at compile time).
+fn pass_env(config: &Value) -> Vec<&str> {
+    config
+        .get("pass_env")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a node with this config takes variables from the build's
+/// environment into its key (only a command's config has `pass_env`).
+pub fn passes_env(config: &Value) -> bool {
+    !pass_env(config).is_empty()
+}
+
+/// The command's environment, before the upstream variables and `env:`
+/// are added.
+fn base_env(config: &Value) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let passed = pass_env(config);
+    std::env::vars_os()
+        .filter(|(name, _)| {
+            name.to_str()
+                .is_some_and(|n| allowed_env(n) || passed.contains(&n))
+        })
+        .collect()
+}
 
 fn strings<'a>(config: &'a Value, key: &str) -> Result<Vec<&'a str>, ConfigIssue> {
     match config.get(key) {
@@ -214,11 +253,23 @@ fn expand_glob(
 
 impl Phase for Command {
     fn version(&self) -> &'static str {
-        "command-1"
+        // 2: the environment is an allow-list, no longer the build's own.
+        "command-2"
     }
 
+    /// A shell step runs whatever the machine has: its outputs may differ
+    /// between platforms.
+    fn platform_dependent(&self) -> bool {
+        true
+    }
+
+    fn passed_env<'a>(&self, config: &'a Value) -> Vec<&'a str> {
+        pass_env(config)
+    }
+
+    /// A workflow-wide `pass_env:`; a phase's own list replaces it.
     fn inherits(&self) -> &'static [&'static str] {
-        &[]
+        &["pass_env"]
     }
 
     /// Outputs go to the commit by path and the metrics as bytes.
@@ -311,6 +362,24 @@ impl Phase for Command {
         }
         if map.contains_key("timeout") {
             timeout(config)?;
+        }
+        if let Some(names) = map.get("pass_env") {
+            let names = names
+                .as_array()
+                .ok_or_else(|| ConfigIssue::new("pass_env", "must be a list of variable names"))?;
+            for (i, name) in names.iter().enumerate() {
+                let valid = name.as_str().is_some_and(|n| {
+                    !n.is_empty()
+                        && !n.starts_with(|c: char| c.is_ascii_digit())
+                        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+                if !valid {
+                    return Err(ConfigIssue::new(
+                        format!("pass_env[{i}]"),
+                        "must be a variable name (letters, digits and _, not starting with a digit)",
+                    ));
+                }
+            }
         }
         if let Some(env) = map.get("env") {
             let env = env
@@ -418,7 +487,9 @@ impl Phase for Command {
             })
             .stdin(std::process::Stdio::null())
             .stdout(capture.try_clone()?)
-            .stderr(capture.try_clone()?);
+            .stderr(capture.try_clone()?)
+            .env_clear()
+            .envs(base_env(ctx.config));
         // Held until the command has finished: the folders go with it.
         let upstream = super::upstream_env::prepare(ctx.upstream, ctx.log)
             .map_err(|e| PhaseError::new(format!("cannot lay out upstream outputs: {e}")))?;

@@ -486,6 +486,20 @@ pub trait Phase: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the mode's outputs may differ between platforms (operating
+    /// system, architecture) for the same config and inputs: its keys then
+    /// name the platform, so a shared cache serves an entry only to a
+    /// machine of the same platform.
+    fn platform_dependent(&self) -> bool {
+        false
+    }
+
+    /// The environment variables the mode takes from the build's
+    /// environment beyond the fixed allow-list; their values enter the key.
+    fn passed_env<'a>(&self, _config: &'a Value) -> Vec<&'a str> {
+        Vec::new()
+    }
+
     /// Whether the phase, in this role, writes files into
     /// [`PhaseContext::out_dir`]. A phase that hands every artifact to
     /// [`PhaseContext::memory`] returns false and then gets no directory

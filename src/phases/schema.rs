@@ -382,6 +382,12 @@ pub const MODES: &[ModeDoc] = &[
                 "added to the command's environment",
             ),
             k(
+                "pass_env",
+                "list of variable names",
+                "[]",
+                "variables the command takes from the build's environment, beyond PATH, HOME, LANG, LANGUAGE, LC_* and TMPDIR; their values enter the key (a workflow-wide `pass_env:` applies where a phase has none)",
+            ),
+            k(
                 "metrics",
                 "one of outputs",
                 "none",
@@ -613,6 +619,12 @@ pub const TOP_KEYS: &[KeyDoc] = &[
         "path",
         "",
         "root file only: a folder, relative to the file, that every build fills with each node's outputs as ordinary files (`DIR/<node>/`; a sweep's trials are in its gather node's folder)",
+    ),
+    k(
+        "pass_env",
+        "list of variable names",
+        "[]",
+        "the `pass_env:` of every command phase that has none of its own",
     ),
 ];
 

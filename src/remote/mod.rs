@@ -414,6 +414,8 @@ pub struct RemoteTier {
     uploader: Mutex<Option<JoinHandle<()>>>,
     /// Nodes whose entries [`RemoteTier::prefetch`] has tried.
     prefetched: Mutex<std::collections::HashSet<usize>>,
+    /// Keys the prefetch computed, until their nodes are decided.
+    keyed: Mutex<std::collections::HashMap<usize, crate::decide::Keyed>>,
 }
 
 /// What a build did with its remote, for the closing line.
@@ -463,6 +465,7 @@ impl RemoteTier {
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
             prefetched: Mutex::new(std::collections::HashSet::new()),
+            keyed: Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -9,7 +9,9 @@
 //! hits. Nothing is decided here: a prefetched entry is checked as any
 //! remote hit is, and a node whose entry was not fetched is looked up
 //! remotely again when it is decided, so what is decided does not depend
-//! on the prefetch.
+//! on the prefetch. The key of each node and the entry the local store
+//! held are handed to its decision ([`RemoteTier::take_keyed`]), which
+//! then neither hashes the inputs nor looks up a local hit again.
 //!
 //! [`RemoteCache::fetch_many`]: super::RemoteCache::fetch_many
 
@@ -18,11 +20,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{RemoteTier, warn_once};
-use crate::decide::ingredients;
+use crate::decide::{Keyed, ingredients};
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::Lookup;
 
 impl RemoteTier {
+    /// The key of node `index` as [`RemoteTier::prefetch`] computed it,
+    /// once.
+    pub fn take_keyed(&self, index: usize) -> Option<Keyed> {
+        self.keyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index)
+    }
+
     /// Fetches the entries of the ready nodes `ready` that the local store
     /// lacks; `result_of` gives the result of a finished node. Each node
     /// is tried once per build.
@@ -60,15 +71,24 @@ impl RemoteTier {
                 if ctx.force[index] || node.when.is_some() || settled || !tried.insert(index) {
                     continue;
                 }
-                let Ok((ingredients, _)) = ingredients(ctx, node, &deps) else {
+                let Ok((ingredients, input_stats)) = ingredients(ctx, node, &deps) else {
                     continue;
                 };
                 let key = ingredients.key();
-                if matches!(ctx.store.lookup(&key, &ctx.stats), Lookup::Missing)
-                    && seen.insert(key.clone())
-                {
-                    keys.push(key);
+                let lookup = ctx.store.lookup(&key, &ctx.stats);
+                if matches!(lookup, Lookup::Missing) && seen.insert(key.clone()) {
+                    keys.push(key.clone());
                 }
+                let keyed = Keyed {
+                    ingredients,
+                    input_stats,
+                    key,
+                    local: lookup.hit(),
+                };
+                self.keyed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(index, keyed);
             }
         }
         if keys.len() < 2 {

@@ -24,8 +24,16 @@ pub const TOP_KEYS: &[&str] = &[
     "allow_outside",
     "executor",
     "results",
+    "pass_env",
 ];
-pub const INHERITED_KEYS: &[&str] = &["data", "strategy", "costs", "execution", "split"];
+pub const INHERITED_KEYS: &[&str] = &[
+    "data",
+    "strategy",
+    "costs",
+    "execution",
+    "split",
+    "pass_env",
+];
 /// Keys of a phase that steer the engine rather than configure the mode.
 pub const PHASE_KEYS: &[&str] = &[
     "name",
