@@ -479,7 +479,7 @@ fn from_trace(
         .collect();
     let outputs_declared = traced.outputs.len() == kept.len()
         && traced.outputs.iter().zip(kept).all(|((a, _), b)| a == b);
-    if !outputs_declared || !traced.holds(&node.inputs, &upstream) {
+    if !outputs_declared || !traced.holds(&node.inputs, &upstream, ctx.reads()) {
         return None;
     }
     Some(NodeResult {
@@ -522,7 +522,7 @@ fn restore_dir_output(
         let full = format!("{rel}{name}");
         crate::workspace::restore_bytes(&entry.read(&full)?, &path.join(name), &node.base_dir)?;
     }
-    crate::observed::note_written();
+    ctx.reads().note_written();
     Ok(())
 }
 
@@ -553,7 +553,7 @@ fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> st
             continue;
         }
         crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)?;
-        crate::observed::note_written();
+        ctx.reads().note_written();
     }
     Ok(())
 }
@@ -642,7 +642,7 @@ pub(crate) fn uncached_difference(ctx: &RunContext, node: &Node, entry: &Entry) 
 /// Whether the directory at `path` holds exactly the files `stored`
 /// names (path inside, digest; sorted), with that content.
 fn tree_matches(ctx: &RunContext, path: &Path, stored: &[(&str, &str)]) -> bool {
-    dir_files(path).is_some_and(|present| {
+    dir_files(path, ctx.reads()).is_some_and(|present| {
         present.len() == stored.len()
             && present
                 .iter()
@@ -657,7 +657,10 @@ fn tree_matches(ctx: &RunContext, path: &Path, stored: &[(&str, &str)]) -> bool 
 /// path), sorted; `None` when it is not a directory or holds anything
 /// but files and directories. Each directory is noted, so a file added
 /// later voids the up-to-date record.
-fn dir_files(path: &Path) -> Option<Vec<(String, std::path::PathBuf)>> {
+fn dir_files(
+    path: &Path,
+    reads: &crate::reads::Reads,
+) -> Option<Vec<(String, std::path::PathBuf)>> {
     if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
         return None;
     }
@@ -665,7 +668,7 @@ fn dir_files(path: &Path) -> Option<Vec<(String, std::path::PathBuf)>> {
     for item in walkdir::WalkDir::new(path).sort_by_file_name() {
         let item = item.ok()?;
         if item.file_type().is_dir() {
-            crate::observed::note_dir(item.path());
+            reads.note_dir(item.path());
         } else if item.file_type().is_file() {
             let sub = item.path().strip_prefix(path).unwrap_or(item.path());
             let sub = sub

@@ -110,7 +110,7 @@ pub fn dispatch(
             .filter(|&i| graph.nodes[i].deps.is_empty())
             .map(Reverse)
             .collect(),
-        temp: TempOutputs::new(&graph, &mask),
+        temp: TempOutputs::new(&graph, &mask, ctx.reads()),
         mask,
         stopping: false,
         keep_going: options.keep_going,
@@ -495,10 +495,12 @@ struct TempOutputs {
     /// Per node: selected dependents not settled yet.
     readers: Vec<usize>,
     removed: Vec<bool>,
+    /// The build's reads: a removed temp output voids its record.
+    reads: crate::reads::Reads,
 }
 
 impl TempOutputs {
-    fn new(graph: &Graph, mask: &[bool]) -> Option<Self> {
+    fn new(graph: &Graph, mask: &[bool], reads: &crate::reads::Reads) -> Option<Self> {
         if !graph.nodes.iter().any(|n| n.has_temp()) {
             return None;
         }
@@ -513,6 +515,7 @@ impl TempOutputs {
         Some(TempOutputs {
             readers,
             removed: vec![false; graph.nodes.len()],
+            reads: reads.clone(),
         })
     }
 
@@ -537,7 +540,7 @@ impl TempOutputs {
                 continue;
             }
             match crate::workspace::remove_output(rel, path) {
-                Ok(true) => crate::observed::note_written(),
+                Ok(true) => self.reads.note_written(),
                 Ok(false) => {}
                 Err(e) => eprintln!(
                     "admf: cannot remove temp output {} of `{}`: {e}",

@@ -23,6 +23,7 @@ use crate::error::{CycleMember, Error, Location, did_you_mean};
 use crate::ir::{PhaseIr, Workflow};
 use crate::paths::normalize;
 use crate::phases::{ConfigIssue, Factory, Role};
+use crate::reads::Reads;
 use crate::workflow::condition::Condition;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -233,16 +234,18 @@ impl Node {
 /// A node about to be created: id, role, config, deps, grid group.
 type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
 
-pub fn compile(workflow: Workflow, factory: &dyn Factory) -> Result<Graph, Error> {
-    compile_with(workflow, factory, |_| Ok(()))
+pub fn compile(workflow: Workflow, factory: &dyn Factory, reads: &Reads) -> Result<Graph, Error> {
+    compile_with(workflow, factory, |_, _| Ok(()), reads)
 }
 
 /// [`compile`], then `checks` on the graph while the IR still locates
-/// every key (the built-in modes' checks: [`checks::check`]).
+/// every key (the built-in modes' checks: [`checks::check`]). Files and
+/// directories the phases and checks read are noted in `reads`.
 pub fn compile_with(
     mut workflow: Workflow,
     factory: &dyn Factory,
-    checks: fn(&Graph) -> Result<(), Error>,
+    checks: fn(&Graph, &Reads) -> Result<(), Error>,
+    reads: &Reads,
 ) -> Result<Graph, Error> {
     let produced = produced_outputs(&workflow, factory);
     // Directory outputs with a trailing `/`: a glob reaching into one
@@ -260,7 +263,7 @@ pub fn compile_with(
             }
         })
         .collect();
-    add_file_edges(&mut workflow, factory, &produced, &produced_paths);
+    add_file_edges(&mut workflow, factory, &produced, &produced_paths, reads);
     check_phase_cycles(&workflow)?;
     let phase_index: HashMap<&str, usize> = workflow
         .phases
@@ -357,7 +360,7 @@ pub fn compile_with(
                 None,
             ));
         } else if let Some(parts) = implementation
-            .parts(&Value::Object(config.clone()), &phase.base_dir)
+            .parts(&Value::Object(config.clone()), &phase.base_dir, reads)
             .map_err(issue_error)?
         {
             let first = nodes.len();
@@ -399,7 +402,7 @@ pub fn compile_with(
                 }
             })?;
             let mut inputs = implementation
-                .inputs_given(&config, &phase.base_dir, &produced_paths)
+                .inputs_given(&config, &phase.base_dir, &produced_paths, reads)
                 .map_err(issue_error)?;
             // A file another phase declares as an output is that phase's
             // (an edge, added above): its digest enters the key through
@@ -483,7 +486,7 @@ pub fn compile_with(
     };
     graph.reindex();
     check_conditions(&graph)?;
-    checks(&graph)?;
+    checks(&graph, reads)?;
     graph.order = plan_order(&graph.nodes);
     // From here on configs live in the nodes and errors point at node
     // locations: the IR's copies would only hold memory through the build.
@@ -590,6 +593,7 @@ fn add_file_edges(
     factory: &dyn Factory,
     produced: &Produced,
     produced_paths: &[PathBuf],
+    reads: &Reads,
 ) {
     if produced.paths.is_empty() {
         return;
@@ -600,7 +604,8 @@ fn add_file_edges(
             continue;
         };
         let config = Value::Object(resolved_config(phase, implementation));
-        let Ok(inputs) = implementation.inputs_given(&config, &phase.base_dir, produced_paths)
+        let Ok(inputs) =
+            implementation.inputs_given(&config, &phase.base_dir, produced_paths, reads)
         else {
             continue;
         };

@@ -41,6 +41,7 @@ use rayon::prelude::*;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 use crate::graph::Graph;
+use crate::reads::Reads;
 
 const HEADER: &str = "admf-graph 2";
 const FILE_NAME: &str = "graph";
@@ -161,8 +162,8 @@ pub fn save(
 }
 
 /// The cached graph, if it was written for `invocation` and all its
-/// evidence holds; the files it was compiled from are noted as read.
-pub fn load(path: &Path, invocation: &str) -> Option<Graph> {
+/// evidence holds; the files it was compiled from are noted in `reads`.
+pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
     let text = fs::read_to_string(path).ok()?;
     let text = crate::file_stat::checked_body(&text)?;
     let mut lines = text.split('\n');
@@ -194,7 +195,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<Graph> {
     graph.reindex();
     for (path, stat, check) in evidence {
         if check == Check::Stat {
-            crate::observed::note(&path, stat);
+            reads.note(&path, stat);
         }
     }
     Some(graph)
@@ -208,8 +209,9 @@ mod tests {
 
     fn compiled(rel: &str) -> Graph {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-        let workflow = crate::workflow::load(&path, &[]).unwrap();
-        crate::graph::compile(workflow, crate::commands::factory().as_ref()).unwrap()
+        let reads = crate::reads::Reads::new();
+        let workflow = crate::workflow::load(&path, &[], &reads).unwrap();
+        crate::graph::compile(workflow, crate::commands::factory().as_ref(), &reads).unwrap()
     }
 
     /// Every shipped workflow reads back as the graph that was written:

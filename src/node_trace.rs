@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
+use crate::reads::Reads;
 
 const HEADER: &str = "admf-nodes 2";
 const FILE_NAME: &str = "nodes";
@@ -66,8 +67,8 @@ pub struct TracedNode {
 impl TracedNode {
     /// Whether the node would be decided the same way now: its upstream
     /// nodes ended with `upstream` digests, and every file it rested on
-    /// has its recorded stat. Each file's stat is noted as read.
-    pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str]) -> bool {
+    /// has its recorded stat. Each file's stat is noted in `reads`.
+    pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str], reads: &Reads) -> bool {
         if self.upstream.len() != upstream.len()
             || self.upstream.iter().zip(upstream).any(|(a, b)| a != b)
             || self.inputs.len() != inputs.len()
@@ -90,7 +91,7 @@ impl TracedNode {
             && self.blobs.iter().all(|(p, s)| same(p, s, true));
         if holds {
             for (path, stat) in self.inputs.iter().chain(&self.outputs).chain(&self.blobs) {
-                crate::observed::note(path, *stat);
+                reads.note(path, *stat);
             }
         }
         holds
@@ -180,8 +181,8 @@ fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
 }
 
 /// The trace, if it was written for `invocation` and its global evidence
-/// still holds (each of those files noted as read).
-pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
+/// still holds (each of those files noted in `reads`).
+pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
     let text = fs::read_to_string(path).ok()?;
     let text = crate::file_stat::checked_body(&text)?;
     let mut lines = text.split('\n');
@@ -230,7 +231,7 @@ pub fn load(path: &Path, invocation: &str) -> Option<NodeTrace> {
         if now != *recorded {
             return None;
         }
-        crate::observed::note(file, now);
+        reads.note(file, now);
     }
     Some(trace)
 }
@@ -279,18 +280,26 @@ mod tests {
             SystemTime::now(),
         )
         .unwrap();
-        assert!(load(&path, "other").is_none());
-        let trace = load(&path, "inv").unwrap();
+        assert!(load(&path, "other", &Reads::new()).is_none());
+        let trace = load(&path, "inv", &Reads::new()).unwrap();
         let back = trace.get("a[1] b").unwrap();
         assert_eq!(**back, node);
         let up = "u".repeat(64);
-        assert!(back.holds(std::slice::from_ref(&input.0), &[up.as_str()]));
-        assert!(!back.holds(std::slice::from_ref(&input.0), &["x"]));
-        assert!(!back.holds(&[dir.path().join("other")], &[up.as_str()]));
+        assert!(back.holds(
+            std::slice::from_ref(&input.0),
+            &[up.as_str()],
+            &Reads::new()
+        ));
+        assert!(!back.holds(std::slice::from_ref(&input.0), &["x"], &Reads::new()));
+        assert!(!back.holds(&[dir.path().join("other")], &[up.as_str()], &Reads::new()));
         fs::write(&output.0, "changed").unwrap();
-        assert!(!back.holds(std::slice::from_ref(&input.0), &[up.as_str()]));
+        assert!(!back.holds(
+            std::slice::from_ref(&input.0),
+            &[up.as_str()],
+            &Reads::new()
+        ));
         fs::write(&global.0, "changed graph").unwrap();
-        assert!(load(&path, "inv").is_none());
+        assert!(load(&path, "inv", &Reads::new()).is_none());
     }
 
     #[test]
@@ -307,6 +316,11 @@ mod tests {
         };
         let path = dir.path().join("nodes");
         save(&path, "inv", &[], &[("n", node)], SystemTime::now()).unwrap();
-        assert!(load(&path, "inv").unwrap().get("n").is_none());
+        assert!(
+            load(&path, "inv", &Reads::new())
+                .unwrap()
+                .get("n")
+                .is_none()
+        );
     }
 }

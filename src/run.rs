@@ -31,6 +31,12 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// What this build read: the stat cache's list, which every reader
+    /// of the build notes in.
+    pub fn reads(&self) -> &crate::reads::Reads {
+        self.stats.reads()
+    }
+
     /// Record `key` as the node's last successful build; a ref that cannot be
     /// written costs only `status` and `explain` their history, so it is
     /// noted in the log rather than failing the node.

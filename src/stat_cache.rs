@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
+use crate::reads::Reads;
 
 const HEADER: &str = "admf-statcache 2";
 
@@ -71,12 +72,15 @@ pub struct StatCache {
     dirty: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Where each file hashed through the cache is noted as read.
+    reads: Reads,
 }
 
 impl StatCache {
     /// Loads the cache stored at `path`; missing or corrupt → empty.
-    /// [`StatCache::save`] writes back to the same path.
-    pub fn load(path: &Path) -> StatCache {
+    /// [`StatCache::save`] writes back to the same path. Every file hashed
+    /// through it is noted in `reads`.
+    pub fn load(path: &Path, reads: Reads) -> StatCache {
         let records = fs::read_to_string(path)
             .ok()
             .and_then(|text| parse(&text))
@@ -84,11 +88,18 @@ impl StatCache {
         StatCache {
             path: Some(path.to_path_buf()),
             records: Mutex::new(records),
+            reads,
             ..StatCache::default()
         }
     }
 
-    /// An empty cache that is never saved (used to rehash everything).
+    /// The reads the files hashed through this cache are noted in.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
+    }
+
+    /// An empty cache that is never saved (used to rehash everything),
+    /// noting its reads in a list of its own that no build rests on.
     pub fn in_memory() -> StatCache {
         StatCache::default()
     }
@@ -127,7 +138,7 @@ impl StatCache {
             && record.stat == before
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            crate::observed::note(&abs, before);
+            self.reads.note(&abs, before);
             return Ok((
                 blake3::Hash::from_bytes(record.hash).to_hex().to_string(),
                 before,
@@ -140,9 +151,9 @@ impl StatCache {
         let after = Stat::of(&file.metadata()?);
         let racy = is_racy(&before, hashed_at);
         if after == before {
-            crate::observed::note(&abs, before);
+            self.reads.note(&abs, before);
         } else {
-            crate::observed::note_unstable();
+            self.reads.note_unstable();
         }
         if after == before && !racy {
             let record = Record {
@@ -282,7 +293,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("data.csv");
         write_old(&file, b"aaaa", old_time());
-        let cache = StatCache::load(&dir.path().join("statcache"));
+        let cache = StatCache::load(&dir.path().join("statcache"), Reads::new());
         let first = cache.hash_file(&file).unwrap();
         assert_eq!(first, blake3::hash(b"aaaa").to_hex().to_string());
         assert_eq!(cache.counts().misses, 1);
@@ -322,13 +333,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let names = ["plain.csv", "with space %25.csv", "new\nline.csv"];
         let cache_path = dir.path().join("sub/statcache");
-        let cache = StatCache::load(&cache_path);
+        let cache = StatCache::load(&cache_path, Reads::new());
         for name in names {
             write_old(&dir.path().join(name), name.as_bytes(), old_time());
             cache.hash_file(&dir.path().join(name)).unwrap();
         }
         cache.save().unwrap();
-        let loaded = StatCache::load(&cache_path);
+        let loaded = StatCache::load(&cache_path, Reads::new());
         assert_eq!(loaded.len(), names.len());
         for name in names {
             let hash = loaded.hash_file(&dir.path().join(name)).unwrap();
@@ -347,14 +358,14 @@ mod tests {
     #[test]
     fn missing_or_corrupt_files_load_empty() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(StatCache::load(&dir.path().join("absent")).is_empty());
+        assert!(StatCache::load(&dir.path().join("absent"), Reads::new()).is_empty());
         let bad = dir.path().join("bad");
         fs::write(&bad, "admf-statcache 2\nnot a record\n").unwrap();
-        assert!(StatCache::load(&bad).is_empty());
+        assert!(StatCache::load(&bad, Reads::new()).is_empty());
         fs::write(&bad, "something else\n").unwrap();
-        assert!(StatCache::load(&bad).is_empty());
+        assert!(StatCache::load(&bad, Reads::new()).is_empty());
         fs::write(&bad, [0xff, 0xfe, 0x00]).unwrap();
-        assert!(StatCache::load(&bad).is_empty());
+        assert!(StatCache::load(&bad, Reads::new()).is_empty());
     }
 
     /// A cache as large as a big research tree's reads back record for
@@ -378,7 +389,7 @@ mod tests {
         }
         crate::file_stat::push_checksum(&mut text);
         fs::write(&path, &text).unwrap();
-        let cache = StatCache::load(&path);
+        let cache = StatCache::load(&path, Reads::new());
         assert_eq!(cache.len(), 20_000);
         let records = cache.lock();
         for i in [0u64, 1, 9_999, 19_999] {

@@ -11,7 +11,7 @@
 //!   store layout, workflow path, `--set` values and targets, and the
 //!   store root;
 //! - every file and directory the build read, with the stat it had when
-//!   read ([`crate::observed`]): workflow files, inputs, directories that
+//!   read ([`crate::reads`]): workflow files, inputs, directories that
 //!   globs listed, store manifests and outputs, workspace outputs, and the
 //!   admf executable itself;
 //! - what to report: each selected node's id, key, skip reason and

@@ -91,8 +91,9 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
     }
     let order = Arc::new(Mutex::new(Vec::new()));
     let factory: Arc<dyn Factory> = Arc::new(FakeFactory::new(&order));
-    let workflow = admf::workflow::load(&dir.path().join(files[0].0), &[]).unwrap();
-    let graph = Arc::new(admf::graph::compile(workflow, factory.as_ref()).unwrap());
+    let reads = admf::reads::Reads::new();
+    let workflow = admf::workflow::load(&dir.path().join(files[0].0), &[], &reads).unwrap();
+    let graph = Arc::new(admf::graph::compile(workflow, factory.as_ref(), &reads).unwrap());
     let ctx = Arc::new(RunContext {
         force: vec![false; graph.nodes.len()],
         graph,

@@ -421,13 +421,13 @@ fn lookups_through_a_stat_cache_do_not_reread_old_blob_files() {
     let file = blob_file(root.path(), &digest(&e, "equity.csv"));
     let f = fs::File::open(&file).unwrap();
     f.set_times(fs::FileTimes::new().set_modified(old)).unwrap();
-    let stats = StatCache::load(&store.stat_cache_path());
+    let stats = StatCache::load(&store.stat_cache_path(), admf::reads::Reads::new());
     assert!(store.lookup(&k, &stats).hit().is_some());
     assert_eq!(stats.counts().misses, 1);
     assert!(store.lookup(&k, &stats).hit().is_some());
     assert_eq!(stats.counts().hits, 1);
     stats.save().unwrap();
-    let reloaded = StatCache::load(&store.stat_cache_path());
+    let reloaded = StatCache::load(&store.stat_cache_path(), admf::reads::Reads::new());
     assert!(store.lookup(&k, &reloaded).hit().is_some());
     assert_eq!(reloaded.counts().misses, 0);
 }

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::events::EventLog;
 use crate::plan::{self, Reason, Verdict};
 use crate::progress::{Progress, status_name};
+use crate::reads::Reads;
 use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
 use crate::run::Outcome;
 use crate::uptodate;
@@ -24,7 +25,7 @@ const FULL_SUMMARY_ROWS: usize = 40;
 pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
     crate::results::history::start_git_probe(&wf.workflow);
-    crate::observed::reset();
+    let reads = Reads::new();
     if let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
     {
@@ -33,8 +34,8 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
         super::export::sync_after_noop(&root, &super::workflow_id(&wf.workflow))?;
         return Ok(code);
     }
-    let (graph, source) = compile_or_cached(wf)?;
-    build_from(wf, graph, source, args, started, &[])
+    let (graph, source) = compile_or_cached(wf, &reads)?;
+    build_from(wf, graph, source, args, started, &[], reads)
 }
 
 /// Where a build's graph came from, which decides whether the node trace
@@ -51,9 +52,12 @@ enum GraphSource {
 
 /// The compiled graph from the graph cache when its evidence holds, else
 /// compiled from the YAML (and cached for the next build).
-fn compile_or_cached(wf: &WorkflowArgs) -> Result<(crate::graph::Graph, GraphSource), Error> {
+fn compile_or_cached(
+    wf: &WorkflowArgs,
+    reads: &Reads,
+) -> Result<(crate::graph::Graph, GraphSource), Error> {
     if full_rule_only() {
-        return Ok((super::compile(wf)?, GraphSource::Compiled));
+        return Ok((super::compile(wf, reads)?, GraphSource::Compiled));
     }
     let reading_since = SystemTime::now();
     let cache = graph_invocation(wf).map(|invocation| {
@@ -62,15 +66,15 @@ fn compile_or_cached(wf: &WorkflowArgs) -> Result<(crate::graph::Graph, GraphSou
         (path, invocation)
     });
     if let Some((path, invocation)) = &cache
-        && let Some(graph) = crate::graph_cache::load(path, invocation)
+        && let Some(graph) = crate::graph_cache::load(path, invocation, reads)
     {
         trace("graph from the graph cache");
         return Ok((graph, GraphSource::Cache));
     }
-    let graph = super::compile(wf)?;
+    let graph = super::compile(wf, reads)?;
     if let Some((path, invocation)) = &cache
-        && !crate::observed::unstable()
-        && let Some(evidence) = crate::graph_cache::evidence(&graph, crate::observed::snapshot())
+        && !reads.unstable()
+        && let Some(evidence) = crate::graph_cache::evidence(&graph, reads.snapshot())
     {
         // A cache that cannot be written costs the next build a compile.
         if let Ok(true) =
@@ -235,16 +239,18 @@ impl NodeTraceFile {
     }
 }
 
-/// `admf build` on a graph the caller compiled (at `started`); `why`
-/// opens its `events.jsonl` (the `trigger` lines of `admf watch`).
+/// `admf build` on a graph the caller compiled (at `started`), noting
+/// what it read in `reads`; `why` opens its `events.jsonl` (the
+/// `trigger` lines of `admf watch`).
 pub fn build_compiled(
     wf: &WorkflowArgs,
     graph: crate::graph::Graph,
     args: &BuildArgs,
     started: Instant,
     why: &[serde_json::Value],
+    reads: Reads,
 ) -> Result<i32, Error> {
-    build_from(wf, graph, GraphSource::Compiled, args, started, why)
+    build_from(wf, graph, GraphSource::Compiled, args, started, why, reads)
 }
 
 fn build_from(
@@ -254,10 +260,11 @@ fn build_from(
     args: &BuildArgs,
     started: Instant,
     why: &[serde_json::Value],
+    reads: Reads,
 ) -> Result<i32, Error> {
     let t_compile = started.elapsed();
     let started_at = SystemTime::now() - t_compile;
-    note_executable();
+    note_executable(&reads);
     let mut targets = graph.resolve_targets(&args.targets)?;
     targets.extend(graph.resolve_targets(&args.until)?);
     targets.extend(graph.downstream(&graph.resolve_targets(&args.downstream)?));
@@ -273,14 +280,14 @@ fn build_from(
             }
         }
     }
-    let mut session = Session::with_graph(wf, graph, force)?;
+    let mut session = Session::with_graph(wf, graph, force, reads)?;
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
     }
     let trace_file = NodeTraceFile::for_build(wf, &session, source);
     if let Some(file) = &trace_file {
         let loaded = (source == GraphSource::Cache)
-            .then(|| crate::node_trace::load(&file.path, &file.invocation))
+            .then(|| crate::node_trace::load(&file.path, &file.invocation, session.ctx.reads()))
             .flatten();
         if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
             ctx.trace = loaded.map(std::sync::Arc::new);
@@ -396,7 +403,7 @@ fn build_from(
     for (id, path) in super::skipped::remove_stale_outputs(&ctx, &report) {
         crate::errln!("removed {} (`{id}` was skipped)", path.display());
     }
-    let observed = crate::observed::take();
+    let observed = ctx.reads().take();
     if let Some(record) = record
         && let Some(files) = observed
     {
@@ -499,11 +506,11 @@ fn save_record_if_noop(
 
 /// The running executable is an input of every build: phase versions and
 /// key rules live in it.
-fn note_executable() {
+fn note_executable(reads: &Reads) {
     if let Ok(exe) = std::env::current_exe()
         && let Ok(meta) = std::fs::metadata(&exe)
     {
-        crate::observed::note(&exe, crate::file_stat::Stat::of(&meta));
+        reads.note(&exe, crate::file_stat::Stat::of(&meta));
     }
 }
 

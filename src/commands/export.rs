@@ -109,7 +109,9 @@ pub fn sync_after_noop(store_root: &Path, workflow_id: &str) -> Result<(), Error
         return Ok(());
     };
     let store = crate::store::Store::open(store_root).map_err(|e| Error::io(store_root, e))?;
-    let stats = crate::stat_cache::StatCache::load(&store.stat_cache_path());
+    // After the build and its record: no evidence is taken from here.
+    let stats =
+        crate::stat_cache::StatCache::load(&store.stat_cache_path(), crate::reads::Reads::new());
     let entries: Vec<(String, Option<crate::store::Entry>)> = record
         .nodes
         .iter()

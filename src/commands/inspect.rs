@@ -67,7 +67,7 @@ pub fn graph(wf: &WorkflowArgs, format: &str, status: bool, expand: bool) -> Res
         session = Session::open(wf)?;
         (session.graph(), Some(plan::predict(&session.ctx)))
     } else {
-        compiled = super::compile(wf)?;
+        compiled = super::compile(wf, &crate::reads::Reads::new())?;
         (&compiled, None)
     };
     let view = view(graph, predictions.as_deref());

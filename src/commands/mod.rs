@@ -24,6 +24,7 @@ use crate::cli::{CacheAction, Cli, Command, ExpAction, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
 use crate::phases::{Builtin, Factory};
+use crate::reads::Reads;
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
 use crate::store::Store;
@@ -48,7 +49,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             batch,
         } => exec_action::run(action, output, batch),
         Command::Validate { wf } => {
-            let graph = compile(&wf)?;
+            let graph = compile(&wf, &Reads::new())?;
             crate::errln!(
                 "{}: ok ({} phases, {} nodes)",
                 wf.workflow.display(),
@@ -142,9 +143,11 @@ pub fn factory() -> Arc<dyn Factory> {
     Arc::new(Builtin::default())
 }
 
-pub fn compile(wf: &WorkflowArgs) -> Result<Graph, Error> {
-    let workflow = crate::workflow::load(&wf.workflow, &wf.sets)?;
-    let graph = graph::compile_with(workflow, factory().as_ref(), graph::checks::check)
+/// The workflow compiled, every file and directory it read noted in
+/// `reads`.
+pub fn compile(wf: &WorkflowArgs, reads: &Reads) -> Result<Graph, Error> {
+    let workflow = crate::workflow::load(&wf.workflow, &wf.sets, reads)?;
+    let graph = graph::compile_with(workflow, factory().as_ref(), graph::checks::check, reads)
         .map_err(|e| from_set(e, &wf.sets))?;
     graph::check_trigger_targets(&graph)?;
     Ok(graph)
@@ -222,21 +225,28 @@ impl Session {
     /// A read-only session (status, graph, explain, show): where no store
     /// exists yet it reads an empty one rather than creating it.
     pub fn open(wf: &WorkflowArgs) -> Result<Session, Error> {
-        let graph = compile(wf)?;
+        let reads = Reads::new();
+        let graph = compile(wf, &reads)?;
         let root = store_root(wf);
         if root.is_dir() {
-            return Session::with_graph(wf, graph, Vec::new());
+            return Session::with_graph(wf, graph, Vec::new(), reads);
         }
         let scratch = tempfile::tempdir().map_err(|e| Error::io(&root, e))?;
-        let mut session = Session::at(wf, graph, Vec::new(), scratch.path())?;
+        let mut session = Session::at(wf, graph, Vec::new(), scratch.path(), reads)?;
         session._scratch = Some(scratch);
         Ok(session)
     }
 
     /// A session on an already compiled graph; `force` marks nodes to
-    /// execute even when stored (empty: none).
-    pub fn with_graph(wf: &WorkflowArgs, graph: Graph, force: Vec<bool>) -> Result<Session, Error> {
-        Session::at(wf, graph, force, &store_root(wf))
+    /// execute even when stored (empty: none). What the session reads is
+    /// noted in `reads`.
+    pub fn with_graph(
+        wf: &WorkflowArgs,
+        graph: Graph,
+        force: Vec<bool>,
+        reads: Reads,
+    ) -> Result<Session, Error> {
+        Session::at(wf, graph, force, &store_root(wf), reads)
     }
 
     fn at(
@@ -244,10 +254,11 @@ impl Session {
         graph: Graph,
         force: Vec<bool>,
         root: &Path,
+        reads: Reads,
     ) -> Result<Session, Error> {
         let graph = Arc::new(graph);
         let store = Store::open(root).map_err(|e| Error::io(root, e))?;
-        let stats = Arc::new(StatCache::load(&store.stat_cache_path()));
+        let stats = Arc::new(StatCache::load(&store.stat_cache_path(), reads));
         if let Some(notice) = store.old_layout_notice() {
             crate::errln!("{notice}");
         }

@@ -62,7 +62,8 @@ pub fn push(
                 sets: Vec::new(),
                 cache_dir,
             };
-            let session = Session::with_graph(&wf, compile(&wf)?, Vec::new())?;
+            let reads = crate::reads::Reads::new();
+            let session = Session::with_graph(&wf, compile(&wf, &reads)?, Vec::new(), reads)?;
             let ctx = &session.ctx;
             let mut refs = Vec::new();
             for node in &ctx.graph.nodes {
@@ -129,7 +130,8 @@ pub fn pull(workflow: PathBuf, cache_dir: Option<PathBuf>, url: &str) -> Result<
         cache_dir,
     };
     // The workflow must be one admf reads; its ref set names the entries.
-    let session = Session::with_graph(&wf, compile(&wf)?, Vec::new())?;
+    let reads = crate::reads::Reads::new();
+    let session = Session::with_graph(&wf, compile(&wf, &reads)?, Vec::new(), reads)?;
     let store = &session.ctx.store;
     let name = ref_set_name(&wf.workflow);
     let refs = match remote.get_ref_set(&name) {

@@ -37,7 +37,7 @@ pub fn remove_stale_outputs(ctx: &RunContext, report: &BuildReport) -> Vec<(Stri
             let ours = crate::workspace::is_plain_file(path)
                 && ctx.stats.hash_file(path).ok().as_deref() == Some(stored.blake3.as_str());
             if ours && std::fs::remove_file(path).is_ok() {
-                crate::observed::note_written();
+                ctx.reads().note_written();
                 removed.push((node.id.clone(), path.clone()));
             }
         }

@@ -24,9 +24,10 @@ use crate::ir::PhaseIr;
 use crate::market::strategy::{Rule, Strategy};
 use crate::market::weights;
 use crate::phases::Role;
+use crate::reads::Reads;
 use crate::workflow::condition::Condition;
 
-pub fn check(graph: &Graph) -> Result<(), Error> {
+pub fn check(graph: &Graph, reads: &Reads) -> Result<(), Error> {
     let mut bar_counts: HashMap<PathBuf, Option<usize>> = HashMap::new();
     for node in &graph.nodes {
         let phase = &graph.workflow.phases[node.phase];
@@ -52,7 +53,7 @@ pub fn check(graph: &Graph) -> Result<(), Error> {
             && !matches!(node.role, Role::Gather { .. })
         {
             symbols_match(node, phase)?;
-            warm_up_fits(node, phase, &mut bar_counts)?;
+            warm_up_fits(node, phase, &mut bar_counts, reads)?;
         }
     }
     Ok(())
@@ -389,8 +390,8 @@ fn warm_up(rule: &Rule) -> (usize, &'static str) {
 /// Data rows of a file: its non-blank lines less a header line. Counting
 /// the header as a row would only make the check more lenient. The read is
 /// noted, so the graph cache compiles again when the file changes.
-fn data_rows(file: &Path) -> Option<usize> {
-    let bytes = crate::observed::read(file).ok()?;
+fn data_rows(file: &Path, reads: &Reads) -> Option<usize> {
+    let bytes = reads.read(file).ok()?;
     let lines = bytes
         .split(|&b| b == b'\n')
         .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
@@ -402,6 +403,7 @@ fn warm_up_fits(
     node: &Node,
     phase: &PhaseIr,
     bar_counts: &mut HashMap<PathBuf, Option<usize>>,
+    reads: &Reads,
 ) -> Result<(), Error> {
     let Some(strategy) = node
         .config
@@ -414,7 +416,7 @@ fn warm_up_fits(
     for file in &node.inputs {
         let Some(rows) = *bar_counts
             .entry(file.clone())
-            .or_insert_with(|| data_rows(file))
+            .or_insert_with(|| data_rows(file, reads))
         else {
             continue;
         };

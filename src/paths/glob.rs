@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobMatcher};
 
 use super::normalize;
+use crate::reads::Reads;
 
 /// Whether a path pattern has glob characters.
 pub fn is_glob(pattern: &str) -> bool {
@@ -83,9 +84,9 @@ impl PathGlob {
     }
 
     /// Every file that matches now, sorted, as `base` joined to its path
-    /// relative to `base`. Walks only below the literal part, calling
-    /// `on_dir` with each directory before listing it.
-    pub fn files(&self, mut on_dir: impl FnMut(&Path)) -> Vec<PathBuf> {
+    /// relative to `base`. Walks only below the literal part, noting each
+    /// directory in `reads` before listing it.
+    pub fn files(&self, reads: &Reads) -> Vec<PathBuf> {
         let depth = self.depth.unwrap_or(usize::MAX);
         let mut found: Vec<PathBuf> = walkdir::WalkDir::new(self.base.join(&self.literal))
             .max_depth(depth)
@@ -98,7 +99,7 @@ impl PathGlob {
             .filter_map(Result::ok)
             .filter(|e| {
                 if e.file_type().is_dir() && e.depth() < depth {
-                    on_dir(e.path());
+                    reads.note_dir(e.path());
                 }
                 e.file_type().is_file()
             })
@@ -179,13 +180,14 @@ mod tests {
         }
         let g = PathGlob::new("in/*.csv", &base).unwrap();
         assert_eq!(
-            g.files(|_| {}),
+            g.files(&Reads::new()),
             [base.join("in/a.csv"), base.join("in/b.csv")]
         );
         let deep = PathGlob::new("in/**/*.csv", &base).unwrap();
-        assert_eq!(deep.files(|_| {}).len(), 3);
-        let mut listed = Vec::new();
-        g.files(|d| listed.push(d.to_path_buf()));
+        assert_eq!(deep.files(&Reads::new()).len(), 3);
+        let reads = Reads::new();
+        g.files(&reads);
+        let listed: Vec<PathBuf> = reads.snapshot().into_iter().map(|(d, _)| d).collect();
         assert_eq!(listed, [base.join("in")]);
     }
 }

@@ -18,6 +18,7 @@ use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
 use crate::error::did_you_mean;
 use crate::paths::normalize;
 use crate::paths::{PathGlob, is_glob};
+use crate::reads::Reads;
 use crate::workspace::{Keep, UNCACHED_RECORD, is_dir_output};
 
 pub struct Command;
@@ -168,6 +169,7 @@ fn expand_glob(
     index: usize,
     base_dir: &Path,
     produced: &[PathBuf],
+    reads: &Reads,
 ) -> Result<Vec<PathBuf>, ConfigIssue> {
     let key = format!("inputs[{index}]");
     let glob = PathGlob::new(pattern, base_dir).map_err(|e| ConfigIssue::new(&key, e))?;
@@ -185,7 +187,7 @@ fn expand_glob(
         .collect();
     // Walkdir yields a directory before listing it: a file added or
     // removed later changes the stat noted here.
-    let mut found = glob.files(crate::observed::note_dir);
+    let mut found = glob.files(reads);
     found.retain(|f| {
         let f = normalize(&std::path::absolute(f).unwrap_or_else(|_| f.clone()));
         !within.iter().any(|d| f.starts_with(d))
@@ -326,8 +328,10 @@ impl Phase for Command {
         Ok(())
     }
 
+    /// Outside a build (no graph, no trace): the directories its globs
+    /// list are noted in a list of their own that nothing rests on.
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {
-        self.inputs_given(config, base_dir, &[])
+        self.inputs_given(config, base_dir, &[], &Reads::new())
     }
 
     fn inputs_given(
@@ -335,6 +339,7 @@ impl Phase for Command {
         config: &Value,
         base_dir: &Path,
         produced: &[PathBuf],
+        reads: &Reads,
     ) -> Result<Vec<PathBuf>, ConfigIssue> {
         let mut out = Vec::new();
         // A glob never matches the node's own outputs: they are removed
@@ -351,7 +356,7 @@ impl Phase for Command {
         };
         for (i, pattern) in strings(config, "inputs")?.into_iter().enumerate() {
             if is_glob(pattern) {
-                let found = expand_glob(pattern, i, base_dir, produced)?;
+                let found = expand_glob(pattern, i, base_dir, produced, reads)?;
                 out.extend(found.into_iter().filter(|f| !is_own(f)));
             } else {
                 out.push(base_dir.join(pattern));
@@ -786,7 +791,12 @@ mod tests {
             base.join("out/chunks").display()
         ))];
         let inputs = |pattern: &str| {
-            Command.inputs_given(&json!({"run": "x", "inputs": [pattern]}), &base, &produced)
+            Command.inputs_given(
+                &json!({"run": "x", "inputs": [pattern]}),
+                &base,
+                &produced,
+                &Reads::new(),
+            )
         };
         // Inside it, existing files or not: the directory alone.
         assert_eq!(inputs("out/chunks/*.csv").unwrap(), [produced[0].clone()]);

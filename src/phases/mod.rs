@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::reads::Reads;
+
 /// A problem with a phase's config, at a dotted key path such as
 /// `strategy.parameters.lookback`. The compiler turns it into an
 /// [`crate::error::Error`] with the key's file:line:column.
@@ -441,11 +443,13 @@ pub trait Phase: Send + Sync {
     /// as outputs (absolute, normalised): a mode whose inputs may be globs
     /// lets a glob match those too, so it need not match an existing file
     /// on a cold build. The compiler turns each such input into an edge.
+    /// Directories listed to expand a glob are noted in `reads`.
     fn inputs_given(
         &self,
         config: &Value,
         base_dir: &Path,
         _produced: &[PathBuf],
+        _reads: &Reads,
     ) -> Result<Vec<PathBuf>, ConfigIssue> {
         self.inputs(config, base_dir)
     }
@@ -482,8 +486,14 @@ pub trait Phase: Send + Sync {
     /// time (walk_forward: one node per fold, so that each fold is cached
     /// on its own), returns them here from the phase's resolved config;
     /// `None` (the default) makes one node. The last part stands for the
-    /// phase downstream and takes the phase's name.
-    fn parts(&self, _config: &Value, _base_dir: &Path) -> Result<Option<Vec<Part>>, ConfigIssue> {
+    /// phase downstream and takes the phase's name. Files read to split
+    /// it are noted in `reads`.
+    fn parts(
+        &self,
+        _config: &Value,
+        _base_dir: &Path,
+        _reads: &Reads,
+    ) -> Result<Option<Vec<Part>>, ConfigIssue> {
         Ok(None)
     }
 

@@ -58,6 +58,7 @@ use super::{artifacts, config, data, upstream};
 use crate::error::did_you_mean;
 use crate::market::metrics::ranks_above;
 use crate::market::{Metrics, Objective};
+use crate::reads::Reads;
 
 pub struct WalkForward;
 
@@ -519,12 +520,12 @@ fn stitch_part(ctx: &mut PhaseContext<'_>) -> Result<(), PhaseError> {
 /// The returns a build of `config` will have: its bars less one. The
 /// files are read with their stat noted first, so that the graph cache
 /// compiles again (and counts the folds again) once one changes.
-fn returns_count(config: &Value, base_dir: &Path) -> Result<usize, ConfigIssue> {
+fn returns_count(config: &Value, base_dir: &Path, reads: &Reads) -> Result<usize, ConfigIssue> {
     let spec = config::data_spec(config, base_dir)?;
     for file in &spec.files {
         if let Ok(meta) = std::fs::metadata(file) {
             let path = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-            crate::observed::note(&path, crate::file_stat::Stat::of(&meta));
+            reads.note(&path, crate::file_stat::Stat::of(&meta));
         }
     }
     let bars = data::load_bars(&spec, &mut std::io::sink()).map_err(|e| {
@@ -582,11 +583,16 @@ impl Phase for WalkForward {
         false
     }
 
-    fn parts(&self, config: &Value, base_dir: &Path) -> Result<Option<Vec<Part>>, ConfigIssue> {
+    fn parts(
+        &self,
+        config: &Value,
+        base_dir: &Path,
+        reads: &Reads,
+    ) -> Result<Option<Vec<Part>>, ConfigIssue> {
         self.validate(config)?;
         let w = windows(config)?;
         let objective = objective(config)?;
-        let t = returns_count(config, base_dir)?;
+        let t = returns_count(config, base_dir, reads)?;
         let folds = folds(&w, t);
         if folds.is_empty() {
             return Err(ConfigIssue::new(

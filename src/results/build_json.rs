@@ -22,7 +22,8 @@ impl BuildJson {
             .then(|| Store::open(store_root).ok())
             .flatten()
             .map(|s| {
-                let stats = StatCache::load(&s.stat_cache_path());
+                // Read once the build's record is written: no evidence.
+                let stats = StatCache::load(&s.stat_cache_path(), crate::reads::Reads::new());
                 (s, stats)
             });
         BuildJson {

@@ -39,12 +39,13 @@ impl Store {
     /// schema and this key, its `output_digest` matches its outputs, and
     /// every output's blob is stored with the recorded size and blake3 (a
     /// blob file hashed through `stats`, so a file unchanged since it was
-    /// last hashed is not reread; an inline blob rehashed).
+    /// last hashed is not reread; an inline blob rehashed). The `index/`
+    /// directory and every blob file are noted in `stats`' reads.
     pub fn lookup(&self, key: &str, stats: &StatCache) -> Lookup {
         if !is_valid_key(key) {
             return Lookup::Corrupt(format!("not a store key: {key:?}"));
         }
-        self.note_index();
+        self.note_index(stats.reads());
         let manifest = match self.index().action(key) {
             Ok(None) => return Lookup::Missing,
             Ok(Some(Ok(m))) => m,

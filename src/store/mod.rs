@@ -235,8 +235,8 @@ impl Store {
     /// index is deleted or replaced, and when gc or repair remove entries
     /// ([`Store::bump_generation`]); writes that only add entries or refs
     /// leave it alone, because the WAL files are kept between processes.
-    pub(crate) fn note_index(&self) {
-        crate::observed::note_dir(&self.index_dir());
+    pub(crate) fn note_index(&self, reads: &crate::reads::Reads) {
+        reads.note_dir(&self.index_dir());
     }
 
     pub(crate) fn index(&self) -> &index::Index {

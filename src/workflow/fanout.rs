@@ -23,7 +23,7 @@
 //!   exactly those values enter its key.
 //!
 //! Every file read here (a listed directory, a params file) is noted in
-//! [`crate::observed`], so the up-to-date record and the graph cache are
+//! the build's [`Reads`], so the up-to-date record and the graph cache are
 //! voided when it changes: a file dropped into `books/` is processed by
 //! the next build.
 
@@ -36,6 +36,7 @@ use super::forms::RawPhase;
 use super::yaml::{self, Document};
 use crate::error::Error;
 use crate::paths::PathGlob;
+use crate::reads::Reads;
 
 /// One instance's names and values, in declared order.
 pub(super) type Binding = Vec<(String, String)>;
@@ -54,6 +55,7 @@ pub(super) fn bindings(
     doc: &Document,
     raw: &RawPhase,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<Option<Vec<Binding>>, Error> {
     let f = &raw.fields;
     let at = |key: &str| doc.locate(&format!("{}.{key}", raw.path));
@@ -65,7 +67,8 @@ pub(super) fn bindings(
             "give `foreach:` or `matrix:`, not both (a matrix takes the product of several lists)",
         )),
         (Some(spec), None) => {
-            let (name, values) = foreach(doc, &format!("{}.foreach", raw.path), spec, base_dir)?;
+            let (name, values) =
+                foreach(doc, &format!("{}.foreach", raw.path), spec, base_dir, reads)?;
             Ok(Some(
                 values
                     .into_iter()
@@ -87,7 +90,14 @@ pub(super) fn bindings(
                 let name = k.as_str().unwrap_or("?").to_string();
                 let axis_path = format!("{path}.{name}");
                 check_binding_name(doc, &axis_path, "matrix", &name)?;
-                let values = source(doc, &axis_path, &format!("matrix.{name}"), axis, base_dir)?;
+                let values = source(
+                    doc,
+                    &axis_path,
+                    &format!("matrix.{name}"),
+                    axis,
+                    base_dir,
+                    reads,
+                )?;
                 if out.len().saturating_mul(values.len()) > MAX_INSTANCES {
                     return Err(Error::invalid(
                         doc.locate(&path),
@@ -117,9 +127,10 @@ fn foreach(
     path: &str,
     spec: &Value,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<(String, Vec<String>), Error> {
     if spec.is_sequence() {
-        let values = source(doc, path, "foreach", spec, base_dir)?;
+        let values = source(doc, path, "foreach", spec, base_dir, reads)?;
         return Ok((DEFAULT_NAME.to_string(), values));
     }
     let Some(map) = spec.as_mapping() else {
@@ -145,7 +156,7 @@ fn foreach(
     rest.remove("as");
     Ok((
         name,
-        source(doc, path, "foreach", &Value::Mapping(rest), base_dir)?,
+        source(doc, path, "foreach", &Value::Mapping(rest), base_dir, reads)?,
     ))
 }
 
@@ -170,6 +181,7 @@ fn source(
     key: &str,
     spec: &Value,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<Vec<String>, Error> {
     let bad_shape = || {
         Error::invalid(
@@ -194,7 +206,7 @@ fn source(
                 let pattern = map.get("glob").and_then(Value::as_str).ok_or_else(|| {
                     Error::invalid(doc.locate(&p), format!("{key}.glob"), "must be a glob")
                 })?;
-                (glob_stems(doc, &p, key, pattern, base_dir)?, p)
+                (glob_stems(doc, &p, key, pattern, base_dir, reads)?, p)
             } else if keys.contains(&"file") && keys.contains(&"key") && keys.len() == 2 {
                 let (file, dotted) = (map.get("file"), map.get("key"));
                 let (Some(Value::String(file)), Some(Value::String(dotted))) = (file, dotted)
@@ -202,7 +214,15 @@ fn source(
                     return Err(bad_shape());
                 };
                 let p = format!("{path}.key");
-                let value = read_key(doc, &format!("{path}.file"), key, file, dotted, base_dir)?;
+                let value = read_key(
+                    doc,
+                    &format!("{path}.file"),
+                    key,
+                    file,
+                    dotted,
+                    base_dir,
+                    reads,
+                )?;
                 let items: Option<Vec<Value>> = value.as_array().map(|a| {
                     a.iter()
                         .filter_map(|v| serde_yaml::to_value(v).ok())
@@ -296,6 +316,7 @@ fn glob_stems(
     key: &str,
     pattern: &str,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<Vec<String>, Error> {
     let key = format!("{key}.glob");
     let glob = PathGlob::new(pattern, base_dir)
@@ -303,8 +324,8 @@ fn glob_stems(
     // Each listed directory is noted: a file added or removed later
     // changes its stat, which voids the up-to-date record and the graph
     // cache, so the next build lists it again.
-    crate::observed::note_dir(&glob.dir());
-    let files = glob.files(crate::observed::note_dir);
+    reads.note_dir(&glob.dir());
+    let files = glob.files(reads);
     let mut stems = Vec::with_capacity(files.len());
     for file in &files {
         let stem = file
@@ -348,8 +369,9 @@ fn read_key(
     file: &str,
     dotted: &str,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<serde_json::Value, Error> {
-    let values = read_params_file(doc, file_path, key, file, base_dir)?;
+    let values = read_params_file(doc, file_path, key, file, base_dir, reads)?;
     lookup(&values, dotted).cloned().ok_or_else(|| {
         Error::invalid(
             doc.locate(file_path),
@@ -365,9 +387,10 @@ fn read_params_file(
     key: &str,
     file: &str,
     base_dir: &Path,
+    reads: &Reads,
 ) -> Result<serde_json::Value, Error> {
     let full = base_dir.join(file);
-    let bytes = crate::observed::read(&full).map_err(|e| {
+    let bytes = reads.read(&full).map_err(|e| {
         Error::invalid(
             doc.locate(at),
             key,
@@ -396,6 +419,7 @@ pub(super) fn params(
     raw: &RawPhase,
     spec: &Value,
     base_dir: &Path,
+    reads: &Reads,
     overrides: &ParamOverrides,
 ) -> Result<Params, Error> {
     let path = format!("{}.params", raw.path);
@@ -423,7 +447,14 @@ pub(super) fn params(
         .and_then(Value::as_sequence)
         .filter(|k| !k.is_empty())
         .ok_or_else(shape)?;
-    let values = read_params_file(doc, &format!("{path}.file"), "params.file", file, base_dir)?;
+    let values = read_params_file(
+        doc,
+        &format!("{path}.file"),
+        "params.file",
+        file,
+        base_dir,
+        reads,
+    )?;
     let mut tree = serde_json::Value::Object(Default::default());
     let mut env = Vec::new();
     let mut read = Vec::new();
@@ -681,12 +712,16 @@ pub(super) type FanOuts = BTreeMap<String, Vec<Binding>>;
 /// The phase as it is for one binding: every string templated (when the
 /// phase has bindings or params), gathers expanded, `foreach`/`matrix`
 /// removed, params added to a command's `env:`, and the instance name.
+// The loader's state (file, reads, `--set params.` overrides and what
+// was read) comes piecemeal so this stays a free function.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn instantiate(
     doc: &Document,
     raw: &RawPhase,
     binding: Option<&Binding>,
     fanouts: &FanOuts,
     base_dir: &Path,
+    reads: &Reads,
     overrides: &ParamOverrides,
     params_read: &mut Vec<String>,
 ) -> Result<RawPhase, Error> {
@@ -705,7 +740,7 @@ pub(super) fn instantiate(
                 typed: false,
             };
             template_value(doc, &format!("{}.params", raw.path), &mut spec, &vars, true)?;
-            let p = params(doc, raw, &spec, base_dir, overrides)?;
+            let p = params(doc, raw, &spec, base_dir, reads, overrides)?;
             params_read.extend(p.keys.iter().cloned());
             Some(p)
         }

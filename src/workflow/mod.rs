@@ -40,6 +40,7 @@ use self::scope::{Dep, Local, Pending, Scope};
 use self::yaml::Document;
 use crate::error::{CycleMember, Error, Location, did_you_mean};
 use crate::ir::{PhaseIr, Workflow};
+use crate::reads::Reads;
 
 /// Read `root` and everything it includes, with `--set` overrides applied.
 /// The most further attempts a phase may ask for: each attempt's log is
@@ -51,13 +52,15 @@ pub const MAX_INSTANCE_NAME_LEN: usize = forms::MAX_NAME_LEN + 64;
 /// The most `-j` slots a phase may ask for with `threads:`.
 pub const MAX_THREADS: usize = 1024;
 
-pub fn load(root: &Path, sets: &[String]) -> Result<Workflow, Error> {
-    let mut doc = read_doc(root, None)?;
+/// Every file it reads and directory it lists is noted in `reads`.
+pub fn load(root: &Path, sets: &[String], reads: &Reads) -> Result<Workflow, Error> {
+    let mut doc = read_doc(root, None, reads)?;
     let (param_sets, sets) = split_param_sets(sets)?;
     overrides::apply(&mut doc.value, &sets)?;
     let mut loader = Loader {
         confinement: Confinement::new(root, allow_outside(&doc)?),
         param_overrides: param_sets,
+        reads: reads.clone(),
         ..Loader::default()
     };
     let triggers = on::read(&doc, &loader.confinement)?;
@@ -162,8 +165,12 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn read_doc(path: &Path, included_at: Option<(&Location, &str)>) -> Result<Document, Error> {
-    let bytes = crate::observed::read(path).map_err(|e| match included_at {
+fn read_doc(
+    path: &Path,
+    included_at: Option<(&Location, &str)>,
+    reads: &Reads,
+) -> Result<Document, Error> {
+    let bytes = reads.read(path).map_err(|e| match included_at {
         Some((location, key)) if e.kind() == std::io::ErrorKind::NotFound => {
             Error::IncludeNotFound {
                 location: location.clone(),
@@ -188,6 +195,8 @@ struct Loader {
     /// The instances of each include with `foreach:` or `matrix:`: the
     /// scope of each and its binding ([`Local::IncludeGroup`]).
     include_groups: Vec<Vec<(usize, fanout::Binding)>>,
+    /// Where every file read and directory listed is noted.
+    reads: Reads,
 }
 
 /// Where an include sits: the node-name prefix and inherited keys of the
@@ -247,7 +256,7 @@ impl Loader {
             if phase.fields.contains_key("workflow") {
                 continue;
             }
-            if let Some(bindings) = fanout::bindings(&doc, phase, &base_dir)? {
+            if let Some(bindings) = fanout::bindings(&doc, phase, &base_dir, &self.reads)? {
                 fanouts.insert(phase.name.clone(), bindings);
             }
         }
@@ -263,7 +272,7 @@ impl Loader {
             }
             first_seen.insert(phase.name.clone(), here);
             let local = if phase.fields.contains_key("workflow") {
-                match fanout::bindings(&doc, phase, &base_dir)? {
+                match fanout::bindings(&doc, phase, &base_dir, &self.reads)? {
                     None => {
                         let deps = self.deps_of(&doc, phase, scope, previous.as_deref(), &[])?;
                         note_depended(&deps, &mut depended);
@@ -310,6 +319,7 @@ impl Loader {
                         *binding,
                         &fanouts,
                         &base_dir,
+                        &self.reads,
                         &self.param_overrides,
                         &mut self.params_read,
                     )?;
@@ -637,7 +647,7 @@ impl Loader {
             });
             return Err(Error::IncludeCycle { cycle });
         }
-        let mut child = read_doc(&file, Some((&location, "workflow")))?;
+        let mut child = read_doc(&file, Some((&location, "workflow")), &self.reads)?;
         let mut vars = match raw.fields.get("vars") {
             Some(vars) => fanout::include_vars(doc, &format!("{}.vars", raw.path), vars)?,
             None => Vec::new(),

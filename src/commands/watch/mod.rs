@@ -120,10 +120,12 @@ impl Session<'_> {
         let why: Vec<serde_json::Value> = fired.iter().map(Fired::event_line).collect();
         // One compile serves the build and the list of what to watch.
         let started = Instant::now();
-        crate::observed::reset();
-        let outcome = super::compile(self.wf).and_then(|graph| {
+        // Each build notes its reads afresh: what an earlier build read is
+        // no evidence for this one.
+        let reads = crate::reads::Reads::new();
+        let outcome = super::compile(self.wf, &reads).and_then(|graph| {
             self.watched = Watched::of(&graph);
-            build::build_compiled(self.wf, graph, &args, started, &why)
+            build::build_compiled(self.wf, graph, &args, started, &why, reads)
         });
         if let Err(e) = outcome {
             crate::err!("{}", e.render(color()));
@@ -186,7 +188,7 @@ impl Session<'_> {
                 for dir in self.watches.ensure(&self.watched.wanted()) {
                     for glob in self.watched.triggers.iter().flat_map(|t| t.globs()) {
                         if glob.dir().starts_with(&dir) {
-                            changed.extend(glob.files(|_| {}));
+                            changed.extend(glob.files(&crate::reads::Reads::new()));
                         }
                     }
                 }

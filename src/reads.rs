@@ -1,0 +1,220 @@
+//! What one build read from the file system, with the stat each file or
+//! directory had when it was read: workflow files by the loader, input and
+//! store files by the stat cache, store manifests by the lookup that
+//! parses them, directories by glob expansion.
+//!
+//! It is the evidence behind the up-to-date record ([`crate::uptodate`]),
+//! the graph cache and the node trace: a build whose every observation
+//! still holds would read the same bytes and so do the same thing. Each
+//! stat is taken *before* the read (or on the open handle), so an edit or
+//! a rename-over after it always shows as a different stat later. A file
+//! seen changing while it was read marks the observations unstable, and
+//! no record is written from them.
+//!
+//! A build makes one [`Reads`] and hands it to everything that reads for
+//! it (the loader, the compiler's checks, the stat cache, the store
+//! lookup, the decide and dispatch steps); the readers take it as a
+//! parameter, so no read for a build can bypass it. Two builds in one
+//! process (`admf watch`, tests) each have their own and never see each
+//! other's reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::file_stat::Stat;
+
+/// The reads of one build. Cloning gives another handle on the same list.
+#[derive(Clone, Default)]
+pub struct Reads {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    seen: Mutex<Vec<(PathBuf, Stat)>>,
+    unstable: AtomicBool,
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads")
+            .field("seen", &self.lock().len())
+            .field("unstable", &self.unstable())
+            .finish()
+    }
+}
+
+impl Reads {
+    /// A new, empty list of reads.
+    pub fn new() -> Reads {
+        Reads::default()
+    }
+
+    /// `path` (absolute) was read while it had `stat`.
+    pub fn note(&self, path: &Path, stat: Stat) {
+        self.lock().push((path.to_path_buf(), stat));
+    }
+
+    /// The file's bytes, its stat noted (taken on the open handle, before
+    /// reading).
+    pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let stat = Stat::of(&file.metadata()?);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        self.note(&absolute(path), stat);
+        Ok(bytes)
+    }
+
+    /// The directory at `path` is about to be listed.
+    pub fn note_dir(&self, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(meta) => self.note(&absolute(path), Stat::of(&meta)),
+            Err(_) => self.note_unstable(),
+        }
+    }
+
+    /// A file changed while it was being read: no record may rest on
+    /// these reads.
+    pub fn note_unstable(&self) {
+        self.inner.unstable.store(true, Ordering::Relaxed);
+    }
+
+    /// The build wrote a file it would otherwise vouch for (a restored
+    /// workspace output): it was no no-op, and no record may rest on it.
+    pub fn note_written(&self) {
+        self.note_unstable();
+    }
+
+    /// Everything observed so far, as it was noted (unsorted, with
+    /// repeats), without forgetting it.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Stat)> {
+        self.lock().clone()
+    }
+
+    /// Whether something changed while it was being read.
+    pub fn unstable(&self) -> bool {
+        self.inner.unstable.load(Ordering::Relaxed)
+    }
+
+    /// Everything observed, sorted and without repeats, or `None` when
+    /// something changed while it was read. The list is emptied.
+    pub fn take(&self) -> Option<Vec<(PathBuf, Stat)>> {
+        let mut seen = std::mem::take(&mut *self.lock());
+        if self.unstable() {
+            return None;
+        }
+        // By bytes: `Path` compares component by component, much slower.
+        seen.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+        seen.dedup_by(|a, b| a.0.as_os_str() == b.0.as_os_str() && a.1 == b.1);
+        // One path seen with two different stats changed during the run.
+        if seen
+            .windows(2)
+            .any(|w| w[0].0.as_os_str() == w[1].0.as_os_str())
+        {
+            return None;
+        }
+        Some(seen)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(PathBuf, Stat)>> {
+        self.inner.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(size: u64) -> Stat {
+        Stat {
+            size,
+            mtime_ns: 1,
+            inode: 2,
+            device: 3,
+            ctime_ns: 1,
+        }
+    }
+
+    #[test]
+    fn two_handles_do_not_share_reads() {
+        let a = Reads::new();
+        let b = Reads::new();
+        a.note(Path::new("/a"), stat(1));
+        b.note_unstable();
+        assert_eq!(a.take(), Some(vec![(PathBuf::from("/a"), stat(1))]));
+        assert!(!a.unstable());
+        assert!(b.snapshot().is_empty());
+        assert_eq!(b.take(), None);
+    }
+
+    #[test]
+    fn clones_share_one_list() {
+        let a = Reads::new();
+        let b = a.clone();
+        b.note(Path::new("/x"), stat(1));
+        assert_eq!(a.snapshot().len(), 1);
+        b.note_written();
+        assert!(a.unstable());
+    }
+
+    #[test]
+    fn the_same_stat_twice_is_one_read() {
+        let reads = Reads::new();
+        reads.note(Path::new("/b"), stat(5));
+        reads.note(Path::new("/a"), stat(4));
+        reads.note(Path::new("/b"), stat(5));
+        assert_eq!(
+            reads.take(),
+            Some(vec![
+                (PathBuf::from("/a"), stat(4)),
+                (PathBuf::from("/b"), stat(5))
+            ])
+        );
+    }
+
+    #[test]
+    fn one_path_with_two_stats_is_unstable() {
+        let reads = Reads::new();
+        reads.note(Path::new("/b"), stat(5));
+        reads.note(Path::new("/a"), stat(4));
+        reads.note(Path::new("/b"), stat(6));
+        assert_eq!(reads.take(), None);
+    }
+
+    #[test]
+    fn a_write_voids_the_record() {
+        let reads = Reads::new();
+        reads.note(Path::new("/a"), stat(4));
+        reads.note_written();
+        assert_eq!(reads.take(), None);
+    }
+
+    #[test]
+    fn read_notes_the_stat_of_the_open_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "abc").unwrap();
+        let reads = Reads::new();
+        assert_eq!(reads.read(&file).unwrap(), b"abc");
+        reads.note_dir(dir.path());
+        let seen = reads.take().unwrap();
+        let now = Stat::of(&std::fs::metadata(&file).unwrap());
+        assert!(seen.contains(&(file.clone(), now)), "{seen:?}");
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn a_missing_directory_is_unstable() {
+        let dir = tempfile::tempdir().unwrap();
+        let reads = Reads::new();
+        reads.note_dir(&dir.path().join("gone"));
+        assert!(reads.unstable());
+    }
+}
