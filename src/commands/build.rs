@@ -337,6 +337,7 @@ fn build_from(
     );
     progress.finish();
     executor.finish();
+    crate::phases::data::forget_loaded();
     if let Some(remote) = &ctx.remote {
         let summary = remote.finish();
         crate::errln!(

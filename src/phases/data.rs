@@ -1,5 +1,5 @@
 //! Loading the bars a `data:` config names: each file parsed once per
-//! process and stat, the bad-row policy logged, a sealed holdout cut off.
+//! build and stat, the bad-row policy logged, a sealed holdout cut off.
 
 use std::path::{Path, PathBuf};
 
@@ -7,11 +7,12 @@ use super::PhaseError;
 use super::config::DataSpec;
 use crate::market::{BadRowPolicy, Bars, load_csv};
 
-/// Parsed data files of this process, so the trials of a sweep parse a
-/// file once rather than once each. Keyed by the file's identity and stat:
-/// an edit during the build is a new entry, never a stale one, and it
-/// replaces the file's older entry, so a long `admf watch` holds one
-/// parsed copy per file, not one per edit.
+/// Parsed data files of the running build, so the trials of a sweep parse
+/// a file once rather than once each. Keyed by the file's identity and
+/// stat: an edit during the build is a new entry, never a stale one, and
+/// it replaces the file's older entry. Emptied when a build ends
+/// ([`forget_loaded`]), so a long `admf watch` whose data directory gains
+/// a file a day holds none of them between builds.
 type LoadKey = (
     PathBuf,
     String,
@@ -24,6 +25,12 @@ type LoadKey = (
 type LoadedMemo =
     std::sync::Mutex<std::collections::HashMap<LoadKey, std::sync::Arc<crate::market::Loaded>>>;
 static LOADED: std::sync::LazyLock<LoadedMemo> = std::sync::LazyLock::new(Default::default);
+
+/// Drops every parsed file: called when a build ends. Another build of
+/// the process still running only parses its files again.
+pub fn forget_loaded() {
+    LOADED.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
 
 fn load_shared(
     file: &Path,
@@ -156,5 +163,11 @@ mod tests {
         let second = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
         assert_eq!((first.bars.len(), second.bars.len()), (3, 5));
         assert_eq!(copies(), 1);
+        // A build's end lets go of every parsed file.
+        forget_loaded();
+        assert_eq!(copies(), 0);
+        let again = load_shared(&file, "X", BadRowPolicy::Error).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&again, &second));
+        assert_eq!(again.bars.len(), 5);
     }
 }
