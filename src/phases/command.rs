@@ -1,7 +1,8 @@
 //! `mode: command`: any shell step. `run:` is executed by `sh -c` in the
 //! declaring workflow's directory, in an environment built from an
 //! allow-list ([`ALLOWED_ENV`], the variables named in `pass_env:`, the
-//! `ADMF_UPSTREAM_*` variables) with `env:` added, and stdout and stderr captured together into the node's log. `inputs:`
+//! `ADMF_UPSTREAM_*` variables) with `env:` added, and stdout and stderr
+//! captured together into the node's log. `inputs:`
 //! (paths or globs) enter the key by content; every path in `outputs:`
 //! must exist when the command ends, is copied into the store, and is
 //! restored into the workspace on a cache hit. Declared outputs are removed
@@ -39,12 +40,20 @@ pub const KEYS: &[&str] = &[
 
 /// Variables a command always gets from the build's environment, as
 /// they are, without entering the key: what a shell and its tools need
-/// to start (PATH, HOME, locale, temp dir). Everything else, credentials
-/// included, is invisible unless named in `pass_env:`.
+/// to start (PATH, HOME, locale, temp dir), and, by prefix
+/// ([`ALLOWED_ENV_PREFIXES`]), the locale categories and the job a
+/// scheduler runs the command in. Everything else, credentials included,
+/// is invisible unless named in `pass_env:`.
 pub const ALLOWED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LANGUAGE", "TMPDIR"];
 
+/// `LC_*`: locale categories. `SLURM_*`: the job and its granted
+/// resources (job id, CPUs, memory) when the Slurm executor runs the
+/// action; they describe where the command runs, not what it computes,
+/// as `threads:` does for a local run.
+pub const ALLOWED_ENV_PREFIXES: &[&str] = &["LC_", "SLURM_"];
+
 fn allowed_env(name: &str) -> bool {
-    ALLOWED_ENV.contains(&name) || name.starts_with("LC_")
+    ALLOWED_ENV.contains(&name) || ALLOWED_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// The names in `pass_env:` (validated at compile time).
