@@ -120,7 +120,7 @@ fn replay(c: &mut Criterion) {
         ppy,
         0.5,
     );
-    let cands = weights::random(signals.len(), 10_000, 7);
+    let cands = weights::random(signals.len(), 10_000, 7).expect("within the bounds");
     // The split of `signal_replay` with the default 0.8.
     let scope = Scope {
         end: (n as f64 * 0.8).floor() as usize,

@@ -22,6 +22,7 @@ have slurmctld || apt_packages+=(slurmctld)
 have slurmd || apt_packages+=(slurmd)
 have sbatch || apt_packages+=(slurm-client)
 have chromium-headless-shell || have chromium || apt_packages+=(chromium-headless-shell)
+[ -x /usr/bin/time ] || apt_packages+=(time)
 { { [ -x .venv-test/bin/weed ] && [ -x .venv-test/bin/bgd ]; } || python3 -m venv --help >/dev/null 2>&1; } ||
     apt_packages+=(python3 python3-venv)
 

@@ -90,8 +90,20 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
     let mut memory = MemoryOutputs::default();
     for attempt in 0..=action.retries {
         if attempt > 0 {
+            // Only the last attempt's output is kept: a node retried many
+            // times would otherwise hold every attempt's log at once.
+            let failure = match &result {
+                Err(e) => e.message.as_str(),
+                Ok(()) => "",
+            };
+            log.clear();
             log.extend_from_slice(
-                format!("admf: attempt {} of {}\n", attempt + 1, action.retries + 1).as_bytes(),
+                format!(
+                    "admf: attempt {} of {} (attempt {attempt} failed: {failure}; its output is left out)\n",
+                    attempt + 1,
+                    action.retries + 1
+                )
+                .as_bytes(),
             );
             if let Err(e) = empty_dir(&action.out_dir) {
                 result = Err(PhaseError::new(format!(

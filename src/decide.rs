@@ -554,14 +554,16 @@ fn restore_dir_output(
         return Ok(());
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path)?,
-        Ok(_) => std::fs::remove_file(path)?,
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(at_path(path))?,
+        Ok(_) => std::fs::remove_file(path).map_err(at_path(path))?,
         Err(_) => {}
     }
-    std::fs::create_dir_all(path)?;
+    std::fs::create_dir_all(path).map_err(at_path(path))?;
     for (name, _) in &stored {
         let full = format!("{rel}{name}");
-        crate::workspace::restore_bytes(&entry.read(&full)?, &path.join(name), &node.base_dir)?;
+        let to = path.join(name);
+        crate::workspace::restore_bytes(&entry.read(&full)?, &to, &node.base_dir)
+            .map_err(at_path(&to))?;
     }
     ctx.reads().note_written();
     Ok(())
@@ -593,10 +595,17 @@ fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> st
         {
             continue;
         }
-        crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)?;
+        crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)
+            .map_err(at_path(path))?;
         ctx.reads().note_written();
     }
     Ok(())
+}
+
+/// Adds `path` to an error's message, so that a full disk or a missing
+/// directory says where.
+fn at_path(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// The temp outputs of `node`'s upstream nodes, put back from their

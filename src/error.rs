@@ -194,11 +194,10 @@ impl Error {
         let hint = self.hint();
         let mut out = String::new();
         let location = self.location();
-        let source = location.and_then(|l| std::fs::read(&l.file).ok());
+        let source = location.and_then(|l| quoted_line(&l.file, l.line));
         match (location, source) {
-            (Some(loc), Some(bytes)) if loc.line > 0 && has_line(&bytes, loc.line) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let (line_text, line_start) = line_of(&text, loc.line);
+            (Some(loc), Some(quoted)) => {
+                let (line_text, line_start) = (quoted.as_str(), loc.line);
                 let origin = loc.file.display().to_string();
                 let mut col = loc.column.saturating_sub(1).min(line_text.len());
                 while !line_text.is_char_boundary(col) {
@@ -263,18 +262,48 @@ impl Error {
 
 /// Whether the file has a non-empty line `line` short enough to quote
 /// (a megabyte-long line is named by position only).
-fn has_line(bytes: &[u8], line: usize) -> bool {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .nth(line - 1)
-        .is_some_and(|l| !l.is_empty() && l.len() <= MAX_QUOTED_LINE)
-}
-
 const MAX_QUOTED_LINE: usize = 1000;
 
-fn line_of(text: &str, line: usize) -> (&str, usize) {
-    let found = text.lines().nth(line - 1).unwrap_or("");
-    (found, line)
+/// Line `line` (1-based) of `path`, without its line ending, when it can
+/// be read, is not empty and is short enough to quote. The file is read
+/// a buffer at a time and the lines before are skipped unkept, so
+/// quoting the last row of a gigabyte data file holds one short line.
+fn quoted_line(path: &std::path::Path, line: usize) -> Option<String> {
+    use std::io::BufRead;
+    if line == 0 {
+        return None;
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let mut skipped = 1;
+    let mut kept = Vec::new();
+    loop {
+        let buf = reader.fill_buf().ok()?;
+        if buf.is_empty() {
+            break;
+        }
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let used = newline.map_or(buf.len(), |i| i + 1);
+        if skipped == line {
+            let piece = &buf[..newline.unwrap_or(buf.len())];
+            if kept.len() + piece.len() > MAX_QUOTED_LINE + 1 {
+                return None;
+            }
+            kept.extend_from_slice(piece);
+        }
+        reader.consume(used);
+        if newline.is_some() {
+            if skipped == line {
+                break;
+            }
+            skipped += 1;
+        }
+    }
+    if skipped < line {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&kept);
+    let text = text.strip_suffix('\r').unwrap_or(&text);
+    (!text.is_empty() && text.len() <= MAX_QUOTED_LINE).then(|| text.to_string())
 }
 
 /// Underline one word: up to the next space, colon or comma.

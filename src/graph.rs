@@ -280,6 +280,7 @@ pub fn compile_with(
     topo_sort_phases(&workflow, &phase_index, &mut phase_order);
     let mut output_of_phase: Vec<usize> = vec![usize::MAX; workflow.phases.len()];
     let mut real_dirs = HashMap::new();
+    check_trial_budget(&workflow, factory, &phase_order)?;
     for &pi in &phase_order {
         let phase = &workflow.phases[pi];
         let location_of = |issue: &ConfigIssue| phase.locate(&issue.key);
@@ -499,6 +500,41 @@ pub fn compile_with(
 }
 
 /// A phase's config: the inherited keys its mode uses, then its own.
+/// One bound on the trials of all the grids of the graph together,
+/// counted from their declarations before any grid is expanded: a
+/// workflow of many large grids is refused at the grid that passes the
+/// bound without first listing the trials of the others. A grid that
+/// does not count is left to the expansion to report.
+fn check_trial_budget(
+    workflow: &Workflow,
+    factory: &dyn Factory,
+    phase_order: &[usize],
+) -> Result<(), Error> {
+    let mut trials: u128 = 0;
+    for &pi in phase_order {
+        let phase = &workflow.phases[pi];
+        let expands = factory.get(&phase.mode).is_some_and(|p| p.expands_grid());
+        let Some(declared) = phase.config.get("grid").filter(|_| expands) else {
+            continue;
+        };
+        let Ok(count) = grid::count(declared) else {
+            continue;
+        };
+        trials += count;
+        if trials > grid::MAX_TRIALS as u128 {
+            return Err(Error::invalid(
+                phase.locate("grid"),
+                "grid",
+                format!(
+                    "this grid's {count} trials bring the workflow to {trials}, above the bound of {} trials for one build",
+                    grid::MAX_TRIALS
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn resolved_config(
     phase: &PhaseIr,
     implementation: &dyn crate::phases::Phase,

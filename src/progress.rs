@@ -128,7 +128,11 @@ impl Observer for Progress {
             )),
             Outcome::Skipped(reason) => self.say(&skipped_line(&node.id, reason)),
             Outcome::Failed(message) => {
-                let log = String::from_utf8_lossy(&result.log);
+                let log = if self.verbose {
+                    String::from_utf8_lossy(&result.log)
+                } else {
+                    failure_tail(&result.log)
+                };
                 let mut text = format!("{:<8}{}: {message}\n", "FAILED", node.id);
                 if !log.trim().is_empty() {
                     text.push_str(&format!("--- log of {} ---\n{log}", node.id));
@@ -149,6 +153,41 @@ impl Observer for Progress {
         }
         self.update(graph);
     }
+}
+
+/// How much of a failed node's log is shown: its last lines, at most
+/// this many and this many bytes (`--verbose` shows the whole log).
+pub const FAILURE_TAIL_LINES: usize = 50;
+pub const FAILURE_TAIL_BYTES: usize = 64 * 1024;
+
+/// The end of a failed node's log, with a line saying how much came
+/// before: the cause is nearly always at the end, and a log of a
+/// hundred megabytes would bury it.
+fn failure_tail(log: &[u8]) -> std::borrow::Cow<'_, str> {
+    let mut start = log.len().saturating_sub(FAILURE_TAIL_BYTES);
+    // The final newline ends the last line rather than starting another.
+    let body = log.strip_suffix(b"\n").unwrap_or(log);
+    if let Some(i) = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(FAILURE_TAIL_LINES - 1)
+        .map(|(i, _)| i + 1)
+    {
+        start = start.max(i);
+    }
+    if start == 0 {
+        return String::from_utf8_lossy(log);
+    }
+    let left_out = &log[..start];
+    let lines = left_out.iter().filter(|b| **b == b'\n').count();
+    let mut text = format!(
+        "[{} earlier bytes ({lines} lines) not shown; --verbose shows the whole log]\n",
+        left_out.len()
+    );
+    text.push_str(&String::from_utf8_lossy(&log[start..]));
+    std::borrow::Cow::Owned(text)
 }
 
 /// The line a skipped node prints.

@@ -29,7 +29,7 @@ fn ensemble(count: usize) -> Ensemble {
 #[test]
 fn search_is_independent_of_thread_count() {
     let e = ensemble(8);
-    let w = weights::random(8, 3000, 7);
+    let w = weights::random(8, 3000, 7).unwrap();
     let scope = Scope {
         end: 4192,
         labels: None,

@@ -74,7 +74,10 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
                     old.display()
                 );
             }
-            Ok(0)
+            for (path, why) in &report.not_removed {
+                crate::errln!("cannot remove {}: {why}", path.display());
+            }
+            Ok(i32::from(!report.not_removed.is_empty()))
         }
         // Dispatched to `remote_sync` before the store is opened here.
         CacheAction::Push { .. } | CacheAction::Pull { .. } => Err(Error::Usage {
@@ -98,12 +101,17 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
                 report.stale_tmp.len(),
                 if repair { " (repaired)" } else { "" }
             );
+            for (path, why) in &report.not_removed {
+                crate::errln!("cannot remove {}: {why}", path.display());
+            }
             // Leftover temporaries are no corruption: nothing reads them.
-            Ok(if report.found_corruption() && !repair {
-                1
-            } else {
-                0
-            })
+            Ok(
+                if (report.found_corruption() && !repair) || !report.not_removed.is_empty() {
+                    1
+                } else {
+                    0
+                },
+            )
         }
     }
 }

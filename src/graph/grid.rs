@@ -6,7 +6,8 @@ use serde_json::{Map, Number, Value};
 
 use crate::phases::ConfigIssue;
 
-/// More combinations than this is almost certainly a typo in a range.
+/// More combinations than this, in one grid or in all the grids of one
+/// build graph, is almost certainly a typo in a range.
 pub const MAX_TRIALS: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,26 +18,25 @@ pub struct Trial {
     pub params: Vec<(String, Value)>,
 }
 
-/// Expand `grid` (the value of a phase's `grid:` key).
-pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, ConfigIssue> {
+/// The number of trials `grid` expands to, counted from the
+/// declaration (a range's length is arithmetic), so a refused grid costs
+/// no memory. Errors as [`expand`] does.
+pub fn count(grid: &Value) -> Result<u128, ConfigIssue> {
     let map = grid
         .as_object()
         .ok_or_else(|| ConfigIssue::new("grid", "must be a mapping of parameter → values"))?;
     if map.is_empty() {
         return Err(ConfigIssue::new("grid", "is empty"));
     }
-    let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut sizes = Vec::with_capacity(map.len());
     for (key, values) in map {
-        axes.push((key.clone(), axis(key, values)?));
+        sizes.push((key, axis_len(key, values)?));
     }
-    let combinations = axes
+    let combinations = sizes
         .iter()
-        .fold(1u128, |n, (_, v)| n.saturating_mul(v.len() as u128));
+        .fold(1u128, |n, (_, len)| n.saturating_mul(*len));
     if combinations > MAX_TRIALS as u128 {
-        let sizes: Vec<String> = axes
-            .iter()
-            .map(|(k, v)| format!("{} {k}", v.len()))
-            .collect();
+        let sizes: Vec<String> = sizes.iter().map(|(k, n)| format!("{n} {k}")).collect();
         return Err(ConfigIssue::new(
             "grid",
             format!(
@@ -45,7 +45,16 @@ pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, C
             ),
         ));
     }
-    let total = combinations as usize;
+    Ok(combinations)
+}
+
+/// Expand `grid` (the value of a phase's `grid:` key).
+pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, ConfigIssue> {
+    let total = count(grid)? as usize;
+    let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
+    for (key, values) in grid.as_object().into_iter().flatten() {
+        axes.push((key.clone(), axis(key, values)?));
+    }
     let prefix = strategy_type.unwrap_or("trial");
     Ok((0..total)
         .map(|index| {
@@ -75,7 +84,21 @@ fn plain(v: &Value) -> String {
     }
 }
 
+/// The values of one grid key.
 fn axis(key: &str, values: &Value) -> Result<Vec<Value>, ConfigIssue> {
+    axis_len(key, values)?;
+    match values {
+        Value::String(text) => {
+            let spec = range(text).map_err(|m| ConfigIssue::new(format!("grid.{key}"), m))?;
+            Ok(spec.values())
+        }
+        Value::Array(items) => Ok(items.clone()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// How many values one grid key has, checked but not expanded.
+fn axis_len(key: &str, values: &Value) -> Result<u128, ConfigIssue> {
     let at = format!("grid.{key}");
     match values {
         Value::Array(items) if items.is_empty() => Err(ConfigIssue::new(at, "has no values")),
@@ -86,9 +109,11 @@ fn axis(key: &str, values: &Value) -> Result<Vec<Value>, ConfigIssue> {
                     "values must be numbers, strings or booleans",
                 ));
             }
-            Ok(items.clone())
+            Ok(items.len() as u128)
         }
-        Value::String(text) => range(text).map_err(|m| ConfigIssue::new(at, m)),
+        Value::String(text) => range(text)
+            .map(|spec| spec.len() as u128)
+            .map_err(|m| ConfigIssue::new(at, m)),
         _ => Err(ConfigIssue::new(
             at,
             "must be a list of values or \"range(start, stop, step)\"",
@@ -96,8 +121,37 @@ fn axis(key: &str, values: &Value) -> Result<Vec<Value>, ConfigIssue> {
     }
 }
 
-/// `range(a, b, step)`, inclusive; integers stay integers.
-fn range(text: &str) -> Result<Vec<Value>, String> {
+/// A checked `range(a, b, step)`: its first value, step and length.
+enum Range {
+    Int { start: i64, step: i64, count: usize },
+    Float { start: f64, step: f64, count: usize },
+}
+
+impl Range {
+    fn len(&self) -> usize {
+        match *self {
+            Range::Int { count, .. } | Range::Float { count, .. } => count,
+        }
+    }
+
+    /// Every value; integers stay integers.
+    fn values(&self) -> Vec<Value> {
+        match *self {
+            Range::Int { start, step, count } => (0..count as i64)
+                .map(|i| Value::from(start + i * step))
+                .collect(),
+            Range::Float { start, step, count } => (0..count)
+                .map(|i| {
+                    let x = round_sig(start + i as f64 * step);
+                    Number::from_f64(x).map_or(Value::Null, Value::Number)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `range(a, b, step)`, inclusive of `b`, at most [`MAX_TRIALS`] values.
+fn range(text: &str) -> Result<Range, String> {
     let usage = || format!("`{text}` is not \"range(start, stop, step)\"");
     let inner = text
         .trim()
@@ -121,9 +175,11 @@ fn range(text: &str) -> Result<Vec<Value>, String> {
         if count > MAX_TRIALS as i128 {
             return Err(format!("`{text}` has more than {MAX_TRIALS} values"));
         }
-        return Ok((0..count as i64)
-            .map(|i| Value::from(a + i * step))
-            .collect());
+        return Ok(Range::Int {
+            start: a,
+            step,
+            count: count as usize,
+        });
     }
     let nums: Vec<f64> = parts
         .iter()
@@ -135,17 +191,17 @@ fn range(text: &str) -> Result<Vec<Value>, String> {
         return Err(format!("`{text}`: need start ≤ stop and step > 0"));
     }
     // The epsilon keeps `range(0.1, 0.3, 0.1)` at three values despite
-    // binary rounding of the quotient.
+    // binary rounding of the quotient. `b - a` may overflow to infinity,
+    // which the bound refuses.
     let count = ((b - a) / step + 1e-9).floor() + 1.0;
     if count > MAX_TRIALS as f64 {
         return Err(format!("`{text}` has more than {MAX_TRIALS} values"));
     }
-    Ok((0..count as usize)
-        .map(|i| {
-            let x = round_sig(a + i as f64 * step);
-            Number::from_f64(x).map_or(Value::Null, Value::Number)
-        })
-        .collect())
+    Ok(Range::Float {
+        start: a,
+        step,
+        count: count as usize,
+    })
 }
 
 /// Round to 12 significant digits so `0.1 + 2 * 0.1` prints as `0.3`.

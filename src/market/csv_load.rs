@@ -63,13 +63,36 @@ pub struct Loaded {
     pub first_problem: Option<(usize, String)>,
 }
 
+/// Reads `path` a line at a time into the columns, so memory holds the
+/// bars and one line, never the whole text.
 pub fn load_csv(path: &Path, symbol: &str, policy: BadRowPolicy) -> Result<Loaded, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Data {
-        location: Location::file(path),
-        rule: format!("not UTF-8 text ({e})"),
-    })?;
-    parse_csv(&text, path, symbol, policy)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut parser = Parser::new(path, symbol, policy, size);
+    let mut line = Vec::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        let read = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
+            .map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        line_no += 1;
+        let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let column = String::from_utf8_lossy(&bytes[..e.valid_up_to()])
+                .chars()
+                .count();
+            Error::Data {
+                location: Location::new(path, line_no, column + 1),
+                rule: format!("not UTF-8 text ({e})"),
+            }
+        })?;
+        parser.line(line_no, text)?;
+    }
+    parser.finish()
 }
 
 struct Columns {
@@ -90,66 +113,126 @@ pub fn parse_csv(
     symbol: &str,
     policy: BadRowPolicy,
 ) -> Result<Loaded, Error> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-    let data_error = |line: usize, column: usize, rule: String| Error::Data {
-        location: Location::new(path, line, column),
-        rule,
-    };
-    let Some(&(first_no, first)) = lines.peek() else {
-        return Err(data_error(1, 1, "no data rows".into()));
-    };
-    let delim = if first.contains(';') {
-        ';'
-    } else if first.contains(',') {
-        ','
-    } else {
-        '\t'
-    };
-    let first_fields = split(first, delim);
-    let columns = if timestamp::parse(first_fields[0].1).is_some() {
-        Columns {
-            time: 0,
-            time_of_day: None,
-            ohlc: [1, 2, 3, 4],
-            volume: (first_fields.len() > 5).then_some(5),
-            needed: 5,
-        }
-    } else {
-        lines.next();
-        header_columns(&first_fields).map_err(|rule| data_error(first_no, 1, rule))?
-    };
+    let mut parser = Parser::new(path, symbol, policy, text.len() as u64);
+    for (i, line) in text.split('\n').enumerate() {
+        parser.line(i + 1, line)?;
+    }
+    parser.finish()
+}
 
-    let mut bars = Bars {
-        symbol: symbol.to_string(),
-        source: path.to_path_buf(),
-        ..Bars::default()
-    };
-    let mut last_line = 0usize;
-    let mut loaded = Loaded {
-        bars: Bars::default(),
-        dropped: 0,
-        fixed: 0,
-        first_problem: None,
-    };
-    let mut fields = Vec::with_capacity(8);
-    for (line_no, line) in lines {
-        fields.clear();
-        fields.extend(split(line, delim));
-        let row = check_row(&fields, &columns, policy, &bars, last_line);
-        match row {
+/// The file's form, fixed by its first non-blank line.
+struct Form {
+    delim: char,
+    columns: Columns,
+    /// The first non-blank line, for "no valid data rows".
+    first_no: usize,
+}
+
+/// The rows of one file, fed a line at a time.
+struct Parser<'p> {
+    path: &'p Path,
+    policy: BadRowPolicy,
+    form: Option<Form>,
+    bars: Bars,
+    last_line: usize,
+    dropped: usize,
+    fixed: usize,
+    first_problem: Option<(usize, String)>,
+    /// The file's size, to size the columns from the first row.
+    size: u64,
+}
+
+impl<'p> Parser<'p> {
+    fn new(path: &'p Path, symbol: &str, policy: BadRowPolicy, size: u64) -> Self {
+        Parser {
+            path,
+            policy,
+            size,
+            form: None,
+            bars: Bars {
+                symbol: symbol.to_string(),
+                source: path.to_path_buf(),
+                ..Bars::default()
+            },
+            last_line: 0,
+            dropped: 0,
+            fixed: 0,
+            first_problem: None,
+        }
+    }
+
+    fn data_error(&self, line: usize, column: usize, rule: String) -> Error {
+        Error::Data {
+            location: Location::new(self.path, line, column),
+            rule,
+        }
+    }
+
+    /// Line `line_no` (1-based) without its `\n`.
+    fn line(&mut self, line_no: usize, line: &str) -> Result<(), Error> {
+        let line = if line_no == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(line)
+        } else {
+            line
+        };
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let Some(form) = &self.form else {
+            let delim = if line.contains(';') {
+                ';'
+            } else if line.contains(',') {
+                ','
+            } else {
+                '\t'
+            };
+            let first_fields = split(line, delim);
+            let headerless = timestamp::parse(first_fields[0].1).is_some();
+            let columns = if headerless {
+                Columns {
+                    time: 0,
+                    time_of_day: None,
+                    ohlc: [1, 2, 3, 4],
+                    volume: (first_fields.len() > 5).then_some(5),
+                    needed: 5,
+                }
+            } else {
+                header_columns(&first_fields).map_err(|rule| self.data_error(line_no, 1, rule))?
+            };
+            self.form = Some(Form {
+                delim,
+                columns,
+                first_no: line_no,
+            });
+            return if headerless {
+                self.line(line_no, line)
+            } else {
+                Ok(())
+            };
+        };
+        let delim = form.delim;
+        if self.bars.ts.capacity() == 0 {
+            self.reserve(line.len());
+        }
+        let Some(form) = &self.form else {
+            return Ok(());
+        };
+        let fields = split(line, delim);
+        match check_row(
+            &fields,
+            &form.columns,
+            self.policy,
+            &self.bars,
+            self.last_line,
+        ) {
             Ok((row, was_fixed)) => {
                 if was_fixed {
-                    loaded.fixed += 1;
-                    loaded
-                        .first_problem
+                    self.fixed += 1;
+                    self.first_problem
                         .get_or_insert((line_no, was_fixed_rule(&row)));
                 }
+                let bars = &mut self.bars;
                 bars.ts.push(row.ts);
                 std::sync::Arc::make_mut(&mut bars.ts_text).push(row.ts_text);
                 bars.open.push(row.ohlc[0]);
@@ -157,22 +240,59 @@ pub fn parse_csv(
                 bars.low.push(row.ohlc[2]);
                 bars.close.push(row.ohlc[3]);
                 bars.volume.push(row.volume);
-                last_line = line_no;
+                self.last_line = line_no;
             }
             Err((column, rule)) => {
-                if policy == BadRowPolicy::Error {
-                    return Err(data_error(line_no, column, rule));
+                if self.policy == BadRowPolicy::Error {
+                    return Err(self.data_error(line_no, column, rule));
                 }
-                loaded.dropped += 1;
-                loaded.first_problem.get_or_insert((line_no, rule));
+                self.dropped += 1;
+                self.first_problem.get_or_insert((line_no, rule));
             }
         }
+        Ok(())
     }
-    if bars.is_empty() {
-        return Err(data_error(first_no, 1, "no valid data rows".into()));
+
+    /// Sizes the columns for the rows a file of this size holds when
+    /// they are about as long as the first (`row_len` bytes), with an
+    /// eighth to spare: growing by doubling would leave the old halves
+    /// resident in the allocator, half as much again. Capacity that is
+    /// never written takes no memory.
+    fn reserve(&mut self, row_len: usize) {
+        let rows = self.size / (row_len as u64 + 1);
+        let rows = (rows + rows / 8 + 16).min(self.size / 8 + 16);
+        let Ok(rows) = usize::try_from(rows) else {
+            return;
+        };
+        let bars = &mut self.bars;
+        // A refused reservation only means growing as usual.
+        let _ = bars.ts.try_reserve_exact(rows);
+        let _ = std::sync::Arc::make_mut(&mut bars.ts_text).try_reserve_exact(rows);
+        for column in [
+            &mut bars.open,
+            &mut bars.high,
+            &mut bars.low,
+            &mut bars.close,
+            &mut bars.volume,
+        ] {
+            let _ = column.try_reserve_exact(rows);
+        }
     }
-    loaded.bars = bars;
-    Ok(loaded)
+
+    fn finish(self) -> Result<Loaded, Error> {
+        let Some(form) = &self.form else {
+            return Err(self.data_error(1, 1, "no data rows".into()));
+        };
+        if self.bars.is_empty() {
+            return Err(self.data_error(form.first_no, 1, "no valid data rows".into()));
+        }
+        Ok(Loaded {
+            bars: self.bars,
+            dropped: self.dropped,
+            fixed: self.fixed,
+            first_problem: self.first_problem,
+        })
+    }
 }
 
 fn was_fixed_rule(row: &Row) -> String {

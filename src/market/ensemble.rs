@@ -835,7 +835,7 @@ mod tests {
             let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..3)).collect();
             let e = Ensemble::new(&signals, returns, 0.001, 252.0, threshold);
             // A full batch and a partial one.
-            let w = weights::random(k, LANES + 6, seed);
+            let w = weights::random(k, LANES + 6, seed).unwrap();
             let scope = Scope {
                 end: n * 3 / 4,
                 labels: labelled.then_some((&labels[..], 1)),

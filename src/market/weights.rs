@@ -12,7 +12,23 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+/// At most this many candidates, on a grid or drawn (`samples`).
 pub const GRID_LIMIT: u128 = 1_000_000;
+
+/// At most this many weights in all (candidates × signals): 512 MiB.
+pub const VALUES_LIMIT: usize = 1 << 26;
+
+/// `count` candidates of `k` weights, refused beyond [`VALUES_LIMIT`].
+fn capacity(count: usize, k: usize) -> Result<usize, String> {
+    count
+        .checked_mul(k)
+        .filter(|&n| n <= VALUES_LIMIT)
+        .ok_or_else(|| {
+            format!(
+                "{count} candidate weightings of {k} signals are more than {VALUES_LIMIT} weights; draw fewer `samples` or use a coarser `step`"
+            )
+        })
+}
 
 /// `count` weight vectors of length `k`, row after row.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +77,7 @@ pub fn grid(k: usize, step: f64) -> Result<Weights, String> {
             "a grid with step {step} over {k} signals has more than {GRID_LIMIT} weightings; use `method: random`"
         ));
     }
-    let mut data = Vec::with_capacity(count as usize * k);
+    let mut data = Vec::with_capacity(capacity(count as usize, k)?);
     let mut parts = vec![0usize; k];
     compositions(&mut parts, 0, units, &mut |p| {
         data.extend(p.iter().map(|&u| u as f64 / units as f64));
@@ -81,9 +97,14 @@ fn compositions(parts: &mut [usize], at: usize, left: usize, emit: &mut dyn FnMu
     }
 }
 
-pub fn random(k: usize, samples: usize, seed: u64) -> Weights {
+pub fn random(k: usize, samples: usize, seed: u64) -> Result<Weights, String> {
+    if samples as u128 > GRID_LIMIT {
+        return Err(format!(
+            "{samples} samples are more than the {GRID_LIMIT} candidates a weight search may have"
+        ));
+    }
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut data = Vec::with_capacity(k * samples);
+    let mut data = Vec::with_capacity(capacity(samples, k)?);
     let mut row = vec![0.0; k];
     for _ in 0..samples {
         for x in row.iter_mut() {
@@ -96,7 +117,7 @@ pub fn random(k: usize, samples: usize, seed: u64) -> Weights {
             data.extend(std::iter::repeat_n(1.0 / k as f64, k));
         }
     }
-    Weights { k, data }
+    Ok(Weights { k, data })
 }
 
 #[cfg(test)]
@@ -116,10 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn a_search_beyond_its_bounds_is_refused_before_allocating() {
+        for samples in [1_000_001, usize::MAX] {
+            let err = random(3, samples, 0).unwrap_err();
+            assert!(err.contains("samples"), "{err}");
+        }
+        let err = random(100, 1_000_000, 0).unwrap_err();
+        assert!(err.contains("weights"), "{err}");
+        assert_eq!(random(2, 1_000_000, 0).unwrap().count(), 1_000_000);
+    }
+
+    #[test]
     fn random_is_seeded_and_on_the_simplex() {
-        let a = random(5, 100, 7);
-        assert_eq!(a, random(5, 100, 7));
-        assert_ne!(a, random(5, 100, 8));
+        let a = random(5, 100, 7).unwrap();
+        assert_eq!(a, random(5, 100, 7).unwrap());
+        assert_ne!(a, random(5, 100, 8).unwrap());
         for i in 0..a.count() {
             let s: f64 = a.row(i).iter().sum();
             assert!((s - 1.0).abs() < 1e-12);

@@ -11,7 +11,7 @@
 //! node's `metrics.json`, so `when:` conditions can test a command's result.
 
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -483,8 +483,9 @@ impl Phase for Command {
             crate::workspace::remove_file_inside(path, ctx.base_dir).map_err(cannot_remove)?;
             crate::workspace::remove_dead_temps(path);
         }
-        // One file for both streams keeps their interleaving.
-        let mut capture = capture_file()?;
+        // One pipe for both streams keeps their interleaving; a thread
+        // keeps the head and tail of what comes through it.
+        let (capture, capture_writer) = std::io::pipe()?;
         // An absolute path, as ninja and make use: no PATH search per node.
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg("-c")
@@ -495,8 +496,8 @@ impl Phase for Command {
                 ctx.base_dir
             })
             .stdin(std::process::Stdio::null())
-            .stdout(capture.try_clone()?)
-            .stderr(capture.try_clone()?)
+            .stdout(capture_writer.try_clone()?)
+            .stderr(capture_writer)
             .env_clear()
             .envs(base_env(ctx.config));
         // Held until the command has finished: the folders go with it.
@@ -525,17 +526,16 @@ impl Phase for Command {
             }
         }
         let limit = timeout(ctx.config).map_err(|e| PhaseError::bad_input(e.message))?;
-        let (status, timed_out) = run_with_limit(&mut cmd, limit)?;
-        capture.rewind()?;
-        let mut text = Vec::new();
-        capture.read_to_end(&mut text)?;
-        ctx.log.write_all(&text)?;
+        let reader = OutputReader::start(capture)?;
+        let ended = run_with_limit(cmd, limit)?;
+        ctx.log.write_all(&reader.finish())?;
         // Declared logs join the node's log: stored and shown by `admf
         // show`, never part of the output digest, so timings in them do
         // not defeat early cutoff.
         for (rel, path) in &logs {
-            match std::fs::read(path) {
-                Ok(bytes) => {
+            match File::open(path).and_then(CappedOutput::read) {
+                Ok(kept) => {
+                    let bytes = kept.finish();
                     writeln!(ctx.log, "--- log {rel} ---")?;
                     ctx.log.write_all(&bytes)?;
                     if !bytes.ends_with(b"\n") && !bytes.is_empty() {
@@ -545,11 +545,21 @@ impl Phase for Command {
                 Err(_) => writeln!(ctx.log, "--- log {rel} (not written) ---")?,
             }
         }
+        let Ended {
+            status,
+            timed_out,
+            left_running,
+        } = ended;
         if let Some(limit) = timed_out.then_some(limit).flatten() {
             return Err(PhaseError::new(format!(
                 "command timed out after {}s and was killed",
                 limit.as_secs_f64()
             )));
+        }
+        if left_running {
+            return Err(PhaseError::new(
+                "the command exited but left processes running in its process group (a daemon, or `cmd &` without `wait`); they were killed and no output is stored, since they could still write to it: `wait` for them before the command exits",
+            ));
         }
         if !status.success() {
             return Err(PhaseError::new(match status.code() {
@@ -691,38 +701,126 @@ fn timeout(config: &Value) -> Result<Option<std::time::Duration>, ConfigIssue> {
     Ok(Some(std::time::Duration::from_secs_f64(seconds)))
 }
 
-/// Runs `cmd`; with a limit, in its own process group, killed whole
-/// when the limit passes. Returns the status and whether it timed out.
+/// How a command ended.
+struct Ended {
+    status: std::process::ExitStatus,
+    /// Its `timeout:` passed and its group was killed.
+    timed_out: bool,
+    /// Processes it started were still running in its group after it
+    /// exited (and were killed).
+    left_running: bool,
+}
+
+/// Runs `cmd` in its own process group; with a limit, killed whole when
+/// the limit passes. `cmd` is consumed: the parent's copies of the
+/// output pipe close with it, so the pipe ends when the command's
+/// processes are gone.
 fn run_with_limit(
-    cmd: &mut std::process::Command,
+    mut cmd: std::process::Command,
     limit: Option<std::time::Duration>,
-) -> Result<(std::process::ExitStatus, bool), PhaseError> {
+) -> Result<Ended, PhaseError> {
     let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
     // Its own process group: a timeout kills the group, and a signal to
     // admf is forwarded to it (see `crate::interrupt`).
     #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(start_error)?;
+    drop(cmd);
     let _registered = crate::interrupt::register(child.id() as i32);
+    let exited = |child: &std::process::Child, status| {
+        stop_interrupted_group(child);
+        Ok(Ended {
+            status,
+            timed_out: false,
+            left_running: group_left_running(child.id()),
+        })
+    };
     let Some(limit) = limit else {
         let status = child.wait()?;
-        stop_interrupted_group(&child);
-        return Ok((status, false));
+        return exited(&child, status);
     };
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
-            stop_interrupted_group(&child);
-            return Ok((status, false));
+            return exited(&child, status);
         }
         if started.elapsed() >= limit {
             kill_group(&mut child);
-            return Ok((child.wait()?, true));
+            return Ok(Ended {
+                status: child.wait()?,
+                timed_out: true,
+                left_running: false,
+            });
         }
         std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
+}
+
+/// How long processes left in a command's group after it exited get to
+/// end on their own (a pipeline's last member being reaped) before they
+/// count as left running.
+const GROUP_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// After the command (the group's leader, `group`) exited: whether
+/// processes it started still run in its group. Those are killed: a
+/// daemon writing an output after its digest was taken would make the
+/// workspace differ from the entry. Zombies nobody reaped yet (a
+/// container's init may never reap) do not count.
+fn group_left_running(group: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Some(pid) = rustix::process::Pid::from_raw(group as i32) else {
+            return false;
+        };
+        let alive = || rustix::process::test_kill_process_group(pid).is_ok();
+        let deadline = std::time::Instant::now() + GROUP_LINGER;
+        while alive() {
+            if std::time::Instant::now() >= deadline {
+                if !group_has_live_member(group) {
+                    return false;
+                }
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = group;
+        false
+    }
+}
+
+/// Whether a process of group `group` other than a zombie exists, from
+/// `/proc/<pid>/stat` (state and process group follow the command name
+/// in parentheses).
+#[cfg(target_os = "linux")]
+fn group_has_live_member(group: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        // state, ppid, pgrp
+        let fields: Vec<&str> = after.split_whitespace().take(3).collect();
+        fields.len() == 3 && fields[0] != "Z" && fields[2].parse() == Ok(group)
+    })
 }
 
 /// After an interrupted build's command has exited, kills what it
@@ -801,15 +899,137 @@ fn dir_output_files(
     Ok(())
 }
 
-/// An anonymous file for a command's output. On Linux a memfd: a temp
-/// file on the project's disk would leave one more freshly deleted inode
-/// per node, which ext4 scans past on every later file creation.
-fn capture_file() -> std::io::Result<File> {
-    #[cfg(target_os = "linux")]
-    if let Ok(fd) = rustix::fs::memfd_create("admf-capture", rustix::fs::MemfdFlags::CLOEXEC) {
-        return Ok(File::from(fd));
+/// How much of a command's output its log keeps from each end: the
+/// first and the last `LOG_KEEP` bytes. What lies between is counted and
+/// dropped as it arrives, so a command printing gigabytes costs admf no
+/// more memory than this, and its stored log stays small.
+pub const LOG_KEEP: usize = 1 << 20;
+
+/// How long the output pipe may stay open after the command and its
+/// group are gone: a process that left the group (`setsid`) may hold it
+/// forever, and the build does not wait for it.
+const PIPE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Output as it streams in: its first [`LOG_KEEP`] bytes and the last
+/// [`LOG_KEEP`] after those.
+#[derive(Default)]
+struct CappedOutput {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    dropped: u64,
+}
+
+impl CappedOutput {
+    /// Everything `reader` yields, capped.
+    fn read(mut reader: impl Read) -> std::io::Result<CappedOutput> {
+        let mut kept = CappedOutput::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(kept),
+                Ok(n) => kept.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
-    tempfile::tempfile()
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        if self.head.len() < LOG_KEEP {
+            let n = (LOG_KEEP - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+        self.tail.extend_from_slice(bytes);
+        // Trimmed once it holds twice what it keeps, so each byte is
+        // moved at most once.
+        if self.tail.len() > 2 * LOG_KEEP {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        let excess = self.tail.len().saturating_sub(LOG_KEEP);
+        self.tail.drain(..excess);
+        self.dropped += excess as u64;
+    }
+
+    /// The kept bytes, with a line where output was left out.
+    fn finish(mut self) -> Vec<u8> {
+        self.trim();
+        let mut out = self.head;
+        if self.dropped > 0 {
+            if !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(
+                format!(
+                    "[admf: {} bytes of output left out here; a log keeps the first and the last {} MiB]\n",
+                    self.dropped,
+                    LOG_KEEP >> 20
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(&self.tail);
+        out
+    }
+}
+
+/// A thread reading a command's output pipe into a [`CappedOutput`].
+struct OutputReader {
+    kept: std::sync::Arc<std::sync::Mutex<CappedOutput>>,
+    closed: std::sync::mpsc::Receiver<()>,
+}
+
+impl OutputReader {
+    fn start(pipe: std::io::PipeReader) -> std::io::Result<OutputReader> {
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(CappedOutput::default()));
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        let shared = kept.clone();
+        std::thread::Builder::new()
+            .name("admf-output".into())
+            .spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match pipe.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => shared
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = closed_tx.send(());
+            })?;
+        Ok(OutputReader { kept, closed })
+    }
+
+    /// What came through the pipe, once it closed, or [`PIPE_LINGER`]
+    /// after the command ended when a process outside its group still
+    /// holds it (what it writes later is not kept).
+    fn finish(self) -> Vec<u8> {
+        let still_open = self.closed.recv_timeout(PIPE_LINGER).is_err();
+        let kept = std::mem::take(
+            &mut *self
+                .kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut out = kept.finish();
+        if still_open {
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(
+                b"[admf: a process outside the command's group still holds its output open; what it writes is not kept]\n",
+            );
+        }
+        out
+    }
 }
 
 #[cfg(test)]

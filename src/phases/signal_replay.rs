@@ -159,8 +159,18 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
                             )
                         }),
                     };
+                    let samples = count("samples", 10_000)?.max(1);
+                    if u128::from(samples) > weights::GRID_LIMIT {
+                        return Err(ConfigIssue::new(
+                            "weights.samples",
+                            format!(
+                                "{samples} is above the bound of {} candidates for one weight search",
+                                weights::GRID_LIMIT
+                            ),
+                        ));
+                    }
                     Method::Random {
-                        samples: count("samples", 10_000)?.max(1) as usize,
+                        samples: samples as usize,
                         seed: count("seed", 0)?,
                     }
                 }
@@ -454,7 +464,9 @@ fn read_labels(
 fn candidates(method: &Method, k: usize) -> Result<Weights, PhaseError> {
     match *method {
         Method::Grid { step } => weights::grid(k, step).map_err(PhaseError::new),
-        Method::Random { samples, seed } => Ok(weights::random(k, samples, seed)),
+        Method::Random { samples, seed } => {
+            weights::random(k, samples, seed).map_err(PhaseError::new)
+        }
     }
 }
 

@@ -160,7 +160,11 @@ impl Store {
             .max_depth(2)
             .sort_by_file_name()
         {
-            let item = item.map_err(io::Error::from)?;
+            // walkdir's message names the path; its io::Error would not.
+            let item = item.map_err(|e| {
+                let kind = e.io_error().map_or(io::ErrorKind::Other, io::Error::kind);
+                io::Error::new(kind, e.to_string())
+            })?;
             let name = item.file_name().to_string_lossy().into_owned();
             found.push((name, item.into_path()));
         }

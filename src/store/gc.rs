@@ -66,6 +66,9 @@ pub struct GcReport {
     pub removed_debris: Vec<PathBuf>,
     /// The old-layout store removed by `all`.
     pub removed_old_layout: Option<PathBuf>,
+    /// Blob files that could not be removed, with why: the collection
+    /// goes on past them.
+    pub not_removed: Vec<(PathBuf, String)>,
 }
 
 impl Store {
@@ -176,7 +179,9 @@ impl Store {
             }
             self.index().remove(&doomed, &dead_inline)?;
             for path in &dead_files {
-                remove_file_if_exists(path)?;
+                if let Err(e) = remove_file_if_exists(path) {
+                    report.not_removed.push((path.clone(), e.to_string()));
+                }
             }
             self.remove_views(&kept)?;
         }
@@ -207,7 +212,9 @@ impl Store {
         for item in items {
             let item = item?;
             if !item.file_name().to_str().is_some_and(|n| keep.contains(n)) {
-                self.discard(&item.path())?;
+                let path = item.path();
+                self.discard(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             }
         }
         Ok(())

@@ -39,6 +39,9 @@ pub struct VerifyReport {
     pub stale_tmp: Vec<PathBuf>,
     /// Whether `corrupt` and `stale_tmp` were removed.
     pub repaired: bool,
+    /// Corrupt blob files a repair could not remove, with why: it goes
+    /// on past them.
+    pub not_removed: Vec<(PathBuf, String)>,
 }
 
 impl VerifyReport {
@@ -211,6 +214,7 @@ impl Store {
                 break;
             }
         }
+        let mut not_removed = Vec::new();
         if repair && !corrupt.is_empty() {
             self.bump_generation()?;
             let inline_bad: Vec<String> = bad
@@ -222,8 +226,10 @@ impl Store {
                 .collect();
             self.index().remove(&bad_keys, &inline_bad)?;
             for b in &bad {
-                if let BadBlob::File(path) = b {
-                    remove_file_if_exists(path)?;
+                if let BadBlob::File(path) = b
+                    && let Err(e) = remove_file_if_exists(path)
+                {
+                    not_removed.push((path.clone(), e.to_string()));
                 }
             }
         }
@@ -235,6 +241,7 @@ impl Store {
             corrupt,
             stale_tmp,
             repaired: repair,
+            not_removed,
         })
     }
 }
