@@ -78,7 +78,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub pack: Option<u32>,
     /// A remote cache shared with other machines (`s3://bucket/prefix`, or
-    /// a REAPI v2 server as `grpc://host:port[/instance]`), looked up after
+    /// a REAPI v2 server as `grpc[s]://host:port[/instance]`), looked up after
     /// the local store and filled after each commit; S3 credentials and the
     /// endpoint come from `AWS_*` variables.
     #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
@@ -364,7 +364,7 @@ pub enum CacheAction {
     Push {
         /// The workflow whose entries to push; all entries when omitted.
         workflow: Option<PathBuf>,
-        /// The remote (`s3://bucket/prefix` or `grpc://host:port[/instance]`).
+        /// The remote (`s3://bucket/prefix` or `grpc[s]://host:port[/instance]`).
         #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
         remote: String,
     },
@@ -372,7 +372,7 @@ pub enum CacheAction {
     Pull {
         /// The workflow whose entries to pull.
         workflow: PathBuf,
-        /// The remote (`s3://bucket/prefix` or `grpc://host:port[/instance]`).
+        /// The remote (`s3://bucket/prefix` or `grpc[s]://host:port[/instance]`).
         #[arg(long, env = "ADMF_REMOTE", value_name = "URL")]
         remote: String,
     },

@@ -70,13 +70,13 @@ pub trait RemoteCache: Cache {
 pub fn open_remote(url: &str) -> io::Result<Arc<dyn RemoteCache>> {
     if url.starts_with("s3://") {
         Ok(Arc::new(S3Cache::open(url)?))
-    } else if url.starts_with("grpc://") {
+    } else if url.starts_with("grpc://") || url.starts_with("grpcs://") {
         Ok(Arc::new(ReapiCache::open(url)?))
     } else {
         Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "`{url}` is not a remote cache URL (want s3://bucket/prefix or grpc://host:port[/instance])"
+                "`{url}` is not a remote cache URL (want s3://bucket/prefix or grpc[s]://host:port[/instance])"
             ),
         ))
     }

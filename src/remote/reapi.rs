@@ -23,6 +23,13 @@
 //! batch limit), then the `Command` and `Action`, and last the
 //! `ActionResult`, so a reader never finds a result whose blobs are not
 //! there yet.
+//!
+//! `grpcs://` speaks TLS (rustls), trusting the system's roots or, when
+//! `ADMF_REMOTE_CA` names a PEM file, that file's certificates alone.
+//! `ADMF_REMOTE_HEADER` adds headers to every call (`name=value`, one per
+//! line), as Bazel's `--remote_header` does: a bearer token is
+//! `authorization=Bearer TOKEN`. Both come from the environment only,
+//! never from a workflow file.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -41,7 +48,9 @@ use bazel_remote_apis::google::bytestream::{
 };
 use prost::Message;
 use sha2::{Digest as _, Sha256};
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::store::{Cache, Manifest, Store};
@@ -76,11 +85,50 @@ struct Limits {
     updates: bool,
 }
 
+/// Headers every call carries, from `ADMF_REMOTE_HEADER`.
+#[derive(Clone, Default)]
+pub struct Headers(Vec<(AsciiMetadataKey, AsciiMetadataValue)>);
+
+impl Headers {
+    /// `name=value` lines (blank lines ignored); the error names the bad
+    /// line.
+    pub fn parse(text: &str) -> Result<Headers, String> {
+        let mut headers = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (name, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("`{line}` is not name=value"))?;
+            let key = AsciiMetadataKey::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
+            let value = AsciiMetadataValue::try_from(value.trim()).map_err(|_| {
+                format!(
+                    "the value of header `{}` is not printable ASCII",
+                    name.trim()
+                )
+            })?;
+            headers.push((key, value));
+        }
+        Ok(Headers(headers))
+    }
+}
+
+impl tonic::service::Interceptor for Headers {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        for (key, value) in &self.0 {
+            request.metadata_mut().append(key.clone(), value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel every client of the tier is made on.
+type Transport = InterceptedService<Channel, Headers>;
+
 /// A cache tier on a REAPI v2 server.
 pub struct ReapiCache {
     url: String,
     instance: String,
-    channel: Channel,
+    channel: Transport,
     runtime: tokio::runtime::Runtime,
     limits: OnceLock<Limits>,
     /// SHA-256 digests of blobs by blake3, learned from action results
@@ -213,15 +261,47 @@ fn invalid(message: String) -> io::Error {
 }
 
 impl ReapiCache {
-    /// The tier at `url` (`grpc://host:port[/instance]`). Nothing is
-    /// contacted yet: the first call asks for the server's capabilities.
+    /// The tier at `url` (`grpc[s]://host:port[/instance]`), with TLS and
+    /// headers from the environment. Nothing is contacted yet: the first
+    /// call asks for the server's capabilities.
     pub fn open(url: &str) -> io::Result<ReapiCache> {
-        let rest = url.strip_prefix("grpc://").ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("`{url}` is not a REAPI URL (want grpc://host:port[/instance])"),
-            )
-        })?;
+        let bad_input = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+        let headers = match std::env::var("ADMF_REMOTE_HEADER") {
+            Ok(text) => {
+                Headers::parse(&text).map_err(|e| bad_input(format!("ADMF_REMOTE_HEADER: {e}")))?
+            }
+            Err(std::env::VarError::NotPresent) => Headers::default(),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(bad_input("ADMF_REMOTE_HEADER is not UTF-8".into()));
+            }
+        };
+        let ca = match std::env::var_os("ADMF_REMOTE_CA").filter(|p| !p.is_empty()) {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                bad_input(format!(
+                    "ADMF_REMOTE_CA: cannot read {}: {e}",
+                    std::path::Path::new(&path).display()
+                ))
+            })?),
+            None => None,
+        };
+        ReapiCache::open_with(url, headers, ca)
+    }
+
+    /// The tier at `url` with `headers` on every call and, for `grpcs://`,
+    /// the certificates of `ca` (PEM) as the only roots when given.
+    pub fn open_with(url: &str, headers: Headers, ca: Option<Vec<u8>>) -> io::Result<ReapiCache> {
+        let (tls, rest) = match (url.strip_prefix("grpcs://"), url.strip_prefix("grpc://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "`{url}` is not a REAPI URL (want grpc://host:port[/instance] or grpcs://...)"
+                    ),
+                ));
+            }
+        };
         let (authority, instance) = rest.split_once('/').unwrap_or((rest, ""));
         if authority.is_empty() || !authority.contains(':') {
             return Err(io::Error::new(
@@ -229,17 +309,32 @@ impl ReapiCache {
                 format!("`{url}` names no host:port"),
             ));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{authority}"))
+        let scheme = if tls { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("`{url}`: {e}")))?
             // A server that does not answer must cost a build seconds.
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(60));
+        if tls {
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let config = ClientTlsConfig::new().domain_name(host);
+            let config = match ca {
+                Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+                None => config.with_native_roots(),
+            };
+            endpoint = endpoint.tls_config(config).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("`{url}`: TLS: {e}"))
+            })?;
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let channel = {
             let _context = runtime.enter();
-            endpoint.connect_lazy()
+            InterceptedService::new(endpoint.connect_lazy(), headers)
         };
         Ok(ReapiCache {
             url: url.to_string(),
@@ -299,7 +394,7 @@ impl ReapiCache {
         Ok(*self.limits.get_or_init(|| limits))
     }
 
-    fn cas(&self) -> ContentAddressableStorageClient<Channel> {
+    fn cas(&self) -> ContentAddressableStorageClient<Transport> {
         ContentAddressableStorageClient::new(self.channel.clone())
             .max_decoding_message_size(DEFAULT_BATCH_LIMIT + BATCH_OVERHEAD)
     }
