@@ -106,6 +106,37 @@ fn an_edit_settles_every_untouched_node_from_the_trace() {
     assert!(settled.is_some_and(|n| n >= 2), "{stderr}");
 }
 
+/// A workflow written just before a build that runs a while (as a
+/// generator or an editor leaves it) is too recent to cache when it is
+/// compiled; it is cached once the build is over, so the next build
+/// skips YAML and settles its node from the trace.
+#[test]
+fn a_workflow_written_just_before_a_long_build_is_cached_after_it() {
+    let p = Project::new();
+    p.file("in/a.txt", "alpha\n").file("out/.keep", "");
+    past_racy_window();
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - name: slow
+    mode: command
+    run: "cat in/a.txt > out/a.txt && sleep 0.4"
+    inputs: [in/a.txt]
+    outputs: [out/a.txt]
+"#,
+    );
+    let (code, ran, _, stderr) = build(&p, false);
+    assert_eq!((code, ran), (0, vec!["slow".to_string()]), "{stderr}");
+    let (code, ran, settled, stderr) = build(&p, false);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(ran.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("trace: graph from the graph cache"),
+        "{stderr}"
+    );
+    assert_eq!(settled, Some(1), "{stderr}");
+}
+
 #[test]
 fn a_tampered_blob_file_is_not_vouched_for() {
     let p = project();
@@ -154,6 +185,11 @@ enum Op {
     RenameOverOutput(usize),
     /// Flip a byte of every blob file in the store.
     TamperBlobs,
+    /// Nothing at all: a no-op build, settled from the trace.
+    Nothing,
+    /// Write the workflow (`true`: with `d` changed) just before the
+    /// build, so the graph it compiles is too recent to cache at first.
+    RacyWorkflow(bool),
 }
 
 const OUTPUTS: [&str; 5] = [
@@ -172,7 +208,30 @@ fn op() -> impl Strategy<Value = Op> {
         (0..OUTPUTS.len()).prop_map(Op::EditOutput),
         (0..OUTPUTS.len()).prop_map(Op::RenameOverOutput),
         Just(Op::TamperBlobs),
+        Just(Op::Nothing),
+        any::<bool>().prop_map(Op::RacyWorkflow),
     ]
+}
+
+/// The workflow with `d` reading its input three times instead of two.
+fn changed_workflow() -> String {
+    WORKFLOW.replace(
+        "cat in/d.txt in/d.txt > out/d.txt",
+        "cat in/d.txt in/d.txt in/d.txt > out/d.txt",
+    )
+}
+
+/// What an operation does right before the builds, after the racy
+/// window of the earlier ones has passed.
+fn apply_late(p: &Project, op: &Op) {
+    if let Op::RacyWorkflow(changed) = op {
+        let text = if *changed {
+            changed_workflow()
+        } else {
+            WORKFLOW.to_string()
+        };
+        p.file("wf.yaml", &text);
+    }
 }
 
 fn apply(p: &Project, op: &Op) {
@@ -202,6 +261,7 @@ fn apply(p: &Project, op: &Op) {
                 std::fs::rename(&tmp, &path).unwrap();
             }
         }
+        Op::Nothing | Op::RacyWorkflow(_) => {}
         Op::TamperBlobs => {
             for blob in walkdir::WalkDir::new(p.path("cache/blobs"))
                 .into_iter()
@@ -238,6 +298,8 @@ proptest! {
             apply(&fast, op);
             apply(&full, op);
             past_racy_window();
+            apply_late(&fast, op);
+            apply_late(&full, op);
             let (code_fast, ran_fast, _, err_fast) = build(&fast, false);
             let (code_full, ran_full, _, err_full) = build(&full, true);
             prop_assert_eq!(code_fast, code_full, "{:?}\n{}\n{}", op, err_fast, err_full);

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
@@ -48,6 +48,12 @@ enum GraphSource {
     CompiledAndCached,
     /// Compiled; the graph cache (if any) holds another graph.
     Compiled,
+    /// Compiled from files modified too recently to vouch for (see
+    /// [`crate::file_stat::is_racy`]); the graph cache holds another
+    /// graph. Once the build is over they may be old enough:
+    /// [`cache_after_build`] compiles again and caches the graph if it is
+    /// the same.
+    CompiledRacy,
 }
 
 /// The compiled graph from the graph cache when its evidence holds, else
@@ -77,14 +83,59 @@ fn compile_or_cached(
         && let Some(evidence) = crate::graph_cache::evidence(&graph, reads.snapshot())
     {
         // A cache that cannot be written costs the next build a compile.
-        if let Ok(true) =
-            crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since)
-        {
-            return Ok((graph, GraphSource::CompiledAndCached));
+        match crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since) {
+            Ok(true) => return Ok((graph, GraphSource::CompiledAndCached)),
+            Ok(false) => return Ok((graph, GraphSource::CompiledRacy)),
+            Err(_) => {}
         }
     }
     Ok((graph, GraphSource::Compiled))
 }
+
+/// After a build whose graph was compiled from racy files (a workflow
+/// written just before the build, as a generator or an editor does):
+/// compile again now that they may be old enough, and when that gives the
+/// very graph the build ran, cache it with this compile's evidence. The
+/// node trace of the build then describes the cached graph, and the next
+/// build skips YAML. Costs one compile, paid only by builds that ran long
+/// enough for it to be small next to them (`RECOMPILE_FACTOR` times the
+/// first compile).
+fn cache_after_build(
+    wf: &WorkflowArgs,
+    built: &crate::graph::Graph,
+    compile_time: Duration,
+    build_time: Duration,
+) -> bool {
+    let Some(invocation) = graph_invocation(wf) else {
+        return false;
+    };
+    if build_time < compile_time * RECOMPILE_FACTOR {
+        return false;
+    }
+    let reading_since = SystemTime::now();
+    // Its own handle: this compile's reads are the cache's evidence, and
+    // none of the build's.
+    let reads = Reads::new();
+    let Ok(graph) = super::compile(wf, &reads) else {
+        return false;
+    };
+    let same = serde_json::to_string(&graph).ok() == serde_json::to_string(built).ok();
+    if !same || reads.unstable() {
+        return false;
+    }
+    let Some(evidence) = crate::graph_cache::evidence(&graph, reads.snapshot()) else {
+        return false;
+    };
+    let path = crate::graph_cache::path(&super::store_root(wf), &super::workflow_id(&wf.workflow));
+    matches!(
+        crate::graph_cache::save(&path, &invocation, &evidence, &graph, reading_since),
+        Ok(true)
+    )
+}
+
+/// A build must have taken this many times its compile for
+/// [`cache_after_build`] to compile again.
+const RECOMPILE_FACTOR: u32 = 4;
 
 /// What the compiled graph depends on besides file contents: the
 /// workflow, the working directory (relative paths), `--set` and the
@@ -118,6 +169,14 @@ fn executable_identity() -> Option<String> {
 /// checked against, and a way to rule them out when in doubt.
 fn full_rule_only() -> bool {
     std::env::var_os("ADMF_FULL_PATH").is_some_and(|v| v != "0")
+}
+
+/// CPU time of the calling thread so far (Linux): on the coordinator,
+/// the serial share of a build, for `ADMF_TRACE`.
+fn this_thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn trace(what: &str) {
@@ -198,7 +257,7 @@ impl NodeTraceFile {
             global: vec![runs("graph"), ctx.store.root().join("index")],
         };
         // A graph compiled without being cached makes any trace stale.
-        if source == GraphSource::Compiled {
+        if matches!(source, GraphSource::Compiled | GraphSource::CompiledRacy) {
             crate::node_trace::remove(&trace.path);
         }
         Some(trace)
@@ -216,22 +275,38 @@ impl NodeTraceFile {
             crate::node_trace::remove(&self.path);
             return;
         };
-        let nodes: Vec<(&str, crate::node_trace::TracedNode)> = report
+        let nodes: Vec<(&str, &std::sync::Arc<crate::node_trace::TracedNode>)> = report
             .selected
             .iter()
             .filter_map(|&i| match &report.nodes[i] {
                 Final::Done(r) => {
                     let evidence = r.evidence.as_ref()?;
+                    let id = ctx.graph.nodes[i].id.as_str();
+                    // Settled from the trace: every stat in it was checked
+                    // by this build and is old, and a change since shows
+                    // as a different stat to the next build.
+                    let from_trace = ctx
+                        .trace
+                        .as_ref()
+                        .and_then(|t| t.get(id))
+                        .is_some_and(|t| std::sync::Arc::ptr_eq(t, evidence));
                     // An output changed since it was stat'ed is no evidence.
-                    let unchanged = evidence.outputs.iter().all(|(path, recorded)| {
-                        std::fs::symlink_metadata(path)
-                            .is_ok_and(|m| crate::file_stat::Stat::of(&m) == *recorded)
-                    });
-                    unchanged.then(|| (ctx.graph.nodes[i].id.as_str(), (**evidence).clone()))
+                    let unchanged = from_trace
+                        || evidence.outputs.iter().all(|(path, recorded)| {
+                            std::fs::symlink_metadata(path)
+                                .is_ok_and(|m| crate::file_stat::Stat::of(&m) == *recorded)
+                        });
+                    unchanged.then_some((id, evidence))
                 }
                 _ => None,
             })
             .collect();
+        // Every node settled from the trace as it was: it says it all.
+        if let Some(trace) = &ctx.trace
+            && trace.would_rewrite_same(&global, &nodes)
+        {
+            return;
+        }
         if crate::node_trace::save(&self.path, &self.invocation, &global, &nodes, started).is_err()
         {
             crate::node_trace::remove(&self.path);
@@ -361,9 +436,12 @@ fn build_from(
         trace(&format!("{by_trace} nodes settled by the node trace"));
     }
     // A graph compiled without being cached had its trace removed at the
-    // start ([`NodeTraceFile::for_build`]); there is nothing to write.
+    // start ([`NodeTraceFile::for_build`]); there is nothing to write
+    // unless the graph could be cached now.
+    let cached_now = source == GraphSource::CompiledRacy
+        && cache_after_build(wf, &ctx.graph, t_compile, started.elapsed());
     if let Some(file) = &trace_file
-        && source != GraphSource::Compiled
+        && (matches!(source, GraphSource::Cache | GraphSource::CompiledAndCached) || cached_now)
     {
         file.save(&ctx, &report, started_at);
     }
@@ -414,8 +492,9 @@ fn build_from(
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!(
-            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",
-            started.elapsed()
+            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}{}",
+            started.elapsed(),
+            this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
         );
     }
     let counts = conclude(
