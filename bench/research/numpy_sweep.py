@@ -7,7 +7,11 @@ Same conventions as admf (DESIGN §6): long-only, long while
 C_t/C_{t-L} - 1 > threshold, the position decided at the close of bar t
 earning bar t+1, no fees; Sharpe from daily returns (ddof 1) times sqrt(252).
 
-    python3 bench/research/numpy_sweep.py [data/SPY_D.csv]
+    python3 bench/research/numpy_sweep.py [data/SPY_D.csv [LOOKBACKS THRESHOLDS]]
+
+The grid is LOOKBACKS lookbacks (5, 10, ...) times THRESHOLDS thresholds
+(0, 0.002, ...): 40 x 25 = 1,000 combinations by default, 100 x 100 for
+the 10,000-combination sweep.
 """
 
 import sys
@@ -15,13 +19,15 @@ import sys
 import numpy as np
 
 path = sys.argv[1] if len(sys.argv) > 1 else "data/SPY_D.csv"
+n_lookbacks = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+n_thresholds = int(sys.argv[3]) if len(sys.argv) > 3 else 25
 close = np.loadtxt(path, delimiter=",", skiprows=1, usecols=5)
 r = close[1:] / close[:-1] - 1.0
 lines = []
-for lookback in range(5, 201, 5):
+for lookback in range(5, 5 * n_lookbacks + 1, 5):
     m = np.zeros(len(close))
     m[lookback:] = close[lookback:] / close[:-lookback] - 1.0
-    for threshold in [round(0.002 * i, 6) for i in range(25)]:
+    for threshold in [round(0.002 * i, 6) for i in range(n_thresholds)]:
         p = np.zeros(len(close))
         p[lookback:] = m[lookback:] > threshold
         rets = p[:-1] * r
