@@ -201,20 +201,28 @@ def run_once(tool: str, d: str, cmd: list[str], cap: float, label: str, meta: di
     before = snapshot(d, outputs)
     logf = os.path.join(d, f"bench-{label}.log")
     tf = os.path.join(d, f"bench-{label}.time")
-    full = ["timeout", "-k", "10", str(int(cap)), TIME_BIN, "-f", "%M", "-o", tf, *cmd]
+    full = ["timeout", "-k", "10", str(int(cap)), TIME_BIN, "-f", "%M %U %S", "-o", tf, *cmd]
     t0 = time.perf_counter()
     with open(logf, "w") as lf:
         r = subprocess.run(full, cwd=d, stdout=lf, stderr=subprocess.STDOUT, env=tool_env(d))
     wall = time.perf_counter() - t0
     rec: dict = {"wall_s": round(wall, 4), "exit": r.returncode}
     rss = None
+    cpu = None
     try:
         with open(tf) as f:
-            lines = [ln for ln in f.read().split() if ln.isdigit()]
-            rss = int(lines[-1]) if lines else None
-    except FileNotFoundError:
+            # The last line is "<peak RSS KB> <user s> <sys s>" (a line
+            # before it may say the command exited non-zero).
+            fields = f.read().strip().splitlines()[-1].split()
+            if len(fields) == 3 and fields[0].isdigit():
+                rss = int(fields[0])
+                cpu = round(float(fields[1]) + float(fields[2]), 3)
+    except (FileNotFoundError, IndexError, ValueError):
         pass
     rec["peak_rss_kb"] = rss
+    # user + sys of the tool and its children: on a loaded machine wall
+    # time mostly measures the wait for a core.
+    rec["cpu_s"] = cpu
     if r.returncode == 124 or r.returncode == 137:
         rec["status"] = "timeout"
     elif r.returncode != 0:
@@ -264,6 +272,8 @@ def bench_tool(tool, shape, n, args, admf_bin, meta_only=False) -> dict:
         "runs": noops,
         "status": "ok" if len(ok) == len(noops) else noops[-1]["status"],
         "wall_s": round(statistics.median(r["wall_s"] for r in ok), 4) if ok else None,
+        "cpu_s": (round(statistics.median(r["cpu_s"] for r in ok), 3)
+                  if ok and all(r.get("cpu_s") is not None for r in ok) else None),
         "peak_rss_kb": max((r["peak_rss_kb"] or 0) for r in noops),
         "rewritten": max(r["rewritten"] for r in noops),
         "digest": noops[-1]["digest"],
@@ -312,6 +322,11 @@ def cell(rec: dict | None, base: dict | None, cap: float) -> str:
     s = fmt_s(w)
     if base and base.get("status") == "ok" and base.get("wall_s"):
         s += f" ({w / base['wall_s']:.2g}×)"
+    c = rec.get("cpu_s")
+    if c is not None:
+        s += f"; CPU {fmt_s(c)}"
+        if base and base.get("status") == "ok" and base.get("cpu_s"):
+            s += f" ({c / base['cpu_s']:.2g}×)"
     return s
 
 
@@ -338,8 +353,9 @@ def render_md(doc: dict) -> str:
         f"shown alone · node command: "
         f"{'`: > out/nK.txt` (no-op command)' if c['noop_command'] else '`cksum` of inputs (see gen_dag.py)'}\n"
     )
-    out.append("Times are wall clock; (N×) is the time relative to admf on the same row group "
-               "(below 1 means faster than admf). RSS is the peak resident set of the largest "
+    out.append("Times are wall clock, then CPU (user + sys of the tool and its children, "
+               "what a loaded machine cannot inflate much); (N×) is the time relative to admf "
+               "on the same row group (below 1 means faster than admf). RSS is the peak resident set of the largest "
                "process. `rewritten` counts out/ files rewritten by the leaf / root edit "
                "rebuilds; `expected` is the number of nodes downstream of the edited input.\n")
     out.append("Versions: " + ", ".join(f"{t} `{v}`" for t, v in doc["versions"].items()) + "\n")

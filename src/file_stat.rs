@@ -121,8 +121,20 @@ pub fn system_time_ns(t: SystemTime) -> i64 {
 }
 
 pub fn escape_path(path: &Path) -> String {
+    let mut out = String::new();
+    push_escaped_path(&mut out, path);
+    out
+}
+
+/// Append `path` escaped as [`escape_path`] does, without a `String` of
+/// its own: the bookkeeping files write tens of thousands of paths.
+pub fn push_escaped_path(out: &mut String, path: &Path) {
     let text = path_text(path);
-    let mut out = String::with_capacity(text.len());
+    if !text.contains(['%', '\n', '\r']) {
+        out.push_str(&text);
+        return;
+    }
+    out.reserve(text.len());
     for c in text.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -131,7 +143,12 @@ pub fn escape_path(path: &Path) -> String {
             c => out.push(c),
         }
     }
-    out
+}
+
+/// Append `stat` as its `Display` writes it.
+pub fn push_stat(out: &mut String, stat: &Stat) {
+    use std::fmt::Write;
+    let _ = write!(out, "{stat}");
 }
 
 pub fn unescape_path(text: &str) -> Option<PathBuf> {

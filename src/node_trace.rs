@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
+use crate::file_stat::{Stat, is_racy, push_escaped_path, system_time_ns, unescape_path};
 use crate::reads::Reads;
 
 const HEADER: &str = "admf-nodes 2";
@@ -102,11 +102,29 @@ impl TracedNode {
 #[derive(Debug, Default)]
 pub struct NodeTrace {
     nodes: HashMap<String, Arc<TracedNode>>,
+    /// The global evidence it was written with.
+    global: Vec<(PathBuf, Stat)>,
 }
 
 impl NodeTrace {
     pub fn get(&self, id: &str) -> Option<&Arc<TracedNode>> {
         self.nodes.get(id)
+    }
+
+    /// Whether writing `nodes` with `global` would record what this trace
+    /// already says: the same global evidence and exactly its nodes, each
+    /// with the very evidence read from it (a node settled from the
+    /// trace). Then the file need not be written again.
+    pub fn would_rewrite_same(
+        &self,
+        global: &[(PathBuf, Stat)],
+        nodes: &[(&str, &Arc<TracedNode>)],
+    ) -> bool {
+        self.global == global
+            && self.nodes.len() == nodes.len()
+            && nodes
+                .iter()
+                .all(|(id, node)| self.nodes.get(*id).is_some_and(|t| Arc::ptr_eq(t, node)))
     }
 }
 
@@ -134,12 +152,13 @@ pub fn save(
     path: &Path,
     invocation: &str,
     global: &[(PathBuf, Stat)],
-    nodes: &[(&str, TracedNode)],
+    nodes: &[(&str, &Arc<TracedNode>)],
     started: SystemTime,
 ) -> std::io::Result<()> {
     let started_ns = system_time_ns(started);
     let now_ns = system_time_ns(SystemTime::now());
-    let mut text = format!("{HEADER}\ninvocation {invocation}\n");
+    let mut text = String::with_capacity(256 * nodes.len() + 256);
+    text.push_str(&format!("{HEADER}\ninvocation {invocation}\n"));
     for (file, s) in global {
         push_stat(&mut text, "file", file, s);
     }
@@ -153,14 +172,15 @@ pub fn save(
         if racy {
             continue;
         }
-        text.push_str(&format!(
-            "node {} {} {}\n",
-            node.key,
-            node.output_digest,
-            escape_path(Path::new(id))
-        ));
+        for part in ["node ", &node.key, " ", &node.output_digest, " "] {
+            text.push_str(part);
+        }
+        push_escaped_path(&mut text, Path::new(id));
+        text.push('\n');
         for digest in &node.upstream {
-            text.push_str(&format!("up {digest}\n"));
+            text.push_str("up ");
+            text.push_str(digest);
+            text.push('\n');
         }
         for (tag, files) in [
             ("in", &node.inputs),
@@ -177,7 +197,12 @@ pub fn save(
 }
 
 fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
-    text.push_str(&format!("{tag} {s} {}\n", escape_path(file)));
+    text.push_str(tag);
+    text.push(' ');
+    crate::file_stat::push_stat(text, s);
+    text.push(' ');
+    push_escaped_path(text, file);
+    text.push('\n');
 }
 
 /// The trace, if it was written for `invocation` and its global evidence
@@ -233,6 +258,7 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
         }
         reads.note(file, now);
     }
+    trace.global = global;
     Some(trace)
 }
 
@@ -276,7 +302,7 @@ mod tests {
             &path,
             "inv",
             std::slice::from_ref(&global),
-            &[("a[1] b", node.clone())],
+            &[("a[1] b", &Arc::new(node.clone()))],
             SystemTime::now(),
         )
         .unwrap();
@@ -315,7 +341,14 @@ mod tests {
             ..TracedNode::default()
         };
         let path = dir.path().join("nodes");
-        save(&path, "inv", &[], &[("n", node)], SystemTime::now()).unwrap();
+        save(
+            &path,
+            "inv",
+            &[],
+            &[("n", &Arc::new(node))],
+            SystemTime::now(),
+        )
+        .unwrap();
         assert!(
             load(&path, "inv", &Reads::new())
                 .unwrap()

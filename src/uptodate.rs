@@ -133,11 +133,15 @@ pub fn save(
     }
     for (file, s) in files {
         let flag = if plain.contains(file.as_os_str()) {
-            'p'
+            " p "
         } else {
-            '-'
+            " - "
         };
-        text.push_str(&format!("file {s} {flag} {}\n", escape_path(file)));
+        text.push_str("file ");
+        crate::file_stat::push_stat(&mut text, s);
+        text.push_str(flag);
+        crate::file_stat::push_escaped_path(&mut text, file);
+        text.push('\n');
     }
     crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())?;

@@ -154,6 +154,11 @@ enum Op {
     RenameOverOutput(usize),
     /// Flip a byte of every blob file in the store.
     TamperBlobs,
+    /// Nothing at all: a no-op build, settled from the trace.
+    Nothing,
+    /// Write the workflow (`true`: with `d` changed) just before the
+    /// build, so the graph it compiles is too recent to cache at first.
+    RacyWorkflow(bool),
 }
 
 const OUTPUTS: [&str; 5] = [
@@ -172,7 +177,30 @@ fn op() -> impl Strategy<Value = Op> {
         (0..OUTPUTS.len()).prop_map(Op::EditOutput),
         (0..OUTPUTS.len()).prop_map(Op::RenameOverOutput),
         Just(Op::TamperBlobs),
+        Just(Op::Nothing),
+        any::<bool>().prop_map(Op::RacyWorkflow),
     ]
+}
+
+/// The workflow with `d` reading its input three times instead of two.
+fn changed_workflow() -> String {
+    WORKFLOW.replace(
+        "cat in/d.txt in/d.txt > out/d.txt",
+        "cat in/d.txt in/d.txt in/d.txt > out/d.txt",
+    )
+}
+
+/// What an operation does right before the builds, after the racy
+/// window of the earlier ones has passed.
+fn apply_late(p: &Project, op: &Op) {
+    if let Op::RacyWorkflow(changed) = op {
+        let text = if *changed {
+            changed_workflow()
+        } else {
+            WORKFLOW.to_string()
+        };
+        p.file("wf.yaml", &text);
+    }
 }
 
 fn apply(p: &Project, op: &Op) {
@@ -202,6 +230,7 @@ fn apply(p: &Project, op: &Op) {
                 std::fs::rename(&tmp, &path).unwrap();
             }
         }
+        Op::Nothing | Op::RacyWorkflow(_) => {}
         Op::TamperBlobs => {
             for blob in walkdir::WalkDir::new(p.path("cache/blobs"))
                 .into_iter()
@@ -238,6 +267,8 @@ proptest! {
             apply(&fast, op);
             apply(&full, op);
             past_racy_window();
+            apply_late(&fast, op);
+            apply_late(&full, op);
             let (code_fast, ran_fast, _, err_fast) = build(&fast, false);
             let (code_full, ran_full, _, err_full) = build(&full, true);
             prop_assert_eq!(code_fast, code_full, "{:?}\n{}\n{}", op, err_fast, err_full);

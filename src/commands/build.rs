@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 
@@ -120,6 +120,14 @@ fn full_rule_only() -> bool {
     std::env::var_os("ADMF_FULL_PATH").is_some_and(|v| v != "0")
 }
 
+/// CPU time of the calling thread so far (Linux): on the coordinator,
+/// the serial share of a build, for `ADMF_TRACE`.
+fn this_thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 fn trace(what: &str) {
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!("trace: {what}");
@@ -216,22 +224,38 @@ impl NodeTraceFile {
             crate::node_trace::remove(&self.path);
             return;
         };
-        let nodes: Vec<(&str, crate::node_trace::TracedNode)> = report
+        let nodes: Vec<(&str, &std::sync::Arc<crate::node_trace::TracedNode>)> = report
             .selected
             .iter()
             .filter_map(|&i| match &report.nodes[i] {
                 Final::Done(r) => {
                     let evidence = r.evidence.as_ref()?;
+                    let id = ctx.graph.nodes[i].id.as_str();
+                    // Settled from the trace: every stat in it was checked
+                    // by this build and is old, and a change since shows
+                    // as a different stat to the next build.
+                    let from_trace = ctx
+                        .trace
+                        .as_ref()
+                        .and_then(|t| t.get(id))
+                        .is_some_and(|t| std::sync::Arc::ptr_eq(t, evidence));
                     // An output changed since it was stat'ed is no evidence.
-                    let unchanged = evidence.outputs.iter().all(|(path, recorded)| {
-                        std::fs::symlink_metadata(path)
-                            .is_ok_and(|m| crate::file_stat::Stat::of(&m) == *recorded)
-                    });
-                    unchanged.then(|| (ctx.graph.nodes[i].id.as_str(), (**evidence).clone()))
+                    let unchanged = from_trace
+                        || evidence.outputs.iter().all(|(path, recorded)| {
+                            std::fs::symlink_metadata(path)
+                                .is_ok_and(|m| crate::file_stat::Stat::of(&m) == *recorded)
+                        });
+                    unchanged.then_some((id, evidence))
                 }
                 _ => None,
             })
             .collect();
+        // Every node settled from the trace as it was: it says it all.
+        if let Some(trace) = &ctx.trace
+            && trace.would_rewrite_same(&global, &nodes)
+        {
+            return;
+        }
         if crate::node_trace::save(&self.path, &self.invocation, &global, &nodes, started).is_err()
         {
             crate::node_trace::remove(&self.path);
@@ -414,8 +438,9 @@ fn build_from(
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!(
-            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}",
-            started.elapsed()
+            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}{}",
+            started.elapsed(),
+            this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
         );
     }
     let counts = conclude(

@@ -99,11 +99,16 @@ pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
         let Some(key) = n.key.as_deref().filter(|k| missing.contains(*k)) else {
             continue;
         };
-        if let Some(metrics) = store
-            .verified_output(key, "metrics.json")
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        {
-            n.metrics = flatten_metrics(&metrics);
+        match store.checked_metrics(key) {
+            Some(Some(bytes)) => {
+                if let Ok(metrics) = serde_json::from_slice(&bytes) {
+                    n.metrics = flatten_metrics(&metrics);
+                }
+            }
+            // An entry without metrics (a command's, say) is recorded as
+            // such: otherwise every later build would look again.
+            Some(None) => n.metrics_absent = true,
+            None => {}
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct RunNode {
     /// [`flatten_metrics`]); empty when it has none or the ledger does
     /// not hold them.
     pub metrics: serde_json::Map<String, serde_json::Value>,
+    /// Its entry was read and has no `metrics.json`: the ledger records
+    /// that (as empty metrics), so later builds do not look again.
+    pub metrics_absent: bool,
 }
 
 /// The most numeric leaves of a `metrics.json` the ledger keeps per key.
@@ -115,15 +118,21 @@ fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(sql_err)
     };
-    let tables: i64 = conn
+    // `key_metrics` present, and no index of `run_nodes` by node: every
+    // build of N nodes added N entries spread over all of it, rewriting
+    // pages in proportion to the whole ledger. The one query by node (a
+    // holdout's look count) reads the runs of one workflow by primary key.
+    let (tables, node_index): (i64, i64) = conn
         .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'key_metrics'",
+            "SELECT count(*) FILTER (WHERE name = 'key_metrics'), \
+                    count(*) FILTER (WHERE name = 'run_nodes_node') FROM sqlite_master",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(sql_err)?;
     let columns = have(conn)?;
     if tables == 1
+        && node_index == 0
         && ADDED_RUN_COLUMNS
             .iter()
             .all(|(c, _)| columns.iter().any(|h| h == c))
@@ -142,7 +151,7 @@ fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
     }
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS key_metrics (key TEXT PRIMARY KEY, metrics TEXT NOT NULL) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS run_nodes_node ON run_nodes (node);",
+         DROP INDEX IF EXISTS run_nodes_node;",
     )
     .map_err(sql_err)?;
     tx.commit().map_err(sql_err)
@@ -172,16 +181,42 @@ impl Store {
     pub fn keys_without_metrics<'k>(&self, keys: &[&'k str]) -> io::Result<Vec<&'k str>> {
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
+        // One statement over all keys: a build of many nodes asks for
+        // every one of them, and a statement per key costs more than the
+        // lookups themselves.
+        let list = serde_json::to_string(keys).map_err(io::Error::other)?;
         let mut stmt = conn
-            .prepare_cached("SELECT 1 FROM key_metrics WHERE key = ?1")
+            .prepare_cached(
+                "SELECT DISTINCT j.value FROM json_each(?1) j \
+                 WHERE NOT EXISTS (SELECT 1 FROM key_metrics m WHERE m.key = j.value)",
+            )
             .map_err(sql_err)?;
-        let mut out = Vec::new();
-        for &k in keys {
-            if !stmt.exists([k]).map_err(sql_err)? {
-                out.push(k);
-            }
+        let missing: std::collections::HashSet<String> = stmt
+            .query_map([list], |r| r.get(0))
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        Ok(keys
+            .iter()
+            .copied()
+            .filter(|k| missing.contains(*k))
+            .collect())
+    }
+
+    /// The `metrics.json` of the entry of `key`: `Some(Some(bytes))` when
+    /// its action row names one whose bytes hash to the recorded digest,
+    /// `Some(None)` when the row parses and names none (so the entry has
+    /// none, whatever becomes of its blobs), `None` when that cannot be
+    /// told (no row, an unreadable row, a corrupt blob).
+    pub fn checked_metrics(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        if !super::is_valid_key(key) {
+            return None;
         }
-        Ok(out)
+        let manifest = self.index().action(key).ok()??.ok()?;
+        match manifest.outputs.get("metrics.json") {
+            None => Some(None),
+            Some(_) => self.verified_output(key, "metrics.json").map(Some),
+        }
     }
 
     fn append_run(&self, run: &RunRecord) -> io::Result<()> {
@@ -219,7 +254,7 @@ impl Store {
                 .map_err(sql_err)?;
             for (seq, n) in run.nodes.iter().enumerate() {
                 if let Some(key) = &n.key
-                    && !n.metrics.is_empty()
+                    && (!n.metrics.is_empty() || n.metrics_absent)
                 {
                     let text = serde_json::to_string(&n.metrics).map_err(io::Error::other)?;
                     metrics.execute(params![key, text]).map_err(sql_err)?;
@@ -286,6 +321,7 @@ impl Store {
                             .get::<_, Option<String>>(4)?
                             .and_then(|t| serde_json::from_str(&t).ok())
                             .unwrap_or_default(),
+                        ..RunNode::default()
                     })
                 })
                 .map_err(sql_err)?
