@@ -106,37 +106,6 @@ fn an_edit_settles_every_untouched_node_from_the_trace() {
     assert!(settled.is_some_and(|n| n >= 2), "{stderr}");
 }
 
-/// A workflow written just before a build that runs a while (as a
-/// generator or an editor leaves it) is too recent to cache when it is
-/// compiled; it is cached once the build is over, so the next build
-/// skips YAML and settles its node from the trace.
-#[test]
-fn a_workflow_written_just_before_a_long_build_is_cached_after_it() {
-    let p = Project::new();
-    p.file("in/a.txt", "alpha\n").file("out/.keep", "");
-    past_racy_window();
-    p.file(
-        "wf.yaml",
-        r#"phases:
-  - name: slow
-    mode: command
-    run: "cat in/a.txt > out/a.txt && sleep 0.4"
-    inputs: [in/a.txt]
-    outputs: [out/a.txt]
-"#,
-    );
-    let (code, ran, _, stderr) = build(&p, false);
-    assert_eq!((code, ran), (0, vec!["slow".to_string()]), "{stderr}");
-    let (code, ran, settled, stderr) = build(&p, false);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(ran.is_empty(), "{stderr}");
-    assert!(
-        stderr.contains("trace: graph from the graph cache"),
-        "{stderr}"
-    );
-    assert_eq!(settled, Some(1), "{stderr}");
-}
-
 #[test]
 fn a_tampered_blob_file_is_not_vouched_for() {
     let p = project();

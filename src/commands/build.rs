@@ -48,12 +48,6 @@ enum GraphSource {
     CompiledAndCached,
     /// Compiled; the graph cache (if any) holds another graph.
     Compiled,
-    /// Compiled from files modified too recently to vouch for (see
-    /// [`crate::file_stat::is_racy`]); the graph cache holds another
-    /// graph. Once the build is over they may be old enough:
-    /// [`cache_after_build`] compiles again and caches the graph if it is
-    /// the same.
-    CompiledRacy,
 }
 
 /// The compiled graph from the graph cache when its evidence holds, else
@@ -83,59 +77,14 @@ fn compile_or_cached(
         && let Some(evidence) = crate::graph_cache::evidence(&graph, reads.snapshot())
     {
         // A cache that cannot be written costs the next build a compile.
-        match crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since) {
-            Ok(true) => return Ok((graph, GraphSource::CompiledAndCached)),
-            Ok(false) => return Ok((graph, GraphSource::CompiledRacy)),
-            Err(_) => {}
+        if let Ok(true) =
+            crate::graph_cache::save(path, invocation, &evidence, &graph, reading_since)
+        {
+            return Ok((graph, GraphSource::CompiledAndCached));
         }
     }
     Ok((graph, GraphSource::Compiled))
 }
-
-/// After a build whose graph was compiled from racy files (a workflow
-/// written just before the build, as a generator or an editor does):
-/// compile again now that they may be old enough, and when that gives the
-/// very graph the build ran, cache it with this compile's evidence. The
-/// node trace of the build then describes the cached graph, and the next
-/// build skips YAML. Costs one compile, paid only by builds that ran long
-/// enough for it to be small next to them (`RECOMPILE_FACTOR` times the
-/// first compile).
-fn cache_after_build(
-    wf: &WorkflowArgs,
-    built: &crate::graph::Graph,
-    compile_time: Duration,
-    build_time: Duration,
-) -> bool {
-    let Some(invocation) = graph_invocation(wf) else {
-        return false;
-    };
-    if build_time < compile_time * RECOMPILE_FACTOR {
-        return false;
-    }
-    let reading_since = SystemTime::now();
-    // Its own handle: this compile's reads are the cache's evidence, and
-    // none of the build's.
-    let reads = Reads::new();
-    let Ok(graph) = super::compile(wf, &reads) else {
-        return false;
-    };
-    let same = serde_json::to_string(&graph).ok() == serde_json::to_string(built).ok();
-    if !same || reads.unstable() {
-        return false;
-    }
-    let Some(evidence) = crate::graph_cache::evidence(&graph, reads.snapshot()) else {
-        return false;
-    };
-    let path = crate::graph_cache::path(&super::store_root(wf), &super::workflow_id(&wf.workflow));
-    matches!(
-        crate::graph_cache::save(&path, &invocation, &evidence, &graph, reading_since),
-        Ok(true)
-    )
-}
-
-/// A build must have taken this many times its compile for
-/// [`cache_after_build`] to compile again.
-const RECOMPILE_FACTOR: u32 = 4;
 
 /// What the compiled graph depends on besides file contents: the
 /// workflow, the working directory (relative paths), `--set` and the
@@ -257,7 +206,7 @@ impl NodeTraceFile {
             global: vec![runs("graph"), ctx.store.root().join("index")],
         };
         // A graph compiled without being cached makes any trace stale.
-        if matches!(source, GraphSource::Compiled | GraphSource::CompiledRacy) {
+        if source == GraphSource::Compiled {
             crate::node_trace::remove(&trace.path);
         }
         Some(trace)
@@ -436,12 +385,9 @@ fn build_from(
         trace(&format!("{by_trace} nodes settled by the node trace"));
     }
     // A graph compiled without being cached had its trace removed at the
-    // start ([`NodeTraceFile::for_build`]); there is nothing to write
-    // unless the graph could be cached now.
-    let cached_now = source == GraphSource::CompiledRacy
-        && cache_after_build(wf, &ctx.graph, t_compile, started.elapsed());
+    // start ([`NodeTraceFile::for_build`]); there is nothing to write.
     if let Some(file) = &trace_file
-        && (matches!(source, GraphSource::Cache | GraphSource::CompiledAndCached) || cached_now)
+        && source != GraphSource::Compiled
     {
         file.save(&ctx, &report, started_at);
     }
