@@ -362,6 +362,7 @@ fn build_from(
     progress.finish();
     executor.finish();
     crate::phases::data::forget_loaded();
+    ctx.store.release_scratch();
     if let Some(remote) = &ctx.remote {
         let summary = remote.finish();
         crate::errln!(

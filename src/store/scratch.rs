@@ -82,6 +82,21 @@ impl Store {
         Ok(path)
     }
 
+    /// Removes the scratch directory and forgets the shared values, when
+    /// a build has finished with them. Called on the coordinator at the
+    /// end of a build: a clone of the store still held by a side thread
+    /// when the process exits would never be dropped, and its directory
+    /// would be left behind as debris. A later use makes a fresh one.
+    pub fn release_scratch(&self) {
+        locked(&self.scratch.values).clear();
+        let dir = locked(&self.scratch.dir).take();
+        if let Some((path, lock)) = dir {
+            // Removed under the flock, so no sweeper races the removal.
+            let _ = remove_tree(&path);
+            drop(lock);
+        }
+    }
+
     /// The value named `name` shared by every clone of this open store,
     /// made with `T::default()` on first use. A name is used with one
     /// type only; a clash is a bug and panics.
@@ -125,5 +140,23 @@ mod tests {
         // Another open store of the same root has its own.
         let other = Store::open(root.path()).unwrap();
         assert_ne!(other.scratch_dir().unwrap(), dir);
+    }
+
+    #[test]
+    fn releasing_removes_the_dir_while_a_clone_lives_and_a_later_use_makes_a_new_one() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        // A clone a side thread might still hold when the process exits.
+        let held = store.clone();
+        let dir = store.scratch_dir().unwrap();
+        fs::write(dir.join("f"), "x").unwrap();
+        *store.shared::<Mutex<u32>>("n").lock().unwrap() = 7;
+        store.release_scratch();
+        assert!(!dir.exists());
+        assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(*held.shared::<Mutex<u32>>("n").lock().unwrap(), 0);
+        let again = held.scratch_dir().unwrap();
+        assert_ne!(again, dir);
+        assert!(again.is_dir());
     }
 }
