@@ -4,21 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use common::Project;
-
-fn spawn(p: &Project, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_admf"))
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn admf")
-}
 
 /// Starts one build of `wf.yaml` per value of `a.env.X`, `stagger_ms`
 /// apart so that their commands overlap, and waits for all to succeed.
@@ -26,7 +12,7 @@ fn build_each_value_at_once(p: &Project, values: &[String], stagger_ms: u64) {
     let mut builds = Vec::new();
     for value in values {
         let set = format!("a.env.X={value}");
-        builds.push(spawn(p, &["build", "wf.yaml", "--set", &set]));
+        builds.push(p.spawn(&["build", "wf.yaml", "--set", &set]));
         std::thread::sleep(std::time::Duration::from_millis(stagger_ms));
     }
     for build in builds {

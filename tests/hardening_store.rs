@@ -70,8 +70,7 @@ fn gc_and_repair_name_a_blob_they_cannot_remove_and_go_on() {
 /// The workspace on a 1 MB tmpfs, the store elsewhere: restoring a 3 MB
 /// output fails with the disk error and the path, and leaves no partial
 /// file. The tmpfs is mounted in a private user and mount namespace
-/// (`unshare -rm`); where none can be had, the test fails with the
-/// reason rather than passing without a full disk.
+/// ([`common::Project::run_in_namespace`]).
 #[test]
 fn a_disk_filling_during_a_restore_names_the_path_and_leaves_no_partial_file() {
     let p = Project::new();
@@ -81,7 +80,7 @@ fn a_disk_filling_during_a_restore_names_the_path_and_leaves_no_partial_file() {
     );
     p.file(
         "restore.sh",
-        r#"run() { name=$1; shift; (cd ws && "$ADMF" "$@") > "$name.out" 2> "$name.err"; echo $? > "$name.code"; }
+        r#"RUN_IN=ws
 mkdir ws && cp wf.yaml ws/ || exit 96
 run first build wf.yaml --cache-dir "$PWD/store"
 mount -t tmpfs -o size=1m tmpfs ws || exit 97
@@ -90,21 +89,7 @@ run restore build wf.yaml --cache-dir "$PWD/store"
 ls -a ws > listing
 "#,
     );
-    let ns = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "restore.sh"])
-        .current_dir(p.dir.path())
-        .env("ADMF", env!("CARGO_BIN_EXE_admf"))
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .output()
-        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) to mount a tmpfs: {e}"));
-    assert!(
-        ns.status.success(),
-        "cannot mount a tmpfs in a user and mount namespace (`unshare -rm`; needs root or \
-         unprivileged user namespaces): {}\n{}",
-        ns.status,
-        String::from_utf8_lossy(&ns.stderr)
-    );
+    p.run_in_namespace("restore.sh");
     assert_eq!(p.read("first.code").trim(), "0", "{}", p.read("first.err"));
     let code = p.read("restore.code");
     let err = p.read("restore.err");
@@ -117,4 +102,75 @@ ls -a ws > listing
         "a partial temp file stayed: {listing}"
     );
     assert!(!listing.contains("big.bin"), "{listing}");
+}
+
+/// A store on a read-only mount (a snapshot, a colleague's store mounted
+/// read-only): a build that changes nothing is answered from it with one
+/// note and exit 0; any other build is refused before it runs or
+/// restores anything, with one error naming the store, and exit 2.
+#[test]
+fn a_read_only_store_serves_a_no_op_and_refuses_other_builds_in_one_line() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: a, mode: command, run: 'echo hi > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n",
+    );
+    // The pause lets the workspace outputs age past the racy window, so
+    // that the second build leaves an up-to-date record.
+    p.file(
+        "read_only.sh",
+        r#"run first build wf.yaml --cache-dir store
+sleep 0.3
+run second build wf.yaml --cache-dir store
+mount --bind store store && mount -o remount,bind,ro store || exit 97
+run noop build wf.yaml --cache-dir store
+run dry build --dry-run wf.yaml --cache-dir store
+rm a.txt
+run restore build wf.yaml --cache-dir store
+ls > listing
+"#,
+    );
+    p.run_in_namespace("read_only.sh");
+    for name in ["first", "second"] {
+        let out = p.script_run(name);
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+    }
+    let noop = p.script_run("noop");
+    assert_eq!(noop.code, 0, "{}", noop.stderr);
+    assert!(noop.stderr.contains("0 ran, 2 cached"), "{}", noop.stderr);
+    let notes: Vec<&str> = noop
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("a ") && !l.starts_with("b ") && !l.contains(" cached, "))
+        .collect();
+    assert_eq!(notes.len(), 1, "one note, nothing else: {}", noop.stderr);
+    assert!(
+        notes[0].starts_with(&format!(
+            "note: the store {} is not writable",
+            p.path("store").display()
+        )) && notes[0].contains("run ledger"),
+        "{}",
+        noop.stderr
+    );
+    let dry = p.script_run("dry");
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let restore = p.script_run("restore");
+    assert_eq!(restore.code, 2, "{}", restore.stderr);
+    let errors: Vec<&str> = restore
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", restore.stderr);
+    assert!(
+        errors[0].contains(&format!("{} is not writable", p.path("store").display()))
+            && errors[0].contains("Read-only file system"),
+        "{}",
+        restore.stderr
+    );
+    assert!(
+        !p.read("listing").lines().any(|l| l == "a.txt"),
+        "nothing is restored into the workspace: {}",
+        p.read("listing")
+    );
 }

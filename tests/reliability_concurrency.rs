@@ -6,7 +6,7 @@
 mod common;
 mod store_support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::{Project, tree};
 
@@ -52,18 +52,6 @@ fn project() -> Project {
     p
 }
 
-fn spawn(p: &Project, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_admf"))
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 struct Finished {
     code: i32,
     stdout: String,
@@ -99,15 +87,12 @@ fn concurrent_builds(n: usize) {
     let p = project();
     let children: Vec<Child> = (0..n)
         .map(|i| {
-            spawn(
-                &p,
-                &[
-                    "build",
-                    "wf.yaml",
-                    "--json",
-                    if i % 2 == 0 { "-j2" } else { "-j1" },
-                ],
-            )
+            p.spawn(&[
+                "build",
+                "wf.yaml",
+                "--json",
+                if i % 2 == 0 { "-j2" } else { "-j1" },
+            ])
         })
         .collect();
     let results: Vec<Finished> = children.into_iter().map(finish).collect();
@@ -173,7 +158,7 @@ fn gc_alongside_a_build_never_removes_what_it_needs() {
     // The second build changes `b` (and so `d` below it); `a`, `c`, `bt`
     // and the sweep come from the store.
     let set = "b.run=echo b >> counter.log; sleep 0.3; tr a-z A-Z < out/a.txt > out/b.txt; echo >> out/b.txt";
-    let build = spawn(&p, &["build", "wf.yaml", "--json", "-j2", "--set", set]);
+    let build = p.spawn(&["build", "wf.yaml", "--json", "-j2", "--set", set]);
     let mut gcs = Vec::new();
     for i in 0..6 {
         std::thread::sleep(std::time::Duration::from_millis(60));
@@ -182,7 +167,7 @@ fn gc_alongside_a_build_never_removes_what_it_needs() {
         if wait {
             args.push("--wait");
         }
-        gcs.push((wait, spawn(&p, &args)));
+        gcs.push((wait, p.spawn(&args)));
     }
     let built = finish(build);
     assert_eq!(built.code, 0, "{}", built.stderr);

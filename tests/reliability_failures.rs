@@ -83,11 +83,8 @@ fn retries_reexecute_only_the_failing_node() {
 /// the disk error, nothing half-written stays, and the store still works.
 ///
 /// The tmpfs is mounted in a private user and mount namespace
-/// (`unshare -rm`), which needs no privilege where unprivileged user
-/// namespaces are enabled and works for root everywhere; the three admf
-/// runs happen inside it and the mount vanishes with it. Where no
-/// namespace can be had the test fails with the reason: it never passes
-/// without having filled the disk.
+/// ([`Project::run_in_namespace`]); the three admf runs happen inside it
+/// and the mount vanishes with it.
 #[test]
 fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
     let p = Project::new();
@@ -100,32 +97,13 @@ fn a_full_disk_fails_the_node_and_leaves_the_store_valid() {
     p.file(
         "full_disk.sh",
         r#"mount -t tmpfs -o size=1m tmpfs small-cache || exit 97
-run() { name=$1; shift; "$ADMF" "$@" > "$name.out" 2> "$name.err"; echo $? > "$name.code"; }
 run full build --json wf.yaml -j1 --keep-going --cache-dir small-cache
 run verify cache --cache-dir small-cache verify
 run again build --json wf.yaml small --cache-dir small-cache
 "#,
     );
-    let ns = std::process::Command::new("unshare")
-        .args(["-rm", "sh", "full_disk.sh"])
-        .current_dir(p.dir.path())
-        .env("ADMF", env!("CARGO_BIN_EXE_admf"))
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
-        .output()
-        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) to mount a tmpfs: {e}"));
-    assert!(
-        ns.status.success(),
-        "cannot mount a tmpfs in a user and mount namespace (`unshare -rm`; needs root or \
-         unprivileged user namespaces): {}\n{}",
-        ns.status,
-        String::from_utf8_lossy(&ns.stderr)
-    );
-    let run = |name: &str| common::Output {
-        code: p.read(&format!("{name}.code")).trim().parse().unwrap(),
-        stdout: p.read(&format!("{name}.out")),
-        stderr: p.read(&format!("{name}.err")),
-    };
+    p.run_in_namespace("full_disk.sh");
+    let run = |name: &str| p.script_run(name);
     let out = run("full");
     let all = common::node_statuses(&out, "admf build (full disk)");
     assert_eq!(out.code, 1, "{}", out.stderr);

@@ -98,10 +98,8 @@ impl Lcg {
 /// Starts a build in its own process group; returns it with its start time.
 fn spawn_build(p: &Project, args: &[String]) -> (std::process::Child, Instant) {
     use std::os::unix::process::CommandExt;
-    let child = Command::new(env!("CARGO_BIN_EXE_admf"))
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
+    let child = p
+        .command()
         .args(["build", "wf.yaml", "-j2"])
         .args(args)
         .stdout(Stdio::null())

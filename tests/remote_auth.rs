@@ -89,17 +89,42 @@ fn build(p: &Project, remote: &str, env: &[(&str, &str)]) -> common::Output {
     out
 }
 
+/// One build against a recording server, over TLS with a fresh
+/// self-signed certificate for `localhost` when `tls`: the
+/// `authorization` value of each call the server saw, and the build's
+/// output. `{port}` in `url` becomes the server's port, and `{ca}` in an
+/// environment value the path of a file holding its certificate.
+fn build_against(
+    tls: bool,
+    url: &str,
+    env: &[(&str, &str)],
+) -> (Vec<Option<String>>, common::Output) {
+    let recorder = Recorder::default();
+    let p = project();
+    let identity = tls.then(|| {
+        let (cert, key) = self_signed();
+        p.file("ca.pem", &cert);
+        Identity::from_pem(&cert, &key)
+    });
+    let port = serve(recorder.clone(), identity);
+    let ca = p.path("ca.pem").to_str().unwrap().to_string();
+    let env: Vec<(&str, String)> = env
+        .iter()
+        .map(|&(k, v)| (k, v.replace("{ca}", &ca)))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = build(&p, &url.replace("{port}", &port.to_string()), &env);
+    let calls = recorder.calls.lock().unwrap().clone();
+    (calls, out)
+}
+
 #[test]
 fn the_header_from_the_environment_reaches_the_server() {
-    let recorder = Recorder::default();
-    let port = serve(recorder.clone(), None);
-    let p = project();
-    build(
-        &p,
-        &format!("grpc://127.0.0.1:{port}"),
+    let (calls, _) = build_against(
+        false,
+        "grpc://127.0.0.1:{port}",
         &[("ADMF_REMOTE_HEADER", "authorization=Bearer t0ken")],
     );
-    let calls = recorder.calls.lock().unwrap().clone();
     assert!(!calls.is_empty(), "the server saw no call");
     assert!(
         calls.iter().all(|c| c.as_deref() == Some("Bearer t0ken")),
@@ -109,15 +134,11 @@ fn the_header_from_the_environment_reaches_the_server() {
 
 #[test]
 fn without_the_variable_no_header_is_sent() {
-    let recorder = Recorder::default();
-    let port = serve(recorder.clone(), None);
-    let p = project();
-    build(
-        &p,
-        &format!("grpc://127.0.0.1:{port}"),
+    let (calls, _) = build_against(
+        false,
+        "grpc://127.0.0.1:{port}",
         &[("ADMF_REMOTE_HEADER", "")],
     );
-    let calls = recorder.calls.lock().unwrap().clone();
     assert!(!calls.is_empty());
     assert!(calls.iter().all(Option::is_none), "{calls:?}");
 }
@@ -145,21 +166,14 @@ fn self_signed() -> (String, String) {
 
 #[test]
 fn a_tls_server_trusted_through_the_ca_variable_is_reached_with_the_header() {
-    let (cert, key) = self_signed();
-    let recorder = Recorder::default();
-    let port = serve(recorder.clone(), Some(Identity::from_pem(&cert, &key)));
-    let p = project();
-    p.file("ca.pem", &cert);
-    let ca = p.path("ca.pem");
-    let out = build(
-        &p,
-        &format!("grpcs://localhost:{port}"),
+    let (calls, out) = build_against(
+        true,
+        "grpcs://localhost:{port}",
         &[
-            ("ADMF_REMOTE_CA", ca.to_str().unwrap()),
+            ("ADMF_REMOTE_CA", "{ca}"),
             ("ADMF_REMOTE_HEADER", "authorization=Bearer over-tls"),
         ],
     );
-    let calls = recorder.calls.lock().unwrap().clone();
     assert!(
         !calls.is_empty(),
         "no call got through TLS:\n{}",
@@ -175,19 +189,15 @@ fn a_tls_server_trusted_through_the_ca_variable_is_reached_with_the_header() {
 
 #[test]
 fn a_tls_server_that_is_not_trusted_is_never_spoken_to() {
-    let (cert, key) = self_signed();
-    let recorder = Recorder::default();
-    let port = serve(recorder.clone(), Some(Identity::from_pem(&cert, &key)));
-    let p = project();
-    let out = build(
-        &p,
-        &format!("grpcs://localhost:{port}"),
+    let (calls, out) = build_against(
+        true,
+        "grpcs://localhost:{port}",
         &[
             ("ADMF_REMOTE_CA", ""),
             ("ADMF_REMOTE_HEADER", "authorization=Bearer secret"),
         ],
     );
-    assert!(recorder.calls.lock().unwrap().is_empty());
+    assert!(calls.is_empty(), "{calls:?}");
     assert_eq!(
         out.stderr.matches("admf: warning").count(),
         1,
@@ -198,10 +208,6 @@ fn a_tls_server_that_is_not_trusted_is_never_spoken_to() {
 
 #[test]
 fn plain_grpc_cannot_reach_a_tls_server() {
-    let (cert, key) = self_signed();
-    let recorder = Recorder::default();
-    let port = serve(recorder.clone(), Some(Identity::from_pem(&cert, &key)));
-    let p = project();
-    build(&p, &format!("grpc://127.0.0.1:{port}"), &[]);
-    assert!(recorder.calls.lock().unwrap().is_empty());
+    let (calls, _) = build_against(true, "grpc://127.0.0.1:{port}", &[]);
+    assert!(calls.is_empty(), "{calls:?}");
 }

@@ -285,10 +285,7 @@ fn git_commit_and_dirty_flag_are_recorded_when_there_is_a_repository() {
 }
 
 fn spawn(p: &Project, args: &[String]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_admf"))
-        .current_dir(p.dir.path())
-        .env("NO_COLOR", "1")
-        .env_remove("ADMF_CACHE_DIR")
+    p.command()
         .args(["build", WF, "-j1"])
         .args(args)
         .stdout(Stdio::null())

@@ -113,6 +113,21 @@ fn executable_identity() -> Option<String> {
     ))
 }
 
+/// A store this build cannot write. Only a build that the up-to-date
+/// record proves a no-op can use one: any other build records refs, locks
+/// and its run in the store before it restores or runs anything.
+fn read_only_store(root: &std::path::Path, e: &std::io::Error) -> Error {
+    Error::Usage {
+        message: format!(
+            "the store {} is not writable: {e}; only a build that changes nothing can use it",
+            root.display()
+        ),
+        hint: Some(
+            "choose a writable store with --cache-dir or ADMF_CACHE_DIR; to share results read-only, use a remote tier (docs/remote.md)".into(),
+        ),
+    }
+}
+
 /// `ADMF_FULL_PATH=1`: no up-to-date record, graph cache or node trace;
 /// every node is decided by the full rule. What the fast paths are
 /// checked against, and a way to rule them out when in doubt.
@@ -307,6 +322,9 @@ fn build_from(
     let mut session = Session::with_graph(wf, graph, force, reads)?;
     if args.dry_run {
         return dry_run(&session, &targets, args.json);
+    }
+    if let Some(e) = crate::store::not_writable(session.ctx.store.root()) {
+        return Err(read_only_store(session.ctx.store.root(), &e));
     }
     let trace_file = NodeTraceFile::for_build(wf, &session, source);
     if let Some(file) = &trace_file {
@@ -679,7 +697,17 @@ fn conclude(
     started: Instant,
     files: Option<&[PathBuf]>,
 ) -> [usize; 5] {
-    record_run(wf, args, lines, started, files);
+    let read_only = crate::store::not_writable(&super::store_root(wf));
+    match &read_only {
+        None => record_run(wf, args, lines, started, files),
+        Some(e) => {
+            let root = super::store_root(wf);
+            crate::errln!(
+                "note: the store {} is not writable: {e}; this build is not added to its run ledger",
+                std::path::absolute(&root).unwrap_or(root).display()
+            )
+        }
+    }
     let json_output = crate::results::build_json::BuildJson::open(
         args.json,
         &super::store_root(wf),
@@ -721,7 +749,9 @@ fn conclude(
         "event": "end",
         "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
     }));
-    if let Err(e) = events.save() {
+    if read_only.is_none()
+        && let Err(e) = events.save()
+    {
         crate::errln!("admf: cannot write {}: {e}", events.path().display());
     }
     let wall = started.elapsed().as_secs_f64();

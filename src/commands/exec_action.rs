@@ -19,12 +19,14 @@ pub fn run(
     output: Option<PathBuf>,
     batch: Option<PathBuf>,
 ) -> Result<i32, Error> {
-    match (action, output, batch) {
+    let code = match (action, output, batch) {
         (_, _, Some(dir)) => exec_batch(&dir),
         (Some(action), Some(output), None) => exec_action(&action, &output),
         // clap requires both or --batch.
         _ => Ok(2),
-    }
+    };
+    crate::store::Store::close_shared();
+    code
 }
 
 /// Exit 0 when the phase succeeded, 1 when it failed (the output file says

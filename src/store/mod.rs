@@ -137,6 +137,21 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Stores opened by [`Store::open_shared`], by root.
+type SharedStores = std::collections::HashMap<PathBuf, Store>;
+static OPEN_SHARED: std::sync::Mutex<Option<SharedStores>> = std::sync::Mutex::new(None);
+
+/// Why the store at `root` cannot be written, if it cannot: a read-only
+/// mount, or a directory without write permission for this user. `None`
+/// also when `root` does not exist yet ([`Store::open`] creates it).
+pub fn not_writable(root: &Path) -> Option<io::Error> {
+    match rustix::fs::access(root, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => None,
+        Err(rustix::io::Errno::NOENT) => None,
+        Err(e) => Some(e.into()),
+    }
+}
+
 impl Store {
     /// Opens (and creates if needed) a store under `root`: its index and
     /// its `blobs/`, `tmp/` and `locks/` directories.
@@ -158,19 +173,28 @@ impl Store {
 
     /// The store at `root`, opened once per process: what an action run in
     /// another process (`admf exec-action`) reads its upstream artifacts
-    /// through. A process touches one store or a few, so the map stays small.
+    /// through. A process touches one store or a few, so the map stays
+    /// small; [`Store::close_shared`] empties it.
     pub fn open_shared(root: &Path) -> io::Result<Store> {
-        use std::collections::HashMap;
-        use std::sync::Mutex;
-        static OPEN: Mutex<Option<HashMap<PathBuf, Store>>> = Mutex::new(None);
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        let map = open.get_or_insert_with(HashMap::new);
+        let mut open = OPEN_SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let map = open.get_or_insert_with(std::collections::HashMap::new);
         if let Some(store) = map.get(root) {
             return Ok(store.clone());
         }
         let store = Store::open(root)?;
         map.insert(root.to_path_buf(), store.clone());
         Ok(store)
+    }
+
+    /// Forgets the stores [`Store::open_shared`] opened and removes their
+    /// scratch directories: a static is never dropped at exit, so without
+    /// this a process that read upstream artifacts would leave its scratch
+    /// directory behind as debris.
+    pub fn close_shared() {
+        let open = OPEN_SHARED.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for store in open.into_iter().flat_map(|map| map.into_values()) {
+            store.release_scratch();
+        }
     }
 
     /// The store's root directory.

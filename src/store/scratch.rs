@@ -159,4 +159,24 @@ mod tests {
         assert_ne!(again, dir);
         assert!(again.is_dir());
     }
+
+    #[test]
+    fn closing_the_shared_stores_removes_their_scratch_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open_shared(root.path()).unwrap();
+        let dir = store.scratch_dir().unwrap();
+        drop(store);
+        // The process-wide map still holds the store, and so its dir.
+        assert!(dir.is_dir());
+        assert_eq!(
+            Store::open_shared(root.path())
+                .unwrap()
+                .scratch_dir()
+                .unwrap(),
+            dir
+        );
+        Store::close_shared();
+        assert!(!dir.exists());
+        assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    }
 }

@@ -16,6 +16,11 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// `run NAME ARGS...` runs admf with ARGS in `$RUN_IN` (default: the
+/// current directory) and leaves NAME.out, NAME.err and NAME.code in the
+/// current directory.
+const RUN_FUNCTION: &str = r#"run() { name=$1; shift; (cd "${RUN_IN:-.}" && "$ADMF" "$@") > "$name.out" 2> "$name.err"; echo $? > "$name.code"; }"#;
+
 impl Project {
     pub fn new() -> Self {
         Project {
@@ -44,6 +49,61 @@ impl Project {
 
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Runs the project's shell script `script` in a private user and
+    /// mount namespace (`unshare -rm`), where it may mount a tmpfs or
+    /// remount a directory read-only; `$ADMF` is the binary under test.
+    /// Root gets such a namespace everywhere, other users where
+    /// unprivileged user namespaces are enabled. Where none can be had the
+    /// test fails with the reason: it never passes without the condition
+    /// the script sets up. Scripts record each admf run with
+    /// `run NAME ARGS...`; [`Project::script_run`] reads it back.
+    pub fn run_in_namespace(&self, script: &str) {
+        let ns = std::process::Command::new("unshare")
+            .args(["-rm", "sh", "-c", &format!("{RUN_FUNCTION}\n. ./{script}")])
+            .current_dir(self.dir.path())
+            .env("ADMF", env!("CARGO_BIN_EXE_admf"))
+            .env("NO_COLOR", "1")
+            .env_remove("ADMF_CACHE_DIR")
+            .output()
+            .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux): {e}"));
+        assert!(
+            ns.status.success(),
+            "cannot set up the test in a user and mount namespace (`unshare -rm`; needs root or \
+             unprivileged user namespaces): {}\n{}",
+            ns.status,
+            String::from_utf8_lossy(&ns.stderr)
+        );
+    }
+
+    /// What `run NAME ...` in a [`Project::run_in_namespace`] script left.
+    pub fn script_run(&self, name: &str) -> Output {
+        Output {
+            code: self.read(&format!("{name}.code")).trim().parse().unwrap(),
+            stdout: self.read(&format!("{name}.out")),
+            stderr: self.read(&format!("{name}.err")),
+        }
+    }
+
+    /// `admf` as the tests run it in this project, not yet started: for
+    /// builds that run beside each other or get killed.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_admf"));
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("ADMF_CACHE_DIR");
+        cmd
+    }
+
+    /// `admf ARGS` started in the background, its output piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn admf")
     }
 
     pub fn admf(&self, args: &[&str]) -> Output {
