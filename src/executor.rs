@@ -43,8 +43,9 @@ pub struct LocalExecutor {
     factory: Arc<dyn Factory>,
 }
 
-/// The most actions run at once, whatever `-j` asks for.
-pub const MAX_JOBS: usize = 1024;
+/// The most actions run at once, whatever `-j` asks for: as many as
+/// signals can be forwarded to.
+pub const MAX_JOBS: usize = crate::interrupt::MAX_COMMANDS;
 
 impl LocalExecutor {
     pub fn new(jobs: usize, factory: Arc<dyn Factory>) -> std::io::Result<Self> {

@@ -20,11 +20,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value};
 
 use crate::error::{CycleMember, Error, Location, did_you_mean};
+use crate::ir::condition::Condition;
 use crate::ir::{PhaseIr, Workflow};
 use crate::paths::normalize;
 use crate::phases::{ConfigIssue, Factory, Role};
 use crate::reads::Reads;
-use crate::workflow::condition::Condition;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Node {

@@ -17,10 +17,12 @@ use std::time::Duration;
 /// How long commands get to stop after a forwarded signal.
 pub const GRACE: Duration = Duration::from_secs(5);
 
+/// The most commands that run at once in one process: `-j` is capped here.
+pub const MAX_COMMANDS: usize = 1024;
+
 /// Process groups of the running commands; 0 marks a free slot. A fixed
 /// array of atomics, because the signal handler may not take a lock.
-static GROUPS: [AtomicI32; crate::executor::MAX_JOBS] =
-    [const { AtomicI32::new(0) }; crate::executor::MAX_JOBS];
+static GROUPS: [AtomicI32; MAX_COMMANDS] = [const { AtomicI32::new(0) }; MAX_COMMANDS];
 
 /// The signal received during the current build, 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);

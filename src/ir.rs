@@ -2,14 +2,17 @@
 //! into: a flat list of phases in declaration order. Nothing after the
 //! loader knows which surface form a phase came from.
 
+pub mod condition;
+pub mod executor;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
 
+use self::condition::Condition;
 use crate::error::Location;
-use crate::workflow::condition::Condition;
-use crate::workflow::root::Confinement;
+use crate::paths::root::Confinement;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Workflow {
@@ -18,7 +21,7 @@ pub struct Workflow {
     /// Every file read, root first, for `watch` and error context.
     pub files: Vec<PathBuf>,
     pub phases: Vec<PhaseIr>,
-    /// Where includes, inputs and data must lie (see `workflow::root`).
+    /// Where includes, inputs and data must lie (see [`crate::paths::root`]).
     pub confinement: Confinement,
     /// The root file's `on:` triggers, served by `admf watch`. Not kept
     /// in the graph cache ([`crate::graph_cache`]): only `build` reads it,
@@ -27,7 +30,7 @@ pub struct Workflow {
     pub triggers: Vec<crate::trigger::Trigger>,
     /// The root file's `executor:` block: where misses run by default.
     #[serde(default)]
-    pub executor: crate::cluster::ExecutorConfig,
+    pub executor: self::executor::ExecutorConfig,
     /// The root file's `results:` folder, absolute: where each build
     /// copies every node's outputs (see `results::sync`).
     #[serde(default)]
@@ -64,7 +67,7 @@ pub struct PhaseIr {
     /// What one execution asks of a cluster node (`resources:`); not
     /// part of any key.
     #[serde(default)]
-    pub resources: crate::cluster::Resources,
+    pub resources: self::executor::Resources,
 }
 
 fn one() -> usize {

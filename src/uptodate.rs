@@ -8,8 +8,8 @@
 //! the racy rule below keeps out). The record holds:
 //!
 //! - a hash of the invocation: record format, admf version, key schema,
-//!   store layout, workflow path, `--set` values and targets, and the
-//!   store root;
+//!   store layout (given by the caller), workflow path, `--set` values
+//!   and targets, and the store root;
 //! - every file and directory the build read, with the stat it had when
 //!   read ([`crate::reads`]): workflow files, inputs, directories that
 //!   globs listed, store manifests and outputs, workspace outputs, and the
@@ -82,11 +82,7 @@ pub fn path(store_root: &Path, workflow_id: &str) -> PathBuf {
 /// what a build does.
 pub fn invocation(parts: &[&str]) -> String {
     let mut hasher = blake3::Hasher::new();
-    for part in [HEADER, env!("CARGO_PKG_VERSION")]
-        .iter()
-        .chain(&[crate::store::STORE_LAYOUT.to_string().as_str()])
-        .chain(parts)
-    {
+    for part in [HEADER, env!("CARGO_PKG_VERSION")].iter().chain(parts) {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }

@@ -95,7 +95,7 @@ fn graph_invocation(wf: &WorkflowArgs) -> Option<String> {
     let exe = executable_identity()?;
     let mut parts = vec!["graph", workflow.to_str()?, cwd.to_str()?, &exe, "--set"];
     parts.extend(wf.sets.iter().map(String::as_str));
-    Some(uptodate::invocation(&parts))
+    Some(invocation(&parts))
 }
 
 /// The running admf binary by path and stat: another install or a
@@ -111,6 +111,28 @@ fn executable_identity() -> Option<String> {
         stat.inode,
         stat.device
     ))
+}
+
+/// The hash of everything besides file contents that decides what a
+/// build does ([`uptodate::invocation`]), with the store layout the
+/// records describe.
+fn invocation(parts: &[&str]) -> String {
+    let layout = crate::store::STORE_LAYOUT.to_string();
+    let mut all = vec![layout.as_str()];
+    all.extend_from_slice(parts);
+    uptodate::invocation(&all)
+}
+
+/// The executor choices given on the command line.
+fn executor_flags(args: &BuildArgs) -> crate::ir::executor::ExecutorConfig {
+    use crate::ir::executor::{ExecutorConfig, ExecutorKind};
+    ExecutorConfig {
+        kind: args.executor.as_deref().and_then(ExecutorKind::parse),
+        partition: args.partition.clone(),
+        account: args.account.clone(),
+        max_jobs: args.max_jobs.map(|n| n as usize),
+        pack: args.pack.map(|n| n as usize),
+    }
 }
 
 /// A store this build cannot write. Only a build that the up-to-date
@@ -188,7 +210,7 @@ impl UptodateRecord {
         parts.extend(args.downstream.iter().map(String::as_str));
         Some(UptodateRecord {
             path: uptodate::path(&root, &super::workflow_id(&wf.workflow)),
-            invocation: uptodate::invocation(&parts),
+            invocation: invocation(&parts),
         })
     }
 }
@@ -357,7 +379,7 @@ fn build_from(
         .jobs
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let executor = crate::cluster::BuildExecutor::choose(args, &ctx, jobs)?;
+    let executor = crate::cluster::BuildExecutor::choose(&executor_flags(args), &ctx, jobs)?;
     let guard = ctx
         .store
         .build_guard()

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::workflow::root::{MARKER, ProjectRoot, Reason};
+use crate::paths::root::{MARKER, ProjectRoot, Reason};
 
 /// The names `--template` accepts.
 pub const TEMPLATES: &[&str] = &["backtest", "research", "pipeline"];

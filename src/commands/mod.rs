@@ -23,12 +23,12 @@ use std::sync::Arc;
 use crate::cli::{CacheAction, Cli, Command, ExpAction, WorkflowArgs};
 use crate::error::Error;
 use crate::graph::{self, Graph};
+use crate::paths::root::ProjectRoot;
 use crate::phases::{Builtin, Factory};
 use crate::reads::Reads;
 use crate::run::RunContext;
 use crate::stat_cache::StatCache;
 use crate::store::Store;
-use crate::workflow::root::ProjectRoot;
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -182,7 +182,7 @@ fn from_set(e: Error, sets: &[String]) -> Error {
 /// The directory holding the default store and confining reads: the
 /// project root of the workflow (the rule is in [`ProjectRoot`]).
 pub fn project_root(workflow: &Path) -> PathBuf {
-    crate::workflow::root::project_root(workflow)
+    crate::paths::root::project_root(workflow)
 }
 
 /// The store a workflow builds into: `--cache-dir`, else `cache/` in its

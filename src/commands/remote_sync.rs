@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::WorkflowArgs;
 use crate::error::Error;
+use crate::paths::root::ProjectRoot;
 use crate::remote::{RemoteCache, open_remote};
 use crate::store::{Cache, Store};
-use crate::workflow::root::ProjectRoot;
 
 use super::{Session, compile};
 

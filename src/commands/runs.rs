@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::paths::root::ProjectRoot;
 use crate::results::runs::{self, RunSpec};
 use crate::results::table::Format;
 use crate::store::{RunRecord, Store};
-use crate::workflow::root::ProjectRoot;
 
 fn usage(message: String) -> Error {
     Error::Usage {

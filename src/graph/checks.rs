@@ -21,11 +21,11 @@ use serde_json::Value;
 use super::{Graph, Node};
 use crate::error::{Error, did_you_mean};
 use crate::ir::PhaseIr;
+use crate::ir::condition::Condition;
 use crate::market::strategy::{Rule, Strategy};
 use crate::market::weights;
 use crate::phases::Role;
 use crate::reads::Reads;
-use crate::workflow::condition::Condition;
 
 pub fn check(graph: &Graph, reads: &Reads) -> Result<(), Error> {
     let mut bar_counts: HashMap<PathBuf, Option<usize>> = HashMap::new();

@@ -3,6 +3,7 @@
 //! The ground floor: it knows nothing of workflows, graphs or keys.
 
 pub mod glob;
+pub mod root;
 
 use std::path::{Component, Path, PathBuf};
 

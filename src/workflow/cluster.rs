@@ -6,8 +6,10 @@ use serde_yaml::{Mapping, Value};
 
 use super::forms::TopLevel;
 use super::yaml::Document;
-use crate::cluster::{ExecutorConfig, ExecutorKind, Resources};
 use crate::error::Error;
+use crate::ir::executor::{
+    ExecutorConfig, ExecutorKind, Resources, is_memory, is_plain_word, is_time_limit,
+};
 
 pub const EXECUTOR: &str = "executor";
 pub const RESOURCES: &str = "resources";
@@ -35,7 +37,7 @@ pub fn read_executor(doc: &Document, top: &TopLevel<'_>) -> Result<ExecutorConfi
             "partition" | "account" => {
                 let text = v
                     .as_str()
-                    .filter(|s| crate::cluster::is_plain_word(s))
+                    .filter(|s| is_plain_word(s))
                     .ok_or_else(|| invalid("must be a Slurm name (letters, digits, `-_.`)"))?
                     .to_string();
                 if key == "partition" {
@@ -102,19 +104,15 @@ pub fn read_resources(doc: &Document, path: &str, fields: &Mapping) -> Result<Re
                 )
             }
             "mem" => {
-                let text = scalar_text(v)
-                    .filter(|s| crate::cluster::is_memory(s))
-                    .ok_or_else(|| {
-                        invalid("must be a size such as 500M or 4G (a number in MB without a unit)")
-                    })?;
+                let text = scalar_text(v).filter(|s| is_memory(s)).ok_or_else(|| {
+                    invalid("must be a size such as 500M or 4G (a number in MB without a unit)")
+                })?;
                 resources.mem = Some(text);
             }
             "time" => {
-                let text = scalar_text(v)
-                    .filter(|s| crate::cluster::is_time_limit(s))
-                    .ok_or_else(|| {
-                        invalid("must be a time limit such as 30 (minutes), 1:30:00 or 2-00:00:00")
-                    })?;
+                let text = scalar_text(v).filter(|s| is_time_limit(s)).ok_or_else(|| {
+                    invalid("must be a time limit such as 30 (minutes), 1:30:00 or 2-00:00:00")
+                })?;
                 resources.time = Some(text);
             }
             _ => {

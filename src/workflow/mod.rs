@@ -14,14 +14,12 @@
 //! the innermost one winning.
 
 pub mod cluster;
-pub mod condition;
 pub mod fanout;
 pub mod forms;
 mod inherit;
 mod json;
 pub mod on;
 pub mod overrides;
-pub mod root;
 mod scope;
 pub mod yaml;
 
@@ -31,15 +29,15 @@ use std::path::{Path, PathBuf};
 use serde_json::Map;
 use serde_yaml::Value;
 
-use self::condition::Condition;
 use self::forms::{INHERITED_KEYS, PHASE_KEYS, RawPhase};
 use self::inherit::{Inherited, file_dir};
 pub use self::json::to_json;
-use self::root::{ALLOW_OUTSIDE, Confinement};
 use self::scope::{Dep, Local, Pending, Scope};
 use self::yaml::Document;
 use crate::error::{CycleMember, Error, Location, did_you_mean};
+use crate::ir::condition::Condition;
 use crate::ir::{PhaseIr, Workflow};
+use crate::paths::root::{ALLOW_OUTSIDE, Confinement};
 use crate::reads::Reads;
 
 /// Read `root` and everything it includes, with `--set` overrides applied.

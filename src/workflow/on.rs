@@ -22,10 +22,10 @@ use std::path::Path;
 use serde_yaml::Value;
 
 use super::forms::{self, TopLevel};
-use super::root::{ALLOW_OUTSIDE, Confinement};
 use super::yaml::Document;
 use crate::error::{Error, did_you_mean};
 use crate::paths::PathGlob;
+use crate::paths::root::{ALLOW_OUTSIDE, Confinement};
 use crate::trigger::cron::Cron;
 use crate::trigger::schedule::Schedule;
 use crate::trigger::{Event, Target, Trigger};

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Loader;
-use super::condition::Condition;
 use crate::error::{Error, Location, did_you_mean};
+use crate::ir::condition::Condition;
 use crate::ir::{PhaseIr, Workflow};
 
 pub(super) struct Scope {

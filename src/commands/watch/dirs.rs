@@ -10,8 +10,8 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::error::Error;
 use crate::graph::Graph;
+use crate::paths::root::Confinement;
 use crate::trigger::Trigger;
-use crate::workflow::root::Confinement;
 
 pub fn absolute(path: &Path) -> PathBuf {
     crate::paths::normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
