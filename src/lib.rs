@@ -36,6 +36,7 @@ pub mod render;
 pub mod results;
 pub mod run;
 pub mod stat_cache;
+pub mod status;
 pub mod store;
 pub mod trigger;
 pub mod uptodate;

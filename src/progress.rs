@@ -98,7 +98,7 @@ impl Observer for Progress {
     fn finished(&mut self, graph: &Graph, index: usize, result: &NodeResult) {
         self.running.retain(|&i| i != index);
         let node = &graph.nodes[index];
-        let status = status_name(&result.outcome);
+        let status = result.outcome.status().name();
         self.events.finish(
             &node.id,
             status,
@@ -193,13 +193,4 @@ fn failure_tail(log: &[u8]) -> std::borrow::Cow<'_, str> {
 /// The line a skipped node prints.
 pub fn skipped_line(node: &str, reason: &str) -> String {
     format!("{:<8}{node} ({reason})\n", "skipped")
-}
-
-pub fn status_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ran => "ran",
-        Outcome::Cached => "cached",
-        Outcome::Skipped(_) => "skipped",
-        Outcome::Failed(_) => "failed",
-    }
 }

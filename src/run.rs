@@ -58,6 +58,18 @@ pub enum Outcome {
     Failed(PhaseError),
 }
 
+impl Outcome {
+    pub fn status(&self) -> crate::status::Status {
+        use crate::status::Status;
+        match self {
+            Outcome::Ran => Status::Ran,
+            Outcome::Cached => Status::Cached,
+            Outcome::Skipped(_) => Status::Skipped,
+            Outcome::Failed(_) => Status::Failed,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeResult {
     pub outcome: Outcome,

@@ -12,10 +12,11 @@ use crate::dispatch::{DispatchOptions, Final, dispatch};
 use crate::error::Error;
 use crate::events::EventLog;
 use crate::plan::{self, Reason, Verdict};
-use crate::progress::{Progress, status_name};
+use crate::progress::Progress;
 use crate::reads::Reads;
-use crate::render::summary::{Outcome as Row, SummaryRow, render_summary};
+use crate::render::summary::{SummaryRow, render_summary};
 use crate::run::Outcome;
+use crate::status::Status;
 use crate::uptodate;
 
 /// Summaries longer than this list only the nodes that did not come from
@@ -444,7 +445,7 @@ fn build_from(
             match &report.nodes[i] {
                 Final::Done(r) => NodeLine {
                     id,
-                    status: status_name(&r.outcome),
+                    status: r.outcome.status(),
                     key: r.key.clone(),
                     seconds: Some(r.seconds),
                     report: report_path(&ctx, node, r),
@@ -456,7 +457,7 @@ fn build_from(
                 },
                 _ => NodeLine {
                     id,
-                    status: "not_run",
+                    status: Status::NotRun,
                     key: None,
                     seconds: None,
                     report: None,
@@ -532,7 +533,7 @@ fn save_record_if_noop(
 ) {
     if !lines
         .iter()
-        .all(|l| l.status == "cached" || l.status == "skipped")
+        .all(|l| matches!(l.status, Status::Cached | Status::Skipped))
     {
         return;
     }
@@ -606,9 +607,9 @@ fn conclude_noop(
         .map(|n| NodeLine {
             id: &n.id,
             status: if n.skipped.is_some() {
-                "skipped"
+                Status::Skipped
             } else {
-                "cached"
+                Status::Cached
             },
             key: n.key.clone(),
             seconds: Some(0.0),
@@ -621,7 +622,7 @@ fn conclude_noop(
         if node.started {
             events.start(&node.id);
         }
-        events.finish(&node.id, line.status, node.key.as_deref(), 0);
+        events.finish(&node.id, line.status.name(), node.key.as_deref(), 0);
         if let Some(reason) = &node.skipped {
             crate::err!("{}", crate::progress::skipped_line(&node.id, reason));
         }
@@ -640,7 +641,7 @@ fn conclude_noop(
 /// What the summary, `events.jsonl` and `--json` say of one selected node.
 struct NodeLine<'a> {
     id: &'a str,
-    status: &'static str,
+    status: Status,
     key: Option<String>,
     seconds: Option<f64>,
     report: Option<PathBuf>,
@@ -649,8 +650,6 @@ struct NodeLine<'a> {
     /// A failed node's error message and log.
     failure: Option<(&'a str, &'a [u8])>,
 }
-
-const STATUSES: [&str; 5] = ["ran", "cached", "skipped", "failed", "not_run"];
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
 /// written costs the build nothing but its row: say so and go on.
@@ -691,7 +690,7 @@ fn record_run(
                 .map(|l| crate::store::RunNode {
                     node: l.id.to_string(),
                     key: l.key.clone(),
-                    status: l.status.to_string(),
+                    status: l.status.name().to_string(),
                     duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
                     ..Default::default()
                 })
@@ -710,7 +709,7 @@ fn record_run(
 }
 
 /// Print the summary, report paths and `--json`, and save the events.
-/// Returns the count of nodes per [`STATUSES`].
+/// Returns the count of nodes per [`Status::index`].
 fn conclude(
     wf: &WorkflowArgs,
     args: &BuildArgs,
@@ -735,21 +734,19 @@ fn conclude(
         &super::store_root(wf),
         &super::workflow_id(&wf.workflow),
     );
-    let mut counts = [0usize; 5];
+    let mut counts = [0usize; Status::ALL.len()];
     let mut rows = Vec::new();
     let mut json_nodes = Vec::new();
-    let list_cached = lines.iter().filter(|l| l.status != "not_run").count() <= FULL_SUMMARY_ROWS;
+    let list_cached =
+        lines.iter().filter(|l| l.status != Status::NotRun).count() <= FULL_SUMMARY_ROWS;
     for line in lines {
-        let slot = STATUSES.iter().position(|s| *s == line.status).unwrap_or(4);
-        counts[slot] += 1;
-        let outcome = [Row::Ran, Row::Cached, Row::Skipped, Row::Failed].get(slot);
-        if let Some(&outcome) = outcome
-            && (list_cached || outcome != Row::Cached)
-        {
+        counts[line.status.index()] += 1;
+        // A node that was not run has no row, only the line after the table.
+        if line.status != Status::NotRun && (list_cached || line.status != Status::Cached) {
             rows.push(SummaryRow {
                 node: line.id.to_string(),
-                outcome,
-                seconds: if matches!(outcome, Row::Skipped) {
+                outcome: line.status,
+                seconds: if line.status == Status::Skipped {
                     None
                 } else {
                     line.seconds

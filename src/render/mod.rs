@@ -18,7 +18,7 @@ pub mod view;
 use std::fmt;
 use std::str::FromStr;
 
-pub use summary::{Outcome, SummaryRow, render_summary};
+pub use summary::{SummaryRow, render_summary};
 pub use view::{Drawn, GraphView, NodeStatus, NodeView, RenderOptions, collapse};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

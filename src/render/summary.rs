@@ -14,6 +14,7 @@
 
 use super::paint;
 use super::view::trial_index;
+use crate::status::Status;
 
 /// Up to this many trials of one phase are listed one by one.
 pub const MAX_TRIAL_ROWS: usize = 4;
@@ -21,50 +22,27 @@ pub const MAX_TRIAL_ROWS: usize = 4;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
     pub node: String,
-    pub outcome: Outcome,
+    pub outcome: Status,
     pub seconds: Option<f64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Ran,
-    Cached,
-    Skipped,
-    Failed,
-}
+/// The statuses a row can have: a node that was not run has no row.
+const LISTED: [Status; 4] = [Status::Ran, Status::Cached, Status::Skipped, Status::Failed];
 
-impl Outcome {
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Ran,
-        Outcome::Cached,
-        Outcome::Skipped,
-        Outcome::Failed,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Ran => "ran",
-            Outcome::Cached => "cached",
-            Outcome::Skipped => "skipped",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    fn color(self) -> &'static str {
-        match self {
-            Outcome::Ran => "32",
-            Outcome::Cached => "2",
-            Outcome::Skipped => "33",
-            Outcome::Failed => "31",
-        }
+fn status_color(status: Status) -> &'static str {
+    match status {
+        Status::Ran => "32",
+        Status::Cached | Status::NotRun => "2",
+        Status::Skipped => "33",
+        Status::Failed => "31",
     }
 }
 
 /// One printed row: a node, or a collapsed group of trials.
 struct Line {
     name: String,
-    /// How many rows of each outcome, in [`Outcome::ALL`] order.
-    tally: [usize; 4],
+    /// How many rows of each status, by [`Status::index`].
+    tally: [usize; Status::ALL.len()],
     seconds: Option<f64>,
 }
 
@@ -96,15 +74,19 @@ pub fn render_summary(rows: &[SummaryRow], wall_seconds: f64, color: bool) -> St
             " ".repeat(outcome_pad),
         ));
     }
-    let mut total = [0; 4];
+    let mut total = [0; Status::ALL.len()];
     for row in rows {
-        total[index(row.outcome)] += 1;
+        total[row.outcome.index()] += 1;
     }
-    let counts: Vec<String> = Outcome::ALL
+    let counts: Vec<String> = LISTED
         .iter()
         .map(|&o| {
-            let text = format!("{} {}", total[index(o)], o.name());
-            let code = if total[index(o)] > 0 { o.color() } else { "" };
+            let text = format!("{} {}", total[o.index()], o.name());
+            let code = if total[o.index()] > 0 {
+                status_color(o)
+            } else {
+                ""
+            };
             paint(&text, code, color)
         })
         .collect();
@@ -131,8 +113,8 @@ fn lines(rows: &[SummaryRow]) -> Vec<Line> {
         };
         if group.len() <= MAX_TRIAL_ROWS {
             done[i] = true;
-            let mut tally = [0; 4];
-            tally[index(row.outcome)] = 1;
+            let mut tally = [0; Status::ALL.len()];
+            tally[row.outcome.index()] = 1;
             lines.push(Line {
                 name: row.node.clone(),
                 tally,
@@ -140,12 +122,12 @@ fn lines(rows: &[SummaryRow]) -> Vec<Line> {
             });
             continue;
         }
-        let mut tally = [0; 4];
+        let mut tally = [0; Status::ALL.len()];
         let mut total: Option<f64> = None;
         let (mut lo, mut hi) = (usize::MAX, 0);
         for &j in &group {
             done[j] = true;
-            tally[index(rows[j].outcome)] += 1;
+            tally[rows[j].outcome.index()] += 1;
             if let Some(s) = rows[j].seconds {
                 *total.get_or_insert(0.0) += s;
             }
@@ -165,10 +147,10 @@ fn lines(rows: &[SummaryRow]) -> Vec<Line> {
 
 /// The outcome column, plain (for width) and painted.
 fn outcome_text(line: &Line, color: bool) -> (String, String) {
-    let parts: Vec<(String, Outcome)> = Outcome::ALL
+    let parts: Vec<(String, Status)> = LISTED
         .iter()
-        .filter(|&&o| line.tally[index(o)] > 0)
-        .map(|&o| (o, line.tally[index(o)]))
+        .filter(|&&o| line.tally[o.index()] > 0)
+        .map(|&o| (o, line.tally[o.index()]))
         .map(|(o, n)| {
             if line.tally.iter().sum::<usize>() == 1 {
                 (o.name().to_string(), o)
@@ -184,7 +166,7 @@ fn outcome_text(line: &Line, color: bool) -> (String, String) {
         .join(", ");
     let painted = parts
         .iter()
-        .map(|(t, o)| paint(t, o.color(), color))
+        .map(|(t, o)| paint(t, status_color(*o), color))
         .collect::<Vec<_>>()
         .join(", ");
     (plain, painted)
@@ -192,8 +174,4 @@ fn outcome_text(line: &Line, color: bool) -> (String, String) {
 
 fn seconds(s: Option<f64>) -> String {
     s.map_or("-".to_string(), |s| format!("{s:.2}s"))
-}
-
-fn index(outcome: Outcome) -> usize {
-    outcome as usize
 }

@@ -1,6 +1,7 @@
 //! Snapshot tests of every format over small graphs of each shape.
 
 use super::*;
+use crate::status::Status;
 
 fn node(id: &str, mode: &str, deps: &[usize]) -> NodeView {
     NodeView {
@@ -274,7 +275,7 @@ fn format_names_round_trip() {
     assert!("svg".parse::<Format>().is_err());
 }
 
-fn row(node: &str, outcome: Outcome, seconds: Option<f64>) -> SummaryRow {
+fn row(node: &str, outcome: Status, seconds: Option<f64>) -> SummaryRow {
     SummaryRow {
         node: node.to_string(),
         outcome,
@@ -285,29 +286,29 @@ fn row(node: &str, outcome: Outcome, seconds: Option<f64>) -> SummaryRow {
 #[test]
 fn summary_table() {
     let rows = vec![
-        row("ingest", Outcome::Ran, Some(0.123)),
-        row("morning/features", Outcome::Cached, None),
-        row("sweep[0]", Outcome::Ran, Some(1.5)),
-        row("sweep[1]", Outcome::Cached, None),
-        row("regime", Outcome::Failed, Some(12.0)),
-        row("report", Outcome::Skipped, None),
+        row("ingest", Status::Ran, Some(0.123)),
+        row("morning/features", Status::Cached, None),
+        row("sweep[0]", Status::Ran, Some(1.5)),
+        row("sweep[1]", Status::Cached, None),
+        row("regime", Status::Failed, Some(12.0)),
+        row("report", Status::Skipped, None),
     ];
     insta::assert_snapshot!(render_summary(&rows, 14.016, false));
 }
 
 #[test]
 fn summary_collapses_many_trials() {
-    let mut rows = vec![row("ingest", Outcome::Cached, None)];
+    let mut rows = vec![row("ingest", Status::Cached, None)];
     for n in 0..100 {
         let outcome = if n % 40 == 7 {
-            Outcome::Ran
+            Status::Ran
         } else {
-            Outcome::Cached
+            Status::Cached
         };
-        let seconds = (outcome == Outcome::Ran).then_some(0.5);
+        let seconds = (outcome == Status::Ran).then_some(0.5);
         rows.push(row(&format!("sweep[{n}]"), outcome, seconds));
     }
-    rows.push(row("regime", Outcome::Ran, Some(2.25)));
+    rows.push(row("regime", Status::Ran, Some(2.25)));
     let out = render_summary(&rows, 3.9, false);
     insta::assert_snapshot!(out);
     assert!(out.contains("sweep[0..99] ×100 trials  3 ran, 97 cached"));
@@ -315,12 +316,12 @@ fn summary_collapses_many_trials() {
 
 #[test]
 fn summary_in_colour() {
-    let mut rows = vec![row("ingest", Outcome::Ran, Some(0.2))];
+    let mut rows = vec![row("ingest", Status::Ran, Some(0.2))];
     for n in 0..5 {
         let outcome = if n == 2 {
-            Outcome::Failed
+            Status::Failed
         } else {
-            Outcome::Cached
+            Status::Cached
         };
         rows.push(row(&format!("sweep[{n}]"), outcome, None));
     }

@@ -2,6 +2,7 @@
 //! status, key and time, where its outputs and log are, and for a failed
 //! node the error and a file holding its log.
 
+use crate::status::Status;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -38,18 +39,18 @@ impl BuildJson {
     pub fn node(
         &self,
         id: &str,
-        status: &str,
+        status: Status,
         key: Option<&str>,
         seconds: Option<f64>,
         report: Option<&Path>,
         failure: Option<(&str, &[u8])>,
     ) -> Value {
         let mut out = json!({
-            "id": id, "status": status, "key": key, "seconds": seconds,
+            "id": id, "status": status.name(), "key": key, "seconds": seconds,
             "dir": null, "files": [], "log": null, "report": report, "error": null,
         });
         let entry = match (&self.store, key) {
-            (Some((store, stats)), Some(key)) if status == "ran" || status == "cached" => {
+            (Some((store, stats)), Some(key)) if matches!(status, Status::Ran | Status::Cached) => {
                 store.lookup(key, stats).hit()
             }
             _ => None,

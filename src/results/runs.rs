@@ -18,7 +18,7 @@ pub fn time_text(unix_ms: u64) -> String {
 /// Per status, how many nodes of `run` had it.
 pub fn counts(run: &RunRecord) -> Map<String, Value> {
     let mut m = Map::new();
-    for s in ["ran", "cached", "skipped", "failed", "not_run"] {
+    for s in crate::status::Status::ALL.map(|s| s.name()) {
         let n = run.nodes.iter().filter(|n| n.status == s).count();
         m.insert(s.to_string(), json!(n));
     }
