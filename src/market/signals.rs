@@ -31,14 +31,42 @@ pub struct Change {
 pub fn write_sparse(out: &mut String, sym: &str, ts_text: &[String], positions: &[i8]) {
     let sym_json = serde_json::to_string(sym).unwrap_or_default();
     let mut prev = 0i8;
+    // Pieces pushed rather than formatted: a sweep writes a line per
+    // position change of every trial.
     for (i, &v) in positions.iter().enumerate() {
         if v != prev {
-            let _ = write!(out, "{{\"i\":{i},\"ts\":");
+            out.push_str("{\"i\":");
+            push_decimal(out, i);
+            out.push_str(",\"ts\":");
             push_json_string(out, &ts_text[i]);
-            let _ = writeln!(out, ",\"sym\":{sym_json},\"v\":{v}}}");
+            out.push_str(",\"sym\":");
+            out.push_str(&sym_json);
+            match v {
+                1 => out.push_str(",\"v\":1}\n"),
+                0 => out.push_str(",\"v\":0}\n"),
+                -1 => out.push_str(",\"v\":-1}\n"),
+                _ => {
+                    let _ = writeln!(out, ",\"v\":{v}}}");
+                }
+            }
             prev = v;
         }
     }
+}
+
+/// `n` in decimal, as `write!` puts it.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// `s` as a JSON string, the bytes `serde_json` writes: a sweep writes a
@@ -271,6 +299,22 @@ mod tests {
             push_json_string(&mut out, &s);
             prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
         }
+    }
+
+    #[test]
+    fn decimals_are_written_as_format_writes_them() {
+        for n in [0, 7, 10, 99, 100, 5240, 1 << 40, usize::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn positions_outside_the_usual_three_are_written_as_numbers() {
+        let mut s = String::new();
+        write_sparse(&mut s, "A", &ts(2), &[0, 2]);
+        assert_eq!(s, "{\"i\":1,\"ts\":\"t1\",\"sym\":\"A\",\"v\":2}\n");
     }
 
     fn ts(n: usize) -> Vec<String> {
