@@ -287,6 +287,28 @@ fn choice_sharpes(
     }
 }
 
+/// λ = ln(ω/(1 − ω)) of one choice: ω the relative rank, among the
+/// out-of-sample scores `oos`, of the trial with the best in-sample score
+/// in `is` (ties to the lowest index; tied out-of-sample scores share the
+/// average rank).
+fn selection_logit(is: &[f64], oos: &[f64]) -> f64 {
+    let mut best = 0;
+    for (k, v) in is.iter().enumerate() {
+        if *v > is[best] {
+            best = k;
+        }
+    }
+    let at = oos[best];
+    let (mut lower, mut equal) = (0usize, 0usize);
+    for v in oos {
+        lower += usize::from(*v < at);
+        equal += usize::from(*v == at);
+    }
+    let rank = lower as f64 + (equal as f64 + 1.0) / 2.0;
+    let omega = rank / (oos.len() as f64 + 1.0);
+    (omega / (1.0 - omega)).ln()
+}
+
 /// PBO of the trials whose per-bar returns are `returns[trial]` (all of
 /// one length), with `blocks` blocks (even, ≥ 2). `None` with fewer than
 /// two trials or fewer than two bars per block.
@@ -356,30 +378,43 @@ pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
     let split = |mask: usize| (mask & low_mask, mask >> low_blocks);
     let all = (1usize << blocks) - 1;
     let half_bars = (blocks / 2 * block_bars) as f64;
-    // Each combination on its own (in parallel), then summed in the
-    // order above: the same bits whatever the number of threads.
-    let logits: Vec<f64> = combinations
+    // A choice's out-of-sample half is the in-sample half of its
+    // complement, which is a choice too: each pair of complements needs
+    // the scores of its two halves once, not twice. The pairs are those
+    // whose in-sample half holds block 0.
+    let position: std::collections::HashMap<usize, usize> = combinations
+        .iter()
+        .enumerate()
+        .map(|(at, &mask)| (mask, at))
+        .collect();
+    let pairs: Vec<(usize, usize)> = combinations
+        .iter()
+        .enumerate()
+        .filter(|&(_, &mask)| mask & 1 == 1)
+        .map(|(at, &mask)| (at, position[&(all & !mask)]))
+        .collect();
+    // Each pair on its own (in parallel), each logit put at its choice's
+    // place and summed in the order above: the same bits whatever the
+    // number of threads.
+    let pair_logits: Vec<(f64, f64)> = pairs
         .par_iter()
         .map_init(
             || (vec![0.0; n], vec![0.0; n]),
-            |(is, oos), &mask| {
-                choice_sharpes(&lo, &hi, split(mask), half_bars, is);
-                choice_sharpes(&lo, &hi, split(all & !mask), half_bars, oos);
-                let mut best = 0;
-                for (k, v) in is.iter().enumerate() {
-                    if *v > is[best] {
-                        best = k;
-                    }
-                }
-                let at = oos[best];
-                let lower = oos.iter().filter(|v| **v < at).count() as f64;
-                let equal = oos.iter().filter(|v| **v == at).count() as f64;
-                let rank = lower + (equal + 1.0) / 2.0;
-                let omega = rank / (n as f64 + 1.0);
-                (omega / (1.0 - omega)).ln()
+            |(first, second), &(a, b)| {
+                choice_sharpes(&lo, &hi, split(combinations[a]), half_bars, first);
+                choice_sharpes(&lo, &hi, split(combinations[b]), half_bars, second);
+                (
+                    selection_logit(first, second),
+                    selection_logit(second, first),
+                )
             },
         )
         .collect();
+    let mut logits = vec![0.0; combinations.len()];
+    for (&(a, b), &(la, lb)) in pairs.iter().zip(&pair_logits) {
+        logits[a] = la;
+        logits[b] = lb;
+    }
     let count = logits.len();
     let below = logits.iter().filter(|&&logit| logit <= 0.0).count();
     let logit_sum = logits.iter().fold(0.0f64, |sum, logit| sum + logit);

@@ -182,6 +182,61 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     })
 }
 
+/// What a gather takes of one trial: its record, its signal file and the
+/// figures of its per-bar returns.
+struct GatheredTrial {
+    record: TrialRecord,
+    strategy: Value,
+    signal: Vec<u8>,
+    figures: TrialFigures,
+    returns: usize,
+}
+
+/// Reads trial `index` from `up` and recomputes its per-bar returns from
+/// its signal over `bars` ([`returns_of_trial`]), keeping their figures.
+fn gather_trial(
+    index: usize,
+    up: &super::Upstream,
+    curves: &[SymbolCurve<'_>],
+    fee: f64,
+    train_end: Option<usize>,
+) -> Result<GatheredTrial, PhaseError> {
+    let m = upstream::upstream_json(up, "metrics.json")?;
+    let metrics = Metrics::deserialize(&m)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
+    let name = match &up.role {
+        Role::Trial { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    let file = "signal.jsonl";
+    let signal = up
+        .read(file)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))?;
+    let text = std::str::from_utf8(&signal)
+        .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))?;
+    let dense = curves
+        .iter()
+        .map(|c| {
+            signals::densify_text(text, &c.bars.symbol, c.bars.len(), Some(&c.bars.ts_text))
+                .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let positions: Vec<&[i8]> = dense.iter().map(Vec::as_slice).collect();
+    let r = returns_of_trial(curves, &positions, fee);
+    Ok(GatheredTrial {
+        record: TrialRecord {
+            index,
+            name,
+            params: m.get("params").cloned().unwrap_or(Value::Null),
+            metrics,
+        },
+        strategy: m.get("strategy").cloned().unwrap_or(Value::Null),
+        signal,
+        figures: TrialFigures::of(&r, train_end),
+        returns: r.len(),
+    })
+}
+
 fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError> {
     let mut trials: Vec<(usize, &super::Upstream)> = ctx
         .upstream
@@ -198,25 +253,42 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             trials.len()
         )));
     }
-    let mut records = Vec::with_capacity(trials.len());
-    for (index, up) in &trials {
-        let m = upstream::upstream_json(up, "metrics.json")?;
-        let metrics: Metrics = serde_json::from_value(m.clone())
-            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
-        let name = match &up.role {
-            Role::Trial { name, .. } => name.clone(),
-            _ => String::new(),
-        };
-        let signal = up
-            .read("signal.jsonl")
-            .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("signal.jsonl"))))?;
-        ctx.memory.put(&signal_file(*index), signal);
-        records.push(TrialRecord {
-            index: *index,
-            name,
-            params: m.get("params").cloned().unwrap_or(Value::Null),
-            metrics,
-        });
+    let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
+    let fee = config::fee(ctx.config).map_err(issue_error)?;
+    let fill = config::fill(ctx.config).map_err(issue_error)?;
+    // The log tells of the bars where the statistics that use them are.
+    let mut bars_log = Vec::new();
+    let bars = data::load_bars(&spec, &mut bars_log)?;
+    // The train part is defined for one symbol only.
+    let train_end = match bars.as_slice() {
+        [one] => {
+            let split = super::split::split(ctx.config).map_err(issue_error)?;
+            Some(
+                split
+                    .parts(&one.ts)
+                    .map_err(PhaseError::bad_input)?
+                    .train_end,
+            )
+        }
+        _ => None,
+    };
+    let curves: Vec<SymbolCurve> = bars.iter().map(|b| SymbolCurve::new(b, fill)).collect();
+    // Trial by trial in parallel, collected in trial order; the first
+    // error in that order is the one reported.
+    let gathered = trials
+        .par_iter()
+        .map(|(index, up)| gather_trial(*index, up, &curves, fee, train_end))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let returns = gathered.first().map_or(0, |g| g.returns);
+    let strategy = gathered.first().map_or(Value::Null, |g| g.strategy.clone());
+    let mut records = Vec::with_capacity(gathered.len());
+    let mut figures = Vec::with_capacity(gathered.len());
+    for g in gathered {
+        ctx.memory.put(&signal_file(g.record.index), g.signal);
+        records.push(g.record);
+        figures.push(g.figures);
     }
     ctx.memory.put_json("trials.json", &json!(records))?;
     let s = summary(&records);
@@ -231,20 +303,18 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
             best["total_return"].as_f64().unwrap_or(0.0) * 100.0
         )?;
     }
+    ctx.log.write_all(&bars_log)?;
     let mut m = s;
-    let (stats, train_best) = overfitting(ctx, &records)?;
+    let ppy = bars[0].periods_per_year();
+    let (stats, train_best) = overfitting(ctx, &records, &figures, returns, ppy, train_end)?;
     if let Value::Object(m) = &mut m {
         m.insert("overfitting".into(), stats);
         if let Some(t) = train_best {
             m.insert("train_best".into(), t);
         }
     }
-    if let (Value::Object(m), Some(first)) = (&mut m, trials.first()) {
-        let strat = upstream::upstream_json(first.1, "metrics.json")?;
-        m.insert(
-            "strategy".into(),
-            strat.get("strategy").cloned().unwrap_or(Value::Null),
-        );
+    if let (Value::Object(m), false) = (&mut m, trials.is_empty()) {
+        m.insert("strategy".into(), strategy);
     }
     ctx.memory.put_json("metrics.json", &m)
 }
@@ -286,19 +356,14 @@ impl<'a> SymbolCurve<'a> {
     }
 }
 
-/// The per-bar strategy returns r_1..r_T of trial `k` whose dense
-/// positions per symbol are `dense[symbol][k]` (the portfolio's for
+/// The per-bar strategy returns r_1..r_T of a trial whose dense
+/// positions per symbol are `positions[symbol]` (the portfolio's for
 /// several symbols, on one common timeline).
-fn returns_of_trial(
-    curves: &[SymbolCurve<'_>],
-    dense: &[Vec<Vec<i8>>],
-    k: usize,
-    fee: f64,
-) -> Vec<f64> {
+fn returns_of_trial(curves: &[SymbolCurve<'_>], positions: &[&[i8]], fee: f64) -> Vec<f64> {
     let curves_of: Vec<Vec<f64>> = curves
         .iter()
-        .zip(dense)
-        .map(|(c, d)| c.equity(&d[k], fee))
+        .zip(positions)
+        .map(|(c, p)| c.equity(p, fee))
         .collect();
     let equity = if let [one] = curves_of.as_slice() {
         std::borrow::Cow::Borrowed(one)
@@ -344,7 +409,10 @@ fn per_trial_returns<T: Send>(
     let count = dense.first().map_or(0, Vec::len);
     Ok((0..count)
         .into_par_iter()
-        .map(|k| reduce(returns_of_trial(&curves, &dense, k, fee)))
+        .map(|k| {
+            let positions: Vec<&[i8]> = dense.iter().map(|d| d[k].as_slice()).collect();
+            reduce(returns_of_trial(&curves, &positions, fee))
+        })
         .collect())
 }
 
@@ -388,22 +456,6 @@ impl TrialFigures {
     }
 }
 
-/// [`TrialFigures`] of every trial gathered by `trials` and the number
-/// of returns each has ([`per_trial_returns`]).
-pub fn trial_figures(
-    trials: &super::Upstream,
-    bars: &[crate::market::Bars],
-    fee: f64,
-    fill: Fill,
-    train_end: Option<usize>,
-) -> Result<(Vec<TrialFigures>, usize), PhaseError> {
-    let figures = per_trial_returns(trials, bars, fee, fill, |r| {
-        (TrialFigures::of(&r, train_end), r.len())
-    })?;
-    let returns = figures.first().map_or(0, |f| f.1);
-    Ok((figures.into_iter().map(|f| f.0).collect(), returns))
-}
-
 /// The overfitting statistics of choosing the best trial by Sharpe ratio
 /// ([`crate::market::overfitting`]): `{trials, selected, dsr,
 /// sharpe_variance, expected_max_sharpe, min_backtest_years,
@@ -413,39 +465,15 @@ pub fn trial_figures(
 fn overfitting(
     ctx: &mut PhaseContext<'_>,
     records: &[TrialRecord],
+    figures: &[TrialFigures],
+    returns: usize,
+    ppy: f64,
+    train_end: Option<usize>,
 ) -> Result<(Value, Option<Value>), PhaseError> {
-    let spec = config::data_spec(ctx.config, ctx.base_dir).map_err(issue_error)?;
-    let fee = config::fee(ctx.config).map_err(issue_error)?;
-    let fill = config::fill(ctx.config).map_err(issue_error)?;
-    let bars = data::load_bars(&spec, ctx.log)?;
-    // The signals this node has just gathered, read back as an upstream's.
-    let own = super::Upstream::from_memory(
-        ctx.node.to_string(),
-        "signal_generation".into(),
-        ctx.role.clone(),
-        std::mem::take(ctx.memory),
-    );
-    // The train part is defined for one symbol only.
-    let train_end = match bars.as_slice() {
-        [one] => {
-            let split = super::split::split(ctx.config).map_err(issue_error)?;
-            Some(
-                split
-                    .parts(&one.ts)
-                    .map_err(PhaseError::bad_input)?
-                    .train_end,
-            )
-        }
-        _ => None,
-    };
-    let figures = trial_figures(&own, &bars, fee, fill, train_end);
-    *ctx.memory = own.into_memory();
-    let (figures, returns) = figures?;
-    let ppy = bars[0].periods_per_year();
-    let stats = overfitting_stats(records, &figures, returns, ppy);
+    let stats = overfitting_stats(records, figures, returns, ppy);
     let train_best = match train_end {
         Some(end) => {
-            let best = train_best(records, &figures, ppy);
+            let best = train_best(records, figures, ppy);
             writeln!(
                 ctx.log,
                 "best on the train part ({end} bars): trial {} (train sharpe {})",
