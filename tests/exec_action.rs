@@ -93,6 +93,66 @@ fn an_unreadable_action_is_bad_input() {
     assert!(!dir.path().join("output.json").exists());
 }
 
+/// Polls `done` until it holds, for at most a minute.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_batch_worker_takes_actions_added_while_it_lingers_and_stops_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job");
+    std::fs::create_dir_all(&job).unwrap();
+    // What the coordinator does: each action written whole, by a rename.
+    let hand_over = |i: usize, who: &str| {
+        let mut action = action(dir.path(), "command-2");
+        action["config"]["run"] = json!(format!("echo {who} > {who}.txt"));
+        action["config"]["outputs"] = json!([format!("{who}.txt")]);
+        let part = job.join(format!("{i}.part"));
+        std::fs::write(&part, serde_json::to_vec(&action).unwrap()).unwrap();
+        std::fs::rename(&part, job.join(format!("{i}.action.json"))).unwrap();
+    };
+    hand_over(0, "first");
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
+        .arg("exec-action")
+        .arg("--batch")
+        .arg(&job)
+        .args(["--linger-ms", "600000"])
+        .spawn()
+        .unwrap();
+    wait_for("the first output", || job.join("0.output.json").exists());
+    hand_over(1, "second");
+    wait_for("the second output", || job.join("1.output.json").exists());
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker left early"
+    );
+    std::fs::write(job.join("close"), "").unwrap();
+    wait_for("the worker's exit", || worker.try_wait().unwrap().is_some());
+    assert_eq!(worker.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(job.join("progress")).unwrap(),
+        "0\n1\nclosed\n"
+    );
+    for (i, who) in [(0, "first"), (1, "second")] {
+        // Claimed by renaming: the coordinator can no longer take it back.
+        assert!(!job.join(format!("{i}.action.json")).exists());
+        assert!(job.join(format!("{i}.claimed.json")).exists());
+        let output: Value =
+            serde_json::from_slice(&std::fs::read(job.join(format!("{i}.output.json"))).unwrap())
+                .unwrap();
+        assert_eq!(output["result"], json!({"Ok": null}), "{output}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("{who}.txt"))).unwrap(),
+            format!("{who}\n")
+        );
+    }
+}
+
 #[test]
 fn a_trial_hands_its_outputs_back_in_the_output_file_and_writes_no_file() {
     let dir = tempfile::tempdir().unwrap();
