@@ -102,21 +102,38 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The outputs a batch worker appended, by action index.
+fn batch_outputs(job: &Path) -> std::collections::BTreeMap<u64, Value> {
+    std::fs::read_to_string(job.join("outputs.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            (record["index"].as_u64().unwrap(), record["output"].clone())
+        })
+        .collect()
+}
+
 #[test]
 fn a_batch_worker_takes_actions_added_while_it_lingers_and_stops_on_close() {
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("job");
     std::fs::create_dir_all(&job).unwrap();
-    // What the coordinator does: each action written whole, by a rename.
-    let hand_over = |i: usize, who: &str| {
-        let mut action = action(dir.path(), "command-2");
-        action["config"]["run"] = json!(format!("echo {who} > {who}.txt"));
-        action["config"]["outputs"] = json!([format!("{who}.txt")]);
-        let part = job.join(format!("{i}.part"));
-        std::fs::write(&part, serde_json::to_vec(&action).unwrap()).unwrap();
-        std::fs::rename(&part, job.join(format!("{i}.action.json"))).unwrap();
+    // What the coordinator does: each hand-over of actions `first..`
+    // written whole, by a rename.
+    let hand_over = |first: usize, names: &[&str]| {
+        let mut text = String::new();
+        for who in names {
+            let mut action = action(dir.path(), "command-2");
+            action["config"]["run"] = json!(format!("echo {who} > {who}.txt"));
+            action["config"]["outputs"] = json!([format!("{who}.txt")]);
+            text += &format!("{action}\n");
+        }
+        let part = job.join(format!("{first}.part"));
+        std::fs::write(&part, text).unwrap();
+        std::fs::rename(&part, job.join(format!("{first}.actions.jsonl"))).unwrap();
     };
-    hand_over(0, "first");
+    hand_over(0, &["first", "second"]);
     let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
         .arg("exec-action")
         .arg("--batch")
@@ -124,9 +141,9 @@ fn a_batch_worker_takes_actions_added_while_it_lingers_and_stops_on_close() {
         .args(["--linger-ms", "600000"])
         .spawn()
         .unwrap();
-    wait_for("the first output", || job.join("0.output.json").exists());
-    hand_over(1, "second");
-    wait_for("the second output", || job.join("1.output.json").exists());
+    wait_for("the first outputs", || batch_outputs(&job).len() == 2);
+    hand_over(2, &["third"]);
+    wait_for("the third output", || batch_outputs(&job).len() == 3);
     assert!(
         worker.try_wait().unwrap().is_none(),
         "the worker left early"
@@ -136,16 +153,16 @@ fn a_batch_worker_takes_actions_added_while_it_lingers_and_stops_on_close() {
     assert_eq!(worker.wait().unwrap().code(), Some(0));
     assert_eq!(
         std::fs::read_to_string(job.join("progress")).unwrap(),
-        "0\n1\nclosed\n"
+        "closed\n"
     );
-    for (i, who) in [(0, "first"), (1, "second")] {
-        // Claimed by renaming: the coordinator can no longer take it back.
-        assert!(!job.join(format!("{i}.action.json")).exists());
-        assert!(job.join(format!("{i}.claimed.json")).exists());
-        let output: Value =
-            serde_json::from_slice(&std::fs::read(job.join(format!("{i}.output.json"))).unwrap())
-                .unwrap();
-        assert_eq!(output["result"], json!({"Ok": null}), "{output}");
+    // Claimed by renaming: the coordinator can no longer take them back.
+    for first in [0, 2] {
+        assert!(!job.join(format!("{first}.actions.jsonl")).exists());
+        assert!(job.join(format!("{first}.claimed.jsonl")).exists());
+    }
+    let outputs = batch_outputs(&job);
+    for (i, who) in [(0, "first"), (1, "second"), (2, "third")] {
+        assert_eq!(outputs[&i]["result"], json!({"Ok": null}), "{outputs:?}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join(format!("{who}.txt"))).unwrap(),
             format!("{who}\n")

@@ -243,7 +243,10 @@ struct Job {
     dir: PathBuf,
     resources: Resources,
     slots: Vec<Slot>,
-    /// How far the job's progress log was read.
+    /// The first action of each hand-over file, ascending.
+    handovers: Vec<usize>,
+    /// How far the job's outputs and progress log were read.
+    outputs_read: u64,
     progress_read: u64,
     /// The worker takes no more actions.
     closed: bool,
@@ -255,10 +258,10 @@ struct Job {
 
 enum Slot {
     /// Handed to the job; no output seen yet.
-    Waiting(Action, Done),
+    Waiting(Box<Action>, Done),
     /// Its output says it failed. Delivered once Slurm says how the job
     /// ended, which may be the cause (memory, time).
-    Failed(Action, Done),
+    Failed(Done, Box<ActionOutput>),
     /// Delivered, or taken back from the job.
     Gone,
 }
@@ -269,6 +272,8 @@ impl Job {
             dir,
             resources,
             slots: Vec::new(),
+            handovers: Vec::new(),
+            outputs_read: 0,
             progress_read: 0,
             closed: false,
             exit: None,
@@ -297,43 +302,31 @@ impl Job {
         self.slots.iter().any(|s| matches!(s, Slot::Failed(..)))
     }
 
-    /// Reads what the progress log says since the last read: the outputs
-    /// of actions that succeeded are delivered at once, so the
+    /// Reads the outputs and progress noted since the last read: the
+    /// outputs of actions that succeeded are delivered at once, so the
     /// coordinator commits while the job runs on.
     fn update(&mut self) {
-        let Ok(progress) = batch::read_progress(&self.dir, &mut self.progress_read) else {
-            return;
-        };
-        for i in progress.finished {
-            let Some(slot) = self.slots.get_mut(i) else {
-                continue;
-            };
-            if !matches!(slot, Slot::Waiting(..)) {
-                continue;
-            }
-            let Some(output) = read_output(&self.dir, i) else {
-                // Judged when the job ends.
-                continue;
-            };
-            match std::mem::replace(slot, Slot::Gone) {
-                Slot::Waiting(action, done) if output.result.is_err() => {
-                    *slot = Slot::Failed(action, done)
+        if let Ok(finished) = batch::read_finished(&self.dir, &mut self.outputs_read) {
+            for batch::Finished { index, output } in finished {
+                let Some(slot) = self.slots.get_mut(index) else {
+                    continue;
+                };
+                match std::mem::replace(slot, Slot::Gone) {
+                    Slot::Waiting(_, done) if output.result.is_err() => {
+                        *slot = Slot::Failed(done, Box::new(output))
+                    }
+                    Slot::Waiting(_, done) => done.send(output),
+                    other => *slot = other,
                 }
-                Slot::Waiting(_, done) => done.send(output),
-                _ => unreachable!("the slot was checked to be waiting"),
             }
         }
-        self.closed |= progress.closed;
-        if progress.exit.is_some() {
-            self.exit = progress.exit;
+        if let Ok(progress) = batch::read_progress(&self.dir, &mut self.progress_read) {
+            self.closed |= progress.closed;
+            if progress.exit.is_some() {
+                self.exit = progress.exit;
+            }
         }
     }
-}
-
-fn read_output(dir: &Path, index: usize) -> Option<ActionOutput> {
-    std::fs::read(batch::output_path(dir, index))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<ActionOutput>(&bytes).ok())
 }
 
 struct Scheduler {
@@ -490,41 +483,42 @@ impl Scheduler {
         submitted
     }
 
-    /// Hands `batch` to the running (or pending) job `id`; returns the
-    /// actions its worker can no longer take.
+    /// Hands `batch` to the running (or pending) job `id`, as one file;
+    /// returns the actions if its worker can no longer take them.
     fn append(&mut self, id: &str, batch: Vec<(Action, Done)>) -> Vec<(Action, Done)> {
         let Some(job) = self.jobs.get_mut(id) else {
             return batch;
         };
         let first = job.slots.len();
-        let mut returned = Vec::new();
-        for (action, done) in batch {
-            if !job.closed && write_action(&job.dir, job.slots.len(), &action).is_ok() {
-                job.slots.push(Slot::Waiting(action, done));
-            } else {
-                // A folder that cannot take an action takes no more.
-                job.closed = true;
-                returned.push((action, done));
-            }
+        if job.closed
+            || batch::write_actions(&job.dir, first, batch.iter().map(|(a, _)| a)).is_err()
+        {
+            // A folder that cannot take an action takes no more.
+            job.closed = true;
+            return batch;
         }
-        let handed = job.slots.len() - first;
+        job.handovers.push(first);
+        job.slots.extend(
+            batch
+                .into_iter()
+                .map(|(action, done)| Slot::Waiting(Box::new(action), done)),
+        );
         // Did the worker stop taking work before it could see them?
         job.update();
-        let mut withdrawn = 0;
-        if !job.takes_work() {
-            for i in first..job.slots.len() {
-                if matches!(job.slots[i], Slot::Waiting(..))
-                    && batch::withdraw(&job.dir, i).unwrap_or(false)
-                    && let Slot::Waiting(action, done) =
-                        std::mem::replace(&mut job.slots[i], Slot::Gone)
-                {
-                    returned.push((action, done));
-                    withdrawn += 1;
-                }
-            }
+        if !job.takes_work() && batch::withdraw(&job.dir, first).unwrap_or(false) {
+            job.handovers.pop();
+            let returned: Vec<(Action, Done)> = job
+                .slots
+                .drain(first..)
+                .filter_map(|slot| match slot {
+                    Slot::Waiting(action, done) => Some((*action, done)),
+                    _ => None,
+                })
+                .collect();
+            return returned;
         }
-        self.summary.actions += handed - withdrawn;
-        returned
+        self.summary.actions += job.slots.len() - first;
+        Vec::new()
     }
 
     /// Submits `batch` as a new job; returns whether it was.
@@ -536,9 +530,10 @@ impl Scheduler {
                 self.summary.jobs += 1;
                 self.summary.actions += batch.len();
                 let mut job = Job::new(dir, resources.clone());
+                job.handovers.push(0);
                 job.slots = batch
                     .into_iter()
-                    .map(|(action, done)| Slot::Waiting(action, done))
+                    .map(|(action, done)| Slot::Waiting(Box::new(action), done))
                     .collect();
                 self.jobs.insert(id, job);
                 true
@@ -561,9 +556,7 @@ impl Scheduler {
         batch: &[(Action, Done)],
     ) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
-        for (i, (action, _)) in batch.iter().enumerate() {
-            write_action(dir, i, action)?;
-        }
+        batch::write_actions(dir, 0, batch.iter().map(|(action, _)| action))?;
         // The job script notes the worker's exit in the progress log, so
         // that a job that ends normally is known to have ended without
         // asking Slurm.
@@ -687,14 +680,35 @@ impl Scheduler {
     /// stdout/stderr. An action the worker never claimed although it
     /// exited cleanly (it stopped taking work just then) goes back to
     /// the queue.
-    fn finish_job(&mut self, id: &str, job: Job, state: &str, reason: &str) {
+    fn finish_job(&mut self, id: &str, mut job: Job, state: &str, reason: &str) {
+        // What the worker wrote after the last read.
+        job.update();
         let Job {
             dir,
             resources,
-            slots,
+            mut slots,
+            handovers,
             exit,
             ..
         } = job;
+        // Hand-overs a cleanly exited worker never claimed (it stopped
+        // taking work just then) go back to the queue.
+        if exit == Some(0) {
+            for (k, &first) in handovers.iter().enumerate() {
+                let end = handovers.get(k + 1).copied().unwrap_or(slots.len());
+                if batch::withdraw(&dir, first).unwrap_or(false) {
+                    for slot in &mut slots[first..end] {
+                        if let Slot::Waiting(action, done) = std::mem::replace(slot, Slot::Gone) {
+                            self.summary.actions = self.summary.actions.saturating_sub(1);
+                            self.queued
+                                .entry(resources.clone())
+                                .or_default()
+                                .push((*action, done));
+                        }
+                    }
+                }
+            }
+        }
         let job_log = || {
             let mut log = Vec::new();
             for name in ["job.out", "job.err"] {
@@ -710,33 +724,26 @@ impl Scheduler {
             }
             log
         };
-        for (i, slot) in slots.into_iter().enumerate() {
-            let (Slot::Waiting(action, done) | Slot::Failed(action, done)) = slot else {
-                continue;
-            };
-            let output = match read_output(&dir, i) {
+        for slot in slots {
+            let (done, output) = match slot {
+                Slot::Gone => continue,
                 // A complete output stands, unless Slurm ended the job
                 // while the action failed: the job's end is then the
                 // likely cause.
-                Some(mut output) if state != "COMPLETED" => {
-                    if let Err(error) = &mut output.result {
+                Slot::Failed(done, mut output) => {
+                    if state != "COMPLETED"
+                        && let Err(error) = &mut output.result
+                    {
                         error.message =
                             format!("{}; {}", error.message, failure_message(id, state, reason));
                         error.bad_input = false;
                         output.log.extend_from_slice(&job_log());
                     }
-                    output
+                    (done, *output)
                 }
-                Some(output) => output,
-                None if exit == Some(0) && batch::withdraw(&dir, i).unwrap_or(false) => {
-                    self.summary.actions = self.summary.actions.saturating_sub(1);
-                    self.queued
-                        .entry(resources.clone())
-                        .or_default()
-                        .push((action, done));
-                    continue;
+                Slot::Waiting(_, done) => {
+                    (done, failed(failure_message(id, state, reason), job_log()))
                 }
-                None => failed(failure_message(id, state, reason), job_log()),
             };
             done.send(output);
         }
@@ -773,7 +780,7 @@ impl Scheduler {
         }
         for (_, job) in self.jobs.drain() {
             for slot in job.slots {
-                if let Slot::Waiting(_, done) | Slot::Failed(_, done) = slot {
+                if let Slot::Waiting(_, done) | Slot::Failed(done, _) = slot {
                     done.send(failed(why.to_string(), Vec::new()));
                 }
             }
@@ -798,11 +805,6 @@ impl Scheduler {
         );
         std::process::exit(130);
     }
-}
-
-fn write_action(dir: &Path, index: usize, action: &Action) -> std::io::Result<()> {
-    let text = serde_json::to_vec(action).map_err(std::io::Error::other)?;
-    crate::atomic_file::write(&batch::action_path(dir, index), &text)
 }
 
 fn failed(message: String, log: Vec<u8>) -> ActionOutput {
