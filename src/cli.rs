@@ -159,6 +159,10 @@ pub enum Command {
         /// beside each (a packed batch job).
         #[arg(long, value_name = "DIR", conflicts_with_all = ["action", "output"])]
         batch: Option<PathBuf>,
+        /// With --batch: once DIR runs dry, wait up to MS milliseconds for
+        /// more actions (or a `close` file) before exiting.
+        #[arg(long, value_name = "MS", default_value_t = 0, requires = "batch")]
+        linger_ms: u64,
     },
     /// Parse and compile the workflow; run nothing.
     Validate {

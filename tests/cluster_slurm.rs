@@ -209,6 +209,54 @@ fn a_job_that_slurm_ends_fails_its_node_with_the_state() {
 }
 
 #[test]
+fn a_later_wave_runs_in_the_job_that_ran_the_first() {
+    // `second` can only be decided once `first` is committed: its action
+    // reaches the job whose worker still lingers after running `first`.
+    let dir = command_project(
+        "  - name: first\n    mode: command\n    run: \"echo $SLURM_JOB_ID > one.txt\"\n    outputs: [one.txt]\n\
+         \x20 - name: second\n    mode: command\n    run: \"cat one.txt > two.txt; echo $SLURM_JOB_ID >> two.txt\"\n    outputs: [two.txt]\n",
+    );
+    let out = admf(dir.path(), &["build", "wf.yaml", "--executor", "slurm"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("slurm: 2 actions in 1 job"), "{stderr}");
+    let two = std::fs::read_to_string(dir.path().join("two.txt")).unwrap();
+    let ids: Vec<&str> = two.lines().collect();
+    assert_eq!(ids.len(), 2, "{two}");
+    assert!(!ids[0].is_empty() && ids[0] == ids[1], "{two}");
+    // Told to stop once the build was done, the worker exited: the job
+    // completed rather than being cancelled.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = slurm()
+            .jobs()
+            .into_iter()
+            .find(|(id, _, _)| id == ids[0])
+            .map(|(_, _, state)| state);
+        match state.as_deref() {
+            Some("COMPLETED") => break,
+            Some("RUNNING" | "COMPLETING") if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            other => panic!("job {} is {other:?}", ids[0]),
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_dies_fails_its_action_with_the_job_state() {
+    // The action kills the worker running it: the job script notes the
+    // worker's exit status, and Slurm says how the job ended.
+    let dir = command_project(
+        "  - name: orphaned\n    mode: command\n    run: \"kill -9 $PPID; sleep 1\"\n",
+    );
+    let out = admf(dir.path(), &["build", "wf.yaml", "--executor", "slurm"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed (state FAILED"), "{stderr}");
+}
+
+#[test]
 fn resources_reach_sbatch() {
     let dir = command_project(
         "  - name: ask\n    mode: command\n    run: \"echo $SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE $(squeue -h -j $SLURM_JOB_ID -o %l) > asked.txt\"\n    outputs: [asked.txt]\n    resources: {cpus: 2, mem: 150M, time: \"7\"}\n",

@@ -93,6 +93,83 @@ fn an_unreadable_action_is_bad_input() {
     assert!(!dir.path().join("output.json").exists());
 }
 
+/// Polls `done` until it holds, for at most a minute.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The outputs a batch worker appended, by action index.
+fn batch_outputs(job: &Path) -> std::collections::BTreeMap<u64, Value> {
+    std::fs::read_to_string(job.join("outputs.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            (record["index"].as_u64().unwrap(), record["output"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_worker_takes_actions_added_while_it_lingers_and_stops_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job");
+    std::fs::create_dir_all(&job).unwrap();
+    // What the coordinator does: each hand-over of actions `first..`
+    // written whole, by a rename.
+    let hand_over = |first: usize, names: &[&str]| {
+        let mut text = String::new();
+        for who in names {
+            let mut action = action(dir.path(), "command-2");
+            action["config"]["run"] = json!(format!("echo {who} > {who}.txt"));
+            action["config"]["outputs"] = json!([format!("{who}.txt")]);
+            text += &format!("{action}\n");
+        }
+        let part = job.join(format!("{first}.part"));
+        std::fs::write(&part, text).unwrap();
+        std::fs::rename(&part, job.join(format!("{first}.actions.jsonl"))).unwrap();
+    };
+    hand_over(0, &["first", "second"]);
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
+        .arg("exec-action")
+        .arg("--batch")
+        .arg(&job)
+        .args(["--linger-ms", "600000"])
+        .spawn()
+        .unwrap();
+    wait_for("the first outputs", || batch_outputs(&job).len() == 2);
+    hand_over(2, &["third"]);
+    wait_for("the third output", || batch_outputs(&job).len() == 3);
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker left early"
+    );
+    std::fs::write(job.join("close"), "").unwrap();
+    wait_for("the worker's exit", || worker.try_wait().unwrap().is_some());
+    assert_eq!(worker.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(job.join("progress")).unwrap(),
+        "closed\n"
+    );
+    // Claimed by renaming: the coordinator can no longer take them back.
+    for first in [0, 2] {
+        assert!(!job.join(format!("{first}.actions.jsonl")).exists());
+        assert!(job.join(format!("{first}.claimed.jsonl")).exists());
+    }
+    let outputs = batch_outputs(&job);
+    for (i, who) in [(0, "first"), (1, "second"), (2, "third")] {
+        assert_eq!(outputs[&i]["result"], json!({"Ok": null}), "{outputs:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(format!("{who}.txt"))).unwrap(),
+            format!("{who}\n")
+        );
+    }
+}
+
 #[test]
 fn a_trial_hands_its_outputs_back_in_the_output_file_and_writes_no_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@
 //! paths; a compute node writes only into the action's private output
 //! directory and its job folder under the store, never an entry or a ref.
 
+pub mod batch;
 pub mod slurm;
 
 use self::slurm::{SlurmExecutor, SlurmOptions};

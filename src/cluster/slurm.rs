@@ -2,22 +2,32 @@
 //!
 //! One scheduler thread per build owns every job. Actions handed to
 //! [`SlurmExecutor::submit`] queue up, grouped by the resources their
-//! phase asks for; once the coordinator waits ([`Executor::idle`]) each group is cut into as few jobs as the free job slots
-//! allow, at most `pack` actions each, so a 10,000-trial sweep is a few
-//! dozen jobs. A job is a folder under the store (`cluster/<run>/<n>/`)
-//! with one `N.action.json` per action and a script that runs
-//! `admf exec-action --batch` on it; each action's result comes back as
-//! `N.output.json`, written atomically.
+//! phase asks for; once the coordinator waits ([`Executor::idle`]) each
+//! group is placed: first on the build's jobs of the same resources whose
+//! workers still take work, then in as few new jobs as the free job slots
+//! allow, at most `pack` actions waiting in each, so a 10,000-trial sweep
+//! is a few dozen jobs. A job is a folder under the store
+//! (`cluster/<run>/<n>/`, laid out in [`super::batch`]) and a script that
+//! runs `admf exec-action --batch` on it. The worker writes each action's
+//! output as `N.output.json` and notes it in the folder's progress log,
+//! and keeps taking the actions added to the folder until none came for
+//! [`WORKER_LINGER`]: a build's later waves (contended keys, the node
+//! gathering a sweep) run in jobs that already started.
 //!
-//! The same thread polls Slurm for all of the build's jobs at once, by
-//! the build's run-unique job name (`squeue --states=all`, `sacct` for a
-//! job already purged), backing off while nothing changes. A job that
-//! ends in any other state than COMPLETED fails every action of it that
-//! wrote no output, with the state, Slurm's reason and the job's
-//! stdout/stderr in the node's log. Ctrl-C (or SIGTERM) cancels the
-//! build's jobs with `scancel` before admf exits.
+//! The same thread reads every job's progress log often (a small read per
+//! job): a succeeded action is delivered, and committed, while its job
+//! runs on, and a job whose script noted a clean exit is done without
+//! asking Slurm. Slurm itself (`squeue --states=all` by the build's
+//! run-unique job name, `sacct` for a job already purged) is polled only
+//! to find jobs that ended otherwise, backing off while nothing changes.
+//! A job that ends in any other state than COMPLETED fails every action
+//! of it that wrote no output, with the state, Slurm's reason and the
+//! job's stdout/stderr in the node's log; an action whose output says it
+//! failed waits for the job's state, which may be the cause. Ctrl-C (or
+//! SIGTERM) cancels the build's jobs with `scancel` before admf exits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,7 +36,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::Resources;
+use super::{Resources, batch};
 use crate::action::{Action, ActionOutput};
 use crate::executor::{Done, Executor};
 use crate::phases::PhaseError;
@@ -34,12 +44,24 @@ use crate::phases::PhaseError;
 /// How long the queue waits for more actions before it packs them into
 /// jobs when no one says the coordinator waits ([`Executor::idle`]).
 pub const LINGER: Duration = Duration::from_millis(500);
-/// The first and the longest wait between two polls of Slurm.
-const POLL_FIRST: Duration = Duration::from_millis(50);
-const POLL_MAX: Duration = Duration::from_secs(2);
+/// How long a job's worker waits for more actions once its folder ran
+/// dry, so that the build's next wave finds it running.
+pub const WORKER_LINGER: Duration = Duration::from_secs(3);
+/// How often the jobs' progress logs are read.
+const PROGRESS_POLL: Duration = Duration::from_millis(20);
+/// The first and the longest wait between two polls of Slurm, which only
+/// find jobs that ended without their script saying so.
+const POLL_FIRST: Duration = Duration::from_millis(500);
+const POLL_MAX: Duration = Duration::from_secs(5);
 /// Polls that may fail in a row (slurmctld unreachable) before the
 /// build's jobs are given up on, about a minute with the back-off.
-const POLL_FAILURES_MAX: u32 = 30;
+const POLL_FAILURES_MAX: u32 = 15;
+/// How long a finished build waits for its lingering workers to exit
+/// once told to, before it cancels the jobs left (not started yet).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// A job whose worker still takes work is given up to this many waiting
+/// actions before a new job is started for them.
+const LIVE_MIN: usize = 8;
 
 /// What a build asks of Slurm.
 #[derive(Debug, Clone)]
@@ -215,10 +237,96 @@ pub fn check_client() -> std::io::Result<()> {
     }
 }
 
-/// One submitted job.
+/// One submitted job and the actions handed to it, by their index in its
+/// folder.
 struct Job {
     dir: PathBuf,
-    actions: Vec<(Action, Done)>,
+    resources: Resources,
+    slots: Vec<Slot>,
+    /// The first action of each hand-over file, ascending.
+    handovers: Vec<usize>,
+    /// How far the job's outputs and progress log were read.
+    outputs_read: u64,
+    progress_read: u64,
+    /// The worker takes no more actions.
+    closed: bool,
+    /// The worker's exit status, once the job script noted it.
+    exit: Option<i32>,
+    /// Slurm was asked about the job as soon as its exit was noted.
+    asked: bool,
+}
+
+enum Slot {
+    /// Handed to the job; no output seen yet.
+    Waiting(Box<Action>, Done),
+    /// Its output says it failed. Delivered once Slurm says how the job
+    /// ended, which may be the cause (memory, time).
+    Failed(Done, Box<ActionOutput>),
+    /// Delivered, or taken back from the job.
+    Gone,
+}
+
+impl Job {
+    fn new(dir: PathBuf, resources: Resources) -> Job {
+        Job {
+            dir,
+            resources,
+            slots: Vec::new(),
+            handovers: Vec::new(),
+            outputs_read: 0,
+            progress_read: 0,
+            closed: false,
+            exit: None,
+            asked: false,
+        }
+    }
+
+    /// Whether the job's worker may still take actions.
+    fn takes_work(&self) -> bool {
+        !self.closed && self.exit.is_none()
+    }
+
+    /// Actions handed to the job and not run yet, as far as is known.
+    fn waiting(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Waiting(..)))
+            .count()
+    }
+
+    fn settled(&self) -> bool {
+        self.slots.iter().all(|s| matches!(s, Slot::Gone))
+    }
+
+    fn has_failures(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Failed(..)))
+    }
+
+    /// Reads the outputs and progress noted since the last read: the
+    /// outputs of actions that succeeded are delivered at once, so the
+    /// coordinator commits while the job runs on.
+    fn update(&mut self) {
+        if let Ok(finished) = batch::read_finished(&self.dir, &mut self.outputs_read) {
+            for batch::Finished { index, output } in finished {
+                let Some(slot) = self.slots.get_mut(index) else {
+                    continue;
+                };
+                match std::mem::replace(slot, Slot::Gone) {
+                    Slot::Waiting(_, done) if output.result.is_err() => {
+                        *slot = Slot::Failed(done, Box::new(output))
+                    }
+                    Slot::Waiting(_, done) => done.send(output),
+                    other => *slot = other,
+                }
+            }
+        }
+        if let Ok(progress) = batch::read_progress(&self.dir, &mut self.progress_read) {
+            self.closed |= progress.closed;
+            if progress.exit.is_some() {
+                self.exit = progress.exit;
+            }
+        }
+    }
 }
 
 struct Scheduler {
@@ -243,33 +351,42 @@ impl Scheduler {
                 self.cancel_and_exit();
             }
             if open {
-                match incoming.recv_timeout(Duration::from_millis(20)) {
-                    Ok(Request::Run(action, done)) => {
-                        let resources = self.resources_of(&action);
-                        self.queued
-                            .entry(resources)
-                            .or_default()
-                            .push((*action, done));
-                        last_arrival = Instant::now();
-                        continue;
+                match incoming.recv_timeout(PROGRESS_POLL) {
+                    Ok(request) => {
+                        let mut next = Some(request);
+                        while let Some(request) = next {
+                            match request {
+                                Request::Run(action, done) => {
+                                    let resources = self.resources_of(&action);
+                                    self.queued
+                                        .entry(resources)
+                                        .or_default()
+                                        .push((*action, done));
+                                    last_arrival = Instant::now();
+                                }
+                                Request::Flush => flush = true,
+                            }
+                            next = incoming.try_recv().ok();
+                        }
                     }
-                    Ok(Request::Flush) => flush = true,
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => open = false,
                 }
-            } else if self.queued.is_empty() && self.jobs.is_empty() {
+            } else if self.queued.is_empty() && self.jobs.values().all(Job::settled) {
+                self.close_workers();
                 return self.summary;
             } else {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(PROGRESS_POLL);
             }
             if !self.queued.is_empty() && (flush || last_arrival.elapsed() >= LINGER || !open) {
                 flush = false;
-                let before = self.jobs.len();
-                self.pack_and_submit();
-                if self.jobs.len() != before {
+                if self.pack_and_submit() {
                     poll_wait = POLL_FIRST;
                     next_poll = Instant::now() + poll_wait;
                 }
+            }
+            if self.watch_progress() {
+                next_poll = Instant::now();
             }
             if !self.jobs.is_empty() && Instant::now() >= next_poll {
                 match self.poll() {
@@ -302,49 +419,131 @@ impl Scheduler {
             .unwrap_or_default()
     }
 
-    /// Cuts each group of queued actions into jobs: as many as there are
-    /// free slots, at most `pack` actions each.
-    fn pack_and_submit(&mut self) {
+    /// Places each group of queued actions: first on the jobs of the
+    /// same resources whose workers still take work (the fewest waiting
+    /// first), then in new jobs while slots are free, at most `pack`
+    /// actions waiting in one job. Returns whether a job was submitted.
+    fn pack_and_submit(&mut self) -> bool {
+        let mut submitted = false;
         let groups: Vec<Resources> = self.queued.keys().cloned().collect();
         for resources in groups {
-            loop {
-                let free = self.options.max_jobs.saturating_sub(self.jobs.len());
-                let Some(waiting) = self.queued.get_mut(&resources) else {
-                    break;
-                };
-                if free == 0 || waiting.is_empty() {
-                    break;
+            let Some(mut waiting) = self.queued.remove(&resources) else {
+                continue;
+            };
+            let mut live: BinaryHeap<Reverse<(usize, String)>> = self
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.resources == resources && job.takes_work())
+                .map(|(id, job)| Reverse((job.waiting(), id.clone())))
+                .collect();
+            let free = self.options.max_jobs.saturating_sub(self.jobs.len());
+            let outstanding: usize = live.iter().map(|Reverse((n, _))| n).sum();
+            let places = live.len() + free;
+            if places > 0 {
+                let per_job = (waiting.len() + outstanding)
+                    .div_ceil(places)
+                    .clamp(1, self.options.pack);
+                // A running worker starts an action at once, a new job
+                // only once Slurm schedules it: live jobs take a few more.
+                let live_cap = per_job.max(LIVE_MIN).min(self.options.pack);
+                let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+                let mut taken = 0;
+                while taken < waiting.len() {
+                    let Some(Reverse((n, id))) = live.pop() else {
+                        break;
+                    };
+                    if n >= live_cap {
+                        break;
+                    }
+                    taken += 1;
+                    *counts.entry(id.clone()).or_default() += 1;
+                    live.push(Reverse((n + 1, id)));
                 }
-                let per_job = waiting.len().div_ceil(free).clamp(1, self.options.pack);
-                let batch: Vec<(Action, Done)> = waiting.drain(..per_job).collect();
-                if waiting.is_empty() {
-                    self.queued.remove(&resources);
+                let rest = waiting.split_off(taken);
+                let mut front = waiting.into_iter();
+                let mut returned = Vec::new();
+                for (id, count) in counts {
+                    let batch: Vec<(Action, Done)> = front.by_ref().take(count).collect();
+                    returned.extend(self.append(&id, batch));
                 }
-                self.submit_job(&resources, batch);
+                returned.extend(rest);
+                waiting = returned;
+                while !waiting.is_empty() && self.jobs.len() < self.options.max_jobs {
+                    let take = per_job.min(waiting.len());
+                    let batch: Vec<(Action, Done)> = waiting.drain(..take).collect();
+                    submitted |= self.submit_job(&resources, batch);
+                }
+            }
+            if !waiting.is_empty() {
+                let queue = self.queued.entry(resources).or_default();
+                waiting.append(queue);
+                *queue = waiting;
             }
         }
+        submitted
     }
 
-    fn submit_job(&mut self, resources: &Resources, batch: Vec<(Action, Done)>) {
+    /// Hands `batch` to the running (or pending) job `id`, as one file;
+    /// returns the actions if its worker can no longer take them.
+    fn append(&mut self, id: &str, batch: Vec<(Action, Done)>) -> Vec<(Action, Done)> {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return batch;
+        };
+        let first = job.slots.len();
+        if job.closed
+            || batch::write_actions(&job.dir, first, batch.iter().map(|(a, _)| a)).is_err()
+        {
+            // A folder that cannot take an action takes no more.
+            job.closed = true;
+            return batch;
+        }
+        job.handovers.push(first);
+        job.slots.extend(
+            batch
+                .into_iter()
+                .map(|(action, done)| Slot::Waiting(Box::new(action), done)),
+        );
+        // Did the worker stop taking work before it could see them?
+        job.update();
+        if !job.takes_work() && batch::withdraw(&job.dir, first).unwrap_or(false) {
+            job.handovers.pop();
+            let returned: Vec<(Action, Done)> = job
+                .slots
+                .drain(first..)
+                .filter_map(|slot| match slot {
+                    Slot::Waiting(action, done) => Some((*action, done)),
+                    _ => None,
+                })
+                .collect();
+            return returned;
+        }
+        self.summary.actions += job.slots.len() - first;
+        Vec::new()
+    }
+
+    /// Submits `batch` as a new job; returns whether it was.
+    fn submit_job(&mut self, resources: &Resources, batch: Vec<(Action, Done)>) -> bool {
         let dir = self.options.job_root.join(format!("{:06}", self.next_job));
         self.next_job += 1;
         match self.write_job(&dir, resources, &batch) {
             Ok(id) => {
                 self.summary.jobs += 1;
                 self.summary.actions += batch.len();
-                self.jobs.insert(
-                    id,
-                    Job {
-                        dir,
-                        actions: batch,
-                    },
-                );
+                let mut job = Job::new(dir, resources.clone());
+                job.handovers.push(0);
+                job.slots = batch
+                    .into_iter()
+                    .map(|(action, done)| Slot::Waiting(Box::new(action), done))
+                    .collect();
+                self.jobs.insert(id, job);
+                true
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 for (_, done) in batch {
                     done.send(failed(format!("cannot submit to Slurm: {e}"), Vec::new()));
                 }
+                false
             }
         }
     }
@@ -357,14 +556,17 @@ impl Scheduler {
         batch: &[(Action, Done)],
     ) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
-        for (i, (action, _)) in batch.iter().enumerate() {
-            let text = serde_json::to_vec(action).map_err(std::io::Error::other)?;
-            crate::atomic_file::write(&dir.join(format!("{i}.action.json")), &text)?;
-        }
+        batch::write_actions(dir, 0, batch.iter().map(|(action, _)| action))?;
+        // The job script notes the worker's exit in the progress log, so
+        // that a job that ends normally is known to have ended without
+        // asking Slurm.
+        let progress = shell_quote(&dir.join(batch::PROGRESS));
         let script = format!(
-            "#!/bin/sh\nexec {} exec-action --batch {}\n",
+            "#!/bin/sh\n{} exec-action --batch {} --linger-ms {}\n\
+             status=$?\necho \"exit $status\" >> {progress}\nexit $status\n",
             shell_quote(&self.options.admf),
-            shell_quote(dir)
+            shell_quote(dir),
+            WORKER_LINGER.as_millis(),
         );
         std::fs::write(dir.join("job.sh"), script)?;
         let mut sbatch = Command::new("sbatch");
@@ -411,8 +613,33 @@ impl Scheduler {
         Ok(id)
     }
 
-    /// Asks Slurm about every job of the build; delivers the actions of
-    /// jobs that ended. Returns whether any did.
+    /// Reads every job's progress log; a job whose worker exited cleanly
+    /// with every action a success is done without asking Slurm. Returns
+    /// whether a job ended in a way Slurm should now be asked about.
+    fn watch_progress(&mut self) -> bool {
+        let mut ended = Vec::new();
+        let mut ask = false;
+        for (id, job) in &mut self.jobs {
+            job.update();
+            match job.exit {
+                Some(0) if !job.has_failures() => ended.push(id.clone()),
+                Some(_) if !job.asked => {
+                    job.asked = true;
+                    ask = true;
+                }
+                _ => {}
+            }
+        }
+        for id in ended {
+            if let Some(job) = self.jobs.remove(&id) {
+                self.finish_job(&id, job, "COMPLETED", "");
+            }
+        }
+        ask
+    }
+
+    /// Asks Slurm about every job of the build; finishes the jobs that
+    /// ended. Returns whether any did.
     fn poll(&mut self) -> std::io::Result<bool> {
         let out = Command::new("squeue")
             .arg(format!("--name={}", self.options.run_name))
@@ -442,10 +669,105 @@ impl Scheduler {
         let changed = !ended.is_empty();
         for (id, state, reason) in ended {
             if let Some(job) = self.jobs.remove(&id) {
-                deliver(&id, job, &state, &reason);
+                self.finish_job(&id, job, &state, &reason);
             }
         }
         Ok(changed)
+    }
+
+    /// Hands each action of an ended job its output: what it wrote, else
+    /// a failure naming the job's state and carrying the job's
+    /// stdout/stderr. An action the worker never claimed although it
+    /// exited cleanly (it stopped taking work just then) goes back to
+    /// the queue.
+    fn finish_job(&mut self, id: &str, mut job: Job, state: &str, reason: &str) {
+        // What the worker wrote after the last read.
+        job.update();
+        let Job {
+            dir,
+            resources,
+            mut slots,
+            handovers,
+            exit,
+            ..
+        } = job;
+        // Hand-overs a cleanly exited worker never claimed (it stopped
+        // taking work just then) go back to the queue.
+        if exit == Some(0) {
+            for (k, &first) in handovers.iter().enumerate() {
+                let end = handovers.get(k + 1).copied().unwrap_or(slots.len());
+                if batch::withdraw(&dir, first).unwrap_or(false) {
+                    for slot in &mut slots[first..end] {
+                        if let Slot::Waiting(action, done) = std::mem::replace(slot, Slot::Gone) {
+                            self.summary.actions = self.summary.actions.saturating_sub(1);
+                            self.queued
+                                .entry(resources.clone())
+                                .or_default()
+                                .push((*action, done));
+                        }
+                    }
+                }
+            }
+        }
+        let job_log = || {
+            let mut log = Vec::new();
+            for name in ["job.out", "job.err"] {
+                if let Ok(bytes) = std::fs::read(dir.join(name))
+                    && !bytes.is_empty()
+                {
+                    log.extend_from_slice(format!("admf: Slurm job {id} {name}:\n").as_bytes());
+                    log.extend_from_slice(&bytes);
+                    if !bytes.ends_with(b"\n") {
+                        log.push(b'\n');
+                    }
+                }
+            }
+            log
+        };
+        for slot in slots {
+            let (done, output) = match slot {
+                Slot::Gone => continue,
+                // A complete output stands, unless Slurm ended the job
+                // while the action failed: the job's end is then the
+                // likely cause.
+                Slot::Failed(done, mut output) => {
+                    if state != "COMPLETED"
+                        && let Err(error) = &mut output.result
+                    {
+                        error.message =
+                            format!("{}; {}", error.message, failure_message(id, state, reason));
+                        error.bad_input = false;
+                        output.log.extend_from_slice(&job_log());
+                    }
+                    (done, *output)
+                }
+                Slot::Waiting(_, done) => {
+                    (done, failed(failure_message(id, state, reason), job_log()))
+                }
+            };
+            done.send(output);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The build is over: lingering workers are told to exit, and the
+    /// jobs that have not ended shortly after (still pending) cancelled.
+    fn close_workers(&mut self) {
+        for job in self.jobs.values() {
+            let _ = std::fs::write(job.dir.join(batch::CLOSE), b"");
+        }
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !self.jobs.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            self.jobs.retain(|_, job| {
+                job.update();
+                job.exit.is_none()
+            });
+        }
+        if !self.jobs.is_empty() {
+            let _ = Command::new("scancel").args(self.jobs.keys()).output();
+        }
+        self.jobs.clear();
     }
 
     /// Fails every queued and submitted action (and cancels the jobs).
@@ -457,8 +779,10 @@ impl Scheduler {
             }
         }
         for (_, job) in self.jobs.drain() {
-            for (_, done) in job.actions {
-                done.send(failed(why.to_string(), Vec::new()));
+            for slot in job.slots {
+                if let Slot::Waiting(_, done) | Slot::Failed(done, _) = slot {
+                    done.send(failed(why.to_string(), Vec::new()));
+                }
             }
         }
     }
@@ -481,49 +805,6 @@ impl Scheduler {
         );
         std::process::exit(130);
     }
-}
-
-/// Hands each action of an ended job its output: what it wrote, else a
-/// failure naming the job's state and carrying the job's stdout/stderr.
-fn deliver(id: &str, job: Job, state: &str, reason: &str) {
-    let job_log = || {
-        let mut log = Vec::new();
-        for name in ["job.out", "job.err"] {
-            if let Ok(bytes) = std::fs::read(job.dir.join(name))
-                && !bytes.is_empty()
-            {
-                log.extend_from_slice(format!("admf: Slurm job {id} {name}:\n").as_bytes());
-                log.extend_from_slice(&bytes);
-                if !bytes.ends_with(b"\n") {
-                    log.push(b'\n');
-                }
-            }
-        }
-        log
-    };
-    for (i, (_, done)) in job.actions.into_iter().enumerate() {
-        let path = job.dir.join(format!("{i}.output.json"));
-        let written = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<ActionOutput>(&bytes).ok());
-        let output = match written {
-            // A complete output stands, unless Slurm ended the job while
-            // the action failed: the job's end is then the likely cause.
-            Some(mut output) if state != "COMPLETED" => {
-                if let Err(error) = &mut output.result {
-                    error.message =
-                        format!("{}; {}", error.message, failure_message(id, state, reason));
-                    error.bad_input = false;
-                    output.log.extend_from_slice(&job_log());
-                }
-                output
-            }
-            Some(output) => output,
-            None => failed(failure_message(id, state, reason), job_log()),
-        };
-        done.send(output);
-    }
-    let _ = std::fs::remove_dir_all(&job.dir);
 }
 
 fn failed(message: String, log: Vec<u8>) -> ActionOutput {

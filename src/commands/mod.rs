@@ -47,7 +47,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             action,
             output,
             batch,
-        } => exec_action::run(action, output, batch),
+            linger_ms,
+        } => exec_action::run(action, output, batch, linger_ms),
         Command::Validate { wf } => {
             let graph = compile(&wf, &Reads::new())?;
             crate::errln!(
