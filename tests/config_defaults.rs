@@ -224,11 +224,18 @@ fn selection_modes_key_their_defaults() {
                 "mode: report\n      log_scale: false\n      rolling_window: 126",
                 true,
             ),
+            // Inherited keys, shown through their parsers.
+            (
+                "mode: report",
+                "mode: report\n      costs: {fee: 0}\n      split: 0.8\n      strategy: {type: rsi}",
+                true,
+            ),
             (
                 "mode: report",
                 "mode: report\n      rolling_window: 63",
                 false,
             ),
+            ("mode: report", "mode: report\n      split: 0.7", false),
         ],
     );
 }

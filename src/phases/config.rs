@@ -562,6 +562,9 @@ pub mod normal {
     /// [`MARKET`] and the split of a mode that selects on its train part.
     pub const SELECTING: &[Step] = &[data, costs_and_fill, split];
 
+    /// [`SELECTING`] of a mode whose config may have no `data:`.
+    pub const UNLESS_DATA: &[Step] = &[costs_and_fill, split];
+
     /// `config` with `steps` applied in order and without the inherited
     /// `strategy:` of a mode that never reads it (it takes its trials
     /// from upstream), so that editing it does not change the key.

@@ -81,15 +81,21 @@ impl Phase for Report {
         Some("report.html")
     }
 
+    /// The header shows the inherited keys through their parsers (the
+    /// data's path and symbols, the costs, fill and split), so their
+    /// normal forms show the same; the strategy shown is the upstream's.
     fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
         self.validate(&config)?;
         let opts = ChartOptions::from_config(&config)?;
-        let mut config = config;
-        if let Value::Object(m) = &mut config {
-            m.insert("log_scale".into(), json!(opts.log_scale));
-            m.insert("rolling_window".into(), json!(opts.rolling_window));
-        }
-        Ok(config)
+        let steps = if config.get("data").is_some() {
+            config::normal::SELECTING
+        } else {
+            config::normal::UNLESS_DATA
+        };
+        let mut m = config::normal::without_strategy(config, steps)?;
+        m.insert("log_scale".into(), json!(opts.log_scale));
+        m.insert("rolling_window".into(), json!(opts.rolling_window));
+        Ok(Value::Object(m))
     }
 
     fn inputs(&self, _config: &Value, _base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

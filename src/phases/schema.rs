@@ -1053,11 +1053,6 @@ mod tests {
                     assert_default(m.name, &base, key.name, v);
                 }
             }
-            // The report shows the inherited keys as written and reads
-            // none of them.
-            if m.name == "report" {
-                continue;
-            }
             for (group, keys) in [
                 ("data", DATA_KEYS),
                 ("costs", COSTS_KEYS),
@@ -1105,6 +1100,8 @@ mod tests {
             "walk_forward.objective",
             "report.log_scale",
             "report.rolling_window",
+            "report.costs.slippage_bps",
+            "report.data.on_bad_rows",
             "holdout.costs.fee",
         ] {
             assert!(
