@@ -14,7 +14,7 @@ pub mod grid;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value};
@@ -232,7 +232,7 @@ impl Node {
 }
 
 /// A node about to be created: id, role, config, deps, grid group.
-type NodeSpec = (String, Role, Map<String, Value>, Vec<usize>, Option<String>);
+type NodeSpec = (String, Role, Value, Vec<usize>, Option<String>);
 
 pub fn compile(workflow: Workflow, factory: &dyn Factory, reads: &Reads) -> Result<Graph, Error> {
     compile_with(workflow, factory, |_, _| Ok(()), reads)
@@ -329,71 +329,12 @@ pub fn compile_with(
         }
         let grid = config.get("grid").cloned();
         let expand = implementation.expands_grid() && grid.is_some();
-        let mut specs: Vec<NodeSpec> = Vec::new();
-        if expand {
-            let strategy = config
-                .get("strategy")
-                .and_then(|s| s.get("type"))
-                .and_then(Value::as_str);
-            let trials = grid::expand(grid.as_ref().unwrap_or(&Value::Null), strategy)
-                .map_err(issue_error)?;
-            let first = nodes.len();
-            for t in &trials {
-                specs.push((
-                    format!("{}[{}]", phase.name, t.index),
-                    Role::Trial {
-                        index: t.index,
-                        name: t.name.clone(),
-                    },
-                    grid::trial_config(&config, t),
-                    deps.clone(),
-                    Some(phase.name.clone()),
-                ));
-            }
-            let trial_ids = (first..first + trials.len()).collect();
-            specs.push((
-                phase.name.clone(),
-                Role::Gather {
-                    trials: trials.len(),
-                },
-                config.clone(),
-                trial_ids,
-                None,
-            ));
-        } else if let Some(parts) = implementation
-            .parts(&Value::Object(config.clone()), &phase.base_dir, reads)
-            .map_err(issue_error)?
-        {
-            let first = nodes.len();
-            let last = parts.len().saturating_sub(1);
-            for (i, part) in parts.into_iter().enumerate() {
-                let mut part_deps = if part.phase_deps {
-                    deps.clone()
-                } else {
-                    Vec::new()
-                };
-                part_deps.extend(part.after.iter().map(|p| first + p));
-                let id = if i == last {
-                    phase.name.clone()
-                } else {
-                    format!("{}[{}]", phase.name, part.suffix)
-                };
-                specs.push((id, Role::Single, part.config, part_deps, None));
-            }
-        } else {
-            specs.push((
-                phase.name.clone(),
-                Role::Single,
-                config.clone(),
-                deps.clone(),
-                None,
-            ));
-        }
-        for (id, role, config, deps, group) in specs {
-            let config = Value::Object(config);
-            implementation.validate(&config).map_err(|issue| {
+        // Each node's config in the mode's normal form, the one it is keyed
+        // and run with.
+        let normalize = |role: &Role, config: Value| {
+            implementation.normalize(config, role).map_err(|issue| {
                 // A trial's bad value came from the grid: point there.
-                match (&role, grid_entry(&issue.key, grid.as_ref())) {
+                match (role, grid_entry(&issue.key, grid.as_ref(), implementation)) {
                     (Role::Trial { name, .. }, Some(entry)) => issue_error(ConfigIssue {
                         key: format!("grid.{entry}"),
                         message: format!("{} (in trial {name})", issue.message),
@@ -401,7 +342,67 @@ pub fn compile_with(
                     }),
                     _ => issue_error(issue),
                 }
-            })?;
+            })
+        };
+        let mut specs: Vec<NodeSpec> = Vec::new();
+        if expand {
+            let prefix = implementation.trial_prefix(&Value::Object(config.clone()));
+            let trials = grid::expand(grid.as_ref().unwrap_or(&Value::Null), prefix.as_deref())
+                .map_err(issue_error)?;
+            let plain_key_path = |key: &str| implementation.grid_key_path(key);
+            let first = nodes.len();
+            for t in &trials {
+                let role = Role::Trial {
+                    index: t.index,
+                    name: t.name.clone(),
+                };
+                let trial_config = normalize(
+                    &role,
+                    Value::Object(grid::trial_config(&config, t, &plain_key_path)),
+                )?;
+                specs.push((
+                    format!("{}[{}]", phase.name, t.index),
+                    role,
+                    trial_config,
+                    deps.clone(),
+                    Some(phase.name.clone()),
+                ));
+            }
+            let trial_ids = (first..first + trials.len()).collect();
+            let role = Role::Gather {
+                trials: trials.len(),
+            };
+            let gather_config = normalize(&role, Value::Object(config.clone()))?;
+            specs.push((phase.name.clone(), role, gather_config, trial_ids, None));
+        } else {
+            let single = normalize(&Role::Single, Value::Object(config.clone()))?;
+            match implementation
+                .parts(&single, &phase.base_dir, reads)
+                .map_err(issue_error)?
+            {
+                Some(parts) => {
+                    let first = nodes.len();
+                    let last = parts.len().saturating_sub(1);
+                    for (i, part) in parts.into_iter().enumerate() {
+                        let mut part_deps = if part.phase_deps {
+                            deps.clone()
+                        } else {
+                            Vec::new()
+                        };
+                        part_deps.extend(part.after.iter().map(|p| first + p));
+                        let id = if i == last {
+                            phase.name.clone()
+                        } else {
+                            format!("{}[{}]", phase.name, part.suffix)
+                        };
+                        let part_config = normalize(&Role::Single, Value::Object(part.config))?;
+                        specs.push((id, Role::Single, part_config, part_deps, None));
+                    }
+                }
+                None => specs.push((phase.name.clone(), Role::Single, single, deps.clone(), None)),
+            }
+        }
+        for (id, role, config, deps, group) in specs {
             let mut inputs = implementation
                 .inputs_given(&config, &phase.base_dir, &produced_paths, reads)
                 .map_err(issue_error)?;
@@ -414,8 +415,13 @@ pub fn compile_with(
                     .is_none_or(|producer| producer == pi)
             });
             for input in &inputs {
-                let key = ["inputs", "data.path", "data.dir", "data"]
-                    .into_iter()
+                // The key naming the file: one the mode reads paths
+                // from, or the section holding it.
+                let paths = implementation.relative_paths();
+                let key = paths
+                    .iter()
+                    .copied()
+                    .chain(paths.iter().filter_map(|p| p.split('.').next()))
                     .find(|k| phase.key_locations.contains_key(*k))
                     .unwrap_or("");
                 if let Err(root) = workflow.confinement.check_with(input, &mut real_dirs) {
@@ -494,6 +500,7 @@ pub fn compile_with(
     for phase in &mut graph.workflow.phases {
         phase.config = Default::default();
         phase.inherited = Default::default();
+        phase.inherited_from = Default::default();
         phase.key_locations = Default::default();
     }
     Ok(graph)
@@ -542,13 +549,46 @@ fn resolved_config(
     let mut config = Map::new();
     for key in implementation.inherits() {
         if let Some(v) = phase.inherited.get(*key) {
-            config.insert(key.to_string(), v.clone());
+            let mut v = v.clone();
+            if let Some(from) = phase.inherited_from.get(*key)
+                && *from != phase.base_dir
+            {
+                rebase_paths(
+                    &mut v,
+                    key,
+                    implementation.relative_paths(),
+                    from,
+                    &phase.base_dir,
+                );
+            }
+            config.insert(key.to_string(), v);
         }
     }
     for (k, v) in &phase.config {
         config.insert(k.clone(), v.clone());
     }
     config
+}
+
+/// In the inherited value of `key`, each relative path the mode names
+/// (dotted, from the top of the config: `data.path`) rebased from `from`,
+/// the directory of the file that wrote it, onto `to`, the phase's.
+fn rebase_paths(value: &mut Value, key: &str, paths: &[&str], from: &Path, to: &Path) {
+    for dotted in paths {
+        let mut parts = dotted.split('.');
+        if parts.next() != Some(key) {
+            continue;
+        }
+        let mut at = Some(&mut *value);
+        for part in parts {
+            at = at.and_then(|v| v.get_mut(part));
+        }
+        if let Some(Value::String(p)) = at
+            && Path::new(p.as_str()).is_relative()
+        {
+            *p = crate::paths::relative_to(&from.join(&*p), to);
+        }
+    }
 }
 
 /// `*` any text (also empty), `?` one character, everything else itself.
@@ -674,16 +714,21 @@ fn topo_sort_phases(workflow: &Workflow, index: &HashMap<&str, usize>, order: &m
 }
 
 /// The `grid:` key that sets config key `key` in a trial: a dotted grid key
-/// names a config path, a plain one a strategy parameter.
-fn grid_entry(key: &str, grid: Option<&Value>) -> Option<String> {
+/// names a config path, a plain one the path the mode gives it.
+fn grid_entry(
+    key: &str,
+    grid: Option<&Value>,
+    implementation: &dyn crate::phases::Phase,
+) -> Option<String> {
     let grid = grid?.as_object()?;
     grid.keys()
         .find(|g| {
-            if g.contains('.') {
-                key == g.as_str() || key.starts_with(&format!("{g}."))
+            let path = if g.contains('.') {
+                g.to_string()
             } else {
-                key == format!("strategy.parameters.{g}")
-            }
+                implementation.grid_key_path(g).join(".")
+            };
+            key == path || key.starts_with(&format!("{path}."))
         })
         .cloned()
 }

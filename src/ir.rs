@@ -49,6 +49,11 @@ pub struct PhaseIr {
     /// compiler merges the ones its mode uses under `config` (the phase's own
     /// value replaces an inherited one whole).
     pub inherited: serde_json::Map<String, Value>,
+    /// The directory of the file that wrote each inherited key: a path
+    /// in it that the mode names ([`crate::phases::Phase::relative_paths`])
+    /// means "relative to that file" wherever it is inherited.
+    #[serde(default)]
+    pub inherited_from: BTreeMap<String, PathBuf>,
     /// How many times a failed execution is tried again.
     pub retries: u32,
     /// How many of the `-j` slots the node takes while it executes.

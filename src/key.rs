@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::stat_cache::StatCache;
 
 /// Bump when the encoding or the meaning of an ingredient changes.
-pub const KEY_SCHEMA: u32 = 2;
+pub const KEY_SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ingredients {

@@ -36,7 +36,7 @@ fn ingredients() -> Ingredients {
 
 #[test]
 fn the_schema_is_the_one_these_goldens_were_taken_at() {
-    assert_eq!(KEY_SCHEMA, 2, "a new schema needs new golden keys below");
+    assert_eq!(KEY_SCHEMA, 3, "a new schema needs new golden keys below");
 }
 
 #[test]
@@ -56,17 +56,17 @@ fn golden_keys() {
         (
             "backtest",
             ingredients(),
-            "7734d0087d476232888bcb2a725fd9a36d160c7d87928f499993f7459147ccdd",
+            "baad97f834b19f26f68359b6ade462cd9933014e47859d30a48eb40661bb012f",
         ),
         (
             "trial",
             trial,
-            "b99ff8f745b2d3c539e9e17447c27842ca8bcbaa32d39ef4926b7ecb8ae7b800",
+            "bdeaca92f109e3bc22ddbbf49cf1f8830828d8a4e02289c8b33c1054b5d1406c",
         ),
         (
             "bare",
             bare,
-            "b2d835a18a9cbf0b72ed95c4fc53e0d8608551146a4780f859ff3adc67a76a19",
+            "5cff9b71a2c1c12e24e71a8c5167493ea6044a63f7d2ea36f5396da272ecb113",
         ),
     ] {
         assert_eq!(i.key(), key, "{what}: {i:?}");
@@ -79,7 +79,7 @@ fn golden_keys() {
 #[test]
 fn the_key_is_blake3_of_the_documented_encoding() {
     let text = concat!(
-        r#"{"schema":2,"mode":"backtest","version":"3","role":"single","#,
+        r#"{"schema":3,"mode":"backtest","version":"3","role":"single","#,
         r#""config":{"costs":{"fee":0.001},"strategy":{"parameters":{"lookback":20},"type":"momentum"}},"#,
         r#""inputs":[{"path":"data/SPY_D.csv","blake3":"1111111111111111111111111111111111111111111111111111111111111111"}],"#,
         r#""upstream":[{"node":"sweep","digest":"2222222222222222222222222222222222222222222222222222222222222222"}]}"#
@@ -99,7 +99,7 @@ fn the_key_is_blake3_of_the_documented_encoding() {
 #[test]
 fn platform_and_passed_variables_extend_the_documented_encoding() {
     let text = concat!(
-        r#"{"schema":2,"mode":"command","version":"command-2","role":"single","#,
+        r#"{"schema":3,"mode":"command","version":"command-2","role":"single","#,
         r#""config":{"pass_env":["SEED"],"run":"echo hi"},"inputs":[],"upstream":[],"#,
         r#""platform":"linux-x86_64","env":{"SEED":null}}"#
     );

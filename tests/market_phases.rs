@@ -198,13 +198,16 @@ fn single_signal_generation_writes_gather_artifacts_too() {
     let g = admf::phases::signal_generation::SignalGeneration;
     let out = exec(
         &g,
-        json!({"data": data(), "strategy": momentum(20)}),
+        json!({"data": data(), "strategy": momentum(30)}),
         Role::Single,
         &[],
     );
     assert_eq!(out.text("signals/trial_0.jsonl"), out.text("signal.jsonl"));
     let m = out.json("metrics.json");
-    assert_eq!(m["best"]["name"], json!("momentum_lookback=20_threshold=0"));
+    // Named by the parameters that differ from the defaults (threshold 0
+    // is one): written out or left out, a default gives the same key, so
+    // it must give the same name.
+    assert_eq!(m["best"]["name"], json!("momentum_lookback=30"));
     assert_eq!(m["trials"], json!(1));
 }
 

@@ -818,17 +818,16 @@ fn conclude(
     counts
 }
 
-/// The `report.html` of a `report` node that ran or came from the cache.
+/// The page ([`crate::phases::Phase::page`]) of a node that ran or came
+/// from the cache.
 fn report_path(
     ctx: &crate::run::RunContext,
     node: &crate::graph::Node,
     result: &crate::run::NodeResult,
 ) -> Option<PathBuf> {
-    if node.mode != "report" {
-        return None;
-    }
+    let page = ctx.factory.get(&node.mode)?.page()?;
     let entry = result.entry_in(ctx)?;
-    Some(entry.view().ok()?.join("report.html"))
+    Some(entry.view().ok()?.join(page))
 }
 
 fn dry_run(session: &Session, targets: &[usize], as_json: bool) -> Result<i32, Error> {

@@ -49,13 +49,14 @@ pub fn count(grid: &Value) -> Result<u128, ConfigIssue> {
 }
 
 /// Expand `grid` (the value of a phase's `grid:` key).
-pub fn expand(grid: &Value, strategy_type: Option<&str>) -> Result<Vec<Trial>, ConfigIssue> {
+/// Trials are named `prefix_key=value_...`, `trial_...` without a prefix.
+pub fn expand(grid: &Value, prefix: Option<&str>) -> Result<Vec<Trial>, ConfigIssue> {
     let total = count(grid)? as usize;
     let mut axes: Vec<(String, Vec<Value>)> = Vec::new();
     for (key, values) in grid.as_object().into_iter().flatten() {
         axes.push((key.clone(), axis(key, values)?));
     }
-    let prefix = strategy_type.unwrap_or("trial");
+    let prefix = prefix.unwrap_or("trial");
     Ok((0..total)
         .map(|index| {
             let mut rest = index;
@@ -215,20 +216,26 @@ fn round_sig(x: f64) -> f64 {
 }
 
 /// A trial's config: the phase config without `grid`, the trial's values
-/// set into `strategy.parameters.<key>`, or at the full path for a key with
-/// a dot (`costs.fee`).
-pub fn trial_config(config: &Map<String, Value>, trial: &Trial) -> Map<String, Value> {
+/// set at the full path for a key with a dot (`costs.fee`), else at the
+/// path `plain_key_path` gives (the mode's: a strategy parameter for a
+/// sweep).
+pub fn trial_config(
+    config: &Map<String, Value>,
+    trial: &Trial,
+    plain_key_path: &dyn Fn(&str) -> Vec<String>,
+) -> Map<String, Value> {
     let mut out = config.clone();
     out.shift_remove("grid");
     // A trial runs over every bar whatever the split; only the gather,
     // which ranks the trials, reads it (so a new split reruns no trial).
     out.shift_remove("split");
     for (key, value) in &trial.params {
-        let path: Vec<&str> = if key.contains('.') {
-            key.split('.').collect()
+        let path: Vec<String> = if key.contains('.') {
+            key.split('.').map(str::to_string).collect()
         } else {
-            vec!["strategy", "parameters", key.as_str()]
+            plain_key_path(key)
         };
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
         set_path(&mut out, &path, value.clone());
     }
     out
@@ -314,7 +321,8 @@ mod tests {
         let config = json!({"strategy": {"type": "momentum", "parameters": {"lookback": 5}},
                             "grid": {"lookback": [1], "costs.fee": [0.1]}});
         let trials = expand(&config["grid"], Some("momentum")).unwrap();
-        let c = trial_config(config.as_object().unwrap(), &trials[0]);
+        let parameter = |k: &str| vec!["strategy".into(), "parameters".into(), k.to_string()];
+        let c = trial_config(config.as_object().unwrap(), &trials[0], &parameter);
         assert_eq!(
             Value::Object(c),
             json!({"strategy": {"type": "momentum", "parameters": {"lookback": 1}}, "costs": {"fee": 0.1}})

@@ -38,7 +38,7 @@ use serde_json::{Map, Value, json};
 
 use super::backtest::{fixed, issue_error};
 use super::signal_generation::{TrialRecord, load_trials, signal_file};
-use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
 use super::{artifacts, config, data, upstream};
 use crate::market::classifier::{Classifier, WARMUP};
 use crate::market::metrics::ranks_above;
@@ -119,6 +119,10 @@ impl Phase for Analysis {
         "analysis-2"
     }
 
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS_WITH_SPLIT
     }
@@ -131,6 +135,23 @@ impl Phase for Analysis {
         objective(config)?;
         super::split::split(config)?;
         Ok(())
+    }
+
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        let classifiers: Vec<Value> = classifiers(&config)?
+            .iter()
+            .map(|c| {
+                let mut normal = c.parameters();
+                normal["type"] = json!(c.kind());
+                normal
+            })
+            .collect();
+        let objective = objective(&config)?;
+        let mut m = config::normal::without_strategy(config, config::normal::SELECTING)?;
+        m.insert("classifiers".into(), Value::Array(classifiers));
+        m.insert("objective".into(), json!(objective.name()));
+        Ok(Value::Object(m))
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

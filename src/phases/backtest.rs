@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::driver::Run;
-use super::{ConfigIssue, Phase, PhaseContext, PhaseError};
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
 use super::{artifacts, config, data, driver};
 use crate::market::benchmark::relative;
 use crate::market::equity::Fill;
@@ -28,6 +28,10 @@ pub struct Backtest;
 impl Phase for Backtest {
     fn config_keys(&self) -> Option<&'static [&'static str]> {
         Some(config::INHERITS)
+    }
+
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
     }
 
     fn inherits(&self) -> &'static [&'static str] {
@@ -42,6 +46,11 @@ impl Phase for Backtest {
         config::data_spec(config, Path::new("."))?;
         config::strategy(config)?;
         config::check_costs(config)
+    }
+
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        config::normal::apply(config, config::normal::STRATEGY)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

@@ -276,6 +276,11 @@ impl Phase for Command {
         pass_env(config)
     }
 
+    /// The files `inputs:` lists are relative to the phase's file.
+    fn relative_paths(&self) -> &'static [&'static str] {
+        &["inputs"]
+    }
+
     /// A workflow-wide `pass_env:`; a phase's own list replaces it.
     fn inherits(&self) -> &'static [&'static str] {
         &["pass_env"]

@@ -75,6 +75,10 @@ pub const DATA_KEYS: &[&str] = &[
     "holdout",
 ];
 
+/// The paths in `data:` relative to the file that wrote them
+/// ([`super::Phase::relative_paths`] of every mode that reads data).
+pub const DATA_PATHS: &[&str] = &["data.path", "data.dir"];
+
 pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssue> {
     let data = match config.get("data") {
         Some(Value::Object(m)) => m,
@@ -86,15 +90,7 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
             ));
         }
     };
-    for key in data.keys() {
-        if !DATA_KEYS.contains(&key.as_str()) {
-            return Err(issue(
-                format!("data.{key}"),
-                format!("unknown data key `{key}`"),
-                did_you_mean(key, DATA_KEYS.iter().copied()),
-            ));
-        }
-    }
+    reject_unknown("data", data, DATA_KEYS)?;
     match data.get("source") {
         None => {}
         Some(Value::String(s)) if s == "csv" => {}
@@ -228,6 +224,26 @@ pub fn data_spec(config: &Value, base_dir: &Path) -> Result<DataSpec, ConfigIssu
     })
 }
 
+/// The first key of the `section:` map `map` that is not one of `known`,
+/// reported at `section.key` with the known keys and the nearest one.
+pub fn reject_unknown(
+    section: &str,
+    map: &serde_json::Map<String, Value>,
+    known: &[&str],
+) -> Result<(), ConfigIssue> {
+    match map.keys().find(|key| !known.contains(&key.as_str())) {
+        None => Ok(()),
+        Some(key) => Err(issue(
+            format!("{section}.{key}"),
+            format!(
+                "unknown {section} key `{key}` (known: {})",
+                known.join(", ")
+            ),
+            did_you_mean(key, known.iter().copied()),
+        )),
+    }
+}
+
 pub fn issue(
     key: impl Into<String>,
     message: impl Into<String>,
@@ -281,15 +297,7 @@ pub fn costs(config: &Value) -> Result<(f64, f64), ConfigIssue> {
             "expected a map such as {fee: 0.001, slippage_bps: 5}",
         ));
     };
-    for key in map.keys() {
-        if !COSTS_KEYS.contains(&key.as_str()) {
-            return Err(issue(
-                format!("costs.{key}"),
-                format!("unknown cost `{key}` (known: fee, slippage_bps)"),
-                did_you_mean(key, COSTS_KEYS.iter().copied()),
-            ));
-        }
-    }
+    reject_unknown("costs", map, COSTS_KEYS)?;
     let fee = match map.get("fee") {
         None => 0.0,
         Some(v) => v
@@ -330,15 +338,7 @@ pub fn fill(config: &Value) -> Result<Fill, ConfigIssue> {
             "expected a map such as {fill: next_open}",
         ));
     };
-    for key in map.keys() {
-        if key != "fill" {
-            return Err(issue(
-                format!("execution.{key}"),
-                format!("unknown execution key `{key}` (known: fill)"),
-                did_you_mean(key, ["fill"]),
-            ));
-        }
-    }
+    reject_unknown("execution", map, &["fill"])?;
     match map.get("fill") {
         None => Ok(Fill::Close),
         Some(Value::String(s)) => Fill::parse(s).ok_or_else(|| {
@@ -416,13 +416,20 @@ pub fn check_costs(config: &Value) -> Result<(), ConfigIssue> {
     Ok(())
 }
 
-/// A stable trial name from the strategy type and its configured
-/// parameters in key order, as the grid names trials
-/// (`momentum_lookback=20_threshold=0.01`).
+/// A stable trial name from the strategy type and its parameters that
+/// differ from the type's defaults, in key order, as the grid names trials
+/// (`momentum_lookback=30_threshold=0.01`). A default written out or left
+/// out gives the same name, as it gives the same key.
 pub fn trial_name(config: &Value, strategy: &Strategy) -> String {
     let mut name = strategy.kind().to_string();
+    let defaults = Strategy::from_config(&serde_json::json!({"type": strategy.kind()}))
+        .map(|s| s.parameters())
+        .unwrap_or(Value::Null);
     if let Some(Value::Object(p)) = config.get("strategy").and_then(|s| s.get("parameters")) {
         for (k, v) in p {
+            if defaults.get(k).is_some_and(|d| same_value(d, v)) {
+                continue;
+            }
             let v = match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -431,6 +438,146 @@ pub fn trial_name(config: &Value, strategy: &Strategy) -> String {
         }
     }
     name
+}
+
+/// Equal values, a whole number equal to the same float.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The normal form of the inherited keys a mode reads: every default the
+/// parsers apply written out and each value in the one form it parses
+/// from, so that omitting a key and writing its default give the same
+/// config, hence the same node key. Each function checks what it
+/// normalises and reports a bad value at its dotted key.
+pub mod normal {
+    use serde_json::{Map, Value, json};
+
+    use super::{ConfigIssue, costs, data_spec, fill, spec_issue};
+    use crate::market::Strategy;
+
+    /// `config` with only `key` (when present): what a parser of that one
+    /// key needs, without copying the rest.
+    fn only(config: &Map<String, Value>, key: &str) -> Value {
+        let mut m = Map::new();
+        if let Some(v) = config.get(key) {
+            m.insert(key.to_string(), v.clone());
+        }
+        Value::Object(m)
+    }
+
+    /// `data:` with `source` and `on_bad_rows` written out, `symbols` a
+    /// list, `pattern` with `dir`
+    /// (and left out without it), and a null `periods_per_year` or
+    /// `holdout` left out.
+    pub fn data(config: &mut Map<String, Value>) -> Result<(), ConfigIssue> {
+        let spec = data_spec(&only(config, "data"), std::path::Path::new(""))?;
+        let Some(Value::Object(data)) = config.get_mut("data") else {
+            return Ok(());
+        };
+        data.insert("source".into(), json!("csv"));
+        data.entry("on_bad_rows").or_insert_with(|| json!("error"));
+        // Left out, the symbol is the file's stem, read from `path`
+        // itself; written, one name or a list is a list.
+        if data.contains_key("symbols") {
+            data.insert("symbols".into(), json!(spec.symbols));
+        }
+        if data.contains_key("dir") {
+            data.entry("pattern")
+                .or_insert_with(|| json!("{symbol}.csv"));
+        } else {
+            // Only `dir:` reads it.
+            data.shift_remove("pattern");
+        }
+        match spec.periods_per_year {
+            Some(p) => data.insert("periods_per_year".into(), json!(p)),
+            None => data.shift_remove("periods_per_year"),
+        };
+        if data.get("holdout") == Some(&Value::Null) {
+            data.shift_remove("holdout");
+        }
+        Ok(())
+    }
+
+    /// `strategy: {type, parameters}` with every parameter, defaults and
+    /// `allow_short` included.
+    pub fn strategy(config: &mut Map<String, Value>) -> Result<(), ConfigIssue> {
+        let Some(s) = config.get("strategy") else {
+            return Err(ConfigIssue::new(
+                "strategy",
+                "missing `strategy:` (type, parameters)",
+            ));
+        };
+        let s = Strategy::from_config(s).map_err(|e| spec_issue("strategy", e))?;
+        config.insert(
+            "strategy".into(),
+            json!({"type": s.kind(), "parameters": s.parameters()}),
+        );
+        Ok(())
+    }
+
+    /// `costs: {fee, slippage_bps}`, each 0 when absent.
+    pub fn costs_and_fill(config: &mut Map<String, Value>) -> Result<(), ConfigIssue> {
+        let (fee, slippage_bps) = costs(&only(config, "costs"))?;
+        let fill = fill(&only(config, "execution"))?;
+        config.insert(
+            "costs".into(),
+            json!({"fee": fee, "slippage_bps": slippage_bps}),
+        );
+        config.insert("execution".into(), json!({"fill": fill.name()}));
+        Ok(())
+    }
+
+    /// `split:` as the parts it declares (a bare train fraction when that
+    /// is all), `0.8` when absent.
+    pub fn split(config: &mut Map<String, Value>) -> Result<(), ConfigIssue> {
+        let split = crate::phases::split::split(&only(config, "split"))?;
+        config.insert("split".into(), split.to_json());
+        Ok(())
+    }
+
+    /// One step of a normal form.
+    pub type Step = fn(&mut Map<String, Value>) -> Result<(), ConfigIssue>;
+
+    /// `config` with `steps` applied in order.
+    pub fn apply(config: Value, steps: &[Step]) -> Result<Value, ConfigIssue> {
+        let Value::Object(mut m) = config else {
+            return Ok(config);
+        };
+        for step in steps {
+            step(&mut m)?;
+        }
+        Ok(Value::Object(m))
+    }
+
+    /// The steps of a mode that runs over the data with costs and a fill.
+    pub const MARKET: &[Step] = &[data, costs_and_fill];
+
+    /// [`MARKET`] and the strategy of a mode that runs it.
+    pub const STRATEGY: &[Step] = &[data, strategy, costs_and_fill];
+
+    /// [`MARKET`] and the split of a mode that selects on its train part.
+    pub const SELECTING: &[Step] = &[data, costs_and_fill, split];
+
+    /// [`SELECTING`] of a mode whose config may have no `data:`.
+    pub const UNLESS_DATA: &[Step] = &[costs_and_fill, split];
+
+    /// `config` with `steps` applied in order and without the inherited
+    /// `strategy:` of a mode that never reads it (it takes its trials
+    /// from upstream), so that editing it does not change the key.
+    pub fn without_strategy(
+        config: Value,
+        steps: &[Step],
+    ) -> Result<Map<String, Value>, ConfigIssue> {
+        let Value::Object(mut m) = apply(config, steps)? else {
+            return Err(ConfigIssue::new("", "expected a map of config keys"));
+        };
+        m.shift_remove("strategy");
+        Ok(m)
+    }
 }
 
 #[cfg(test)]
@@ -489,5 +636,60 @@ mod tests {
         );
         let e = fill(&json!({"execution": {"fil": "close"}})).unwrap_err();
         assert_eq!(e.key, "execution.fil");
+    }
+
+    #[test]
+    fn every_section_refuses_an_unknown_key_alike() {
+        for (config, key, hint) in [
+            (json!({"data": {"paht": "x"}}), "data.paht", "path"),
+            (json!({"costs": {"fees": 0.1}}), "costs.fees", "fee"),
+            (
+                json!({"execution": {"fil": "close"}}),
+                "execution.fil",
+                "fill",
+            ),
+            (json!({"split": {"trian": 0.7}}), "split.trian", "train"),
+        ] {
+            let e = data_spec(&config, Path::new("/w"))
+                .err()
+                .filter(|_| config.get("data").is_some())
+                .or_else(|| costs(&config).err())
+                .or_else(|| fill(&config).err())
+                .or_else(|| crate::phases::split::split(&config).err())
+                .unwrap_or_else(|| panic!("{config} was accepted"));
+            let section = key.split('.').next().unwrap();
+            assert_eq!(e.key, key);
+            assert!(
+                e.message.starts_with(&format!("unknown {section} key `")),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("(known: "), "{}", e.message);
+            assert_eq!(e.hint, Some(format!("did you mean `{hint}`?")));
+        }
+    }
+
+    #[test]
+    fn a_trial_name_lists_what_differs_from_the_defaults_in_declared_order() {
+        let name = |parameters: Value| {
+            let c = json!({"strategy": {"type": "momentum", "parameters": parameters}});
+            let mut m = c.as_object().unwrap().clone();
+            normal::strategy(&mut m).unwrap();
+            let c = Value::Object(m);
+            trial_name(&c, &strategy(&c).unwrap())
+        };
+        assert_eq!(
+            name(json!({"threshold": 0.01, "lookback": 30})),
+            "momentum_lookback=30_threshold=0.01"
+        );
+        assert_eq!(
+            name(json!({"lookback": 30, "threshold": 0, "allow_short": false})),
+            "momentum_lookback=30"
+        );
+        assert_eq!(
+            name(json!({"allow_short": true})),
+            "momentum_allow_short=true"
+        );
+        assert_eq!(name(json!({})), "momentum");
     }
 }

@@ -48,6 +48,10 @@ impl Phase for Holdout {
         Some(config::INHERITS)
     }
 
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS
     }
@@ -65,6 +69,13 @@ impl Phase for Holdout {
             ));
         }
         config::check_costs(config)
+    }
+
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        // The strategy replayed is the upstream's, read from its
+        // metrics.json.
+        config::normal::without_strategy(config, config::normal::MARKET).map(Value::Object)
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

@@ -454,6 +454,18 @@ pub trait Phase: Send + Sync {
     /// Check the resolved config at compile time.
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue>;
 
+    /// The config the node is keyed and run with: the resolved `config`,
+    /// checked as by [`Phase::validate`], with every default the mode
+    /// applies written out, each value in the one form it parses from,
+    /// and any inherited key the mode never reads taken out. Omitting a
+    /// key and writing its default then give the same node key, and the
+    /// phase runs with exactly what was keyed. `role` tells a grid's
+    /// trials from its gather. The default checks the config and keeps it.
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        Ok(config)
+    }
+
     /// Files the phase reads (relative paths resolved against `base_dir`).
     /// Their content hashes go into the node key.
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue>;
@@ -513,6 +525,34 @@ pub trait Phase: Send + Sync {
     /// node, so that every trial is cached on its own.
     fn expands_grid(&self) -> bool {
         false
+    }
+
+    /// The dotted config paths (`data.path`, `inputs`) that name files
+    /// relative to the file that wrote them. An inherited one written in
+    /// another directory is rebased onto the phase's own directory, and
+    /// an input that is missing or outside the root is reported at the
+    /// first of them the phase sets. None by default.
+    fn relative_paths(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The config path that a plain (undotted) `grid:` key sets in each
+    /// trial; a dotted key is that path already (`costs.fee`). By
+    /// default the key itself, at the top of the config.
+    fn grid_key_path(&self, key: &str) -> Vec<String> {
+        vec![key.to_string()]
+    }
+
+    /// The artifact a build names as the node's page for a person to open
+    /// (`report.html`); `None` for a mode without one.
+    fn page(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What the names of a grid's trials start with (`momentum` in
+    /// `momentum_lookback=10`); `None` names them `trial_...`.
+    fn trial_prefix(&self, _config: &Value) -> Option<String> {
+        None
     }
 
     /// A mode that splits into several nodes of its own, known at compile

@@ -57,6 +57,10 @@ impl Phase for Report {
         ])
     }
 
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS_WITH_SPLIT
     }
@@ -71,6 +75,27 @@ impl Phase for Report {
             Some(_) => return Err(ConfigIssue::new("title", "expected a string")),
         }
         ChartOptions::from_config(config).map(|_| ())
+    }
+
+    fn page(&self) -> Option<&'static str> {
+        Some("report.html")
+    }
+
+    /// The header shows the inherited keys through their parsers (the
+    /// data's path and symbols, the costs, fill and split), so their
+    /// normal forms show the same; the strategy shown is the upstream's.
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        let opts = ChartOptions::from_config(&config)?;
+        let steps = if config.get("data").is_some() {
+            config::normal::SELECTING
+        } else {
+            config::normal::UNLESS_DATA
+        };
+        let mut m = config::normal::without_strategy(config, steps)?;
+        m.insert("log_scale".into(), json!(opts.log_scale));
+        m.insert("rolling_window".into(), json!(opts.rolling_window));
+        Ok(Value::Object(m))
     }
 
     fn inputs(&self, _config: &Value, _base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

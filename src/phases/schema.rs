@@ -989,4 +989,146 @@ mod tests {
         }
         assert_eq!(COSTS.default, "{fee: 0, slippage_bps: 0}");
     }
+
+    /// The mode's normal form of `config` (a single node's).
+    fn normal(mode: &str, config: &Value) -> Result<Value, crate::phases::ConfigIssue> {
+        let factory = Builtin::default();
+        let phase = factory.get(mode).unwrap();
+        phase.normalize(config.clone(), &crate::phases::Role::Single)
+    }
+
+    /// A config every trading mode accepts.
+    fn base_config() -> Value {
+        json!({
+            "data": {"path": "SPY_D.csv", "holdout": 0.2},
+            "strategy": {"type": "momentum"},
+        })
+    }
+
+    /// Sets `path` (dotted) in `config` to `value`.
+    fn with(config: &Value, path: &str, value: Value) -> Value {
+        let mut out = config.clone();
+        let mut at = &mut out;
+        let parts: Vec<&str> = path.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            if !at.get(*part).is_some_and(Value::is_object) {
+                at[*part] = json!({});
+            }
+            at = &mut at[*part];
+        }
+        at[parts[parts.len() - 1]] = value;
+        out
+    }
+
+    /// A declared default as the YAML a user would write, when it is one
+    /// (not prose such as "inherited" or "the file's stem").
+    fn literal(default: &str) -> Option<Value> {
+        let v: Value = serde_yaml::from_str(default).ok()?;
+        match v.as_str() {
+            Some(s) if s.contains(' ') || ["inherited", "required", "none"].contains(&s) => None,
+            // The report's title names its node: no value to write.
+            Some(s) if s.contains("NODE") => None,
+            _ => Some(v),
+        }
+    }
+
+    #[test]
+    fn every_declared_default_written_out_keeps_the_normal_form() {
+        let mut checked = BTreeSet::new();
+        let mut assert_default = |mode: &str, base: &Value, path: &str, value: Value| {
+            let omitted = normal(mode, base).unwrap();
+            let written = normal(mode, &with(base, path, value.clone()));
+            // A default that is not a literal value ("none", "inherited")
+            // is not a value the parser takes.
+            let Ok(written) = written else { return };
+            assert_eq!(omitted, written, "{mode}: `{path}: {value}`");
+            // The normal form is a fixed point.
+            assert_eq!(normal(mode, &omitted).unwrap(), omitted, "{mode}");
+            checked.insert(format!("{mode}.{path}"));
+        };
+        for m in MODES.iter().filter(|m| m.name != "command") {
+            let base = base_config();
+            for key in m.keys {
+                if let Some(v) = literal(key.default) {
+                    assert_default(m.name, &base, key.name, v);
+                }
+            }
+            for (group, keys) in [
+                ("data", DATA_KEYS),
+                ("costs", COSTS_KEYS),
+                ("execution", EXECUTION_KEYS),
+            ] {
+                for key in keys {
+                    if let Some(v) = literal(key.default) {
+                        assert_default(m.name, &base, &format!("{group}.{}", key.name), v);
+                    }
+                }
+            }
+        }
+        for s in STRATEGIES {
+            let base = with(&base_config(), "strategy.type", json!(s.name));
+            for p in s.params.iter().chain([&ALLOW_SHORT]) {
+                let path = format!("strategy.parameters.{}", p.name);
+                assert_default("backtest", &base, &path, default_value(p));
+            }
+        }
+        for c in CLASSIFIERS {
+            let base = with(&base_config(), "classifiers", json!([c.name]));
+            for p in c.params {
+                let mut written = json!({"type": c.name});
+                written[p.name] = default_value(p);
+                assert_default("analysis", &base, "classifiers", json!([written]));
+            }
+        }
+        // The defaults that must have been checked, not skipped.
+        for must in [
+            "backtest.costs.fee",
+            "backtest.costs.slippage_bps",
+            "backtest.execution.fill",
+            "backtest.data.source",
+            "backtest.data.on_bad_rows",
+            "backtest.strategy.parameters.lookback",
+            "backtest.strategy.parameters.allow_short",
+            "signal_generation.split",
+            "analysis.objective",
+            "analysis.classifiers",
+            "signal_replay.threshold",
+            "signal_replay.lag",
+            "signal_replay.pbo",
+            "signal_replay.select",
+            "signal_replay.split",
+            "walk_forward.objective",
+            "report.log_scale",
+            "report.rolling_window",
+            "report.costs.slippage_bps",
+            "report.data.on_bad_rows",
+            "holdout.costs.fee",
+        ] {
+            assert!(
+                checked.contains(must),
+                "{must} was not checked: {checked:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_other_than_the_default_changes_the_normal_form() {
+        let base = base_config();
+        for (mode, path, value) in [
+            ("backtest", "strategy.parameters.lookback", json!(21)),
+            ("backtest", "costs.slippage_bps", json!(1)),
+            ("backtest", "execution.fill", json!("next_open")),
+            ("signal_generation", "split", json!(0.7)),
+            ("analysis", "objective", json!("sortino")),
+            ("signal_replay", "threshold", json!(0.4)),
+            ("walk_forward", "windows.purge", json!(1)),
+            ("report", "rolling_window", json!(20)),
+        ] {
+            assert_ne!(
+                normal(mode, &base).unwrap(),
+                normal(mode, &with(&base, path, value)).unwrap(),
+                "{mode}.{path}"
+            );
+        }
+    }
 }

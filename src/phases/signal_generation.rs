@@ -63,6 +63,10 @@ impl Phase for SignalGeneration {
 
     /// The split reaches the gather only (trials drop it): the gather
     /// ranks the trials on the train part for `train_best`.
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS_WITH_SPLIT
     }
@@ -114,6 +118,28 @@ impl Phase for SignalGeneration {
             }
         }
         Ok(())
+    }
+
+    /// A plain grid key is a strategy parameter.
+    fn grid_key_path(&self, key: &str) -> Vec<String> {
+        vec!["strategy".into(), "parameters".into(), key.to_string()]
+    }
+
+    /// Trials are named after the strategy type.
+    fn trial_prefix(&self, config: &Value) -> Option<String> {
+        let kind = config.get("strategy")?.get("type")?.as_str()?;
+        Some(kind.to_string())
+    }
+
+    fn normalize(&self, config: Value, role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        let config = config::normal::apply(config, config::normal::STRATEGY)?;
+        // A trial runs over every bar whatever the split (the grid took
+        // it out); the gather, or a sweep without a grid, ranks by it.
+        match role {
+            Role::Trial { .. } => Ok(config),
+            _ => config::normal::apply(config, &[config::normal::split]),
+        }
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

@@ -40,7 +40,7 @@ use super::analysis::{objective, one_symbol};
 use super::backtest::{fixed, issue_error};
 use super::signal_generation::{TrialRecord, load_trials};
 use super::split::Split;
-use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Upstream};
+use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role, Upstream};
 use super::{artifacts, config, data, upstream};
 use crate::error::did_you_mean;
 use crate::market::benchmark::relative;
@@ -114,15 +114,7 @@ pub fn replay_config(config: &Value) -> Result<ReplayConfig, ConfigIssue> {
     let method = match config.get("weights") {
         None | Some(Value::Null) => Method::Grid { step: 0.1 },
         Some(Value::Object(m)) => {
-            for key in m.keys() {
-                if !WEIGHT_KEYS.contains(&key.as_str()) {
-                    return Err(config::issue(
-                        format!("weights.{key}"),
-                        format!("unknown key `{key}`"),
-                        did_you_mean(key, WEIGHT_KEYS.iter().copied()),
-                    ));
-                }
-            }
+            config::reject_unknown("weights", m, WEIGHT_KEYS)?;
             match m.get("method").and_then(Value::as_str).unwrap_or("grid") {
                 "grid" => {
                     let step = config::number_at(
@@ -249,6 +241,10 @@ impl Phase for SignalReplay {
         "signal_replay-3"
     }
 
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS_WITH_SPLIT
     }
@@ -260,6 +256,39 @@ impl Phase for SignalReplay {
         replay_config(config)?;
         lag(config)?;
         Ok(())
+    }
+
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        let rc = replay_config(&config)?;
+        let lag = lag(&config)?;
+        let mut m = config::normal::without_strategy(config, config::normal::SELECTING)?;
+        m.insert(
+            "select".into(),
+            match rc.select {
+                Select::All => json!("all"),
+                Select::RegimeWinners => json!("regime_winners"),
+                Select::Top(n) => json!({ "top": n }),
+            },
+        );
+        m.insert(
+            "weights".into(),
+            match rc.method {
+                Method::Grid { step } => json!({"method": "grid", "step": step}),
+                Method::Random { samples, seed } => {
+                    json!({"method": "random", "samples": samples, "seed": seed})
+                }
+            },
+        );
+        m.insert("threshold".into(), json!(rc.threshold));
+        m.insert("objective".into(), json!(rc.objective.name()));
+        match rc.per_regime {
+            Some(c) => m.insert("per_regime".into(), json!(c)),
+            None => m.shift_remove("per_regime"),
+        };
+        m.insert("lag".into(), json!(lag));
+        m.insert("pbo".into(), json!(rc.pbo));
+        Ok(Value::Object(m))
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

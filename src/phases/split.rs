@@ -16,8 +16,6 @@
 use serde_json::Value;
 
 use super::ConfigIssue;
-use super::config::issue;
-use crate::error::did_you_mean;
 use crate::market::timestamp;
 
 pub const DEFAULT_TRAIN: f64 = 0.8;
@@ -118,15 +116,7 @@ pub fn split(config: &Value) -> Result<Split, ConfigIssue> {
             };
         }
     };
-    for key in map.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            return Err(issue(
-                format!("split.{key}"),
-                format!("unknown split key `{key}` (known: train, validation, test)"),
-                did_you_mean(key, KEYS),
-            ));
-        }
-    }
+    super::config::reject_unknown("split", map, &KEYS)?;
     let get = |k: &str| -> Result<Option<Edge>, ConfigIssue> {
         map.get(k)
             .map(|v| edge(&format!("split.{k}"), v))

@@ -55,7 +55,6 @@ use super::backtest::{fixed, issue_error};
 use super::signal_generation::trial_returns;
 use super::{ConfigIssue, Part, Phase, PhaseContext, PhaseError, Role, Upstream};
 use super::{artifacts, config, data, upstream};
-use crate::error::did_you_mean;
 use crate::market::metrics::ranks_above;
 use crate::market::{Metrics, Objective};
 use crate::reads::Reads;
@@ -85,15 +84,7 @@ pub fn windows(config: &Value) -> Result<Windows, ConfigIssue> {
             ));
         }
     };
-    for key in map.keys() {
-        if !WINDOW_KEYS.contains(&key.as_str()) {
-            return Err(config::issue(
-                format!("windows.{key}"),
-                format!("unknown key `{key}` (known: {})", WINDOW_KEYS.join(", ")),
-                did_you_mean(key, WINDOW_KEYS.iter().copied()),
-            ));
-        }
-    }
+    config::reject_unknown("windows", map, WINDOW_KEYS)?;
     let count = |key: &str, default: u64, min: u64| match map.get(key) {
         None => Ok(default),
         Some(v) => v.as_u64().filter(|n| *n >= min).ok_or_else(|| {
@@ -552,6 +543,10 @@ impl Phase for WalkForward {
         ])
     }
 
+    fn relative_paths(&self) -> &'static [&'static str] {
+        config::DATA_PATHS
+    }
+
     fn inherits(&self) -> &'static [&'static str] {
         config::INHERITS
     }
@@ -570,6 +565,29 @@ impl Phase for WalkForward {
         windows(config)?;
         objective(config)?;
         Ok(())
+    }
+
+    fn normalize(&self, config: Value, _role: &Role) -> Result<Value, ConfigIssue> {
+        self.validate(&config)?;
+        if part_of(&config).is_some() {
+            // A node [`Phase::parts`] made from a normalised config.
+            return Ok(config);
+        }
+        let w = windows(&config)?;
+        let objective = objective(&config)?;
+        let mut m = config::normal::without_strategy(config, config::normal::MARKET)?;
+        m.insert(
+            "windows".into(),
+            json!({
+                "train": w.train,
+                "test": w.test,
+                "step": w.step,
+                "anchored": w.anchored,
+                "purge": w.purge,
+            }),
+        );
+        m.insert("objective".into(), json!(objective.name()));
+        Ok(Value::Object(m))
     }
 
     fn inputs(&self, config: &Value, base_dir: &Path) -> Result<Vec<PathBuf>, ConfigIssue> {

@@ -33,13 +33,17 @@ pub const SPLIT_METRICS: &[&str] = &[
     "test_total_return",
 ];
 
-/// The split of the workflow's research phases: the `split` of the
-/// first node whose config has one; `None` without a research phase.
+/// The modes that choose on the train part of the split.
+const RESEARCH_MODES: &[&str] = &["analysis", "signal_replay"];
+
+/// The split of the workflow's research phases: the `split` of the first
+/// node of a [`RESEARCH_MODES`] mode (every such node's config holds its
+/// split, the default written out); `None` without a research phase.
 fn research_split(graph: &Graph) -> Option<Split> {
     graph
         .nodes
         .iter()
-        .find(|n| n.config.get("split").is_some())
+        .find(|n| RESEARCH_MODES.contains(&n.mode.as_str()) && n.config.get("split").is_some())
         .and_then(|n| crate::phases::split::split(&n.config).ok())
 }
 
@@ -140,11 +144,9 @@ pub fn table(ctx: &RunContext, predictions: &[Prediction], phases: &[String]) ->
         let expanded = grids.entry(group.clone()).or_insert_with(|| {
             // The gather node keeps the phase's `grid:`; trials lose it.
             let gather = graph.index_of(group).map(|g| &graph.nodes[g].config);
+            let prefix = gather.and_then(|c| ctx.factory.get(&node.mode)?.trial_prefix(c));
             gather
-                .and_then(|c| {
-                    let strategy = c["strategy"]["type"].as_str();
-                    crate::graph::grid::expand(c.get("grid")?, strategy).ok()
-                })
+                .and_then(|c| crate::graph::grid::expand(c.get("grid")?, prefix.as_deref()).ok())
                 .unwrap_or_default()
         });
         let trial_params = expanded

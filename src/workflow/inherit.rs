@@ -1,7 +1,7 @@
 //! Inherited `data`, `strategy` and `costs`: scoped lexically from the
 //! outer file through an include phase to the inner file's top level,
-//! the innermost value winning, with relative data paths kept relative
-//! to the file that wrote them.
+//! the innermost value winning, each with the directory of the file that
+//! wrote it (a mode's relative paths mean "relative to that file").
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,25 +44,6 @@ impl Inherited {
             }
         }
         Ok(())
-    }
-
-    /// The values as seen from a file in `dir`: relative `data.path` and
-    /// `data.dir` rebased from the declaring file's directory.
-    pub(super) fn seen_from(&self, dir: &Path) -> Map<String, serde_json::Value> {
-        let mut values = self.values.clone();
-        if let (Some(serde_json::Value::Object(data)), Some(from)) =
-            (values.get_mut("data"), self.dirs.get("data"))
-            && from != dir
-        {
-            for key in ["path", "dir"] {
-                if let Some(serde_json::Value::String(p)) = data.get_mut(key)
-                    && Path::new(p.as_str()).is_relative()
-                {
-                    *p = crate::paths::relative_to(&from.join(&*p), dir);
-                }
-            }
-        }
-        values
     }
 }
 
