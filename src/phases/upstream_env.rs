@@ -26,7 +26,9 @@
 //! index) gets one read-only scratch copy per digest, hard-linked into
 //! every folder that holds it; and a listing whose command has finished
 //! with it unchanged is rewritten in place for a later execution rather
-//! than left for a new file. A scratch copy is checked with its ctime:
+//! than left for a new file, and a folder that no execution holds is
+//! emptied and moved to serve another entry (its own entry is laid out
+//! again if read later). A scratch copy is checked with its ctime:
 //! the links this module makes are the only changes it accepts, so a
 //! rewrite that keeps size and mtime is still seen.
 //!
