@@ -181,3 +181,59 @@ fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_b
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Many nodes reading overlapping upstream entries at `-j2`: folders are
+/// reused, recycled for other entries and linked to shared copies of
+/// equal outputs, and each command still reads exactly its upstream
+/// outputs and a listing of exactly its upstream nodes.
+#[test]
+fn overlapping_readers_in_parallel_each_read_their_own_upstream() {
+    let deps = |k: usize| -> Vec<usize> { (1..=3).filter(|d| *d <= k).map(|d| k - d).collect() };
+    // Every fourth node writes the same bytes as the others of its kind.
+    let same = |k: usize| k % 4 == 3;
+    let first_line = |k: usize| {
+        if same(k) {
+            "same".to_string()
+        } else {
+            format!("node{k}")
+        }
+    };
+    let mut yaml = String::from("phases:\n");
+    for k in 0..24 {
+        let names: Vec<String> = deps(k).iter().map(|d| format!("n{d}")).collect();
+        let run = if same(k) {
+            format!("mkdir -p out; echo same > out/n{k}.txt")
+        } else {
+            let reads: String = deps(k)
+                .iter()
+                .map(|d| format!(" head -n1 \"$ADMF_UPSTREAM_N{d}/out/n{d}.txt\";"))
+                .collect();
+            format!(
+                "mkdir -p out; {{ echo node{k};{reads} grep -o \"\\\"env\\\"\" \"$ADMF_UPSTREAM_JSON\" | wc -l | tr -d \" \"; }} > out/n{k}.txt"
+            )
+        };
+        yaml.push_str(&format!(
+            "  - n{k}:\n      mode: command\n      depends_on: [{}]\n      run: '{run}'\n      outputs: [out/n{k}.txt]\n",
+            names.join(", "),
+        ));
+    }
+    let p = Project::new();
+    p.file(".admf", "");
+    p.file("wf.yaml", &yaml);
+    let (out, statuses) = p.build(&["wf.yaml", "-j2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(statuses.len(), 24);
+    for k in 0..24 {
+        let mut expected = format!("{}\n", first_line(k));
+        if !same(k) {
+            for d in deps(k) {
+                expected.push_str(&format!("{}\n", first_line(d)));
+            }
+            expected.push_str(&format!("{}\n", deps(k).len()));
+        }
+        assert_eq!(p.read(&format!("out/n{k}.txt")), expected, "n{k}");
+    }
+    let (again, statuses) = p.build(&["wf.yaml", "-j2"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(statuses.iter().all(|(_, s)| s == "cached"), "{statuses:?}");
+}

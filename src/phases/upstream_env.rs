@@ -18,6 +18,20 @@
 //! itself. The listing is written per execution, read-only, beside the
 //! folders. Everything goes when the build's store is closed.
 //!
+//! New files and directories are what a layout costs most: on ext4
+//! without a journal, each new inode is found by scanning past every
+//! inode freed in the last minutes, a millisecond apiece after a large
+//! build was removed. So a layout makes as few as it can. An artifact
+//! with no file of its own in the store (a small one kept inside the
+//! index) gets one read-only scratch copy per digest, hard-linked into
+//! every folder that holds it; and a listing whose command has finished
+//! with it unchanged is rewritten in place for a later execution rather
+//! than left for a new file, and a folder that no execution holds is
+//! emptied and moved to serve another entry (its own entry is laid out
+//! again if read later). A scratch copy is checked with its ctime:
+//! the links this module makes are the only changes it accepts, so a
+//! rewrite that keeps size and mtime is still seen.
+//!
 //! Artifacts that do not come from an open store (an action run in
 //! another process, a plain directory) are laid out per execution in a
 //! temp dir removed after it, as before. Folder paths differ from run to
@@ -59,8 +73,29 @@ pub struct UpstreamFolders {
     /// checked by [`UpstreamFolders::changed`].
     used: Vec<(String, Arc<Folder>)>,
     listing: Option<(PathBuf, Stamp)>,
+    /// Where the listing goes back for reuse when this execution is done.
+    listings: Option<Arc<ListingPool>>,
     /// (variable, value) pairs to set, `ADMF_UPSTREAM_JSON` last.
     pub env: Vec<(String, String)>,
+}
+
+impl Drop for UpstreamFolders {
+    fn drop(&mut self) {
+        // A listing comes back only as its execution left it: one that
+        // was changed stays where it is, unused.
+        if let (Some(pool), Some((path, stamp))) = (&self.listings, self.listing.take())
+            && Stamp::of(&path).is_ok_and(|now| now.matches(&stamp))
+        {
+            locked(pool).push((path, stamp));
+        }
+    }
+}
+
+/// Listings whose executions are done, free to be rewritten.
+type ListingPool = Mutex<Vec<(PathBuf, Stamp)>>;
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl UpstreamFolders {
@@ -94,16 +129,52 @@ struct Folder {
     /// Artifacts that could not be read (a corrupt blob), with the error.
     left_out: Vec<(String, String)>,
     /// Every file and directory as laid out (empty when not shared).
-    stamps: Vec<(PathBuf, Stamp)>,
+    stamps: Vec<(PathBuf, Laid)>,
+}
+
+/// How a file or directory of a shared folder is checked.
+enum Laid {
+    /// Made for this folder: its stamp as laid out.
+    Own(Stamp),
+    /// A hard link to a stored blob: its stamp without the ctime, which
+    /// any new link to the blob changes.
+    StoreLink(Stamp),
+    /// A hard link to a scratch copy: the copy's stamp as this module
+    /// last left it, ctime included.
+    ScratchLink(Arc<ScratchBlob>),
+}
+
+impl Laid {
+    fn intact(&self, path: &Path) -> bool {
+        match self {
+            Laid::Own(stamp) | Laid::StoreLink(stamp) => {
+                Stamp::of(path).is_ok_and(|now| now.matches(stamp))
+            }
+            // Under the copy's lock: a link being made meanwhile changes
+            // the ctime before the stamp is updated.
+            Laid::ScratchLink(blob) => {
+                let stamp = locked(&blob.stamp);
+                Stamp::of(path).is_ok_and(|now| now.matches(&stamp))
+            }
+        }
+    }
 }
 
 impl Folder {
     fn intact(&self) -> bool {
-        self.stamps
-            .iter()
-            .all(|(path, stamp)| Stamp::of(path).is_ok_and(|now| now.matches(stamp)))
+        self.stamps.iter().all(|(path, laid)| laid.intact(path))
     }
 }
+
+/// One read-only scratch copy of a blob, linked into the folders that
+/// hold it.
+struct ScratchBlob {
+    path: PathBuf,
+    stamp: Mutex<Stamp>,
+}
+
+/// The scratch copies by blob digest.
+type ScratchBlobs = Mutex<std::collections::HashMap<String, Arc<ScratchBlob>>>;
 
 /// What a file's stat says of its identity and content. Writing a file
 /// changes its ctime even when its mtime is set back; a hard link to a
@@ -214,14 +285,25 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     }
     let mut text = serde_json::to_vec_pretty(&json!({"nodes": nodes}))?;
     text.push(b'\n');
+    let mut listings = None;
     let (listing, stamp) = match scratch {
         Some(dir) => {
-            let path = dir.join(format!(
-                "upstream.{}.json",
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            write_new(&path, &text, true)?;
-            let stamp = Stamp::of(&path)?;
+            let pool = store_of(upstream)
+                .expect("a scratch dir comes from a store")
+                .shared::<ListingPool>("upstream-listings");
+            let (path, stamp) = match reuse_listing(&pool, &text) {
+                Some(reused) => reused,
+                None => {
+                    let path = dir.join(format!(
+                        "upstream.{}.json",
+                        NEXT.fetch_add(1, Ordering::Relaxed)
+                    ));
+                    write_new(&path, &text, true)?;
+                    let stamp = Stamp::of(&path)?;
+                    (path, stamp)
+                }
+            };
+            listings = Some(pool);
             (path, Some(stamp))
         }
         None => {
@@ -238,8 +320,47 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
         _own: own,
         used,
         listing: stamp.map(|s| (listing, s)),
+        listings,
         env,
     })
+}
+
+/// The open store of the first stored upstream.
+fn store_of(upstream: &[Upstream]) -> Option<&Store> {
+    upstream
+        .iter()
+        .find_map(|up| up.open_entry().map(|(store, _)| store))
+}
+
+/// A listing from the pool rewritten to hold `text`, read-only again;
+/// `None` when the pool has none that is still as it was left.
+fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<(PathBuf, Stamp)> {
+    loop {
+        let (path, stamp) = locked(pool).pop()?;
+        if !Stamp::of(&path).is_ok_and(|now| now.matches(&stamp)) {
+            continue;
+        }
+        if let Ok(stamp) = rewrite_read_only(&path, text) {
+            return Some((path, stamp));
+        }
+    }
+}
+
+/// Rewrites a read-only file of ours in place (its inode is kept) and
+/// makes it read-only again; returns its new stamp.
+fn rewrite_read_only(path: &Path, bytes: &[u8]) -> io::Result<Stamp> {
+    use std::io::Write;
+    set_mode(path, 0o644)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    let mut perms = file.metadata()?.permissions();
+    perms.set_readonly(true);
+    file.set_permissions(perms)?;
+    drop(file);
+    Stamp::of(path)
 }
 
 fn own_dir(own: &mut Option<tempfile::TempDir>) -> io::Result<PathBuf> {
@@ -268,8 +389,8 @@ fn shared_folder(
     }
     let id = hasher.finalize().to_hex();
     let slot = store.shared::<Slot>(&format!("upstream-folder/{id}"));
-    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(folder) = slot.as_ref()
+    let mut held = locked(&slot);
+    if let Some(folder) = held.as_ref()
         && folder.intact()
     {
         return Ok(folder.clone());
@@ -281,9 +402,119 @@ fn shared_folder(
         &id.as_str()[..16],
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    let all = store.shared::<LaidOut>("upstream-folders");
+    if let Some(old) = recycle(&all, &slot) {
+        // One that cannot be moved stays as debris for the store's close
+        // to remove, and `lay_out` makes new directories.
+        let _ = old.move_to(&path, up);
+    }
     let folder = Arc::new(lay_out(up, &path, true)?);
-    *slot = Some(folder.clone());
+    *held = Some(folder.clone());
+    locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
+}
+
+/// Every shared folder of the build with the slot that holds it, oldest
+/// first.
+type LaidOut = Mutex<Vec<(Arc<Slot>, Arc<Folder>)>>;
+
+/// An intact folder that no execution holds, taken from its slot (its
+/// entry's next reader lays the entry out again): its directories are
+/// used for another entry instead of new ones. `me` is the slot the
+/// caller holds locked.
+fn recycle(all: &LaidOut, me: &Arc<Slot>) -> Option<Folder> {
+    let mut all = locked(all);
+    // Folders replaced in their slot after a change are left alone.
+    all.retain(|(slot, folder)| Arc::ptr_eq(slot, me) || Arc::strong_count(folder) > 1);
+    let mut i = 0;
+    while i < all.len() {
+        let (slot, folder) = &all[i];
+        // Held by its slot and this list only: no execution uses it,
+        // and none can take it while the slot is locked here.
+        let idle = !Arc::ptr_eq(slot, me) && Arc::strong_count(folder) == 2;
+        let Some(mut held) = idle.then(|| slot.try_lock().ok()).flatten() else {
+            i += 1;
+            continue;
+        };
+        if !held.as_ref().is_some_and(|f| Arc::ptr_eq(f, folder))
+            || Arc::strong_count(folder) != 2
+            || !folder.intact()
+        {
+            drop(held);
+            i += 1;
+            continue;
+        }
+        *held = None;
+        drop(held);
+        let (_, folder) = all.remove(i);
+        return Arc::try_unwrap(folder).ok();
+    }
+    None
+}
+
+impl Folder {
+    /// Empties this folder of its files, and of the directories the
+    /// artifacts of `up` do not need, and moves it to `to`, writable, for
+    /// `lay_out` to fill. Unlinking a scratch copy's link changes the
+    /// copy's ctime, so its stamp is renewed under its lock.
+    fn move_to(self, to: &Path, up: &Upstream) -> io::Result<()> {
+        let dirs: Vec<&PathBuf> = self
+            .stamps
+            .iter()
+            .filter(|(path, _)| !self.files.iter().any(|(_, file)| file == path))
+            .map(|(path, _)| path)
+            .collect();
+        for dir in &dirs {
+            set_mode(dir, 0o755)?;
+        }
+        for (path, laid) in &self.stamps {
+            match laid {
+                Laid::ScratchLink(blob) => {
+                    let mut stamp = locked(&blob.stamp);
+                    fs::remove_file(path)?;
+                    let now = Stamp::of(&blob.path)?;
+                    // Only our own unlink may have changed it.
+                    if now.matches(&stamp.clone().without_ctime()) {
+                        *stamp = now;
+                    }
+                }
+                _ if dirs.contains(&path) => {}
+                _ => fs::remove_file(path)?,
+            }
+        }
+        let needed: std::collections::BTreeSet<PathBuf> = up
+            .names()
+            .iter()
+            .flat_map(|name| {
+                Path::new(name)
+                    .ancestors()
+                    .skip(1)
+                    .map(Path::to_path_buf)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Children after their parents in `dirs`: removed in reverse.
+        for dir in dirs.iter().rev() {
+            let rel = dir.strip_prefix(&self.path).unwrap_or(dir);
+            if !rel.as_os_str().is_empty() && !needed.contains(rel) {
+                fs::remove_dir(dir)?;
+            }
+        }
+        fs::rename(&self.path, to)
+    }
+}
+
+/// Sets the permission bits of `path` (on Windows, only read-only or not).
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    let mut perms = fs::metadata(path)?.permissions();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        perms.set_mode(mode);
+    }
+    #[cfg(not(unix))]
+    perms.set_readonly(mode & 0o200 == 0);
+    fs::set_permissions(path, perms)
 }
 
 /// Lays out every artifact of `up` under `dir`; `shared` makes the files
@@ -296,12 +527,12 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
         left_out: Vec::new(),
         stamps: Vec::new(),
     };
-    let mut linked = Vec::new();
+    let mut placed = Vec::new();
     for name in up.names() {
         let to = dir.join(&name);
         match place(up, &name, &to, shared) {
-            Ok(link) => {
-                linked.push(link);
+            Ok(how) => {
+                placed.push(how);
                 folder.files.push((name, to));
             }
             Err(e) => folder.left_out.push((name, e.to_string())),
@@ -314,24 +545,35 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
                 let mut perms = item.metadata()?.permissions();
                 perms.set_readonly(true);
                 fs::set_permissions(item.path(), perms)?;
-                folder
-                    .stamps
-                    .push((item.path().to_path_buf(), Stamp::of(item.path())?));
+                folder.stamps.push((
+                    item.path().to_path_buf(),
+                    Laid::Own(Stamp::of(item.path())?),
+                ));
             }
         }
-        for ((_, path), link) in folder.files.iter().zip(linked) {
-            let stamp = Stamp::of(path)?;
-            let stamp = if link { stamp.without_ctime() } else { stamp };
-            folder.stamps.push((path.clone(), stamp));
+        for ((_, path), how) in folder.files.iter().zip(placed) {
+            let laid = match how {
+                Placed::Copy => Laid::Own(Stamp::of(path)?),
+                Placed::StoreLink => Laid::StoreLink(Stamp::of(path)?.without_ctime()),
+                Placed::ScratchLink(blob) => Laid::ScratchLink(blob),
+            };
+            folder.stamps.push((path.clone(), laid));
         }
     }
     Ok(folder)
 }
 
-/// Puts artifact `name` at `to`; returns whether it is a hard link to a
-/// stored file. A shared folder links only to read-only files and writes
-/// its copies read-only.
-fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<bool> {
+/// How an artifact was put in a folder.
+enum Placed {
+    Copy,
+    StoreLink,
+    ScratchLink(Arc<ScratchBlob>),
+}
+
+/// Puts artifact `name` at `to`. A shared folder links only to read-only
+/// files and writes its copies read-only; an artifact without a stored
+/// file is linked to the scratch copy of its blob where it can be.
+fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Placed> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -339,10 +581,69 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<bool>
         && (!shared || fs::metadata(&file).is_ok_and(|m| m.permissions().readonly()))
         && fs::hard_link(&file, to).is_ok()
     {
-        return Ok(true);
+        return Ok(Placed::StoreLink);
+    }
+    if shared
+        && let Some((store, outputs)) = up.open_entry()
+        && let Some(record) = outputs.get(name)
+        && let Some(blob) = link_scratch_copy(store, up, name, &record.blake3, to)?
+    {
+        return Ok(Placed::ScratchLink(blob));
     }
     write_new(to, &up.read(name)?, shared)?;
-    Ok(false)
+    Ok(Placed::Copy)
+}
+
+/// Links `to` to the scratch copy of blob `digest` (artifact `name` of
+/// `up`), made first if there is none or the one there was changed.
+/// `None` when no link could be made (a file system without hard links,
+/// or one at its limit of links): the caller copies.
+fn link_scratch_copy(
+    store: &Store,
+    up: &Upstream,
+    name: &str,
+    digest: &str,
+    to: &Path,
+) -> io::Result<Option<Arc<ScratchBlob>>> {
+    let blobs = store.shared::<ScratchBlobs>("upstream-blobs");
+    let mut blobs = locked(&blobs);
+    let current = blobs.get(digest).filter(|blob| {
+        let stamp = locked(&blob.stamp);
+        Stamp::of(&blob.path).is_ok_and(|now| now.matches(&stamp))
+    });
+    let blob = match current {
+        Some(blob) => blob.clone(),
+        None => {
+            // A changed copy stays where it is (folders linked to it see
+            // the change); the new one gets a new name.
+            let path = store.scratch_dir()?.join(format!(
+                "blob.{}.{}",
+                &digest[..digest.len().min(16)],
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            write_new(&path, &up.read(name)?, true)?;
+            let stamp = Mutex::new(Stamp::of(&path)?);
+            let blob = Arc::new(ScratchBlob { path, stamp });
+            blobs.insert(digest.to_string(), blob.clone());
+            blob
+        }
+    };
+    let mut stamp = locked(&blob.stamp);
+    if fs::hard_link(&blob.path, to).is_err() {
+        return Ok(None);
+    }
+    let now = Stamp::of(&blob.path)?;
+    if !now.matches(&stamp.clone().without_ctime()) {
+        // Changed by someone else between the check and the link: this
+        // link goes, and so does the copy.
+        fs::remove_file(to)?;
+        drop(stamp);
+        blobs.remove(digest);
+        return Ok(None);
+    }
+    *stamp = now;
+    drop(stamp);
+    Ok(Some(blob))
 }
 
 /// Writes a new file, read-only from the start when asked.
@@ -541,6 +842,163 @@ mod tests {
         let again = folder_of(&third, "gen").unwrap();
         assert_ne!(again, fresh);
         assert!(!again.join("signals/extra.bin").exists());
+    }
+
+    /// A committed entry of node `node` whose one output, `name`, is
+    /// small enough to live inside the index (no blob file of its own).
+    fn small_upstream(store: &Store, node: &str, key: &str, name: &str, text: &str) -> Upstream {
+        let pending = store.begin(key).unwrap();
+        let path = pending.out_dir().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let meta = crate::store::ManifestMeta {
+            node: node.into(),
+            mode: "command".into(),
+            ingredients: json!({}),
+            duration_ms: 0,
+        };
+        let entry = pending.commit(meta, b"").unwrap();
+        Upstream::stored(node.into(), "command".into(), Role::Single, &entry)
+    }
+
+    fn inode(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn a_finished_listing_is_rewritten_for_the_next_execution_unless_changed() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a1".repeat(32), "out/a.txt", "A");
+        let b = small_upstream(&store, "b", &"b1".repeat(32), "out/b.txt", "B");
+        let listing = |f: &UpstreamFolders| PathBuf::from(&f.env.last().unwrap().1);
+        let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let used = listing(&first);
+        let ino = inode(&used);
+        drop(first);
+        let second = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        assert_eq!(listing(&second), used);
+        assert_eq!(inode(&used), ino, "rewritten in place");
+        assert!(is_read_only(&used));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&used).unwrap()).unwrap();
+        assert!(
+            v["nodes"]["b"].is_object() && v["nodes"]["a"].is_null(),
+            "{v}"
+        );
+        assert_eq!(second.changed(), None);
+        // A listing changed by its command is neither passed on nor used.
+        make_writable(&used);
+        std::fs::write(&used, "{}").unwrap();
+        assert!(second.changed().is_some());
+        drop(second);
+        let third = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        assert_ne!(listing(&third), used);
+        assert_eq!(std::fs::read_to_string(&used).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_small_blob_is_one_scratch_copy_linked_into_each_folder_and_checked_by_ctime() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        // Two entries whose outputs differ by name only share the copy.
+        let a = small_upstream(&store, "a", &"a2".repeat(32), "out/a.txt", "same");
+        let b = small_upstream(&store, "b", &"b2".repeat(32), "out/b.txt", "same");
+        let both = prepare(&[a.clone(), b.clone()], &mut std::io::sink()).unwrap();
+        let file_a = folder_of(&both, "a").unwrap().join("out/a.txt");
+        let file_b = folder_of(&both, "b").unwrap().join("out/b.txt");
+        assert_eq!(inode(&file_a), inode(&file_b));
+        assert_eq!(std::fs::read_to_string(&file_b).unwrap(), "same");
+        assert!(is_read_only(&file_a));
+        // More links (another execution's layout) are not a change.
+        let again = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        assert_eq!(both.changed(), None);
+        assert_eq!(again.changed(), None);
+        // A rewrite keeping size and mtime is seen through either link.
+        let mtime = std::fs::metadata(&file_a).unwrap().modified().unwrap();
+        make_writable(&file_a);
+        std::fs::write(&file_a, "SAME").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file_a)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(both.changed().is_some());
+        assert!(again.changed().is_some());
+        // The next reader gets the stored bytes in a new copy.
+        drop((both, again));
+        let next = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        let fresh = folder_of(&next, "b").unwrap().join("out/b.txt");
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "same");
+        assert_ne!(inode(&fresh), inode(&file_a));
+        assert_eq!(next.changed(), None);
+    }
+
+    #[test]
+    fn an_idle_folder_is_recycled_for_another_entry_and_its_entry_laid_out_again() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a3".repeat(32), "out/deep/a.txt", "A");
+        let b = small_upstream(&store, "b", &"b3".repeat(32), "out/b.txt", "B");
+        let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let dir_a = folder_of(&first, "a").unwrap();
+        let ino = inode(&dir_a);
+        // Held by a running execution: not recycled.
+        let held = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        assert_ne!(inode(&folder_of(&held, "b").unwrap()), ino);
+        drop((first, held));
+        let c = small_upstream(&store, "c", &"c3".repeat(32), "out/c.txt", "C");
+        let second = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
+        let dir_c = folder_of(&second, "c").unwrap();
+        assert_eq!(inode(&dir_c), ino, "a's directory is reused");
+        assert!(!dir_a.exists());
+        let mut found: Vec<String> = walkdir::WalkDir::new(&dir_c)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                let e = e.unwrap();
+                assert!(is_read_only(e.path()), "{}", e.path().display());
+                e.path().strip_prefix(&dir_c).unwrap().display().to_string()
+            })
+            .collect();
+        found.sort();
+        assert_eq!(found, ["out", "out/c.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(dir_c.join("out/c.txt")).unwrap(),
+            "C"
+        );
+        assert_eq!(second.changed(), None);
+        // `a` is laid out again for its next reader, whole.
+        let third = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let again = folder_of(&third, "a").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(again.join("out/deep/a.txt")).unwrap(),
+            "A"
+        );
+        assert_eq!(second.changed(), None);
+        assert_eq!(third.changed(), None);
+    }
+
+    #[test]
+    fn recycling_a_folder_linked_to_a_shared_copy_is_no_change_to_the_others() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "same");
+        let b = small_upstream(&store, "b", &"b4".repeat(32), "out/b.txt", "same");
+        let c = small_upstream(&store, "c", &"c4".repeat(32), "out/c.txt", "other");
+        let reading_a = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let reading_b = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        let dir_a = folder_of(&reading_a, "a").unwrap();
+        drop(reading_a);
+        // `a`'s folder goes to `c`: its link to the copy `b` shares is
+        // removed while `b`'s reader runs.
+        let reading_c = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
+        let dir_c = folder_of(&reading_c, "c").unwrap();
+        assert!(!dir_a.exists());
+        assert!(!dir_c.join("out/a.txt").exists());
+        assert_eq!(reading_b.changed(), None);
+        assert_eq!(reading_c.changed(), None);
     }
 
     #[test]
