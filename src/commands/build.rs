@@ -718,20 +718,20 @@ fn conclude(
     started: Instant,
     files: Option<&[PathBuf]>,
 ) -> [usize; 5] {
-    let read_only = crate::store::not_writable(&super::store_root(wf));
+    let store_root = super::store_root(wf);
+    let read_only = crate::store::not_writable(&store_root);
     match &read_only {
         None => record_run(wf, args, lines, started, files),
-        Some(e) => {
-            let root = super::store_root(wf);
-            crate::errln!(
-                "note: the store {} is not writable: {e}; this build is not added to its run ledger",
-                std::path::absolute(&root).unwrap_or(root).display()
-            )
-        }
+        Some(e) => crate::errln!(
+            "note: the store {} is not writable: {e}; this build is not added to its run ledger",
+            std::path::absolute(&store_root)
+                .unwrap_or_else(|_| store_root.clone())
+                .display()
+        ),
     }
     let json_output = crate::results::build_json::BuildJson::open(
         args.json,
-        &super::store_root(wf),
+        &store_root,
         &super::workflow_id(&wf.workflow),
     );
     let mut counts = [0usize; Status::ALL.len()];
@@ -764,10 +764,9 @@ fn conclude(
             ));
         }
     }
-    events.push(json!({
-        "event": "end",
-        "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
-    }));
+    let mut end = json!({"event": "end"});
+    add_totals(&mut end, &counts);
+    events.push(end);
     if read_only.is_none()
         && let Err(e) = events.save()
     {
@@ -807,15 +806,23 @@ fn conclude(
         }
     }
     if args.json {
-        let out = json!({
+        let mut out = json!({
             "workflow": wf.workflow.display().to_string(),
             "nodes": json_nodes,
             "reports": lines.iter().filter_map(|l| l.report.as_ref()).collect::<Vec<_>>(),
-            "ran": counts[0], "cached": counts[1], "skipped": counts[2], "failed": counts[3], "not_run": counts[4],
         });
+        add_totals(&mut out, &counts);
         crate::outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     }
     counts
+}
+
+/// Adds each status's count to the JSON object `object`, keyed by the
+/// status's name, in [`Status::ALL`] order.
+fn add_totals(object: &mut serde_json::Value, counts: &[usize; Status::ALL.len()]) {
+    for status in Status::ALL {
+        object[status.name()] = json!(counts[status.index()]);
+    }
 }
 
 /// The page ([`crate::phases::Phase::page`]) of a node that ran or came
