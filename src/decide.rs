@@ -180,7 +180,7 @@ pub fn decide(
 ) -> Decision {
     let started = Instant::now();
     let node = &ctx.graph.nodes[index];
-    let keyed = ctx.remote.as_ref().and_then(|r| r.take_keyed(index));
+    let keyed = ctx.prefetch.take_keyed(index);
     match skip_reason(node, named) {
         Ok(None) => {}
         Ok(Some(reason)) => return Decision::Done(NodeResult::skipped(reason)),

@@ -135,10 +135,11 @@ pub fn dispatch(
         if let Some(remote) = &ctx.remote {
             // Remote hits among the ready nodes, fetched as a group.
             let ready = board.ready.iter().map(|&Reverse(i)| i);
-            remote.prefetch(&ctx, ready, |d| match &board.state[d] {
-                Final::Done(r) => Some(r.clone()),
-                _ => None,
-            });
+            ctx.prefetch
+                .run(&ctx, remote, ready, |d| match &board.state[d] {
+                    Final::Done(r) => Some(r.clone()),
+                    _ => None,
+                });
         }
         // A forwarded SIGINT/SIGTERM/SIGHUP starts nothing more, even
         // with --keep-going.

@@ -29,6 +29,7 @@ pub mod output;
 pub mod paths;
 pub mod phases;
 pub mod plan;
+pub mod prefetch;
 pub mod progress;
 pub mod reads;
 pub mod remote;

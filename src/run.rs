@@ -28,6 +28,9 @@ pub struct RunContext {
     /// The remote cache tier (`--remote`): looked up after the store,
     /// filled after each commit.
     pub remote: Option<Arc<crate::remote::RemoteTier>>,
+    /// Keys of ready nodes computed ahead while their remote entries were
+    /// fetched as a group.
+    pub prefetch: crate::prefetch::Prefetch,
 }
 
 impl RunContext {

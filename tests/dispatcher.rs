@@ -103,6 +103,7 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         workflow_id: "test".into(),
         trace: None,
         remote: None,
+        prefetch: Default::default(),
     });
     let executor = LocalExecutor::new(jobs, factory).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);

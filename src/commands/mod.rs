@@ -278,6 +278,7 @@ impl Session {
                 force,
                 trace: None,
                 remote: None,
+                prefetch: Default::default(),
             }),
             _scratch: None,
         })

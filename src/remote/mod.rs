@@ -39,7 +39,6 @@ use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, 
 
 use crate::store::{Cache, Manifest, Store, copy_action};
 
-mod prefetch;
 pub mod reapi;
 
 pub use reapi::ReapiCache;
@@ -412,10 +411,6 @@ pub struct RemoteTier {
     published: Arc<AtomicUsize>,
     queue: Mutex<Option<Sender<String>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
-    /// Nodes whose entries [`RemoteTier::prefetch`] has tried.
-    prefetched: Mutex<std::collections::HashSet<usize>>,
-    /// Keys the prefetch computed, until their nodes are decided.
-    keyed: Mutex<std::collections::HashMap<usize, crate::decide::Keyed>>,
 }
 
 /// What a build did with its remote, for the closing line.
@@ -464,9 +459,26 @@ impl RemoteTier {
             published,
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
-            prefetched: Mutex::new(std::collections::HashSet::new()),
-            keyed: Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Whether the remote was dropped for the rest of the build.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Copies the entries `keys` the remote holds into `local`, as a group
+    /// (concurrent reads on S3, batched reads on REAPI).
+    pub fn fetch_many(&self, keys: &[String], local: &Store) {
+        if self.is_down() {
+            return;
+        }
+        match self.cache.fetch_many(keys, local) {
+            Ok(fetched) => {
+                self.hits.fetch_add(fetched, Ordering::SeqCst);
+            }
+            Err(e) => warn_once(&self.down, &self.url, "cannot be read", &e),
+        }
     }
 
     /// Copies the entry `key` from the remote into `local` when the remote

@@ -13,20 +13,29 @@
 //! held are handed to its decision ([`RemoteTier::take_keyed`]), which
 //! then neither hashes the inputs nor looks up a local hit again.
 //!
-//! [`RemoteCache::fetch_many`]: super::RemoteCache::fetch_many
+//! This belongs to the decisions' side (Rebuild): the remote tier is only
+//! the cache the entries come from.
+//!
+//! [`RemoteCache::fetch_many`]: crate::remote::RemoteCache::fetch_many
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use super::{RemoteTier, warn_once};
 use crate::decide::{Keyed, ingredients};
+use crate::remote::RemoteTier;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::Lookup;
 
-impl RemoteTier {
-    /// The key of node `index` as [`RemoteTier::prefetch`] computed it,
-    /// once.
+/// What the prefetch of one build has done: the nodes it tried, and the
+/// keys it computed until their nodes are decided.
+#[derive(Default)]
+pub struct Prefetch {
+    tried: Mutex<HashSet<usize>>,
+    keyed: Mutex<HashMap<usize, Keyed>>,
+}
+
+impl Prefetch {
+    /// The key of node `index` as [`Prefetch::run`] computed it, once.
     pub fn take_keyed(&self, index: usize) -> Option<Keyed> {
         self.keyed
             .lock()
@@ -37,19 +46,20 @@ impl RemoteTier {
     /// Fetches the entries of the ready nodes `ready` that the local store
     /// lacks; `result_of` gives the result of a finished node. Each node
     /// is tried once per build.
-    pub fn prefetch(
+    pub fn run(
         &self,
         ctx: &RunContext,
+        remote: &RemoteTier,
         ready: impl Iterator<Item = usize>,
         result_of: impl Fn(usize) -> Option<Arc<NodeResult>>,
     ) {
-        if self.down.load(Ordering::SeqCst) {
+        if remote.is_down() {
             return;
         }
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
         {
-            let mut tried = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+            let mut tried = self.tried.lock().unwrap_or_else(|e| e.into_inner());
             for index in ready {
                 if tried.contains(&index) {
                     continue;
@@ -94,11 +104,6 @@ impl RemoteTier {
         if keys.len() < 2 {
             return;
         }
-        match self.cache.fetch_many(&keys, &ctx.store) {
-            Ok(fetched) => {
-                self.hits.fetch_add(fetched, Ordering::SeqCst);
-            }
-            Err(e) => warn_once(&self.down, &self.url, "cannot be read", &e),
-        }
+        remote.fetch_many(&keys, &ctx.store);
     }
 }
