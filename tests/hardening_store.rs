@@ -1,6 +1,7 @@
 //! Store errors name their path: a blob gc or repair cannot remove is
 //! named and passed over, and a disk that fills during a restore leaves
-//! no partial file in the workspace.
+//! no partial file in the workspace. A store that cannot be written
+//! (read-only mount, no write permission) still answers a no-op.
 
 mod common;
 
@@ -173,4 +174,91 @@ ls > listing
         "nothing is restored into the workspace: {}",
         p.read("listing")
     );
+}
+
+/// Sets the mode of the directory `dir` (not of what it holds: a
+/// changed file mode is a changed ctime, which the up-to-date record
+/// rightly distrusts).
+fn set_mode(dir: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Gives the store its write bit back when the test ends, so that its
+/// temp folder can be removed even after a failed assertion.
+struct Writable(PathBuf);
+
+impl Drop for Writable {
+    fn drop(&mut self) {
+        set_mode(&self.0, 0o755);
+    }
+}
+
+/// `admf ARGS` in `p` as a user without privileges: root would write
+/// into a directory whatever its mode says, so root runs it as uid 1000
+/// of a user namespace, where it holds no capability.
+fn admf_unprivileged(p: &Project, args: &[&str]) -> common::Output {
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["--map-user=1000", "--map-group=1000", "--"])
+            .arg(env!("CARGO_BIN_EXE_admf"));
+        cmd
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
+    };
+    let out = cmd
+        .args(args)
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .output()
+        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) when run as root: {e}"));
+    common::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_store_without_write_permission_serves_a_no_op_and_refuses_a_restore() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: a, mode: command, run: 'echo hi > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n",
+    );
+    let args = ["wf.yaml", "--cache-dir", "store"];
+    common::fast_paths::settle(&p, &args);
+    let store = p.path("store");
+    let _restore_bits = Writable(store.clone());
+    set_mode(&store, 0o555);
+
+    let noop = admf_unprivileged(&p, &["build", "wf.yaml", "--cache-dir", "store"]);
+    assert_eq!(noop.code, 0, "{}", noop.stderr);
+    assert!(noop.stderr.contains("0 ran, 2 cached"), "{}", noop.stderr);
+    assert!(
+        noop.stderr.contains(&format!(
+            "note: the store {} is not writable",
+            store.display()
+        )) && noop.stderr.contains("run ledger"),
+        "{}",
+        noop.stderr
+    );
+
+    std::fs::remove_file(p.path("a.txt")).unwrap();
+    let restore = admf_unprivileged(&p, &["build", "wf.yaml", "--cache-dir", "store"]);
+    assert_eq!(restore.code, 2, "{}", restore.stderr);
+    let errors: Vec<&str> = restore
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", restore.stderr);
+    assert!(
+        errors[0].contains(&format!("{} is not writable", store.display()))
+            && errors[0].contains("Permission denied"),
+        "{}",
+        restore.stderr
+    );
+    assert!(!p.path("a.txt").exists(), "nothing is restored");
 }
