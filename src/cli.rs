@@ -333,8 +333,20 @@ pub struct TrialsCli {
 
 #[derive(Subcommand, Debug)]
 pub enum CacheAction {
-    /// List entries, oldest first.
-    Ls,
+    /// List entries, oldest first; with --remote, whether a remote cache
+    /// holds each.
+    Ls {
+        /// With --remote, list the keys of this workflow (its last build's
+        /// refs here and the ref set pushed to the remote) instead of
+        /// every key the store knows.
+        #[arg(requires = "remote")]
+        workflow: Option<PathBuf>,
+        /// Ask the remote cache at URL (`s3://bucket/prefix` or
+        /// `grpc[s]://host:port[/instance]`; `ADMF_REMOTE` when no URL is
+        /// given) which of the listed entries it holds.
+        #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
+    },
     /// Remove entries no ref points at.
     Gc {
         /// Keep the N most recent unreferenced entries.

@@ -15,7 +15,7 @@ pub fn run(root: &Path, action: CacheAction) -> Result<i32, Error> {
     }
     let io = |e| Error::io(root, e);
     match action {
-        CacheAction::Ls => {
+        CacheAction::Ls { .. } => {
             let entries = store.ls().map_err(io)?;
             let refs = store.refs().map_err(io)?;
             crate::out!("{}", render_ls(&entries, &refs));
@@ -139,46 +139,108 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, Error> {
 /// prefix, size, creation time (UTC), mode, the workflows whose refs name
 /// it (`-` for none: gc may remove it) and the node.
 fn render_ls(entries: &[crate::store::EntrySummary], refs: &[crate::store::RefRecord]) -> String {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::fmt::Write as _;
-    let mut by_key: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let by_key = workflows_by_key(refs);
+    let rows: Vec<LsRow> = entries
+        .iter()
+        .map(|e| LsRow {
+            key: e.key.clone(),
+            size: Some(e.size),
+            created_unix: Some(e.created_unix),
+            mode: e.mode.clone(),
+            workflows: workflow_names(by_key.get(e.key.as_str())),
+            node: e.node.clone(),
+            remote: None,
+        })
+        .collect();
+    render_rows(&rows, false)
+}
+
+/// The names of the workflows whose refs name each key.
+pub(super) fn workflows_by_key(
+    refs: &[crate::store::RefRecord],
+) -> std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> {
+    let mut by_key: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::BTreeMap::new();
     for r in refs {
         by_key
             .entry(r.key.as_str())
             .or_default()
             .insert(workflow_name(&r.workflow_id));
     }
-    let rows: Vec<[String; 6]> = entries
+    by_key
+}
+
+/// The WORKFLOW cell: the names joined by commas, `-` for none.
+pub(super) fn workflow_names(names: Option<&std::collections::BTreeSet<&str>>) -> String {
+    match names {
+        Some(names) if !names.is_empty() => names.iter().copied().collect::<Vec<_>>().join(","),
+        _ => "-".to_string(),
+    }
+}
+
+/// One line of `admf cache ls`; what is not known of an entry (a key
+/// known from a ref alone) prints as `-`.
+pub(super) struct LsRow {
+    pub key: String,
+    pub size: Option<u64>,
+    pub created_unix: Option<u64>,
+    pub mode: String,
+    pub workflows: String,
+    pub node: String,
+    /// With `--remote`: whether the remote holds the entry whole.
+    pub remote: Option<bool>,
+}
+
+/// The table of `rows`, columns padded to their widest cell, SIZE right
+/// aligned; with `remote`, a last column REMOTE (`hit` or `miss`).
+pub(super) fn render_rows(rows: &[LsRow], remote: bool) -> String {
+    use std::fmt::Write as _;
+    let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|e| {
-            let workflows = by_key.get(e.key.as_str()).map_or("-".to_string(), |w| {
-                w.iter().copied().collect::<Vec<_>>().join(",")
-            });
-            [
-                e.key.get(..16).unwrap_or(&e.key).to_string(),
-                human_size(e.size),
-                jiff::Timestamp::from_second(e.created_unix as i64)
-                    .map_or("?".into(), |t| t.strftime("%Y-%m-%d %H:%M").to_string()),
-                e.mode.clone(),
-                workflows,
-                e.node.clone(),
-            ]
+        .map(|row| {
+            let mut cells = vec![
+                row.key.get(..16).unwrap_or(&row.key).to_string(),
+                row.size.map_or("-".into(), human_size),
+                row.created_unix.map_or("-".into(), |t| {
+                    jiff::Timestamp::from_second(t as i64)
+                        .map_or("?".into(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
+                }),
+                row.mode.clone(),
+                row.workflows.clone(),
+                row.node.clone(),
+            ];
+            if remote {
+                cells.push(
+                    if row.remote == Some(true) {
+                        "hit"
+                    } else {
+                        "miss"
+                    }
+                    .into(),
+                );
+            }
+            cells
         })
         .collect();
-    let header = ["KEY", "SIZE", "CREATED (UTC)", "MODE", "WORKFLOW", "NODE"].map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
+    let mut header: Vec<String> = ["KEY", "SIZE", "CREATED (UTC)", "MODE", "WORKFLOW", "NODE"]
+        .map(String::from)
+        .to_vec();
+    if remote {
+        header.push("REMOTE".into());
+    }
+    let mut widths = vec![0usize; header.len()];
+    for row in std::iter::once(&header).chain(&cells) {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(&cells) {
         let line: Vec<String> = row
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .enumerate()
-            .map(|(i, (cell, w))| {
+            .map(|(i, (cell, &w))| {
                 if i == 1 {
                     format!("{cell:>w$}")
                 } else {
@@ -192,7 +254,7 @@ fn render_ls(entries: &[crate::store::EntrySummary], refs: &[crate::store::RefRe
 }
 
 /// The workflow's file stem from its id (`stem-<12 hex>`).
-fn workflow_name(id: &str) -> &str {
+pub(super) fn workflow_name(id: &str) -> &str {
     match id.rsplit_once('-') {
         Some((stem, hash)) if hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
             stem

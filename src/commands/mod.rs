@@ -70,6 +70,17 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             cache_dir,
             action: CacheAction::Pull { workflow, remote },
         } => remote_sync::pull(workflow, cache_dir, &remote),
+        Command::Cache {
+            cache_dir,
+            action:
+                CacheAction::Ls {
+                    workflow,
+                    remote: Some(remote),
+                },
+        } => {
+            let store = cache_store(cache_dir.clone())?;
+            remote_sync::ls(workflow, &remote, cache_dir, &store)
+        }
         Command::Cache { cache_dir, action } => {
             let store = cache_store(cache_dir)?;
             if let CacheAction::Gc {

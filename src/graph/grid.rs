@@ -210,7 +210,7 @@ fn round_sig(x: f64) -> f64 {
     if x == 0.0 {
         return 0.0;
     }
-    let digits = 12 - x.abs().log10().ceil() as i32;
+    let digits = 12 - libm::log10(x.abs()).ceil() as i32;
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
 }

@@ -116,7 +116,7 @@ impl Phase for Analysis {
     }
 
     fn version(&self) -> &'static str {
-        "analysis-2"
+        "analysis-3"
     }
 
     fn relative_paths(&self) -> &'static [&'static str] {

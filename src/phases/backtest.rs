@@ -39,7 +39,7 @@ impl Phase for Backtest {
     }
 
     fn version(&self) -> &'static str {
-        "backtest-3"
+        "backtest-4"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {

@@ -57,7 +57,7 @@ impl Phase for Holdout {
     }
 
     fn version(&self) -> &'static str {
-        "holdout-1"
+        "holdout-2"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {

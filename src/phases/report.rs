@@ -66,7 +66,7 @@ impl Phase for Report {
     }
 
     fn version(&self) -> &'static str {
-        "report-5"
+        "report-6"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
@@ -482,7 +482,7 @@ fn equity_charts(
     // equity; a curve at or below zero (ruin) has no point there.
     let y = |e: f64| -> Option<f64> {
         match opts.log_scale {
-            true if e > 0.0 => Some(e.log10()),
+            true if e > 0.0 => Some(libm::log10(e)),
             true => None,
             false => e.is_finite().then_some(e),
         }
@@ -516,7 +516,9 @@ fn equity_charts(
             .configure_mesh()
             .x_labels(6)
             .x_label_formatter(&label)
-            .y_label_formatter(&|v| format!("{:.2}", if log_scale { 10f64.powf(*v) } else { *v }))
+            .y_label_formatter(&|v| {
+                format!("{:.2}", if log_scale { libm::pow(10.0, *v) } else { *v })
+            })
             .x_desc(time_axis(ts))
             .y_desc("equity (start = 1)")
             .draw()

@@ -72,7 +72,7 @@ impl Phase for SignalGeneration {
     }
 
     fn version(&self) -> &'static str {
-        "signal_generation-4"
+        "signal_generation-5"
     }
 
     fn expands_grid(&self) -> bool {

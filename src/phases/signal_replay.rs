@@ -238,7 +238,7 @@ impl Phase for SignalReplay {
     }
 
     fn version(&self) -> &'static str {
-        "signal_replay-3"
+        "signal_replay-4"
     }
 
     fn relative_paths(&self) -> &'static [&'static str] {

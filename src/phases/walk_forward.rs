@@ -552,7 +552,7 @@ impl Phase for WalkForward {
     }
 
     fn version(&self) -> &'static str {
-        "walk_forward-2"
+        "walk_forward-3"
     }
 
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {

@@ -57,6 +57,12 @@ pub trait RemoteCache: Cache {
     fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool>;
     /// Whether the remote holds an action result for `key`.
     fn has_action(&self, key: &str) -> io::Result<bool>;
+    /// For each of `keys`, in order, the manifest of its entry when the
+    /// remote holds it whole (a sound manifest of that key and every blob
+    /// it names), else `None`: what a build would find a remote hit.
+    /// Nothing is copied; as many keys are asked at once as the remote
+    /// allows (`admf cache ls --remote`).
+    fn held(&self, keys: &[String]) -> io::Result<Vec<Option<Manifest>>>;
     /// Records a workflow's ref set (node, key) under `name`, replacing
     /// the one there (`admf cache push WF`).
     fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()>;
@@ -255,6 +261,29 @@ impl S3Cache {
         Cache::put_action(local, &manifest)?;
         Ok(true)
     }
+
+    /// The manifest of `key` when its action and every blob it names are
+    /// there. A manifest that is not admf's, or not of this key, is an
+    /// entry not held, as a build would treat it.
+    async fn held_one(&self, key: &str) -> io::Result<Option<Manifest>> {
+        let manifest = match self.read_manifest(key).await {
+            Ok(Some(manifest)) => manifest,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut blobs: Vec<&str> = digests(&manifest).collect();
+        blobs.sort_unstable();
+        blobs.dedup();
+        for digest in blobs {
+            match self.store.head(&self.blob_path(digest)).await {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(to_io(e)),
+            }
+        }
+        Ok(Some(manifest))
+    }
 }
 
 /// How many entries one S3 fetch of several has in flight.
@@ -297,6 +326,18 @@ impl RemoteCache for S3Cache {
                 Err(e) => Err(to_io(e)),
             }
         })
+    }
+
+    /// Asks [`CONCURRENT_FETCHES`] keys at a time: a GET of the action
+    /// and a HEAD of each of its blobs.
+    fn held(&self, keys: &[String]) -> io::Result<Vec<Option<Manifest>>> {
+        use futures::StreamExt;
+        self.runtime.block_on(
+            futures::stream::iter(keys)
+                .map(|key| self.held_one(key))
+                .buffered(CONCURRENT_FETCHES)
+                .try_collect(),
+        )
     }
 
     fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()> {

@@ -74,6 +74,9 @@ const BUSY_RETRIES: usize = 10;
 const CONCURRENT_CALLS: usize = 8;
 /// The size of one ByteStream write chunk.
 const CHUNK: usize = 1024 * 1024;
+/// The most digests one `FindMissingBlobs` names: about 100 bytes each,
+/// well under gRPC's 4 MiB message limit.
+const FIND_MISSING_BATCH: usize = 10_000;
 
 /// What the server's `GetCapabilities` answered that the tier relies on.
 #[derive(Debug, Clone, Copy)]
@@ -894,6 +897,37 @@ impl RemoteCache for ReapiCache {
 
     fn has_action(&self, key: &str) -> io::Result<bool> {
         Ok(self.runtime.block_on(self.action_result(key))?.is_some())
+    }
+
+    /// The results of all `keys` ([`CONCURRENT_CALLS`] at a time), all
+    /// their manifests in as few batches as the server's limit allows,
+    /// then one `FindMissingBlobs` per [`FIND_MISSING_BATCH`] of the blobs
+    /// they list: the calls of a group fetch, without reading the blobs.
+    fn held(&self, keys: &[String]) -> io::Result<Vec<Option<Manifest>>> {
+        self.runtime.block_on(async {
+            let entries = self.read_entries(keys).await?;
+            let mut listed: Vec<Digest> = entries
+                .iter()
+                .flatten()
+                .flat_map(|(_, sha_of)| sha_of.values().cloned())
+                .collect();
+            listed.sort_by(|a, b| a.hash.cmp(&b.hash));
+            listed.dedup();
+            let mut missing = BTreeSet::new();
+            for chunk in listed.chunks(FIND_MISSING_BATCH) {
+                missing.extend(self.find_missing(chunk).await?);
+            }
+            Ok(entries
+                .into_iter()
+                .map(|entry| {
+                    let (manifest, sha_of) = entry?;
+                    sha_of
+                        .values()
+                        .all(|d| !missing.contains(&d.hash))
+                        .then_some(manifest)
+                })
+                .collect())
+        })
     }
 
     fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()> {
