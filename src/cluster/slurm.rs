@@ -2,15 +2,17 @@
 //!
 //! One scheduler thread per build owns every job. Actions handed to
 //! [`SlurmExecutor::submit`] queue up, grouped by the resources their
-//! phase asks for; once the coordinator waits ([`Executor::idle`]) each
+//! phase asks for. A group's first action goes into a job at once, and
+//! one more job starts for every [`EARLY_STEP`] actions waiting, so that
+//! Slurm schedules them while the coordinator still decides. Once the
+//! coordinator waits ([`Executor::idle`]) each
 //! group is placed: first on the build's jobs of the same resources whose
 //! workers still take work, then in as few new jobs as the free job slots
 //! allow, at most `pack` actions waiting in each, so a 10,000-trial sweep
 //! is a few dozen jobs. A job is a folder under the store
 //! (`cluster/<run>/<n>/`, laid out in [`super::batch`]) and a script that
-//! runs `admf exec-action --batch` on it. The worker writes each action's
-//! output as `N.output.json` and notes it in the folder's progress log,
-//! and keeps taking the actions added to the folder until none came for
+//! runs `admf exec-action --batch` on it. The worker appends each
+//! action's output to the folder's `outputs.jsonl`, and keeps taking the actions added to the folder until none came for
 //! [`WORKER_LINGER`]: a build's later waves (contended keys, the node
 //! gathering a sweep) run in jobs that already started.
 //!
@@ -48,7 +50,7 @@ pub const LINGER: Duration = Duration::from_millis(500);
 /// dry, so that the build's next wave finds it running.
 pub const WORKER_LINGER: Duration = Duration::from_secs(3);
 /// How often the jobs' progress logs are read.
-const PROGRESS_POLL: Duration = Duration::from_millis(20);
+const PROGRESS_POLL: Duration = Duration::from_millis(10);
 /// The first and the longest wait between two polls of Slurm, which only
 /// find jobs that ended without their script saying so.
 const POLL_FIRST: Duration = Duration::from_millis(500);
@@ -56,12 +58,13 @@ const POLL_MAX: Duration = Duration::from_secs(5);
 /// Polls that may fail in a row (slurmctld unreachable) before the
 /// build's jobs are given up on, about a minute with the back-off.
 const POLL_FAILURES_MAX: u32 = 15;
-/// How long a finished build waits for its lingering workers to exit
-/// once told to, before it cancels the jobs left (not started yet).
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// A job whose worker still takes work is given up to this many waiting
 /// actions before a new job is started for them.
 const LIVE_MIN: usize = 8;
+/// Before the coordinator waits, a job is submitted for the first queued
+/// action of a resources group that has no job yet, and one more for
+/// every this many queued actions of a group, while slots are free.
+const EARLY_STEP: usize = 16;
 
 /// What a build asks of Slurm.
 #[derive(Debug, Clone)]
@@ -359,10 +362,14 @@ impl Scheduler {
                                 Request::Run(action, done) => {
                                     let resources = self.resources_of(&action);
                                     self.queued
-                                        .entry(resources)
+                                        .entry(resources.clone())
                                         .or_default()
                                         .push((*action, done));
                                     last_arrival = Instant::now();
+                                    if self.submit_early(&resources) {
+                                        poll_wait = POLL_FIRST;
+                                        next_poll = Instant::now() + poll_wait;
+                                    }
                                 }
                                 Request::Flush => flush = true,
                             }
@@ -417,6 +424,37 @@ impl Scheduler {
             .get(&action.node)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Submits a job for the queued actions of `resources` before the
+    /// coordinator has handed over all it will, so that the job's
+    /// submission and start (half a second or more) overlap the deciding
+    /// of the rest: when the group has no job yet, or when
+    /// [`EARLY_STEP`] of its actions wait, while job slots are free. What
+    /// comes later joins these jobs when the queue is placed. Returns
+    /// whether a job was submitted.
+    fn submit_early(&mut self, resources: &Resources) -> bool {
+        if self.jobs.len() >= self.options.max_jobs {
+            return false;
+        }
+        let queued = self.queued.get(resources).map_or(0, Vec::len);
+        let has_job = self
+            .jobs
+            .values()
+            .any(|job| job.resources == *resources && job.takes_work());
+        if queued == 0 || (has_job && queued < EARLY_STEP) {
+            return false;
+        }
+        let Some(waiting) = self.queued.get_mut(resources) else {
+            return false;
+        };
+        let batch: Vec<(Action, Done)> = waiting
+            .drain(..queued.min(self.options.pack.max(1)))
+            .collect();
+        if waiting.is_empty() {
+            self.queued.remove(resources);
+        }
+        self.submit_job(resources, batch)
     }
 
     /// Places each group of queued actions: first on the jobs of the
@@ -750,22 +788,20 @@ impl Scheduler {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The build is over: lingering workers are told to exit, and the
-    /// jobs that have not ended shortly after (still pending) cancelled.
+    /// The build is over: lingering workers are told to exit, which each
+    /// does at its next look at the folder; the build does not wait for
+    /// them. A job whose worker never wrote anything (still pending) is
+    /// cancelled.
     fn close_workers(&mut self) {
-        for job in self.jobs.values() {
+        let mut unseen = Vec::new();
+        for (id, job) in &self.jobs {
             let _ = std::fs::write(job.dir.join(batch::CLOSE), b"");
+            if job.outputs_read == 0 && job.progress_read == 0 {
+                unseen.push(id.clone());
+            }
         }
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while !self.jobs.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-            self.jobs.retain(|_, job| {
-                job.update();
-                job.exit.is_none()
-            });
-        }
-        if !self.jobs.is_empty() {
-            let _ = Command::new("scancel").args(self.jobs.keys()).output();
+        if !unseen.is_empty() {
+            let _ = Command::new("scancel").args(&unseen).output();
         }
         self.jobs.clear();
     }

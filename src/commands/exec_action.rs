@@ -156,4 +156,4 @@ fn exec_batch(dir: &Path, linger_ms: u64) -> Result<i32, Error> {
 /// How often an idle worker looks for more actions: soon at first, then
 /// less often.
 const IDLE_POLL_FIRST: Duration = Duration::from_millis(5);
-const IDLE_POLL_MAX: Duration = Duration::from_millis(100);
+const IDLE_POLL_MAX: Duration = Duration::from_millis(10);
