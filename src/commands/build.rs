@@ -454,6 +454,12 @@ fn build_from(
                         Outcome::Failed(e) => Some((e.message.as_str(), r.log.as_slice())),
                         _ => None,
                     },
+                    metrics_blob: r.entry.as_ref().map(|e| {
+                        e.manifest
+                            .outputs
+                            .get("metrics.json")
+                            .map(|o| o.blake3.clone())
+                    }),
                 },
                 _ => NodeLine {
                     id,
@@ -463,6 +469,7 @@ fn build_from(
                     report: None,
                     headline: None,
                     failure: None,
+                    metrics_blob: None,
                 },
             }
         })
@@ -616,6 +623,7 @@ fn conclude_noop(
             report: n.report.clone(),
             headline: None,
             failure: None,
+            metrics_blob: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -649,6 +657,9 @@ struct NodeLine<'a> {
     headline: Option<String>,
     /// A failed node's error message and log.
     failure: Option<(&'a str, &'a [u8])>,
+    /// The digest of its entry's `metrics.json`, for the run ledger,
+    /// when the build holds the entry ([`crate::store::RunNode::metrics_blob`]).
+    metrics_blob: Option<Option<String>>,
 }
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
@@ -692,6 +703,7 @@ fn record_run(
                     key: l.key.clone(),
                     status: l.status.name().to_string(),
                     duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
+                    metrics_blob: l.metrics_blob.clone(),
                     ..Default::default()
                 })
                 .collect(),

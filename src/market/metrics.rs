@@ -132,22 +132,31 @@ impl Metrics {
             live.last().copied().unwrap_or(1.0)
         };
         let rets: Vec<f64> = live.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        let mean = if t > 0 {
-            rets.iter().sum::<f64>() / t as f64
-        } else {
-            0.0
-        };
-        let std = (t > 1).then(|| {
-            (rets.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (t - 1) as f64).sqrt()
-        });
-        let dd = (t > 0)
-            .then(|| (rets.iter().map(|r| r.min(0.0) * r.min(0.0)).sum::<f64>() / t as f64).sqrt());
+        // Two passes instead of four: the sums, the peak and the drawdown
+        // each take their terms in order from the neutral element `sum`
+        // starts from (the bits of one pass each), while their chains of
+        // operations overlap.
+        let zero: f64 = std::iter::empty::<f64>().sum();
         let mut peak = 1.0f64;
         let mut mdd = 0.0f64;
-        for &e in live {
+        let mut sum = zero;
+        if let Some(&first) = live.first() {
+            peak = peak.max(first);
+            mdd = mdd.min(first.max(0.0) / peak - 1.0);
+        }
+        for (&e, r) in live.iter().skip(1).zip(&rets) {
             peak = peak.max(e);
             mdd = mdd.min(e.max(0.0) / peak - 1.0);
+            sum += r;
         }
+        let mean = if t > 0 { sum / t as f64 } else { 0.0 };
+        let (mut deviations, mut downside) = (zero, zero);
+        for r in &rets {
+            deviations += (r - mean) * (r - mean);
+            downside += r.min(0.0) * r.min(0.0);
+        }
+        let std = (t > 1).then(|| (deviations / (t - 1) as f64).sqrt());
+        let dd = (t > 0).then(|| (downside / t as f64).sqrt());
         let root = ppy.sqrt();
         let mut m = Metrics {
             total_return: end - 1.0,
@@ -353,6 +362,73 @@ impl Objective {
 
 #[cfg(test)]
 mod tests {
+
+    /// Volatility, Sharpe, Sortino and maximum drawdown as separate passes
+    /// computed them before the passes were fused, as bits.
+    fn figures_by_passes(equity: &[f64], ppy: f64) -> [Option<u64>; 4] {
+        let ruin = equity.iter().position(|&e| e <= 0.0);
+        let live = &equity[..ruin.map_or(equity.len(), |r| r + 1)];
+        let t = live.len().saturating_sub(1);
+        let rets: Vec<f64> = live.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        let mean = if t > 0 {
+            rets.iter().sum::<f64>() / t as f64
+        } else {
+            0.0
+        };
+        let std = (t > 1).then(|| {
+            (rets.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / (t - 1) as f64).sqrt()
+        });
+        let dd = (t > 0)
+            .then(|| (rets.iter().map(|r| r.min(0.0) * r.min(0.0)).sum::<f64>() / t as f64).sqrt());
+        let mut peak = 1.0f64;
+        let mut mdd = 0.0f64;
+        for &e in live {
+            peak = peak.max(e);
+            mdd = mdd.min(e.max(0.0) / peak - 1.0);
+        }
+        let root = ppy.sqrt();
+        let names = ("", "");
+        [
+            std.map(|s| s * root),
+            std.and_then(|s| ratio(mean, s, root, names).ok()),
+            dd.and_then(|d| ratio(mean, d, root, names).ok()),
+            Some(mdd),
+        ]
+        .map(|v| v.map(f64::to_bits))
+    }
+
+    #[test]
+    fn fused_passes_give_the_bits_of_separate_ones() {
+        let mut x = 0.37_f64;
+        let mut e = 1.0;
+        let curve: Vec<f64> = (0..3_001)
+            .map(|_| {
+                x = (x * 5.3 + 0.17).fract();
+                e *= 1.0 + (x - 0.49) * 0.02;
+                e
+            })
+            .collect();
+        let ruined = [1.0, 1.1, 0.5, 0.0, 0.2];
+        for equity in [
+            &curve[..],
+            &curve[..2],
+            &curve[..1],
+            &[][..],
+            &ruined[..],
+            &[1.0, 1.0, 1.0][..],
+        ] {
+            let m = Metrics::from_equity(equity, 252.0);
+            let got = [m.volatility, m.sharpe, m.sortino, Some(m.max_drawdown)]
+                .map(|v| v.map(f64::to_bits));
+            assert_eq!(
+                got,
+                figures_by_passes(equity, 252.0),
+                "{} bars",
+                equity.len()
+            );
+        }
+    }
+
     use super::*;
     use crate::market::{equity, trades};
 

@@ -111,8 +111,19 @@ impl Moments {
     pub fn of(r: &[f64]) -> Moments {
         let n = r.len() as f64;
         let mean = r.iter().sum::<f64>() / n;
-        let m = |k: i32| r.iter().map(|x| (x - mean).powi(k)).sum::<f64>() / n;
-        let (m2, m3, m4) = (m(2), m(3), m(4));
+        // The three central moments in one pass: each sum still adds its
+        // terms in order from the neutral element `sum` starts from (the
+        // bits of three passes), but the three chains of additions overlap
+        // instead of running one after the other.
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let (mut s2, mut s3, mut s4) = (zero, zero, zero);
+        for x in r {
+            let d = x - mean;
+            s2 += d.powi(2);
+            s3 += d.powi(3);
+            s4 += d.powi(4);
+        }
+        let (m2, m3, m4) = (s2 / n, s3 / n, s4 / n);
         Moments {
             count: r.len(),
             mean,
@@ -331,9 +342,18 @@ pub fn block_sums(r: &[f64], blocks: usize) -> BlockSums {
         return Vec::new();
     }
     let block_bars = t / blocks;
+    let zero: f64 = std::iter::empty::<f64>().sum();
     r[t - block_bars * blocks..]
         .chunks(block_bars)
-        .map(|c| (c.iter().sum(), c.iter().map(|x| x * x).sum()))
+        .map(|c| {
+            // Both sums in one pass, each in order (as `sum` would add).
+            let (mut sum, mut squares) = (zero, zero);
+            for x in c {
+                sum += x;
+                squares += x * x;
+            }
+            (sum, squares)
+        })
         .collect()
 }
 
@@ -429,6 +449,63 @@ pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
 
 #[cfg(test)]
 mod tests {
+
+    /// The moments and block sums of separate passes with `Iterator::sum`,
+    /// as they were computed before the passes were fused.
+    fn moments_by_passes(r: &[f64]) -> [u64; 4] {
+        let n = r.len() as f64;
+        let mean = r.iter().sum::<f64>() / n;
+        let m = |k: i32| r.iter().map(|x| (x - mean).powi(k)).sum::<f64>() / n;
+        let (m2, m3, m4) = (m(2), m(3), m(4));
+        [
+            mean,
+            (m2 * n / (n - 1.0)).sqrt(),
+            m3 / libm::pow(m2, 1.5),
+            m4 / (m2 * m2),
+        ]
+        .map(f64::to_bits)
+    }
+
+    #[test]
+    fn moments_and_block_sums_of_one_pass_are_the_bits_of_separate_passes() {
+        let mut x = 0.123_f64;
+        let r: Vec<f64> = (0..5_003)
+            .map(|i| {
+                x = (x * 3.7 + 0.11).fract();
+                (x - 0.5) * 0.03 * if i % 7 == 0 { -3.0 } else { 1.0 }
+            })
+            .collect();
+        for r in [
+            &r[..],
+            &r[..2],
+            &[-0.0; 6][..],
+            &[0.01, -0.02, 0.0, 0.5][..],
+        ] {
+            let m = Moments::of(r);
+            assert_eq!(
+                [m.mean, m.std, m.skew, m.kurtosis].map(f64::to_bits),
+                moments_by_passes(r),
+                "{} returns",
+                r.len()
+            );
+        }
+        let blocks = block_sums(&r, 16);
+        let bars = r.len() / 16;
+        let by_passes: Vec<(u64, u64)> = r[r.len() - 16 * bars..]
+            .chunks(bars)
+            .map(|c| {
+                let sum: f64 = c.iter().sum();
+                let squares: f64 = c.iter().map(|x| x * x).sum();
+                (sum.to_bits(), squares.to_bits())
+            })
+            .collect();
+        let fused: Vec<(u64, u64)> = blocks
+            .iter()
+            .map(|(s, q)| (s.to_bits(), q.to_bits()))
+            .collect();
+        assert_eq!(fused, by_passes);
+    }
+
     use super::*;
 
     #[test]

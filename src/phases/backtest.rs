@@ -185,20 +185,21 @@ pub fn fixed(value: Option<f64>, scale: f64, digits: usize, unit: &str) -> Strin
 /// Writes `equity.csv` and `trades.csv` of the runs into `out` (when
 /// given); returns the headline metrics (the portfolio's for several
 /// symbols) and the per-symbol map.
-pub fn write_runs(
+pub fn write_runs<B: std::borrow::Borrow<Bars>>(
     out: Option<&Path>,
-    bars: &[Bars],
+    bars: &[B],
     runs: &[Run],
 ) -> Result<(Metrics, Option<Value>), PhaseError> {
     let trade_rows: Vec<(&Bars, &[_])> = bars
         .iter()
         .zip(runs)
-        .map(|(b, r)| (b, r.trades.as_slice()))
+        .map(|(b, r)| (b.borrow(), r.trades.as_slice()))
         .collect();
     if let Some(out) = out {
         artifacts::write_file(out, "trades.csv", &artifacts::trades_csv(&trade_rows))?;
     }
     if let ([b], [r]) = (bars, runs) {
+        let b = b.borrow();
         if let Some(out) = out {
             let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
             let csv = artifacts::equity_csv(&ts, &r.equity, Some(&r.positions));
@@ -208,6 +209,7 @@ pub fn write_runs(
     }
     let mut per = serde_json::Map::new();
     for (b, r) in bars.iter().zip(runs) {
+        let b = b.borrow();
         if let Some(out) = out {
             let ts: Vec<&str> = b.ts_text.iter().map(String::as_str).collect();
             let csv = artifacts::equity_csv(&ts, &r.equity, Some(&r.positions));
@@ -222,15 +224,18 @@ pub fn write_runs(
         .iter()
         .zip(runs)
         .map(|(b, r)| Leg {
-            ts: &b.ts,
+            ts: &b.borrow().ts,
             equity: &r.equity,
         })
         .collect();
     let (timeline, equity) = portfolio::equal_weight(&legs);
-    let ts_num: Vec<i64> = timeline.iter().map(|&(k, i)| bars[k].ts[i]).collect();
+    let ts_num: Vec<i64> = timeline
+        .iter()
+        .map(|&(k, i)| bars[k].borrow().ts[i])
+        .collect();
     let ts: Vec<&str> = timeline
         .iter()
-        .map(|&(k, i)| bars[k].ts_text[i].as_str())
+        .map(|&(k, i)| bars[k].borrow().ts_text[i].as_str())
         .collect();
     if let Some(out) = out {
         artifacts::write_file(
@@ -240,6 +245,7 @@ pub fn write_runs(
         )?;
     }
     let ppy = bars[0]
+        .borrow()
         .declared_periods_per_year
         .unwrap_or_else(|| Frequency::detect(&ts_num).periods_per_year());
     let mut m = Metrics::from_equity(&equity, ppy);

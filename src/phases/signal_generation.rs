@@ -179,7 +179,7 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     } else {
         name.to_string()
     };
-    let bars = data::load_bars(&spec, ctx.log)?;
+    let bars = data::load_bars_shared(&spec, ctx.log)?;
     let mut signal = String::new();
     let mut runs = Vec::new();
     for b in &bars {

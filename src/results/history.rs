@@ -99,7 +99,14 @@ pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
         let Some(key) = n.key.as_deref().filter(|k| missing.contains(*k)) else {
             continue;
         };
-        match store.checked_metrics(key) {
+        // The digest the build knows spares reading (and parsing) the
+        // action row: a sweep's gather row names every trial's signal.
+        let metrics = match &n.metrics_blob {
+            Some(Some(digest)) => store.read_blob(digest).ok().flatten().map(Some),
+            Some(None) => Some(None),
+            None => store.checked_metrics(key),
+        };
+        match metrics {
             Some(Some(bytes)) => {
                 if let Ok(metrics) = serde_json::from_slice(&bytes) {
                     n.metrics = flatten_metrics(&metrics);

@@ -74,6 +74,11 @@ pub(crate) struct Index {
     grouping: AtomicBool,
     /// Whether that transaction is open; changed only while `conn` is locked.
     group_open: AtomicBool,
+    /// Why the open group was rolled back, when a node's rows failed to
+    /// write: the next [`Index::flush`] reports it, so that the nodes
+    /// committed earlier in the group fail too instead of passing for
+    /// stored. Changed only while `conn` is locked.
+    group_lost: Mutex<Option<String>>,
 }
 
 /// Run `step`, again while another process holds a lock it needs. Turning
@@ -127,11 +132,13 @@ impl Index {
         // fits in one or two instead of four or five, and each page is one
         // write to the WAL, which is checkpointed every 1,000 pages (16 MB)
         // and truncated when a build ends ([`Index::checkpoint`]). Pages are
-        // read through a memory map and a 16 MB cache instead of a `pread`
-        // each.
+        // read through a memory map instead of a `pread` each. The cache
+        // (8 MB) holds the pages a commit group dirties (256 trials of a
+        // sweep take about 5 MB); a larger one only makes SQLite take fresh
+        // memory for pages it could recycle.
         let pragmas = format!(
             "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;
-             PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-16384;
+             PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-8192;
              PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;"
         );
         retry_while_locked(|| conn.execute_batch(&pragmas))
@@ -171,6 +178,7 @@ impl Index {
             conn: Mutex::new(conn),
             grouping: AtomicBool::new(false),
             group_open: AtomicBool::new(false),
+            group_lost: Mutex::new(None),
         })
     }
 
@@ -186,8 +194,8 @@ impl Index {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Group commit: while on, each [`Index::insert_with_ref`] is a
-    /// savepoint inside one open write transaction, committed by
+    /// Group commit: while on, each [`Index::insert_with_ref`] writes its
+    /// rows inside one open write transaction, committed by
     /// [`Index::flush`]; a committed node then costs a few row writes
     /// instead of a transaction of its own (a WAL commit, its page writes
     /// and the locking around it). Rows of the open group are visible
@@ -209,6 +217,14 @@ impl Index {
     }
 
     fn flush_locked(&self, conn: &Connection) -> io::Result<()> {
+        let lost = self
+            .group_lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(why) = lost {
+            return Err(lost_group(&why));
+        }
         if !self.group_open.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
@@ -267,16 +283,29 @@ impl Index {
     ) -> io::Result<bool> {
         let mut conn = self.conn();
         if self.grouping.load(Ordering::SeqCst) {
+            // Nodes of a group already rolled back fail with it until the
+            // flush has reported it.
+            if let Some(why) = &*self.group_lost.lock().unwrap_or_else(|e| e.into_inner()) {
+                return Err(lost_group(why));
+            }
             if !self.group_open.load(Ordering::SeqCst) {
                 conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err)?;
                 self.group_open.store(true, Ordering::SeqCst);
             }
-            // A savepoint per node: a failing node takes back its own rows
-            // only (dropping the savepoint rolls back to it).
-            let node = conn.savepoint().map_err(sql_err)?;
-            let written = write_rows(&node, blobs, action, replace, ref_to)?;
-            node.commit().map_err(sql_err)?;
-            return Ok(written);
+            // No savepoint per node: each would copy every page the node
+            // touches into a statement journal. A node whose rows fail to
+            // write (a full disk, an I/O error) takes the whole group back
+            // instead, and the group's flush fails every node in it.
+            return match write_rows(&conn, blobs, action, replace, ref_to) {
+                Ok(written) => Ok(written),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    self.group_open.store(false, Ordering::SeqCst);
+                    *self.group_lost.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(e.to_string());
+                    Err(e)
+                }
+            };
         }
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -285,6 +314,10 @@ impl Index {
         tx.commit().map_err(sql_err)?;
         Ok(written)
     }
+}
+
+fn lost_group(why: &str) -> io::Error {
+    io::Error::other(format!("the group of commits was rolled back: {why}"))
 }
 
 /// The rows of one committed node, inside the caller's transaction.
@@ -456,4 +489,71 @@ fn row_to_manifest(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Manifest, S
         })
     })();
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(key: &str) -> Manifest {
+        Manifest {
+            schema: MANIFEST_SCHEMA,
+            key: key.to_string(),
+            node: format!("node-{key}"),
+            mode: "test".into(),
+            ingredients: RawJson::from_value(&serde_json::json!({})).unwrap(),
+            outputs: Default::default(),
+            output_digest: String::new(),
+            log_digest: String::new(),
+            duration_ms: 0,
+            created_unix: 0,
+        }
+    }
+
+    #[test]
+    fn a_node_that_fails_to_write_takes_back_its_group_and_fails_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.db")).unwrap();
+        // Writing the ref of node `bad` fails, as a full disk would.
+        index
+            .conn()
+            .execute_batch(
+                "CREATE TRIGGER fail BEFORE INSERT ON refs WHEN NEW.node = 'bad' \
+                 BEGIN SELECT RAISE(ABORT, 'no space'); END;",
+            )
+            .unwrap();
+        index.set_grouping(true).unwrap();
+        let blob = ("a".repeat(64), b"bytes".to_vec());
+        assert!(
+            index
+                .insert_with_ref(&[blob], Some(&manifest("k1")), false, Some(("w", "good")))
+                .unwrap()
+        );
+        assert!(
+            index.action("k1").unwrap().is_some(),
+            "visible in its group"
+        );
+        let failed = index.insert_with_ref(&[], Some(&manifest("k2")), false, Some(("w", "bad")));
+        assert!(failed.is_err());
+        // The node committed before it in the group is gone with it, and
+        // the flush says so rather than passing the group for stored.
+        assert!(index.action("k1").unwrap().is_none());
+        assert!(index.inline_blob(&"a".repeat(64)).unwrap().is_none());
+        // A node committed after it in the same group fails too.
+        let later = index.insert_with_ref(&[], Some(&manifest("k4")), false, Some(("w", "good")));
+        assert!(later.unwrap_err().to_string().contains("rolled back"));
+        let flushed = index.flush().unwrap_err().to_string();
+        assert!(
+            flushed.contains("rolled back") && flushed.contains("no space"),
+            "{flushed}"
+        );
+        // The next group starts clean.
+        index
+            .insert_with_ref(&[], Some(&manifest("k3")), false, Some(("w", "good")))
+            .unwrap();
+        index.set_grouping(false).unwrap();
+        assert!(index.action("k3").unwrap().is_some());
+        assert!(index.action("k2").unwrap().is_none());
+        assert!(index.action("k4").unwrap().is_none());
+    }
 }

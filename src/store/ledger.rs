@@ -58,6 +58,11 @@ pub struct RunNode {
     /// Its entry was read and has no `metrics.json`: the ledger records
     /// that (as empty metrics), so later builds do not look again.
     pub metrics_absent: bool,
+    /// The blob digest of its entry's `metrics.json` as the build that
+    /// ran or looked up the entry knows it (`Some(None)`: the entry has
+    /// none), so that the ledger reads the blob without the action row;
+    /// `None` when the build holds no entry. Not stored.
+    pub metrics_blob: Option<Option<String>>,
 }
 
 /// The most numeric leaves of a `metrics.json` the ledger keeps per key.
@@ -215,7 +220,8 @@ impl Store {
         let manifest = self.index().action(key).ok()??.ok()?;
         match manifest.outputs.get("metrics.json") {
             None => Some(None),
-            Some(_) => self.verified_output(key, "metrics.json").map(Some),
+            // Read checked against the digest the row records.
+            Some(record) => self.read_blob(&record.blake3).ok()?.map(Some),
         }
     }
 

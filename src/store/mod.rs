@@ -71,10 +71,12 @@
 //! transaction inserts the small blobs, the action row and the node's ref.
 //! A kill before that transaction leaves at most unreferenced blob files,
 //! which gc removes; after it, the entry is complete. A build turns on
-//! group commit ([`Store::set_group_commit`]): its commits are savepoints
-//! of one open transaction, committed when the build waits or has grouped
-//! enough, so that a cold sweep pays one WAL commit per group of trials
-//! rather than one per trial.
+//! group commit ([`Store::set_group_commit`]): its commits write their
+//! rows inside one open transaction, committed when the build waits or has
+//! grouped enough, so that a cold sweep pays one WAL commit per group of
+//! trials rather than one per trial. A commit whose rows fail to write
+//! rolls the whole group back, and the group's flush then fails every
+//! node in it.
 //!
 //! # Reading an entry
 //!
