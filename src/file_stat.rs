@@ -145,10 +145,40 @@ pub fn push_escaped_path(out: &mut String, path: &Path) {
     }
 }
 
-/// Append `stat` as its `Display` writes it.
+/// Append `stat` as its `Display` writes it, without the formatting
+/// machinery: the bookkeeping files write tens of thousands of stats.
 pub fn push_stat(out: &mut String, stat: &Stat) {
-    use std::fmt::Write;
-    let _ = write!(out, "{stat}");
+    push_u64(out, stat.size);
+    out.push(' ');
+    push_i64(out, stat.mtime_ns);
+    out.push(' ');
+    push_u64(out, stat.inode);
+    out.push(' ');
+    push_u64(out, stat.device);
+    out.push(' ');
+    push_i64(out, stat.ctime_ns);
+}
+
+fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 pub fn unescape_path(text: &str) -> Option<PathBuf> {
@@ -203,4 +233,41 @@ fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
 #[cfg(not(unix))]
 fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     String::from_utf8(bytes).ok().map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_stat_writes_what_display_writes_and_parse_reads() {
+        for stat in [
+            Stat {
+                size: 0,
+                mtime_ns: 0,
+                inode: 0,
+                device: 0,
+                ctime_ns: 0,
+            },
+            Stat {
+                size: u64::MAX,
+                mtime_ns: i64::MIN,
+                inode: 10,
+                device: 9,
+                ctime_ns: i64::MAX,
+            },
+            Stat {
+                size: 1,
+                mtime_ns: -1_500_000_000,
+                inode: u64::MAX,
+                device: 1234567,
+                ctime_ns: 1_764_500_000_123_456_789,
+            },
+        ] {
+            let mut text = String::new();
+            push_stat(&mut text, &stat);
+            assert_eq!(text, stat.to_string());
+            assert_eq!(Stat::parse(&mut text.split(' ')), Some(stat));
+        }
+    }
 }

@@ -41,6 +41,7 @@
 //! report <path>                  (after a node that wrote a report)
 //! file <size> <mtime ns> <inode> <device> <ctime ns> <p|-> <path>   (p: must be a plain file)
 //! ```
+//! Files are listed most recently modified first.
 //! Ids, reasons and paths are escaped as in the stat cache. A malformed
 //! record is no record. The last line is `sum <blake3 of every byte before
 //! it>`; a record whose sum differs is no record.
@@ -127,7 +128,11 @@ pub fn save(
             text.push_str(&format!("report {}\n", escape_path(report)));
         }
     }
-    for (file, s) in files {
+    // Most recently modified first: a file edited lately is the likeliest
+    // to have been edited again, and the check stops at the first change.
+    let mut by_recency: Vec<&(PathBuf, Stat)> = files.iter().collect();
+    by_recency.sort_by_key(|(_, s)| std::cmp::Reverse(s.mtime_ns));
+    for (file, s) in by_recency {
         let flag = if plain.contains(file.as_os_str()) {
             " p "
         } else {
@@ -156,16 +161,26 @@ pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
 /// a regular file, not a symlink to one: a regular file's `lstat` is its
 /// `stat`, so that takes one call).
 fn all_unchanged(files: &Files) -> bool {
-    files.par_iter().all(|(file, recorded, plain)| {
-        let meta = if *plain {
-            fs::symlink_metadata(file)
-                .ok()
-                .filter(|m| m.file_type().is_file())
-        } else {
-            fs::metadata(file).ok()
-        };
-        meta.is_some_and(|m| Stat::of(&m) == *recorded)
-    })
+    // The record lists the most recently modified files first (see
+    // `save`): after an edit, the first few stats usually find it, before
+    // the rest are checked on every core.
+    let (recent, rest) = files.split_at(files.len().min(RECENT_FIRST));
+    recent.iter().all(unchanged) && rest.par_iter().all(unchanged)
+}
+
+/// How many of the most recently modified files are checked one by one
+/// before the rest are checked in parallel.
+const RECENT_FIRST: usize = 64;
+
+fn unchanged((file, recorded, plain): &(Cow<'_, Path>, Stat, bool)) -> bool {
+    let meta = if *plain {
+        fs::symlink_metadata(file)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+    } else {
+        fs::metadata(file).ok()
+    };
+    meta.is_some_and(|m| Stat::of(&m) == *recorded)
 }
 
 /// (path, recorded stat, must be a plain file); paths borrow from the

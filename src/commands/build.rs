@@ -288,14 +288,17 @@ impl NodeTraceFile {
                 _ => None,
             })
             .collect();
-        // Every node settled from the trace as it was: it says it all.
-        if let Some(trace) = &ctx.trace
-            && trace.would_rewrite_same(&global, &nodes)
-        {
-            return;
-        }
-        if crate::node_trace::save(&self.path, &self.invocation, &global, &nodes, started).is_err()
-        {
+        // Only what changed since the trace this build read is appended.
+        let saved = crate::node_trace::save(
+            &self.path,
+            &self.invocation,
+            &global,
+            &nodes,
+            started,
+            ctx.trace.as_deref(),
+        );
+        trace(&format!("node trace: {saved:?}"));
+        if saved.is_err() {
             crate::node_trace::remove(&self.path);
         }
     }
