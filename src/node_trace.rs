@@ -118,21 +118,9 @@ pub struct NodeTrace {
     nodes: HashMap<String, Arc<TracedNode>>,
     /// The global evidence it was written with.
     global: Vec<(PathBuf, Stat)>,
-    /// The file as it was read, when every byte of it was a sealed
-    /// segment: what a later segment may be appended to.
-    file: Option<LoadedFile>,
-}
-
-/// Where a loaded trace file ended, to append to it.
-#[derive(Debug, Clone)]
-struct LoadedFile {
-    len: u64,
-    inode: u64,
-    device: u64,
-    /// Bytes of the first segment (the last whole rewrite).
-    first_segment_len: u64,
-    /// blake3 state over every byte of the file.
-    hasher: blake3::Hasher,
+    /// Where the file ended when it was read, when every byte of it was a
+    /// sealed segment: what a later segment may be appended to.
+    file: Option<crate::file_stat::AppendPoint>,
 }
 
 impl NodeTrace {
@@ -192,14 +180,12 @@ pub fn save(
     let now_ns = system_time_ns(SystemTime::now());
     let kept = |node: &TracedNode| !node.is_racy(started_ns, now_ns);
     if let Some(previous) = previous
-        && let Some(loaded) = &previous.file
+        && let Some(point) = &previous.file
     {
         let Some(mut segment) = changes(previous, global, nodes, &kept) else {
             return Ok(Saved::Unchanged);
         };
-        let small =
-            loaded.len + segment.len() as u64 <= 2 * loaded.first_segment_len + APPEND_SLACK_BYTES;
-        if small && append(path, loaded, &mut segment)? {
+        if crate::file_stat::append_segment(path, point, &mut segment)? {
             return Ok(Saved::Appended);
         }
     }
@@ -217,11 +203,6 @@ pub fn save(
     crate::atomic_file::write(path, text.as_bytes())?;
     Ok(Saved::Rewritten)
 }
-
-/// Appended segments may add up to the first segment's size plus this
-/// before the file is written whole again (a small trace is not rewritten
-/// at every build).
-const APPEND_SLACK_BYTES: u64 = 64 * 1024;
 
 /// The segment that turns `previous` into (`global`, the `kept` of
 /// `nodes`), without its `sum` line; `None` when they say the same.
@@ -272,38 +253,6 @@ fn changes(
         }
     }
     changed.then_some(segment)
-}
-
-/// Append `segment` and its `sum` line to the trace at `path`, when the
-/// file is still exactly the one `loaded` describes (no other build wrote
-/// it since); `Ok(false)` otherwise.
-fn append(path: &Path, loaded: &LoadedFile, segment: &mut String) -> std::io::Result<bool> {
-    use std::io::Write;
-    let mut file = match fs::OpenOptions::new().append(true).open(path) {
-        Ok(file) => file,
-        Err(_) => return Ok(false),
-    };
-    // Two builds appending at once: the second finds the length changed
-    // and writes the file whole instead.
-    file.lock()?;
-    let meta = file.metadata()?;
-    if meta.len() != loaded.len || identity(&meta) != (loaded.inode, loaded.device) {
-        return Ok(false);
-    }
-    let mut hasher = loaded.hasher.clone();
-    hasher.update(segment.as_bytes());
-    segment.push_str("sum ");
-    segment.push_str(hasher.finalize().to_hex().as_str());
-    segment.push('\n');
-    // A torn write leaves a segment without its sum: the next load reads
-    // up to the last sealed segment and then writes the file whole.
-    file.write_all(segment.as_bytes())?;
-    Ok(true)
-}
-
-fn identity(meta: &fs::Metadata) -> (u64, u64) {
-    let stat = Stat::of(meta);
-    (stat.inode, stat.device)
 }
 
 fn push_node(text: &mut String, id: &str, node: &TracedNode) {
@@ -414,31 +363,32 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
     if !text.starts_with(&header) {
         return None;
     }
-    let mut trace = NodeTrace::default();
-    let mut hasher = blake3::Hasher::new();
-    let mut hashed = 0;
-    let mut sealed = 0;
-    let mut first_segment_len = None;
-    let mut segment = Segment::default();
-    let mut pos = header.len();
-    while let Some(end) = text[pos..].find('\n').map(|i| pos + i) {
-        let line = &text[pos..end];
-        if let Some(sum) = line.strip_prefix("sum ") {
-            hasher.update(&text.as_bytes()[hashed..pos]);
-            if hasher.finalize().to_hex().as_str() != sum {
+    let (segments, append_at) = crate::file_stat::sealed_segments(&text, header.len(), &meta);
+    let mut trace = NodeTrace {
+        file: append_at,
+        ..NodeTrace::default()
+    };
+    for (n, body) in segments.iter().enumerate() {
+        let mut segment = Segment::default();
+        let malformed = body
+            .split('\n')
+            .filter(|line| !line.is_empty())
+            .try_for_each(|line| segment.line(line))
+            .is_none();
+        match (malformed, n) {
+            // A malformed first segment is no trace; a later one ends the
+            // trace before it.
+            (true, 0) => return None,
+            (true, _) => {
+                trace.file = None;
                 break;
             }
-            hasher.update(&text.as_bytes()[pos..=end]);
-            hashed = end + 1;
-            sealed = end + 1;
-            first_segment_len.get_or_insert(sealed);
-            std::mem::take(&mut segment).apply(&mut trace);
-        } else if !line.is_empty() && segment.line(line).is_none() {
-            break;
+            (false, _) => segment.apply(&mut trace),
         }
-        pos = end + 1;
     }
-    let first_segment_len = first_segment_len? as u64;
+    if segments.is_empty() {
+        return None;
+    }
     for (file, recorded) in &trace.global {
         let now = Stat::of(&fs::metadata(file).ok()?);
         if now != *recorded {
@@ -446,14 +396,6 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
         }
         reads.note(file, now);
     }
-    let (inode, device) = identity(&meta);
-    trace.file = (sealed == text.len()).then_some(LoadedFile {
-        len: sealed as u64,
-        inode,
-        device,
-        first_segment_len,
-        hasher,
-    });
     Some(trace)
 }
 

@@ -52,7 +52,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
@@ -100,7 +100,9 @@ pub fn remove(path: &Path) -> io::Result<()> {
 }
 
 /// Write the record, unless an observation is too recent to trust
-/// (returns `Ok(false)`). `started` is when the build began reading.
+/// (returns `Ok(false)`). `started` is when the build began reading;
+/// `vouched` says whether a file modified too shortly before it was read
+/// again since and found as it was ([`too_recent`]).
 pub fn save(
     path: &Path,
     invocation: &str,
@@ -108,9 +110,9 @@ pub fn save(
     files: &[(PathBuf, Stat)],
     plain: &HashSet<OsString>,
     started: SystemTime,
+    vouched: &dyn Fn(&Path, &Stat) -> bool,
 ) -> io::Result<bool> {
-    let started_ns = system_time_ns(started);
-    if files.iter().any(|(_, s)| is_racy(s, started_ns)) {
+    if too_recent(files, started, vouched).is_some() {
         return Ok(false);
     }
     let mut text = String::with_capacity(64 * (nodes.len() + files.len()) + 128);
@@ -147,6 +149,27 @@ pub fn save(
     crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())?;
     Ok(true)
+}
+
+/// The first of `files` too recently modified for a record, with how
+/// long before `started` it was modified (negative ages read as zero): a
+/// file whose mtime is too close to `started` could have changed again
+/// after it was read without its stat showing it, unless `vouched` (its
+/// content read again once that could no longer happen, and found the
+/// same).
+pub fn too_recent<'a>(
+    files: &'a [(PathBuf, Stat)],
+    started: SystemTime,
+    vouched: &dyn Fn(&Path, &Stat) -> bool,
+) -> Option<(&'a Path, Duration)> {
+    let started_ns = system_time_ns(started);
+    files
+        .iter()
+        .find(|(path, s)| is_racy(s, started_ns) && !vouched(path, s))
+        .map(|(path, s)| {
+            let age = u64::try_from(started_ns.saturating_sub(s.mtime_ns)).unwrap_or(0);
+            (path.as_path(), Duration::from_nanos(age))
+        })
 }
 
 /// The record's nodes, if it exists, was written for `invocation`, and
@@ -277,7 +300,15 @@ mod tests {
         } else {
             HashSet::new()
         };
-        let written = save(&record, "inv", &nodes(), &files, &plain, SystemTime::now());
+        let written = save(
+            &record,
+            "inv",
+            &nodes(),
+            &files,
+            &plain,
+            SystemTime::now(),
+            &|_, _| false,
+        );
         (written.unwrap(), record)
     }
 
