@@ -4,6 +4,7 @@
 //! their line-oriented files use for paths.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -113,6 +114,110 @@ pub fn checked_body(text: &str) -> Option<&str> {
     (blake3::hash(body.as_bytes()).to_hex().as_str() == sum).then_some(body)
 }
 
+/// Where a bookkeeping file of sealed segments ended when it was read:
+/// what a later segment may be appended to (see [`sealed_segments`]).
+#[derive(Debug, Clone)]
+pub struct AppendPoint {
+    len: u64,
+    inode: u64,
+    device: u64,
+    /// Bytes up to the first `sum` line: the last time it was written whole.
+    first_segment_len: u64,
+    /// blake3 state over every byte of the file.
+    hasher: blake3::Hasher,
+}
+
+/// Appended segments may add up to the first segment's size plus this
+/// before the file is written whole again.
+const APPEND_SLACK_BYTES: u64 = 64 * 1024;
+
+/// The bodies of the sealed segments of `text`, a file read with `meta`
+/// whose first `header_len` bytes are its header: each segment ends with
+/// `sum <blake3 of every byte of the file before this line>`, and the
+/// first one follows the header. Reading stops at the first segment
+/// whose sum does not match or that has none (a torn append): the file
+/// is taken as it was before that segment. The [`AppendPoint`] is given
+/// when every byte of the file is sealed.
+pub fn sealed_segments<'a>(
+    text: &'a str,
+    header_len: usize,
+    meta: &fs::Metadata,
+) -> (Vec<&'a str>, Option<AppendPoint>) {
+    let mut bodies = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    let mut hashed = 0;
+    let mut body_start = header_len;
+    let mut first_segment_len = None;
+    let mut search = header_len;
+    while search < text.len() {
+        let sum_at = if text[search..].starts_with("sum ") {
+            search
+        } else {
+            match text[search..].find("\nsum ") {
+                Some(i) => search + i + 1,
+                None => break,
+            }
+        };
+        let Some(end) = text[sum_at..].find('\n').map(|i| sum_at + i) else {
+            break;
+        };
+        hasher.update(&text.as_bytes()[hashed..sum_at]);
+        if hasher.finalize().to_hex().as_str() != &text[sum_at + 4..end] {
+            break;
+        }
+        hasher.update(&text.as_bytes()[sum_at..=end]);
+        hashed = end + 1;
+        bodies.push(&text[body_start..sum_at]);
+        first_segment_len.get_or_insert(hashed as u64);
+        body_start = hashed;
+        search = hashed;
+    }
+    let point = match first_segment_len {
+        Some(first_segment_len) if body_start == text.len() => {
+            let stat = Stat::of(meta);
+            Some(AppendPoint {
+                len: text.len() as u64,
+                inode: stat.inode,
+                device: stat.device,
+                first_segment_len,
+                hasher,
+            })
+        }
+        _ => None,
+    };
+    (bodies, point)
+}
+
+/// Append `segment` and its `sum` line to the file at `path`, when it is
+/// still exactly the file `point` was read from and the appended segments
+/// stay smaller than a whole write; `Ok(false)` otherwise (write it whole).
+pub fn append_segment(path: &Path, point: &AppendPoint, segment: &mut String) -> io::Result<bool> {
+    use std::io::Write;
+    if point.len + segment.len() as u64 > 2 * point.first_segment_len + APPEND_SLACK_BYTES {
+        return Ok(false);
+    }
+    let mut file = match fs::OpenOptions::new().append(true).open(path) {
+        Ok(file) => file,
+        Err(_) => return Ok(false),
+    };
+    // Two processes appending at once: the second finds the length
+    // changed and writes the file whole instead.
+    file.lock()?;
+    let now = Stat::of(&file.metadata()?);
+    if now.size != point.len || (now.inode, now.device) != (point.inode, point.device) {
+        return Ok(false);
+    }
+    let mut hasher = point.hasher.clone();
+    hasher.update(segment.as_bytes());
+    segment.push_str("sum ");
+    segment.push_str(hasher.finalize().to_hex().as_str());
+    segment.push('\n');
+    // A torn write leaves a segment without its sum, which the next read
+    // ignores (and the next save then writes the file whole).
+    file.write_all(segment.as_bytes())?;
+    Ok(true)
+}
+
 pub fn system_time_ns(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
@@ -145,10 +250,40 @@ pub fn push_escaped_path(out: &mut String, path: &Path) {
     }
 }
 
-/// Append `stat` as its `Display` writes it.
+/// Append `stat` as its `Display` writes it, without the formatting
+/// machinery: the bookkeeping files write tens of thousands of stats.
 pub fn push_stat(out: &mut String, stat: &Stat) {
-    use std::fmt::Write;
-    let _ = write!(out, "{stat}");
+    push_u64(out, stat.size);
+    out.push(' ');
+    push_i64(out, stat.mtime_ns);
+    out.push(' ');
+    push_u64(out, stat.inode);
+    out.push(' ');
+    push_u64(out, stat.device);
+    out.push(' ');
+    push_i64(out, stat.ctime_ns);
+}
+
+fn push_i64(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 pub fn unescape_path(text: &str) -> Option<PathBuf> {
@@ -203,4 +338,41 @@ fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
 #[cfg(not(unix))]
 fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     String::from_utf8(bytes).ok().map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_stat_writes_what_display_writes_and_parse_reads() {
+        for stat in [
+            Stat {
+                size: 0,
+                mtime_ns: 0,
+                inode: 0,
+                device: 0,
+                ctime_ns: 0,
+            },
+            Stat {
+                size: u64::MAX,
+                mtime_ns: i64::MIN,
+                inode: 10,
+                device: 9,
+                ctime_ns: i64::MAX,
+            },
+            Stat {
+                size: 1,
+                mtime_ns: -1_500_000_000,
+                inode: u64::MAX,
+                device: 1234567,
+                ctime_ns: 1_764_500_000_123_456_789,
+            },
+        ] {
+            let mut text = String::new();
+            push_stat(&mut text, &stat);
+            assert_eq!(text, stat.to_string());
+            assert_eq!(Stat::parse(&mut text.split(' ')), Some(stat));
+        }
+    }
 }

@@ -75,18 +75,18 @@ impl Check {
         }
     }
 
-    fn holds(self, path: &Path, recorded: &Stat) -> bool {
-        let Ok(meta) = fs::metadata(path) else {
-            return false;
-        };
-        match self {
-            Check::Stat => Stat::of(&meta) == *recorded,
+    /// The stat `path` has now, when the check holds.
+    fn holds(self, path: &Path, recorded: &Stat) -> Option<Stat> {
+        let meta = fs::metadata(path).ok()?;
+        let now = Stat::of(&meta);
+        let holds = match self {
+            Check::Stat => now == *recorded,
             Check::Exists => meta.is_file(),
             Check::SameDir => {
-                let now = Stat::of(&meta);
                 meta.is_dir() && now.inode == recorded.inode && now.device == recorded.device
             }
-        }
+        };
+        holds.then_some(now)
     }
 }
 
@@ -185,19 +185,25 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
             _ => return None,
         }
     }
-    let holds = evidence
+    let now: Vec<Stat> = evidence
         .par_iter()
-        .all(|(path, stat, check)| check.holds(path, stat));
-    if !holds {
-        return None;
-    }
+        .map(|(path, stat, check)| check.holds(path, stat))
+        .collect::<Option<_>>()?;
     let mut graph: Graph = serde_json::from_str(graph_json?).ok()?;
     graph.reindex();
-    for (path, stat, check) in evidence {
-        if check == Check::Stat {
-            reads.note(&path, stat);
+    let mut inputs = std::collections::HashMap::new();
+    for ((path, stat, check), now) in evidence.into_iter().zip(now) {
+        match check {
+            Check::Stat => reads.note(&path, stat),
+            // Each input was just stat'ed: the node trace compares that
+            // stat rather than taking another.
+            Check::Exists => {
+                inputs.insert(path, now);
+            }
+            Check::SameDir => {}
         }
     }
+    reads.keep_input_stats(inputs);
     Some(graph)
 }
 

@@ -27,7 +27,7 @@
 //! # File format
 //!
 //! ```text
-//! admf-nodes 2
+//! admf-nodes 3
 //! invocation <blake3 hex>
 //! file <size> <mtime ns> <inode> <device> <ctime ns> <path>     (global evidence: graph cache, index/)
 //! node <key> <output digest> <id>
@@ -35,11 +35,17 @@
 //! in <size> <mtime ns> <inode> <device> <ctime ns> <path>
 //! out <size> <mtime ns> <inode> <device> <ctime ns> <path>
 //! blob <size> <mtime ns> <inode> <device> <ctime ns> <path>
+//! gone <id>                     (only in an appended segment: the node is dropped)
 //! sum <blake3 of every byte before this line>
 //! ```
-//! Ids and paths are escaped as in the stat cache. A malformed trace is
-//! no trace, and so is one whose closing `sum <blake3>` line does not
-//! match the bytes before it.
+//! The lines up to the first `sum` are the trace as last written whole.
+//! A build that changes a few nodes appends a segment of the same lines
+//! and its own `sum` (over every byte of the file before it): its `file`
+//! lines replace the global evidence, each `node` replaces the node of
+//! that id, each `gone` drops one. Ids and paths are escaped as in the
+//! stat cache. A malformed first segment is no trace, and so is one whose
+//! `sum` does not match; a later segment that is malformed or unsealed (a
+//! torn append) ends the trace before it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -50,7 +56,7 @@ use std::time::SystemTime;
 use crate::file_stat::{Stat, is_racy, push_escaped_path, system_time_ns, unescape_path};
 use crate::reads::Reads;
 
-const HEADER: &str = "admf-nodes 2";
+const HEADER: &str = "admf-nodes 3";
 const FILE_NAME: &str = "nodes";
 
 /// What one node's decision rested on.
@@ -76,25 +82,33 @@ impl TracedNode {
         {
             return false;
         }
-        let same = |path: &Path, recorded: &Stat, plain: bool| {
-            let meta = if plain {
-                fs::symlink_metadata(path)
-                    .ok()
-                    .filter(|m| m.file_type().is_file())
-            } else {
-                fs::metadata(path).ok()
-            };
-            meta.is_some_and(|m| Stat::of(&m) == *recorded)
+        let same_plain = |path: &Path, recorded: &Stat| {
+            fs::symlink_metadata(path)
+                .ok()
+                .filter(|m| m.file_type().is_file())
+                .is_some_and(|m| Stat::of(&m) == *recorded)
         };
-        let holds = self.inputs.iter().all(|(p, s)| same(p, s, false))
-            && self.outputs.iter().all(|(p, s)| same(p, s, true))
-            && self.blobs.iter().all(|(p, s)| same(p, s, true));
+        let holds = self
+            .inputs
+            .iter()
+            .all(|(p, s)| reads.input_stat(p) == Some(*s))
+            && self.outputs.iter().all(|(p, s)| same_plain(p, s))
+            && self.blobs.iter().all(|(p, s)| same_plain(p, s));
         if holds {
             for (path, stat) in self.inputs.iter().chain(&self.outputs).chain(&self.blobs) {
                 reads.note(path, *stat);
             }
         }
         holds
+    }
+
+    fn is_racy(&self, started_ns: i64, now_ns: i64) -> bool {
+        self.inputs.iter().any(|(_, s)| is_racy(s, started_ns))
+            || self
+                .outputs
+                .iter()
+                .chain(&self.blobs)
+                .any(|(_, s)| is_racy(s, now_ns))
     }
 }
 
@@ -104,28 +118,26 @@ pub struct NodeTrace {
     nodes: HashMap<String, Arc<TracedNode>>,
     /// The global evidence it was written with.
     global: Vec<(PathBuf, Stat)>,
+    /// Where the file ended when it was read, when every byte of it was a
+    /// sealed segment: what a later segment may be appended to.
+    file: Option<crate::file_stat::AppendPoint>,
 }
 
 impl NodeTrace {
     pub fn get(&self, id: &str) -> Option<&Arc<TracedNode>> {
         self.nodes.get(id)
     }
+}
 
-    /// Whether writing `nodes` with `global` would record what this trace
-    /// already says: the same global evidence and exactly its nodes, each
-    /// with the very evidence read from it (a node settled from the
-    /// trace). Then the file need not be written again.
-    pub fn would_rewrite_same(
-        &self,
-        global: &[(PathBuf, Stat)],
-        nodes: &[(&str, &Arc<TracedNode>)],
-    ) -> bool {
-        self.global == global
-            && self.nodes.len() == nodes.len()
-            && nodes
-                .iter()
-                .all(|(id, node)| self.nodes.get(*id).is_some_and(|t| Arc::ptr_eq(t, node)))
-    }
+/// What [`save`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// The trace already said it all: nothing written.
+    Unchanged,
+    /// A segment with the changes was appended.
+    Appended,
+    /// The whole file was written again.
+    Rewritten,
 }
 
 /// Where the trace of workflow `workflow_id` lives in the store.
@@ -146,54 +158,129 @@ pub fn remove(path: &Path) {
     let _ = fs::remove_file(path);
 }
 
-/// Write the trace. Nodes with a racy stat are left out; `started` is when
-/// the build began reading, `now` when the outputs were last stat'ed.
+/// Make the trace at `path` say `global` and `nodes`, and nothing else.
+/// Nodes with a racy stat are left out; `started` is when the build began
+/// reading (inputs are compared with it, outputs and blobs with now).
+///
+/// `previous` is the trace this build loaded from `path`: when the file is
+/// still the one it was read from, only what changed is appended (a
+/// segment with the global evidence, the nodes that differ and a `gone`
+/// line per node dropped), so an edit that reran one node writes a few
+/// hundred bytes rather than every node again. Once the appended segments
+/// outgrow the last whole write, the file is written whole again.
 pub fn save(
     path: &Path,
     invocation: &str,
     global: &[(PathBuf, Stat)],
     nodes: &[(&str, &Arc<TracedNode>)],
     started: SystemTime,
-) -> std::io::Result<()> {
+    previous: Option<&NodeTrace>,
+) -> std::io::Result<Saved> {
     let started_ns = system_time_ns(started);
     let now_ns = system_time_ns(SystemTime::now());
+    let kept = |node: &TracedNode| !node.is_racy(started_ns, now_ns);
+    if let Some(previous) = previous
+        && let Some(point) = &previous.file
+    {
+        let Some(mut segment) = changes(previous, global, nodes, &kept) else {
+            return Ok(Saved::Unchanged);
+        };
+        if crate::file_stat::append_segment(path, point, &mut segment)? {
+            return Ok(Saved::Appended);
+        }
+    }
     let mut text = String::with_capacity(256 * nodes.len() + 256);
     text.push_str(&format!("{HEADER}\ninvocation {invocation}\n"));
     for (file, s) in global {
         push_stat(&mut text, "file", file, s);
     }
     for (id, node) in nodes {
-        let racy = node.inputs.iter().any(|(_, s)| is_racy(s, started_ns))
-            || node
-                .outputs
-                .iter()
-                .chain(&node.blobs)
-                .any(|(_, s)| is_racy(s, now_ns));
-        if racy {
-            continue;
-        }
-        for part in ["node ", &node.key, " ", &node.output_digest, " "] {
-            text.push_str(part);
-        }
-        push_escaped_path(&mut text, Path::new(id));
-        text.push('\n');
-        for digest in &node.upstream {
-            text.push_str("up ");
-            text.push_str(digest);
-            text.push('\n');
-        }
-        for (tag, files) in [
-            ("in", &node.inputs),
-            ("out", &node.outputs),
-            ("blob", &node.blobs),
-        ] {
-            for (file, s) in files {
-                push_stat(&mut text, tag, file, s);
-            }
+        if kept(node) {
+            push_node(&mut text, id, node);
         }
     }
     crate::file_stat::push_checksum(&mut text);
-    crate::atomic_file::write(path, text.as_bytes())
+    crate::atomic_file::write(path, text.as_bytes())?;
+    Ok(Saved::Rewritten)
+}
+
+/// The segment that turns `previous` into (`global`, the `kept` of
+/// `nodes`), without its `sum` line; `None` when they say the same.
+fn changes(
+    previous: &NodeTrace,
+    global: &[(PathBuf, Stat)],
+    nodes: &[(&str, &Arc<TracedNode>)],
+    kept: &dyn Fn(&TracedNode) -> bool,
+) -> Option<String> {
+    let mut segment = String::new();
+    for (file, s) in global {
+        push_stat(&mut segment, "file", file, s);
+    }
+    let mut changed = previous.global != global;
+    let mut still_there = 0;
+    for (id, node) in nodes {
+        let before = previous.nodes.get(*id);
+        if before.is_some() {
+            still_there += 1;
+        }
+        // A node settled from the trace carries the very evidence read
+        // from it, and that evidence was checked by this build.
+        let same = before.is_some_and(|b| Arc::ptr_eq(b, node) || **b == ***node);
+        if same {
+            continue;
+        }
+        if kept(node) {
+            push_node(&mut segment, id, node);
+            changed = true;
+        } else if before.is_some() {
+            push_gone(&mut segment, id);
+            changed = true;
+        }
+    }
+    if still_there != previous.nodes.len() {
+        let ids: std::collections::HashSet<&str> = nodes.iter().map(|(id, _)| *id).collect();
+        let mut gone: Vec<&str> = previous
+            .nodes
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !ids.contains(id))
+            .collect();
+        // Sorted: the same changes append the same bytes.
+        gone.sort_unstable();
+        for id in gone {
+            push_gone(&mut segment, id);
+            changed = true;
+        }
+    }
+    changed.then_some(segment)
+}
+
+fn push_node(text: &mut String, id: &str, node: &TracedNode) {
+    for part in ["node ", &node.key, " ", &node.output_digest, " "] {
+        text.push_str(part);
+    }
+    push_escaped_path(text, Path::new(id));
+    text.push('\n');
+    for digest in &node.upstream {
+        text.push_str("up ");
+        text.push_str(digest);
+        text.push('\n');
+    }
+    for (tag, files) in [
+        ("in", &node.inputs),
+        ("out", &node.outputs),
+        ("blob", &node.blobs),
+    ] {
+        for (file, s) in files {
+            push_stat(text, tag, file, s);
+        }
+    }
+}
+
+fn push_gone(text: &mut String, id: &str) {
+    text.push_str("gone ");
+    push_escaped_path(text, Path::new(id));
+    text.push('\n');
 }
 
 fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
@@ -205,34 +292,26 @@ fn push_stat(text: &mut String, tag: &str, file: &Path, s: &Stat) {
     text.push('\n');
 }
 
-/// The trace, if it was written for `invocation` and its global evidence
-/// still holds (each of those files noted in `reads`).
-pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
-    let text = fs::read_to_string(path).ok()?;
-    let text = crate::file_stat::checked_body(&text)?;
-    let mut lines = text.split('\n');
-    if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
-        return None;
-    }
-    let mut trace = NodeTrace::default();
-    let mut current: Option<(String, TracedNode)> = None;
-    let mut global = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
+/// One segment's lines, applied once its `sum` line is checked.
+#[derive(Default)]
+struct Segment {
+    global: Vec<(PathBuf, Stat)>,
+    nodes: Vec<(String, TracedNode)>,
+    gone: Vec<String>,
+}
+
+impl Segment {
+    /// Take in one line; `None` when it is malformed.
+    fn line(&mut self, line: &str) -> Option<()> {
         let (tag, rest) = line.split_once(' ')?;
         match tag {
-            "file" => global.push(parse_stat(rest)?),
+            "file" => self.global.push(parse_stat(rest)?),
             "node" => {
-                if let Some((id, node)) = current.take() {
-                    trace.nodes.insert(id, Arc::new(node));
-                }
                 let mut fields = rest.splitn(3, ' ');
                 let key = fields.next()?.to_string();
                 let output_digest = fields.next()?.to_string();
-                let id = unescape_path(fields.next()?)?
-                    .into_os_string()
-                    .into_string()
-                    .ok()?;
-                current = Some((
+                let id = parse_id(fields.next()?)?;
+                self.nodes.push((
                     id,
                     TracedNode {
                         key,
@@ -241,24 +320,82 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
                     },
                 ));
             }
-            "up" => current.as_mut()?.1.upstream.push(rest.to_string()),
-            "in" => current.as_mut()?.1.inputs.push(parse_stat(rest)?),
-            "out" => current.as_mut()?.1.outputs.push(parse_stat(rest)?),
-            "blob" => current.as_mut()?.1.blobs.push(parse_stat(rest)?),
+            "gone" => self.gone.push(parse_id(rest)?),
+            "up" => self.last()?.upstream.push(rest.to_string()),
+            "in" => self.last()?.inputs.push(parse_stat(rest)?),
+            "out" => self.last()?.outputs.push(parse_stat(rest)?),
+            "blob" => self.last()?.blobs.push(parse_stat(rest)?),
             _ => return None,
         }
+        Some(())
     }
-    if let Some((id, node)) = current.take() {
-        trace.nodes.insert(id, Arc::new(node));
+
+    fn last(&mut self) -> Option<&mut TracedNode> {
+        self.nodes.last_mut().map(|(_, node)| node)
     }
-    for (file, recorded) in &global {
+
+    fn apply(self, trace: &mut NodeTrace) {
+        trace.global = self.global;
+        for id in self.gone {
+            trace.nodes.remove(&id);
+        }
+        for (id, node) in self.nodes {
+            trace.nodes.insert(id, Arc::new(node));
+        }
+    }
+}
+
+fn parse_id(text: &str) -> Option<String> {
+    unescape_path(text)?.into_os_string().into_string().ok()
+}
+
+/// The trace, if it was written for `invocation` and its global evidence
+/// still holds (each of those files noted in `reads`). Segments are
+/// applied in order up to the last one whose `sum` matches; what follows
+/// it (a torn append) is ignored, and the next save writes the file whole.
+pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<NodeTrace> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut text = String::with_capacity(meta.len() as usize + 1);
+    file.read_to_string(&mut text).ok()?;
+    let header = format!("{HEADER}\ninvocation {invocation}\n");
+    if !text.starts_with(&header) {
+        return None;
+    }
+    let (segments, append_at) = crate::file_stat::sealed_segments(&text, header.len(), &meta);
+    let mut trace = NodeTrace {
+        file: append_at,
+        ..NodeTrace::default()
+    };
+    for (n, body) in segments.iter().enumerate() {
+        let mut segment = Segment::default();
+        let malformed = body
+            .split('\n')
+            .filter(|line| !line.is_empty())
+            .try_for_each(|line| segment.line(line))
+            .is_none();
+        match (malformed, n) {
+            // A malformed first segment is no trace; a later one ends the
+            // trace before it.
+            (true, 0) => return None,
+            (true, _) => {
+                trace.file = None;
+                break;
+            }
+            (false, _) => segment.apply(&mut trace),
+        }
+    }
+    if segments.is_empty() {
+        return None;
+    }
+    for (file, recorded) in &trace.global {
         let now = Stat::of(&fs::metadata(file).ok()?);
         if now != *recorded {
             return None;
         }
         reads.note(file, now);
     }
-    trace.global = global;
     Some(trace)
 }
 
@@ -304,6 +441,7 @@ mod tests {
             std::slice::from_ref(&global),
             &[("a[1] b", &Arc::new(node.clone()))],
             SystemTime::now(),
+            None,
         )
         .unwrap();
         assert!(load(&path, "other", &Reads::new()).is_none());
@@ -347,12 +485,186 @@ mod tests {
             &[],
             &[("n", &Arc::new(node))],
             SystemTime::now(),
+            None,
         )
         .unwrap();
         assert!(
             load(&path, "inv", &Reads::new())
                 .unwrap()
                 .get("n")
+                .is_none()
+        );
+    }
+
+    fn traced(dir: &Path, name: &str, key: &str) -> Arc<TracedNode> {
+        Arc::new(TracedNode {
+            key: key.into(),
+            output_digest: format!("d-{key}"),
+            upstream: vec!["u".into()],
+            inputs: vec![old_file(dir, &format!("{name}.in"), key)],
+            outputs: vec![old_file(dir, &format!("{name}.out"), key)],
+            blobs: Vec::new(),
+        })
+    }
+
+    /// What the trace holds, by id, as a whole rewrite would read back.
+    fn contents(trace: &NodeTrace) -> Vec<(String, TracedNode)> {
+        let mut all: Vec<_> = trace
+            .nodes
+            .iter()
+            .map(|(id, n)| (id.clone(), (**n).clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    #[test]
+    fn changes_are_appended_and_read_back_as_a_whole_write_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = old_file(dir.path(), "graph", "g");
+        let path = dir.path().join("nodes");
+        let (a, b, c) = (
+            traced(dir.path(), "a", "ka"),
+            traced(dir.path(), "b", "kb"),
+            traced(dir.path(), "c", "kc"),
+        );
+        let first = [("a", &a), ("b", &b), ("c", &c)];
+        let g = std::slice::from_ref(&global);
+        assert_eq!(
+            save(&path, "inv", g, &first, SystemTime::now(), None).unwrap(),
+            Saved::Rewritten
+        );
+        let whole_len = fs::metadata(&path).unwrap().len();
+        let loaded = load(&path, "inv", &Reads::new()).unwrap();
+        // Settled as they were: nothing to write.
+        let same: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|id| (*id, loaded.get(id).unwrap()))
+            .collect();
+        assert_eq!(
+            save(&path, "inv", g, &same, SystemTime::now(), Some(&loaded)).unwrap(),
+            Saved::Unchanged
+        );
+        assert_eq!(fs::metadata(&path).unwrap().len(), whole_len);
+        // `b` reran with a new key, `c` was not selected, `d` is new.
+        let b2 = traced(dir.path(), "b", "kb2");
+        let d = traced(dir.path(), "d", "kd");
+        let second = [("a", loaded.get("a").unwrap()), ("b", &b2), ("d", &d)];
+        assert_eq!(
+            save(&path, "inv", g, &second, SystemTime::now(), Some(&loaded)).unwrap(),
+            Saved::Appended
+        );
+        let appended = fs::metadata(&path).unwrap().len() - whole_len;
+        assert!(appended < whole_len, "{appended} of {whole_len}");
+        let back = load(&path, "inv", &Reads::new()).unwrap();
+        let whole = dir.path().join("whole");
+        save(&whole, "inv", g, &second, SystemTime::now(), None).unwrap();
+        let expected = load(&whole, "inv", &Reads::new()).unwrap();
+        assert_eq!(contents(&back), contents(&expected));
+        assert!(back.get("c").is_none());
+        assert_eq!(back.global, expected.global);
+        // And again on top of the appended segment.
+        let third = [("b", back.get("b").unwrap())];
+        assert_eq!(
+            save(&path, "inv", g, &third, SystemTime::now(), Some(&back)).unwrap(),
+            Saved::Appended
+        );
+        let back = load(&path, "inv", &Reads::new()).unwrap();
+        assert_eq!(
+            back.nodes.keys().collect::<Vec<_>>(),
+            vec![&"b".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_torn_or_tampered_segment_ends_the_trace_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes");
+        let (a, b) = (traced(dir.path(), "a", "ka"), traced(dir.path(), "b", "kb"));
+        save(&path, "inv", &[], &[("a", &a)], SystemTime::now(), None).unwrap();
+        let whole = fs::read_to_string(&path).unwrap();
+        let loaded = load(&path, "inv", &Reads::new()).unwrap();
+        let pair = [("a", &a), ("b", &b)];
+        save(&path, "inv", &[], &pair, SystemTime::now(), Some(&loaded)).unwrap();
+        let full = fs::read_to_string(&path).unwrap();
+        assert!(
+            load(&path, "inv", &Reads::new())
+                .unwrap()
+                .get("b")
+                .is_some()
+        );
+        // Cut anywhere inside the appended segment, or change a byte of it:
+        // the first segment stands alone, and the next save writes whole.
+        let tail = &full[whole.len()..];
+        for cut in [1, tail.len() / 2, tail.len() - 1] {
+            fs::write(&path, &full[..whole.len() + cut]).unwrap();
+            let torn = load(&path, "inv", &Reads::new()).unwrap();
+            assert!(
+                torn.get("a").is_some() && torn.get("b").is_none(),
+                "cut {cut}"
+            );
+            assert!(torn.file.is_none());
+            let saved = save(&path, "inv", &[], &pair, SystemTime::now(), Some(&torn));
+            assert_eq!(saved.unwrap(), Saved::Rewritten);
+            assert!(
+                load(&path, "inv", &Reads::new())
+                    .unwrap()
+                    .get("b")
+                    .is_some()
+            );
+        }
+        fs::write(&path, full.replacen("kb", "kx", 1)).unwrap();
+        let tampered = load(&path, "inv", &Reads::new()).unwrap();
+        assert!(tampered.get("b").is_none());
+        fs::write(&path, whole.replacen("ka", "kx", 1)).unwrap();
+        assert!(load(&path, "inv", &Reads::new()).is_none());
+    }
+
+    #[test]
+    fn a_file_another_build_wrote_since_it_was_read_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes");
+        let (a, b) = (traced(dir.path(), "a", "ka"), traced(dir.path(), "b", "kb"));
+        save(&path, "inv", &[], &[("a", &a)], SystemTime::now(), None).unwrap();
+        let first = load(&path, "inv", &Reads::new()).unwrap();
+        let second = load(&path, "inv", &Reads::new()).unwrap();
+        let pair = [("a", &a), ("b", &b)];
+        let saved = save(&path, "inv", &[], &pair, SystemTime::now(), Some(&first));
+        assert_eq!(saved.unwrap(), Saved::Appended);
+        // `second` read the file before that append: it may not append.
+        let only_b = [("b", &b)];
+        let saved = save(&path, "inv", &[], &only_b, SystemTime::now(), Some(&second));
+        assert_eq!(saved.unwrap(), Saved::Rewritten);
+        let back = load(&path, "inv", &Reads::new()).unwrap();
+        assert!(back.get("a").is_none() && back.get("b").is_some());
+    }
+
+    #[test]
+    fn a_node_turned_racy_is_dropped_by_an_appended_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes");
+        let a = traced(dir.path(), "a", "ka");
+        save(&path, "inv", &[], &[("a", &a)], SystemTime::now(), None).unwrap();
+        let loaded = load(&path, "inv", &Reads::new()).unwrap();
+        let fresh = dir.path().join("a.fresh");
+        fs::write(&fresh, "new").unwrap();
+        let mut rerun = (*a).clone();
+        rerun.key = "ka2".into();
+        rerun.outputs = vec![(fresh.clone(), Stat::of(&fs::metadata(&fresh).unwrap()))];
+        let rerun = Arc::new(rerun);
+        let saved = save(
+            &path,
+            "inv",
+            &[],
+            &[("a", &rerun)],
+            SystemTime::now(),
+            Some(&loaded),
+        );
+        assert_eq!(saved.unwrap(), Saved::Appended);
+        assert!(
+            load(&path, "inv", &Reads::new())
+                .unwrap()
+                .get("a")
                 .is_none()
         );
     }

@@ -18,9 +18,10 @@
 //! process (`admf watch`, tests) each have their own and never see each
 //! other's reads.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::file_stat::Stat;
 
@@ -34,6 +35,8 @@ pub struct Reads {
 struct Inner {
     seen: Mutex<Vec<(PathBuf, Stat)>>,
     unstable: AtomicBool,
+    /// Inputs stat'ed once already by this build, before any decision.
+    input_stats: OnceLock<HashMap<PathBuf, Stat>>,
 }
 
 impl std::fmt::Debug for Reads {
@@ -92,6 +95,25 @@ impl Reads {
     /// repeats), without forgetting it.
     pub fn snapshot(&self) -> Vec<(PathBuf, Stat)> {
         self.lock().clone()
+    }
+
+    /// Keep the stats this build took of node inputs before deciding
+    /// anything (the graph cache's check that each still exists), so a
+    /// later check in the same build compares against them instead of
+    /// taking each again. Whatever that check concludes rests on the stat
+    /// it compared, and that is the one noted: a change after it shows as
+    /// a different stat to the next build. Only the first call counts.
+    pub fn keep_input_stats(&self, stats: HashMap<PathBuf, Stat>) {
+        let _ = self.inner.input_stats.set(stats);
+    }
+
+    /// The stat of input `path` that this build already took
+    /// ([`Reads::keep_input_stats`]), following symlinks, or one taken now.
+    pub fn input_stat(&self, path: &Path) -> Option<Stat> {
+        if let Some(stat) = self.inner.input_stats.get().and_then(|m| m.get(path)) {
+            return Some(*stat);
+        }
+        std::fs::metadata(path).ok().map(|m| Stat::of(&m))
     }
 
     /// Whether something changed while it was being read.

@@ -44,7 +44,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
+use crate::file_stat::{Stat, is_racy, system_time_ns, unescape_path};
 use crate::reads::Reads;
 
 const HEADER: &str = "admf-statcache 2";
@@ -70,6 +70,15 @@ pub struct StatCache {
     path: Option<PathBuf>,
     records: Mutex<HashMap<PathBuf, Record>>,
     dirty: AtomicBool,
+    /// Files recorded or re-recorded since the cache was read, in order:
+    /// what [`StatCache::save`] appends.
+    changed: Mutex<Vec<PathBuf>>,
+    /// Where the file ended when it was read, to append to it.
+    append_at: Mutex<Option<crate::file_stat::AppendPoint>>,
+    /// Files hashed while racy, with the stat and hash they had: what
+    /// [`StatCache::still_hashes_to`] checks again before a record
+    /// vouches for them.
+    racy: Mutex<HashMap<PathBuf, Record>>,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Where each file hashed through the cache is noted as read.
@@ -81,13 +90,11 @@ impl StatCache {
     /// [`StatCache::save`] writes back to the same path. Every file hashed
     /// through it is noted in `reads`.
     pub fn load(path: &Path, reads: Reads) -> StatCache {
-        let records = fs::read_to_string(path)
-            .ok()
-            .and_then(|text| parse(&text))
-            .unwrap_or_default();
+        let (records, append_at) = read(path).unwrap_or_default();
         StatCache {
             path: Some(path.to_path_buf()),
             records: Mutex::new(records),
+            append_at: Mutex::new(append_at),
             reads,
             ..StatCache::default()
         }
@@ -155,12 +162,19 @@ impl StatCache {
         } else {
             self.reads.note_unstable();
         }
+        let record = Record {
+            stat: before,
+            hash: *hash.as_bytes(),
+        };
+        if after == before && racy {
+            lock(&self.racy).insert(abs.clone(), record);
+        }
         if after == before && !racy {
-            let record = Record {
-                stat: before,
-                hash: *hash.as_bytes(),
-            };
-            if self.lock().insert(abs, record) != Some(record) {
+            let mut records = self.lock();
+            if records.get(&abs) != Some(&record) {
+                records.insert(abs.clone(), record);
+                drop(records);
+                lock(&self.changed).push(abs);
                 self.dirty.store(true, Ordering::Relaxed);
             }
         }
@@ -168,13 +182,36 @@ impl StatCache {
     }
 
     /// Writes the cache back to the path it was loaded from, if anything
-    /// changed (temp file + rename). A no-op for [`StatCache::in_memory`].
+    /// changed: the records hashed since it was read are appended as one
+    /// segment when the file is still the one it was read from, else the
+    /// whole cache is written to a temp file and renamed over it. A no-op
+    /// for [`StatCache::in_memory`].
     pub fn save(&self) -> io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
+        }
+        let mut append_at = lock(&self.append_at);
+        if let Some(point) = append_at.take() {
+            let mut segment = String::new();
+            {
+                let records = self.lock();
+                let mut changed = lock(&self.changed);
+                changed.sort_unstable();
+                changed.dedup();
+                for file in changed.iter() {
+                    if let Some(record) = records.get(file) {
+                        push_record(&mut segment, file, record);
+                    }
+                }
+            }
+            if crate::file_stat::append_segment(path, &point, &mut segment)? {
+                lock(&self.changed).clear();
+                self.dirty.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         let text = {
             let records = self.lock();
@@ -185,12 +222,7 @@ impl StatCache {
             text.push_str(HEADER);
             text.push('\n');
             for (p, r) in entries {
-                let s = r.stat;
-                text.push_str(&format!(
-                    "{} {s} {}\n",
-                    blake3::Hash::from_bytes(r.hash).to_hex(),
-                    escape_path(p)
-                ));
+                push_record(&mut text, p, r);
             }
             crate::file_stat::push_checksum(&mut text);
             text
@@ -210,9 +242,39 @@ impl StatCache {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         } else {
+            lock(&self.changed).clear();
             self.dirty.store(false, Ordering::Relaxed);
         }
         result
+    }
+
+    /// Whether `path`, which this cache hashed while it was racy (modified
+    /// too shortly before), still has `stat` and the very content it
+    /// hashed then, read again now that it is no longer racy. Then the
+    /// bytes the build used are the file's bytes as of now, and any later
+    /// write gives it a later mtime: a record may vouch for it. A same-tick
+    /// write in between shows as other content here.
+    ///
+    /// A file this cache recorded with `stat` needs no second read: it
+    /// was recorded only once no write could keep its stat (measured from
+    /// when it was hashed, which may be later than a build's start).
+    pub fn still_hashes_to(&self, path: &Path, stat: &Stat) -> bool {
+        if self.lock().get(path).is_some_and(|r| r.stat == *stat) {
+            return true;
+        }
+        let Some(record) = lock(&self.racy).get(path).copied() else {
+            return false;
+        };
+        if record.stat != *stat || is_racy(stat, now_ns()) {
+            return false;
+        }
+        let Ok(mut file) = File::open(path) else {
+            return false;
+        };
+        let same_stat = |file: &File| file.metadata().is_ok_and(|m| Stat::of(&m) == *stat);
+        same_stat(&file)
+            && hash_open_file(&mut file, stat.size).is_ok_and(|h| *h.as_bytes() == record.hash)
+            && same_stat(&file)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Record>> {
@@ -246,14 +308,52 @@ fn now_ns() -> i64 {
     system_time_ns(SystemTime::now())
 }
 
-fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
-    let text = crate::file_stat::checked_body(text)?;
-    let mut lines = text.split('\n');
-    if lines.next()? != HEADER {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn push_record(text: &mut String, path: &Path, record: &Record) {
+    text.push_str(blake3::Hash::from_bytes(record.hash).to_hex().as_str());
+    text.push(' ');
+    crate::file_stat::push_stat(text, &record.stat);
+    text.push(' ');
+    crate::file_stat::push_escaped_path(text, path);
+    text.push('\n');
+}
+
+/// The records of the cache at `path` (later segments' records replace
+/// earlier ones), and where to append to it.
+type Loaded = (
+    HashMap<PathBuf, Record>,
+    Option<crate::file_stat::AppendPoint>,
+);
+
+fn read(path: &Path) -> Option<Loaded> {
+    let mut file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut text = String::with_capacity(meta.len() as usize + 1);
+    io::Read::read_to_string(&mut file, &mut text).ok()?;
+    let header = format!("{HEADER}\n");
+    if !text.starts_with(&header) {
         return None;
     }
-    let mut records = HashMap::with_capacity(text.bytes().filter(|&b| b == b'\n').count());
-    for line in lines {
+    let (segments, append_at) = crate::file_stat::sealed_segments(&text, header.len(), &meta);
+    if segments.is_empty() {
+        return None;
+    }
+    let lines: usize = segments
+        .iter()
+        .map(|s| s.bytes().filter(|&b| b == b'\n').count())
+        .sum();
+    let mut records = HashMap::with_capacity(lines);
+    for segment in segments {
+        parse_into(segment, &mut records)?;
+    }
+    Some((records, append_at))
+}
+
+fn parse_into(text: &str, records: &mut HashMap<PathBuf, Record>) -> Option<()> {
+    for line in text.split('\n') {
         if line.is_empty() {
             continue;
         }
@@ -269,7 +369,7 @@ fn parse(text: &str) -> Option<HashMap<PathBuf, Record>> {
             },
         );
     }
-    Some(records)
+    Some(())
 }
 
 #[cfg(test)]
@@ -435,5 +535,79 @@ mod tests {
             );
         }
         assert_eq!(cache.len(), 64);
+    }
+
+    #[test]
+    fn saves_append_what_was_hashed_and_read_back_as_a_whole_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("statcache");
+        let files: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, f) in files.iter().enumerate() {
+            write_old(f, format!("v{i}").as_bytes(), old_time());
+        }
+        let cache = StatCache::load(&path, Reads::new());
+        cache.hash_file(&files[0]).unwrap();
+        cache.hash_file(&files[1]).unwrap();
+        cache.save().unwrap();
+        let whole = fs::read_to_string(&path).unwrap();
+        // Another process: one file edited, one new.
+        let cache = StatCache::load(&path, Reads::new());
+        write_old(&files[1], b"edited", old_time() + Duration::from_secs(5));
+        cache.hash_file(&files[1]).unwrap();
+        cache.hash_file(&files[2]).unwrap();
+        cache.save().unwrap();
+        let appended = fs::read_to_string(&path).unwrap();
+        assert!(appended.starts_with(&whole), "appended, not rewritten");
+        assert_eq!(
+            appended.lines().filter(|l| l.starts_with("sum ")).count(),
+            2
+        );
+        let back = StatCache::load(&path, Reads::new());
+        assert_eq!(back.len(), 3);
+        assert_eq!(
+            back.hash_file(&files[1]).unwrap(),
+            blake3::hash(b"edited").to_hex().to_string()
+        );
+        assert_eq!(back.counts().misses, 0);
+        // A torn append: the records before it still load.
+        fs::write(&path, &appended[..appended.len() - 10]).unwrap();
+        assert_eq!(StatCache::load(&path, Reads::new()).len(), 2);
+    }
+
+    fn set_mtime(path: &Path, mtime: SystemTime) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+
+    #[test]
+    fn a_racy_file_is_vouched_for_only_while_its_content_is_the_one_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fresh.txt");
+        fs::write(&file, b"one").unwrap();
+        // An mtime just ahead of now: racy when hashed, whatever the load.
+        let mtime = SystemTime::now() + Duration::from_millis(300);
+        set_mtime(&file, mtime);
+        let cache = StatCache::load(&dir.path().join("statcache"), Reads::new());
+        let (_, stat) = cache.hash_file_stat(&file).unwrap();
+        assert_eq!(cache.len(), 0, "racy: not recorded");
+        assert!(!cache.still_hashes_to(&file, &stat), "still racy now");
+        if let Ok(ahead) = mtime.duration_since(SystemTime::now()) {
+            std::thread::sleep(ahead);
+        }
+        std::thread::sleep(crate::file_stat::FINE_RACY_WINDOW + Duration::from_millis(20));
+        assert!(cache.still_hashes_to(&file, &stat));
+        // Other bytes of the same size, the mtime set back: the stat differs
+        // (ctime), and the content would too.
+        fs::write(&file, b"two").unwrap();
+        set_mtime(&file, mtime);
+        assert!(!cache.still_hashes_to(&file, &stat));
+        let now = Stat::of(&fs::metadata(&file).unwrap());
+        assert!(!cache.still_hashes_to(&file, &now));
+        assert!(!cache.still_hashes_to(&dir.path().join("never hashed"), &stat));
+        // A file the cache recorded with this stat needs no second read.
+        let old = dir.path().join("old.txt");
+        write_old(&old, b"old", old_time());
+        let (_, old_stat) = cache.hash_file_stat(&old).unwrap();
+        assert!(cache.still_hashes_to(&old, &old_stat));
     }
 }

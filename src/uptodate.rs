@@ -41,6 +41,7 @@
 //! report <path>                  (after a node that wrote a report)
 //! file <size> <mtime ns> <inode> <device> <ctime ns> <p|-> <path>   (p: must be a plain file)
 //! ```
+//! Files are listed most recently modified first.
 //! Ids, reasons and paths are escaped as in the stat cache. A malformed
 //! record is no record. The last line is `sum <blake3 of every byte before
 //! it>`; a record whose sum differs is no record.
@@ -51,7 +52,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
@@ -99,7 +100,9 @@ pub fn remove(path: &Path) -> io::Result<()> {
 }
 
 /// Write the record, unless an observation is too recent to trust
-/// (returns `Ok(false)`). `started` is when the build began reading.
+/// (returns `Ok(false)`). `started` is when the build began reading;
+/// `vouched` says whether a file modified too shortly before it was read
+/// again since and found as it was ([`too_recent`]).
 pub fn save(
     path: &Path,
     invocation: &str,
@@ -107,9 +110,9 @@ pub fn save(
     files: &[(PathBuf, Stat)],
     plain: &HashSet<OsString>,
     started: SystemTime,
+    vouched: &dyn Fn(&Path, &Stat) -> bool,
 ) -> io::Result<bool> {
-    let started_ns = system_time_ns(started);
-    if files.iter().any(|(_, s)| is_racy(s, started_ns)) {
+    if too_recent(files, started, vouched).is_some() {
         return Ok(false);
     }
     let mut text = String::with_capacity(64 * (nodes.len() + files.len()) + 128);
@@ -127,7 +130,11 @@ pub fn save(
             text.push_str(&format!("report {}\n", escape_path(report)));
         }
     }
-    for (file, s) in files {
+    // Most recently modified first: a file edited lately is the likeliest
+    // to have been edited again, and the check stops at the first change.
+    let mut by_recency: Vec<&(PathBuf, Stat)> = files.iter().collect();
+    by_recency.sort_by_key(|(_, s)| std::cmp::Reverse(s.mtime_ns));
+    for (file, s) in by_recency {
         let flag = if plain.contains(file.as_os_str()) {
             " p "
         } else {
@@ -144,6 +151,27 @@ pub fn save(
     Ok(true)
 }
 
+/// The first of `files` too recently modified for a record, with how
+/// long before `started` it was modified (negative ages read as zero): a
+/// file whose mtime is too close to `started` could have changed again
+/// after it was read without its stat showing it, unless `vouched` (its
+/// content read again once that could no longer happen, and found the
+/// same).
+pub fn too_recent<'a>(
+    files: &'a [(PathBuf, Stat)],
+    started: SystemTime,
+    vouched: &dyn Fn(&Path, &Stat) -> bool,
+) -> Option<(&'a Path, Duration)> {
+    let started_ns = system_time_ns(started);
+    files
+        .iter()
+        .find(|(path, s)| is_racy(s, started_ns) && !vouched(path, s))
+        .map(|(path, s)| {
+            let age = u64::try_from(started_ns.saturating_sub(s.mtime_ns)).unwrap_or(0);
+            (path.as_path(), Duration::from_nanos(age))
+        })
+}
+
 /// The record's nodes, if it exists, was written for `invocation`, and
 /// every file it lists still has the recorded stat.
 pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
@@ -156,16 +184,26 @@ pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
 /// a regular file, not a symlink to one: a regular file's `lstat` is its
 /// `stat`, so that takes one call).
 fn all_unchanged(files: &Files) -> bool {
-    files.par_iter().all(|(file, recorded, plain)| {
-        let meta = if *plain {
-            fs::symlink_metadata(file)
-                .ok()
-                .filter(|m| m.file_type().is_file())
-        } else {
-            fs::metadata(file).ok()
-        };
-        meta.is_some_and(|m| Stat::of(&m) == *recorded)
-    })
+    // The record lists the most recently modified files first (see
+    // `save`): after an edit, the first few stats usually find it, before
+    // the rest are checked on every core.
+    let (recent, rest) = files.split_at(files.len().min(RECENT_FIRST));
+    recent.iter().all(unchanged) && rest.par_iter().all(unchanged)
+}
+
+/// How many of the most recently modified files are checked one by one
+/// before the rest are checked in parallel.
+const RECENT_FIRST: usize = 64;
+
+fn unchanged((file, recorded, plain): &(Cow<'_, Path>, Stat, bool)) -> bool {
+    let meta = if *plain {
+        fs::symlink_metadata(file)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+    } else {
+        fs::metadata(file).ok()
+    };
+    meta.is_some_and(|m| Stat::of(&m) == *recorded)
 }
 
 /// (path, recorded stat, must be a plain file); paths borrow from the
@@ -262,7 +300,15 @@ mod tests {
         } else {
             HashSet::new()
         };
-        let written = save(&record, "inv", &nodes(), &files, &plain, SystemTime::now());
+        let written = save(
+            &record,
+            "inv",
+            &nodes(),
+            &files,
+            &plain,
+            SystemTime::now(),
+            &|_, _| false,
+        );
         (written.unwrap(), record)
     }
 

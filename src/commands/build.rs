@@ -288,14 +288,17 @@ impl NodeTraceFile {
                 _ => None,
             })
             .collect();
-        // Every node settled from the trace as it was: it says it all.
-        if let Some(trace) = &ctx.trace
-            && trace.would_rewrite_same(&global, &nodes)
-        {
-            return;
-        }
-        if crate::node_trace::save(&self.path, &self.invocation, &global, &nodes, started).is_err()
-        {
+        // Only what changed since the trace this build read is appended.
+        let saved = crate::node_trace::save(
+            &self.path,
+            &self.invocation,
+            &global,
+            &nodes,
+            started,
+            ctx.trace.as_deref(),
+        );
+        trace(&format!("node trace: {saved:?}"));
+        if saved.is_err() {
             crate::node_trace::remove(&self.path);
         }
     }
@@ -478,11 +481,14 @@ fn build_from(
         crate::errln!("removed {} (`{id}` was skipped)", path.display());
     }
     let observed = ctx.reads().take();
+    if record.is_some() && observed.is_none() {
+        trace("no up-to-date record: a file changed while this build read it");
+    }
     if let Some(record) = record
         && let Some(files) = observed
     {
         save_record_if_noop(
-            &record, &ctx.graph, &report, &progress, &lines, &files, started_at,
+            &record, &ctx, &report, &progress, &lines, &files, started_at,
         );
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
@@ -531,7 +537,7 @@ fn build_from(
 /// it. A record that cannot be written only costs that build its shortcut.
 fn save_record_if_noop(
     record: &UptodateRecord,
-    graph: &crate::graph::Graph,
+    ctx: &crate::run::RunContext,
     report: &crate::dispatch::BuildReport,
     progress: &Progress,
     lines: &[NodeLine],
@@ -544,6 +550,7 @@ fn save_record_if_noop(
     {
         return;
     }
+    let graph = &ctx.graph;
     // The record holds no environment: a build with a node keyed on
     // passed variables must compute its keys again next time.
     if report
@@ -578,14 +585,27 @@ fn save_record_if_noop(
         .filter(|(rel, _)| !crate::workspace::is_dir_output(rel))
         .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
         .collect();
-    let _ = uptodate::save(
+    // A file hashed moments after it was written (the output of the
+    // build before this one, say) is hashed again now that a write could
+    // no longer keep its stat: found the same, it is vouched for.
+    let vouched = |path: &std::path::Path, stat: &crate::file_stat::Stat| {
+        ctx.stats.still_hashes_to(path, stat)
+    };
+    if let Ok(false) = uptodate::save(
         &record.path,
         &record.invocation,
         &nodes,
         files,
         &plain,
         started_at,
-    );
+        &vouched,
+    ) && let Some((path, age)) = uptodate::too_recent(files, started_at, &vouched)
+    {
+        trace(&format!(
+            "no up-to-date record: {} was modified {age:?} before this build began",
+            path.display()
+        ));
+    }
 }
 
 /// The running executable is an input of every build: phase versions and
