@@ -72,7 +72,7 @@ pub struct UpstreamFolders {
     /// Shared folders (and the listing) this execution reads, by node,
     /// checked by [`UpstreamFolders::changed`].
     used: Vec<(String, Arc<Folder>)>,
-    listing: Option<(PathBuf, Stamp)>,
+    listing: Option<Listing>,
     /// Where the listing goes back for reuse when this execution is done.
     listings: Option<Arc<ListingPool>>,
     /// (variable, value) pairs to set, `ADMF_UPSTREAM_JSON` last.
@@ -83,16 +83,57 @@ impl Drop for UpstreamFolders {
     fn drop(&mut self) {
         // A listing comes back only as its execution left it: one that
         // was changed stays where it is, unused.
-        if let (Some(pool), Some((path, stamp))) = (&self.listings, self.listing.take())
-            && Stamp::of(&path).is_ok_and(|now| now.matches(&stamp))
+        if let (Some(pool), Some(listing)) = (&self.listings, self.listing.take())
+            && listing.as_left()
         {
-            locked(pool).push((path, stamp));
+            locked(pool).push(listing);
         }
     }
 }
 
+/// A shared listing file, read-only, with a descriptor open for writing
+/// kept from its creation: it is rewritten through that descriptor, with
+/// no change of mode and no new open.
+struct Listing {
+    path: PathBuf,
+    stamp: Stamp,
+    file: fs::File,
+}
+
+impl Listing {
+    /// Whether the path still names the file as this module left it.
+    fn as_left(&self) -> bool {
+        Stamp::of(&self.path).is_ok_and(|now| now.matches(&self.stamp))
+    }
+
+    /// Replaces the content with `bytes`, in place (its inode is kept).
+    /// Written over from the start and cut to its new length, never to
+    /// zero first: on ext4 a file truncated to nothing and rewritten is
+    /// flushed when closed.
+    fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
+        write_all_at(&self.file, bytes)?;
+        if (bytes.len() as u64) < self.stamp.size {
+            self.file.set_len(bytes.len() as u64)?;
+        }
+        self.stamp = Stamp::of_file(&self.file)?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &fs::File, bytes: &[u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &fs::File, bytes: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, Write};
+    file.seek(io::SeekFrom::Start(0))?;
+    file.write_all(bytes)
+}
+
 /// Listings whose executions are done, free to be rewritten.
-type ListingPool = Mutex<Vec<(PathBuf, Stamp)>>;
+type ListingPool = Mutex<Vec<Listing>>;
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -111,11 +152,11 @@ impl UpstreamFolders {
                 ));
             }
         }
-        let (path, stamp) = self.listing.as_ref()?;
-        (!Stamp::of(path).is_ok_and(|now| now.matches(stamp))).then(|| {
+        let listing = self.listing.as_ref()?;
+        (!listing.as_left()).then(|| {
             format!(
                 "{} was changed while the command ran; it is read-only",
-                path.display()
+                listing.path.display()
             )
         })
     }
@@ -190,10 +231,18 @@ struct Stamp {
 }
 
 impl Stamp {
-    #[cfg(unix)]
     fn of(path: &Path) -> io::Result<Stamp> {
+        Stamp::of_metadata(&fs::symlink_metadata(path)?)
+    }
+
+    /// The stamp of an open file.
+    fn of_file(file: &fs::File) -> io::Result<Stamp> {
+        Stamp::of_metadata(&file.metadata()?)
+    }
+
+    #[cfg(unix)]
+    fn of_metadata(m: &fs::Metadata) -> io::Result<Stamp> {
         use std::os::unix::fs::MetadataExt;
-        let m = fs::symlink_metadata(path)?;
         Ok(Stamp {
             ino: (m.dev(), m.ino()),
             mode: m.mode(),
@@ -204,8 +253,7 @@ impl Stamp {
     }
 
     #[cfg(not(unix))]
-    fn of(path: &Path) -> io::Result<Stamp> {
-        let m = fs::symlink_metadata(path)?;
+    fn of_metadata(m: &fs::Metadata) -> io::Result<Stamp> {
         let mtime = m
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
@@ -286,25 +334,25 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     let mut text = serde_json::to_vec_pretty(&json!({"nodes": nodes}))?;
     text.push(b'\n');
     let mut listings = None;
-    let (listing, stamp) = match scratch {
+    let (path, listing) = match scratch {
         Some(dir) => {
             let pool = store_of(upstream)
                 .expect("a scratch dir comes from a store")
                 .shared::<ListingPool>("upstream-listings");
-            let (path, stamp) = match reuse_listing(&pool, &text) {
+            let listing = match reuse_listing(&pool, &text) {
                 Some(reused) => reused,
                 None => {
                     let path = dir.join(format!(
                         "upstream.{}.json",
                         NEXT.fetch_add(1, Ordering::Relaxed)
                     ));
-                    write_new(&path, &text, true)?;
+                    let file = write_new(&path, &text, true)?;
                     let stamp = Stamp::of(&path)?;
-                    (path, stamp)
+                    Listing { path, stamp, file }
                 }
             };
             listings = Some(pool);
-            (path, Some(stamp))
+            (listing.path.clone(), Some(listing))
         }
         None => {
             let path = own_dir(&mut own)?.join("upstream.json");
@@ -314,12 +362,12 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     };
     env.push((
         "ADMF_UPSTREAM_JSON".into(),
-        listing.to_string_lossy().into_owned(),
+        path.to_string_lossy().into_owned(),
     ));
     Ok(UpstreamFolders {
         _own: own,
         used,
-        listing: stamp.map(|s| (listing, s)),
+        listing,
         listings,
         env,
     })
@@ -332,35 +380,15 @@ fn store_of(upstream: &[Upstream]) -> Option<&Store> {
         .find_map(|up| up.open_entry().map(|(store, _)| store))
 }
 
-/// A listing from the pool rewritten to hold `text`, read-only again;
-/// `None` when the pool has none that is still as it was left.
-fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<(PathBuf, Stamp)> {
+/// A listing from the pool rewritten to hold `text`; `None` when the
+/// pool has none that is still as it was left.
+fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<Listing> {
     loop {
-        let (path, stamp) = locked(pool).pop()?;
-        if !Stamp::of(&path).is_ok_and(|now| now.matches(&stamp)) {
-            continue;
-        }
-        if let Ok(stamp) = rewrite_read_only(&path, text) {
-            return Some((path, stamp));
+        let mut listing = locked(pool).pop()?;
+        if listing.as_left() && listing.rewrite(text).is_ok() {
+            return Some(listing);
         }
     }
-}
-
-/// Rewrites a read-only file of ours in place (its inode is kept) and
-/// makes it read-only again; returns its new stamp.
-fn rewrite_read_only(path: &Path, bytes: &[u8]) -> io::Result<Stamp> {
-    use std::io::Write;
-    set_mode(path, 0o644)?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)?;
-    file.write_all(bytes)?;
-    let mut perms = file.metadata()?.permissions();
-    perms.set_readonly(true);
-    file.set_permissions(perms)?;
-    drop(file);
-    Stamp::of(path)
 }
 
 fn own_dir(own: &mut Option<tempfile::TempDir>) -> io::Result<PathBuf> {
@@ -646,8 +674,9 @@ fn link_scratch_copy(
     Ok(Some(blob))
 }
 
-/// Writes a new file, read-only from the start when asked.
-fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<()> {
+/// Writes a new file, read-only from the start when asked; the returned
+/// descriptor may still write it.
+fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<fs::File> {
     use std::io::Write;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -664,7 +693,7 @@ fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<()> {
         perms.set_readonly(true);
         file.set_permissions(perms)?;
     }
-    Ok(())
+    Ok(file)
 }
 
 /// The folder `prepare` made for node `id`, from its variables.
