@@ -596,17 +596,15 @@ impl Phase for Command {
                 dir_output_files(rel, path, &mut put)?;
                 continue;
             }
-            if !path.is_file() {
-                return Err(PhaseError::new(format!(
-                    "declared output `{rel}` was not created"
-                )));
-            }
             // The store keeps what the command made here, not a file
             // elsewhere that a symlink names.
             if !crate::workspace::is_plain_file(path) {
-                return Err(PhaseError::new(format!(
-                    "declared output `{rel}` is a symlink; only files are stored"
-                )));
+                let message = if path.is_file() {
+                    format!("declared output `{rel}` is a symlink; only files are stored")
+                } else {
+                    format!("declared output `{rel}` was not created")
+                };
+                return Err(PhaseError::new(message));
             }
             put(rel, path.clone())?;
         }
@@ -750,11 +748,22 @@ fn run_capturing(
     // admf is forwarded to it (see `crate::interrupt`).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(start_error)?;
+    let child = cmd.spawn().map_err(start_error)?;
     drop(cmd);
     let _registered = crate::interrupt::register(child.id() as i32);
-    let mut capture = Capture::new(output);
     let exit = exit_notice(&child);
+    Ok(follow(child, output, exit, limit)?)
+}
+
+/// [`run_capturing`] once the command runs: `exit` is its pidfd, or
+/// `None` to check for its exit at growing intervals.
+fn follow(
+    mut child: std::process::Child,
+    output: std::io::PipeReader,
+    exit: Option<std::os::fd::OwnedFd>,
+    limit: Option<std::time::Duration>,
+) -> std::io::Result<(Ended, Vec<u8>)> {
+    let mut capture = Capture::new(output);
     let started = std::time::Instant::now();
     // Without a pidfd the command's exit is checked at these intervals.
     let mut pause = std::time::Duration::from_millis(1);
@@ -1135,6 +1144,68 @@ impl CappedOutput {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `script` started as `run_capturing` starts a command, in its own
+    /// process group, with its output pipe.
+    fn started(script: &str) -> (std::process::Child, std::io::PipeReader) {
+        let (output, writer) = std::io::pipe().unwrap();
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        (child, output)
+    }
+
+    #[test]
+    fn output_is_read_while_the_command_runs_with_or_without_a_pidfd() {
+        // Four times what a pipe holds: the command would block on a
+        // pipe nobody reads before it could exit.
+        let script = "head -c 262144 /dev/zero | tr '\\0' x; echo; echo done >&2";
+        for with_pidfd in [true, false] {
+            let (child, output) = started(script);
+            let exit = with_pidfd.then(|| exit_notice(&child)).flatten();
+            assert_eq!(exit.is_some(), with_pidfd && cfg!(target_os = "linux"));
+            let (ended, kept) = follow(child, output, exit, None).unwrap();
+            assert!(ended.status.success());
+            assert!(!ended.timed_out && !ended.left_running);
+            let mut expected = vec![b'x'; 262144];
+            expected.extend_from_slice(b"\ndone\n");
+            assert_eq!(kept, expected, "pidfd: {with_pidfd}");
+        }
+    }
+
+    #[test]
+    fn a_limit_kills_the_command_with_or_without_a_pidfd() {
+        for with_pidfd in [true, false] {
+            let (child, output) = started("echo started; sleep 5");
+            let exit = with_pidfd.then(|| exit_notice(&child)).flatten();
+            let limit = Some(std::time::Duration::from_millis(200));
+            let (ended, kept) = follow(child, output, exit, limit).unwrap();
+            assert!(ended.timed_out, "pidfd: {with_pidfd}");
+            assert!(!ended.status.success());
+            assert_eq!(kept, b"started\n");
+        }
+    }
+
+    #[test]
+    fn output_held_open_outside_the_group_is_left_after_a_linger() {
+        // `setsid` takes the sleep out of the command's group (and
+        // session) with the output pipe still open in it.
+        let (child, output) = started("echo before; setsid sleep 3 & echo after");
+        let exit = exit_notice(&child);
+        let (ended, kept) = follow(child, output, exit, None).unwrap();
+        assert!(ended.status.success());
+        assert!(!ended.timed_out && !ended.left_running);
+        assert_eq!(
+            String::from_utf8(kept).unwrap(),
+            "before\nafter\n[admf: a process outside the command's group still holds its output open; what it writes is not kept]\n"
+        );
+    }
 
     #[test]
     fn validate_rejects_unknown_keys_with_hint() {

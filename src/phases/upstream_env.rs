@@ -38,7 +38,7 @@
 //! run and enter no key (a key rests on the upstream outputs' digests,
 //! which are what the files hold).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -81,11 +81,10 @@ pub struct UpstreamFolders {
 
 impl Drop for UpstreamFolders {
     fn drop(&mut self) {
-        // A listing comes back only as its execution left it: one that
-        // was changed stays where it is, unused.
-        if let (Some(pool), Some(listing)) = (&self.listings, self.listing.take())
-            && listing.as_left()
-        {
+        // The listing goes back for a later execution, which checks that
+        // it is as this one left it: one that was changed stays where it
+        // is, unused.
+        if let (Some(pool), Some(listing)) = (&self.listings, self.listing.take()) {
             locked(pool).push(listing);
         }
     }
@@ -307,7 +306,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             None => {
                 // A numbered folder: two node ids may share a variable name.
                 let to = own_dir(&mut own)?.join(i.to_string());
-                Arc::new(lay_out(up, &to, false)?)
+                Arc::new(lay_out(up, &to, false, None)?)
             }
         };
         for (name, error) in &folder.left_out {
@@ -431,12 +430,10 @@ fn shared_folder(
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let all = store.shared::<LaidOut>("upstream-folders");
-    if let Some(old) = recycle(&all, &slot) {
-        // One that cannot be moved stays as debris for the store's close
-        // to remove, and `lay_out` makes new directories.
-        let _ = old.move_to(&path, up);
-    }
-    let folder = Arc::new(lay_out(up, &path, true)?);
+    // One that cannot be moved stays as debris for the store's close to
+    // remove, and `lay_out` makes new directories.
+    let kept = recycle(&all, &slot).and_then(|old| old.move_to(&path, up).ok());
+    let folder = Arc::new(lay_out(up, &path, true, kept)?);
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
@@ -483,9 +480,10 @@ fn recycle(all: &LaidOut, me: &Arc<Slot>) -> Option<Folder> {
 impl Folder {
     /// Empties this folder of its files, and of the directories the
     /// artifacts of `up` do not need, and moves it to `to`, writable, for
-    /// `lay_out` to fill. Unlinking a scratch copy's link changes the
-    /// copy's ctime, so its stamp is renewed under its lock.
-    fn move_to(self, to: &Path, up: &Upstream) -> io::Result<()> {
+    /// `lay_out` to fill; returns the directories kept (relative to the
+    /// folder, its root as ""). Unlinking a scratch copy's link changes
+    /// the copy's ctime, so its stamp is renewed under its lock.
+    fn move_to(self, to: &Path, up: &Upstream) -> io::Result<BTreeSet<PathBuf>> {
         let dirs: Vec<&PathBuf> = self
             .stamps
             .iter()
@@ -510,45 +508,78 @@ impl Folder {
                 _ => fs::remove_file(path)?,
             }
         }
-        let needed: std::collections::BTreeSet<PathBuf> = up
-            .names()
-            .iter()
-            .flat_map(|name| {
-                Path::new(name)
-                    .ancestors()
-                    .skip(1)
-                    .map(Path::to_path_buf)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let needed = needed_dirs(up);
+        let mut kept = BTreeSet::new();
         // Children after their parents in `dirs`: removed in reverse.
         for dir in dirs.iter().rev() {
             let rel = dir.strip_prefix(&self.path).unwrap_or(dir);
-            if !rel.as_os_str().is_empty() && !needed.contains(rel) {
+            if rel.as_os_str().is_empty() || needed.contains(rel) {
+                kept.insert(rel.to_path_buf());
+            } else {
                 fs::remove_dir(dir)?;
             }
         }
-        fs::rename(&self.path, to)
+        fs::rename(&self.path, to)?;
+        Ok(kept)
     }
+}
+
+/// The directories a folder of `up`'s artifacts needs below its root,
+/// relative to it, parents before children.
+fn needed_dirs(up: &Upstream) -> BTreeSet<PathBuf> {
+    up.names()
+        .iter()
+        .flat_map(|name| {
+            Path::new(name)
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Sets the permission bits of `path` (on Windows, only read-only or not).
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    let mut perms = fs::metadata(path)?.permissions();
     #[cfg(unix)]
-    {
+    let perms = {
         use std::os::unix::fs::PermissionsExt;
-        perms.set_mode(mode);
-    }
+        fs::Permissions::from_mode(mode)
+    };
     #[cfg(not(unix))]
-    perms.set_readonly(mode & 0o200 == 0);
+    let perms = {
+        let mut perms = fs::metadata(path)?.permissions();
+        perms.set_readonly(mode & 0o200 == 0);
+        perms
+    };
     fs::set_permissions(path, perms)
 }
 
 /// Lays out every artifact of `up` under `dir`; `shared` makes the files
-/// and directories read-only and notes their stamps.
-fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
-    fs::create_dir_all(dir)?;
+/// and directories read-only and notes their stamps. `kept`: the
+/// directories that are there already (a recycled folder moved to
+/// `dir`, see [`Folder::move_to`]), relative to `dir`; `None` when `dir`
+/// is new.
+fn lay_out(
+    up: &Upstream,
+    dir: &Path,
+    shared: bool,
+    kept: Option<BTreeSet<PathBuf>>,
+) -> io::Result<Folder> {
+    if kept.is_none() {
+        fs::create_dir_all(dir)?;
+    }
+    let kept = kept.unwrap_or_default();
+    let needed = needed_dirs(up);
+    for rel in &needed {
+        if !kept.contains(rel) {
+            match fs::create_dir(dir.join(rel)) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+    }
     let mut folder = Folder {
         path: dir.to_path_buf(),
         files: Vec::new(),
@@ -567,17 +598,15 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
         }
     }
     if shared {
-        for item in walkdir::WalkDir::new(dir) {
-            let item = item?;
-            if item.file_type().is_dir() {
-                let mut perms = item.metadata()?.permissions();
-                perms.set_readonly(true);
-                fs::set_permissions(item.path(), perms)?;
-                folder.stamps.push((
-                    item.path().to_path_buf(),
-                    Laid::Own(Stamp::of(item.path())?),
-                ));
-            }
+        // Every directory of the folder: its root and those `needed` made
+        // or kept, parents first.
+        let dirs = std::iter::once(dir.to_path_buf()).chain(needed.iter().map(|rel| dir.join(rel)));
+        for path in dirs {
+            let mut perms = fs::symlink_metadata(&path)?.permissions();
+            perms.set_readonly(true);
+            fs::set_permissions(&path, perms)?;
+            let stamp = Stamp::of(&path)?;
+            folder.stamps.push((path, Laid::Own(stamp)));
         }
         for ((_, path), how) in folder.files.iter().zip(placed) {
             let laid = match how {
@@ -598,12 +627,20 @@ enum Placed {
     ScratchLink(Arc<ScratchBlob>),
 }
 
-/// Puts artifact `name` at `to`. A shared folder links only to read-only
-/// files and writes its copies read-only; an artifact without a stored
-/// file is linked to the scratch copy of its blob where it can be.
+/// Puts artifact `name` at `to` (its directory is there). A shared folder
+/// links only to read-only files and writes its copies read-only; an
+/// artifact without a stored file is linked to the scratch copy of its
+/// blob where it can be, and so is one whose blob has a scratch copy
+/// already (no need to look for the stored file).
 fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Placed> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
+    let stored = up
+        .open_entry()
+        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)));
+    if shared
+        && let Some((store, digest)) = stored
+        && let Some(blob) = link_scratch_copy(store, up, name, digest, to, false)?
+    {
+        return Ok(Placed::ScratchLink(blob));
     }
     if let Some(file) = up.existing_file(name)
         && (!shared || fs::metadata(&file).is_ok_and(|m| m.permissions().readonly()))
@@ -612,9 +649,8 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
         return Ok(Placed::StoreLink);
     }
     if shared
-        && let Some((store, outputs)) = up.open_entry()
-        && let Some(record) = outputs.get(name)
-        && let Some(blob) = link_scratch_copy(store, up, name, &record.blake3, to)?
+        && let Some((store, digest)) = stored
+        && let Some(blob) = link_scratch_copy(store, up, name, digest, to, true)?
     {
         return Ok(Placed::ScratchLink(blob));
     }
@@ -623,15 +659,17 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
 }
 
 /// Links `to` to the scratch copy of blob `digest` (artifact `name` of
-/// `up`), made first if there is none or the one there was changed.
-/// `None` when no link could be made (a file system without hard links,
-/// or one at its limit of links): the caller copies.
+/// `up`), made first if there is none or the one there was changed and
+/// `make` allows. `None` when no link could be made (no copy and `make`
+/// false, a file system without hard links, or one at its limit of
+/// links): the caller looks further or copies.
 fn link_scratch_copy(
     store: &Store,
     up: &Upstream,
     name: &str,
     digest: &str,
     to: &Path,
+    make: bool,
 ) -> io::Result<Option<Arc<ScratchBlob>>> {
     let blobs = store.shared::<ScratchBlobs>("upstream-blobs");
     let mut blobs = locked(&blobs);
@@ -641,6 +679,7 @@ fn link_scratch_copy(
     });
     let blob = match current {
         Some(blob) => blob.clone(),
+        None if !make => return Ok(None),
         None => {
             // A changed copy stays where it is (folders linked to it see
             // the change); the new one gets a new name.
@@ -1007,6 +1046,30 @@ mod tests {
         );
         assert_eq!(second.changed(), None);
         assert_eq!(third.changed(), None);
+    }
+
+    #[test]
+    fn a_recycled_folder_watches_the_directories_it_gained() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "A");
+        let b = small_upstream(&store, "b", &"b4".repeat(32), "out/new/deep/b.txt", "B");
+        let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let ino = inode(&folder_of(&first, "a").unwrap());
+        drop(first);
+        let second = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&second, "b").unwrap();
+        assert_eq!(inode(&dir), ino, "a's directory is reused");
+        for sub in ["", "out", "out/new", "out/new/deep", "out/new/deep/b.txt"] {
+            assert!(is_read_only(&dir.join(sub)), "{sub}");
+        }
+        assert!(!dir.join("out/a.txt").exists());
+        assert_eq!(second.changed(), None);
+        // A file slipped into a directory the recycled folder did not have.
+        make_writable(&dir.join("out/new"));
+        std::fs::write(dir.join("out/new/extra.txt"), "x").unwrap();
+        let change = second.changed().expect("the new directory is watched");
+        assert!(change.contains("ADMF_UPSTREAM_B"), "{change}");
     }
 
     #[test]
