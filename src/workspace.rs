@@ -108,6 +108,14 @@ pub fn restore_bytes(bytes: &[u8], to: &Path, root: &Path) -> io::Result<()> {
 /// directory when missing; nothing to do when the file is absent.
 pub fn remove_file_inside(path: &Path, root: &Path) -> io::Result<()> {
     let (dir, name) = open_parent_inside(path, root)?;
+    // Looked up first: an unlink takes the directory's lock even when
+    // there is nothing to remove, and spins for it while a command
+    // creates a file there, as parallel commands writing one output
+    // directory do all the time.
+    let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+    if let Err(rustix::io::Errno::NOENT) = rustix::fs::statat(&dir, name.as_os_str(), flags) {
+        return Ok(());
+    }
     match rustix::fs::unlinkat(&dir, name.as_os_str(), rustix::fs::AtFlags::empty()) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::NOENT) => Ok(()),

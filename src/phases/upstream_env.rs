@@ -24,13 +24,16 @@
 //! build was removed. So a layout makes as few as it can. An artifact
 //! with no file of its own in the store (a small one kept inside the
 //! index) gets one read-only scratch copy per digest, hard-linked into
-//! every folder that holds it; and a listing whose command has finished
-//! with it unchanged is rewritten in place for a later execution rather
-//! than left for a new file, and a folder that no execution holds is
-//! emptied and moved to serve another entry (its own entry is laid out
-//! again if read later). A scratch copy is checked with its ctime:
-//! the links this module makes are the only changes it accepts, so a
-//! rewrite that keeps size and mtime is still seen.
+//! every folder that holds it; a listing whose command has finished
+//! with it unchanged is rewritten in place for a later execution (through
+//! a descriptor kept open from its creation, so it stays read-only)
+//! rather than left for a new file; and a folder that no execution holds
+//! is emptied and filled in place for another entry, keeping the
+//! directories both need, and only those where entries change are made
+//! writable meanwhile (its own entry is laid out again if read later).
+//! A scratch copy is checked with its ctime: the links this module makes
+//! are the only changes it accepts, so a rewrite that keeps size and
+//! mtime is still seen.
 //!
 //! Artifacts that do not come from an open store (an action run in
 //! another process, a plain directory) are laid out per execution in a
@@ -422,17 +425,22 @@ fn shared_folder(
     {
         return Ok(folder.clone());
     }
-    // A changed folder stays where it is (a command may still be reading
-    // it); the new one gets a new name.
-    let path = store.scratch_dir()?.join(format!(
-        "{}.{}",
-        &id.as_str()[..16],
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let all = store.shared::<LaidOut>("upstream-folders");
-    // One that cannot be moved stays as debris for the store's close to
-    // remove, and `lay_out` makes new directories.
-    let kept = recycle(&all, &slot).and_then(|old| old.move_to(&path, up).ok());
+    // An idle folder is filled in place, where it is. One that cannot be
+    // emptied stays as debris for the store's close to remove, and a
+    // changed folder stays where it is (a command may still be reading
+    // it): the new one gets a new name.
+    let (path, kept) = match recycle(&all, &slot).and_then(|old| old.empty_for(up).ok()) {
+        Some((path, kept)) => (path, Some(kept)),
+        None => {
+            let path = store.scratch_dir()?.join(format!(
+                "{}.{}",
+                &id.as_str()[..16],
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            (path, None)
+        }
+    };
     let folder = Arc::new(lay_out(up, &path, true, kept)?);
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
@@ -479,19 +487,44 @@ fn recycle(all: &LaidOut, me: &Arc<Slot>) -> Option<Folder> {
 
 impl Folder {
     /// Empties this folder of its files, and of the directories the
-    /// artifacts of `up` do not need, and moves it to `to`, writable, for
-    /// `lay_out` to fill; returns the directories kept (relative to the
-    /// folder, its root as ""). Unlinking a scratch copy's link changes
-    /// the copy's ctime, so its stamp is renewed under its lock.
-    fn move_to(self, to: &Path, up: &Upstream) -> io::Result<BTreeSet<PathBuf>> {
-        let dirs: Vec<&PathBuf> = self
+    /// artifacts of `up` do not need, for `lay_out` to fill where it is;
+    /// returns its path and the directories kept (relative to it, its
+    /// root as ""). Only a directory where an entry is removed or added
+    /// is made writable (mode 0755; kept as `None`); any other keeps its
+    /// stamp, since nothing in it changes. Unlinking a scratch copy's
+    /// link changes the copy's ctime, so its stamp is renewed under its
+    /// lock.
+    fn empty_for(self, up: &Upstream) -> io::Result<(PathBuf, KeptDirs)> {
+        let rel = |path: &Path| path.strip_prefix(&self.path).unwrap_or(path).to_path_buf();
+        let parent = |rel: &Path| rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        let is_file = |path: &PathBuf| self.files.iter().any(|(_, file)| file == path);
+        let needed = needed_dirs(up);
+        let old_dirs: BTreeMap<PathBuf, &Laid> = self
             .stamps
             .iter()
-            .filter(|(path, _)| !self.files.iter().any(|(_, file)| file == path))
-            .map(|(path, _)| path)
+            .filter(|(path, _)| !is_file(path))
+            .map(|(path, laid)| (rel(path), laid))
             .collect();
-        for dir in &dirs {
-            set_mode(dir, 0o755)?;
+        let removed_dirs: Vec<&PathBuf> = old_dirs
+            .keys()
+            .filter(|d| !d.as_os_str().is_empty() && !needed.contains(*d))
+            .collect();
+        // Where an entry is removed or added: its parent directory.
+        let mut touched: BTreeSet<PathBuf> = self
+            .files
+            .iter()
+            .map(|(_, path)| parent(&rel(path)))
+            .collect();
+        touched.extend(removed_dirs.iter().map(|d| parent(d)));
+        touched.extend(up.names().iter().map(|name| parent(Path::new(name))));
+        touched.extend(
+            needed
+                .iter()
+                .filter(|d| !old_dirs.contains_key(*d))
+                .map(|d| parent(d)),
+        );
+        for dir in old_dirs.keys().filter(|d| touched.contains(*d)) {
+            set_mode(&self.path.join(dir), 0o755)?;
         }
         for (path, laid) in &self.stamps {
             match laid {
@@ -504,25 +537,33 @@ impl Folder {
                         *stamp = now;
                     }
                 }
-                _ if dirs.contains(&path) => {}
-                _ => fs::remove_file(path)?,
+                _ if is_file(path) => fs::remove_file(path)?,
+                _ => {}
             }
         }
-        let needed = needed_dirs(up);
-        let mut kept = BTreeSet::new();
-        // Children after their parents in `dirs`: removed in reverse.
-        for dir in dirs.iter().rev() {
-            let rel = dir.strip_prefix(&self.path).unwrap_or(dir);
-            if rel.as_os_str().is_empty() || needed.contains(rel) {
-                kept.insert(rel.to_path_buf());
-            } else {
-                fs::remove_dir(dir)?;
-            }
+        // Children sort after their parents: removed in reverse.
+        for dir in removed_dirs.iter().rev() {
+            fs::remove_dir(self.path.join(dir))?;
         }
-        fs::rename(&self.path, to)?;
-        Ok(kept)
+        let kept = old_dirs
+            .iter()
+            .filter(|(d, _)| !removed_dirs.contains(d))
+            .map(|(d, laid)| {
+                let stamp = match laid {
+                    Laid::Own(stamp) if !touched.contains(d) => Some(stamp.clone()),
+                    _ => None,
+                };
+                (d.clone(), stamp)
+            })
+            .collect();
+        Ok((self.path, kept))
     }
 }
+
+/// The directories of an emptied folder (see [`Folder::empty_for`]),
+/// relative to it: each with its stamp when it stays as it was, or
+/// `None` when it was made writable (mode 0755).
+type KeptDirs = BTreeMap<PathBuf, Option<Stamp>>;
 
 /// The directories a folder of `up`'s artifacts needs below its root,
 /// relative to it, parents before children.
@@ -558,22 +599,16 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 
 /// Lays out every artifact of `up` under `dir`; `shared` makes the files
 /// and directories read-only and notes their stamps. `kept`: the
-/// directories that are there already (a recycled folder moved to
-/// `dir`, see [`Folder::move_to`]), relative to `dir`; `None` when `dir`
-/// is new.
-fn lay_out(
-    up: &Upstream,
-    dir: &Path,
-    shared: bool,
-    kept: Option<BTreeSet<PathBuf>>,
-) -> io::Result<Folder> {
+/// directories that are there already (an emptied folder, see
+/// [`Folder::empty_for`]); `None` when `dir` is new.
+fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> io::Result<Folder> {
     if kept.is_none() {
         fs::create_dir_all(dir)?;
     }
     let kept = kept.unwrap_or_default();
     let needed = needed_dirs(up);
     for rel in &needed {
-        if !kept.contains(rel) {
+        if !kept.contains_key(rel) {
             match fs::create_dir(dir.join(rel)) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
@@ -599,13 +634,23 @@ fn lay_out(
     }
     if shared {
         // Every directory of the folder: its root and those `needed` made
-        // or kept, parents first.
-        let dirs = std::iter::once(dir.to_path_buf()).chain(needed.iter().map(|rel| dir.join(rel)));
-        for path in dirs {
-            let mut perms = fs::symlink_metadata(&path)?.permissions();
-            perms.set_readonly(true);
-            fs::set_permissions(&path, perms)?;
-            let stamp = Stamp::of(&path)?;
+        // or kept, parents first. One kept as it was keeps its stamp.
+        let root = PathBuf::new();
+        for rel in std::iter::once(&root).chain(&needed) {
+            let path = dir.join(rel);
+            let stamp = match kept.get(rel) {
+                Some(Some(stamp)) => stamp.clone(),
+                Some(None) => {
+                    set_mode(&path, 0o555)?;
+                    Stamp::of(&path)?
+                }
+                None => {
+                    let mut perms = fs::symlink_metadata(&path)?.permissions();
+                    perms.set_readonly(true);
+                    fs::set_permissions(&path, perms)?;
+                    Stamp::of(&path)?
+                }
+            };
             folder.stamps.push((path, Laid::Own(stamp)));
         }
         for ((_, path), how) in folder.files.iter().zip(placed) {
@@ -1020,7 +1065,8 @@ mod tests {
         let second = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
         let dir_c = folder_of(&second, "c").unwrap();
         assert_eq!(inode(&dir_c), ino, "a's directory is reused");
-        assert!(!dir_a.exists());
+        // In place: the path that named a's folder now names c's.
+        assert_eq!(dir_c, dir_a);
         let mut found: Vec<String> = walkdir::WalkDir::new(&dir_c)
             .min_depth(1)
             .into_iter()
@@ -1087,7 +1133,7 @@ mod tests {
         // removed while `b`'s reader runs.
         let reading_c = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
         let dir_c = folder_of(&reading_c, "c").unwrap();
-        assert!(!dir_a.exists());
+        assert_eq!(dir_c, dir_a);
         assert!(!dir_c.join("out/a.txt").exists());
         assert_eq!(reading_b.changed(), None);
         assert_eq!(reading_c.changed(), None);
