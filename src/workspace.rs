@@ -10,11 +10,12 @@
 //! first time a later admf process restores or runs an output in the same
 //! directory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// How a workspace output is kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,6 +108,14 @@ pub fn restore_bytes(bytes: &[u8], to: &Path, root: &Path) -> io::Result<()> {
 /// directory when missing; nothing to do when the file is absent.
 pub fn remove_file_inside(path: &Path, root: &Path) -> io::Result<()> {
     let (dir, name) = open_parent_inside(path, root)?;
+    // Looked up first: an unlink takes the directory's lock even when
+    // there is nothing to remove, and spins for it while a command
+    // creates a file there, as parallel commands writing one output
+    // directory do all the time.
+    let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+    if let Err(rustix::io::Errno::NOENT) = rustix::fs::statat(&dir, name.as_os_str(), flags) {
+        return Ok(());
+    }
     match rustix::fs::unlinkat(&dir, name.as_os_str(), rustix::fs::AtFlags::empty()) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::NOENT) => Ok(()),
@@ -116,10 +125,7 @@ pub fn remove_file_inside(path: &Path, root: &Path) -> io::Result<()> {
 
 /// The directory of `path`, opened inside `root` and created when
 /// missing, and `path`'s file name.
-fn open_parent_inside(
-    path: &Path,
-    root: &Path,
-) -> io::Result<(std::os::fd::OwnedFd, std::ffi::OsString)> {
+fn open_parent_inside(path: &Path, root: &Path) -> io::Result<(Arc<OwnedFd>, std::ffi::OsString)> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other(format!("{} names no file", path.display())))?;
@@ -136,15 +142,73 @@ fn open_parent_inside(
 /// (checked first, with a clear error); the walk then follows the
 /// resolved path with `O_NOFOLLOW`, so a symlink swapped in after the
 /// check is an error, not a way out of `root`.
-pub fn open_dir_inside(dir: &Path, root: &Path) -> io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
+///
+/// A directory opened this way is kept open for the process and given
+/// again while `dir`, its last component not followed, still names that
+/// same directory (device and inode; the kept descriptor keeps the inode
+/// number from being reused). A directory replaced by a symlink or by
+/// another directory, or one whose parents now lead elsewhere, names
+/// another inode and is walked again.
+pub fn open_dir_inside(dir: &Path, root: &Path) -> io::Result<Arc<OwnedFd>> {
     let root = if root.as_os_str().is_empty() {
         Path::new(".")
     } else {
         root
     };
-    let real_root = fs::canonicalize(root)?;
     let dir = crate::paths::normalize(&std::path::absolute(dir)?);
+    let key = (root.to_path_buf(), dir);
+    if let Some(fd) = OPENED_DIRS.still_there(&key) {
+        return Ok(fd);
+    }
+    let fd = Arc::new(walk_dir_inside(&key.1, root)?);
+    OPENED_DIRS.keep(key, &fd);
+    Ok(fd)
+}
+
+/// Directories [`open_dir_inside`] opened, by root and directory.
+static OPENED_DIRS: OpenedDirs = OpenedDirs(Mutex::new(None));
+
+/// At most this many directories are kept open (each holds a descriptor).
+const OPENED_DIRS_KEPT: usize = 256;
+
+type OpenedDir = (Arc<OwnedFd>, (u64, u64));
+
+struct OpenedDirs(Mutex<Option<HashMap<(PathBuf, PathBuf), OpenedDir>>>);
+
+impl OpenedDirs {
+    fn still_there(&self, key: &(PathBuf, PathBuf)) -> Option<Arc<OwnedFd>> {
+        let (fd, id) = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()?
+            .get(key)
+            .cloned()?;
+        let now = rustix::fs::lstat(&key.1).ok()?;
+        (dev_ino(&now) == id).then_some(fd)
+    }
+
+    fn keep(&self, key: (PathBuf, PathBuf), fd: &Arc<OwnedFd>) {
+        let Ok(stat) = rustix::fs::fstat(fd) else {
+            return;
+        };
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = kept.get_or_insert_with(HashMap::new);
+        if kept.len() < OPENED_DIRS_KEPT || kept.contains_key(&key) {
+            kept.insert(key, (fd.clone(), dev_ino(&stat)));
+        }
+    }
+}
+
+fn dev_ino(stat: &rustix::fs::Stat) -> (u64, u64) {
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// [`open_dir_inside`]'s walk from `root` to `dir` (absolute, normal).
+fn walk_dir_inside(dir: &Path, root: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let real_root = fs::canonicalize(root)?;
     let existing = dir
         .ancestors()
         .find(|a| a.exists())
@@ -209,7 +273,8 @@ pub fn remove_dead_temps(path: &Path) {
         _ => Path::new("."),
     };
     let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
+    static HAS_PROC: OnceLock<bool> = OnceLock::new();
+    if !*HAS_PROC.get_or_init(|| proc.join("self").exists()) {
         return;
     }
     let first_visit = SWEPT
@@ -269,6 +334,33 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{to}");
         }
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_opened_directory_is_kept_while_its_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        fs::create_dir_all(ws.join("out")).unwrap();
+        let first = open_dir_inside(&ws.join("out"), &ws).unwrap();
+        let again = open_dir_inside(&ws.join("out"), &ws).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Replaced by a symlink leading out: walked again, and refused.
+        fs::rename(ws.join("out"), ws.join("old")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), ws.join("out")).unwrap();
+        let err = restore_bytes(b"x", &ws.join("out/a.txt"), &ws).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Replaced by another directory: that one is written, not the old.
+        fs::remove_file(ws.join("out")).unwrap();
+        fs::create_dir(ws.join("out")).unwrap();
+        restore_bytes(b"new", &ws.join("out/a.txt"), &ws).unwrap();
+        assert_eq!(fs::read_to_string(ws.join("out/a.txt")).unwrap(), "new");
+        assert!(!ws.join("old/a.txt").exists());
+        // Removed: made again.
+        fs::remove_dir_all(ws.join("out")).unwrap();
+        remove_file_inside(&ws.join("out/a.txt"), &ws).unwrap();
+        assert!(ws.join("out").is_dir());
     }
 
     #[test]

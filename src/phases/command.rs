@@ -488,8 +488,9 @@ impl Phase for Command {
             crate::workspace::remove_file_inside(path, ctx.base_dir).map_err(cannot_remove)?;
             crate::workspace::remove_dead_temps(path);
         }
-        // One pipe for both streams keeps their interleaving; a thread
-        // keeps the head and tail of what comes through it.
+        // One pipe for both streams keeps their interleaving; this thread
+        // keeps the head and tail of what comes through it while the
+        // command runs.
         let (capture, capture_writer) = std::io::pipe()?;
         // An absolute path, as ninja and make use: no PATH search per node.
         let mut cmd = std::process::Command::new("/bin/sh");
@@ -500,7 +501,7 @@ impl Phase for Command {
             } else {
                 ctx.base_dir
             })
-            .stdin(std::process::Stdio::null())
+            .stdin(dev_null()?)
             .stdout(capture_writer.try_clone()?)
             .stderr(capture_writer)
             .env_clear()
@@ -531,9 +532,8 @@ impl Phase for Command {
             }
         }
         let limit = timeout(ctx.config).map_err(|e| PhaseError::bad_input(e.message))?;
-        let reader = OutputReader::start(capture)?;
-        let ended = run_with_limit(cmd, limit)?;
-        ctx.log.write_all(&reader.finish())?;
+        let (ended, output) = run_capturing(cmd, capture, limit)?;
+        ctx.log.write_all(&output)?;
         // Declared logs join the node's log: stored and shown by `admf
         // show`, never part of the output digest, so timings in them do
         // not defeat early cutoff.
@@ -596,17 +596,15 @@ impl Phase for Command {
                 dir_output_files(rel, path, &mut put)?;
                 continue;
             }
-            if !path.is_file() {
-                return Err(PhaseError::new(format!(
-                    "declared output `{rel}` was not created"
-                )));
-            }
             // The store keeps what the command made here, not a file
             // elsewhere that a symlink names.
             if !crate::workspace::is_plain_file(path) {
-                return Err(PhaseError::new(format!(
-                    "declared output `{rel}` is a symlink; only files are stored"
-                )));
+                let message = if path.is_file() {
+                    format!("declared output `{rel}` is a symlink; only files are stored")
+                } else {
+                    format!("declared output `{rel}` was not created")
+                };
+                return Err(PhaseError::new(message));
             }
             put(rel, path.clone())?;
         }
@@ -716,50 +714,207 @@ struct Ended {
     left_running: bool,
 }
 
-/// Runs `cmd` in its own process group; with a limit, killed whole when
-/// the limit passes. `cmd` is consumed: the parent's copies of the
-/// output pipe close with it, so the pipe ends when the command's
-/// processes are gone.
-fn run_with_limit(
+/// A command's standard input: `/dev/null`, opened once per process and
+/// handed to each command as a copy of the descriptor.
+fn dev_null() -> std::io::Result<std::process::Stdio> {
+    static DEV_NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    let file = match DEV_NULL.get() {
+        Some(file) => file,
+        None => {
+            let opened = File::open("/dev/null")?;
+            DEV_NULL.get_or_init(|| opened)
+        }
+    };
+    Ok(file.try_clone()?.into())
+}
+
+/// Runs `cmd` in its own process group and keeps what it writes to
+/// `output`, read on this thread while it runs (no thread per command):
+/// a `poll` waits for output and, on Linux, for the command's exit
+/// through a pidfd. With a limit, the group is killed whole when the
+/// limit passes. `cmd` is consumed: the parent's copies of the output
+/// pipe close with it, so the pipe ends when the command's processes are
+/// gone. What came through the pipe is returned with how the command
+/// ended; the pipe is read until it closes, or for [`PIPE_LINGER`] after
+/// the command and its group are gone when a process outside the group
+/// still holds it (what that process writes later is not kept).
+fn run_capturing(
     mut cmd: std::process::Command,
+    output: std::io::PipeReader,
     limit: Option<std::time::Duration>,
-) -> Result<Ended, PhaseError> {
+) -> Result<(Ended, Vec<u8>), PhaseError> {
     let start_error = |e: std::io::Error| PhaseError::new(format!("cannot start `sh`: {e}"));
     // Its own process group: a timeout kills the group, and a signal to
     // admf is forwarded to it (see `crate::interrupt`).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(start_error)?;
+    let child = cmd.spawn().map_err(start_error)?;
     drop(cmd);
     let _registered = crate::interrupt::register(child.id() as i32);
-    let exited = |child: &std::process::Child, status| {
-        stop_interrupted_group(child);
-        Ok(Ended {
-            status,
-            timed_out: false,
-            left_running: group_left_running(child.id()),
-        })
-    };
-    let Some(limit) = limit else {
-        let status = child.wait()?;
-        return exited(&child, status);
-    };
+    let exit = exit_notice(&child);
+    Ok(follow(child, output, exit, limit)?)
+}
+
+/// [`run_capturing`] once the command runs: `exit` is its pidfd, or
+/// `None` to check for its exit at growing intervals.
+fn follow(
+    mut child: std::process::Child,
+    output: std::io::PipeReader,
+    exit: Option<std::os::fd::OwnedFd>,
+    limit: Option<std::time::Duration>,
+) -> std::io::Result<(Ended, Vec<u8>)> {
+    let mut capture = Capture::new(output);
     let started = std::time::Instant::now();
+    // Without a pidfd the command's exit is checked at these intervals.
     let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return exited(&child, status);
-        }
-        if started.elapsed() >= limit {
+    let status = loop {
+        let left = limit.map(|limit| limit.saturating_sub(started.elapsed()));
+        if left.is_some_and(|left| left.is_zero()) {
             kill_group(&mut child);
-            return Ok(Ended {
-                status: child.wait()?,
+            let status = child.wait()?;
+            let kept = capture.finish(std::time::Instant::now() + PIPE_LINGER)?;
+            let ended = Ended {
+                status,
                 timed_out: true,
                 left_running: false,
-            });
+            };
+            return Ok((ended, kept));
         }
-        std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        let wait = match exit {
+            Some(_) => left,
+            None => Some(left.map_or(pause, |left| left.min(pause))),
+        };
+        let exited = capture.wait(exit.as_ref(), wait)?;
+        if exited || exit.is_none() {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        }
+    };
+    stop_interrupted_group(&child);
+    let left_running = group_left_running(child.id(), &mut |pause| {
+        // Output keeps being read while the group is waited for: a
+        // process blocked on a full pipe could not end.
+        capture.wait(None, Some(pause)).map(|_| ())
+    })?;
+    let kept = capture.finish(std::time::Instant::now() + PIPE_LINGER)?;
+    let ended = Ended {
+        status,
+        timed_out: false,
+        left_running,
+    };
+    Ok((ended, kept))
+}
+
+/// A descriptor that becomes readable when `child` exits (a pidfd), where
+/// the system has one.
+fn exit_notice(child: &std::process::Child) -> Option<std::os::fd::OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        let pid = rustix::process::Pid::from_child(child);
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = child;
+        None
+    }
+}
+
+/// A command's output pipe, read as data arrives into a [`CappedOutput`].
+struct Capture {
+    /// `None` once the pipe has closed (or failed).
+    pipe: Option<std::io::PipeReader>,
+    kept: CappedOutput,
+}
+
+impl Capture {
+    fn new(pipe: std::io::PipeReader) -> Capture {
+        Capture {
+            pipe: Some(pipe),
+            kept: CappedOutput::default(),
+        }
+    }
+
+    /// Waits up to `wait` (`None`: as long as it takes) for output, or for
+    /// `exit` to become readable, and reads the output that came; returns
+    /// whether `exit` is readable. With the pipe closed and no `exit`,
+    /// just sleeps for `wait`.
+    fn wait(
+        &mut self,
+        exit: Option<&std::os::fd::OwnedFd>,
+        wait: Option<std::time::Duration>,
+    ) -> std::io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let watch = |fd: i32| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = [watch(-1), watch(-1)];
+        if let Some(pipe) = &self.pipe {
+            fds[0].fd = pipe.as_raw_fd();
+        }
+        if let Some(exit) = exit {
+            fds[1].fd = exit.as_raw_fd();
+        }
+        // Milliseconds, rounded up so a short wait is no busy loop.
+        let timeout = wait.map_or(-1, |wait| {
+            i32::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: `fds` is a valid array of two initialised `pollfd`s
+        // (a negative descriptor is ignored by `poll`), and the
+        // descriptors stay open during the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if ready < 0 {
+            let error = std::io::Error::last_os_error();
+            return match error.kind() {
+                std::io::ErrorKind::Interrupted => Ok(false),
+                _ => Err(error),
+            };
+        }
+        if fds[0].fd >= 0 && fds[0].revents != 0 {
+            self.read_some();
+        }
+        Ok(fds[1].fd >= 0 && fds[1].revents != 0)
+    }
+
+    /// One read of the ready pipe; its end or an error closes it.
+    fn read_some(&mut self) {
+        let Some(pipe) = &mut self.pipe else {
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        match pipe.read(&mut buf) {
+            Ok(0) => self.pipe = None,
+            Ok(n) => self.kept.push(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => self.pipe = None,
+        }
+    }
+
+    /// Reads the pipe until it closes or `deadline` passes, and returns
+    /// the kept bytes, with a note when the pipe was still open.
+    fn finish(mut self, deadline: std::time::Instant) -> std::io::Result<Vec<u8>> {
+        while self.pipe.is_some() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.wait(None, Some(deadline - now))?;
+        }
+        let still_open = self.pipe.is_some();
+        let mut out = self.kept.finish();
+        if still_open {
+            if !out.is_empty() && !out.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(
+                b"[admf: a process outside the command's group still holds its output open; what it writes is not kept]\n",
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -772,31 +927,35 @@ const GROUP_LINGER: std::time::Duration = std::time::Duration::from_millis(200);
 /// processes it started still run in its group. Those are killed: a
 /// daemon writing an output after its digest was taken would make the
 /// workspace differ from the entry. Zombies nobody reaped yet (a
-/// container's init may never reap) do not count.
-fn group_left_running(group: u32) -> bool {
+/// container's init may never reap) do not count. `pause` waits a
+/// little between checks (reading the command's output meanwhile).
+fn group_left_running(
+    group: u32,
+    pause: &mut dyn FnMut(std::time::Duration) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
     #[cfg(target_os = "linux")]
     {
         let Some(pid) = rustix::process::Pid::from_raw(group as i32) else {
-            return false;
+            return Ok(false);
         };
         let alive = || rustix::process::test_kill_process_group(pid).is_ok();
         let deadline = std::time::Instant::now() + GROUP_LINGER;
         while alive() {
             if std::time::Instant::now() >= deadline {
                 if !group_has_live_member(group) {
-                    return false;
+                    return Ok(false);
                 }
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                return true;
+                return Ok(true);
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            pause(std::time::Duration::from_millis(5))?;
         }
-        false
+        Ok(false)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = group;
-        false
+        let _ = (group, pause);
+        Ok(false)
     }
 }
 
@@ -981,66 +1140,72 @@ impl CappedOutput {
     }
 }
 
-/// A thread reading a command's output pipe into a [`CappedOutput`].
-struct OutputReader {
-    kept: std::sync::Arc<std::sync::Mutex<CappedOutput>>,
-    closed: std::sync::mpsc::Receiver<()>,
-}
-
-impl OutputReader {
-    fn start(pipe: std::io::PipeReader) -> std::io::Result<OutputReader> {
-        let kept = std::sync::Arc::new(std::sync::Mutex::new(CappedOutput::default()));
-        let (closed_tx, closed) = std::sync::mpsc::channel();
-        let shared = kept.clone();
-        std::thread::Builder::new()
-            .name("admf-output".into())
-            .spawn(move || {
-                let mut pipe = pipe;
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => shared
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(&buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
-                let _ = closed_tx.send(());
-            })?;
-        Ok(OutputReader { kept, closed })
-    }
-
-    /// What came through the pipe, once it closed, or [`PIPE_LINGER`]
-    /// after the command ended when a process outside its group still
-    /// holds it (what it writes later is not kept).
-    fn finish(self) -> Vec<u8> {
-        let still_open = self.closed.recv_timeout(PIPE_LINGER).is_err();
-        let kept = std::mem::take(
-            &mut *self
-                .kept
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        let mut out = kept.finish();
-        if still_open {
-            if !out.is_empty() && !out.ends_with(b"\n") {
-                out.push(b'\n');
-            }
-            out.extend_from_slice(
-                b"[admf: a process outside the command's group still holds its output open; what it writes is not kept]\n",
-            );
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `script` started as `run_capturing` starts a command, in its own
+    /// process group, with its output pipe.
+    fn started(script: &str) -> (std::process::Child, std::io::PipeReader) {
+        let (output, writer) = std::io::pipe().unwrap();
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        (child, output)
+    }
+
+    #[test]
+    fn output_is_read_while_the_command_runs_with_or_without_a_pidfd() {
+        // Four times what a pipe holds: the command would block on a
+        // pipe nobody reads before it could exit.
+        let script = "head -c 262144 /dev/zero | tr '\\0' x; echo; echo done >&2";
+        for with_pidfd in [true, false] {
+            let (child, output) = started(script);
+            let exit = with_pidfd.then(|| exit_notice(&child)).flatten();
+            assert_eq!(exit.is_some(), with_pidfd && cfg!(target_os = "linux"));
+            let (ended, kept) = follow(child, output, exit, None).unwrap();
+            assert!(ended.status.success());
+            assert!(!ended.timed_out && !ended.left_running);
+            let mut expected = vec![b'x'; 262144];
+            expected.extend_from_slice(b"\ndone\n");
+            assert_eq!(kept, expected, "pidfd: {with_pidfd}");
+        }
+    }
+
+    #[test]
+    fn a_limit_kills_the_command_with_or_without_a_pidfd() {
+        for with_pidfd in [true, false] {
+            let (child, output) = started("echo started; sleep 5");
+            let exit = with_pidfd.then(|| exit_notice(&child)).flatten();
+            let limit = Some(std::time::Duration::from_millis(200));
+            let (ended, kept) = follow(child, output, exit, limit).unwrap();
+            assert!(ended.timed_out, "pidfd: {with_pidfd}");
+            assert!(!ended.status.success());
+            assert_eq!(kept, b"started\n");
+        }
+    }
+
+    #[test]
+    fn output_held_open_outside_the_group_is_left_after_a_linger() {
+        // `setsid` takes the sleep out of the command's group (and
+        // session) with the output pipe still open in it.
+        let (child, output) = started("echo before; setsid sleep 3 & echo after");
+        let exit = exit_notice(&child);
+        let (ended, kept) = follow(child, output, exit, None).unwrap();
+        assert!(ended.status.success());
+        assert!(!ended.timed_out && !ended.left_running);
+        assert_eq!(
+            String::from_utf8(kept).unwrap(),
+            "before\nafter\n[admf: a process outside the command's group still holds its output open; what it writes is not kept]\n"
+        );
+    }
 
     #[test]
     fn validate_rejects_unknown_keys_with_hint() {

@@ -24,13 +24,16 @@
 //! build was removed. So a layout makes as few as it can. An artifact
 //! with no file of its own in the store (a small one kept inside the
 //! index) gets one read-only scratch copy per digest, hard-linked into
-//! every folder that holds it; and a listing whose command has finished
-//! with it unchanged is rewritten in place for a later execution rather
-//! than left for a new file, and a folder that no execution holds is
-//! emptied and moved to serve another entry (its own entry is laid out
-//! again if read later). A scratch copy is checked with its ctime:
-//! the links this module makes are the only changes it accepts, so a
-//! rewrite that keeps size and mtime is still seen.
+//! every folder that holds it; a listing whose command has finished
+//! with it unchanged is rewritten in place for a later execution (through
+//! a descriptor kept open from its creation, so it stays read-only)
+//! rather than left for a new file; and a folder that no execution holds
+//! is emptied and filled in place for another entry, keeping the
+//! directories both need, and only those where entries change are made
+//! writable meanwhile (its own entry is laid out again if read later).
+//! A scratch copy is checked with its ctime: the links this module makes
+//! are the only changes it accepts, so a rewrite that keeps size and
+//! mtime is still seen.
 //!
 //! Artifacts that do not come from an open store (an action run in
 //! another process, a plain directory) are laid out per execution in a
@@ -38,7 +41,7 @@
 //! run and enter no key (a key rests on the upstream outputs' digests,
 //! which are what the files hold).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -72,7 +75,7 @@ pub struct UpstreamFolders {
     /// Shared folders (and the listing) this execution reads, by node,
     /// checked by [`UpstreamFolders::changed`].
     used: Vec<(String, Arc<Folder>)>,
-    listing: Option<(PathBuf, Stamp)>,
+    listing: Option<Listing>,
     /// Where the listing goes back for reuse when this execution is done.
     listings: Option<Arc<ListingPool>>,
     /// (variable, value) pairs to set, `ADMF_UPSTREAM_JSON` last.
@@ -81,18 +84,58 @@ pub struct UpstreamFolders {
 
 impl Drop for UpstreamFolders {
     fn drop(&mut self) {
-        // A listing comes back only as its execution left it: one that
-        // was changed stays where it is, unused.
-        if let (Some(pool), Some((path, stamp))) = (&self.listings, self.listing.take())
-            && Stamp::of(&path).is_ok_and(|now| now.matches(&stamp))
-        {
-            locked(pool).push((path, stamp));
+        // The listing goes back for a later execution, which checks that
+        // it is as this one left it: one that was changed stays where it
+        // is, unused.
+        if let (Some(pool), Some(listing)) = (&self.listings, self.listing.take()) {
+            locked(pool).push(listing);
         }
     }
 }
 
+/// A shared listing file, read-only, with a descriptor open for writing
+/// kept from its creation: it is rewritten through that descriptor, with
+/// no change of mode and no new open.
+struct Listing {
+    path: PathBuf,
+    stamp: Stamp,
+    file: fs::File,
+}
+
+impl Listing {
+    /// Whether the path still names the file as this module left it.
+    fn as_left(&self) -> bool {
+        Stamp::of(&self.path).is_ok_and(|now| now.matches(&self.stamp))
+    }
+
+    /// Replaces the content with `bytes`, in place (its inode is kept).
+    /// Written over from the start and cut to its new length, never to
+    /// zero first: on ext4 a file truncated to nothing and rewritten is
+    /// flushed when closed.
+    fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
+        write_all_at(&self.file, bytes)?;
+        if (bytes.len() as u64) < self.stamp.size {
+            self.file.set_len(bytes.len() as u64)?;
+        }
+        self.stamp = Stamp::of_file(&self.file)?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &fs::File, bytes: &[u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &fs::File, bytes: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, Write};
+    file.seek(io::SeekFrom::Start(0))?;
+    file.write_all(bytes)
+}
+
 /// Listings whose executions are done, free to be rewritten.
-type ListingPool = Mutex<Vec<(PathBuf, Stamp)>>;
+type ListingPool = Mutex<Vec<Listing>>;
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -111,11 +154,11 @@ impl UpstreamFolders {
                 ));
             }
         }
-        let (path, stamp) = self.listing.as_ref()?;
-        (!Stamp::of(path).is_ok_and(|now| now.matches(stamp))).then(|| {
+        let listing = self.listing.as_ref()?;
+        (!listing.as_left()).then(|| {
             format!(
                 "{} was changed while the command ran; it is read-only",
-                path.display()
+                listing.path.display()
             )
         })
     }
@@ -190,10 +233,18 @@ struct Stamp {
 }
 
 impl Stamp {
-    #[cfg(unix)]
     fn of(path: &Path) -> io::Result<Stamp> {
+        Stamp::of_metadata(&fs::symlink_metadata(path)?)
+    }
+
+    /// The stamp of an open file.
+    fn of_file(file: &fs::File) -> io::Result<Stamp> {
+        Stamp::of_metadata(&file.metadata()?)
+    }
+
+    #[cfg(unix)]
+    fn of_metadata(m: &fs::Metadata) -> io::Result<Stamp> {
         use std::os::unix::fs::MetadataExt;
-        let m = fs::symlink_metadata(path)?;
         Ok(Stamp {
             ino: (m.dev(), m.ino()),
             mode: m.mode(),
@@ -204,8 +255,7 @@ impl Stamp {
     }
 
     #[cfg(not(unix))]
-    fn of(path: &Path) -> io::Result<Stamp> {
-        let m = fs::symlink_metadata(path)?;
+    fn of_metadata(m: &fs::Metadata) -> io::Result<Stamp> {
         let mtime = m
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
@@ -259,7 +309,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             None => {
                 // A numbered folder: two node ids may share a variable name.
                 let to = own_dir(&mut own)?.join(i.to_string());
-                Arc::new(lay_out(up, &to, false)?)
+                Arc::new(lay_out(up, &to, false, None)?)
             }
         };
         for (name, error) in &folder.left_out {
@@ -286,25 +336,25 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     let mut text = serde_json::to_vec_pretty(&json!({"nodes": nodes}))?;
     text.push(b'\n');
     let mut listings = None;
-    let (listing, stamp) = match scratch {
+    let (path, listing) = match scratch {
         Some(dir) => {
             let pool = store_of(upstream)
                 .expect("a scratch dir comes from a store")
                 .shared::<ListingPool>("upstream-listings");
-            let (path, stamp) = match reuse_listing(&pool, &text) {
+            let listing = match reuse_listing(&pool, &text) {
                 Some(reused) => reused,
                 None => {
                     let path = dir.join(format!(
                         "upstream.{}.json",
                         NEXT.fetch_add(1, Ordering::Relaxed)
                     ));
-                    write_new(&path, &text, true)?;
+                    let file = write_new(&path, &text, true)?;
                     let stamp = Stamp::of(&path)?;
-                    (path, stamp)
+                    Listing { path, stamp, file }
                 }
             };
             listings = Some(pool);
-            (path, Some(stamp))
+            (listing.path.clone(), Some(listing))
         }
         None => {
             let path = own_dir(&mut own)?.join("upstream.json");
@@ -314,12 +364,12 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     };
     env.push((
         "ADMF_UPSTREAM_JSON".into(),
-        listing.to_string_lossy().into_owned(),
+        path.to_string_lossy().into_owned(),
     ));
     Ok(UpstreamFolders {
         _own: own,
         used,
-        listing: stamp.map(|s| (listing, s)),
+        listing,
         listings,
         env,
     })
@@ -332,35 +382,15 @@ fn store_of(upstream: &[Upstream]) -> Option<&Store> {
         .find_map(|up| up.open_entry().map(|(store, _)| store))
 }
 
-/// A listing from the pool rewritten to hold `text`, read-only again;
-/// `None` when the pool has none that is still as it was left.
-fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<(PathBuf, Stamp)> {
+/// A listing from the pool rewritten to hold `text`; `None` when the
+/// pool has none that is still as it was left.
+fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<Listing> {
     loop {
-        let (path, stamp) = locked(pool).pop()?;
-        if !Stamp::of(&path).is_ok_and(|now| now.matches(&stamp)) {
-            continue;
-        }
-        if let Ok(stamp) = rewrite_read_only(&path, text) {
-            return Some((path, stamp));
+        let mut listing = locked(pool).pop()?;
+        if listing.as_left() && listing.rewrite(text).is_ok() {
+            return Some(listing);
         }
     }
-}
-
-/// Rewrites a read-only file of ours in place (its inode is kept) and
-/// makes it read-only again; returns its new stamp.
-fn rewrite_read_only(path: &Path, bytes: &[u8]) -> io::Result<Stamp> {
-    use std::io::Write;
-    set_mode(path, 0o644)?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)?;
-    file.write_all(bytes)?;
-    let mut perms = file.metadata()?.permissions();
-    perms.set_readonly(true);
-    file.set_permissions(perms)?;
-    drop(file);
-    Stamp::of(path)
 }
 
 fn own_dir(own: &mut Option<tempfile::TempDir>) -> io::Result<PathBuf> {
@@ -395,20 +425,23 @@ fn shared_folder(
     {
         return Ok(folder.clone());
     }
-    // A changed folder stays where it is (a command may still be reading
-    // it); the new one gets a new name.
-    let path = store.scratch_dir()?.join(format!(
-        "{}.{}",
-        &id.as_str()[..16],
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let all = store.shared::<LaidOut>("upstream-folders");
-    if let Some(old) = recycle(&all, &slot) {
-        // One that cannot be moved stays as debris for the store's close
-        // to remove, and `lay_out` makes new directories.
-        let _ = old.move_to(&path, up);
-    }
-    let folder = Arc::new(lay_out(up, &path, true)?);
+    // An idle folder is filled in place, where it is. One that cannot be
+    // emptied stays as debris for the store's close to remove, and a
+    // changed folder stays where it is (a command may still be reading
+    // it): the new one gets a new name.
+    let (path, kept) = match recycle(&all, &slot).and_then(|old| old.empty_for(up).ok()) {
+        Some((path, kept)) => (path, Some(kept)),
+        None => {
+            let path = store.scratch_dir()?.join(format!(
+                "{}.{}",
+                &id.as_str()[..16],
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            (path, None)
+        }
+    };
+    let folder = Arc::new(lay_out(up, &path, true, kept)?);
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
@@ -454,18 +487,44 @@ fn recycle(all: &LaidOut, me: &Arc<Slot>) -> Option<Folder> {
 
 impl Folder {
     /// Empties this folder of its files, and of the directories the
-    /// artifacts of `up` do not need, and moves it to `to`, writable, for
-    /// `lay_out` to fill. Unlinking a scratch copy's link changes the
-    /// copy's ctime, so its stamp is renewed under its lock.
-    fn move_to(self, to: &Path, up: &Upstream) -> io::Result<()> {
-        let dirs: Vec<&PathBuf> = self
+    /// artifacts of `up` do not need, for `lay_out` to fill where it is;
+    /// returns its path and the directories kept (relative to it, its
+    /// root as ""). Only a directory where an entry is removed or added
+    /// is made writable (mode 0755; kept as `None`); any other keeps its
+    /// stamp, since nothing in it changes. Unlinking a scratch copy's
+    /// link changes the copy's ctime, so its stamp is renewed under its
+    /// lock.
+    fn empty_for(self, up: &Upstream) -> io::Result<(PathBuf, KeptDirs)> {
+        let rel = |path: &Path| path.strip_prefix(&self.path).unwrap_or(path).to_path_buf();
+        let parent = |rel: &Path| rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        let is_file = |path: &PathBuf| self.files.iter().any(|(_, file)| file == path);
+        let needed = needed_dirs(up);
+        let old_dirs: BTreeMap<PathBuf, &Laid> = self
             .stamps
             .iter()
-            .filter(|(path, _)| !self.files.iter().any(|(_, file)| file == path))
-            .map(|(path, _)| path)
+            .filter(|(path, _)| !is_file(path))
+            .map(|(path, laid)| (rel(path), laid))
             .collect();
-        for dir in &dirs {
-            set_mode(dir, 0o755)?;
+        let removed_dirs: Vec<&PathBuf> = old_dirs
+            .keys()
+            .filter(|d| !d.as_os_str().is_empty() && !needed.contains(*d))
+            .collect();
+        // Where an entry is removed or added: its parent directory.
+        let mut touched: BTreeSet<PathBuf> = self
+            .files
+            .iter()
+            .map(|(_, path)| parent(&rel(path)))
+            .collect();
+        touched.extend(removed_dirs.iter().map(|d| parent(d)));
+        touched.extend(up.names().iter().map(|name| parent(Path::new(name))));
+        touched.extend(
+            needed
+                .iter()
+                .filter(|d| !old_dirs.contains_key(*d))
+                .map(|d| parent(d)),
+        );
+        for dir in old_dirs.keys().filter(|d| touched.contains(*d)) {
+            set_mode(&self.path.join(dir), 0o755)?;
         }
         for (path, laid) in &self.stamps {
             match laid {
@@ -478,49 +537,84 @@ impl Folder {
                         *stamp = now;
                     }
                 }
-                _ if dirs.contains(&path) => {}
-                _ => fs::remove_file(path)?,
+                _ if is_file(path) => fs::remove_file(path)?,
+                _ => {}
             }
         }
-        let needed: std::collections::BTreeSet<PathBuf> = up
-            .names()
+        // Children sort after their parents: removed in reverse.
+        for dir in removed_dirs.iter().rev() {
+            fs::remove_dir(self.path.join(dir))?;
+        }
+        let kept = old_dirs
             .iter()
-            .flat_map(|name| {
-                Path::new(name)
-                    .ancestors()
-                    .skip(1)
-                    .map(Path::to_path_buf)
-                    .collect::<Vec<_>>()
+            .filter(|(d, _)| !removed_dirs.contains(d))
+            .map(|(d, laid)| {
+                let stamp = match laid {
+                    Laid::Own(stamp) if !touched.contains(d) => Some(stamp.clone()),
+                    _ => None,
+                };
+                (d.clone(), stamp)
             })
             .collect();
-        // Children after their parents in `dirs`: removed in reverse.
-        for dir in dirs.iter().rev() {
-            let rel = dir.strip_prefix(&self.path).unwrap_or(dir);
-            if !rel.as_os_str().is_empty() && !needed.contains(rel) {
-                fs::remove_dir(dir)?;
-            }
-        }
-        fs::rename(&self.path, to)
+        Ok((self.path, kept))
     }
+}
+
+/// The directories of an emptied folder (see [`Folder::empty_for`]),
+/// relative to it: each with its stamp when it stays as it was, or
+/// `None` when it was made writable (mode 0755).
+type KeptDirs = BTreeMap<PathBuf, Option<Stamp>>;
+
+/// The directories a folder of `up`'s artifacts needs below its root,
+/// relative to it, parents before children.
+fn needed_dirs(up: &Upstream) -> BTreeSet<PathBuf> {
+    up.names()
+        .iter()
+        .flat_map(|name| {
+            Path::new(name)
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Sets the permission bits of `path` (on Windows, only read-only or not).
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
-    let mut perms = fs::metadata(path)?.permissions();
     #[cfg(unix)]
-    {
+    let perms = {
         use std::os::unix::fs::PermissionsExt;
-        perms.set_mode(mode);
-    }
+        fs::Permissions::from_mode(mode)
+    };
     #[cfg(not(unix))]
-    perms.set_readonly(mode & 0o200 == 0);
+    let perms = {
+        let mut perms = fs::metadata(path)?.permissions();
+        perms.set_readonly(mode & 0o200 == 0);
+        perms
+    };
     fs::set_permissions(path, perms)
 }
 
 /// Lays out every artifact of `up` under `dir`; `shared` makes the files
-/// and directories read-only and notes their stamps.
-fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
-    fs::create_dir_all(dir)?;
+/// and directories read-only and notes their stamps. `kept`: the
+/// directories that are there already (an emptied folder, see
+/// [`Folder::empty_for`]); `None` when `dir` is new.
+fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> io::Result<Folder> {
+    if kept.is_none() {
+        fs::create_dir_all(dir)?;
+    }
+    let kept = kept.unwrap_or_default();
+    let needed = needed_dirs(up);
+    for rel in &needed {
+        if !kept.contains_key(rel) {
+            match fs::create_dir(dir.join(rel)) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+    }
     let mut folder = Folder {
         path: dir.to_path_buf(),
         files: Vec::new(),
@@ -539,17 +633,25 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool) -> io::Result<Folder> {
         }
     }
     if shared {
-        for item in walkdir::WalkDir::new(dir) {
-            let item = item?;
-            if item.file_type().is_dir() {
-                let mut perms = item.metadata()?.permissions();
-                perms.set_readonly(true);
-                fs::set_permissions(item.path(), perms)?;
-                folder.stamps.push((
-                    item.path().to_path_buf(),
-                    Laid::Own(Stamp::of(item.path())?),
-                ));
-            }
+        // Every directory of the folder: its root and those `needed` made
+        // or kept, parents first. One kept as it was keeps its stamp.
+        let root = PathBuf::new();
+        for rel in std::iter::once(&root).chain(&needed) {
+            let path = dir.join(rel);
+            let stamp = match kept.get(rel) {
+                Some(Some(stamp)) => stamp.clone(),
+                Some(None) => {
+                    set_mode(&path, 0o555)?;
+                    Stamp::of(&path)?
+                }
+                None => {
+                    let mut perms = fs::symlink_metadata(&path)?.permissions();
+                    perms.set_readonly(true);
+                    fs::set_permissions(&path, perms)?;
+                    Stamp::of(&path)?
+                }
+            };
+            folder.stamps.push((path, Laid::Own(stamp)));
         }
         for ((_, path), how) in folder.files.iter().zip(placed) {
             let laid = match how {
@@ -570,12 +672,20 @@ enum Placed {
     ScratchLink(Arc<ScratchBlob>),
 }
 
-/// Puts artifact `name` at `to`. A shared folder links only to read-only
-/// files and writes its copies read-only; an artifact without a stored
-/// file is linked to the scratch copy of its blob where it can be.
+/// Puts artifact `name` at `to` (its directory is there). A shared folder
+/// links only to read-only files and writes its copies read-only; an
+/// artifact without a stored file is linked to the scratch copy of its
+/// blob where it can be, and so is one whose blob has a scratch copy
+/// already (no need to look for the stored file).
 fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Placed> {
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent)?;
+    let stored = up
+        .open_entry()
+        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)));
+    if shared
+        && let Some((store, digest)) = stored
+        && let Some(blob) = link_scratch_copy(store, up, name, digest, to, false)?
+    {
+        return Ok(Placed::ScratchLink(blob));
     }
     if let Some(file) = up.existing_file(name)
         && (!shared || fs::metadata(&file).is_ok_and(|m| m.permissions().readonly()))
@@ -584,9 +694,8 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
         return Ok(Placed::StoreLink);
     }
     if shared
-        && let Some((store, outputs)) = up.open_entry()
-        && let Some(record) = outputs.get(name)
-        && let Some(blob) = link_scratch_copy(store, up, name, &record.blake3, to)?
+        && let Some((store, digest)) = stored
+        && let Some(blob) = link_scratch_copy(store, up, name, digest, to, true)?
     {
         return Ok(Placed::ScratchLink(blob));
     }
@@ -595,15 +704,17 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
 }
 
 /// Links `to` to the scratch copy of blob `digest` (artifact `name` of
-/// `up`), made first if there is none or the one there was changed.
-/// `None` when no link could be made (a file system without hard links,
-/// or one at its limit of links): the caller copies.
+/// `up`), made first if there is none or the one there was changed and
+/// `make` allows. `None` when no link could be made (no copy and `make`
+/// false, a file system without hard links, or one at its limit of
+/// links): the caller looks further or copies.
 fn link_scratch_copy(
     store: &Store,
     up: &Upstream,
     name: &str,
     digest: &str,
     to: &Path,
+    make: bool,
 ) -> io::Result<Option<Arc<ScratchBlob>>> {
     let blobs = store.shared::<ScratchBlobs>("upstream-blobs");
     let mut blobs = locked(&blobs);
@@ -613,6 +724,7 @@ fn link_scratch_copy(
     });
     let blob = match current {
         Some(blob) => blob.clone(),
+        None if !make => return Ok(None),
         None => {
             // A changed copy stays where it is (folders linked to it see
             // the change); the new one gets a new name.
@@ -646,8 +758,9 @@ fn link_scratch_copy(
     Ok(Some(blob))
 }
 
-/// Writes a new file, read-only from the start when asked.
-fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<()> {
+/// Writes a new file, read-only from the start when asked; the returned
+/// descriptor may still write it.
+fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<fs::File> {
     use std::io::Write;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -664,7 +777,7 @@ fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<()> {
         perms.set_readonly(true);
         file.set_permissions(perms)?;
     }
-    Ok(())
+    Ok(file)
 }
 
 /// The folder `prepare` made for node `id`, from its variables.
@@ -952,7 +1065,8 @@ mod tests {
         let second = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
         let dir_c = folder_of(&second, "c").unwrap();
         assert_eq!(inode(&dir_c), ino, "a's directory is reused");
-        assert!(!dir_a.exists());
+        // In place: the path that named a's folder now names c's.
+        assert_eq!(dir_c, dir_a);
         let mut found: Vec<String> = walkdir::WalkDir::new(&dir_c)
             .min_depth(1)
             .into_iter()
@@ -981,6 +1095,30 @@ mod tests {
     }
 
     #[test]
+    fn a_recycled_folder_watches_the_directories_it_gained() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "A");
+        let b = small_upstream(&store, "b", &"b4".repeat(32), "out/new/deep/b.txt", "B");
+        let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let ino = inode(&folder_of(&first, "a").unwrap());
+        drop(first);
+        let second = prepare(std::slice::from_ref(&b), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&second, "b").unwrap();
+        assert_eq!(inode(&dir), ino, "a's directory is reused");
+        for sub in ["", "out", "out/new", "out/new/deep", "out/new/deep/b.txt"] {
+            assert!(is_read_only(&dir.join(sub)), "{sub}");
+        }
+        assert!(!dir.join("out/a.txt").exists());
+        assert_eq!(second.changed(), None);
+        // A file slipped into a directory the recycled folder did not have.
+        make_writable(&dir.join("out/new"));
+        std::fs::write(dir.join("out/new/extra.txt"), "x").unwrap();
+        let change = second.changed().expect("the new directory is watched");
+        assert!(change.contains("ADMF_UPSTREAM_B"), "{change}");
+    }
+
+    #[test]
     fn recycling_a_folder_linked_to_a_shared_copy_is_no_change_to_the_others() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();
@@ -995,7 +1133,7 @@ mod tests {
         // removed while `b`'s reader runs.
         let reading_c = prepare(std::slice::from_ref(&c), &mut std::io::sink()).unwrap();
         let dir_c = folder_of(&reading_c, "c").unwrap();
-        assert!(!dir_a.exists());
+        assert_eq!(dir_c, dir_a);
         assert!(!dir_c.join("out/a.txt").exists());
         assert_eq!(reading_b.changed(), None);
         assert_eq!(reading_c.changed(), None);

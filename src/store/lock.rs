@@ -18,10 +18,18 @@
 //! what a cold sweep trial costs most once its outputs stay in memory.
 //! The slot is the key's first four hex digits (65,536 slots). That file
 //! is never deleted. Elsewhere keys lock `locks/<first two hex>.lock`.
+//!
+//! An OFD lock belongs to its open file description, so each holder needs
+//! one of its own; but opening the file per key costs a path lookup and a
+//! close per node. A released lock hands its description, unlocked, to
+//! the open store's idle list ([`IdleLockFiles`]), and the next lock takes
+//! it from there: the lock files stay open for the store's lifetime, one
+//! description per lock held at once.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::fsutil::remove_file_if_exists;
 use super::{Store, check_key};
@@ -97,7 +105,58 @@ pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
 #[derive(Debug)]
 pub struct KeyLock {
     path: PathBuf,
-    _file: File,
+    file: Option<File>,
+    /// Where the unlocked description goes when released (Linux).
+    idle: Option<Arc<IdleLockFiles>>,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        if let (Some(file), Some(idle)) = (self.file.take(), &self.idle) {
+            idle.put_back(file);
+        }
+    }
+}
+
+/// Open descriptions of one lock file that hold no lock, for the next
+/// lock to use instead of opening the file again. Shared by the clones of
+/// an open store.
+#[derive(Debug, Default)]
+pub(crate) struct IdleLockFiles(Mutex<Vec<File>>);
+
+/// How many idle descriptions a list keeps: as many as locks are held at
+/// once in a build, which `-j` bounds; more are closed.
+const IDLE_LOCK_FILES: usize = 256;
+
+impl IdleLockFiles {
+    /// An idle description of `path`, or a new one (the file is created
+    /// when missing).
+    fn take(&self, path: &Path) -> io::Result<File> {
+        let idle = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        match idle {
+            Some(file) => Ok(file),
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path),
+        }
+    }
+
+    /// Releases every lock `file` holds and keeps it for the next lock;
+    /// one that cannot be unlocked is closed, which releases its locks.
+    fn put_back(&self, file: File) {
+        #[cfg(target_os = "linux")]
+        if unlock_all(&file).is_ok() {
+            let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < IDLE_LOCK_FILES {
+                idle.push(file);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        drop(file);
+    }
 }
 
 impl KeyLock {
@@ -157,23 +216,32 @@ impl Store {
     fn key_lock(&self, key: &str, wait: bool) -> io::Result<Option<KeyLock>> {
         check_key(key)?;
         let path = self.locks_dir().join(KEY_LOCK_FILE);
-        // A new open file description per lock: two holders in one
+        // An open file description per lock held: two holders in one
         // process exclude each other as two processes do.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
+        let idle = self.scratch.idle_key_lock_files.clone();
+        let file = idle.take(&path)?;
         let slot = u64::from_str_radix(&key[..4], 16).expect("a checked key is hex");
-        Ok(lock_byte(&file, slot, wait)?.then_some(KeyLock { path, _file: file }))
+        let locked = lock_byte(&file, slot, wait)?;
+        let lock = KeyLock {
+            path,
+            file: Some(file),
+            idle: Some(idle),
+        };
+        // A refused lock holds nothing: its description goes back idle.
+        Ok(locked.then_some(lock))
     }
 
     #[cfg(not(target_os = "linux"))]
     fn key_lock(&self, key: &str, wait: bool) -> io::Result<Option<KeyLock>> {
         check_key(key)?;
         let path = self.key_lock_path(key);
-        Ok(lock_file(&path, LockKind::Exclusive, wait)?.map(|file| KeyLock { path, _file: file }))
+        Ok(
+            lock_file(&path, LockKind::Exclusive, wait)?.map(|file| KeyLock {
+                path,
+                file: Some(file),
+                idle: None,
+            }),
+        )
     }
 
     /// Takes the shared build lock on `gc.lock` (waiting while a gc runs).
@@ -213,6 +281,31 @@ impl Store {
 /// The file whose bytes are the per-key locks on Linux (see the module
 /// docs); `cache gc` never removes it.
 pub(crate) const KEY_LOCK_FILE: &str = "keys.ofd";
+
+/// Releases every OFD record lock `file`'s open file description holds.
+#[cfg(target_os = "linux")]
+fn unlock_all(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `lock_range`: all zero bytes is a valid `flock`.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_UNLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    // From 0, length 0: the whole file, however far it extends.
+    range.l_start = 0;
+    range.l_len = 0;
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call and
+        // `range` is a valid, initialised `flock` it reads.
+        let status = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &range) };
+        if status == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+}
 
 /// Takes an exclusive OFD record lock on byte `slot` of `file`; with
 /// `wait == false`, `Ok(false)` when another open file description holds
@@ -289,7 +382,19 @@ pub enum PathAccess {
 /// only ever after the key lock, so waits cannot form a cycle.
 #[derive(Debug, Default)]
 pub struct PathLocks {
-    _files: Vec<File>,
+    files: Vec<File>,
+    /// Where the unlocked descriptions go when released (Linux).
+    idle: Option<Arc<IdleLockFiles>>,
+}
+
+impl Drop for PathLocks {
+    fn drop(&mut self) {
+        if let Some(idle) = &self.idle {
+            for file in self.files.drain(..) {
+                idle.put_back(file);
+            }
+        }
+    }
 }
 
 /// The file whose bytes are the workspace path locks on Linux; never
@@ -342,24 +447,23 @@ impl Store {
         paths: &[(PathBuf, PathAccess)],
         wait: bool,
     ) -> io::Result<Option<PathLocks>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.locks_dir().join(PATH_LOCK_FILE))?;
+        let idle = self.scratch.idle_path_lock_files.clone();
+        // One open file description holds every slot; on a refusal or an
+        // error it goes back idle, which releases those already taken.
+        let locks = PathLocks {
+            files: vec![idle.take(&self.locks_dir().join(PATH_LOCK_FILE))?],
+            idle: Some(idle),
+        };
         for (slot, access) in path_slots(paths, 1 << 40) {
             let kind = match access {
                 PathAccess::Read => LockKind::Shared,
                 PathAccess::Write => LockKind::Exclusive,
             };
-            // One open file description holds every slot; closing it on
-            // a refusal releases those already taken.
-            if !lock_range(&file, slot, kind, wait)? {
+            if !lock_range(&locks.files[0], slot, kind, wait)? {
                 return Ok(None);
             }
         }
-        Ok(Some(PathLocks { _files: vec![file] }))
+        Ok(Some(locks))
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -380,6 +484,68 @@ impl Store {
                 None => return Ok(None),
             }
         }
-        Ok(Some(PathLocks { _files: files }))
+        Ok(Some(PathLocks { files, idle: None }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(prefix: &str) -> String {
+        format!("{prefix}{}", "0".repeat(64 - prefix.len()))
+    }
+
+    fn idle_count(idle: &IdleLockFiles) -> usize {
+        idle.0.lock().unwrap().len()
+    }
+
+    #[test]
+    fn a_released_key_lock_is_unlocked_and_its_description_reused() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let (a, b) = (key("aaaa"), key("bbbb"));
+        let held = store.lock_key(&a).unwrap();
+        // Another holder in the same process is refused, as another
+        // process would be; the refused attempt leaves its description idle.
+        assert!(store.try_lock_key(&a).unwrap().is_none());
+        let idle = &store.scratch.idle_key_lock_files;
+        assert_eq!(idle_count(idle), usize::from(cfg!(target_os = "linux")));
+        drop(held);
+        // The next lock takes an idle description instead of a new one.
+        let other = store.lock_key(&b).unwrap();
+        assert_eq!(idle_count(idle), usize::from(cfg!(target_os = "linux")));
+        // Whichever description held `a` released it when put back.
+        let again = store.try_lock_key(&a).unwrap().expect("a is free");
+        assert!(store.try_lock_key(&b).unwrap().is_none());
+        drop((other, again));
+        assert!(store.try_lock_key(&b).unwrap().is_some());
+    }
+
+    #[test]
+    fn released_path_locks_are_unlocked_and_refused_ones_hold_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let out = root.path().join("out.txt");
+        let other = root.path().join("other.txt");
+        let write = |p: &Path| vec![(p.to_path_buf(), PathAccess::Write)];
+        let read = |p: &Path| vec![(p.to_path_buf(), PathAccess::Read)];
+        let writer = store.lock_paths(&write(&out), true).unwrap().unwrap();
+        assert!(store.lock_paths(&read(&out), false).unwrap().is_none());
+        // Refused on `out` after `other` was taken: `other` is free again.
+        let both = vec![
+            (other.clone(), PathAccess::Write),
+            (out.clone(), PathAccess::Write),
+        ];
+        assert!(store.lock_paths(&both, false).unwrap().is_none());
+        let on_other = store.lock_paths(&write(&other), false).unwrap();
+        assert!(on_other.is_some());
+        drop((writer, on_other));
+        // Two readers share; a writer waits for both.
+        let r1 = store.lock_paths(&read(&out), false).unwrap().unwrap();
+        let r2 = store.lock_paths(&read(&out), false).unwrap().unwrap();
+        assert!(store.lock_paths(&write(&out), false).unwrap().is_none());
+        drop((r1, r2));
+        assert!(store.lock_paths(&both, false).unwrap().is_some());
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::Store;
 use super::fsutil::{remove_tree, unique_suffix};
-use super::lock::same_file;
+use super::lock::{IdleLockFiles, same_file};
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
@@ -24,6 +24,10 @@ pub(crate) struct Scratch {
     tmp: PathBuf,
     dir: Mutex<Option<(PathBuf, File)>>,
     values: Mutex<HashMap<String, Shared>>,
+    /// Unlocked descriptions of `locks/keys.ofd` and `locks/paths.ofd`,
+    /// kept open for the store's lifetime (see [`super::lock`]).
+    pub(crate) idle_key_lock_files: Arc<IdleLockFiles>,
+    pub(crate) idle_path_lock_files: Arc<IdleLockFiles>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,6 +40,8 @@ impl Scratch {
             tmp,
             dir: Mutex::new(None),
             values: Mutex::new(HashMap::new()),
+            idle_key_lock_files: Arc::default(),
+            idle_path_lock_files: Arc::default(),
         }
     }
 }
