@@ -826,14 +826,14 @@ impl ReapiCache {
 
 impl RemoteCache for ReapiCache {
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
-        Ok(self.fetch_many(&[key.to_string()], local)? == 1)
+        Ok(self.fetch_many(&[key.to_string()], local)?[0])
     }
 
     /// Reads the results of all `keys` (a few at a time), then all their
     /// manifests, then every blob the local store lacks, each in as few
     /// batches as the server's limit allows: a few calls per ready group,
     /// not three per entry.
-    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
         self.runtime.block_on(async {
             let entries = self.read_entries(keys).await?;
             let mut wanted = BTreeMap::new();
@@ -846,8 +846,12 @@ impl RemoteCache for ReapiCache {
             }
             let shas: Vec<Digest> = wanted.values().cloned().collect();
             let mut found = self.download(&shas).await?;
-            let mut fetched = 0;
-            for (manifest, _) in entries.into_iter().flatten() {
+            let mut copied = Vec::with_capacity(keys.len());
+            for entry in entries {
+                let Some((manifest, _)) = entry else {
+                    copied.push(false);
+                    continue;
+                };
                 // Each blob checked against its blake3 as well: a blob
                 // missing or unsound makes this entry a miss, not the rest.
                 let mut sound = true;
@@ -864,11 +868,11 @@ impl RemoteCache for ReapiCache {
                 }
                 if sound {
                     Cache::put_action(local, &manifest)?;
-                    fetched += 1;
                 }
+                copied.push(sound);
             }
             found.clear();
-            Ok(fetched)
+            Ok(copied)
         })
     }
 
