@@ -488,7 +488,11 @@ pub struct RemoteSummary {
 impl RemoteTier {
     /// The tier at `url`, publishing what is committed into `local`.
     pub fn open(url: &str, local: Store) -> io::Result<RemoteTier> {
-        let cache = open_remote(url)?;
+        RemoteTier::over(url, open_remote(url)?, local)
+    }
+
+    /// The tier over `cache`, which `url` names in warnings.
+    fn over(url: &str, cache: Arc<dyn RemoteCache>, local: Store) -> io::Result<RemoteTier> {
         let down = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicUsize::new(0));
         let (queue, keys) = channel::<String>();
@@ -639,5 +643,82 @@ mod tests {
         assert_eq!(cache.action_path("cd").as_ref(), "team/admf/ac/cd");
         let cache = S3Cache::open("s3://bucket").unwrap();
         assert_eq!(cache.action_path("cd").as_ref(), "ac/cd");
+    }
+
+    /// A remote holding the keys `held`, counting the entries offered to it.
+    #[derive(Default)]
+    struct Counting {
+        held: Vec<String>,
+        offered: Mutex<Vec<String>>,
+    }
+
+    impl Cache for Counting {
+        fn has_blob(&self, _: &str) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn get_blob(&self, _: &str) -> io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
+            Ok(blake3::hash(bytes).to_hex().to_string())
+        }
+        fn get_action(&self, _: &str) -> io::Result<Option<Manifest>> {
+            Ok(None)
+        }
+        fn put_action(&self, _: &Manifest) -> io::Result<()> {
+            Ok(())
+        }
+        fn list_actions(&self) -> io::Result<Vec<String>> {
+            Ok(self.held.clone())
+        }
+    }
+
+    impl RemoteCache for Counting {
+        fn fetch_into(&self, key: &str, _: &Store) -> io::Result<bool> {
+            Ok(self.held.iter().any(|k| k == key))
+        }
+        fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
+            keys.iter().map(|k| self.fetch_into(k, local)).collect()
+        }
+        fn publish_from(&self, _: &Store, key: &str) -> io::Result<bool> {
+            self.offered.lock().unwrap().push(key.to_string());
+            Ok(true)
+        }
+        fn has_action(&self, key: &str) -> io::Result<bool> {
+            Ok(self.held.iter().any(|k| k == key))
+        }
+        fn held(&self, keys: &[String]) -> io::Result<Vec<Option<Manifest>>> {
+            Ok(vec![None; keys.len()])
+        }
+        fn put_ref_set(&self, _: &str, _: &[(String, String)]) -> io::Result<()> {
+            Ok(())
+        }
+        fn get_ref_set(&self, _: &str) -> io::Result<Option<Vec<(String, String)>>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn entries_fetched_from_the_remote_are_not_offered_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open(&dir.path().join("cache")).unwrap();
+        let remote = Arc::new(Counting {
+            held: vec!["a".into(), "b".into(), "c".into()],
+            ..Counting::default()
+        });
+        let tier = RemoteTier::over("fake://", remote.clone(), local.clone()).unwrap();
+        let group = ["a".to_string(), "b".to_string(), "x".to_string()];
+        tier.fetch_many(&group, &local);
+        assert!(tier.fetch("c", &local));
+        assert!(!tier.fetch("y", &local));
+        // Hits of this build (group and single), a miss, and an entry
+        // committed locally: only the last two are the remote's to get.
+        for key in ["a", "b", "c", "x", "z"] {
+            tier.publish(key);
+        }
+        let summary = tier.finish();
+        assert_eq!(*remote.offered.lock().unwrap(), ["x", "z"]);
+        assert_eq!(summary.hits, 3);
+        assert_eq!(summary.published, 2);
     }
 }
