@@ -24,6 +24,7 @@
 //! from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`), never from a workflow.
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
@@ -32,7 +33,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use futures::future::try_join_all;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig};
@@ -50,8 +50,8 @@ pub trait RemoteCache: Cache {
     /// sound entry.
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool>;
     /// [`RemoteCache::fetch_into`] for each of `keys`, as many at once as
-    /// the remote allows; how many entries were copied.
-    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize>;
+    /// the remote allows; whether each entry was copied, in order.
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>>;
     /// Publishes the entry `key` of `local` unless the remote has it
     /// already; whether it did.
     fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool>;
@@ -236,30 +236,58 @@ impl S3Cache {
         Ok(Some(manifest))
     }
 
-    /// Copies the entry `key` into `local`: its missing blobs, fetched at
-    /// once and each checked, then its action. Whether there was one.
-    async fn fetch_one(&self, key: &str, local: &Store) -> io::Result<bool> {
-        let Some(manifest) = self.read_manifest(key).await? else {
-            return Ok(false);
-        };
-        let mut wanted = Vec::new();
-        for digest in digests(&manifest) {
-            if !local.has_blob(digest)? && !wanted.contains(&digest) {
-                wanted.push(digest);
+    /// Copies the entries `keys` into `local`: every manifest read first,
+    /// then each blob they name that the local store lacks, read once
+    /// however many entries name it and checked against its digest; then
+    /// the blobs and actions are stored, an action only once all its blobs
+    /// are. Whether each entry was copied, in order. [`CONCURRENT_READS`]
+    /// GETs are in flight at a time, so that a group of hits costs a few
+    /// round trips rather than one per entry.
+    async fn fetch_entries(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
+        use futures::StreamExt;
+        let manifests: Vec<Option<Manifest>> = futures::stream::iter(keys)
+            .map(|key| self.read_manifest(key))
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
+        let mut wanted: Vec<&str> = Vec::new();
+        let mut seen = HashSet::new();
+        for manifest in manifests.iter().flatten() {
+            for digest in digests(manifest) {
+                if seen.insert(digest) && !local.has_blob(digest)? {
+                    wanted.push(digest);
+                }
             }
         }
-        let blobs = try_join_all(wanted.iter().map(|d| self.read_blob(d))).await?;
-        for (digest, bytes) in wanted.iter().zip(blobs) {
-            let Some(bytes) = bytes else {
-                // Published actions name only published blobs; one
-                // removed since is a miss, not an error.
-                let _ = digest;
-                return Ok(false);
-            };
-            Cache::put_blob(local, &bytes)?;
+        let blobs: Vec<Option<Vec<u8>>> = futures::stream::iter(&wanted)
+            .map(|digest| self.read_blob(digest))
+            .buffered(CONCURRENT_READS)
+            .try_collect()
+            .await?;
+        // Published actions name only published blobs; one removed since
+        // makes the entries naming it misses, not an error.
+        let mut absent = HashSet::new();
+        for (digest, bytes) in wanted.iter().zip(&blobs) {
+            match bytes {
+                Some(bytes) => {
+                    Cache::put_blob(local, bytes)?;
+                }
+                None => {
+                    absent.insert(*digest);
+                }
+            }
         }
-        Cache::put_action(local, &manifest)?;
-        Ok(true)
+        let mut copied = Vec::with_capacity(keys.len());
+        for manifest in &manifests {
+            let whole = manifest
+                .as_ref()
+                .filter(|m| digests(m).all(|d| !absent.contains(d)));
+            if let Some(manifest) = whole {
+                Cache::put_action(local, manifest)?;
+            }
+            copied.push(whole.is_some());
+        }
+        Ok(copied)
     }
 
     /// The manifest of `key` when its action and every blob it names are
@@ -286,27 +314,19 @@ impl S3Cache {
     }
 }
 
-/// How many entries one S3 fetch of several has in flight.
+/// How many entries `held` asks about at once.
 const CONCURRENT_FETCHES: usize = 8;
+
+/// How many GETs one fetch of several entries has in flight.
+const CONCURRENT_READS: usize = 32;
 
 impl RemoteCache for S3Cache {
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
-        self.runtime.block_on(self.fetch_one(key, local))
+        Ok(self.fetch_many(&[key.to_string()], local)?[0])
     }
 
-    /// Fetches [`CONCURRENT_FETCHES`] entries at a time.
-    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
-        use futures::StreamExt;
-        self.runtime.block_on(async {
-            let mut fetches = futures::stream::iter(keys)
-                .map(|key| self.fetch_one(key, local))
-                .buffer_unordered(CONCURRENT_FETCHES);
-            let mut fetched = 0;
-            while let Some(found) = fetches.next().await {
-                fetched += usize::from(found?);
-            }
-            Ok(fetched)
-        })
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
+        self.runtime.block_on(self.fetch_entries(keys, local))
     }
 
     fn publish_from(&self, local: &Store, key: &str) -> io::Result<bool> {
@@ -449,6 +469,9 @@ pub struct RemoteTier {
     cache: Arc<dyn RemoteCache>,
     down: Arc<AtomicBool>,
     hits: AtomicUsize,
+    /// The keys this build copied from the remote: the remote holds them,
+    /// so they are not offered back to it.
+    fetched: Mutex<HashSet<String>>,
     published: Arc<AtomicUsize>,
     queue: Mutex<Option<Sender<String>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
@@ -465,7 +488,11 @@ pub struct RemoteSummary {
 impl RemoteTier {
     /// The tier at `url`, publishing what is committed into `local`.
     pub fn open(url: &str, local: Store) -> io::Result<RemoteTier> {
-        let cache = open_remote(url)?;
+        RemoteTier::over(url, open_remote(url)?, local)
+    }
+
+    /// The tier over `cache`, which `url` names in warnings.
+    fn over(url: &str, cache: Arc<dyn RemoteCache>, local: Store) -> io::Result<RemoteTier> {
         let down = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicUsize::new(0));
         let (queue, keys) = channel::<String>();
@@ -497,6 +524,7 @@ impl RemoteTier {
             cache,
             down,
             hits: AtomicUsize::new(0),
+            fetched: Mutex::new(HashSet::new()),
             published,
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
@@ -515,10 +543,20 @@ impl RemoteTier {
             return;
         }
         match self.cache.fetch_many(keys, local) {
-            Ok(fetched) => {
-                self.hits.fetch_add(fetched, Ordering::SeqCst);
+            Ok(copied) => {
+                let copied = keys.iter().zip(copied).filter(|(_, c)| *c).map(|(k, _)| k);
+                self.note_fetched(copied);
             }
             Err(e) => warn_once(&self.down, &self.url, "cannot be read", &e),
+        }
+    }
+
+    fn note_fetched<'a>(&self, keys: impl Iterator<Item = &'a String>) {
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if fetched.insert(key.clone()) {
+                self.hits.fetch_add(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -531,7 +569,7 @@ impl RemoteTier {
         match self.cache.fetch_into(key, local) {
             Ok(found) => {
                 if found {
-                    self.hits.fetch_add(1, Ordering::SeqCst);
+                    self.note_fetched(std::iter::once(&key.to_string()));
                 }
                 found
             }
@@ -544,8 +582,17 @@ impl RemoteTier {
 
     /// Publishes the stored entry `key` in the background, unless the
     /// remote has it: after a commit, and after a local hit (an entry
-    /// committed by a build killed before it could publish).
+    /// committed by a build killed before it could publish). An entry
+    /// this build copied from the remote is not offered back.
     pub fn publish(&self, key: &str) {
+        if self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+        {
+            return;
+        }
         if let Some(queue) = self
             .queue
             .lock()
@@ -596,5 +643,82 @@ mod tests {
         assert_eq!(cache.action_path("cd").as_ref(), "team/admf/ac/cd");
         let cache = S3Cache::open("s3://bucket").unwrap();
         assert_eq!(cache.action_path("cd").as_ref(), "ac/cd");
+    }
+
+    /// A remote holding the keys `held`, counting the entries offered to it.
+    #[derive(Default)]
+    struct Counting {
+        held: Vec<String>,
+        offered: Mutex<Vec<String>>,
+    }
+
+    impl Cache for Counting {
+        fn has_blob(&self, _: &str) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn get_blob(&self, _: &str) -> io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn put_blob(&self, bytes: &[u8]) -> io::Result<String> {
+            Ok(blake3::hash(bytes).to_hex().to_string())
+        }
+        fn get_action(&self, _: &str) -> io::Result<Option<Manifest>> {
+            Ok(None)
+        }
+        fn put_action(&self, _: &Manifest) -> io::Result<()> {
+            Ok(())
+        }
+        fn list_actions(&self) -> io::Result<Vec<String>> {
+            Ok(self.held.clone())
+        }
+    }
+
+    impl RemoteCache for Counting {
+        fn fetch_into(&self, key: &str, _: &Store) -> io::Result<bool> {
+            Ok(self.held.iter().any(|k| k == key))
+        }
+        fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
+            keys.iter().map(|k| self.fetch_into(k, local)).collect()
+        }
+        fn publish_from(&self, _: &Store, key: &str) -> io::Result<bool> {
+            self.offered.lock().unwrap().push(key.to_string());
+            Ok(true)
+        }
+        fn has_action(&self, key: &str) -> io::Result<bool> {
+            Ok(self.held.iter().any(|k| k == key))
+        }
+        fn held(&self, keys: &[String]) -> io::Result<Vec<Option<Manifest>>> {
+            Ok(vec![None; keys.len()])
+        }
+        fn put_ref_set(&self, _: &str, _: &[(String, String)]) -> io::Result<()> {
+            Ok(())
+        }
+        fn get_ref_set(&self, _: &str) -> io::Result<Option<Vec<(String, String)>>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn entries_fetched_from_the_remote_are_not_offered_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open(&dir.path().join("cache")).unwrap();
+        let remote = Arc::new(Counting {
+            held: vec!["a".into(), "b".into(), "c".into()],
+            ..Counting::default()
+        });
+        let tier = RemoteTier::over("fake://", remote.clone(), local.clone()).unwrap();
+        let group = ["a".to_string(), "b".to_string(), "x".to_string()];
+        tier.fetch_many(&group, &local);
+        assert!(tier.fetch("c", &local));
+        assert!(!tier.fetch("y", &local));
+        // Hits of this build (group and single), a miss, and an entry
+        // committed locally: only the last two are the remote's to get.
+        for key in ["a", "b", "c", "x", "z"] {
+            tier.publish(key);
+        }
+        let summary = tier.finish();
+        assert_eq!(*remote.offered.lock().unwrap(), ["x", "z"]);
+        assert_eq!(summary.hits, 3);
+        assert_eq!(summary.published, 2);
     }
 }

@@ -71,7 +71,7 @@ const BATCH_OVERHEAD: usize = 64 * 1024;
 /// How many times a call the server was too busy for is tried again.
 const BUSY_RETRIES: usize = 10;
 /// How many calls one fetch of several entries has in flight at once.
-const CONCURRENT_CALLS: usize = 8;
+const CONCURRENT_CALLS: usize = 32;
 /// The size of one ByteStream write chunk.
 const CHUNK: usize = 1024 * 1024;
 /// The most digests one `FindMissingBlobs` names: about 100 bytes each,
@@ -826,14 +826,14 @@ impl ReapiCache {
 
 impl RemoteCache for ReapiCache {
     fn fetch_into(&self, key: &str, local: &Store) -> io::Result<bool> {
-        Ok(self.fetch_many(&[key.to_string()], local)? == 1)
+        Ok(self.fetch_many(&[key.to_string()], local)?[0])
     }
 
     /// Reads the results of all `keys` (a few at a time), then all their
     /// manifests, then every blob the local store lacks, each in as few
     /// batches as the server's limit allows: a few calls per ready group,
     /// not three per entry.
-    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<usize> {
+    fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
         self.runtime.block_on(async {
             let entries = self.read_entries(keys).await?;
             let mut wanted = BTreeMap::new();
@@ -846,29 +846,34 @@ impl RemoteCache for ReapiCache {
             }
             let shas: Vec<Digest> = wanted.values().cloned().collect();
             let mut found = self.download(&shas).await?;
-            let mut fetched = 0;
-            for (manifest, _) in entries.into_iter().flatten() {
-                // Each blob checked against its blake3 as well: a blob
-                // missing or unsound makes this entry a miss, not the rest.
-                let mut sound = true;
-                for digest in digests(&manifest) {
-                    let Some(sha) = wanted.get(digest) else {
-                        continue;
-                    };
-                    match found.get(&sha.hash) {
-                        Some(Some(bytes)) if blake3::hash(bytes).to_hex().as_str() == digest => {
-                            Cache::put_blob(local, bytes)?;
-                        }
-                        _ => sound = false,
-                    }
-                }
-                if sound {
-                    Cache::put_action(local, &manifest)?;
-                    fetched += 1;
+            // Each blob checked against its blake3 as well, and stored
+            // once however many entries name it.
+            let mut sound_blobs = BTreeSet::new();
+            for (digest, sha) in &wanted {
+                if let Some(Some(bytes)) = found.get(&sha.hash)
+                    && blake3::hash(bytes).to_hex().as_str() == digest
+                {
+                    Cache::put_blob(local, bytes)?;
+                    sound_blobs.insert(digest.as_str());
                 }
             }
+            let mut copied = Vec::with_capacity(keys.len());
+            for entry in entries {
+                let Some((manifest, _)) = entry else {
+                    copied.push(false);
+                    continue;
+                };
+                // A blob missing or unsound makes this entry a miss, not
+                // the rest.
+                let sound =
+                    digests(&manifest).all(|d| !wanted.contains_key(d) || sound_blobs.contains(d));
+                if sound {
+                    Cache::put_action(local, &manifest)?;
+                }
+                copied.push(sound);
+            }
             found.clear();
-            Ok(fetched)
+            Ok(copied)
         })
     }
 
