@@ -111,8 +111,8 @@ fn a_sweep_on_slurm_gives_the_same_bytes_as_a_local_build_in_few_jobs() {
     let nodes = slurm_report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 121);
     assert!(nodes.iter().all(|n| n["status"] == "ran"), "{slurm_report}");
-    // Packed: the trials share a few jobs (more than 3 only because keys
-    // whose lock stripes collide are decided once the first commits).
+    // Packed: the trials share a few jobs (more than 3 only when later
+    // waves find the first jobs gone).
     let jobs: usize = stderr
         .split("slurm: 121 actions in ")
         .nth(1)

@@ -16,8 +16,11 @@
 //! the holder dies) but need no file per key. A cold store would
 //! otherwise create a lock file per key prefix, and creating a file is
 //! what a cold sweep trial costs most once its outputs stay in memory.
-//! The slot is the key's first four hex digits (65,536 slots). That file
-//! is never deleted. Elsewhere keys lock `locks/<first two hex>.lock`.
+//! The slot is the key's first ten hex digits (2^40 slots, as for the
+//! path locks): two keys of one slot exclude each other, and with 65,536
+//! slots a 10,000-trial sweep had hundreds of such pairs, each of which
+//! held a trial back until the other had committed. That file is never
+//! deleted. Elsewhere keys lock `locks/<first two hex>.lock`.
 //!
 //! An OFD lock belongs to its open file description, so each holder needs
 //! one of its own; but opening the file per key costs a path lookup and a
@@ -220,7 +223,7 @@ impl Store {
         // process exclude each other as two processes do.
         let idle = self.scratch.idle_key_lock_files.clone();
         let file = idle.take(&path)?;
-        let slot = u64::from_str_radix(&key[..4], 16).expect("a checked key is hex");
+        let slot = u64::from_str_radix(&key[..10], 16).expect("a checked key is hex");
         let locked = lock_byte(&file, slot, wait)?;
         let lock = KeyLock {
             path,
@@ -520,6 +523,20 @@ mod tests {
         assert!(store.try_lock_key(&b).unwrap().is_none());
         drop((other, again));
         assert!(store.try_lock_key(&b).unwrap().is_some());
+    }
+
+    /// Keys exclude each other only when their first ten hex digits
+    /// agree: a sweep's keys, which share a four-digit prefix by the
+    /// thousand, never hold each other back.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn keys_sharing_a_short_prefix_lock_apart() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let held = store.lock_key(&key("abcd000001")).unwrap();
+        assert!(store.try_lock_key(&key("abcd000002")).unwrap().is_some());
+        assert!(store.try_lock_key(&key("abcd0000011")).unwrap().is_none());
+        drop(held);
     }
 
     #[test]
