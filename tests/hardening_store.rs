@@ -109,13 +109,42 @@ ls -a ws > listing
 /// read-only): a build that changes nothing is answered from it with one
 /// note and exit 0; any other build is refused before it runs or
 /// restores anything, with one error naming the store, and exit 2.
+/// Two command nodes, `b` reading `a`'s output.
+const TWO_NODES: &str = "phases:\n  - {name: a, mode: command, run: 'echo hi > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n";
+
+/// The no-op `out` printed the one note that `store` is not writable.
+fn assert_not_writable_note(out: &common::Output, store: &std::path::Path) {
+    assert!(
+        out.stderr.contains(&format!(
+            "note: the store {} is not writable",
+            store.display()
+        )) && out.stderr.contains("run ledger"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `out` was refused with exit 2 and one error naming `store` and `why`.
+fn assert_refused(out: &common::Output, store: &std::path::Path, why: &str) {
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(
+        errors[0].contains(&format!("{} is not writable", store.display()))
+            && errors[0].contains(why),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_read_only_store_serves_a_no_op_and_refuses_other_builds_in_one_line() {
     let p = Project::new();
-    p.file(
-        "wf.yaml",
-        "phases:\n  - {name: a, mode: command, run: 'echo hi > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n",
-    );
+    p.file("wf.yaml", TWO_NODES);
     // The pause lets the workspace outputs age past the racy window, so
     // that the second build leaves an up-to-date record.
     p.file(
@@ -145,29 +174,13 @@ ls > listing
         .filter(|l| !l.starts_with("a ") && !l.starts_with("b ") && !l.contains(" cached, "))
         .collect();
     assert_eq!(notes.len(), 1, "one note, nothing else: {}", noop.stderr);
-    assert!(
-        notes[0].starts_with(&format!(
-            "note: the store {} is not writable",
-            p.path("store").display()
-        )) && notes[0].contains("run ledger"),
-        "{}",
-        noop.stderr
-    );
+    assert_not_writable_note(&noop, &p.path("store"));
     let dry = p.script_run("dry");
     assert_eq!(dry.code, 0, "{}", dry.stderr);
-    let restore = p.script_run("restore");
-    assert_eq!(restore.code, 2, "{}", restore.stderr);
-    let errors: Vec<&str> = restore
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", restore.stderr);
-    assert!(
-        errors[0].contains(&format!("{} is not writable", p.path("store").display()))
-            && errors[0].contains("Read-only file system"),
-        "{}",
-        restore.stderr
+    assert_refused(
+        &p.script_run("restore"),
+        &p.path("store"),
+        "Read-only file system",
     );
     assert!(
         !p.read("listing").lines().any(|l| l == "a.txt"),
@@ -206,27 +219,19 @@ fn admf_unprivileged(p: &Project, args: &[&str]) -> common::Output {
     } else {
         std::process::Command::new(env!("CARGO_BIN_EXE_admf"))
     };
-    let out = cmd
-        .args(args)
+    cmd.args(args)
         .current_dir(p.dir.path())
         .env("NO_COLOR", "1")
         .env_remove("ADMF_CACHE_DIR")
         .output()
-        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) when run as root: {e}"));
-    common::Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap_or_else(|e| panic!("this test needs `unshare` (util-linux) when run as root: {e}"))
+        .into()
 }
 
 #[test]
 fn a_store_without_write_permission_serves_a_no_op_and_refuses_a_restore() {
     let p = Project::new();
-    p.file(
-        "wf.yaml",
-        "phases:\n  - {name: a, mode: command, run: 'echo hi > a.txt', outputs: [a.txt]}\n  - {name: b, mode: command, run: 'cat a.txt > b.txt', outputs: [b.txt], depends_on: [a]}\n",
-    );
+    p.file("wf.yaml", TWO_NODES);
     let args = ["wf.yaml", "--cache-dir", "store"];
     common::fast_paths::settle(&p, &args);
     let store = p.path("store");
@@ -236,29 +241,10 @@ fn a_store_without_write_permission_serves_a_no_op_and_refuses_a_restore() {
     let noop = admf_unprivileged(&p, &["build", "wf.yaml", "--cache-dir", "store"]);
     assert_eq!(noop.code, 0, "{}", noop.stderr);
     assert!(noop.stderr.contains("0 ran, 2 cached"), "{}", noop.stderr);
-    assert!(
-        noop.stderr.contains(&format!(
-            "note: the store {} is not writable",
-            store.display()
-        )) && noop.stderr.contains("run ledger"),
-        "{}",
-        noop.stderr
-    );
+    assert_not_writable_note(&noop, &store);
 
     std::fs::remove_file(p.path("a.txt")).unwrap();
     let restore = admf_unprivileged(&p, &["build", "wf.yaml", "--cache-dir", "store"]);
-    assert_eq!(restore.code, 2, "{}", restore.stderr);
-    let errors: Vec<&str> = restore
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", restore.stderr);
-    assert!(
-        errors[0].contains(&format!("{} is not writable", store.display()))
-            && errors[0].contains("Permission denied"),
-        "{}",
-        restore.stderr
-    );
+    assert_refused(&restore, &store, "Permission denied");
     assert!(!p.path("a.txt").exists(), "nothing is restored");
 }

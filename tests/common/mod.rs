@@ -299,11 +299,16 @@ pub fn admf_in_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env(name, value);
         }
     }
-    let out = cmd.args(args).output().expect("run admf");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    cmd.args(args).output().expect("run admf").into()
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
