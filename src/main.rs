@@ -20,21 +20,22 @@ use clap::Parser;
 /// arena; an explicit `MIMALLOC_ARENA_EAGER_COMMIT` is left to rule.
 #[cfg(target_os = "linux")]
 mod allocator_options {
-    use std::ffi::{c_char, c_int, c_long};
+    use std::ffi::{c_int, c_long};
 
-    /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_t`.
+    /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_t` (the
+    /// fifth option in both the v2 and v3 headers `libmimalloc-sys`
+    /// builds; that crate's Rust bindings do not name it).
     const ARENA_EAGER_COMMIT: c_int = 4;
 
     unsafe extern "C" {
         fn mi_option_set(option: c_int, value: c_long);
-        fn getenv(name: *const c_char) -> *const c_char;
     }
 
     extern "C" fn commit_arenas_on_demand() {
         // SAFETY: both are plain C calls on static data; getenv reads a
         // NUL-terminated literal, and nothing else runs yet to race with.
         unsafe {
-            if getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
+            if libc::getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
                 mi_option_set(ARENA_EAGER_COMMIT, 0);
             }
         }
