@@ -64,6 +64,8 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
             OutputSource::File(from) => {
                 std::fs::copy(from, path).unwrap();
             }
+            // Upstream artifacts here are plain directories, never a store's.
+            OutputSource::Stored(record) => panic!("{name} names blob {}", record.blake3),
         }
     }
     Out {

@@ -278,6 +278,56 @@ fn outputs_handed_over_in_memory_are_the_same_entry_as_the_same_files() {
     assert_eq!(mixed.output_digest(), files.output_digest());
 }
 
+/// An output naming a blob the store holds (an upstream entry's, passed
+/// on) is the same entry as its bytes handed over again, inline or as a
+/// file; a blob the store lacks fails the commit and stores nothing.
+#[test]
+fn outputs_naming_stored_blobs_are_the_entry_of_their_bytes() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let files = commit_sample(&store, &key(44));
+    let passed_on: std::collections::BTreeMap<String, OutputSource> = files
+        .manifest
+        .outputs
+        .iter()
+        .map(|(name, record)| (name.clone(), OutputSource::Stored(record.clone())))
+        .collect();
+    let k = key(45);
+    let entry = store
+        .begin_in_memory(&k)
+        .unwrap()
+        .seal(meta("outer/inner[0]"), b"", passed_on, false)
+        .unwrap();
+    assert_eq!(entry.manifest.outputs, files.manifest.outputs);
+    assert_eq!(entry.output_digest(), files.output_digest());
+    let hit = store
+        .lookup(&k, &StatCache::in_memory())
+        .hit()
+        .expect("hit");
+    assert_eq!(hit.read("equity.csv").unwrap(), large());
+    assert_eq!(hit.read("signals/trial_0.jsonl").unwrap(), b"{\"i\":0}\n");
+
+    let mut missing = files.manifest.outputs["metrics.json"].clone();
+    missing.blake3 = blake3::hash(b"never stored").to_hex().to_string();
+    let k = key(46);
+    let err = store
+        .begin_in_memory(&k)
+        .unwrap()
+        .seal(
+            meta("n"),
+            b"",
+            [(
+                "metrics.json".to_string(),
+                OutputSource::Stored(missing.clone()),
+            )]
+            .into(),
+            false,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains(&missing.blake3), "{err}");
+    assert_eq!(store.lookup(&k, &StatCache::in_memory()), Lookup::Missing);
+}
+
 #[test]
 fn an_output_both_in_memory_and_a_file_is_refused() {
     let root = tempfile::tempdir().unwrap();

@@ -232,10 +232,13 @@ pub struct Pbo {
 /// positive factor n/(n − 1), from SR² = s²·(n − 1) / (n·(n·s2 − s²)).
 /// CSCV only ranks Sharpe ratios, and this needs no square root. An
 /// undefined ratio (no variation) scores −∞, ranking lowest.
+#[inline(always)]
 fn sharpe_rank_score(s: f64, s2: f64, n: f64) -> f64 {
     let spread = n * s2 - s * s;
     let score = s * s.abs() / spread;
-    if spread > 0.0 && score.is_finite() {
+    // `&`, not `&&`: both tests are cheap, and without a branch the
+    // callers' loops run on vector lanes.
+    if (spread > 0.0) & score.is_finite() {
         score
     } else {
         f64::NEG_INFINITY
@@ -284,6 +287,7 @@ impl SubsetSums {
 
 /// The [`sharpe_rank_score`] of every trial over the blocks in `low` (of
 /// the first half) and `high` (of the second), into `out`.
+#[inline(always)]
 fn choice_sharpes(
     lo: &SubsetSums,
     hi: &SubsetSums,
@@ -293,15 +297,54 @@ fn choice_sharpes(
 ) {
     let (ls, ls2) = lo.row(low);
     let (hs, hs2) = hi.row(high);
-    for (k, slot) in out.iter_mut().enumerate() {
-        *slot = sharpe_rank_score(ls[k] + hs[k], ls2[k] + hs2[k], bars);
+    // Zipped rather than indexed: no bounds checks, so the loop runs on
+    // vector lanes (each lane the same IEEE operations, so the same bits).
+    for ((slot, (l, h)), (l2, h2)) in out
+        .iter_mut()
+        .zip(ls.iter().zip(hs))
+        .zip(ls2.iter().zip(hs2))
+    {
+        *slot = sharpe_rank_score(l + h, l2 + h2, bars);
     }
+}
+
+/// The index of the first of the highest of `scores` (0 when empty).
+/// Scores are never NaN, so the maximum is exact in any order of
+/// comparison: lanes of eight find it, then a scan finds its first place,
+/// the trial `selection_logit`'s strict `>` scan settles on.
+#[inline(always)]
+fn first_best(scores: &[f64]) -> usize {
+    let mut lanes = [f64::NEG_INFINITY; 8];
+    let chunks = scores.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane = if *v > *lane { *v } else { *lane };
+        }
+    }
+    let mut best = f64::NEG_INFINITY;
+    for v in lanes.iter().chain(rest) {
+        if *v > best {
+            best = *v;
+        }
+    }
+    scores.iter().position(|v| *v == best).unwrap_or(0)
+}
+
+/// λ of a choice whose selected trial has `lower` trials scoring below it
+/// and `equal` scoring the same (itself included) out of sample, among
+/// `trials`.
+fn logit_of_rank(lower: usize, equal: usize, trials: usize) -> f64 {
+    let rank = lower as f64 + (equal as f64 + 1.0) / 2.0;
+    let omega = rank / (trials as f64 + 1.0);
+    libm::log(omega / (1.0 - omega))
 }
 
 /// λ = ln(ω/(1 − ω)) of one choice: ω the relative rank, among the
 /// out-of-sample scores `oos`, of the trial with the best in-sample score
 /// in `is` (ties to the lowest index; tied out-of-sample scores share the
-/// average rank).
+/// average rank). The reference [`pair_logits`] is checked against.
+#[cfg(test)]
 fn selection_logit(is: &[f64], oos: &[f64]) -> f64 {
     let mut best = 0;
     for (k, v) in is.iter().enumerate() {
@@ -315,9 +358,73 @@ fn selection_logit(is: &[f64], oos: &[f64]) -> f64 {
         lower += usize::from(*v < at);
         equal += usize::from(*v == at);
     }
-    let rank = lower as f64 + (equal as f64 + 1.0) / 2.0;
-    let omega = rank / (oos.len() as f64 + 1.0);
-    libm::log(omega / (1.0 - omega))
+    logit_of_rank(lower, equal, oos.len())
+}
+
+/// The λ of both choices of a complementary pair whose halves' scores are
+/// `first` and `second`: `first` in sample and `second` out of sample,
+/// then the other way round ([`selection_logit`] of each), both ranks
+/// counted in one pass.
+#[inline(always)]
+fn logits_of_pair(first: &[f64], second: &[f64]) -> (f64, f64) {
+    let at_second = second[first_best(first)];
+    let at_first = first[first_best(second)];
+    let (mut lower_second, mut equal_second) = (0usize, 0usize);
+    let (mut lower_first, mut equal_first) = (0usize, 0usize);
+    for (f, s) in first.iter().zip(second) {
+        lower_second += usize::from(*s < at_second);
+        equal_second += usize::from(*s == at_second);
+        lower_first += usize::from(*f < at_first);
+        equal_first += usize::from(*f == at_first);
+    }
+    (
+        logit_of_rank(lower_second, equal_second, second.len()),
+        logit_of_rank(lower_first, equal_first, first.len()),
+    )
+}
+
+/// The subset-sum tables of both halves of the blocks, and the bars a
+/// choice of half the blocks covers.
+struct Tables<'a> {
+    lo: &'a SubsetSums,
+    hi: &'a SubsetSums,
+    bars: f64,
+}
+
+/// A complementary pair of choices, each as its (low, high) masks.
+type Pair = ((usize, usize), (usize, usize));
+
+/// The scores of both halves of a complementary pair of choices (`a` in
+/// sample against `b`, and the other way round) and their two λ, into the
+/// buffers `first` and `second`.
+#[inline(always)]
+fn pair_logits_generic(
+    t: &Tables,
+    (a, b): Pair,
+    (first, second): (&mut [f64], &mut [f64]),
+) -> (f64, f64) {
+    choice_sharpes(t.lo, t.hi, a, t.bars, first);
+    choice_sharpes(t.lo, t.hi, b, t.bars, second);
+    logits_of_pair(first, second)
+}
+
+/// [`pair_logits_generic`] compiled for AVX2: four lanes per instruction
+/// instead of SSE2's two. Vector width changes no result: every lane does
+/// the same IEEE operations, and no operation is fused.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pair_logits_avx2(t: &Tables, pair: Pair, buffers: (&mut [f64], &mut [f64])) -> (f64, f64) {
+    pair_logits_generic(t, pair, buffers)
+}
+
+/// [`pair_logits_generic`] with the widest vectors this CPU has.
+fn pair_logits(t: &Tables, pair: Pair, buffers: (&mut [f64], &mut [f64])) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { pair_logits_avx2(t, pair, buffers) };
+    }
+    pair_logits_generic(t, pair, buffers)
 }
 
 /// PBO of the trials whose per-bar returns are `returns[trial]` (all of
@@ -398,6 +505,11 @@ pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
     let split = |mask: usize| (mask & low_mask, mask >> low_blocks);
     let all = (1usize << blocks) - 1;
     let half_bars = (blocks / 2 * block_bars) as f64;
+    let tables = Tables {
+        lo: &lo,
+        hi: &hi,
+        bars: half_bars,
+    };
     // A choice's out-of-sample half is the in-sample half of its
     // complement, which is a choice too: each pair of complements needs
     // the scores of its two halves once, not twice. The pairs are those
@@ -421,12 +533,8 @@ pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
         .map_init(
             || (vec![0.0; n], vec![0.0; n]),
             |(first, second), &(a, b)| {
-                choice_sharpes(&lo, &hi, split(combinations[a]), half_bars, first);
-                choice_sharpes(&lo, &hi, split(combinations[b]), half_bars, second);
-                (
-                    selection_logit(first, second),
-                    selection_logit(second, first),
-                )
+                let pair = (split(combinations[a]), split(combinations[b]));
+                pair_logits(&tables, pair, (first, second))
             },
         )
         .collect();
@@ -634,6 +742,78 @@ mod tests {
         assert_eq!(p.pbo, 0.0, "{p:?}");
         assert!(probability_of_overfitting(&noise[..1], 8).is_none());
         assert!(probability_of_overfitting(&noise, 7).is_none());
+    }
+
+    /// The fused pass over a pair's two halves gives the bits of two
+    /// separate [`selection_logit`]s, whatever the ties: equal scores
+    /// (zeros of both signs among them), undefined ones (−∞) and a best
+    /// score shared by several trials, at lengths around the lane width.
+    #[test]
+    fn the_fused_pair_gives_the_logits_of_two_separate_selections() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let palette = [-0.0, 0.0, 1.5, -2.0, f64::NEG_INFINITY, 1.5e-300, 7.0];
+        for n in [1usize, 2, 7, 8, 9, 17, 64, 301] {
+            for _ in 0..200 {
+                let mut draw = |_| match rng.random_range(0..3) {
+                    0 => palette[rng.random_range(0..palette.len())],
+                    _ => rng.random_range(-1.0..1.0),
+                };
+                let first: Vec<f64> = (0..n).map(&mut draw).collect();
+                let second: Vec<f64> = (0..n).map(&mut draw).collect();
+                let (a, b) = logits_of_pair(&first, &second);
+                assert_eq!(a.to_bits(), selection_logit(&first, &second).to_bits());
+                assert_eq!(b.to_bits(), selection_logit(&second, &first).to_bits());
+            }
+        }
+        assert_eq!(first_best(&[f64::NEG_INFINITY; 3]), 0);
+        assert_eq!(first_best(&[1.0, -0.0, 3.0, 0.5, 3.0]), 2);
+        assert_eq!(first_best(&[-1.0, -0.0, 0.0, -2.0]), 1);
+    }
+
+    /// The scores and logits of a pair are the same bits with AVX2 as
+    /// without, and as the scores computed one trial at a time.
+    #[test]
+    fn pair_scores_are_the_bits_of_the_scalar_formula() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let trials = 37;
+        let mut sums: Vec<BlockSums> = (0..trials)
+            .map(|_| {
+                (0..8)
+                    .map(|_| (rng.random_range(-0.05..0.05), rng.random_range(0.0..0.01)))
+                    .collect()
+            })
+            .collect();
+        sums[3] = vec![(0.0, 0.0); 8];
+        sums[4] = sums[5].clone();
+        let lo = SubsetSums::new(&sums, 0, 4);
+        let hi = SubsetSums::new(&sums, 4, 4);
+        for halves in [
+            ((0b0011, 0b0101), (0b1100, 0b1010)),
+            ((0b1111, 0), (0, 0b1111)),
+        ] {
+            let (mut f, mut s) = (vec![0.0; trials], vec![0.0; trials]);
+            let tables = Tables {
+                lo: &lo,
+                hi: &hi,
+                bars: 400.0,
+            };
+            let got = pair_logits(&tables, halves, (&mut f, &mut s));
+            let (mut gf, mut gs) = (vec![0.0; trials], vec![0.0; trials]);
+            let generic = pair_logits_generic(&tables, halves, (&mut gf, &mut gs));
+            assert_eq!(got.0.to_bits(), generic.0.to_bits());
+            assert_eq!(got.1.to_bits(), generic.1.to_bits());
+            let ((la, ha), _) = halves;
+            for k in 0..trials {
+                let (ls, ls2) = lo.row(la);
+                let (hs, hs2) = hi.row(ha);
+                let want = sharpe_rank_score(ls[k] + hs[k], ls2[k] + hs2[k], 400.0);
+                assert_eq!(f[k].to_bits(), want.to_bits());
+                assert_eq!(f[k].to_bits(), gf[k].to_bits());
+                assert_eq!(s[k].to_bits(), gs[k].to_bits());
+            }
+        }
     }
 
     /// λ takes its logarithm from the `libm` crate: ω = 3/4 gives ln 3,

@@ -365,6 +365,24 @@ impl MemoryOutputs {
             .insert(name.to_string(), crate::store::OutputSource::File(path));
     }
 
+    /// Sets artifact `name` to stored artifact `from` of upstream `up`,
+    /// passed on as the blob the store already holds (not read, hashed or
+    /// written again); `false`, and nothing set, when `up`'s artifacts are
+    /// not in this process's store (a plain directory, another process).
+    pub fn put_upstream(&mut self, name: &str, up: &Upstream, from: &str) -> bool {
+        let Some((_, outputs)) = up.open_entry() else {
+            return false;
+        };
+        let Some(record) = outputs.get(from) else {
+            return false;
+        };
+        self.0.insert(
+            name.to_string(),
+            crate::store::OutputSource::Stored(record.clone()),
+        );
+        true
+    }
+
     /// Sets artifact `name` to `value` as pretty JSON with a final newline,
     /// the form every JSON artifact has.
     pub fn put_json(&mut self, name: &str, value: &Value) -> Result<(), PhaseError> {

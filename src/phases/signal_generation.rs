@@ -10,7 +10,7 @@
 //!   `metrics.json`: its backtest metrics
 //!   plus `index`, `name`, `strategy` and `params` (every parameter,
 //!   defaults included).
-//! - The gather node writes `signals/trial_N.jsonl` (hard links to the trials' files),
+//! - The gather node writes `signals/trial_N.jsonl` (the trials' own blobs),
 //!   `trials.json` (a list of [`TrialRecord`]) and `metrics.json`:
 //!   `{trials: count, strategy, best: {trial, name, sharpe, total_return,
 //!   params}}`, best by Sharpe with ties to the lowest index and an
@@ -208,12 +208,14 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     })
 }
 
-/// What a gather takes of one trial: its record, its signal file and the
-/// figures of its per-bar returns.
+/// What a gather takes of one trial: its record, its signal file (its
+/// bytes only when they are not a blob of this process's store, which the
+/// gather's output then names as it is) and the figures of its per-bar
+/// returns.
 struct GatheredTrial {
     record: TrialRecord,
     strategy: Value,
-    signal: Vec<u8>,
+    signal: Option<Vec<u8>>,
     figures: TrialFigures,
     returns: usize,
 }
@@ -249,6 +251,7 @@ fn gather_trial(
         .collect::<Result<Vec<_>, _>>()?;
     let positions: Vec<&[i8]> = dense.iter().map(Vec::as_slice).collect();
     let r = returns_of_trial(curves, &positions, fee);
+    let signal = up.open_entry().is_none().then_some(signal);
     Ok(GatheredTrial {
         record: TrialRecord {
             index,
@@ -311,8 +314,20 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     let strategy = gathered.first().map_or(Value::Null, |g| g.strategy.clone());
     let mut records = Vec::with_capacity(gathered.len());
     let mut figures = Vec::with_capacity(gathered.len());
-    for g in gathered {
-        ctx.memory.put(&signal_file(g.record.index), g.signal);
+    for (g, (_, up)) in gathered.into_iter().zip(&trials) {
+        let name = signal_file(g.record.index);
+        // The trial's blob itself, read and checked above: no copy of its
+        // bytes is hashed and stored again.
+        match g.signal {
+            Some(bytes) => ctx.memory.put(&name, bytes),
+            None if ctx.memory.put_upstream(&name, up, "signal.jsonl") => {}
+            None => {
+                return Err(PhaseError::new(format!(
+                    "{} vanished",
+                    up.describe("signal.jsonl")
+                )));
+            }
+        }
         records.push(g.record);
         figures.push(g.figures);
     }

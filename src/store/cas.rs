@@ -36,6 +36,19 @@ impl Store {
         Ok(fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file()))
     }
 
+    /// [`Store::has_blob`] of each digest, the inline ones looked up
+    /// under one lock of the index.
+    pub fn has_blobs(&self, digests: &[&str]) -> io::Result<Vec<bool>> {
+        let inline = self.index().has_inline_blobs(digests)?;
+        Ok(digests
+            .iter()
+            .zip(inline)
+            .map(|(digest, inline)| {
+                inline || fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
+            })
+            .collect())
+    }
+
     /// The blob's bytes, checked against its digest: `Ok(None)` when it is
     /// not stored, an `InvalidData` error when its bytes do not match.
     pub fn read_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {

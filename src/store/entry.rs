@@ -161,6 +161,9 @@ pub struct PendingEntry {
     // Whether `dir` was made (by [`Store::begin`]); an entry begun with
     // [`Store::begin_in_memory`] takes no file at all.
     made: bool,
+    // Whether the commit found `dir` absent (an entry in memory whose
+    // phase wrote no file after all): nothing is left to remove.
+    absent: bool,
     // The ref (workflow id, node) the commit points at the key.
     ref_to: Option<(String, String)>,
     // The flock on `dir`, dropped after `dir` is removed (see `Drop`),
@@ -192,6 +195,7 @@ impl Store {
             dir,
             out,
             made: true,
+            absent: false,
             ref_to: None,
             lock: Some(lock),
         };
@@ -212,6 +216,7 @@ impl Store {
             out: dir.join("out"),
             dir,
             made: false,
+            absent: false,
             ref_to: None,
             lock: None,
         })
@@ -273,7 +278,7 @@ impl PendingEntry {
     /// [`PendingEntry::commit_replacing`]) of the files under `out/` and
     /// the outputs handed over as bytes in `memory`.
     pub fn seal(
-        self,
+        mut self,
         meta: ManifestMeta,
         log: &[u8],
         memory: BTreeMap<String, OutputSource>,
@@ -287,6 +292,7 @@ impl PendingEntry {
                 "the phase wrote files although it declared that it hands every output over in memory",
             ));
         } else {
+            self.absent = true;
             Vec::new()
         };
         if let Some(both) = files.iter().find(|f| memory.contains_key(&f.rel)) {
@@ -325,8 +331,31 @@ impl PendingEntry {
             }
             outputs.insert(file.rel, file.record);
         }
+        // Outputs naming blobs of this store: checked to be there, all
+        // under one lock of the index, and recorded as they are.
+        let (stored, memory): (Vec<_>, Vec<_>) = memory
+            .into_iter()
+            .partition(|(_, source)| matches!(source, OutputSource::Stored(_)));
+        let stored: Vec<(String, OutputRecord)> = stored
+            .into_iter()
+            .filter_map(|(rel, source)| match source {
+                OutputSource::Stored(record) => Some((rel, record)),
+                _ => None,
+            })
+            .collect();
+        let digests: Vec<&str> = stored.iter().map(|(_, r)| r.blake3.as_str()).collect();
+        for (digest, present) in digests.iter().zip(self.store.has_blobs(&digests)?) {
+            if !present {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("an output names blob {digest}, which the store does not hold"),
+                ));
+            }
+        }
+        outputs.extend(stored);
         for (rel, source) in memory {
             let bytes = match source {
+                OutputSource::Stored(_) => unreachable!("partitioned out above"),
                 OutputSource::Bytes(bytes) => bytes,
                 OutputSource::File(path) => match read_if_small(&path)? {
                     Some(bytes) => bytes,
@@ -390,13 +419,17 @@ impl PendingEntry {
 }
 
 /// An output handed to [`PendingEntry::seal`] without a file in `out/`:
-/// its bytes, or a file elsewhere (a command's output in the workspace)
-/// that the commit stores a copy of.
+/// its bytes, a file elsewhere (a command's output in the workspace)
+/// that the commit stores a copy of, or a blob the store already holds
+/// (an upstream entry's output passed on unchanged, as a sweep's gather
+/// passes on its trials' signals): recorded without being hashed or
+/// written again.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputSource {
     Bytes(#[serde(with = "base64_bytes")] Vec<u8>),
     File(PathBuf),
+    Stored(OutputRecord),
 }
 
 /// Bytes as base64 text in JSON: an action's outputs cross a process
@@ -434,7 +467,9 @@ fn read_if_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
 impl Drop for PendingEntry {
     fn drop(&mut self) {
         // The outputs are in the store now (or were never wanted).
-        let _ = remove_tree(&self.dir);
+        if !self.absent {
+            let _ = remove_tree(&self.dir);
+        }
         drop(self.lock.take());
     }
 }

@@ -259,6 +259,21 @@ impl Index {
             .map_err(sql_err)
     }
 
+    /// [`Index::has_inline_blob`] of each digest, under one lock.
+    pub(crate) fn has_inline_blobs(&self, digests: &[&str]) -> io::Result<Vec<bool>> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")
+            .map_err(sql_err)?;
+        digests
+            .iter()
+            .map(|d| stmt.exists([d]).map_err(sql_err))
+            .collect()
+    }
+
     /// Inserts inline blobs and, when given, an action, in one transaction.
     /// An existing action is kept unless `replace`. Returns whether the
     /// action row was written.
