@@ -460,6 +460,9 @@ fn to_io(e: object_store::Error) -> io::Error {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
         E::NotSupported { .. } | E::NotImplemented => io::ErrorKind::Unsupported,
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => io::ErrorKind::InvalidInput,
+        // A read treats absence as a miss before this; a write answered
+        // with it names a bucket that is not there.
+        E::NotFound { .. } => io::ErrorKind::NotFound,
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, e.to_string())
@@ -612,11 +615,13 @@ impl Health {
 }
 
 /// Whether a retry may cure `error`: not a refusal (credentials, a read
-/// only server, a bad request), nor data that is not admf's.
+/// only server, a bucket that is not there, a bad request), nor data
+/// that is not admf's.
 fn transient(error: &io::Error) -> bool {
     !matches!(
         error.kind(),
         io::ErrorKind::PermissionDenied
+            | io::ErrorKind::NotFound
             | io::ErrorKind::InvalidInput
             | io::ErrorKind::InvalidData
             | io::ErrorKind::Unsupported

@@ -31,7 +31,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::store::{Cache, Manifest, Store};
+use crate::store::{Cache, INLINE_MAX, Manifest, Store, output_digest};
 
 use super::digests;
 
@@ -236,46 +236,67 @@ impl Pack {
     /// and outside ones taken from `fetched` (blake3 → bytes, checked by
     /// the caller), then the action. Whether each entry was copied, in
     /// order.
+    ///
+    /// The checks a store makes of an action it is given are made here,
+    /// on the bytes in hand (each blob's blake3 and size, the manifest's
+    /// key and output digest), and an entry's small blobs and its action
+    /// are written in one insert: a group of a thousand entries is read
+    /// back and hashed once, not twice.
     pub fn install(
         &self,
         wanted: &[String],
         local: &Store,
         fetched: &BTreeMap<String, Vec<u8>>,
     ) -> io::Result<Vec<bool>> {
-        // blake3 → whether the local store now holds the blob.
+        // blake3 → whether the local store holds the blob (or will, with
+        // the entry being written).
         let mut stored: HashMap<&str, bool> = HashMap::new();
         let mut copied = Vec::with_capacity(wanted.len());
         for key in wanted {
-            let Some(manifest) = self.entries.get(key) else {
+            let Some(manifest) = self
+                .entries
+                .get(key)
+                .filter(|m| output_digest(&m.outputs) == m.output_digest)
+            else {
                 copied.push(false);
                 continue;
             };
+            let sizes = manifest
+                .outputs
+                .values()
+                .map(|o| (o.blake3.as_str(), Some(o.size)))
+                .chain([(manifest.log_digest.as_str(), None)]);
+            let mut rows = Vec::new();
             let mut whole = true;
-            for digest in digests(manifest) {
+            for (digest, size) in sizes {
                 let held = match stored.get(digest) {
                     Some(&held) => held,
                     None => {
-                        let held = self.store_blob(digest, local, fetched)?;
+                        let held = self.stage_blob(digest, size, local, fetched, &mut rows)?;
                         stored.insert(digest, held);
                         held
                     }
                 };
                 whole &= held;
             }
-            if whole {
-                Cache::put_action(local, manifest)?;
-            }
+            local
+                .index()
+                .insert(&rows, whole.then_some(manifest), false)?;
             copied.push(whole);
         }
         Ok(copied)
     }
 
-    /// Makes sure `local` holds the blob `digest`: whether it does.
-    fn store_blob(
+    /// Makes sure `local` holds the blob `digest` (of `size` bytes when
+    /// given), or that it is among `rows`, the small blobs to insert with
+    /// the entry: whether it does.
+    fn stage_blob(
         &self,
         digest: &str,
+        size: Option<u64>,
         local: &Store,
         fetched: &BTreeMap<String, Vec<u8>>,
+        rows: &mut Vec<(String, Vec<u8>)>,
     ) -> io::Result<bool> {
         if local.has_blob(digest)? {
             return Ok(true);
@@ -287,10 +308,16 @@ impl Pack {
                 None => return Ok(false),
             },
         };
-        if blake3::hash(bytes).to_hex().as_str() != digest {
+        if size.is_some_and(|size| size != bytes.len() as u64)
+            || blake3::hash(bytes).to_hex().as_str() != digest
+        {
             return Ok(false);
         }
-        Cache::put_blob(local, bytes)?;
+        if bytes.len() as u64 <= INLINE_MAX {
+            rows.push((digest.to_string(), bytes.to_vec()));
+        } else {
+            Cache::put_blob(local, bytes)?;
+        }
         Ok(true)
     }
 }
