@@ -13,12 +13,18 @@
 //! missing, a writer killed halfway leaves at most unreferenced blobs, and
 //! two writers of one key cannot tear it (the second finds it present).
 //!
+//! A group of ready nodes is read from one pack when an earlier build of
+//! the same group published it ([`pack`]), else entry by entry.
+//!
 //! A remote that cannot be reached, or refuses a read or a write, is
 //! dropped for the rest of the build with one warning: the build goes on
-//! with the local store only and never fails because of the remote.
+//! with the local store only and never fails because of the remote. A
+//! call that fails on a remote that answered earlier in the build is
+//! tried again a few times first ([`TRANSIENT_RETRIES`]).
 //!
 //! On S3, the layout under the prefix: `cas/<blake3>` holds a blob's bytes,
-//! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it).
+//! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it),
+//! `pack/<group>` a group's pack.
 //! What is shared is exactly what the keys cover (mode, version, config,
 //! input digests, upstream digests); credentials and the endpoint come
 //! from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
