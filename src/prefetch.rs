@@ -12,7 +12,7 @@
 //! remote hit is, and a node whose entry was not fetched is looked up
 //! remotely again when it is decided, so what is decided does not depend
 //! on the prefetch. The key of each node and the entry the local store
-//! held are handed to its decision ([`RemoteTier::take_keyed`]), which
+//! held are handed to its decision ([`Prefetch::take_keyed`]), which
 //! then neither hashes the inputs nor looks up a local hit again.
 //!
 //! This belongs to the decisions' side (Rebuild): the remote tier is only

@@ -20,7 +20,7 @@
 //! dropped for the rest of the build with one warning: the build goes on
 //! with the local store only and never fails because of the remote. A
 //! call that fails on a remote that answered earlier in the build is
-//! tried again a few times first ([`TRANSIENT_RETRIES`]).
+//! tried again a few times first.
 //!
 //! On S3, the layout under the prefix: `cas/<blake3>` holds a blob's bytes,
 //! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it),
