@@ -4,13 +4,15 @@
 //! hit cost it a few calls to the server each. When several nodes are
 //! ready at once (a sweep's trials once their data is loaded), their keys
 //! are computed here first and their entries copied from the remote into
-//! the local store in one go ([`RemoteCache::fetch_many`]: concurrent
-//! reads on S3, batched reads on REAPI). The decisions then find local
+//! the local store in one go: the group's pack in one read when the
+//! remote holds one ([`crate::remote::pack`]), else
+//! [`RemoteCache::fetch_many`] (concurrent reads on S3, batched reads on
+//! REAPI). The decisions then find local
 //! hits. Nothing is decided here: a prefetched entry is checked as any
 //! remote hit is, and a node whose entry was not fetched is looked up
 //! remotely again when it is decided, so what is decided does not depend
 //! on the prefetch. The key of each node and the entry the local store
-//! held are handed to its decision ([`RemoteTier::take_keyed`]), which
+//! held are handed to its decision ([`Prefetch::take_keyed`]), which
 //! then neither hashes the inputs nor looks up a local hit again.
 //!
 //! This belongs to the decisions' side (Rebuild): the remote tier is only
@@ -56,6 +58,9 @@ impl Prefetch {
         if remote.is_down() {
             return;
         }
+        // Every ready node's key (the group, which names its pack) and
+        // those the local store lacks (what is fetched).
+        let mut group = Vec::new();
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
         {
@@ -86,8 +91,11 @@ impl Prefetch {
                 };
                 let key = ingredients.key();
                 let lookup = ctx.store.lookup(&key, &ctx.stats);
-                if matches!(lookup, Lookup::Missing) && seen.insert(key.clone()) {
-                    keys.push(key.clone());
+                if seen.insert(key.clone()) {
+                    group.push(key.clone());
+                    if matches!(lookup, Lookup::Missing) {
+                        keys.push(key.clone());
+                    }
                 }
                 let keyed = Keyed {
                     ingredients,
@@ -101,9 +109,10 @@ impl Prefetch {
                     .insert(index, keyed);
             }
         }
-        if keys.len() < 2 {
+        // A lone node is fetched by its decision.
+        if keys.is_empty() || group.len() < 2 {
             return;
         }
-        remote.fetch_many(&keys, &ctx.store);
+        remote.fetch_group(&group, &keys, &ctx.store);
     }
 }

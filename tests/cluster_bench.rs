@@ -17,7 +17,9 @@ const TRIALS_WORKFLOW: &str = "data: {source: csv, symbols: [SPY], path: prices.
     phases:\n  - sweep:\n      mode: signal_generation\n\
     \x20     grid: {lookback: \"range(2, 101, 1)\", threshold: \"range(0.0, 0.009, 0.001)\"}\n";
 
-/// A project with a 1,000-trial sweep over 300 bars.
+/// A project with a 1,000-trial sweep over 300 bars; 10,000 trials with
+/// `ADMF_BENCH_TRIALS=10000` (a hundred thresholds instead of ten), to
+/// tell the cost of each trial from the cost of starting a job.
 fn sweep() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".admf"), "").unwrap();
@@ -26,7 +28,11 @@ fn sweep() -> tempfile::TempDir {
             .unwrap();
     let head: Vec<&str> = full.lines().take(301).collect();
     std::fs::write(dir.path().join("prices.csv"), head.join("\n") + "\n").unwrap();
-    std::fs::write(dir.path().join("sweep.yaml"), TRIALS_WORKFLOW).unwrap();
+    let workflow = match std::env::var("ADMF_BENCH_TRIALS").as_deref() {
+        Ok("10000") => TRIALS_WORKFLOW.replace("0.009", "0.099"),
+        _ => TRIALS_WORKFLOW.to_string(),
+    };
+    std::fs::write(dir.path().join("sweep.yaml"), workflow).unwrap();
     dir
 }
 
@@ -55,6 +61,14 @@ fn timed(dir: &Path, env: &[(&str, String)], args: &[&str]) -> f64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // ADMF_BENCH_VERBOSE: the build's own closing lines, to tell its time
+    // from the process's.
+    if std::env::var_os("ADMF_BENCH_VERBOSE").is_some() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+        println!("  {args:?}: {seconds:.2}s wall: {tail}");
+    }
     seconds
 }
 
@@ -69,10 +83,14 @@ fn overhead_per_packed_trial_on_slurm() {
         &[],
         &["--executor", "slurm", "--max-jobs", "2"],
     );
+    let trials: f64 = match std::env::var("ADMF_BENCH_TRIALS").as_deref() {
+        Ok("10000") => 10_000.0,
+        _ => 1_000.0,
+    };
     println!(
-        "1,000 trials: local -j2 {t_local:.2}s, slurm (2 job slots) {t_slurm:.2}s, \
+        "{trials} trials: local -j2 {t_local:.2}s, slurm (2 job slots) {t_slurm:.2}s, \
          overhead per trial {:.2} ms, ratio {:.2}",
-        (t_slurm - t_local) * 1000.0 / 1000.0,
+        (t_slurm - t_local) * 1000.0 / trials,
         t_slurm / t_local
     );
 }
@@ -114,4 +132,34 @@ fn remote_hit_path_over_reapi_against_the_local_hit_path() {
         "1,000-trial sweep, all hits over REAPI: local {t_local:.2}s, remote {t_remote:.2}s, ratio {:.2}",
         t_remote / t_local
     );
+}
+
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture"]
+fn slurm_job_start_latency() {
+    // How long a trivial batch job takes from `sbatch` to the first line
+    // of its script, on the test cluster: a floor under any packed build.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let marker = dir.path().join(format!("started-{round}"));
+        let started = Instant::now();
+        let out = slurm()
+            .command("sbatch")
+            .arg("--parsable")
+            .arg(format!("--output={}", dir.path().join("out").display()))
+            .arg(format!("--wrap=touch {}", marker.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let submitted = started.elapsed().as_secs_f64();
+        while !marker.exists() {
+            assert!(started.elapsed().as_secs() < 30, "the job did not start");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        println!(
+            "job {round}: sbatch {:.0} ms, script started after {:.0} ms",
+            submitted * 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
 }

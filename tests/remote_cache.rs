@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use admf::remote::S3Cache;
+use admf::remote::{RemoteCache, S3Cache, pack};
 use admf::store::{Cache, Store};
 use cluster_support::{admf_with as admf, node_statuses as statuses, research_clone as clone, s3};
 
@@ -217,4 +217,95 @@ fn a_kill_mid_build_leaves_no_half_entry_remotely() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // 200 trials and their gather.
     assert_eq!(remote.list_actions().unwrap().len(), 201, "{stderr}");
+}
+
+#[test]
+fn entries_pushed_one_by_one_are_hits_and_the_group_is_packed_for_the_next_clone() {
+    let url = unique_prefix("pack");
+    let env = s3().env();
+    let sweep = |dir: &Path| {
+        std::fs::write(
+            dir.join("workflows/sweep.yaml"),
+            "data: {source: csv, symbols: [SPY], path: ../data/SPY_D.csv}\n\
+             strategy: {type: momentum, parameters: {lookback: 20, threshold: 0.0}}\n\
+             phases:\n  - sweep:\n      mode: signal_generation\n\
+             \x20     grid: {lookback: \"range(2, 22, 1)\"}\n",
+        )
+        .unwrap();
+    };
+    let build = |dir: &Path| {
+        let out = admf(
+            dir,
+            &env,
+            &["build", "workflows/sweep.yaml", "--json", "--remote", &url],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+        (statuses(&out), stderr)
+    };
+    // Built locally and pushed entry by entry: the remote holds every
+    // entry in the per-key layout and no pack.
+    let first = clone();
+    sweep(first.path());
+    let out = admf(
+        first.path(),
+        &env,
+        &["build", "workflows/sweep.yaml", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let built = statuses(&out);
+    let out = admf(
+        first.path(),
+        &env,
+        &["cache", "push", "workflows/sweep.yaml", "--remote", &url],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The ready group: the 21 trials (their gather waits for them).
+    let group: Vec<String> = built
+        .iter()
+        .filter(|(id, _, _)| id.contains('['))
+        .map(|(_, _, key)| key.clone())
+        .collect();
+    assert_eq!(group.len(), 21);
+    let remote = remote_of(&url);
+    let probe = tempfile::tempdir().unwrap();
+    let probe = Store::open(&probe.path().join("cache")).unwrap();
+    let id = pack::group_id(&group);
+    assert!(remote.fetch_pack(&id, &group, &probe).unwrap().is_none());
+
+    // A clone with an empty store: every entry a hit, read one by one;
+    // holding the whole group at its end, it publishes the group's pack.
+    let second = clone();
+    sweep(second.path());
+    let (fetched, stderr) = build(second.path());
+    assert!(fetched.iter().all(|(_, s, _)| s == "cached"), "{fetched:?}");
+    assert!(stderr.contains("remote: 22 hits, 0 published"), "{stderr}");
+    let copied = remote.fetch_pack(&id, &group, &probe).unwrap();
+    assert_eq!(copied, Some(vec![true; 21]));
+    // What the pack gave is the first build's entries, byte for byte.
+    let source = Store::open(&first.path().join("cache")).unwrap();
+    for key in &group {
+        let manifest = probe.get_action(key).unwrap().unwrap();
+        assert_eq!(Some(&manifest), source.get_action(key).unwrap().as_ref());
+        for output in manifest.outputs.values() {
+            assert_eq!(
+                probe.get_blob(&output.blake3).unwrap(),
+                source.get_blob(&output.blake3).unwrap()
+            );
+        }
+    }
+
+    // A third clone reads the group from the pack: the same hits.
+    let third = clone();
+    sweep(third.path());
+    let (again, stderr) = build(third.path());
+    assert!(again.iter().all(|(_, s, _)| s == "cached"), "{again:?}");
+    assert!(stderr.contains("remote: 22 hits, 0 published"), "{stderr}");
+    assert_eq!(again, fetched);
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use admf::remote::ReapiCache;
+use admf::remote::{ReapiCache, RemoteCache, pack};
 use admf::store::{Cache, Store};
 use cluster_support::{admf_with, buildgrid, node_statuses as statuses, research_clone as clone};
 
@@ -246,6 +246,21 @@ fn a_sweeps_trials_are_fetched_as_a_group_and_give_the_same_bytes() {
     let (built, _) = run(first.path(), "1");
     // `range` includes its end: 41 trials and their gather.
     assert_eq!(built.len(), 42, "{built:?}");
+    // The trials were ready at once: the build published their group's
+    // pack, which gives every trial's entry in one read.
+    let group: Vec<String> = built
+        .iter()
+        .filter(|(id, _, _)| id.contains('['))
+        .map(|(_, _, key)| key.clone())
+        .collect();
+    assert_eq!(group.len(), 41);
+    let probe = tempfile::tempdir().unwrap();
+    let probe = Store::open(&probe.path().join("cache")).unwrap();
+    let remote = ReapiCache::open(&url).unwrap();
+    let copied = remote
+        .fetch_pack(&pack::group_id(&group), &group, &probe)
+        .unwrap();
+    assert_eq!(copied, Some(vec![true; 41]));
     for jobs in ["1", "4"] {
         let second = clone();
         sweep(second.path());

@@ -13,12 +13,18 @@
 //! missing, a writer killed halfway leaves at most unreferenced blobs, and
 //! two writers of one key cannot tear it (the second finds it present).
 //!
+//! A group of ready nodes is read from one pack when an earlier build of
+//! the same group published it ([`pack`]), else entry by entry.
+//!
 //! A remote that cannot be reached, or refuses a read or a write, is
 //! dropped for the rest of the build with one warning: the build goes on
-//! with the local store only and never fails because of the remote.
+//! with the local store only and never fails because of the remote. A
+//! call that fails on a remote that answered earlier in the build is
+//! tried again a few times first.
 //!
 //! On S3, the layout under the prefix: `cas/<blake3>` holds a blob's bytes,
-//! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it).
+//! `ac/<key>` an action result (the manifest as JSON, as `admf` keys it),
+//! `pack/<group>` a group's pack.
 //! What is shared is exactly what the keys cover (mode, version, config,
 //! input digests, upstream digests); credentials and the endpoint come
 //! from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -39,9 +45,12 @@ use object_store::{ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, 
 
 use crate::store::{Cache, Manifest, Store, copy_action};
 
+pub mod pack;
 pub mod reapi;
 
 pub use reapi::ReapiCache;
+
+use pack::Pack;
 
 /// A remote tier as a build drives it, on top of the [`Cache`] calls.
 pub trait RemoteCache: Cache {
@@ -68,6 +77,22 @@ pub trait RemoteCache: Cache {
     fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()>;
     /// The ref set recorded under `name`, `None` when there is none.
     fn get_ref_set(&self, name: &str) -> io::Result<Option<Vec<(String, String)>>>;
+    /// Copies the entries `wanted` from the pack of the group `group`
+    /// ([`pack`]) into `local`: whether each was copied, in order, or
+    /// `None` when the remote holds no sound pack of that group.
+    fn fetch_pack(
+        &self,
+        _group: &str,
+        _wanted: &[String],
+        _local: &Store,
+    ) -> io::Result<Option<Vec<bool>>> {
+        Ok(None)
+    }
+    /// Publishes `pack` as the pack of the group `group` unless the
+    /// remote holds one; whether it did.
+    fn publish_pack(&self, _group: &str, _pack: Vec<u8>) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The remote tier a URL names: `s3://bucket[/prefix]` or
@@ -177,6 +202,10 @@ impl S3Cache {
         self.prefix.child("ac").child(key)
     }
 
+    fn pack_path(&self, group: &str) -> ObjectPath {
+        self.prefix.child("pack").child(group)
+    }
+
     /// A workflow's ref set, named by the blake3 of its name (a path).
     fn ref_set_path(&self, name: &str) -> ObjectPath {
         let id = blake3::hash(name.as_bytes()).to_hex();
@@ -184,8 +213,9 @@ impl S3Cache {
     }
 
     /// Writes `bytes` at `path` unless something is there already (then
-    /// it holds the same content: paths are named by content or by key).
-    async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> io::Result<()> {
+    /// it holds the same content: paths are named by content, by key or
+    /// by group); whether it wrote them.
+    async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> io::Result<bool> {
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -195,7 +225,8 @@ impl S3Cache {
             .put_opts(path, PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(to_io(e)),
         }
     }
@@ -379,6 +410,44 @@ impl RemoteCache for S3Cache {
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
+
+    /// One GET of the pack, then one of each large blob the wanted
+    /// entries name and the local store lacks.
+    fn fetch_pack(
+        &self,
+        group: &str,
+        wanted: &[String],
+        local: &Store,
+    ) -> io::Result<Option<Vec<bool>>> {
+        use futures::StreamExt;
+        self.runtime.block_on(async {
+            let Some(bytes) = self.read(&self.pack_path(group)).await? else {
+                return Ok(None);
+            };
+            // A pack that is not sound is no pack: the entries are read
+            // one by one.
+            let Ok(pack) = Pack::decode(bytes) else {
+                return Ok(None);
+            };
+            let needed = pack.outside_needed(wanted, local)?;
+            let blobs: Vec<Option<Vec<u8>>> = futures::stream::iter(&needed)
+                .map(|o| self.read_blob(&o.blake3))
+                .buffered(CONCURRENT_READS)
+                .try_collect()
+                .await?;
+            let fetched = needed
+                .into_iter()
+                .zip(blobs)
+                .filter_map(|(o, bytes)| Some((o.blake3, bytes?)))
+                .collect();
+            pack.install(wanted, local, &fetched).map(Some)
+        })
+    }
+
+    fn publish_pack(&self, group: &str, pack: Vec<u8>) -> io::Result<bool> {
+        self.runtime
+            .block_on(self.create(&self.pack_path(group), pack))
+    }
 }
 
 pub(crate) fn digests(manifest: &Manifest) -> impl Iterator<Item = &str> {
@@ -389,8 +458,20 @@ pub(crate) fn digests(manifest: &Manifest) -> impl Iterator<Item = &str> {
         .chain([manifest.log_digest.as_str()])
 }
 
+/// The error as io sees it, its kind telling a refusal (which no retry
+/// cures) from a failure that may pass.
 fn to_io(e: object_store::Error) -> io::Error {
-    io::Error::other(e.to_string())
+    use object_store::Error as E;
+    let kind = match &e {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
+        E::NotSupported { .. } | E::NotImplemented => io::ErrorKind::Unsupported,
+        E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => io::ErrorKind::InvalidInput,
+        // A read treats absence as a miss before this; a write answered
+        // with it names a bucket that is not there.
+        E::NotFound { .. } => io::ErrorKind::NotFound,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e.to_string())
 }
 
 impl Cache for S3Cache {
@@ -441,7 +522,8 @@ impl Cache for S3Cache {
         }
         let text = serde_json::to_vec(result).map_err(io::Error::other)?;
         self.runtime
-            .block_on(self.create(&self.action_path(&result.key), text))
+            .block_on(self.create(&self.action_path(&result.key), text))?;
+        Ok(())
     }
 
     fn list_actions(&self) -> io::Result<Vec<String>> {
@@ -467,14 +549,89 @@ impl Cache for S3Cache {
 pub struct RemoteTier {
     url: String,
     cache: Arc<dyn RemoteCache>,
-    down: Arc<AtomicBool>,
+    local: Store,
+    health: Arc<Health>,
     hits: AtomicUsize,
     /// The keys this build copied from the remote: the remote holds them,
     /// so they are not offered back to it.
     fetched: Mutex<HashSet<String>>,
+    /// The groups this build met that the remote held no pack of: each
+    /// gets one at the end of the build when the local store holds it
+    /// whole.
+    unpacked: Mutex<Vec<(String, Vec<String>)>>,
     published: Arc<AtomicUsize>,
     queue: Mutex<Option<Sender<String>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Whether a remote is usable: it is dropped after one failure when it
+/// never answered (a remote that is down costs one short wait), and after
+/// [`TRANSIENT_RETRIES`] more tries of the same call once it has (a
+/// server that answered a moment ago and fails now is most likely busy:
+/// a reset connection, a timeout under load).
+#[derive(Default)]
+struct Health {
+    down: AtomicBool,
+    answered: AtomicBool,
+}
+
+/// How many times a call that failed is tried again, on a remote that has
+/// answered this build, before the remote is dropped.
+const TRANSIENT_RETRIES: u32 = 3;
+/// The pause before the first try again; each next one waits four times
+/// longer (0.1 s, 0.4 s, 1.6 s).
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+
+impl Health {
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Runs `call`, again after a pause while it fails in a way a retry
+    /// may cure; drops the remote (one warning, `what` naming the call)
+    /// when it still fails. `None` when it failed.
+    fn call<T>(&self, url: &str, what: &str, mut call: impl FnMut() -> io::Result<T>) -> Option<T> {
+        let mut pause = FIRST_PAUSE;
+        let mut tries = 0;
+        loop {
+            if self.is_down() {
+                return None;
+            }
+            match call() {
+                Ok(value) => {
+                    self.answered.store(true, Ordering::SeqCst);
+                    return Some(value);
+                }
+                Err(e)
+                    if tries < TRANSIENT_RETRIES
+                        && self.answered.load(Ordering::SeqCst)
+                        && transient(&e) =>
+                {
+                    tries += 1;
+                    std::thread::sleep(pause);
+                    pause *= 4;
+                }
+                Err(e) => {
+                    warn_once(&self.down, url, what, &e);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Whether a retry may cure `error`: not a refusal (credentials, a read
+/// only server, a bucket that is not there, a bad request), nor data
+/// that is not admf's.
+fn transient(error: &io::Error) -> bool {
+    !matches!(
+        error.kind(),
+        io::ErrorKind::PermissionDenied
+            | io::ErrorKind::NotFound
+            | io::ErrorKind::InvalidInput
+            | io::ErrorKind::InvalidData
+            | io::ErrorKind::Unsupported
+    )
 }
 
 /// What a build did with its remote, for the closing line.
@@ -493,28 +650,23 @@ impl RemoteTier {
 
     /// The tier over `cache`, which `url` names in warnings.
     fn over(url: &str, cache: Arc<dyn RemoteCache>, local: Store) -> io::Result<RemoteTier> {
-        let down = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let published = Arc::new(AtomicUsize::new(0));
         let (queue, keys) = channel::<String>();
         let uploader = {
             let cache = cache.clone();
-            let down = down.clone();
+            let health = health.clone();
             let published = published.clone();
             let url = url.to_string();
+            let local = local.clone();
             std::thread::Builder::new()
                 .name("admf-remote".into())
                 .spawn(move || {
                     for key in keys {
-                        if down.load(Ordering::SeqCst) {
-                            continue;
-                        }
-                        let published_now = cache.publish_from(&local, &key);
-                        match published_now {
-                            Ok(true) => {
-                                published.fetch_add(1, Ordering::SeqCst);
-                            }
-                            Ok(false) => {}
-                            Err(e) => warn_once(&down, &url, "refused a write", &e),
+                        let published_now = health
+                            .call(&url, "refused a write", || cache.publish_from(&local, &key));
+                        if published_now == Some(true) {
+                            published.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                 })?
@@ -522,9 +674,11 @@ impl RemoteTier {
         Ok(RemoteTier {
             url: url.to_string(),
             cache,
-            down,
+            local,
+            health,
             hits: AtomicUsize::new(0),
             fetched: Mutex::new(HashSet::new()),
+            unpacked: Mutex::new(Vec::new()),
             published,
             queue: Mutex::new(Some(queue)),
             uploader: Mutex::new(Some(uploader)),
@@ -533,22 +687,49 @@ impl RemoteTier {
 
     /// Whether the remote was dropped for the rest of the build.
     pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
+        self.health.is_down()
     }
 
     /// Copies the entries `keys` the remote holds into `local`, as a group
     /// (concurrent reads on S3, batched reads on REAPI).
     pub fn fetch_many(&self, keys: &[String], local: &Store) {
-        if self.is_down() {
+        if keys.is_empty() {
             return;
         }
-        match self.cache.fetch_many(keys, local) {
-            Ok(copied) => {
-                let copied = keys.iter().zip(copied).filter(|(_, c)| *c).map(|(k, _)| k);
-                self.note_fetched(copied);
-            }
-            Err(e) => warn_once(&self.down, &self.url, "cannot be read", &e),
+        let copied = self.health.call(&self.url, "cannot be read", || {
+            self.cache.fetch_many(keys, local)
+        });
+        if let Some(copied) = copied {
+            let copied = keys.iter().zip(copied).filter(|(_, c)| *c).map(|(k, _)| k);
+            self.note_fetched(copied);
         }
+    }
+
+    /// Copies the entries `wanted` the remote holds into `local`, where
+    /// `wanted` are those of the ready group `group` (every ready node's
+    /// key) that the local store lacks: from the group's pack in one read
+    /// when the remote holds one, else entry by entry ([`pack`]).
+    pub fn fetch_group(&self, group: &[String], wanted: &[String], local: &Store) {
+        let id = pack::group_id(group);
+        let from_pack = self.health.call(&self.url, "cannot be read", || {
+            self.cache.fetch_pack(&id, wanted, local)
+        });
+        let rest: Vec<String> = match from_pack {
+            None => return,
+            Some(Some(copied)) => {
+                let (hits, misses): (Vec<_>, Vec<_>) = wanted.iter().zip(copied).partition(|w| w.1);
+                self.note_fetched(hits.into_iter().map(|(k, _)| k));
+                misses.into_iter().map(|(k, _)| k.clone()).collect()
+            }
+            Some(None) => {
+                self.unpacked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((id, group.to_vec()));
+                wanted.to_vec()
+            }
+        };
+        self.fetch_many(&rest, local);
     }
 
     fn note_fetched<'a>(&self, keys: impl Iterator<Item = &'a String>) {
@@ -563,21 +744,13 @@ impl RemoteTier {
     /// Copies the entry `key` from the remote into `local` when the remote
     /// has it; whether it did.
     pub fn fetch(&self, key: &str, local: &Store) -> bool {
-        if self.down.load(Ordering::SeqCst) {
-            return false;
+        let found = self.health.call(&self.url, "cannot be read", || {
+            self.cache.fetch_into(key, local)
+        });
+        if found == Some(true) {
+            self.note_fetched(std::iter::once(&key.to_string()));
         }
-        match self.cache.fetch_into(key, local) {
-            Ok(found) => {
-                if found {
-                    self.note_fetched(std::iter::once(&key.to_string()));
-                }
-                found
-            }
-            Err(e) => {
-                warn_once(&self.down, &self.url, "cannot be read", &e);
-                false
-            }
-        }
+        found == Some(true)
     }
 
     /// Publishes the stored entry `key` in the background, unless the
@@ -603,7 +776,10 @@ impl RemoteTier {
         }
     }
 
-    /// Waits until every queued entry is published (or the remote dropped).
+    /// Waits until every queued entry is published (or the remote
+    /// dropped), then publishes the pack of each group this build met
+    /// without one and now holds whole: its entries are on the remote by
+    /// then, so the blobs a pack leaves outside are too.
     pub fn finish(&self) -> RemoteSummary {
         drop(self.queue.lock().unwrap_or_else(|e| e.into_inner()).take());
         if let Some(uploader) = self
@@ -614,10 +790,25 @@ impl RemoteTier {
         {
             let _ = uploader.join();
         }
+        let unpacked =
+            std::mem::take(&mut *self.unpacked.lock().unwrap_or_else(|e| e.into_inner()));
+        for (id, group) in unpacked {
+            if self.is_down() {
+                break;
+            }
+            // A store that cannot be read here cannot make the pack; the
+            // entries are on the remote one by one all the same.
+            let Ok(Some(bytes)) = pack::encode(&self.local, &group) else {
+                continue;
+            };
+            self.health.call(&self.url, "refused a write", || {
+                self.cache.publish_pack(&id, bytes.clone())
+            });
+        }
         RemoteSummary {
             hits: self.hits.load(Ordering::SeqCst),
             published: self.published.load(Ordering::SeqCst),
-            down: self.down.load(Ordering::SeqCst),
+            down: self.is_down(),
         }
     }
 }
@@ -645,11 +836,26 @@ mod tests {
         assert_eq!(cache.action_path("cd").as_ref(), "ac/cd");
     }
 
-    /// A remote holding the keys `held`, counting the entries offered to it.
+    /// A remote holding the keys `held`, counting the entries offered to
+    /// it; its reads fail with the errors `failures` holds, one per read,
+    /// before they answer; it keeps the packs published to it.
     #[derive(Default)]
     struct Counting {
         held: Vec<String>,
         offered: Mutex<Vec<String>>,
+        failures: Mutex<Vec<io::ErrorKind>>,
+        reads: AtomicUsize,
+        packs: Mutex<Vec<(String, Vec<u8>)>>,
+    }
+
+    impl Counting {
+        fn read(&self) -> io::Result<()> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            match self.failures.lock().unwrap().pop() {
+                Some(kind) => Err(io::Error::new(kind, "connection reset by peer")),
+                None => Ok(()),
+            }
+        }
     }
 
     impl Cache for Counting {
@@ -675,6 +881,7 @@ mod tests {
 
     impl RemoteCache for Counting {
         fn fetch_into(&self, key: &str, _: &Store) -> io::Result<bool> {
+            self.read()?;
             Ok(self.held.iter().any(|k| k == key))
         }
         fn fetch_many(&self, keys: &[String], local: &Store) -> io::Result<Vec<bool>> {
@@ -695,6 +902,24 @@ mod tests {
         }
         fn get_ref_set(&self, _: &str) -> io::Result<Option<Vec<(String, String)>>> {
             Ok(None)
+        }
+        fn fetch_pack(
+            &self,
+            group: &str,
+            wanted: &[String],
+            local: &Store,
+        ) -> io::Result<Option<Vec<bool>>> {
+            self.read()?;
+            let packs = self.packs.lock().unwrap();
+            let Some((_, bytes)) = packs.iter().find(|(g, _)| g == group) else {
+                return Ok(None);
+            };
+            let pack = Pack::decode(bytes.clone())?;
+            pack.install(wanted, local, &Default::default()).map(Some)
+        }
+        fn publish_pack(&self, group: &str, pack: Vec<u8>) -> io::Result<bool> {
+            self.packs.lock().unwrap().push((group.to_string(), pack));
+            Ok(true)
         }
     }
 
@@ -720,5 +945,93 @@ mod tests {
         assert_eq!(*remote.offered.lock().unwrap(), ["x", "z"]);
         assert_eq!(summary.hits, 3);
         assert_eq!(summary.published, 2);
+    }
+
+    #[test]
+    fn a_remote_that_answered_is_tried_again_after_a_transient_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open(&dir.path().join("cache")).unwrap();
+        let remote = Arc::new(Counting {
+            held: vec!["a".into(), "b".into()],
+            ..Counting::default()
+        });
+        let tier = RemoteTier::over("fake://", remote.clone(), local.clone()).unwrap();
+        assert!(tier.fetch("a", &local));
+        // Two resets in a row (popped last first), then the answer.
+        *remote.failures.lock().unwrap() =
+            vec![io::ErrorKind::ConnectionReset, io::ErrorKind::TimedOut];
+        assert!(tier.fetch("b", &local));
+        assert!(!tier.is_down());
+        assert_eq!(remote.reads.load(Ordering::SeqCst), 4);
+        assert_eq!(tier.finish().hits, 2);
+    }
+
+    #[test]
+    fn a_remote_that_keeps_failing_or_refuses_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open(&dir.path().join("cache")).unwrap();
+        // Never answered: dropped at the first failure, one wait only.
+        let down = Arc::new(Counting::default());
+        *down.failures.lock().unwrap() = vec![io::ErrorKind::ConnectionRefused; 10];
+        let tier = RemoteTier::over("fake://", down.clone(), local.clone()).unwrap();
+        assert!(!tier.fetch("a", &local));
+        assert!(tier.is_down());
+        assert!(!tier.fetch("a", &local));
+        assert_eq!(down.reads.load(Ordering::SeqCst), 1);
+        // Answered, then failing on and on: dropped after the retries.
+        let flaky = Arc::new(Counting::default());
+        let tier = RemoteTier::over("fake://", flaky.clone(), local.clone()).unwrap();
+        assert!(!tier.fetch("a", &local));
+        *flaky.failures.lock().unwrap() = vec![io::ErrorKind::Other; 10];
+        assert!(!tier.fetch("a", &local));
+        assert!(tier.is_down());
+        assert_eq!(
+            flaky.reads.load(Ordering::SeqCst),
+            2 + TRANSIENT_RETRIES as usize
+        );
+        // Answered, then refusing: no retry cures a refusal.
+        let refusing = Arc::new(Counting::default());
+        let tier = RemoteTier::over("fake://", refusing.clone(), local.clone()).unwrap();
+        assert!(!tier.fetch("a", &local));
+        *refusing.failures.lock().unwrap() = vec![io::ErrorKind::PermissionDenied];
+        assert!(!tier.fetch("a", &local));
+        assert!(tier.is_down());
+        assert_eq!(refusing.reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_group_met_without_a_pack_gets_one_that_the_next_build_reads() {
+        let group = pack::tests::keys(&["a", "b", "c"]);
+        let (_source_dir, source) = pack::tests::store_with(&group);
+        let remote = Arc::new(Counting::default());
+        // The first build meets the group, finds no pack, computes (here:
+        // holds) every entry, and publishes the pack at its end.
+        let tier = RemoteTier::over("fake://", remote.clone(), source.clone()).unwrap();
+        tier.fetch_group(&group, &group, &source);
+        tier.finish();
+        let packs = remote.packs.lock().unwrap().clone();
+        assert_eq!(packs.len(), 1);
+        assert_eq!(packs[0].0, pack::group_id(&group));
+        // The next build, with an empty store and one entry of the group
+        // local already, copies the other two from the pack; the large
+        // blob outside the pack is not fetched by this fake, so the entry
+        // naming it is looked up on its own, and missed.
+        let dir = tempfile::tempdir().unwrap();
+        let local = Store::open(&dir.path().join("cache")).unwrap();
+        let tier = RemoteTier::over("fake://", remote.clone(), local.clone()).unwrap();
+        let wanted = group[..2].to_vec();
+        let reads = remote.reads.load(Ordering::SeqCst);
+        tier.fetch_group(&group, &wanted, &local);
+        assert_eq!(
+            Cache::get_action(&local, &group[1]).unwrap(),
+            Cache::get_action(&source, &group[1]).unwrap()
+        );
+        assert!(Cache::get_action(&local, &group[0]).unwrap().is_none());
+        // One read of the pack, one lookup of the entry it could not give.
+        assert_eq!(remote.reads.load(Ordering::SeqCst), reads + 2);
+        let summary = tier.finish();
+        assert_eq!(summary.hits, 1);
+        // The group had a pack: none is published again.
+        assert_eq!(remote.packs.lock().unwrap().len(), 1);
     }
 }

@@ -55,10 +55,13 @@ use tonic::{Code, Status};
 
 use crate::store::{Cache, Manifest, Store};
 
+use super::pack::Pack;
 use super::{RemoteCache, digests};
 
 /// Where a ref set sits among its action result's output files.
 const REF_SET_PATH: &str = "admf/refs.json";
+/// Where a group's pack sits among its action result's output files.
+const PACK_PATH: &str = "admf/pack";
 /// Where the manifest sits among an action result's output files.
 const MANIFEST_PATH: &str = "admf/manifest.json";
 /// The folder of an action result's blobs, each named by its blake3.
@@ -169,6 +172,11 @@ fn hex(bytes: &[u8]) -> String {
 /// on the key alone, so every admf client maps a key to the same action.
 fn action_for(key: &str) -> Published {
     action_of(&["admf", "exec-action", key])
+}
+
+/// The REAPI action that stands for the pack of the group `group`.
+fn pack_action(group: &str) -> Published {
+    action_of(&["admf", "pack", group])
 }
 
 /// The REAPI action that stands for a workflow's ref set named `name`.
@@ -815,6 +823,58 @@ impl ReapiCache {
         self.upload(uploads).await
     }
 
+    /// The bytes of the output file `path` of the result of `action`:
+    /// `None` when the server holds no such result or file.
+    async fn result_file(&self, action: Digest, path: &str) -> io::Result<Option<Vec<u8>>> {
+        let Some(result) = self.result_of(action).await? else {
+            return Ok(None);
+        };
+        let Some(digest) = result
+            .output_files
+            .into_iter()
+            .find(|f| f.path == path)
+            .and_then(|f| f.digest)
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .download(std::slice::from_ref(&digest))
+            .await?
+            .remove(&digest.hash)
+            .flatten())
+    }
+
+    /// Records `bytes` as the one output file `path` of the result of
+    /// `published`: the file and the action uploaded first.
+    async fn put_result_file(
+        &self,
+        published: Published,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> io::Result<()> {
+        if !self.limits().await?.updates {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} does not accept action results", self.url),
+            ));
+        }
+        let digest = sha256_digest(&bytes);
+        self.upload_missing(vec![
+            (digest.clone(), bytes),
+            (sha256_digest(&published.command), published.command),
+            (sha256_digest(&published.action), published.action),
+            (sha256_digest(&[]), Vec::new()),
+        ])
+        .await?;
+        let file = OutputFile {
+            path: path.into(),
+            digest: Some(digest),
+            ..OutputFile::default()
+        };
+        self.update_result(published.action_digest, vec![file])
+            .await
+    }
+
     fn known_sha(&self, blake3: &str) -> Option<Digest> {
         self.sha_of
             .lock()
@@ -937,55 +997,73 @@ impl RemoteCache for ReapiCache {
 
     fn put_ref_set(&self, name: &str, refs: &[(String, String)]) -> io::Result<()> {
         let text = serde_json::to_vec(refs).map_err(io::Error::other)?;
-        let published = ref_set_action(name);
-        let digest = sha256_digest(&text);
-        self.runtime.block_on(async {
-            if !self.limits().await?.updates {
-                return Err(io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    format!("{} does not accept action results", self.url),
-                ));
-            }
-            self.upload_missing(vec![
-                (digest.clone(), text),
-                (sha256_digest(&published.command), published.command),
-                (sha256_digest(&published.action), published.action),
-                (sha256_digest(&[]), Vec::new()),
-            ])
-            .await?;
-            let file = OutputFile {
-                path: REF_SET_PATH.into(),
-                digest: Some(digest),
-                ..OutputFile::default()
-            };
-            self.update_result(published.action_digest, vec![file])
-                .await
-        })
+        self.runtime
+            .block_on(self.put_result_file(ref_set_action(name), REF_SET_PATH, text))
     }
 
     fn get_ref_set(&self, name: &str) -> io::Result<Option<Vec<(String, String)>>> {
+        let action = ref_set_action(name).action_digest;
+        let Some(bytes) = self
+            .runtime
+            .block_on(self.result_file(action, REF_SET_PATH))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// One `GetActionResult` and one read of the pack, then the large
+    /// blobs the wanted entries name and the local store lacks, in as few
+    /// batches as the server's limit allows.
+    fn fetch_pack(
+        &self,
+        group: &str,
+        wanted: &[String],
+        local: &Store,
+    ) -> io::Result<Option<Vec<bool>>> {
         self.runtime.block_on(async {
-            let Some(result) = self.result_of(ref_set_action(name).action_digest).await? else {
+            let action = pack_action(group).action_digest;
+            let Some(bytes) = self.result_file(action, PACK_PATH).await? else {
                 return Ok(None);
             };
-            let Some(digest) = result
-                .output_files
+            // A pack that is not sound is no pack: the entries are read
+            // one by one.
+            let Ok(pack) = Pack::decode(bytes) else {
+                return Ok(None);
+            };
+            let needed = pack.outside_needed(wanted, local)?;
+            let shas: Vec<Digest> = needed
+                .iter()
+                .map(|o| Digest {
+                    hash: o.sha256.clone(),
+                    size_bytes: i64::try_from(o.size).unwrap_or(i64::MAX),
+                })
+                .collect();
+            let mut found = self.download(&shas).await?;
+            let fetched = needed
                 .into_iter()
-                .find(|f| f.path == REF_SET_PATH)
-                .and_then(|f| f.digest)
-            else {
-                return Ok(None);
-            };
-            let Some(Some(bytes)) = self
-                .download(std::slice::from_ref(&digest))
+                .filter_map(|o| Some((o.blake3, found.remove(&o.sha256)??)))
+                .collect();
+            pack.install(wanted, local, &fetched).map(Some)
+        })
+    }
+
+    /// Records the pack as the result of the group's action; a pack some
+    /// other writer recorded first is left alone.
+    fn publish_pack(&self, group: &str, pack: Vec<u8>) -> io::Result<bool> {
+        let published = pack_action(group);
+        self.runtime.block_on(async {
+            if self
+                .result_of(published.action_digest.clone())
                 .await?
-                .remove(&digest.hash)
-            else {
-                return Ok(None);
-            };
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+                .is_some()
+            {
+                return Ok(false);
+            }
+            self.put_result_file(published, PACK_PATH, pack).await?;
+            Ok(true)
         })
     }
 }
