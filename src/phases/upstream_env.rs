@@ -53,6 +53,8 @@ use serde_json::{Map, Value, json};
 use super::Upstream;
 use crate::store::{OutputRecord, Store};
 
+mod kept;
+
 /// `ADMF_UPSTREAM_<NAME>` for node `id`.
 pub fn var_name(id: &str) -> String {
     let tail: String = id
@@ -309,7 +311,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             None => {
                 // A numbered folder: two node ids may share a variable name.
                 let to = own_dir(&mut own)?.join(i.to_string());
-                Arc::new(lay_out(up, &to, false, None)?)
+                Arc::new(lay_out(up, &to, Layout::Own, None)?)
             }
         };
         for (name, error) in &folder.left_out {
@@ -425,6 +427,11 @@ fn shared_folder(
     {
         return Ok(folder.clone());
     }
+    if let Some(kept) = kept::KeptFolders::of(store) {
+        let folder = Arc::new(kept.folder(up, &id)?);
+        *held = Some(folder.clone());
+        return Ok(folder);
+    }
     let all = store.shared::<LaidOut>("upstream-folders");
     // An idle folder is filled in place, where it is. One that cannot be
     // emptied stays as debris for the store's close to remove, and a
@@ -441,7 +448,7 @@ fn shared_folder(
             (path, None)
         }
     };
-    let folder = Arc::new(lay_out(up, &path, true, kept)?);
+    let folder = Arc::new(lay_out(up, &path, Layout::Scratch, kept)?);
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
@@ -597,11 +604,25 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, perms)
 }
 
-/// Lays out every artifact of `up` under `dir`; `shared` makes the files
-/// and directories read-only and notes their stamps. `kept`: the
-/// directories that are there already (an emptied folder, see
-/// [`Folder::empty_for`]); `None` when `dir` is new.
-fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> io::Result<Folder> {
+/// What a folder is laid out for.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// One execution's own folder, removed after it.
+    Own,
+    /// Shared by the executions of one build, in its scratch directory;
+    /// small artifacts are linked to the build's scratch copies.
+    Scratch,
+    /// Kept from one build to the next (see [`kept`]): linked to stored
+    /// blobs or copied, never linked to a scratch copy.
+    Kept,
+}
+
+/// Lays out every artifact of `up` under `dir`; a shared layout (any but
+/// [`Layout::Own`]) makes the files and directories read-only and notes
+/// their stamps. `kept`: the directories that are there already (an
+/// emptied folder, see [`Folder::empty_for`]); `None` when `dir` is new.
+fn lay_out(up: &Upstream, dir: &Path, how: Layout, kept: Option<KeptDirs>) -> io::Result<Folder> {
+    let shared = how != Layout::Own;
     if kept.is_none() {
         fs::create_dir_all(dir)?;
     }
@@ -624,7 +645,7 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> i
     let mut placed = Vec::new();
     for name in up.names() {
         let to = dir.join(&name);
-        match place(up, &name, &to, shared) {
+        match place(up, &name, &to, how) {
             Ok(how) => {
                 placed.push(how);
                 folder.files.push((name, to));
@@ -677,12 +698,15 @@ enum Placed {
 /// artifact without a stored file is linked to the scratch copy of its
 /// blob where it can be, and so is one whose blob has a scratch copy
 /// already (no need to look for the stored file).
-fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Placed> {
-    let stored = up
+fn place(up: &Upstream, name: &str, to: &Path, how: Layout) -> io::Result<Placed> {
+    let shared = how != Layout::Own;
+    // Only a build's own folders link to its scratch copies: those go
+    // when the build ends.
+    let scratch = up
         .open_entry()
-        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)));
-    if shared
-        && let Some((store, digest)) = stored
+        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)))
+        .filter(|_| how == Layout::Scratch);
+    if let Some((store, digest)) = scratch
         && let Some(blob) = link_scratch_copy(store, up, name, digest, to, false)?
     {
         return Ok(Placed::ScratchLink(blob));
@@ -693,8 +717,7 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
     {
         return Ok(Placed::StoreLink);
     }
-    if shared
-        && let Some((store, digest)) = stored
+    if let Some((store, digest)) = scratch
         && let Some(blob) = link_scratch_copy(store, up, name, digest, to, true)?
     {
         return Ok(Placed::ScratchLink(blob));
@@ -838,6 +861,16 @@ mod tests {
         assert!(!kept.exists());
     }
 
+    /// A store whose kept folders another build holds (the returned
+    /// lock): its folders are laid out in its scratch directory.
+    fn store_without_kept_folders(root: &Path) -> (Store, std::fs::File) {
+        let store = Store::open(root).unwrap();
+        std::fs::create_dir_all(store.upstream_dir()).unwrap();
+        let lock = std::fs::File::create(store.upstream_dir().join("lock")).unwrap();
+        lock.lock().unwrap();
+        (store, lock)
+    }
+
     /// A stored entry with a small output (inline in the index) and a
     /// large one (a blob file), read as an upstream of this process.
     fn stored_upstream(store: &Store) -> Upstream {
@@ -866,7 +899,7 @@ mod tests {
     #[test]
     fn a_stored_upstream_is_laid_out_once_read_only_and_shared() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let first = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let second = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
@@ -920,7 +953,7 @@ mod tests {
     #[test]
     fn a_changed_folder_fails_its_readers_and_is_laid_out_afresh() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let dir = folder_of(&running, "gen").unwrap();
@@ -982,7 +1015,7 @@ mod tests {
     #[test]
     fn a_finished_listing_is_rewritten_for_the_next_execution_unless_changed() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a1".repeat(32), "out/a.txt", "A");
         let b = small_upstream(&store, "b", &"b1".repeat(32), "out/b.txt", "B");
         let listing = |f: &UpstreamFolders| PathBuf::from(&f.env.last().unwrap().1);
@@ -1013,7 +1046,7 @@ mod tests {
     #[test]
     fn a_small_blob_is_one_scratch_copy_linked_into_each_folder_and_checked_by_ctime() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         // Two entries whose outputs differ by name only share the copy.
         let a = small_upstream(&store, "a", &"a2".repeat(32), "out/a.txt", "same");
         let b = small_upstream(&store, "b", &"b2".repeat(32), "out/b.txt", "same");
@@ -1051,7 +1084,7 @@ mod tests {
     #[test]
     fn an_idle_folder_is_recycled_for_another_entry_and_its_entry_laid_out_again() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a3".repeat(32), "out/deep/a.txt", "A");
         let b = small_upstream(&store, "b", &"b3".repeat(32), "out/b.txt", "B");
         let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
@@ -1097,7 +1130,7 @@ mod tests {
     #[test]
     fn a_recycled_folder_watches_the_directories_it_gained() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "A");
         let b = small_upstream(&store, "b", &"b4".repeat(32), "out/new/deep/b.txt", "B");
         let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
@@ -1121,7 +1154,7 @@ mod tests {
     #[test]
     fn recycling_a_folder_linked_to_a_shared_copy_is_no_change_to_the_others() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "same");
         let b = small_upstream(&store, "b", &"b4".repeat(32), "out/b.txt", "same");
         let c = small_upstream(&store, "c", &"c4".repeat(32), "out/c.txt", "other");
@@ -1142,7 +1175,7 @@ mod tests {
     #[test]
     fn a_changed_listing_fails_its_reader() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let listing = PathBuf::from(&running.env.last().unwrap().1);
