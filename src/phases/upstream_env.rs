@@ -1184,4 +1184,223 @@ mod tests {
         let change = running.changed().expect("the change is seen");
         assert!(change.contains("read-only"), "{change}");
     }
+
+    /// What `cache/upstream/record` names, beside the header.
+    fn recorded_names(store: &Store) -> Vec<String> {
+        let record = std::fs::read_to_string(store.upstream_dir().join("record")).unwrap();
+        record
+            .lines()
+            .skip(1)
+            .map(|line| line.split(' ').nth(1).unwrap().to_string())
+            .collect()
+    }
+
+    /// Everything in the kept folders' directory but the lock and record.
+    fn kept_dir_items(store: &Store) -> Vec<String> {
+        let mut items: Vec<String> = std::fs::read_dir(store.upstream_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock" && n != "record")
+            .collect();
+        items.sort();
+        items
+    }
+
+    #[test]
+    fn a_kept_folder_serves_the_next_build_and_only_a_changed_entry_is_laid_out() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let gen_up = stored_upstream(&store);
+        let a = small_upstream(&store, "a", &"a5".repeat(32), "out/a.txt", "A");
+        let first = prepare(&[gen_up.clone(), a.clone()], &mut std::io::sink()).unwrap();
+        let dir_gen = folder_of(&first, "gen").unwrap();
+        let dir_a = folder_of(&first, "a").unwrap();
+        assert!(dir_gen.starts_with(store.upstream_dir()), "{dir_gen:?}");
+        // The large output is the store's blob itself; the small one a copy.
+        let blob = gen_up.existing_file("signals/big.bin").unwrap();
+        assert_eq!(inode(&dir_gen.join("signals/big.bin")), inode(&blob));
+        for path in [&dir_gen, &dir_gen.join("metrics.json"), &dir_a.join("out")] {
+            assert!(is_read_only(path), "{}", path.display());
+        }
+        assert_eq!(first.changed(), None);
+        // The build ends: the record names both folders, nothing is dirty.
+        drop(first);
+        store.release_scratch();
+        let mut names = recorded_names(&store);
+        names.sort();
+        assert_eq!(kept_dir_items(&store), names);
+        assert_eq!(names.len(), 2);
+        // The next build: `a` has a new entry, `gen` has not changed.
+        let kept_inodes = (inode(&dir_gen), inode(&dir_gen.join("metrics.json")));
+        let a2 = small_upstream(&store, "a", &"a6".repeat(32), "out/a.txt", "A2");
+        let second = prepare(&[gen_up.clone(), a2], &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&second, "gen").unwrap(), dir_gen);
+        assert_eq!(
+            (inode(&dir_gen), inode(&dir_gen.join("metrics.json"))),
+            kept_inodes
+        );
+        let dir_a2 = folder_of(&second, "a").unwrap();
+        assert_ne!(dir_a2, dir_a);
+        assert_eq!(
+            std::fs::read_to_string(dir_a2.join("out/a.txt")).unwrap(),
+            "A2"
+        );
+        assert_eq!(second.changed(), None);
+        drop(second);
+        store.release_scratch();
+        // The older entry of `a` still has its folder, as it was.
+        let third = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&third, "a").unwrap(), dir_a);
+        assert_eq!(
+            std::fs::read_to_string(dir_a.join("out/a.txt")).unwrap(),
+            "A"
+        );
+        assert_eq!(recorded_names(&store).len(), 3);
+    }
+
+    /// Changes `path` (a file) to `text`, keeping its size and mtime.
+    fn rewrite_keeping_mtime(path: &Path, text: &str) {
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        make_writable(path);
+        std::fs::write(path, text).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+        set_mode(path, 0o444).unwrap();
+    }
+
+    #[test]
+    fn a_kept_folder_changed_between_builds_is_laid_out_anew_and_removed() {
+        type Tamper = fn(&Path);
+        let tampers: [(&str, Tamper); 6] = [
+            ("a file added", |dir| {
+                make_writable(&dir.join("out"));
+                std::fs::write(dir.join("out/extra.txt"), "x").unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file removed", |dir| {
+                make_writable(&dir.join("out"));
+                std::fs::remove_file(dir.join("out/a.txt")).unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file rewritten with its size and mtime put back", |dir| {
+                rewrite_keeping_mtime(&dir.join("out/a.txt"), "Z");
+            }),
+            ("a file turned into a symlink", |dir| {
+                let elsewhere = dir.parent().unwrap().join("elsewhere.txt");
+                std::fs::write(&elsewhere, "Z").unwrap();
+                make_writable(&dir.join("out"));
+                std::fs::remove_file(dir.join("out/a.txt")).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, dir.join("out/a.txt")).unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file made writable", |dir| {
+                make_writable(&dir.join("out/a.txt"))
+            }),
+            ("the folder removed", |dir| {
+                crate::store::fsutil::remove_tree(dir).unwrap();
+            }),
+        ];
+        for (what, tamper) in tampers {
+            let root = tempfile::tempdir().unwrap();
+            let store = Store::open(root.path()).unwrap();
+            let a = small_upstream(&store, "a", &"a7".repeat(32), "out/a.txt", "A");
+            let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+            let old = folder_of(&first, "a").unwrap();
+            drop(first);
+            store.release_scratch();
+            tamper(&old);
+            let next = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+            let new = folder_of(&next, "a").unwrap();
+            assert_ne!(new, old, "{what}");
+            let mut found: Vec<String> = walkdir::WalkDir::new(&new)
+                .min_depth(1)
+                .into_iter()
+                .map(|e| {
+                    e.unwrap()
+                        .path()
+                        .strip_prefix(&new)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect();
+            found.sort();
+            assert_eq!(found, ["out", "out/a.txt"], "{what}");
+            assert_eq!(
+                std::fs::read_to_string(new.join("out/a.txt")).unwrap(),
+                "A",
+                "{what}"
+            );
+            assert!(is_read_only(&new.join("out/a.txt")), "{what}");
+            assert_eq!(next.changed(), None, "{what}");
+            drop(next);
+            store.release_scratch();
+            // The changed folder is gone with the build; the new one is kept.
+            assert!(!old.exists() && old.symlink_metadata().is_err(), "{what}");
+            let name = new.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(recorded_names(&store), [name.clone()], "{what}");
+            let mut items = kept_dir_items(&store);
+            items.retain(|n| n != "elsewhere.txt");
+            assert_eq!(items, [name], "{what}");
+        }
+    }
+
+    #[test]
+    fn a_kept_folder_its_reader_changes_fails_it_and_the_next_reader_gets_a_new_one() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a8".repeat(32), "out/a.txt", "A");
+        let running = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&running, "a").unwrap();
+        rewrite_keeping_mtime(&dir.join("out/a.txt"), "Z");
+        let change = running.changed().expect("the change is seen");
+        assert!(change.contains("$ADMF_UPSTREAM_A"), "{change}");
+        let next = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let fresh = folder_of(&next, "a").unwrap();
+        assert_ne!(fresh, dir);
+        assert_eq!(
+            std::fs::read_to_string(fresh.join("out/a.txt")).unwrap(),
+            "A"
+        );
+        drop((running, next));
+        store.release_scratch();
+        assert!(!dir.exists());
+        let name = fresh.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(recorded_names(&store), [name]);
+    }
+
+    #[test]
+    fn a_stored_blob_replaced_by_the_store_is_not_read_through_a_kept_link() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let up = stored_upstream(&store);
+        let first = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        let old = folder_of(&first, "gen").unwrap();
+        drop(first);
+        store.release_scratch();
+        // As a repair does: the same bytes in a new file at the blob's path.
+        let blob = up.existing_file("signals/big.bin").unwrap();
+        let aside = blob.with_extension("new");
+        std::fs::copy(&blob, &aside).unwrap();
+        set_mode(&aside, 0o444).unwrap();
+        std::fs::rename(&aside, &blob).unwrap();
+        let next = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        let new = folder_of(&next, "gen").unwrap();
+        assert_ne!(new, old);
+        assert_eq!(inode(&new.join("signals/big.bin")), inode(&blob));
+    }
+
+    #[test]
+    fn folders_another_build_keeps_are_not_touched() {
+        let root = tempfile::tempdir().unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
+        let a = small_upstream(&store, "a", &"a9".repeat(32), "out/a.txt", "A");
+        let folders = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&folders, "a").unwrap();
+        assert!(dir.starts_with(store.scratch_dir().unwrap()), "{dir:?}");
+        drop(folders);
+        store.release_scratch();
+        assert!(kept_dir_items(&store).is_empty());
+        assert!(!store.upstream_dir().join("record").exists());
+    }
 }
