@@ -6,6 +6,12 @@
 //! (`parameter_discovery` → `ADMF_UPSTREAM_PARAMETER_DISCOVERY`,
 //! `sweep[3]` → `ADMF_UPSTREAM_SWEEP_3_`).
 //!
+//! An upstream entry of an open store is laid out once and kept from one
+//! build to the next in the store's `upstream/` directory (see
+//! `upstream_env/kept.rs`), so that a rerun lays out only the entries that
+//! changed. A build that finds those folders held by another build lays
+//! out its own in its scratch directory instead, as follows.
+//!
 //! In a build, each upstream entry is laid out once, in the store's scratch
 //! directory (see [`crate::store::Store::scratch_dir`]), and shared by
 //! every node that reads it: its files are read-only (a hard link to the
