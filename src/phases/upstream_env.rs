@@ -1344,7 +1344,11 @@ mod tests {
             // The changed folder is gone with the build; the new one is kept.
             assert!(!old.exists() && old.symlink_metadata().is_err(), "{what}");
             let name = new.file_name().unwrap().to_string_lossy().into_owned();
-            assert_eq!(recorded_names(&store), [name.clone()], "{what}");
+            assert_eq!(
+                recorded_names(&store),
+                std::slice::from_ref(&name),
+                "{what}"
+            );
             let mut items = kept_dir_items(&store);
             items.retain(|n| n != "elsewhere.txt");
             assert_eq!(items, [name], "{what}");
