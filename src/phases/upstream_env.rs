@@ -1413,4 +1413,36 @@ mod tests {
         assert!(kept_dir_items(&store).is_empty());
         assert!(!store.upstream_dir().join("record").exists());
     }
+
+    #[test]
+    fn a_build_that_sweeps_after_a_kill_keeps_the_marker_until_its_record_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"b5".repeat(32), "out/a.txt", "A");
+        drop(prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap());
+        store.release_scratch();
+        let kept = recorded_names(&store);
+        // What a killed build leaves: the marker and an unrecorded folder.
+        let dirty = store.upstream_dir().join("dirty");
+        std::fs::write(&dirty, "").unwrap();
+        let stray = store.upstream_dir().join(format!("{}.1.2", "c".repeat(32)));
+        std::fs::create_dir(&stray).unwrap();
+        let b = small_upstream(&store, "b", &"b6".repeat(32), "out/b.txt", "B");
+        let running = prepare(&[a.clone(), b], &mut std::io::sink()).unwrap();
+        assert!(!stray.exists(), "swept");
+        assert_eq!(
+            folder_of(&running, "a")
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+            kept[0]
+        );
+        // Killed now, the next build would sweep the folder just made too.
+        assert!(dirty.exists());
+        drop(running);
+        store.release_scratch();
+        assert!(!dirty.exists());
+        assert_eq!(kept_dir_items(&store).len(), 2);
+    }
 }

@@ -189,7 +189,10 @@ impl KeptFolders {
                 state.changed = true;
             }
             // Half made, or missing a file: used by this build at most.
-            _ => state.doomed.push(name),
+            _ => {
+                state.doomed.push(name);
+                state.changed = true;
+            }
         }
         laid
     }
@@ -300,15 +303,17 @@ fn parse_record(text: &str) -> Option<(u64, HashMap<String, Kept>)> {
     Some((generation, kept))
 }
 
-/// Removes everything in `dir` that is neither the lock, the record nor
-/// a recorded folder: what a killed build left behind.
+/// Removes everything in `dir` that is neither the lock, the record, the
+/// marker nor a recorded folder: what a killed build left behind. The
+/// marker stays until the record is written, so that a build killed
+/// after this sweep leaves it for the next one.
 fn sweep(dir: &Path, kept: &HashMap<String, Kept>) -> io::Result<()> {
     let names: std::collections::HashSet<&str> = kept.values().map(|k| k.name.as_str()).collect();
     for item in fs::read_dir(dir)? {
         let item = item?;
         let name = item.file_name();
         let name = name.to_string_lossy();
-        if name == LOCK || name == RECORD || names.contains(name.as_ref()) {
+        if name == LOCK || name == RECORD || name == DIRTY || names.contains(name.as_ref()) {
             continue;
         }
         let path = item.path();
