@@ -237,3 +237,104 @@ fn overlapping_readers_in_parallel_each_read_their_own_upstream() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(statuses.iter().all(|(_, s)| s == "cached"), "{statuses:?}");
 }
+
+/// The names of the folders `cache/upstream/record` vouches for.
+fn recorded_folders(p: &Project) -> Vec<String> {
+    let record = std::fs::read_to_string(p.path("cache/upstream/record")).unwrap();
+    record
+        .lines()
+        .skip(1)
+        .map(|line| line.split(' ').nth(1).unwrap().to_string())
+        .collect()
+}
+
+/// Upstream folders are kept from one build to the next, and a build
+/// killed while it lays them out leaves nothing a later build trusts: a
+/// folder made since the record was written, a stray one, or a recorded
+/// one that lost a file, are all laid out anew or removed.
+#[test]
+fn a_build_killed_with_new_upstream_folders_leaves_none_that_is_trusted() {
+    let p = Project::new();
+    p.file(".admf", "");
+    p.file("src.txt", "one\n");
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - gen:
+      mode: command
+      run: cat src.txt > gen.txt
+      inputs: [src.txt]
+      outputs: [gen.txt]
+  - reader:
+      mode: command
+      depends_on: [gen]
+      run: |
+        if [ -e kill.flag ]; then rm kill.flag; kill -9 "$PPID"; exit 1; fi
+        cp "$ADMF_UPSTREAM_GEN/gen.txt" reader.txt
+      outputs: [reader.txt]
+"#,
+    );
+    let (out, _) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(p.read("reader.txt"), "one\n");
+    let first = recorded_folders(&p);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(!p.path("cache/upstream/dirty").exists());
+    // Killed while `reader` runs on gen's new folder.
+    p.file("src.txt", "two\n");
+    p.file("kill.flag", "");
+    let killed = p.admf(&["build", "wf.yaml"]);
+    assert_ne!(killed.code, 0, "{}", killed.stderr);
+    assert!(p.path("cache/upstream/dirty").exists());
+    assert_eq!(recorded_folders(&p), first);
+    let made: Vec<String> = std::fs::read_dir(p.path("cache/upstream"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.len() > 32 && !first.contains(n))
+        .collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "the new folder is there, unrecorded: {made:?}"
+    );
+    // A stray folder, and the recorded one half emptied, as a kill in the
+    // middle of laying them out could leave them.
+    let stray = p.path(&format!("cache/upstream/{}.stray", "0".repeat(32)));
+    std::fs::create_dir(&stray).unwrap();
+    std::fs::write(stray.join("gen.txt"), "stray\n").unwrap();
+    let recorded = p.path(&format!("cache/upstream/{}", first[0]));
+    let mut perms = std::fs::metadata(&recorded).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&recorded, perms).unwrap();
+    std::fs::remove_file(recorded.join("gen.txt")).unwrap();
+    // The next build reruns `reader` on the new entry's folder, made again.
+    let (out, statuses) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        statuses.contains(&("reader".into(), "ran".into())),
+        "{statuses:?}"
+    );
+    assert_eq!(p.read("reader.txt"), "two\n");
+    assert!(!p.path("cache/upstream/dirty").exists());
+    assert!(!stray.exists() && !p.path(&format!("cache/upstream/{}", made[0])).exists());
+    // Back to the first input, with `reader` forced to run: gen's first
+    // entry gets a whole folder again, not the half-emptied one.
+    p.file("src.txt", "one\n");
+    let (out, statuses) = p.build(&["wf.yaml", "--force-all"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        statuses.contains(&("reader".into(), "ran".into())),
+        "{statuses:?}"
+    );
+    assert_eq!(p.read("reader.txt"), "one\n");
+    assert!(!recorded.exists());
+    let mut on_disk: Vec<String> = std::fs::read_dir(p.path("cache/upstream"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lock" && n != "record")
+        .collect();
+    on_disk.sort();
+    let mut recorded_now = recorded_folders(&p);
+    recorded_now.sort();
+    assert_eq!(on_disk, recorded_now);
+}

@@ -6,6 +6,12 @@
 //! (`parameter_discovery` → `ADMF_UPSTREAM_PARAMETER_DISCOVERY`,
 //! `sweep[3]` → `ADMF_UPSTREAM_SWEEP_3_`).
 //!
+//! An upstream entry of an open store is laid out once and kept from one
+//! build to the next in the store's `upstream/` directory (see
+//! `upstream_env/kept.rs`), so that a rerun lays out only the entries that
+//! changed. A build that finds those folders held by another build lays
+//! out its own in its scratch directory instead, as follows.
+//!
 //! In a build, each upstream entry is laid out once, in the store's scratch
 //! directory (see [`crate::store::Store::scratch_dir`]), and shared by
 //! every node that reads it: its files are read-only (a hard link to the
@@ -52,6 +58,8 @@ use serde_json::{Map, Value, json};
 
 use super::Upstream;
 use crate::store::{OutputRecord, Store};
+
+mod kept;
 
 /// `ADMF_UPSTREAM_<NAME>` for node `id`.
 pub fn var_name(id: &str) -> String {
@@ -309,7 +317,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             None => {
                 // A numbered folder: two node ids may share a variable name.
                 let to = own_dir(&mut own)?.join(i.to_string());
-                Arc::new(lay_out(up, &to, false, None)?)
+                Arc::new(lay_out(up, &to, Layout::Own, None)?)
             }
         };
         for (name, error) in &folder.left_out {
@@ -425,6 +433,11 @@ fn shared_folder(
     {
         return Ok(folder.clone());
     }
+    if let Some(kept) = kept::KeptFolders::of(store) {
+        let folder = Arc::new(kept.folder(up, &id)?);
+        *held = Some(folder.clone());
+        return Ok(folder);
+    }
     let all = store.shared::<LaidOut>("upstream-folders");
     // An idle folder is filled in place, where it is. One that cannot be
     // emptied stays as debris for the store's close to remove, and a
@@ -441,7 +454,7 @@ fn shared_folder(
             (path, None)
         }
     };
-    let folder = Arc::new(lay_out(up, &path, true, kept)?);
+    let folder = Arc::new(lay_out(up, &path, Layout::Scratch, kept)?);
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
@@ -597,11 +610,25 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, perms)
 }
 
-/// Lays out every artifact of `up` under `dir`; `shared` makes the files
-/// and directories read-only and notes their stamps. `kept`: the
-/// directories that are there already (an emptied folder, see
-/// [`Folder::empty_for`]); `None` when `dir` is new.
-fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> io::Result<Folder> {
+/// What a folder is laid out for.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// One execution's own folder, removed after it.
+    Own,
+    /// Shared by the executions of one build, in its scratch directory;
+    /// small artifacts are linked to the build's scratch copies.
+    Scratch,
+    /// Kept from one build to the next (see [`kept`]): linked to stored
+    /// blobs or copied, never linked to a scratch copy.
+    Kept,
+}
+
+/// Lays out every artifact of `up` under `dir`; a shared layout (any but
+/// [`Layout::Own`]) makes the files and directories read-only and notes
+/// their stamps. `kept`: the directories that are there already (an
+/// emptied folder, see [`Folder::empty_for`]); `None` when `dir` is new.
+fn lay_out(up: &Upstream, dir: &Path, how: Layout, kept: Option<KeptDirs>) -> io::Result<Folder> {
+    let shared = how != Layout::Own;
     if kept.is_none() {
         fs::create_dir_all(dir)?;
     }
@@ -624,7 +651,7 @@ fn lay_out(up: &Upstream, dir: &Path, shared: bool, kept: Option<KeptDirs>) -> i
     let mut placed = Vec::new();
     for name in up.names() {
         let to = dir.join(&name);
-        match place(up, &name, &to, shared) {
+        match place(up, &name, &to, how) {
             Ok(how) => {
                 placed.push(how);
                 folder.files.push((name, to));
@@ -677,12 +704,15 @@ enum Placed {
 /// artifact without a stored file is linked to the scratch copy of its
 /// blob where it can be, and so is one whose blob has a scratch copy
 /// already (no need to look for the stored file).
-fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Placed> {
-    let stored = up
+fn place(up: &Upstream, name: &str, to: &Path, how: Layout) -> io::Result<Placed> {
+    let shared = how != Layout::Own;
+    // Only a build's own folders link to its scratch copies: those go
+    // when the build ends.
+    let scratch = up
         .open_entry()
-        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)));
-    if shared
-        && let Some((store, digest)) = stored
+        .and_then(|(store, outputs)| Some((store, &outputs.get(name)?.blake3)))
+        .filter(|_| how == Layout::Scratch);
+    if let Some((store, digest)) = scratch
         && let Some(blob) = link_scratch_copy(store, up, name, digest, to, false)?
     {
         return Ok(Placed::ScratchLink(blob));
@@ -693,8 +723,7 @@ fn place(up: &Upstream, name: &str, to: &Path, shared: bool) -> io::Result<Place
     {
         return Ok(Placed::StoreLink);
     }
-    if shared
-        && let Some((store, digest)) = stored
+    if let Some((store, digest)) = scratch
         && let Some(blob) = link_scratch_copy(store, up, name, digest, to, true)?
     {
         return Ok(Placed::ScratchLink(blob));
@@ -838,6 +867,16 @@ mod tests {
         assert!(!kept.exists());
     }
 
+    /// A store whose kept folders another build holds (the returned
+    /// lock): its folders are laid out in its scratch directory.
+    fn store_without_kept_folders(root: &Path) -> (Store, std::fs::File) {
+        let store = Store::open(root).unwrap();
+        std::fs::create_dir_all(store.upstream_dir()).unwrap();
+        let lock = std::fs::File::create(store.upstream_dir().join("lock")).unwrap();
+        lock.lock().unwrap();
+        (store, lock)
+    }
+
     /// A stored entry with a small output (inline in the index) and a
     /// large one (a blob file), read as an upstream of this process.
     fn stored_upstream(store: &Store) -> Upstream {
@@ -866,7 +905,7 @@ mod tests {
     #[test]
     fn a_stored_upstream_is_laid_out_once_read_only_and_shared() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let first = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let second = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
@@ -920,7 +959,7 @@ mod tests {
     #[test]
     fn a_changed_folder_fails_its_readers_and_is_laid_out_afresh() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let dir = folder_of(&running, "gen").unwrap();
@@ -982,7 +1021,7 @@ mod tests {
     #[test]
     fn a_finished_listing_is_rewritten_for_the_next_execution_unless_changed() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a1".repeat(32), "out/a.txt", "A");
         let b = small_upstream(&store, "b", &"b1".repeat(32), "out/b.txt", "B");
         let listing = |f: &UpstreamFolders| PathBuf::from(&f.env.last().unwrap().1);
@@ -1013,7 +1052,7 @@ mod tests {
     #[test]
     fn a_small_blob_is_one_scratch_copy_linked_into_each_folder_and_checked_by_ctime() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         // Two entries whose outputs differ by name only share the copy.
         let a = small_upstream(&store, "a", &"a2".repeat(32), "out/a.txt", "same");
         let b = small_upstream(&store, "b", &"b2".repeat(32), "out/b.txt", "same");
@@ -1051,7 +1090,7 @@ mod tests {
     #[test]
     fn an_idle_folder_is_recycled_for_another_entry_and_its_entry_laid_out_again() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a3".repeat(32), "out/deep/a.txt", "A");
         let b = small_upstream(&store, "b", &"b3".repeat(32), "out/b.txt", "B");
         let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
@@ -1097,7 +1136,7 @@ mod tests {
     #[test]
     fn a_recycled_folder_watches_the_directories_it_gained() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "A");
         let b = small_upstream(&store, "b", &"b4".repeat(32), "out/new/deep/b.txt", "B");
         let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
@@ -1121,7 +1160,7 @@ mod tests {
     #[test]
     fn recycling_a_folder_linked_to_a_shared_copy_is_no_change_to_the_others() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let a = small_upstream(&store, "a", &"a4".repeat(32), "out/a.txt", "same");
         let b = small_upstream(&store, "b", &"b4".repeat(32), "out/b.txt", "same");
         let c = small_upstream(&store, "c", &"c4".repeat(32), "out/c.txt", "other");
@@ -1142,7 +1181,7 @@ mod tests {
     #[test]
     fn a_changed_listing_fails_its_reader() {
         let root = tempfile::tempdir().unwrap();
-        let store = Store::open(root.path()).unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
         let up = stored_upstream(&store);
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         let listing = PathBuf::from(&running.env.last().unwrap().1);
@@ -1150,5 +1189,260 @@ mod tests {
         std::fs::write(&listing, "{}").unwrap();
         let change = running.changed().expect("the change is seen");
         assert!(change.contains("read-only"), "{change}");
+    }
+
+    /// What `cache/upstream/record` names, beside the header.
+    fn recorded_names(store: &Store) -> Vec<String> {
+        let record = std::fs::read_to_string(store.upstream_dir().join("record")).unwrap();
+        record
+            .lines()
+            .skip(1)
+            .map(|line| line.split(' ').nth(1).unwrap().to_string())
+            .collect()
+    }
+
+    /// Everything in the kept folders' directory but the lock and record.
+    fn kept_dir_items(store: &Store) -> Vec<String> {
+        let mut items: Vec<String> = std::fs::read_dir(store.upstream_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lock" && n != "record")
+            .collect();
+        items.sort();
+        items
+    }
+
+    #[test]
+    fn a_kept_folder_serves_the_next_build_and_only_a_changed_entry_is_laid_out() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let gen_up = stored_upstream(&store);
+        let a = small_upstream(&store, "a", &"a5".repeat(32), "out/a.txt", "A");
+        let first = prepare(&[gen_up.clone(), a.clone()], &mut std::io::sink()).unwrap();
+        let dir_gen = folder_of(&first, "gen").unwrap();
+        let dir_a = folder_of(&first, "a").unwrap();
+        assert!(dir_gen.starts_with(store.upstream_dir()), "{dir_gen:?}");
+        // The large output is the store's blob itself; the small one a copy.
+        let blob = gen_up.existing_file("signals/big.bin").unwrap();
+        assert_eq!(inode(&dir_gen.join("signals/big.bin")), inode(&blob));
+        for path in [&dir_gen, &dir_gen.join("metrics.json"), &dir_a.join("out")] {
+            assert!(is_read_only(path), "{}", path.display());
+        }
+        assert_eq!(first.changed(), None);
+        // The build ends: the record names both folders, nothing is dirty.
+        drop(first);
+        store.release_scratch();
+        let mut names = recorded_names(&store);
+        names.sort();
+        assert_eq!(kept_dir_items(&store), names);
+        assert_eq!(names.len(), 2);
+        // The next build: `a` has a new entry, `gen` has not changed.
+        let kept_inodes = (inode(&dir_gen), inode(&dir_gen.join("metrics.json")));
+        let a2 = small_upstream(&store, "a", &"a6".repeat(32), "out/a.txt", "A2");
+        let second = prepare(&[gen_up.clone(), a2], &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&second, "gen").unwrap(), dir_gen);
+        assert_eq!(
+            (inode(&dir_gen), inode(&dir_gen.join("metrics.json"))),
+            kept_inodes
+        );
+        let dir_a2 = folder_of(&second, "a").unwrap();
+        assert_ne!(dir_a2, dir_a);
+        assert_eq!(
+            std::fs::read_to_string(dir_a2.join("out/a.txt")).unwrap(),
+            "A2"
+        );
+        assert_eq!(second.changed(), None);
+        drop(second);
+        store.release_scratch();
+        // The older entry of `a` still has its folder, as it was.
+        let third = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&third, "a").unwrap(), dir_a);
+        assert_eq!(
+            std::fs::read_to_string(dir_a.join("out/a.txt")).unwrap(),
+            "A"
+        );
+        assert_eq!(recorded_names(&store).len(), 3);
+    }
+
+    /// Changes `path` (a file) to `text`, keeping its size and mtime.
+    fn rewrite_keeping_mtime(path: &Path, text: &str) {
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        make_writable(path);
+        std::fs::write(path, text).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(mtime).unwrap();
+        set_mode(path, 0o444).unwrap();
+    }
+
+    #[test]
+    fn a_kept_folder_changed_between_builds_is_laid_out_anew_and_removed() {
+        type Tamper = fn(&Path);
+        let tampers: [(&str, Tamper); 6] = [
+            ("a file added", |dir| {
+                make_writable(&dir.join("out"));
+                std::fs::write(dir.join("out/extra.txt"), "x").unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file removed", |dir| {
+                make_writable(&dir.join("out"));
+                std::fs::remove_file(dir.join("out/a.txt")).unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file rewritten with its size and mtime put back", |dir| {
+                rewrite_keeping_mtime(&dir.join("out/a.txt"), "Z");
+            }),
+            ("a file turned into a symlink", |dir| {
+                let elsewhere = dir.parent().unwrap().join("elsewhere.txt");
+                std::fs::write(&elsewhere, "Z").unwrap();
+                make_writable(&dir.join("out"));
+                std::fs::remove_file(dir.join("out/a.txt")).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, dir.join("out/a.txt")).unwrap();
+                set_mode(&dir.join("out"), 0o555).unwrap();
+            }),
+            ("a file made writable", |dir| {
+                make_writable(&dir.join("out/a.txt"))
+            }),
+            ("the folder removed", |dir| {
+                crate::store::fsutil::remove_tree(dir).unwrap();
+            }),
+        ];
+        for (what, tamper) in tampers {
+            let root = tempfile::tempdir().unwrap();
+            let store = Store::open(root.path()).unwrap();
+            let a = small_upstream(&store, "a", &"a7".repeat(32), "out/a.txt", "A");
+            let first = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+            let old = folder_of(&first, "a").unwrap();
+            drop(first);
+            store.release_scratch();
+            tamper(&old);
+            let next = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+            let new = folder_of(&next, "a").unwrap();
+            assert_ne!(new, old, "{what}");
+            let mut found: Vec<String> = walkdir::WalkDir::new(&new)
+                .min_depth(1)
+                .into_iter()
+                .map(|e| {
+                    e.unwrap()
+                        .path()
+                        .strip_prefix(&new)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect();
+            found.sort();
+            assert_eq!(found, ["out", "out/a.txt"], "{what}");
+            assert_eq!(
+                std::fs::read_to_string(new.join("out/a.txt")).unwrap(),
+                "A",
+                "{what}"
+            );
+            assert!(is_read_only(&new.join("out/a.txt")), "{what}");
+            assert_eq!(next.changed(), None, "{what}");
+            drop(next);
+            store.release_scratch();
+            // The changed folder is gone with the build; the new one is kept.
+            assert!(!old.exists() && old.symlink_metadata().is_err(), "{what}");
+            let name = new.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(
+                recorded_names(&store),
+                std::slice::from_ref(&name),
+                "{what}"
+            );
+            let mut items = kept_dir_items(&store);
+            items.retain(|n| n != "elsewhere.txt");
+            assert_eq!(items, [name], "{what}");
+        }
+    }
+
+    #[test]
+    fn a_kept_folder_its_reader_changes_fails_it_and_the_next_reader_gets_a_new_one() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"a8".repeat(32), "out/a.txt", "A");
+        let running = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&running, "a").unwrap();
+        rewrite_keeping_mtime(&dir.join("out/a.txt"), "Z");
+        let change = running.changed().expect("the change is seen");
+        assert!(change.contains("$ADMF_UPSTREAM_A"), "{change}");
+        let next = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let fresh = folder_of(&next, "a").unwrap();
+        assert_ne!(fresh, dir);
+        assert_eq!(
+            std::fs::read_to_string(fresh.join("out/a.txt")).unwrap(),
+            "A"
+        );
+        drop((running, next));
+        store.release_scratch();
+        assert!(!dir.exists());
+        let name = fresh.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(recorded_names(&store), [name]);
+    }
+
+    #[test]
+    fn a_stored_blob_replaced_by_the_store_is_not_read_through_a_kept_link() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let up = stored_upstream(&store);
+        let first = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        let old = folder_of(&first, "gen").unwrap();
+        drop(first);
+        store.release_scratch();
+        // As a repair does: the same bytes in a new file at the blob's path.
+        let blob = up.existing_file("signals/big.bin").unwrap();
+        let aside = blob.with_extension("new");
+        std::fs::copy(&blob, &aside).unwrap();
+        set_mode(&aside, 0o444).unwrap();
+        std::fs::rename(&aside, &blob).unwrap();
+        let next = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        let new = folder_of(&next, "gen").unwrap();
+        assert_ne!(new, old);
+        assert_eq!(inode(&new.join("signals/big.bin")), inode(&blob));
+    }
+
+    #[test]
+    fn folders_another_build_keeps_are_not_touched() {
+        let root = tempfile::tempdir().unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
+        let a = small_upstream(&store, "a", &"a9".repeat(32), "out/a.txt", "A");
+        let folders = prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&folders, "a").unwrap();
+        assert!(dir.starts_with(store.scratch_dir().unwrap()), "{dir:?}");
+        drop(folders);
+        store.release_scratch();
+        assert!(kept_dir_items(&store).is_empty());
+        assert!(!store.upstream_dir().join("record").exists());
+    }
+
+    #[test]
+    fn a_build_that_sweeps_after_a_kill_keeps_the_marker_until_its_record_is_written() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = small_upstream(&store, "a", &"b5".repeat(32), "out/a.txt", "A");
+        drop(prepare(std::slice::from_ref(&a), &mut std::io::sink()).unwrap());
+        store.release_scratch();
+        let kept = recorded_names(&store);
+        // What a killed build leaves: the marker and an unrecorded folder.
+        let dirty = store.upstream_dir().join("dirty");
+        std::fs::write(&dirty, "").unwrap();
+        let stray = store.upstream_dir().join(format!("{}.1.2", "c".repeat(32)));
+        std::fs::create_dir(&stray).unwrap();
+        let b = small_upstream(&store, "b", &"b6".repeat(32), "out/b.txt", "B");
+        let running = prepare(&[a.clone(), b], &mut std::io::sink()).unwrap();
+        assert!(!stray.exists(), "swept");
+        assert_eq!(
+            folder_of(&running, "a")
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy(),
+            kept[0]
+        );
+        // Killed now, the next build would sweep the folder just made too.
+        assert!(dirty.exists());
+        drop(running);
+        store.release_scratch();
+        assert!(!dirty.exists());
+        assert_eq!(kept_dir_items(&store).len(), 2);
     }
 }

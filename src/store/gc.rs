@@ -184,6 +184,12 @@ impl Store {
                 }
             }
             self.remove_views(&kept)?;
+            // Kept upstream folders hold hard links to blobs: a removed
+            // blob's bytes would live on in them. They are derived, so
+            // they all go, and the next build lays out what it reads.
+            if anything && self.upstream_dir().exists() {
+                self.discard(&self.upstream_dir())?;
+            }
         }
         removed.reverse();
         report.removed = removed;

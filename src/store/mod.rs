@@ -19,6 +19,8 @@
 //!                             (read-only upstream folders); flocked, removed with the store
 //!   views/<key>/              a materialised copy of an entry's outputs (`admf show`, reports);
 //!                             derived, removed by gc
+//!   upstream/                 upstream folders kept from one build to the next (read-only;
+//!                             see `phases/upstream_env/kept.rs`); derived, removed by gc
 //!   locks/keys.ofd            per-key locks: one byte each (Linux; elsewhere
 //!                             locks/<key[0..2]>.lock stripes; see [`Store::lock_key`])
 //!   locks/paths.ofd           workspace path locks: one byte per path (Linux; elsewhere
@@ -92,7 +94,7 @@ mod cache;
 mod cas;
 mod debris;
 mod entry;
-mod fsutil;
+pub(crate) mod fsutil;
 mod gc;
 mod index;
 mod ledger;
@@ -241,6 +243,11 @@ impl Store {
 
     pub(crate) fn views_dir(&self) -> PathBuf {
         self.root.join("views")
+    }
+
+    /// Where upstream folders are kept between builds (derived, like views).
+    pub(crate) fn upstream_dir(&self) -> PathBuf {
+        self.root.join("upstream")
     }
 
     pub(crate) fn gc_lock_path(&self) -> PathBuf {
