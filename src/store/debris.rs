@@ -38,11 +38,11 @@ impl Store {
             // Lock files whose dir is gone (the writer died between the two
             // removals) and per-key locks of killed processes.
             let locks = self.locks_dir();
-            // The record-lock files are held by OFD locks, which a flock
-            // does not see: they stay.
+            // The record-lock files (`*.ofd`) are held by OFD locks, which
+            // a flock does not see: they stay.
             let key_locks = read_dir_sorted(&locks)?
                 .into_iter()
-                .filter(|n| n != super::lock::KEY_LOCK_FILE && n != super::lock::PATH_LOCK_FILE)
+                .filter(|n| !n.as_encoded_bytes().ends_with(b".ofd"))
                 .map(|n| locks.join(n));
             for lock_path in lock_files.into_iter().chain(key_locks) {
                 if let Some(file) = lock_file(&lock_path, LockKind::Exclusive, false)? {

@@ -377,32 +377,47 @@ pub enum PathAccess {
 /// file another build wrote, and no command reads an upstream output
 /// another build replaced.
 ///
-/// On Linux each path is one byte of `locks/paths.ofd`, at an offset
-/// taken from the blake3 of its absolute path (2^40 slots; two paths
-/// sharing a slot only ever make one wait), locked with OFD record locks
-/// as the per-key locks are. Elsewhere they are flocks on 256 stripes,
-/// `locks/path-<xx>.lock`. Slots are always taken in ascending order and
-/// only ever after the key lock, so waits cannot form a cycle.
+/// On Linux each path is one byte of one of [`PATH_LOCK_FILES`] files
+/// `locks/paths-<xx>.ofd`, the slot taken from the blake3 of its absolute
+/// path (2^40 slots; two paths sharing a slot only ever make one wait),
+/// locked with OFD record locks as the per-key locks are. The slots are
+/// spread over several files because the kernel keeps one list of record
+/// locks per file and walks all of it for each new lock: a command with
+/// 10,000 upstream outputs holds 10,000 read locks, which in one file
+/// cost the square of that. Elsewhere they are flocks on 256 stripes,
+/// `locks/path-<xx>.lock`. Slots are always taken in ascending order (the
+/// file's number is the slot's high bits) and only ever after the key
+/// lock, so waits cannot form a cycle.
 #[derive(Debug, Default)]
 pub struct PathLocks {
-    files: Vec<File>,
-    /// Where the unlocked descriptions go when released (Linux).
-    idle: Option<Arc<IdleLockFiles>>,
+    /// Each description with the number of the lock file it is of.
+    files: Vec<(usize, File)>,
+    /// Where the unlocked descriptions go when released (Linux), one list
+    /// per lock file.
+    idle: Option<Arc<Vec<IdleLockFiles>>>,
 }
 
 impl Drop for PathLocks {
     fn drop(&mut self) {
         if let Some(idle) = &self.idle {
-            for file in self.files.drain(..) {
-                idle.put_back(file);
+            for (number, file) in self.files.drain(..) {
+                idle[number].put_back(file);
             }
         }
     }
 }
 
-/// The file whose bytes are the workspace path locks on Linux; never
-/// removed.
-pub(crate) const PATH_LOCK_FILE: &str = "paths.ofd";
+/// How many files hold the workspace path locks on Linux.
+pub(crate) const PATH_LOCK_FILES: usize = 64;
+
+/// The bits of a path's slot that are its offset in its lock file; the
+/// bits above them number the file (2^40 slots over 64 files).
+const PATH_SLOT_OFFSET_BITS: u32 = 34;
+
+/// The name of path lock file `number` on Linux; never removed.
+pub(crate) fn path_lock_file(number: usize) -> String {
+    format!("paths-{number:02x}.ofd")
+}
 
 /// The lock slot of each path, ascending, each once with the strongest
 /// access asked for it.
@@ -451,18 +466,26 @@ impl Store {
         wait: bool,
     ) -> io::Result<Option<PathLocks>> {
         let idle = self.scratch.idle_path_lock_files.clone();
-        // One open file description holds every slot; on a refusal or an
-        // error it goes back idle, which releases those already taken.
-        let locks = PathLocks {
-            files: vec![idle.take(&self.locks_dir().join(PATH_LOCK_FILE))?],
-            idle: Some(idle),
+        // One open file description per lock file holds every slot in it;
+        // on a refusal or an error they go back idle, which releases those
+        // already taken.
+        let mut locks = PathLocks {
+            files: Vec::new(),
+            idle: Some(idle.clone()),
         };
         for (slot, access) in path_slots(paths, 1 << 40) {
+            let number = (slot >> PATH_SLOT_OFFSET_BITS) as usize;
+            if locks.files.last().is_none_or(|(last, _)| *last != number) {
+                let path = self.locks_dir().join(path_lock_file(number));
+                locks.files.push((number, idle[number].take(&path)?));
+            }
             let kind = match access {
                 PathAccess::Read => LockKind::Shared,
                 PathAccess::Write => LockKind::Exclusive,
             };
-            if !lock_range(&locks.files[0], slot, kind, wait)? {
+            let offset = slot & ((1 << PATH_SLOT_OFFSET_BITS) - 1);
+            let (_, file) = locks.files.last().expect("pushed above");
+            if !lock_range(file, offset, kind, wait)? {
                 return Ok(None);
             }
         }
@@ -483,7 +506,7 @@ impl Store {
             };
             let path = self.locks_dir().join(format!("path-{slot:02x}.lock"));
             match lock_file(&path, kind, wait)? {
-                Some(file) => files.push(file),
+                Some(file) => files.push((slot as usize, file)),
                 None => return Ok(None),
             }
         }
@@ -564,5 +587,63 @@ mod tests {
         assert!(store.lock_paths(&write(&out), false).unwrap().is_none());
         drop((r1, r2));
         assert!(store.lock_paths(&both, false).unwrap().is_some());
+    }
+
+    /// A command reading thousands of upstream outputs holds their read
+    /// locks over several lock files (one list of locks per file in the
+    /// kernel); each still excludes a writer, a refusal in a later file
+    /// releases what earlier files took, and a release frees all.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn many_path_locks_spread_over_files_and_each_still_excludes() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let paths: Vec<PathBuf> = (0..2000)
+            .map(|i| root.path().join(format!("up/{i}/out.txt")))
+            .collect();
+        let reads: Vec<_> = paths
+            .iter()
+            .map(|p| (p.clone(), PathAccess::Read))
+            .collect();
+        let readers = store.lock_paths(&reads, false).unwrap().unwrap();
+        let files_used = readers.files.len();
+        let lock_files = std::fs::read_dir(store.locks_dir())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("paths-")
+            })
+            .count();
+        assert!(files_used > PATH_LOCK_FILES / 2, "{files_used} files");
+        assert_eq!(lock_files, files_used);
+        for path in [&paths[0], &paths[999], &paths[1999]] {
+            let write = vec![(path.clone(), PathAccess::Write)];
+            assert!(store.lock_paths(&write, false).unwrap().is_none());
+        }
+        // A writer of every path but the last: refused at the last file
+        // it needs, holding nothing afterwards.
+        let mut writes: Vec<_> = paths
+            .iter()
+            .map(|p| (p.clone(), PathAccess::Write))
+            .collect();
+        drop(readers);
+        let last = store
+            .lock_paths(&writes[1999..], false)
+            .unwrap()
+            .expect("free once the readers are gone");
+        writes.truncate(1999);
+        writes.push((paths[1999].clone(), PathAccess::Write));
+        assert!(store.lock_paths(&writes, false).unwrap().is_none());
+        writes.pop();
+        let all_but_last = store.lock_paths(&writes, false).unwrap();
+        assert!(all_but_last.is_some(), "a refused attempt left locks held");
+        drop((last, all_but_last));
+        let idle: usize = store
+            .scratch
+            .idle_path_lock_files
+            .iter()
+            .map(idle_count)
+            .sum();
+        assert!(idle >= files_used);
     }
 }

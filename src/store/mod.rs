@@ -23,8 +23,8 @@
 //!                             see `phases/upstream_env/kept.rs`); derived, removed by gc
 //!   locks/keys.ofd            per-key locks: one byte each (Linux; elsewhere
 //!                             locks/<key[0..2]>.lock stripes; see [`Store::lock_key`])
-//!   locks/paths.ofd           workspace path locks: one byte per path (Linux; elsewhere
-//!                             locks/path-<xx>.lock stripes; see [`PathLocks`])
+//!   locks/paths-<xx>.ofd      workspace path locks: one byte per path over 64 files (Linux;
+//!                             elsewhere locks/path-<xx>.lock stripes; see [`PathLocks`])
 //!   gc.lock                   shared flock held by builds, exclusive by gc
 //!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
 //!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export

@@ -24,10 +24,11 @@ pub(crate) struct Scratch {
     tmp: PathBuf,
     dir: Mutex<Option<(PathBuf, File)>>,
     values: Mutex<HashMap<String, Shared>>,
-    /// Unlocked descriptions of `locks/keys.ofd` and `locks/paths.ofd`,
-    /// kept open for the store's lifetime (see [`super::lock`]).
+    /// Unlocked descriptions of `locks/keys.ofd` and of each
+    /// `locks/paths-<xx>.ofd`, kept open for the store's lifetime (see
+    /// [`super::lock`]).
     pub(crate) idle_key_lock_files: Arc<IdleLockFiles>,
-    pub(crate) idle_path_lock_files: Arc<IdleLockFiles>,
+    pub(crate) idle_path_lock_files: Arc<Vec<IdleLockFiles>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,7 +42,11 @@ impl Scratch {
             dir: Mutex::new(None),
             values: Mutex::new(HashMap::new()),
             idle_key_lock_files: Arc::default(),
-            idle_path_lock_files: Arc::default(),
+            idle_path_lock_files: Arc::new(
+                (0..super::lock::PATH_LOCK_FILES)
+                    .map(|_| IdleLockFiles::default())
+                    .collect(),
+            ),
         }
     }
 }
