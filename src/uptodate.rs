@@ -120,6 +120,22 @@ pub struct Vouch<'a> {
     pub digest: &'a dyn Fn(&Path, &Stat) -> Option<String>,
 }
 
+/// The largest file a record vouches for by its digest: every build the
+/// record answers reads it again, so a large recent file means no record
+/// (the next no-op takes the full path and writes one by stats alone).
+const DIGEST_MAX: u64 = 1 << 20;
+
+impl Vouch<'_> {
+    /// The digest to record for a file too recent for its stat; `None`
+    /// when there is none to record (unknown, or the file too large).
+    fn digest_to_record(&self, path: &Path, stat: &Stat) -> Option<String> {
+        if stat.size > DIGEST_MAX {
+            return None;
+        }
+        (self.digest)(path, stat)
+    }
+}
+
 /// Write the record, unless an observation is too recent to trust
 /// (returns `Ok(false)`). `started` is when the build began reading;
 /// `vouch` says what the build knows of a file modified too shortly
@@ -140,7 +156,7 @@ pub fn save(
         if !is_racy(s, started_ns) || (vouch.read_again)(file, s) {
             continue;
         }
-        match (vouch.digest)(file, s) {
+        match vouch.digest_to_record(file, s) {
             Some(digest) => digests.insert(file.as_path(), digest),
             None => return Ok(false),
         };
@@ -203,7 +219,7 @@ pub fn too_recent<'a>(
         .find(|(path, s)| {
             is_racy(s, started_ns)
                 && !(vouch.read_again)(path, s)
-                && (vouch.digest)(path, s).is_none()
+                && vouch.digest_to_record(path, s).is_none()
         })
         .map(|(path, s)| {
             let age = u64::try_from(started_ns.saturating_sub(s.mtime_ns)).unwrap_or(0);
@@ -485,6 +501,26 @@ mod tests {
                 .contains(&format!("digest {right}\n"))
         );
         assert_eq!(check(&record, "inv"), Some(nodes()));
+        // Too large to be read again by every build: no record.
+        let mut big = files.clone();
+        big[0].1.size = DIGEST_MAX + 1;
+        let vouch = Vouch {
+            read_again: &|_, _| false,
+            digest: &|_, _| Some(right.clone()),
+        };
+        let plain = HashSet::new();
+        assert!(
+            !save(
+                &record,
+                "inv",
+                &nodes(),
+                &big,
+                &plain,
+                SystemTime::now(),
+                &vouch
+            )
+            .unwrap()
+        );
         // The same stat with other bytes: what a same-tick write leaves.
         let wrong = blake3::hash(b"abd").to_hex().to_string();
         assert!(save_with(&wrong));
