@@ -277,6 +277,14 @@ impl StatCache {
             && same_stat(&file)
     }
 
+    /// The blake3 this cache took of `path` while it was racy and had
+    /// `stat`: the content the build used, for a record that compares it
+    /// again later ([`crate::uptodate`]).
+    pub fn racy_digest(&self, path: &Path, stat: &Stat) -> Option<String> {
+        let record = lock(&self.racy).get(path).copied()?;
+        (record.stat == *stat).then(|| blake3::Hash::from_bytes(record.hash).to_hex().to_string())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Record>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -292,7 +300,7 @@ pub fn hash_reader(reader: impl io::Read) -> io::Result<String> {
 /// blake3 of an open file of about `size` bytes. A small file is read
 /// whole: hashing through a reader zeroes a 64 KiB buffer per call, which
 /// dominated builds that hash thousands of small files.
-fn hash_open_file(file: &mut File, size: u64) -> io::Result<blake3::Hash> {
+pub(crate) fn hash_open_file(file: &mut File, size: u64) -> io::Result<blake3::Hash> {
     use std::io::Read;
     if size <= 64 * 1024 {
         let mut bytes = Vec::with_capacity(size as usize + 1);

@@ -3,7 +3,8 @@
 //! file, without loading YAML, computing keys or opening store entries.
 //!
 //! A build writes `<store>/runs/<workflow-id>/uptodate` only when every
-//! selected node came from the cache or was skipped and nothing it read
+//! selected node came from the cache, was skipped, or ran in a way the
+//! same build again would find cached (see below), and nothing it read
 //! changed while it was read (an output it restored is a fresh file, which
 //! the racy rule below keeps out). The record holds:
 //!
@@ -29,17 +30,26 @@
 //! file modified shortly before the build started could change again in
 //! the same timestamp tick without changing its stat, so no record is
 //! written while any observed mtime is that recent (100 ms on file
-//! systems with sub-second timestamps, 2 s otherwise: [`crate::file_stat::is_racy`]).
+//! systems with sub-second timestamps, 2 s otherwise: [`crate::file_stat::is_racy`]),
+//! unless the build knows the content the file had when it was used: the
+//! record then holds its blake3 too, and the next build reads the file and
+//! compares (as git compares a racily clean file's content). That is how
+//! a build that ran a node after an edit leaves a record: the input it
+//! hashed moments after the edit and the outputs the node wrote are too
+//! recent for their stats, but their digests are known (the hash taken
+//! for the key, the digests the store recorded), so the first build after
+//! it is answered by the record too.
 //!
 //! # File format
 //!
 //! ```text
-//! admf-uptodate 2
+//! admf-uptodate 3
 //! invocation <blake3 hex>
 //! node <key or -> <s|-> <id>     (s: the node got a job)
 //! skip <reason>                  (after a skipped node)
 //! report <path>                  (after a node that wrote a report)
 //! file <size> <mtime ns> <inode> <device> <ctime ns> <p|-> <path>   (p: must be a plain file)
+//! digest <blake3 hex>            (after a file too recent for its stat: its content)
 //! ```
 //! Files are listed most recently modified first.
 //! Ids, reasons and paths are escaped as in the stat cache. A malformed
@@ -58,7 +68,7 @@ use rayon::prelude::*;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
-const HEADER: &str = "admf-uptodate 2";
+const HEADER: &str = "admf-uptodate 3";
 const FILE_NAME: &str = "uptodate";
 
 /// One selected node as the summary reports it.
@@ -99,10 +109,37 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// How a build vouches for a file modified too shortly before it was
+/// read for its stat to prove anything.
+pub struct Vouch<'a> {
+    /// Whether the file was read again since, once no write could keep its
+    /// stat, and found as it was.
+    pub read_again: &'a dyn Fn(&Path, &Stat) -> bool,
+    /// The blake3 of the content the file had with that stat, when the
+    /// build knows it: the record holds it, and the next build compares.
+    pub digest: &'a dyn Fn(&Path, &Stat) -> Option<String>,
+}
+
+/// The largest file a record vouches for by its digest: every build the
+/// record answers reads it again, so a large recent file means no record
+/// (the next no-op takes the full path and writes one by stats alone).
+const DIGEST_MAX: u64 = 1 << 20;
+
+impl Vouch<'_> {
+    /// The digest to record for a file too recent for its stat; `None`
+    /// when there is none to record (unknown, or the file too large).
+    fn digest_to_record(&self, path: &Path, stat: &Stat) -> Option<String> {
+        if stat.size > DIGEST_MAX {
+            return None;
+        }
+        (self.digest)(path, stat)
+    }
+}
+
 /// Write the record, unless an observation is too recent to trust
 /// (returns `Ok(false)`). `started` is when the build began reading;
-/// `vouched` says whether a file modified too shortly before it was read
-/// again since and found as it was ([`too_recent`]).
+/// `vouch` says what the build knows of a file modified too shortly
+/// before it ([`too_recent`]).
 pub fn save(
     path: &Path,
     invocation: &str,
@@ -110,10 +147,19 @@ pub fn save(
     files: &[(PathBuf, Stat)],
     plain: &HashSet<OsString>,
     started: SystemTime,
-    vouched: &dyn Fn(&Path, &Stat) -> bool,
+    vouch: &Vouch,
 ) -> io::Result<bool> {
-    if too_recent(files, started, vouched).is_some() {
-        return Ok(false);
+    let started_ns = system_time_ns(started);
+    // The digest of each file too recent for its stat alone.
+    let mut digests = std::collections::HashMap::new();
+    for (file, s) in files {
+        if !is_racy(s, started_ns) || (vouch.read_again)(file, s) {
+            continue;
+        }
+        match vouch.digest_to_record(file, s) {
+            Some(digest) => digests.insert(file.as_path(), digest),
+            None => return Ok(false),
+        };
     }
     let mut text = String::with_capacity(64 * (nodes.len() + files.len()) + 128);
     text.push_str(HEADER);
@@ -145,6 +191,11 @@ pub fn save(
         text.push_str(flag);
         crate::file_stat::push_escaped_path(&mut text, file);
         text.push('\n');
+        if let Some(digest) = digests.get(file.as_path()) {
+            text.push_str("digest ");
+            text.push_str(digest);
+            text.push('\n');
+        }
     }
     crate::file_stat::push_checksum(&mut text);
     crate::atomic_file::write(path, text.as_bytes())?;
@@ -154,18 +205,22 @@ pub fn save(
 /// The first of `files` too recently modified for a record, with how
 /// long before `started` it was modified (negative ages read as zero): a
 /// file whose mtime is too close to `started` could have changed again
-/// after it was read without its stat showing it, unless `vouched` (its
-/// content read again once that could no longer happen, and found the
-/// same).
+/// after it was read without its stat showing it, unless `vouch` can
+/// vouch for it (its content read again once that could no longer
+/// happen and found the same, or its digest known).
 pub fn too_recent<'a>(
     files: &'a [(PathBuf, Stat)],
     started: SystemTime,
-    vouched: &dyn Fn(&Path, &Stat) -> bool,
+    vouch: &Vouch,
 ) -> Option<(&'a Path, Duration)> {
     let started_ns = system_time_ns(started);
     files
         .iter()
-        .find(|(path, s)| is_racy(s, started_ns) && !vouched(path, s))
+        .find(|(path, s)| {
+            is_racy(s, started_ns)
+                && !(vouch.read_again)(path, s)
+                && vouch.digest_to_record(path, s).is_none()
+        })
         .map(|(path, s)| {
             let age = u64::try_from(started_ns.saturating_sub(s.mtime_ns)).unwrap_or(0);
             (path.as_path(), Duration::from_nanos(age))
@@ -195,7 +250,7 @@ fn all_unchanged(files: &Files) -> bool {
 /// before the rest are checked in parallel.
 const RECENT_FIRST: usize = 64;
 
-fn unchanged((file, recorded, plain): &(Cow<'_, Path>, Stat, bool)) -> bool {
+fn unchanged((file, recorded, plain, digest): &(Cow<'_, Path>, Stat, bool, Option<&str>)) -> bool {
     let meta = if *plain {
         fs::symlink_metadata(file)
             .ok()
@@ -204,11 +259,25 @@ fn unchanged((file, recorded, plain): &(Cow<'_, Path>, Stat, bool)) -> bool {
         fs::metadata(file).ok()
     };
     meta.is_some_and(|m| Stat::of(&m) == *recorded)
+        && digest.is_none_or(|digest| same_content(file, recorded, digest))
 }
 
-/// (path, recorded stat, must be a plain file); paths borrow from the
-/// record's text unless they needed unescaping.
-type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool)>;
+/// Whether the file at `path`, which has `stat`, holds the content whose
+/// blake3 is `digest`: read while its stat stays `stat`.
+fn same_content(path: &Path, stat: &Stat, digest: &str) -> bool {
+    let Ok(mut file) = fs::File::open(path) else {
+        return false;
+    };
+    let same_stat = |file: &fs::File| file.metadata().is_ok_and(|m| Stat::of(&m) == *stat);
+    same_stat(&file)
+        && crate::stat_cache::hash_open_file(&mut file, stat.size)
+            .is_ok_and(|h| h.to_hex().as_str() == digest)
+        && same_stat(&file)
+}
+
+/// (path, recorded stat, must be a plain file, content digest); paths
+/// borrow from the record's text unless they needed unescaping.
+type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool, Option<&'a str>)>;
 
 fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a>)> {
     let text = crate::file_stat::checked_body(text)?;
@@ -252,7 +321,13 @@ fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a
                 } else {
                     Cow::Borrowed(Path::new(path))
                 };
-                files.push((path, stat, plain));
+                files.push((path, stat, plain, None));
+            }
+            "digest" if rest.len() == 64 && rest.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                let last = files.last_mut()?;
+                if last.3.replace(rest).is_some() {
+                    return None;
+                }
             }
             _ => return None,
         }
@@ -307,7 +382,10 @@ mod tests {
             &files,
             &plain,
             SystemTime::now(),
-            &|_, _| false,
+            &Vouch {
+                read_again: &|_, _| false,
+                digest: &|_, _| None,
+            },
         );
         (written.unwrap(), record)
     }
@@ -388,23 +466,91 @@ mod tests {
         assert!(!record.exists());
     }
 
+    /// A file too recent for its stat is recorded with the digest the
+    /// build knew, and the record holds exactly while the content is that:
+    /// a write in the same timestamp tick that keeps the stat voids it.
+    #[test]
+    fn a_recent_file_with_a_known_digest_is_checked_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.txt");
+        fs::write(&fresh, "abc").unwrap();
+        let stat = stat_now(&fresh);
+        let record = path(dir.path(), "wf");
+        let files = vec![(fresh.clone(), stat)];
+        let save_with = |digest: &str| {
+            let digest = digest.to_string();
+            save(
+                &record,
+                "inv",
+                &nodes(),
+                &files,
+                &HashSet::from([fresh.as_os_str().to_owned()]),
+                SystemTime::now(),
+                &Vouch {
+                    read_again: &|_, _| false,
+                    digest: &|p, s| (p == fresh && *s == stat).then(|| digest.clone()),
+                },
+            )
+            .unwrap()
+        };
+        let right = blake3::hash(b"abc").to_hex().to_string();
+        assert!(save_with(&right));
+        assert!(
+            fs::read_to_string(&record)
+                .unwrap()
+                .contains(&format!("digest {right}\n"))
+        );
+        assert_eq!(check(&record, "inv"), Some(nodes()));
+        // Too large to be read again by every build: no record.
+        let mut big = files.clone();
+        big[0].1.size = DIGEST_MAX + 1;
+        let vouch = Vouch {
+            read_again: &|_, _| false,
+            digest: &|_, _| Some(right.clone()),
+        };
+        let plain = HashSet::new();
+        assert!(
+            !save(
+                &record,
+                "inv",
+                &nodes(),
+                &big,
+                &plain,
+                SystemTime::now(),
+                &vouch
+            )
+            .unwrap()
+        );
+        // The same stat with other bytes: what a same-tick write leaves.
+        let wrong = blake3::hash(b"abd").to_hex().to_string();
+        assert!(save_with(&wrong));
+        assert_eq!(check(&record, "inv"), None);
+        // Content edited and the mtime put back: the stat differs (ctime).
+        assert!(save_with(&right));
+        let mtime = fs::metadata(&fresh).unwrap().modified().unwrap();
+        fs::write(&fresh, "xyz").unwrap();
+        set_mtime(&fresh, mtime);
+        assert_eq!(check(&record, "inv"), None);
+    }
+
     #[test]
     fn malformed_records_are_no_records() {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("uptodate");
         for text in [
             "",
-            "admf-uptodate 2\n",
-            "admf-uptodate 2\ninvocation inv\nbogus line\n",
-            "admf-uptodate 2\ninvocation inv\nskip before any node\n",
-            "admf-uptodate 2\ninvocation inv\nfile 1 2 3 x - /p\n",
-            "admf-uptodate 2\ninvocation inv\nfile 1 2 3 4 q /p\n",
-            "admf-uptodate 2\ninvocation inv\n",
+            "admf-uptodate 3\n",
+            "admf-uptodate 3\ninvocation inv\nbogus line\n",
+            "admf-uptodate 3\ninvocation inv\nskip before any node\n",
+            "admf-uptodate 3\ninvocation inv\nfile 1 2 3 x - /p\n",
+            "admf-uptodate 3\ninvocation inv\nfile 1 2 3 4 q /p\n",
+            "admf-uptodate 3\ninvocation inv\n",
+            "admf-uptodate 3\ninvocation inv\ndigest 00\n",
         ] {
             fs::write(&record, text).unwrap();
             assert_eq!(check(&record, "inv"), None, "{text:?}");
         }
-        let mut sealed = "admf-uptodate 2\ninvocation inv\n".to_string();
+        let mut sealed = "admf-uptodate 3\ninvocation inv\n".to_string();
         crate::file_stat::push_checksum(&mut sealed);
         fs::write(&record, &sealed).unwrap();
         assert_eq!(check(&record, "inv"), Some(vec![]));

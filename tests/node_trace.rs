@@ -98,11 +98,17 @@ fn an_edit_settles_every_untouched_node_from_the_trace() {
     assert_eq!(settled, Some(2), "d and big come from the trace:\n{stderr}");
     assert_eq!(p.read("out/b.txt"), "ALPHA\nBETA\n");
     past_racy_window();
-    let (_, ran, settled, stderr) = build(&p, false);
+    // The edit's build left an up-to-date record (its recent outputs
+    // vouched for by their digests): the next build is answered by it.
+    let (_, ran, _, stderr) = build(&p, false);
     assert!(ran.is_empty(), "{stderr}");
-    // The nodes that just ran wrote their outputs in the build's last
-    // instant, so they take the full rule once more; the others stay
+    assert!(stderr.contains("trace: up to date by"), "{stderr}");
+    // A build never answered by the record decides from the trace: the
+    // nodes that just ran wrote their outputs in the edit build's last
+    // instant, so they may take the full rule once more; the others stay
     // settled by the trace.
+    let (_, ran, settled, stderr) = build_with(&p, false, &["-v"]);
+    assert!(ran.is_empty(), "{stderr}");
     assert!(settled.is_some_and(|n| n >= 2), "{stderr}");
 }
 

@@ -283,23 +283,51 @@ fn another_invocation_or_a_forced_build_does_not_use_the_record() {
     );
 }
 
+/// An mtime at or after the build's start could hide a later edit in the
+/// same timestamp tick (one in the future is always that recent): the
+/// record vouches for such a file only by the digest of the content the
+/// build hashed, which the next build reads again and compares.
 #[test]
-fn a_file_modified_too_recently_means_no_record() {
+fn a_file_modified_too_recently_is_vouched_for_by_its_content() {
     let p = diamond();
     assert_eq!(build(&p, &["wf.yaml"]).code, 0);
     common::fast_paths::age(p.dir.path());
-    // An mtime at or after the build's start could hide a later edit in
-    // the same timestamp tick; one in the future is always that recent.
     let future = SystemTime::now() + Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(p.path("in/a.txt"))
+    let set_future = |p: &Project| {
+        std::fs::File::options()
+            .write(true)
+            .open(p.path("in/a.txt"))
+            .unwrap()
+            .set_modified(future)
+            .unwrap();
+    };
+    set_future(&p);
+    assert!(!build(&p, &["wf.yaml"]).fast);
+    let record = std::fs::read_dir(p.path("cache/runs"))
         .unwrap()
-        .set_modified(future)
-        .unwrap();
-    assert!(!build(&p, &["wf.yaml"]).fast);
-    assert!(!build(&p, &["wf.yaml"]).fast);
-    assert!(!build(&p, &["wf.yaml"]).fast);
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("uptodate");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.ends_with("/in/a.txt"))
+        .expect("the input is in the record");
+    let digest = blake3::hash(b"hello\n").to_hex().to_string();
+    assert_eq!(
+        text.lines().nth(line + 1),
+        Some(format!("digest {digest}").as_str())
+    );
+    assert!(build(&p, &["wf.yaml"]).fast);
+    // Other bytes of the same size under the same future mtime.
+    p.file("in/a.txt", "jello\n");
+    set_future(&p);
+    let after = build(&p, &["wf.yaml"]);
+    assert!(!after.fast, "{}", after.stderr);
+    assert_eq!(after.ran(), ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "JELLO\nj");
 }
 
 /// A file dropped into a stored entry's outputs makes the entry corrupt
@@ -377,4 +405,46 @@ fn another_admf_binary_does_not_use_the_record() {
     let again = build(&p, &["wf.yaml"]);
     assert!(!again.fast, "{}", again.stderr);
     assert!(again.with("ran").is_empty(), "{}", again.stderr);
+}
+
+/// A build that ran nodes after an edit leaves a record: the input edited
+/// moments before it and the outputs it wrote are too recent for their
+/// stats, so the record holds their digests and the next build compares
+/// content. That build is answered by the record and says what the full
+/// rule says; a change after it is seen.
+#[test]
+fn a_build_that_ran_after_an_edit_leaves_a_record_the_next_build_uses() {
+    let p = diamond();
+    let args = ["wf.yaml", "-j", "1"];
+    settle(&p, &args);
+    // The graph cache that build wrote must be old enough to vouch for.
+    common::past_racy_window();
+    p.file("in/a.txt", "howdy\n");
+    let edit = build(&p, &args);
+    assert_eq!(edit.ran(), ["a", "b", "c", "d"]);
+    let fast = build(&p, &args);
+    assert!(fast.fast, "{}", fast.stderr);
+    assert_eq!(fast.with("cached"), ["a", "b", "c", "d"]);
+    let fast_events = events(&p);
+    let out = p.admf_env(
+        &["build", "--json", "wf.yaml", "-j", "1"],
+        &[("ADMF_TRACE", "1"), ("ADMF_FULL_PATH", "1")],
+    );
+    let full = Run {
+        code: out.code,
+        json: common::json_report(&out, "full build"),
+        fast: out.stderr.contains(FAST),
+        stderr: out.stderr,
+    };
+    assert!(!full.fast);
+    assert_eq!(said(&fast), said(&full));
+    assert_eq!(fast_events, events(&p));
+    assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
+    // The full build removed the record; the next one writes it again.
+    assert!(!build(&p, &args).fast);
+    assert!(build(&p, &args).fast);
+    p.file("out/b.txt", "edited\n");
+    let after = build(&p, &args);
+    assert!(!after.fast, "{}", after.stderr);
+    assert_eq!(p.read("out/b.txt"), "HOWDY\n");
 }
