@@ -294,23 +294,26 @@ pub fn after_lock(
     {
         return Decision::Done(cached(ctx, node, prepared, entry));
     }
+    // Each upstream entry is looked up (and verified) once here: a node
+    // with thousands of upstream nodes would otherwise pay it per use.
+    let dep_entries: Vec<Option<Entry>> = deps.iter().map(|r| r.entry_in(ctx)).collect();
     // The node reads its upstream's temp outputs from the workspace.
-    if let Err(e) = restore_upstream_temps(ctx, node, deps) {
+    if let Err(e) = restore_upstream_temps(ctx, node, &dep_entries) {
         return Decision::Done(prepared.fail(e));
     }
     // A command reads its upstream's outputs in the workspace, where
     // another build of other values may have put its own since they were
     // settled: put this build's back (under the read locks just taken).
     if node.mode == "command" {
-        for (&d, result) in node.deps.iter().zip(deps) {
+        for (&d, entry) in node.deps.iter().zip(&dep_entries) {
             let dep = &ctx.graph.nodes[d];
             if dep.workspace_outputs.is_empty() {
                 continue;
             }
-            let Some(entry) = result.entry_in(ctx) else {
+            let Some(entry) = entry else {
                 continue;
             };
-            if let Err(e) = restore_outputs(ctx, dep, &entry) {
+            if let Err(e) = restore_outputs(ctx, dep, entry) {
                 let message = format!("cannot restore the outputs of `{}`: {e}", dep.id);
                 return Decision::Done(prepared.fail(message));
             }
@@ -332,14 +335,14 @@ pub fn after_lock(
     let upstream = node
         .deps
         .iter()
-        .zip(deps)
-        .filter_map(|(&d, r)| {
+        .zip(&dep_entries)
+        .filter_map(|(&d, entry)| {
             let dep = &ctx.graph.nodes[d];
             Some(Upstream::stored(
                 dep.id.clone(),
                 dep.mode.clone(),
                 dep.role.clone(),
-                &r.entry_in(ctx)?,
+                entry.as_ref()?,
             ))
         })
         .collect();
@@ -613,17 +616,17 @@ fn at_path(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
 fn restore_upstream_temps(
     ctx: &RunContext,
     node: &Node,
-    deps: &[Arc<NodeResult>],
+    dep_entries: &[Option<Entry>],
 ) -> Result<(), String> {
-    for (&d, result) in node.deps.iter().zip(deps) {
+    for (&d, entry) in node.deps.iter().zip(dep_entries) {
         let upstream = &ctx.graph.nodes[d];
         if !upstream.has_temp() {
             continue;
         }
-        let entry = result
-            .entry_in(ctx)
+        let entry = entry
+            .as_ref()
             .ok_or_else(|| format!("the entry of `{}` is gone from the store", upstream.id))?;
-        restore_kept(ctx, upstream, &entry, Keep::Temp)
+        restore_kept(ctx, upstream, entry, Keep::Temp)
             .map_err(|e| format!("cannot restore the temp outputs of `{}`: {e}", upstream.id))?;
     }
     Ok(())
