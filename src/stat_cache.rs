@@ -265,16 +265,9 @@ impl StatCache {
         let Some(record) = lock(&self.racy).get(path).copied() else {
             return false;
         };
-        if record.stat != *stat || is_racy(stat, now_ns()) {
-            return false;
-        }
-        let Ok(mut file) = File::open(path) else {
-            return false;
-        };
-        let same_stat = |file: &File| file.metadata().is_ok_and(|m| Stat::of(&m) == *stat);
-        same_stat(&file)
-            && hash_open_file(&mut file, stat.size).is_ok_and(|h| *h.as_bytes() == record.hash)
-            && same_stat(&file)
+        record.stat == *stat
+            && !is_racy(stat, now_ns())
+            && holds_content(path, stat, &blake3::Hash::from_bytes(record.hash))
     }
 
     /// The blake3 this cache took of `path` while it was racy and had
@@ -295,6 +288,18 @@ pub fn hash_reader(reader: impl io::Read) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(reader)?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Whether the file at `path`, which has `stat`, holds the content whose
+/// blake3 is `expected`: read while its stat stays `stat`.
+pub(crate) fn holds_content(path: &Path, stat: &Stat, expected: &blake3::Hash) -> bool {
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let same_stat = |file: &File| file.metadata().is_ok_and(|m| Stat::of(&m) == *stat);
+    same_stat(&file)
+        && hash_open_file(&mut file, stat.size).is_ok_and(|h| h == *expected)
+        && same_stat(&file)
 }
 
 /// blake3 of an open file of about `size` bytes. A small file is read

@@ -259,20 +259,10 @@ fn unchanged((file, recorded, plain, digest): &(Cow<'_, Path>, Stat, bool, Optio
         fs::metadata(file).ok()
     };
     meta.is_some_and(|m| Stat::of(&m) == *recorded)
-        && digest.is_none_or(|digest| same_content(file, recorded, digest))
-}
-
-/// Whether the file at `path`, which has `stat`, holds the content whose
-/// blake3 is `digest`: read while its stat stays `stat`.
-fn same_content(path: &Path, stat: &Stat, digest: &str) -> bool {
-    let Ok(mut file) = fs::File::open(path) else {
-        return false;
-    };
-    let same_stat = |file: &fs::File| file.metadata().is_ok_and(|m| Stat::of(&m) == *stat);
-    same_stat(&file)
-        && crate::stat_cache::hash_open_file(&mut file, stat.size)
-            .is_ok_and(|h| h.to_hex().as_str() == digest)
-        && same_stat(&file)
+        && digest.is_none_or(|digest| {
+            blake3::Hash::from_hex(digest)
+                .is_ok_and(|hash| crate::stat_cache::holds_content(file, recorded, &hash))
+        })
 }
 
 /// (path, recorded stat, must be a plain file, content digest); paths

@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -240,11 +240,7 @@ impl KeptFolders {
                 k.name, k.last_used, k.kinds, k.seal
             ));
         }
-        let tmp = self.dir.join(format!("{RECORD}.{}", unique_suffix()));
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        drop(file);
-        fs::rename(&tmp, self.dir.join(RECORD))?;
+        crate::atomic_file::write(&self.dir.join(RECORD), text.as_bytes())?;
         for name in state.doomed.drain(..) {
             remove_tree(&self.dir.join(name))?;
         }
