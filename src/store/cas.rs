@@ -30,10 +30,12 @@ impl Store {
 
     /// Whether the blob is stored (inline or as a file); not verified.
     pub fn has_blob(&self, digest: &str) -> io::Result<bool> {
-        if self.index().has_inline_blob(digest)? {
-            return Ok(true);
-        }
-        Ok(fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file()))
+        Ok(self.index().has_inline_blob(digest)? || self.has_blob_file(digest))
+    }
+
+    /// Whether the blob is stored as a file.
+    fn has_blob_file(&self, digest: &str) -> bool {
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
     }
 
     /// [`Store::has_blob`] of each digest, the inline ones looked up
@@ -43,9 +45,7 @@ impl Store {
         Ok(digests
             .iter()
             .zip(inline)
-            .map(|(digest, inline)| {
-                inline || fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
-            })
+            .map(|(digest, inline)| inline || self.has_blob_file(digest))
             .collect())
     }
 

@@ -333,16 +333,14 @@ impl PendingEntry {
         }
         // Outputs naming blobs of this store: checked to be there, all
         // under one lock of the index, and recorded as they are.
-        let (stored, memory): (Vec<_>, Vec<_>) = memory
-            .into_iter()
-            .partition(|(_, source)| matches!(source, OutputSource::Stored(_)));
-        let stored: Vec<(String, OutputRecord)> = stored
-            .into_iter()
-            .filter_map(|(rel, source)| match source {
-                OutputSource::Stored(record) => Some((rel, record)),
-                _ => None,
-            })
-            .collect();
+        let mut stored: Vec<(String, OutputRecord)> = Vec::new();
+        let mut handed = Vec::with_capacity(memory.len());
+        for (rel, source) in memory {
+            match source {
+                OutputSource::Stored(record) => stored.push((rel, record)),
+                other => handed.push((rel, other)),
+            }
+        }
         let digests: Vec<&str> = stored.iter().map(|(_, r)| r.blake3.as_str()).collect();
         for (digest, present) in digests.iter().zip(self.store.has_blobs(&digests)?) {
             if !present {
@@ -353,9 +351,9 @@ impl PendingEntry {
             }
         }
         outputs.extend(stored);
-        for (rel, source) in memory {
+        for (rel, source) in handed {
             let bytes = match source {
-                OutputSource::Stored(_) => unreachable!("partitioned out above"),
+                OutputSource::Stored(_) => unreachable!("set apart above"),
                 OutputSource::Bytes(bytes) => bytes,
                 OutputSource::File(path) => match read_if_small(&path)? {
                     Some(bytes) => bytes,
