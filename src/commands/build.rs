@@ -678,9 +678,11 @@ fn save_record_if_settled(
 /// The process exits once `admf build` returns: the build's largest
 /// values (the graph, the node trace, the stat cache's records; plain
 /// data, with nothing to flush or close) are left to the exit rather than
-/// freed one allocation at a time, which took about 5 % of a leaf edit's
-/// CPU on a 10,000-node graph (the frees, then the allocator returning the
-/// freed pages).
+/// freed one allocation at a time: the frees, then the allocator returning
+/// the freed pages, were about 5 % of a leaf edit's profile samples on a
+/// 10,000-node graph (timed whole, the gain is within the noise of a
+/// 10 ms clock: BENCHMARKS.md, "Edit cycles: the up-to-date record after
+/// a build that ran").
 fn keep_until_exit(ctx: &crate::run::RunContext) {
     std::mem::forget(ctx.graph.clone());
     std::mem::forget(ctx.trace.clone());
