@@ -296,7 +296,7 @@ pub fn after_lock(
     }
     // Each upstream entry is looked up (and verified) once here: a node
     // with thousands of upstream nodes would otherwise pay it per use.
-    let dep_entries: Vec<Option<Entry>> = deps.iter().map(|r| r.entry_in(ctx)).collect();
+    let dep_entries = upstream_entries(ctx, deps);
     // The node reads its upstream's temp outputs from the workspace.
     if let Err(e) = restore_upstream_temps(ctx, node, &dep_entries) {
         return Decision::Done(prepared.fail(e));
@@ -377,6 +377,24 @@ pub fn after_lock(
         paths,
     };
     Decision::Execute(Box::new(pending), Box::new(action))
+}
+
+/// [`NodeResult::entry_in`] of each of `deps`, those not at hand looked
+/// up together (one index transaction for thousands of upstream nodes).
+fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Vec<Option<Entry>> {
+    let keys: Vec<&str> = deps
+        .iter()
+        .filter(|r| r.entry.is_none())
+        .filter_map(|r| r.key.as_deref())
+        .collect();
+    let mut found = ctx.store.lookup_many(&keys, &ctx.stats).into_iter();
+    deps.iter()
+        .map(|r| match (&r.entry, &r.key) {
+            (Some(entry), _) => Some(entry.clone()),
+            (None, Some(_)) => found.next().and_then(Lookup::hit),
+            (None, None) => None,
+        })
+        .collect()
 }
 
 impl Prepared {

@@ -406,6 +406,68 @@ impl Index {
             .map_err(sql_err)
     }
 
+    /// The action row of each of `keys` (as [`Index::action`] reads it)
+    /// and the inline bytes of every blob the rows that parse name (their
+    /// outputs and log; a digest not there is not inline), read in one
+    /// transaction: one snapshot and one round of SQLite's locks for the
+    /// upstream entries of a node, which may number thousands, instead
+    /// of three statements of their own per entry. Inside an open commit
+    /// group the reads join it, as single reads do.
+    pub(crate) fn actions_with_inline_blobs(
+        &self,
+        keys: &[&str],
+    ) -> io::Result<(ActionRows, std::collections::HashMap<String, Vec<u8>>)> {
+        let conn = self.conn();
+        // A deferred read transaction, rolled back when dropped (it
+        // writes nothing); none when the group's write transaction is open.
+        let snapshot = if conn.is_autocommit() {
+            Some(conn.unchecked_transaction().map_err(sql_err)?)
+        } else {
+            None
+        };
+        let mut rows = Vec::with_capacity(keys.len());
+        {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, schema, node, mode, ingredients, outputs, output_digest, log_digest, duration_ms, created_unix FROM actions WHERE key = ?1",
+                )
+                .map_err(sql_err)?;
+            for key in keys {
+                rows.push(
+                    stmt.query_row([key], row_to_manifest)
+                        .optional()
+                        .map_err(sql_err)?,
+                );
+            }
+        }
+        let mut inline = std::collections::HashMap::new();
+        {
+            let mut stmt = conn
+                .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
+                .map_err(sql_err)?;
+            let digests = rows.iter().flatten().flatten().flat_map(|m| {
+                m.outputs
+                    .values()
+                    .map(|o| o.blake3.as_str())
+                    .chain(std::iter::once(m.log_digest.as_str()))
+            });
+            for digest in digests {
+                if inline.contains_key(digest) {
+                    continue;
+                }
+                let bytes: Option<Vec<u8>> = stmt
+                    .query_row([digest], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)?;
+                if let Some(bytes) = bytes {
+                    inline.insert(digest.to_string(), bytes);
+                }
+            }
+        }
+        drop(snapshot);
+        Ok((rows, inline))
+    }
+
     /// Every action row, parsed (or why not), by key.
     pub(crate) fn actions(&self) -> io::Result<Vec<(String, Result<Manifest, String>)>> {
         let conn = self.conn();
@@ -474,6 +536,9 @@ fn keep_wal_files(conn: &Connection) {
         );
     }
 }
+
+/// Action rows by position, as [`Index::action`] gives each.
+pub(crate) type ActionRows = Vec<Option<Result<Manifest, String>>>;
 
 fn row_to_manifest(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Manifest, String>> {
     let key: String = r.get(0)?;

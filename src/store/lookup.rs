@@ -7,6 +7,9 @@ use super::manifest::{Manifest, output_digest};
 use super::{Entry, Store, is_valid_key};
 use crate::stat_cache::StatCache;
 
+/// The bytes of an inline blob by digest; `None` when it is not inline.
+type InlineBlobs<'a> = dyn Fn(&str) -> io::Result<Option<Vec<u8>>> + 'a;
+
 /// The result of [`Store::lookup`].
 // A `Lookup` is consumed at once, never stored in bulk: boxing the entry
 // would buy nothing.
@@ -46,13 +49,66 @@ impl Store {
             return Lookup::Corrupt(format!("not a store key: {key:?}"));
         }
         self.note_index(stats.reads());
-        let manifest = match self.index().action(key) {
+        let inline_of = |digest: &str| self.index().inline_blob(digest);
+        self.lookup_row(key, self.index().action(key), stats, &inline_of)
+    }
+
+    /// [`Store::lookup`] of each of `keys`, in order, the index read in
+    /// one transaction (see [`super::index::Index::actions_with_inline_blobs`])
+    /// and the `index/` directory noted once: what a node with thousands
+    /// of upstream entries looks up before it runs. Each result is what
+    /// [`Store::lookup`] would have said of its key.
+    pub fn lookup_many(&self, keys: &[&str], stats: &StatCache) -> Vec<Lookup> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        self.note_index(stats.reads());
+        let valid: Vec<&str> = keys.iter().copied().filter(|k| is_valid_key(k)).collect();
+        let (mut rows, inline) = match self.index().actions_with_inline_blobs(&valid) {
+            Ok((rows, inline)) => (rows.into_iter(), inline),
+            Err(e) => {
+                let reason = format!("cannot read the index: {e}");
+                return keys
+                    .iter()
+                    .map(|key| {
+                        if is_valid_key(key) {
+                            Lookup::Corrupt(reason.clone())
+                        } else {
+                            Lookup::Corrupt(format!("not a store key: {key:?}"))
+                        }
+                    })
+                    .collect();
+            }
+        };
+        let inline_of = |digest: &str| Ok(inline.get(digest).cloned());
+        keys.iter()
+            .map(|key| {
+                if !is_valid_key(key) {
+                    return Lookup::Corrupt(format!("not a store key: {key:?}"));
+                }
+                let row = rows.next().expect("one row per valid key");
+                self.lookup_row(key, Ok(row), stats, &inline_of)
+            })
+            .collect()
+    }
+
+    /// The lookup of `key` given its action row as read from the index,
+    /// with `inline` giving the bytes of an inline blob (`None`: not
+    /// inline).
+    fn lookup_row(
+        &self,
+        key: &str,
+        row: io::Result<Option<Result<Manifest, String>>>,
+        stats: &StatCache,
+        inline: &InlineBlobs<'_>,
+    ) -> Lookup {
+        let manifest = match row {
             Ok(None) => return Lookup::Missing,
             Ok(Some(Ok(m))) => m,
             Ok(Some(Err(reason))) => return Lookup::Corrupt(reason),
             Err(e) => return Lookup::Corrupt(format!("cannot read the index: {e}")),
         };
-        match self.check_manifest(key, &manifest, stats) {
+        match self.check_manifest_with(key, &manifest, stats, inline) {
             Ok(()) => Lookup::Hit(Entry {
                 key: key.to_string(),
                 manifest,
@@ -93,6 +149,18 @@ impl Store {
         manifest: &Manifest,
         stats: &StatCache,
     ) -> Result<(), String> {
+        let inline_of = |digest: &str| self.index().inline_blob(digest);
+        self.check_manifest_with(key, manifest, stats, &inline_of)
+    }
+
+    /// [`Store::check_manifest`], inline blobs read through `inline`.
+    fn check_manifest_with(
+        &self,
+        key: &str,
+        manifest: &Manifest,
+        stats: &StatCache,
+        inline: &InlineBlobs<'_>,
+    ) -> Result<(), String> {
         if manifest.key != key {
             return Err(format!("action is for key {}", manifest.key));
         }
@@ -100,24 +168,23 @@ impl Store {
             return Err("output_digest does not match its outputs".to_string());
         }
         for (name, record) in &manifest.outputs {
-            self.check_blob(&record.blake3, Some(record.size), stats)
+            self.check_blob(&record.blake3, Some(record.size), stats, inline)
                 .map_err(|e| format!("output {name:?}: {e}"))?;
         }
-        self.check_blob(&manifest.log_digest, None, stats)
+        self.check_blob(&manifest.log_digest, None, stats, inline)
             .map_err(|e| format!("log: {e}"))
     }
 
-    /// Whether blob `digest` is stored with this size and content.
-    pub(crate) fn check_blob(
+    /// Whether blob `digest` is stored with this size and content, an
+    /// inline blob read through `inline`.
+    fn check_blob(
         &self,
         digest: &str,
         size: Option<u64>,
         stats: &StatCache,
+        inline: &InlineBlobs<'_>,
     ) -> Result<(), String> {
-        let inline = self
-            .index()
-            .inline_blob(digest)
-            .map_err(|e| format!("cannot read the index: {e}"))?;
+        let inline = inline(digest).map_err(|e| format!("cannot read the index: {e}"))?;
         let (actual_size, actual) = match inline {
             Some(bytes) => (bytes.len() as u64, super::cas::digest_of(&bytes)),
             None => {
@@ -149,5 +216,118 @@ impl Store {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ManifestMeta;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    /// Commits an entry under `key` with one output `name` holding `bytes`.
+    fn commit(store: &Store, key: &str, name: &str, bytes: &[u8]) -> Entry {
+        let pending = store.begin(key).unwrap();
+        std::fs::write(pending.out_dir().join(name), bytes).unwrap();
+        let meta = ManifestMeta {
+            node: "n".into(),
+            mode: "command".into(),
+            ingredients: serde_json::json!({}),
+            duration_ms: 0,
+        };
+        pending.commit(meta, b"log").unwrap()
+    }
+
+    /// A store of entries in every state a lookup tells apart, and the
+    /// keys to ask for: a hit with an inline output, a hit with a blob
+    /// file, a blob file rewritten, an inline blob gone from the index,
+    /// a key with no entry and a string that is no key.
+    fn store_of_every_kind(root: &Path) -> (Store, Vec<String>) {
+        let store = Store::open(root).unwrap();
+        let key = |c: &str| c.repeat(64);
+        commit(&store, &key("1"), "small.txt", b"small");
+        commit(&store, &key("2"), "big.bin", &[2u8; 100 * 1024]);
+        let rewritten = commit(&store, &key("3"), "big.bin", &[3u8; 100 * 1024]);
+        let blob = rewritten.store_blob_path(&rewritten.manifest.outputs["big.bin"].blake3);
+        let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&blob, perms).unwrap();
+        std::fs::write(&blob, [9u8; 100 * 1024]).unwrap();
+        let lost = commit(&store, &key("4"), "lost.txt", b"lost inline");
+        store
+            .index()
+            .conn()
+            .execute(
+                "DELETE FROM blobs WHERE digest = ?1",
+                [&lost.manifest.outputs["lost.txt"].blake3],
+            )
+            .unwrap();
+        let keys = vec![
+            key("1"),
+            key("2"),
+            key("3"),
+            key("4"),
+            key("5"),
+            "xyz".into(),
+        ];
+        (store, keys)
+    }
+
+    #[test]
+    fn a_batch_lookup_says_of_each_key_what_a_lookup_says() {
+        let root = tempfile::tempdir().unwrap();
+        let (store, keys) = store_of_every_kind(root.path());
+        let stats = StatCache::in_memory();
+        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let batch = store.lookup_many(&asked, &stats);
+        let single: Vec<Lookup> = asked.iter().map(|k| store.lookup(k, &stats)).collect();
+        assert_eq!(batch, single);
+        assert!(matches!(batch[0], Lookup::Hit(_)));
+        assert!(matches!(batch[1], Lookup::Hit(_)));
+        assert!(
+            matches!(&batch[2], Lookup::Corrupt(r) if r.contains("content changed")),
+            "{:?}",
+            batch[2]
+        );
+        assert!(
+            matches!(&batch[3], Lookup::Corrupt(r) if r.contains("missing")),
+            "{:?}",
+            batch[3]
+        );
+        assert_eq!(batch[4], Lookup::Missing);
+        assert!(matches!(&batch[5], Lookup::Corrupt(r) if r.contains("not a store key")));
+    }
+
+    #[test]
+    fn a_batch_lookup_inside_an_open_commit_group_sees_the_group() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        store.set_group_commit(true).unwrap();
+        let entry = commit(&store, &"6".repeat(64), "small.txt", b"grouped");
+        let stats = StatCache::in_memory();
+        let found = store.lookup_many(&[entry.key.as_str(), &"7".repeat(64)], &stats);
+        assert_eq!(found, [Lookup::Hit(entry.clone()), Lookup::Missing]);
+        // The group is still open and commits as it would have.
+        let later = commit(&store, &"8".repeat(64), "small.txt", b"later");
+        store.set_group_commit(false).unwrap();
+        let again = store.lookup_many(&[entry.key.as_str(), later.key.as_str()], &stats);
+        assert_eq!(again, [Lookup::Hit(entry), Lookup::Hit(later)]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Any sequence of keys, repeats and non-keys among them: the
+        /// batch gives each its own lookup's answer, in order.
+        #[test]
+        fn a_batch_lookup_keeps_the_order_of_any_keys(picks in proptest::collection::vec(0usize..6, 0..12)) {
+            let root = tempfile::tempdir().unwrap();
+            let (store, keys) = store_of_every_kind(root.path());
+            let stats = StatCache::in_memory();
+            let asked: Vec<&str> = picks.iter().map(|&i| keys[i].as_str()).collect();
+            let single: Vec<Lookup> = asked.iter().map(|k| store.lookup(k, &stats)).collect();
+            prop_assert_eq!(store.lookup_many(&asked, &stats), single);
+        }
     }
 }
