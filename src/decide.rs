@@ -64,6 +64,9 @@ pub struct Pending {
     pub started: Instant,
     /// Replace the entry under the key (see [`Prepared::replace`]).
     pub replace: bool,
+    /// `ingredients` as JSON, when the decision serialised them for the
+    /// key: the commit stores this text rather than serialising again.
+    pub ingredients_json: Option<String>,
     /// Held from the decision to the commit, so a concurrent build of the
     /// same key waits and then finds the entry.
     pub lock: KeyLock,
@@ -92,10 +95,16 @@ pub fn ingredients(
     node: &Node,
     deps: &[Arc<NodeResult>],
 ) -> Result<(Ingredients, Vec<Stat>), String> {
-    let phase = ctx
-        .factory
-        .get(&node.mode)
-        .ok_or_else(|| format!("unknown mode `{}`", node.mode))?;
+    let (inputs, stats) = input_ingredients(ctx, node)?;
+    Ok((ingredients_with(ctx, node, deps, inputs)?, stats))
+}
+
+/// The input files of `node` as key ingredients, hashed through the
+/// stat cache, and the stat each had when it was hashed.
+pub(crate) fn input_ingredients(
+    ctx: &RunContext,
+    node: &Node,
+) -> Result<(Vec<FileIngredient>, Vec<Stat>), String> {
     let mut inputs = Vec::with_capacity(node.inputs.len());
     let mut stats = Vec::with_capacity(node.inputs.len());
     for path in &node.inputs {
@@ -109,6 +118,20 @@ pub fn ingredients(
         });
         stats.push(stat);
     }
+    Ok((inputs, stats))
+}
+
+/// The key ingredients of `node` whose inputs were hashed as `inputs`.
+pub(crate) fn ingredients_with(
+    ctx: &RunContext,
+    node: &Node,
+    deps: &[Arc<NodeResult>],
+    inputs: Vec<FileIngredient>,
+) -> Result<Ingredients, String> {
+    let phase = ctx
+        .factory
+        .get(&node.mode)
+        .ok_or_else(|| format!("unknown mode `{}`", node.mode))?;
     let upstream = node
         .deps
         .iter()
@@ -129,7 +152,7 @@ pub fn ingredients(
         platform: phase.platform_dependent().then(key::platform),
         env: key::env_ingredient(phase.passed_env(&node.config)),
     };
-    Ok((ingredients, stats))
+    Ok(ingredients)
 }
 
 /// The results of the ancestors a node's `when:` names, by node id, as
@@ -332,10 +355,20 @@ pub fn after_lock(
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };
-    let upstream = node
-        .deps
+    let upstream = upstream_of(ctx, node, &dep_entries);
+    let (pending, action) = prepared.into_pending(ctx, entry, upstream, None, lock, paths);
+    Decision::Execute(Box::new(pending), Box::new(action))
+}
+
+/// The stored artifacts of `node`'s upstream nodes, for its action.
+pub(crate) fn upstream_of(
+    ctx: &RunContext,
+    node: &Node,
+    dep_entries: &[Option<Entry>],
+) -> Vec<Upstream> {
+    node.deps
         .iter()
-        .zip(&dep_entries)
+        .zip(dep_entries)
         .filter_map(|(&d, entry)| {
             let dep = &ctx.graph.nodes[d];
             Some(Upstream::stored(
@@ -345,38 +378,7 @@ pub fn after_lock(
                 entry.as_ref()?,
             ))
         })
-        .collect();
-    let action = Action {
-        node: node.id.clone(),
-        key: prepared.key.clone(),
-        mode: node.mode.clone(),
-        version: prepared.ingredients.version.clone(),
-        role: node.role.clone(),
-        config: node.config.clone(),
-        base_dir: node.base_dir.clone(),
-        inputs: prepared
-            .ingredients
-            .inputs
-            .iter()
-            .map(|f| (f.path.clone(), f.blake3.clone()))
-            .collect(),
-        upstream,
-        out_dir: entry.out_dir().to_path_buf(),
-        retries: node.retries,
-    };
-    let pending = Pending {
-        index: prepared.index,
-        key: prepared.key,
-        ingredients: prepared.ingredients,
-        input_stats: prepared.input_stats,
-        entry,
-        log: prepared.log,
-        started: prepared.started,
-        replace: prepared.replace,
-        lock,
-        paths,
-    };
-    Decision::Execute(Box::new(pending), Box::new(action))
+        .collect()
 }
 
 /// [`NodeResult::entry_in`] of each of `deps`, those not at hand looked
@@ -398,7 +400,53 @@ fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Vec<Option<En
 }
 
 impl Prepared {
-    fn fail(self, message: String) -> NodeResult {
+    /// A locked miss with its pending `entry`: what the commit needs, and
+    /// the action to execute.
+    pub(crate) fn into_pending(
+        self,
+        ctx: &RunContext,
+        entry: PendingEntry,
+        upstream: Vec<Upstream>,
+        ingredients_json: Option<String>,
+        lock: KeyLock,
+        paths: PathLocks,
+    ) -> (Pending, Action) {
+        let node = &ctx.graph.nodes[self.index];
+        let action = Action {
+            node: node.id.clone(),
+            key: self.key.clone(),
+            mode: node.mode.clone(),
+            version: self.ingredients.version.clone(),
+            role: node.role.clone(),
+            config: node.config.clone(),
+            base_dir: node.base_dir.clone(),
+            inputs: self
+                .ingredients
+                .inputs
+                .iter()
+                .map(|f| (f.path.clone(), f.blake3.clone()))
+                .collect(),
+            upstream,
+            out_dir: entry.out_dir().to_path_buf(),
+            retries: node.retries,
+        };
+        let pending = Pending {
+            index: self.index,
+            key: self.key,
+            ingredients: self.ingredients,
+            input_stats: self.input_stats,
+            entry,
+            log: self.log,
+            started: self.started,
+            replace: self.replace,
+            ingredients_json,
+            lock,
+            paths,
+        };
+        (pending, action)
+    }
+
+    pub(crate) fn fail(self, message: String) -> NodeResult {
         NodeResult::failed(
             message,
             Some(self.key),
@@ -429,7 +477,7 @@ fn lookup(ctx: &RunContext, key: &str, log: &mut Vec<u8>) -> Option<Entry> {
 
 /// An entry found in the local store, offered to the remote when it
 /// lacks it.
-fn local_hit(ctx: &RunContext, key: &str, entry: Entry) -> Entry {
+pub(crate) fn local_hit(ctx: &RunContext, key: &str, entry: Entry) -> Entry {
     if let Some(remote) = &ctx.remote {
         remote.publish(key);
     }
@@ -437,7 +485,12 @@ fn local_hit(ctx: &RunContext, key: &str, entry: Entry) -> Entry {
 }
 
 /// A hit: its workspace outputs restored and its ref written.
-fn cached(ctx: &RunContext, node: &Node, prepared: Prepared, entry: Entry) -> NodeResult {
+pub(crate) fn cached(
+    ctx: &RunContext,
+    node: &Node,
+    prepared: Prepared,
+    entry: Entry,
+) -> NodeResult {
     if let Err(e) = restore_outputs(ctx, node, &entry) {
         return prepared.fail(format!("cannot restore outputs: {e}"));
     }
@@ -509,7 +562,7 @@ pub(crate) fn evidence(
 
 /// Node `index` settled as a hit from the node trace, when the trace
 /// vouches for it: see [`crate::node_trace`] for the rule.
-fn from_trace(
+pub(crate) fn from_trace(
     ctx: &RunContext,
     index: usize,
     deps: &[Arc<NodeResult>],
@@ -631,7 +684,7 @@ fn at_path(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
 
 /// The temp outputs of `node`'s upstream nodes, put back from their
 /// entries for `node` to read: it is about to run.
-fn restore_upstream_temps(
+pub(crate) fn restore_upstream_temps(
     ctx: &RunContext,
     node: &Node,
     dep_entries: &[Option<Entry>],

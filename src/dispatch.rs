@@ -21,8 +21,9 @@ use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use crate::action::ActionOutput;
+use crate::commit::ChunkOutput;
 use crate::decide::{Decision, Pending, Prepared, after_lock, condition_inputs, decide};
-use crate::executor::{Done, Executor};
+use crate::executor::{ChunkDone, Done, Executor};
 use crate::graph::Graph;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::{KeyLock, PathLocks};
@@ -33,6 +34,9 @@ enum Message {
     Executed(usize, ActionOutput),
     /// The lock of a contended key was taken (or could not be).
     Locked(Box<Prepared>, std::io::Result<(KeyLock, PathLocks)>),
+    /// A chunk of trials finished: the first trial's node, and each
+    /// trial's output in the order of the chunk.
+    ExecutedChunk(usize, Vec<ChunkOutput>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -131,6 +135,9 @@ pub fn dispatch(
     // starts stays the planned one.
     let slots = |i: usize| graph.nodes[i].threads.clamp(1, executor.jobs());
     let mut taken = 0usize;
+    // Chunks of trials executed and not committed yet: committed once the
+    // freed slots have been given new work.
+    let mut executed_chunks: Vec<Vec<(Pending, ChunkOutput)>> = Vec::new();
     loop {
         if let Some(remote) = &ctx.remote {
             // Remote hits among the ready nodes, fetched as a group.
@@ -204,6 +211,55 @@ pub fn dispatch(
             if node.deps.iter().any(|&d| group.contains(d)) {
                 group.flush(&ctx, &mut board);
             }
+            if crate::trial_batch::batchable(&ctx, i, executor.jobs()) {
+                // Its ready siblings are decided with it.
+                let free = executor.jobs().saturating_sub(running).max(1);
+                let room =
+                    (free * crate::trial_batch::MAX_CHUNK).min(crate::trial_batch::MAX_BATCH);
+                let mut batch = vec![i];
+                while batch.len() < room
+                    && let Some(&Reverse(next)) = board.ready.peek()
+                    && crate::trial_batch::siblings(&graph, i, next)
+                    && crate::trial_batch::batchable(&ctx, next, executor.jobs())
+                {
+                    board.ready.pop();
+                    batch.push(next);
+                }
+                for &b in &batch {
+                    observer.started(&graph, b);
+                }
+                let mut misses = Vec::new();
+                for (b, decision) in crate::trial_batch::decide_batch(&ctx, &batch, &deps) {
+                    if let Decision::Execute(pending, action) = decision {
+                        misses.push((*pending, *action));
+                        continue;
+                    }
+                    match start(
+                        &ctx,
+                        executor,
+                        b,
+                        decision,
+                        deps.clone(),
+                        &mut in_flight,
+                        &tx,
+                    ) {
+                        Some(result) => board.settle(&graph, observer, b, result),
+                        None => {
+                            running += 1;
+                            taken += slots(b);
+                        }
+                    }
+                }
+                let size = crate::trial_batch::chunk_size(misses.len(), free);
+                while !misses.is_empty() {
+                    let rest = misses.split_off(size.min(misses.len()));
+                    let chunk = std::mem::replace(&mut misses, rest);
+                    let first = submit_chunk(executor, chunk, &mut in_flight, &tx);
+                    running += 1;
+                    taken += slots(first);
+                }
+                continue;
+            }
             observer.started(&graph, i);
             let decision = decide(&ctx, i, &deps, &named);
             match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
@@ -213,6 +269,23 @@ pub fn dispatch(
                     taken += slots(i);
                 }
             }
+        }
+        if !executed_chunks.is_empty() {
+            for chunk in executed_chunks.drain(..) {
+                let results = crate::commit::commit_chunk(&ctx, chunk, &mut group.locks);
+                for (i, result) in results {
+                    let committed = matches!(result.outcome, Outcome::Ran);
+                    board.settle(&graph, observer, i, result);
+                    if committed {
+                        group.add(i);
+                        if group.is_full() {
+                            group.flush(&ctx, &mut board);
+                        }
+                    }
+                }
+            }
+            // What they settled may have made more nodes ready.
+            continue;
         }
         if running == 0 {
             break;
@@ -242,10 +315,16 @@ pub fn dispatch(
         };
         running -= 1;
         taken -= slots(match &message {
-            Message::Executed(i, _) => *i,
+            Message::Executed(i, _) | Message::ExecutedChunk(i, _) => *i,
             Message::Locked(prepared, _) => prepared.index,
         });
         match message {
+            Message::ExecutedChunk(first, outputs) => {
+                let Some(InFlight::Chunk(pending)) = in_flight.remove(&first) else {
+                    unreachable!("node {first} finished a chunk it was not given");
+                };
+                executed_chunks.push(pending.into_iter().zip(outputs).collect());
+            }
             Message::Executed(i, output) => {
                 let Some(InFlight::Executing(pending)) = in_flight.remove(&i) else {
                     unreachable!("node {i} finished an action it was not given");
@@ -399,6 +478,50 @@ enum InFlight {
     /// Another build holds its key's lock; the results of its
     /// dependencies, for the decision once the lock is ours.
     Contended(Vec<Arc<NodeResult>>),
+    /// It is the first trial of a chunk running as one job; the chunk's
+    /// misses in order.
+    Chunk(Vec<Pending>),
+}
+
+/// Submits a chunk of sibling misses as one job; returns its first node,
+/// under which it is in flight. Where the job runs, each trial's outputs
+/// are prepared for the commit ([`ChunkOutput::prepare`]).
+fn submit_chunk(
+    executor: &dyn Executor,
+    chunk: Vec<(Pending, crate::action::Action)>,
+    in_flight: &mut HashMap<usize, InFlight>,
+    tx: &Sender<Message>,
+) -> usize {
+    let first = chunk[0].0.index;
+    let mut pending = Vec::with_capacity(chunk.len());
+    let mut actions = Vec::with_capacity(chunk.len());
+    let mut for_worker = Vec::with_capacity(chunk.len());
+    for (mut p, action) in chunk {
+        for_worker.push((
+            action.out_dir.clone(),
+            p.log.clone(),
+            p.ingredients_json.take(),
+        ));
+        pending.push(p);
+        actions.push(action);
+    }
+    in_flight.insert(first, InFlight::Chunk(pending));
+    let tx = tx.clone();
+    executor.submit_chunk(
+        actions,
+        ChunkDone::new(move |outputs| {
+            let prepared = outputs
+                .into_iter()
+                .zip(for_worker)
+                .map(|(output, (out_dir, log, json))| {
+                    ChunkOutput::prepare(output, &out_dir, &log, json)
+                })
+                .collect();
+            // The receiver only goes away when the build is over.
+            let _ = tx.send(Message::ExecutedChunk(first, prepared));
+        }),
+    );
+    first
 }
 
 /// Act on a decision: `Some` when the node is settled now, `None` when it

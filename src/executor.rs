@@ -5,7 +5,8 @@
 //! `admf exec-action`) is another, without touching loading, keys or the
 //! store. Hits never reach an executor.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::action::{Action, ActionOutput, execute};
 use crate::phases::Factory;
@@ -24,15 +25,76 @@ impl Done {
     }
 }
 
+/// Where the outputs of a chunk of actions go, all at once and in the
+/// order the actions were given, each with the wall time it took (from
+/// its start, or its submission where the executor cannot tell).
+pub struct ChunkDone(Box<dyn FnOnce(Vec<Timed>) + Send>);
+
+/// An action's output and the wall time it took.
+pub type Timed = (ActionOutput, Duration);
+
+impl ChunkDone {
+    pub fn new(deliver: impl FnOnce(Vec<Timed>) + Send + 'static) -> ChunkDone {
+        ChunkDone(Box::new(deliver))
+    }
+
+    pub fn send(self, outputs: Vec<Timed>) {
+        (self.0)(outputs)
+    }
+}
+
 pub trait Executor {
     /// How many actions may run at once.
     fn jobs(&self) -> usize;
     /// Start `action`; its output must be handed to `done` exactly once.
     fn submit(&self, action: Action, done: Done);
+    /// Start a chunk of sibling actions (trials of one grid) as one job
+    /// taking one slot: they run one after the other and their outputs
+    /// reach `done` together, so that the coordinator hears once per
+    /// chunk instead of once per trial. By default each action is
+    /// submitted on its own and `done` is called once the last output
+    /// is in.
+    fn submit_chunk(&self, actions: Vec<Action>, done: ChunkDone) {
+        if actions.is_empty() {
+            done.send(Vec::new());
+            return;
+        }
+        let gathered = Arc::new(Mutex::new(Gathered {
+            outputs: vec![None; actions.len()],
+            missing: actions.len(),
+            done: Some(done),
+        }));
+        let submitted = Instant::now();
+        for (slot, action) in actions.into_iter().enumerate() {
+            let gathered = gathered.clone();
+            self.submit(
+                action,
+                Done::new(move |output| {
+                    let mut g = gathered.lock().unwrap_or_else(|e| e.into_inner());
+                    g.outputs[slot] = Some((output, submitted.elapsed()));
+                    g.missing -= 1;
+                    if g.missing == 0
+                        && let Some(done) = g.done.take()
+                    {
+                        let outputs = g.outputs.drain(..).flatten().collect();
+                        drop(g);
+                        done.send(outputs);
+                    }
+                }),
+            );
+        }
+    }
     /// The coordinator has handed over every action it can for now and
     /// waits for outputs: an executor that packs actions into batches
     /// sends what it holds.
     fn idle(&self) {}
+}
+
+/// The outputs of a chunk submitted one action at a time, as they come.
+struct Gathered {
+    outputs: Vec<Option<Timed>>,
+    missing: usize,
+    done: Option<ChunkDone>,
 }
 
 /// Runs actions on one rayon pool, which phases also use for their inner
@@ -78,5 +140,20 @@ impl Executor for LocalExecutor {
         let factory = self.factory.clone();
         self.pool
             .spawn(move || done.send(execute(factory.as_ref(), &action)));
+    }
+
+    fn submit_chunk(&self, actions: Vec<Action>, done: ChunkDone) {
+        let factory = self.factory.clone();
+        self.pool.spawn(move || {
+            let outputs = actions
+                .iter()
+                .map(|action| {
+                    let started = Instant::now();
+                    let output = execute(factory.as_ref(), action);
+                    (output, started.elapsed())
+                })
+                .collect();
+            done.send(outputs);
+        });
     }
 }

@@ -88,11 +88,17 @@ impl Ingredients {
     /// The fields serialise in declaration order and `config` is held in
     /// canonical form, so the JSON text itself is canonical.
     pub fn key(&self) -> String {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        self.key_and_json().0
+    }
+
+    /// The key and the JSON text it hashes, which is also what
+    /// [`Ingredients::to_value`] serialises to: a commit stores it as is.
+    pub fn key_and_json(&self) -> (String, String) {
+        let json = serde_json::to_string(self).unwrap_or_default();
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"admf-node-key\n");
-        hasher.update(&bytes);
-        hasher.finalize().to_hex().to_string()
+        hasher.update(json.as_bytes());
+        (hasher.finalize().to_hex().to_string(), json)
     }
 
     pub fn to_value(&self) -> Value {

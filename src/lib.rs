@@ -39,6 +39,7 @@ pub mod run;
 pub mod stat_cache;
 pub mod status;
 pub mod store;
+pub mod trial_batch;
 pub mod trigger;
 pub mod uptodate;
 pub mod workflow;

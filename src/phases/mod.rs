@@ -408,6 +408,11 @@ impl MemoryOutputs {
     pub fn into_inner(self) -> std::collections::BTreeMap<String, crate::store::OutputSource> {
         self.0
     }
+
+    /// The inverse of [`MemoryOutputs::into_inner`].
+    pub fn from_inner(map: std::collections::BTreeMap<String, crate::store::OutputSource>) -> Self {
+        MemoryOutputs(map)
+    }
 }
 
 /// Why a node failed: shown with its log. The build exits 1, or 2 when

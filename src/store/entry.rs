@@ -399,14 +399,7 @@ impl PendingEntry {
                 .index()
                 .insert_with_ref(&inline, Some(&manifest), replace, ref_to)?;
         if !written {
-            // Another writer committed first: its entry stands, unless it
-            // cannot be trusted, and then ours replaces it.
-            match self.store.lookup(&self.key, &StatCache::in_memory()) {
-                Lookup::Hit(existing) => return Ok(existing),
-                Lookup::Missing | Lookup::Corrupt(_) => {
-                    self.store.index().insert(&[], Some(&manifest), true)?;
-                }
-            }
+            return self.keep_existing_or_replace(manifest);
         }
         Ok(Entry {
             key: self.key.clone(),
@@ -504,4 +497,222 @@ fn seal_file(rel: String, path: PathBuf) -> io::Result<Sealed> {
         },
         bytes: None,
     })
+}
+
+/// The outputs of an action that handed every one over as bytes, hashed
+/// and laid out for the index where the action ran ([`SealedOutputs::prepare`]),
+/// so that committing them ([`Store::seal_batch`]) costs the coordinator
+/// only the row writes.
+#[derive(Debug)]
+pub struct SealedOutputs {
+    outputs: BTreeMap<String, OutputRecord>,
+    /// `outputs` as the action row's `outputs` column holds it.
+    outputs_json: String,
+    output_digest: String,
+    log_digest: String,
+    /// Blobs small enough for the index: outputs, then the log.
+    inline: Vec<(String, Vec<u8>)>,
+    /// Larger outputs and log, written as blob files by the commit.
+    large: Vec<(String, Vec<u8>)>,
+    /// The phase wrote into the private directory it was told it would
+    /// not need: the commit fails, as [`PendingEntry::seal`] does.
+    wrote_files: bool,
+}
+
+impl SealedOutputs {
+    /// Hashes the outputs in `memory` and the `log` of an action whose
+    /// entry was begun with [`Store::begin_in_memory`] at `out_dir`.
+    /// Gives `memory` back when an output is not bytes (a file elsewhere,
+    /// a stored blob): those take [`PendingEntry::seal`].
+    pub fn prepare(
+        memory: BTreeMap<String, OutputSource>,
+        log: &[u8],
+        out_dir: &Path,
+    ) -> Result<SealedOutputs, BTreeMap<String, OutputSource>> {
+        if !memory
+            .values()
+            .all(|source| matches!(source, OutputSource::Bytes(_)))
+        {
+            return Err(memory);
+        }
+        let wrote_files = out_dir
+            .parent()
+            .is_some_and(|dir| fs::symlink_metadata(dir).is_ok());
+        let mut inline = Vec::with_capacity(memory.len() + 1);
+        let mut large = Vec::new();
+        let mut outputs = BTreeMap::new();
+        let mut keep = |digest: &str, bytes: Vec<u8>| {
+            if bytes.len() as u64 <= INLINE_MAX {
+                inline.push((digest.to_string(), bytes));
+            } else {
+                large.push((digest.to_string(), bytes));
+            }
+        };
+        for (rel, source) in memory {
+            let OutputSource::Bytes(bytes) = source else {
+                unreachable!("only bytes pass the check above");
+            };
+            let record = OutputRecord {
+                blake3: digest_of(&bytes),
+                size: bytes.len() as u64,
+            };
+            keep(&record.blake3, bytes);
+            outputs.insert(rel, record);
+        }
+        let log_digest = digest_of(log);
+        keep(&log_digest, log.to_vec());
+        let outputs_json = serde_json::to_string(&outputs).unwrap_or_default();
+        Ok(SealedOutputs {
+            output_digest: output_digest(&outputs),
+            outputs,
+            outputs_json,
+            log_digest,
+            inline,
+            large,
+            wrote_files,
+        })
+    }
+}
+
+/// One entry of [`Store::seal_batch`].
+pub struct BatchSeal {
+    /// Begun with [`Store::begin_in_memory`], its ref set with
+    /// [`PendingEntry::with_ref`].
+    pub entry: PendingEntry,
+    pub node: String,
+    pub mode: String,
+    /// The key's ingredients as JSON, as the key was computed from them.
+    pub ingredients: super::manifest::RawJson,
+    pub duration_ms: u64,
+    pub sealed: SealedOutputs,
+    /// Replace an existing entry (see [`PendingEntry::commit_replacing`]).
+    pub replace: bool,
+}
+
+impl Store {
+    /// The entry of `key` whose action row `manifest` was read and checked.
+    pub(crate) fn entry_of(&self, key: &str, manifest: Manifest) -> Entry {
+        Entry {
+            key: key.to_string(),
+            manifest,
+            store: self.clone(),
+        }
+    }
+
+    /// Seals many entries whose outputs were prepared where their actions
+    /// ran, writing all their rows in one call of the index (one
+    /// transaction, the open group's while grouping). Each entry stays its
+    /// own: the result of each is what [`PendingEntry::seal`] would give.
+    pub fn seal_batch(&self, seals: Vec<BatchSeal>) -> Vec<io::Result<Entry>> {
+        let created_unix = now_unix();
+        let mut results: Vec<Option<io::Result<Entry>>> = Vec::with_capacity(seals.len());
+        // (index in `results`, manifest, entry, what to write)
+        let mut ready = Vec::with_capacity(seals.len());
+        for seal in seals {
+            let BatchSeal {
+                mut entry,
+                node,
+                mode,
+                ingredients,
+                duration_ms,
+                sealed,
+                replace,
+            } = seal;
+            if entry.made || sealed.wrote_files {
+                results.push(Some(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the phase wrote files although it declared that it hands every output over in memory",
+                ))));
+                continue;
+            }
+            entry.absent = true;
+            let large = sealed
+                .large
+                .iter()
+                .try_for_each(|(digest, bytes)| self.put_blob_file(digest, bytes).map(drop));
+            if let Err(e) = large {
+                results.push(Some(Err(e)));
+                continue;
+            }
+            let manifest = Manifest {
+                schema: MANIFEST_SCHEMA,
+                key: entry.key.clone(),
+                node,
+                mode,
+                ingredients,
+                output_digest: sealed.output_digest,
+                outputs: sealed.outputs,
+                log_digest: sealed.log_digest,
+                duration_ms,
+                created_unix,
+            };
+            results.push(None);
+            ready.push((
+                results.len() - 1,
+                manifest,
+                entry,
+                sealed.inline,
+                sealed.outputs_json,
+                replace,
+            ));
+        }
+        let rows: Vec<super::index::ActionRows<'_>> = ready
+            .iter()
+            .map(
+                |(_, manifest, entry, inline, outputs_json, replace)| super::index::ActionRows {
+                    blobs: inline,
+                    action: manifest,
+                    outputs_json,
+                    replace: *replace,
+                    ref_to: entry.ref_to.as_ref().map(|(w, n)| (w.as_str(), n.as_str())),
+                },
+            )
+            .collect();
+        let written = self.index().insert_batch(&rows);
+        drop(rows);
+        match written {
+            Ok(written) => {
+                for ((at, manifest, entry, ..), written) in ready.into_iter().zip(written) {
+                    results[at] = Some(if written {
+                        Ok(Entry {
+                            key: entry.key.clone(),
+                            manifest,
+                            store: self.clone(),
+                        })
+                    } else {
+                        entry.keep_existing_or_replace(manifest)
+                    });
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (at, ..) in ready {
+                    results[at] = Some(Err(io::Error::new(e.kind(), message.clone())));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every entry has its result"))
+            .collect()
+    }
+}
+
+impl PendingEntry {
+    /// The commit of `manifest` found an action row under the key (a
+    /// concurrent writer won): its entry stands unless it cannot be
+    /// trusted, and then `manifest` replaces it.
+    fn keep_existing_or_replace(&self, manifest: Manifest) -> io::Result<Entry> {
+        match self.store.lookup(&self.key, &StatCache::in_memory()) {
+            Lookup::Hit(existing) => return Ok(existing),
+            Lookup::Missing | Lookup::Corrupt(_) => {
+                self.store.index().insert(&[], Some(&manifest), true)?;
+            }
+        }
+        Ok(Entry {
+            key: self.key.clone(),
+            manifest,
+            store: self.store.clone(),
+        })
+    }
 }

@@ -296,6 +296,34 @@ impl Index {
         replace: bool,
         ref_to: Option<(&str, &str)>,
     ) -> io::Result<bool> {
+        self.write(|tx| write_rows(tx, blobs, action, None, replace, ref_to))
+    }
+
+    /// The rows of many committed entries (the trials of one chunk),
+    /// written under one lock of the connection and in one transaction
+    /// (the open group's while grouping), each statement prepared once.
+    /// Returns, per entry, whether its action row was written (see
+    /// [`Index::insert`]).
+    pub(crate) fn insert_batch(&self, rows: &[ActionRows<'_>]) -> io::Result<Vec<bool>> {
+        self.write(|tx| {
+            rows.iter()
+                .map(|r| {
+                    write_rows(
+                        tx,
+                        r.blobs,
+                        Some(r.action),
+                        Some(r.outputs_json),
+                        r.replace,
+                        r.ref_to,
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Runs `rows` in the open group transaction while grouping (opening
+    /// it when needed), else in a write transaction of its own.
+    fn write<T>(&self, rows: impl FnOnce(&Connection) -> io::Result<T>) -> io::Result<T> {
         let mut conn = self.conn();
         if self.grouping.load(Ordering::SeqCst) {
             // Nodes of a group already rolled back fail with it until the
@@ -311,7 +339,7 @@ impl Index {
             // touches into a statement journal. A node whose rows fail to
             // write (a full disk, an I/O error) takes the whole group back
             // instead, and the group's flush fails every node in it.
-            return match write_rows(&conn, blobs, action, replace, ref_to) {
+            return match rows(&conn) {
                 Ok(written) => Ok(written),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -325,21 +353,34 @@ impl Index {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;
-        let written = write_rows(&tx, blobs, action, replace, ref_to)?;
+        let written = rows(&tx)?;
         tx.commit().map_err(sql_err)?;
         Ok(written)
     }
+}
+
+/// The rows of one entry for [`Index::insert_batch`], laid out before the
+/// coordinator writes them: its `outputs` column is already JSON.
+pub(crate) struct ActionRows<'a> {
+    pub blobs: &'a [(String, Vec<u8>)],
+    pub action: &'a Manifest,
+    /// `action.outputs` as the `outputs` column holds it.
+    pub outputs_json: &'a str,
+    pub replace: bool,
+    pub ref_to: Option<(&'a str, &'a str)>,
 }
 
 fn lost_group(why: &str) -> io::Error {
     io::Error::other(format!("the group of commits was rolled back: {why}"))
 }
 
-/// The rows of one committed node, inside the caller's transaction.
+/// The rows of one committed node, inside the caller's transaction;
+/// `outputs_json` is the action's outputs as JSON when already known.
 fn write_rows(
     tx: &Connection,
     blobs: &[(String, Vec<u8>)],
     action: Option<&Manifest>,
+    outputs_json: Option<&str>,
     replace: bool,
     ref_to: Option<(&str, &str)>,
 ) -> io::Result<bool> {
@@ -358,7 +399,12 @@ fn write_rows(
                 } else {
                     "INSERT OR IGNORE"
                 };
-                let outputs = serde_json::to_string(&m.outputs).map_err(io::Error::other)?;
+                let outputs = match outputs_json {
+                    Some(json) => std::borrow::Cow::Borrowed(json),
+                    None => serde_json::to_string(&m.outputs)
+                        .map_err(io::Error::other)?
+                        .into(),
+                };
                 tx.prepare_cached(&format!(
                     "{verb} INTO actions (key, schema, node, mode, ingredients, outputs, output_digest, log_digest, duration_ms, created_unix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 ))
@@ -369,7 +415,7 @@ fn write_rows(
                         m.node,
                         m.mode,
                         m.ingredients.0.get(),
-                        outputs,
+                        outputs.as_ref(),
                         m.output_digest,
                         m.log_digest,
                         m.duration_ms as i64,
@@ -416,7 +462,7 @@ impl Index {
     pub(crate) fn actions_with_inline_blobs(
         &self,
         keys: &[&str],
-    ) -> io::Result<(ActionRows, std::collections::HashMap<String, Vec<u8>>)> {
+    ) -> io::Result<(ParsedActions, std::collections::HashMap<String, Vec<u8>>)> {
         let conn = self.conn();
         // A deferred read transaction, rolled back when dropped (it
         // writes nothing); none when the group's write transaction is open.
@@ -466,6 +512,42 @@ impl Index {
         }
         drop(snapshot);
         Ok((rows, inline))
+    }
+
+    /// [`Index::action`] of each of `keys`, in their order, in one
+    /// statement: a grid's ready trials are looked up together.
+    pub(crate) fn actions_of_keys(&self, keys: &[&str]) -> io::Result<ParsedActions> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(keys).map_err(io::Error::other)?;
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT a.key, a.schema, a.node, a.mode, a.ingredients, a.outputs, a.output_digest, a.log_digest, a.duration_ms, a.created_unix FROM json_each(?1) j JOIN actions a ON a.key = j.value",
+            )
+            .map_err(sql_err)?;
+        let mut found: std::collections::HashMap<String, Result<Manifest, String>> = stmt
+            .query_map([list], |r| {
+                Ok((r.get::<_, String>(0)?, row_to_manifest(r)?))
+            })
+            .map_err(sql_err)?
+            .collect::<Result<_, _>>()
+            .map_err(sql_err)?;
+        let mut rows: ParsedActions = Vec::with_capacity(keys.len());
+        let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (at, key) in keys.iter().enumerate() {
+            // A key asked for twice gets its row twice.
+            let row = match first.get(key) {
+                Some(&earlier) => rows[earlier].clone(),
+                None => {
+                    first.insert(key, at);
+                    found.remove(*key)
+                }
+            };
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Every action row, parsed (or why not), by key.
@@ -538,7 +620,7 @@ fn keep_wal_files(conn: &Connection) {
 }
 
 /// Action rows by position, as [`Index::action`] gives each.
-pub(crate) type ActionRows = Vec<Option<Result<Manifest, String>>>;
+pub(crate) type ParsedActions = Vec<Option<Result<Manifest, String>>>;
 
 fn row_to_manifest(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Manifest, String>> {
     let key: String = r.get(0)?;
