@@ -54,8 +54,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde_json::{Map, Value, json};
-
 use super::Upstream;
 use crate::store::{OutputRecord, Store};
 
@@ -303,7 +301,8 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     let mut scratch: Option<PathBuf> = None;
     let mut used = Vec::new();
     let mut env = Vec::new();
-    let mut nodes = Map::new();
+    let mut nodes: Vec<ListedNode<'_>> = Vec::with_capacity(upstream.len());
+    let mut positions = std::collections::HashMap::new();
     for (i, up) in upstream.iter().enumerate() {
         let folder = match up.open_entry() {
             Some((store, outputs)) => {
@@ -328,20 +327,24 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
                 var_name(&up.node)
             )?;
         }
-        let files: Map<String, Value> = folder
-            .files
-            .iter()
-            .map(|(name, path)| (name.clone(), json!(path)))
-            .collect();
-        let metrics = files.get("metrics.json").cloned().unwrap_or(Value::Null);
         let var = var_name(&up.node);
         env.push((var.clone(), folder.path.to_string_lossy().into_owned()));
-        nodes.insert(
-            up.node.clone(),
-            json!({"dir": folder.path, "env": var, "mode": up.mode, "files": files, "metrics": metrics}),
-        );
+        let node = ListedNode {
+            id: &up.node,
+            var,
+            mode: &up.mode,
+            folder,
+        };
+        // A node named twice keeps its first place and its last folder.
+        match positions.entry(up.node.as_str()) {
+            std::collections::hash_map::Entry::Occupied(at) => nodes[*at.get()] = node,
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(nodes.len());
+                nodes.push(node);
+            }
+        }
     }
-    let mut text = serde_json::to_vec_pretty(&json!({"nodes": nodes}))?;
+    let mut text = serde_json::to_vec_pretty(&Listed { nodes: &nodes })?;
     text.push(b'\n');
     let mut listings = None;
     let (path, listing) = match scratch {
@@ -381,6 +384,65 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
         listings,
         env,
     })
+}
+
+/// The listing `ADMF_UPSTREAM_JSON` names: `{"nodes": {id: node}}`, in
+/// upstream order. Written straight from the folders (no JSON tree made
+/// first: a node may have ten thousand upstream nodes).
+struct Listed<'a> {
+    nodes: &'a [ListedNode<'a>],
+}
+
+/// One node of the listing: `{"dir", "env", "mode", "files", "metrics"}`,
+/// `files` by artifact name, `metrics` the path of `metrics.json` or null.
+struct ListedNode<'a> {
+    id: &'a str,
+    var: String,
+    mode: &'a str,
+    folder: Arc<Folder>,
+}
+
+impl serde::Serialize for Listed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut outer = serializer.serialize_map(Some(1))?;
+        outer.serialize_entry("nodes", &NodesByID(self.nodes))?;
+        outer.end()
+    }
+}
+
+struct NodesByID<'a>(&'a [ListedNode<'a>]);
+
+impl serde::Serialize for NodesByID<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|node| (node.id, node)))
+    }
+}
+
+impl serde::Serialize for ListedNode<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let files = &self.folder.files;
+        let metrics = files
+            .iter()
+            .find(|(name, _)| name == "metrics.json")
+            .map(|(_, path)| path);
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("dir", &self.folder.path)?;
+        map.serialize_entry("env", &self.var)?;
+        map.serialize_entry("mode", self.mode)?;
+        map.serialize_entry("files", &FilesByName(files))?;
+        map.serialize_entry("metrics", &metrics)?;
+        map.end()
+    }
+}
+
+struct FilesByName<'a>(&'a [(String, PathBuf)]);
+
+impl serde::Serialize for FilesByName<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, path)| (name, path)))
+    }
 }
 
 /// The open store of the first stored upstream.
@@ -823,6 +885,7 @@ pub fn folder_of(folders: &UpstreamFolders, id: &str) -> Option<PathBuf> {
 mod tests {
     use super::*;
     use crate::phases::Role;
+    use serde_json::{Map, Value, json};
 
     #[test]
     fn names_are_shell_safe() {
@@ -900,6 +963,42 @@ mod tests {
 
     fn is_read_only(path: &Path) -> bool {
         std::fs::metadata(path).unwrap().permissions().readonly()
+    }
+
+    /// The listing is written straight from the folders: its bytes are
+    /// those of the JSON tree `{"nodes": {id: {dir, env, mode, files,
+    /// metrics}}}` in upstream order, as serde_json lays that tree out.
+    #[test]
+    fn the_listing_is_the_json_of_every_folder_in_upstream_order() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let gen_up = stored_upstream(&store);
+        let b = small_upstream(&store, "b-2", &"c1".repeat(32), "out/b.txt", "B");
+        let folders = prepare(&[b.clone(), gen_up.clone()], &mut std::io::sink()).unwrap();
+        let (dir_b, dir_gen) = (
+            folder_of(&folders, "b-2").unwrap(),
+            folder_of(&folders, "gen").unwrap(),
+        );
+        let mut nodes = Map::new();
+        nodes.insert(
+            "b-2".into(),
+            json!({"dir": dir_b, "env": "ADMF_UPSTREAM_B_2", "mode": "command",
+                   "files": {"out/b.txt": dir_b.join("out/b.txt")}, "metrics": null}),
+        );
+        nodes.insert(
+            "gen".into(),
+            json!({"dir": dir_gen, "env": "ADMF_UPSTREAM_GEN", "mode": "command",
+                   "files": {"metrics.json": dir_gen.join("metrics.json"),
+                             "signals/big.bin": dir_gen.join("signals/big.bin")},
+                   "metrics": dir_gen.join("metrics.json")}),
+        );
+        let mut expected = serde_json::to_vec_pretty(&json!({ "nodes": nodes })).unwrap();
+        expected.push(b'\n');
+        let listing = PathBuf::from(&folders.env.last().unwrap().1);
+        assert_eq!(
+            String::from_utf8(std::fs::read(listing).unwrap()).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
     }
 
     #[test]

@@ -355,8 +355,11 @@ fn check(up: &Upstream, path: &Path, kinds: &str, seal: &str) -> Option<Folder> 
         let laid = match kind {
             b'c' => Laid::Own(stamp),
             b'l' => {
-                // The store's current blob, not one it has since replaced.
-                let blob = Stamp::of(&up.existing_file(name)?).ok()?;
+                // The store's current blob, not one it has since replaced:
+                // one stat of its path (the link being a file of the same
+                // inode, the blob is that file too).
+                let (store, outputs) = up.open_entry()?;
+                let blob = Stamp::of(&store.blob_path(&outputs.get(name)?.blake3)).ok()?;
                 if blob.ino != stamp.ino {
                     return None;
                 }
