@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod commands;
 pub mod commit;
 pub mod decide;
+pub mod dir_stat;
 pub mod dispatch;
 pub mod error;
 pub mod events;

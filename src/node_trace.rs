@@ -82,12 +82,8 @@ impl TracedNode {
         {
             return false;
         }
-        let same_plain = |path: &Path, recorded: &Stat| {
-            fs::symlink_metadata(path)
-                .ok()
-                .filter(|m| m.file_type().is_file())
-                .is_some_and(|m| Stat::of(&m) == *recorded)
-        };
+        let same_plain =
+            |path: &Path, recorded: &Stat| reads.plain_file_stat(path) == Some(*recorded);
         let holds = self
             .inputs
             .iter()

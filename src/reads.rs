@@ -37,6 +37,8 @@ struct Inner {
     unstable: AtomicBool,
     /// Inputs stat'ed once already by this build, before any decision.
     input_stats: OnceLock<HashMap<PathBuf, Stat>>,
+    /// Directory handles the stats of this build are taken through.
+    dirs: crate::dir_stat::DirStats,
 }
 
 impl std::fmt::Debug for Reads {
@@ -113,7 +115,17 @@ impl Reads {
         if let Some(stat) = self.inner.input_stats.get().and_then(|m| m.get(path)) {
             return Some(*stat);
         }
-        std::fs::metadata(path).ok().map(|m| Stat::of(&m))
+        self.inner.dirs.stat(path, true).map(|(stat, _)| stat)
+    }
+
+    /// The stat of `path` when it is a plain file (not a symlink to one),
+    /// taken now through this build's directory handles
+    /// ([`crate::dir_stat`]).
+    pub fn plain_file_stat(&self, path: &Path) -> Option<Stat> {
+        match self.inner.dirs.stat(path, false)? {
+            (stat, crate::dir_stat::Kind::File) => Some(stat),
+            _ => None,
+        }
     }
 
     /// Whether something changed while it was being read.

@@ -242,6 +242,8 @@ fn all_unchanged(files: &Files) -> bool {
     // The record lists the most recently modified files first (see
     // `save`): after an edit, the first few stats usually find it, before
     // the rest are checked on every core.
+    let dirs = crate::dir_stat::DirStats::new();
+    let unchanged = |file: &(Cow<'_, Path>, Stat, bool, Option<&str>)| unchanged(&dirs, file);
     let (recent, rest) = files.split_at(files.len().min(RECENT_FIRST));
     recent.iter().all(unchanged) && rest.par_iter().all(unchanged)
 }
@@ -250,15 +252,15 @@ fn all_unchanged(files: &Files) -> bool {
 /// before the rest are checked in parallel.
 const RECENT_FIRST: usize = 64;
 
-fn unchanged((file, recorded, plain, digest): &(Cow<'_, Path>, Stat, bool, Option<&str>)) -> bool {
-    let meta = if *plain {
-        fs::symlink_metadata(file)
-            .ok()
-            .filter(|m| m.file_type().is_file())
-    } else {
-        fs::metadata(file).ok()
+fn unchanged(
+    dirs: &crate::dir_stat::DirStats,
+    (file, recorded, plain, digest): &(Cow<'_, Path>, Stat, bool, Option<&str>),
+) -> bool {
+    let now = match dirs.stat(file, !*plain) {
+        Some((stat, kind)) if !*plain || kind == crate::dir_stat::Kind::File => stat,
+        _ => return false,
     };
-    meta.is_some_and(|m| Stat::of(&m) == *recorded)
+    now == *recorded
         && digest.is_none_or(|digest| {
             blake3::Hash::from_hex(digest)
                 .is_ok_and(|hash| crate::stat_cache::holds_content(file, recorded, &hash))

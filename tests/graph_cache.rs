@@ -132,9 +132,27 @@ fn a_corrupt_cache_means_compiling() {
         .find(|e| e.file_name() == "graph")
         .expect("a graph cache")
         .into_path();
-    std::fs::write(&cache, "admf-graph 1\ninvocation x\ngraph {").unwrap();
-    let (code, stderr, ran) = build(&p, &["wf.yaml"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!stderr.contains(FROM_CACHE), "{stderr}");
-    assert!(ran.is_empty(), "{ran:?}");
+    let good = std::fs::read(&cache).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    for bad in [
+        b"admf-graph 1\ninvocation x\ngraph {".to_vec(),
+        b"admf-graph 2\ninvocation x\ngraph {}\nsum 00\n".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        flipped,
+    ] {
+        std::fs::write(&cache, &bad).unwrap();
+        let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(!stderr.contains(FROM_CACHE), "{stderr}");
+        assert!(ran.is_empty(), "{ran:?}");
+        // The build wrote the cache whole again: the next one takes it.
+        past_racy_window();
+        p.file("in/a.txt", &format!("a {}\n", bad.len()));
+        let (code, stderr, ran) = build(&p, &["wf.yaml"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains(FROM_CACHE), "{stderr}");
+        assert_eq!(ran, ["count", "shout"]);
+    }
 }

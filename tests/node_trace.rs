@@ -165,7 +165,20 @@ enum Op {
     /// Write the workflow (`true`: with `d` changed) just before the
     /// build, so the graph it compiles is too recent to cache at first.
     RacyWorkflow(bool),
+    /// Damage one of the fast paths' files (`BOOKKEEPING`): cut it short,
+    /// flip a byte, or put a file of an older format in its place.
+    DamageBookkeeping(usize, Damage),
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    Truncate,
+    FlipByte,
+    OldFormat,
+}
+
+/// The graph cache, the up-to-date record and the node trace.
+const BOOKKEEPING: [&str; 3] = ["graph", "uptodate", "nodes"];
 
 const OUTPUTS: [&str; 5] = [
     "out/a.txt",
@@ -185,6 +198,15 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::TamperBlobs),
         Just(Op::Nothing),
         any::<bool>().prop_map(Op::RacyWorkflow),
+        (
+            0..BOOKKEEPING.len(),
+            prop_oneof![
+                Just(Damage::Truncate),
+                Just(Damage::FlipByte),
+                Just(Damage::OldFormat)
+            ]
+        )
+            .prop_map(|(i, how)| Op::DamageBookkeeping(i, how)),
     ]
 }
 
@@ -237,6 +259,27 @@ fn apply(p: &Project, op: &Op) {
             }
         }
         Op::Nothing | Op::RacyWorkflow(_) => {}
+        Op::DamageBookkeeping(i, how) => {
+            let name = BOOKKEEPING[*i];
+            for file in walkdir::WalkDir::new(p.path("cache/runs"))
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file() && e.file_name() == name)
+            {
+                let mut bytes = std::fs::read(file.path()).unwrap();
+                match how {
+                    Damage::Truncate => bytes.truncate(bytes.len() / 2),
+                    Damage::FlipByte => {
+                        let at = bytes.len() / 2;
+                        bytes[at] ^= 0x01;
+                    }
+                    Damage::OldFormat => {
+                        bytes = format!("admf-{name} 2\ninvocation x\nsum 00\n").into_bytes()
+                    }
+                }
+                std::fs::write(file.path(), bytes).unwrap();
+            }
+        }
         Op::TamperBlobs => {
             for blob in walkdir::WalkDir::new(p.path("cache/blobs"))
                 .into_iter()
