@@ -123,9 +123,19 @@ impl Moments {
             s3 += d.powi(3);
             s4 += d.powi(4);
         }
+        Moments::of_sums(r.len(), mean, [s2, s3, s4])
+    }
+
+    /// The moments of `count` values with mean `mean` whose sums of the
+    /// 2nd, 3rd and 4th powers of their deviations from it are `central`
+    /// (each added in order from the neutral element `sum` starts from,
+    /// as [`Moments::of`] adds them).
+    pub fn of_sums(count: usize, mean: f64, central: [f64; 3]) -> Moments {
+        let n = count as f64;
+        let [s2, s3, s4] = central;
         let (m2, m3, m4) = (s2 / n, s3 / n, s4 / n);
         Moments {
-            count: r.len(),
+            count,
             mean,
             std: (m2 * n / (n - 1.0)).sqrt(),
             skew: m3 / libm::pow(m2, 1.5),
