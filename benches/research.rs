@@ -201,6 +201,25 @@ fn per_trial(c: &mut Criterion<ThreadCpuTime>) {
             ))
         })
     });
+    let mut curve_buffer = Vec::new();
+    g.bench_function("trial_metrics", |b| {
+        b.iter(|| {
+            black_box(driver::close_fill_metrics(
+                &bars,
+                black_box(&positions),
+                0.0,
+                &mut curve_buffer,
+            ))
+        })
+    });
+    g.bench_function("signal_lines", |b| {
+        let lines = bars.signal_lines();
+        b.iter(|| {
+            let mut out = String::new();
+            lines.write(&mut out, black_box(&positions));
+            black_box(out)
+        })
+    });
     g.bench_function("gather_returns_dense", |b| {
         b.iter(|| {
             let p = signals::densify_text(black_box(&text), "SPY", n, Some(&bars.ts_text))

@@ -176,7 +176,9 @@ impl Metrics {
         let (mut deviations, mut downside) = (zero, zero);
         for r in &rets {
             deviations += (r - mean) * (r - mean);
-            add_term(&mut downside, r.min(0.0) * r.min(0.0));
+            // Not left out when 0: the sign of a held bar's return is a
+            // coin toss, and a branch on it costs more than the addition.
+            downside += r.min(0.0) * r.min(0.0);
         }
         let std = (t > 1).then(|| (deviations / (t - 1) as f64).sqrt());
         let dd = (t > 0).then(|| (downside / t as f64).sqrt());
