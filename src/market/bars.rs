@@ -36,10 +36,18 @@ pub struct Bars {
 
 /// The memos of [`Bars::close_returns`] and [`Bars::signal_lines`];
 /// `TrialMemo::default()` is empty.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct TrialMemo {
     close_returns: std::sync::OnceLock<Vec<f64>>,
     signal_lines: std::sync::OnceLock<super::signals::LinePrefixes>,
+}
+
+/// What the memos hold follows from the bars' own columns: bars are
+/// equal or not whether or not they were asked for yet.
+impl PartialEq for TrialMemo {
+    fn eq(&self, _: &TrialMemo) -> bool {
+        true
+    }
 }
 
 /// The memo of [`Bars::frequency`]; `FrequencyMemo::default()` is empty.
@@ -208,6 +216,20 @@ impl Frequency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memos_asked_for_leave_bars_equal() {
+        let bars = Bars {
+            symbol: "A".into(),
+            close: vec![1.0, 2.0, 1.5],
+            ts_text: std::sync::Arc::new(vec!["a".into(), "b".into(), "c".into()]),
+            ..Bars::default()
+        };
+        let asked = bars.clone();
+        assert_eq!(asked.close_returns(), &[0.0, 1.0, -0.25]);
+        assert!(*asked.signal_lines() != crate::market::signals::LinePrefixes::default());
+        assert_eq!(asked, bars);
+    }
 
     #[test]
     fn dates_are_daily() {
