@@ -22,9 +22,12 @@ use std::hint::black_box;
 use std::path::Path;
 
 use admf::market::ensemble::{Ensemble, Scope};
+use admf::market::signals;
 use admf::market::strategy::{Rule, momentum_into};
 use admf::market::{BadRowPolicy, Bars, Objective, Strategy, equity, load_csv, weights};
 use admf::phases::driver;
+use admf::phases::signal_generation::TrialFigures;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// The sweep of issue 6: lookback 5, 10, …, 200 and threshold 0, 0.002, …, 0.048.
@@ -166,5 +169,134 @@ fn regenerate(c: &mut Criterion) {
     g.finish();
 }
 
+/// What one trial of the sweep and the gather cost per trial, piece by
+/// piece, for lookback 100 and threshold 0.02 without fees.
+fn per_trial(c: &mut Criterion<ThreadCpuTime>) {
+    let bars = spy();
+    let n = bars.len();
+    let strategy = momentum(100, 0.02);
+    let positions = strategy.positions(&bars);
+    let mut text = String::new();
+    signals::write_sparse(&mut text, &bars.symbol, &bars.ts_text, &positions);
+    let returns = equity::close_returns(&bars.close);
+    let train_end = Some((n as f64 * 0.8).floor() as usize);
+    let mut g = c.benchmark_group("per_trial");
+    g.bench_function("positions", |b| {
+        b.iter(|| black_box(strategy.positions(&bars)))
+    });
+    g.bench_function("signal_text", |b| {
+        b.iter(|| {
+            let mut out = String::new();
+            signals::write_sparse(&mut out, &bars.symbol, &bars.ts_text, black_box(&positions));
+            black_box(out)
+        })
+    });
+    g.bench_function("run", |b| {
+        b.iter(|| {
+            black_box(driver::run(
+                &bars,
+                positions.clone(),
+                0.0,
+                equity::Fill::Close,
+            ))
+        })
+    });
+    let mut curve_buffer = Vec::new();
+    g.bench_function("trial_metrics", |b| {
+        b.iter(|| {
+            black_box(driver::close_fill_metrics(
+                &bars,
+                black_box(&positions),
+                0.0,
+                &mut curve_buffer,
+            ))
+        })
+    });
+    g.bench_function("signal_lines", |b| {
+        let lines = bars.signal_lines();
+        b.iter(|| {
+            let mut out = String::new();
+            lines.write(&mut out, black_box(&positions));
+            black_box(out)
+        })
+    });
+    g.bench_function("gather_returns_dense", |b| {
+        b.iter(|| {
+            let p = signals::densify_text(black_box(&text), "SPY", n, Some(&bars.ts_text))
+                .expect("a valid signal");
+            black_box(equity::strategy_returns(&equity::equity_curve(
+                &returns, &p, 0.0,
+            )))
+        })
+    });
+    let mut changes = Vec::new();
+    let (mut curve, mut r) = (Vec::new(), Vec::new());
+    signals::sparse_changes(&text, "SPY", n, Some(&bars.ts_text), &mut changes)
+        .expect("a valid signal");
+    equity::returns_of_changes(&returns, n, &changes, 0.0, (&mut curve, &mut r));
+    g.bench_function("gather_returns_sparse", |b| {
+        b.iter(|| {
+            signals::sparse_changes(
+                black_box(&text),
+                "SPY",
+                n,
+                Some(&bars.ts_text),
+                &mut changes,
+            )
+            .expect("a valid signal");
+            equity::returns_of_changes(&returns, n, &changes, 0.0, (&mut curve, &mut r));
+            black_box(r.len())
+        })
+    });
+    g.bench_function("gather_figures", |b| {
+        b.iter(|| black_box(TrialFigures::of(black_box(&r), train_end)))
+    });
+    g.finish();
+}
+
+/// The CPU time of the measuring thread: the `per_trial` kernels run on
+/// one thread, and on a machine shared with other work the wall clock
+/// also counts the time other processes hold the core.
+struct ThreadCpuTime;
+
+fn thread_cpu_nanos() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_nanos()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_nanos() - start
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
 criterion_group!(benches, sweep, replay, regenerate);
-criterion_main!(benches);
+criterion_group! {
+    name = per_trial_cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = per_trial
+}
+criterion_main!(benches, per_trial_cpu);

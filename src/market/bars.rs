@@ -28,6 +28,26 @@ pub struct Bars {
     /// sweep runs on a copy of the same loaded bars, and detecting sorts
     /// the bar spacings. Set `ts` before asking [`Bars::frequency`].
     pub frequency_memo: FrequencyMemo,
+    /// [`Bars::close_returns`] and [`Bars::signal_lines`], once asked
+    /// for: every trial of a sweep runs on the same loaded bars. Set
+    /// `close`, `ts_text` and `symbol` before asking.
+    pub trial_memo: TrialMemo,
+}
+
+/// The memos of [`Bars::close_returns`] and [`Bars::signal_lines`];
+/// `TrialMemo::default()` is empty.
+#[derive(Clone, Debug, Default)]
+pub struct TrialMemo {
+    close_returns: std::sync::OnceLock<Vec<f64>>,
+    signal_lines: std::sync::OnceLock<super::signals::LinePrefixes>,
+}
+
+/// What the memos hold follows from the bars' own columns: bars are
+/// equal or not whether or not they were asked for yet.
+impl PartialEq for TrialMemo {
+    fn eq(&self, _: &TrialMemo) -> bool {
+        true
+    }
 }
 
 /// The memo of [`Bars::frequency`]; `FrequencyMemo::default()` is empty.
@@ -41,6 +61,21 @@ impl Bars {
 
     pub fn is_empty(&self) -> bool {
         self.close.is_empty()
+    }
+
+    /// [`super::equity::close_returns`] of `close`.
+    pub fn close_returns(&self) -> &[f64] {
+        self.trial_memo
+            .close_returns
+            .get_or_init(|| super::equity::close_returns(&self.close))
+    }
+
+    /// The start of every bar's line in a signal file of these bars
+    /// ([`super::signals::LinePrefixes`]).
+    pub fn signal_lines(&self) -> &super::signals::LinePrefixes {
+        self.trial_memo
+            .signal_lines
+            .get_or_init(|| super::signals::LinePrefixes::new(&self.symbol, &self.ts_text))
     }
 
     pub fn frequency(&self) -> Frequency {
@@ -71,6 +106,7 @@ impl Bars {
             volume: self.volume[range].to_vec(),
             declared_periods_per_year: self.declared_periods_per_year,
             frequency_memo: FrequencyMemo::default(),
+            trial_memo: TrialMemo::default(),
         }
     }
 }
@@ -180,6 +216,20 @@ impl Frequency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memos_asked_for_leave_bars_equal() {
+        let bars = Bars {
+            symbol: "A".into(),
+            close: vec![1.0, 2.0, 1.5],
+            ts_text: std::sync::Arc::new(vec!["a".into(), "b".into(), "c".into()]),
+            ..Bars::default()
+        };
+        let asked = bars.clone();
+        assert_eq!(asked.close_returns(), &[0.0, 1.0, -0.25]);
+        assert!(*asked.signal_lines() != crate::market::signals::LinePrefixes::default());
+        assert_eq!(asked, bars);
+    }
 
     #[test]
     fn dates_are_daily() {

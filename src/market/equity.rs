@@ -17,6 +17,8 @@
 //! [`liquidate_at_ruin`] flattens the positions from there so that trades
 //! and exposure agree with a run that stopped.
 
+use super::metrics::PositionCounts;
+
 /// When a position decided at the close of bar t is filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fill {
@@ -141,22 +143,229 @@ pub fn equity_curve(returns: &[f64], positions: &[i8], fee: f64) -> Vec<f64> {
 /// [`equity_curve`] into a caller's buffer of `positions.len()`: the
 /// allocation-free kernel of sweeps.
 pub fn equity_into(returns: &[f64], positions: &[i8], fee: f64, out: &mut [f64]) {
-    let mut prev = 0i8;
-    let mut e = 1.0;
-    for (t, (&p, slot)) in positions.iter().zip(out.iter_mut()).enumerate() {
-        if e > 0.0 {
-            if t > 0 {
-                e *= 1.0 + f64::from(prev) * returns[t];
-            }
-            e *= 1.0 - fee * f64::from((p - prev).abs());
-            // Ruin is absorbing: no negative capital, no way back.
-            if e <= 0.0 {
-                e = 0.0;
+    let n = positions.len().min(out.len());
+    let mut state = (1.0, 0i8);
+    let mut start = 0;
+    while start < n {
+        let p = positions[start];
+        let end = positions[start + 1..n]
+            .iter()
+            .position(|&q| q != p)
+            .map_or(n, |k| start + 1 + k);
+        equity_run(&mut state, returns, fee, (start..end, p), out);
+        start = end;
+    }
+}
+
+/// [`equity_curve`] into `out` (resized to `len`) for the positions over
+/// `len` bars that are 0 before the first of `changes` and take each
+/// change's position from its bar on (bars strictly increasing, below
+/// `len`): a sweep's gather derives every trial's curve from its sparse
+/// signal without the dense positions.
+pub fn equity_of_changes(
+    returns: &[f64],
+    len: usize,
+    changes: &[(usize, i8)],
+    fee: f64,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    out.resize(len, 0.0);
+    let mut state = (1.0, 0i8);
+    let first = changes.first().map_or(len, |c| c.0.min(len));
+    equity_run(&mut state, returns, fee, (0..first, 0), out);
+    for (k, &(at, p)) in changes.iter().enumerate() {
+        let end = changes.get(k + 1).map_or(len, |c| c.0.min(len));
+        equity_run(&mut state, returns, fee, (at.min(end)..end, p), out);
+    }
+}
+
+/// [`strategy_returns`] of [`equity_of_changes`], into `out`, with
+/// `equity` the buffer for the curve.
+pub fn returns_of_changes(
+    returns: &[f64],
+    len: usize,
+    changes: &[(usize, i8)],
+    fee: f64,
+    (equity, out): (&mut Vec<f64>, &mut Vec<f64>),
+) {
+    equity_of_changes(returns, len, changes, fee, equity);
+    out.clear();
+    out.resize(len.saturating_sub(1), 0.0);
+    let later = equity.get(1..).unwrap_or_default();
+    for (r, (before, after)) in out.iter_mut().zip(equity.iter().zip(later)) {
+        *r = after / before - 1.0;
+    }
+}
+
+/// One bar of the recursion: E_t from E_{t−1} = `e`, p_{t−1} = `prev`
+/// and p_t = `p`.
+#[inline(always)]
+fn equity_step(mut e: f64, t: usize, (prev, p): (i8, i8), returns: &[f64], fee: f64) -> f64 {
+    if e > 0.0 {
+        if t > 0 {
+            e *= 1.0 + f64::from(prev) * returns[t];
+        }
+        e *= 1.0 - fee * f64::from((p - prev).abs());
+        // Ruin is absorbing: no negative capital, no way back.
+        if e <= 0.0 {
+            e = 0.0;
+        }
+    }
+    e
+}
+
+/// The bars `range` of the recursion, all of which hold position `p`,
+/// into `out[range]`; `state` is (E, p) of the bar before, updated.
+///
+/// The first bar takes [`equity_step`]; the bars after it, which change
+/// no position, leave out the products by factors that are exactly 1
+/// (`1 − f·0` for a finite fee, and `1 + 0·R_t` flat for a finite
+/// `R_t`), so a flat stretch is E repeated and a held one is one product
+/// a bar: the same bits. Any bar where E would leave (0, ∞), or a flat
+/// bar with a non-finite `R_t`, takes [`equity_step`] instead.
+#[inline(always)]
+fn equity_run(
+    state: &mut (f64, i8),
+    returns: &[f64],
+    fee: f64,
+    (range, p): (std::ops::Range<usize>, i8),
+    out: &mut [f64],
+) {
+    let (mut e, mut prev) = *state;
+    let mut t = range.start;
+    let end = range.end;
+    while t < end {
+        e = equity_step(e, t, (prev, p), returns, fee);
+        out[t] = e;
+        prev = p;
+        t += 1;
+        if !(e > 0.0 && e.is_finite() && fee.is_finite()) {
+            continue;
+        }
+        if p == 0 {
+            let stop = returns[t..end]
+                .iter()
+                .position(|r| !r.is_finite())
+                .map_or(end, |k| t + k);
+            out[t..stop].fill(e);
+            t = stop;
+        } else {
+            let side = f64::from(p);
+            while t < end {
+                let next = e * (1.0 + side * returns[t]);
+                if !(next > 0.0 && next.is_finite()) {
+                    break;
+                }
+                e = next;
+                out[t] = e;
+                t += 1;
             }
         }
-        *slot = e;
+    }
+    *state = (e, prev);
+}
+
+/// [`equity_into`] over close-to-close `returns` together with the
+/// position statistics of `positions` and of their round trips
+/// ([`super::trades::round_trips`]): what a sweep's trial needs of a run,
+/// in one pass, without the trades. A held bar's factor 1 + p·R_t is
+/// computed once and taken by both E and the open trade's growth (the
+/// same product each makes), and its fee factor, exactly 1, is left out.
+/// `None`, with `out` in any state, for a run that is ruined (whose
+/// positions are then liquidated) or whose figures leave the finite and
+/// positive, and for a non-finite fee: the caller then takes the general
+/// path.
+pub fn close_curve_and_counts(
+    returns: &[f64],
+    positions: &[i8],
+    fee: f64,
+    out: &mut [f64],
+) -> Option<PositionCounts> {
+    let n = positions.len();
+    if !fee.is_finite() || out.len() < n || returns.len() < n {
+        return None;
+    }
+    let mut counts = PositionCounts::default();
+    let (mut e, mut prev) = (1.0f64, 0i8);
+    // The open trade's growth, when one is open (its side is `prev`).
+    let mut growth: Option<f64> = None;
+    let mut start = 0;
+    while start < n {
+        let p = positions[start];
+        let end = positions[start + 1..n]
+            .iter()
+            .position(|&q| q != p)
+            .map_or(n, |k| start + 1 + k);
+        // The first bar: a change of position (or bar 0).
+        if let Some(g) = growth.as_mut() {
+            *g *= 1.0 + f64::from(prev) * returns[start];
+        }
+        if p != prev {
+            if let Some(g) = growth.take() {
+                counts.closed += 1;
+                counts.wins += u64::from((g * (1.0 - fee) - 1.0).max(-1.0) > 0.0);
+            }
+            if p != 0 {
+                growth = Some(1.0 - fee);
+                counts.entries += 1;
+            }
+            counts.traded += u64::from((p - prev).unsigned_abs());
+        }
+        e = equity_step(e, start, (prev, p), returns, fee);
+        if !above_zero(e) {
+            return None;
+        }
+        out[start] = e;
+        prev = p;
+        // The bars after it, which hold p.
+        let rest = start + 1..end;
+        if p == 0 {
+            if !returns[rest.clone()].iter().all(|r| r.is_finite()) {
+                return None;
+            }
+            out[rest].fill(e);
+        } else {
+            counts.held += (end - start) as u64;
+            let side = f64::from(p);
+            let mut g = growth.unwrap_or(1.0);
+            for t in rest {
+                let factor = 1.0 + side * returns[t];
+                e *= factor;
+                g *= factor;
+                out[t] = e;
+                if !above_zero(e) {
+                    return None;
+                }
+            }
+            if growth.is_some() {
+                growth = Some(g);
+            }
+        }
+        start = end;
+    }
+    Some(counts)
+}
+
+/// Whether E is above 0: neither ruined (at most 0) nor NaN.
+#[inline(always)]
+fn above_zero(e: f64) -> bool {
+    e > 0.0
+}
+
+/// The recursion bar by bar, as written in the module documentation:
+/// the reference the runs of [`equity_into`] are checked against.
+#[cfg(test)]
+fn equity_by_bars(returns: &[f64], positions: &[i8], fee: f64) -> Vec<f64> {
+    let mut prev = 0i8;
+    let mut e = 1.0;
+    let mut out = Vec::with_capacity(positions.len());
+    for (t, &p) in positions.iter().enumerate() {
+        e = equity_step(e, t, (prev, p), returns, fee);
+        out.push(e);
         prev = p;
     }
+    out
 }
 
 /// The first bar whose equity is at or below 0.
@@ -223,6 +432,52 @@ mod tests {
             equity_legs(&c, &decided, 0.01),
             equity_curve(&r, &decided, 0.01)
         );
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Including ruin (returns below −1), fees, flips and a
+        /// non-finite bar return.
+        #[test]
+        fn curves_by_runs_are_the_bits_of_the_recursion_bar_by_bar(
+            bar in proptest::collection::vec(
+                prop_oneof![8 => -0.05f64..0.05, 1 => -3.0f64..3.0, 1 => Just(0.0)],
+                0..200,
+            ),
+            positions in proptest::collection::vec(
+                prop_oneof![3 => Just(0i8), 2 => Just(1i8), 1 => Just(-1i8)],
+                200,
+            ),
+            run in 1usize..30,
+            fee in prop_oneof![Just(0.0), 0.0f64..0.01],
+            infinite_at in proptest::option::of(0usize..200),
+        ) {
+            let len = bar.len();
+            let mut r = bar.clone();
+            if let Some(at) = infinite_at.filter(|&at| at > 0 && at < len) {
+                r[at] = f64::INFINITY;
+            }
+            // Positions held for runs of bars, so that flat and unchanged
+            // stretches occur.
+            let p: Vec<i8> = (0..len).map(|t| positions[t / run]).collect();
+            let mut changes = Vec::new();
+            let mut prev = 0i8;
+            for (t, &v) in p.iter().enumerate() {
+                if v != prev {
+                    changes.push((t, v));
+                    prev = v;
+                }
+            }
+            let reference = equity_by_bars(&r, &p, fee);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&equity_curve(&r, &p, fee)), bits(&reference));
+            let want = strategy_returns(&reference);
+            let (mut curve, mut got) = (vec![7.0], vec![7.0]);
+            returns_of_changes(&r, len, &changes, fee, (&mut curve, &mut got));
+            prop_assert_eq!(bits(&curve), bits(&reference));
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
     }
 
     #[test]

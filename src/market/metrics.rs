@@ -76,6 +76,21 @@ pub struct Metrics {
     pub warnings: Vec<String>,
 }
 
+/// What the position statistics count over a series of positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PositionCounts {
+    /// Bars where p_t ≠ 0 and p_t ≠ p_{t−1}.
+    pub entries: u64,
+    /// Bars with p_t ≠ 0.
+    pub held: u64,
+    /// Σ |p_t − p_{t−1}|.
+    pub traded: u64,
+    /// Closed round trips.
+    pub closed: u64,
+    /// Closed round trips with a return above 0.
+    pub wins: u64,
+}
+
 /// num / den · scale, or the reason it has no finite value: `den` is a
 /// deviation (≥ 0), so a zero `den` leaves the ratio unbounded in the
 /// direction of `num`, or undefined when `num` is 0 too.
@@ -144,15 +159,25 @@ impl Metrics {
             peak = peak.max(first);
             mdd = mdd.min(first.max(0.0) / peak - 1.0);
         }
-        for (&e, r) in live.iter().skip(1).zip(&rets) {
-            peak = peak.max(e);
-            mdd = mdd.min(e.max(0.0) / peak - 1.0);
-            sum += r;
+        // Terms that change nothing are left out (the same bits): a zero
+        // added to a sum that is not −0, the drawdown of a new peak (0,
+        // and `mdd` ≤ 0) and that of an unchanged equity (the one before).
+        let mut before = live.first().copied().unwrap_or(f64::NAN);
+        for (&e, &r) in live.iter().skip(1).zip(&rets) {
+            if e >= peak {
+                peak = e;
+            } else if e != before {
+                mdd = mdd.min(e.max(0.0) / peak - 1.0);
+            }
+            before = e;
+            add_term(&mut sum, r);
         }
         let mean = if t > 0 { sum / t as f64 } else { 0.0 };
         let (mut deviations, mut downside) = (zero, zero);
         for r in &rets {
             deviations += (r - mean) * (r - mean);
+            // Not left out when 0: the sign of a held bar's return is a
+            // coin toss, and a branch on it costs more than the addition.
             downside += r.min(0.0) * r.min(0.0);
         }
         let std = (t > 1).then(|| (deviations / (t - 1) as f64).sqrt());
@@ -220,6 +245,27 @@ impl Metrics {
         }
         let closed = trades.iter().filter(|t| t.closed).count() as u64;
         let wins = trades.iter().filter(|t| t.closed && t.ret > 0.0).count() as u64;
+        self.set_positions(
+            n,
+            PositionCounts {
+                entries,
+                held,
+                traded,
+                closed,
+                wins,
+            },
+        );
+    }
+
+    /// Sets the position statistics of `n` bars from their counts.
+    pub fn set_positions(&mut self, n: usize, counts: PositionCounts) {
+        let PositionCounts {
+            entries,
+            held,
+            traded,
+            closed,
+            wins,
+        } = counts;
         self.entries = entries;
         self.trades = closed;
         self.win_rate = self.set(
@@ -275,6 +321,15 @@ impl Metrics {
             ));
         }
         out
+    }
+}
+
+/// `sum += x`, left out where it changes nothing: x is ±0 and the sum is
+/// not (−0 + +0 is +0).
+#[inline(always)]
+pub fn add_term(sum: &mut f64, x: f64) {
+    if x != 0.0 || *sum == 0.0 {
+        *sum += x;
     }
 }
 
@@ -395,6 +450,34 @@ mod tests {
             Some(mdd),
         ]
         .map(|v| v.map(f64::to_bits))
+    }
+
+    proptest::proptest! {
+        /// Curves with flat stretches (the terms left out), new peaks,
+        /// returns to an old peak and ruin.
+        #[test]
+        fn curves_with_flat_stretches_give_the_bits_of_separate_passes(
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => -0.03f64..0.03,
+                    4 => proptest::strategy::Just(0.0),
+                    1 => -1.2f64..0.5,
+                ],
+                0..200,
+            ),
+            start in proptest::prop_oneof![proptest::strategy::Just(1.0), 0.5f64..1.5],
+        ) {
+            let mut e = start;
+            let mut curve = vec![e];
+            for s in &steps {
+                e = (e * (1.0 + s)).max(0.0);
+                curve.push(e);
+            }
+            let m = Metrics::from_equity(&curve, 252.0);
+            let got = [m.volatility, m.sharpe, m.sortino, Some(m.max_drawdown)]
+                .map(|v| v.map(f64::to_bits));
+            proptest::prop_assert_eq!(got, figures_by_passes(&curve, 252.0));
+        }
     }
 
     #[test]

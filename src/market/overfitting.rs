@@ -123,11 +123,21 @@ impl Moments {
             s3 += d.powi(3);
             s4 += d.powi(4);
         }
+        Moments::of_sums(r.len(), mean, [s2, s3, s4])
+    }
+
+    /// The moments of `count` values with mean `mean` whose sums of the
+    /// 2nd, 3rd and 4th powers of their deviations from it are `central`
+    /// (each added in order from the neutral element `sum` starts from,
+    /// as [`Moments::of`] adds them).
+    pub fn of_sums(count: usize, mean: f64, central: [f64; 3]) -> Moments {
+        let n = count as f64;
+        let [s2, s3, s4] = central;
         let (m2, m3, m4) = (s2 / n, s3 / n, s4 / n);
         Moments {
-            count: r.len(),
+            count,
             mean,
-            std: (m2 * n / (n - 1.0)).sqrt(),
+            std: std_of_sums(count, s2),
             skew: m3 / libm::pow(m2, 1.5),
             kurtosis: m4 / (m2 * m2),
         }
@@ -136,9 +146,27 @@ impl Moments {
     /// The per-period Sharpe ratio; `None` when undefined (fewer than two
     /// returns or no variation).
     pub fn sharpe(&self) -> Option<f64> {
-        let s = self.mean / self.std;
-        (self.count > 1 && s.is_finite()).then_some(s)
+        sharpe_of(self.count, self.mean, self.std)
     }
+
+    /// [`Moments::sharpe`] of `count` values with mean `mean` whose sum
+    /// of squared deviations from it is `s2`, without the higher moments.
+    pub fn sharpe_of_sums(count: usize, mean: f64, s2: f64) -> Option<f64> {
+        sharpe_of(count, mean, std_of_sums(count, s2))
+    }
+}
+
+/// The standard deviation (ddof 1) of `count` values whose sum of
+/// squared deviations from their mean is `s2`.
+fn std_of_sums(count: usize, s2: f64) -> f64 {
+    let n = count as f64;
+    let m2 = s2 / n;
+    (m2 * n / (n - 1.0)).sqrt()
+}
+
+fn sharpe_of(count: usize, mean: f64, std: f64) -> Option<f64> {
+    let s = mean / std;
+    (count > 1 && s.is_finite()).then_some(s)
 }
 
 /// PSR(SR*) for an estimate `sr` from returns with moments `m`.

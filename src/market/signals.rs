@@ -54,6 +54,73 @@ pub fn write_sparse(out: &mut String, sym: &str, ts_text: &[String], positions: 
     }
 }
 
+/// The start of every bar's line of one symbol in a signal file, up to
+/// the position: `{"i":I,"ts":TS,"sym":SYM,"v":`, all in one buffer. A
+/// sweep writes a line per position change of every trial over the same
+/// bars, each then a copy and the position.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinePrefixes {
+    text: String,
+    /// Where bar i's prefix ends in `text` (it starts where bar i − 1's ends).
+    ends: Vec<usize>,
+}
+
+impl LinePrefixes {
+    pub fn new(sym: &str, ts_text: &[String]) -> LinePrefixes {
+        let sym_json = serde_json::to_string(sym).unwrap_or_default();
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(ts_text.len());
+        for (i, ts) in ts_text.iter().enumerate() {
+            text.push_str("{\"i\":");
+            push_decimal(&mut text, i);
+            text.push_str(",\"ts\":");
+            push_json_string(&mut text, ts);
+            text.push_str(",\"sym\":");
+            text.push_str(&sym_json);
+            text.push_str(",\"v\":");
+            ends.push(text.len());
+        }
+        LinePrefixes { text, ends }
+    }
+
+    fn line(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// [`write_sparse`] of `positions` (over the bars these prefixes
+    /// were made of), the same bytes.
+    pub fn write(&self, out: &mut String, positions: &[i8]) {
+        let mut prev = 0i8;
+        let mut changes = 0usize;
+        for &v in positions {
+            changes += usize::from(v != prev);
+            prev = v;
+        }
+        let longest = self
+            .ends
+            .len()
+            .checked_sub(1)
+            .map_or(0, |last| self.line(last).len());
+        out.reserve(changes * (longest + 5));
+        prev = 0;
+        for (i, &v) in positions.iter().enumerate() {
+            if v != prev {
+                out.push_str(self.line(i));
+                match v {
+                    1 => out.push_str("1}\n"),
+                    0 => out.push_str("0}\n"),
+                    -1 => out.push_str("-1}\n"),
+                    _ => {
+                        let _ = writeln!(out, "{v}}}");
+                    }
+                }
+                prev = v;
+            }
+        }
+    }
+}
+
 /// `n` in decimal, as `write!` puts it.
 fn push_decimal(out: &mut String, mut n: usize) {
     let mut digits = [0u8; 20];
@@ -219,9 +286,117 @@ fn densify_changes<'a>(
     ts_text: Option<&[String]>,
 ) -> Result<Vec<i8>, String> {
     let mut out = vec![0i8; len];
-    let mut last: Option<usize> = None;
     let mut value = 0i8;
     let mut from = 0usize;
+    each_change(changes, sym, len, ts_text, |i, v| {
+        out[from..i].fill(value);
+        value = v;
+        from = i;
+    })?;
+    out[from..].fill(value);
+    Ok(out)
+}
+
+/// The changes of `sym` in signal file `text` as (bar, position) pairs
+/// into `out`, checked as [`densify_text`] checks them: the series
+/// [`densify_text`] returns is 0 before the first pair and takes each
+/// pair's position from its bar on. A sweep's gather reads thousands of
+/// files of a few hundred changes over thousands of bars each.
+pub fn sparse_changes(
+    text: &str,
+    sym: &str,
+    len: usize,
+    ts_text: Option<&[String]>,
+    out: &mut Vec<(usize, i8)>,
+) -> Result<(), String> {
+    out.clear();
+    if let Some(ts_text) = ts_text
+        && written_changes(text, sym, len, ts_text, out)
+    {
+        return Ok(());
+    }
+    out.clear();
+    each_change(changes(text), sym, len, ts_text, |i, v| out.push((i, v)))
+}
+
+/// Whether a byte stops a JSON string as [`write_sparse`] writes it
+/// unescaped.
+fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// [`sparse_changes`] of a file of `sym` alone in which every line is
+/// exactly as [`write_sparse`] writes it over `ts_text` (newline-ended,
+/// its bar below `len` and after the one before, its `ts` that bar's,
+/// nothing to escape): the pairs pushed onto `out`, matched byte for
+/// byte against the line expected instead of parsed. `false`, with
+/// `out` in any state, for any other file, which the line parser then
+/// reads; on the files it takes, both give the same pairs.
+fn written_changes(
+    text: &str,
+    sym: &str,
+    len: usize,
+    ts_text: &[String],
+    out: &mut Vec<(usize, i8)>,
+) -> bool {
+    if sym.bytes().any(needs_escape) {
+        return false;
+    }
+    let middle = format!("\",\"sym\":\"{sym}\",\"v\":");
+    let mut rest = text.as_bytes();
+    let mut last: Option<usize> = None;
+    while !rest.is_empty() {
+        let Some(after) = rest.strip_prefix(b"{\"i\":") else {
+            return false;
+        };
+        let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 18 || (digits > 1 && after[0] == b'0') {
+            return false;
+        }
+        let i = after[..digits]
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        if i >= len || last.is_some_and(|l| i <= l) {
+            return false;
+        }
+        let ts = ts_text[i].as_bytes();
+        let Some(after) = after[digits..]
+            .strip_prefix(b",\"ts\":\"")
+            .and_then(|a| a.strip_prefix(ts))
+            .and_then(|a| a.strip_prefix(middle.as_bytes()))
+        else {
+            return false;
+        };
+        if ts.iter().copied().any(needs_escape) {
+            return false;
+        }
+        let (v, after) = if let Some(a) = after.strip_prefix(b"1}\n") {
+            (1, a)
+        } else if let Some(a) = after.strip_prefix(b"0}\n") {
+            (0, a)
+        } else if let Some(a) = after.strip_prefix(b"-1}\n") {
+            (-1, a)
+        } else {
+            return false;
+        };
+        out.push((i, v));
+        last = Some(i);
+        rest = after;
+    }
+    true
+}
+
+/// Calls `each(bar, position)` for every change of `sym` in order, after
+/// checking that it lies inside the `len` bars, after the one before, and
+/// (with `ts_text`) on the bar its `ts` names.
+fn each_change<'a>(
+    changes: impl Iterator<Item = Result<ChangeRef<'a>, String>>,
+    sym: &str,
+    len: usize,
+    ts_text: Option<&[String]>,
+    mut each: impl FnMut(usize, i8),
+) -> Result<(), String> {
+    let mut last: Option<usize> = None;
     for c in changes {
         let c = c?;
         if c.sym != sym {
@@ -244,13 +419,10 @@ fn densify_changes<'a>(
                 c.i, ts[c.i], c.ts
             ));
         }
-        out[from..c.i].fill(value);
-        value = c.v;
-        from = c.i;
+        each(c.i, c.v);
         last = Some(c.i);
     }
-    out[from..].fill(value);
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,6 +431,23 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #[test]
+        fn lines_from_prefixes_are_the_bytes_written(
+            p in proptest::collection::vec(-2i8..=2, 0..200),
+            sym in "[A-Z\"\\\\]{1,5}",
+            odd_ts in "[\"\\\\\\x00-\\x1f 0-9:-]{0,12}",
+        ) {
+            let mut t = ts(p.len());
+            if let Some(first) = t.first_mut() {
+                *first = odd_ts;
+            }
+            let mut want = String::from("x");
+            write_sparse(&mut want, &sym, &t, &p);
+            let mut got = String::from("x");
+            LinePrefixes::new(&sym, &t).write(&mut got, &p);
+            prop_assert_eq!(got, want);
+        }
+
         #[test]
         fn written_lines_parse_as_json_does(
             i in 0usize..100_000,
@@ -361,6 +550,10 @@ mod tests {
         ] {
             let parsed = read_sparse(text).and_then(|c| densify(&c, "A", 4, Some(&t)));
             assert_eq!(densify_text(text, "A", 4, Some(&t)), parsed, "{text}");
+            let mut pairs = Vec::new();
+            let sparse = sparse_changes(text, "A", 4, Some(&t), &mut pairs);
+            assert_eq!(sparse.err(), parsed.err(), "{text}");
+            assert_same_as_parsed(text, "A", 4, &t);
         }
         assert_eq!(
             densify_text(
@@ -373,7 +566,42 @@ mod tests {
         );
     }
 
+    /// When the byte-matching path takes `text`, it gives the pairs of
+    /// the line parser, which finds no fault. Whether it took it.
+    fn assert_same_as_parsed(text: &str, sym: &str, len: usize, t: &[String]) -> bool {
+        let mut fast = Vec::new();
+        if !written_changes(text, sym, len, t, &mut fast) {
+            return false;
+        }
+        let mut parsed = Vec::new();
+        let all = each_change(changes(text), sym, len, Some(t), |i, v| parsed.push((i, v)));
+        assert_eq!(all, Ok(()), "{text}");
+        assert_eq!(fast, parsed, "{text}");
+        true
+    }
+
     proptest! {
+        /// One byte of a written file replaced by one of the bytes that
+        /// matter to the format.
+        #[test]
+        fn byte_matching_takes_only_what_the_parser_reads_alike(
+            p in proptest::collection::vec(-1i8..=1, 1..40),
+            at in 0usize..2000,
+            byte in proptest::sample::select(b"0123456789-{}\":,\\\n\r ivAts1".to_vec()),
+        ) {
+            let t = ts(p.len());
+            let mut text = String::new();
+            write_sparse(&mut text, "A", &t, &p);
+            prop_assert!(text.is_empty() || assert_same_as_parsed(&text, "A", p.len(), &t));
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            let text = String::from_utf8(bytes).unwrap();
+            assert_same_as_parsed(&text, "A", p.len(), &t);
+        }
+
         #[test]
         fn round_trip(p in proptest::collection::vec(-1i8..=1, 0..300)) {
             let t = ts(p.len());
@@ -384,8 +612,25 @@ mod tests {
             prop_assert_eq!(densify(&changes, "A", p.len(), Some(&t)).unwrap(), p.clone());
             let b: Vec<i8> = p.iter().map(|v| -v).collect();
             prop_assert_eq!(densify(&changes, "B", p.len(), Some(&t)).unwrap(), b.clone());
-            prop_assert_eq!(densify_text(&s, "B", p.len(), Some(&t)).unwrap(), b);
+            prop_assert_eq!(densify_text(&s, "B", p.len(), Some(&t)).unwrap(), b.clone());
             prop_assert_eq!(densify_text(&s, "A", p.len(), None).unwrap(), p.clone());
+            let mut pairs = Vec::new();
+            let mut only_a = String::new();
+            write_sparse(&mut only_a, "A", &t, &p);
+            prop_assert!(written_changes(&only_a, "A", p.len(), &t, &mut pairs));
+            let mut rebuilt = vec![0i8; p.len()];
+            for &(i, v) in &pairs {
+                rebuilt[i..].fill(v);
+            }
+            prop_assert_eq!(&rebuilt, &p);
+            // Two symbols in one file: not as one symbol's file is written.
+            prop_assert!(pairs.is_empty() || !written_changes(&s, "B", p.len(), &t, &mut pairs));
+            sparse_changes(&s, "B", p.len(), Some(&t), &mut pairs).unwrap();
+            let mut rebuilt = vec![0i8; p.len()];
+            for &(i, v) in &pairs {
+                rebuilt[i..].fill(v);
+            }
+            prop_assert_eq!(rebuilt, b);
         }
     }
 }

@@ -14,8 +14,8 @@ pub struct Run {
 
 /// The per-bar returns a run's equity was computed from, which its trades
 /// use again.
-enum BarReturns {
-    Close(Vec<f64>),
+enum BarReturns<'a> {
+    Close(&'a [f64]),
     Legs(Legs),
 }
 
@@ -26,8 +26,8 @@ enum BarReturns {
 pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64, fill: Fill) -> Run {
     let (mut held, e, returns) = match fill {
         Fill::Close => {
-            let r = equity::close_returns(&bars.close);
-            let e = equity::equity_curve(&r, &positions, fee);
+            let r = bars.close_returns();
+            let e = equity::equity_curve(r, &positions, fee);
             (positions, e, BarReturns::Close(r))
         }
         Fill::NextOpen => {
@@ -48,5 +48,69 @@ pub fn run(bars: &Bars, positions: Vec<i8>, fee: f64, fill: Fill) -> Run {
         equity: e,
         trades: t,
         metrics,
+    }
+}
+
+/// [`run`]`(bars, positions, fee, Fill::Close).metrics`, the same
+/// figures, computed without the run's vectors where it can be
+/// ([`equity::close_curve_and_counts`]): a sweep's trial keeps only its
+/// metrics. `curve` is a buffer for the equity curve.
+pub fn close_fill_metrics(
+    bars: &Bars,
+    positions: &[i8],
+    fee: f64,
+    curve: &mut Vec<f64>,
+) -> Metrics {
+    curve.clear();
+    curve.resize(positions.len(), 0.0);
+    match equity::close_curve_and_counts(bars.close_returns(), positions, fee, curve) {
+        Some(counts) => {
+            let mut m = Metrics::from_equity(curve, bars.periods_per_year());
+            m.set_positions(positions.len(), counts);
+            m
+        }
+        None => run(bars, positions.to_vec(), fee, Fill::Close).metrics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Fees, flips, shorts through a tripling (ruin) and gaps.
+        #[test]
+        fn close_fill_metrics_are_those_of_the_run(
+            moves in proptest::collection::vec(
+                prop_oneof![8 => -0.04f64..0.04, 1 => -0.9f64..2.5, 1 => Just(0.0)],
+                1..150,
+            ),
+            positions in proptest::collection::vec(
+                prop_oneof![3 => Just(0i8), 2 => Just(1i8), 1 => Just(-1i8)],
+                150,
+            ),
+            stretch in 1usize..25,
+            fee in prop_oneof![Just(0.0), 0.0f64..0.02, Just(0.6)],
+        ) {
+            let mut close = vec![100.0];
+            for m in &moves {
+                let last = *close.last().unwrap();
+                close.push(last * (1.0 + m));
+            }
+            let n = close.len();
+            let bars = Bars {
+                close,
+                ts: (0..n as i64).map(|d| d * 86_400).collect(),
+                ..Bars::default()
+            };
+            let p: Vec<i8> = (0..n).map(|t| positions[(t / stretch).min(149)]).collect();
+            let want = run(&bars, p.clone(), fee, Fill::Close).metrics;
+            let mut curve = vec![3.0];
+            let got = close_fill_metrics(&bars, &p, fee, &mut curve);
+            // Debug writes every float in its shortest round-trip form:
+            // equal text, equal bits.
+            prop_assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        }
     }
 }

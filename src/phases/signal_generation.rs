@@ -32,12 +32,13 @@ use serde_json::{Value, json};
 
 use super::backtest::{fixed, issue_error, log_run, write_runs};
 use super::{ConfigIssue, Phase, PhaseContext, PhaseError, Role};
-use super::{artifacts, config, data, driver, upstream};
+use super::{config, data, driver, upstream};
 use crate::error::did_you_mean;
 use crate::market::equity::{Fill, Legs};
-use crate::market::metrics::ranks_above;
+use crate::market::metrics::{add_term, ranks_above};
 use crate::market::overfitting::{self, Moments};
 use crate::market::portfolio::{self, Leg};
+use crate::market::signals::sparse_changes;
 use crate::market::{Metrics, equity, signals, strategy};
 
 pub struct SignalGeneration;
@@ -181,31 +182,70 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     };
     let bars = data::load_bars_shared(&spec, ctx.log)?;
     let mut signal = String::new();
-    let mut runs = Vec::new();
-    for b in &bars {
-        let p = strategy.positions(b);
-        signals::write_sparse(&mut signal, &b.symbol, &b.ts_text, &p);
-        runs.push(driver::run(b, p, fee, fill));
-    }
-    ctx.memory.put("signal.jsonl", signal);
     let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
-    let (metrics, per_symbol) = write_runs(files, &bars, &runs)?;
+    let (metrics, per_symbol) = match (bars.as_slice(), files, fill) {
+        // A grid trial of one symbol filled at the close writes no
+        // curve or trades: only its metrics are needed.
+        ([b], None, Fill::Close) => {
+            let p = strategy.positions(b);
+            b.signal_lines().write(&mut signal, &p);
+            let metrics = driver::close_fill_metrics(b, &p, fee, &mut Vec::new());
+            (metrics, None)
+        }
+        _ => {
+            let mut runs = Vec::new();
+            for b in &bars {
+                let p = strategy.positions(b);
+                b.signal_lines().write(&mut signal, &p);
+                runs.push(driver::run(b, p, fee, fill));
+            }
+            write_runs(files, &bars, &runs)?
+        }
+    };
+    ctx.memory.put("signal.jsonl", signal);
     log_run(ctx.log, &spec.symbols.join(","), &name, &metrics)?;
-    let mut m = artifacts::metrics_map(&metrics);
-    m.insert("index".into(), json!(index));
-    m.insert("name".into(), json!(name));
-    m.insert("strategy".into(), json!(strategy.kind()));
-    m.insert("params".into(), strategy.parameters());
-    if let Some(per) = per_symbol {
-        m.insert("per_symbol".into(), per);
-    }
-    ctx.memory.put_json("metrics.json", &Value::Object(m))?;
+    let params = strategy.parameters();
+    // Serialised straight from the metrics: the bytes of the map of
+    // `artifacts::metrics_map` with these keys appended, without building it.
+    let mut text = serde_json::to_vec_pretty(&TrialMetricsFile {
+        metrics: &metrics,
+        index,
+        name: &name,
+        strategy: strategy.kind(),
+        params: &params,
+        per_symbol: per_symbol.as_ref(),
+    })?;
+    text.push(b'\n');
+    ctx.memory.put("metrics.json", text);
     Ok(TrialRecord {
         index,
         name,
-        params: strategy.parameters(),
+        params,
         metrics,
     })
+}
+
+/// A trial's `metrics.json`: its metrics, then `index`, `name`,
+/// `strategy`, `params` and, for several symbols, `per_symbol`.
+#[derive(Serialize)]
+struct TrialMetricsFile<'a> {
+    #[serde(flatten)]
+    metrics: &'a Metrics,
+    index: usize,
+    name: &'a str,
+    strategy: &'a str,
+    params: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_symbol: Option<&'a Value>,
+}
+
+/// What a gather reads of a trial's `metrics.json` besides its metrics.
+#[derive(Deserialize)]
+struct TrialMetricsExtra {
+    #[serde(default)]
+    params: Value,
+    #[serde(default)]
+    strategy: Value,
 }
 
 /// What a gather takes of one trial: its record, its signal file (its
@@ -228,10 +268,17 @@ fn gather_trial(
     curves: &[SymbolCurve<'_>],
     fee: f64,
     train_end: Option<usize>,
+    buffers: &mut GatherBuffers,
 ) -> Result<GatheredTrial, PhaseError> {
-    let m = upstream::upstream_json(up, "metrics.json")?;
-    let metrics = Metrics::deserialize(&m)
+    // Read into the structures straight from the bytes, without a map
+    // of every key.
+    let bytes = up
+        .read("metrics.json")
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
+    let parse_error =
+        |e: serde_json::Error| PhaseError::new(format!("{}: {e}", up.describe("metrics.json")));
+    let metrics: Metrics = serde_json::from_slice(&bytes).map_err(parse_error)?;
+    let extra: TrialMetricsExtra = serde_json::from_slice(&bytes).map_err(parse_error)?;
     let name = match &up.role {
         Role::Trial { name, .. } => name.clone(),
         _ => String::new(),
@@ -242,28 +289,63 @@ fn gather_trial(
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))?;
     let text = std::str::from_utf8(&signal)
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))?;
-    let dense = curves
-        .iter()
-        .map(|c| {
-            signals::densify_text(text, &c.bars.symbol, c.bars.len(), Some(&c.bars.ts_text))
-                .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let positions: Vec<&[i8]> = dense.iter().map(Vec::as_slice).collect();
-    let r = returns_of_trial(curves, &positions, fee);
+    let bad = |e: String| PhaseError::new(format!("{}: {e}", up.describe(file)));
+    let figures = match curves {
+        // One symbol filled at the close: the returns straight from the
+        // changes and the shared bar returns.
+        [c] if c.legs.is_none() => {
+            let b = c.bars;
+            sparse_changes(
+                text,
+                &b.symbol,
+                b.len(),
+                Some(&b.ts_text),
+                &mut buffers.changes,
+            )
+            .map_err(bad)?;
+            equity::returns_of_changes(
+                &c.close_returns,
+                b.len(),
+                &buffers.changes,
+                fee,
+                (&mut buffers.equity, &mut buffers.returns),
+            );
+            TrialFigures::of(&buffers.returns, train_end)
+        }
+        _ => {
+            let dense = curves
+                .iter()
+                .map(|c| {
+                    signals::densify_text(text, &c.bars.symbol, c.bars.len(), Some(&c.bars.ts_text))
+                        .map_err(bad)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let positions: Vec<&[i8]> = dense.iter().map(Vec::as_slice).collect();
+            buffers.returns = returns_of_trial(curves, &positions, fee);
+            TrialFigures::of(&buffers.returns, train_end)
+        }
+    };
     let signal = up.open_entry().is_none().then_some(signal);
     Ok(GatheredTrial {
         record: TrialRecord {
             index,
             name,
-            params: m.get("params").cloned().unwrap_or(Value::Null),
+            params: extra.params,
             metrics,
         },
-        strategy: m.get("strategy").cloned().unwrap_or(Value::Null),
+        strategy: extra.strategy,
         signal,
-        figures: TrialFigures::of(&r, train_end),
-        returns: r.len(),
+        figures,
+        returns: buffers.returns.len(),
     })
+}
+
+/// A gathering thread's buffers, reused from trial to trial.
+#[derive(Default)]
+struct GatherBuffers {
+    changes: Vec<(usize, i8)>,
+    equity: Vec<f64>,
+    returns: Vec<f64>,
 }
 
 fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError> {
@@ -306,7 +388,9 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     // error in that order is the one reported.
     let gathered = trials
         .par_iter()
-        .map(|(index, up)| gather_trial(*index, up, &curves, fee, train_end))
+        .map_init(GatherBuffers::default, |buffers, (index, up)| {
+            gather_trial(*index, up, &curves, fee, train_end, buffers)
+        })
         .collect::<Vec<_>>()
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
@@ -483,7 +567,96 @@ pub struct TrialFigures {
 
 impl TrialFigures {
     /// The figures of returns `r`; `train_end` as for [`train_best`].
+    ///
+    /// Two passes over `r` instead of six: the first adds the sum of all
+    /// returns (whose value after the train part is the train part's
+    /// sum), the train part's growth and the block sums; the second the
+    /// deviations from both means. Every sum and product still takes its
+    /// terms in order from the neutral element `sum` starts from, so the
+    /// bits are those of separate passes ([`Moments::of`],
+    /// [`overfitting::block_sums`], the train part's own moments and
+    /// fold); a zero term, which leaves a sum or product as it is, is
+    /// skipped (flat bars return exactly 0).
     pub fn of(r: &[f64], train_end: Option<usize>) -> TrialFigures {
+        let n = r.len();
+        let train = train_end.map(|end| end.saturating_sub(1).min(n));
+        let block_bars = n / PBO_BLOCKS;
+        let block_start = if block_bars >= 2 {
+            n - block_bars * PBO_BLOCKS
+        } else {
+            n
+        };
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let mut first = FirstPass {
+            sum: zero,
+            growth: 1.0,
+            block: (zero, zero),
+        };
+        let mut train_sum = zero;
+        let mut blocks: overfitting::BlockSums = Vec::new();
+        let mut current_block: Option<usize> = None;
+        let mut t = 0;
+        while t < n {
+            let in_train = train.is_some_and(|e| t < e);
+            let in_block = t >= block_start;
+            let mut end = n;
+            if let Some(e) = train.filter(|&e| t < e) {
+                end = end.min(e);
+            }
+            if in_block {
+                let block = (t - block_start) / block_bars;
+                end = end.min(block_start + (block + 1) * block_bars);
+                if current_block != Some(block) {
+                    if current_block.is_some() {
+                        blocks.push(first.block);
+                    }
+                    first.block = (zero, zero);
+                    current_block = Some(block);
+                }
+            } else {
+                end = end.min(block_start);
+            }
+            let piece = &r[t..end];
+            match (in_train, in_block) {
+                (true, true) => first.add::<true, true>(piece),
+                (true, false) => first.add::<true, false>(piece),
+                (false, true) => first.add::<false, true>(piece),
+                (false, false) => first.add::<false, false>(piece),
+            }
+            if train == Some(end) {
+                train_sum = first.sum;
+            }
+            t = end;
+        }
+        if current_block.is_some() {
+            blocks.push(first.block);
+        }
+        let mean = first.sum / n as f64;
+        let train_len = train.unwrap_or(0);
+        let train_mean = train_sum / train_len as f64;
+        // The train part needs only its Sharpe ratio: its squares alone.
+        let (mut central, mut train_squares) = ([zero; 3], zero);
+        for &x in &r[..train_len] {
+            add_powers(&mut central, x - mean);
+            train_squares += (x - train_mean).powi(2);
+        }
+        for &x in &r[train_len..] {
+            add_powers(&mut central, x - mean);
+        }
+        TrialFigures {
+            moments: Moments::of_sums(n, mean, central),
+            blocks,
+            train: train.map(|len| {
+                let sharpe = Moments::sharpe_of_sums(len, train_mean, train_squares);
+                (sharpe, first.growth - 1.0)
+            }),
+        }
+    }
+
+    /// [`TrialFigures::of`] by separate passes, the reference the fused
+    /// passes are checked against.
+    #[cfg(test)]
+    fn of_by_passes(r: &[f64], train_end: Option<usize>) -> TrialFigures {
         TrialFigures {
             moments: Moments::of(r),
             blocks: overfitting::block_sums(r, PBO_BLOCKS),
@@ -495,6 +668,40 @@ impl TrialFigures {
             }),
         }
     }
+}
+
+/// The running sums of [`TrialFigures::of`]'s first pass.
+struct FirstPass {
+    sum: f64,
+    growth: f64,
+    /// The sum and the sum of squares of the current block.
+    block: (f64, f64),
+}
+
+impl FirstPass {
+    /// Adds the returns `piece`, all in the train part (`TRAIN`) or all
+    /// after it, all in one block (`BLOCK`) or all before the first.
+    #[inline(always)]
+    fn add<const TRAIN: bool, const BLOCK: bool>(&mut self, piece: &[f64]) {
+        for &x in piece {
+            add_term(&mut self.sum, x);
+            if TRAIN && x != 0.0 {
+                self.growth *= 1.0 + x;
+            }
+            if BLOCK {
+                add_term(&mut self.block.0, x);
+                add_term(&mut self.block.1, x * x);
+            }
+        }
+    }
+}
+
+/// Adds d², d³ and d⁴ to `sums`, as [`Moments::of`] does.
+#[inline(always)]
+fn add_powers(sums: &mut [f64; 3], d: f64) {
+    sums[0] += d.powi(2);
+    sums[1] += d.powi(3);
+    sums[2] += d.powi(4);
 }
 
 /// The overfitting statistics of choosing the best trial by Sharpe ratio
@@ -669,4 +876,85 @@ pub fn load_trials(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     Ok((records, dense))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bits(f: &TrialFigures) -> Vec<u64> {
+        let m = &f.moments;
+        let mut out = vec![m.count as u64];
+        out.extend([m.mean, m.std, m.skew, m.kurtosis].map(f64::to_bits));
+        out.extend(
+            f.blocks
+                .iter()
+                .flat_map(|(a, b)| [a.to_bits(), b.to_bits()]),
+        );
+        out.push(f.blocks.len() as u64);
+        match f.train {
+            None => out.push(0),
+            Some((sharpe, total)) => out.extend([
+                1,
+                sharpe.map_or(1, f64::to_bits),
+                u64::from(sharpe.is_some()),
+                total.to_bits(),
+            ]),
+        }
+        out
+    }
+
+    proptest! {
+        /// Flat stretches (zero returns), ruin (−1 then NaN), every length
+        /// around the block size and train ends inside, at and past the
+        /// returns.
+        #[test]
+        fn fused_figures_are_the_bits_of_separate_passes(
+            r in proptest::collection::vec(
+                prop_oneof![
+                    6 => -0.05f64..0.05,
+                    4 => Just(0.0),
+                    1 => Just(-0.0),
+                    1 => Just(-1.0),
+                    1 => Just(f64::NAN),
+                ],
+                0..120,
+            ),
+            train_end in proptest::option::of(0usize..130),
+        ) {
+            prop_assert_eq!(
+                bits(&TrialFigures::of(&r, train_end)),
+                bits(&TrialFigures::of_by_passes(&r, train_end))
+            );
+        }
+    }
+
+    #[test]
+    fn fused_figures_of_a_long_series_are_the_bits_of_separate_passes() {
+        let mut x = 0.37_f64;
+        let r: Vec<f64> = (0..5_239)
+            .map(|i| {
+                x = (x * 3.9 + 0.07).fract();
+                if (i / 40) % 3 == 0 {
+                    0.0
+                } else {
+                    (x - 0.5) * 0.04
+                }
+            })
+            .collect();
+        for end in [
+            None,
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(4191),
+            Some(5240),
+            Some(9000),
+        ] {
+            let fused = TrialFigures::of(&r, end);
+            assert_eq!(bits(&fused), bits(&TrialFigures::of_by_passes(&r, end)));
+            assert_eq!(fused.blocks.len(), PBO_BLOCKS);
+        }
+    }
 }
