@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::decide::{
     Decision, Prepared, cached, from_trace, ingredients_with, input_ingredients, local_hit,
-    restore_upstream_temps, upstream_of,
+    restore_upstream_temps, upstream_entries, upstream_of,
 };
 use crate::file_stat::Stat;
 use crate::graph::Graph;
@@ -194,7 +194,7 @@ pub fn decide_batch(
         // Siblings share their upstream: its entries are read, and its
         // temp outputs restored, once.
         let node = &ctx.graph.nodes[first.index];
-        let dep_entries: Vec<Option<Entry>> = deps.iter().map(|r| r.entry_in(ctx)).collect();
+        let dep_entries = upstream_entries(ctx, deps);
         let upstream = restore_upstream_temps(ctx, node, &dep_entries)
             .map(|()| upstream_of(ctx, node, &dep_entries));
         for (slot, prepared, json, lock) in misses {
