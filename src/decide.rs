@@ -383,7 +383,7 @@ pub(crate) fn upstream_of(
 
 /// [`NodeResult::entry_in`] of each of `deps`, those not at hand looked
 /// up together (one index transaction for thousands of upstream nodes).
-fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Vec<Option<Entry>> {
+pub(crate) fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Vec<Option<Entry>> {
     let keys: Vec<&str> = deps
         .iter()
         .filter(|r| r.entry.is_none())

@@ -157,3 +157,57 @@ impl Executor for LocalExecutor {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phases::{MemoryOutputs, PhaseError};
+
+    /// Holds the actions it is given and finishes them last first.
+    struct Backwards(Mutex<Vec<(Action, Done)>>);
+
+    impl Executor for Backwards {
+        fn jobs(&self) -> usize {
+            2
+        }
+
+        fn submit(&self, action: Action, done: Done) {
+            self.0.lock().unwrap().push((action, done));
+        }
+    }
+
+    fn action(node: &str) -> Action {
+        serde_json::from_value(serde_json::json!({
+            "node": node, "key": "ab".repeat(32), "mode": "m", "version": "1",
+            "role": {"role": "single"}, "config": null, "base_dir": "/", "inputs": [],
+            "upstream": [], "out_dir": "/nowhere", "retries": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_chunk_submitted_one_by_one_reports_once_in_the_order_given() {
+        let executor = Backwards(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let actions = ["a", "b", "c"].map(action).to_vec();
+        executor.submit_chunk(
+            actions,
+            ChunkDone::new(move |outputs| tx.send(outputs).unwrap()),
+        );
+        let mut held = std::mem::take(&mut *executor.0.lock().unwrap());
+        assert_eq!(held.len(), 3);
+        while let Some((action, done)) = held.pop() {
+            assert!(rx.try_recv().is_err(), "reported before the last output");
+            done.send(ActionOutput {
+                result: Err(PhaseError::new(action.node.clone())),
+                memory: MemoryOutputs::default(),
+                log: action.node.into_bytes(),
+                duration_ms: 0,
+            });
+        }
+        let outputs = rx.recv().unwrap();
+        let logs: Vec<&[u8]> = outputs.iter().map(|(o, _)| o.log.as_slice()).collect();
+        assert_eq!(logs, [b"a", b"b", b"c"]);
+        assert!(rx.try_recv().is_err(), "reported once");
+    }
+}

@@ -34,7 +34,7 @@ use std::time::Instant;
 
 use crate::decide::{
     Decision, Prepared, cached, from_trace, ingredients_with, input_ingredients, local_hit,
-    restore_upstream_temps, upstream_of,
+    restore_upstream_temps, upstream_entries, upstream_of,
 };
 use crate::file_stat::Stat;
 use crate::graph::Graph;
@@ -194,7 +194,7 @@ pub fn decide_batch(
         // Siblings share their upstream: its entries are read, and its
         // temp outputs restored, once.
         let node = &ctx.graph.nodes[first.index];
-        let dep_entries: Vec<Option<Entry>> = deps.iter().map(|r| r.entry_in(ctx)).collect();
+        let dep_entries = upstream_entries(ctx, deps);
         let upstream = restore_upstream_temps(ctx, node, &dep_entries)
             .map(|()| upstream_of(ctx, node, &dep_entries));
         for (slot, prepared, json, lock) in misses {
@@ -280,5 +280,29 @@ mod tests {
         assert_eq!(chunk_size(1000, 2), MAX_CHUNK);
         assert_eq!(chunk_size(0, 2), 1);
         assert_eq!(chunk_size(7, 0), MAX_CHUNK.min(7));
+    }
+
+    /// A batched commit stores the ingredients' JSON as serialised for
+    /// the key: it must be the text the one-by-one commit stores.
+    #[test]
+    fn the_key_json_is_the_text_a_commit_stores() {
+        let ingredients = crate::key::Ingredients {
+            schema: crate::key::KEY_SCHEMA,
+            mode: "signal_generation".into(),
+            version: "3".into(),
+            role: "trial".into(),
+            config: serde_json::json!({"b": 1.5e-7, "a": [0.1, 2, "x"], "c": {"z": null, "y": true}}),
+            inputs: vec![FileIngredient {
+                path: "data/SPY_D.csv".into(),
+                blake3: "cd".repeat(32),
+            }],
+            upstream: Vec::new(),
+            platform: None,
+            env: crate::key::env_ingredient(Vec::new()),
+        };
+        let (key, json) = ingredients.key_and_json();
+        assert_eq!(key, ingredients.key());
+        let stored = crate::store::RawJson::from_value(&ingredients.to_value()).unwrap();
+        assert_eq!(json, stored.0.get());
     }
 }

@@ -95,6 +95,13 @@ pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
     if missing.is_empty() {
         return;
     }
+    // The metrics blobs the build knows, read together.
+    let digests: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.key.as_deref().is_some_and(|k| missing.contains(k)))
+        .filter_map(|n| n.metrics_blob.as_ref()?.as_deref())
+        .collect();
+    let inline = store.checked_inline_blobs(&digests).unwrap_or_default();
     for n in nodes.iter_mut() {
         let Some(key) = n.key.as_deref().filter(|k| missing.contains(*k)) else {
             continue;
@@ -102,7 +109,10 @@ pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
         // The digest the build knows spares reading (and parsing) the
         // action row: a sweep's gather row names every trial's signal.
         let metrics = match &n.metrics_blob {
-            Some(Some(digest)) => store.read_blob(digest).ok().flatten().map(Some),
+            Some(Some(digest)) => match inline.get(digest) {
+                Some(bytes) => Some(Some(bytes.clone())),
+                None => store.read_blob(digest).ok().flatten().map(Some),
+            },
             Some(None) => Some(None),
             None => store.checked_metrics(key),
         };

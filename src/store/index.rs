@@ -718,4 +718,60 @@ mod tests {
         assert!(index.action("k2").unwrap().is_none());
         assert!(index.action("k4").unwrap().is_none());
     }
+
+    #[test]
+    fn a_batch_writes_each_entry_as_its_own_row_and_keeps_existing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("index.db")).unwrap();
+        let mut old = manifest("k2");
+        old.log_digest = "old".into();
+        assert!(index.insert(&[], Some(&old), false).unwrap());
+        let manifests: Vec<Manifest> = ["k1", "k2", "k3"].iter().map(|k| manifest(k)).collect();
+        let blobs: Vec<Vec<(String, Vec<u8>)>> = (0..3)
+            .map(|i| vec![(format!("{i}").repeat(64), vec![i as u8; 3])])
+            .collect();
+        let rows: Vec<ActionRows<'_>> = manifests
+            .iter()
+            .zip(&blobs)
+            .map(|(m, b)| ActionRows {
+                blobs: b,
+                action: m,
+                outputs_json: "{}",
+                replace: false,
+                ref_to: Some(("w", m.node.as_str())),
+            })
+            .collect();
+        assert_eq!(index.insert_batch(&rows).unwrap(), [true, false, true]);
+        let found = index
+            .actions_of_keys(&["k3", "missing", "k2", "k1", "k3"])
+            .unwrap();
+        let keys: Vec<Option<(String, String)>> = found
+            .into_iter()
+            .map(|row| row.map(|m| m.unwrap()).map(|m| (m.key, m.log_digest)))
+            .collect();
+        let row = |k: &str, log: &str| Some((k.to_string(), log.to_string()));
+        assert_eq!(
+            keys,
+            [
+                row("k3", ""),
+                None,
+                row("k2", "old"),
+                row("k1", ""),
+                row("k3", "")
+            ]
+        );
+        for (digest, data) in blobs.iter().flatten() {
+            assert_eq!(index.inline_blob(digest).unwrap().as_ref(), Some(data));
+        }
+        let refs: i64 = index
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM refs WHERE workflow_id = 'w'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // The ref points at the key whichever writer stored its entry.
+        assert_eq!(refs, 3);
+    }
 }

@@ -225,6 +225,41 @@ impl Store {
         }
     }
 
+    /// The bytes of each blob of `digests` that the index holds inline
+    /// and that hash to their digest, read in one statement: a build's
+    /// ledger takes the `metrics.json` of every node it ran, which would
+    /// otherwise cost a statement each. A digest left out is not inline
+    /// (a blob file) or corrupt: [`Store::read_blob`] tells which.
+    pub fn checked_inline_blobs(
+        &self,
+        digests: &[&str],
+    ) -> io::Result<std::collections::HashMap<String, Vec<u8>>> {
+        if digests.is_empty() {
+            return Ok(Default::default());
+        }
+        let list = serde_json::to_string(digests).map_err(io::Error::other)?;
+        let conn = self.index().conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT b.digest, b.data FROM (SELECT DISTINCT value FROM json_each(?1)) j \
+                 JOIN blobs b ON b.digest = j.value",
+            )
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([list], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(sql_err)?;
+        let mut found = std::collections::HashMap::new();
+        for row in rows {
+            let (digest, bytes) = row.map_err(sql_err)?;
+            if super::cas::digest_of(&bytes) == digest {
+                found.insert(digest, bytes);
+            }
+        }
+        Ok(found)
+    }
+
     fn append_run(&self, run: &RunRecord) -> io::Result<()> {
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
@@ -389,5 +424,44 @@ impl Store {
         .map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
         Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_blobs_read_together_leave_out_files_missing_and_corrupt_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let small = store.put_blob(b"{\"sharpe\": 1.5}").unwrap();
+        let other = store.put_blob(b"{\"sharpe\": null}").unwrap();
+        let large = store
+            .put_blob(&vec![b'x'; super::super::INLINE_MAX as usize + 1])
+            .unwrap();
+        let corrupt = super::super::cas::digest_of(b"what it was");
+        store
+            .index()
+            .insert(&[(corrupt.clone(), b"what it is".to_vec())], None, false)
+            .unwrap();
+        let missing = "0".repeat(64);
+        let found = store
+            .checked_inline_blobs(&[&small, &large, &corrupt, &missing, &other, &small])
+            .unwrap();
+        let mut got: Vec<(&str, &[u8])> = found
+            .iter()
+            .map(|(d, b)| (d.as_str(), b.as_slice()))
+            .collect();
+        got.sort();
+        let mut want: Vec<(&str, &[u8])> = vec![
+            (small.as_str(), b"{\"sharpe\": 1.5}".as_slice()),
+            (other.as_str(), b"{\"sharpe\": null}".as_slice()),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        // What it leaves out, read alone, is the file or the error.
+        assert!(store.read_blob(&large).unwrap().is_some());
+        assert!(store.read_blob(&corrupt).is_err());
     }
 }
