@@ -73,6 +73,15 @@ impl DirStats {
         meta.ok().map(|m| (Stat::of(&m), Kind::of(m.file_type())))
     }
 
+    /// Closes every handle: the next stat in a directory opens it anew.
+    /// A handle names the directory its path resolved to when it was
+    /// opened; once a command may have moved that directory aside and
+    /// made another at its path, a stat through the old handle would find
+    /// the old files, which a stat of the path no longer finds.
+    pub fn forget(&self) {
+        self.dirs.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The stat through the directory's handle; `None` (the outer one)
     /// when there is no handle to take it through.
     #[cfg(target_os = "linux")]
@@ -161,6 +170,32 @@ fn from_statx(statx: &rustix::fs::Statx) -> (Stat, Kind) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory moved aside and made anew at its path: the handle
+    /// opened before still names the old one (which is why handles are
+    /// forgotten whenever a command ran), and after `forget` the stat is
+    /// that of the path again.
+    #[test]
+    fn forgotten_handles_see_a_directory_made_anew_at_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let file = out.join("f.txt");
+        fs::write(&file, "old").unwrap();
+        let stats = DirStats::new();
+        let before = stats.stat(&file, false).unwrap().0;
+        fs::rename(&out, dir.path().join("out.old")).unwrap();
+        fs::create_dir(&out).unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(stats.stat(&file, false).map(|(s, _)| s), Some(before));
+        }
+        stats.forget();
+        assert_eq!(stats.stat(&file, false), None);
+        fs::write(&file, "new!").unwrap();
+        let now = Stat::of(&fs::metadata(&file).unwrap());
+        assert_eq!(stats.stat(&file, false).map(|(s, _)| s), Some(now));
+        assert_ne!(now, before);
+    }
 
     /// Whatever it stats, through a handle or not, is what `Stat::of`
     /// says of `std::fs` metadata: one compares with the other.

@@ -329,6 +329,10 @@ pub fn dispatch(
                 let Some(InFlight::Executing(pending)) = in_flight.remove(&i) else {
                     unreachable!("node {i} finished an action it was not given");
                 };
+                // Its command may have replaced a directory the next
+                // decisions stat files in. (A chunk of trials writes no
+                // files: its outputs are handed over in memory.)
+                ctx.reads().forget_directories();
                 let result = crate::commit::commit(&ctx, *pending, output, &mut group.locks);
                 let committed = matches!(result.outcome, Outcome::Ran);
                 board.settle(&graph, observer, i, result);

@@ -128,6 +128,13 @@ impl Reads {
         }
     }
 
+    /// Closes the directory handles stats are taken through
+    /// ([`crate::dir_stat::DirStats::forget`]): called whenever an action
+    /// ran, since its command may have replaced a directory.
+    pub fn forget_directories(&self) {
+        self.inner.dirs.forget();
+    }
+
     /// Whether something changed while it was being read.
     pub fn unstable(&self) -> bool {
         self.inner.unstable.load(Ordering::Relaxed)
