@@ -9,7 +9,8 @@
 #      and bench/research/numpy_sweep.py doing the same.
 # Each admf binary given is measured in turn (a release build of this tree and
 # an older one, say). Prints one line per run: "<what> <tool> -j<N> <wall> <user> <sys>".
-# NODES=N sets the lattice size (smoke tests).
+# NODES=N sets the lattice size (smoke tests); JOBS="16" measures only that
+# -j; SWEEP=0 leaves the sweeps out.
 # Usage: [NODES=N] bench/scaling.sh ROUNDS HIGH NINJA ADMF...
 set -euo pipefail
 ROUNDS=$1 HIGH=$2
@@ -48,7 +49,7 @@ sys.exit(code)
 PY
 t() { python3 "$W/timed.py" "$W/log" "$@" || { echo "FAILED: $*" >&2; tail -5 "$W/log" >&2; exit 1; }; }
 for r in $(seq "$ROUNDS"); do
-  for jobs in "$HIGH" 2; do
+  for jobs in ${JOBS:-$HIGH 2}; do
     n=0
     for bin in "${BINS[@]}"; do
       n=$((n + 1))
@@ -60,6 +61,7 @@ for r in $(seq "$ROUNDS"); do
     rm -rf cache out/* .ninja_log .ninja_deps
     echo "lattice ninja -j$jobs $(t "$NINJA" -j"$jobs")"
     n=0
+    [ "${SWEEP:-1}" = 0 ] && continue
     for bin in "${BINS[@]}"; do
       n=$((n + 1))
       cd "$W/sweep"
@@ -67,6 +69,7 @@ for r in $(seq "$ROUNDS"); do
       echo "sweep admf$n -j$jobs $(t "$bin" build sweep.yaml -j"$jobs" --cache-dir c)"
     done
   done
+  [ "${SWEEP:-1}" = 0 ] && continue
   cd "$W/sweep"
   echo "sweep numpy -j1 $(t python3 "$REPO/bench/research/numpy_sweep.py" data/SPY_D.csv 100 100)"
 done
