@@ -274,14 +274,7 @@ pub fn dispatch(
             for chunk in executed_chunks.drain(..) {
                 let results = crate::commit::commit_chunk(&ctx, chunk, &mut group.locks);
                 for (i, result) in results {
-                    let committed = matches!(result.outcome, Outcome::Ran);
-                    board.settle(&graph, observer, i, result);
-                    if committed {
-                        group.add(i);
-                        if group.is_full() {
-                            group.flush(&ctx, &mut board);
-                        }
-                    }
+                    group.settle(&ctx, &mut board, observer, i, result);
                 }
             }
             // What they settled may have made more nodes ready.
@@ -334,14 +327,7 @@ pub fn dispatch(
                 // files: its outputs are handed over in memory.)
                 ctx.reads().forget_directories();
                 let result = crate::commit::commit(&ctx, *pending, output, &mut group.locks);
-                let committed = matches!(result.outcome, Outcome::Ran);
-                board.settle(&graph, observer, i, result);
-                if committed {
-                    group.add(i);
-                    if group.is_full() {
-                        group.flush(&ctx, &mut board);
-                    }
-                }
+                group.settle(&ctx, &mut board, observer, i, result);
             }
             Message::Locked(prepared, lock) => {
                 let i = prepared.index;
@@ -435,6 +421,26 @@ impl CommitGroup {
 
     fn is_full(&self) -> bool {
         self.nodes.len() >= Self::MAX
+    }
+
+    /// Settles node `i` with the result of its commit; a node that ran
+    /// joins the group, which is flushed once full.
+    fn settle(
+        &mut self,
+        ctx: &RunContext,
+        board: &mut Board,
+        observer: &mut dyn Observer,
+        i: usize,
+        result: NodeResult,
+    ) {
+        let committed = matches!(result.outcome, Outcome::Ran);
+        board.settle(&ctx.graph, observer, i, result);
+        if committed {
+            self.add(i);
+            if self.is_full() {
+                self.flush(ctx, board);
+            }
+        }
     }
 
     /// Commits the group and releases its locks. When the commit fails,

@@ -145,16 +145,29 @@ pub fn equity_curve(returns: &[f64], positions: &[i8], fee: f64) -> Vec<f64> {
 pub fn equity_into(returns: &[f64], positions: &[i8], fee: f64, out: &mut [f64]) {
     let n = positions.len().min(out.len());
     let mut state = (1.0, 0i8);
+    for (run, p) in constant_runs(&positions[..n]) {
+        equity_run(&mut state, returns, fee, (run, p), out);
+    }
+}
+
+/// The runs of equal positions in `positions`, in order: each bar range
+/// and the position held over it.
+fn constant_runs(positions: &[i8]) -> impl Iterator<Item = (std::ops::Range<usize>, i8)> + '_ {
+    let n = positions.len();
     let mut start = 0;
-    while start < n {
+    std::iter::from_fn(move || {
+        if start >= n {
+            return None;
+        }
         let p = positions[start];
-        let end = positions[start + 1..n]
+        let end = positions[start + 1..]
             .iter()
             .position(|&q| q != p)
             .map_or(n, |k| start + 1 + k);
-        equity_run(&mut state, returns, fee, (start..end, p), out);
+        let run = start..end;
         start = end;
-    }
+        Some((run, p))
+    })
 }
 
 /// [`equity_curve`] into `out` (resized to `len`) for the positions over
@@ -290,13 +303,8 @@ pub fn close_curve_and_counts(
     let (mut e, mut prev) = (1.0f64, 0i8);
     // The open trade's growth, when one is open (its side is `prev`).
     let mut growth: Option<f64> = None;
-    let mut start = 0;
-    while start < n {
-        let p = positions[start];
-        let end = positions[start + 1..n]
-            .iter()
-            .position(|&q| q != p)
-            .map_or(n, |k| start + 1 + k);
+    for (run, p) in constant_runs(positions) {
+        let (start, end) = (run.start, run.end);
         // The first bar: a change of position (or bar 0).
         if let Some(g) = growth.as_mut() {
             *g *= 1.0 + f64::from(prev) * returns[start];
@@ -342,7 +350,6 @@ pub fn close_curve_and_counts(
                 growth = Some(g);
             }
         }
-        start = end;
     }
     Some(counts)
 }
