@@ -8,7 +8,12 @@
 #      thresholds on data/SPY_D.csv), admf at -j HIGH against admf at -j 2,
 #      and bench/research/numpy_sweep.py doing the same.
 # Each admf binary given is measured in turn (a release build of this tree and
-# an older one, say). Prints one line per run: "<what> <tool> -j<N> <wall> <user> <sys>".
+# an older one, say).
+# Every cold lattice build runs in a fresh copy of the generated folder and
+# nothing is deleted until the script ends: on ext4 without a journal each
+# new inode is found by skipping every inode freed in the last minutes, so a
+# build run right after removing the previous build's 40,000 files measures
+# those removals, not the tool (see BENCHMARKS.md, "Repeated cold rounds"). Prints one line per run: "<what> <tool> -j<N> <wall> <user> <sys>".
 # NODES=N sets the lattice size (smoke tests); JOBS="16" measures only that
 # -j; SWEEP=0 leaves the sweeps out.
 # Usage: [NODES=N] bench/scaling.sh ROUNDS HIGH NINJA ADMF...
@@ -21,10 +26,13 @@ for bin in "$@"; do BINS+=("$(realpath "$(command -v "$bin")")"); done
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-python3 "$REPO/bench/gen_dag.py" --shape lattice --nodes "${NODES:-10000}" --tool admf,ninja --out "$W/lattice" >/dev/null
+python3 "$REPO/bench/gen_dag.py" --shape lattice --nodes "${NODES:-10000}" --tool admf,ninja --out "$W/template" >/dev/null
 # A project root of its own: admf looks upwards for one, and a folder above
 # holding a store would otherwise serve every build after the first.
-touch "$W/lattice/.git"
+touch "$W/template/.git"
+fresh=0
+# A fresh copy of the lattice to build in, for one cold build.
+fresh_lattice() { fresh=$((fresh + 1)); cp -r "$W/template" "$W/lattice.$fresh"; cd "$W/lattice.$fresh"; }
 mkdir -p "$W/sweep/data" && cp "$REPO/data/SPY_D.csv" "$W/sweep/data/" && touch "$W/sweep/.git"
 TH=$(python3 -c "import json; print(json.dumps([round(0.002 * i, 6) for i in range(100)]))")
 cat > "$W/sweep/sweep.yaml" <<YAML
@@ -53,12 +61,10 @@ for r in $(seq "$ROUNDS"); do
     n=0
     for bin in "${BINS[@]}"; do
       n=$((n + 1))
-      cd "$W/lattice"
-      rm -rf cache out/* .ninja_log .ninja_deps
+      fresh_lattice
       echo "lattice admf$n -j$jobs $(t "$bin" build workflow.yaml -j"$jobs" --cache-dir cache)"
     done
-    cd "$W/lattice"
-    rm -rf cache out/* .ninja_log .ninja_deps
+    fresh_lattice
     echo "lattice ninja -j$jobs $(t "$NINJA" -j"$jobs")"
     n=0
     [ "${SWEEP:-1}" = 0 ] && continue
