@@ -29,7 +29,8 @@ fn every_build_adds_a_row_to_the_ledger() {
     assert_eq!(runs, ["wf.yaml [] []", "wf.yaml [\"a.env.X=1\"] [\"b\"]"]);
     let nodes = store_support::sql_strings(
         &cache,
-        "SELECT node || ' ' || status || ' ' || length(key) FROM run_nodes ORDER BY run_id, seq",
+        "SELECT (n.value ->> 0) || ' ' || (n.value ->> 2) || ' ' || length(n.value ->> 1) \
+         FROM runs r, json_each(r.nodes) n ORDER BY r.run_id, n.key",
     );
     // `a` ran again for its new environment; its output did not change, so
     // `b` came from the cache (early cutoff).
@@ -40,7 +41,8 @@ fn every_build_adds_a_row_to_the_ledger() {
     }
     let last = store_support::sql_strings(
         &cache,
-        "SELECT group_concat(status, ',') FROM run_nodes GROUP BY run_id ORDER BY run_id DESC LIMIT 1",
+        "SELECT group_concat(n.value ->> 2, ',') FROM runs r, json_each(r.nodes) n \
+         GROUP BY r.run_id ORDER BY r.run_id DESC LIMIT 1",
     );
     assert_eq!(last, ["cached,cached"]);
     assert_eq!(

@@ -1,14 +1,30 @@
-//! The run ledger: one row per build in `runs`, one per node of it in
-//! `run_nodes`, written in one transaction when the build ends. Unlike
+//! The run ledger: one row per build in `runs`, written in one
+//! transaction when the build ends. Unlike
 //! `runs/<workflow-id>/events.jsonl`, which each build replaces, it keeps
 //! every build until `admf cache gc` trims it ([`Store::trim_runs`]).
 //!
 //! Later columns were added without rewriting the tables: `runs.name`,
-//! `runs.git_commit`, `runs.git_dirty` and `runs.digest`, each nullable,
-//! and the table `key_metrics` (an entry key → the numeric leaves of its
-//! `metrics.json`), which keeps a node's figures after gc removes its
-//! entry and stores them once however many builds reuse the key. A ledger
-//! written before they existed reads with those fields empty.
+//! `runs.git_commit`, `runs.git_dirty`, `runs.digest` and `runs.nodes`,
+//! each nullable, and the table `key_metrics` (an entry key → the numeric
+//! leaves of its `metrics.json`), which keeps a node's figures after gc
+//! removes its entry and stores them once however many builds reuse the
+//! key. A ledger written before they existed reads with those fields
+//! empty.
+//!
+//! # A build's nodes: one value per run
+//!
+//! `runs.nodes` holds the build's nodes as one JSON array of
+//! `[node, key, status, duration_ms]` in planned order ([`encode_nodes`]).
+//! Ledgers written before it kept one `run_nodes` row per node; those
+//! runs have `nodes` NULL and are read from their rows, which stay where
+//! they are, so an old ledger reads as it did and grows in the new form.
+//! A row per node cost a B-tree insert each, on the build's one
+//! coordinating thread: a no-op build of 10,000 nodes spent most of its
+//! ledger time there. One value costs one insert and one serialisation.
+//! JSON rather than MessagePack: the array stays readable by SQL
+//! (`json_each`), which the holdout look count and gc's trim use, and the
+//! encoding is a small part of the cost either way (the per-row inserts
+//! were the cost). Durations round-trip exactly (`float_roundtrip`).
 
 use std::io;
 
@@ -108,12 +124,13 @@ const ADDED_RUN_COLUMNS: &[(&str, &str)] = &[
     ("git_commit", "TEXT"),
     ("git_dirty", "INTEGER"),
     ("digest", "TEXT"),
+    ("nodes", "TEXT"),
 ];
 
 /// Brings an index written by an older admf up to the current ledger:
 /// adds the missing columns and tables, inside one write transaction so
 /// that two processes doing it at once do not both add a column.
-fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
+pub(super) fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
     let have = |conn: &rusqlite::Connection| -> io::Result<Vec<String>> {
         let mut stmt = conn
             .prepare("SELECT name FROM pragma_table_info('runs')")
@@ -160,6 +177,47 @@ fn migrate(conn: &mut rusqlite::Connection) -> io::Result<()> {
     )
     .map_err(sql_err)?;
     tx.commit().map_err(sql_err)
+}
+
+/// A build's nodes as `runs.nodes` holds them: a JSON array of
+/// `[node, key, status, duration_ms]`, `key` null when none was computed.
+/// Metrics are not part of it: they live once per key in `key_metrics`.
+pub fn encode_nodes(nodes: &[RunNode]) -> String {
+    let rows: Vec<(&str, Option<&str>, &str, f64)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.node.as_str(),
+                n.key.as_deref(),
+                n.status.as_str(),
+                // JSON has no NaN or infinity; a duration is never one.
+                if n.duration_ms.is_finite() {
+                    n.duration_ms
+                } else {
+                    0.0
+                },
+            )
+        })
+        .collect();
+    // Serialising strings and numbers into a `String` cannot fail.
+    serde_json::to_string(&rows).unwrap_or_default()
+}
+
+/// The nodes [`encode_nodes`] wrote, without metrics; an error says why
+/// the text is not such an array.
+pub fn decode_nodes(text: &str) -> Result<Vec<RunNode>, String> {
+    let rows: Vec<(String, Option<String>, String, f64)> =
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok(rows
+        .into_iter()
+        .map(|(node, key, status, duration_ms)| RunNode {
+            node,
+            key,
+            status,
+            duration_ms,
+            ..RunNode::default()
+        })
+        .collect())
 }
 
 /// A fresh run id: `<unix ms>-<pid>-<n>`.
@@ -263,12 +321,14 @@ impl Store {
     fn append_run(&self, run: &RunRecord) -> io::Result<()> {
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
+        // One transaction: a build killed before its commit leaves no
+        // row, and one killed after leaves the whole run.
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;
         let json = |v: &[String]| serde_json::to_string(v).map_err(io::Error::other);
         tx.execute(
-            "INSERT INTO runs (run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO runs (run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest, nodes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 run.run_id,
                 run.started_unix_ms as i64,
@@ -280,35 +340,22 @@ impl Store {
                 run.name,
                 run.git_commit,
                 run.git_dirty,
-                run.digest
+                run.digest,
+                encode_nodes(&run.nodes)
             ],
         )
         .map_err(sql_err)?;
         {
-            let mut put = tx
-                .prepare_cached(
-                    "INSERT INTO run_nodes (run_id, seq, node, key, status, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(sql_err)?;
             let mut metrics = tx
                 .prepare_cached("INSERT OR IGNORE INTO key_metrics (key, metrics) VALUES (?1, ?2)")
                 .map_err(sql_err)?;
-            for (seq, n) in run.nodes.iter().enumerate() {
+            for n in &run.nodes {
                 if let Some(key) = &n.key
                     && (!n.metrics.is_empty() || n.metrics_absent)
                 {
                     let text = serde_json::to_string(&n.metrics).map_err(io::Error::other)?;
                     metrics.execute(params![key, text]).map_err(sql_err)?;
                 }
-                put.execute(params![
-                    run.run_id,
-                    seq as i64,
-                    n.node,
-                    n.key,
-                    n.status,
-                    n.duration_ms
-                ])
-                .map_err(sql_err)?;
             }
         }
         tx.commit().map_err(sql_err)
@@ -321,53 +368,87 @@ impl Store {
         migrate(&mut conn)?;
         let mut stmt = conn
             .prepare(
-                "SELECT run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest FROM runs WHERE ?1 IS NULL OR workflow_id = ?1 ORDER BY started_unix_ms, run_id",
+                "SELECT run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets, name, git_commit, git_dirty, digest, nodes FROM runs WHERE ?1 IS NULL OR workflow_id = ?1 ORDER BY started_unix_ms, run_id",
             )
             .map_err(sql_err)?;
         let parse = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
-        let mut runs: Vec<RunRecord> = stmt
+        let rows: Vec<(RunRecord, Option<String>)> = stmt
             .query_map([workflow_id], |r| {
-                Ok(RunRecord {
-                    run_id: r.get(0)?,
-                    started_unix_ms: r.get::<_, i64>(1)? as u64,
-                    finished_unix_ms: r.get::<_, i64>(2)? as u64,
-                    workflow: r.get(3)?,
-                    workflow_id: r.get(4)?,
-                    sets: parse(r.get(5)?),
-                    targets: parse(r.get(6)?),
-                    nodes: Vec::new(),
-                    name: r.get(7)?,
-                    git_commit: r.get(8)?,
-                    git_dirty: r.get(9)?,
-                    digest: r.get(10)?,
-                })
+                Ok((
+                    RunRecord {
+                        run_id: r.get(0)?,
+                        started_unix_ms: r.get::<_, i64>(1)? as u64,
+                        finished_unix_ms: r.get::<_, i64>(2)? as u64,
+                        workflow: r.get(3)?,
+                        workflow_id: r.get(4)?,
+                        sets: parse(r.get(5)?),
+                        targets: parse(r.get(6)?),
+                        nodes: Vec::new(),
+                        name: r.get(7)?,
+                        git_commit: r.get(8)?,
+                        git_dirty: r.get(9)?,
+                        digest: r.get(10)?,
+                    },
+                    r.get(11)?,
+                ))
             })
             .map_err(sql_err)?
             .collect::<Result<_, _>>()
             .map_err(sql_err)?;
-        let mut nodes = conn
+        // Runs recorded before `runs.nodes` existed keep a row per node.
+        let mut legacy = conn
             .prepare_cached(
-                "SELECT n.node, n.key, n.status, n.duration_ms, m.metrics FROM run_nodes n LEFT JOIN key_metrics m ON m.key = n.key WHERE n.run_id = ?1 ORDER BY n.seq",
+                "SELECT node, key, status, duration_ms FROM run_nodes WHERE run_id = ?1 ORDER BY seq",
             )
             .map_err(sql_err)?;
-        for run in &mut runs {
-            run.nodes = nodes
-                .query_map([&run.run_id], |r| {
-                    Ok(RunNode {
-                        node: r.get(0)?,
-                        key: r.get(1)?,
-                        status: r.get(2)?,
-                        duration_ms: r.get(3)?,
-                        metrics: r
-                            .get::<_, Option<String>>(4)?
-                            .and_then(|t| serde_json::from_str(&t).ok())
-                            .unwrap_or_default(),
-                        ..RunNode::default()
+        let mut metrics = conn
+            .prepare_cached("SELECT metrics FROM key_metrics WHERE key = ?1")
+            .map_err(sql_err)?;
+        // Builds reuse keys: each key's metrics are read and parsed once.
+        let mut by_key: std::collections::HashMap<
+            String,
+            serde_json::Map<String, serde_json::Value>,
+        > = std::collections::HashMap::new();
+        let mut runs = Vec::with_capacity(rows.len());
+        for (mut run, nodes) in rows {
+            run.nodes = match nodes {
+                // A node list that does not decode is reported, never
+                // read as a run without nodes.
+                Some(text) => decode_nodes(&text).map_err(|e| {
+                    io::Error::other(format!(
+                        "the run ledger's run {} has an unreadable node list: {e}",
+                        run.run_id
+                    ))
+                })?,
+                None => legacy
+                    .query_map([&run.run_id], |r| {
+                        Ok(RunNode {
+                            node: r.get(0)?,
+                            key: r.get(1)?,
+                            status: r.get(2)?,
+                            duration_ms: r.get(3)?,
+                            ..RunNode::default()
+                        })
                     })
-                })
-                .map_err(sql_err)?
-                .collect::<Result<_, _>>()
-                .map_err(sql_err)?;
+                    .map_err(sql_err)?
+                    .collect::<Result<_, _>>()
+                    .map_err(sql_err)?,
+            };
+            for node in &mut run.nodes {
+                let Some(key) = &node.key else { continue };
+                if !by_key.contains_key(key) {
+                    let text: Option<String> = metrics
+                        .query_row([key], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_err)?;
+                    let parsed = text
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    by_key.insert(key.clone(), parsed);
+                }
+                node.metrics = by_key[key].clone();
+            }
+            runs.push(run);
         }
         Ok(runs)
     }
@@ -418,7 +499,9 @@ impl Store {
                 .map_err(sql_err)?;
         }
         tx.execute(
-            "DELETE FROM key_metrics WHERE key NOT IN (SELECT key FROM run_nodes WHERE key IS NOT NULL)",
+            "DELETE FROM key_metrics WHERE key NOT IN (
+               SELECT key FROM run_nodes WHERE key IS NOT NULL
+               UNION SELECT n.value ->> 1 FROM runs r, json_each(r.nodes) n WHERE n.value ->> 1 IS NOT NULL)",
             [],
         )
         .map_err(sql_err)?;
@@ -463,5 +546,144 @@ mod tests {
         // What it leaves out, read alone, is the file or the error.
         assert!(store.read_blob(&large).unwrap().is_some());
         assert!(store.read_blob(&corrupt).is_err());
+    }
+    fn node(name: &str, key: Option<&str>, status: &str, duration_ms: f64) -> RunNode {
+        RunNode {
+            node: name.into(),
+            key: key.map(str::to_string),
+            status: status.into(),
+            duration_ms,
+            ..RunNode::default()
+        }
+    }
+
+    fn record(id: &str, started: u64, nodes: Vec<RunNode>) -> RunRecord {
+        RunRecord {
+            run_id: id.into(),
+            started_unix_ms: started,
+            finished_unix_ms: started + 1,
+            workflow: "wf.yaml".into(),
+            workflow_id: "wf".into(),
+            nodes,
+            ..RunRecord::default()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn node_lists_round_trip(
+            rows in proptest::collection::vec(
+                (
+                    "\\PC{0,12}",
+                    proptest::option::of("[0-9a-f]{64}"),
+                    proptest::sample::select(vec!["ran", "cached", "skipped", "failed", "not_run"]),
+                    proptest::num::f64::POSITIVE | proptest::num::f64::ZERO | proptest::num::f64::SUBNORMAL,
+                ),
+                0..40,
+            )
+        ) {
+            let nodes: Vec<RunNode> = rows
+                .iter()
+                .map(|(n, k, s, d)| node(n, k.as_deref(), s, *d))
+                .collect();
+            let decoded = decode_nodes(&encode_nodes(&nodes)).unwrap();
+            proptest::prop_assert_eq!(decoded, nodes);
+        }
+    }
+
+    #[test]
+    fn a_node_list_is_one_json_array_of_four_fields() {
+        let nodes = [
+            node("sweep[0]", Some("ab"), "ran", 12.5),
+            node("gate", None, "skipped", 0.0),
+        ];
+        assert_eq!(
+            encode_nodes(&nodes),
+            r#"[["sweep[0]","ab","ran",12.5],["gate",null,"skipped",0.0]]"#
+        );
+        assert!(decode_nodes(r#"[["a","k","ran"]]"#).is_err());
+        assert!(decode_nodes("not json").is_err());
+    }
+
+    #[test]
+    fn runs_recorded_a_row_per_node_read_beside_runs_recorded_as_one_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (k1, k2) = ("1".repeat(64), "2".repeat(64));
+        let mut metrics = serde_json::Map::new();
+        metrics.insert("sharpe".into(), serde_json::json!(1.25));
+        // The new form, with metrics for one key.
+        let mut ran = node("a", Some(&k1), "ran", 7.0);
+        ran.metrics = metrics.clone();
+        store
+            .record_run(&record(
+                "r2",
+                200,
+                vec![ran, node("b", None, "skipped", 0.0)],
+            ))
+            .unwrap();
+        // A run as a ledger before `runs.nodes` held it: a row per node.
+        {
+            let conn = store.index().conn();
+            conn.execute_batch(&format!(
+                "INSERT INTO runs (run_id, started_unix_ms, finished_unix_ms, workflow, workflow_id, sets, targets)
+                   VALUES ('r1', 100, 101, 'wf.yaml', 'wf', '[]', '[]');
+                 INSERT INTO run_nodes (run_id, seq, node, key, status, duration_ms) VALUES
+                   ('r1', 0, 'a', '{k1}', 'cached', 0.5), ('r1', 1, 'c', '{k2}', 'ran', 3.0);
+                 INSERT INTO key_metrics (key, metrics) VALUES ('{k2}', '{{\"sharpe\":-0.5}}');"
+            ))
+            .unwrap();
+        }
+        let runs = store.runs(Some("wf")).unwrap();
+        let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r2"]);
+        let mut legacy_a = node("a", Some(&k1), "cached", 0.5);
+        legacy_a.metrics = metrics.clone();
+        let mut legacy_c = node("c", Some(&k2), "ran", 3.0);
+        legacy_c
+            .metrics
+            .insert("sharpe".into(), serde_json::json!(-0.5));
+        assert_eq!(runs[0].nodes, [legacy_a, legacy_c]);
+        let mut new_a = node("a", Some(&k1), "ran", 7.0);
+        new_a.metrics = metrics;
+        assert_eq!(runs[1].nodes, [new_a, node("b", None, "skipped", 0.0)]);
+        // The holdout look count sees both forms.
+        assert_eq!(store.builds_with_node("wf", "a").unwrap(), 2);
+        assert_eq!(store.builds_with_node("wf", "c").unwrap(), 1);
+        assert_eq!(store.builds_with_node("wf", "b").unwrap(), 0);
+        // Trimming to the newest run drops the old run's rows and the
+        // metrics only it named; the kept run's metrics stay.
+        assert_eq!(store.trim_runs(1).unwrap(), 1);
+        let left = store.runs(None).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].nodes[0].metrics["sharpe"], serde_json::json!(1.25));
+        let conn = store.index().conn();
+        let (rows, keys): (i64, String) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM run_nodes), (SELECT group_concat(key) FROM key_metrics)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, keys), (0, k1));
+    }
+
+    #[test]
+    fn an_unreadable_node_list_is_an_error_not_an_empty_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .record_run(&record("r1", 100, vec![node("a", None, "ran", 1.0)]))
+            .unwrap();
+        store
+            .index()
+            .conn()
+            .execute("UPDATE runs SET nodes = '[[\"a\"' WHERE run_id = 'r1'", [])
+            .unwrap();
+        let err = store.runs(None).unwrap_err().to_string();
+        assert!(
+            err.contains("r1") && err.contains("unreadable node list"),
+            "{err}"
+        );
     }
 }
