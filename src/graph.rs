@@ -280,6 +280,7 @@ pub fn compile_with(
     topo_sort_phases(&workflow, &phase_index, &mut phase_order);
     let mut output_of_phase: Vec<usize> = vec![usize::MAX; workflow.phases.len()];
     let mut real_dirs = HashMap::new();
+    let mut input_states: HashMap<PathBuf, InputState> = HashMap::new();
     check_trial_budget(&workflow, factory, &phase_order)?;
     for &pi in &phase_order {
         let phase = &workflow.phases[pi];
@@ -351,15 +352,26 @@ pub fn compile_with(
                 .map_err(issue_error)?;
             let plain_key_path = |key: &str| implementation.grid_key_path(key);
             let first = nodes.len();
+            let patched = patched_trial_configs(
+                &config,
+                grid.as_ref().unwrap_or(&Value::Null),
+                &trials,
+                implementation,
+                &normalize,
+            );
+            let mut patched = patched.map(Vec::into_iter);
             for t in &trials {
                 let role = Role::Trial {
                     index: t.index,
                     name: t.name.clone(),
                 };
-                let trial_config = normalize(
-                    &role,
-                    Value::Object(grid::trial_config(&config, t, &plain_key_path)),
-                )?;
+                let trial_config = match patched.as_mut().and_then(Iterator::next) {
+                    Some(config) => config,
+                    None => normalize(
+                        &role,
+                        Value::Object(grid::trial_config(&config, t, &plain_key_path)),
+                    )?,
+                };
                 specs.push((
                     format!("{}[{}]", phase.name, t.index),
                     role,
@@ -410,8 +422,10 @@ pub fn compile_with(
             // (an edge, added above): its digest enters the key through
             // the upstream's outputs, and it need not exist yet.
             inputs.retain(|input| {
-                produced
-                    .producer_of(input)
+                input_states
+                    .entry(input.clone())
+                    .or_insert_with(|| InputState::of(input, &produced))
+                    .producer
                     .is_none_or(|producer| producer == pi)
             });
             for input in &inputs {
@@ -424,36 +438,51 @@ pub fn compile_with(
                     .chain(paths.iter().filter_map(|p| p.split('.').next()))
                     .find(|k| phase.key_locations.contains_key(*k))
                     .unwrap_or("");
-                if let Err(root) = workflow.confinement.check_with(input, &mut real_dirs) {
-                    return Err(Error::invalid(
-                        phase.locate(key),
-                        key,
-                        format!(
-                            "`{}` of `{id}` is outside the workflow root {} (through `..` or a symlink)",
-                            input.display(),
-                            root.display()
-                        ),
-                    )
-                    .with_hint(Some(
-                        "add `allow_outside: true` at the top of the root workflow file to read it anyway".into(),
-                    )));
-                }
-                if input.is_dir() {
-                    return Err(Error::invalid(
-                        phase.locate(key),
-                        key,
-                        format!("`{}` of `{id}` is a directory, not a file", input.display()),
-                    )
-                    .with_hint(Some(
-                        "`data.path` names one CSV file; for a directory of files use `dir:`, `pattern:` and `symbols:`".into(),
-                    )));
-                }
-                if !input.is_file() {
-                    return Err(Error::MissingInput {
-                        location: phase.locate(key),
-                        node: id,
-                        path: input.clone(),
-                    });
+                // Trials of a grid read the same files: each is checked once.
+                let state = input_states
+                    .entry(input.clone())
+                    .or_insert_with(|| InputState::of(input, &produced));
+                let file = state.file.get_or_insert_with(|| {
+                    match workflow.confinement.check_with(input, &mut real_dirs) {
+                        Err(root) => FileState::Outside(root.display()),
+                        Ok(()) if input.is_dir() => FileState::Directory,
+                        Ok(()) if !input.is_file() => FileState::Missing,
+                        Ok(()) => FileState::File,
+                    }
+                });
+                match file {
+                    FileState::File => {}
+                    FileState::Outside(root) => {
+                        return Err(Error::invalid(
+                            phase.locate(key),
+                            key,
+                            format!(
+                                "`{}` of `{id}` is outside the workflow root {} (through `..` or a symlink)",
+                                input.display(),
+                                root
+                            ),
+                        )
+                        .with_hint(Some(
+                            "add `allow_outside: true` at the top of the root workflow file to read it anyway".into(),
+                        )));
+                    }
+                    FileState::Directory => {
+                        return Err(Error::invalid(
+                            phase.locate(key),
+                            key,
+                            format!("`{}` of `{id}` is a directory, not a file", input.display()),
+                        )
+                        .with_hint(Some(
+                            "`data.path` names one CSV file; for a directory of files use `dir:`, `pattern:` and `symbols:`".into(),
+                        )));
+                    }
+                    FileState::Missing => {
+                        return Err(Error::MissingInput {
+                            location: phase.locate(key),
+                            node: id,
+                            path: input.clone(),
+                        });
+                    }
                 }
             }
             let workspace_outputs = implementation.workspace_outputs(&config, &phase.base_dir);
@@ -504,6 +533,120 @@ pub fn compile_with(
         phase.key_locations = Default::default();
     }
     Ok(graph)
+}
+
+/// What compiling learnt of one input path, kept for the other nodes
+/// reading it (the trials of a grid all read the same data).
+struct InputState {
+    /// The phase declaring it as an output, if any.
+    producer: Option<usize>,
+    /// Its confinement and kind, once some node keeps it as an input.
+    file: Option<FileState>,
+}
+
+impl InputState {
+    fn of(input: &Path, produced: &Produced) -> InputState {
+        InputState {
+            producer: produced.producer_of(input),
+            file: None,
+        }
+    }
+}
+
+enum FileState {
+    File,
+    /// Outside the workflow root, described.
+    Outside(String),
+    Directory,
+    Missing,
+}
+
+/// The normal configs of a grid's trials, in trial order, built without
+/// normalising each trial's whole config: the steps of the normal form
+/// owning the sections the grid writes ([`normal::SECTION_STEPS`]) run
+/// over each trial's own sections alone, and their output replaces those
+/// sections in the normal config of the first trial, which every trial
+/// shares otherwise. The steps still check every trial, so values that
+/// are only bad together (`fast` not below `slow`) are caught.
+///
+/// Before it is trusted, this is compared byte for byte with the full
+/// normalisation on the first trial and, for each key, on the trial of
+/// each of its values with every other key at its first value. `None`
+/// when the grid writes a section without such a step, when the mode
+/// normalises those sections otherwise (a comparison differs), or when
+/// any trial is refused: the caller then normalises every trial in full,
+/// which reports the first bad trial exactly as it always has.
+fn patched_trial_configs(
+    config: &Map<String, Value>,
+    grid: &Value,
+    trials: &[grid::Trial],
+    implementation: &dyn crate::phases::Phase,
+    normalize: &dyn Fn(&Role, Value) -> Result<Value, Error>,
+) -> Option<Vec<Value>> {
+    use crate::phases::config::normal::{SECTION_STEPS, section_step};
+    let plain_key_path = |key: &str| implementation.grid_key_path(key);
+    #[cfg(test)]
+    if tests::FULL_NORMALISATION.get() {
+        return None;
+    }
+    let mut steps: Vec<usize> = Vec::new();
+    for key in grid.as_object()?.keys() {
+        let path = grid::key_path(key, &plain_key_path);
+        let step = section_step(path.first()?)?;
+        if !steps.contains(&step) {
+            steps.push(step);
+        }
+    }
+    steps.sort_unstable();
+    let sections: Vec<&str> = steps
+        .iter()
+        .flat_map(|&i| SECTION_STEPS[i].0.iter().copied())
+        .collect();
+    let role_of = |t: &grid::Trial| Role::Trial {
+        index: t.index,
+        name: t.name.clone(),
+    };
+    let full = |t: &grid::Trial| {
+        normalize(
+            &role_of(t),
+            Value::Object(grid::trial_config(config, t, &plain_key_path)),
+        )
+        .ok()
+    };
+    let Value::Object(shared) = full(trials.first()?)? else {
+        return None;
+    };
+    let patch = |t: &grid::Trial| -> Option<Value> {
+        let mut own = grid::trial_sections(config, t, &plain_key_path, &sections);
+        for &i in &steps {
+            (SECTION_STEPS[i].1)(&mut own).ok()?;
+        }
+        let mut out = Map::with_capacity(shared.len());
+        for (key, value) in &shared {
+            let value = if sections.contains(&key.as_str()) {
+                // A section the mode keeps but the step drops.
+                own.shift_remove(key)?
+            } else {
+                value.clone()
+            };
+            out.insert(key.clone(), value);
+        }
+        // A section the step writes and the mode drops.
+        own.is_empty().then_some(Value::Object(out))
+    };
+    let lengths = grid::axis_lengths(grid).ok()?;
+    let mut stride = trials.len();
+    for len in lengths {
+        stride /= len.max(1);
+        for value in 0..len {
+            let probe = trials.get(value * stride)?;
+            let bytes = |v: &Value| serde_json::to_vec(v).ok();
+            if bytes(&full(probe)?)? != bytes(&patch(probe)?)? {
+                return None;
+            }
+        }
+    }
+    trials.iter().map(patch).collect()
 }
 
 /// A phase's config: the inherited keys its mode uses, then its own.
@@ -947,4 +1090,224 @@ fn check_conditions(graph: &Graph) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    thread_local! {
+        /// Makes [`super::patched_trial_configs`] decline, so that every
+        /// trial is normalised in full: the reference it is compared with.
+        pub static FULL_NORMALISATION: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A workflow folder with 120 bars of data and `workflow.yaml`
+    /// sweeping `grid` over `strategy` and `costs`.
+    fn workflow_dir(name: &str, strategy: &Value, costs: &Value, grid: &Value) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "admf-graph-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".git"), "").unwrap();
+        let bars =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/SPY_D.csv"))
+                .unwrap();
+        let bars: Vec<&str> = bars.lines().take(121).collect();
+        std::fs::write(dir.join("SPY.csv"), bars.join("\n") + "\n").unwrap();
+        std::fs::write(
+            dir.join("workflow.yaml"),
+            format!(
+                "data: {{source: csv, symbols: [SPY], path: SPY.csv}}\nstrategy: {strategy}\ncosts: {costs}\nphases:\n  - sweep:\n      mode: signal_generation\n      grid: {grid}\n"
+            ),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// The nodes of the compiled workflow in `dir` as JSON, or the error
+    /// in full (location, key, message, hint).
+    fn compiled(dir: &Path, full: bool) -> Result<String, String> {
+        let reads = Reads::new();
+        let workflow = crate::workflow::load(&dir.join("workflow.yaml"), &[], &reads)
+            .map_err(|e| format!("load: {e:?}"))?;
+        FULL_NORMALISATION.set(full);
+        let graph = super::compile_with(
+            workflow,
+            crate::commands::factory().as_ref(),
+            super::checks::check,
+            &reads,
+        );
+        FULL_NORMALISATION.set(false);
+        let graph = graph.map_err(|e| format!("{e:?}"))?;
+        Ok(serde_json::to_string(&graph.nodes).unwrap())
+    }
+
+    #[test]
+    fn a_sweep_takes_the_patched_path_and_matches_the_full_one() {
+        let grid = json!({"lookback": "range(5, 50, 5)", "threshold": [0.0, 0.01, 0.02]});
+        let dir = workflow_dir(
+            "patched",
+            &json!({"type": "momentum", "parameters": {"lookback": 20}}),
+            &json!({"fee": 0.001}),
+            &grid,
+        );
+        let workflow =
+            crate::workflow::load(&dir.join("workflow.yaml"), &[], &Reads::new()).unwrap();
+        let factory = crate::commands::factory();
+        let phase = &workflow.phases[0];
+        let implementation = factory.get(&phase.mode).unwrap();
+        let config = super::resolved_config(phase, implementation);
+        let trials = super::grid::expand(&grid, Some("momentum")).unwrap();
+        let normalize = |role: &Role, config: Value| {
+            implementation
+                .normalize(config, role)
+                .map_err(|issue| Error::invalid(Location::default(), issue.key, issue.message))
+        };
+        let patched =
+            super::patched_trial_configs(&config, &grid, &trials, implementation, &normalize)
+                .expect("a grid of strategy parameters is patched");
+        assert_eq!(patched.len(), 30);
+        assert_eq!(
+            patched[4],
+            json!({
+                "data": {"source": "csv", "symbols": ["SPY"], "path": "SPY.csv", "on_bad_rows": "error"},
+                "strategy": {"type": "momentum", "parameters": {"lookback": 10, "threshold": 0.01, "allow_short": false}},
+                "costs": {"fee": 0.001, "slippage_bps": 0.0},
+                "execution": {"fill": "close"}
+            })
+        );
+        let fast = compiled(&dir, false).unwrap();
+        assert_eq!(fast, compiled(&dir, true).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn values_bad_only_together_are_refused_at_the_first_trial_holding_them() {
+        // Each value is fine on its own; fast 30 with slow 20 is not.
+        let grid = json!({"fast": [5, 30], "slow": [20, 60]});
+        let dir = workflow_dir(
+            "together",
+            &json!({"type": "sma_crossover"}),
+            &json!({}),
+            &grid,
+        );
+        let err = compiled(&dir, false).unwrap_err();
+        assert_eq!(err, compiled(&dir, true).unwrap_err());
+        assert!(err.contains("key: \"grid.fast\""), "{err}");
+        assert!(
+            err.contains("in trial sma_crossover_fast=30_slow=20"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A value for grid key `key`: mostly one it accepts, sometimes one
+    /// of a wrong type or out of range.
+    fn value_for(key: &str) -> BoxedStrategy<Value> {
+        let good = match key {
+            "lookback" | "fast" | "slow" | "period" => (1i64..60).prop_map(Value::from).boxed(),
+            "allow_short" => any::<bool>().prop_map(Value::from).boxed(),
+            "costs.fee" => (0u32..20)
+                .prop_map(|x| json!(f64::from(x) / 1000.0))
+                .boxed(),
+            "costs.slippage_bps" => (0i64..50).prop_map(Value::from).boxed(),
+            "execution.fill" => {
+                proptest::sample::select(vec![json!("close"), json!("next_open")]).boxed()
+            }
+            _ => (0u32..400).prop_map(|x| json!(f64::from(x) / 4.0)).boxed(),
+        };
+        let bad = proptest::sample::select(vec![
+            json!(0),
+            json!(-2),
+            json!(2.5),
+            json!(500),
+            json!(1.5),
+            json!("x"),
+            json!(true),
+        ]);
+        prop_oneof![12 => good, 1 => bad].boxed()
+    }
+
+    fn sweep() -> impl Strategy<Value = (Value, Value, Value)> {
+        let kinds = ["momentum", "sma_crossover", "rsi", "bollinger", "breakout"];
+        (
+            proptest::sample::select(kinds.to_vec()),
+            proptest::collection::vec(any::<bool>(), 7),
+            any::<bool>(),
+            any::<u64>(),
+        )
+            .prop_flat_map(|(kind, chosen, costs_in_base, seed)| {
+                let names = crate::market::strategy::parameter_names(kind);
+                let extra = ["costs.fee", "costs.slippage_bps", "execution.fill"];
+                let mut keys: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .chain(extra)
+                    .zip(&chosen)
+                    .filter(|(_, on)| **on)
+                    .map(|(k, _)| k)
+                    .collect();
+                if keys.is_empty() {
+                    keys.push(names[0]);
+                }
+                // Now and then a key the mode does not know.
+                if seed % 10 == 0 {
+                    keys.push("lookbak");
+                }
+                let axes: Vec<_> = keys
+                    .iter()
+                    .map(|k| proptest::collection::vec(value_for(k), 1..4))
+                    .collect();
+                let base: Vec<_> = names.iter().map(|k| value_for(k)).collect();
+                let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                (Just((kind, keys, costs_in_base, seed)), axes, base)
+            })
+            .prop_map(|((kind, keys, costs_in_base, seed), axes, base)| {
+                let names = crate::market::strategy::parameter_names(kind);
+                // Some base parameters written out, others left to defaults.
+                let parameters: serde_json::Map<String, Value> = names
+                    .iter()
+                    .zip(base)
+                    .enumerate()
+                    .filter(|(i, _)| seed >> (i + 8) & 1 == 1)
+                    .map(|(_, (k, v))| (k.to_string(), v))
+                    .collect();
+                let strategy = json!({"type": kind, "parameters": parameters});
+                let grid: serde_json::Map<String, Value> = keys
+                    .into_iter()
+                    .zip(axes)
+                    .map(|(k, values)| (k, Value::Array(values)))
+                    .collect();
+                let costs = if costs_in_base {
+                    json!({"fee": 0.001})
+                } else {
+                    json!({})
+                };
+                (strategy, costs, Value::Object(grid))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The patched trial configs are the fully normalised ones, byte
+        /// for byte, and a bad grid is refused with the same error
+        /// (file, line, key, message, hint).
+        #[test]
+        fn patched_trials_equal_fully_normalised_ones((strategy, costs, grid) in sweep()) {
+            let dir = workflow_dir("prop", &strategy, &costs, &grid);
+            let fast = compiled(&dir, false);
+            let full = compiled(&dir, true);
+            std::fs::remove_dir_all(&dir).unwrap();
+            prop_assert_eq!(fast, full, "grid {} over {} costs {}", grid, strategy, costs);
+        }
+    }
 }

@@ -414,10 +414,15 @@ fn warm_up_fits(
     };
     let (bars_needed, param) = warm_up(&strategy.rule);
     for file in &node.inputs {
-        let Some(rows) = *bar_counts
-            .entry(file.clone())
-            .or_insert_with(|| data_rows(file, reads))
-        else {
+        // Looked up before inserting: the trials of a grid share a file,
+        // and a key is copied only for the first of them.
+        let rows = match bar_counts.get(file) {
+            Some(rows) => *rows,
+            None => *bar_counts
+                .entry(file.clone())
+                .or_insert_with(|| data_rows(file, reads)),
+        };
+        let Some(rows) = rows else {
             continue;
         };
         if bars_needed >= rows {

@@ -229,16 +229,62 @@ pub fn trial_config(
     // A trial runs over every bar whatever the split; only the gather,
     // which ranks the trials, reads it (so a new split reruns no trial).
     out.shift_remove("split");
-    for (key, value) in &trial.params {
-        let path: Vec<String> = if key.contains('.') {
-            key.split('.').map(str::to_string).collect()
-        } else {
-            plain_key_path(key)
-        };
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
-        set_path(&mut out, &path, value.clone());
-    }
+    set_params(&mut out, trial, plain_key_path);
     out
+}
+
+/// The top-level `sections` of [`trial_config`] and nothing else: what
+/// a normal-form step reading only those sections needs, without
+/// copying the rest of the config for every trial.
+pub fn trial_sections(
+    config: &Map<String, Value>,
+    trial: &Trial,
+    plain_key_path: &dyn Fn(&str) -> Vec<String>,
+    sections: &[&str],
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for section in sections {
+        if let Some(value) = config.get(*section)
+            && !matches!(*section, "grid" | "split")
+        {
+            out.insert(section.to_string(), value.clone());
+        }
+    }
+    set_params(&mut out, trial, plain_key_path);
+    out
+}
+
+/// The config path a grid key sets: its own dotted path, or the path
+/// the mode gives a plain key.
+pub fn key_path(key: &str, plain_key_path: &dyn Fn(&str) -> Vec<String>) -> Vec<String> {
+    if key.contains('.') {
+        key.split('.').map(str::to_string).collect()
+    } else {
+        plain_key_path(key)
+    }
+}
+
+fn set_params(
+    out: &mut Map<String, Value>,
+    trial: &Trial,
+    plain_key_path: &dyn Fn(&str) -> Vec<String>,
+) {
+    for (key, value) in &trial.params {
+        let path = key_path(key, plain_key_path);
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        set_path(out, &path, value.clone());
+    }
+}
+
+/// How many values each key of a grid that [`expand`] accepted has, in
+/// declared key order: trial `i` takes value `i / stride % len` of each
+/// key, the stride being the product of the lengths after it.
+pub fn axis_lengths(grid: &Value) -> Result<Vec<usize>, ConfigIssue> {
+    grid.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, values)| axis_len(key, values).map(|n| n as usize))
+        .collect()
 }
 
 fn set_path(map: &mut Map<String, Value>, path: &[&str], value: Value) {

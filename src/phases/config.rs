@@ -542,6 +542,26 @@ pub mod normal {
     /// One step of a normal form.
     pub type Step = fn(&mut Map<String, Value>) -> Result<(), ConfigIssue>;
 
+    /// Each step that reads and writes only its own top-level sections,
+    /// with those sections. A grid that sets values in these sections
+    /// only changes what its step writes: the compiler normalises a grid
+    /// trial by running those steps over the trial's sections and
+    /// writing their output over the normal config shared by all trials.
+    pub const SECTION_STEPS: &[(&[&str], Step)] = &[
+        (&["data"], data),
+        (&["strategy"], strategy),
+        (&["costs", "execution"], costs_and_fill),
+        (&["split"], split),
+    ];
+
+    /// The index in [`SECTION_STEPS`] of the step owning top-level
+    /// section `section`.
+    pub fn section_step(section: &str) -> Option<usize> {
+        SECTION_STEPS
+            .iter()
+            .position(|(sections, _)| sections.contains(&section))
+    }
+
     /// `config` with `steps` applied in order.
     pub fn apply(config: Value, steps: &[Step]) -> Result<Value, ConfigIssue> {
         let Value::Object(mut m) = config else {
