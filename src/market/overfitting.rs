@@ -285,7 +285,57 @@ struct SubsetSums {
 }
 
 impl SubsetSums {
-    fn new<S: AsRef<[(f64, f64)]>>(sums: &[S], first: usize, count: usize) -> SubsetSums {
+    /// The tables in parallel: a mask's row needs only the row of the mask
+    /// without its highest block, which is smaller, so the rows of the
+    /// masks with the same highest block (a contiguous run) are computed
+    /// together once the rows below them are done. Each entry is the same
+    /// one addition as [`SubsetSums::new_serially`]'s, so the same bits.
+    fn new<S: AsRef<[(f64, f64)]> + Sync>(sums: &[S], first: usize, count: usize) -> SubsetSums {
+        let trials = sums.len();
+        let masks = 1usize << count;
+        let mut sum = vec![0.0; masks * trials];
+        let mut squares = vec![0.0; masks * trials];
+        if trials == 0 {
+            return SubsetSums {
+                sum,
+                squares,
+                trials,
+            };
+        }
+        // Rows of a few thousand entries at least per task.
+        let min_rows = 4096usize.div_ceil(trials);
+        for top in 0..count {
+            let start = 1usize << top;
+            let (below_sum, run_sum) = sum.split_at_mut(start * trials);
+            let (below_squares, run_squares) = squares.split_at_mut(start * trials);
+            run_sum[..start * trials]
+                .par_chunks_mut(trials)
+                .zip(run_squares[..start * trials].par_chunks_mut(trials))
+                .enumerate()
+                .with_min_len(min_rows)
+                .for_each(|(rest, (row_sum, row_squares))| {
+                    // `rest` is the mask without block `top`.
+                    let at = rest * trials;
+                    let rest_sum = &below_sum[at..at + trials];
+                    let rest_squares = &below_squares[at..at + trials];
+                    for (k, s) in sums.iter().enumerate() {
+                        let (block_sum, block_squares) = s.as_ref()[first + top];
+                        row_sum[k] = rest_sum[k] + block_sum;
+                        row_squares[k] = rest_squares[k] + block_squares;
+                    }
+                });
+        }
+        SubsetSums {
+            sum,
+            squares,
+            trials,
+        }
+    }
+
+    /// The tables mask by mask, the reference [`SubsetSums::new`] is
+    /// checked against.
+    #[cfg(test)]
+    fn new_serially<S: AsRef<[(f64, f64)]>>(sums: &[S], first: usize, count: usize) -> SubsetSums {
         let trials = sums.len();
         let masks = 1usize << count;
         let mut sum = vec![0.0; masks * trials];
@@ -496,7 +546,7 @@ pub fn block_sums(r: &[f64], blocks: usize) -> BlockSums {
 /// `t` returns, so that many trials need not be held in memory at once.
 /// Each trial's sums are borrowed (a `BlockSums` or a slice of one), so a
 /// caller holding them inside other records need not copy them.
-pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]>>(
+pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]> + Sync>(
     sums: &[S],
     t: usize,
     blocks: usize,
@@ -797,6 +847,66 @@ mod tests {
         assert_eq!(first_best(&[f64::NEG_INFINITY; 3]), 0);
         assert_eq!(first_best(&[1.0, -0.0, 3.0, 0.5, 3.0]), 2);
         assert_eq!(first_best(&[-1.0, -0.0, 0.0, -2.0]), 1);
+    }
+
+    fn table_bits(t: &SubsetSums) -> Vec<u64> {
+        t.sum
+            .iter()
+            .chain(&t.squares)
+            .map(|x| x.to_bits())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Any number of trials (around the rows a task takes) and of
+        /// blocks, with zeros of both signs, ties and non-finite sums.
+        #[test]
+        fn parallel_subset_tables_are_the_bits_of_the_serial_ones(
+            sums in proptest::collection::vec(
+                proptest::collection::vec(
+                    (
+                        proptest::prop_oneof![
+                            6 => -0.5f64..0.5,
+                            2 => proptest::strategy::Just(0.0),
+                            1 => proptest::strategy::Just(-0.0),
+                            1 => proptest::strategy::Just(f64::NAN),
+                            1 => proptest::strategy::Just(f64::INFINITY),
+                        ],
+                        0.0f64..0.3,
+                    ),
+                    10,
+                ),
+                0..40,
+            ),
+            first in 0usize..3,
+            count in 0usize..8,
+        ) {
+            let count = count.min(10 - first);
+            proptest::prop_assert_eq!(
+                table_bits(&SubsetSums::new(&sums, first, count)),
+                table_bits(&SubsetSums::new_serially(&sums, first, count))
+            );
+        }
+    }
+
+    #[test]
+    fn parallel_subset_tables_of_many_trials_are_the_bits_of_the_serial_ones() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        // More trials than one task's rows, so that rows go to several.
+        let sums: Vec<BlockSums> = (0..3_001)
+            .map(|_| {
+                (0..16)
+                    .map(|_| (rng.random_range(-0.05..0.05), rng.random_range(0.0..0.01)))
+                    .collect()
+            })
+            .collect();
+        for (first, count) in [(0, 8), (8, 8), (3, 5)] {
+            assert_eq!(
+                table_bits(&SubsetSums::new(&sums, first, count)),
+                table_bits(&SubsetSums::new_serially(&sums, first, count))
+            );
+        }
     }
 
     /// The scores and logits of a pair are the same bits with AVX2 as

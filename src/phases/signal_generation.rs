@@ -260,16 +260,76 @@ struct GatheredTrial {
     returns: usize,
 }
 
+/// [`GatheredTrial`] before its figures, its returns in a buffer.
+struct ReadTrial {
+    record: TrialRecord,
+    strategy: Value,
+    signal: Option<Vec<u8>>,
+}
+
+/// How many trials' figures are computed side by side
+/// ([`TrialFigures::of_lanes`]).
+const FIGURE_LANES: usize = 4;
+
+/// Reads the trials `chunk` (at most [`FIGURE_LANES`]) from their
+/// upstreams ([`gather_trial`]) and computes their figures side by side.
+/// The first error in trial order is the one returned.
+fn gather_chunk(
+    chunk: &[(usize, &super::Upstream)],
+    curves: &[SymbolCurve<'_>],
+    fee: f64,
+    train_end: Option<usize>,
+    buffers: &mut GatherBuffers,
+) -> Result<Vec<GatheredTrial>, PhaseError> {
+    let read = chunk
+        .iter()
+        .zip(&mut buffers.returns)
+        .map(|((index, up), returns)| {
+            gather_trial(
+                *index,
+                up,
+                curves,
+                fee,
+                (&mut buffers.changes, &mut buffers.equity, returns),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let returns = &buffers.returns;
+    let figures: Vec<TrialFigures> = match <&[Vec<f64>; FIGURE_LANES]>::try_from(&returns[..]) {
+        Ok(lanes)
+            if chunk.len() == FIGURE_LANES && lanes.iter().all(|r| r.len() == lanes[0].len()) =>
+        {
+            TrialFigures::of_lanes(lanes.each_ref().map(Vec::as_slice), train_end).into()
+        }
+        _ => returns[..chunk.len()]
+            .iter()
+            .map(|r| TrialFigures::of(r, train_end))
+            .collect(),
+    };
+    Ok(read
+        .into_iter()
+        .zip(figures)
+        .zip(returns)
+        .map(|((t, figures), r)| GatheredTrial {
+            record: t.record,
+            strategy: t.strategy,
+            signal: t.signal,
+            figures,
+            returns: r.len(),
+        })
+        .collect())
+}
+
 /// Reads trial `index` from `up` and recomputes its per-bar returns from
-/// its signal over `bars` ([`returns_of_trial`]), keeping their figures.
+/// its signal over `bars` ([`returns_of_trial`]) into `returns`, with the
+/// buffers `changes` and `equity`.
 fn gather_trial(
     index: usize,
     up: &super::Upstream,
     curves: &[SymbolCurve<'_>],
     fee: f64,
-    train_end: Option<usize>,
-    buffers: &mut GatherBuffers,
-) -> Result<GatheredTrial, PhaseError> {
+    (changes, equity, returns): (&mut Vec<(usize, i8)>, &mut Vec<f64>, &mut Vec<f64>),
+) -> Result<ReadTrial, PhaseError> {
     // Read into the structures straight from the bytes, without a map
     // of every key.
     let bytes = up
@@ -290,27 +350,13 @@ fn gather_trial(
     let text = std::str::from_utf8(&signal)
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe(file))))?;
     let bad = |e: String| PhaseError::new(format!("{}: {e}", up.describe(file)));
-    let figures = match curves {
+    match curves {
         // One symbol filled at the close: the returns straight from the
         // changes and the shared bar returns.
         [c] if c.legs.is_none() => {
             let b = c.bars;
-            sparse_changes(
-                text,
-                &b.symbol,
-                b.len(),
-                Some(&b.ts_text),
-                &mut buffers.changes,
-            )
-            .map_err(bad)?;
-            equity::returns_of_changes(
-                &c.close_returns,
-                b.len(),
-                &buffers.changes,
-                fee,
-                (&mut buffers.equity, &mut buffers.returns),
-            );
-            TrialFigures::of(&buffers.returns, train_end)
+            sparse_changes(text, &b.symbol, b.len(), Some(&b.ts_text), changes).map_err(bad)?;
+            equity::returns_of_changes(&c.close_returns, b.len(), changes, fee, (equity, returns));
         }
         _ => {
             let dense = curves
@@ -321,12 +367,11 @@ fn gather_trial(
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let positions: Vec<&[i8]> = dense.iter().map(Vec::as_slice).collect();
-            buffers.returns = returns_of_trial(curves, &positions, fee);
-            TrialFigures::of(&buffers.returns, train_end)
+            *returns = returns_of_trial(curves, &positions, fee);
         }
-    };
+    }
     let signal = up.open_entry().is_none().then_some(signal);
-    Ok(GatheredTrial {
+    Ok(ReadTrial {
         record: TrialRecord {
             index,
             name,
@@ -335,17 +380,16 @@ fn gather_trial(
         },
         strategy: extra.strategy,
         signal,
-        figures,
-        returns: buffers.returns.len(),
     })
 }
 
-/// A gathering thread's buffers, reused from trial to trial.
+/// A gathering thread's buffers, reused from chunk to chunk: the returns
+/// of each trial of a chunk.
 #[derive(Default)]
 struct GatherBuffers {
     changes: Vec<(usize, i8)>,
     equity: Vec<f64>,
-    returns: Vec<f64>,
+    returns: [Vec<f64>; FIGURE_LANES],
 }
 
 fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError> {
@@ -387,13 +431,16 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     // Trial by trial in parallel, collected in trial order; the first
     // error in that order is the one reported.
     let gathered = trials
-        .par_iter()
-        .map_init(GatherBuffers::default, |buffers, (index, up)| {
-            gather_trial(*index, up, &curves, fee, train_end, buffers)
+        .par_chunks(FIGURE_LANES)
+        .map_init(GatherBuffers::default, |buffers, chunk| {
+            gather_chunk(chunk, &curves, fee, train_end, buffers)
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
     let returns = gathered.first().map_or(0, |g| g.returns);
     let strategy = gathered.first().map_or(Value::Null, |g| g.strategy.clone());
     let mut records = Vec::with_capacity(gathered.len());
@@ -415,7 +462,7 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
         records.push(g.record);
         figures.push(g.figures);
     }
-    ctx.memory.put_json("trials.json", &json!(records))?;
+    ctx.memory.put("trials.json", trials_json(&records)?);
     let s = summary(&records);
     if let Some(best) = s.get("best") {
         writeln!(
@@ -442,6 +489,36 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
         m.insert("strategy".into(), strategy);
     }
     ctx.memory.put_json("metrics.json", &m)
+}
+
+/// How many records one thread writes at a time into `trials.json`.
+const RECORDS_PER_CHUNK: usize = 256;
+
+/// `trials.json` of `records`: the bytes `put_json` writes for
+/// `json!(records)`, written straight from the records (no tree of
+/// values) and by chunks in parallel. A chunk written as an array is
+/// `[` + `\n  record,` … + `\n]`, its records indented as in the whole
+/// array, so the chunks' insides joined by commas are the whole array's
+/// inside.
+fn trials_json(records: &[TrialRecord]) -> Result<Vec<u8>, PhaseError> {
+    if records.is_empty() {
+        return Ok(b"[]\n".to_vec());
+    }
+    let chunks = records
+        .par_chunks(RECORDS_PER_CHUNK)
+        .map(serde_json::to_vec_pretty)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut text = Vec::with_capacity(chunks.iter().map(Vec::len).sum::<usize>() + 4);
+    text.push(b'[');
+    for (at, chunk) in chunks.iter().enumerate() {
+        if at > 0 {
+            text.push(b',');
+        }
+        // Without the chunk's `[` and `\n]`.
+        text.extend_from_slice(&chunk[1..chunk.len() - 2]);
+    }
+    text.extend_from_slice(b"\n]\n");
+    Ok(text)
 }
 
 /// Blocks of the combinatorially symmetric cross-validation (as in the
@@ -567,6 +644,13 @@ pub struct TrialFigures {
 
 impl TrialFigures {
     /// The figures of returns `r`; `train_end` as for [`train_best`].
+    pub fn of(r: &[f64], train_end: Option<usize>) -> TrialFigures {
+        let [figures] = TrialFigures::of_lanes([r], train_end);
+        figures
+    }
+
+    /// The figures of `L` trials' returns, all of one length, each as
+    /// [`TrialFigures::of`] would compute them alone.
     ///
     /// Two passes over `r` instead of six: the first adds the sum of all
     /// returns (whose value after the train part is the train part's
@@ -576,81 +660,19 @@ impl TrialFigures {
     /// bits are those of separate passes ([`Moments::of`],
     /// [`overfitting::block_sums`], the train part's own moments and
     /// fold); a zero term, which leaves a sum or product as it is, is
-    /// skipped (flat bars return exactly 0).
-    pub fn of(r: &[f64], train_end: Option<usize>) -> TrialFigures {
-        let n = r.len();
-        let train = train_end.map(|end| end.saturating_sub(1).min(n));
-        let block_bars = n / PBO_BLOCKS;
-        let block_start = if block_bars >= 2 {
-            n - block_bars * PBO_BLOCKS
-        } else {
-            n
-        };
-        let zero: f64 = std::iter::empty::<f64>().sum();
-        let mut first = FirstPass {
-            sum: zero,
-            growth: 1.0,
-            block: (zero, zero),
-        };
-        let mut train_sum = zero;
-        let mut blocks: overfitting::BlockSums = Vec::new();
-        let mut current_block: Option<usize> = None;
-        let mut t = 0;
-        while t < n {
-            let in_train = train.is_some_and(|e| t < e);
-            let in_block = t >= block_start;
-            let mut end = n;
-            if let Some(e) = train.filter(|&e| t < e) {
-                end = end.min(e);
-            }
-            if in_block {
-                let block = (t - block_start) / block_bars;
-                end = end.min(block_start + (block + 1) * block_bars);
-                if current_block != Some(block) {
-                    if current_block.is_some() {
-                        blocks.push(first.block);
-                    }
-                    first.block = (zero, zero);
-                    current_block = Some(block);
-                }
-            } else {
-                end = end.min(block_start);
-            }
-            let piece = &r[t..end];
-            match (in_train, in_block) {
-                (true, true) => first.add::<true, true>(piece),
-                (true, false) => first.add::<true, false>(piece),
-                (false, true) => first.add::<false, true>(piece),
-                (false, false) => first.add::<false, false>(piece),
-            }
-            if train == Some(end) {
-                train_sum = first.sum;
-            }
-            t = end;
+    /// left out (flat bars return exactly 0).
+    ///
+    /// Each sum is a chain of additions, each waiting for the one before:
+    /// the trials side by side (a lane each) run `L` chains at once, on
+    /// vector lanes where the CPU has them, every lane doing the same IEEE
+    /// operations as one trial alone.
+    pub fn of_lanes<const L: usize>(r: [&[f64]; L], train_end: Option<usize>) -> [TrialFigures; L] {
+        #[cfg(target_arch = "x86_64")]
+        if L > 1 && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { figures_of_lanes_avx2(r, train_end) };
         }
-        if current_block.is_some() {
-            blocks.push(first.block);
-        }
-        let mean = first.sum / n as f64;
-        let train_len = train.unwrap_or(0);
-        let train_mean = train_sum / train_len as f64;
-        // The train part needs only its Sharpe ratio: its squares alone.
-        let (mut central, mut train_squares) = ([zero; 3], zero);
-        for &x in &r[..train_len] {
-            add_powers(&mut central, x - mean);
-            train_squares += (x - train_mean).powi(2);
-        }
-        for &x in &r[train_len..] {
-            add_powers(&mut central, x - mean);
-        }
-        TrialFigures {
-            moments: Moments::of_sums(n, mean, central),
-            blocks,
-            train: train.map(|len| {
-                let sharpe = Moments::sharpe_of_sums(len, train_mean, train_squares);
-                (sharpe, first.growth - 1.0)
-            }),
-        }
+        figures_of_lanes(r, train_end)
     }
 
     /// [`TrialFigures::of`] by separate passes, the reference the fused
@@ -670,38 +692,159 @@ impl TrialFigures {
     }
 }
 
-/// The running sums of [`TrialFigures::of`]'s first pass.
-struct FirstPass {
-    sum: f64,
-    growth: f64,
-    /// The sum and the sum of squares of the current block.
-    block: (f64, f64),
+/// [`TrialFigures::of_lanes`] compiled for AVX2: four lanes per
+/// instruction. Vector width changes no result: every lane does the same
+/// IEEE operations, and no operation is fused.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn figures_of_lanes_avx2<const L: usize>(
+    r: [&[f64]; L],
+    train_end: Option<usize>,
+) -> [TrialFigures; L] {
+    figures_of_lanes(r, train_end)
 }
 
-impl FirstPass {
-    /// Adds the returns `piece`, all in the train part (`TRAIN`) or all
-    /// after it, all in one block (`BLOCK`) or all before the first.
+/// [`TrialFigures::of_lanes`] for any CPU.
+#[inline(always)]
+fn figures_of_lanes<const L: usize>(r: [&[f64]; L], train_end: Option<usize>) -> [TrialFigures; L] {
+    let n = r.first().map_or(0, |r| r.len());
+    assert!(r.iter().all(|r| r.len() == n), "lanes of one length");
+    let train = train_end.map(|end| end.saturating_sub(1).min(n));
+    let block_bars = n / PBO_BLOCKS;
+    let block_start = if block_bars >= 2 {
+        n - block_bars * PBO_BLOCKS
+    } else {
+        n
+    };
+    let zero: f64 = std::iter::empty::<f64>().sum();
+    let mut first = FirstPass {
+        sum: [zero; L],
+        growth: [1.0; L],
+        block: ([zero; L], [zero; L]),
+    };
+    let mut train_sum = [zero; L];
+    let mut blocks: [overfitting::BlockSums; L] = std::array::from_fn(|_| Vec::new());
+    let mut current_block: Option<usize> = None;
+    let mut t = 0;
+    while t < n {
+        let in_train = train.is_some_and(|e| t < e);
+        let in_block = t >= block_start;
+        let mut end = n;
+        if let Some(e) = train.filter(|&e| t < e) {
+            end = end.min(e);
+        }
+        if in_block {
+            let block = (t - block_start) / block_bars;
+            end = end.min(block_start + (block + 1) * block_bars);
+            if current_block != Some(block) {
+                if current_block.is_some() {
+                    first.push_blocks(&mut blocks);
+                }
+                first.block = ([zero; L], [zero; L]);
+                current_block = Some(block);
+            }
+        } else {
+            end = end.min(block_start);
+        }
+        let piece = r.map(|r| &r[t..end]);
+        match (in_train, in_block) {
+            (true, true) => first.add::<true, true>(piece),
+            (true, false) => first.add::<true, false>(piece),
+            (false, true) => first.add::<false, true>(piece),
+            (false, false) => first.add::<false, false>(piece),
+        }
+        if train == Some(end) {
+            train_sum = first.sum;
+        }
+        t = end;
+    }
+    if current_block.is_some() {
+        first.push_blocks(&mut blocks);
+    }
+    let mean = first.sum.map(|sum| sum / n as f64);
+    let train_len = train.unwrap_or(0);
+    let train_mean = train_sum.map(|sum| sum / train_len as f64);
+    // The train part needs only its Sharpe ratio: its squares alone.
+    let (mut central, mut train_squares) = ([[zero; L]; 3], [zero; L]);
+    for i in 0..train_len {
+        for l in 0..L {
+            let x = r[l][i];
+            add_powers(&mut central, l, x - mean[l]);
+            train_squares[l] += (x - train_mean[l]).powi(2);
+        }
+    }
+    for i in train_len..n {
+        for l in 0..L {
+            add_powers(&mut central, l, r[l][i] - mean[l]);
+        }
+    }
+    let mut blocks = blocks.into_iter();
+    std::array::from_fn(|l| TrialFigures {
+        moments: Moments::of_sums(n, mean[l], central.map(|c| c[l])),
+        blocks: blocks.next().unwrap_or_default(),
+        train: train.map(|len| {
+            let sharpe = Moments::sharpe_of_sums(len, train_mean[l], train_squares[l]);
+            (sharpe, first.growth[l] - 1.0)
+        }),
+    })
+}
+
+/// The running sums of [`TrialFigures::of_lanes`]'s first pass, a lane
+/// per trial.
+struct FirstPass<const L: usize> {
+    sum: [f64; L],
+    growth: [f64; L],
+    /// The sums and the sums of squares of the current block.
+    block: ([f64; L], [f64; L]),
+}
+
+impl<const L: usize> FirstPass<L> {
+    /// Adds the returns `piece` (one slice per lane, all of one length),
+    /// all in the train part (`TRAIN`) or all after it, all in one block
+    /// (`BLOCK`) or all before the first.
     #[inline(always)]
-    fn add<const TRAIN: bool, const BLOCK: bool>(&mut self, piece: &[f64]) {
-        for &x in piece {
-            add_term(&mut self.sum, x);
-            if TRAIN && x != 0.0 {
-                self.growth *= 1.0 + x;
+    fn add<const TRAIN: bool, const BLOCK: bool>(&mut self, piece: [&[f64]; L]) {
+        let len = piece.first().map_or(0, |p| p.len());
+        for i in 0..len {
+            for l in 0..L {
+                let x = piece[l][i];
+                self.sum[l] = added(self.sum[l], x);
+                // The product by 1 + 0 left out, as a select (which a
+                // vector lane can do) rather than a branch.
+                if TRAIN {
+                    let grown = self.growth[l] * (1.0 + x);
+                    self.growth[l] = if x != 0.0 { grown } else { self.growth[l] };
+                }
+                if BLOCK {
+                    self.block.0[l] = added(self.block.0[l], x);
+                    self.block.1[l] = added(self.block.1[l], x * x);
+                }
             }
-            if BLOCK {
-                add_term(&mut self.block.0, x);
-                add_term(&mut self.block.1, x * x);
-            }
+        }
+    }
+
+    /// Closes the current block of every lane.
+    fn push_blocks(&self, blocks: &mut [overfitting::BlockSums; L]) {
+        for (l, b) in blocks.iter_mut().enumerate() {
+            b.push((self.block.0[l], self.block.1[l]));
         }
     }
 }
 
-/// Adds d², d³ and d⁴ to `sums`, as [`Moments::of`] does.
+/// `sum` after [`add_term`] of `x`, as a select.
 #[inline(always)]
-fn add_powers(sums: &mut [f64; 3], d: f64) {
-    sums[0] += d.powi(2);
-    sums[1] += d.powi(3);
-    sums[2] += d.powi(4);
+fn added(sum: f64, x: f64) -> f64 {
+    let mut with = sum;
+    add_term(&mut with, x);
+    with
+}
+
+/// Adds d², d³ and d⁴ to lane `l` of `sums`, as [`Moments::of`] does.
+#[inline(always)]
+fn add_powers<const L: usize>(sums: &mut [[f64; L]; 3], l: usize, d: f64) {
+    sums[0][l] += d.powi(2);
+    sums[1][l] += d.powi(3);
+    sums[2][l] += d.powi(4);
 }
 
 /// The overfitting statistics of choosing the best trial by Sharpe ratio
@@ -927,6 +1070,157 @@ mod tests {
                 bits(&TrialFigures::of(&r, train_end)),
                 bits(&TrialFigures::of_by_passes(&r, train_end))
             );
+        }
+    }
+
+    proptest! {
+        /// Four trials side by side: each lane the bits of the trial
+        /// alone, whatever the others hold (flat where another is not,
+        /// ruined where another is not).
+        #[test]
+        fn figures_side_by_side_are_the_bits_of_each_trial_alone(
+            lanes in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        6 => -0.05f64..0.05,
+                        4 => Just(0.0),
+                        1 => Just(-0.0),
+                        1 => Just(-1.0),
+                        1 => Just(f64::NAN),
+                    ],
+                    120,
+                ),
+                FIGURE_LANES,
+            ),
+            len in 0usize..120,
+            train_end in proptest::option::of(0usize..130),
+        ) {
+            let r: [&[f64]; FIGURE_LANES] = std::array::from_fn(|l| &lanes[l][..len]);
+            let side_by_side = TrialFigures::of_lanes(r, train_end);
+            for (l, figures) in side_by_side.iter().enumerate() {
+                prop_assert_eq!(bits(figures), bits(&TrialFigures::of_by_passes(r[l], train_end)));
+            }
+        }
+    }
+
+    #[test]
+    fn figures_side_by_side_of_long_series_are_the_bits_of_each_trial_alone() {
+        let mut x = 0.61_f64;
+        let lanes: Vec<Vec<f64>> = (0..FIGURE_LANES)
+            .map(|lane| {
+                (0..5_239)
+                    .map(|i| {
+                        x = (x * 3.7 + 0.11).fract();
+                        if (i / (20 + 13 * lane)) % 3 == 0 {
+                            0.0
+                        } else {
+                            (x - 0.5) * 0.04
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let r: [&[f64]; FIGURE_LANES] = std::array::from_fn(|l| lanes[l].as_slice());
+        for end in [None, Some(0), Some(2), Some(4191), Some(9000)] {
+            for (l, figures) in TrialFigures::of_lanes(r, end).iter().enumerate() {
+                assert_eq!(bits(figures), bits(&TrialFigures::of_by_passes(r[l], end)));
+            }
+        }
+    }
+
+    fn float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => -10.0f64..10.0,
+            1 => Just(0.0),
+            1 => Just(-0.0),
+            1 => Just(f64::NAN),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(1e-300),
+            1 => Just(123456789.123),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = TrialRecord> {
+        (
+            (
+                0usize..100_000,
+                "[a-z_0-9\"\\\\é\n]{0,12}",
+                float(),
+                -5i64..500,
+            ),
+            (
+                float(),
+                proptest::option::of(float()),
+                proptest::option::of(float()),
+            ),
+            (0u64..1000, proptest::option::of(0u64..5000), "[a-z\"]{0,6}"),
+        )
+            .prop_map(
+                |((index, name, x, lookback), (total, sharpe, win), (n, ruin, why))| {
+                    let mut metrics = Metrics {
+                        total_return: total,
+                        sharpe,
+                        win_rate: win,
+                        max_drawdown: -x.abs(),
+                        entries: n,
+                        trades: n / 2,
+                        bars: 5240,
+                        periods_per_year: 252.0,
+                        ruin,
+                        ..Metrics::default()
+                    };
+                    if !why.is_empty() {
+                        metrics.undefined.insert("sharpe".into(), why.clone());
+                        metrics.warnings.push(why);
+                    }
+                    TrialRecord {
+                        index,
+                        name,
+                        params: json!({"lookback": lookback, "threshold": x, "on": index % 2 == 0}),
+                        metrics,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// None, one, and several chunks of records with every kind of
+        /// float (NaN and infinities are written `null`) and escapes.
+        #[test]
+        fn trials_json_is_the_bytes_of_the_value_tree(
+            records in proptest::collection::vec(record(), 0..(3 * RECORDS_PER_CHUNK)),
+        ) {
+            let mut tree = serde_json::to_vec_pretty(&json!(records)).unwrap();
+            tree.push(b'\n');
+            let direct = trials_json(&records).unwrap();
+            prop_assert_eq!(String::from_utf8(direct).unwrap(), String::from_utf8(tree).unwrap());
+        }
+    }
+
+    #[test]
+    fn trials_json_of_chunk_sized_record_counts_is_the_bytes_of_the_value_tree() {
+        let one = TrialRecord {
+            index: 7,
+            name: "momentum_7".into(),
+            params: json!({"lookback": 20, "threshold": 0.002}),
+            metrics: Metrics {
+                sharpe: Some(0.5),
+                total_return: 1.25,
+                ..Metrics::default()
+            },
+        };
+        for n in [
+            1,
+            RECORDS_PER_CHUNK - 1,
+            RECORDS_PER_CHUNK,
+            RECORDS_PER_CHUNK + 1,
+            2 * RECORDS_PER_CHUNK,
+        ] {
+            let records = vec![one.clone(); n];
+            let mut tree = serde_json::to_vec_pretty(&json!(records)).unwrap();
+            tree.push(b'\n');
+            assert_eq!(trials_json(&records).unwrap(), tree, "{n} records");
         }
     }
 
