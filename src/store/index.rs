@@ -2,9 +2,11 @@
 //! of [`crate::store`] for the tables and why SQLite).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -79,6 +81,72 @@ pub(crate) struct Index {
     /// committed earlier in the group fail too instead of passing for
     /// stored. Changed only while `conn` is locked.
     group_lost: Mutex<Option<String>>,
+    /// The background checkpointer while grouping ([`Checkpointer`]).
+    checkpointer: Mutex<Option<Checkpointer>>,
+    path: PathBuf,
+}
+
+/// The WAL is copied into the database by this many pages at a time: by
+/// SQLite itself on the commit that crosses it (`wal_autocheckpoint`),
+/// or, while grouping, by the [`Checkpointer`] thread.
+const CHECKPOINT_PAGES: i32 = 1000;
+
+/// While a build groups its commits, the WAL is checkpointed by a thread
+/// of its own, on a connection of its own, instead of by the coordinator
+/// inside the commit that crosses [`CHECKPOINT_PAGES`]: copying the pages
+/// into the database (about a quarter of the coordinator's time in the
+/// index on a cold sweep) then overlaps with the coordinator deciding and
+/// committing the next trials. A passive checkpoint neither blocks nor
+/// waits for writers, and copies only committed frames, so it changes
+/// nothing of what a kill leaves: a committed group is in the WAL
+/// whether or not it was copied yet, and SQLite recovers it on the next
+/// open. A checkpoint that cannot finish (a reader of another process
+/// holds an older snapshot) is retried at the next crossing; the build's
+/// final `TRUNCATE` ([`Index::checkpoint`]) and other processes'
+/// automatic checkpoints still run as before.
+struct Checkpointer {
+    /// What the WAL hook of the coordinator's connection reads: boxed,
+    /// so that its address, handed to SQLite, stays put.
+    hook: Box<WalHookState>,
+    thread: JoinHandle<()>,
+}
+
+struct WalHookState {
+    /// Wakes the checkpointer; a full channel means it is already awake.
+    nudge: SyncSender<()>,
+}
+
+/// Called by SQLite after each commit of the connection it is registered
+/// on, with the number of pages in the WAL. It runs inside the commit, so
+/// it only nudges the checkpointer (it must not unwind into SQLite; a
+/// `try_send` does not panic).
+unsafe extern "C" fn nudge_checkpointer(
+    state: *mut std::ffi::c_void,
+    _db: *mut rusqlite::ffi::sqlite3,
+    _schema: *const std::ffi::c_char,
+    pages: std::ffi::c_int,
+) -> std::ffi::c_int {
+    if pages >= CHECKPOINT_PAGES {
+        // SAFETY: `state` is the `WalHookState` of the `Checkpointer`
+        // that registered this hook; the hook is unregistered
+        // ([`Index::stop_checkpointer`]) before that box is dropped.
+        let state = unsafe { &*(state as *const WalHookState) };
+        match state.nudge.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+    rusqlite::ffi::SQLITE_OK
+}
+
+/// The checkpointer's loop: one passive checkpoint per wake-up (wake-ups
+/// that arrive meanwhile are merged), until the hook's side is dropped.
+fn run_checkpoints(conn: Connection, nudges: Receiver<()>) {
+    while nudges.recv().is_ok() {
+        while nudges.try_recv().is_ok() {}
+        // Best effort: a checkpoint that fails leaves the frames in the
+        // WAL, where readers find them and the next checkpoint copies them.
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+    }
 }
 
 /// Run `step`, again while another process holds a lock it needs. Turning
@@ -104,46 +172,54 @@ fn retry_while_locked(mut step: impl FnMut() -> rusqlite::Result<()>) -> rusqlit
     }
 }
 
+/// A connection to the index at `path`, with the store's pragmas.
+fn open_connection(path: &Path) -> io::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+    // Other processes hold the write lock for one short transaction at a
+    // time; waiting a long while beats failing a build.
+    conn.busy_timeout(Duration::from_secs(120))
+        .map_err(sql_err)?;
+    // Without ADMF_DURABLE nothing is flushed, as for blob files: a
+    // killed process loses no committed transaction either way (the
+    // kernel holds its writes), and the fsyncs that `NORMAL` makes at
+    // every checkpoint cost a build seconds on a busy disk. Only a power
+    // loss or an OS crash can then damage the index; `FULL` survives
+    // those too.
+    let sync = if super::fsutil::durable() {
+        "FULL"
+    } else {
+        "OFF"
+    };
+    // Pages of 16 KiB (set when the file is created; an existing index
+    // keeps its size): a trial's signal fits in one or two instead of four
+    // or five, and each page is one write to the WAL, which is
+    // checkpointed every 1,000 pages (16 MB; in the background while a
+    // build groups its commits, see [`Checkpointer`]) and truncated when a
+    // build ends ([`Index::checkpoint`]). Pages are read through a memory
+    // map instead of a `pread` each. The cache (8 MB) holds the pages a
+    // commit group dirties (256 trials of a sweep take about 5 MB); a
+    // larger one only makes SQLite take fresh memory for pages it could
+    // recycle.
+    let pragmas = format!(
+        "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;
+         PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}; PRAGMA cache_size=-8192;
+         PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;"
+    );
+    retry_while_locked(|| conn.execute_batch(&pragmas))
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+    keep_wal_files(&conn);
+    Ok(conn)
+}
+
 impl Index {
     pub(crate) fn open(path: &Path) -> io::Result<Index> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-        // Other processes hold the write lock for one short transaction at a
-        // time; waiting a long while beats failing a build.
-        conn.busy_timeout(Duration::from_secs(120))
-            .map_err(sql_err)?;
-        // Without ADMF_DURABLE nothing is flushed, as for blob files: a
-        // killed process loses no committed transaction either way (the
-        // kernel holds its writes), and the fsyncs that `NORMAL` makes at
-        // every checkpoint cost a build seconds on a busy disk. Only a power
-        // loss or an OS crash can then damage the index; `FULL` survives
-        // those too.
-        let sync = if super::fsutil::durable() {
-            "FULL"
-        } else {
-            "OFF"
-        };
-        // Pages of 16 KiB (set when the file is created): a trial's signal
-        // fits in one or two instead of four or five, and each page is one
-        // write to the WAL, which is checkpointed every 1,000 pages (16 MB)
-        // and truncated when a build ends ([`Index::checkpoint`]). Pages are
-        // read through a memory map instead of a `pread` each. The cache
-        // (8 MB) holds the pages a commit group dirties (256 trials of a
-        // sweep take about 5 MB); a larger one only makes SQLite take fresh
-        // memory for pages it could recycle.
-        let pragmas = format!(
-            "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=OFF;
-             PRAGMA wal_autocheckpoint=1000; PRAGMA cache_size=-8192;
-             PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;"
-        );
-        retry_while_locked(|| conn.execute_batch(&pragmas))
-            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-        keep_wal_files(&conn);
+        let conn = open_connection(path)?;
         retry_while_locked(|| conn.execute_batch(SCHEMA)).map_err(|e| {
             io::Error::other(format!(
                 "{}: {e} (if the machine lost power during a build, remove the {} directory: \
@@ -179,7 +255,69 @@ impl Index {
             grouping: AtomicBool::new(false),
             group_open: AtomicBool::new(false),
             group_lost: Mutex::new(None),
+            checkpointer: Mutex::new(None),
+            path: path.to_path_buf(),
         })
+    }
+
+    /// Starts the [`Checkpointer`], unless it runs: SQLite's automatic
+    /// checkpoint of the coordinator's connection gives way to a WAL hook
+    /// that wakes it. Without a connection of its own (it could not be
+    /// opened), the automatic checkpoint stays.
+    fn start_checkpointer(&self, conn: &Connection) {
+        let mut slot = self.checkpointer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let Ok(own) = open_connection(&self.path) else {
+            return;
+        };
+        let (nudge, nudges) = sync_channel(1);
+        let Ok(thread) = std::thread::Builder::new()
+            .name("admf-checkpoint".into())
+            .spawn(move || run_checkpoints(own, nudges))
+        else {
+            return;
+        };
+        let hook = Box::new(WalHookState { nudge });
+        // SAFETY: the handle is the live connection `conn`, locked by the
+        // caller; the state outlives the registration (see
+        // `nudge_checkpointer`).
+        unsafe {
+            rusqlite::ffi::sqlite3_wal_hook(
+                conn.handle(),
+                Some(nudge_checkpointer),
+                (&*hook as *const WalHookState).cast_mut().cast(),
+            );
+        }
+        *slot = Some(Checkpointer { hook, thread });
+    }
+
+    /// Stops the [`Checkpointer`], if it runs, and gives the checkpoints
+    /// back to SQLite.
+    fn stop_checkpointer(&self, conn: &Connection) {
+        let Some(checkpointer) = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        // Setting the automatic checkpoint replaces the WAL hook; should
+        // even that fail, the hook is removed, so that its state may go.
+        let restored =
+            conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES};"));
+        if restored.is_err() {
+            // SAFETY: as in `start_checkpointer`.
+            unsafe {
+                rusqlite::ffi::sqlite3_wal_hook(conn.handle(), None, std::ptr::null_mut());
+            }
+        }
+        let Checkpointer { hook, thread } = checkpointer;
+        // Dropping the only sender ends the thread's loop.
+        drop(hook);
+        let _ = thread.join();
     }
 
     /// Copies the WAL into the database and truncates it, as far as
@@ -202,9 +340,17 @@ impl Index {
     /// through this connection (every reader in this process) and to other
     /// processes only once flushed; a kill before that loses them, which
     /// only means they are computed again. Turning it off flushes.
+    ///
+    /// While on, the WAL is checkpointed by a thread of its own
+    /// ([`Checkpointer`]).
     pub(crate) fn set_grouping(&self, on: bool) -> io::Result<()> {
-        if !on {
-            self.flush()?;
+        let conn = self.conn();
+        if on {
+            self.start_checkpointer(&conn);
+        } else {
+            let flushed = self.flush_locked(&conn);
+            self.stop_checkpointer(&conn);
+            flushed?;
         }
         self.grouping.store(on, Ordering::SeqCst);
         Ok(())
@@ -600,6 +746,14 @@ impl Index {
     }
 }
 
+impl Drop for Index {
+    fn drop(&mut self) {
+        // The WAL hook must not outlive its state.
+        let conn = self.conn();
+        self.stop_checkpointer(&conn);
+    }
+}
+
 /// Asks SQLite to keep the `-wal` and `-shm` files when the last
 /// connection closes (`SQLITE_FCNTL_PERSIST_WAL`), so that a build neither
 /// creates nor deletes files in `index/`: the directory's stat then only
@@ -773,5 +927,95 @@ mod tests {
             .unwrap();
         // The ref points at the key whichever writer stored its entry.
         assert_eq!(refs, 3);
+    }
+
+    fn pragma(index: &Index, name: &str) -> i64 {
+        index
+            .conn()
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_index_takes_large_pages_and_an_existing_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = Index::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(pragma(&new, "page_size"), 16384);
+        let mode: String = new
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // OFF (0) unless ADMF_DURABLE asks for FULL (2): a killed process
+        // loses no committed transaction either way.
+        let sync = if crate::store::fsutil::durable() {
+            2
+        } else {
+            0
+        };
+        assert_eq!(pragma(&new, "synchronous"), sync);
+        assert_eq!(pragma(&new, "wal_autocheckpoint"), CHECKPOINT_PAGES as i64);
+        // A database made with SQLite's default pages keeps them: the size
+        // of an existing file changes only through a VACUUM.
+        let old_path = dir.path().join("old.db");
+        Connection::open(&old_path)
+            .unwrap()
+            .execute_batch("PRAGMA page_size=4096; CREATE TABLE t (x);")
+            .unwrap();
+        let old = Index::open(&old_path).unwrap();
+        assert_eq!(pragma(&old, "page_size"), 4096);
+        old.insert(
+            &[("b".repeat(64), vec![7; 10_000])],
+            Some(&manifest("k")),
+            false,
+        )
+        .unwrap();
+        assert_eq!(pragma(&old, "page_size"), 4096);
+        assert!(old.action("k").unwrap().is_some());
+    }
+
+    #[test]
+    fn while_grouping_the_wal_is_checkpointed_by_a_thread_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let index = Index::open(&path).unwrap();
+        index.set_grouping(true).unwrap();
+        // The coordinator's connection no longer checkpoints in its commits.
+        assert_eq!(pragma(&index, "wal_autocheckpoint"), 0);
+        // Groups of inline blobs past the checkpoint's page count (about
+        // 24 MB against 1,000 pages of 16 KiB).
+        for group in 0..8 {
+            for n in 0..50 {
+                let digest = format!("{group:032}{n:032}");
+                let bytes = vec![(group * 50 + n) as u8; 60_000];
+                index.insert(&[(digest, bytes)], None, false).unwrap();
+            }
+            index.flush().unwrap();
+        }
+        // Only a checkpoint copies pages into the database file; the
+        // checkpointer does it while the group stays on.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() < 1 << 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was checkpointed while grouping"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        index.set_grouping(false).unwrap();
+        assert_eq!(
+            pragma(&index, "wal_autocheckpoint"),
+            CHECKPOINT_PAGES as i64
+        );
+        assert!(index.checkpointer.lock().unwrap().is_none());
+        let all = index.inline_sizes().unwrap();
+        assert_eq!(all.len(), 400);
+        assert!(all.iter().all(|(_, size)| *size == 60_000));
+        // Grouping again starts a new checkpointer.
+        index.set_grouping(true).unwrap();
+        assert!(index.checkpointer.lock().unwrap().is_some());
+        drop(index);
+        let reopened = Index::open(&path).unwrap();
+        assert_eq!(reopened.inline_sizes().unwrap().len(), 400);
     }
 }
