@@ -705,7 +705,11 @@ fn figures_of_lanes_avx2<const L: usize>(
 }
 
 /// [`TrialFigures::of_lanes`] for any CPU.
+///
+/// Bar `i` of every lane is taken in one step (`r[l][i]` for each `l`),
+/// not lane by lane: that is what puts the lanes' chains side by side.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn figures_of_lanes<const L: usize>(r: [&[f64]; L], train_end: Option<usize>) -> [TrialFigures; L] {
     let n = r.first().map_or(0, |r| r.len());
     assert!(r.iter().all(|r| r.len() == n), "lanes of one length");
@@ -803,6 +807,7 @@ impl<const L: usize> FirstPass<L> {
     /// all in the train part (`TRAIN`) or all after it, all in one block
     /// (`BLOCK`) or all before the first.
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // bar by bar across lanes, as in `figures_of_lanes`
     fn add<const TRAIN: bool, const BLOCK: bool>(&mut self, piece: [&[f64]; L]) {
         let len = piece.first().map_or(0, |p| p.len());
         for i in 0..len {
