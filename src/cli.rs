@@ -106,6 +106,14 @@ pub enum Command {
         #[command(flatten)]
         args: BuildArgs,
     },
+    /// Watch the files the store's up-to-date records rest on, so that a
+    /// build of an unchanged workflow asks instead of stating each (Linux;
+    /// in the foreground until stopped).
+    Serve {
+        /// The store (default: `cache/` at the project root).
+        #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Show the DAG.
     Graph {
         #[command(flatten)]

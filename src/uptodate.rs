@@ -231,8 +231,28 @@ pub fn too_recent<'a>(
 /// every file it lists still has the recorded stat.
 pub fn check(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
     let text = fs::read_to_string(path).ok()?;
-    let (nodes, files) = parse(&text, invocation)?;
+    let (nodes, files) = parse(&text, invocation, true)?;
     all_unchanged(&files).then_some(nodes)
+}
+
+/// The record's nodes, if it exists and was written for `invocation`,
+/// without looking at its files: for a build told by `admf serve`, which
+/// watches them, that none changed since it checked them.
+pub fn nodes_unchecked(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
+    let text = fs::read_to_string(path).ok()?;
+    parse(&text, invocation, false).map(|(nodes, _)| nodes)
+}
+
+/// The files a record written for `invocation` lists, each with whether
+/// it must be a plain file: what `admf serve` watches for it.
+pub fn listed_files(text: &str, invocation: &str) -> Option<Vec<(PathBuf, bool)>> {
+    let (_, files) = parse(text, invocation, true)?;
+    Some(
+        files
+            .into_iter()
+            .map(|(path, _, plain, _)| (path.into_owned(), plain))
+            .collect(),
+    )
 }
 
 /// Whether every file has its recorded stat (and each plain one is still
@@ -271,7 +291,13 @@ fn unchanged(
 /// borrow from the record's text unless they needed unescaping.
 type Files<'a> = Vec<(Cow<'a, Path>, Stat, bool, Option<&'a str>)>;
 
-fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a>)> {
+/// The record's nodes and, with `with_files`, its files (else their
+/// lines are skipped unread: the checksum still covers them).
+fn parse<'a>(
+    text: &'a str,
+    invocation: &str,
+    with_files: bool,
+) -> Option<(Vec<NodeLine>, Files<'a>)> {
     let text = crate::file_stat::checked_body(text)?;
     let mut lines = text.split('\n');
     if lines.next()? != HEADER || lines.next()? != format!("invocation {invocation}") {
@@ -299,6 +325,7 @@ fn parse<'a>(text: &'a str, invocation: &str) -> Option<(Vec<NodeLine>, Files<'a
             }
             "skip" => nodes.last_mut()?.skipped = Some(unescape_text(rest)?),
             "report" => nodes.last_mut()?.report = Some(unescape_path(rest)?),
+            "file" | "digest" if !with_files => {}
             "file" => {
                 let mut fields = rest.splitn(7, ' ');
                 let stat = Stat::parse(&mut fields)?;

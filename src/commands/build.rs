@@ -28,9 +28,9 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     crate::results::history::start_git_probe(&wf.workflow);
     let reads = Reads::new();
     if let Some(record) = UptodateRecord::for_build(wf, args)
-        && let Some(nodes) = uptodate::check(&record.path, &record.invocation)
+        && let Some((nodes, served)) = record.holds()
     {
-        let code = conclude_noop(wf, args, &record, &nodes, started);
+        let code = conclude_noop(wf, args, &record, &nodes, served, started);
         let root = super::store_root(wf);
         super::export::sync_after_noop(&root, &super::workflow_id(&wf.workflow))?;
         return Ok(code);
@@ -190,6 +190,19 @@ struct UptodateRecord {
 }
 
 impl UptodateRecord {
+    /// The record's nodes when it still holds, and whether `admf serve`
+    /// vouched for it (else this build stated its files).
+    fn holds(&self) -> Option<(Vec<uptodate::NodeLine>, bool)> {
+        // The record lies at <store>/runs/<workflow id>/uptodate.
+        let store = self.path.ancestors().nth(3)?;
+        if super::serve::vouches(store, &self.path, &self.invocation)
+            && let Some(nodes) = uptodate::nodes_unchecked(&self.path, &self.invocation)
+        {
+            return Some((nodes, true));
+        }
+        uptodate::check(&self.path, &self.invocation).map(|nodes| (nodes, false))
+    }
+
     fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {
         if full_rule_only()
             || args.dry_run
@@ -756,6 +769,7 @@ fn conclude_noop(
     args: &BuildArgs,
     record: &UptodateRecord,
     nodes: &[uptodate::NodeLine],
+    served: bool,
     started: Instant,
 ) -> i32 {
     let mut events = EventLog::at(record.path.with_file_name("events.jsonl"));
@@ -788,8 +802,13 @@ fn conclude_noop(
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!(
-            "trace: up to date by {} in {:?}",
+            "trace: up to date by {}{} in {:?}",
             record.path.display(),
+            if served {
+                " (vouched for by admf serve)"
+            } else {
+                ""
+            },
             started.elapsed()
         );
     }

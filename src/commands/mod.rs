@@ -12,6 +12,7 @@ mod inspect;
 pub mod modes;
 mod remote_sync;
 mod runs;
+mod serve;
 mod skipped;
 mod trials;
 mod watch;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Build { wf, args } => build::build(&wf, &args),
         Command::Watch { wf, args } => watch::watch(&wf, &args),
+        Command::Serve { cache_dir } => serve::serve(&cache_store(cache_dir)?),
         Command::Graph {
             wf,
             format,

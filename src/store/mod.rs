@@ -28,6 +28,7 @@
 //!   gc.lock                   shared flock held by builds, exclusive by gc
 //!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
 //!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export
+//!   serve.sock                where `admf serve` answers while it runs (Linux)
 //! ```
 //!
 //! The index (`index.db`) has these tables:

@@ -96,7 +96,10 @@ pub fn age(dir: &Path) {
         .into_iter()
         .filter_map(Result::ok)
     {
-        if entry.path_is_symlink() {
+        // Symlinks keep their targets' times; a socket (`admf serve`'s)
+        // cannot be opened.
+        let kind = entry.file_type();
+        if entry.path_is_symlink() || !(kind.is_file() || kind.is_dir()) {
             continue;
         }
         let file = std::fs::File::open(entry.path()).expect("open");

@@ -314,3 +314,4 @@ impl From<std::process::Output> for Output {
 
 pub mod fast_paths;
 pub mod market;
+pub mod server;

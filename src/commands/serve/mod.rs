@@ -1,0 +1,196 @@
+//! `admf serve`: a process that watches the files the store's up-to-date
+//! records rest on, so that `admf build` of an unchanged workflow asks it
+//! instead of stating every file itself (as Bazel's and Buck2's servers
+//! watch the source tree).
+//!
+//! A build whose up-to-date record exists connects to `serve.sock` in the
+//! store and sends `check <record path> <invocation>`; the answer is `yes`
+//! when every file the record lists is as recorded ([`watched`] says why
+//! the answer can be trusted), `no` otherwise. On `yes` the build reprints
+//! the record's summary, as after its own stats; on `no`, on any error, or
+//! with no server (nothing listens on the socket), it checks the record
+//! itself, exactly as without a server. A server therefore only ever
+//! saves stats: the first question about a record is answered by the full
+//! check, made by the server after it starts watching, and a later one by
+//! the events since.
+//!
+//! One server per store, in the foreground until Ctrl-C or a kill; a
+//! socket left by a killed server is replaced by the next one. Linux only
+//! (inotify).
+
+#[cfg(target_os = "linux")]
+mod watched;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The socket's name in the store.
+pub const SOCKET: &str = "serve.sock";
+
+/// How long a build waits for an answer: the first question about a
+/// record makes the server check every file (about what the build's own
+/// check costs); past this the build checks itself.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest question a server reads: a path and a hash.
+const QUESTION_MAX: u64 = 64 * 1024;
+
+/// Whether the server of the store at `store_root`, if one runs, vouches
+/// that the record at `record`, written for `invocation`, still holds.
+/// False whenever it cannot say so (no server, an error, a timeout).
+pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> bool {
+    let Ok(mut stream) = UnixStream::connect(store_root.join(SOCKET)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
+    let question = format!(
+        "check {} {}\n",
+        invocation,
+        crate::file_stat::escape_path(record)
+    );
+    if stream.write_all(question.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).is_ok() && answer == "yes\n"
+}
+
+/// `admf serve`: serve the store at `store` until stopped.
+pub fn serve(store: &Path) -> Result<i32, Error> {
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = store;
+        return Err(Error::Usage {
+            message: "admf serve needs Linux (it watches files with inotify)".into(),
+            hint: None,
+        });
+    }
+    #[cfg(target_os = "linux")]
+    serve_linux(store)
+}
+
+#[cfg(target_os = "linux")]
+fn serve_linux(store: &Path) -> Result<i32, Error> {
+    std::fs::create_dir_all(store).map_err(|e| Error::io(store, e))?;
+    let store =
+        crate::paths::normalize(&std::path::absolute(store).map_err(|e| Error::io(store, e))?);
+    let socket = store.join(SOCKET);
+    let listener = bind(&socket)?;
+    let watched = Arc::new(Mutex::new(
+        watched::Watched::new().map_err(|e| Error::io(&socket, e))?,
+    ));
+    // Events are read as they come, so that a long quiet spell does not
+    // overflow the kernel's queue (which would void every record); each
+    // question reads the rest under the same lock.
+    {
+        let watched = Arc::clone(&watched);
+        std::thread::Builder::new()
+            .name("admf-serve-events".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(20));
+                    watched.lock().unwrap_or_else(|e| e.into_inner()).drain();
+                }
+            })
+            .map_err(|e| Error::io(&socket, e))?;
+    }
+    crate::errln!(
+        "serving the up-to-date records of {} on {SOCKET} (Ctrl-C stops)",
+        store.display()
+    );
+    for connection in listener.incoming() {
+        let Ok(stream) = connection else { continue };
+        // A build that stops reading or writing costs it its answer, not
+        // the server its next one.
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+        answer(&store, stream, &watched);
+    }
+    Ok(0)
+}
+
+#[cfg(target_os = "linux")]
+fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
+    use std::io::Read;
+    let mut line = String::new();
+    let Ok(reader) = stream.try_clone() else {
+        return;
+    };
+    if BufReader::new(reader.take(QUESTION_MAX))
+        .read_line(&mut line)
+        .is_err()
+    {
+        return;
+    }
+    let holds = parse_question(&line).is_some_and(|(invocation, record)| {
+        // Records of this store only: its server watches for them.
+        record.starts_with(store.join("runs"))
+            && watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .holds(&record, invocation)
+    });
+    let mut stream = stream;
+    let _ = stream.write_all(if holds { b"yes\n" } else { b"no\n" });
+}
+
+/// `check <invocation> <escaped record path>\n`.
+fn parse_question(line: &str) -> Option<(&str, PathBuf)> {
+    let rest = line.strip_suffix('\n')?.strip_prefix("check ")?;
+    let (invocation, path) = rest.split_once(' ')?;
+    let path = crate::file_stat::unescape_path(path)?;
+    (path.is_absolute() && !invocation.is_empty()).then_some((invocation, path))
+}
+
+/// The listener on `socket`: a socket left by a server that no longer
+/// answers is replaced; one that answers is another server's.
+fn bind(socket: &Path) -> Result<UnixListener, Error> {
+    if UnixStream::connect(socket).is_ok() {
+        return Err(Error::Usage {
+            message: format!(
+                "another admf serve already serves this store ({})",
+                socket.display()
+            ),
+            hint: Some("stop it first, or serve another store with --cache-dir".into()),
+        });
+    }
+    match std::fs::remove_file(socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(socket, e)),
+        _ => {}
+    }
+    UnixListener::bind(socket).map_err(|e| {
+        Error::io(
+            socket,
+            std::io::Error::new(
+                e.kind(),
+                format!("{e} (a socket path is limited to about 100 bytes: serve a store at a shorter path)"),
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_names_an_invocation_and_an_absolute_record() {
+        let q = format!(
+            "check abc {}\n",
+            crate::file_stat::escape_path(Path::new("/s/runs/wf x/uptodate"))
+        );
+        assert_eq!(
+            parse_question(&q),
+            Some(("abc", PathBuf::from("/s/runs/wf x/uptodate")))
+        );
+        assert_eq!(parse_question("check abc runs/uptodate\n"), None);
+        assert_eq!(parse_question("check abc /s/uptodate"), None);
+        assert_eq!(parse_question("hello\n"), None);
+    }
+}

@@ -1,0 +1,393 @@
+//! What `admf serve` knows of each up-to-date record it was asked about:
+//! the paths whose change would void it, the directories watched for
+//! them (inotify), and whether any event touched one of those paths since
+//! the record's files were last found unchanged.
+//!
+//! # Why an answer can be trusted
+//!
+//! The kernel queues an inotify event inside the system call that makes
+//! the change, before that call returns. A build asks only after every
+//! change it could depend on has returned, so reading the queue dry when
+//! the question arrives sees every such change (no sync cookie is needed,
+//! unlike watchers whose events arrive asynchronously). A record is
+//! vouched for only when:
+//!
+//! - its directories were watched *before* its files were stated and found
+//!   as recorded (the full check of [`crate::uptodate::check`]), so a change
+//!   after that check is an event and a change before it fails the check;
+//! - no event since touched a listed file, a directory on the way to one
+//!   (a renamed or swapped parent), a name inside a listed directory (whose
+//!   stat a new or removed entry changes), or the record itself;
+//! - the queue never overflowed and no watch was dropped (either voids
+//!   every record).
+//!
+//! What inotify cannot see, and the stat check could: writes through a
+//! shared memory map, and changes made by another machine on a network
+//! file system. The first is rare for inputs; the second is excluded: a
+//! directory on a file system that is not known to be local is not
+//! watched, and its records are never vouched for (the build then stats
+//! them itself). A file with other hard links is watched itself, since a
+//! write through another name reaches no watched directory.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use crate::file_stat::Stat;
+
+/// The events that can change a watched path's stat or content: not
+/// opens, reads or closes without a write.
+fn mask() -> WatchMask {
+    WatchMask::ATTRIB
+        | WatchMask::CREATE
+        | WatchMask::DELETE
+        | WatchMask::MODIFY
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::MOVED_FROM
+        | WatchMask::MOVED_TO
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+}
+
+/// The paths whose change voids one record, and what to watch for them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Relevance {
+    /// The listed files (and the record itself), by every name found for
+    /// them (as listed, and resolved when a symlink is on the way).
+    files: HashSet<PathBuf>,
+    /// Every directory above a listed file, up to the root.
+    ancestors: HashSet<PathBuf>,
+    /// The listed entries that are directories: an entry appearing in one
+    /// or leaving it changes its stat.
+    listed_dirs: HashSet<PathBuf>,
+    /// What to watch: directories, and files with other hard links.
+    pub watch: Vec<PathBuf>,
+}
+
+impl Relevance {
+    /// The relevance of `record`, which lists `files` (each with whether
+    /// it must be a plain file; a listed entry that is not may be a
+    /// directory).
+    pub fn of(record: &Path, files: &[(PathBuf, bool)]) -> Relevance {
+        let mut r = Relevance::default();
+        let mut watch: HashSet<PathBuf> = HashSet::new();
+        let mut parents: HashSet<PathBuf> = HashSet::new();
+        let entries = files
+            .iter()
+            .map(|(path, plain)| (path.as_path(), *plain))
+            .chain([(record, true)]);
+        for (path, plain) in entries {
+            r.files.insert(path.to_path_buf());
+            let meta = fs::symlink_metadata(path).ok();
+            let is_link = meta.as_ref().is_some_and(|m| m.file_type().is_symlink());
+            let mut names = vec![path.to_path_buf()];
+            if is_link && let Ok(target) = fs::canonicalize(path) {
+                r.files.insert(target.clone());
+                names.push(target);
+            }
+            let target_meta = if is_link {
+                fs::metadata(path).ok()
+            } else {
+                meta
+            };
+            if let Some(meta) = &target_meta {
+                if !plain && meta.is_dir() {
+                    for name in &names {
+                        r.listed_dirs.insert(name.clone());
+                        watch.insert(name.clone());
+                    }
+                } else if nlink(meta) > 1 {
+                    watch.extend(names.iter().cloned());
+                }
+            }
+            for name in &names {
+                if let Some(parent) = name.parent() {
+                    parents.insert(parent.to_path_buf());
+                }
+            }
+        }
+        // A directory on the way may itself be reached through a symlink:
+        // the resolved directories and theirs are watched too.
+        let mut dirs: HashSet<PathBuf> = HashSet::new();
+        for parent in &parents {
+            dirs.insert(parent.clone());
+            if let Ok(resolved) = fs::canonicalize(parent) {
+                dirs.insert(resolved);
+            }
+        }
+        for dir in &dirs {
+            for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+                if r.ancestors.insert(ancestor.to_path_buf()) {
+                    watch.insert(ancestor.to_path_buf());
+                }
+            }
+        }
+        r.watch = watch.into_iter().collect();
+        // Shallow first, so that a missing deep directory fails late.
+        r.watch
+            .sort_by_key(|p| (p.components().count(), p.as_os_str().to_owned()));
+        r
+    }
+
+    /// Whether an event on `path` voids the record; `listing`: the event
+    /// adds, removes or renames `path` in its directory.
+    pub fn voided_by(&self, path: &Path, listing: bool) -> bool {
+        self.files.contains(path)
+            || self.ancestors.contains(path)
+            || (listing && path.parent().is_some_and(|p| self.listed_dirs.contains(p)))
+    }
+}
+
+#[cfg(unix)]
+fn nlink(meta: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::nlink(meta)
+}
+
+/// Whether `dir` lies on a file system whose changes all pass through
+/// this machine's kernel (so inotify sees them): the common local disk
+/// and memory file systems. Network and FUSE file systems are not.
+fn local_file_system(dir: &Path) -> bool {
+    const LOCAL: &[u64] = &[
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+        0x0000_9660, // iso9660 (read-only)
+    ];
+    rustix::fs::statfs(dir).is_ok_and(|s| LOCAL.contains(&(s.f_type as u64)))
+}
+
+/// One record being watched.
+struct Tracked {
+    invocation: String,
+    /// The record file's stat when its files were checked: a rewritten
+    /// record is another record.
+    record_stat: Stat,
+    relevance: Relevance,
+    /// No event touched a relevant path since its files were found
+    /// unchanged.
+    vouched: bool,
+}
+
+/// The inotify instance and the records it watches for.
+pub struct Watched {
+    inotify: Inotify,
+    /// Each watch's paths: one directory reached by several names (a
+    /// symlink on the way) has one descriptor.
+    paths: HashMap<WatchDescriptor, Vec<PathBuf>>,
+    watched: HashSet<PathBuf>,
+    records: HashMap<PathBuf, Tracked>,
+    buffer: Vec<u8>,
+}
+
+impl Watched {
+    pub fn new() -> std::io::Result<Watched> {
+        Ok(Watched {
+            inotify: Inotify::init()?,
+            paths: HashMap::new(),
+            watched: HashSet::new(),
+            records: HashMap::new(),
+            buffer: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Reads every queued event (without waiting) and voids what they touch.
+    pub fn drain(&mut self) {
+        loop {
+            let events = match self.inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    // The queue cannot be read: nothing is known any more.
+                    void_all(&mut self.records);
+                    return;
+                }
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                if event.mask.intersects(EventMask::Q_OVERFLOW) {
+                    void_all(&mut self.records);
+                    continue;
+                }
+                if event.mask.contains(EventMask::IGNORED) {
+                    // The watch is gone (its directory was removed): watched
+                    // again at the next check.
+                    for path in self.paths.remove(&event.wd).unwrap_or_default() {
+                        self.watched.remove(&path);
+                    }
+                    void_all(&mut self.records);
+                    continue;
+                }
+                let listing = event.mask.intersects(
+                    EventMask::CREATE
+                        | EventMask::DELETE
+                        | EventMask::MOVED_FROM
+                        | EventMask::MOVED_TO,
+                );
+                let Some(bases) = self.paths.get(&event.wd) else {
+                    continue;
+                };
+                for base in bases {
+                    let path = match event.name {
+                        Some(name) => base.join(name),
+                        None => base.clone(),
+                    };
+                    for tracked in self.records.values_mut() {
+                        if tracked.vouched && tracked.relevance.voided_by(&path, listing) {
+                            tracked.vouched = false;
+                        }
+                    }
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Whether the record at `record`, written for `invocation`, still
+    /// holds: every file it lists as recorded. Answered from the events
+    /// when the record was checked before and nothing touched it since;
+    /// otherwise its paths are watched and its files checked now.
+    pub fn holds(&mut self, record: &Path, invocation: &str) -> bool {
+        self.drain();
+        let Some(stat) = stat_of(record) else {
+            self.records.remove(record);
+            return false;
+        };
+        if let Some(t) = self.records.get(record)
+            && t.vouched
+            && t.invocation == invocation
+            && t.record_stat == stat
+        {
+            return true;
+        }
+        self.records.remove(record);
+        let Ok(text) = fs::read_to_string(record) else {
+            return false;
+        };
+        let Some(files) = crate::uptodate::listed_files(&text, invocation) else {
+            return false;
+        };
+        let relevance = Relevance::of(record, &files);
+        for path in &relevance.watch {
+            if !self.watch(path) {
+                return false;
+            }
+        }
+        self.records.insert(
+            record.to_path_buf(),
+            Tracked {
+                invocation: invocation.to_string(),
+                record_stat: stat,
+                relevance,
+                vouched: true,
+            },
+        );
+        // Events queued before the check could only void what it checks;
+        // any event from here on voids the record at the next drain.
+        let holds =
+            crate::uptodate::check(record, invocation).is_some() && stat_of(record) == Some(stat);
+        if let Some(t) = self.records.get_mut(record) {
+            t.vouched &= holds;
+        }
+        holds
+    }
+
+    /// Watches `path` unless it is watched; false when it cannot be (it
+    /// is gone, the watch limit is reached, or its file system may change
+    /// without this kernel knowing).
+    fn watch(&mut self, path: &Path) -> bool {
+        if self.watched.contains(path) {
+            return true;
+        }
+        let dir = if path.is_dir() {
+            path
+        } else {
+            path.parent().unwrap_or(path)
+        };
+        if !local_file_system(dir) {
+            return false;
+        }
+        let Ok(wd) = self.inotify.watches().add(path, mask()) else {
+            return false;
+        };
+        self.paths.entry(wd).or_default().push(path.to_path_buf());
+        self.watched.insert(path.to_path_buf());
+        true
+    }
+}
+
+fn void_all(records: &mut HashMap<PathBuf, Tracked>) {
+    for t in records.values_mut() {
+        t.vouched = false;
+    }
+}
+
+fn stat_of(path: &Path) -> Option<Stat> {
+    fs::symlink_metadata(path).ok().map(|m| Stat::of(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_voids_a_record_through_its_files_parents_and_listed_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(root.join("in")).unwrap();
+        fs::create_dir_all(root.join("listed")).unwrap();
+        fs::write(root.join("in/a.txt"), "a").unwrap();
+        let record = root.join("runs/wf/uptodate");
+        let files = vec![(root.join("in/a.txt"), true), (root.join("listed"), false)];
+        let r = Relevance::of(&record, &files);
+        // A listed file, the record, a parent on the way, the root.
+        assert!(r.voided_by(&root.join("in/a.txt"), false));
+        assert!(r.voided_by(&record, true));
+        assert!(r.voided_by(&root.join("in"), true));
+        assert!(r.voided_by(&root.join("runs"), true));
+        assert!(r.voided_by(Path::new("/"), false));
+        // A neighbour of a listed file does not; a new entry in a listed
+        // directory does, a write inside one of its files does not.
+        assert!(!r.voided_by(&root.join("in/b.txt"), true));
+        assert!(!r.voided_by(&root.join("runs/wf/events.jsonl"), true));
+        assert!(r.voided_by(&root.join("listed/new.csv"), true));
+        assert!(!r.voided_by(&root.join("listed/new.csv"), false));
+        // Watched: the listed directory and every directory on the way,
+        // not the plain file (one link).
+        assert!(r.watch.contains(&root.join("listed")));
+        assert!(r.watch.contains(&root.join("in")));
+        assert!(r.watch.contains(&root.join("runs/wf")));
+        assert!(r.watch.contains(&PathBuf::from("/")));
+        assert!(!r.watch.contains(&root.join("in/a.txt")));
+    }
+
+    #[test]
+    fn a_file_with_another_hard_link_is_watched_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::write(root.join("a.txt"), "a").unwrap();
+        fs::hard_link(root.join("a.txt"), root.join("elsewhere.txt")).unwrap();
+        let r = Relevance::of(&root.join("uptodate"), &[(root.join("a.txt"), true)]);
+        assert!(r.watch.contains(&root.join("a.txt")));
+    }
+
+    #[test]
+    fn a_symlinked_input_is_known_by_its_target_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(root.join("real")).unwrap();
+        fs::write(root.join("real/data.csv"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("real/data.csv"), root.join("data.csv")).unwrap();
+        let r = Relevance::of(&root.join("uptodate"), &[(root.join("data.csv"), false)]);
+        assert!(r.voided_by(&root.join("real/data.csv"), false));
+        assert!(r.watch.contains(&root.join("real")));
+    }
+}

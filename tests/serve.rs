@@ -1,0 +1,185 @@
+//! `admf serve`: a build of an unchanged workflow is vouched for by the
+//! server instead of stating every file, and every change the build's own
+//! check would see is seen through the server too: edits, files replaced
+//! by a rename, writes through another hard link, a swapped directory,
+//! deleted outputs, a changed workflow. A build with no live server checks
+//! the record itself.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use common::fast_paths::{Run, age, build, settle};
+use common::server::Server;
+use common::{DIAMOND, Project};
+
+/// What the trace adds when the server vouched for the record.
+const VOUCHED: &str = "(vouched for by admf serve)";
+
+fn diamond() -> Project {
+    let p = Project::new();
+    p.file("wf.yaml", DIAMOND).file("in/a.txt", "hello\n");
+    p
+}
+
+/// A build answered by the record with the server's word for it.
+fn vouched(run: &Run) -> bool {
+    run.fast && run.stderr.contains(VOUCHED)
+}
+
+/// Age the project and build until the server vouches for the record
+/// (the first question after a change makes it check every file itself;
+/// it vouches from then on while nothing changes).
+fn settle_served(p: &Project) {
+    settle(p, &["wf.yaml"]);
+    for _ in 0..3 {
+        let run = build(p, &["wf.yaml"]);
+        assert!(run.ran().is_empty(), "{}", run.stderr);
+        if vouched(&run) {
+            return;
+        }
+        age(p.dir.path());
+        build(p, &["wf.yaml"]);
+    }
+    panic!("the server never vouched for the record");
+}
+
+#[test]
+fn a_served_no_op_is_vouched_for_and_every_change_is_seen() {
+    let p = diamond();
+    // A second name for the input, outside the directories a build reads:
+    // a write through it changes in/a.txt without an event in `in/`.
+    std::fs::create_dir_all(p.path("elsewhere")).unwrap();
+    std::fs::hard_link(p.path("in/a.txt"), p.path("elsewhere/a.txt")).unwrap();
+    let mut server = Server::start(&p);
+    settle_served(&p);
+    // Vouched again and again while nothing changes.
+    for _ in 0..3 {
+        let run = build(&p, &["wf.yaml"]);
+        assert!(vouched(&run), "{}", run.stderr);
+        assert!(run.ran().is_empty());
+        assert_eq!(run.ids(), ["a", "b", "c", "d"]);
+    }
+
+    // An edit in place.
+    p.file("in/a.txt", "howdy\n");
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
+
+    // A write through the other hard link (the file was re-linked: the
+    // edit above rewrote in/a.txt in place, so the link still holds).
+    settle_served(&p);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path("elsewhere/a.txt"))
+        .unwrap()
+        .write_all(b"there\n")
+        .unwrap();
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "HOWDY\nTHERE\nh");
+
+    // A file replaced by a rename, as editors save.
+    settle_served(&p);
+    std::fs::write(p.path("in/.a.swp"), "jolly\n").unwrap();
+    std::fs::rename(p.path("in/.a.swp"), p.path("in/a.txt")).unwrap();
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "JOLLY\nj");
+
+    // A deleted output: restored from the store, nothing runs.
+    settle_served(&p);
+    std::fs::remove_file(p.path("out/b.txt")).unwrap();
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert!(run.ran().is_empty());
+    assert_eq!(p.read("out/b.txt"), "JOLLY\n");
+
+    // The input's directory swapped for another holding other bytes.
+    settle_served(&p);
+    std::fs::rename(p.path("in"), p.path("in.old")).unwrap();
+    p.file("in/a.txt", "kind\n");
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "KIND\nk");
+
+    // The workflow edited.
+    settle_served(&p);
+    p.file("wf.yaml", &DIAMOND.replace("tr a-z A-Z", "tr a-y A-Y"));
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["b"]);
+
+    // Other targets are another record, vouched for on their own.
+    settle_served(&p);
+    let run = build(&p, &["wf.yaml", "c"]);
+    assert!(run.ran().is_empty(), "{}", run.stderr);
+    assert_eq!(run.ids(), ["a", "c"]);
+    assert!(server.alive());
+}
+
+#[test]
+fn a_build_with_no_live_server_checks_the_record_itself() {
+    let p = diamond();
+    let mut server = Server::start(&p);
+    settle_served(&p);
+    // Killed: its socket stays behind, and nothing answers on it.
+    server.kill();
+    assert!(p.path("cache/serve.sock").exists());
+    let run = build(&p, &["wf.yaml"]);
+    assert!(run.fast && !vouched(&run), "{}", run.stderr);
+    p.file("in/a.txt", "howdy\n");
+    assert_eq!(build(&p, &["wf.yaml"]).ran(), ["a", "b", "c", "d"]);
+    // A new server takes the stale socket over.
+    let _server = Server::start(&p);
+    settle_served(&p);
+}
+
+#[test]
+fn a_second_server_on_one_store_is_refused() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    let out = p.admf(&["serve", "--cache-dir", p.path("cache").to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("another admf serve already serves this store"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The server answers only for records of its own store.
+#[test]
+fn a_question_about_another_store_is_answered_no() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    settle_served(&p);
+    let other = Project::new();
+    let record = other.path("cache/runs/wf/uptodate");
+    let answer = ask(
+        &p.path("cache/serve.sock"),
+        &format!("check abc {}\n", record.display()),
+    );
+    assert_eq!(answer, "no\n");
+    assert_eq!(ask(&p.path("cache/serve.sock"), "nonsense\n"), "no\n");
+}
+
+fn ask(socket: &Path, question: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(question.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
