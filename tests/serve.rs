@@ -183,3 +183,34 @@ fn ask(socket: &Path, question: &str) -> String {
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+/// An event that changed nothing (a file opened for writing and closed
+/// unwritten) costs one build its answer: that build checks the record
+/// itself, and the server checks it again on its own soon after.
+#[test]
+fn a_record_an_event_left_unchanged_is_vouched_for_again() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    settle_served(&p);
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p.path("in/a.txt"))
+            .unwrap(),
+    );
+    let run = build(&p, &["wf.yaml"]);
+    assert!(run.fast && !vouched(&run), "{}", run.stderr);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let run = build(&p, &["wf.yaml"]);
+        assert!(run.fast && run.ran().is_empty(), "{}", run.stderr);
+        if vouched(&run) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not vouched for again within 10 s"
+        );
+    }
+}

@@ -11,8 +11,12 @@
 //! with no server (nothing listens on the socket), it checks the record
 //! itself, exactly as without a server. A server therefore only ever
 //! saves stats: the first question about a record is answered by the full
-//! check, made by the server after it starts watching, and a later one by
-//! the events since.
+//! check, made by the server after it starts watching; a later one by the
+//! events since: yes when none touched the record's paths, no when one
+//! did. The server checks a record again without being asked as soon as a
+//! build writes it anew (so the next build's question finds it checked),
+//! and half a second after an event voided it (an event may change
+//! nothing: a file opened for writing and closed unwritten).
 //!
 //! One server per store, in the foreground until Ctrl-C or a kill; a
 //! socket left by a killed server is replaced by the next one. Linux only
@@ -86,8 +90,9 @@ fn serve_linux(store: &Path) -> Result<i32, Error> {
         watched::Watched::new().map_err(|e| Error::io(&socket, e))?,
     ));
     // Events are read as they come, so that a long quiet spell does not
-    // overflow the kernel's queue (which would void every record); each
-    // question reads the rest under the same lock.
+    // overflow the kernel's queue (which would void every record), and a
+    // record written anew is checked before anyone asks; each question
+    // reads the rest under the same lock.
     {
         let watched = Arc::clone(&watched);
         std::thread::Builder::new()
@@ -95,7 +100,9 @@ fn serve_linux(store: &Path) -> Result<i32, Error> {
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(20));
-                    watched.lock().unwrap_or_else(|e| e.into_inner()).drain();
+                    let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
+                    watched.drain();
+                    watched.check_due();
                 }
             })
             .map_err(|e| Error::io(&socket, e))?;

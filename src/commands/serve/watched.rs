@@ -32,10 +32,18 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use rayon::prelude::*;
 
 use crate::file_stat::Stat;
+
+/// How long after an event voided a record it is checked again without a
+/// question: long enough for a build that found a real change to have
+/// deleted the record (which it does before running anything), so that
+/// only records an event left unchanged are checked.
+const RECHECK_AFTER: Duration = Duration::from_millis(500);
 
 /// The events that can change a watched path's stat or content: not
 /// opens, reads or closes without a write.
@@ -74,38 +82,33 @@ impl Relevance {
         let mut r = Relevance::default();
         let mut watch: HashSet<PathBuf> = HashSet::new();
         let mut parents: HashSet<PathBuf> = HashSet::new();
-        let entries = files
+        let entries: Vec<(&Path, bool)> = files
             .iter()
             .map(|(path, plain)| (path.as_path(), *plain))
-            .chain([(record, true)]);
-        for (path, plain) in entries {
-            r.files.insert(path.to_path_buf());
-            let meta = fs::symlink_metadata(path).ok();
-            let is_link = meta.as_ref().is_some_and(|m| m.file_type().is_symlink());
-            let mut names = vec![path.to_path_buf()];
-            if is_link && let Ok(target) = fs::canonicalize(path) {
-                r.files.insert(target.clone());
-                names.push(target);
-            }
-            let target_meta = if is_link {
-                fs::metadata(path).ok()
-            } else {
-                meta
-            };
-            if let Some(meta) = &target_meta {
-                if !plain && meta.is_dir() {
-                    for name in &names {
-                        r.listed_dirs.insert(name.clone());
-                        watch.insert(name.clone());
-                    }
-                } else if nlink(meta) > 1 {
-                    watch.extend(names.iter().cloned());
-                }
-            }
-            for name in &names {
+            .chain([(record, true)])
+            .collect();
+        // One `lstat` per entry (a record lists every input and output),
+        // on every core.
+        let looked: Vec<Entry> = entries
+            .par_iter()
+            .map(|&(path, plain)| Entry::of(path, plain))
+            .collect();
+        for entry in looked {
+            for name in &entry.names {
+                r.files.insert(name.clone());
                 if let Some(parent) = name.parent() {
                     parents.insert(parent.to_path_buf());
                 }
+            }
+            match entry.kind {
+                EntryKind::ListedDir => {
+                    for name in &entry.names {
+                        r.listed_dirs.insert(name.clone());
+                        watch.insert(name.clone());
+                    }
+                }
+                EntryKind::Linked => watch.extend(entry.names),
+                EntryKind::Single => {}
             }
         }
         // A directory on the way may itself be reached through a symlink:
@@ -137,6 +140,44 @@ impl Relevance {
         self.files.contains(path)
             || self.ancestors.contains(path)
             || (listing && path.parent().is_some_and(|p| self.listed_dirs.contains(p)))
+    }
+}
+
+/// One listed entry as found on disk.
+struct Entry {
+    /// Its path, and the resolved one when it is a symlink.
+    names: Vec<PathBuf>,
+    kind: EntryKind,
+}
+
+enum EntryKind {
+    /// A directory listed as such: its own watch sees entries come and go.
+    ListedDir,
+    /// A file with other hard links: its own watch sees writes through them.
+    Linked,
+    /// Seen through its directory's watch alone (or gone: the check fails).
+    Single,
+}
+
+impl Entry {
+    fn of(path: &Path, plain: bool) -> Entry {
+        let meta = fs::symlink_metadata(path).ok();
+        let is_link = meta.as_ref().is_some_and(|m| m.file_type().is_symlink());
+        let mut names = vec![path.to_path_buf()];
+        if is_link && let Ok(target) = fs::canonicalize(path) {
+            names.push(target);
+        }
+        let target_meta = if is_link {
+            fs::metadata(path).ok()
+        } else {
+            meta
+        };
+        let kind = match &target_meta {
+            Some(meta) if !plain && meta.is_dir() => EntryKind::ListedDir,
+            Some(meta) if nlink(meta) > 1 => EntryKind::Linked,
+            _ => EntryKind::Single,
+        };
+        Entry { names, kind }
     }
 }
 
@@ -182,6 +223,10 @@ pub struct Watched {
     paths: HashMap<WatchDescriptor, Vec<PathBuf>>,
     watched: HashSet<PathBuf>,
     records: HashMap<PathBuf, Tracked>,
+    /// Records to check again without a question, each with when
+    /// ([`Watched::check_due`]): at once when written anew, a little later
+    /// when an event voided them.
+    due: HashMap<PathBuf, Instant>,
     buffer: Vec<u8>,
 }
 
@@ -192,6 +237,7 @@ impl Watched {
             paths: HashMap::new(),
             watched: HashSet::new(),
             records: HashMap::new(),
+            due: HashMap::new(),
             buffer: vec![0; 64 * 1024],
         })
     }
@@ -230,6 +276,9 @@ impl Watched {
                         | EventMask::MOVED_FROM
                         | EventMask::MOVED_TO,
                 );
+                let written = event
+                    .mask
+                    .intersects(EventMask::MOVED_TO | EventMask::CLOSE_WRITE);
                 let Some(bases) = self.paths.get(&event.wd) else {
                     continue;
                 };
@@ -238,6 +287,9 @@ impl Watched {
                         Some(name) => base.join(name),
                         None => base.clone(),
                     };
+                    if written && self.records.contains_key(&path) {
+                        self.due.insert(path.clone(), Instant::now());
+                    }
                     for tracked in self.records.values_mut() {
                         if tracked.vouched && tracked.relevance.voided_by(&path, listing) {
                             tracked.vouched = false;
@@ -253,8 +305,11 @@ impl Watched {
 
     /// Whether the record at `record`, written for `invocation`, still
     /// holds: every file it lists as recorded. Answered from the events
-    /// when the record was checked before and nothing touched it since;
-    /// otherwise its paths are watched and its files checked now.
+    /// when the record was checked before: yes when nothing touched it
+    /// since, no when something did (the build then checks it itself; the
+    /// server checks it again a little later, as the event may have
+    /// changed nothing). A record not checked yet (new, or written anew)
+    /// has its paths watched and its files checked now.
     pub fn holds(&mut self, record: &Path, invocation: &str) -> bool {
         self.drain();
         let Some(stat) = stat_of(record) else {
@@ -262,13 +317,73 @@ impl Watched {
             return false;
         };
         if let Some(t) = self.records.get(record)
-            && t.vouched
             && t.invocation == invocation
             && t.record_stat == stat
         {
-            return true;
+            if !t.vouched {
+                // A build that finds a change deletes the record before
+                // this comes due; one that finds none leaves it here.
+                self.due
+                    .entry(record.to_path_buf())
+                    .or_insert_with(|| Instant::now() + RECHECK_AFTER);
+            }
+            return t.vouched;
         }
+        self.check_now(record, invocation, stat)
+    }
+
+    /// Checks the records that came due ([`Watched::due`]). The
+    /// invocation is the record's own; a build with another one is then
+    /// answered no.
+    pub fn check_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(record, _)| record.clone())
+            .collect();
+        for record in due {
+            self.due.remove(&record);
+            let Some(stat) = stat_of(&record) else {
+                self.records.remove(&record);
+                continue;
+            };
+            if self
+                .records
+                .get(&record)
+                .is_some_and(|t| t.vouched && t.record_stat == stat)
+            {
+                continue;
+            }
+            let invocation = fs::read_to_string(&record).ok().and_then(|text| {
+                let second = text.lines().nth(1)?;
+                Some(second.strip_prefix("invocation ")?.to_string())
+            });
+            if let Some(invocation) = invocation {
+                self.check_now(&record, &invocation, stat);
+            }
+        }
+    }
+
+    fn check_now(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
         self.records.remove(record);
+        self.due.remove(record);
+        let checking = Instant::now();
+        let holds = self.check(record, invocation, stat);
+        if std::env::var_os("ADMF_TRACE").is_some() {
+            crate::errln!(
+                "trace: checked {} in {:?}: {}",
+                record.display(),
+                checking.elapsed(),
+                if holds { "holds" } else { "does not hold" }
+            );
+        }
+        holds
+    }
+
+    /// Watches what `record` rests on, then checks its files.
+    fn check(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
         let Ok(text) = fs::read_to_string(record) else {
             return false;
         };
