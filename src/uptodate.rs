@@ -243,16 +243,51 @@ pub fn nodes_unchecked(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
     parse(&text, invocation, false).map(|(nodes, _)| nodes)
 }
 
-/// The files a record written for `invocation` lists, each with whether
-/// it must be a plain file: what `admf serve` watches for it.
-pub fn listed_files(text: &str, invocation: &str) -> Option<Vec<(PathBuf, bool)>> {
+/// A file as a record lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub path: PathBuf,
+    /// Its stat when the build read it.
+    pub stat: Stat,
+    /// Whether it must be a plain file (else a directory, say, or a
+    /// symlink followed).
+    pub plain: bool,
+    /// The blake3 of its content, for a file too recent for its stat.
+    pub digest: Option<String>,
+}
+
+/// The files a record written for `invocation` lists: what `admf serve`
+/// watches for it, and checks a few of at a time ([`all_hold`]).
+pub fn listed(text: &str, invocation: &str) -> Option<Vec<Listed>> {
     let (_, files) = parse(text, invocation, true)?;
     Some(
         files
             .into_iter()
-            .map(|(path, _, plain, _)| (path.into_owned(), plain))
+            .map(|(path, stat, plain, digest)| Listed {
+                path: path.into_owned(),
+                stat,
+                plain,
+                digest: digest.map(str::to_string),
+            })
             .collect(),
     )
+}
+
+/// Whether each of `files` still holds, by the rule [`check`] applies to
+/// a whole record.
+pub fn all_hold(files: &[&Listed]) -> bool {
+    let files: Files<'_> = files
+        .iter()
+        .map(|l| {
+            (
+                Cow::Borrowed(l.path.as_path()),
+                l.stat,
+                l.plain,
+                l.digest.as_deref(),
+            )
+        })
+        .collect();
+    all_unchanged(&files)
 }
 
 /// Whether every file has its recorded stat (and each plain one is still

@@ -184,11 +184,10 @@ fn ask(socket: &Path, question: &str) -> String {
     answer
 }
 
-/// An event that changed nothing (a file opened for writing and closed
-/// unwritten) costs one build its answer: that build checks the record
-/// itself, and the server checks it again on its own soon after.
+/// An event on a listed file that changed nothing (opened for writing
+/// and closed unwritten) costs the server one more stat of that file.
 #[test]
-fn a_record_an_event_left_unchanged_is_vouched_for_again() {
+fn an_event_that_left_a_file_unchanged_is_vouched_for_after_one_stat() {
     let p = diamond();
     let _server = Server::start(&p);
     settle_served(&p);
@@ -198,6 +197,25 @@ fn a_record_an_event_left_unchanged_is_vouched_for_again() {
             .open(p.path("in/a.txt"))
             .unwrap(),
     );
+    let run = build(&p, &["wf.yaml"]);
+    assert!(vouched(&run), "{}", run.stderr);
+    assert!(run.ran().is_empty());
+}
+
+/// An event on a directory on the way (its mode set again) could have
+/// changed any entry: that build checks the record itself, and the
+/// server checks it again on its own soon after.
+#[test]
+fn after_an_event_on_a_parent_directory_the_record_is_checked_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = diamond();
+    let _server = Server::start(&p);
+    settle_served(&p);
+    let mode = std::fs::metadata(p.path("in"))
+        .unwrap()
+        .permissions()
+        .mode();
+    std::fs::set_permissions(p.path("in"), std::fs::Permissions::from_mode(mode)).unwrap();
     let run = build(&p, &["wf.yaml"]);
     assert!(run.fast && !vouched(&run), "{}", run.stderr);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -213,4 +231,17 @@ fn a_record_an_event_left_unchanged_is_vouched_for_again() {
             "not vouched for again within 10 s"
         );
     }
+}
+
+/// A server started after a change vouches for nothing before checking:
+/// the record was written before the edit.
+#[test]
+fn a_server_started_after_an_edit_checks_the_record_first() {
+    let p = diamond();
+    settle(&p, &["wf.yaml"]);
+    p.file("in/a.txt", "howdy\n");
+    let _server = Server::start(&p);
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert_eq!(run.ran(), ["a", "b", "c", "d"]);
 }

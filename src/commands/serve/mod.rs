@@ -12,11 +12,11 @@
 //! itself, exactly as without a server. A server therefore only ever
 //! saves stats: the first question about a record is answered by the full
 //! check, made by the server after it starts watching; a later one by the
-//! events since: yes when none touched the record's paths, no when one
-//! did. The server checks a record again without being asked as soon as a
-//! build writes it anew (so the next build's question finds it checked),
-//! and half a second after an event voided it (an event may change
-//! nothing: a file opened for writing and closed unwritten).
+//! events since ([`watched`]): the entries an event touched are stated
+//! again, the rest are known. The server checks a record again without
+//! being asked as soon as a build writes it anew (so the next build's
+//! question finds it checked), and half a second after an event on a
+//! directory on the way made every entry unknown.
 //!
 //! One server per store, in the foreground until Ctrl-C or a kill; a
 //! socket left by a killed server is replaced by the next one. Linux only

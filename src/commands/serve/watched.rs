@@ -1,7 +1,7 @@
 //! What `admf serve` knows of each up-to-date record it was asked about:
-//! the paths whose change would void it, the directories watched for
-//! them (inotify), and whether any event touched one of those paths since
-//! the record's files were last found unchanged.
+//! the paths whose change could void it, the directories watched for
+//! them (inotify), what each listed entry was when last checked, and
+//! which entries an event touched since.
 //!
 //! # Why an answer can be trusted
 //!
@@ -9,17 +9,24 @@
 //! the change, before that call returns. A build asks only after every
 //! change it could depend on has returned, so reading the queue dry when
 //! the question arrives sees every such change (no sync cookie is needed,
-//! unlike watchers whose events arrive asynchronously). A record is
-//! vouched for only when:
+//! unlike watchers whose events arrive asynchronously). An entry is known
+//! to hold when:
 //!
-//! - its directories were watched *before* its files were stated and found
-//!   as recorded (the full check of [`crate::uptodate::check`]), so a change
-//!   after that check is an event and a change before it fails the check;
-//! - no event since touched a listed file, a directory on the way to one
-//!   (a renamed or swapped parent), a name inside a listed directory (whose
-//!   stat a new or removed entry changes), or the record itself;
-//! - the queue never overflowed and no watch was dropped (either voids
-//!   every record).
+//! - its directories were watched *before* it was stated and found as
+//!   recorded (by the rule of [`crate::uptodate::check`]), so a change
+//!   after that is an event and a change before it fails the check;
+//! - no event since touched it (by any of its names), a directory on the
+//!   way to it (a renamed or swapped parent), or, for a listed directory,
+//!   a name inside it (a new or removed entry changes its stat); an entry
+//!   an event touched is stated again when asked, by the same rule;
+//! - the queue never overflowed and no watch was dropped (either makes
+//!   every entry unknown).
+//!
+//! A record is vouched for when every entry it lists holds. A record
+//! written anew (a build that ran something) is checked as soon as it
+//! appears: only its entries that the record before it listed alike (same
+//! stat, kind and digest) and no event touched are taken as known; the
+//! rest are stated.
 //!
 //! What inotify cannot see, and the stat check could: writes through a
 //! shared memory map, and changes made by another machine on a network
@@ -38,6 +45,7 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use rayon::prelude::*;
 
 use crate::file_stat::Stat;
+use crate::uptodate::Listed;
 
 /// How long after an event voided a record it is checked again without a
 /// question: long enough for a build that found a real change to have
@@ -75,25 +83,13 @@ pub struct Relevance {
 }
 
 impl Relevance {
-    /// The relevance of `record`, which lists `files` (each with whether
-    /// it must be a plain file; a listed entry that is not may be a
-    /// directory).
-    pub fn of(record: &Path, files: &[(PathBuf, bool)]) -> Relevance {
+    /// The relevance of `record`, from what was found of each entry it
+    /// lists and of itself.
+    fn of(entries: &[&Entry]) -> Relevance {
         let mut r = Relevance::default();
         let mut watch: HashSet<PathBuf> = HashSet::new();
         let mut parents: HashSet<PathBuf> = HashSet::new();
-        let entries: Vec<(&Path, bool)> = files
-            .iter()
-            .map(|(path, plain)| (path.as_path(), *plain))
-            .chain([(record, true)])
-            .collect();
-        // One `lstat` per entry (a record lists every input and output),
-        // on every core.
-        let looked: Vec<Entry> = entries
-            .par_iter()
-            .map(|&(path, plain)| Entry::of(path, plain))
-            .collect();
-        for entry in looked {
+        for entry in entries {
             for name in &entry.names {
                 r.files.insert(name.clone());
                 if let Some(parent) = name.parent() {
@@ -107,7 +103,7 @@ impl Relevance {
                         watch.insert(name.clone());
                     }
                 }
-                EntryKind::Linked => watch.extend(entry.names),
+                EntryKind::Linked => watch.extend(entry.names.iter().cloned()),
                 EntryKind::Single => {}
             }
         }
@@ -134,22 +130,43 @@ impl Relevance {
         r
     }
 
-    /// Whether an event on `path` voids the record; `listing`: the event
+    /// What an event on `path` tells of the record; `listing`: the event
     /// adds, removes or renames `path` in its directory.
-    pub fn voided_by(&self, path: &Path, listing: bool) -> bool {
-        self.files.contains(path)
-            || self.ancestors.contains(path)
-            || (listing && path.parent().is_some_and(|p| self.listed_dirs.contains(p)))
+    fn touch(&self, path: &Path, listing: bool) -> Touch {
+        if self.files.contains(path) {
+            Touch::Entry(path.to_path_buf())
+        } else if self.ancestors.contains(path) {
+            Touch::Whole
+        } else if listing && let Some(dir) = path.parent().filter(|p| self.listed_dirs.contains(*p))
+        {
+            // The listed directory's own stat changed.
+            Touch::Entry(dir.to_path_buf())
+        } else {
+            Touch::Nothing
+        }
     }
 }
 
+/// What one event tells of a record.
+#[derive(Debug, PartialEq, Eq)]
+enum Touch {
+    Nothing,
+    /// A listed entry (or the record itself), by one of its names, may
+    /// have changed: stating it again tells.
+    Entry(PathBuf),
+    /// A directory on the way changed: any entry may now be another file.
+    Whole,
+}
+
 /// One listed entry as found on disk.
+#[derive(Clone)]
 struct Entry {
     /// Its path, and the resolved one when it is a symlink.
     names: Vec<PathBuf>,
     kind: EntryKind,
 }
 
+#[derive(Clone, Copy)]
 enum EntryKind {
     /// A directory listed as such: its own watch sees entries come and go.
     ListedDir,
@@ -210,9 +227,31 @@ struct Tracked {
     /// record is another record.
     record_stat: Stat,
     relevance: Relevance,
-    /// No event touched a relevant path since its files were found
-    /// unchanged.
-    vouched: bool,
+    /// Each listed file as it was checked, with what was found of it.
+    checked: HashMap<PathBuf, (Listed, Entry)>,
+    /// The listed entries (by any of their names) an event touched since
+    /// they were checked.
+    touched: HashSet<PathBuf>,
+    /// An event that could have changed any entry (a directory on the
+    /// way renamed, the queue overflowed): nothing is known any more.
+    whole: bool,
+}
+
+impl Tracked {
+    fn vouched(&self) -> bool {
+        !self.whole && self.touched.is_empty()
+    }
+
+    /// Whether the checked `listed` entry is still known to hold:
+    /// untouched since, and recorded alike (stat, kind, digest).
+    fn still_holds(&self, listed: &Listed) -> Option<&Entry> {
+        if self.whole {
+            return None;
+        }
+        let (checked, entry) = self.checked.get(&listed.path)?;
+        (checked == listed && !entry.names.iter().any(|n| self.touched.contains(n)))
+            .then_some(entry)
+    }
 }
 
 /// The inotify instance and the records it watches for.
@@ -290,9 +329,17 @@ impl Watched {
                     if written && self.records.contains_key(&path) {
                         self.due.insert(path.clone(), Instant::now());
                     }
-                    for tracked in self.records.values_mut() {
-                        if tracked.vouched && tracked.relevance.voided_by(&path, listing) {
-                            tracked.vouched = false;
+                    for (record, tracked) in self.records.iter_mut() {
+                        if *record == path || tracked.whole {
+                            // The record's own stat is compared when asked.
+                            continue;
+                        }
+                        match tracked.relevance.touch(&path, listing) {
+                            Touch::Nothing => {}
+                            Touch::Entry(entry) => {
+                                tracked.touched.insert(entry);
+                            }
+                            Touch::Whole => tracked.whole = true,
                         }
                     }
                 }
@@ -305,29 +352,46 @@ impl Watched {
 
     /// Whether the record at `record`, written for `invocation`, still
     /// holds: every file it lists as recorded. Answered from the events
-    /// when the record was checked before: yes when nothing touched it
-    /// since, no when something did (the build then checks it itself; the
-    /// server checks it again a little later, as the event may have
-    /// changed nothing). A record not checked yet (new, or written anew)
-    /// has its paths watched and its files checked now.
+    /// when the record was checked before: yes when nothing touched its
+    /// entries since, or when the few entries an event touched still hold
+    /// (stated again now); no when one does not, or when an event could
+    /// have changed any entry (the build then checks for itself, and the
+    /// server checks the record again a little later). A record not
+    /// checked yet (new, or written anew) has its paths watched and its
+    /// entries checked now, but for those an earlier record listed alike
+    /// and no event touched since.
     pub fn holds(&mut self, record: &Path, invocation: &str) -> bool {
         self.drain();
         let Some(stat) = stat_of(record) else {
             self.records.remove(record);
             return false;
         };
-        if let Some(t) = self.records.get(record)
+        if let Some(t) = self.records.get_mut(record)
             && t.invocation == invocation
             && t.record_stat == stat
         {
-            if !t.vouched {
-                // A build that finds a change deletes the record before
-                // this comes due; one that finds none leaves it here.
-                self.due
-                    .entry(record.to_path_buf())
-                    .or_insert_with(|| Instant::now() + RECHECK_AFTER);
+            if t.vouched() {
+                return true;
             }
-            return t.vouched;
+            if !t.whole {
+                let touched: Vec<&Listed> = t
+                    .checked
+                    .values()
+                    .filter(|(_, e)| e.names.iter().any(|n| t.touched.contains(n)))
+                    .map(|(l, _)| l)
+                    .collect();
+                if crate::uptodate::all_hold(&touched) {
+                    t.touched.clear();
+                    return true;
+                }
+                return false;
+            }
+            // A build that finds a change deletes the record before this
+            // comes due; one that finds none leaves it here.
+            self.due
+                .entry(record.to_path_buf())
+                .or_insert_with(|| Instant::now() + RECHECK_AFTER);
+            return false;
         }
         self.check_now(record, invocation, stat)
     }
@@ -352,7 +416,7 @@ impl Watched {
             if self
                 .records
                 .get(&record)
-                .is_some_and(|t| t.vouched && t.record_stat == stat)
+                .is_some_and(|t| t.vouched() && t.record_stat == stat)
             {
                 continue;
             }
@@ -367,7 +431,6 @@ impl Watched {
     }
 
     fn check_now(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
-        self.records.remove(record);
         self.due.remove(record);
         let checking = Instant::now();
         let holds = self.check(record, invocation, stat);
@@ -382,36 +445,57 @@ impl Watched {
         holds
     }
 
-    /// Watches what `record` rests on, then checks its files.
+    /// Watches what `record` rests on, then checks its entries: all of
+    /// them, but for those the record's previous check saw listed alike
+    /// and no event touched since.
     fn check(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
+        let basis = self.records.remove(record);
         let Ok(text) = fs::read_to_string(record) else {
             return false;
         };
-        let Some(files) = crate::uptodate::listed_files(&text, invocation) else {
+        let Some(listed) = crate::uptodate::listed(&text, invocation) else {
             return false;
         };
-        let relevance = Relevance::of(record, &files);
+        let known: Vec<Option<Entry>> = listed
+            .iter()
+            .map(|l| basis.as_ref()?.still_holds(l).cloned())
+            .collect();
+        // One `lstat` for each entry not known (every one, the first
+        // time: a record lists every input and output), on every core.
+        let entries: Vec<Entry> = listed
+            .par_iter()
+            .zip(known)
+            .map(|(l, known)| known.unwrap_or_else(|| Entry::of(&l.path, l.plain)))
+            .collect();
+        let own = Entry::of(record, true);
+        let relevance = Relevance::of(&entries.iter().chain([&own]).collect::<Vec<_>>());
         for path in &relevance.watch {
             if !self.watch(path) {
                 return false;
             }
         }
+        let to_check: Vec<&Listed> = listed
+            .iter()
+            .filter(|l| basis.as_ref().and_then(|b| b.still_holds(l)).is_none())
+            .collect();
+        // Any event from here on is read at the next question.
+        let holds = crate::uptodate::all_hold(&to_check) && stat_of(record) == Some(stat);
+        let checked = listed
+            .into_iter()
+            .zip(entries)
+            .map(|(l, e)| (l.path.clone(), (l, e)))
+            .collect();
         self.records.insert(
             record.to_path_buf(),
             Tracked {
                 invocation: invocation.to_string(),
                 record_stat: stat,
                 relevance,
-                vouched: true,
+                checked,
+                touched: HashSet::new(),
+                whole: !holds,
             },
         );
-        // Events queued before the check could only void what it checks;
-        // any event from here on voids the record at the next drain.
-        let holds =
-            crate::uptodate::check(record, invocation).is_some() && stat_of(record) == Some(stat);
-        if let Some(t) = self.records.get_mut(record) {
-            t.vouched &= holds;
-        }
         holds
     }
 
@@ -441,7 +525,7 @@ impl Watched {
 
 fn void_all(records: &mut HashMap<PathBuf, Tracked>) {
     for t in records.values_mut() {
-        t.vouched = false;
+        t.whole = true;
     }
 }
 
@@ -453,28 +537,54 @@ fn stat_of(path: &Path) -> Option<Stat> {
 mod tests {
     use super::*;
 
+    /// The relevance of a record at `record` listing `files` as found now.
+    fn relevance(record: &Path, files: &[(PathBuf, bool)]) -> Relevance {
+        let entries: Vec<Entry> = files
+            .iter()
+            .map(|(path, plain)| Entry::of(path, *plain))
+            .chain([Entry::of(record, true)])
+            .collect();
+        Relevance::of(&entries.iter().collect::<Vec<_>>())
+    }
+
+    fn entry(path: PathBuf) -> Touch {
+        Touch::Entry(path)
+    }
+
     #[test]
-    fn an_event_voids_a_record_through_its_files_parents_and_listed_dirs() {
+    fn an_event_touches_an_entry_or_the_whole_record() {
         let dir = tempfile::tempdir().unwrap();
         let root = fs::canonicalize(dir.path()).unwrap();
         fs::create_dir_all(root.join("in")).unwrap();
         fs::create_dir_all(root.join("listed")).unwrap();
         fs::write(root.join("in/a.txt"), "a").unwrap();
         let record = root.join("runs/wf/uptodate");
-        let files = vec![(root.join("in/a.txt"), true), (root.join("listed"), false)];
-        let r = Relevance::of(&record, &files);
-        // A listed file, the record, a parent on the way, the root.
-        assert!(r.voided_by(&root.join("in/a.txt"), false));
-        assert!(r.voided_by(&record, true));
-        assert!(r.voided_by(&root.join("in"), true));
-        assert!(r.voided_by(&root.join("runs"), true));
-        assert!(r.voided_by(Path::new("/"), false));
-        // A neighbour of a listed file does not; a new entry in a listed
-        // directory does, a write inside one of its files does not.
-        assert!(!r.voided_by(&root.join("in/b.txt"), true));
-        assert!(!r.voided_by(&root.join("runs/wf/events.jsonl"), true));
-        assert!(r.voided_by(&root.join("listed/new.csv"), true));
-        assert!(!r.voided_by(&root.join("listed/new.csv"), false));
+        let r = relevance(
+            &record,
+            &[(root.join("in/a.txt"), true), (root.join("listed"), false)],
+        );
+        // A listed file: that entry; a directory on the way, up to the
+        // root: any entry.
+        assert_eq!(
+            r.touch(&root.join("in/a.txt"), false),
+            entry(root.join("in/a.txt"))
+        );
+        assert_eq!(r.touch(&root.join("in"), true), Touch::Whole);
+        assert_eq!(r.touch(&root.join("runs"), true), Touch::Whole);
+        assert_eq!(r.touch(Path::new("/"), false), Touch::Whole);
+        // A neighbour of a listed file touches nothing; an entry coming or
+        // going in a listed directory touches that directory, a write
+        // inside one of its files does not.
+        assert_eq!(r.touch(&root.join("in/b.txt"), true), Touch::Nothing);
+        assert_eq!(
+            r.touch(&root.join("runs/wf/events.jsonl"), true),
+            Touch::Nothing
+        );
+        assert_eq!(
+            r.touch(&root.join("listed/new.csv"), true),
+            entry(root.join("listed"))
+        );
+        assert_eq!(r.touch(&root.join("listed/new.csv"), false), Touch::Nothing);
         // Watched: the listed directory and every directory on the way,
         // not the plain file (one link).
         assert!(r.watch.contains(&root.join("listed")));
@@ -490,7 +600,7 @@ mod tests {
         let root = fs::canonicalize(dir.path()).unwrap();
         fs::write(root.join("a.txt"), "a").unwrap();
         fs::hard_link(root.join("a.txt"), root.join("elsewhere.txt")).unwrap();
-        let r = Relevance::of(&root.join("uptodate"), &[(root.join("a.txt"), true)]);
+        let r = relevance(&root.join("uptodate"), &[(root.join("a.txt"), true)]);
         assert!(r.watch.contains(&root.join("a.txt")));
     }
 
@@ -501,8 +611,11 @@ mod tests {
         fs::create_dir_all(root.join("real")).unwrap();
         fs::write(root.join("real/data.csv"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("real/data.csv"), root.join("data.csv")).unwrap();
-        let r = Relevance::of(&root.join("uptodate"), &[(root.join("data.csv"), false)]);
-        assert!(r.voided_by(&root.join("real/data.csv"), false));
+        let r = relevance(&root.join("uptodate"), &[(root.join("data.csv"), false)]);
+        assert_eq!(
+            r.touch(&root.join("real/data.csv"), false),
+            entry(root.join("real/data.csv"))
+        );
         assert!(r.watch.contains(&root.join("real")));
     }
 }
