@@ -433,10 +433,10 @@ impl Watched {
     fn check_now(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
         self.due.remove(record);
         let checking = Instant::now();
-        let holds = self.check(record, invocation, stat);
+        let (holds, stated, listed) = self.check(record, invocation, stat);
         if std::env::var_os("ADMF_TRACE").is_some() {
             crate::errln!(
-                "trace: checked {} in {:?}: {}",
+                "trace: checked {} in {:?}: {} ({stated} of {listed} entries stated)",
                 record.display(),
                 checking.elapsed(),
                 if holds { "holds" } else { "does not hold" }
@@ -448,13 +448,14 @@ impl Watched {
     /// Watches what `record` rests on, then checks its entries: all of
     /// them, but for those the record's previous check saw listed alike
     /// and no event touched since.
-    fn check(&mut self, record: &Path, invocation: &str, stat: Stat) -> bool {
+    /// Whether it holds, how many entries were stated, how many listed.
+    fn check(&mut self, record: &Path, invocation: &str, stat: Stat) -> (bool, usize, usize) {
         let basis = self.records.remove(record);
         let Ok(text) = fs::read_to_string(record) else {
-            return false;
+            return (false, 0, 0);
         };
         let Some(listed) = crate::uptodate::listed(&text, invocation) else {
-            return false;
+            return (false, 0, 0);
         };
         let known: Vec<Option<Entry>> = listed
             .iter()
@@ -462,6 +463,12 @@ impl Watched {
             .collect();
         // One `lstat` for each entry not known (every one, the first
         // time: a record lists every input and output), on every core.
+        let to_check: Vec<&Listed> = listed
+            .iter()
+            .zip(&known)
+            .filter(|(_, known)| known.is_none())
+            .map(|(l, _)| l)
+            .collect();
         let entries: Vec<Entry> = listed
             .par_iter()
             .zip(known)
@@ -471,15 +478,13 @@ impl Watched {
         let relevance = Relevance::of(&entries.iter().chain([&own]).collect::<Vec<_>>());
         for path in &relevance.watch {
             if !self.watch(path) {
-                return false;
+                return (false, 0, listed.len());
             }
         }
-        let to_check: Vec<&Listed> = listed
-            .iter()
-            .filter(|l| basis.as_ref().and_then(|b| b.still_holds(l)).is_none())
-            .collect();
         // Any event from here on is read at the next question.
         let holds = crate::uptodate::all_hold(&to_check) && stat_of(record) == Some(stat);
+        let (stated, count) = (to_check.len(), listed.len());
+        drop(to_check);
         let checked = listed
             .into_iter()
             .zip(entries)
@@ -496,7 +501,7 @@ impl Watched {
                 whole: !holds,
             },
         );
-        holds
+        (holds, stated, count)
     }
 
     /// Watches `path` unless it is watched; false when it cannot be (it
