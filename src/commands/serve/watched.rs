@@ -264,7 +264,7 @@ pub struct Watched {
     records: HashMap<PathBuf, Tracked>,
     /// Records to check again without a question, each with when
     /// ([`Watched::check_due`]): at once when written anew, a little later
-    /// when an event voided them.
+    /// when an event made every entry unknown.
     due: HashMap<PathBuf, Instant>,
     buffer: Vec<u8>,
 }
@@ -281,7 +281,8 @@ impl Watched {
         })
     }
 
-    /// Reads every queued event (without waiting) and voids what they touch.
+    /// Reads every queued event (without waiting) and marks what each
+    /// touched ([`Touch`]).
     pub fn drain(&mut self) {
         loop {
             let events = match self.inotify.read_events(&mut self.buffer) {
