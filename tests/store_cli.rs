@@ -51,6 +51,41 @@ fn every_build_adds_a_row_to_the_ledger() {
     );
 }
 
+/// A repeated no-op (its nodes the last run's to the byte) takes its
+/// keys' metrics rows as the last run left them; any other no-op the
+/// record answers looks them up, and adds those missing.
+#[test]
+fn a_no_op_after_a_build_that_ran_looks_its_metrics_rows_up() {
+    let p = built();
+    let cache = p.path("cache");
+    let rows = || store_support::sql_strings(&cache, "SELECT count(*) || '' FROM key_metrics");
+    let traced = |args: &[&str]| {
+        let out = p.admf_env(args, &[("ADMF_TRACE", "1")]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stderr.contains("trace: up to date by")
+    };
+    // b runs again; its build writes a record (vouching for its fresh
+    // output by digest) that answers the next build.
+    p.file(
+        "wf.yaml",
+        &WF.replace("cat a.txt > b.txt", "cat < a.txt > b.txt"),
+    );
+    // Old enough for the record to trust by their stats.
+    common::fast_paths::age(p.dir.path());
+    assert!(!traced(&["build", "wf.yaml"]));
+    // Rows missing as after a ledger trimmed by hand. The connection
+    // stays open: closing the last one removes the WAL files, which
+    // changes `index/` and so voids the record.
+    let conn = rusqlite::Connection::open(cache.join("index/index.db")).unwrap();
+    conn.execute("DELETE FROM key_metrics", []).unwrap();
+    assert!(traced(&["build", "wf.yaml"]), "answered by the record");
+    assert_eq!(rows(), ["2"]);
+    // The same no-op again keeps them.
+    assert!(traced(&["build", "wf.yaml"]));
+    assert_eq!(rows(), ["2"]);
+    drop(conn);
+}
+
 #[test]
 fn verify_exits_1_for_corruption_and_0_for_leftover_temporaries() {
     let p = built();

@@ -854,9 +854,9 @@ fn record_run(
     let root = super::store_root(wf);
     let result = crate::store::Store::open(&root).and_then(|store| {
         let git = crate::results::history::git_state_of(&wf.workflow);
-        let digest = match files {
-            Some(files) => crate::results::history::digest(files),
-            None => store.last_digest(&workflow_id)?,
+        let (digest, last_nodes) = match files {
+            Some(files) => (crate::results::history::digest(files), None),
+            None => store.last_digest_and_nodes(&workflow_id)?,
         };
         let mut run = crate::store::RunRecord {
             run_id: crate::store::new_run_id(started_unix_ms),
@@ -882,7 +882,15 @@ fn record_run(
             git_dirty: git.map(|(_, d)| d),
             digest,
         };
-        crate::results::history::add_metrics(&store, &mut run.nodes);
+        // A no-op the record answered whose nodes are the last run's to
+        // the byte (a repeated no-op: same ids, keys, statuses) needs no
+        // metrics looked up: the last run's lookup stored them by key,
+        // and trimming keeps a key's metrics while a kept run names it.
+        let repeated =
+            last_nodes.is_some_and(|last| last == crate::store::encode_nodes(&run.nodes));
+        if !repeated {
+            crate::results::history::add_metrics(&store, &mut run.nodes);
+        }
         store.record_run(&run)
     });
     if let Err(e) = result {

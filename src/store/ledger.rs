@@ -453,17 +453,24 @@ impl Store {
         Ok(runs)
     }
 
-    /// The workflow digest of the most recent run of `workflow_id`.
-    pub fn last_digest(&self, workflow_id: &str) -> io::Result<Option<String>> {
+    /// The workflow digest and the node list ([`encode_nodes`]) of the
+    /// most recent run of `workflow_id`; `(None, None)` when it has none.
+    pub fn last_digest_and_nodes(
+        &self,
+        workflow_id: &str,
+    ) -> io::Result<(Option<String>, Option<String>)> {
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
+        // The latest run found first, then its columns: sorting the
+        // runs with their node lists would read every run's list.
         conn.query_row(
-            "SELECT digest FROM runs WHERE workflow_id = ?1 ORDER BY started_unix_ms DESC, run_id DESC LIMIT 1",
+            "SELECT digest, nodes FROM runs WHERE run_id = (
+               SELECT run_id FROM runs WHERE workflow_id = ?1 ORDER BY started_unix_ms DESC, run_id DESC LIMIT 1)",
             [workflow_id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
-        .map(Option::flatten)
+        .map(Option::unwrap_or_default)
         .map_err(sql_err)
     }
 
