@@ -1053,6 +1053,18 @@ mod tests {
         out
     }
 
+    /// A bar's return: mostly small, often flat (zero of either sign),
+    /// now and then ruin (−1) or undefined (NaN).
+    fn daily_return() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            6 => -0.05f64..0.05,
+            4 => Just(0.0),
+            1 => Just(-0.0),
+            1 => Just(-1.0),
+            1 => Just(f64::NAN),
+        ]
+    }
+
     proptest! {
         /// Flat stretches (zero returns), ruin (−1 then NaN), every length
         /// around the block size and train ends inside, at and past the
@@ -1060,13 +1072,7 @@ mod tests {
         #[test]
         fn fused_figures_are_the_bits_of_separate_passes(
             r in proptest::collection::vec(
-                prop_oneof![
-                    6 => -0.05f64..0.05,
-                    4 => Just(0.0),
-                    1 => Just(-0.0),
-                    1 => Just(-1.0),
-                    1 => Just(f64::NAN),
-                ],
+                daily_return(),
                 0..120,
             ),
             train_end in proptest::option::of(0usize..130),
@@ -1086,13 +1092,7 @@ mod tests {
         fn figures_side_by_side_are_the_bits_of_each_trial_alone(
             lanes in proptest::collection::vec(
                 proptest::collection::vec(
-                    prop_oneof![
-                        6 => -0.05f64..0.05,
-                        4 => Just(0.0),
-                        1 => Just(-0.0),
-                        1 => Just(-1.0),
-                        1 => Just(f64::NAN),
-                    ],
+                    daily_return(),
                     120,
                 ),
                 FIGURE_LANES,
