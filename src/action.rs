@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::phases::{Factory, MemoryOutputs, PhaseContext, PhaseError, Role, Upstream};
+use crate::phases::{Factory, Handoff, MemoryOutputs, PhaseContext, PhaseError, Role, Upstream};
 
 /// One node execution, ready to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +41,11 @@ pub struct Action {
     pub out_dir: PathBuf,
     /// Further attempts after a failure.
     pub retries: u32,
+    /// For a trial: the config of the node that gathers it
+    /// ([`PhaseContext::gather_config`]). Not part of the key, and not
+    /// sent to another process: a trial run elsewhere hands nothing over.
+    #[serde(skip)]
+    pub gather_config: Option<std::sync::Arc<Value>>,
 }
 
 /// What executing an action produced: outputs handed over in `memory`,
@@ -56,6 +61,10 @@ pub struct ActionOutput {
     pub log: Vec<u8>,
     /// Wall time of the last attempt.
     pub duration_ms: u64,
+    /// What the last attempt handed to nodes downstream
+    /// ([`crate::phases::Handoff`]); only from a phase run in this process.
+    #[serde(skip)]
+    pub handoff: Option<Handoff>,
 }
 
 /// Runs `action` with the phase `factory` knows for its mode, retrying as
@@ -69,6 +78,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
             memory: MemoryOutputs::default(),
             log,
             duration_ms: 0,
+            handoff: None,
         };
     };
     if phase.version() != action.version {
@@ -83,11 +93,13 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
             memory: MemoryOutputs::default(),
             log,
             duration_ms: 0,
+            handoff: None,
         };
     }
     let mut result = Err(PhaseError::new("not attempted"));
     let mut duration_ms = 0;
     let mut memory = MemoryOutputs::default();
+    let mut handoff = None;
     for attempt in 0..=action.retries {
         if attempt > 0 {
             // Only the last attempt's output is kept: a node retried many
@@ -114,6 +126,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
             }
         }
         memory = MemoryOutputs::default();
+        handoff = None;
         let started = Instant::now();
         let mut ctx = PhaseContext {
             node: &action.node,
@@ -124,6 +137,8 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
             out_dir: &action.out_dir,
             memory: &mut memory,
             log: &mut log,
+            gather_config: action.gather_config.as_deref(),
+            handoff: &mut handoff,
         };
         result = phase.execute(&mut ctx);
         duration_ms = started.elapsed().as_millis() as u64;
@@ -136,6 +151,7 @@ pub fn execute(factory: &dyn Factory, action: &Action) -> ActionOutput {
         memory,
         log,
         duration_ms,
+        handoff,
     }
 }
 
@@ -179,6 +195,7 @@ mod tests {
             upstream: Vec::new(),
             out_dir: PathBuf::from("/project/cache/tmp/x/out"),
             retries: 1,
+            gather_config: None,
         };
         let text = serde_json::to_string(&action).unwrap();
         let back: Action = serde_json::from_str(&text).unwrap();
@@ -197,6 +214,7 @@ mod tests {
             memory,
             log: b"log".to_vec(),
             duration_ms: 3,
+            handoff: None,
         };
         let text = serde_json::to_string(&output).unwrap();
         assert!(

@@ -67,6 +67,7 @@ pub fn commit(
         input_stats,
         log,
         seconds: seconds(),
+        handoff: output.handoff,
     };
     stored.result(ctx, index, committed)
 }
@@ -78,6 +79,7 @@ struct Stored {
     input_stats: Vec<crate::file_stat::Stat>,
     log: Vec<u8>,
     seconds: f64,
+    handoff: Option<crate::phases::Handoff>,
 }
 
 impl Stored {
@@ -94,6 +96,7 @@ impl Stored {
             input_stats,
             log,
             seconds,
+            handoff,
         } = self;
         match committed {
             Ok(entry) => {
@@ -108,6 +111,7 @@ impl Stored {
                     entry: Some(entry),
                     log,
                     seconds,
+                    handoff,
                 }
             }
             Err(e) => NodeResult::failed(
@@ -275,6 +279,7 @@ pub fn commit_chunk(
                 input_stats,
                 log: sealed.log,
                 seconds: 0.0,
+                handoff: output.handoff,
             },
             started,
             lock,

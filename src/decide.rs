@@ -355,30 +355,49 @@ pub fn after_lock(
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };
-    let upstream = upstream_of(ctx, node, &dep_entries);
-    let (pending, action) = prepared.into_pending(ctx, entry, upstream, None, lock, paths);
+    let upstream = upstream_of(ctx, node, deps, &dep_entries);
+    let gather = gather_config(ctx, node);
+    let (pending, action) =
+        prepared.into_pending(ctx, entry, (upstream, gather), None, lock, paths);
     Decision::Execute(Box::new(pending), Box::new(action))
 }
 
-/// The stored artifacts of `node`'s upstream nodes, for its action.
+/// The stored artifacts of `node`'s upstream nodes `deps`, for its
+/// action, each with what its phase handed over if it ran in this build.
 pub(crate) fn upstream_of(
     ctx: &RunContext,
     node: &Node,
+    deps: &[Arc<NodeResult>],
     dep_entries: &[Option<Entry>],
 ) -> Vec<Upstream> {
     node.deps
         .iter()
+        .zip(deps)
         .zip(dep_entries)
-        .filter_map(|(&d, entry)| {
+        .filter_map(|((&d, result), entry)| {
             let dep = &ctx.graph.nodes[d];
-            Some(Upstream::stored(
-                dep.id.clone(),
-                dep.mode.clone(),
-                dep.role.clone(),
-                entry.as_ref()?,
-            ))
+            Some(
+                Upstream::stored(
+                    dep.id.clone(),
+                    dep.mode.clone(),
+                    dep.role.clone(),
+                    entry.as_ref()?,
+                )
+                .with_handoff(result.handoff.clone()),
+            )
         })
         .collect()
+}
+
+/// The config of the node that gathers trial `node`, for its action
+/// ([`crate::phases::PhaseContext::gather_config`]); `None` for other
+/// roles.
+pub(crate) fn gather_config(ctx: &RunContext, node: &Node) -> Option<Arc<serde_json::Value>> {
+    if !matches!(node.role, crate::phases::Role::Trial { .. }) {
+        return None;
+    }
+    let gather = ctx.graph.index_of(node.group.as_deref()?)?;
+    Some(Arc::new(ctx.graph.nodes[gather].config.clone()))
 }
 
 /// [`NodeResult::entry_in`] of each of `deps`, those not at hand looked
@@ -401,12 +420,13 @@ pub(crate) fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Ve
 
 impl Prepared {
     /// A locked miss with its pending `entry`: what the commit needs, and
-    /// the action to execute.
+    /// the action to execute, with its `upstream` artifacts and, for a
+    /// trial, its gather's config ([`gather_config`]).
     pub(crate) fn into_pending(
         self,
         ctx: &RunContext,
         entry: PendingEntry,
-        upstream: Vec<Upstream>,
+        (upstream, gather_config): (Vec<Upstream>, Option<Arc<serde_json::Value>>),
         ingredients_json: Option<String>,
         lock: KeyLock,
         paths: PathLocks,
@@ -429,6 +449,7 @@ impl Prepared {
             upstream,
             out_dir: entry.out_dir().to_path_buf(),
             retries: node.retries,
+            gather_config,
         };
         let pending = Pending {
             index: self.index,
@@ -511,6 +532,7 @@ pub(crate) fn cached(
         evidence: Some(Arc::new(evidence)),
         log,
         seconds: prepared.started.elapsed().as_secs_f64(),
+        handoff: None,
     }
 }
 
@@ -605,6 +627,7 @@ pub(crate) fn from_trace(
         evidence: Some(traced.clone()),
         log: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
+        handoff: None,
     })
 }
 

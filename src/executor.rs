@@ -203,6 +203,7 @@ mod tests {
                 memory: MemoryOutputs::default(),
                 log: action.node.into_bytes(),
                 duration_ms: 0,
+                handoff: None,
             });
         }
         let outputs = rx.recv().unwrap();

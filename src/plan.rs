@@ -123,6 +123,7 @@ fn predict_node(
             entry: Some(entry),
             log: Vec::new(),
             seconds: 0.0,
+            handoff: None,
         };
         return Prediction {
             verdict: Verdict::Fresh,

@@ -87,6 +87,9 @@ pub struct NodeResult {
     /// The phase's captured output, plus notes from the engine.
     pub log: Vec<u8>,
     pub seconds: f64,
+    /// What the phase handed to nodes downstream, when it ran in this
+    /// process ([`crate::phases::Handoff`]).
+    pub handoff: Option<crate::phases::Handoff>,
 }
 
 impl NodeResult {
@@ -99,6 +102,7 @@ impl NodeResult {
             evidence: None,
             log: Vec::new(),
             seconds: 0.0,
+            handoff: None,
         }
     }
 
@@ -111,6 +115,7 @@ impl NodeResult {
             evidence: None,
             log,
             seconds,
+            handoff: None,
         }
     }
 

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::decide::{
-    Decision, Prepared, cached, from_trace, ingredients_with, input_ingredients, local_hit,
-    restore_upstream_temps, upstream_entries, upstream_of,
+    Decision, Prepared, cached, from_trace, gather_config, ingredients_with, input_ingredients,
+    local_hit, restore_upstream_temps, upstream_entries, upstream_of,
 };
 use crate::file_stat::Stat;
 use crate::graph::Graph;
@@ -196,7 +196,8 @@ pub fn decide_batch(
         let node = &ctx.graph.nodes[first.index];
         let dep_entries = upstream_entries(ctx, deps);
         let upstream = restore_upstream_temps(ctx, node, &dep_entries)
-            .map(|()| upstream_of(ctx, node, &dep_entries));
+            .map(|()| upstream_of(ctx, node, deps, &dep_entries));
+        let gather = gather_config(ctx, node);
         for (slot, prepared, json, lock) in misses {
             let upstream = match &upstream {
                 Ok(upstream) => upstream.clone(),
@@ -210,7 +211,7 @@ pub fn decide_batch(
                     let (pending, action) = prepared.into_pending(
                         ctx,
                         entry,
-                        upstream,
+                        (upstream, gather.clone()),
                         Some(json),
                         lock,
                         PathLocks::default(),

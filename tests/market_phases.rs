@@ -42,6 +42,7 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
     let dir = tempfile::tempdir().unwrap();
     let mut log = Vec::new();
     let mut memory = MemoryOutputs::default();
+    let mut handoff = None;
     let mut ctx = PhaseContext {
         node: "n",
         config: &config,
@@ -51,6 +52,8 @@ fn exec(phase: &dyn Phase, config: Value, role: Role, upstream: &[Upstream]) -> 
         out_dir: dir.path(),
         memory: &mut memory,
         log: &mut log,
+        gather_config: None,
+        handoff: &mut handoff,
     };
     phase.execute(&mut ctx).unwrap_or_else(|e| panic!("{e}"));
     // What the commit does: outputs handed over in memory join the files,

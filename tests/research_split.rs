@@ -177,3 +177,59 @@ fn train_best_ranks_on_the_train_part() {
     // (numpy over r_1..r_5240).
     close(&m["best"]["sharpe"], 0.014910291353901203);
 }
+
+/// Every file under `dir`, by path relative to it, with its bytes.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap();
+            (rel.display().to_string(), std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// A sweep's trials that run in the build hand their gather the figures
+/// of their returns; trials taken from the store do not, and the gather
+/// derives the same from their stored signals. Both must write the same
+/// bytes: here the split changes, so the second build gathers cached
+/// trials, and a fresh project builds the same workflow from nothing.
+#[test]
+fn a_gather_over_cached_trials_writes_what_one_over_trials_just_run_writes() {
+    let split = "split: {train: 0.6}";
+    let cached = project();
+    let (out, _) = cached.build(&[&workflow("parameter_optimization")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let wf = with_split(&cached, split);
+    let ran = cached.ran(&[&wf]);
+    assert!(ran.contains(&"parameter_discovery".to_string()), "{ran:?}");
+    assert!(
+        !ran.iter().any(|n| n.starts_with("parameter_discovery[")),
+        "{ran:?}"
+    );
+    let fresh = project();
+    let wf = with_split(&fresh, split);
+    let ran = fresh.ran(&[&wf]);
+    assert!(
+        ran.contains(&"parameter_discovery[5]".to_string()),
+        "{ran:?}"
+    );
+    let gathered = |p: &common::Project| files(&artifacts(p, &wf, "parameter_discovery"));
+    let (from_store, handed) = (gathered(&cached), gathered(&fresh));
+    assert_eq!(
+        from_store.keys().collect::<Vec<_>>(),
+        handed.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &from_store {
+        assert!(bytes == &handed[name], "{name} differs");
+    }
+    // The train part moved: the figures that depend on it are there.
+    let m = json(
+        &artifacts(&fresh, &wf, "parameter_discovery"),
+        "metrics.json",
+    );
+    assert!(m["train_best"]["sharpe"].is_f64(), "{m}");
+    assert!(m["overfitting"]["pbo"].is_f64(), "{m}");
+}

@@ -219,6 +219,7 @@ mod tests {
                 memory: Default::default(),
                 log: b"line\n".to_vec(),
                 duration_ms: 3,
+                handoff: None,
             },
         }
     }

@@ -849,6 +849,7 @@ fn failed(message: String, log: Vec<u8>) -> ActionOutput {
         memory: Default::default(),
         log,
         duration_ms: 0,
+        handoff: None,
     }
 }
 

@@ -109,11 +109,15 @@ pub fn load_bars_shared(
             return;
         }
         let bars = std::sync::Arc::new(finish(&loaded.bars, spec, start));
-        FINISHED
+        // Trials that finished the same bars at once share the first copy
+        // stored: every later caller, a sweep's gather too, gets that one.
+        let shared = FINISHED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(finished, bars.clone());
-        out.push(bars);
+            .entry(finished)
+            .or_insert(bars)
+            .clone();
+        out.push(shared);
     })?;
     Ok(out)
 }

@@ -61,15 +61,31 @@ pub fn close_fill_metrics(
     fee: f64,
     curve: &mut Vec<f64>,
 ) -> Metrics {
+    close_fill_metrics_and_curve(bars, positions, fee, curve).0
+}
+
+/// [`close_fill_metrics`], and whether `curve` then holds the run's
+/// equity curve E_0..E_T (the one [`equity::equity_curve`] computes for
+/// `positions`): only where the run was neither ruined nor left the
+/// finite and positive.
+pub fn close_fill_metrics_and_curve(
+    bars: &Bars,
+    positions: &[i8],
+    fee: f64,
+    curve: &mut Vec<f64>,
+) -> (Metrics, bool) {
     curve.clear();
     curve.resize(positions.len(), 0.0);
     match equity::close_curve_and_counts(bars.close_returns(), positions, fee, curve) {
         Some(counts) => {
             let mut m = Metrics::from_equity(curve, bars.periods_per_year());
             m.set_positions(positions.len(), counts);
-            m
+            (m, true)
         }
-        None => run(bars, positions.to_vec(), fee, Fill::Close).metrics,
+        None => (
+            run(bars, positions.to_vec(), fee, Fill::Close).metrics,
+            false,
+        ),
     }
 }
 

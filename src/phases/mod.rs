@@ -90,6 +90,34 @@ pub struct Upstream {
     pub mode: String,
     pub role: Role,
     artifacts: Artifacts,
+    /// What the upstream node's phase handed over when it ran in this
+    /// process during this build ([`PhaseContext::handoff`]); never sent
+    /// to another process.
+    #[serde(skip)]
+    handoff: Option<Handoff>,
+}
+
+/// A value a phase computed while it ran and hands to a node downstream
+/// in the same build, beside its stored outputs: what that node would
+/// otherwise derive again from those outputs (a sweep's trial hands its
+/// gather the figures of its returns). Never stored and never sent to
+/// another process, so a node downstream takes it only as a shortcut:
+/// it checks the value was computed as it would compute it, and without
+/// one it derives the same from the stored outputs.
+#[derive(Clone)]
+pub struct Handoff(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handoff(..)")
+    }
+}
+
+impl Handoff {
+    /// The value, when it is a `T`.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
 }
 
 /// Where an upstream node's artifacts are: plain, serialisable locations,
@@ -126,7 +154,21 @@ impl Upstream {
                 outputs: entry.manifest.outputs.clone(),
                 open: Some(entry.store().clone()),
             },
+            handoff: None,
         }
+    }
+
+    /// This upstream with `handoff`, what its phase handed over in this
+    /// build.
+    pub fn with_handoff(mut self, handoff: Option<Handoff>) -> Self {
+        self.handoff = handoff;
+        self
+    }
+
+    /// What the upstream node's phase handed over when it ran in this
+    /// process during this build, if it did.
+    pub fn handoff(&self) -> Option<&Handoff> {
+        self.handoff.as_ref()
     }
 
     /// The artifacts in a plain directory.
@@ -136,6 +178,7 @@ impl Upstream {
             mode,
             role,
             artifacts: Artifacts::Dir { dir },
+            handoff: None,
         }
     }
 
@@ -147,6 +190,7 @@ impl Upstream {
             mode,
             role,
             artifacts: Artifacts::Memory { files },
+            handoff: None,
         }
     }
 
@@ -336,6 +380,12 @@ pub struct PhaseContext<'a> {
     pub out_dir: &'a Path,
     pub memory: &'a mut MemoryOutputs,
     pub log: &'a mut dyn Write,
+    /// For a trial run by the building process: the config of the node
+    /// that gathers it, so that the trial can compute what the gather
+    /// would derive from its outputs ([`Handoff`]).
+    pub gather_config: Option<&'a Value>,
+    /// What this phase hands to nodes downstream in this build.
+    pub handoff: &'a mut Option<Handoff>,
 }
 
 /// Artifacts a phase hands to the commit without writing them into

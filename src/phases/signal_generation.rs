@@ -183,13 +183,19 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
     let bars = data::load_bars_shared(&spec, ctx.log)?;
     let mut signal = String::new();
     let files = matches!(ctx.role, Role::Single).then_some(ctx.out_dir);
+    let mut handed = None;
     let (metrics, per_symbol) = match (bars.as_slice(), files, fill) {
         // A grid trial of one symbol filled at the close writes no
         // curve or trades: only its metrics are needed.
         ([b], None, Fill::Close) => {
             let p = strategy.positions(b);
             b.signal_lines().write(&mut signal, &p);
-            let metrics = driver::close_fill_metrics(b, &p, fee, &mut Vec::new());
+            let mut curve = Vec::new();
+            let (metrics, curve_holds) =
+                driver::close_fill_metrics_and_curve(b, &p, fee, &mut curve);
+            if curve_holds {
+                handed = figures_for_gather(ctx.gather_config, b, &curve, fee);
+            }
             (metrics, None)
         }
         _ => {
@@ -216,6 +222,12 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
         per_symbol: per_symbol.as_ref(),
     })?;
     text.push(b'\n');
+    if let Some(figures) = handed {
+        *ctx.handoff = Some(super::Handoff(std::sync::Arc::new(TrialHandoff {
+            metrics: text.clone(),
+            ..figures
+        })));
+    }
     ctx.memory.put("metrics.json", text);
     Ok(TrialRecord {
         index,
@@ -246,6 +258,66 @@ struct TrialMetricsExtra {
     params: Value,
     #[serde(default)]
     strategy: Value,
+}
+
+/// What a trial run in this build hands its gather ([`super::Handoff`]):
+/// the figures of its per-bar returns and its `metrics.json`, which the
+/// gather would otherwise derive again from the trial's stored signal
+/// and read back from the store. With them, what they were computed
+/// from, for the gather to check against its own: the bars (the build's
+/// shared copy, so the same parse of the same file), the fee and the end
+/// of the train part. Only a trial of one symbol filled at the close
+/// whose curve is the plain recursion's hands anything over.
+struct TrialHandoff {
+    bars: std::sync::Arc<crate::market::Bars>,
+    fee_bits: u64,
+    train_end: usize,
+    figures: TrialFigures,
+    returns: usize,
+    metrics: Vec<u8>,
+}
+
+/// The [`TrialHandoff`] of a trial over `bars` whose equity curve is
+/// `curve` with fee `fee`, for the gather of config `gather` (its split
+/// gives the train part); `None` without a gather config or with a split
+/// the gather would reject. Its `metrics` are left empty.
+fn figures_for_gather(
+    gather: Option<&Value>,
+    bars: &std::sync::Arc<crate::market::Bars>,
+    curve: &[f64],
+    fee: f64,
+) -> Option<TrialHandoff> {
+    let split = super::split::split(gather?).ok()?;
+    let train_end = split.parts(&bars.ts).ok()?.train_end;
+    let returns = equity::strategy_returns(curve);
+    Some(TrialHandoff {
+        bars: bars.clone(),
+        fee_bits: fee.to_bits(),
+        train_end,
+        figures: TrialFigures::of(&returns, Some(train_end)),
+        returns: returns.len(),
+        metrics: Vec::new(),
+    })
+}
+
+/// The [`TrialHandoff`] of trial `up` when it holds what this gather
+/// would compute: one symbol filled at the close (`curves`), the same
+/// bars, fee and train part, and the trial's entry in this process's
+/// store (its signal then passes on as the stored blob).
+fn usable_handoff<'u>(
+    up: &'u super::Upstream,
+    curves: &[SymbolCurve<'_>],
+    fee: f64,
+    train_end: Option<usize>,
+) -> Option<&'u TrialHandoff> {
+    let h = up.handoff()?.get::<TrialHandoff>()?;
+    let [c] = curves else { return None };
+    let same = c.legs.is_none()
+        && std::ptr::eq(&*h.bars, c.bars)
+        && h.fee_bits == fee.to_bits()
+        && train_end == Some(h.train_end)
+        && up.open_entry().is_some();
+    same.then_some(h)
 }
 
 /// What a gather takes of one trial: its record, its signal file (its
@@ -281,6 +353,28 @@ fn gather_chunk(
     train_end: Option<usize>,
     buffers: &mut GatherBuffers,
 ) -> Result<Vec<GatheredTrial>, PhaseError> {
+    // Trials that ran in this build handed their figures over: nothing
+    // of theirs is read back or derived again.
+    let handed: Option<Vec<&TrialHandoff>> = chunk
+        .iter()
+        .map(|(_, up)| usable_handoff(up, curves, fee, train_end))
+        .collect();
+    if let Some(handed) = handed {
+        return chunk
+            .iter()
+            .zip(handed)
+            .map(|((index, up), h)| {
+                let (record, strategy) = read_record(*index, up, &h.metrics)?;
+                Ok(GatheredTrial {
+                    record,
+                    strategy,
+                    signal: None,
+                    figures: h.figures.clone(),
+                    returns: h.returns,
+                })
+            })
+            .collect();
+    }
     let read = chunk
         .iter()
         .zip(&mut buffers.returns)
@@ -330,19 +424,10 @@ fn gather_trial(
     fee: f64,
     (changes, equity, returns): (&mut Vec<(usize, i8)>, &mut Vec<f64>, &mut Vec<f64>),
 ) -> Result<ReadTrial, PhaseError> {
-    // Read into the structures straight from the bytes, without a map
-    // of every key.
     let bytes = up
         .read("metrics.json")
         .map_err(|e| PhaseError::new(format!("{}: {e}", up.describe("metrics.json"))))?;
-    let parse_error =
-        |e: serde_json::Error| PhaseError::new(format!("{}: {e}", up.describe("metrics.json")));
-    let metrics: Metrics = serde_json::from_slice(&bytes).map_err(parse_error)?;
-    let extra: TrialMetricsExtra = serde_json::from_slice(&bytes).map_err(parse_error)?;
-    let name = match &up.role {
-        Role::Trial { name, .. } => name.clone(),
-        _ => String::new(),
-    };
+    let (record, strategy) = read_record(index, up, &bytes)?;
     let file = "signal.jsonl";
     let signal = up
         .read(file)
@@ -372,15 +457,35 @@ fn gather_trial(
     }
     let signal = up.open_entry().is_none().then_some(signal);
     Ok(ReadTrial {
-        record: TrialRecord {
-            index,
-            name,
-            params: extra.params,
-            metrics,
-        },
-        strategy: extra.strategy,
+        record,
+        strategy,
         signal,
     })
+}
+
+/// Trial `index`'s record and strategy, from the bytes of its
+/// `metrics.json`: read into the structures straight from the bytes,
+/// without a map of every key.
+fn read_record(
+    index: usize,
+    up: &super::Upstream,
+    bytes: &[u8],
+) -> Result<(TrialRecord, Value), PhaseError> {
+    let parse_error =
+        |e: serde_json::Error| PhaseError::new(format!("{}: {e}", up.describe("metrics.json")));
+    let metrics: Metrics = serde_json::from_slice(bytes).map_err(parse_error)?;
+    let extra: TrialMetricsExtra = serde_json::from_slice(bytes).map_err(parse_error)?;
+    let name = match &up.role {
+        Role::Trial { name, .. } => name.clone(),
+        _ => String::new(),
+    };
+    let record = TrialRecord {
+        index,
+        name,
+        params: extra.params,
+        metrics,
+    };
+    Ok((record, extra.strategy))
 }
 
 /// A gathering thread's buffers, reused from chunk to chunk: the returns
@@ -413,7 +518,9 @@ fn gather(ctx: &mut PhaseContext<'_>, expected: usize) -> Result<(), PhaseError>
     let fill = config::fill(ctx.config).map_err(issue_error)?;
     // The log tells of the bars where the statistics that use them are.
     let mut bars_log = Vec::new();
-    let bars = data::load_bars(&spec, &mut bars_log)?;
+    // The trials' shared bars: the same parse of the same file is what
+    // lets their hand-offs be taken ([`usable_handoff`]).
+    let bars = data::load_bars_shared(&spec, &mut bars_log)?;
     // The train part is defined for one symbol only.
     let train_end = match bars.as_slice() {
         [one] => {
