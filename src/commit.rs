@@ -68,6 +68,7 @@ pub fn commit(
         log,
         seconds: seconds(),
         handoff: output.handoff,
+        ledger_metrics: None,
     };
     stored.result(ctx, index, committed)
 }
@@ -80,6 +81,7 @@ struct Stored {
     log: Vec<u8>,
     seconds: f64,
     handoff: Option<crate::phases::Handoff>,
+    ledger_metrics: Option<std::sync::Arc<str>>,
 }
 
 impl Stored {
@@ -97,6 +99,7 @@ impl Stored {
             log,
             seconds,
             handoff,
+            ledger_metrics,
         } = self;
         match committed {
             Ok(entry) => {
@@ -112,6 +115,7 @@ impl Stored {
                     log,
                     seconds,
                     handoff,
+                    ledger_metrics,
                 }
             }
             Err(e) => NodeResult::failed(
@@ -141,6 +145,8 @@ struct SealedOnWorker {
     outputs: SealedOutputs,
     ingredients: RawJson,
     log: Vec<u8>,
+    /// Its `metrics.json` as the run ledger stores it.
+    ledger_metrics: Option<std::sync::Arc<str>>,
 }
 
 impl ChunkOutput {
@@ -173,6 +179,10 @@ impl ChunkOutput {
         log.extend_from_slice(log_before);
         log.extend_from_slice(&output.log);
         let memory = std::mem::take(&mut output.memory).into_inner();
+        let ledger_metrics = match memory.get("metrics.json") {
+            Some(crate::store::OutputSource::Bytes(bytes)) => crate::store::ledger_metrics(bytes),
+            _ => None,
+        };
         match SealedOutputs::prepare(memory, &log, out_dir) {
             Ok(outputs) => ChunkOutput {
                 output,
@@ -181,6 +191,7 @@ impl ChunkOutput {
                     outputs,
                     ingredients: RawJson(ingredients),
                     log,
+                    ledger_metrics,
                 }),
             },
             Err(memory) => {
@@ -280,6 +291,7 @@ pub fn commit_chunk(
                 log: sealed.log,
                 seconds: 0.0,
                 handoff: output.handoff,
+                ledger_metrics: sealed.ledger_metrics,
             },
             started,
             lock,

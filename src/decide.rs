@@ -533,6 +533,7 @@ pub(crate) fn cached(
         log,
         seconds: prepared.started.elapsed().as_secs_f64(),
         handoff: None,
+        ledger_metrics: None,
     }
 }
 
@@ -628,6 +629,7 @@ pub(crate) fn from_trace(
         log: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
         handoff: None,
+        ledger_metrics: None,
     })
 }
 

@@ -124,6 +124,7 @@ fn predict_node(
             log: Vec::new(),
             seconds: 0.0,
             handoff: None,
+            ledger_metrics: None,
         };
         return Prediction {
             verdict: Verdict::Fresh,

@@ -90,6 +90,9 @@ pub struct NodeResult {
     /// What the phase handed to nodes downstream, when it ran in this
     /// process ([`crate::phases::Handoff`]).
     pub handoff: Option<crate::phases::Handoff>,
+    /// Its metrics as the run ledger stores them, made where it ran
+    /// ([`crate::store::ledger_metrics`]), when they were.
+    pub ledger_metrics: Option<Arc<str>>,
 }
 
 impl NodeResult {
@@ -103,6 +106,7 @@ impl NodeResult {
             log: Vec::new(),
             seconds: 0.0,
             handoff: None,
+            ledger_metrics: None,
         }
     }
 
@@ -116,6 +120,7 @@ impl NodeResult {
             log,
             seconds,
             handoff: None,
+            ledger_metrics: None,
         }
     }
 

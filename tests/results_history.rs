@@ -94,6 +94,9 @@ fn every_build_is_recorded_without_git_and_diff_gives_metric_deltas() {
     assert_eq!(log.len(), 2);
     assert_eq!(log[0]["key"], log[1]["key"]);
     assert_eq!(log[1]["status"], "cached");
+    // The trial ran in the first build: the ledger took its metrics as
+    // they were flattened where it ran, and the second build found them.
+    assert!(log[0]["sharpe"].is_f64(), "{log:?}");
     assert_eq!(log[0]["sharpe"], log[1]["sharpe"]);
     let bad = p.admf(&["log", WF, "parameter_discovry"]);
     assert_eq!(bad.code, 2);

@@ -497,6 +497,7 @@ fn build_from(
                             .get("metrics.json")
                             .map(|o| o.blake3.clone())
                     }),
+                    metrics_text: r.ledger_metrics.clone(),
                 },
                 _ => NodeLine {
                     id,
@@ -507,6 +508,7 @@ fn build_from(
                     headline: None,
                     failure: None,
                     metrics_blob: None,
+                    metrics_text: None,
                 },
             }
         })
@@ -789,6 +791,7 @@ fn conclude_noop(
             headline: None,
             failure: None,
             metrics_blob: None,
+            metrics_text: None,
         })
         .collect();
     for (node, line) in nodes.iter().zip(&lines) {
@@ -830,6 +833,9 @@ struct NodeLine<'a> {
     /// The digest of its entry's `metrics.json`, for the run ledger,
     /// when the build holds the entry ([`crate::store::RunNode::metrics_blob`]).
     metrics_blob: Option<Option<String>>,
+    /// Its metrics as the ledger stores them, when made where it ran
+    /// ([`crate::store::RunNode::metrics_text`]).
+    metrics_text: Option<std::sync::Arc<str>>,
 }
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
@@ -874,6 +880,7 @@ fn record_run(
                     status: l.status.name().to_string(),
                     duration_ms: l.seconds.unwrap_or(0.0) * 1000.0,
                     metrics_blob: l.metrics_blob.clone(),
+                    metrics_text: l.metrics_text.clone(),
                     ..Default::default()
                 })
                 .collect(),

@@ -86,7 +86,15 @@ pub fn digest(files: &[PathBuf]) -> Option<String> {
 /// does not hold metrics for yet (a cached node's were recorded when it
 /// ran): a no-op build reads no `metrics.json`.
 pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
-    let keys: Vec<&str> = nodes.iter().filter_map(|n| n.key.as_deref()).collect();
+    // Nodes whose metrics were flattened where they ran need nothing read.
+    let keys: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.metrics_text.is_none())
+        .filter_map(|n| n.key.as_deref())
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
     let Ok(missing) = store.keys_without_metrics(&keys) else {
         return;
     };
@@ -98,12 +106,17 @@ pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
     // The metrics blobs the build knows, read together.
     let digests: Vec<&str> = nodes
         .iter()
+        .filter(|n| n.metrics_text.is_none())
         .filter(|n| n.key.as_deref().is_some_and(|k| missing.contains(k)))
         .filter_map(|n| n.metrics_blob.as_ref()?.as_deref())
         .collect();
     let inline = store.checked_inline_blobs(&digests).unwrap_or_default();
     for n in nodes.iter_mut() {
-        let Some(key) = n.key.as_deref().filter(|k| missing.contains(*k)) else {
+        let Some(key) = n
+            .key
+            .as_deref()
+            .filter(|k| n.metrics_text.is_none() && missing.contains(*k))
+        else {
             continue;
         };
         // The digest the build knows spares reading (and parsing) the

@@ -79,6 +79,21 @@ pub struct RunNode {
     /// none), so that the ledger reads the blob without the action row;
     /// `None` when the build holds no entry. Not stored.
     pub metrics_blob: Option<Option<String>>,
+    /// The text the ledger stores for this node's metrics (the JSON of
+    /// [`flatten_metrics`] of its `metrics.json`), when the build made it
+    /// where the node ran ([`ledger_metrics`]): nothing then is read back
+    /// from the store for it. Not stored as such.
+    pub metrics_text: Option<std::sync::Arc<str>>,
+}
+
+/// The text the ledger stores for a node whose `metrics.json` holds
+/// `bytes`: what [`RunRecord`]'s metrics of it become, made where the
+/// node ran rather than read back when the build ends. `None` for bytes
+/// that are not JSON (the ledger then reads the entry as before).
+pub fn ledger_metrics(bytes: &[u8]) -> Option<std::sync::Arc<str>> {
+    let metrics: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let text = serde_json::to_string(&flatten_metrics(&metrics)).ok()?;
+    Some(text.into())
 }
 
 /// The most numeric leaves of a `metrics.json` the ledger keeps per key.
@@ -350,9 +365,10 @@ impl Store {
                 .prepare_cached("INSERT OR IGNORE INTO key_metrics (key, metrics) VALUES (?1, ?2)")
                 .map_err(sql_err)?;
             for n in &run.nodes {
-                if let Some(key) = &n.key
-                    && (!n.metrics.is_empty() || n.metrics_absent)
-                {
+                let Some(key) = &n.key else { continue };
+                if let Some(text) = &n.metrics_text {
+                    metrics.execute(params![key, &**text]).map_err(sql_err)?;
+                } else if !n.metrics.is_empty() || n.metrics_absent {
                     let text = serde_json::to_string(&n.metrics).map_err(io::Error::other)?;
                     metrics.execute(params![key, text]).map_err(sql_err)?;
                 }

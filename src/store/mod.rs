@@ -116,7 +116,7 @@ pub use cache::{Cache, copy_action};
 pub use cas::INLINE_MAX;
 pub use entry::{BatchSeal, Entry, OutputSource, PendingEntry, SealedOutputs};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
-pub use ledger::{RunNode, RunRecord, encode_nodes, flatten_metrics, new_run_id};
+pub use ledger::{RunNode, RunRecord, encode_nodes, flatten_metrics, ledger_metrics, new_run_id};
 pub use lock::{BuildGuard, KeyLock, PathAccess, PathLocks};
 pub use lookup::Lookup;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, RawJson, output_digest};
