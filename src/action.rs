@@ -67,6 +67,27 @@ pub struct ActionOutput {
     pub handoff: Option<Handoff>,
 }
 
+/// [`crate::phases::Phase::finish_handoffs`] of `outputs`, outputs of
+/// actions of mode `mode` that ran one after the other, where they ran.
+pub fn finish_handoffs<'o>(
+    factory: &dyn Factory,
+    mode: &str,
+    outputs: impl Iterator<Item = &'o mut ActionOutput>,
+) {
+    let Some(phase) = factory.get(mode) else {
+        return;
+    };
+    let mut outputs: Vec<&mut ActionOutput> = outputs.collect();
+    if outputs.iter().all(|o| o.handoff.is_none()) {
+        return;
+    }
+    let mut handoffs: Vec<Option<Handoff>> = outputs.iter_mut().map(|o| o.handoff.take()).collect();
+    phase.finish_handoffs(&mut handoffs);
+    for (output, handoff) in outputs.into_iter().zip(handoffs) {
+        output.handoff = handoff;
+    }
+}
+
 /// Runs `action` with the phase `factory` knows for its mode, retrying as
 /// the action allows. A failed attempt's partial outputs are removed
 /// before the next one, so a success never carries files of a failure.

@@ -254,7 +254,8 @@ pub fn dispatch(
                 while !misses.is_empty() {
                     let rest = misses.split_off(size.min(misses.len()));
                     let chunk = std::mem::replace(&mut misses, rest);
-                    let first = submit_chunk(executor, chunk, &mut in_flight, &tx);
+                    let first =
+                        submit_chunk(executor, ctx.factory.clone(), chunk, &mut in_flight, &tx);
                     running += 1;
                     taken += slots(first);
                 }
@@ -498,6 +499,7 @@ enum InFlight {
 /// are prepared for the commit ([`ChunkOutput::prepare`]).
 fn submit_chunk(
     executor: &dyn Executor,
+    factory: Arc<dyn crate::phases::Factory>,
     chunk: Vec<(Pending, crate::action::Action)>,
     in_flight: &mut HashMap<usize, InFlight>,
     tx: &Sender<Message>,
@@ -517,9 +519,16 @@ fn submit_chunk(
     }
     in_flight.insert(first, InFlight::Chunk(pending));
     let tx = tx.clone();
+    // Siblings: one mode.
+    let mode = actions[0].mode.clone();
     executor.submit_chunk(
         actions,
-        ChunkDone::new(move |outputs| {
+        ChunkDone::new(move |mut outputs| {
+            crate::action::finish_handoffs(
+                factory.as_ref(),
+                &mode,
+                outputs.iter_mut().map(|(output, _)| output),
+            );
             let prepared = outputs
                 .into_iter()
                 .zip(for_worker)
@@ -551,9 +560,15 @@ fn start(
         Decision::Execute(pending, action) => {
             in_flight.insert(index, InFlight::Executing(pending));
             let tx = tx.clone();
+            let (factory, mode) = (ctx.factory.clone(), action.mode.clone());
             executor.submit(
                 *action,
-                Done::new(move |output| {
+                Done::new(move |mut output| {
+                    crate::action::finish_handoffs(
+                        factory.as_ref(),
+                        &mode,
+                        std::iter::once(&mut output),
+                    );
                     // The receiver only goes away when the build is over.
                     let _ = tx.send(Message::Executed(index, output));
                 }),

@@ -192,29 +192,50 @@ fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 /// A sweep's trials that run in the build hand their gather the figures
-/// of their returns; trials taken from the store do not, and the gather
-/// derives the same from their stored signals. Both must write the same
-/// bytes: here the split changes, so the second build gathers cached
-/// trials, and a fresh project builds the same workflow from nothing.
+/// of their returns (computed four trials side by side where they ran);
+/// trials taken from the store do not, and the gather derives the same
+/// from their stored signals. Both must write the same bytes: here the
+/// split changes, so the second build gathers cached trials, and a fresh
+/// project builds the same workflow from nothing. Sixteen trials at
+/// `-j 2` run in chunks of eight, so the side-by-side figures are taken.
 #[test]
 fn a_gather_over_cached_trials_writes_what_one_over_trials_just_run_writes() {
-    let split = "split: {train: 0.6}";
+    let grid = "grid: {lookback: [10, 20, 30, 40, 50, 60, 70, 80], threshold: [0.01, 0.02]}";
+    let with = |p: &common::Project, split: &str| {
+        let text = p.read("workflows/parameter_optimization.yaml");
+        let old_grid = "grid: {lookback: [10, 20, 30], threshold: [0.01, 0.02]}";
+        assert!(text.contains(old_grid) && text.contains("split: {train: 0.8}"));
+        // The sweep alone: an ensemble of sixteen signals is another test.
+        let sweep = &text[..text.find("  - regime_analysis:").unwrap()];
+        let name = format!("workflows/v{}.yaml", split.len());
+        p.file(
+            &name,
+            &sweep
+                .replace(old_grid, grid)
+                .replace("split: {train: 0.8}", split),
+        );
+        name
+    };
+    let ran = |p: &common::Project, wf: &str| p.ran(&[wf, "-j", "2"]);
+    let (before, after) = ("split: {train: 0.8}", "split: {train: 0.6}");
     let cached = project();
-    let (out, _) = cached.build(&[&workflow("parameter_optimization")]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let wf = with_split(&cached, split);
-    let ran = cached.ran(&[&wf]);
-    assert!(ran.contains(&"parameter_discovery".to_string()), "{ran:?}");
+    ran(&cached, &with(&cached, before));
+    let wf = with(&cached, after);
+    let again = ran(&cached, &wf);
     assert!(
-        !ran.iter().any(|n| n.starts_with("parameter_discovery[")),
-        "{ran:?}"
+        again.contains(&"parameter_discovery".to_string()),
+        "{again:?}"
+    );
+    assert!(
+        !again.iter().any(|n| n.starts_with("parameter_discovery[")),
+        "{again:?}"
     );
     let fresh = project();
-    let wf = with_split(&fresh, split);
-    let ran = fresh.ran(&[&wf]);
+    let wf = with(&fresh, after);
+    let first = ran(&fresh, &wf);
     assert!(
-        ran.contains(&"parameter_discovery[5]".to_string()),
-        "{ran:?}"
+        first.contains(&"parameter_discovery[15]".to_string()),
+        "{first:?}"
     );
     let gathered = |p: &common::Project| files(&artifacts(p, &wf, "parameter_discovery"));
     let (from_store, handed) = (gathered(&cached), gathered(&fresh));

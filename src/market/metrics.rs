@@ -140,13 +140,30 @@ impl Metrics {
         let ruin = equity.iter().position(|&e| e <= 0.0);
         // After ruin there are no more returns: the run stopped.
         let live = &equity[..ruin.map_or(n, |r| r + 1)];
+        let rets: Vec<f64> = live.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+        Metrics::of_live(equity, ruin, &rets, ppy)
+    }
+
+    /// [`Metrics::from_equity`] of an equity curve that is never ruined
+    /// (every E_t above 0), whose per-bar returns E_t/E_{t−1} − 1
+    /// ([`crate::market::equity::strategy_returns`]) the caller has at
+    /// hand: `returns`.
+    pub fn from_unruined_equity(equity: &[f64], returns: &[f64], ppy: f64) -> Metrics {
+        debug_assert!(equity.iter().all(|&e| e > 0.0));
+        Metrics::of_live(equity, None, returns, ppy)
+    }
+
+    /// [`Metrics::from_equity`] of `equity`, ruined at bar `ruin` if at
+    /// all, with `rets` the returns up to the ruin.
+    fn of_live(equity: &[f64], ruin: Option<usize>, rets: &[f64], ppy: f64) -> Metrics {
+        let n = equity.len();
+        let live = &equity[..ruin.map_or(n, |r| r + 1)];
         let t = live.len().saturating_sub(1);
         let end = if ruin.is_some() {
             0.0
         } else {
             live.last().copied().unwrap_or(1.0)
         };
-        let rets: Vec<f64> = live.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
         // Two passes instead of four: the sums, the peak and the drawdown
         // each take their terms in order from the neutral element `sum`
         // starts from (the bits of one pass each), while their chains of
@@ -163,7 +180,7 @@ impl Metrics {
         // added to a sum that is not −0, the drawdown of a new peak (0,
         // and `mdd` ≤ 0) and that of an unchanged equity (the one before).
         let mut before = live.first().copied().unwrap_or(f64::NAN);
-        for (&e, &r) in live.iter().skip(1).zip(&rets) {
+        for (&e, &r) in live.iter().skip(1).zip(rets) {
             if e >= peak {
                 peak = e;
             } else if e != before {
@@ -174,7 +191,7 @@ impl Metrics {
         }
         let mean = if t > 0 { sum / t as f64 } else { 0.0 };
         let (mut deviations, mut downside) = (zero, zero);
-        for r in &rets {
+        for r in rets {
             deviations += (r - mean) * (r - mean);
             // Not left out when 0: the sign of a held bar's return is a
             // coin toss, and a branch on it costs more than the addition.

@@ -61,30 +61,32 @@ pub fn close_fill_metrics(
     fee: f64,
     curve: &mut Vec<f64>,
 ) -> Metrics {
-    close_fill_metrics_and_curve(bars, positions, fee, curve).0
+    close_fill_metrics_and_returns(bars, positions, fee, curve).0
 }
 
-/// [`close_fill_metrics`], and whether `curve` then holds the run's
-/// equity curve E_0..E_T (the one [`equity::equity_curve`] computes for
-/// `positions`): only where the run was neither ruined nor left the
+/// [`close_fill_metrics`], and the per-bar returns r_1..r_T of the run's
+/// equity curve (the one [`equity::equity_curve`] computes for
+/// `positions`, [`equity::strategy_returns`]) where the metrics were
+/// computed from them: where the run was neither ruined nor left the
 /// finite and positive.
-pub fn close_fill_metrics_and_curve(
+pub fn close_fill_metrics_and_returns(
     bars: &Bars,
     positions: &[i8],
     fee: f64,
     curve: &mut Vec<f64>,
-) -> (Metrics, bool) {
+) -> (Metrics, Option<Vec<f64>>) {
     curve.clear();
     curve.resize(positions.len(), 0.0);
     match equity::close_curve_and_counts(bars.close_returns(), positions, fee, curve) {
         Some(counts) => {
-            let mut m = Metrics::from_equity(curve, bars.periods_per_year());
+            let returns = equity::strategy_returns(curve);
+            let mut m = Metrics::from_unruined_equity(curve, &returns, bars.periods_per_year());
             m.set_positions(positions.len(), counts);
-            (m, true)
+            (m, Some(returns))
         }
         None => (
             run(bars, positions.to_vec(), fee, Fill::Close).metrics,
-            false,
+            None,
         ),
     }
 }

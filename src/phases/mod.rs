@@ -593,6 +593,14 @@ pub trait Phase: Send + Sync {
         true
     }
 
+    /// Finishes the [`Handoff`]s of actions of this mode that ran one
+    /// after the other where they ran (a chunk of trials, or one action
+    /// alone), before they reach the coordinator: a phase may hand over
+    /// raw material from each action and turn it into what it hands
+    /// downstream several at a time (a sweep's trials, their figures four
+    /// side by side). By default they pass as they are.
+    fn finish_handoffs(&self, _handoffs: &mut [Option<Handoff>]) {}
+
     /// Modes that return true have their `grid:` expanded by the compiler
     /// into one `Role::Trial` node per combination plus a `Role::Gather`
     /// node, so that every trial is cached on its own.

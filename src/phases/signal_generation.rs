@@ -87,6 +87,12 @@ impl Phase for SignalGeneration {
         matches!(role, Role::Single)
     }
 
+    /// Trials hand over their returns; the worker that ran them turns
+    /// them into figures, four trials side by side.
+    fn finish_handoffs(&self, handoffs: &mut [Option<super::Handoff>]) {
+        finish_trial_handoffs(handoffs);
+    }
+
     fn validate(&self, config: &Value) -> Result<(), ConfigIssue> {
         config::data_spec(config, Path::new("."))?;
         let s = config::strategy(config)?;
@@ -190,11 +196,10 @@ fn trial(ctx: &mut PhaseContext<'_>, index: usize, name: &str) -> Result<TrialRe
         ([b], None, Fill::Close) => {
             let p = strategy.positions(b);
             b.signal_lines().write(&mut signal, &p);
-            let mut curve = Vec::new();
-            let (metrics, curve_holds) =
-                driver::close_fill_metrics_and_curve(b, &p, fee, &mut curve);
-            if curve_holds {
-                handed = figures_for_gather(ctx.gather_config, b, &curve, fee);
+            let (metrics, returns) =
+                driver::close_fill_metrics_and_returns(b, &p, fee, &mut Vec::new());
+            if let Some(returns) = returns {
+                handed = handoff_for_gather(ctx.gather_config, b, returns, fee);
             }
             (metrics, None)
         }
@@ -272,32 +277,82 @@ struct TrialHandoff {
     bars: std::sync::Arc<crate::market::Bars>,
     fee_bits: u64,
     train_end: usize,
-    figures: TrialFigures,
+    figures: HandedFigures,
+    /// How many returns the figures are of.
     returns: usize,
     metrics: Vec<u8>,
 }
 
-/// The [`TrialHandoff`] of a trial over `bars` whose equity curve is
-/// `curve` with fee `fee`, for the gather of config `gather` (its split
+/// A trial's figures as it hands them over: its returns, until the
+/// worker that ran it computes the figures of the trials it ran side by
+/// side ([`Phase::finish_handoffs`]), so that no trial's returns reach
+/// the coordinator.
+enum HandedFigures {
+    Returns(Vec<f64>),
+    Figures(TrialFigures),
+}
+
+/// The [`TrialHandoff`] of a trial over `bars` whose per-bar returns are
+/// `returns` with fee `fee`, for the gather of config `gather` (its split
 /// gives the train part); `None` without a gather config or with a split
 /// the gather would reject. Its `metrics` are left empty.
-fn figures_for_gather(
+fn handoff_for_gather(
     gather: Option<&Value>,
     bars: &std::sync::Arc<crate::market::Bars>,
-    curve: &[f64],
+    returns: Vec<f64>,
     fee: f64,
 ) -> Option<TrialHandoff> {
     let split = super::split::split(gather?).ok()?;
     let train_end = split.parts(&bars.ts).ok()?.train_end;
-    let returns = equity::strategy_returns(curve);
     Some(TrialHandoff {
         bars: bars.clone(),
         fee_bits: fee.to_bits(),
         train_end,
-        figures: TrialFigures::of(&returns, Some(train_end)),
         returns: returns.len(),
+        figures: HandedFigures::Returns(returns),
         metrics: Vec::new(),
     })
+}
+
+/// The figures of the hand-offs among `handoffs` that still hold their
+/// returns, [`FIGURE_LANES`] side by side where their lengths and train
+/// parts agree, each alone otherwise; the returns are dropped.
+fn finish_trial_handoffs(handoffs: &mut [Option<super::Handoff>]) {
+    let mut open: Vec<&mut TrialHandoff> = handoffs
+        .iter_mut()
+        .flatten()
+        .filter_map(|h| std::sync::Arc::get_mut(&mut h.0)?.downcast_mut::<TrialHandoff>())
+        .filter(|h| matches!(h.figures, HandedFigures::Returns(_)))
+        .collect();
+    for group in open.chunks_mut(FIGURE_LANES) {
+        let lanes: Option<[&[f64]; FIGURE_LANES]> = group
+            .iter()
+            .map(|h| match &h.figures {
+                HandedFigures::Returns(r) => Some(r.as_slice()),
+                HandedFigures::Figures(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.try_into().ok());
+        let train_end = group[0].train_end;
+        let figures: Vec<TrialFigures> = match lanes {
+            Some(lanes)
+                if lanes.iter().all(|r| r.len() == lanes[0].len())
+                    && group.iter().all(|h| h.train_end == train_end) =>
+            {
+                TrialFigures::of_lanes(lanes, Some(train_end)).into()
+            }
+            _ => group
+                .iter()
+                .map(|h| match &h.figures {
+                    HandedFigures::Returns(r) => TrialFigures::of(r, Some(h.train_end)),
+                    HandedFigures::Figures(f) => f.clone(),
+                })
+                .collect(),
+        };
+        for (h, f) in group.iter_mut().zip(figures) {
+            h.figures = HandedFigures::Figures(f);
+        }
+    }
 }
 
 /// The [`TrialHandoff`] of trial `up` when it holds what this gather
@@ -365,11 +420,15 @@ fn gather_chunk(
             .zip(handed)
             .map(|((index, up), h)| {
                 let (record, strategy) = read_record(*index, up, &h.metrics)?;
+                let figures = match &h.figures {
+                    HandedFigures::Figures(f) => f.clone(),
+                    HandedFigures::Returns(r) => TrialFigures::of(r, Some(h.train_end)),
+                };
                 Ok(GatheredTrial {
                     record,
                     strategy,
                     signal: None,
-                    figures: h.figures.clone(),
+                    figures,
                     returns: h.returns,
                 })
             })
