@@ -150,12 +150,22 @@ pub fn dispatch(
         }
         // A forwarded SIGINT/SIGTERM/SIGHUP starts nothing more, even
         // with --keep-going.
-        while running < executor.jobs() && !board.stopping && crate::interrupt::received().is_none()
-        {
+        while !board.stopping && crate::interrupt::received().is_none() {
             let Some(&Reverse(next)) = board.ready.peek() else {
                 break;
             };
-            if taken > 0 && taken + slots(next) > executor.jobs() {
+            // Chunks of trials are decided one round ahead: while a worker
+            // runs its chunk, the next one waits in the executor's queue,
+            // so that it need not idle while the coordinator commits the
+            // chunk it finished and decides the next.
+            let limit = if executor.queues()
+                && crate::trial_batch::batchable(&ctx, next, executor.jobs())
+            {
+                2 * executor.jobs()
+            } else {
+                executor.jobs()
+            };
+            if running >= limit || (taken > 0 && taken + slots(next) > limit) {
                 break;
             }
             let Some(Reverse(i)) = board.ready.pop() else {
@@ -213,7 +223,7 @@ pub fn dispatch(
             }
             if crate::trial_batch::batchable(&ctx, i, executor.jobs()) {
                 // Its ready siblings are decided with it.
-                let free = executor.jobs().saturating_sub(running).max(1);
+                let free = limit.saturating_sub(running).max(1);
                 let room =
                     (free * crate::trial_batch::MAX_CHUNK).min(crate::trial_batch::MAX_BATCH);
                 let mut batch = vec![i];

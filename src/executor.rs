@@ -46,6 +46,12 @@ impl ChunkDone {
 pub trait Executor {
     /// How many actions may run at once.
     fn jobs(&self) -> usize;
+    /// Whether actions submitted beyond [`Executor::jobs`] wait in the
+    /// executor's own queue, never more than `jobs` running at once: the
+    /// coordinator may then hand over a chunk of trials ahead of time.
+    fn queues(&self) -> bool {
+        false
+    }
     /// Start `action`; its output must be handed to `done` exactly once.
     fn submit(&self, action: Action, done: Done);
     /// Start a chunk of sibling actions (trials of one grid) as one job
@@ -134,6 +140,12 @@ impl LocalExecutor {
 impl Executor for LocalExecutor {
     fn jobs(&self) -> usize {
         self.jobs
+    }
+
+    /// The pool has `jobs` threads: a job spawned while all are busy
+    /// waits for one.
+    fn queues(&self) -> bool {
+        true
     }
 
     fn submit(&self, action: Action, done: Done) {
