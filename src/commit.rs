@@ -114,7 +114,7 @@ impl Stored {
                     entry: Some(entry),
                     log,
                     seconds,
-                    handoff,
+                    handoff: crate::phases::HandoffSlot::new(handoff),
                     ledger_metrics,
                 }
             }

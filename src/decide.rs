@@ -363,7 +363,8 @@ pub fn after_lock(
 }
 
 /// The stored artifacts of `node`'s upstream nodes `deps`, for its
-/// action, each with what its phase handed over if it ran in this build.
+/// action, each with what its phase handed over if it ran in this build
+/// (taken from its result: it lives as long as this action).
 pub(crate) fn upstream_of(
     ctx: &RunContext,
     node: &Node,
@@ -383,7 +384,7 @@ pub(crate) fn upstream_of(
                     dep.role.clone(),
                     entry.as_ref()?,
                 )
-                .with_handoff(result.handoff.clone()),
+                .with_handoff(result.handoff.take()),
             )
         })
         .collect()
@@ -532,7 +533,7 @@ pub(crate) fn cached(
         evidence: Some(Arc::new(evidence)),
         log,
         seconds: prepared.started.elapsed().as_secs_f64(),
-        handoff: None,
+        handoff: Default::default(),
         ledger_metrics: None,
     }
 }
@@ -628,7 +629,7 @@ pub(crate) fn from_trace(
         evidence: Some(traced.clone()),
         log: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
-        handoff: None,
+        handoff: Default::default(),
         ledger_metrics: None,
     })
 }

@@ -123,7 +123,7 @@ fn predict_node(
             entry: Some(entry),
             log: Vec::new(),
             seconds: 0.0,
-            handoff: None,
+            handoff: Default::default(),
             ledger_metrics: None,
         };
         return Prediction {

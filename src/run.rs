@@ -89,7 +89,7 @@ pub struct NodeResult {
     pub seconds: f64,
     /// What the phase handed to nodes downstream, when it ran in this
     /// process ([`crate::phases::Handoff`]).
-    pub handoff: Option<crate::phases::Handoff>,
+    pub handoff: crate::phases::HandoffSlot,
     /// Its metrics as the run ledger stores them, made where it ran
     /// ([`crate::store::ledger_metrics`]), when they were.
     pub ledger_metrics: Option<Arc<str>>,
@@ -105,7 +105,7 @@ impl NodeResult {
             evidence: None,
             log: Vec::new(),
             seconds: 0.0,
-            handoff: None,
+            handoff: Default::default(),
             ledger_metrics: None,
         }
     }
@@ -119,7 +119,7 @@ impl NodeResult {
             evidence: None,
             log,
             seconds,
-            handoff: None,
+            handoff: Default::default(),
             ledger_metrics: None,
         }
     }

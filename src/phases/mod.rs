@@ -120,6 +120,38 @@ impl Handoff {
     }
 }
 
+/// Where a node's result keeps its [`Handoff`] until a node downstream
+/// takes it: then it lives only as long as that node's action, not until
+/// the build ends (a sweep's gather takes those of all its trials).
+#[derive(Debug, Default)]
+pub struct HandoffSlot(std::sync::Mutex<Option<Handoff>>);
+
+impl HandoffSlot {
+    pub fn new(handoff: Option<Handoff>) -> Self {
+        HandoffSlot(std::sync::Mutex::new(handoff))
+    }
+
+    /// The hand-off, leaving the slot empty: a second taker gets none
+    /// and derives what it needs from the stored outputs.
+    pub fn take(&self) -> Option<Handoff> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl Clone for HandoffSlot {
+    fn clone(&self) -> Self {
+        HandoffSlot::new(
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
 /// Where an upstream node's artifacts are: plain, serialisable locations,
 /// so that an action can run in another process.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
