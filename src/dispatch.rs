@@ -158,9 +158,8 @@ pub fn dispatch(
             // runs its chunk, the next one waits in the executor's queue,
             // so that it need not idle while the coordinator commits the
             // chunk it finished and decides the next.
-            let limit = if executor.queues()
-                && crate::trial_batch::batchable(&ctx, next, executor.jobs())
-            {
+            let batchable = crate::trial_batch::batchable(&ctx, next, executor.jobs());
+            let limit = if batchable && executor.queues() {
                 2 * executor.jobs()
             } else {
                 executor.jobs()
@@ -221,7 +220,8 @@ pub fn dispatch(
             if node.deps.iter().any(|&d| group.contains(d)) {
                 group.flush(&ctx, &mut board);
             }
-            if crate::trial_batch::batchable(&ctx, i, executor.jobs()) {
+            // `i` is `next`, popped.
+            if batchable {
                 // Its ready siblings are decided with it.
                 let free = limit.saturating_sub(running).max(1);
                 let room =

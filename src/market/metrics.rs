@@ -140,8 +140,7 @@ impl Metrics {
         let ruin = equity.iter().position(|&e| e <= 0.0);
         // After ruin there are no more returns: the run stopped.
         let live = &equity[..ruin.map_or(n, |r| r + 1)];
-        let rets: Vec<f64> = live.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
-        Metrics::of_live(equity, ruin, &rets, ppy)
+        Metrics::of_live(equity, ruin, &super::equity::strategy_returns(live), ppy)
     }
 
     /// [`Metrics::from_equity`] of an equity curve that is never ruined

@@ -325,33 +325,49 @@ fn finish_trial_handoffs(handoffs: &mut [Option<super::Handoff>]) {
         .filter(|h| matches!(h.figures, HandedFigures::Returns(_)))
         .collect();
     for group in open.chunks_mut(FIGURE_LANES) {
-        let lanes: Option<[&[f64]; FIGURE_LANES]> = group
-            .iter()
-            .map(|h| match &h.figures {
-                HandedFigures::Returns(r) => Some(r.as_slice()),
-                HandedFigures::Figures(_) => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .and_then(|v| v.try_into().ok());
         let train_end = group[0].train_end;
-        let figures: Vec<TrialFigures> = match lanes {
-            Some(lanes)
-                if lanes.iter().all(|r| r.len() == lanes[0].len())
-                    && group.iter().all(|h| h.train_end == train_end) =>
-            {
-                TrialFigures::of_lanes(lanes, Some(train_end)).into()
-            }
-            _ => group
-                .iter()
-                .map(|h| match &h.figures {
-                    HandedFigures::Returns(r) => TrialFigures::of(r, Some(h.train_end)),
-                    HandedFigures::Figures(f) => f.clone(),
-                })
-                .collect(),
+        let figures: Vec<TrialFigures> = if group.iter().all(|h| h.train_end == train_end) {
+            let returns: Vec<&[f64]> = group.iter().filter_map(|h| h.returns()).collect();
+            figures_side_by_side(&returns, Some(train_end))
+        } else {
+            group.iter().map(|h| h.figures()).collect()
         };
         for (h, f) in group.iter_mut().zip(figures) {
             h.figures = HandedFigures::Figures(f);
         }
+    }
+}
+
+impl TrialHandoff {
+    /// The returns it still holds, before its figures are computed.
+    fn returns(&self) -> Option<&[f64]> {
+        match &self.figures {
+            HandedFigures::Returns(r) => Some(r),
+            HandedFigures::Figures(_) => None,
+        }
+    }
+
+    /// Its figures, computed now if it still holds its returns.
+    fn figures(&self) -> TrialFigures {
+        match &self.figures {
+            HandedFigures::Figures(f) => f.clone(),
+            HandedFigures::Returns(r) => TrialFigures::of(r, Some(self.train_end)),
+        }
+    }
+}
+
+/// The figures of up to [`FIGURE_LANES`] trials' returns `returns`, side
+/// by side when there are that many of one length, each alone otherwise:
+/// the same bits either way.
+fn figures_side_by_side(returns: &[&[f64]], train_end: Option<usize>) -> Vec<TrialFigures> {
+    match <[&[f64]; FIGURE_LANES]>::try_from(returns) {
+        Ok(lanes) if lanes.iter().all(|r| r.len() == lanes[0].len()) => {
+            TrialFigures::of_lanes(lanes, train_end).into()
+        }
+        _ => returns
+            .iter()
+            .map(|r| TrialFigures::of(r, train_end))
+            .collect(),
     }
 }
 
@@ -420,15 +436,11 @@ fn gather_chunk(
             .zip(handed)
             .map(|((index, up), h)| {
                 let (record, strategy) = read_record(*index, up, &h.metrics)?;
-                let figures = match &h.figures {
-                    HandedFigures::Figures(f) => f.clone(),
-                    HandedFigures::Returns(r) => TrialFigures::of(r, Some(h.train_end)),
-                };
                 Ok(GatheredTrial {
                     record,
                     strategy,
                     signal: None,
-                    figures,
+                    figures: h.figures(),
                     returns: h.returns,
                 })
             })
@@ -447,18 +459,11 @@ fn gather_chunk(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let returns = &buffers.returns;
-    let figures: Vec<TrialFigures> = match <&[Vec<f64>; FIGURE_LANES]>::try_from(&returns[..]) {
-        Ok(lanes)
-            if chunk.len() == FIGURE_LANES && lanes.iter().all(|r| r.len() == lanes[0].len()) =>
-        {
-            TrialFigures::of_lanes(lanes.each_ref().map(Vec::as_slice), train_end).into()
-        }
-        _ => returns[..chunk.len()]
-            .iter()
-            .map(|r| TrialFigures::of(r, train_end))
-            .collect(),
-    };
+    let returns = &buffers.returns[..chunk.len()];
+    let figures = figures_side_by_side(
+        &returns.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        train_end,
+    );
     Ok(read
         .into_iter()
         .zip(figures)
