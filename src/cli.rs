@@ -153,6 +153,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The process of `admf serve` that forks the builds handed to it.
+    #[command(hide = true)]
+    ServeBuilds {
+        /// The store, as an absolute path.
+        store: PathBuf,
+    },
     /// Execute one action (a JSON file written by a coordinator) and write
     /// its output as JSON; what a cluster executor runs on a compute node.
     #[command(hide = true)]

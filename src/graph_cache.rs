@@ -187,15 +187,22 @@ pub fn save(
 /// The cached graph, if it was written for `invocation` and all its
 /// evidence holds; the files it was compiled from are noted in `reads`.
 pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
-    let bytes = fs::read(path).ok()?;
+    // A copy decoded ahead (`admf serve`) saves reading and decoding the
+    // graph; its evidence is checked as the file's would be.
+    let (bytes, decoded) = match crate::preload::take::<Preloaded>(path) {
+        Some(copy) => (copy.bytes, Some(copy.graph)),
+        None => (fs::read(path).ok()?, None),
+    };
     let (evidence, graph) = decode(&bytes, invocation)?;
     let dirs = DirStats::new();
     let now: Vec<Stat> = evidence
         .par_iter()
         .map(|(path, stat, check)| check.holds(&dirs, path, stat))
         .collect::<Option<_>>()?;
-    let mut graph: Graph = rmp_serde::from_slice(graph).ok()?;
-    graph.reindex();
+    let graph = match decoded {
+        Some(graph) => graph,
+        None => decode_graph(graph)?,
+    };
     let mut inputs = std::collections::HashMap::new();
     for ((path, stat, check), now) in evidence.into_iter().zip(now) {
         match check {
@@ -212,18 +219,54 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
     Some(graph)
 }
 
+fn decode_graph(encoded: &[u8]) -> Option<Graph> {
+    let mut graph: Graph = rmp_serde::from_slice(encoded).ok()?;
+    graph.reindex();
+    Some(graph)
+}
+
+/// A graph cache file read and decoded ahead of the build that loads it
+/// ([`crate::preload`]).
+struct Preloaded {
+    bytes: Vec<u8>,
+    graph: Graph,
+}
+
+/// Read and decode the graph cache at `path` ahead of a build, for
+/// whichever invocation it was written; false when there is nothing
+/// whole and steady to decode. Uses no thread besides the caller's.
+pub fn preload(path: &Path) -> bool {
+    let Ok(Some((bytes, stat))) = crate::preload::read_steady(path) else {
+        return false;
+    };
+    let Some(graph) = split(&bytes).and_then(|(_, _, encoded)| decode_graph(encoded)) else {
+        return false;
+    };
+    crate::preload::put(path, stat, Preloaded { bytes, graph });
+    true
+}
+
 /// Evidence with its paths borrowed from the cache file's bytes.
 type Evidence<'a> = Vec<(&'a Path, Stat, Check)>;
 
 /// Evidence and the encoded graph of a cache file written for
 /// `invocation`, when it is whole and of this version.
 fn decode<'a>(bytes: &'a [u8], invocation: &str) -> Option<(Evidence<'a>, &'a [u8])> {
+    let (written_for, evidence, graph) = split(bytes)?;
+    (written_for == invocation).then_some((evidence, graph))
+}
+
+/// The invocation a whole cache file of this version was written for,
+/// its evidence and its encoded graph.
+fn split<'a>(bytes: &'a [u8]) -> Option<(&'a str, Evidence<'a>, &'a [u8])> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != sum {
         return None;
     }
-    let header = format!("{HEADER}\ninvocation {invocation}\n");
-    let mut rest = body.strip_prefix(header.as_bytes())?;
+    let rest = body.strip_prefix(format!("{HEADER}\ninvocation ").as_bytes())?;
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    let invocation = std::str::from_utf8(&rest[..end]).ok()?;
+    let mut rest = &rest[end + 1..];
     let mut take = |n: usize| -> Option<&'a [u8]> {
         let (head, tail) = rest.split_at_checked(n)?;
         rest = tail;
@@ -247,7 +290,7 @@ fn decode<'a>(bytes: &'a [u8], invocation: &str) -> Option<(Evidence<'a>, &'a [u
     }
     let len = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
     let graph = take(len)?;
-    take(1).is_none().then_some((evidence, graph))
+    take(1).is_none().then_some((invocation, evidence, graph))
 }
 
 #[cfg(unix)]

@@ -31,6 +31,7 @@ pub mod paths;
 pub mod phases;
 pub mod plan;
 pub mod prefetch;
+pub mod preload;
 pub mod progress;
 pub mod reads;
 pub mod remote;

@@ -90,7 +90,11 @@ impl StatCache {
     /// [`StatCache::save`] writes back to the same path. Every file hashed
     /// through it is noted in `reads`.
     pub fn load(path: &Path, reads: Reads) -> StatCache {
-        let (records, append_at) = read(path).unwrap_or_default();
+        // A copy read ahead (`admf serve`) stands for the file while the
+        // file is as it was read.
+        let (records, append_at) = crate::preload::take::<Loaded>(path)
+            .or_else(|| read(path))
+            .unwrap_or_default();
         StatCache {
             path: Some(path.to_path_buf()),
             records: Mutex::new(records),
@@ -340,6 +344,27 @@ type Loaded = (
     HashMap<PathBuf, Record>,
     Option<crate::file_stat::AppendPoint>,
 );
+
+/// Read the stat cache at `path` ahead of a build; false when there is
+/// nothing whole and steady to read. Uses no thread besides the caller's.
+pub fn preload(path: &Path) -> bool {
+    let Some(stat) = crate::preload::read_steady(path)
+        .ok()
+        .flatten()
+        .map(|(_, stat)| stat)
+    else {
+        return false;
+    };
+    let Some(loaded) = read(path) else {
+        return false;
+    };
+    // `read` opened the file again: it must still be the one found steady.
+    if fs::metadata(path).map(|m| Stat::of(&m)).ok() != Some(stat) {
+        return false;
+    }
+    crate::preload::put(path, stat, loaded);
+    true
+}
 
 fn read(path: &Path) -> Option<Loaded> {
     let mut file = File::open(path).ok()?;

@@ -27,12 +27,22 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     let started = Instant::now();
     crate::results::history::start_git_probe(&wf.workflow);
     let reads = Reads::new();
-    if let Some(record) = UptodateRecord::for_build(wf, args)
+    // A build `admf serve` forked was handed over by one that checked the
+    // record already.
+    let forked = super::serve::forked();
+    if !forked
+        && let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some((nodes, served)) = record.holds()
     {
         let code = conclude_noop(wf, args, &record, &nodes, served, started);
         let root = super::store_root(wf);
         super::export::sync_after_noop(&root, &super::workflow_id(&wf.workflow))?;
+        return Ok(code);
+    }
+    if !forked
+        && !full_rule_only()
+        && let Some(code) = super::serve::hand_over(&super::store_root(wf))
+    {
         return Ok(code);
     }
     let (graph, source) = compile_or_cached(wf, &reads)?;
@@ -110,7 +120,7 @@ fn graph_invocation(wf: &WorkflowArgs) -> Option<String> {
 
 /// The running admf binary by path and stat: another install or a
 /// rebuilt admf may compile, key or decide differently.
-fn executable_identity() -> Option<String> {
+pub(super) fn executable_identity() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let stat = crate::file_stat::Stat::of(&std::fs::metadata(&exe).ok()?);
     Some(format!(
@@ -195,10 +205,16 @@ impl UptodateRecord {
     fn holds(&self) -> Option<(Vec<uptodate::NodeLine>, bool)> {
         // The record lies at <store>/runs/<workflow id>/uptodate.
         let store = self.path.ancestors().nth(3)?;
-        if super::serve::vouches(store, &self.path, &self.invocation)
-            && let Some(nodes) = uptodate::nodes_unchecked(&self.path, &self.invocation)
-        {
-            return Some((nodes, true));
+        match super::serve::vouches(store, &self.path, &self.invocation) {
+            Some(true) => {
+                if let Some(nodes) = uptodate::nodes_unchecked(&self.path, &self.invocation) {
+                    return Some((nodes, true));
+                }
+            }
+            // The server saw a file the record lists change: stating them
+            // again would find the same.
+            Some(false) => return None,
+            None => {}
         }
         uptodate::check(&self.path, &self.invocation).map(|nodes| (nodes, false))
     }

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Build { wf, args } => build::build(&wf, &args),
         Command::Watch { wf, args } => watch::watch(&wf, &args),
         Command::Serve { cache_dir } => serve::serve(&cache_store(cache_dir)?),
+        Command::ServeBuilds { store } => serve::serve_builds(&store),
         Command::Graph {
             wf,
             format,

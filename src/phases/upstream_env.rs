@@ -59,6 +59,13 @@ use crate::store::{OutputRecord, Store};
 
 mod kept;
 
+/// Read the record of the kept upstream folders of the store at
+/// `store_root` ahead of a build ([`crate::preload`]); false when there
+/// is nothing whole and steady to read.
+pub fn preload_kept(store_root: &Path) -> bool {
+    kept::preload(&store_root.join("upstream"))
+}
+
 /// `ADMF_UPSTREAM_<NAME>` for node `id`.
 pub fn var_name(id: &str) -> String {
     let tail: String = id

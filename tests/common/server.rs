@@ -16,6 +16,7 @@ impl Server {
     pub fn start(p: &Project) -> Server {
         let socket = p.path("cache/serve.sock");
         let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(p.path("cache/builds.sock"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_admf"))
             .args(["serve", "--cache-dir"])
             .arg(p.path("cache"))
@@ -26,7 +27,11 @@ impl Server {
             .spawn()
             .expect("spawn admf serve");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        // Both sockets: the record's questions and the builds handed over.
+        let builds = p.path("cache/builds.sock");
+        while std::os::unix::net::UnixStream::connect(&socket).is_err()
+            || std::os::unix::net::UnixStream::connect(&builds).is_err()
+        {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut stderr = String::new();
                 std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();

@@ -1,27 +1,37 @@
 //! `admf serve`: a process that watches the files the store's up-to-date
 //! records rest on, so that `admf build` of an unchanged workflow asks it
 //! instead of stating every file itself (as Bazel's and Buck2's servers
-//! watch the source tree).
+//! watch the source tree), and that runs the builds that have work to do
+//! in forks of a process holding the last build's state decoded
+//! ([`builds`]).
 //!
 //! A build whose up-to-date record exists connects to `serve.sock` in the
 //! store and sends `check <record path> <invocation>`; the answer is `yes`
 //! when every file the record lists is as recorded ([`watched`] says why
-//! the answer can be trusted), `no` otherwise. On `yes` the build reprints
-//! the record's summary, as after its own stats; on `no`, on any error, or
-//! with no server (nothing listens on the socket), it checks the record
-//! itself, exactly as without a server. A server therefore only ever
-//! saves stats: the first question about a record is answered by the full
-//! check, made by the server after it starts watching; a later one by the
-//! events since ([`watched`]): the entries an event touched are stated
-//! again, the rest are known. The server checks a record again without
-//! being asked as soon as a build writes it anew (so the next build's
-//! question finds it checked), and half a second after an event on a
-//! directory on the way made every entry unknown.
+//! the answer can be trusted), `no` when one is not (or the record is
+//! gone, or written for another invocation), `unknown` when the server
+//! cannot tell yet. On `yes` the build reprints the record's summary, as
+//! after its own stats; on `no` it goes on at once; on `unknown`, on any
+//! error, or with no server (nothing listens on the socket), it checks
+//! the record itself, exactly as without a server. The record's answer
+//! thus only ever saves stats: the first question about a record is
+//! answered by the full check, made by the server after it starts
+//! watching; a later one by the events since ([`watched`]): the entries
+//! an event touched are stated again, the rest are known. The server
+//! checks a record again without being asked as soon as a build writes it
+//! anew (so the next build's question finds it checked), and half a
+//! second after an event on a directory on the way made every entry
+//! unknown.
+//!
+//! A build that goes on then hands itself over on `builds.sock`
+//! ([`builds`]), or builds itself when nothing takes it.
 //!
 //! One server per store, in the foreground until Ctrl-C or a kill; a
 //! socket left by a killed server is replaced by the next one. Linux only
-//! (inotify).
+//! (inotify, pidfds).
 
+#[cfg(target_os = "linux")]
+mod builds;
 #[cfg(target_os = "linux")]
 mod watched;
 
@@ -44,13 +54,13 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest question a server reads: a path and a hash.
 const QUESTION_MAX: u64 = 64 * 1024;
 
-/// Whether the server of the store at `store_root`, if one runs, vouches
-/// that the record at `record`, written for `invocation`, still holds.
-/// False whenever it cannot say so (no server, an error, a timeout).
-pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> bool {
-    let Ok(mut stream) = UnixStream::connect(store_root.join(SOCKET)) else {
-        return false;
-    };
+/// What the server of the store at `store_root`, if one runs, says of
+/// the record at `record`, written for `invocation`: `Some(true)` it
+/// holds, `Some(false)` it does not (a file it lists changed, or it is
+/// gone or for another invocation), `None` when it cannot say (no server,
+/// an error, a timeout, or an event that left every entry unknown).
+pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> Option<bool> {
+    let mut stream = UnixStream::connect(store_root.join(SOCKET)).ok()?;
     let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
     let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
     let question = format!(
@@ -58,11 +68,50 @@ pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> bool {
         invocation,
         crate::file_stat::escape_path(record)
     );
-    if stream.write_all(question.as_bytes()).is_err() {
-        return false;
-    }
+    stream.write_all(question.as_bytes()).ok()?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).is_ok() && answer == "yes\n"
+    BufReader::new(stream).read_line(&mut answer).ok()?;
+    match answer.as_str() {
+        "yes\n" => Some(true),
+        "no\n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether this process is a build that `admf serve` forked ([`builds`]).
+pub fn forked() -> bool {
+    #[cfg(target_os = "linux")]
+    return builds::forked();
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// Hand this build over to the server of the store at `store_root`, if
+/// one runs and takes it: the exit code of the build it ran. `None`: this
+/// process builds itself.
+pub fn hand_over(store_root: &Path) -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    return builds::hand_over(store_root, super::build::executable_identity()?);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = store_root;
+        None
+    }
+}
+
+/// The hidden `admf serve-builds STORE`: the process of `admf serve`
+/// that forks the builds handed to it ([`builds`]).
+pub fn serve_builds(store: &Path) -> Result<i32, Error> {
+    #[cfg(target_os = "linux")]
+    return builds::serve_builds(
+        store,
+        super::build::executable_identity().ok_or_else(|| Error::Usage {
+            message: "admf serve-builds: cannot identify the running executable".into(),
+            hint: None,
+        })?,
+    );
+    #[cfg(not(target_os = "linux"))]
+    serve(store)
 }
 
 /// `admf serve`: serve the store at `store` until stopped.
@@ -107,9 +156,23 @@ fn serve_linux(store: &Path) -> Result<i32, Error> {
             })
             .map_err(|e| Error::io(&socket, e))?;
     }
+    // The build process: started after this one's socket is bound, so a
+    // second server stops above without starting one; it ends with this
+    // process (it asks for SIGTERM when its parent goes).
+    let forks = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("serve-builds")
+            .arg(&store)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+    });
+    if let Err(e) = &forks {
+        crate::errln!("admf serve: builds will not be forked here: {e}");
+    }
     crate::errln!(
-        "serving the up-to-date records of {} on {SOCKET} (Ctrl-C stops)",
-        store.display()
+        "serving the up-to-date records and builds of {} on {SOCKET} and {} (Ctrl-C stops)",
+        store.display(),
+        builds::SOCKET
     );
     for connection in listener.incoming() {
         let Ok(stream) = connection else { continue };
@@ -135,16 +198,23 @@ fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
     {
         return;
     }
-    let holds = parse_question(&line).is_some_and(|(invocation, record)| {
+    let holds = parse_question(&line).and_then(|(invocation, record)| {
         // Records of this store only: its server watches for them.
-        record.starts_with(store.join("runs"))
-            && watched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .holds(&record, invocation)
+        if !record.starts_with(store.join("runs")) {
+            return None;
+        }
+        watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .holds(&record, invocation)
     });
+    let answer: &[u8] = match holds {
+        Some(true) => b"yes\n",
+        Some(false) => b"no\n",
+        None => b"unknown\n",
+    };
     let mut stream = stream;
-    let _ = stream.write_all(if holds { b"yes\n" } else { b"no\n" });
+    let _ = stream.write_all(answer);
 }
 
 /// `check <invocation> <escaped record path>\n`.

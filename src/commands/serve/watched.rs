@@ -355,24 +355,24 @@ impl Watched {
     /// holds: every file it lists as recorded. Answered from the events
     /// when the record was checked before: yes when nothing touched its
     /// entries since, or when the few entries an event touched still hold
-    /// (stated again now); no when one does not, or when an event could
-    /// have changed any entry (the build then checks for itself, and the
-    /// server checks the record again a little later). A record not
+    /// (stated again now); no when one does not; `None` (not known) when
+    /// an event could have changed any entry (the build then checks for
+    /// itself, and the server checks the record again a little later). A record not
     /// checked yet (new, or written anew) has its paths watched and its
     /// entries checked now, but for those an earlier record listed alike
     /// and no event touched since.
-    pub fn holds(&mut self, record: &Path, invocation: &str) -> bool {
+    pub fn holds(&mut self, record: &Path, invocation: &str) -> Option<bool> {
         self.drain();
         let Some(stat) = stat_of(record) else {
             self.records.remove(record);
-            return false;
+            return Some(false);
         };
         if let Some(t) = self.records.get_mut(record)
             && t.invocation == invocation
             && t.record_stat == stat
         {
             if t.vouched() {
-                return true;
+                return Some(true);
             }
             if !t.whole {
                 let touched: Vec<&Listed> = t
@@ -383,18 +383,18 @@ impl Watched {
                     .collect();
                 if crate::uptodate::all_hold(&touched) {
                     t.touched.clear();
-                    return true;
+                    return Some(true);
                 }
-                return false;
+                return Some(false);
             }
             // A build that finds a change deletes the record before this
             // comes due; one that finds none leaves it here.
             self.due
                 .entry(record.to_path_buf())
                 .or_insert_with(|| Instant::now() + RECHECK_AFTER);
-            return false;
+            return None;
         }
-        self.check_now(record, invocation, stat)
+        Some(self.check_now(record, invocation, stat))
     }
 
     /// Checks the records that came due ([`Watched::due`]). The

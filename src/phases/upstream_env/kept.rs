@@ -118,8 +118,12 @@ impl KeptFolders {
             Err(fs::TryLockError::WouldBlock) => return Ok(None),
             Err(fs::TryLockError::Error(e)) => return Err(e),
         }
-        let record = fs::read_to_string(dir.join(RECORD)).ok();
-        let parsed = record.as_deref().and_then(parse_record);
+        // A copy parsed ahead (`admf serve`) stands for the record while
+        // the record is as it was read.
+        let parsed = crate::preload::take::<Parsed>(&dir.join(RECORD)).or_else(|| {
+            let record = fs::read_to_string(dir.join(RECORD)).ok();
+            record.as_deref().and_then(parse_record)
+        });
         // No record, or one this admf cannot read: nothing is trusted.
         let dirty = dir.join(DIRTY).exists() || parsed.is_none();
         let (generation, kept) = parsed.unwrap_or_default();
@@ -259,7 +263,25 @@ impl Drop for KeptFolders {
 }
 
 /// The generation and folders of a record; `None` when it is not one.
-fn parse_record(text: &str) -> Option<(u64, HashMap<String, Kept>)> {
+/// A record's generation and folders.
+type Parsed = (u64, HashMap<String, Kept>);
+
+/// Read and parse the record of the kept folders in `dir` (a store's
+/// `upstream/`) ahead of a build; false when there is nothing whole and
+/// steady to parse. Uses no thread besides the caller's.
+pub(super) fn preload(dir: &Path) -> bool {
+    let path = dir.join(RECORD);
+    let Ok(Some((bytes, stat))) = crate::preload::read_steady(&path) else {
+        return false;
+    };
+    let Some(parsed) = std::str::from_utf8(&bytes).ok().and_then(parse_record) else {
+        return false;
+    };
+    crate::preload::put(&path, stat, parsed);
+    true
+}
+
+fn parse_record(text: &str) -> Option<Parsed> {
     let mut lines = text.lines();
     let generation = lines
         .next()?

@@ -1,0 +1,297 @@
+//! Builds handed over to `admf serve`: the server's build process forks
+//! them with the last build's state decoded. A handed build must be the
+//! build the caller would have run itself: its arguments, environment,
+//! working directory, umask and streams, its exit code, its reaction to
+//! Ctrl-C, and never a decoded copy of a file that changed since it was
+//! read.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::server::Server;
+use common::{DIAMOND, Project};
+
+/// What the trace says in a build handed over.
+const HANDED: &str = "built by a process admf serve forked";
+
+fn diamond() -> Project {
+    let p = Project::new();
+    p.file("wf.yaml", DIAMOND).file("in/a.txt", "hello\n");
+    p
+}
+
+fn traced(p: &Project, args: &[&str]) -> common::Output {
+    p.admf_env(args, &[("ADMF_TRACE", "1")])
+}
+
+/// Wait (at most 20 s) until `admf serve` has read what the last build
+/// wrote: a build handed over after that takes the decoded copies.
+fn until_decoded_ahead(p: &Project, rebuild: impl Fn()) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        rebuild();
+        std::thread::sleep(Duration::from_millis(300));
+        let out = traced(p, &["build", "wf.yaml", "--force", "d"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        if out.stderr.contains("trace: decoded ahead") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never decoded ahead:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_handed_build_reports_and_writes_what_it_would_alone() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    let out = traced(&p, &["build", "--json", "wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    // The report reached the caller's stdout, the progress its stderr.
+    let report = common::json_report(&out, "admf build --json");
+    let ran: Vec<&str> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "ran")
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["a", "b", "c", "d"]);
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+
+    // An edit: the handed build reruns what the edit reaches, from the
+    // copies decoded ahead (checked against their files first).
+    until_decoded_ahead(&p, || {});
+    p.file("in/a.txt", "howdy\n");
+    let out = traced(&p, &["build", "wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    assert!(out.stderr.contains("4 ran"), "{}", out.stderr);
+    assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
+}
+
+#[test]
+fn a_handed_build_takes_the_callers_environment_directory_and_umask() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - name: probe
+    mode: command
+    run: "echo \"$GREETING\" > out/greeting.txt; umask > out/umask.txt"
+    outputs: [out/greeting.txt, out/umask.txt]
+    pass_env: [GREETING]
+"#,
+    );
+    std::fs::create_dir_all(p.path("sub")).unwrap();
+    let _server = Server::start(&p);
+    // From a subdirectory, with a variable and a umask the server lacks.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 027 && exec \"$ADMF\" build ../wf.yaml")
+        .current_dir(p.path("sub"))
+        .env("ADMF", env!("CARGO_BIN_EXE_admf"))
+        .env("GREETING", "hello from the caller")
+        .env("ADMF_TRACE", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(HANDED), "{stderr}");
+    assert_eq!(p.read("out/greeting.txt"), "hello from the caller\n");
+    assert_eq!(p.read("out/umask.txt").trim(), "0027");
+    // `../wf.yaml` was found from the caller's directory, not the
+    // server's; the output follows the caller's umask, not the server's.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(p.path("out/greeting.txt"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o027, 0, "{mode:o}");
+}
+
+#[test]
+fn failures_and_bad_input_exit_as_they_would_alone() {
+    let p = diamond();
+    p.file(
+        "fails.yaml",
+        "phases:\n  - name: broken\n    mode: command\n    run: \"echo oops >&2; exit 3\"\n",
+    );
+    p.file(
+        "bad.yaml",
+        "phases:\n  - name: x\n    mode: command\n    run: [\n",
+    );
+    let alone_fail = p.admf(&["build", "fails.yaml"]);
+    let alone_bad = p.admf(&["build", "bad.yaml"]);
+    std::fs::remove_dir_all(p.path("cache")).unwrap();
+    let _server = Server::start(&p);
+    let fail = traced(&p, &["build", "fails.yaml"]);
+    assert!(fail.stderr.contains(HANDED), "{}", fail.stderr);
+    assert_eq!(fail.code, alone_fail.code, "{}", fail.stderr);
+    assert_ne!(fail.code, 0);
+    assert!(fail.stderr.contains("oops"), "{}", fail.stderr);
+    let bad = traced(&p, &["build", "bad.yaml"]);
+    assert!(bad.stderr.contains(HANDED), "{}", bad.stderr);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(alone_bad.code, 2);
+    // The same error, file, line and all.
+    let error = |stderr: &str| -> String {
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("trace:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(error(&bad.stderr), error(&alone_bad.stderr));
+    assert!(!bad.stderr.contains("panicked"));
+}
+
+/// The pid a running command wrote, once it has (at most 20 s).
+fn pid_written(p: &Project, file: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(p.path(file))
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie) within 20 s.
+fn gone(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|s| s.trim_start().starts_with('Z')) =>
+            {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+const SLEEPER: &str = r#"phases:
+  - name: sleeper
+    mode: command
+    run: "echo $$ > sleeping.pid; exec sleep 60"
+    outputs: [out/never.txt]
+"#;
+
+#[test]
+fn ctrl_c_of_the_caller_stops_the_handed_build() {
+    let p = Project::new();
+    p.file("wf.yaml", SLEEPER);
+    let _server = Server::start(&p);
+    let mut caller = p
+        .command()
+        .args(["build", "wf.yaml"])
+        .env("ADMF_TRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeper = pid_written(&p, "sleeping.pid");
+    // SAFETY: kill(2) of the caller, our own child.
+    unsafe { libc::kill(caller.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = caller.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the caller never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    caller
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains(HANDED), "{stderr}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(gone(sleeper), "the command outlived the build");
+    assert!(!p.path("out/never.txt").exists());
+}
+
+#[test]
+fn a_caller_killed_outright_stops_its_handed_build() {
+    let p = Project::new();
+    p.file("wf.yaml", SLEEPER);
+    let mut server = Server::start(&p);
+    let mut caller = p
+        .command()
+        .args(["build", "wf.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeper = pid_written(&p, "sleeping.pid");
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    assert!(gone(sleeper), "the command outlived its abandoned build");
+    assert!(server.alive());
+    // The store is whole: the next build runs the node again, by itself.
+    server.kill();
+    p.file(
+        "wf.yaml",
+        &SLEEPER.replace("exec sleep 60", "mkdir -p out && echo done > out/never.txt"),
+    );
+    assert_eq!(p.ran(&["wf.yaml"]), ["sleeper"]);
+}
+
+#[test]
+fn a_decoded_copy_of_a_file_changed_since_is_not_used() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    assert_eq!(traced(&p, &["build", "wf.yaml"]).code, 0);
+    until_decoded_ahead(&p, || {});
+    // The graph cache changed behind the server's back (one byte flipped:
+    // its seal no longer matches), after the server decoded it.
+    let runs = std::fs::read_dir(p.path("cache/runs")).unwrap();
+    let graph = runs
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("graph"))
+        .find(|g| g.exists())
+        .expect("a graph cache");
+    let mut bytes = std::fs::read(&graph).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&graph, &bytes).unwrap();
+    let out = traced(&p, &["build", "wf.yaml", "--force", "d"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    assert!(
+        !out.stderr
+            .contains(&format!("decoded ahead: {}", graph.display())),
+        "{}",
+        out.stderr
+    );
+    // The broken cache is no cache: the workflow was compiled again.
+    assert!(
+        !out.stderr.contains("graph from the graph cache"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+}
