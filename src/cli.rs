@@ -107,8 +107,9 @@ pub enum Command {
         args: BuildArgs,
     },
     /// Watch the files the store's up-to-date records rest on, so that a
-    /// build of an unchanged workflow asks instead of stating each (Linux;
-    /// in the foreground until stopped).
+    /// build of an unchanged workflow asks instead of stating each, and
+    /// run the builds with work to do in forks of a process holding the
+    /// last build's state decoded (Linux; in the foreground until stopped).
     Serve {
         /// The store (default: `cache/` at the project root).
         #[arg(long, env = "ADMF_CACHE_DIR", value_name = "DIR")]
