@@ -15,7 +15,8 @@
 //! for a fork killed by one). A handing build that dies makes the server
 //! stop its fork with SIGTERM. The server answers `no` (and the build
 //! runs itself, as without a server) when the handing admf is another
-//! binary than the server's.
+//! binary than the server's or runs as another user (the fork would run
+//! with the server's privileges).
 //!
 //! The build process forks only while it runs a single thread (a fork of
 //! a process with more threads may inherit a lock another thread held),
@@ -306,10 +307,17 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
         let timeout = preloads
             .pending
             .then(|| rustix::event::Timespec::try_from(RETRY).expect("a small duration"));
+        // Per build its pidfd, and its caller's connection until the
+        // caller is gone (a hung-up connection stays ready: polling it
+        // again would spin).
         let mut fds = vec![PollFd::new(&listener, PollFlags::IN)];
+        let mut at = Vec::with_capacity(running.len());
         for build in &running {
+            at.push(fds.len());
             fds.push(PollFd::new(&build.pidfd, PollFlags::IN));
-            fds.push(PollFd::new(&build.conn, PollFlags::RDHUP));
+            if !build.abandoned {
+                fds.push(PollFd::new(&build.conn, PollFlags::RDHUP));
+            }
         }
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
@@ -321,12 +329,17 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
         let mut ended = false;
         // Newest first, so that removing one keeps the others' places.
         for i in (0..running.len()).rev() {
-            let (exit, gone) = (ready[1 + 2 * i], ready[2 + 2 * i]);
+            let exit = ready[at[i]];
+            let gone = if running[i].abandoned {
+                PollFlags::empty()
+            } else {
+                ready[at[i] + 1]
+            };
             if !exit.is_empty() {
                 let build = running.swap_remove(i);
                 report_end(build);
                 ended = true;
-            } else if !gone.is_empty() && !running[i].abandoned {
+            } else if !gone.is_empty() {
                 // SAFETY: kill(2) of our own child.
                 unsafe { libc::kill(running[i].pid, libc::SIGTERM) };
                 running[i].abandoned = true;
@@ -374,6 +387,12 @@ fn report_end(build: Running) {
 /// Read one request from `conn` and start its fork; `None` when the
 /// request was refused (and answered `no`) or unreadable.
 fn take_request(conn: UnixStream, exe: &str, inherited: &[RawFd]) -> Option<Running> {
+    // A build runs with the server's privileges: only its own user's
+    // builds are taken, whatever the socket's mode lets connect.
+    let peer = rustix::net::sockopt::socket_peercred(&conn).ok()?;
+    if peer.uid != rustix::process::getuid() {
+        return refuse(conn, "a build of the server's own user");
+    }
     // A build that stops sending costs it its answer, not the server.
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut len = [0u8; 8];
