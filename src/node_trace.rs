@@ -83,7 +83,7 @@ impl TracedNode {
             return false;
         }
         let same_plain =
-            |path: &Path, recorded: &Stat| reads.plain_file_stat(path) == Some(*recorded);
+            |path: &Path, recorded: &Stat| reads.traced_output_stat(path) == Some(*recorded);
         let holds = self
             .inputs
             .iter()

@@ -37,6 +37,8 @@ struct Inner {
     unstable: AtomicBool,
     /// Inputs stat'ed once already by this build, before any decision.
     input_stats: OnceLock<HashMap<PathBuf, Stat>>,
+    /// Files `admf serve` vouched for at the start of this build.
+    vouched_stats: OnceLock<HashMap<PathBuf, Stat>>,
     /// Directory handles the stats of this build are taken through.
     dirs: crate::dir_stat::DirStats,
 }
@@ -107,6 +109,27 @@ impl Reads {
     /// a different stat to the next build. Only the first call counts.
     pub fn keep_input_stats(&self, stats: HashMap<PathBuf, Stat>) {
         let _ = self.inner.input_stats.set(stats);
+    }
+
+    /// Keep the stats `admf serve` vouched for at the start of this build:
+    /// files an up-to-date record lists, unchanged since (the server saw no
+    /// event on them, [`crate::uptodate::PlainStats`]). The node trace's
+    /// check of a node's outputs ([`Reads::traced_output_stat`]) takes
+    /// them instead of a stat each; a change after the server's answer
+    /// shows to the next build as a different stat, as for
+    /// [`Reads::keep_input_stats`]. Only the first call counts.
+    pub fn keep_vouched_stats(&self, stats: HashMap<PathBuf, Stat>) {
+        let _ = self.inner.vouched_stats.set(stats);
+    }
+
+    /// The stat of `path`, a node's output or stored blob the node trace
+    /// recorded, when it is a plain file: the one `admf serve` vouched for
+    /// ([`Reads::keep_vouched_stats`]), or one taken now.
+    pub fn traced_output_stat(&self, path: &Path) -> Option<Stat> {
+        if let Some(stat) = self.inner.vouched_stats.get().and_then(|m| m.get(path)) {
+            return Some(*stat);
+        }
+        self.plain_file_stat(path)
     }
 
     /// The stat of input `path` that this build already took

@@ -273,6 +273,57 @@ pub fn listed(text: &str, invocation: &str) -> Option<Vec<Listed>> {
     )
 }
 
+/// The recorded stat of each plain file a record written for
+/// `invocation` lists without a digest (one whose stat proved its content
+/// when the record was written): what `admf serve` can vouch for file by
+/// file ([`plain_stats_of`]).
+pub type PlainStats = std::collections::HashMap<PathBuf, Stat>;
+
+/// [`PlainStats`] of the record at `path`, from a copy read ahead
+/// ([`preload`]) or the file itself.
+pub fn plain_stats_of(path: &Path, invocation: &str) -> Option<PlainStats> {
+    if let Some((written_for, stats)) = crate::preload::take::<(String, PlainStats)>(path) {
+        return (written_for == invocation).then_some(stats);
+    }
+    let text = fs::read_to_string(path).ok()?;
+    plain_stats(&text, invocation)
+}
+
+fn plain_stats(text: &str, invocation: &str) -> Option<PlainStats> {
+    let (_, files) = parse(text, invocation, true)?;
+    Some(
+        files
+            .into_iter()
+            .filter(|(_, _, plain, digest)| *plain && digest.is_none())
+            .map(|(path, stat, _, _)| (path.into_owned(), stat))
+            .collect(),
+    )
+}
+
+/// Read the record at `path` ahead of a build, for whichever invocation
+/// it was written; false when there is nothing whole and steady to read.
+/// Uses no thread besides the caller's.
+pub fn preload(path: &Path) -> bool {
+    let Ok(Some((bytes, stat))) = crate::preload::read_steady(path) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return false;
+    };
+    let Some(invocation) = text
+        .strip_prefix(HEADER)
+        .and_then(|rest| rest.strip_prefix("\ninvocation "))
+        .and_then(|rest| rest.split('\n').next())
+    else {
+        return false;
+    };
+    let Some(stats) = plain_stats(&text, invocation) else {
+        return false;
+    };
+    crate::preload::put(path, stat, (invocation.to_string(), stats));
+    true
+}
+
 /// Whether each of `files` still holds, by the rule [`check`] applies to
 /// a whole record.
 pub fn all_hold(files: &[&Listed]) -> bool {

@@ -241,3 +241,28 @@ fn a_server_started_after_an_edit_checks_the_record_first() {
     assert!(!run.fast, "{}", run.stderr);
     assert_eq!(run.ran(), ["a", "b", "c", "d"]);
 }
+
+/// A build handed to the server takes the stats the server vouches for
+/// (every file the record lists but those an event touched), and states
+/// the touched ones itself: an output edited behind the build's back is
+/// put back, though every other stat of the build came from the server.
+#[test]
+fn a_handed_build_states_what_the_server_cannot_vouch_for() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    settle_served(&p);
+    p.file("out/b.txt", "EDITED\n");
+    let run = build(&p, &["wf.yaml"]);
+    assert!(!run.fast, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("built by a process admf serve forked"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("(1 uncertain)"), "{}", run.stderr);
+    assert!(run.ran().is_empty(), "{}", run.stderr);
+    assert_eq!(p.read("out/b.txt"), "HELLO\n");
+    // And the next build is a no-op the server vouches for.
+    settle_served(&p);
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+}

@@ -45,6 +45,9 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     {
         return Ok(code);
     }
+    if forked && let Some(record) = UptodateRecord::for_build(wf, args) {
+        record.vouched_stats_into(&reads);
+    }
     let (graph, source) = compile_or_cached(wf, &reads)?;
     build_from(wf, graph, source, args, started, StartedBy::Command, reads)
 }
@@ -217,6 +220,46 @@ impl UptodateRecord {
             None => {}
         }
         uptodate::check(&self.path, &self.invocation).map(|nodes| (nodes, false))
+    }
+
+    /// Keep in `reads` the stats `admf serve` vouches for: the files the
+    /// record lists, but for those an event touched since the server
+    /// checked them ([`Reads::keep_vouched_stats`]). Taken before this
+    /// build removes the record; nothing when the server cannot say.
+    fn vouched_stats_into(&self, reads: &Reads) {
+        let stat_now = || {
+            std::fs::symlink_metadata(&self.path)
+                .ok()
+                .map(|m| crate::file_stat::Stat::of(&m))
+        };
+        let Some(store) = self.path.ancestors().nth(3) else {
+            return;
+        };
+        let Some(before) = stat_now() else {
+            return;
+        };
+        let Some((answered, uncertain)) =
+            super::serve::uncertain(store, &self.path, &self.invocation)
+        else {
+            return;
+        };
+        // The stats read must be those of the record the server answered
+        // for, from before to after reading them.
+        let Some(mut stats) = uptodate::plain_stats_of(&self.path, &self.invocation) else {
+            return;
+        };
+        if answered != before || stat_now() != Some(before) {
+            return;
+        }
+        for path in &uncertain {
+            stats.remove(path);
+        }
+        trace(&format!(
+            "admf serve vouched for {} files ({} uncertain)",
+            stats.len(),
+            uncertain.len()
+        ));
+        reads.keep_vouched_stats(stats);
     }
 
     fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {

@@ -2,7 +2,8 @@
 //! hands itself over to the server's build process (`builds.sock` in the
 //! store) instead of starting from nothing: that process keeps the last
 //! build's graph cache, node trace and stat cache decoded
-//! ([`crate::preload`]) and forks, and the fork runs the build with the
+//! ([`crate::preload`]), with the up-to-date record's stats, and forks,
+//! and the fork runs the build with the
 //! decoded copies already in its memory. Each build is still a process of
 //! its own, with nothing of an earlier build's state but those copies,
 //! each checked against its file as the loaders check the files.
@@ -566,6 +567,7 @@ impl Preloads {
         if let Some(dir) = newest_run(&self.store) {
             wanted.push((dir.join("graph"), crate::graph_cache::preload));
             wanted.push((dir.join("nodes"), crate::node_trace::preload));
+            wanted.push((dir.join("uptodate"), crate::uptodate::preload));
         }
         crate::preload::keep_only(&wanted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());
         self.pending = false;

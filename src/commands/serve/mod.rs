@@ -35,7 +35,7 @@ mod builds;
 #[cfg(target_os = "linux")]
 mod watched;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,43 @@ pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> Option<boo
         "no\n" => Some(false),
         _ => None,
     }
+}
+
+/// What the server of the store at `store_root` vouches for of the
+/// record at `record`, written for `invocation`: the record's stat and
+/// the entries it cannot vouch for (an event touched them); every other
+/// entry it lists still has its recorded stat. `None` when it cannot
+/// say (no server, an error, nothing known of the record).
+pub fn uncertain(
+    store_root: &Path,
+    record: &Path,
+    invocation: &str,
+) -> Option<(crate::file_stat::Stat, Vec<PathBuf>)> {
+    let mut stream = UnixStream::connect(store_root.join(SOCKET)).ok()?;
+    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
+    let question = format!(
+        "uncertain {} {}\n",
+        invocation,
+        crate::file_stat::escape_path(record)
+    );
+    stream.write_all(question.as_bytes()).ok()?;
+    let mut answer = BufReader::new(stream.take(QUESTION_MAX * 256));
+    let mut line = String::new();
+    answer.read_line(&mut line).ok()?;
+    let mut fields = line
+        .strip_suffix('\n')?
+        .strip_prefix("uncertain ")?
+        .split(' ');
+    let stat = crate::file_stat::Stat::parse(&mut fields)?;
+    let count: usize = fields.next()?.parse().ok()?;
+    let mut paths = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        line.clear();
+        answer.read_line(&mut line).ok()?;
+        paths.push(crate::file_stat::unescape_path(line.strip_suffix('\n')?)?);
+    }
+    Some((stat, paths))
 }
 
 /// Whether this process is a build that `admf serve` forked ([`builds`]).
@@ -187,7 +224,6 @@ fn serve_linux(store: &Path) -> Result<i32, Error> {
 
 #[cfg(target_os = "linux")]
 fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
-    use std::io::Read;
     let mut line = String::new();
     let Ok(reader) = stream.try_clone() else {
         return;
@@ -196,6 +232,31 @@ fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
         .read_line(&mut line)
         .is_err()
     {
+        return;
+    }
+    if let Some(rest) = line.strip_prefix("uncertain ") {
+        let answer = parse_question(&format!("check {rest}")).and_then(|(invocation, record)| {
+            if !record.starts_with(store.join("runs")) {
+                return None;
+            }
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .uncertain(&record, invocation)
+        });
+        let text = match answer {
+            Some((stat, paths)) => {
+                let mut text = format!("uncertain {stat} {}\n", paths.len());
+                for path in paths {
+                    text.push_str(&crate::file_stat::escape_path(&path));
+                    text.push('\n');
+                }
+                text
+            }
+            None => "unknown\n".to_string(),
+        };
+        let mut stream = stream;
+        let _ = stream.write_all(text.as_bytes());
         return;
     }
     let holds = parse_question(&line).and_then(|(invocation, record)| {

@@ -397,6 +397,28 @@ impl Watched {
         Some(self.check_now(record, invocation, stat))
     }
 
+    /// The entries of the record at `record`, written for `invocation`,
+    /// that an event touched since they were checked, when every other
+    /// entry is known to hold (by the rule of [`Watched::holds`]), with
+    /// the record's stat; `None` when nothing is known of it (not checked
+    /// yet, checked for another invocation or as another file, or an
+    /// event that could have changed any entry).
+    pub fn uncertain(&mut self, record: &Path, invocation: &str) -> Option<(Stat, Vec<PathBuf>)> {
+        self.drain();
+        let stat = stat_of(record)?;
+        let t = self.records.get(record)?;
+        if t.whole || t.invocation != invocation || t.record_stat != stat {
+            return None;
+        }
+        let touched = t
+            .checked
+            .values()
+            .filter(|(_, e)| e.names.iter().any(|n| t.touched.contains(n)))
+            .map(|(l, _)| l.path.clone())
+            .collect();
+        Some((stat, touched))
+    }
+
     /// Checks the records that came due ([`Watched::due`]). The
     /// invocation is the record's own; a build with another one is then
     /// answered no.
