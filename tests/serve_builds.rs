@@ -295,3 +295,67 @@ fn a_decoded_copy_of_a_file_changed_since_is_not_used() {
     );
     assert_eq!(p.read("out/d.txt"), "HELLO\nh");
 }
+
+#[test]
+fn builds_handed_over_at_once_run_side_by_side_and_compute_each_node_once() {
+    let p = Project::new();
+    p.file(
+        "wf.yaml",
+        r#"phases:
+  - name: slow
+    mode: command
+    run: "echo run >> runs.log; sleep 1; echo done > out/slow.txt"
+    outputs: [out/slow.txt]
+  - name: quick
+    mode: command
+    run: "echo quick > out/quick.txt"
+    outputs: [out/quick.txt]
+"#,
+    );
+    let _server = Server::start(&p);
+    let builds: Vec<_> = (0..3)
+        .map(|_| {
+            p.command()
+                .args(["build", "wf.yaml"])
+                .env("ADMF_TRACE", "1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for build in builds {
+        let out = build.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains(HANDED), "{stderr}");
+    }
+    // Three forks at once, one computation: the store's key locks hold
+    // across forks as across processes started apart.
+    assert_eq!(p.read("runs.log"), "run\n");
+    assert_eq!(p.read("out/slow.txt"), "done\n");
+    assert_eq!(p.read("out/quick.txt"), "quick\n");
+}
+
+#[test]
+fn another_admf_binary_builds_by_itself() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    // A copy of the binary elsewhere is another executable to the server.
+    let other = p.path("bin/admf-copy");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_admf"), &other).unwrap();
+    let out = std::process::Command::new(&other)
+        .args(["build", "wf.yaml"])
+        .current_dir(p.dir.path())
+        .env("ADMF_TRACE", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("ADMF_CACHE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(HANDED), "{stderr}");
+    assert!(stderr.contains("4 ran"), "{stderr}");
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+}
