@@ -1,12 +1,12 @@
 //! Builds forked by `admf serve`. A build whose record does not hold
 //! hands itself over to the server's build process (`builds.sock` in the
 //! store) instead of starting from nothing: that process keeps the last
-//! build's graph cache, node trace and stat cache decoded
-//! ([`crate::preload`]), with the up-to-date record's stats, and forks,
-//! and the fork runs the build with the
-//! decoded copies already in its memory. Each build is still a process of
-//! its own, with nothing of an earlier build's state but those copies,
-//! each checked against its file as the loaders check the files.
+//! build's graph cache, node trace, stat cache, kept-folder record and
+//! up-to-date record decoded ([`crate::preload`]) and forks, and the fork
+//! runs the build with the decoded copies already in its memory. Each
+//! build is still a process of its own, with nothing of an earlier
+//! build's state but those copies, each checked against its file as the
+//! loaders check the files.
 //!
 //! The fork takes the handing build's arguments, working directory,
 //! environment, umask and standard streams (passed as file descriptors,
