@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from procs import cpu_ms_of, run  # noqa: E402
+
 admf = os.path.realpath(sys.argv[1])
 reps = int(sys.argv[2]) if len(sys.argv) > 2 else 7
 shapes = (sys.argv[3] if len(sys.argv) > 3 else "lattice,chain,fanout").split(",")
@@ -31,30 +34,9 @@ TOOLS = ("admf", "served", "ninja")
 STEPS = ("leaf edit", "first no-op", "no-op")
 
 
-def run(command, cwd, env):
-    # stderr into a file: a cold build's progress would fill a pipe.
-    with tempfile.TemporaryFile() as log:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = (time.perf_counter() - start) * 1000
-        log.seek(0)
-        err = log.read().decode(errors="replace")
-    if status != 0:
-        sys.exit(f"{' '.join(command)} failed in {cwd}:\n{err}")
-    return (usage.ru_utime + usage.ru_stime) * 1000, wall, err
-
-
-def cpu_ms_of(pid):
-    """CPU of a process and of its children it has waited for."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(f) for f in fields[11:15]) * 1000 / ticks
-
-
 def server_tree_cpu(pid):
     children = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    return cpu_ms_of(pid) + sum(cpu_ms_of(int(c)) for c in children)
+    return cpu_ms_of(pid, True) + sum(cpu_ms_of(int(c), True) for c in children)
 
 
 def wait_for(path, server):

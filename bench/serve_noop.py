@@ -18,31 +18,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from procs import cpu_ms_of, run  # noqa: E402
+
 admf = os.path.realpath(sys.argv[1])
 reps = int(sys.argv[2]) if len(sys.argv) > 2 else 9
 shapes = (sys.argv[3] if len(sys.argv) > 3 else "lattice,chain,fanout").split(",")
 repo = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 ninja = shutil.which("ninja") or sys.exit("ninja is not installed")
-
-
-def run(command, cwd, env):
-    # stderr into a file: a cold build's progress would fill a pipe.
-    with tempfile.TemporaryFile() as log:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = (time.perf_counter() - start) * 1000
-        log.seek(0)
-        err = log.read().decode(errors="replace")
-    if status != 0:
-        sys.exit(f"{' '.join(command)} failed in {cwd}:\n{err}")
-    return (usage.ru_utime + usage.ru_stime) * 1000, wall, err
-
-
-def cpu_ms_of(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) * 1000 / ticks
 
 
 work = tempfile.mkdtemp(prefix="admf-serve-bench.")

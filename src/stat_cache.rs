@@ -348,20 +348,20 @@ type Loaded = (
 /// Read the stat cache at `path` ahead of a build; false when there is
 /// nothing whole and steady to read. Uses no thread besides the caller's.
 pub fn preload(path: &Path) -> bool {
-    let Some(stat) = crate::preload::read_steady(path)
-        .ok()
-        .flatten()
-        .map(|(_, stat)| stat)
-    else {
+    let Ok(Some((bytes, stat))) = crate::preload::read_steady(path) else {
         return false;
     };
-    let Some(loaded) = read(path) else {
+    let (Ok(text), Ok(meta)) = (String::from_utf8(bytes), fs::metadata(path)) else {
         return false;
     };
-    // `read` opened the file again: it must still be the one found steady.
-    if fs::metadata(path).map(|m| Stat::of(&m)).ok() != Some(stat) {
+    // The metadata names the file found steady (where a later segment may
+    // be appended), not one that replaced it since.
+    if Stat::of(&meta) != stat {
         return false;
     }
+    let Some(loaded) = parse(&text, &meta) else {
+        return false;
+    };
     crate::preload::put(path, stat, loaded);
     true
 }
@@ -371,11 +371,16 @@ fn read(path: &Path) -> Option<Loaded> {
     let meta = file.metadata().ok()?;
     let mut text = String::with_capacity(meta.len() as usize + 1);
     io::Read::read_to_string(&mut file, &mut text).ok()?;
+    parse(&text, &meta)
+}
+
+/// The records of a stat cache file's text, read with `meta`.
+fn parse(text: &str, meta: &fs::Metadata) -> Option<Loaded> {
     let header = format!("{HEADER}\n");
     if !text.starts_with(&header) {
         return None;
     }
-    let (segments, append_at) = crate::file_stat::sealed_segments(&text, header.len(), &meta);
+    let (segments, append_at) = crate::file_stat::sealed_segments(text, header.len(), meta);
     if segments.is_empty() {
         return None;
     }

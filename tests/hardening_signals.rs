@@ -7,31 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Project;
-
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-            !matches!(state, Some(Some('Z' | 'X')))
-        }
-        Err(_) => false,
-    }
-}
-
-fn read_pid(p: &Project, rel: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(p.path(rel))
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{rel} was never written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{Project, alive, read_pid};
 
 fn interrupt_a_build(signal: i32, expected_code: i32) {
     let p = Project::new();

@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::server::Server;
-use common::{DIAMOND, Project};
+use common::{DIAMOND, Project, alive, read_pid};
 
 /// What the trace says in a build handed over.
 const HANDED: &str = "built by a process admf serve forked";
@@ -156,38 +156,16 @@ fn failures_and_bad_input_exit_as_they_would_alone() {
     assert!(!bad.stderr.contains("panicked"));
 }
 
-/// The pid a running command wrote, once it has (at most 20 s).
-fn pid_written(p: &Project, file: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(p.path(file))
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Whether process `pid` is gone (or a zombie) within 20 s.
 fn gone(pid: i32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat)
-                if stat
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|s| s.trim_start().starts_with('Z')) =>
-            {
-                return true;
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
         }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    false
+    true
 }
 
 const SLEEPER: &str = r#"phases:
@@ -210,7 +188,7 @@ fn ctrl_c_of_the_caller_stops_the_handed_build() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let sleeper = pid_written(&p, "sleeping.pid");
+    let sleeper = read_pid(&p, "sleeping.pid");
     // SAFETY: kill(2) of the caller, our own child.
     unsafe { libc::kill(caller.id() as i32, libc::SIGINT) };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -246,7 +224,7 @@ fn a_caller_killed_outright_stops_its_handed_build() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let sleeper = pid_written(&p, "sleeping.pid");
+    let sleeper = read_pid(&p, "sleeping.pid");
     caller.kill().unwrap();
     caller.wait().unwrap();
     assert!(gone(sleeper), "the command outlived its abandoned build");

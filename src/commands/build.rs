@@ -188,7 +188,8 @@ fn this_thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-fn trace(what: &str) {
+/// Print `what` as a `trace:` line when `ADMF_TRACE` is set.
+pub(super) fn trace(what: &str) {
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!("trace: {what}");
     }

@@ -312,6 +312,35 @@ impl From<std::process::Output> for Output {
     }
 }
 
+/// Whether process `pid` runs (a zombie does not).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('Z' | 'X')))
+        }
+        Err(_) => false,
+    }
+}
+
+/// The pid a command wrote to `rel` in the project, once it has (at most
+/// 20 s).
+pub fn read_pid(p: &Project, rel: &str) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(p.path(rel))
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{rel} was never written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub mod fast_paths;
 pub mod market;
 pub mod server;

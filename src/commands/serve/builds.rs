@@ -226,7 +226,7 @@ pub fn hand_over(store_root: &Path, exe: String) -> Option<i32> {
     let mut line = String::new();
     answers.read_line(&mut line).ok()?;
     let pid: i32 = line.strip_prefix("pid ")?.trim_end().parse().ok()?;
-    trace(&format!("built by a process admf serve forked (pid {pid})"));
+    crate::commands::build::trace(&format!("built by a process admf serve forked (pid {pid})"));
     forward_signals(pid);
     let _ = stream.set_read_timeout(None);
     line.clear();
@@ -259,12 +259,6 @@ fn forward_signals(pid: i32) {
                 }
             })
         };
-    }
-}
-
-fn trace(what: &str) {
-    if std::env::var_os("ADMF_TRACE").is_some() {
-        crate::errln!("trace: {what}");
     }
 }
 

@@ -60,22 +60,36 @@ const QUESTION_MAX: u64 = 64 * 1024;
 /// gone or for another invocation), `None` when it cannot say (no server,
 /// an error, a timeout, or an event that left every entry unknown).
 pub fn vouches(store_root: &Path, record: &Path, invocation: &str) -> Option<bool> {
-    let mut stream = UnixStream::connect(store_root.join(SOCKET)).ok()?;
-    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
-    let question = format!(
-        "check {} {}\n",
-        invocation,
-        crate::file_stat::escape_path(record)
-    );
-    stream.write_all(question.as_bytes()).ok()?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).ok()?;
+    ask(store_root, "check", record, invocation)?
+        .read_line(&mut answer)
+        .ok()?;
     match answer.as_str() {
         "yes\n" => Some(true),
         "no\n" => Some(false),
         _ => None,
     }
+}
+
+/// Send `<verb> <invocation> <escaped record path>` to the server of the
+/// store at `store_root`: its answer to read, `None` when no server
+/// listens or the question cannot be sent.
+fn ask(
+    store_root: &Path,
+    verb: &str,
+    record: &Path,
+    invocation: &str,
+) -> Option<BufReader<std::io::Take<UnixStream>>> {
+    let mut stream = UnixStream::connect(store_root.join(SOCKET)).ok()?;
+    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
+    let question = format!(
+        "{verb} {invocation} {}\n",
+        crate::file_stat::escape_path(record)
+    );
+    stream.write_all(question.as_bytes()).ok()?;
+    // An answer lists at most every entry of a record.
+    Some(BufReader::new(stream.take(QUESTION_MAX * 256)))
 }
 
 /// What the server of the store at `store_root` vouches for of the
@@ -88,16 +102,7 @@ pub fn uncertain(
     record: &Path,
     invocation: &str,
 ) -> Option<(crate::file_stat::Stat, Vec<PathBuf>)> {
-    let mut stream = UnixStream::connect(store_root.join(SOCKET)).ok()?;
-    let _ = stream.set_read_timeout(Some(ANSWER_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
-    let question = format!(
-        "uncertain {} {}\n",
-        invocation,
-        crate::file_stat::escape_path(record)
-    );
-    stream.write_all(question.as_bytes()).ok()?;
-    let mut answer = BufReader::new(stream.take(QUESTION_MAX * 256));
+    let mut answer = ask(store_root, "uncertain", record, invocation)?;
     let mut line = String::new();
     answer.read_line(&mut line).ok()?;
     let mut fields = line
