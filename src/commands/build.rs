@@ -580,26 +580,42 @@ fn build_from(
     if record.is_some() && observed.is_none() {
         trace("no up-to-date record: a file changed while this build read it");
     }
-    if let Some(record) = record
-        && let Some(files) = observed
-    {
-        save_record_if_settled(&record, &ctx, &report, &progress, &lines, files, started_at);
-    }
+    let Progress {
+        started: node_started,
+        events,
+        ..
+    } = progress;
+    // The up-to-date record and the run ledger are written side by side:
+    // each is a whole pass over the nodes (a 10,000-node graph's record
+    // is 2.5 MB, its ledger row 1 MB), and neither reads the other.
+    let counts = std::thread::scope(|scope| {
+        let saving = record.zip(observed).map(|(record, files)| {
+            let (ctx, report, lines) = (&ctx, &report, &lines);
+            let node_started = &node_started;
+            scope.spawn(move || {
+                save_record_if_settled(&record, ctx, report, node_started, lines, files, started_at)
+            })
+        });
+        let counts = conclude(
+            wf,
+            args,
+            &lines,
+            events,
+            started,
+            Some(&ctx.graph.workflow.files),
+        );
+        if let Some(saving) = saving {
+            let _ = saving.join();
+        }
+        counts
+    });
     if std::env::var_os("ADMF_TRACE").is_some() {
         crate::errln!(
-            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved {:?}{}",
+            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved and concluded {:?}{}",
             started.elapsed(),
             this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
         );
     }
-    let counts = conclude(
-        wf,
-        args,
-        &lines,
-        progress.events,
-        started,
-        Some(&ctx.graph.workflow.files),
-    );
     let synced = super::export::sync_after_build(&ctx, &report);
     if let StartedBy::Command = started_by {
         keep_until_exit(&ctx);
@@ -639,7 +655,7 @@ fn save_record_if_settled(
     record: &UptodateRecord,
     ctx: &crate::run::RunContext,
     report: &crate::dispatch::BuildReport,
-    progress: &Progress,
+    node_started: &[bool],
     lines: &[NodeLine],
     mut files: Vec<(PathBuf, crate::file_stat::Stat)>,
     started_at: SystemTime,
@@ -699,7 +715,7 @@ fn save_record_if_settled(
         .map(|(&i, line)| uptodate::NodeLine {
             id: line.id.to_string(),
             key: line.key.clone(),
-            started: progress.started[i],
+            started: node_started[i],
             skipped: match &report.nodes[i] {
                 Final::Done(r) => match &r.outcome {
                     Outcome::Skipped(reason) => Some(reason.clone()),
