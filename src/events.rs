@@ -73,12 +73,18 @@ impl EventLog {
 
     /// `{"event":"finish","node":…,"status":…,"key":…,"ms":…}`.
     pub fn finish(&mut self, node: &str, status: &str, key: Option<&str>, ms: u64) {
-        let node = serde_json::to_string(node).unwrap_or_default();
-        let status = serde_json::to_string(status).unwrap_or_default();
-        let key = serde_json::to_string(&key).unwrap_or_default();
-        self.line(format_args!(
-            r#"{{"event":"finish","node":{node},"status":{status},"key":{key},"ms":{ms}}}"#
-        ));
+        // Each part written straight into the log: a build settles every
+        // node through here.
+        let out = &mut self.lines;
+        out.extend_from_slice(br#"{"event":"finish","node":"#);
+        let _ = serde_json::to_writer(&mut *out, node);
+        out.extend_from_slice(br#","status":"#);
+        let _ = serde_json::to_writer(&mut *out, status);
+        out.extend_from_slice(br#","key":"#);
+        let _ = serde_json::to_writer(&mut *out, &key);
+        out.extend_from_slice(br#","ms":"#);
+        let _ = serde_json::to_writer(&mut *out, &ms);
+        out.extend_from_slice(b"}\n");
     }
 
     fn line(&mut self, json_object: std::fmt::Arguments<'_>) {

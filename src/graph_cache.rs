@@ -203,14 +203,14 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
         Some(graph) => graph,
         None => decode_graph(graph)?,
     };
-    let mut inputs = std::collections::HashMap::new();
+    let mut inputs = crate::reads::StatsByPath::default();
     for ((path, stat, check), now) in evidence.into_iter().zip(now) {
         match check {
             Check::Stat => reads.note(path, stat),
             // Each input was just stat'ed: the node trace compares that
             // stat rather than taking another.
             Check::Exists => {
-                inputs.insert(path.to_path_buf(), now);
+                inputs.insert(path.as_os_str().to_owned(), now);
             }
             Check::SameDir => {}
         }

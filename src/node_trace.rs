@@ -47,7 +47,6 @@
 //! `sum` does not match; a later segment that is malformed or unsealed (a
 //! torn append) ends the trace before it.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,10 +74,17 @@ impl TracedNode {
     /// nodes ended with `upstream` digests, and every file it rested on
     /// has its recorded stat. Each file's stat is noted in `reads`.
     pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str], reads: &Reads) -> bool {
+        // Bytes first: equal bytes are equal paths, and `Path`'s own
+        // comparison goes component by component.
+        let same_path = |a: &Path, b: &Path| a.as_os_str() == b.as_os_str() || a == b;
         if self.upstream.len() != upstream.len()
             || self.upstream.iter().zip(upstream).any(|(a, b)| a != b)
             || self.inputs.len() != inputs.len()
-            || self.inputs.iter().zip(inputs).any(|((a, _), b)| a != b)
+            || self
+                .inputs
+                .iter()
+                .zip(inputs)
+                .any(|((a, _), b)| !same_path(a, b))
         {
             return false;
         }
@@ -91,9 +97,9 @@ impl TracedNode {
             && self.outputs.iter().all(|(p, s)| same_plain(p, s))
             && self.blobs.iter().all(|(p, s)| same_plain(p, s));
         if holds {
-            for (path, stat) in self.inputs.iter().chain(&self.outputs).chain(&self.blobs) {
-                reads.note(path, *stat);
-            }
+            reads.note_all(self.inputs.iter());
+            reads.note_all(self.outputs.iter());
+            reads.note_all(self.blobs.iter());
         }
         holds
     }
@@ -111,7 +117,7 @@ impl TracedNode {
 /// The trace of the last build, by node id.
 #[derive(Debug, Default)]
 pub struct NodeTrace {
-    nodes: HashMap<String, Arc<TracedNode>>,
+    nodes: rustc_hash::FxHashMap<String, Arc<TracedNode>>,
     /// The global evidence it was written with.
     global: Vec<(PathBuf, Stat)>,
     /// Where the file ended when it was read, when every byte of it was a

@@ -18,12 +18,18 @@
 //! process (`admf watch`, tests) each have their own and never see each
 //! other's reads.
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::file_stat::Stat;
+
+/// Stats by path, keyed by the path's bytes: a build looks paths up here
+/// per node, and `Path`'s own hash and comparison go component by
+/// component. Paths are compared as written, so one written another way
+/// is not found and is stat'ed instead.
+pub type StatsByPath = rustc_hash::FxHashMap<OsString, Stat>;
 
 /// The reads of one build. Cloning gives another handle on the same list.
 #[derive(Clone, Default)]
@@ -36,9 +42,9 @@ struct Inner {
     seen: Mutex<Vec<(PathBuf, Stat)>>,
     unstable: AtomicBool,
     /// Inputs stat'ed once already by this build, before any decision.
-    input_stats: OnceLock<HashMap<PathBuf, Stat>>,
+    input_stats: OnceLock<StatsByPath>,
     /// Files `admf serve` vouched for at the start of this build.
-    vouched_stats: OnceLock<HashMap<PathBuf, Stat>>,
+    vouched_stats: OnceLock<StatsByPath>,
     /// Directory handles the stats of this build are taken through.
     dirs: crate::dir_stat::DirStats,
 }
@@ -61,6 +67,14 @@ impl Reads {
     /// `path` (absolute) was read while it had `stat`.
     pub fn note(&self, path: &Path, stat: Stat) {
         self.lock().push((path.to_path_buf(), stat));
+    }
+
+    /// Each of `files` (absolute) was read while it had its stat: one
+    /// lock and one reservation for a node's files.
+    pub fn note_all<'a>(&self, files: impl ExactSizeIterator<Item = &'a (PathBuf, Stat)>) {
+        let mut seen = self.lock();
+        seen.reserve(files.len());
+        seen.extend(files.map(|(path, stat)| (path.clone(), *stat)));
     }
 
     /// The file's bytes, its stat noted (taken on the open handle, before
@@ -107,7 +121,7 @@ impl Reads {
     /// taking each again. Whatever that check concludes rests on the stat
     /// it compared, and that is the one noted: a change after it shows as
     /// a different stat to the next build. Only the first call counts.
-    pub fn keep_input_stats(&self, stats: HashMap<PathBuf, Stat>) {
+    pub fn keep_input_stats(&self, stats: StatsByPath) {
         let _ = self.inner.input_stats.set(stats);
     }
 
@@ -118,7 +132,7 @@ impl Reads {
     /// them instead of a stat each; a change after the server's answer
     /// shows to the next build as a different stat, as for
     /// [`Reads::keep_input_stats`]. Only the first call counts.
-    pub fn keep_vouched_stats(&self, stats: HashMap<PathBuf, Stat>) {
+    pub fn keep_vouched_stats(&self, stats: StatsByPath) {
         let _ = self.inner.vouched_stats.set(stats);
     }
 
@@ -126,7 +140,12 @@ impl Reads {
     /// recorded, when it is a plain file: the one `admf serve` vouched for
     /// ([`Reads::keep_vouched_stats`]), or one taken now.
     pub fn traced_output_stat(&self, path: &Path) -> Option<Stat> {
-        if let Some(stat) = self.inner.vouched_stats.get().and_then(|m| m.get(path)) {
+        if let Some(stat) = self
+            .inner
+            .vouched_stats
+            .get()
+            .and_then(|m| m.get(path.as_os_str()))
+        {
             return Some(*stat);
         }
         self.plain_file_stat(path)
@@ -135,7 +154,12 @@ impl Reads {
     /// The stat of input `path` that this build already took
     /// ([`Reads::keep_input_stats`]), following symlinks, or one taken now.
     pub fn input_stat(&self, path: &Path) -> Option<Stat> {
-        if let Some(stat) = self.inner.input_stats.get().and_then(|m| m.get(path)) {
+        if let Some(stat) = self
+            .inner
+            .input_stats
+            .get()
+            .and_then(|m| m.get(path.as_os_str()))
+        {
             return Some(*stat);
         }
         self.inner.dirs.stat(path, true).map(|(stat, _)| stat)

@@ -58,7 +58,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -145,7 +145,7 @@ pub fn save(
     invocation: &str,
     nodes: &[NodeLine],
     files: &[(PathBuf, Stat)],
-    plain: &HashSet<OsString>,
+    plain: &HashSet<Cow<'_, OsStr>>,
     started: SystemTime,
     vouch: &Vouch,
 ) -> io::Result<bool> {
@@ -161,7 +161,10 @@ pub fn save(
             None => return Ok(false),
         };
     }
-    let mut text = String::with_capacity(64 * (nodes.len() + files.len()) + 128);
+    // A file's line is about its path and five numbers: sized for that,
+    // the text grows once at most instead of copying itself over again.
+    let paths: usize = files.iter().map(|(p, _)| p.as_os_str().len()).sum();
+    let mut text = String::with_capacity(80 * nodes.len() + 96 * files.len() + paths + 128);
     text.push_str(HEADER);
     text.push('\n');
     text.push_str(&format!("invocation {invocation}\n"));
@@ -191,7 +194,10 @@ pub fn save(
         text.push_str(flag);
         crate::file_stat::push_escaped_path(&mut text, file);
         text.push('\n');
-        if let Some(digest) = digests.get(file.as_path()) {
+        if let Some(digest) = (!digests.is_empty())
+            .then(|| digests.get(file.as_path()))
+            .flatten()
+        {
             text.push_str("digest ");
             text.push_str(digest);
             text.push('\n');
@@ -277,7 +283,7 @@ pub fn listed(text: &str, invocation: &str) -> Option<Vec<Listed>> {
 /// `invocation` lists without a digest (one whose stat proved its content
 /// when the record was written): what `admf serve` can vouch for file by
 /// file ([`plain_stats_of`]).
-pub type PlainStats = std::collections::HashMap<PathBuf, Stat>;
+pub type PlainStats = crate::reads::StatsByPath;
 
 /// [`PlainStats`] of the record at `path`, from a copy read ahead
 /// ([`preload`]) or the file itself.
@@ -295,7 +301,7 @@ fn plain_stats(text: &str, invocation: &str) -> Option<PlainStats> {
         files
             .into_iter()
             .filter(|(_, _, plain, digest)| *plain && digest.is_none())
-            .map(|(path, stat, _, _)| (path.into_owned(), stat))
+            .map(|(path, stat, _, _)| (path.into_owned().into_os_string(), stat))
             .collect(),
     )
 }
@@ -475,8 +481,8 @@ mod tests {
     fn record_of(dir: &Path, file: &Path, plain: bool) -> (bool, PathBuf) {
         let record = path(dir, "wf");
         let files = vec![(file.to_path_buf(), stat_now(file))];
-        let plain: HashSet<OsString> = if plain {
-            HashSet::from([file.as_os_str().to_owned()])
+        let plain: HashSet<Cow<OsStr>> = if plain {
+            HashSet::from([file.as_os_str().into()])
         } else {
             HashSet::new()
         };
@@ -589,7 +595,7 @@ mod tests {
                 "inv",
                 &nodes(),
                 &files,
-                &HashSet::from([fresh.as_os_str().to_owned()]),
+                &HashSet::from([fresh.as_os_str().into()]),
                 SystemTime::now(),
                 &Vouch {
                     read_again: &|_, _| false,

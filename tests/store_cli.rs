@@ -86,6 +86,67 @@ fn a_no_op_after_a_build_that_ran_looks_its_metrics_rows_up() {
     drop(conn);
 }
 
+/// A command the node trace settles is looked up for ledger metrics
+/// only when its entry can hold a `metrics.json` (an output declared under
+/// that name): after the metrics rows are lost, the one that has metrics
+/// gets its row back, and the commands that cannot have any are never
+/// looked up (a key without a row reads as no metrics).
+#[test]
+fn only_a_command_that_can_have_metrics_is_looked_up_for_them() {
+    let p = Project::new();
+    p.file("in.txt", "one\n");
+    p.file("other.txt", "two\n");
+    p.file(
+        "wf.yaml",
+        "phases:\n  - {name: m, mode: command, run: 'printf \"{\\\"sharpe\\\": 1.5}\" > metrics.json', outputs: [metrics.json]}\n  - {name: o, mode: command, run: 'cat in.txt > o.txt', inputs: [in.txt], outputs: [o.txt]}\n  - {name: c, mode: command, run: 'cat other.txt > c.txt', inputs: [other.txt], outputs: [c.txt]}\n",
+    );
+    let build = || {
+        let out = p.admf_env(&["build", "wf.yaml", "-j1"], &[("ADMF_TRACE", "1")]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stderr
+    };
+    build();
+    let cache = p.path("cache");
+    let keyed = |node: &str| {
+        store_support::sql_strings(
+            &cache,
+            &format!(
+                "SELECT coalesce((SELECT metrics FROM key_metrics WHERE key = n.value ->> 1), 'none') \
+                 FROM runs r, json_each(r.nodes) n WHERE n.value ->> 0 = '{node}' \
+                 ORDER BY r.started_unix_ms DESC, r.run_id DESC LIMIT 1"
+            ),
+        )
+    };
+    assert_eq!(keyed("m"), ["{\"sharpe\":1.5}"]);
+    assert_eq!(keyed("o"), ["none"]);
+    // Outputs written in a build's last instant are left out of its
+    // trace; a verbose build (never answered by the up-to-date record)
+    // writes the trace again once they are old enough.
+    common::past_racy_window();
+    let out = p.admf(&["build", "wf.yaml", "-j1", "-v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    common::past_racy_window();
+    // The connection stays open: closing the last one removes the WAL
+    // files, which changes `index/` and so voids the graph cache.
+    let conn = rusqlite::Connection::open(cache.join("index/index.db")).unwrap();
+    conn.execute("DELETE FROM key_metrics", []).unwrap();
+    p.file("other.txt", "three\n");
+    common::past_racy_window();
+    let stderr = build();
+    assert!(
+        stderr.contains("trace: 2 nodes settled by the node trace"),
+        "{stderr}"
+    );
+    assert_eq!(keyed("m"), ["{\"sharpe\":1.5}"], "looked up again");
+    assert_eq!(keyed("o"), ["none"]);
+    assert_eq!(keyed("c"), ["none"]);
+    let log = p.admf(&["log", "wf.yaml", "m", "--json"]);
+    assert_eq!(log.code, 0, "{}", log.stderr);
+    let log: serde_json::Value = serde_json::from_str(&log.stdout).unwrap();
+    assert_eq!(log[1]["sharpe"], 1.5, "{log}");
+    drop(conn);
+}
+
 #[test]
 fn verify_exits_1_for_corruption_and_0_for_leftover_temporaries() {
     let p = built();

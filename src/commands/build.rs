@@ -253,7 +253,7 @@ impl UptodateRecord {
             return;
         }
         for path in &uncertain {
-            stats.remove(path);
+            stats.remove(path.as_os_str());
         }
         trace(&format!(
             "admf serve vouched for {} files ({} uncertain)",
@@ -551,12 +551,21 @@ fn build_from(
                         Outcome::Failed(e) => Some((e.message.as_str(), r.log.as_slice())),
                         _ => None,
                     },
-                    metrics_blob: r.entry.as_ref().map(|e| {
-                        e.manifest
-                            .outputs
-                            .get("metrics.json")
-                            .map(|o| o.blake3.clone())
-                    }),
+                    metrics_blob: match &r.entry {
+                        Some(e) => Some(
+                            e.manifest
+                                .outputs
+                                .get("metrics.json")
+                                .map(|o| o.blake3.clone()),
+                        ),
+                        // Settled without its entry (the node trace): its
+                        // config may still tell that it has none.
+                        None => ctx
+                            .factory
+                            .get(&node.mode)
+                            .is_some_and(|phase| !phase.may_store_metrics(&node.config))
+                            .then_some(None),
+                    },
                     metrics_text: r.ledger_metrics.clone(),
                 },
                 _ => NodeLine {
@@ -726,12 +735,19 @@ fn save_record_if_settled(
             report: line.report.clone(),
         })
         .collect();
-    let plain: HashSet<std::ffi::OsString> = report
+    // Outputs are absolute paths once compiled; `absolute` is only for
+    // one that is not, as it allocates for each.
+    let plain: HashSet<std::borrow::Cow<std::ffi::OsStr>> = report
         .selected
         .iter()
         .flat_map(|&i| &graph.nodes[i].workspace_outputs)
         .filter(|(rel, _)| !crate::workspace::is_dir_output(rel))
-        .filter_map(|(_, p)| Some(std::path::absolute(p).ok()?.into_os_string()))
+        .filter_map(|(_, p)| match p.is_absolute() {
+            true => Some(std::borrow::Cow::Borrowed(p.as_os_str())),
+            false => Some(std::borrow::Cow::Owned(
+                std::path::absolute(p).ok()?.into_os_string(),
+            )),
+        })
         .collect();
     // A file hashed moments after it was written (the output of the
     // build before this one, say) is hashed again now that a write could

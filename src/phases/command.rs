@@ -458,6 +458,15 @@ impl Phase for Command {
             .collect()
     }
 
+    /// A command's entry holds its declared outputs, under their paths:
+    /// only an output declared as `metrics.json` itself, or a directory
+    /// (whose files are named by what the command left in it), can be one.
+    fn may_store_metrics(&self, config: &Value) -> bool {
+        declared_outputs(config)
+            .iter()
+            .any(|(rel, _)| rel == "metrics.json" || is_dir_output(rel))
+    }
+
     fn output_keeps(&self, config: &Value) -> Vec<Keep> {
         declared_outputs(config)
             .into_iter()

@@ -625,6 +625,13 @@ pub trait Phase: Send + Sync {
         true
     }
 
+    /// Whether an entry of this node can hold a `metrics.json` for the
+    /// run ledger. A phase whose entry holds only the outputs it declares
+    /// can tell from its config; the ledger then looks nothing up for it.
+    fn may_store_metrics(&self, _config: &Value) -> bool {
+        true
+    }
+
     /// Finishes the [`Handoff`]s of actions of this mode that ran one
     /// after the other where they ran (a chunk of trials, or one action
     /// alone), before they reach the coordinator: a phase may hand over

@@ -86,10 +86,12 @@ pub fn digest(files: &[PathBuf]) -> Option<String> {
 /// does not hold metrics for yet (a cached node's were recorded when it
 /// ran): a no-op build reads no `metrics.json`.
 pub fn add_metrics(store: &Store, nodes: &mut [RunNode]) {
-    // Nodes whose metrics were flattened where they ran need nothing read.
+    // Nodes whose metrics were flattened where they ran need nothing read,
+    // and neither do nodes known to have none: a key without a metrics row
+    // reads as empty metrics, as one recorded absent does.
     let keys: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.metrics_text.is_none())
+        .filter(|n| n.metrics_text.is_none() && n.metrics_blob != Some(None))
         .filter_map(|n| n.key.as_deref())
         .collect();
     if keys.is_empty() {
