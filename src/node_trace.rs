@@ -129,6 +129,14 @@ impl NodeTrace {
     pub fn get(&self, id: &str) -> Option<&Arc<TracedNode>> {
         self.nodes.get(id)
     }
+
+    /// How many files the nodes' entries list in all.
+    pub fn files(&self) -> usize {
+        self.nodes
+            .values()
+            .map(|n| n.inputs.len() + n.outputs.len() + n.blobs.len())
+            .sum()
+    }
 }
 
 /// What [`save`] did.

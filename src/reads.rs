@@ -69,6 +69,11 @@ impl Reads {
         self.lock().push((path.to_path_buf(), stat));
     }
 
+    /// Room for `more` notes beyond those already taken.
+    pub fn reserve(&self, more: usize) {
+        self.lock().reserve(more);
+    }
+
     /// Each of `files` (absolute) was read while it had its stat: one
     /// lock and one reservation for a node's files.
     pub fn note_all<'a>(&self, files: impl ExactSizeIterator<Item = &'a (PathBuf, Stat)>) {

@@ -57,7 +57,6 @@
 //! it>`; a record whose sum differs is no record.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -145,19 +144,19 @@ pub fn save(
     invocation: &str,
     nodes: &[NodeLine],
     files: &[(PathBuf, Stat)],
-    plain: &HashSet<Cow<'_, OsStr>>,
+    plain: &PlainOutputs<'_>,
     started: SystemTime,
     vouch: &Vouch,
 ) -> io::Result<bool> {
     let started_ns = system_time_ns(started);
     // The digest of each file too recent for its stat alone.
-    let mut digests = std::collections::HashMap::new();
+    let mut digests: rustc_hash::FxHashMap<&OsStr, String> = Default::default();
     for (file, s) in files {
         if !is_racy(s, started_ns) || (vouch.read_again)(file, s) {
             continue;
         }
         match vouch.digest_to_record(file, s) {
-            Some(digest) => digests.insert(file.as_path(), digest),
+            Some(digest) => digests.insert(file.as_os_str(), digest),
             None => return Ok(false),
         };
     }
@@ -171,7 +170,13 @@ pub fn save(
     for node in nodes {
         let key = node.key.as_deref().unwrap_or("-");
         let started = if node.started { 's' } else { '-' };
-        text.push_str(&format!("node {key} {started} {}\n", escape_text(&node.id)));
+        text.push_str("node ");
+        text.push_str(key);
+        text.push(' ');
+        text.push(started);
+        text.push(' ');
+        crate::file_stat::push_escaped_path(&mut text, Path::new(&node.id));
+        text.push('\n');
         if let Some(reason) = &node.skipped {
             text.push_str(&format!("skip {}\n", escape_text(reason)));
         }
@@ -195,7 +200,7 @@ pub fn save(
         crate::file_stat::push_escaped_path(&mut text, file);
         text.push('\n');
         if let Some(digest) = (!digests.is_empty())
-            .then(|| digests.get(file.as_path()))
+            .then(|| digests.get(file.as_os_str()))
             .flatten()
         {
             text.push_str("digest ");
@@ -248,6 +253,10 @@ pub fn nodes_unchecked(path: &Path, invocation: &str) -> Option<Vec<NodeLine>> {
     let text = fs::read_to_string(path).ok()?;
     parse(&text, invocation, false).map(|(nodes, _)| nodes)
 }
+
+/// The paths a record lists as plain files (the workspace outputs),
+/// by their bytes.
+pub type PlainOutputs<'a> = rustc_hash::FxHashSet<Cow<'a, OsStr>>;
 
 /// A file as a record lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,10 +490,10 @@ mod tests {
     fn record_of(dir: &Path, file: &Path, plain: bool) -> (bool, PathBuf) {
         let record = path(dir, "wf");
         let files = vec![(file.to_path_buf(), stat_now(file))];
-        let plain: HashSet<Cow<OsStr>> = if plain {
-            HashSet::from([file.as_os_str().into()])
+        let plain: PlainOutputs = if plain {
+            PlainOutputs::from_iter([file.as_os_str().into()])
         } else {
-            HashSet::new()
+            PlainOutputs::default()
         };
         let written = save(
             &record,
@@ -595,7 +604,7 @@ mod tests {
                 "inv",
                 &nodes(),
                 &files,
-                &HashSet::from([fresh.as_os_str().into()]),
+                &PlainOutputs::from_iter([fresh.as_os_str().into()]),
                 SystemTime::now(),
                 &Vouch {
                     read_again: &|_, _| false,
@@ -619,7 +628,7 @@ mod tests {
             read_again: &|_, _| false,
             digest: &|_, _| Some(right.clone()),
         };
-        let plain = HashSet::new();
+        let plain = PlainOutputs::default();
         assert!(
             !save(
                 &record,

@@ -1,6 +1,5 @@
 //! `admf build`.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -488,6 +487,11 @@ fn build_from(
     }
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let _signals = crate::interrupt::during_build().map_err(|e| Error::io(ctx.store.root(), e))?;
+    // Each node settled by the trace notes its files: room for them all
+    // at once rather than a list copied over as it doubles.
+    if let Some(trace) = &ctx.trace {
+        ctx.reads().reserve(trace.files());
+    }
     let report = dispatch(
         ctx.clone(),
         executor.as_executor(),
@@ -563,7 +567,7 @@ fn build_from(
                         None => ctx
                             .factory
                             .get(&node.mode)
-                            .is_some_and(|phase| !phase.may_store_metrics(&node.config))
+                            .is_some_and(|phase| !phase.may_store_metrics(&node.workspace_outputs))
                             .then_some(None),
                     },
                     metrics_text: r.ledger_metrics.clone(),
@@ -737,7 +741,7 @@ fn save_record_if_settled(
         .collect();
     // Outputs are absolute paths once compiled; `absolute` is only for
     // one that is not, as it allocates for each.
-    let plain: HashSet<std::borrow::Cow<std::ffi::OsStr>> = report
+    let plain: uptodate::PlainOutputs = report
         .selected
         .iter()
         .flat_map(|&i| &graph.nodes[i].workspace_outputs)

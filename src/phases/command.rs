@@ -461,8 +461,8 @@ impl Phase for Command {
     /// A command's entry holds its declared outputs, under their paths:
     /// only an output declared as `metrics.json` itself, or a directory
     /// (whose files are named by what the command left in it), can be one.
-    fn may_store_metrics(&self, config: &Value) -> bool {
-        declared_outputs(config)
+    fn may_store_metrics(&self, workspace_outputs: &[(String, PathBuf)]) -> bool {
+        workspace_outputs
             .iter()
             .any(|(rel, _)| rel == "metrics.json" || is_dir_output(rel))
     }

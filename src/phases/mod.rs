@@ -625,10 +625,12 @@ pub trait Phase: Send + Sync {
         true
     }
 
-    /// Whether an entry of this node can hold a `metrics.json` for the
-    /// run ledger. A phase whose entry holds only the outputs it declares
-    /// can tell from its config; the ledger then looks nothing up for it.
-    fn may_store_metrics(&self, _config: &Value) -> bool {
+    /// Whether an entry of a node of this mode can hold a `metrics.json`
+    /// for the run ledger, given the node's workspace outputs (as
+    /// [`Phase::workspace_outputs`] gave them). A phase whose entry holds
+    /// only the outputs it declares can tell; the ledger then looks
+    /// nothing up for it.
+    fn may_store_metrics(&self, _workspace_outputs: &[(String, PathBuf)]) -> bool {
         true
     }
 
