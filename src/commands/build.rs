@@ -739,14 +739,22 @@ fn save_record_if_settled(
             report: line.report.clone(),
         })
         .collect();
-    // Outputs are absolute paths once compiled; `absolute` is only for
-    // one that is not, as it allocates for each.
+    // Outputs are absolute paths once compiled; `absolute` (which also
+    // drops `.` components and repeated separators) is only for one that
+    // is not already in that form, as it allocates for each.
+    let already_absolute = |p: &std::path::Path| {
+        let text = p.as_os_str().as_encoded_bytes();
+        p.is_absolute()
+            && !text.windows(2).any(|w| w == b"//")
+            && !text.windows(3).any(|w| w == b"/./")
+            && !text.ends_with(b"/.")
+    };
     let plain: uptodate::PlainOutputs = report
         .selected
         .iter()
         .flat_map(|&i| &graph.nodes[i].workspace_outputs)
         .filter(|(rel, _)| !crate::workspace::is_dir_output(rel))
-        .filter_map(|(_, p)| match p.is_absolute() {
+        .filter_map(|(_, p)| match already_absolute(p) {
             true => Some(std::borrow::Cow::Borrowed(p.as_os_str())),
             false => Some(std::borrow::Cow::Owned(
                 std::path::absolute(p).ok()?.into_os_string(),
