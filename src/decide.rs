@@ -401,20 +401,53 @@ pub(crate) fn gather_config(ctx: &RunContext, node: &Node) -> Option<Arc<serde_j
     Some(Arc::new(ctx.graph.nodes[gather].config.clone()))
 }
 
-/// [`NodeResult::entry_in`] of each of `deps`, those not at hand looked
-/// up together (one index transaction for thousands of upstream nodes).
+/// [`NodeResult::entry_in`] of each of `deps`. Those not at hand are
+/// nodes the node trace settled: their rows are read together (one
+/// statement for thousands of upstream nodes) and taken with the trust
+/// the trace gave them ([`crate::store::Store::settled_entries`]); a row
+/// that does not match what the trace recorded is looked up and verified
+/// in full.
 pub(crate) fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Vec<Option<Entry>> {
-    let keys: Vec<&str> = deps
+    let not_at_hand: Vec<&NodeResult> = deps
         .iter()
         .filter(|r| r.entry.is_none())
-        .filter_map(|r| r.key.as_deref())
+        .map(|r| &**r)
         .collect();
-    let mut found = ctx.store.lookup_many(&keys, &ctx.stats).into_iter();
+    // Settled by the trace: a cached outcome with no entry, its digest known.
+    fn settled_digest(r: &NodeResult) -> Option<&str> {
+        (matches!(r.outcome, Outcome::Cached) && r.evidence.is_some())
+            .then_some(r.output_digest.as_deref())
+            .flatten()
+    }
+    let settled: Vec<(&str, &str)> = not_at_hand
+        .iter()
+        .filter_map(|r| Some((r.key.as_deref()?, settled_digest(r)?)))
+        .collect();
+    let mut trusted = ctx.store.settled_entries(&settled, &ctx.stats).into_iter();
+    let mut found: Vec<Option<Entry>> = not_at_hand
+        .iter()
+        .map(|r| match (r.key.as_deref(), settled_digest(r)) {
+            (Some(_), Some(_)) => trusted.next().flatten(),
+            _ => None,
+        })
+        .collect();
+    let unsure: Vec<&str> = not_at_hand
+        .iter()
+        .zip(&found)
+        .filter(|(_, entry)| entry.is_none())
+        .filter_map(|(r, _)| r.key.as_deref())
+        .collect();
+    let mut verified = ctx.store.lookup_many(&unsure, &ctx.stats).into_iter();
+    for (r, slot) in not_at_hand.iter().zip(found.iter_mut()) {
+        if slot.is_none() && r.key.is_some() {
+            *slot = verified.next().and_then(Lookup::hit);
+        }
+    }
+    let mut found = found.into_iter();
     deps.iter()
-        .map(|r| match (&r.entry, &r.key) {
-            (Some(entry), _) => Some(entry.clone()),
-            (None, Some(_)) => found.next().and_then(Lookup::hit),
-            (None, None) => None,
+        .map(|r| match &r.entry {
+            Some(entry) => Some(entry.clone()),
+            None => found.next().flatten(),
         })
         .collect()
 }
@@ -690,9 +723,7 @@ fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> st
                 "entry has no output `{rel}`"
             )));
         };
-        if crate::workspace::is_plain_file(path)
-            && ctx.stats.hash_file(path).ok().as_deref() == Some(record.blake3.as_str())
-        {
+        if ctx.stats.hash_plain_file(path).as_deref() == Some(record.blake3.as_str()) {
             continue;
         }
         crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)

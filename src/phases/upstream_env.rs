@@ -121,30 +121,21 @@ impl Listing {
         Stamp::of(&self.path).is_ok_and(|now| now.matches(&self.stamp))
     }
 
-    /// Replaces the content with `bytes`, in place (its inode is kept).
+    /// Replaces the content with `listed`, in place (its inode is kept).
     /// Written over from the start and cut to its new length, never to
     /// zero first: on ext4 a file truncated to nothing and rewritten is
     /// flushed when closed.
-    fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
-        write_all_at(&self.file, bytes)?;
-        if (bytes.len() as u64) < self.stamp.size {
-            self.file.set_len(bytes.len() as u64)?;
+    fn rewrite(&mut self, listed: &Listed<'_>) -> io::Result<()> {
+        use std::io::Seek;
+        (&self.file).seek(io::SeekFrom::Start(0))?;
+        write_listing(listed, &self.file)?;
+        let end = (&self.file).stream_position()?;
+        if end < self.stamp.size {
+            self.file.set_len(end)?;
         }
         self.stamp = Stamp::of_file(&self.file)?;
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn write_all_at(file: &fs::File, bytes: &[u8]) -> io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
-}
-
-#[cfg(not(unix))]
-fn write_all_at(mut file: &fs::File, bytes: &[u8]) -> io::Result<()> {
-    use std::io::{Seek, Write};
-    file.seek(io::SeekFrom::Start(0))?;
-    file.write_all(bytes)
 }
 
 /// Listings whose executions are done, free to be rewritten.
@@ -159,13 +150,17 @@ impl UpstreamFolders {
     /// laid out, said in one line; `None` when nothing did. A command
     /// whose upstream changed while it ran must not be stored.
     pub fn changed(&self) -> Option<String> {
-        for (node, folder) in &self.used {
-            if !folder.intact() {
-                return Some(format!(
-                    "the upstream folder of `{node}` (${}) was changed while the command ran; upstream folders are read-only",
-                    var_name(node)
-                ));
-            }
+        // The command may have moved the kept folders' directory: the
+        // handle their stats go through is checked against its path first.
+        if let Some(root) = self.used.iter().find_map(|(_, f)| f.root.as_ref()) {
+            root.recheck();
+        }
+        let intact = map_in_parallel(&self.used, |_, (_, folder)| folder.intact());
+        if let Some(((node, _), _)) = self.used.iter().zip(intact).find(|(_, ok)| !ok) {
+            return Some(format!(
+                "the upstream folder of `{node}` (${}) was changed while the command ran; upstream folders are read-only",
+                var_name(node)
+            ));
         }
         let listing = self.listing.as_ref()?;
         (!listing.as_left()).then(|| {
@@ -186,6 +181,8 @@ struct Folder {
     left_out: Vec<(String, String)>,
     /// Every file and directory as laid out (empty when not shared).
     stamps: Vec<(PathBuf, Laid)>,
+    /// The directory its stamps are taken through, for a kept folder.
+    root: Option<Arc<StatRoot>>,
 }
 
 /// How a file or directory of a shared folder is checked.
@@ -201,16 +198,16 @@ enum Laid {
 }
 
 impl Laid {
-    fn intact(&self, path: &Path) -> bool {
+    fn intact(&self, path: &Path, root: Option<&StatRoot>) -> bool {
         match self {
             Laid::Own(stamp) | Laid::StoreLink(stamp) => {
-                Stamp::of(path).is_ok_and(|now| now.matches(stamp))
+                Stamp::of_in(path, root).is_ok_and(|now| now.matches(stamp))
             }
             // Under the copy's lock: a link being made meanwhile changes
             // the ctime before the stamp is updated.
             Laid::ScratchLink(blob) => {
                 let stamp = locked(&blob.stamp);
-                Stamp::of(path).is_ok_and(|now| now.matches(&stamp))
+                Stamp::of_in(path, root).is_ok_and(|now| now.matches(&stamp))
             }
         }
     }
@@ -218,7 +215,107 @@ impl Laid {
 
 impl Folder {
     fn intact(&self) -> bool {
-        self.stamps.iter().all(|(path, laid)| laid.intact(path))
+        let root = self.root.as_deref().filter(|root| root.usable());
+        self.stamps
+            .iter()
+            .all(|(path, laid)| laid.intact(path, root))
+    }
+}
+
+/// A directory that holds many folders (the kept folders' `upstream/`),
+/// open, so that a stat of a file in it resolves only the components
+/// below it (`statx(dirfd, rest)`) rather than the whole absolute path:
+/// a node with ten thousand upstream folders stats some forty thousand
+/// paths. The handle names the directory the path named when it was
+/// opened; [`StatRoot::recheck`] compares the two before the stats that
+/// rely on it, and once they differ it is not used again.
+struct StatRoot {
+    path: PathBuf,
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::OwnedFd,
+    usable: std::sync::atomic::AtomicBool,
+}
+
+impl StatRoot {
+    /// `dir` opened; `None` where the shortcut does not apply.
+    #[cfg(target_os = "linux")]
+    fn open(dir: &Path) -> Option<StatRoot> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        Some(StatRoot {
+            path: dir.to_path_buf(),
+            fd,
+            usable: std::sync::atomic::AtomicBool::new(true),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(_dir: &Path) -> Option<StatRoot> {
+        None
+    }
+
+    fn usable(&self) -> bool {
+        self.usable.load(Ordering::Relaxed)
+    }
+
+    /// Whether the path still names the directory the handle holds; once
+    /// it does not, every stat goes by the full path.
+    fn recheck(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.usable() {
+            let same = match (rustix::fs::stat(&self.path), rustix::fs::fstat(&self.fd)) {
+                (Ok(now), Ok(held)) => now.st_dev == held.st_dev && now.st_ino == held.st_ino,
+                _ => false,
+            };
+            if !same {
+                self.usable.store(false, Ordering::Relaxed);
+            }
+        }
+        self.usable()
+    }
+
+    /// The stamp of `path` through the handle, when `path` is below it.
+    #[cfg(target_os = "linux")]
+    fn stamp(&self, path: &Path) -> Option<io::Result<Stamp>> {
+        use rustix::fs::{AtFlags, StatxFlags};
+        use std::os::unix::ffi::OsStrExt;
+        let rest = path
+            .as_os_str()
+            .as_bytes()
+            .strip_prefix(self.path.as_os_str().as_bytes())?
+            .strip_prefix(b"/")?;
+        let rest = std::ffi::OsStr::from_bytes(rest);
+        let found = rustix::fs::statx(
+            &self.fd,
+            rest,
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::BASIC_STATS,
+        );
+        Some(match found {
+            Ok(x) => {
+                let time = |t: &rustix::fs::StatxTimestamp| (t.tv_sec, i64::from(t.tv_nsec));
+                Ok(Stamp {
+                    ino: (libc::makedev(x.stx_dev_major, x.stx_dev_minor), x.stx_ino),
+                    mode: u32::from(x.stx_mode),
+                    size: x.stx_size,
+                    mtime: time(&x.stx_mtime),
+                    ctime: Some(time(&x.stx_ctime)),
+                })
+            }
+            // An old kernel or a seccomp filter without statx.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => return None,
+            Err(e) => Err(e.into()),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn stamp(&self, _path: &Path) -> Option<io::Result<Stamp>> {
+        None
     }
 }
 
@@ -248,6 +345,14 @@ struct Stamp {
 impl Stamp {
     fn of(path: &Path) -> io::Result<Stamp> {
         Stamp::of_metadata(&fs::symlink_metadata(path)?)
+    }
+
+    /// [`Stamp::of`], through `root` where `path` is below it.
+    fn of_in(path: &Path, root: Option<&StatRoot>) -> io::Result<Stamp> {
+        match root.and_then(|root| root.stamp(path)) {
+            Some(found) => found,
+            None => Stamp::of(path),
+        }
     }
 
     /// The stamp of an open file.
@@ -305,27 +410,47 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// so in `log`: the command fails only if it reads that file.
 pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<UpstreamFolders> {
     let mut own: Option<tempfile::TempDir> = None;
-    let mut scratch: Option<PathBuf> = None;
+    let scratch = match store_of(upstream) {
+        Some(store) => {
+            if let Some(kept) = kept::KeptFolders::of(store) {
+                kept.recheck_root();
+            }
+            Some(store.scratch_dir()?)
+        }
+        None => None,
+    };
+    if upstream.iter().any(|up| up.open_entry().is_none()) {
+        own_dir(&mut own)?;
+    }
+    let own_path = own.as_ref().map(|dir| dir.path());
+    // Each folder is checked or laid out on its own (slots and records
+    // are locked per entry), so a node with thousands of upstream nodes
+    // has them checked on several threads.
+    let folders = map_in_parallel(upstream, |i, up| match up.open_entry() {
+        Some((store, outputs)) => shared_folder(store, up, outputs).map(|f| (f, true)),
+        None => {
+            // A numbered folder: two node ids may share a variable name.
+            let to = own_path.expect("made above").join(i.to_string());
+            lay_out(up, &to, Layout::Own, None).map(|f| (Arc::new(f), false))
+        }
+    });
+    let per_node_vars = upstream.len() <= MAX_NODE_VARS;
+    if !per_node_vars {
+        writeln!(
+            log,
+            "admf: {} upstream nodes, more than {MAX_NODE_VARS}: their folders are named in $ADMF_UPSTREAM_JSON only, with no ADMF_UPSTREAM_<NAME> variable each",
+            upstream.len()
+        )?;
+    }
     let mut used = Vec::new();
-    let mut env = Vec::new();
+    let mut env = Vec::with_capacity(upstream.len().min(MAX_NODE_VARS) + 1);
     let mut nodes: Vec<ListedNode<'_>> = Vec::with_capacity(upstream.len());
     let mut positions = std::collections::HashMap::new();
-    for (i, up) in upstream.iter().enumerate() {
-        let folder = match up.open_entry() {
-            Some((store, outputs)) => {
-                if scratch.is_none() {
-                    scratch = Some(store.scratch_dir()?);
-                }
-                let folder = shared_folder(store, up, outputs)?;
-                used.push((up.node.clone(), folder.clone()));
-                folder
-            }
-            None => {
-                // A numbered folder: two node ids may share a variable name.
-                let to = own_dir(&mut own)?.join(i.to_string());
-                Arc::new(lay_out(up, &to, Layout::Own, None)?)
-            }
-        };
+    for (up, folder) in upstream.iter().zip(folders) {
+        let (folder, shared) = folder?;
+        if shared {
+            used.push((up.node.clone(), folder.clone()));
+        }
         for (name, error) in &folder.left_out {
             writeln!(
                 log,
@@ -334,8 +459,10 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
                 var_name(&up.node)
             )?;
         }
-        let var = var_name(&up.node);
-        env.push((var.clone(), folder.path.to_string_lossy().into_owned()));
+        let var = per_node_vars.then(|| var_name(&up.node));
+        if let Some(var) = &var {
+            env.push((var.clone(), folder.path.to_string_lossy().into_owned()));
+        }
         let node = ListedNode {
             id: &up.node,
             var,
@@ -351,22 +478,22 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             }
         }
     }
-    let mut text = serde_json::to_vec_pretty(&Listed { nodes: &nodes })?;
-    text.push(b'\n');
+    let listed = Listed { nodes: &nodes };
     let mut listings = None;
     let (path, listing) = match scratch {
         Some(dir) => {
             let pool = store_of(upstream)
                 .expect("a scratch dir comes from a store")
                 .shared::<ListingPool>("upstream-listings");
-            let listing = match reuse_listing(&pool, &text) {
+            let listing = match reuse_listing(&pool, &listed) {
                 Some(reused) => reused,
                 None => {
                     let path = dir.join(format!(
                         "upstream.{}.json",
                         NEXT.fetch_add(1, Ordering::Relaxed)
                     ));
-                    let file = write_new(&path, &text, true)?;
+                    let file = create_new(&path, true)?;
+                    write_listing(&listed, &file)?;
                     let stamp = Stamp::of(&path)?;
                     Listing { path, stamp, file }
                 }
@@ -376,7 +503,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
         }
         None => {
             let path = own_dir(&mut own)?.join("upstream.json");
-            fs::write(&path, text)?;
+            write_listing(&listed, &fs::File::create(&path)?)?;
             (path, None)
         }
     };
@@ -393,6 +520,68 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     })
 }
 
+/// A node with more upstream nodes than this gets `ADMF_UPSTREAM_JSON`
+/// only, no variable per node: every process the command starts copies
+/// its environment and a shell reads it all in, and ten thousand paths
+/// cost a shell more than its command does, while some twenty thousand
+/// would pass Linux's limit on a command's arguments and environment
+/// together (2 MiB by default), and the command could not start at all.
+pub const MAX_NODE_VARS: usize = 1000;
+
+/// Below this many items per thread, one thread does them all.
+const ITEMS_PER_THREAD: usize = 256;
+/// At most this many threads check one node's folders.
+const MAX_THREADS: usize = 8;
+
+/// `f` of each item with its index, in order, on several threads when
+/// there are many (a few hundred apiece) and the machine has the cores.
+fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(items.len() / ITEMS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return items.iter().enumerate().map(|(i, x)| f(i, x)).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    let run = move |first: usize, part: &[T]| -> Vec<R> {
+        part.iter()
+            .enumerate()
+            .map(|(i, x)| f(first + i, x))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = items
+            .chunks(per)
+            .enumerate()
+            .skip(1)
+            .map(|(c, part)| scope.spawn(move || run(c * per, part)))
+            .collect();
+        let mut all = run(0, &items[..per]);
+        for other in others {
+            all.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        all
+    })
+}
+
+/// Writes the listing to `file` from where its cursor is, through a
+/// buffer (a listing of ten thousand nodes is megabytes: made whole in
+/// memory first, its pages cost more than writing it).
+fn write_listing(listed: &Listed<'_>, file: &fs::File) -> io::Result<()> {
+    use std::io::Write;
+    let mut out = io::BufWriter::with_capacity(1 << 16, file);
+    serde_json::to_writer_pretty(&mut out, listed)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
 /// The listing `ADMF_UPSTREAM_JSON` names: `{"nodes": {id: node}}`, in
 /// upstream order. Written straight from the folders (no JSON tree made
 /// first: a node may have ten thousand upstream nodes).
@@ -401,10 +590,12 @@ struct Listed<'a> {
 }
 
 /// One node of the listing: `{"dir", "env", "mode", "files", "metrics"}`,
-/// `files` by artifact name, `metrics` the path of `metrics.json` or null.
+/// `env` null above [`MAX_NODE_VARS`] upstream nodes, `files` by artifact
+/// name, `metrics` the path of `metrics.json` or null.
 struct ListedNode<'a> {
     id: &'a str,
-    var: String,
+    /// Its `ADMF_UPSTREAM_<NAME>`, when set ([`MAX_NODE_VARS`]).
+    var: Option<String>,
     mode: &'a str,
     folder: Arc<Folder>,
 }
@@ -459,12 +650,12 @@ fn store_of(upstream: &[Upstream]) -> Option<&Store> {
         .find_map(|up| up.open_entry().map(|(store, _)| store))
 }
 
-/// A listing from the pool rewritten to hold `text`; `None` when the
+/// A listing from the pool rewritten to hold `listed`; `None` when the
 /// pool has none that is still as it was left.
-fn reuse_listing(pool: &ListingPool, text: &[u8]) -> Option<Listing> {
+fn reuse_listing(pool: &ListingPool, listed: &Listed<'_>) -> Option<Listing> {
     loop {
         let mut listing = locked(pool).pop()?;
-        if listing.as_left() && listing.rewrite(text).is_ok() {
+        if listing.as_left() && listing.rewrite(listed).is_ok() {
             return Some(listing);
         }
     }
@@ -716,6 +907,7 @@ fn lay_out(up: &Upstream, dir: &Path, how: Layout, kept: Option<KeptDirs>) -> io
         files: Vec::new(),
         left_out: Vec::new(),
         stamps: Vec::new(),
+        root: None,
     };
     let mut placed = Vec::new();
     for name in up.names() {
@@ -860,6 +1052,14 @@ fn link_scratch_copy(
 /// descriptor may still write it.
 fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<fs::File> {
     use std::io::Write;
+    let mut file = create_new(path, read_only)?;
+    file.write_all(bytes)?;
+    Ok(file)
+}
+
+/// Makes a new empty file, read-only from the start when asked, open for
+/// writing.
+fn create_new(path: &Path, read_only: bool) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -867,8 +1067,7 @@ fn write_new(path: &Path, bytes: &[u8], read_only: bool) -> io::Result<fs::File>
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o444);
     }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
+    let file = options.open(path)?;
     #[cfg(not(unix))]
     if read_only {
         let mut perms = file.metadata()?.permissions();
@@ -935,6 +1134,73 @@ mod tests {
         let kept = dir.clone();
         drop(folders);
         assert!(!kept.exists());
+    }
+
+    #[test]
+    fn above_the_variable_limit_only_the_listing_names_the_folders_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let count = MAX_NODE_VARS + 1;
+        let ups: Vec<Upstream> = (0..count)
+            .map(|i| {
+                let key = format!("{:064x}", i + 1);
+                small_upstream(&store, &format!("n{i}"), &key, "out/x.txt", &i.to_string())
+            })
+            .collect();
+        let mut log = Vec::new();
+        let folders = prepare(&ups, &mut log).unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert!(log.contains(&format!("{count} upstream nodes")), "{log}");
+        assert_eq!(folders.env.len(), 1, "the listing alone");
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&folders.env[0].1).unwrap()).unwrap();
+        let nodes = v["nodes"].as_object().unwrap();
+        assert_eq!(nodes.len(), count);
+        // In upstream order, each folder holding its own node's file.
+        for (i, (id, node)) in nodes.iter().enumerate() {
+            assert_eq!(id, &format!("n{i}"));
+            assert_eq!(node["env"], Value::Null);
+            let file = node["files"]["out/x.txt"].as_str().unwrap();
+            assert_eq!(std::fs::read_to_string(file).unwrap(), i.to_string());
+        }
+        assert_eq!(folders.changed(), None);
+        // At the limit, every node has its variable.
+        let at_limit = prepare(&ups[..MAX_NODE_VARS], &mut std::io::sink()).unwrap();
+        assert_eq!(at_limit.env.len(), MAX_NODE_VARS + 1);
+        assert_eq!(
+            folder_of(&at_limit, "n7").unwrap(),
+            Path::new(nodes["n7"]["dir"].as_str().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_stat_root_gives_the_stamp_of_the_path_until_its_directory_is_replaced() {
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("upstream");
+        std::fs::create_dir_all(dir.join("f/out")).unwrap();
+        let file = dir.join("f/out/a.txt");
+        std::fs::write(&file, "A").unwrap();
+        let Some(root) = StatRoot::open(&dir) else {
+            assert!(!cfg!(target_os = "linux"), "opened on Linux");
+            return;
+        };
+        for path in [&file, &dir.join("f/out"), &dir.join("f")] {
+            assert_eq!(
+                Stamp::of_in(path, Some(&root)).unwrap(),
+                Stamp::of(path).unwrap()
+            );
+        }
+        // Outside the root: the full path.
+        assert_eq!(
+            Stamp::of_in(top.path(), Some(&root)).unwrap(),
+            Stamp::of(top.path()).unwrap()
+        );
+        assert!(root.recheck());
+        std::fs::rename(&dir, top.path().join("moved")).unwrap();
+        std::fs::create_dir_all(dir.join("f/out")).unwrap();
+        std::fs::write(&file, "B").unwrap();
+        assert!(!root.recheck(), "another directory at the path");
+        assert!(!root.usable());
     }
 
     /// A store whose kept folders another build holds (the returned

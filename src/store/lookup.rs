@@ -92,6 +92,46 @@ impl Store {
             .collect()
     }
 
+    /// The entries of nodes the node trace settled in this build, each
+    /// given as its key and the output digest the trace recorded: their
+    /// action rows read in one statement, each checked against its key
+    /// and that digest, but their blobs not read again. The trace settled
+    /// them only because every blob file each rests on still has the
+    /// stat it had when last verified and the index is unchanged, which
+    /// is the trust a hit from the trace already gets. `None` for a key
+    /// whose row is missing or does not match: the caller looks it up in
+    /// full.
+    pub fn settled_entries(
+        &self,
+        settled: &[(&str, &str)],
+        stats: &StatCache,
+    ) -> Vec<Option<Entry>> {
+        if settled.is_empty() {
+            return Vec::new();
+        }
+        self.note_index(stats.reads());
+        let keys: Vec<&str> = settled.iter().map(|(key, _)| *key).collect();
+        let Ok(rows) = self.index().actions_of_keys(&keys) else {
+            return vec![None; settled.len()];
+        };
+        settled
+            .iter()
+            .zip(rows)
+            .map(|(&(key, digest), row)| {
+                let manifest = row?.ok()?;
+                let whole = is_valid_key(key)
+                    && manifest.key == key
+                    && manifest.output_digest == digest
+                    && output_digest(&manifest.outputs) == manifest.output_digest;
+                whole.then(|| Entry {
+                    key: key.to_string(),
+                    manifest,
+                    store: self.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The lookup of `key` given its action row as read from the index,
     /// with `inline` giving the bytes of an inline blob (`None`: not
     /// inline).

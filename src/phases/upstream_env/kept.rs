@@ -43,7 +43,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Folder, Laid, Layout, Stamp, Upstream, lay_out, locked, needed_dirs};
+use super::{Folder, Laid, Layout, Stamp, StatRoot, Upstream, lay_out, locked, needed_dirs};
 use crate::store::Store;
 use crate::store::fsutil::{remove_file_if_exists, remove_tree, unique_suffix};
 
@@ -59,6 +59,8 @@ pub(super) const KEEP_GENERATIONS: u64 = 16;
 /// The kept folders of one store, held by one build.
 pub(super) struct KeptFolders {
     dir: PathBuf,
+    /// `dir`, open for the stats of the folders' files.
+    root: Option<Arc<StatRoot>>,
     state: Mutex<State>,
     /// Held exclusively (flock) while this value lives.
     _lock: fs::File,
@@ -132,6 +134,7 @@ impl KeptFolders {
         }
         Ok(Some(KeptFolders {
             dir: dir.to_path_buf(),
+            root: StatRoot::open(dir).map(Arc::new),
             state: Mutex::new(State {
                 generation: generation + 1,
                 kept,
@@ -156,7 +159,8 @@ impl KeptFolders {
                 .map(|k| (k.name.clone(), k.kinds.clone(), k.seal.clone()))
         };
         if let Some((name, kinds, seal)) = recorded {
-            if let Some(folder) = check(up, &self.dir.join(&name), &kinds, &seal) {
+            let root = self.root.clone().filter(|root| root.usable());
+            if let Some(folder) = check(up, &self.dir.join(&name), &kinds, &seal, root) {
                 let mut state = locked(&self.state);
                 let generation = state.generation;
                 if let Some(kept) = state.kept.get_mut(id)
@@ -175,7 +179,10 @@ impl KeptFolders {
         }
         let name = format!("{id}.{}", unique_suffix());
         self.mark_dirty(&mut locked(&self.state))?;
-        let laid = lay_out(up, &self.dir.join(&name), Layout::Kept, None);
+        let laid = lay_out(up, &self.dir.join(&name), Layout::Kept, None).map(|mut folder| {
+            folder.root = self.root.clone();
+            folder
+        });
         let mut state = locked(&self.state);
         match &laid {
             Ok(folder) if folder.left_out.is_empty() => {
@@ -199,6 +206,15 @@ impl KeptFolders {
             }
         }
         laid
+    }
+
+    /// Checks that the directory the folders' stats go through is still
+    /// the one at its path (once per execution, before its folders are
+    /// checked).
+    pub(super) fn recheck_root(&self) {
+        if let Some(root) = &self.root {
+            root.recheck();
+        }
     }
 
     fn mark_dirty(&self, state: &mut State) -> io::Result<()> {
@@ -361,19 +377,28 @@ fn paths_of(up: &Upstream, dir: &Path) -> (Vec<PathBuf>, Vec<(String, PathBuf)>)
     (dirs, files)
 }
 
-/// The folder at `path` if its stat still matches `seal`.
-fn check(up: &Upstream, path: &Path, kinds: &str, seal: &str) -> Option<Folder> {
+/// The folder at `path` if its stat still matches `seal`, its stats
+/// taken through `root` (the kept folders' directory, checked against its
+/// path by the caller).
+fn check(
+    up: &Upstream,
+    path: &Path,
+    kinds: &str,
+    seal: &str,
+    root: Option<Arc<StatRoot>>,
+) -> Option<Folder> {
     let (dirs, files) = paths_of(up, path);
     if kinds.len() != files.len() {
         return None;
     }
     let mut stamps = Vec::with_capacity(dirs.len() + files.len());
+    let at = root.as_deref();
     for dir in dirs {
-        let stamp = Stamp::of(&dir).ok()?;
+        let stamp = Stamp::of_in(&dir, at).ok()?;
         stamps.push((dir, Laid::Own(stamp)));
     }
     for ((name, file), kind) in files.iter().zip(kinds.bytes()) {
-        let stamp = Stamp::of(file).ok()?;
+        let stamp = Stamp::of_in(file, at).ok()?;
         let laid = match kind {
             b'c' => Laid::Own(stamp),
             b'l' => {
@@ -396,6 +421,7 @@ fn check(up: &Upstream, path: &Path, kinds: &str, seal: &str) -> Option<Folder> 
         files,
         left_out: Vec::new(),
         stamps,
+        root,
     };
     (seal_of(&folder).1 == seal).then_some(folder)
 }
