@@ -419,6 +419,19 @@ pub fn preload(path: &Path) -> bool {
     true
 }
 
+/// The key of every node of the trace at `path` read ahead in this
+/// process ([`preload`]), whichever invocation it was written for.
+pub fn preloaded_keys(path: &Path) -> Option<Vec<String>> {
+    crate::preload::peek::<Preloaded, _>(path, |preloaded| {
+        preloaded
+            .trace
+            .nodes
+            .values()
+            .map(|node| node.key.clone())
+            .collect()
+    })
+}
+
 /// The invocation a trace file was written for and what it holds; `meta`
 /// is the file's as read (where a later segment may be appended).
 fn parse<'a>(text: &'a str, meta: &fs::Metadata) -> Option<(&'a str, NodeTrace)> {

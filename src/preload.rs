@@ -89,6 +89,12 @@ pub fn take<T: Any>(path: &Path) -> Option<T> {
     Some(value)
 }
 
+/// `f` of the copy of `path` kept in this process, left in place: what
+/// the process that keeps the copies reads of one for another copy.
+pub fn peek<T: Any, R>(path: &Path, f: impl FnOnce(&T) -> R) -> Option<R> {
+    locked().get(&key(path))?.value.downcast_ref::<T>().map(f)
+}
+
 /// Drop every copy but those of `paths`.
 pub fn keep_only(paths: &[PathBuf]) {
     let keep: Vec<PathBuf> = paths.iter().map(|p| key(p)).collect();

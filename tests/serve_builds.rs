@@ -337,3 +337,50 @@ fn another_admf_binary_builds_by_itself() {
     assert!(stderr.contains("4 ran"), "{stderr}");
     assert_eq!(p.read("out/d.txt"), "HELLO\nh");
 }
+
+#[test]
+fn a_handed_build_reads_settled_rows_ahead_and_closes_the_kept_folders() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    assert_eq!(p.admf(&["build", "wf.yaml"]).code, 0);
+    // `d` forced alone: its upstream `b` and `c` are settled by the node
+    // trace, and their action rows come from the server's copy once it
+    // has read them.
+    let index = p.path("cache/index");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let out = traced(&p, &["build", "wf.yaml", "--force", "d"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+        assert!(out.stderr.contains("1 ran"), "{}", out.stderr);
+        if out
+            .stderr
+            .contains(&format!("decoded ahead: {}", index.display()))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows never read ahead:\n{}",
+            out.stderr
+        );
+    }
+    assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+    // The fork frees nothing on its way out, but it still closed the kept
+    // folders: their record is written, the marker gone, and each folder
+    // it names is there.
+    let kept = p.path("cache/upstream");
+    assert!(!kept.join("dirty").exists());
+    let record = std::fs::read_to_string(kept.join("record")).unwrap();
+    let names: Vec<&str> = record
+        .lines()
+        .skip(1)
+        .map(|line| line.split(' ').nth(1).unwrap())
+        .collect();
+    // `a`'s outputs (read by `b` and `c`), `b`'s and `c`'s (read by `d`).
+    assert_eq!(names.len(), 3, "{record}");
+    for name in names {
+        assert!(kept.join(name).is_dir(), "{name}");
+    }
+}

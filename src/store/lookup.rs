@@ -110,26 +110,46 @@ impl Store {
             return Vec::new();
         }
         self.note_index(stats.reads());
-        let keys: Vec<&str> = settled.iter().map(|(key, _)| *key).collect();
-        let Ok(rows) = self.index().actions_of_keys(&keys) else {
-            return vec![None; settled.len()];
-        };
-        settled
-            .iter()
-            .zip(rows)
-            .map(|(&(key, digest), row)| {
-                let manifest = row?.ok()?;
-                let whole = is_valid_key(key)
-                    && manifest.key == key
-                    && manifest.output_digest == digest
-                    && output_digest(&manifest.outputs) == manifest.output_digest;
-                whole.then(|| Entry {
-                    key: key.to_string(),
-                    manifest,
-                    store: self.clone(),
-                })
+        let entry = |key: &str, digest: &str, manifest: Manifest| {
+            let whole = is_valid_key(key)
+                && manifest.key == key
+                && manifest.output_digest == digest
+                && output_digest(&manifest.outputs) == manifest.output_digest;
+            whole.then(|| Entry {
+                key: key.to_string(),
+                manifest,
+                store: self.clone(),
             })
-            .collect()
+        };
+        // Rows `admf serve` read ahead first ([`super::ahead`]), then the
+        // index for the rest.
+        let ahead = self.rows_ahead();
+        let mut found: Vec<Option<Entry>> = settled
+            .iter()
+            .map(|&(key, digest)| {
+                let manifest = ahead.as_ref()?.get(key)?.clone();
+                entry(key, digest, manifest)
+            })
+            .collect();
+        let rest: Vec<(usize, &str)> = settled
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| found[*i].is_none())
+            .map(|(i, (key, _))| (i, *key))
+            .collect();
+        if rest.is_empty() {
+            return found;
+        }
+        let keys: Vec<&str> = rest.iter().map(|(_, key)| *key).collect();
+        let Ok(rows) = self.index().actions_of_keys(&keys) else {
+            return found;
+        };
+        for ((i, key), row) in rest.into_iter().zip(rows) {
+            if let Some(Ok(manifest)) = row {
+                found[i] = entry(key, settled[i].1, manifest);
+            }
+        }
+        found
     }
 
     /// The lookup of `key` given its action row as read from the index,
@@ -277,6 +297,31 @@ mod tests {
             duration_ms: 0,
         };
         pending.commit(meta, b"log").unwrap()
+    }
+
+    #[test]
+    fn a_settled_entry_is_its_row_only_when_the_row_ends_with_the_traced_digest() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let stats = StatCache::in_memory();
+        let key = "7".repeat(64);
+        let entry = commit(&store, &key, "out.txt", b"kept");
+        let digest = entry.manifest.output_digest.clone();
+        let missing = "8".repeat(64);
+        let found = store.settled_entries(
+            &[
+                (key.as_str(), digest.as_str()),
+                (key.as_str(), "another digest"),
+                (missing.as_str(), digest.as_str()),
+                ("not a key", digest.as_str()),
+            ],
+            &stats,
+        );
+        assert_eq!(found.len(), 4);
+        assert_eq!(found[0].as_ref(), Some(&entry));
+        // A row since replaced for its key, a row gone, no key: the caller
+        // looks these up in full.
+        assert_eq!(found[1..], [None, None, None]);
     }
 
     /// A store of entries in every state a lookup tells apart, and the

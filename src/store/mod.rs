@@ -91,6 +91,7 @@
 //! out later ([`Entry::read`], restores) is hashed again as it is read, so
 //! a blob changed after the lookup is an error, never a wrong input.
 
+mod ahead;
 mod cache;
 mod cas;
 mod debris;
@@ -112,6 +113,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use ahead::preload_rows;
 pub use cache::{Cache, copy_action};
 pub use cas::INLINE_MAX;
 pub use entry::{BatchSeal, Entry, OutputSource, PendingEntry, SealedOutputs};
@@ -121,6 +123,7 @@ pub use lock::{BuildGuard, KeyLock, PathAccess, PathLocks};
 pub use lookup::Lookup;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, RawJson, output_digest};
 pub use refs::RefRecord;
+pub use scratch::process_ends_with_build;
 pub use verify::{CorruptEntry, VerifyReport};
 
 /// The store layout this code reads and writes, recorded in the index.

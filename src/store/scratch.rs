@@ -20,10 +20,30 @@ use super::lock::{IdleLockFiles, same_file};
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
+/// What must be done when a build releases its store, beyond freeing
+/// memory (see [`Store::on_release`]).
+type ReleaseHook = Box<dyn FnOnce() + Send>;
+
+/// Set in a process that ends with its one build (a build `admf serve`
+/// forked): a released store's shared values are left to the process's
+/// end instead of freed one by one. Freeing them is most of the cost of
+/// a release after a node read ten thousand upstream folders (every
+/// block freed in memory the process shares with its parent is a page
+/// copied first), and it delays the build's answer.
+static PROCESS_ENDS_WITH_BUILD: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as one that ends with its build.
+pub fn process_ends_with_build() {
+    PROCESS_ENDS_WITH_BUILD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) struct Scratch {
     tmp: PathBuf,
     dir: Mutex<Option<(PathBuf, File)>>,
     values: Mutex<HashMap<String, Shared>>,
+    /// Run by [`Store::release_scratch`] before the values go.
+    release_hooks: Mutex<Vec<ReleaseHook>>,
     /// Unlocked descriptions of `locks/keys.ofd` and of each
     /// `locks/paths-<xx>.ofd`, kept open for the store's lifetime (see
     /// [`super::lock`]).
@@ -41,6 +61,7 @@ impl Scratch {
             tmp,
             dir: Mutex::new(None),
             values: Mutex::new(HashMap::new()),
+            release_hooks: Mutex::new(Vec::new()),
             idle_key_lock_files: Arc::default(),
             idle_path_lock_files: Arc::new(
                 (0..super::lock::PATH_LOCK_FILES)
@@ -99,13 +120,30 @@ impl Store {
     /// when the process exits would never be dropped, and its directory
     /// would be left behind as debris. A later use makes a fresh one.
     pub fn release_scratch(&self) {
-        locked(&self.scratch.values).clear();
+        let hooks = std::mem::take(&mut *locked(&self.scratch.release_hooks));
+        for hook in hooks {
+            hook();
+        }
+        let values = std::mem::take(&mut *locked(&self.scratch.values));
+        if PROCESS_ENDS_WITH_BUILD.load(std::sync::atomic::Ordering::Relaxed) {
+            std::mem::forget(values);
+        } else {
+            drop(values);
+        }
         let dir = locked(&self.scratch.dir).take();
         if let Some((path, lock)) = dir {
             // Removed under the flock, so no sweeper races the removal.
             let _ = remove_tree(&path);
             drop(lock);
         }
+    }
+
+    /// Runs `hook` when the store is released ([`Store::release_scratch`]),
+    /// before its shared values go: for a value whose end must do more
+    /// than free memory (a file to write), which a process that ends with
+    /// its build would otherwise never drop.
+    pub fn on_release(&self, hook: impl FnOnce() + Send + 'static) {
+        locked(&self.scratch.release_hooks).push(Box::new(hook));
     }
 
     /// The value named `name` shared by every clone of this open store,

@@ -471,6 +471,7 @@ fn threads() -> Option<usize> {
 /// The fork: become the handing build and run it.
 fn run_fork(request: Request, streams: Vec<OwnedFd>, conn: &UnixStream, inherited: &[RawFd]) -> ! {
     FORKED.store(true, Ordering::Relaxed);
+    crate::store::process_ends_with_build();
     // SAFETY: plain system calls on descriptors this process owns; the
     // process runs one thread, so nothing else uses them meanwhile.
     unsafe {
@@ -558,12 +559,15 @@ impl Preloads {
                 store.is_some_and(crate::phases::upstream_env::preload_kept)
             }),
         ];
-        if let Some(dir) = newest_run(&self.store) {
+        let run = newest_run(&self.store);
+        if let Some(dir) = &run {
             wanted.push((dir.join("graph"), crate::graph_cache::preload));
             wanted.push((dir.join("nodes"), crate::node_trace::preload));
             wanted.push((dir.join("uptodate"), crate::uptodate::preload));
         }
-        crate::preload::keep_only(&wanted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>());
+        let mut kept: Vec<PathBuf> = wanted.iter().map(|(p, _)| p.clone()).collect();
+        kept.push(self.store.join("index"));
+        crate::preload::keep_only(&kept);
         self.pending = false;
         for (path, load) in wanted {
             let Ok(meta) = fs::metadata(&path) else {
@@ -584,6 +588,15 @@ impl Preloads {
                 self.failed.retain(|(p, _)| *p != path);
                 self.failed.push((path, now));
             }
+        }
+        // The action rows of the trace's nodes, for a build whose node
+        // reads thousands of upstream entries (only those not read before).
+        if let Some(keys) =
+            run.and_then(|dir| crate::node_trace::preloaded_keys(&dir.join("nodes")))
+        {
+            // Not read now (the index just changed): read after the next build.
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            crate::store::preload_rows(&self.store, &keys);
         }
     }
 }

@@ -97,13 +97,15 @@ impl KeptFolders {
     /// This build's kept folders, taken on first use; `None` when another
     /// build holds them.
     pub(super) fn of(store: &Store) -> Option<Arc<KeptFolders>> {
-        let slot = store.shared::<Slot>("upstream-kept");
-        let mut slot = locked(&slot);
+        let shared = store.shared::<Slot>("upstream-kept");
+        let mut slot = locked(&shared);
         slot.get_or_insert_with(|| {
-            KeptFolders::open(&store.upstream_dir())
-                .ok()
-                .flatten()
-                .map(Arc::new)
+            let kept = KeptFolders::open(&store.upstream_dir()).ok().flatten()?;
+            // Closed (its record written) when the build releases the
+            // store, also in a process that never frees what it holds.
+            let closing = shared.clone();
+            store.on_release(move || drop(locked(&closing).take()));
+            Some(Arc::new(kept))
         })
         .clone()
     }
