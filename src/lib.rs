@@ -27,6 +27,7 @@ pub mod key;
 pub mod market;
 pub mod node_trace;
 pub mod output;
+pub mod par;
 pub mod paths;
 pub mod phases;
 pub mod plan;

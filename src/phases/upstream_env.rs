@@ -155,7 +155,7 @@ impl UpstreamFolders {
         if let Some(root) = self.used.iter().find_map(|(_, f)| f.root.as_ref()) {
             root.recheck();
         }
-        let intact = map_in_parallel(&self.used, |_, (_, folder)| folder.intact());
+        let intact = crate::par::map_in_parallel(&self.used, |_, (_, folder)| folder.intact());
         if let Some(((node, _), _)) = self.used.iter().zip(intact).find(|(_, ok)| !ok) {
             return Some(format!(
                 "the upstream folder of `{node}` (${}) was changed while the command ran; upstream folders are read-only",
@@ -426,7 +426,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     // Each folder is checked or laid out on its own (slots and records
     // are locked per entry), so a node with thousands of upstream nodes
     // has them checked on several threads.
-    let folders = map_in_parallel(upstream, |i, up| match up.open_entry() {
+    let folders = crate::par::map_in_parallel(upstream, |i, up| match up.open_entry() {
         Some((store, outputs)) => shared_folder(store, up, outputs).map(|f| (f, true)),
         None => {
             // A numbered folder: two node ids may share a variable name.
@@ -527,49 +527,6 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
 /// would pass Linux's limit on a command's arguments and environment
 /// together (2 MiB by default), and the command could not start at all.
 pub const MAX_NODE_VARS: usize = 1000;
-
-/// Below this many items per thread, one thread does them all.
-const ITEMS_PER_THREAD: usize = 256;
-/// At most this many threads check one node's folders.
-const MAX_THREADS: usize = 8;
-
-/// `f` of each item with its index, in order, on several threads when
-/// there are many (a few hundred apiece) and the machine has the cores.
-fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS)
-        .min(items.len() / ITEMS_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return items.iter().enumerate().map(|(i, x)| f(i, x)).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    let f = &f;
-    let run = move |first: usize, part: &[T]| -> Vec<R> {
-        part.iter()
-            .enumerate()
-            .map(|(i, x)| f(first + i, x))
-            .collect()
-    };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = items
-            .chunks(per)
-            .enumerate()
-            .skip(1)
-            .map(|(c, part)| scope.spawn(move || run(c * per, part)))
-            .collect();
-        let mut all = run(0, &items[..per]);
-        for other in others {
-            all.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
-        }
-        all
-    })
-}
 
 /// Writes the listing to `file` from where its cursor is, through a
 /// buffer (a listing of ten thousand nodes is megabytes: made whole in
