@@ -338,7 +338,8 @@ pub fn after_lock(
         });
         for ((&d, entry), in_place) in node.deps.iter().zip(&dep_entries).zip(in_place) {
             let dep = &ctx.graph.nodes[d];
-            if in_place || dep.workspace_outputs.is_empty() {
+            // In place also when it has no workspace outputs.
+            if in_place {
                 continue;
             }
             let Some(entry) = entry else {
@@ -421,23 +422,23 @@ pub(crate) fn upstream_entries(ctx: &RunContext, deps: &[Arc<NodeResult>]) -> Ve
         .filter(|r| r.entry.is_none())
         .map(|r| &**r)
         .collect();
-    // Settled by the trace: a cached outcome with no entry, its digest known.
-    fn settled_digest(r: &NodeResult) -> Option<&str> {
-        (matches!(r.outcome, Outcome::Cached) && r.evidence.is_some())
-            .then_some(r.output_digest.as_deref())
-            .flatten()
-    }
-    let settled: Vec<(&str, &str)> = not_at_hand
+    // Settled by the trace: a cached outcome with no entry, its key and
+    // digest known.
+    let settled: Vec<Option<(&str, &str)>> = not_at_hand
         .iter()
-        .filter_map(|r| Some((r.key.as_deref()?, settled_digest(r)?)))
-        .collect();
-    let mut trusted = ctx.store.settled_entries(&settled, &ctx.stats).into_iter();
-    let mut found: Vec<Option<Entry>> = not_at_hand
-        .iter()
-        .map(|r| match (r.key.as_deref(), settled_digest(r)) {
-            (Some(_), Some(_)) => trusted.next().flatten(),
-            _ => None,
+        .map(|r| {
+            let traced = matches!(r.outcome, Outcome::Cached) && r.evidence.is_some();
+            Some((
+                r.key.as_deref()?,
+                r.output_digest.as_deref().filter(|_| traced)?,
+            ))
         })
+        .collect();
+    let asked: Vec<(&str, &str)> = settled.iter().flatten().copied().collect();
+    let mut trusted = ctx.store.settled_entries(&asked, &ctx.stats).into_iter();
+    let mut found: Vec<Option<Entry>> = settled
+        .iter()
+        .map(|s| s.and_then(|_| trusted.next().flatten()))
         .collect();
     let unsure: Vec<&str> = not_at_hand
         .iter()

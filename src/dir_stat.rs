@@ -86,7 +86,6 @@ impl DirStats {
     /// when there is no handle to take it through.
     #[cfg(target_os = "linux")]
     fn stat_at(&self, path: &Path, follow: bool) -> Option<Option<(Stat, Kind)>> {
-        use rustix::fs::{AtFlags, StatxFlags};
         use std::os::unix::ffi::OsStrExt;
         let (dir, name) = (path.parent()?, path.file_name()?);
         // `a/b/.` names `b` as `file_name` but resolves through it: only a
@@ -94,17 +93,10 @@ impl DirStats {
         if dir.as_os_str().is_empty() || !path.as_os_str().as_bytes().ends_with(name.as_bytes()) {
             return None;
         }
-        let flags = if follow {
-            AtFlags::empty()
-        } else {
-            AtFlags::SYMLINK_NOFOLLOW
-        };
-        let stat =
-            |fd: &std::os::fd::OwnedFd| rustix::fs::statx(fd, name, flags, StatxFlags::BASIC_STATS);
         let result = {
             let dirs = self.dirs.read().unwrap_or_else(|e| e.into_inner());
             match dirs.get(dir.as_os_str()) {
-                Some(Some(fd)) => Some(stat(fd)),
+                Some(Some(fd)) => Some(statx_at(fd, name, follow)),
                 Some(None) => return None,
                 None => None,
             }
@@ -112,15 +104,8 @@ impl DirStats {
         let result = match result {
             Some(result) => result,
             None => {
-                let opened = rustix::fs::open(
-                    dir,
-                    rustix::fs::OFlags::PATH
-                        | rustix::fs::OFlags::DIRECTORY
-                        | rustix::fs::OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )
-                .ok();
-                let result = opened.as_ref().map(stat);
+                let opened = open_handle(dir);
+                let result = opened.as_ref().map(|fd| statx_at(fd, name, follow));
                 self.dirs
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -129,12 +114,42 @@ impl DirStats {
                 result?
             }
         };
-        match result {
-            Ok(statx) => Some(Some(from_statx(&statx))),
-            // An old kernel or a seccomp filter without statx: the plain call.
-            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => None,
-            Err(_) => Some(None),
-        }
+        // `None` inside: an old kernel or a seccomp filter without statx.
+        Some(result?.ok().map(|statx| from_statx(&statx)))
+    }
+}
+
+/// A handle on directory `dir` to stat names in (`O_PATH`, following
+/// symlinks as a path walk would); `None` when it cannot be opened.
+#[cfg(target_os = "linux")]
+pub fn open_handle(dir: &Path) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// `statx` of `name` relative to the directory handle `dir`; `follow`:
+/// through a final symlink. `None` when the kernel has no `statx` or a
+/// seccomp filter refuses it: the caller takes the plain call instead.
+#[cfg(target_os = "linux")]
+pub fn statx_at(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    follow: bool,
+) -> Option<rustix::io::Result<rustix::fs::Statx>> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    match rustix::fs::statx(dir, name, flags, StatxFlags::BASIC_STATS) {
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => None,
+        found => Some(found),
     }
 }
 
