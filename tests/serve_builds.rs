@@ -77,6 +77,55 @@ fn a_handed_build_reports_and_writes_what_it_would_alone() {
     assert_eq!(p.read("out/d.txt"), "HOWDY\nh");
 }
 
+/// The runs `admf runs` lists for `wf.yaml`.
+fn runs(p: &Project) -> usize {
+    let out = p.admf(&["runs", "wf.yaml", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    runs.as_array().unwrap().len()
+}
+
+#[test]
+fn a_handed_build_answers_before_writing_its_caches_and_the_next_build_finds_them() {
+    // The diamond and 2,000 more nodes: caches large enough to take a
+    // while to write after the caller is answered.
+    let mut workflow = DIAMOND.to_string();
+    for i in 0..2000 {
+        workflow.push_str(&format!(
+            "  - name: n{i}\n    mode: command\n    run: \"true\"\n"
+        ));
+    }
+    let p = Project::new();
+    p.file("wf.yaml", &workflow).file("in/a.txt", "hello\n");
+    let _server = Server::start(&p);
+    until_decoded_ahead(&p, || {});
+    for round in 0..3 {
+        p.file("in/a.txt", &format!("edit {round}\n"));
+        // Past the racy window, so that the edit does not keep the
+        // up-to-date record from being written.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = runs(&p);
+        let out = traced(&p, &["build", "wf.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+        assert!(out.stderr.contains("ran"), "{}", out.stderr);
+        // At once: the record the fork writes after answering is found,
+        // by this caller or, when the fork was still writing it, by the
+        // next fork (the server waits for the one finishing).
+        let again = traced(&p, &["build", "wf.yaml"]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(
+            again.stderr.contains("trace: up to date by"),
+            "round {round}:\n{}",
+            again.stderr
+        );
+        assert_eq!(p.read("out/d.txt"), format!("EDIT {round}\ne"));
+        // Both builds are in the run ledger, which the fork writes before
+        // it answers.
+        assert_eq!(runs(&p), before + 2);
+    }
+}
+
 #[test]
 fn a_handed_build_takes_the_callers_environment_directory_and_umask() {
     let p = Project::new();

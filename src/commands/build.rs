@@ -27,9 +27,9 @@ pub fn build(wf: &WorkflowArgs, args: &BuildArgs) -> Result<i32, Error> {
     crate::results::history::start_git_probe(&wf.workflow);
     let reads = Reads::new();
     // A build `admf serve` forked was handed over by one that checked the
-    // record already.
+    // record already, unless an earlier build wrote it since.
     let forked = super::serve::forked();
-    if !forked
+    if (!forked || super::serve::check_record_again())
         && let Some(record) = UptodateRecord::for_build(wf, args)
         && let Some((nodes, served)) = record.holds()
     {
@@ -527,16 +527,7 @@ fn build_from(
             .count();
         trace(&format!("{by_trace} nodes settled by the node trace"));
     }
-    // A graph compiled without being cached had its trace removed at the
-    // start ([`NodeTraceFile::for_build`]); there is nothing to write.
-    if let Some(file) = &trace_file
-        && source != GraphSource::Compiled
-    {
-        file.save(&ctx, &report, started_at);
-    }
     let t_dispatch = started.elapsed();
-    drop(guard);
-    let _ = ctx.stats.save();
     let lines: Vec<NodeLine> = report
         .selected
         .iter()
@@ -598,17 +589,40 @@ fn build_from(
         events,
         ..
     } = progress;
-    // The up-to-date record and the run ledger are written side by side:
-    // each is a whole pass over the nodes (a 10,000-node graph's record
-    // is 2.5 MB, its ledger row 1 MB), and neither reads the other.
-    let counts = std::thread::scope(|scope| {
-        let saving = record.zip(observed).map(|(record, files)| {
+    // What the next build reads to go faster (the stat cache, the node
+    // trace, the up-to-date record) is written beside what this one
+    // reports (its lines, the run ledger, the exports): each is a whole
+    // pass over the nodes (a 10,000-node graph's record is 2.5 MB, its
+    // ledger row 1 MB), and neither reads the other. A build admf serve
+    // forked answers its caller once the report is out and succeeded,
+    // and writes the caches after ([`super::serve::answer_early`]).
+    let (counts, synced) = std::thread::scope(|scope| {
+        let saving = {
             let (ctx, report, lines) = (&ctx, &report, &lines);
-            let node_started = &node_started;
+            let (node_started, trace_file) = (&node_started, &trace_file);
             scope.spawn(move || {
-                save_record_if_settled(&record, ctx, report, node_started, lines, files, started_at)
+                let _ = ctx.stats.save();
+                // A graph compiled without being cached had its trace
+                // removed at the start ([`NodeTraceFile::for_build`]):
+                // there is nothing to write.
+                if let Some(file) = trace_file
+                    && source != GraphSource::Compiled
+                {
+                    file.save(ctx, report, started_at);
+                }
+                if let Some((record, files)) = record.zip(observed) {
+                    save_record_if_settled(
+                        &record,
+                        ctx,
+                        report,
+                        node_started,
+                        lines,
+                        files,
+                        started_at,
+                    );
+                }
             })
-        });
+        };
         let counts = conclude(
             wf,
             args,
@@ -617,19 +631,25 @@ fn build_from(
             started,
             Some(&ctx.graph.workflow.files),
         );
-        if let Some(saving) = saving {
-            let _ = saving.join();
+        let synced = super::export::sync_after_build(&ctx, &report);
+        if std::env::var_os("ADMF_TRACE").is_some() {
+            crate::errln!(
+                "trace: compile {t_compile:?} dispatch done {t_dispatch:?} concluded {:?}{}",
+                started.elapsed(),
+                this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
+            );
         }
-        counts
+        if synced.is_ok()
+            && counts[4] == 0
+            && report.failed().is_empty()
+            && crate::interrupt::received().is_none()
+        {
+            super::serve::answer_early(0);
+        }
+        let _ = saving.join();
+        (counts, synced)
     });
-    if std::env::var_os("ADMF_TRACE").is_some() {
-        crate::errln!(
-            "trace: compile {t_compile:?} dispatch done {t_dispatch:?} saved and concluded {:?}{}",
-            started.elapsed(),
-            this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
-        );
-    }
-    let synced = super::export::sync_after_build(&ctx, &report);
+    drop(guard);
     if let StartedBy::Command = started_by {
         keep_until_exit(&ctx);
     }

@@ -39,7 +39,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,58 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 /// Whether this process is a build forked by `admf serve`.
 pub fn forked() -> bool {
     FORKED.load(Ordering::Relaxed)
+}
+
+/// Set in a fork started after an earlier fork finished its caches
+/// (after answering its own caller): the up-to-date record its caller
+/// found missing or stale may hold now.
+static CHECK_RECORD_AGAIN: AtomicBool = AtomicBool::new(false);
+
+/// Whether this build, forked by `admf serve`, checks the up-to-date
+/// record again ([`CHECK_RECORD_AGAIN`]); a fork's caller checked it.
+pub fn check_record_again() -> bool {
+    CHECK_RECORD_AGAIN.load(Ordering::Relaxed)
+}
+
+/// In a fork that has not answered yet: its handing build's connection
+/// and the write end of the pipe that tells the server the fork has
+/// answered ([`answer_early`]); -1 elsewhere.
+static ANSWER_CONN: AtomicI32 = AtomicI32::new(-1);
+static ANSWERED_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// In a fork, answer the handing build now with `code`, before the fork
+/// ends: its output is complete and its outcome final, and what is left
+/// (the caches the next build reads) is no business of the caller's. The
+/// server is told first, so that the caller leaving does not stop the
+/// fork; the caller's streams are then let go (replaced by /dev/null),
+/// since a reader of its pipes sees their end only once every writer has
+/// closed them. Elsewhere, or once answered, nothing happens.
+pub fn answer_early(code: i32) {
+    let conn = ANSWER_CONN.swap(-1, Ordering::SeqCst);
+    if conn < 0 {
+        return;
+    }
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    let pipe = ANSWERED_PIPE.swap(-1, Ordering::SeqCst);
+    // SAFETY: write(2), open(2), dup2(2) and close(2) on descriptors this
+    // process owns; the caller's streams are replaced whole, never closed
+    // under a thread that may still write to them.
+    unsafe {
+        if pipe >= 0 {
+            libc::write(pipe, b"a".as_ptr().cast(), 1);
+            libc::close(pipe);
+        }
+        let line = format!("exit {code}\n");
+        libc::write(conn, line.as_ptr().cast(), line.len());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for target in 0..3 {
+                libc::dup2(null, target);
+            }
+            libc::close(null);
+        }
+    }
 }
 
 /// What a build hands over.
@@ -273,7 +325,26 @@ struct Running {
     conn: UnixStream,
     /// Whether the handing build went away (and the fork was stopped).
     abandoned: bool,
+    /// Readable once the fork has answered its handing build
+    /// ([`answer_early`]): what it does from then on (writing the caches
+    /// the next build reads) goes on after the caller has left.
+    answered: OwnedFd,
+    /// Whether it has answered: the caller leaving then stops nothing.
+    finishing: bool,
 }
+
+impl Running {
+    /// Whether the caller's connection is watched: until the fork has
+    /// answered or been stopped.
+    fn watches_caller(&self) -> bool {
+        !self.abandoned && !self.finishing
+    }
+}
+
+/// How long a new build waits for forks that have answered to finish
+/// their caches, so that it starts from them rather than from the ones
+/// before (which gives the same result, more slowly).
+const FINISHING_WAIT: Duration = Duration::from_secs(1);
 
 /// `admf serve`'s build process for the store at `store` (absolute):
 /// answers on [`SOCKET`] until its parent, `admf serve`, ends.
@@ -310,7 +381,8 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
         for build in &running {
             at.push(fds.len());
             fds.push(PollFd::new(&build.pidfd, PollFlags::IN));
-            if !build.abandoned {
+            if build.watches_caller() {
+                fds.push(PollFd::new(&build.answered, PollFlags::IN));
                 fds.push(PollFd::new(&build.conn, PollFlags::RDHUP));
             }
         }
@@ -325,15 +397,19 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
         // Newest first, so that removing one keeps the others' places.
         for i in (0..running.len()).rev() {
             let exit = ready[at[i]];
-            let gone = if running[i].abandoned {
-                PollFlags::empty()
+            // The fork says it answered before the caller can leave: seen
+            // together, the answer wins.
+            let (answered, gone) = if running[i].watches_caller() {
+                (ready[at[i] + 1], ready[at[i] + 2])
             } else {
-                ready[at[i] + 1]
+                (PollFlags::empty(), PollFlags::empty())
             };
             if !exit.is_empty() {
                 let build = running.swap_remove(i);
                 report_end(build);
                 ended = true;
+            } else if !answered.is_empty() {
+                running[i].finishing = true;
             } else if !gone.is_empty() {
                 // SAFETY: kill(2) of our own child.
                 unsafe { libc::kill(running[i].pid, libc::SIGTERM) };
@@ -343,14 +419,20 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
         if ready[0].contains(PollFlags::IN)
             && let Ok((conn, _)) = listener.accept()
         {
+            let finished = wait_for_finishing(&mut running, FINISHING_WAIT);
+            if finished {
+                preloads.refresh();
+            }
             let inherited: Vec<RawFd> = std::iter::once(listener.as_raw_fd())
-                .chain(
-                    running
-                        .iter()
-                        .flat_map(|b| [b.pidfd.as_raw_fd(), b.conn.as_raw_fd()]),
-                )
+                .chain(running.iter().flat_map(|b| {
+                    [
+                        b.pidfd.as_raw_fd(),
+                        b.conn.as_raw_fd(),
+                        b.answered.as_raw_fd(),
+                    ]
+                }))
                 .collect();
-            if let Some(build) = take_request(conn, &exe, &inherited) {
+            if let Some(build) = take_request(conn, &exe, &inherited, finished) {
                 running.push(build);
             }
         }
@@ -358,6 +440,42 @@ pub fn serve_builds(store: &Path, exe: String) -> Result<i32, Error> {
             preloads.refresh();
         }
     }
+}
+
+/// Wait, at most `limit`, for the forks of `running` that have answered
+/// to end; whether any did (and was reported and removed).
+fn wait_for_finishing(running: &mut Vec<Running>, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    let mut ended = false;
+    while running.iter().any(|b| b.finishing) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let timeout = rustix::event::Timespec::try_from(left).expect("a duration under a second");
+        let mut fds: Vec<PollFd> = running
+            .iter()
+            .filter(|b| b.finishing)
+            .map(|b| PollFd::new(&b.pidfd, PollFlags::IN))
+            .collect();
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+        let exited: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        drop(fds);
+        let mut finishing = exited.into_iter();
+        let mut i = 0;
+        while i < running.len() {
+            if running[i].finishing && finishing.next() == Some(true) {
+                report_end(running.remove(i));
+                ended = true;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    ended
 }
 
 /// Tell a fork's handing build how it ended (the fork says so itself
@@ -380,8 +498,15 @@ fn report_end(build: Running) {
 }
 
 /// Read one request from `conn` and start its fork; `None` when the
-/// request was refused (and answered `no`) or unreadable.
-fn take_request(conn: UnixStream, exe: &str, inherited: &[RawFd]) -> Option<Running> {
+/// request was refused (and answered `no`) or unreadable. `finished`:
+/// whether a fork that had answered finished its caches after the caller
+/// may have checked them.
+fn take_request(
+    conn: UnixStream,
+    exe: &str,
+    inherited: &[RawFd],
+    finished: bool,
+) -> Option<Running> {
     // A build runs with the server's privileges: only its own user's
     // builds are taken, whatever the socket's mode lets connect.
     let peer = rustix::net::sockopt::socket_peercred(&conn).ok()?;
@@ -425,14 +550,21 @@ fn take_request(conn: UnixStream, exe: &str, inherited: &[RawFd]) -> Option<Runn
         return refuse(conn, "a server process of one thread");
     }
     let _ = conn.set_read_timeout(None);
+    let Ok((answered, answering)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+    else {
+        return refuse(conn, "a pipe");
+    };
     // SAFETY: this process runs one thread (checked above), so the fork
     // inherits no lock held by another; the child only runs a build.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        run_fork(request, streams, &conn, inherited);
+        drop(answered);
+        CHECK_RECORD_AGAIN.store(finished, Ordering::Relaxed);
+        run_fork(request, streams, &conn, answering, inherited);
     }
     // The build's streams belong to the fork (and the build) now.
     drop(streams);
+    drop(answering);
     if pid < 0 {
         return refuse(conn, "a fork");
     }
@@ -455,6 +587,8 @@ fn take_request(conn: UnixStream, exe: &str, inherited: &[RawFd]) -> Option<Runn
         pidfd,
         conn,
         abandoned: false,
+        answered,
+        finishing: false,
     })
 }
 
@@ -469,8 +603,16 @@ fn threads() -> Option<usize> {
 }
 
 /// The fork: become the handing build and run it.
-fn run_fork(request: Request, streams: Vec<OwnedFd>, conn: &UnixStream, inherited: &[RawFd]) -> ! {
+fn run_fork(
+    request: Request,
+    streams: Vec<OwnedFd>,
+    conn: &UnixStream,
+    answered: OwnedFd,
+    inherited: &[RawFd],
+) -> ! {
     FORKED.store(true, Ordering::Relaxed);
+    ANSWER_CONN.store(conn.as_raw_fd(), Ordering::SeqCst);
+    ANSWERED_PIPE.store(answered.into_raw_fd(), Ordering::SeqCst);
     crate::store::process_ends_with_build();
     // SAFETY: plain system calls on descriptors this process owns; the
     // process runs one thread, so nothing else uses them meanwhile.
@@ -504,8 +646,7 @@ fn run_fork(request: Request, streams: Vec<OwnedFd>, conn: &UnixStream, inherite
             1
         }
     };
-    let _ = io::stdout().flush();
-    let _ = (&*conn).write_all(format!("exit {code}\n").as_bytes());
+    answer_early(code);
     std::process::exit(code)
 }
 

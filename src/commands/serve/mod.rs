@@ -128,6 +128,26 @@ pub fn forked() -> bool {
     false
 }
 
+/// Whether this build, forked by `admf serve`, checks the up-to-date
+/// record again: its caller checked it while an earlier build was still
+/// writing it ([`builds::check_record_again`]).
+pub fn check_record_again() -> bool {
+    #[cfg(target_os = "linux")]
+    return builds::check_record_again();
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
+/// In a build that `admf serve` forked, answer its caller with `code`
+/// now and let its streams go; the build goes on with what the caller
+/// does not wait for ([`builds::answer_early`]). Elsewhere nothing.
+pub fn answer_early(code: i32) {
+    #[cfg(target_os = "linux")]
+    builds::answer_early(code);
+    #[cfg(not(target_os = "linux"))]
+    let _ = code;
+}
+
 /// Hand this build over to the server of the store at `store_root`, if
 /// one runs and takes it: the exit code of the build it ran. `None`: this
 /// process builds itself.
