@@ -601,15 +601,8 @@ fn build_from(
             let (ctx, report, lines) = (&ctx, &report, &lines);
             let (node_started, trace_file) = (&node_started, &trace_file);
             scope.spawn(move || {
-                let _ = ctx.stats.save();
-                // A graph compiled without being cached had its trace
-                // removed at the start ([`NodeTraceFile::for_build`]):
-                // there is nothing to write.
-                if let Some(file) = trace_file
-                    && source != GraphSource::Compiled
-                {
-                    file.save(ctx, report, started_at);
-                }
+                // The record first: a no-op right after this build reads
+                // it, where only the next edit reads the others.
                 if let Some((record, files)) = record.zip(observed) {
                     save_record_if_settled(
                         &record,
@@ -621,6 +614,15 @@ fn build_from(
                         started_at,
                     );
                 }
+                // A graph compiled without being cached had its trace
+                // removed at the start ([`NodeTraceFile::for_build`]):
+                // there is nothing to write.
+                if let Some(file) = trace_file
+                    && source != GraphSource::Compiled
+                {
+                    file.save(ctx, report, started_at);
+                }
+                let _ = ctx.stats.save();
             })
         };
         let counts = conclude(
