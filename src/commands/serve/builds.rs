@@ -33,7 +33,11 @@
 //! directory, the umask in octal, the argument count, the arguments, then
 //! `NAME=value` per environment variable. The server answers one line,
 //! `pid <n>` or `no <why>`, and after `pid` one of `exit <code>` or
-//! `signal <number>` when the fork ends.
+//! `signal <number>` when the fork ends, or `exit 0` earlier from a fork
+//! whose build succeeded ([`answer_early`]): it has printed its report
+//! and goes on writing the caches of the next build. Such a fork tells
+//! the server first, on a pipe of its own, so that its caller leaving
+//! does not stop it; the server waits for it before the next fork.
 
 use std::ffi::OsString;
 use std::fs;
