@@ -596,7 +596,7 @@ fn build_from(
     // ledger row 1 MB), and neither reads the other. A build admf serve
     // forked answers its caller once the report is out and succeeded,
     // and writes the caches after ([`super::serve::answer_early`]).
-    let (counts, synced) = std::thread::scope(|scope| {
+    let outcome = std::thread::scope(|scope| {
         let saving = {
             let (ctx, report, lines) = (&ctx, &report, &lines);
             let (node_started, trace_file) = (&node_started, &trace_file);
@@ -641,43 +641,54 @@ fn build_from(
                 this_thread_cpu().map_or(String::new(), |cpu| format!(" coordinator cpu {cpu:?}"))
             );
         }
-        if synced.is_ok()
-            && counts[4] == 0
-            && report.failed().is_empty()
-            && crate::interrupt::received().is_none()
-        {
+        let outcome = match crate::interrupt::received() {
+            Some(signal) => Err(Error::Interrupted { signal }),
+            None => outcome_of(&ctx, &report, &counts, synced),
+        };
+        if let Ok(0) = outcome {
             super::serve::answer_early(0);
         }
         let _ = saving.join();
-        (counts, synced)
+        outcome
     });
     drop(guard);
     if let StartedBy::Command = started_by {
         keep_until_exit(&ctx);
     }
+    // A signal while the caches were written still ends the build so.
     if let Some(signal) = crate::interrupt::received() {
         return Err(Error::Interrupted { signal });
     }
+    outcome
+}
+
+/// What a build that was not interrupted ends with: 0 when no node
+/// failed and the exports synced, else the error that says why.
+fn outcome_of(
+    ctx: &crate::run::RunContext,
+    report: &crate::dispatch::BuildReport,
+    counts: &[usize; 5],
+    synced: Result<(), Error>,
+) -> Result<i32, Error> {
     let failed = report.failed();
     if failed.is_empty() && counts[4] == 0 {
-        synced.map(|()| 0)
-    } else {
-        if let Err(e) = synced {
-            crate::errln!("admf: {e}");
-        }
-        let bad_input = !failed.is_empty()
-            && failed.iter().all(|&i| {
-                matches!(&report.nodes[i], Final::Done(r)
-                    if matches!(&r.outcome, Outcome::Failed(e) if e.bad_input))
-            });
-        Err(Error::BuildFailed {
-            failed: failed
-                .iter()
-                .map(|&i| ctx.graph.nodes[i].id.clone())
-                .collect(),
-            bad_input,
-        })
+        return synced.map(|()| 0);
     }
+    if let Err(e) = synced {
+        crate::errln!("admf: {e}");
+    }
+    let bad_input = !failed.is_empty()
+        && failed.iter().all(|&i| {
+            matches!(&report.nodes[i], Final::Done(r)
+                if matches!(&r.outcome, Outcome::Failed(e) if e.bad_input))
+        });
+    Err(Error::BuildFailed {
+        failed: failed
+            .iter()
+            .map(|&i| ctx.graph.nodes[i].id.clone())
+            .collect(),
+        bad_input,
+    })
 }
 
 /// Write the up-to-date record when every selected node came from the

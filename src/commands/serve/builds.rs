@@ -43,7 +43,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -113,16 +113,20 @@ pub fn answer_early(code: i32) {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     let pipe = ANSWERED_PIPE.swap(-1, Ordering::SeqCst);
-    // SAFETY: write(2), open(2), dup2(2) and close(2) on descriptors this
-    // process owns; the caller's streams are replaced whole, never closed
-    // under a thread that may still write to them.
+    if pipe >= 0 {
+        // SAFETY: the pipe's write end, which this process owns and
+        // nothing else uses: taken over and closed here.
+        let mut pipe = fs::File::from(unsafe { OwnedFd::from_raw_fd(pipe) });
+        let _ = pipe.write_all(b"a");
+    }
+    // SAFETY: the connection, which `run_fork`'s caller keeps open for
+    // the fork's whole life: borrowed, never closed here.
+    let conn = std::mem::ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(conn) });
+    let _ = (&*conn).write_all(format!("exit {code}\n").as_bytes());
+    // SAFETY: open(2), dup2(2) and close(2) on descriptors this process
+    // owns; the caller's streams are replaced whole, never closed under a
+    // thread that may still write to them.
     unsafe {
-        if pipe >= 0 {
-            libc::write(pipe, b"a".as_ptr().cast(), 1);
-            libc::close(pipe);
-        }
-        let line = format!("exit {code}\n");
-        libc::write(conn, line.as_ptr().cast(), line.len());
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if null >= 0 {
             for target in 0..3 {
@@ -466,18 +470,17 @@ fn wait_for_finishing(running: &mut Vec<Running>, limit: Duration) -> bool {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => break,
         }
-        let exited: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        let exited: Vec<usize> = (0..running.len())
+            .filter(|&i| running[i].finishing)
+            .zip(fds.iter().map(|fd| !fd.revents().is_empty()))
+            .filter_map(|(i, exited)| exited.then_some(i))
+            .collect();
         drop(fds);
-        let mut finishing = exited.into_iter();
-        let mut i = 0;
-        while i < running.len() {
-            if running[i].finishing && finishing.next() == Some(true) {
-                report_end(running.remove(i));
-                ended = true;
-            } else {
-                i += 1;
-            }
+        // Last first, so that removing one keeps the others' places.
+        for &i in exited.iter().rev() {
+            report_end(running.remove(i));
         }
+        ended |= !exited.is_empty();
     }
     ended
 }
