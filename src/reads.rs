@@ -195,14 +195,34 @@ impl Reads {
     /// Everything observed, sorted and without repeats, or `None` when
     /// something changed while it was read. The list is emptied.
     pub fn take(&self) -> Option<Vec<(PathBuf, Stat)>> {
-        let mut seen = std::mem::take(&mut *self.lock());
-        if self.unstable() {
-            return None;
-        }
+        self.take_unsorted().and_then(Observed::sorted)
+    }
+
+    /// Everything observed as noted, or `None` when a write voided it;
+    /// the list is emptied. Taking is cheap where sorting a build's
+    /// tens of thousands of reads is not: the sort can wait for a
+    /// thread of its own ([`Observed::sorted`]).
+    pub fn take_unsorted(&self) -> Option<Observed> {
+        let seen = std::mem::take(&mut *self.lock());
+        (!self.unstable()).then_some(Observed(seen))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(PathBuf, Stat)>> {
+        self.inner.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a build read, as noted, not yet sorted ([`Reads::take_unsorted`]).
+pub struct Observed(Vec<(PathBuf, Stat)>);
+
+impl Observed {
+    /// The reads sorted and without repeats, or `None` when one path was
+    /// seen with two different stats (it changed during the build).
+    pub fn sorted(self) -> Option<Vec<(PathBuf, Stat)>> {
+        let Observed(mut seen) = self;
         // By bytes: `Path` compares component by component, much slower.
         seen.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
         seen.dedup_by(|a, b| a.0.as_os_str() == b.0.as_os_str() && a.1 == b.1);
-        // One path seen with two different stats changed during the run.
         if seen
             .windows(2)
             .any(|w| w[0].0.as_os_str() == w[1].0.as_os_str())
@@ -210,10 +230,6 @@ impl Reads {
             return None;
         }
         Some(seen)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<(PathBuf, Stat)>> {
-        self.inner.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

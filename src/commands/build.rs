@@ -580,10 +580,9 @@ fn build_from(
     for (id, path) in super::skipped::remove_stale_outputs(&ctx, &report) {
         crate::errln!("removed {} (`{id}` was skipped)", path.display());
     }
-    let observed = ctx.reads().take();
-    if record.is_some() && observed.is_none() {
-        trace("no up-to-date record: a file changed while this build read it");
-    }
+    // Taken here, before the report reads anything more; sorted on the
+    // saving thread.
+    let observed = ctx.reads().take_unsorted();
     let Progress {
         started: node_started,
         events,
@@ -603,6 +602,10 @@ fn build_from(
             scope.spawn(move || {
                 // The record first: a no-op right after this build reads
                 // it, where only the next edit reads the others.
+                let observed = observed.and_then(crate::reads::Observed::sorted);
+                if record.is_some() && observed.is_none() {
+                    trace("no up-to-date record: a file changed while this build read it");
+                }
                 if let Some((record, files)) = record.zip(observed) {
                     save_record_if_settled(
                         &record,

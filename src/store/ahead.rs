@@ -13,16 +13,16 @@
 //! recorded ([`Store::settled_entries`]), so a row replaced since for the
 //! same key is never taken for its successor.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{Manifest, Store};
+use super::{Manifest, Store, output_digest};
 use crate::file_stat::{Stat, is_racy, system_time_ns};
 
-/// Rows by key.
-pub(super) type Rows = HashMap<String, Manifest>;
+/// Rows by key, each whole: its output digest is the digest of its
+/// outputs (checked when read ahead, so not again by every fork).
+pub(super) type Rows = rustc_hash::FxHashMap<String, Arc<Manifest>>;
 
 /// Reads ahead the rows of `keys` in the store at `root` and keeps them
 /// as the decoded copy of its `index/` directory, reading only the keys
@@ -53,8 +53,10 @@ pub fn preload_rows(root: &Path, keys: &[&str]) -> bool {
             return false;
         };
         for (key, row) in missing.iter().zip(found) {
-            if let Some(Ok(manifest)) = row {
-                rows.insert((*key).to_string(), manifest);
+            if let Some(Ok(manifest)) = row
+                && output_digest(&manifest.outputs) == manifest.output_digest
+            {
+                rows.insert((*key).to_string(), Arc::new(manifest));
             }
         }
     }

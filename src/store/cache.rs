@@ -43,7 +43,7 @@ impl Cache for Store {
 
     fn get_action(&self, key: &str) -> io::Result<Option<Manifest>> {
         match self.lookup(key, &StatCache::in_memory()) {
-            Lookup::Hit(entry) => Ok(Some(entry.manifest)),
+            Lookup::Hit(entry) => Ok(Some(std::sync::Arc::unwrap_or_clone(entry.manifest))),
             Lookup::Missing | Lookup::Corrupt(_) => Ok(None),
         }
     }

@@ -21,7 +21,7 @@ pub struct Entry {
     /// The entry's key.
     pub key: String,
     /// Its action record.
-    pub manifest: Manifest,
+    pub manifest: std::sync::Arc<Manifest>,
     pub(crate) store: Store,
 }
 
@@ -403,7 +403,7 @@ impl PendingEntry {
         }
         Ok(Entry {
             key: self.key.clone(),
-            manifest,
+            manifest: manifest.into(),
             store: self.store.clone(),
         })
     }
@@ -594,7 +594,7 @@ impl Store {
     pub(crate) fn entry_of(&self, key: &str, manifest: Manifest) -> Entry {
         Entry {
             key: key.to_string(),
-            manifest,
+            manifest: manifest.into(),
             store: self.clone(),
         }
     }
@@ -676,7 +676,7 @@ impl Store {
                     results[at] = Some(if written {
                         Ok(Entry {
                             key: entry.key.clone(),
-                            manifest,
+                            manifest: manifest.into(),
                             store: self.clone(),
                         })
                     } else {
@@ -711,7 +711,7 @@ impl PendingEntry {
         }
         Ok(Entry {
             key: self.key.clone(),
-            manifest,
+            manifest: manifest.into(),
             store: self.store.clone(),
         })
     }

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io;
+use std::sync::Arc;
 
 use super::manifest::{Manifest, output_digest};
 use super::{Entry, Store, is_valid_key};
@@ -110,19 +111,17 @@ impl Store {
             return Vec::new();
         }
         self.note_index(stats.reads());
-        let entry = |key: &str, digest: &str, manifest: Manifest| {
-            let whole = is_valid_key(key)
-                && manifest.key == key
-                && manifest.output_digest == digest
-                && output_digest(&manifest.outputs) == manifest.output_digest;
-            whole.then(|| Entry {
-                key: key.to_string(),
-                manifest,
-                store: self.clone(),
-            })
+        let entry = |key: &str, digest: &str, manifest: Arc<Manifest>| {
+            (is_valid_key(key) && manifest.key == key && manifest.output_digest == digest).then(
+                || Entry {
+                    key: key.to_string(),
+                    manifest,
+                    store: self.clone(),
+                },
+            )
         };
-        // Rows `admf serve` read ahead first ([`super::ahead`]), then the
-        // index for the rest.
+        // Rows `admf serve` read ahead first ([`super::ahead`]), each
+        // checked whole when read, then the index for the rest.
         let ahead = self.rows_ahead();
         let mut found: Vec<Option<Entry>> = settled
             .iter()
@@ -145,8 +144,10 @@ impl Store {
             return found;
         };
         for ((i, key), row) in rest.into_iter().zip(rows) {
-            if let Some(Ok(manifest)) = row {
-                found[i] = entry(key, settled[i].1, manifest);
+            if let Some(Ok(manifest)) = row
+                && output_digest(&manifest.outputs) == manifest.output_digest
+            {
+                found[i] = entry(key, settled[i].1, Arc::new(manifest));
             }
         }
         found
@@ -171,7 +172,7 @@ impl Store {
         match self.check_manifest_with(key, &manifest, stats, inline) {
             Ok(()) => Lookup::Hit(Entry {
                 key: key.to_string(),
-                manifest,
+                manifest: manifest.into(),
                 store: self.clone(),
             }),
             Err(reason) => Lookup::Corrupt(reason),
