@@ -600,6 +600,9 @@ fn build_from(
             let (ctx, report, lines) = (&ctx, &report, &lines);
             let (node_started, trace_file) = (&node_started, &trace_file);
             scope.spawn(move || {
+                if let Some(delay) = save_delay() {
+                    std::thread::sleep(delay);
+                }
                 // The record first: a no-op right after this build reads
                 // it, where only the next edit reads the others.
                 let observed = observed.and_then(crate::reads::Observed::sorted);
@@ -663,6 +666,18 @@ fn build_from(
         return Err(Error::Interrupted { signal });
     }
     outcome
+}
+
+/// How long the caches wait before they are written, from
+/// `ADMF_TEST_SAVE_DELAY_MS`: lets a test hold a served build between
+/// its answer and its up-to-date record, the window in which the next
+/// build must not miss the record (`tests/serve_builds.rs`).
+fn save_delay() -> Option<std::time::Duration> {
+    let ms = std::env::var("ADMF_TEST_SAVE_DELAY_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms))
 }
 
 /// What a build that was not interrupted ends with: 0 when no node
