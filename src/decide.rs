@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::action::Action;
 use crate::graph::{Graph, Node};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::file_stat::Stat;
 use crate::key::{self, FileIngredient, Ingredients, UpstreamIngredient};
@@ -364,11 +364,62 @@ pub fn after_lock(
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };
-    let upstream = upstream_of(ctx, node, deps, &dep_entries);
+    let mut upstream = upstream_of(ctx, node, deps, &dep_entries);
+    if node.mode == "command" {
+        // Every upstream output is in place now, under the read locks
+        // held until this node is committed: a command reads those of
+        // upstream commands where they are ([`workspace_of`]).
+        let dirs: std::collections::HashMap<&str, PathBuf> = node
+            .deps
+            .iter()
+            .zip(&dep_entries)
+            .filter_map(|(&d, entry)| {
+                let dep = &ctx.graph.nodes[d];
+                Some((dep.id.as_str(), workspace_of(dep, entry.as_ref()?)?))
+            })
+            .collect();
+        upstream = upstream
+            .into_iter()
+            .map(|up| match dirs.get(up.node.as_str()) {
+                Some(dir) => up.in_workspace(dir.clone()),
+                None => up,
+            })
+            .collect();
+    }
     let gather = gather_config(ctx, node);
     let (pending, action) =
         prepared.into_pending(ctx, entry, (upstream, gather), None, lock, paths);
     Decision::Execute(Box::new(pending), Box::new(action))
+}
+
+/// The directory a command reads upstream command `dep`'s outputs in,
+/// in the workspace: `dep`'s own, when each output of its `entry` is one
+/// of its stored workspace files at `dir/name` and nothing else is (no
+/// directory output, no temp or uncached one). A folder laid out of the
+/// store would hold the same bytes in new files.
+fn workspace_of(dep: &Node, entry: &Entry) -> Option<PathBuf> {
+    if dep.mode != "command" {
+        return None;
+    }
+    let base = if dep.base_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dep.base_dir.as_path()
+    };
+    let dir = crate::paths::normalize(&std::path::absolute(base).ok()?);
+    let mut outputs = 0;
+    for (rel, path, keep) in dep.outputs_kept() {
+        let at = crate::paths::normalize(&std::path::absolute(path).ok()?);
+        if keep != Keep::Stored
+            || crate::workspace::is_dir_output(rel)
+            || !entry.manifest.outputs.contains_key(rel.as_str())
+            || at != crate::paths::normalize(&dir.join(rel))
+        {
+            return None;
+        }
+        outputs += 1;
+    }
+    (outputs > 0 && outputs == entry.manifest.outputs.len()).then_some(dir)
 }
 
 /// The stored artifacts of `node`'s upstream nodes `deps`, for its

@@ -124,9 +124,11 @@ fn the_readme_example_turns_a_sweep_into_a_csv() {
     }
 }
 
-/// Upstream folders are shared read-only between the nodes of a build: a
-/// command that changes one fails (its output is not stored), and a
-/// reader after it still sees the stored bytes.
+/// An upstream command's outputs are read where they are, in the
+/// workspace: `ADMF_UPSTREAM_GEN` names the workflow's directory and no
+/// folder is laid out for them. A command that changes one fails (its
+/// output is not stored), and a reader after it still sees the stored
+/// bytes, put back before it runs.
 #[test]
 fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_bytes() {
     let p = Project::new();
@@ -142,8 +144,7 @@ fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_b
       mode: command
       depends_on: [gen]
       run: |
-        test ! -w "$ADMF_UPSTREAM_GEN/gen.txt" || test "$(id -u)" = 0
-        chmod -R u+w "$ADMF_UPSTREAM_GEN"
+        test "$ADMF_UPSTREAM_GEN" = "$PWD"
         echo changed > "$ADMF_UPSTREAM_GEN/gen.txt"
         echo done > tamper.txt
       outputs: [tamper.txt]
@@ -173,6 +174,10 @@ fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_b
         out.stderr
     );
     assert_eq!(p.read("reader.txt"), "stored\n");
+    assert_eq!(p.read("gen.txt"), "stored\n");
+    // No folder was laid out for `gen`, kept or in the build's scratch.
+    let kept = std::fs::read_to_string(p.path("cache/upstream/record")).unwrap_or_default();
+    assert_eq!(kept.lines().skip(1).count(), 0, "{kept}");
     // Nothing of the build's folders is left in the store.
     let tmp = p.path("cache/tmp");
     assert!(tmp.is_dir(), "no store at {}", tmp.display());
@@ -182,9 +187,9 @@ fn a_command_that_changes_its_upstream_folder_fails_and_others_read_the_stored_b
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Many nodes reading overlapping upstream entries at `-j2`: folders are
-/// reused, recycled for other entries and linked to shared copies of
-/// equal outputs, and each command still reads exactly its upstream
+/// Many nodes reading overlapping upstream entries at `-j2` (upstream
+/// commands, read in place; the folders' reuse and recycling are tested
+/// in `phases/upstream_env.rs`): each command reads exactly its upstream
 /// outputs and a listing of exactly its upstream nodes.
 #[test]
 fn overlapping_readers_in_parallel_each_read_their_own_upstream() {
@@ -248,7 +253,8 @@ fn recorded_folders(p: &Project) -> Vec<String> {
         .collect()
 }
 
-/// Upstream folders are kept from one build to the next, and a build
+/// Upstream folders are kept from one build to the next (`gen`'s output
+/// is `temp:`, so it is read from a folder, not in place), and a build
 /// killed while it lays them out leaves nothing a later build trusts: a
 /// folder made since the record was written, a stray one, or a recorded
 /// one that lost a file, are all laid out anew or removed.
@@ -264,7 +270,7 @@ fn a_build_killed_with_new_upstream_folders_leaves_none_that_is_trusted() {
       mode: command
       run: cat src.txt > gen.txt
       inputs: [src.txt]
-      outputs: [gen.txt]
+      temp: [gen.txt]
   - reader:
       mode: command
       depends_on: [gen]

@@ -427,7 +427,17 @@ fn another_admf_binary_builds_by_itself() {
 
 #[test]
 fn a_handed_build_reads_settled_rows_ahead_and_closes_the_kept_folders() {
-    let p = diamond();
+    // `a`, `b` and `c` keep their outputs `temp:`, so that their readers
+    // get kept folders (plain workspace outputs would be read in place).
+    let mut workflow = DIAMOND.to_string();
+    for node in ["a", "b", "c"] {
+        workflow = workflow.replace(
+            &format!("outputs: [out/{node}.txt]"),
+            &format!("temp: [out/{node}.txt]"),
+        );
+    }
+    let p = Project::new();
+    p.file("wf.yaml", &workflow).file("in/a.txt", "hello\n");
     let _server = Server::start(&p);
     assert_eq!(p.admf(&["build", "wf.yaml"]).code, 0);
     // `d` forced alone: its upstream `b` and `c` are settled by the node

@@ -165,6 +165,11 @@ enum Artifacts {
         /// The open store, when this process has one (not serialised).
         #[serde(skip)]
         open: Option<crate::store::Store>,
+        /// Where every output is also in the workspace, checked to hold
+        /// the stored bytes: the directory `d` with each output `name` at
+        /// `d/name` ([`Upstream::in_workspace`]; not serialised).
+        #[serde(skip)]
+        workspace: Option<PathBuf>,
     },
     /// A plain directory of files (phases run outside a build, in tests).
     Dir { dir: PathBuf },
@@ -185,8 +190,31 @@ impl Upstream {
                 store: entry.store().root().to_path_buf(),
                 outputs: entry.manifest.outputs.clone(),
                 open: Some(entry.store().clone()),
+                workspace: None,
             },
             handoff: None,
+        }
+    }
+
+    /// This upstream with its outputs read in place in the workspace,
+    /// under `dir` (each output `name` at `dir/name`), where the caller
+    /// checked they hold the stored bytes and holds read locks on them
+    /// until the reading action is committed.
+    pub fn in_workspace(mut self, dir: PathBuf) -> Self {
+        if let Artifacts::Stored { workspace, .. } = &mut self.artifacts {
+            *workspace = Some(dir);
+        }
+        self
+    }
+
+    /// The directory of [`Upstream::in_workspace`], when set.
+    pub(crate) fn workspace_dir(&self) -> Option<&Path> {
+        match &self.artifacts {
+            Artifacts::Stored {
+                workspace: Some(dir),
+                ..
+            } => Some(dir),
+            _ => None,
         }
     }
 
@@ -240,6 +268,7 @@ impl Upstream {
             store,
             outputs,
             open,
+            ..
         } = &self.artifacts
         else {
             return None;

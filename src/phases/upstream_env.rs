@@ -41,6 +41,13 @@
 //! are the only changes it accepts, so a rewrite that keeps size and
 //! mtime is still seen.
 //!
+//! An upstream `command` node whose outputs are all plain stored files in
+//! the workspace gets no folder: the decision checked them against the
+//! store under read locks held until the reading node is committed
+//! ([`Upstream::in_workspace`]), so its "folder" is the workspace
+//! directory they are in, and only their stamps are taken, for the same
+//! check after the command.
+//!
 //! Artifacts that do not come from an open store (an action run in
 //! another process, a plain directory) are laid out per execution in a
 //! temp dir removed after it, as before. Folder paths differ from run to
@@ -408,6 +415,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     // are locked per entry), so a node with thousands of upstream nodes
     // has them checked on several threads.
     let folders = crate::par::map_in_parallel(upstream, |i, up| match up.open_entry() {
+        Some((_, outputs)) if let Some(folder) = in_workspace(up, outputs) => Ok((folder, true)),
         Some((store, outputs)) => shared_folder(store, up, outputs).map(|f| (f, true)),
         None => {
             // A numbered folder: two node ids may share a variable name.
@@ -656,6 +664,31 @@ fn shared_folder(
     *held = Some(folder.clone());
     locked(&all).push((slot.clone(), folder.clone()));
     Ok(folder)
+}
+
+/// The "folder" of an upstream node whose outputs are read where they
+/// are, in the workspace ([`Upstream::in_workspace`]): the workspace
+/// directory itself, nothing laid out. Each file's stamp is taken now, so
+/// that a command that changes one fails as it would for a folder
+/// ([`UpstreamFolders::changed`]). `None` when the upstream is not read
+/// in place or a file cannot be stat'ed (a folder is laid out instead).
+fn in_workspace(up: &Upstream, outputs: &BTreeMap<String, OutputRecord>) -> Option<Arc<Folder>> {
+    let dir = up.workspace_dir()?;
+    let files: Vec<(String, PathBuf)> = outputs
+        .keys()
+        .map(|name| (name.clone(), dir.join(name)))
+        .collect();
+    let stamps = files
+        .iter()
+        .map(|(_, path)| Some((path.clone(), Laid::Own(Stamp::of(path).ok()?))))
+        .collect::<Option<_>>()?;
+    Some(Arc::new(Folder {
+        path: dir.to_path_buf(),
+        files,
+        left_out: Vec::new(),
+        stamps,
+        root: None,
+    }))
 }
 
 /// Every shared folder of the build with the slot that holds it, oldest
@@ -1305,6 +1338,46 @@ mod tests {
         let again = folder_of(&third, "gen").unwrap();
         assert_ne!(again, fresh);
         assert!(!again.join("signals/extra.bin").exists());
+    }
+
+    /// An upstream read in place names the workspace directory it was
+    /// given, lays nothing out, and a change to one of its files while
+    /// the command runs is seen as a folder's would be.
+    #[test]
+    fn an_upstream_read_in_place_is_its_workspace_directory_checked_after() {
+        let root = tempfile::tempdir().unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
+        let workspace = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(workspace.path().join("signals")).unwrap();
+        std::fs::write(workspace.path().join("metrics.json"), "{\"sharpe\": 1}").unwrap();
+        std::fs::write(
+            workspace.path().join("signals/big.bin"),
+            vec![7u8; 100 * 1024],
+        )
+        .unwrap();
+        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf());
+        let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&running, "gen").unwrap(), workspace.path());
+        assert_eq!(running.changed(), None);
+        let scratch: Vec<_> = std::fs::read_dir(store.scratch_dir().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| !n.to_string_lossy().starts_with("upstream."))
+            .collect();
+        assert!(scratch.is_empty(), "laid out: {scratch:?}");
+        std::fs::write(workspace.path().join("metrics.json"), "{\"sharpe\": 9}").unwrap();
+        let change = running.changed().expect("the change is seen");
+        assert!(change.contains("$ADMF_UPSTREAM_GEN"), "{change}");
+        // Without the file, the entry gets a folder of the store's bytes.
+        std::fs::remove_file(workspace.path().join("metrics.json")).unwrap();
+        let next = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        let dir = folder_of(&next, "gen").unwrap();
+        assert_ne!(dir, workspace.path());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("metrics.json")).unwrap(),
+            "{\"sharpe\": 1}"
+        );
     }
 
     /// A committed entry of node `node` whose one output, `name`, is
