@@ -364,28 +364,7 @@ pub fn after_lock(
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };
-    let mut upstream = upstream_of(ctx, node, deps, &dep_entries);
-    if node.mode == "command" {
-        // Every upstream output is in place now, under the read locks
-        // held until this node is committed: a command reads those of
-        // upstream commands where they are ([`workspace_of`]).
-        let dirs: std::collections::HashMap<&str, PathBuf> = node
-            .deps
-            .iter()
-            .zip(&dep_entries)
-            .filter_map(|(&d, entry)| {
-                let dep = &ctx.graph.nodes[d];
-                Some((dep.id.as_str(), workspace_of(dep, entry.as_ref()?)?))
-            })
-            .collect();
-        upstream = upstream
-            .into_iter()
-            .map(|up| match dirs.get(up.node.as_str()) {
-                Some(dir) => up.in_workspace(dir.clone()),
-                None => up,
-            })
-            .collect();
-    }
+    let upstream = upstream_of(ctx, node, deps, &dep_entries);
     let gather = gather_config(ctx, node);
     let (pending, action) =
         prepared.into_pending(ctx, entry, (upstream, gather), None, lock, paths);
@@ -424,7 +403,10 @@ fn workspace_of(dep: &Node, entry: &Entry) -> Option<PathBuf> {
 
 /// The stored artifacts of `node`'s upstream nodes `deps`, for its
 /// action, each with what its phase handed over if it ran in this build
-/// (taken from its result: it lives as long as this action).
+/// (taken from its result: it lives as long as this action). A command
+/// reads those of upstream commands where they are ([`workspace_of`]):
+/// [`after_lock`] put every one in place, under read locks held until the
+/// command is committed (commands are never decided in batches).
 pub(crate) fn upstream_of(
     ctx: &RunContext,
     node: &Node,
@@ -437,15 +419,16 @@ pub(crate) fn upstream_of(
         .zip(dep_entries)
         .filter_map(|((&d, result), entry)| {
             let dep = &ctx.graph.nodes[d];
-            Some(
-                Upstream::stored(
-                    dep.id.clone(),
-                    dep.mode.clone(),
-                    dep.role.clone(),
-                    entry.as_ref()?,
-                )
-                .with_handoff(result.handoff.take()),
-            )
+            let entry = entry.as_ref()?;
+            let up = Upstream::stored(dep.id.clone(), dep.mode.clone(), dep.role.clone(), entry)
+                .with_handoff(result.handoff.take());
+            let in_place = (node.mode == "command")
+                .then(|| workspace_of(dep, entry))
+                .flatten();
+            Some(match in_place {
+                Some(dir) => up.in_workspace(dir),
+                None => up,
+            })
         })
         .collect()
 }

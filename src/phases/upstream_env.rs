@@ -1187,15 +1187,16 @@ mod tests {
 
     /// A stored entry with a small output (inline in the index) and a
     /// large one (a blob file), read as an upstream of this process.
+    /// The outputs of [`stored_upstream`]'s node, written into `dir`.
+    fn write_gen_outputs(dir: &Path) {
+        std::fs::create_dir_all(dir.join("signals")).unwrap();
+        std::fs::write(dir.join("metrics.json"), "{\"sharpe\": 1}").unwrap();
+        std::fs::write(dir.join("signals/big.bin"), vec![7u8; 100 * 1024]).unwrap();
+    }
+
     fn stored_upstream(store: &Store) -> Upstream {
         let pending = store.begin(&"ab".repeat(32)).unwrap();
-        std::fs::create_dir_all(pending.out_dir().join("signals")).unwrap();
-        std::fs::write(pending.out_dir().join("metrics.json"), "{\"sharpe\": 1}").unwrap();
-        std::fs::write(
-            pending.out_dir().join("signals/big.bin"),
-            vec![7u8; 100 * 1024],
-        )
-        .unwrap();
+        write_gen_outputs(pending.out_dir());
         let meta = crate::store::ManifestMeta {
             node: "gen".into(),
             mode: "command".into(),
@@ -1348,13 +1349,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (store, _elsewhere) = store_without_kept_folders(root.path());
         let workspace = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(workspace.path().join("signals")).unwrap();
-        std::fs::write(workspace.path().join("metrics.json"), "{\"sharpe\": 1}").unwrap();
-        std::fs::write(
-            workspace.path().join("signals/big.bin"),
-            vec![7u8; 100 * 1024],
-        )
-        .unwrap();
+        write_gen_outputs(workspace.path());
         let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf());
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         assert_eq!(folder_of(&running, "gen").unwrap(), workspace.path());

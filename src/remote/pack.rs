@@ -31,7 +31,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::store::{Cache, INLINE_MAX, Manifest, Store, output_digest};
+use crate::store::{Cache, INLINE_MAX, Manifest, Store};
 
 use super::digests;
 
@@ -253,11 +253,7 @@ impl Pack {
         let mut stored: HashMap<&str, bool> = HashMap::new();
         let mut copied = Vec::with_capacity(wanted.len());
         for key in wanted {
-            let Some(manifest) = self
-                .entries
-                .get(key)
-                .filter(|m| output_digest(&m.outputs) == m.output_digest)
-            else {
+            let Some(manifest) = self.entries.get(key).filter(|m| m.outputs_match_digest()) else {
                 copied.push(false);
                 continue;
             };

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{Manifest, Store, output_digest};
+use super::{Manifest, Store};
 use crate::file_stat::{Stat, is_racy, system_time_ns};
 
 /// Rows by key, each whole: its output digest is the digest of its
@@ -54,7 +54,7 @@ pub fn preload_rows(root: &Path, keys: &[&str]) -> bool {
         };
         for (key, row) in missing.iter().zip(found) {
             if let Some(Ok(manifest)) = row
-                && output_digest(&manifest.outputs) == manifest.output_digest
+                && manifest.outputs_match_digest()
             {
                 rows.insert((*key).to_string(), Arc::new(manifest));
             }

@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::sync::Arc;
 
-use super::manifest::{Manifest, output_digest};
+use super::manifest::Manifest;
 use super::{Entry, Store, is_valid_key};
 use crate::stat_cache::StatCache;
 
@@ -145,7 +145,7 @@ impl Store {
         };
         for ((i, key), row) in rest.into_iter().zip(rows) {
             if let Some(Ok(manifest)) = row
-                && output_digest(&manifest.outputs) == manifest.output_digest
+                && manifest.outputs_match_digest()
             {
                 found[i] = entry(key, settled[i].1, Arc::new(manifest));
             }
@@ -225,7 +225,7 @@ impl Store {
         if manifest.key != key {
             return Err(format!("action is for key {}", manifest.key));
         }
-        if output_digest(&manifest.outputs) != manifest.output_digest {
+        if !manifest.outputs_match_digest() {
             return Err("output_digest does not match its outputs".to_string());
         }
         for (name, record) in &manifest.outputs {

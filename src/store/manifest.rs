@@ -83,6 +83,11 @@ impl Manifest {
     pub fn output_size(&self) -> u64 {
         self.outputs.values().map(|o| o.size).sum()
     }
+
+    /// Whether its `output_digest` is the [`output_digest`] of its outputs.
+    pub fn outputs_match_digest(&self) -> bool {
+        output_digest(&self.outputs) == self.output_digest
+    }
 }
 
 /// Digest of a set of outputs: blake3 over a canonical encoding of the

@@ -9,7 +9,6 @@ use rayon::prelude::*;
 
 use super::cas::digest_of;
 use super::fsutil::remove_file_if_exists;
-use super::manifest::output_digest;
 use super::{Store, is_valid_key};
 
 /// An action or a blob that cannot be trusted.
@@ -158,7 +157,7 @@ impl Store {
             let problem = match &manifest {
                 Err(reason) => Some(reason.clone()),
                 Ok(m) if m.key != key => Some(format!("action is for key {}", m.key)),
-                Ok(m) if output_digest(&m.outputs) != m.output_digest => {
+                Ok(m) if !m.outputs_match_digest() => {
                     Some("output_digest does not match its outputs".into())
                 }
                 Ok(m) => m
