@@ -48,6 +48,30 @@ impl Stat {
         })
     }
 
+    /// A stat as [`Stat`]'s `Display` writes it at the start of `text`,
+    /// followed by one space, and the text after that space. What the
+    /// bookkeeping files' loaders read for every line, so it walks the
+    /// bytes once instead of splitting fields: digits only (a `-` first
+    /// for the times), no `+`, no empty field.
+    pub fn parse_prefix(text: &str) -> Option<(Stat, &str)> {
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        let size = unsigned_field(bytes, &mut at)?;
+        let mtime_ns = signed_field(bytes, &mut at)?;
+        let inode = unsigned_field(bytes, &mut at)?;
+        let device = unsigned_field(bytes, &mut at)?;
+        let ctime_ns = signed_field(bytes, &mut at)?;
+        let stat = Stat {
+            size,
+            mtime_ns,
+            inode,
+            device,
+            ctime_ns,
+        };
+        // `at` is just past an ASCII space, so a char boundary.
+        Some((stat, &text[at..]))
+    }
+
     pub fn of(meta: &fs::Metadata) -> Stat {
         let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
         #[cfg(unix)]
@@ -143,12 +167,74 @@ pub fn sealed_segments<'a>(
     header_len: usize,
     meta: &fs::Metadata,
 ) -> (Vec<&'a str>, Option<AppendPoint>) {
-    let mut bodies = Vec::new();
     let mut hasher = blake3::Hasher::new();
+    let (bodies, sealed, first_end) = scan_sealed(text, header_len, &mut hasher);
+    let point = match first_end {
+        Some(first_segment_len) if sealed == text.len() => {
+            let stat = Stat::of(meta);
+            Some(AppendPoint {
+                len: text.len() as u64,
+                inode: stat.inode,
+                device: stat.device,
+                first_segment_len: first_segment_len as u64,
+                hasher,
+            })
+        }
+        _ => None,
+    };
+    (bodies, point)
+}
+
+/// The bodies of the segments sealed in `tail`, the bytes a file grew by
+/// after `point` was taken, and the point at its new end; `None` unless
+/// every byte of `tail` is sealed. Each sum covers the whole file before
+/// it, so sums that match the state `point` kept prove `tail` was
+/// appended to the very bytes read then (a file written whole since
+/// holds other sums, and is another inode besides: admf writes files
+/// whole by renaming); a torn append gives `None` too.
+pub fn appended_segments<'a>(
+    point: &AppendPoint,
+    tail: &'a str,
+) -> Option<(Vec<&'a str>, AppendPoint)> {
+    let mut hasher = point.hasher.clone();
+    let (bodies, sealed, _) = scan_sealed(tail, 0, &mut hasher);
+    (!bodies.is_empty() && sealed == tail.len()).then(|| {
+        let grown = AppendPoint {
+            len: point.len + tail.len() as u64,
+            hasher,
+            ..point.clone()
+        };
+        (bodies, grown)
+    })
+}
+
+impl AppendPoint {
+    /// Where the file ended when read to here.
+    pub fn end(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether `stat` is of the file this point was taken from (same
+    /// inode and device, no shorter).
+    pub fn is_of(&self, stat: &Stat) -> bool {
+        (stat.inode, stat.device) == (self.inode, self.device) && stat.size >= self.len
+    }
+}
+
+/// The sealed segments of `text` from `body_start` on, `hasher` holding
+/// the bytes of the file before `text` and taking every sealed byte of
+/// it: their bodies, where the last one's sum line ends, and where the
+/// first one's does.
+fn scan_sealed<'a>(
+    text: &'a str,
+    body_start: usize,
+    hasher: &mut blake3::Hasher,
+) -> (Vec<&'a str>, usize, Option<usize>) {
+    let mut bodies = Vec::new();
     let mut hashed = 0;
-    let mut body_start = header_len;
-    let mut first_segment_len = None;
-    let mut search = header_len;
+    let mut body_start = body_start;
+    let mut first_end = None;
+    let mut search = body_start;
     while search < text.len() {
         let sum_at = if text[search..].starts_with("sum ") {
             search
@@ -168,24 +254,11 @@ pub fn sealed_segments<'a>(
         hasher.update(&text.as_bytes()[sum_at..=end]);
         hashed = end + 1;
         bodies.push(&text[body_start..sum_at]);
-        first_segment_len.get_or_insert(hashed as u64);
+        first_end.get_or_insert(hashed);
         body_start = hashed;
         search = hashed;
     }
-    let point = match first_segment_len {
-        Some(first_segment_len) if body_start == text.len() => {
-            let stat = Stat::of(meta);
-            Some(AppendPoint {
-                len: text.len() as u64,
-                inode: stat.inode,
-                device: stat.device,
-                first_segment_len,
-                hasher,
-            })
-        }
-        _ => None,
-    };
-    (bodies, point)
+    (bodies, body_start, first_end)
 }
 
 /// Append `segment` and its `sum` line to the file at `path`, when it is
@@ -216,6 +289,34 @@ pub fn append_segment(path: &Path, point: &AppendPoint, segment: &mut String) ->
     // ignores (and the next save then writes the file whole).
     file.write_all(segment.as_bytes())?;
     Ok(true)
+}
+
+/// The decimal digits at `*at` up to the next space, which `*at` is moved
+/// past; `None` when there are none, another byte comes first, no space
+/// follows or the number does not fit.
+fn unsigned_field(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let start = *at;
+    let mut value: u64 = 0;
+    loop {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        match byte {
+            b' ' if *at - 1 > start => return Some(value),
+            b'0'..=b'9' => value = value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))?,
+            _ => return None,
+        }
+    }
+}
+
+/// [`unsigned_field`] with an optional `-` first, within `i64`.
+fn signed_field(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    if bytes.get(*at) == Some(&b'-') {
+        *at += 1;
+        let magnitude = unsigned_field(bytes, at)?;
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(unsigned_field(bytes, at)?).ok()
+    }
 }
 
 pub fn system_time_ns(t: SystemTime) -> i64 {
@@ -373,6 +474,52 @@ mod tests {
             push_stat(&mut text, &stat);
             assert_eq!(text, stat.to_string());
             assert_eq!(Stat::parse(&mut text.split(' ')), Some(stat));
+            text.push_str(" p /a b");
+            assert_eq!(Stat::parse_prefix(&text), Some((stat, "p /a b")));
+        }
+    }
+
+    fn stat() -> impl proptest::strategy::Strategy<Value = Stat> {
+        use proptest::prelude::*;
+        (
+            any::<u64>(),
+            any::<i64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(size, mtime_ns, inode, device, ctime_ns)| Stat {
+                size,
+                mtime_ns,
+                inode,
+                device,
+                ctime_ns,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_written_stat_reads_back_with_the_text_after_it(stat in stat(), rest in ".*") {
+            let text = format!("{stat} {rest}");
+            proptest::prop_assert_eq!(Stat::parse_prefix(&text), Some((stat, rest.as_str())));
+        }
+
+        /// On any text of digits, signs and spaces, the one-pass parse
+        /// reads what the field-splitting parse reads, but for a `+`,
+        /// which it refuses (admf never writes one).
+        #[test]
+        fn the_one_pass_parse_reads_what_splitting_reads(text in "[0-9 +-]{0,60}") {
+            let split = {
+                let mut fields = text.splitn(6, ' ');
+                Stat::parse(&mut fields).and_then(|stat| Some((stat, fields.next()?)))
+            };
+            let prefix = Stat::parse_prefix(&text);
+            match split {
+                Some(_) if text.split(' ').take(5).any(|f| f.contains('+')) => {
+                    proptest::prop_assert_eq!(prefix, None)
+                }
+                _ => proptest::prop_assert_eq!(prefix, split),
+            }
         }
     }
 }

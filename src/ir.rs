@@ -20,6 +20,11 @@ pub struct Workflow {
     pub root_file: PathBuf,
     /// Every file read, root first, for `watch` and error context.
     pub files: Vec<PathBuf>,
+    /// blake3 over `files` in that order, each its path, a 0 byte, the
+    /// bytes the loader read and a 0 byte: what the run ledger records as
+    /// the workflow's digest. Kept in the graph cache, so a build that
+    /// takes its graph from there reads none of the files again.
+    pub files_digest: String,
     pub phases: Vec<PhaseIr>,
     /// Where includes, inputs and data must lie (see [`crate::paths::root`]).
     pub confinement: Confinement,

@@ -468,9 +468,8 @@ fn parse<'a>(text: &'a str, meta: &fs::Metadata) -> Option<(&'a str, NodeTrace)>
 }
 
 fn parse_stat(rest: &str) -> Option<(PathBuf, Stat)> {
-    let mut fields = rest.splitn(6, ' ');
-    let stat = Stat::parse(&mut fields)?;
-    Some((unescape_path(fields.next()?)?, stat))
+    let (stat, path) = Stat::parse_prefix(rest)?;
+    Some((unescape_path(path)?, stat))
 }
 
 #[cfg(test)]

@@ -48,10 +48,21 @@ fn key(path: &Path) -> PathBuf {
 /// The bytes of the file at `path` with the stat they were read under,
 /// when that stat held from before the read to after it and was not racy.
 pub fn read_steady(path: &Path) -> io::Result<Option<(Vec<u8>, Stat)>> {
+    read_steady_from(path, 0)
+}
+
+/// [`read_steady`] of the bytes from `offset` on; `None` also when the
+/// file is shorter than that.
+pub fn read_steady_from(path: &Path, offset: u64) -> io::Result<Option<(Vec<u8>, Stat)>> {
+    use std::io::{Seek, SeekFrom};
     let mut file = fs::File::open(path)?;
     let read_at = system_time_ns(std::time::SystemTime::now());
     let before = Stat::of(&file.metadata()?);
-    let mut bytes = Vec::with_capacity(before.size as usize);
+    if before.size < offset {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::with_capacity((before.size - offset) as usize);
     file.read_to_end(&mut bytes)?;
     let after = Stat::of(&file.metadata()?);
     Ok((before == after && !is_racy(&before, read_at)).then_some((bytes, before)))
@@ -93,6 +104,29 @@ pub fn take<T: Any>(path: &Path) -> Option<T> {
 /// the process that keeps the copies reads of one for another copy.
 pub fn peek<T: Any, R>(path: &Path, f: impl FnOnce(&T) -> R) -> Option<R> {
     locked().get(&key(path))?.value.downcast_ref::<T>().map(f)
+}
+
+/// Bring the copy of `path` kept in this process up to the file as it is
+/// now: `f` gets the stat the copy was read with and the copy, and gives
+/// the stat the file had when it brought the copy up to it, or `None`
+/// (and leaves the copy as it was) when it cannot. False when there is
+/// no such copy or `f` gave `None`.
+pub fn update<T: Any>(path: &Path, f: impl FnOnce(Stat, &mut T) -> Option<Stat>) -> bool {
+    let mut table = locked();
+    let Some(copy) = table.get_mut(&key(path)) else {
+        return false;
+    };
+    let stat = copy.stat;
+    let Some(value) = copy.value.downcast_mut::<T>() else {
+        return false;
+    };
+    match f(stat, value) {
+        Some(now) => {
+            copy.stat = now;
+            true
+        }
+        None => false,
+    }
 }
 
 /// Drop every copy but those of `paths`.

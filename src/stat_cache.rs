@@ -55,6 +55,11 @@ struct Record {
     hash: [u8; 32],
 }
 
+/// The records by path. Fx rather than SipHash: a build looks up every
+/// file it hashes, and `admf serve` inserts every record of the file
+/// again whenever it reads it.
+type Records = rustc_hash::FxHashMap<PathBuf, Record>;
+
 /// How often the cache answered without reading the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatCacheCounts {
@@ -68,7 +73,7 @@ pub struct StatCacheCounts {
 #[derive(Debug, Default)]
 pub struct StatCache {
     path: Option<PathBuf>,
-    records: Mutex<HashMap<PathBuf, Record>>,
+    records: Mutex<Records>,
     dirty: AtomicBool,
     /// Files recorded or re-recorded since the cache was read, in order:
     /// what [`StatCache::save`] appends.
@@ -305,7 +310,7 @@ impl StatCache {
         (record.stat == *stat).then(|| blake3::Hash::from_bytes(record.hash).to_hex().to_string())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -363,14 +368,14 @@ fn push_record(text: &mut String, path: &Path, record: &Record) {
 
 /// The records of the cache at `path` (later segments' records replace
 /// earlier ones), and where to append to it.
-type Loaded = (
-    HashMap<PathBuf, Record>,
-    Option<crate::file_stat::AppendPoint>,
-);
+type Loaded = (Records, Option<crate::file_stat::AppendPoint>);
 
 /// Read the stat cache at `path` ahead of a build; false when there is
 /// nothing whole and steady to read. Uses no thread besides the caller's.
 pub fn preload(path: &Path) -> bool {
+    if preload_appended(path) {
+        return true;
+    }
     let Ok(Some((bytes, stat))) = crate::preload::read_steady(path) else {
         return false;
     };
@@ -387,6 +392,32 @@ pub fn preload(path: &Path) -> bool {
     };
     crate::preload::put(path, stat, loaded);
     true
+}
+
+/// Brings the copy of the cache at `path` read ahead before up to the
+/// file by the segments a build appended to it since (a build appends
+/// what it hashed), reading and parsing only those; false when the file
+/// is not that file grown by whole sealed segments
+/// ([`crate::file_stat::appended_segments`]) and must be read whole.
+fn preload_appended(path: &Path) -> bool {
+    crate::preload::update::<Loaded>(path, |_, (records, point)| {
+        let at = point.as_ref()?;
+        let (tail, stat) = crate::preload::read_steady_from(path, at.end()).ok()??;
+        if !at.is_of(&stat) {
+            return None;
+        }
+        let tail = std::str::from_utf8(&tail).ok()?;
+        let (segments, grown) = crate::file_stat::appended_segments(at, tail)?;
+        // Parsed whole before the copy is touched: a malformed segment
+        // leaves it as it was (and the file is read whole).
+        let mut added = Records::default();
+        for segment in segments {
+            parse_into(segment, &mut added)?;
+        }
+        records.extend(added);
+        *point = Some(grown);
+        Some(stat)
+    })
 }
 
 fn read(path: &Path) -> Option<Loaded> {
@@ -411,22 +442,22 @@ fn parse(text: &str, meta: &fs::Metadata) -> Option<Loaded> {
         .iter()
         .map(|s| s.bytes().filter(|&b| b == b'\n').count())
         .sum();
-    let mut records = HashMap::with_capacity(lines);
+    let mut records = Records::with_capacity_and_hasher(lines, Default::default());
     for segment in segments {
         parse_into(segment, &mut records)?;
     }
     Some((records, append_at))
 }
 
-fn parse_into(text: &str, records: &mut HashMap<PathBuf, Record>) -> Option<()> {
+fn parse_into(text: &str, records: &mut Records) -> Option<()> {
     for line in text.split('\n') {
         if line.is_empty() {
             continue;
         }
-        let mut fields = line.splitn(7, ' ');
-        let hash = blake3::Hash::from_hex(fields.next()?).ok()?;
-        let stat = Stat::parse(&mut fields)?;
-        let path = unescape_path(fields.next()?)?;
+        let (hash, rest) = line.split_once(' ')?;
+        let hash = blake3::Hash::from_hex(hash).ok()?;
+        let (stat, path) = Stat::parse_prefix(rest)?;
+        let path = unescape_path(path)?;
         records.insert(
             path,
             Record {
@@ -638,6 +669,75 @@ mod tests {
         // A torn append: the records before it still load.
         fs::write(&path, &appended[..appended.len() - 10]).unwrap();
         assert_eq!(StatCache::load(&path, Reads::new()).len(), 2);
+    }
+
+    /// `admf serve` reading the cache again after a build appended to it
+    /// parses only the appended segment, and ends with what a whole read
+    /// gives; a file replaced since, or torn, is read whole instead.
+    #[test]
+    fn a_copy_read_ahead_takes_an_appended_segment_as_a_whole_read_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("statcache");
+        let files: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for (i, f) in files.iter().enumerate() {
+            write_old(f, format!("v{i}").as_bytes(), old_time());
+        }
+        let cache = StatCache::load(&path, Reads::new());
+        cache.hash_file(&files[0]).unwrap();
+        cache.hash_file(&files[1]).unwrap();
+        cache.save().unwrap();
+        set_mtime(&path, old_time());
+        assert!(preload(&path));
+        // A build (here: this process, with the copy set aside) appends.
+        let kept = crate::preload::take::<Loaded>(&path).unwrap();
+        let cache = StatCache::load(&path, Reads::new());
+        write_old(&files[1], b"edited", old_time() + Duration::from_secs(5));
+        cache.hash_file(&files[1]).unwrap();
+        cache.hash_file(&files[2]).unwrap();
+        cache.save().unwrap();
+        set_mtime(&path, old_time());
+        let put_back = |copy: &Loaded| {
+            let stat = Stat::of(&fs::metadata(&path).unwrap());
+            let before = Stat {
+                size: kept.1.as_ref().unwrap().end(),
+                ..stat
+            };
+            crate::preload::put(&path, before, (copy.0.clone(), copy.1.clone()));
+        };
+        put_back(&kept);
+        assert!(preload_appended(&path));
+        let whole = read(&path).unwrap();
+        let copied = crate::preload::take::<Loaded>(&path).unwrap();
+        assert_eq!(copied.0, whole.0);
+        assert_eq!(copied.0.len(), 3);
+        assert_eq!(copied.1.unwrap().end(), whole.1.unwrap().end());
+        // The same file (inode) holding another cache, grown past where
+        // the copy was read: no sum after that point matches the bytes
+        // read then, so read whole.
+        let text = fs::read_to_string(&path).unwrap();
+        let other = dir.path().join("other");
+        let cache = StatCache::load(&other, Reads::new());
+        for f in files.iter().rev() {
+            cache.hash_file(f).unwrap();
+        }
+        cache.save().unwrap();
+        let other = fs::read(&other).unwrap();
+        assert!(other.len() as u64 > kept.1.as_ref().unwrap().end());
+        fs::write(&path, &other).unwrap();
+        set_mtime(&path, old_time());
+        put_back(&kept);
+        assert!(!preload_appended(&path));
+        // Replaced by a rename: another inode, read whole.
+        fs::write(dir.path().join("renamed"), &text).unwrap();
+        fs::rename(dir.path().join("renamed"), &path).unwrap();
+        set_mtime(&path, old_time());
+        put_back(&kept);
+        assert!(!preload_appended(&path));
+        // Torn: the appended segment lost its sum line.
+        fs::write(&path, &text[..text.len() - 10]).unwrap();
+        set_mtime(&path, old_time());
+        put_back(&kept);
+        assert!(!preload_appended(&path));
     }
 
     fn set_mtime(path: &Path, mtime: SystemTime) {

@@ -43,9 +43,10 @@
 //! # File format
 //!
 //! ```text
-//! admf-uptodate 3
+//! admf-uptodate 4
 //! invocation <blake3 hex>
-//! node <key or -> <s|-> <id>     (s: the node got a job)
+//! node <key or -> <s|-><m|-> <id>   (s: the node got a job; m: its entry
+//!                                 may hold a metrics.json, -: it holds none)
 //! skip <reason>                  (after a skipped node)
 //! report <path>                  (after a node that wrote a report)
 //! file <size> <mtime ns> <inode> <device> <ctime ns> <p|-> <path>   (p: must be a plain file)
@@ -67,7 +68,7 @@ use rayon::prelude::*;
 
 use crate::file_stat::{Stat, escape_path, is_racy, system_time_ns, unescape_path};
 
-const HEADER: &str = "admf-uptodate 3";
+const HEADER: &str = "admf-uptodate 4";
 const FILE_NAME: &str = "uptodate";
 
 /// One selected node as the summary reports it.
@@ -81,6 +82,9 @@ pub struct NodeLine {
     /// skipped did not, and its events have no `start` line.
     pub started: bool,
     pub report: Option<PathBuf>,
+    /// Whether its entry is known to hold no `metrics.json`: the run
+    /// ledger then looks none up for it ([`crate::store::RunNode::metrics_blob`]).
+    pub no_metrics: bool,
 }
 
 /// Where the record of workflow `workflow_id` lives in the store at `store_root`.
@@ -169,11 +173,11 @@ pub fn save(
     text.push_str(&format!("invocation {invocation}\n"));
     for node in nodes {
         let key = node.key.as_deref().unwrap_or("-");
-        let started = if node.started { 's' } else { '-' };
         text.push_str("node ");
         text.push_str(key);
         text.push(' ');
-        text.push(started);
+        text.push(if node.started { 's' } else { '-' });
+        text.push(if node.no_metrics { '-' } else { 'm' });
         text.push(' ');
         crate::file_stat::push_escaped_path(&mut text, Path::new(&node.id));
         text.push('\n');
@@ -411,31 +415,42 @@ fn parse<'a>(
         match tag {
             "node" => {
                 let (key, rest) = rest.split_once(' ')?;
-                let (started, id) = rest.split_once(' ')?;
+                let (flags, id) = rest.split_once(' ')?;
+                let (started, no_metrics) = match flags.as_bytes() {
+                    [started, metrics] => (
+                        match started {
+                            b's' => true,
+                            b'-' => false,
+                            _ => return None,
+                        },
+                        match metrics {
+                            b'-' => true,
+                            b'm' => false,
+                            _ => return None,
+                        },
+                    ),
+                    _ => return None,
+                };
                 nodes.push(NodeLine {
                     id: unescape_text(id)?,
                     key: (key != "-").then(|| key.to_string()),
-                    started: match started {
-                        "s" => true,
-                        "-" => false,
-                        _ => return None,
-                    },
+                    started,
                     skipped: None,
                     report: None,
+                    no_metrics,
                 });
             }
             "skip" => nodes.last_mut()?.skipped = Some(unescape_text(rest)?),
             "report" => nodes.last_mut()?.report = Some(unescape_path(rest)?),
             "file" | "digest" if !with_files => {}
             "file" => {
-                let mut fields = rest.splitn(7, ' ');
-                let stat = Stat::parse(&mut fields)?;
-                let plain = match fields.next()? {
+                let (stat, rest) = Stat::parse_prefix(rest)?;
+                let (plain, path) = rest.split_once(' ')?;
+                let plain = match plain {
                     "p" => true,
                     "-" => false,
                     _ => return None,
                 };
-                let path = fields.next()?;
                 let path = if path.contains('%') {
                     Cow::Owned(unescape_path(path)?)
                 } else {
@@ -518,6 +533,7 @@ mod tests {
                 started: true,
                 skipped: None,
                 report: Some(PathBuf::from("/x/report 1.html")),
+                no_metrics: false,
             },
             NodeLine {
                 id: "grid[3]".into(),
@@ -525,6 +541,7 @@ mod tests {
                 started: false,
                 skipped: Some("condition `a.x > 1` is false\nsecond".into()),
                 report: None,
+                no_metrics: true,
             },
         ]
     }
@@ -659,21 +676,30 @@ mod tests {
         let record = dir.path().join("uptodate");
         for text in [
             "",
-            "admf-uptodate 3\n",
-            "admf-uptodate 3\ninvocation inv\nbogus line\n",
-            "admf-uptodate 3\ninvocation inv\nskip before any node\n",
-            "admf-uptodate 3\ninvocation inv\nfile 1 2 3 x - /p\n",
-            "admf-uptodate 3\ninvocation inv\nfile 1 2 3 4 q /p\n",
-            "admf-uptodate 3\ninvocation inv\n",
-            "admf-uptodate 3\ninvocation inv\ndigest 00\n",
+            "admf-uptodate 4\n",
+            "admf-uptodate 4\ninvocation inv\nbogus line\n",
+            "admf-uptodate 4\ninvocation inv\nskip before any node\n",
+            "admf-uptodate 4\ninvocation inv\nfile 1 2 3 x - /p\n",
+            "admf-uptodate 4\ninvocation inv\nfile 1 2 3 4 q /p\n",
+            "admf-uptodate 4\ninvocation inv\n",
+            "admf-uptodate 4\ninvocation inv\ndigest 00\n",
         ] {
             fs::write(&record, text).unwrap();
             assert_eq!(check(&record, "inv"), None, "{text:?}");
         }
-        let mut sealed = "admf-uptodate 3\ninvocation inv\n".to_string();
+        let mut sealed = "admf-uptodate 4\ninvocation inv\n".to_string();
         crate::file_stat::push_checksum(&mut sealed);
         fs::write(&record, &sealed).unwrap();
         assert_eq!(check(&record, "inv"), Some(vec![]));
+        // A node's flags are two: whether it got a job, whether its
+        // entry may hold metrics.
+        for (flags, parsed) in [("s", false), ("sx", false), ("m-", false), ("s-", true)] {
+            let mut text = format!("admf-uptodate 4\ninvocation inv\nnode k {flags} a\n");
+            crate::file_stat::push_checksum(&mut text);
+            fs::write(&record, &text).unwrap();
+            assert_eq!(check(&record, "inv").is_some(), parsed, "{text:?}");
+        }
+        fs::write(&record, &sealed).unwrap();
         // One changed byte anywhere voids it.
         fs::write(&record, sealed.replace("inv\n", "inw\n")).unwrap();
         assert_eq!(check(&record, "inw"), None);

@@ -363,3 +363,48 @@ fn killed_builds_leave_no_half_recorded_run() {
     build(&p, &[args[0].as_str(), args[1].as_str()]);
     assert_whole(&p, before + 1);
 }
+
+/// The digest each run records is blake3 over the workflow's files in
+/// load order, each its path as the loader names it, a 0 byte, its bytes
+/// and a 0 byte (computed here independently of admf), whether the build
+/// compiled the YAML, took the graph from the graph cache, or was proved
+/// a no-op by the up-to-date record.
+#[test]
+fn the_recorded_digest_is_blake3_over_the_files_read_however_the_graph_was_had() {
+    let p = Project::new();
+    p.file(".admf", "");
+    let included =
+        "phases:\n  - b:\n      mode: command\n      run: echo b > b.txt\n      outputs: b.txt\n";
+    let root = "phases:\n  - name: inc\n    workflow: inc.yaml\n  - a:\n      mode: command\n      run: echo a > a.txt\n      outputs: a.txt\n";
+    p.file("inc.yaml", included);
+    p.file("wf.yaml", root);
+    let expected = |root: &str| {
+        let mut h = blake3::Hasher::new();
+        // The include's path is joined to the directory of the file
+        // naming it, here the empty one of `wf.yaml`.
+        for (path, bytes) in [("wf.yaml", root), ("inc.yaml", included)] {
+            h.update(path.as_bytes())
+                .update(&[0])
+                .update(bytes.as_bytes())
+                .update(&[0]);
+        }
+        h.finalize().to_hex().to_string()
+    };
+    ok(&p, &["build", "wf.yaml"]);
+    common::past_racy_window();
+    // Compiled, from the graph cache, by the record.
+    ok(&p, &["build", "wf.yaml", "--force", "a"]);
+    ok(&p, &["build", "wf.yaml"]);
+    let edited = format!("{root}# edited\n");
+    p.file("wf.yaml", &edited);
+    ok(&p, &["build", "wf.yaml"]);
+    let runs = json(&p, &["runs", "wf.yaml", "--json"]);
+    let digests: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap())
+        .collect();
+    let before = expected(root);
+    assert_eq!(digests, [&before, &before, &before, &expected(&edited)]);
+}

@@ -637,7 +637,7 @@ fn build_from(
             &lines,
             events,
             started,
-            Some(&ctx.graph.workflow.files),
+            Some(&ctx.graph.workflow.files_digest),
         );
         let synced = super::export::sync_after_build(&ctx, &report);
         if std::env::var_os("ADMF_TRACE").is_some() {
@@ -788,6 +788,7 @@ fn save_record_if_settled(
                 _ => None,
             },
             report: line.report.clone(),
+            no_metrics: line.metrics_blob == Some(None),
         })
         .collect();
     // Outputs are absolute paths once compiled; `absolute` (which also
@@ -945,7 +946,9 @@ fn conclude_noop(
             report: n.report.clone(),
             headline: None,
             failure: None,
-            metrics_blob: None,
+            // The record knows which entries hold no metrics: the ledger
+            // looks up only the others.
+            metrics_blob: n.no_metrics.then_some(None),
             metrics_text: None,
         })
         .collect();
@@ -995,15 +998,16 @@ struct NodeLine<'a> {
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
 /// written costs the build nothing but its row: say so and go on.
-/// `files`: the workflow's files, for its digest; `None` (a build the
-/// up-to-date record proved a no-op, which read none) takes the digest of
-/// the workflow's last run, which the record proves still holds.
+/// `files_digest`: the digest of the workflow's files as compiled
+/// ([`crate::ir::Workflow::files_digest`]); `None` (a build the up-to-date
+/// record proved a no-op, which read none) takes the digest of the
+/// workflow's last run, which the record proves still holds.
 fn record_run(
     wf: &WorkflowArgs,
     args: &BuildArgs,
     lines: &[NodeLine],
     started: Instant,
-    files: Option<&[PathBuf]>,
+    files_digest: Option<&str>,
 ) {
     let unix_ms = |t: SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
@@ -1015,8 +1019,8 @@ fn record_run(
     let root = super::store_root(wf);
     let result = crate::store::Store::open(&root).and_then(|store| {
         let git = crate::results::history::git_state_of(&wf.workflow);
-        let (digest, last_nodes) = match files {
-            Some(files) => (crate::results::history::digest(files), None),
+        let (digest, last_nodes) = match files_digest {
+            Some(digest) => (Some(digest.to_string()), None),
             None => store.last_digest_and_nodes(&workflow_id)?,
         };
         let mut run = crate::store::RunRecord {
@@ -1068,12 +1072,12 @@ fn conclude(
     lines: &[NodeLine],
     mut events: EventLog,
     started: Instant,
-    files: Option<&[PathBuf]>,
+    files_digest: Option<&str>,
 ) -> [usize; 5] {
     let store_root = super::store_root(wf);
     let read_only = crate::store::not_writable(&store_root);
     match &read_only {
-        None => record_run(wf, args, lines, started, files),
+        None => record_run(wf, args, lines, started, files_digest),
         Some(e) => crate::errln!(
             "note: the store {} is not writable: {e}; this build is not added to its run ledger",
             std::path::absolute(&store_root)

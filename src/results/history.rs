@@ -70,18 +70,6 @@ pub fn git_state_of(workflow: &Path) -> Option<(String, bool)> {
     }
 }
 
-/// blake3 over the workflow's files (path and bytes, in load order).
-pub fn digest(files: &[PathBuf]) -> Option<String> {
-    let mut h = blake3::Hasher::new();
-    for f in files {
-        h.update(f.to_string_lossy().as_bytes());
-        h.update(&[0]);
-        h.update(&std::fs::read(f).ok()?);
-        h.update(&[0]);
-    }
-    Some(h.finalize().to_hex().to_string())
-}
-
 /// Fills each node's metrics from its entry, for the keys the ledger
 /// does not hold metrics for yet (a cached node's were recorded when it
 /// ran): a no-op build reads no `metrics.json`.

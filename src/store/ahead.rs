@@ -38,13 +38,19 @@ pub fn preload_rows(root: &Path, keys: &[&str]) -> bool {
         return false;
     }
     let mut rows: Rows = crate::preload::take(&dir).unwrap_or_default();
-    let wanted: std::collections::HashSet<&str> = keys.iter().copied().collect();
-    rows.retain(|key, _| wanted.contains(key.as_str()));
     let missing: Vec<&str> = keys
         .iter()
         .copied()
         .filter(|key| !rows.contains_key(*key))
         .collect();
+    // Rows of keys the trace no longer holds are dropped once the copy
+    // would hold twice as many rows as the trace has nodes, so that it
+    // never holds more; below that (a leaf edit replaces one key) no set
+    // of the keys is built for every build.
+    if rows.len() + missing.len() > 2 * keys.len() {
+        let wanted: rustc_hash::FxHashSet<&str> = keys.iter().copied().collect();
+        rows.retain(|key, _| wanted.contains(key.as_str()));
+    }
     if !missing.is_empty() {
         let Ok(store) = Store::open(root) else {
             return false;

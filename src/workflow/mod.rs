@@ -178,7 +178,9 @@ fn read_doc(
         }
         _ => Error::io(path, e),
     })?;
-    yaml::parse(&bytes, path)
+    let mut doc = yaml::parse(&bytes, path)?;
+    doc.source = bytes.into();
+    Ok(doc)
 }
 
 #[derive(Default)]
@@ -186,6 +188,9 @@ struct Loader {
     scopes: Vec<Scope>,
     pending: Vec<Pending>,
     files: Vec<PathBuf>,
+    /// blake3 over each of `files` as it was read: its path, a 0 byte,
+    /// its bytes, a 0 byte ([`Workflow::files_digest`]).
+    files_digest: blake3::Hasher,
     confinement: Confinement,
     param_overrides: fanout::ParamOverrides,
     /// Every dotted key some phase read through `params:`.
@@ -216,6 +221,11 @@ impl Loader {
         stack: Vec<(PathBuf, PathBuf, Location)>,
     ) -> Result<usize, Error> {
         self.files.push(doc.file().to_path_buf());
+        self.files_digest
+            .update(doc.file().to_string_lossy().as_bytes())
+            .update(&[0])
+            .update(&doc.source)
+            .update(&[0]);
         let top = forms::top_level(&doc)?;
         if self.files.len() > 1 && top.map.contains_key(ALLOW_OUTSIDE) {
             return Err(Error::invalid(

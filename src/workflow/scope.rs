@@ -200,6 +200,7 @@ impl Loader {
         Ok(Workflow {
             root_file: root.to_path_buf(),
             files: self.files,
+            files_digest: self.files_digest.finalize().to_hex().to_string(),
             phases,
             confinement: self.confinement,
             triggers: Vec::new(),

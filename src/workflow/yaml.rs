@@ -19,6 +19,9 @@ pub struct Document {
     pub value: Value,
     positions: BTreeMap<String, (usize, usize)>,
     file: std::path::PathBuf,
+    /// The bytes it was parsed from, when read from a file: what the
+    /// workflow's digest covers ([`crate::ir::Workflow::files_digest`]).
+    pub source: std::sync::Arc<[u8]>,
 }
 
 impl Document {
@@ -116,6 +119,7 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
         value,
         positions: index.positions,
         file: file.to_path_buf(),
+        source: std::sync::Arc::from([]),
     })
 }
 
