@@ -107,26 +107,19 @@ pub fn peek<T: Any, R>(path: &Path, f: impl FnOnce(&T) -> R) -> Option<R> {
 }
 
 /// Bring the copy of `path` kept in this process up to the file as it is
-/// now: `f` gets the stat the copy was read with and the copy, and gives
-/// the stat the file had when it brought the copy up to it, or `None`
-/// (and leaves the copy as it was) when it cannot. False when there is
-/// no such copy or `f` gave `None`.
-pub fn update<T: Any>(path: &Path, f: impl FnOnce(Stat, &mut T) -> Option<Stat>) -> bool {
+/// now: `f` gives the stat the file had when it brought the copy up to
+/// it, or `None` (and leaves the copy as it was) when it cannot. False
+/// when there is no such copy or `f` gave `None`.
+pub fn update<T: Any>(path: &Path, f: impl FnOnce(&mut T) -> Option<Stat>) -> bool {
     let mut table = locked();
     let Some(copy) = table.get_mut(&key(path)) else {
         return false;
     };
-    let stat = copy.stat;
-    let Some(value) = copy.value.downcast_mut::<T>() else {
+    let Some(now) = copy.value.downcast_mut::<T>().and_then(f) else {
         return false;
     };
-    match f(stat, value) {
-        Some(now) => {
-            copy.stat = now;
-            true
-        }
-        None => false,
-    }
+    copy.stat = now;
+    true
 }
 
 /// Drop every copy but those of `paths`.

@@ -400,7 +400,7 @@ pub fn preload(path: &Path) -> bool {
 /// is not that file grown by whole sealed segments
 /// ([`crate::file_stat::appended_segments`]) and must be read whole.
 fn preload_appended(path: &Path) -> bool {
-    crate::preload::update::<Loaded>(path, |_, (records, point)| {
+    crate::preload::update::<Loaded>(path, |(records, point)| {
         let at = point.as_ref()?;
         let (tail, stat) = crate::preload::read_steady_from(path, at.end()).ok()??;
         if !at.is_of(&stat) {
@@ -634,8 +634,9 @@ mod tests {
         assert_eq!(cache.len(), 64);
     }
 
-    #[test]
-    fn saves_append_what_was_hashed_and_read_back_as_a_whole_write() {
+    /// Three old files in a temporary directory and a stat cache (its
+    /// path given) written whole with the first two hashed.
+    fn two_of_three_files_cached() -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("statcache");
         let files: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
@@ -646,6 +647,12 @@ mod tests {
         cache.hash_file(&files[0]).unwrap();
         cache.hash_file(&files[1]).unwrap();
         cache.save().unwrap();
+        (dir, path, files)
+    }
+
+    #[test]
+    fn saves_append_what_was_hashed_and_read_back_as_a_whole_write() {
+        let (_dir, path, files) = two_of_three_files_cached();
         let whole = fs::read_to_string(&path).unwrap();
         // Another process: one file edited, one new.
         let cache = StatCache::load(&path, Reads::new());
@@ -676,16 +683,7 @@ mod tests {
     /// gives; a file replaced since, or torn, is read whole instead.
     #[test]
     fn a_copy_read_ahead_takes_an_appended_segment_as_a_whole_read_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("statcache");
-        let files: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("f{i}"))).collect();
-        for (i, f) in files.iter().enumerate() {
-            write_old(f, format!("v{i}").as_bytes(), old_time());
-        }
-        let cache = StatCache::load(&path, Reads::new());
-        cache.hash_file(&files[0]).unwrap();
-        cache.hash_file(&files[1]).unwrap();
-        cache.save().unwrap();
+        let (dir, path, files) = two_of_three_files_cached();
         set_mtime(&path, old_time());
         assert!(preload(&path));
         // A build (here: this process, with the copy set aside) appends.

@@ -416,19 +416,11 @@ fn parse<'a>(
             "node" => {
                 let (key, rest) = rest.split_once(' ')?;
                 let (flags, id) = rest.split_once(' ')?;
-                let (started, no_metrics) = match flags.as_bytes() {
-                    [started, metrics] => (
-                        match started {
-                            b's' => true,
-                            b'-' => false,
-                            _ => return None,
-                        },
-                        match metrics {
-                            b'-' => true,
-                            b'm' => false,
-                            _ => return None,
-                        },
-                    ),
+                let (started, no_metrics) = match flags {
+                    "s-" => (true, true),
+                    "sm" => (true, false),
+                    "--" => (false, true),
+                    "-m" => (false, false),
                     _ => return None,
                 };
                 nodes.push(NodeLine {
