@@ -15,7 +15,9 @@
 # build run right after removing the previous build's 40,000 files measures
 # those removals, not the tool (see BENCHMARKS.md, "Repeated cold rounds"). Prints one line per run: "<what> <tool> -j<N> <wall> <user> <sys>".
 # NODES=N sets the lattice size (smoke tests); JOBS="16" measures only that
-# -j; SWEEP=0 leaves the sweeps out.
+# -j; SWEEP=0 leaves the sweeps out; NOOP=1 makes every lattice command
+# `: > out/nK.txt` (one process per node instead of two: the tools' own
+# work per node stands out).
 # Usage: [NODES=N] bench/scaling.sh ROUNDS HIGH NINJA ADMF...
 set -euo pipefail
 ROUNDS=$1 HIGH=$2
@@ -26,7 +28,9 @@ for bin in "$@"; do BINS+=("$(realpath "$(command -v "$bin")")"); done
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-python3 "$REPO/bench/gen_dag.py" --shape lattice --nodes "${NODES:-10000}" --tool admf,ninja --out "$W/template" >/dev/null
+NOOP_FLAG=()
+[ "${NOOP:-0}" = 1 ] && NOOP_FLAG=(--noop-command)
+python3 "$REPO/bench/gen_dag.py" --shape lattice --nodes "${NODES:-10000}" --tool admf,ninja "${NOOP_FLAG[@]}" --out "$W/template" >/dev/null
 # A project root of its own: admf looks upwards for one, and a folder above
 # holding a store would otherwise serve every build after the first.
 touch "$W/template/.git"

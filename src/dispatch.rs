@@ -17,13 +17,15 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
+use crate::action::Action;
 use crate::action::ActionOutput;
 use crate::commit::ChunkOutput;
 use crate::decide::{Decision, Pending, Prepared, after_lock, condition_inputs, decide};
-use crate::executor::{ChunkDone, Done, Executor};
+use crate::executor::{ChunkDone, Done, Executor, Queued};
 use crate::graph::Graph;
 use crate::run::{NodeResult, Outcome, RunContext};
 use crate::store::{KeyLock, PathLocks};
@@ -37,6 +39,11 @@ enum Message {
     /// A chunk of trials finished: the first trial's node, and each
     /// trial's output in the order of the chunk.
     ExecutedChunk(usize, Vec<ChunkOutput>),
+    /// A worker took an action handed over ahead of a free slot.
+    Started(usize),
+    /// An action handed over ahead of a free slot was never taken: the
+    /// build stopped first.
+    Withdrawn(usize),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +128,11 @@ pub fn dispatch(
         graph: graph.clone(),
     };
     let (tx, rx) = channel();
+    let handover = Handover {
+        tx,
+        stop: Arc::new(AtomicBool::new(false)),
+        keep_going: options.keep_going,
+    };
     let mut in_flight: HashMap<usize, InFlight> = HashMap::new();
     // Actions executing plus contended keys being waited for.
     let mut running = 0usize;
@@ -159,7 +171,17 @@ pub fn dispatch(
             // so that it need not idle while the coordinator commits the
             // chunk it finished and decides the next.
             let batchable = crate::trial_batch::batchable(&ctx, next, executor.jobs());
-            let limit = if batchable && executor.queues() {
+            // So are commands, one each, where the executor has a queue:
+            // a cold graph of thousands of small commands otherwise has
+            // each worker wait, command after command, for the coordinator
+            // to commit what it ran and decide what comes next. Not with
+            // `-j1`, whose starts follow finishes one by one.
+            let ahead = !batchable
+                && executor.queues()
+                && executor.jobs() > 1
+                && graph.nodes[next].mode == "command"
+                && slots(next) == 1;
+            let limit = if (batchable || ahead) && executor.queues() {
                 2 * executor.jobs()
             } else {
                 executor.jobs()
@@ -251,7 +273,7 @@ pub fn dispatch(
                         decision,
                         deps.clone(),
                         &mut in_flight,
-                        &tx,
+                        &handover,
                     ) {
                         Some(result) => board.settle(&graph, observer, b, result),
                         None => {
@@ -264,22 +286,57 @@ pub fn dispatch(
                 while !misses.is_empty() {
                     let rest = misses.split_off(size.min(misses.len()));
                     let chunk = std::mem::replace(&mut misses, rest);
-                    let first =
-                        submit_chunk(executor, ctx.factory.clone(), chunk, &mut in_flight, &tx);
+                    let first = submit_chunk(
+                        executor,
+                        ctx.factory.clone(),
+                        chunk,
+                        &mut in_flight,
+                        &handover.tx,
+                    );
                     running += 1;
                     taken += slots(first);
                 }
                 continue;
             }
-            observer.started(&graph, i);
+            // Every slot taken: a command to run waits in the executor's
+            // queue, and is said to start when a worker takes it.
+            let queued = ahead && running >= executor.jobs();
+            if !queued {
+                observer.started(&graph, i);
+            }
             let decision = decide(&ctx, i, &deps, &named);
-            match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
+            let decision = match decision {
+                Decision::Execute(pending, action) if queued => {
+                    hand_over_queued(
+                        &handover,
+                        &ctx,
+                        executor,
+                        i,
+                        *pending,
+                        *action,
+                        &mut in_flight,
+                    );
+                    running += 1;
+                    taken += slots(i);
+                    continue;
+                }
+                decision if queued => {
+                    observer.started(&graph, i);
+                    decision
+                }
+                decision => decision,
+            };
+            match start(&ctx, executor, i, decision, deps, &mut in_flight, &handover) {
                 Some(result) => board.settle(&graph, observer, i, result),
                 None => {
                     running += 1;
                     taken += slots(i);
                 }
             }
+        }
+        // A queued action no worker has taken yet is not started now.
+        if board.stopping || crate::interrupt::received().is_some() {
+            handover.stop.store(true, Ordering::SeqCst);
         }
         if !executed_chunks.is_empty() {
             for chunk in executed_chunks.drain(..) {
@@ -317,12 +374,23 @@ pub fn dispatch(
                 message
             }
         };
+        if let Message::Started(i) = message {
+            observer.started(&graph, i);
+            continue;
+        }
         running -= 1;
         taken -= slots(match &message {
             Message::Executed(i, _) | Message::ExecutedChunk(i, _) => *i,
             Message::Locked(prepared, _) => prepared.index,
+            Message::Withdrawn(i) | Message::Started(i) => *i,
         });
         match message {
+            Message::Started(_) => unreachable!("taken above"),
+            Message::Withdrawn(i) => {
+                // Its locks and pending entry go; it stays "not run", as
+                // every node the stopped build did not start.
+                in_flight.remove(&i);
+            }
             Message::ExecutedChunk(first, outputs) => {
                 let Some(InFlight::Chunk(pending)) = in_flight.remove(&first) else {
                     unreachable!("node {first} finished a chunk it was not given");
@@ -354,7 +422,7 @@ pub fn dispatch(
                         prepared.started.elapsed().as_secs_f64(),
                     )),
                 };
-                match start(&ctx, executor, i, decision, deps, &mut in_flight, &tx) {
+                match start(&ctx, executor, i, decision, deps, &mut in_flight, &handover) {
                     Some(result) => board.settle(&graph, observer, i, result),
                     None => {
                         running += 1;
@@ -553,6 +621,64 @@ fn submit_chunk(
     first
 }
 
+/// How the coordinator hands actions over and hears back.
+struct Handover {
+    tx: Sender<Message>,
+    /// Set once the build stops: a queued action not taken by then is
+    /// withdrawn ([`crate::executor::Queued`]).
+    stop: Arc<AtomicBool>,
+    keep_going: bool,
+}
+
+impl Handover {
+    /// Where the output of node `index`'s `action` goes. A failure ends a
+    /// fail-fast build: the worker that saw it says so before it takes the
+    /// next queued action, which is then not started (the coordinator
+    /// would hear of the failure only after that start).
+    fn done(&self, ctx: &RunContext, index: usize, action: &Action) -> Done {
+        let tx = self.tx.clone();
+        let stop = (!self.keep_going).then(|| self.stop.clone());
+        let (factory, mode) = (ctx.factory.clone(), action.mode.clone());
+        Done::new(move |mut output| {
+            if let Some(stop) = stop
+                && output.result.is_err()
+            {
+                stop.store(true, Ordering::SeqCst);
+            }
+            crate::action::finish_handoffs(factory.as_ref(), &mode, std::iter::once(&mut output));
+            // The receiver only goes away when the build is over.
+            let _ = tx.send(Message::Executed(index, output));
+        })
+    }
+}
+
+/// Hands node `index`'s action over while every slot is taken: it waits
+/// in the executor's queue, and a [`Message::Started`] or, when the build
+/// stops first, a [`Message::Withdrawn`] comes before anything else.
+fn hand_over_queued(
+    handover: &Handover,
+    ctx: &RunContext,
+    executor: &dyn Executor,
+    index: usize,
+    pending: Pending,
+    action: Action,
+    in_flight: &mut HashMap<usize, InFlight>,
+) {
+    in_flight.insert(index, InFlight::Executing(Box::new(pending)));
+    let done = handover.done(ctx, index, &action);
+    let (started, withdrawn) = (handover.tx.clone(), handover.tx.clone());
+    let queued = Queued {
+        stop: handover.stop.clone(),
+        started: Box::new(move || {
+            let _ = started.send(Message::Started(index));
+        }),
+        withdrawn: Box::new(move || {
+            let _ = withdrawn.send(Message::Withdrawn(index));
+        }),
+    };
+    executor.submit_queued(action, queued, done);
+}
+
 /// Act on a decision: `Some` when the node is settled now, `None` when it
 /// was handed off (an action submitted, or a thread waiting for a lock
 /// another build holds) and a [`Message`] will follow.
@@ -563,32 +689,20 @@ fn start(
     decision: Decision,
     deps: Vec<Arc<NodeResult>>,
     in_flight: &mut HashMap<usize, InFlight>,
-    tx: &Sender<Message>,
+    handover: &Handover,
 ) -> Option<NodeResult> {
     match decision {
         Decision::Done(result) => Some(result),
         Decision::Execute(pending, action) => {
             in_flight.insert(index, InFlight::Executing(pending));
-            let tx = tx.clone();
-            let (factory, mode) = (ctx.factory.clone(), action.mode.clone());
-            executor.submit(
-                *action,
-                Done::new(move |mut output| {
-                    crate::action::finish_handoffs(
-                        factory.as_ref(),
-                        &mode,
-                        std::iter::once(&mut output),
-                    );
-                    // The receiver only goes away when the build is over.
-                    let _ = tx.send(Message::Executed(index, output));
-                }),
-            );
+            let done = handover.done(ctx, index, &action);
+            executor.submit(*action, done);
             None
         }
         Decision::Contended(prepared) => {
             in_flight.insert(index, InFlight::Contended(deps));
             let store = ctx.store.clone();
-            let tx = tx.clone();
+            let tx = handover.tx.clone();
             std::thread::spawn(move || {
                 // The key first, then the paths, as every build takes them.
                 let lock = store.lock_key(&prepared.key).and_then(|lock| {

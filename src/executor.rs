@@ -5,6 +5,7 @@
 //! `admf exec-action`) is another, without touching loading, keys or the
 //! store. Hits never reach an executor.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,19 @@ pub struct ChunkDone(Box<dyn FnOnce(Vec<Timed>) + Send>);
 /// An action's output and the wall time it took.
 pub type Timed = (ActionOutput, Duration);
 
+/// What an action handed over ahead of a free slot does before it runs
+/// ([`Executor::submit_queued`]).
+pub struct Queued {
+    /// Set when the build stops: an action no worker has taken by then is
+    /// never run.
+    pub stop: Arc<AtomicBool>,
+    /// Called when a worker takes the action, before it runs.
+    pub started: Box<dyn FnOnce() + Send>,
+    /// Called instead of running it and of `done`, when the build
+    /// stopped (or was interrupted) before a worker took it.
+    pub withdrawn: Box<dyn FnOnce() + Send>,
+}
+
 impl ChunkDone {
     pub fn new(deliver: impl FnOnce(Vec<Timed>) + Send + 'static) -> ChunkDone {
         ChunkDone(Box::new(deliver))
@@ -48,12 +62,22 @@ pub trait Executor {
     fn jobs(&self) -> usize;
     /// Whether actions submitted beyond [`Executor::jobs`] wait in the
     /// executor's own queue, never more than `jobs` running at once: the
-    /// coordinator may then hand over a chunk of trials ahead of time.
+    /// coordinator may then hand over a chunk of trials, or a command
+    /// ([`Executor::submit_queued`]), ahead of time.
     fn queues(&self) -> bool {
         false
     }
     /// Start `action`; its output must be handed to `done` exactly once.
     fn submit(&self, action: Action, done: Done);
+    /// Hand `action` over while every slot is taken, for a worker to take
+    /// as soon as one is free ([`Executor::queues`]): the coordinator
+    /// commits and decides meanwhile instead of leaving the worker idle
+    /// while it does. By default (an executor without a queue) it starts
+    /// at once, as [`Executor::submit`] does.
+    fn submit_queued(&self, action: Action, queued: Queued, done: Done) {
+        (queued.started)();
+        self.submit(action, done);
+    }
     /// Start a chunk of sibling actions (trials of one grid) as one job
     /// taking one slot: they run one after the other and their outputs
     /// reach `done` together, so that the coordinator hears once per
@@ -154,6 +178,25 @@ impl Executor for LocalExecutor {
             .spawn(move || done.send(execute(factory.as_ref(), &action)));
     }
 
+    /// The pool's queue is first in, first out: actions start in the
+    /// order they were handed over.
+    fn submit_queued(&self, action: Action, queued: Queued, done: Done) {
+        let factory = self.factory.clone();
+        self.pool.spawn(move || {
+            let Queued {
+                stop,
+                started,
+                withdrawn,
+            } = queued;
+            if stop.load(Ordering::SeqCst) || crate::interrupt::received().is_some() {
+                withdrawn();
+                return;
+            }
+            started();
+            done.send(execute(factory.as_ref(), &action));
+        });
+    }
+
     fn submit_chunk(&self, actions: Vec<Action>, done: ChunkDone) {
         let factory = self.factory.clone();
         self.pool.spawn(move || {
@@ -195,6 +238,107 @@ mod tests {
             "upstream": [], "out_dir": "/nowhere", "retries": 0
         }))
         .unwrap()
+    }
+
+    /// Mode `m`: records its node in `seen`; node `gate` first waits
+    /// until `open` is sent to.
+    struct Gated {
+        seen: Arc<Mutex<Vec<String>>>,
+        open: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl crate::phases::Phase for Gated {
+        fn version(&self) -> &'static str {
+            "1"
+        }
+        fn validate(&self, _: &serde_json::Value) -> Result<(), crate::phases::ConfigIssue> {
+            Ok(())
+        }
+        fn inputs(
+            &self,
+            _: &serde_json::Value,
+            _: &std::path::Path,
+        ) -> Result<Vec<std::path::PathBuf>, crate::phases::ConfigIssue> {
+            Ok(Vec::new())
+        }
+        fn execute(&self, ctx: &mut crate::phases::PhaseContext<'_>) -> Result<(), PhaseError> {
+            if ctx.node == "gate" {
+                self.open.lock().unwrap().recv().unwrap();
+            }
+            self.seen.lock().unwrap().push(format!("ran {}", ctx.node));
+            Ok(())
+        }
+    }
+
+    impl Factory for Gated {
+        fn get(&self, mode: &str) -> Option<&dyn crate::phases::Phase> {
+            (mode == "m").then_some(self as &dyn crate::phases::Phase)
+        }
+        fn modes(&self) -> Vec<&str> {
+            vec!["m"]
+        }
+    }
+
+    /// One worker, held by `gate`, and `a`, `b`, `c` queued behind it:
+    /// with `stop` set before `gate` is let go, what `seen` records.
+    fn queued_behind_a_gate(stop_first: bool) -> Vec<String> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = std::sync::mpsc::channel();
+        let factory = Arc::new(Gated {
+            seen: seen.clone(),
+            open: Mutex::new(gate),
+        });
+        let executor = LocalExecutor::new(1, factory).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        for node in ["gate", "a", "b", "c"] {
+            let note = |what: &'static str| {
+                let (seen, node) = (seen.clone(), node.to_string());
+                move || seen.lock().unwrap().push(format!("{what} {node}"))
+            };
+            // One message per action, whether it ran or was withdrawn.
+            let (ran, withdrawn) = (tx.clone(), tx.clone());
+            let note_withdrawn = note("withdrawn");
+            let queued = Queued {
+                stop: stop.clone(),
+                started: Box::new(note("started")),
+                withdrawn: Box::new(move || {
+                    note_withdrawn();
+                    withdrawn.send(()).unwrap();
+                }),
+            };
+            let done = Done::new(move |output| {
+                assert!(output.result.is_ok());
+                ran.send(()).unwrap();
+            });
+            executor.submit_queued(action(node), queued, done);
+        }
+        // The worker took `gate` and waits in it; the rest is queued.
+        while !seen.lock().unwrap().contains(&"started gate".to_string()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if stop_first {
+            stop.store(true, Ordering::SeqCst);
+        }
+        open.send(()).unwrap();
+        for _ in 0..4 {
+            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        std::mem::take(&mut *seen.lock().unwrap())
+    }
+
+    #[test]
+    fn queued_actions_start_in_the_order_given_or_are_withdrawn_once_stopped() {
+        let all = |nodes: &[&str]| -> Vec<String> {
+            nodes
+                .iter()
+                .flat_map(|n| [format!("started {n}"), format!("ran {n}")])
+                .collect()
+        };
+        assert_eq!(queued_behind_a_gate(false), all(&["gate", "a", "b", "c"]));
+        let mut want = all(&["gate"]);
+        want.extend(["withdrawn a", "withdrawn b", "withdrawn c"].map(String::from));
+        assert_eq!(queued_behind_a_gate(true), want);
     }
 
     #[test]

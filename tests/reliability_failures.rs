@@ -47,6 +47,44 @@ fn keep_going_runs_everything_not_below_the_failure() {
     assert_eq!(status(&all, "alone"), "not_run", "{all:?}");
 }
 
+/// With `-j2` the coordinator hands commands over while both workers are
+/// busy, to wait in the executor's queue. A failure stops the build
+/// before the worker that saw it takes a queued one: what waited is
+/// withdrawn, never started, and says "not run" like every node the
+/// build did not reach; `--keep-going` runs them all.
+#[test]
+fn a_failure_withdraws_the_commands_queued_behind_it() {
+    let p = Project::new();
+    let mut wf = String::from(
+        "phases:\n  - {name: bad, mode: command, run: 'exit 3'}\n  - {name: slow, mode: command, run: 'sleep 1; touch slow.ran', depends_on: []}\n",
+    );
+    for i in 0..6 {
+        wf.push_str(&format!(
+            "  - {{name: q{i}, mode: command, run: 'touch q{i}.ran', outputs: [q{i}.ran], depends_on: []}}\n"
+        ));
+    }
+    p.file("wf.yaml", &wf);
+    let (code, all) = statuses(&p, &["wf.yaml", "-j2"]);
+    assert_eq!(code, 1);
+    assert_eq!(status(&all, "bad"), "failed");
+    // Started with `bad`, before any failure: it runs to its end.
+    assert_eq!(status(&all, "slow"), "ran", "{all:?}");
+    for i in 0..6 {
+        assert_eq!(status(&all, &format!("q{i}")), "not_run", "q{i}: {all:?}");
+        assert!(!p.path(&format!("q{i}.ran")).exists(), "q{i} ran");
+    }
+    // Nothing of theirs was left behind: no entry (`slow`'s only), no
+    // temp dir.
+    assert!(common::tree(&p.path("cache/tmp")).is_empty());
+    assert_eq!(store_support::action_keys(&p.path("cache")).len(), 1);
+    let (code, all) = statuses(&p, &["wf.yaml", "-j2", "--keep-going"]);
+    assert_eq!(code, 1);
+    for i in 0..6 {
+        assert_eq!(status(&all, &format!("q{i}")), "ran", "q{i}: {all:?}");
+        assert!(p.path(&format!("q{i}.ran")).exists());
+    }
+}
+
 #[test]
 fn retries_reexecute_only_the_failing_node() {
     let p = Project::new();
