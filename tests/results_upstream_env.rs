@@ -344,3 +344,25 @@ fn a_build_killed_with_new_upstream_folders_leaves_none_that_is_trusted() {
     recorded_now.sort();
     assert_eq!(on_disk, recorded_now);
 }
+
+/// A command with no upstream node still gets a listing, of no nodes, in
+/// a file of its own that is gone once it has run.
+#[test]
+fn a_command_without_upstream_gets_an_empty_listing_that_goes_with_it() {
+    let p = Project::new();
+    p.file(".admf", "");
+    p.file(
+        "wf.yaml",
+        "phases:\n  - name: root\n    mode: command\n    run: 'echo \"$ADMF_UPSTREAM_JSON\" > where.txt; cp \"$ADMF_UPSTREAM_JSON\" listing.json'\n    outputs: [where.txt, listing.json]\n",
+    );
+    let (out, statuses) = p.build(&["wf.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(statuses, [("root".to_string(), "ran".to_string())]);
+    let listing: Value = serde_json::from_str(&p.read("listing.json")).unwrap();
+    assert_eq!(listing, serde_json::json!({"nodes": {}}));
+    let listed_at = p.read("where.txt");
+    assert!(
+        !std::path::Path::new(listed_at.trim()).exists(),
+        "{listed_at} left behind"
+    );
+}

@@ -92,6 +92,8 @@ pub fn var_name(id: &str) -> String {
 /// next reader; a folder made for this execution alone goes when dropped.
 pub struct UpstreamFolders {
     _own: Option<tempfile::TempDir>,
+    /// The listing made for this execution alone, outside any folder.
+    _own_listing: Option<tempfile::TempPath>,
     /// Shared folders (and the listing) this execution reads, by node,
     /// checked by [`UpstreamFolders::changed`].
     used: Vec<(String, Arc<Folder>)>,
@@ -469,6 +471,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     }
     let listed = Listed { nodes: &nodes };
     let mut listings = None;
+    let mut own_listing = None;
     let (path, listing) = match scratch {
         Some(dir) => {
             let pool = store_of(upstream)
@@ -490,11 +493,29 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
             listings = Some(pool);
             (listing.path.clone(), Some(listing))
         }
-        None => {
-            let path = own_dir(&mut own)?.join("upstream.json");
-            write_listing(&listed, &fs::File::create(&path)?)?;
-            (path, None)
-        }
+        // No store (no upstream node, or none stored here): a listing of
+        // its own, in the folder made for the upstream laid out, or else
+        // one temp file. A command with no upstream node (each root of a
+        // graph) then makes one new file, not a folder and a file: on a
+        // file system that has just freed many inodes each new one costs
+        // a search past them.
+        None => match &own {
+            Some(dir) => {
+                let path = dir.path().join("upstream.json");
+                write_listing(&listed, &fs::File::create(&path)?)?;
+                (path, None)
+            }
+            None => {
+                let file = tempfile::Builder::new()
+                    .prefix("admf-upstream")
+                    .suffix(".json")
+                    .tempfile()?;
+                write_listing(&listed, file.as_file())?;
+                let path = file.into_temp_path();
+                own_listing = Some(path);
+                (own_listing.as_ref().expect("set above").to_path_buf(), None)
+            }
+        },
     };
     env.push((
         "ADMF_UPSTREAM_JSON".into(),
@@ -502,6 +523,7 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
     ));
     Ok(UpstreamFolders {
         _own: own,
+        _own_listing: own_listing,
         used,
         listing,
         listings,
