@@ -1,8 +1,9 @@
 //! The only module that parses YAML. Values come from `serde_yaml` (the
-//! authoritative parse: syntax errors, duplicate keys, anchors); a second,
-//! event-level pass with `yaml-rust2` records where every key and sequence
-//! item starts, so later errors can name `file:line:column`. Replacing the
-//! YAML crate means changing this file only.
+//! authoritative parse: syntax errors, duplicate keys, anchors); a pass
+//! over the events with `yaml-rust2` before it refuses documents past the
+//! bounds on nesting and alias expansion and records where every key and
+//! sequence item starts, so later errors can name `file:line:column`.
+//! Replacing the YAML crate means changing this file only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -93,7 +94,8 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
         }
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    check_bounds(text).map_err(|(message, line, column)| Error::Yaml {
+    // Before anything is built: an alias bomb is refused here.
+    let index = index_within_bounds(text).map_err(|(message, line, column)| Error::Yaml {
         location: Location::new(file, line, column),
         message,
     })?;
@@ -112,9 +114,7 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
         location: Location::file(file),
         message: e.to_string(),
     })?;
-    let mut index = Indexer::default();
-    // serde_yaml already accepted the text; a disagreement only costs positions.
-    let _ = Parser::new_from_str(text).load(&mut index, false);
+    // serde_yaml accepted the text; a disagreement only costs positions.
     Ok(Document {
         value,
         positions: index.positions,
@@ -125,7 +125,7 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Document, Error> {
 
 /// Parse a `--set` value as a YAML scalar or flow collection.
 pub fn parse_value(text: &str) -> Result<Value, String> {
-    check_bounds(text).map_err(|(message, ..)| message)?;
+    index_within_bounds(text).map_err(|(message, ..)| message)?;
     serde_yaml::from_str(text).map_err(|e| strip_position(&e.to_string()))
 }
 
@@ -138,77 +138,97 @@ pub const MAX_DEPTH: usize = 64;
 /// could refuse them.
 pub const MAX_EXPANDED_NODES: u64 = 1_000_000;
 
-/// Streams the events of `text` (nothing is built) and refuses, at the
-/// line and column where the bound is crossed, nesting deeper than
-/// [`MAX_DEPTH`] or more than [`MAX_EXPANDED_NODES`] nodes with aliases
-/// expanded. Syntax errors are left to the parser that follows.
-fn check_bounds(text: &str) -> Result<(), (String, usize, usize)> {
-    // Per open collection: its anchor id (0 for none) and its node count.
-    let mut open: Vec<(usize, u64)> = Vec::new();
-    // Node count of each anchored node, by anchor id.
-    let mut anchored: HashMap<usize, u64> = HashMap::new();
-    let mut total: u64 = 0;
-    let mut parser = Parser::new_from_str(text);
-    loop {
-        let (event, mark) = match parser.next_token() {
-            Ok(next) => next,
-            // The scanner's own nesting limit, hit before ours on flow
-            // collections (`[[[[…`): the parser that follows would take
-            // time quadratic in the depth to say the same.
-            Err(e) if e.info().contains("recursion limit") => {
-                let mark = e.marker();
-                return Err((
-                    format!("collections nested more than {MAX_DEPTH} deep"),
-                    mark.line(),
-                    mark.col() + 1,
-                ));
-            }
-            // Syntax errors are for the authoritative parser to report.
-            Err(_) => return Ok(()),
-        };
-        let at = |message: String| (message, mark.line(), mark.col() + 1);
-        let nodes = match event {
-            Event::StreamEnd => return Ok(()),
+/// Streams the events of `text` once (nothing is built), recording where
+/// every key and sequence item starts, and refuses, at the line and column
+/// where the bound is crossed, nesting deeper than [`MAX_DEPTH`] or more
+/// than [`MAX_EXPANDED_NODES`] nodes with aliases expanded. Syntax errors
+/// are left to the parser that follows (the positions stop there).
+fn index_within_bounds(text: &str) -> Result<Indexer, (String, usize, usize)> {
+    let mut index = Indexer::default();
+    match Parser::new_from_str(text).load(&mut index, true) {
+        // The scanner's own nesting limit, hit before ours on flow
+        // collections (`[[[[…`): the parser that follows would take time
+        // quadratic in the depth to say the same.
+        Err(e) if e.info().contains("recursion limit") => {
+            let mark = e.marker();
+            return Err((
+                format!("collections nested more than {MAX_DEPTH} deep"),
+                mark.line(),
+                mark.col() + 1,
+            ));
+        }
+        // Syntax errors are for the authoritative parser to report.
+        Err(_) | Ok(()) => {}
+    }
+    match index.bounds.crossed.take() {
+        Some(crossed) => Err(crossed),
+        None => Ok(index),
+    }
+}
+
+/// What [`index_within_bounds`] counts as the events come.
+#[derive(Default)]
+struct Bounds {
+    /// Per open collection: its anchor id (0 for none) and its node count.
+    open: Vec<(usize, u64)>,
+    /// Node count of each anchored node, by anchor id.
+    anchored: HashMap<usize, u64>,
+    total: u64,
+    /// The first bound crossed: the message, line and column.
+    crossed: Option<(String, usize, usize)>,
+}
+
+impl Bounds {
+    /// Counts `event`; false once a bound is crossed (nothing more counts).
+    fn count(&mut self, event: &Event, mark: Marker) -> bool {
+        if self.crossed.is_some() {
+            return false;
+        }
+        let at = |message: String| Some((message, mark.line(), mark.col() + 1));
+        let nodes = match *event {
             Event::Scalar(_, _, anchor, _) => {
                 if anchor != 0 {
-                    anchored.insert(anchor, 1);
+                    self.anchored.insert(anchor, 1);
                 }
                 1
             }
-            Event::Alias(anchor) => anchored.get(&anchor).copied().unwrap_or(1),
+            Event::Alias(anchor) => self.anchored.get(&anchor).copied().unwrap_or(1),
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                if open.len() >= MAX_DEPTH {
-                    return Err(at(format!("collections nested more than {MAX_DEPTH} deep")));
+                if self.open.len() >= MAX_DEPTH {
+                    self.crossed = at(format!("collections nested more than {MAX_DEPTH} deep"));
+                    return false;
                 }
-                open.push((anchor, 0));
-                continue;
+                self.open.push((anchor, 0));
+                return true;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let Some((anchor, inner)) = open.pop() else {
-                    continue;
+                let Some((anchor, inner)) = self.open.pop() else {
+                    return true;
                 };
                 if anchor != 0 {
-                    anchored.insert(anchor, inner + 1);
+                    self.anchored.insert(anchor, inner + 1);
                 }
                 // The collection itself; its contents were counted as
                 // they came.
-                if let Some((_, count)) = open.last_mut() {
+                if let Some((_, count)) = self.open.last_mut() {
                     *count = count.saturating_add(inner + 1);
                 }
-                total = total.saturating_add(1);
-                continue;
+                self.total = self.total.saturating_add(1);
+                return true;
             }
-            _ => continue,
+            _ => return true,
         };
-        if let Some((_, count)) = open.last_mut() {
+        if let Some((_, count)) = self.open.last_mut() {
             *count = count.saturating_add(nodes);
         }
-        total = total.saturating_add(nodes);
-        if total > MAX_EXPANDED_NODES {
-            return Err(at(format!(
+        self.total = self.total.saturating_add(nodes);
+        if self.total > MAX_EXPANDED_NODES {
+            self.crossed = at(format!(
                 "more than {MAX_EXPANDED_NODES} values once aliases are expanded"
-            )));
+            ));
+            return false;
         }
+        true
     }
 }
 
@@ -251,6 +271,7 @@ enum Frame {
 struct Indexer {
     stack: Vec<Frame>,
     positions: BTreeMap<String, (usize, usize)>,
+    bounds: Bounds,
 }
 
 impl Indexer {
@@ -294,6 +315,10 @@ fn join(path: &str, key: &str) -> String {
 
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        // Past a bound the document is refused: nothing more is recorded.
+        if !self.bounds.count(&ev, mark) {
+            return;
+        }
         match ev {
             Event::Scalar(text, ..) => {
                 self.node_path(Some(&text), mark);
