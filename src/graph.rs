@@ -445,9 +445,12 @@ pub fn compile_with(
                 let file = state.file.get_or_insert_with(|| {
                     match workflow.confinement.check_with(input, &mut real_dirs) {
                         Err(root) => FileState::Outside(root.display()),
-                        Ok(()) if input.is_dir() => FileState::Directory,
-                        Ok(()) if !input.is_file() => FileState::Missing,
-                        Ok(()) => FileState::File,
+                        // One stat (following symlinks) tells both.
+                        Ok(()) => match std::fs::metadata(input) {
+                            Ok(m) if m.is_dir() => FileState::Directory,
+                            Ok(m) if m.is_file() => FileState::File,
+                            _ => FileState::Missing,
+                        },
                     }
                 });
                 match file {
