@@ -320,11 +320,12 @@ pub fn dispatch(
                     taken += slots(i);
                     continue;
                 }
-                decision if queued => {
-                    observer.started(&graph, i);
+                decision => {
+                    if queued {
+                        observer.started(&graph, i);
+                    }
                     decision
                 }
-                decision => decision,
             };
             match start(&ctx, executor, i, decision, deps, &mut in_flight, &handover) {
                 Some(result) => board.settle(&graph, observer, i, result),
