@@ -232,6 +232,10 @@ struct Tracked {
     /// The listed entries (by any of their names) an event touched since
     /// they were checked.
     touched: HashSet<PathBuf>,
+    /// The listed paths of the entries reached through a symlink, by the
+    /// resolved name: an event names a file by either
+    /// ([`Tracked::touched_entries`]).
+    resolved: HashMap<PathBuf, Vec<PathBuf>>,
     /// An event that could have changed any entry (a directory on the
     /// way renamed, the queue overflowed): nothing is known any more.
     whole: bool,
@@ -240,6 +244,22 @@ struct Tracked {
 impl Tracked {
     fn vouched(&self) -> bool {
         !self.whole && self.touched.is_empty()
+    }
+
+    /// The checked entries an event touched by one of their names, each
+    /// once, in path order: found from the touched names, so a question
+    /// after an edit costs what was touched, not what the record lists.
+    fn touched_entries(&self) -> Vec<&Listed> {
+        let mut found: Vec<&Listed> = Vec::new();
+        for name in &self.touched {
+            found.extend(self.checked.get(name).map(|(listed, _)| listed));
+            for path in self.resolved.get(name).into_iter().flatten() {
+                found.extend(self.checked.get(path).map(|(listed, _)| listed));
+            }
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        found.dedup_by(|a, b| a.path == b.path);
+        found
     }
 
     /// Whether the checked `listed` entry is still known to hold:
@@ -375,13 +395,7 @@ impl Watched {
                 return Some(true);
             }
             if !t.whole {
-                let touched: Vec<&Listed> = t
-                    .checked
-                    .values()
-                    .filter(|(_, e)| e.names.iter().any(|n| t.touched.contains(n)))
-                    .map(|(l, _)| l)
-                    .collect();
-                if crate::uptodate::all_hold(&touched) {
+                if crate::uptodate::all_hold(&t.touched_entries()) {
                     t.touched.clear();
                     return Some(true);
                 }
@@ -411,10 +425,9 @@ impl Watched {
             return None;
         }
         let touched = t
-            .checked
-            .values()
-            .filter(|(_, e)| e.names.iter().any(|n| t.touched.contains(n)))
-            .map(|(l, _)| l.path.clone())
+            .touched_entries()
+            .into_iter()
+            .map(|l| l.path.clone())
             .collect();
         Some((stat, touched))
     }
@@ -508,6 +521,7 @@ impl Watched {
         let holds = crate::uptodate::all_hold(&to_check) && stat_of(record) == Some(stat);
         let (stated, count) = (to_check.len(), listed.len());
         drop(to_check);
+        let resolved = resolved_names(&listed, &entries);
         let checked = listed
             .into_iter()
             .zip(entries)
@@ -521,6 +535,7 @@ impl Watched {
                 relevance,
                 checked,
                 touched: HashSet::new(),
+                resolved,
                 whole: !holds,
             },
         );
@@ -549,6 +564,21 @@ impl Watched {
         self.watched.insert(path.to_path_buf());
         true
     }
+}
+
+/// The listed paths of the entries found through a symlink, by the
+/// name it resolved to ([`Tracked::resolved`]).
+fn resolved_names(listed: &[Listed], entries: &[Entry]) -> HashMap<PathBuf, Vec<PathBuf>> {
+    let mut resolved: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+    for (l, e) in listed.iter().zip(entries) {
+        for name in e.names.iter().filter(|n| **n != l.path) {
+            resolved
+                .entry(name.clone())
+                .or_default()
+                .push(l.path.clone());
+        }
+    }
+    resolved
 }
 
 fn void_all(records: &mut HashMap<PathBuf, Tracked>) {
@@ -645,5 +675,61 @@ mod tests {
             entry(root.join("real/data.csv"))
         );
         assert!(r.watch.contains(&root.join("real")));
+    }
+    #[test]
+    fn touched_entries_are_found_by_listed_or_resolved_name_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(root.join("real")).unwrap();
+        for name in ["a.txt", "b.txt", "real/data.csv"] {
+            fs::write(root.join(name), name).unwrap();
+        }
+        // Two listed symlinks to one file: an event on the file touches both.
+        for link in ["data.csv", "same.csv"] {
+            std::os::unix::fs::symlink(root.join("real/data.csv"), root.join(link)).unwrap();
+        }
+        let listed: Vec<Listed> = ["a.txt", "b.txt", "data.csv", "same.csv"]
+            .iter()
+            .map(|name| Listed {
+                path: root.join(name),
+                stat: stat_of(&root.join(name)).unwrap(),
+                plain: false,
+                digest: None,
+            })
+            .collect();
+        let entries: Vec<Entry> = listed.iter().map(|l| Entry::of(&l.path, false)).collect();
+        let resolved = resolved_names(&listed, &entries);
+        let mut tracked = Tracked {
+            invocation: "i".into(),
+            record_stat: stat_of(&root.join("a.txt")).unwrap(),
+            relevance: Relevance::default(),
+            checked: listed
+                .into_iter()
+                .zip(entries)
+                .map(|(l, e)| (l.path.clone(), (l, e)))
+                .collect(),
+            touched: HashSet::new(),
+            resolved,
+            whole: false,
+        };
+        let paths = |t: &Tracked| -> Vec<PathBuf> {
+            t.touched_entries()
+                .into_iter()
+                .map(|l| l.path.clone())
+                .collect()
+        };
+        assert!(paths(&tracked).is_empty());
+        tracked.touched.insert(root.join("b.txt"));
+        tracked.touched.insert(root.join("real/data.csv"));
+        tracked.touched.insert(root.join("data.csv"));
+        tracked.touched.insert(root.join("not-listed.txt"));
+        assert_eq!(
+            paths(&tracked),
+            vec![
+                root.join("b.txt"),
+                root.join("data.csv"),
+                root.join("same.csv")
+            ]
+        );
     }
 }
