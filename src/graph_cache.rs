@@ -195,24 +195,36 @@ pub fn load(path: &Path, invocation: &str, reads: &Reads) -> Option<Graph> {
     };
     let (evidence, graph) = decode(&bytes, invocation)?;
     let dirs = DirStats::new();
-    let now: Vec<Stat> = evidence
+    // A file `admf serve` vouches for is a regular file with that stat
+    // now: an input needs no stat of its own, nor a workflow file whose
+    // stat is the recorded one.
+    let vouched = |path: &Path, recorded: &Stat, check: Check| match check {
+        Check::Exists => reads.vouched_file_stat(path),
+        Check::Stat => reads.vouched_file_stat(path).filter(|now| now == recorded),
+        Check::SameDir => None,
+    };
+    let now: Vec<(Stat, bool)> = evidence
         .par_iter()
-        .map(|(path, stat, check)| check.holds(&dirs, path, stat))
+        .map(|(path, stat, check)| match vouched(path, stat, *check) {
+            Some(now) => Some((now, true)),
+            None => check.holds(&dirs, path, stat).map(|now| (now, false)),
+        })
         .collect::<Option<_>>()?;
     let graph = match decoded {
         Some(graph) => graph,
         None => decode_graph(graph)?,
     };
     let mut inputs = crate::reads::StatsByPath::default();
-    for ((path, stat, check), now) in evidence.into_iter().zip(now) {
+    for ((path, stat, check), (now, vouched)) in evidence.into_iter().zip(now) {
         match check {
             Check::Stat => reads.note(path, stat),
             // Each input was just stat'ed: the node trace compares that
-            // stat rather than taking another.
-            Check::Exists => {
+            // stat rather than taking another (or the vouched one, which
+            // it finds itself).
+            Check::Exists if !vouched => {
                 inputs.insert(path.as_os_str().to_owned(), now);
             }
-            Check::SameDir => {}
+            Check::Exists | Check::SameDir => {}
         }
     }
     reads.keep_input_stats(inputs);

@@ -31,6 +31,20 @@ use crate::file_stat::Stat;
 /// is not found and is stat'ed instead.
 pub type StatsByPath = rustc_hash::FxHashMap<OsString, Stat>;
 
+/// A file's stat that `admf serve` vouched for: unchanged since its
+/// record listed it, and a regular file (the server leaves out what it
+/// found to be anything else). `plain`: listed as a plain file (the
+/// stat of the path itself); else the stat through a final symlink.
+/// Either is the stat through a symlink, since a plain file is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vouched {
+    pub stat: Stat,
+    pub plain: bool,
+}
+
+/// [`Vouched`] stats by path, keyed as [`StatsByPath`].
+pub type VouchedStats = rustc_hash::FxHashMap<OsString, Vouched>;
+
 /// The reads of one build. Cloning gives another handle on the same list.
 #[derive(Clone, Default)]
 pub struct Reads {
@@ -44,7 +58,7 @@ struct Inner {
     /// Inputs stat'ed once already by this build, before any decision.
     input_stats: OnceLock<StatsByPath>,
     /// Files `admf serve` vouched for at the start of this build.
-    vouched_stats: OnceLock<StatsByPath>,
+    vouched_stats: OnceLock<VouchedStats>,
     /// Directory handles the stats of this build are taken through.
     dirs: crate::dir_stat::DirStats,
 }
@@ -131,33 +145,47 @@ impl Reads {
     }
 
     /// Keep the stats `admf serve` vouched for at the start of this build:
-    /// files an up-to-date record lists, unchanged since (the server saw no
-    /// event on them, [`crate::uptodate::PlainStats`]). The node trace's
-    /// check of a node's outputs ([`Reads::traced_output_stat`]) takes
-    /// them instead of a stat each; a change after the server's answer
-    /// shows to the next build as a different stat, as for
-    /// [`Reads::keep_input_stats`]. Only the first call counts.
-    pub fn keep_vouched_stats(&self, stats: StatsByPath) {
+    /// regular files an up-to-date record lists, unchanged since (the
+    /// server saw no event on them, [`crate::uptodate::ListedStats`]). The
+    /// graph cache's check that each input is still a file
+    /// ([`Reads::vouched_file_stat`]) and the node trace's checks of
+    /// inputs and outputs ([`Reads::input_stat`],
+    /// [`Reads::traced_output_stat`]) take them instead of a stat each; a
+    /// change after the server's answer shows to the next build as a
+    /// different stat, as for [`Reads::keep_input_stats`]. Only the first
+    /// call counts.
+    pub fn keep_vouched_stats(&self, stats: VouchedStats) {
         let _ = self.inner.vouched_stats.set(stats);
+    }
+
+    fn vouched(&self, path: &Path) -> Option<Vouched> {
+        self.inner
+            .vouched_stats
+            .get()
+            .and_then(|m| m.get(path.as_os_str()))
+            .copied()
+    }
+
+    /// The stat through a final symlink of `path` when `admf serve`
+    /// vouched for it as a regular file ([`Reads::keep_vouched_stats`]):
+    /// what a stat taken now would find.
+    pub fn vouched_file_stat(&self, path: &Path) -> Option<Stat> {
+        self.vouched(path).map(|v| v.stat)
     }
 
     /// The stat of `path`, a node's output or stored blob the node trace
     /// recorded, when it is a plain file: the one `admf serve` vouched for
-    /// ([`Reads::keep_vouched_stats`]), or one taken now.
+    /// as such ([`Reads::keep_vouched_stats`]), or one taken now.
     pub fn traced_output_stat(&self, path: &Path) -> Option<Stat> {
-        if let Some(stat) = self
-            .inner
-            .vouched_stats
-            .get()
-            .and_then(|m| m.get(path.as_os_str()))
-        {
-            return Some(*stat);
+        match self.vouched(path) {
+            Some(Vouched { stat, plain: true }) => Some(stat),
+            _ => self.plain_file_stat(path),
         }
-        self.plain_file_stat(path)
     }
 
-    /// The stat of input `path` that this build already took
-    /// ([`Reads::keep_input_stats`]), following symlinks, or one taken now.
+    /// The stat of input `path`, following symlinks: the one this build
+    /// already took ([`Reads::keep_input_stats`]) or `admf serve` vouched
+    /// for ([`Reads::keep_vouched_stats`]), or one taken now.
     pub fn input_stat(&self, path: &Path) -> Option<Stat> {
         if let Some(stat) = self
             .inner
@@ -166,6 +194,9 @@ impl Reads {
             .and_then(|m| m.get(path.as_os_str()))
         {
             return Some(*stat);
+        }
+        if let Some(stat) = self.vouched_file_stat(path) {
+            return Some(stat);
         }
         self.inner.dirs.stat(path, true).map(|(stat, _)| stat)
     }

@@ -292,29 +292,35 @@ pub fn listed(text: &str, invocation: &str) -> Option<Vec<Listed>> {
     )
 }
 
-/// The recorded stat of each plain file a record written for
-/// `invocation` lists without a digest (one whose stat proved its content
-/// when the record was written): what `admf serve` can vouch for file by
-/// file ([`plain_stats_of`]).
-pub type PlainStats = crate::reads::StatsByPath;
+/// The recorded stat of each file a record written for `invocation`
+/// lists without a digest (one whose stat proved its content when the
+/// record was written), with whether it must be a plain file: what
+/// `admf serve` can vouch for file by file ([`listed_stats_of`]), once
+/// the entries it does not vouch for are left out.
+pub type ListedStats = crate::reads::VouchedStats;
 
-/// [`PlainStats`] of the record at `path`, from a copy read ahead
+/// [`ListedStats`] of the record at `path`, from a copy read ahead
 /// ([`preload`]) or the file itself.
-pub fn plain_stats_of(path: &Path, invocation: &str) -> Option<PlainStats> {
-    if let Some((written_for, stats)) = crate::preload::take::<(String, PlainStats)>(path) {
+pub fn listed_stats_of(path: &Path, invocation: &str) -> Option<ListedStats> {
+    if let Some((written_for, stats)) = crate::preload::take::<(String, ListedStats)>(path) {
         return (written_for == invocation).then_some(stats);
     }
     let text = fs::read_to_string(path).ok()?;
-    plain_stats(&text, invocation)
+    listed_stats(&text, invocation)
 }
 
-fn plain_stats(text: &str, invocation: &str) -> Option<PlainStats> {
+fn listed_stats(text: &str, invocation: &str) -> Option<ListedStats> {
     let (_, files) = parse(text, invocation, true)?;
     Some(
         files
             .into_iter()
-            .filter(|(_, _, plain, digest)| *plain && digest.is_none())
-            .map(|(path, stat, _, _)| (path.into_owned().into_os_string(), stat))
+            .filter(|(_, _, _, digest)| digest.is_none())
+            .map(|(path, stat, plain, _)| {
+                (
+                    path.into_owned().into_os_string(),
+                    crate::reads::Vouched { stat, plain },
+                )
+            })
             .collect(),
     )
 }
@@ -336,7 +342,7 @@ pub fn preload(path: &Path) -> bool {
     else {
         return false;
     };
-    let Some(stats) = plain_stats(&text, invocation) else {
+    let Some(stats) = listed_stats(&text, invocation) else {
         return false;
     };
     crate::preload::put(path, stat, (invocation.to_string(), stats));

@@ -259,10 +259,35 @@ fn a_handed_build_states_what_the_server_cannot_vouch_for() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("(1 uncertain)"), "{}", run.stderr);
+    assert!(run.stderr.contains("(1 uncertain,"), "{}", run.stderr);
     assert!(run.ran().is_empty(), "{}", run.stderr);
     assert_eq!(p.read("out/b.txt"), "HELLO\n");
     // And the next build is a no-op the server vouches for.
     settle_served(&p);
     assert_eq!(p.read("out/d.txt"), "HELLO\nh");
+}
+
+/// The files a handed build takes from the server (inputs included) are
+/// regular files unchanged since: an input replaced by a directory is
+/// stated, and the build fails as one without a server does, with the
+/// input named.
+#[test]
+fn a_handed_build_sees_an_input_replaced_by_a_directory() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    settle_served(&p);
+    std::fs::remove_file(p.path("in/a.txt")).unwrap();
+    p.file("in/a.txt/inside.txt", "hello\n");
+    let run = build(&p, &["wf.yaml"]);
+    assert!(
+        run.stderr.contains("built by a process admf serve forked"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is a directory, not a file"),
+        "{}",
+        run.stderr
+    );
 }

@@ -224,8 +224,9 @@ impl UptodateRecord {
 
     /// Keep in `reads` the stats `admf serve` vouches for: the files the
     /// record lists, but for those an event touched since the server
-    /// checked them ([`Reads::keep_vouched_stats`]). Taken before this
-    /// build removes the record; nothing when the server cannot say.
+    /// checked them and those it did not find to be regular files
+    /// ([`Reads::keep_vouched_stats`]). Taken before this build removes
+    /// the record; nothing when the server cannot say.
     fn vouched_stats_into(&self, reads: &Reads) {
         let stat_now = || {
             std::fs::symlink_metadata(&self.path)
@@ -238,26 +239,25 @@ impl UptodateRecord {
         let Some(before) = stat_now() else {
             return;
         };
-        let Some((answered, uncertain)) =
-            super::serve::uncertain(store, &self.path, &self.invocation)
-        else {
+        let Some(uncertain) = super::serve::uncertain(store, &self.path, &self.invocation) else {
             return;
         };
         // The stats read must be those of the record the server answered
         // for, from before to after reading them.
-        let Some(mut stats) = uptodate::plain_stats_of(&self.path, &self.invocation) else {
+        let Some(mut stats) = uptodate::listed_stats_of(&self.path, &self.invocation) else {
             return;
         };
-        if answered != before || stat_now() != Some(before) {
+        if uncertain.record != before || stat_now() != Some(before) {
             return;
         }
-        for path in &uncertain {
+        for path in uncertain.touched.iter().chain(&uncertain.not_files) {
             stats.remove(path.as_os_str());
         }
         trace(&format!(
-            "admf serve vouched for {} files ({} uncertain)",
+            "admf serve vouched for {} files ({} uncertain, {} not files)",
             stats.len(),
-            uncertain.len()
+            uncertain.touched.len(),
+            uncertain.not_files.len()
         ));
         reads.keep_vouched_stats(stats);
     }

@@ -92,32 +92,68 @@ fn ask(
     Some(BufReader::new(stream.take(QUESTION_MAX * 256)))
 }
 
-/// What the server of the store at `store_root` vouches for of the
-/// record at `record`, written for `invocation`: the record's stat and
-/// the entries it cannot vouch for (an event touched them); every other
-/// entry it lists still has its recorded stat. `None` when it cannot
-/// say (no server, an error, nothing known of the record).
-pub fn uncertain(
-    store_root: &Path,
-    record: &Path,
-    invocation: &str,
-) -> Option<(crate::file_stat::Stat, Vec<PathBuf>)> {
-    let mut answer = ask(store_root, "uncertain", record, invocation)?;
-    let mut line = String::new();
-    answer.read_line(&mut line).ok()?;
-    let mut fields = line
-        .strip_suffix('\n')?
-        .strip_prefix("uncertain ")?
-        .split(' ');
-    let stat = crate::file_stat::Stat::parse(&mut fields)?;
-    let count: usize = fields.next()?.parse().ok()?;
-    let mut paths = Vec::with_capacity(count.min(1 << 16));
-    for _ in 0..count {
-        line.clear();
-        answer.read_line(&mut line).ok()?;
-        paths.push(crate::file_stat::unescape_path(line.strip_suffix('\n')?)?);
+/// What the server says it cannot vouch for of one record, whose every
+/// other entry still has its recorded stat and is a regular file
+/// (following symlinks).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Uncertain {
+    /// The record's stat when its entries were checked.
+    pub record: crate::file_stat::Stat,
+    /// The entries an event touched since.
+    pub touched: Vec<PathBuf>,
+    /// The entries that were no regular file when checked (directories
+    /// a glob listed, say).
+    pub not_files: Vec<PathBuf>,
+}
+
+impl Uncertain {
+    /// `uncertain <record stat> <touched> <not files>`, then each path.
+    fn to_text(&self) -> String {
+        let mut text = format!(
+            "uncertain {} {} {}\n",
+            self.record,
+            self.touched.len(),
+            self.not_files.len()
+        );
+        for path in self.touched.iter().chain(&self.not_files) {
+            text.push_str(&crate::file_stat::escape_path(path));
+            text.push('\n');
+        }
+        text
     }
-    Some((stat, paths))
+
+    fn read(answer: &mut impl BufRead) -> Option<Uncertain> {
+        let mut line = String::new();
+        answer.read_line(&mut line).ok()?;
+        let mut fields = line
+            .strip_suffix('\n')?
+            .strip_prefix("uncertain ")?
+            .split(' ');
+        let record = crate::file_stat::Stat::parse(&mut fields)?;
+        let touched: usize = fields.next()?.parse().ok()?;
+        let not_files: usize = fields.next()?.parse().ok()?;
+        let mut paths = |count: usize| -> Option<Vec<PathBuf>> {
+            let mut paths = Vec::with_capacity(count.min(1 << 16));
+            for _ in 0..count {
+                line.clear();
+                answer.read_line(&mut line).ok()?;
+                paths.push(crate::file_stat::unescape_path(line.strip_suffix('\n')?)?);
+            }
+            Some(paths)
+        };
+        Some(Uncertain {
+            record,
+            touched: paths(touched)?,
+            not_files: paths(not_files)?,
+        })
+    }
+}
+
+/// What the server of the store at `store_root` cannot vouch for of the
+/// record at `record`, written for `invocation` ([`Uncertain`]). `None`
+/// when it cannot say (no server, an error, nothing known of the record).
+pub fn uncertain(store_root: &Path, record: &Path, invocation: &str) -> Option<Uncertain> {
+    Uncertain::read(&mut ask(store_root, "uncertain", record, invocation)?)
 }
 
 /// Whether this process is a build that `admf serve` forked ([`builds`]).
@@ -270,14 +306,7 @@ fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
                 .uncertain(&record, invocation)
         });
         let text = match answer {
-            Some((stat, paths)) => {
-                let mut text = format!("uncertain {stat} {}\n", paths.len());
-                for path in paths {
-                    text.push_str(&crate::file_stat::escape_path(&path));
-                    text.push('\n');
-                }
-                text
-            }
+            Some(uncertain) => uncertain.to_text(),
             None => "unknown\n".to_string(),
         };
         let mut stream = stream;
@@ -341,6 +370,27 @@ fn bind(socket: &Path) -> Result<UnixListener, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_uncertain_answer_reads_back_as_written() {
+        let stat = crate::file_stat::Stat {
+            size: 7,
+            mtime_ns: 1_700_000_000_123_456_789,
+            inode: 42,
+            device: 2049,
+            ctime_ns: 1_700_000_000_987_654_321,
+        };
+        let answer = Uncertain {
+            record: stat,
+            touched: vec![PathBuf::from("/p/in/a b.txt")],
+            not_files: vec![PathBuf::from("/p/data"), PathBuf::from("/p/x\ny")],
+        };
+        let text = answer.to_text();
+        assert_eq!(Uncertain::read(&mut text.as_bytes()), Some(answer));
+        // A short answer is none.
+        let cut = &text[..text.len() - 3];
+        assert_eq!(Uncertain::read(&mut cut.as_bytes()), None);
+    }
 
     #[test]
     fn a_question_names_an_invocation_and_an_absolute_record() {

@@ -164,6 +164,8 @@ struct Entry {
     /// Its path, and the resolved one when it is a symlink.
     names: Vec<PathBuf>,
     kind: EntryKind,
+    /// Whether it is a regular file (following a symlink).
+    file: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -194,7 +196,8 @@ impl Entry {
             Some(meta) if nlink(meta) > 1 => EntryKind::Linked,
             _ => EntryKind::Single,
         };
-        Entry { names, kind }
+        let file = target_meta.as_ref().is_some_and(|m| m.is_file());
+        Entry { names, kind, file }
     }
 }
 
@@ -236,6 +239,9 @@ struct Tracked {
     /// resolved name: an event names a file by either
     /// ([`Tracked::touched_entries`]).
     resolved: HashMap<PathBuf, Vec<PathBuf>>,
+    /// The listed paths of the entries that were no regular file when
+    /// checked: never vouched for as files ([`Watched::uncertain`]).
+    not_files: Vec<PathBuf>,
     /// An event that could have changed any entry (a directory on the
     /// way renamed, the queue overflowed): nothing is known any more.
     whole: bool,
@@ -413,23 +419,27 @@ impl Watched {
 
     /// The entries of the record at `record`, written for `invocation`,
     /// that an event touched since they were checked, when every other
-    /// entry is known to hold (by the rule of [`Watched::holds`]), with
-    /// the record's stat; `None` when nothing is known of it (not checked
-    /// yet, checked for another invocation or as another file, or an
-    /// event that could have changed any entry).
-    pub fn uncertain(&mut self, record: &Path, invocation: &str) -> Option<(Stat, Vec<PathBuf>)> {
+    /// entry is known to hold (by the rule of [`Watched::holds`]), and
+    /// those that were no regular file, with the record's stat; `None`
+    /// when nothing is known of it (not checked yet, checked for another
+    /// invocation or as another file, or an event that could have changed
+    /// any entry).
+    pub fn uncertain(&mut self, record: &Path, invocation: &str) -> Option<super::Uncertain> {
         self.drain();
         let stat = stat_of(record)?;
         let t = self.records.get(record)?;
         if t.whole || t.invocation != invocation || t.record_stat != stat {
             return None;
         }
-        let touched = t
-            .touched_entries()
-            .into_iter()
-            .map(|l| l.path.clone())
-            .collect();
-        Some((stat, touched))
+        Some(super::Uncertain {
+            record: stat,
+            touched: t
+                .touched_entries()
+                .into_iter()
+                .map(|l| l.path.clone())
+                .collect(),
+            not_files: t.not_files.clone(),
+        })
     }
 
     /// Checks the records that came due ([`Watched::due`]). The
@@ -522,6 +532,12 @@ impl Watched {
         let (stated, count) = (to_check.len(), listed.len());
         drop(to_check);
         let resolved = resolved_names(&listed, &entries);
+        let not_files = listed
+            .iter()
+            .zip(&entries)
+            .filter(|(_, e)| !e.file)
+            .map(|(l, _)| l.path.clone())
+            .collect();
         let checked = listed
             .into_iter()
             .zip(entries)
@@ -536,6 +552,7 @@ impl Watched {
                 checked,
                 touched: HashSet::new(),
                 resolved,
+                not_files,
                 whole: !holds,
             },
         );
@@ -710,6 +727,7 @@ mod tests {
                 .collect(),
             touched: HashSet::new(),
             resolved,
+            not_files: Vec::new(),
             whole: false,
         };
         let paths = |t: &Tracked| -> Vec<PathBuf> {
