@@ -88,8 +88,7 @@ impl TracedNode {
         {
             return false;
         }
-        let same_plain =
-            |path: &Path, recorded: &Stat| reads.traced_output_stat(path) == Some(*recorded);
+        let same_plain = |path: &Path, recorded: &Stat| reads.plain_stat(path) == Some(*recorded);
         let holds = self
             .inputs
             .iter()

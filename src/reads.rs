@@ -149,11 +149,10 @@ impl Reads {
     /// server saw no event on them, [`crate::uptodate::ListedStats`]). The
     /// graph cache's check that each input is still a file
     /// ([`Reads::vouched_file_stat`]) and the node trace's checks of
-    /// inputs and outputs ([`Reads::input_stat`],
-    /// [`Reads::traced_output_stat`]) take them instead of a stat each; a
-    /// change after the server's answer shows to the next build as a
-    /// different stat, as for [`Reads::keep_input_stats`]. Only the first
-    /// call counts.
+    /// inputs and outputs ([`Reads::input_stat`], [`Reads::plain_stat`])
+    /// take them instead of a stat each; a change after the server's
+    /// answer shows to the next build as a different stat, as for
+    /// [`Reads::keep_input_stats`]. Only the first call counts.
     pub fn keep_vouched_stats(&self, stats: VouchedStats) {
         let _ = self.inner.vouched_stats.set(stats);
     }
@@ -173,10 +172,10 @@ impl Reads {
         self.vouched(path).map(|v| v.stat)
     }
 
-    /// The stat of `path`, a node's output or stored blob the node trace
-    /// recorded, when it is a plain file: the one `admf serve` vouched for
-    /// as such ([`Reads::keep_vouched_stats`]), or one taken now.
-    pub fn traced_output_stat(&self, path: &Path) -> Option<Stat> {
+    /// The stat of `path` when it is a plain file (a node's output, a
+    /// stored blob): the one `admf serve` vouched for as such
+    /// ([`Reads::keep_vouched_stats`]), or one taken now.
+    pub fn plain_stat(&self, path: &Path) -> Option<Stat> {
         match self.vouched(path) {
             Some(Vouched { stat, plain: true }) => Some(stat),
             _ => self.plain_file_stat(path),

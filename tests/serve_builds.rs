@@ -164,6 +164,27 @@ fn a_build_handed_while_the_last_one_writes_its_record_finds_the_record() {
     }
 }
 
+/// A handed build answers its caller before it adds its row to the run
+/// ledger, holding the ledger's lock until the row is written: `admf
+/// runs` right after the answer waits for the row and lists the build,
+/// though the fork is still held back from writing it.
+#[test]
+fn the_ledger_lists_a_handed_build_that_answered_before_its_row() {
+    let p = diamond();
+    let _server = Server::start(&p);
+    assert_eq!(traced(&p, &["build", "wf.yaml"]).code, 0);
+    let before = runs(&p);
+    p.file("in/a.txt", "edit\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = p.admf_env(
+        &["build", "wf.yaml"],
+        &[("ADMF_TRACE", "1"), ("ADMF_TEST_SAVE_DELAY_MS", "1500")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    assert_eq!(runs(&p), before + 1);
+}
+
 #[test]
 fn a_handed_build_takes_the_callers_environment_directory_and_umask() {
     let p = Project::new();

@@ -631,14 +631,18 @@ fn build_from(
                 let _ = ctx.stats.save();
             })
         };
-        let counts = conclude(
-            wf,
-            args,
-            &lines,
-            events,
-            started,
-            Some(&ctx.graph.workflow.files_digest),
-        );
+        // A build admf serve forked answers its caller before its ledger
+        // row is written, holding the ledger's lock until it is: a reader
+        // of the ledger started after the answer waits for the row.
+        let files_digest = Some(ctx.graph.workflow.files_digest.as_str());
+        let pending = super::serve::forked()
+            .then(|| ctx.store.ledger_pending().ok())
+            .flatten();
+        let ledger = match pending {
+            Some(_) => Ledger::AfterAnswer,
+            None => Ledger::Now { files_digest },
+        };
+        let counts = conclude(wf, args, &lines, events, started, ledger);
         let synced = super::export::sync_after_build(&ctx, &report);
         if std::env::var_os("ADMF_TRACE").is_some() {
             crate::errln!(
@@ -654,6 +658,13 @@ fn build_from(
         if let Ok(0) = outcome {
             super::serve::answer_early(0);
         }
+        if let Some(pending) = pending {
+            if let Some(delay) = save_delay() {
+                std::thread::sleep(delay);
+            }
+            record_run(wf, args, &lines, started, files_digest);
+            drop(pending);
+        }
         let _ = saving.join();
         outcome
     });
@@ -668,10 +679,11 @@ fn build_from(
     outcome
 }
 
-/// How long the caches wait before they are written, from
-/// `ADMF_TEST_SAVE_DELAY_MS`: lets a test hold a served build between
-/// its answer and its up-to-date record, the window in which the next
-/// build must not miss the record (`tests/serve_builds.rs`).
+/// How long the caches (and a served build's ledger row) wait before they
+/// are written, from `ADMF_TEST_SAVE_DELAY_MS`: lets a test hold a served
+/// build between its answer and its up-to-date record or ledger row, the
+/// window in which the next build must not miss the record and a reader
+/// of the ledger must not miss the row (`tests/serve_builds.rs`).
 fn save_delay() -> Option<std::time::Duration> {
     let ms = std::env::var("ADMF_TEST_SAVE_DELAY_MS")
         .ok()?
@@ -973,7 +985,14 @@ fn conclude_noop(
             started.elapsed()
         );
     }
-    conclude(wf, args, &lines, events, started, None);
+    conclude(
+        wf,
+        args,
+        &lines,
+        events,
+        started,
+        Ledger::Now { files_digest: None },
+    );
     0
 }
 
@@ -994,6 +1013,16 @@ struct NodeLine<'a> {
     /// Its metrics as the ledger stores them, when made where it ran
     /// ([`crate::store::RunNode::metrics_text`]).
     metrics_text: Option<std::sync::Arc<str>>,
+}
+
+/// When [`conclude`] adds the build to the run ledger.
+#[derive(Clone, Copy)]
+enum Ledger<'a> {
+    /// Before it reports: `files_digest` as [`record_run`] takes it.
+    Now { files_digest: Option<&'a str> },
+    /// Not at all: the caller does, after answering a caller that does
+    /// not wait for the row, holding [`crate::store::Store::ledger_pending`].
+    AfterAnswer,
 }
 
 /// Appends the build to the store's run ledger. A ledger that cannot be
@@ -1072,13 +1101,16 @@ fn conclude(
     lines: &[NodeLine],
     mut events: EventLog,
     started: Instant,
-    files_digest: Option<&str>,
+    ledger: Ledger,
 ) -> [usize; 5] {
     let store_root = super::store_root(wf);
     let read_only = crate::store::not_writable(&store_root);
-    match &read_only {
-        None => record_run(wf, args, lines, started, files_digest),
-        Some(e) => crate::errln!(
+    match (&read_only, ledger) {
+        (None, Ledger::Now { files_digest }) => {
+            record_run(wf, args, lines, started, files_digest);
+        }
+        (None, Ledger::AfterAnswer) => {}
+        (Some(e), _) => crate::errln!(
             "note: the store {} is not writable: {e}; this build is not added to its run ledger",
             std::path::absolute(&store_root)
                 .unwrap_or_else(|_| store_root.clone())

@@ -380,6 +380,7 @@ impl Store {
     /// The ledger, oldest build first; only builds of `workflow_id` when
     /// given.
     pub fn runs(&self, workflow_id: Option<&str>) -> io::Result<Vec<RunRecord>> {
+        self.wait_for_ledger();
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
         let mut stmt = conn
@@ -475,6 +476,7 @@ impl Store {
         &self,
         workflow_id: &str,
     ) -> io::Result<(Option<String>, Option<String>)> {
+        self.wait_for_ledger();
         let mut conn = self.index().conn_for_transaction()?;
         migrate(&mut conn)?;
         // The latest run found first, then its columns: sorting the

@@ -1,4 +1,5 @@
-//! File locks: per-key locks, the build/gc guard, and temp-dir writer locks.
+//! File locks: per-key locks, the build/gc guard, the pending ledger row,
+//! and temp-dir writer locks.
 //!
 //! All locks are `flock`s (std `File::lock`), which belong to an open file
 //! description: two threads of one process that each open the lock file
@@ -178,6 +179,13 @@ pub struct BuildGuard {
     _file: File,
 }
 
+/// The exclusive lock on `ledger.lock` ([`Store::ledger_pending`]),
+/// released when dropped.
+#[derive(Debug)]
+pub struct LedgerPending {
+    _file: File,
+}
+
 /// A lock file that is removed, then unlocked, when dropped.
 #[derive(Debug)]
 pub(crate) struct HeldLock {
@@ -252,6 +260,26 @@ impl Store {
     pub fn build_guard(&self) -> io::Result<BuildGuard> {
         let file = lock_file(&self.gc_lock_path(), LockKind::Shared, true)?.expect("blocking lock");
         Ok(BuildGuard { _file: file })
+    }
+
+    /// Takes `ledger.lock` exclusively: held by a build that answers its
+    /// caller before it adds its row to the run ledger (a build `admf
+    /// serve` forked, [`crate::commands::serve`]), from before that answer
+    /// until the row is written, so that a reader of the ledger
+    /// ([`Store::wait_for_ledger`]) started after the answer finds the row.
+    pub fn ledger_pending(&self) -> io::Result<LedgerPending> {
+        let file =
+            lock_file(&self.ledger_lock_path(), LockKind::Exclusive, true)?.expect("blocking lock");
+        Ok(LedgerPending { _file: file })
+    }
+
+    /// Waits while a build holds [`Store::ledger_pending`]: what the ledger
+    /// holds then includes every build that has answered. A store whose
+    /// lock cannot be taken (read-only, say) has no build writing to it.
+    /// Never called while this process holds the pending lock itself: it
+    /// would wait for itself.
+    pub(crate) fn wait_for_ledger(&self) {
+        let _ = lock_file(&self.ledger_lock_path(), LockKind::Shared, true);
     }
 
     /// Takes `gc.lock` exclusively. With `wait == false`, fails with

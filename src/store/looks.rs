@@ -10,6 +10,7 @@ impl Store {
     /// The recorded builds of `workflow_id` in which `node` ran or was
     /// served from the store.
     pub fn builds_with_node(&self, workflow_id: &str, node: &str) -> io::Result<u64> {
+        self.wait_for_ledger();
         let mut conn = self.index().conn_for_transaction()?;
         super::ledger::migrate(&mut conn)?;
         let count: i64 = conn

@@ -26,6 +26,8 @@
 //!   locks/paths-<xx>.ofd      workspace path locks: one byte per path over 64 files (Linux;
 //!                             elsewhere locks/path-<xx>.lock stripes; see [`PathLocks`])
 //!   gc.lock                   shared flock held by builds, exclusive by gc
+//!   ledger.lock               exclusive flock held by a build that answered before adding
+//!                             its run ledger row; readers of the ledger wait on it
 //!   statcache                 the [`StatCache`](crate::stat_cache::StatCache) file
 //!   runs/<workflow-id>/       the up-to-date record and the `events.jsonl` export
 //!   serve.sock                where `admf serve` answers while it runs (Linux)
@@ -119,7 +121,7 @@ pub use cas::INLINE_MAX;
 pub use entry::{BatchSeal, Entry, OutputSource, PendingEntry, SealedOutputs};
 pub use gc::{EntrySummary, GcPolicy, GcReport};
 pub use ledger::{RunNode, RunRecord, encode_nodes, flatten_metrics, ledger_metrics, new_run_id};
-pub use lock::{BuildGuard, KeyLock, PathAccess, PathLocks};
+pub use lock::{BuildGuard, KeyLock, LedgerPending, PathAccess, PathLocks};
 pub use lookup::Lookup;
 pub use manifest::{MANIFEST_SCHEMA, Manifest, ManifestMeta, OutputRecord, RawJson, output_digest};
 pub use refs::RefRecord;
@@ -256,6 +258,10 @@ impl Store {
 
     pub(crate) fn gc_lock_path(&self) -> PathBuf {
         self.root.join("gc.lock")
+    }
+
+    pub(crate) fn ledger_lock_path(&self) -> PathBuf {
+        self.root.join("ledger.lock")
     }
 
     fn index_dir(&self) -> PathBuf {
