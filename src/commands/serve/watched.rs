@@ -36,7 +36,10 @@
 //! them itself). A file with other hard links is watched itself, since a
 //! write through another name reaches no watched directory.
 
-use std::collections::{HashMap, HashSet};
+// Path-keyed maps hashed with FxHash: a record lists tens of thousands of
+// paths, hashed on every check, and SipHash's resistance to chosen keys
+// buys nothing for paths on the user's own disk.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -87,8 +90,8 @@ impl Relevance {
     /// lists and of itself.
     fn of(entries: &[&Entry]) -> Relevance {
         let mut r = Relevance::default();
-        let mut watch: HashSet<PathBuf> = HashSet::new();
-        let mut parents: HashSet<PathBuf> = HashSet::new();
+        let mut watch: HashSet<PathBuf> = HashSet::default();
+        let mut parents: HashSet<PathBuf> = HashSet::default();
         for entry in entries {
             for name in &entry.names {
                 r.files.insert(name.clone());
@@ -109,7 +112,7 @@ impl Relevance {
         }
         // A directory on the way may itself be reached through a symlink:
         // the resolved directories and theirs are watched too.
-        let mut dirs: HashSet<PathBuf> = HashSet::new();
+        let mut dirs: HashSet<PathBuf> = HashSet::default();
         for parent in &parents {
             dirs.insert(parent.clone());
             if let Ok(resolved) = fs::canonicalize(parent) {
@@ -299,10 +302,10 @@ impl Watched {
     pub fn new() -> std::io::Result<Watched> {
         Ok(Watched {
             inotify: Inotify::init()?,
-            paths: HashMap::new(),
-            watched: HashSet::new(),
-            records: HashMap::new(),
-            due: HashMap::new(),
+            paths: HashMap::default(),
+            watched: HashSet::default(),
+            records: HashMap::default(),
+            due: HashMap::default(),
             buffer: vec![0; 64 * 1024],
         })
     }
@@ -550,7 +553,7 @@ impl Watched {
                 record_stat: stat,
                 relevance,
                 checked,
-                touched: HashSet::new(),
+                touched: HashSet::default(),
                 resolved,
                 not_files,
                 whole: !holds,
@@ -586,7 +589,7 @@ impl Watched {
 /// The listed paths of the entries found through a symlink, by the
 /// name it resolved to ([`Tracked::resolved`]).
 fn resolved_names(listed: &[Listed], entries: &[Entry]) -> HashMap<PathBuf, Vec<PathBuf>> {
-    let mut resolved: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+    let mut resolved: HashMap<PathBuf, Vec<PathBuf>> = HashMap::default();
     for (l, e) in listed.iter().zip(entries) {
         for name in e.names.iter().filter(|n| **n != l.path) {
             resolved
@@ -725,7 +728,7 @@ mod tests {
                 .zip(entries)
                 .map(|(l, e)| (l.path.clone(), (l, e)))
                 .collect(),
-            touched: HashSet::new(),
+            touched: HashSet::default(),
             resolved,
             not_files: Vec::new(),
             whole: false,
