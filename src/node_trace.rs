@@ -72,7 +72,10 @@ pub struct TracedNode {
 impl TracedNode {
     /// Whether the node would be decided the same way now: its upstream
     /// nodes ended with `upstream` digests, and every file it rested on
-    /// has its recorded stat. Each file's stat is noted in `reads`.
+    /// has its recorded stat. The files are not noted in `reads`: a node
+    /// settled so carries this trace as its evidence, whose files the
+    /// build adds to what it read when it saves its record
+    /// ([`TracedNode::files`]), off the path to its answer.
     pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str], reads: &Reads) -> bool {
         // Bytes first: equal bytes are equal paths, and `Path`'s own
         // comparison goes component by component.
@@ -89,18 +92,17 @@ impl TracedNode {
             return false;
         }
         let same_plain = |path: &Path, recorded: &Stat| reads.plain_stat(path) == Some(*recorded);
-        let holds = self
-            .inputs
+        self.inputs
             .iter()
             .all(|(p, s)| reads.input_stat(p) == Some(*s))
             && self.outputs.iter().all(|(p, s)| same_plain(p, s))
-            && self.blobs.iter().all(|(p, s)| same_plain(p, s));
-        if holds {
-            reads.note_all(self.inputs.iter());
-            reads.note_all(self.outputs.iter());
-            reads.note_all(self.blobs.iter());
-        }
-        holds
+            && self.blobs.iter().all(|(p, s)| same_plain(p, s))
+    }
+
+    /// Every file the node rested on, with the stat [`TracedNode::holds`]
+    /// found it with.
+    pub fn files(&self) -> impl Iterator<Item = &(PathBuf, Stat)> {
+        self.inputs.iter().chain(&self.outputs).chain(&self.blobs)
     }
 
     fn is_racy(&self, started_ns: i64, now_ns: i64) -> bool {
@@ -127,14 +129,6 @@ pub struct NodeTrace {
 impl NodeTrace {
     pub fn get(&self, id: &str) -> Option<&Arc<TracedNode>> {
         self.nodes.get(id)
-    }
-
-    /// How many files the nodes' entries list in all.
-    pub fn files(&self) -> usize {
-        self.nodes
-            .values()
-            .map(|n| n.inputs.len() + n.outputs.len() + n.blobs.len())
-            .sum()
     }
 }
 

@@ -83,19 +83,6 @@ impl Reads {
         self.lock().push((path.to_path_buf(), stat));
     }
 
-    /// Room for `more` notes beyond those already taken.
-    pub fn reserve(&self, more: usize) {
-        self.lock().reserve(more);
-    }
-
-    /// Each of `files` (absolute) was read while it had its stat: one
-    /// lock and one reservation for a node's files.
-    pub fn note_all<'a>(&self, files: impl ExactSizeIterator<Item = &'a (PathBuf, Stat)>) {
-        let mut seen = self.lock();
-        seen.reserve(files.len());
-        seen.extend(files.map(|(path, stat)| (path.clone(), *stat)));
-    }
-
     /// The file's bytes, its stat noted (taken on the open handle, before
     /// reading).
     pub fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
@@ -246,6 +233,11 @@ impl Reads {
 pub struct Observed(Vec<(PathBuf, Stat)>);
 
 impl Observed {
+    /// Add files read as noted, each with its stat.
+    pub fn extend<'a>(&mut self, files: impl Iterator<Item = &'a (PathBuf, Stat)>) {
+        self.0.extend(files.cloned());
+    }
+
     /// The reads sorted and without repeats, or `None` when one path was
     /// seen with two different stats (it changed during the build).
     pub fn sorted(self) -> Option<Vec<(PathBuf, Stat)>> {

@@ -96,6 +96,15 @@ pub struct NodeResult {
 }
 
 impl NodeResult {
+    /// The node trace's entry for a node it settled (cached, with no
+    /// store entry looked up): what the node rested on, read as recorded.
+    pub fn settled_by_trace(&self) -> Option<&TracedNode> {
+        match (&self.outcome, &self.entry) {
+            (Outcome::Cached, None) => self.evidence.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn skipped(reason: String) -> Self {
         NodeResult {
             outcome: Outcome::Skipped(reason),

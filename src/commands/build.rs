@@ -487,11 +487,6 @@ fn build_from(
     }
     let mut progress = Progress::new(ctx.graph.nodes.len(), events, args.verbose, false);
     let _signals = crate::interrupt::during_build().map_err(|e| Error::io(ctx.store.root(), e))?;
-    // Each node settled by the trace notes its files: room for them all
-    // at once rather than a list copied over as it doubles.
-    if let Some(trace) = &ctx.trace {
-        ctx.reads().reserve(trace.files());
-    }
     let report = dispatch(
         ctx.clone(),
         executor.as_executor(),
@@ -520,11 +515,7 @@ fn build_from(
         );
     }
     if std::env::var_os("ADMF_TRACE").is_some() {
-        let by_trace = report
-            .nodes
-            .iter()
-            .filter(|f| matches!(f, Final::Done(r) if r.outcome == Outcome::Cached && r.entry.is_none()))
-            .count();
+        let by_trace = settled_by_trace(&report).count();
         trace(&format!("{by_trace} nodes settled by the node trace"));
     }
     let t_dispatch = started.elapsed();
@@ -604,8 +595,15 @@ fn build_from(
                     std::thread::sleep(delay);
                 }
                 // The record first: a no-op right after this build reads
-                // it, where only the next edit reads the others.
-                let observed = observed.and_then(crate::reads::Observed::sorted);
+                // it, where only the next edit reads the others. The files
+                // of the nodes the trace settled were read as the trace
+                // recorded them ([`crate::node_trace::TracedNode::holds`]).
+                let observed = observed
+                    .map(|mut observed| {
+                        observed.extend(settled_by_trace(report).flat_map(|t| t.files()));
+                        observed
+                    })
+                    .and_then(crate::reads::Observed::sorted);
                 if record.is_some() && observed.is_none() {
                     trace("no up-to-date record: a file changed while this build read it");
                 }
@@ -677,6 +675,16 @@ fn build_from(
         return Err(Error::Interrupted { signal });
     }
     outcome
+}
+
+/// The trace entries of the nodes of `report` that the node trace settled.
+fn settled_by_trace(
+    report: &crate::dispatch::BuildReport,
+) -> impl Iterator<Item = &crate::node_trace::TracedNode> {
+    report.nodes.iter().filter_map(|f| match f {
+        Final::Done(r) => r.settled_by_trace(),
+        _ => None,
+    })
 }
 
 /// How long the caches (and a served build's ledger row) wait before they
