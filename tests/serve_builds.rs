@@ -185,6 +185,49 @@ fn the_ledger_lists_a_handed_build_that_answered_before_its_row() {
     assert_eq!(runs(&p), before + 1);
 }
 
+/// A handed build records the git state its ledger row names as a build
+/// alone does: the commit, and whether tracked files differ from it
+/// (asked as the build starts), for a workflow named without a directory
+/// too.
+#[test]
+fn a_handed_build_records_the_git_commit_in_its_ledger_row() {
+    let p = diamond();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(p.dir.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "wf.yaml", "in"]);
+    git(&["commit", "-q", "-m", "start"]);
+    // The index written anew, after the files: none of them is racily
+    // clean, which a `git status` that may not refresh the index (as a
+    // build asks it) could report as changed.
+    git(&["update-index", "-q", "--really-refresh"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let _server = Server::start(&p);
+    for edit in [None, Some("edited\n")] {
+        if let Some(text) = edit {
+            p.file("in/a.txt", text);
+        }
+        let out = traced(&p, &["build", "wf.yaml"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    }
+    let out = p.admf(&["runs", "wf.yaml", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(runs[0]["git_commit"], head.as_str(), "{runs}");
+    assert_eq!(runs[0]["git_dirty"], false, "{runs}");
+    assert_eq!(runs[1]["git_commit"], head.as_str(), "{runs}");
+    assert_eq!(runs[1]["git_dirty"], true, "{runs}");
+}
+
 #[test]
 fn a_handed_build_takes_the_callers_environment_directory_and_umask() {
     let p = Project::new();

@@ -12,7 +12,14 @@ use crate::store::{RunNode, Store, flatten_metrics};
 /// without a `git` program (git is never required). One `git status`
 /// gives both.
 pub fn git_state(dir: &Path) -> Option<(String, bool)> {
-    let dir = std::path::absolute(dir).ok()?;
+    // A workflow named without a directory (`wf.yaml`) has an empty
+    // parent: the working directory.
+    let dir = std::path::absolute(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    })
+    .ok()?;
     // Only ask git where a repository exists: no process otherwise.
     dir.ancestors().find(|d| d.join(".git").exists())?;
     let out = Command::new("git")
