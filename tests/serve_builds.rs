@@ -27,6 +27,18 @@ fn traced(p: &Project, args: &[&str]) -> common::Output {
     p.admf_env(args, &[("ADMF_TRACE", "1")])
 }
 
+/// `admf build wf.yaml`, which must be handed over and succeed; its fork
+/// waits `delay_ms` after answering before it writes its caches and its
+/// run ledger row (`ADMF_TEST_SAVE_DELAY_MS`).
+fn handed_build_held(p: &Project, delay_ms: &str) {
+    let out = p.admf_env(
+        &["build", "wf.yaml"],
+        &[("ADMF_TRACE", "1"), ("ADMF_TEST_SAVE_DELAY_MS", delay_ms)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+}
+
 /// Wait (at most 20 s) until `admf serve` has read what the last build
 /// wrote: a build handed over after that takes the decoded copies.
 fn until_decoded_ahead(p: &Project, rebuild: impl Fn()) {
@@ -140,12 +152,7 @@ fn a_build_handed_while_the_last_one_writes_its_record_finds_the_record() {
     for round in 0..2 {
         p.file("in/a.txt", &format!("edit {round}\n"));
         std::thread::sleep(Duration::from_millis(300));
-        let out = p.admf_env(
-            &["build", "wf.yaml"],
-            &[("ADMF_TRACE", "1"), ("ADMF_TEST_SAVE_DELAY_MS", "500")],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+        handed_build_held(&p, "500");
         let again = traced(&p, &["build", "wf.yaml"]);
         assert_eq!(again.code, 0, "{}", again.stderr);
         // Handed over (no record yet when its caller looked), and up to
@@ -176,12 +183,7 @@ fn the_ledger_lists_a_handed_build_that_answered_before_its_row() {
     let before = runs(&p);
     p.file("in/a.txt", "edit\n");
     std::thread::sleep(Duration::from_millis(300));
-    let out = p.admf_env(
-        &["build", "wf.yaml"],
-        &[("ADMF_TRACE", "1"), ("ADMF_TEST_SAVE_DELAY_MS", "1500")],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains(HANDED), "{}", out.stderr);
+    handed_build_held(&p, "1500");
     assert_eq!(runs(&p), before + 1);
 }
 

@@ -696,6 +696,7 @@ mod tests {
         );
         assert!(r.watch.contains(&root.join("real")));
     }
+
     #[test]
     fn touched_entries_are_found_by_listed_or_resolved_name_each_once() {
         let dir = tempfile::tempdir().unwrap();
