@@ -320,6 +320,7 @@ pub fn after_lock(
     // Each upstream entry is looked up (and verified) once here: a node
     // with thousands of upstream nodes would otherwise pay it per use.
     let dep_entries = upstream_entries(ctx, deps);
+    let mut checked: Vec<Option<Vec<(String, Stat)>>> = Vec::new();
     // The node reads its upstream's temp outputs from the workspace.
     if let Err(e) = restore_upstream_temps(ctx, node, &dep_entries) {
         return Decision::Done(prepared.fail(e));
@@ -330,25 +331,28 @@ pub fn after_lock(
     if node.mode == "command" {
         // Whether each is in place is checked first, on several threads
         // for thousands of upstream nodes; restoring (rare) comes after.
-        let in_place = crate::par::map_in_parallel(&dep_entries, |i, entry| {
+        // The stats taken here are those the command's upstream folders
+        // are checked against after it ran: they were taken under the
+        // read locks it runs under.
+        checked = crate::par::map_in_parallel(&dep_entries, |i, entry| {
             let dep = &ctx.graph.nodes[node.deps[i]];
-            entry
-                .as_ref()
-                .is_none_or(|entry| outputs_in_place(ctx, dep, entry))
+            outputs_in_place(ctx, dep, entry.as_ref()?)
         });
-        for ((&d, entry), in_place) in node.deps.iter().zip(&dep_entries).zip(in_place) {
+        for ((&d, entry), in_place) in node.deps.iter().zip(&dep_entries).zip(&mut checked) {
             let dep = &ctx.graph.nodes[d];
             // In place also when it has no workspace outputs.
-            if in_place {
-                continue;
-            }
             let Some(entry) = entry else {
                 continue;
             };
+            if in_place.is_some() {
+                continue;
+            }
             if let Err(e) = restore_outputs(ctx, dep, entry) {
                 let message = format!("cannot restore the outputs of `{}`: {e}", dep.id);
                 return Decision::Done(prepared.fail(message));
             }
+            // Restored: their stats are taken afresh before the command.
+            *in_place = None;
         }
     }
     let writes_files = ctx
@@ -364,7 +368,7 @@ pub fn after_lock(
         Ok(p) => p,
         Err(e) => return Decision::Done(prepared.fail(format!("cannot write to the store: {e}"))),
     };
-    let upstream = upstream_of(ctx, node, deps, &dep_entries);
+    let upstream = upstream_of(ctx, node, deps, dep_entries, checked);
     let gather = gather_config(ctx, node);
     let (pending, action) =
         prepared.into_pending(ctx, entry, (upstream, gather), None, lock, paths);
@@ -376,23 +380,44 @@ pub fn after_lock(
 /// of its stored workspace files at `dir/name` and nothing else is (no
 /// directory output, no temp or uncached one). A folder laid out of the
 /// store would hold the same bytes in new files.
-fn workspace_of(dep: &Node, entry: &Entry) -> Option<PathBuf> {
+///
+/// `dirs` remembers the last base directory made absolute: the upstream
+/// nodes of one node mostly share theirs.
+fn workspace_of(
+    dep: &Node,
+    entry: &Entry,
+    dirs: &mut Option<(PathBuf, PathBuf)>,
+) -> Option<PathBuf> {
     if dep.mode != "command" {
         return None;
     }
-    let base = if dep.base_dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dep.base_dir.as_path()
+    let dir = match dirs {
+        Some((base, dir)) if *base == dep.base_dir => dir.clone(),
+        _ => {
+            let base = if dep.base_dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dep.base_dir.as_path()
+            };
+            let dir = crate::paths::normalize(&std::path::absolute(base).ok()?);
+            *dirs = Some((dep.base_dir.clone(), dir.clone()));
+            dir
+        }
     };
-    let dir = crate::paths::normalize(&std::path::absolute(base).ok()?);
     let mut outputs = 0;
     for (rel, path, keep) in dep.outputs_kept() {
-        let at = crate::paths::normalize(&std::path::absolute(path).ok()?);
         if keep != Keep::Stored
             || crate::workspace::is_dir_output(rel)
             || !entry.manifest.outputs.contains_key(rel.as_str())
-            || at != crate::paths::normalize(&dir.join(rel))
+        {
+            return None;
+        }
+        // An output declared as `rel` under the base directory is there;
+        // another spelling is compared in full.
+        let under_base = path.strip_prefix(&dep.base_dir).ok() == Some(Path::new(rel));
+        if !under_base
+            && crate::paths::normalize(&std::path::absolute(path).ok()?)
+                != crate::paths::normalize(&dir.join(rel))
         {
             return None;
         }
@@ -406,27 +431,32 @@ fn workspace_of(dep: &Node, entry: &Entry) -> Option<PathBuf> {
 /// (taken from its result: it lives as long as this action). A command
 /// reads those of upstream commands where they are ([`workspace_of`]):
 /// [`after_lock`] put every one in place, under read locks held until the
-/// command is committed (commands are never decided in batches).
+/// command is committed (commands are never decided in batches), with
+/// the stats in `checked` (by dep, by output name, where it took them).
 pub(crate) fn upstream_of(
     ctx: &RunContext,
     node: &Node,
     deps: &[Arc<NodeResult>],
-    dep_entries: &[Option<Entry>],
+    dep_entries: Vec<Option<Entry>>,
+    checked: Vec<Option<Vec<(String, Stat)>>>,
 ) -> Vec<Upstream> {
+    let mut dirs = None;
+    let mut checked = checked.into_iter();
     node.deps
         .iter()
         .zip(deps)
         .zip(dep_entries)
         .filter_map(|((&d, result), entry)| {
+            let stats = checked.next().flatten();
             let dep = &ctx.graph.nodes[d];
-            let entry = entry.as_ref()?;
+            let entry = entry?;
+            let in_place = (node.mode == "command")
+                .then(|| workspace_of(dep, &entry, &mut dirs))
+                .flatten();
             let up = Upstream::stored(dep.id.clone(), dep.mode.clone(), dep.role.clone(), entry)
                 .with_handoff(result.handoff.take());
-            let in_place = (node.mode == "command")
-                .then(|| workspace_of(dep, entry))
-                .flatten();
             Some(match in_place {
-                Some(dir) => up.in_workspace(dir),
+                Some(dir) => up.in_workspace(dir, stats.unwrap_or_default()),
                 None => up,
             })
         })
@@ -751,18 +781,22 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
     restore_kept(ctx, node, entry, Keep::Stored)
 }
 
-/// Whether every stored workspace output of `node` is in place with the
-/// content of `entry`, so that [`restore_outputs`] would write nothing;
-/// false for a directory output (its check is the restore's own).
-fn outputs_in_place(ctx: &RunContext, node: &Node, entry: &Entry) -> bool {
+/// When every stored workspace output of `node` is in place with the
+/// content of `entry`, so that [`restore_outputs`] would write nothing:
+/// the stat each had, by output name; `None` when one is not, or is a
+/// directory output (its check is the restore's own).
+fn outputs_in_place(ctx: &RunContext, node: &Node, entry: &Entry) -> Option<Vec<(String, Stat)>> {
     node.outputs_kept()
         .filter(|(_, _, keep)| *keep == Keep::Stored)
-        .all(|(rel, path, _)| {
-            !crate::workspace::is_dir_output(rel)
-                && entry.manifest.outputs.get(rel).is_some_and(|record| {
-                    ctx.stats.hash_plain_file(path).as_deref() == Some(record.blake3.as_str())
-                })
+        .map(|(rel, path, _)| {
+            if crate::workspace::is_dir_output(rel) {
+                return None;
+            }
+            let record = entry.manifest.outputs.get(rel)?;
+            let stat = ctx.stats.plain_file_holding(path, &record.blake3)?;
+            Some((rel.clone(), stat))
         })
+        .collect()
 }
 
 /// Put back the workspace outputs of `node` kept as `which`.
@@ -780,7 +814,7 @@ fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> st
                 "entry has no output `{rel}`"
             )));
         };
-        if ctx.stats.hash_plain_file(path).as_deref() == Some(record.blake3.as_str()) {
+        if ctx.stats.plain_file_holding(path, &record.blake3).is_some() {
             continue;
         }
         crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)

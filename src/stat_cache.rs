@@ -153,6 +153,20 @@ impl StatCache {
     /// files at once (the workspace outputs of thousands of upstream
     /// nodes), where a stat of each full path twice was most of the cost.
     pub fn hash_plain_file(&self, path: &Path) -> Option<String> {
+        self.plain_file_hash(path)
+            .map(|(hash, _)| hash.to_hex().to_string())
+    }
+
+    /// The stat of `path` when it is a plain file whose digest is
+    /// `blake3_hex`, found as [`StatCache::hash_plain_file`] finds it
+    /// (the digests compared as bytes, no text made per file).
+    pub fn plain_file_holding(&self, path: &Path, blake3_hex: &str) -> Option<Stat> {
+        let wanted = blake3::Hash::from_hex(blake3_hex).ok()?;
+        let (hash, stat) = self.plain_file_hash(path)?;
+        (hash == wanted).then_some(stat)
+    }
+
+    fn plain_file_hash(&self, path: &Path) -> Option<(blake3::Hash, Stat)> {
         let abs = std::path::absolute(path).ok()?;
         let stat = self.reads.plain_file_stat(&abs)?;
         if let Some(record) = self.lock().get(&abs)
@@ -160,12 +174,12 @@ impl StatCache {
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             self.reads.note(&abs, stat);
-            return Some(blake3::Hash::from_bytes(record.hash).to_hex().to_string());
+            return Some((blake3::Hash::from_bytes(record.hash), stat));
         }
         let (hash, hashed) = self.hash_file_stat(&abs).ok()?;
         // Replaced by something else between the two stats: not a file
         // this answer can be about.
-        (hashed == stat).then_some(hash)
+        (hashed == stat).then_some((blake3::Hash::from_hex(hash).ok()?, stat))
     }
 
     /// [`StatCache::hash_file`], with the stat the file had when it was

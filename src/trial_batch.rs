@@ -196,7 +196,7 @@ pub fn decide_batch(
         let node = &ctx.graph.nodes[first.index];
         let dep_entries = upstream_entries(ctx, deps);
         let upstream = restore_upstream_temps(ctx, node, &dep_entries)
-            .map(|()| upstream_of(ctx, node, deps, &dep_entries));
+            .map(|()| upstream_of(ctx, node, deps, dep_entries, Vec::new()));
         let gather = gather_config(ctx, node);
         for (slot, prepared, json, lock) in misses {
             let upstream = match &upstream {

@@ -518,7 +518,7 @@ fn upstream_artifacts_survive_serialisation_and_are_checked_on_read() {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(root.path()).unwrap();
     let e = commit_sample(&store, &key(80));
-    let up = Upstream::stored("n".into(), "backtest".into(), Role::Single, &e);
+    let up = Upstream::stored("n".into(), "backtest".into(), Role::Single, e.clone());
     // What an action carries to another process: locations, not handles.
     let text = serde_json::to_string(&up).unwrap();
     assert!(text.contains(&digest(&e, "metrics.json")), "{text}");

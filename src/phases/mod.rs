@@ -170,6 +170,10 @@ enum Artifacts {
         /// `d/name` ([`Upstream::in_workspace`]; not serialised).
         #[serde(skip)]
         workspace: Option<PathBuf>,
+        /// The stat each of those files had when checked, by output name
+        /// (not serialised).
+        #[serde(skip)]
+        workspace_stats: Vec<(String, crate::file_stat::Stat)>,
     },
     /// A plain directory of files (phases run outside a build, in tests).
     Dir { dir: PathBuf },
@@ -181,16 +185,24 @@ enum Artifacts {
 
 impl Upstream {
     /// The artifacts of a committed store entry.
-    pub fn stored(node: String, mode: String, role: Role, entry: &crate::store::Entry) -> Self {
+    pub fn stored(node: String, mode: String, role: Role, entry: crate::store::Entry) -> Self {
+        let store = entry.store().clone();
+        // An entry looked up for this action alone gives its outputs up;
+        // a shared one is copied.
+        let outputs = match std::sync::Arc::try_unwrap(entry.manifest) {
+            Ok(manifest) => manifest.outputs,
+            Err(shared) => shared.outputs.clone(),
+        };
         Upstream {
             node,
             mode,
             role,
             artifacts: Artifacts::Stored {
-                store: entry.store().root().to_path_buf(),
-                outputs: entry.manifest.outputs.clone(),
-                open: Some(entry.store().clone()),
+                store: store.root().to_path_buf(),
+                outputs,
+                open: Some(store),
                 workspace: None,
+                workspace_stats: Vec::new(),
             },
             handoff: None,
         }
@@ -199,12 +211,34 @@ impl Upstream {
     /// This upstream with its outputs read in place in the workspace,
     /// under `dir` (each output `name` at `dir/name`), where the caller
     /// checked they hold the stored bytes and holds read locks on them
-    /// until the reading action is committed.
-    pub fn in_workspace(mut self, dir: PathBuf) -> Self {
-        if let Artifacts::Stored { workspace, .. } = &mut self.artifacts {
+    /// until the reading action is committed; `stats` are those it saw
+    /// then, by output name (the folder's check after the command
+    /// compares with them; one not given is taken before the command).
+    pub fn in_workspace(
+        mut self,
+        dir: PathBuf,
+        stats: Vec<(String, crate::file_stat::Stat)>,
+    ) -> Self {
+        if let Artifacts::Stored {
+            workspace,
+            workspace_stats,
+            ..
+        } = &mut self.artifacts
+        {
             *workspace = Some(dir);
+            *workspace_stats = stats;
         }
         self
+    }
+
+    /// The stats of [`Upstream::in_workspace`], by output name.
+    pub(crate) fn workspace_stats(&self) -> &[(String, crate::file_stat::Stat)] {
+        match &self.artifacts {
+            Artifacts::Stored {
+                workspace_stats, ..
+            } => workspace_stats,
+            _ => &[],
+        }
     }
 
     /// The directory of [`Upstream::in_workspace`], when set.

@@ -204,6 +204,8 @@ enum Laid {
     /// A hard link to a scratch copy: the copy's stamp as this module
     /// last left it, ctime included.
     ScratchLink(Arc<ScratchBlob>),
+    /// A workspace file the decision checked: the stat it saw then.
+    Checked(crate::file_stat::Stat),
 }
 
 impl Laid {
@@ -218,6 +220,8 @@ impl Laid {
                 let stamp = locked(&blob.stamp);
                 Stamp::of_in(path, root).is_ok_and(|now| now.matches(&stamp))
             }
+            Laid::Checked(stat) => fs::symlink_metadata(path)
+                .is_ok_and(|m| m.file_type().is_file() && crate::file_stat::Stat::of(&m) == *stat),
         }
     }
 }
@@ -700,9 +704,18 @@ fn in_workspace(up: &Upstream, outputs: &BTreeMap<String, OutputRecord>) -> Opti
         .keys()
         .map(|name| (name.clone(), dir.join(name)))
         .collect();
+    // The decision's stats were taken under the read locks held until
+    // the command is committed; one it did not give is taken now.
+    let checked = up.workspace_stats();
     let stamps = files
         .iter()
-        .map(|(_, path)| Some((path.clone(), Laid::Own(Stamp::of(path).ok()?))))
+        .map(|(name, path)| {
+            let laid = match checked.iter().find(|(checked, _)| checked == name) {
+                Some((_, stat)) => Laid::Checked(*stat),
+                None => Laid::Own(Stamp::of(path).ok()?),
+            };
+            Some((path.clone(), laid))
+        })
         .collect::<Option<_>>()?;
     Some(Arc::new(Folder {
         path: dir.to_path_buf(),
@@ -1226,7 +1239,7 @@ mod tests {
             duration_ms: 0,
         };
         let entry = pending.commit(meta, b"").unwrap();
-        Upstream::stored("gen".into(), "command".into(), Role::Single, &entry)
+        Upstream::stored("gen".into(), "command".into(), Role::Single, entry)
     }
 
     fn is_read_only(path: &Path) -> bool {
@@ -1372,7 +1385,7 @@ mod tests {
         let (store, _elsewhere) = store_without_kept_folders(root.path());
         let workspace = tempfile::tempdir().unwrap();
         write_gen_outputs(workspace.path());
-        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf());
+        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), Vec::new());
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         assert_eq!(folder_of(&running, "gen").unwrap(), workspace.path());
         assert_eq!(running.changed(), None);
@@ -1397,6 +1410,33 @@ mod tests {
         );
     }
 
+    /// The stats the decision gave are what the check after the command
+    /// compares with: a file changed since it was checked is seen even
+    /// though it changed before the command began.
+    #[test]
+    fn an_upstream_read_in_place_is_checked_against_the_decisions_stats() {
+        let root = tempfile::tempdir().unwrap();
+        let (store, _elsewhere) = store_without_kept_folders(root.path());
+        let workspace = tempfile::tempdir().unwrap();
+        write_gen_outputs(workspace.path());
+        let metrics = workspace.path().join("metrics.json");
+        let stat_of =
+            |path: &Path| crate::file_stat::Stat::of(&std::fs::symlink_metadata(path).unwrap());
+        let checked = vec![("metrics.json".to_string(), stat_of(&metrics))];
+        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), checked);
+        let steady = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        assert_eq!(steady.changed(), None);
+        drop(steady);
+        std::fs::remove_file(&metrics).unwrap();
+        std::fs::write(&metrics, "{\"sharpe\": 1}").unwrap();
+        let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
+        assert_eq!(folder_of(&running, "gen").unwrap(), workspace.path());
+        let change = running
+            .changed()
+            .expect("the change before the command is seen");
+        assert!(change.contains("$ADMF_UPSTREAM_GEN"), "{change}");
+    }
+
     /// A committed entry of node `node` whose one output, `name`, is
     /// small enough to live inside the index (no blob file of its own).
     fn small_upstream(store: &Store, node: &str, key: &str, name: &str, text: &str) -> Upstream {
@@ -1411,7 +1451,7 @@ mod tests {
             duration_ms: 0,
         };
         let entry = pending.commit(meta, b"").unwrap();
-        Upstream::stored(node.into(), "command".into(), Role::Single, &entry)
+        Upstream::stored(node.into(), "command".into(), Role::Single, entry)
     }
 
     fn inode(path: &Path) -> u64 {

@@ -343,14 +343,19 @@ fn unlock_all(file: &File) -> io::Result<()> {
 /// it. Closing `file` releases it.
 #[cfg(target_os = "linux")]
 fn lock_byte(file: &File, slot: u64, wait: bool) -> io::Result<bool> {
-    lock_range(file, slot, LockKind::Exclusive, wait)
+    lock_range(file, (slot, 1), LockKind::Exclusive, wait)
 }
 
 /// Takes an OFD record lock of `kind` on byte `slot` of `file`; with
 /// `wait == false`, `Ok(false)` when another open file description holds
 /// a conflicting one. Closing `file` releases it.
 #[cfg(target_os = "linux")]
-fn lock_range(file: &File, slot: u64, kind: LockKind, wait: bool) -> io::Result<bool> {
+fn lock_range(
+    file: &File,
+    (start, len): (u64, u64),
+    kind: LockKind,
+    wait: bool,
+) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: `flock` is a plain C struct for which all zero bytes is a
     // valid value; every field the call reads is set below.
@@ -360,8 +365,8 @@ fn lock_range(file: &File, slot: u64, kind: LockKind, wait: bool) -> io::Result<
         LockKind::Shared => libc::F_RDLCK,
     } as libc::c_short;
     range.l_whence = libc::SEEK_SET as libc::c_short;
-    range.l_start = slot as libc::off_t;
-    range.l_len = 1;
+    range.l_start = start as libc::off_t;
+    range.l_len = len as libc::off_t;
     range.l_pid = 0;
     let command = if wait {
         libc::F_OFD_SETLKW
@@ -447,6 +452,39 @@ pub(crate) fn path_lock_file(number: usize) -> String {
     format!("paths-{number:02x}.ofd")
 }
 
+/// A build reading more paths than this locks ranges of slots rather
+/// than each slot ([`slot_ranges`]).
+const MANY_READS: usize = 256;
+
+/// The ranges of lock slots to take for `slots` (ascending, each once),
+/// as (first slot, length, access), ascending and disjoint. Each slot is
+/// its own range, except for a build reading more than [`MANY_READS`]
+/// paths: within a lock file, a run of read slots with no write slot
+/// between them is one shared range from the first to the last. Ten
+/// thousand read locks cost some ten thousand calls (and each walks the
+/// file's list of locks); the few ranges cover other paths' slots too,
+/// so a build writing one of those waits until the reader is done,
+/// which is safe and only slower. The ranges stay ascending and
+/// disjoint, so waits still cannot form a cycle: a build waits only for
+/// a holder whose next lock lies beyond what it waits for.
+fn slot_ranges(slots: &[(u64, PathAccess)]) -> Vec<(u64, u64, PathAccess)> {
+    let reads = slots.iter().filter(|(_, a)| *a == PathAccess::Read).count();
+    let mut out: Vec<(u64, u64, PathAccess)> = Vec::with_capacity(slots.len());
+    for &(slot, access) in slots {
+        match out.last_mut() {
+            Some((start, len, PathAccess::Read))
+                if reads > MANY_READS
+                    && access == PathAccess::Read
+                    && *start >> PATH_SLOT_OFFSET_BITS == slot >> PATH_SLOT_OFFSET_BITS =>
+            {
+                *len = slot - *start + 1;
+            }
+            _ => out.push((slot, 1, access)),
+        }
+    }
+    out
+}
+
 /// The lock slot of each path, ascending, each once with the strongest
 /// access asked for it.
 fn path_slots(paths: &[(PathBuf, PathAccess)], slots: u64) -> Vec<(u64, PathAccess)> {
@@ -501,7 +539,7 @@ impl Store {
             files: Vec::new(),
             idle: Some(idle.clone()),
         };
-        for (slot, access) in path_slots(paths, 1 << 40) {
+        for (slot, len, access) in slot_ranges(&path_slots(paths, 1 << 40)) {
             let number = (slot >> PATH_SLOT_OFFSET_BITS) as usize;
             if locks.files.last().is_none_or(|(last, _)| *last != number) {
                 let path = self.locks_dir().join(path_lock_file(number));
@@ -513,7 +551,7 @@ impl Store {
             };
             let offset = slot & ((1 << PATH_SLOT_OFFSET_BITS) - 1);
             let (_, file) = locks.files.last().expect("pushed above");
-            if !lock_range(file, offset, kind, wait)? {
+            if !lock_range(file, (offset, len), kind, wait)? {
                 return Ok(None);
             }
         }
@@ -615,6 +653,45 @@ mod tests {
         assert!(store.lock_paths(&write(&out), false).unwrap().is_none());
         drop((r1, r2));
         assert!(store.lock_paths(&both, false).unwrap().is_some());
+    }
+
+    /// Few reads: a range per slot. Many: in each lock file, the reads
+    /// between two writes make one shared range; every slot is covered
+    /// with at least the access asked, writes stay one slot, and the
+    /// ranges are ascending, disjoint and never cross a file.
+    #[test]
+    fn many_reads_lock_ranges_of_slots_split_around_writes() {
+        use PathAccess::{Read, Write};
+        let file = |n: u64| n << PATH_SLOT_OFFSET_BITS;
+        let few = [(3, Read), (9, Write), (file(1) + 2, Read)];
+        assert_eq!(
+            slot_ranges(&few),
+            vec![(3, 1, Read), (9, 1, Write), (file(1) + 2, 1, Read)]
+        );
+        let mut many: Vec<(u64, PathAccess)> = (0..600).map(|i| (i * 7, Read)).collect();
+        many.push((file(1) + 5, Read));
+        many.push((file(1) + 9, Read));
+        many[300].1 = Write;
+        let ranges = slot_ranges(&many);
+        assert_eq!(
+            ranges,
+            vec![
+                (0, 299 * 7 + 1, Read),
+                (300 * 7, 1, Write),
+                (301 * 7, (599 - 301) * 7 + 1, Read),
+                (file(1) + 5, 5, Read),
+            ]
+        );
+        for pair in ranges.windows(2) {
+            assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{pair:?}");
+        }
+        for &(slot, access) in &many {
+            let covering = ranges
+                .iter()
+                .find(|(start, len, _)| (*start..start + len).contains(&slot))
+                .unwrap();
+            assert!(covering.2 >= access, "{slot} {covering:?}");
+        }
     }
 
     /// A command reading thousands of upstream outputs holds their read

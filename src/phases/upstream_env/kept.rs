@@ -438,8 +438,10 @@ fn seal_of(folder: &Folder) -> (String, String) {
         let (kind, stamp) = match laid {
             Laid::Own(stamp) => ('c', Some(stamp)),
             Laid::StoreLink(stamp) => ('l', Some(stamp)),
-            // Kept folders link to no scratch copy; `check` takes no `s`.
+            // Kept folders link to no scratch copy and hold no workspace
+            // file; `check` takes neither `s` nor `w`.
             Laid::ScratchLink(_) => ('s', None),
+            Laid::Checked(_) => ('w', None),
         };
         if i >= dirs {
             kinds.push(kind);
