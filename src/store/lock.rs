@@ -417,7 +417,9 @@ pub enum PathAccess {
 /// spread over several files because the kernel keeps one list of record
 /// locks per file and walks all of it for each new lock: a command with
 /// 10,000 upstream outputs holds 10,000 read locks, which in one file
-/// cost the square of that. Elsewhere they are flocks on 256 stripes,
+/// cost the square of that; a build reading more than [`MANY_READS`]
+/// paths takes ranges of slots instead ([`slot_ranges`]). Elsewhere they
+/// are flocks on 256 stripes,
 /// `locks/path-<xx>.lock`. Slots are always taken in ascending order (the
 /// file's number is the slot's high bits) and only ever after the key
 /// lock, so waits cannot form a cycle.
