@@ -340,10 +340,10 @@ pub fn after_lock(
         });
         for ((&d, entry), in_place) in node.deps.iter().zip(&dep_entries).zip(&mut checked) {
             let dep = &ctx.graph.nodes[d];
-            // In place also when it has no workspace outputs.
             let Some(entry) = entry else {
                 continue;
             };
+            // In place also when it has no workspace outputs.
             if in_place.is_some() {
                 continue;
             }
