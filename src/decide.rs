@@ -654,12 +654,7 @@ pub(crate) fn evidence(
     input_stats: &[Stat],
     ingredients: &Ingredients,
 ) -> TracedNode {
-    let lstat = |path: &Path| {
-        std::fs::symlink_metadata(path)
-            .ok()
-            .filter(|m| m.file_type().is_file())
-            .map(|m| (path.to_path_buf(), Stat::of(&m)))
-    };
+    let lstat = |path: &Path| Stat::of_plain_file(path).map(|stat| (path.to_path_buf(), stat));
     TracedNode {
         key: key.to_string(),
         output_digest: entry.output_digest().to_string(),

@@ -72,6 +72,15 @@ impl Stat {
         Some((stat, &text[at..]))
     }
 
+    /// The stat of `path` itself when it is a regular file (a symlink,
+    /// even to one, is not).
+    pub fn of_plain_file(path: &Path) -> Option<Stat> {
+        fs::symlink_metadata(path)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .map(|m| Stat::of(&m))
+    }
+
     pub fn of(meta: &fs::Metadata) -> Stat {
         let mtime_ns = meta.modified().map(system_time_ns).unwrap_or(0);
         #[cfg(unix)]

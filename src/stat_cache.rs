@@ -145,28 +145,17 @@ impl StatCache {
         self.hash_file_stat(path).map(|(hash, _)| hash)
     }
 
-    /// The digest of `path` when it is a plain file (not a symlink to
-    /// one): when the cache knows its stat, one stat taken through the
-    /// build's directory handles ([`Reads::plain_file_stat`]) answers it;
-    /// else it is hashed as [`StatCache::hash_file`] does. `None` when it
-    /// is not a plain file or cannot be read. For a check made of many
-    /// files at once (the workspace outputs of thousands of upstream
-    /// nodes), where a stat of each full path twice was most of the cost.
-    pub fn hash_plain_file(&self, path: &Path) -> Option<String> {
-        self.plain_file_hash(path)
-            .map(|(hash, _)| hash.to_hex().to_string())
-    }
-
-    /// The stat of `path` when it is a plain file whose digest is
-    /// `blake3_hex`, found as [`StatCache::hash_plain_file`] finds it
-    /// (the digests compared as bytes, no text made per file).
+    /// The stat of `path` when it is a plain file (not a symlink to one)
+    /// whose digest is `blake3_hex`: when the cache knows its stat, one
+    /// stat taken through the build's directory handles
+    /// ([`Reads::plain_file_stat`]) answers it, the digests compared as
+    /// bytes; else it is hashed as [`StatCache::hash_file`] does. `None`
+    /// when it is not a plain file, cannot be read or holds other bytes.
+    /// For a check made of many files at once (the workspace outputs of
+    /// thousands of upstream nodes), where a stat of each full path twice
+    /// was most of the cost.
     pub fn plain_file_holding(&self, path: &Path, blake3_hex: &str) -> Option<Stat> {
         let wanted = blake3::Hash::from_hex(blake3_hex).ok()?;
-        let (hash, stat) = self.plain_file_hash(path)?;
-        (hash == wanted).then_some(stat)
-    }
-
-    fn plain_file_hash(&self, path: &Path) -> Option<(blake3::Hash, Stat)> {
         let abs = std::path::absolute(path).ok()?;
         let stat = self.reads.plain_file_stat(&abs)?;
         if let Some(record) = self.lock().get(&abs)
@@ -174,12 +163,12 @@ impl StatCache {
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
             self.reads.note(&abs, stat);
-            return Some((blake3::Hash::from_bytes(record.hash), stat));
+            return (blake3::Hash::from_bytes(record.hash) == wanted).then_some(stat);
         }
         let (hash, hashed) = self.hash_file_stat(&abs).ok()?;
         // Replaced by something else between the two stats: not a file
         // this answer can be about.
-        (hashed == stat).then_some((blake3::Hash::from_hex(hash).ok()?, stat))
+        (hashed == stat && blake3::Hash::from_hex(hash).ok()? == wanted).then_some(stat)
     }
 
     /// [`StatCache::hash_file`], with the stat the file had when it was

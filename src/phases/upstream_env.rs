@@ -220,8 +220,7 @@ impl Laid {
                 let stamp = locked(&blob.stamp);
                 Stamp::of_in(path, root).is_ok_and(|now| now.matches(&stamp))
             }
-            Laid::Checked(stat) => fs::symlink_metadata(path)
-                .is_ok_and(|m| m.file_type().is_file() && crate::file_stat::Stat::of(&m) == *stat),
+            Laid::Checked(stat) => crate::file_stat::Stat::of_plain_file(path) == Some(*stat),
         }
     }
 }
