@@ -145,8 +145,8 @@ class Failure(Exception):
 
 def entry_hash(cache: Path, key: str) -> dict:
     """Output name -> hash of its bytes, for the store entry `key`: the
-    action row names the blobs; a small blob lives in the index, a large
-    one in blobs/."""
+    action row names the blobs; a small blob lives in the index, a
+    trial's larger output in a pack under packs/, a large one in blobs/."""
     db = sqlite3.connect(cache / "index" / "index.db", timeout=60)
     try:
         row = db.execute("SELECT outputs FROM actions WHERE key = ?", (key,)).fetchone()
@@ -156,7 +156,17 @@ def entry_hash(cache: Path, key: str) -> dict:
         for name, rec in json.loads(row[0]).items():
             digest = rec["blake3"]
             blob = db.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
-            data = blob[0] if blob else (cache / "blobs" / digest[:2] / digest).read_bytes()
+            packed = db.execute(
+                "SELECT pack, offset, size FROM packed WHERE digest = ?", (digest,)
+            ).fetchone()
+            if blob:
+                data = blob[0]
+            elif packed:
+                with open(cache / "packs" / packed[0], "rb") as f:
+                    f.seek(packed[1])
+                    data = f.read(packed[2])
+            else:
+                data = (cache / "blobs" / digest[:2] / digest).read_bytes()
             got[name] = hashlib.sha256(data).hexdigest()
         return got
     finally:

@@ -206,6 +206,17 @@ impl ChunkOutput {
     }
 }
 
+/// Where a chunk ran: its trials' larger outputs written into one pack
+/// ([`crate::store::Store::pack_sealed`]), so that the coordinator's
+/// commit inserts a small row for each instead of its bytes.
+pub fn pack_chunk(store: &crate::store::Store, prepared: &mut [ChunkOutput]) {
+    let mut sealed: Vec<&mut SealedOutputs> = prepared
+        .iter_mut()
+        .filter_map(|p| p.sealed.as_mut().map(|s| &mut s.outputs))
+        .collect();
+    store.pack_sealed(&mut sealed);
+}
+
 /// [`commit`] of each executed action of a chunk, in order: the entries
 /// whose outputs their workers prepared are written together
 /// ([`crate::store::Store::seal_batch`]), the others one by one. Each

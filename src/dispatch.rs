@@ -289,6 +289,7 @@ pub fn dispatch(
                     let first = submit_chunk(
                         executor,
                         ctx.factory.clone(),
+                        ctx.store.clone(),
                         chunk,
                         &mut in_flight,
                         &handover.tx,
@@ -579,6 +580,7 @@ enum InFlight {
 fn submit_chunk(
     executor: &dyn Executor,
     factory: Arc<dyn crate::phases::Factory>,
+    store: crate::store::Store,
     chunk: Vec<(Pending, crate::action::Action)>,
     in_flight: &mut HashMap<usize, InFlight>,
     tx: &Sender<Message>,
@@ -608,13 +610,14 @@ fn submit_chunk(
                 &mode,
                 outputs.iter_mut().map(|(output, _)| output),
             );
-            let prepared = outputs
+            let mut prepared: Vec<ChunkOutput> = outputs
                 .into_iter()
                 .zip(for_worker)
                 .map(|(output, (out_dir, log, json))| {
                     ChunkOutput::prepare(output, &out_dir, &log, json)
                 })
                 .collect();
+            crate::commit::pack_chunk(&store, &mut prepared);
             // The receiver only goes away when the build is over.
             let _ = tx.send(Message::ExecutedChunk(first, prepared));
         }),

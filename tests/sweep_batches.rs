@@ -5,6 +5,7 @@
 //! once between them.
 
 mod common;
+mod store_support;
 
 use std::process::Child;
 
@@ -29,12 +30,12 @@ fn project() -> Project {
     p
 }
 
-/// Action rows (columns as text) and inline blobs (digest, bytes).
+/// Action rows (columns as text) and the index's blobs (digest, bytes).
 type Rows = (Vec<Vec<String>>, Vec<(String, Vec<u8>)>);
 
 /// What the index holds for each action, less the times: key, node, mode,
 /// ingredients, outputs, output digest and log digest, by key; and every
-/// inline blob, by digest.
+/// blob of the index (inline or packed), by digest.
 fn index_rows(p: &Project, cache: &str) -> Rows {
     let db = rusqlite::Connection::open(p.path(&format!("{cache}/index/index.db"))).unwrap();
     let mut stmt = db
@@ -47,15 +48,9 @@ fn index_rows(p: &Project, cache: &str) -> Rows {
         .unwrap()
         .collect::<Result<Vec<Vec<String>>, _>>()
         .unwrap();
-    let mut stmt = db
-        .prepare("SELECT digest, data FROM blobs ORDER BY digest")
-        .unwrap();
-    let blobs = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    (actions, blobs)
+    // Inline or packed: a batched sweep packs its trials' larger outputs,
+    // one by one they stay inline; the blobs are the same.
+    (actions, store_support::index_blobs(&p.path(cache)))
 }
 
 #[test]
@@ -191,4 +186,48 @@ fn concurrent_batched_sweeps_compute_each_trial_once_between_them() {
     assert_eq!(ran, once, "each node runs in exactly one build");
     let verify = p.admf(&["cache", "verify"]);
     assert_eq!(verify.code, 0, "{}", verify.stderr);
+}
+
+#[test]
+fn a_batched_sweep_packs_its_signals_and_a_rotten_one_is_computed_again() {
+    let p = project();
+    assert_eq!(p.ran(&["sweep.yaml", "-j2"]).len(), TRIALS + 1);
+    let cache = p.path("cache");
+    // The signals went into packs, a few trials' each (one per chunk),
+    // not a file per trial; the metrics and logs stayed inline.
+    let packs = store_support::pack_files(&cache);
+    assert!(!packs.is_empty() && packs.len() < TRIALS, "{packs:?}");
+    let key = store_support::sql_strings(&cache, "SELECT key FROM refs WHERE node = 'sweep[3]'");
+    let outputs: std::collections::BTreeMap<String, String> =
+        store_support::outputs(&cache, &key[0])
+            .into_iter()
+            .collect();
+    let signal = &outputs["signal.jsonl"];
+    let (pack, _, _) = store_support::packed_place(&cache, signal).expect("packed");
+    assert!(store_support::packed_place(&cache, &outputs["metrics.json"]).is_none());
+    let good = store_support::blob(&cache, signal).unwrap();
+    assert!(
+        good.starts_with(b"{\"i\":"),
+        "{}",
+        String::from_utf8_lossy(&good)
+    );
+
+    // A flipped byte in that signal, as bit rot would.
+    let mut rotten = good.clone();
+    rotten[0] ^= 1;
+    store_support::tamper_blob(&cache, signal, &rotten);
+    assert!(pack.exists());
+    let verify = p.admf(&["cache", "verify"]);
+    assert_ne!(verify.code, 0, "verify must find the rotten signal");
+    let said = format!("{}{}", verify.stdout, verify.stderr);
+    assert!(said.contains("in pack"), "{said}");
+    // A build that looks the entries up (no fast path) computes that
+    // trial again, and only it: its outputs are the same bytes, so the
+    // gather is still cached.
+    let (out, statuses) = p.build_env(&["sweep.yaml", "-j2"], &[("ADMF_FULL_PATH", "1")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(with_status(&statuses, "ran"), ["sweep[3]"]);
+    assert_eq!(store_support::blob(&cache, signal).unwrap(), good);
+    let verify = p.admf(&["cache", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }

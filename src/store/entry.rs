@@ -514,6 +514,8 @@ pub struct SealedOutputs {
     inline: Vec<(String, Vec<u8>)>,
     /// Larger outputs and log, written as blob files by the commit.
     large: Vec<(String, Vec<u8>)>,
+    /// Blobs moved out of `inline` into a pack ([`Store::pack_sealed`]).
+    packed: Vec<super::pack::PackedBlob>,
     /// The phase wrote into the private directory it was told it would
     /// not need: the commit fails, as [`PendingEntry::seal`] does.
     wrote_files: bool,
@@ -569,8 +571,43 @@ impl SealedOutputs {
             log_digest,
             inline,
             large,
+            packed: Vec::new(),
             wrote_files,
         })
+    }
+}
+
+impl Store {
+    /// Moves the inline blobs of at least [`super::pack::PACKED_MIN`]
+    /// bytes of every one of `sealed` (the outputs of a chunk's trials,
+    /// where the chunk ran) into one new pack. When the pack cannot be
+    /// written they stay inline: nothing is lost but the speed.
+    pub fn pack_sealed(&self, sealed: &mut [&mut SealedOutputs]) {
+        let packable = |bytes: &Vec<u8>| bytes.len() as u64 >= super::pack::PACKED_MIN;
+        let blobs: Vec<(&str, &[u8])> = sealed
+            .iter()
+            .flat_map(|s| s.inline.iter())
+            .filter(|(_, bytes)| packable(bytes))
+            .map(|(digest, bytes)| (digest.as_str(), bytes.as_slice()))
+            .collect();
+        if blobs.is_empty() {
+            return;
+        }
+        let Ok(placed) = self.write_pack(&blobs) else {
+            return;
+        };
+        let mut placed = placed.into_iter();
+        for s in sealed.iter_mut() {
+            s.inline.retain(|(_, bytes)| {
+                if packable(bytes) {
+                    s.packed
+                        .push(placed.next().expect("one place per packed blob"));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
     }
 }
 
@@ -652,6 +689,7 @@ impl Store {
                 manifest,
                 entry,
                 sealed.inline,
+                sealed.packed,
                 sealed.outputs_json,
                 replace,
             ));
@@ -659,12 +697,15 @@ impl Store {
         let rows: Vec<super::index::ActionRows<'_>> = ready
             .iter()
             .map(
-                |(_, manifest, entry, inline, outputs_json, replace)| super::index::ActionRows {
-                    blobs: inline,
-                    action: manifest,
-                    outputs_json,
-                    replace: *replace,
-                    ref_to: entry.ref_to.as_ref().map(|(w, n)| (w.as_str(), n.as_str())),
+                |(_, manifest, entry, inline, packed, outputs_json, replace)| {
+                    super::index::ActionRows {
+                        blobs: inline,
+                        packed,
+                        action: manifest,
+                        outputs_json,
+                        replace: *replace,
+                        ref_to: entry.ref_to.as_ref().map(|(w, n)| (w.as_str(), n.as_str())),
+                    }
                 },
             )
             .collect();

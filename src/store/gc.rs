@@ -160,6 +160,15 @@ impl Store {
                 dead_inline.push(digest);
             }
         }
+        let mut live_packed = Vec::new();
+        for row in self.index().packed_rows()? {
+            if live.contains(row.digest.as_str()) {
+                live_packed.push(row);
+            } else {
+                // Its bytes are freed with its pack, counted below.
+                dead_inline.push(row.digest);
+            }
+        }
         let mut dead_files = Vec::new();
         for (digest, path) in self.blob_files()? {
             if !live.contains(digest.as_str()) {
@@ -167,6 +176,9 @@ impl Store {
                 dead_files.push(path);
             }
         }
+        // A digest both inline and packed counts once.
+        dead_inline.sort();
+        dead_inline.dedup();
         report.removed_blobs = dead_inline.len() + dead_files.len();
         let mut doomed = removed.clone();
         doomed.extend(report.removed_invalid.iter().cloned());
@@ -184,12 +196,18 @@ impl Store {
                 }
             }
             self.remove_views(&kept)?;
+            report.removed_bytes +=
+                self.collect_packs(&live_packed, false, &mut report.not_removed)?;
             // Kept upstream folders hold hard links to blobs: a removed
             // blob's bytes would live on in them. They are derived, so
             // they all go, and the next build lays out what it reads.
             if anything && self.upstream_dir().exists() {
                 self.discard(&self.upstream_dir())?;
             }
+        }
+        if policy.dry_run {
+            report.removed_bytes +=
+                self.collect_packs(&live_packed, true, &mut report.not_removed)?;
         }
         removed.reverse();
         report.removed = removed;

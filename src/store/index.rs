@@ -5,13 +5,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::manifest::{MANIFEST_SCHEMA, Manifest, RawJson};
+use super::pack::{PackedBlob, is_pack_name, read_range};
 use super::{STORE_LAYOUT, sql_err};
 
 /// `blobs` is a rowid table on purpose: its rows are kilobytes, and a
@@ -29,6 +30,12 @@ CREATE TABLE IF NOT EXISTS blobs (
     digest TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS packed (
+    digest TEXT PRIMARY KEY,
+    pack TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    size INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS actions (
     key TEXT PRIMARY KEY,
     schema INTEGER NOT NULL,
@@ -84,6 +91,11 @@ pub(crate) struct Index {
     /// The background checkpointer while grouping ([`Checkpointer`]).
     checkpointer: Mutex<Option<Checkpointer>>,
     path: PathBuf,
+    /// The store's `packs/` directory.
+    packs: PathBuf,
+    /// The pack read last, kept open: the blobs of a chunk's trials are
+    /// read together, and one open file is all this keeps.
+    open_pack: Mutex<Option<(Arc<str>, std::fs::File)>>,
 }
 
 /// The WAL is copied into the database by this many pages at a time: by
@@ -257,6 +269,12 @@ impl Index {
             group_lost: Mutex::new(None),
             checkpointer: Mutex::new(None),
             path: path.to_path_buf(),
+            packs: super::pack::packs_dir(
+                path.parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new(".")),
+            ),
+            open_pack: Mutex::new(None),
         })
     }
 
@@ -390,19 +408,115 @@ impl Index {
         Ok(conn)
     }
 
-    /// The bytes of an inline blob.
+    /// The bytes of a blob the index holds: inline, or in a pack (as far
+    /// as the pack holds them, see [`super::pack`]). Not checked against
+    /// the digest.
     pub(crate) fn inline_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
-        self.conn()
+        let conn = self.conn();
+        let inline: Option<Vec<u8>> = conn
             .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
             .and_then(|mut s| s.query_row([digest], |r| r.get(0)).optional())
-            .map_err(sql_err)
+            .map_err(sql_err)?;
+        if inline.is_some() {
+            return Ok(inline);
+        }
+        let place = packed_place(&conn, digest)?;
+        drop(conn);
+        place
+            .map(|(pack, offset, size)| self.read_packed(&pack, offset, size))
+            .transpose()
     }
 
     pub(crate) fn has_inline_blob(&self, digest: &str) -> io::Result<bool> {
-        self.conn()
-            .prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")
-            .and_then(|mut s| s.exists([digest]))
-            .map_err(sql_err)
+        Ok(self.has_inline_blobs(&[digest])?[0])
+    }
+
+    /// The bytes of a packed blob as its pack holds them.
+    pub(crate) fn packed_bytes(&self, row: &PackedBlob) -> io::Result<Vec<u8>> {
+        self.read_packed(&row.pack, row.offset, row.size)
+    }
+
+    /// Removes the `packed` rows of `digests` (their inline rows stay).
+    pub(crate) fn forget_packed(&self, digests: &[String]) -> io::Result<()> {
+        let mut conn = self.conn_for_transaction()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM packed WHERE digest = ?1")
+                .map_err(sql_err)?;
+            for digest in digests {
+                del.execute([digest]).map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
+    }
+
+    /// The bytes at `offset` of pack `pack` ([`super::pack::read_range`]),
+    /// none when the pack is gone or the name is not a pack's.
+    fn read_packed(&self, pack: &str, offset: u64, size: u64) -> io::Result<Vec<u8>> {
+        if !is_pack_name(pack) {
+            return Ok(Vec::new());
+        }
+        let mut open = self.open_pack.lock().unwrap_or_else(|e| e.into_inner());
+        // A pack removed since it was opened (its last link gone) is
+        // opened again by name, so that this process sees what others do.
+        let current = open.as_ref().is_some_and(|(name, file)| {
+            &**name == pack
+                && file
+                    .metadata()
+                    .is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 0)
+        });
+        if !current {
+            *open = match std::fs::File::open(self.packs.join(pack)) {
+                Ok(file) => Some((pack.into(), file)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+        }
+        let (_, file) = open.as_ref().expect("opened above");
+        read_range(file, offset, size)
+    }
+
+    /// Every packed blob's row.
+    pub(crate) fn packed_rows(&self) -> io::Result<Vec<PackedBlob>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT digest, pack, offset, size FROM packed ORDER BY pack, offset")
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PackedBlob {
+                    digest: r.get(0)?,
+                    pack: r.get::<_, String>(1)?.into(),
+                    offset: r.get::<_, i64>(2)? as u64,
+                    size: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// Points the rows of `moved` blobs at their new places, in one
+    /// transaction (gc's rewrite of a pack).
+    pub(crate) fn repoint_packed(&self, moved: &[PackedBlob]) -> io::Result<()> {
+        let mut conn = self.conn_for_transaction()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "UPDATE packed SET pack = ?2, offset = ?3, size = ?4 WHERE digest = ?1",
+                )
+                .map_err(sql_err)?;
+            for m in moved {
+                put.execute(params![m.digest, &*m.pack, m.offset as i64, m.size as i64])
+                    .map_err(sql_err)?;
+            }
+        }
+        tx.commit().map_err(sql_err)
     }
 
     /// [`Index::has_inline_blob`] of each digest, under one lock.
@@ -411,12 +525,17 @@ impl Index {
             return Ok(Vec::new());
         }
         let conn = self.conn();
-        let mut stmt = conn
+        let mut inline = conn
             .prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")
+            .map_err(sql_err)?;
+        let mut packed = conn
+            .prepare_cached("SELECT 1 FROM packed WHERE digest = ?1")
             .map_err(sql_err)?;
         digests
             .iter()
-            .map(|d| stmt.exists([d]).map_err(sql_err))
+            .map(|d| {
+                Ok(inline.exists([d]).map_err(sql_err)? || packed.exists([d]).map_err(sql_err)?)
+            })
             .collect()
     }
 
@@ -442,7 +561,7 @@ impl Index {
         replace: bool,
         ref_to: Option<(&str, &str)>,
     ) -> io::Result<bool> {
-        self.write(|tx| write_rows(tx, blobs, action, None, replace, ref_to))
+        self.write(|tx| write_rows(tx, blobs, &[], action, None, replace, ref_to))
     }
 
     /// The rows of many committed entries (the trials of one chunk),
@@ -457,6 +576,7 @@ impl Index {
                     write_rows(
                         tx,
                         r.blobs,
+                        r.packed,
                         Some(r.action),
                         Some(r.outputs_json),
                         r.replace,
@@ -509,6 +629,8 @@ impl Index {
 /// coordinator writes them: its `outputs` column is already JSON.
 pub(crate) struct ActionRows<'a> {
     pub blobs: &'a [(String, Vec<u8>)],
+    /// Blobs written to a pack where the action ran.
+    pub packed: &'a [PackedBlob],
     pub action: &'a Manifest,
     /// `action.outputs` as the `outputs` column holds it.
     pub outputs_json: &'a str,
@@ -520,11 +642,28 @@ fn lost_group(why: &str) -> io::Error {
     io::Error::other(format!("the group of commits was rolled back: {why}"))
 }
 
+/// Where the index says blob `digest` is packed: pack, offset, size.
+fn packed_place(conn: &Connection, digest: &str) -> io::Result<Option<(String, u64, u64)>> {
+    conn.prepare_cached("SELECT pack, offset, size FROM packed WHERE digest = ?1")
+        .and_then(|mut s| {
+            s.query_row([digest], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .optional()
+        })
+        .map_err(sql_err)
+}
+
 /// The rows of one committed node, inside the caller's transaction;
 /// `outputs_json` is the action's outputs as JSON when already known.
 fn write_rows(
     tx: &Connection,
     blobs: &[(String, Vec<u8>)],
+    packed: &[PackedBlob],
     action: Option<&Manifest>,
     outputs_json: Option<&str>,
     replace: bool,
@@ -538,6 +677,20 @@ fn write_rows(
                 .map_err(sql_err)?;
             for (digest, data) in blobs {
                 put.execute(params![digest, data]).map_err(sql_err)?;
+            }
+            if !packed.is_empty() {
+                // Over a row already there: these bytes were hashed as
+                // they were written, while an older row may name a pack
+                // that is gone or rotten (why the node ran again).
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(sql_err)?;
+                for p in packed {
+                    put.execute(params![p.digest, &*p.pack, p.offset as i64, p.size as i64])
+                        .map_err(sql_err)?;
+                }
             }
             if let Some(m) = action {
                 let verb = if replace {
@@ -633,6 +786,7 @@ impl Index {
             }
         }
         let mut inline = std::collections::HashMap::new();
+        let mut in_packs = Vec::new();
         {
             let mut stmt = conn
                 .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
@@ -651,12 +805,24 @@ impl Index {
                     .query_row([digest], |r| r.get(0))
                     .optional()
                     .map_err(sql_err)?;
-                if let Some(bytes) = bytes {
-                    inline.insert(digest.to_string(), bytes);
+                match bytes {
+                    Some(bytes) => {
+                        inline.insert(digest.to_string(), bytes);
+                    }
+                    None => {
+                        if let Some(place) = packed_place(&conn, digest)? {
+                            in_packs.push((digest.to_string(), place));
+                        }
+                    }
                 }
             }
         }
         drop(snapshot);
+        drop(conn);
+        for (digest, (pack, offset, size)) in in_packs {
+            let bytes = self.read_packed(&pack, offset, size)?;
+            inline.insert(digest, bytes);
+        }
         Ok((rows, inline))
     }
 
@@ -722,7 +888,8 @@ impl Index {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
     }
 
-    /// Removes actions and inline blobs, in one transaction.
+    /// Removes actions and the rows of blobs (inline and packed), in one
+    /// transaction.
     pub(crate) fn remove(&self, keys: &[String], digests: &[String]) -> io::Result<()> {
         let mut conn = self.conn_for_transaction()?;
         let tx = conn
@@ -738,8 +905,12 @@ impl Index {
             let mut del = tx
                 .prepare_cached("DELETE FROM blobs WHERE digest = ?1")
                 .map_err(sql_err)?;
+            let mut unpack = tx
+                .prepare_cached("DELETE FROM packed WHERE digest = ?1")
+                .map_err(sql_err)?;
             for digest in digests {
                 del.execute([digest]).map_err(sql_err)?;
+                unpack.execute([digest]).map_err(sql_err)?;
             }
         }
         tx.commit().map_err(sql_err)
@@ -889,6 +1060,7 @@ mod tests {
             .zip(&blobs)
             .map(|(m, b)| ActionRows {
                 blobs: b,
+                packed: &[],
                 action: m,
                 outputs_json: "{}",
                 replace: false,

@@ -12,6 +12,8 @@
 //!   index/index.db (+ -wal, -shm)  SQLite in WAL mode: actions, refs, small blobs, the run ledger
 //!   index/generation          rewritten whenever gc or repair removes something
 //!   blobs/<d[0..2]>/<d>       a blob of more than INLINE_MAX bytes, named by its blake3, read-only
+//!   packs/<pid>-<nonce>.pack  the larger outputs of one chunk of trials, back to back (see
+//!                             [`pack`]): written whole before any row names it, never changed
 //!   tmp/<key>.<pid>.<nonce>/  an action being written: `out/` is where the phase writes;
 //!                             flocked by its live writer
 //!   tmp/blob.<pid>.<nonce>    a blob file being written (flocked), renamed into blobs/
@@ -41,6 +43,13 @@
 //! - `blobs`: digest → bytes, for blobs of at most [`INLINE_MAX`] bytes.
 //!   Larger blobs are files under `blobs/`. Either way a blob is stored
 //!   once, whichever actions name it.
+//! - `packed`: digest → pack, offset and size, for the outputs of at least
+//!   [`pack::PACKED_MIN`] (and at most [`INLINE_MAX`]) bytes of trials
+//!   committed in chunks: a sweep's signals. A pack is one file per chunk
+//!   written where the chunk ran, so a trial's signal costs the
+//!   coordinator a row of four small columns instead of its bytes through
+//!   SQLite's pages, WAL and checkpoint. Reads and checks treat a packed
+//!   blob as an inline one (its bytes rehashed on every lookup).
 //! - `refs`: (workflow id, node) → key of the node's last successful build.
 //! - `runs` and `run_nodes`: the run ledger, one row per build and one per
 //!   node of it (see [`RunRecord`]).
@@ -71,7 +80,9 @@
 //! node to write into; [`Store::begin_in_memory`] makes nothing, for a
 //! node that hands its outputs over as bytes. [`PendingEntry::seal`]
 //! hashes those bytes and every file under `out/`; small ones go into the
-//! `blobs` table, large ones are made read-only and renamed into `blobs/`
+//! `blobs` table (a chunk of trials first writes its larger ones into a
+//! pack where it ran, [`Store::pack_sealed`], and the commit adds their
+//! `packed` rows), large ones are made read-only and renamed into `blobs/`
 //! (a blob already there is kept: the content is the same). Then one
 //! transaction inserts the small blobs, the action row and the node's ref.
 //! A kill before that transaction leaves at most unreferenced blob files,
@@ -107,6 +118,7 @@ mod looks;
 mod lookup;
 mod manifest;
 mod outputs;
+mod pack;
 mod refs;
 mod scratch;
 mod verify;

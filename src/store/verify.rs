@@ -60,6 +60,8 @@ impl VerifyReport {
 /// Where a bad blob lives.
 enum BadBlob {
     Inline(String),
+    /// A packed copy (the inline one, if any, may be sound).
+    Packed(String),
     File(PathBuf),
 }
 
@@ -103,6 +105,24 @@ impl Store {
             }
             sound.insert(digest.clone(), ok);
         }
+        let packed = self.index().packed_rows()?;
+        for row in &packed {
+            let ok = digest_of(&self.index().packed_bytes(row)?) == row.digest;
+            if !ok {
+                corrupt.push(CorruptEntry {
+                    what: format!("blob {} (in pack {})", row.digest, row.pack),
+                    key: None,
+                    reason: "its bytes do not hash to its name".into(),
+                });
+                bad.push(BadBlob::Packed(row.digest.clone()));
+            }
+            // A sound inline copy of the same digest still serves (reads
+            // take it first).
+            sound
+                .entry(row.digest.clone())
+                .and_modify(|sound| *sound |= ok)
+                .or_insert(ok);
+        }
         let files = self.blob_files()?;
         let hashed: Vec<(String, PathBuf, Result<(), String>)> = files
             .into_par_iter()
@@ -128,7 +148,7 @@ impl Store {
                 (name, path, check)
             })
             .collect();
-        let blob_count = inline.len() + hashed.len();
+        let blob_count = inline.len() + packed.len() + hashed.len();
         for (name, path, check) in hashed {
             match check {
                 Ok(()) => {
@@ -220,9 +240,17 @@ impl Store {
                 .iter()
                 .filter_map(|b| match b {
                     BadBlob::Inline(d) => Some(d.clone()),
-                    BadBlob::File(_) => None,
+                    BadBlob::Packed(_) | BadBlob::File(_) => None,
                 })
                 .collect();
+            let packed_bad: Vec<String> = bad
+                .iter()
+                .filter_map(|b| match b {
+                    BadBlob::Packed(d) => Some(d.clone()),
+                    BadBlob::Inline(_) | BadBlob::File(_) => None,
+                })
+                .collect();
+            self.index().forget_packed(&packed_bad)?;
             self.index().remove(&bad_keys, &inline_bad)?;
             for b in &bad {
                 if let BadBlob::File(path) = b

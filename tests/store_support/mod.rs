@@ -48,7 +48,7 @@ pub fn outputs(root: &Path, key: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The bytes of blob `digest`, inline or a file.
+/// The bytes of blob `digest`, inline, in a pack or a file.
 pub fn blob(root: &Path, digest: &str) -> Option<Vec<u8>> {
     let conn = rusqlite::Connection::open(root.join("index/index.db")).unwrap();
     let inline: Option<Vec<u8>> = conn
@@ -56,7 +56,60 @@ pub fn blob(root: &Path, digest: &str) -> Option<Vec<u8>> {
             r.get(0)
         })
         .ok();
-    inline.or_else(|| fs::read(blob_file(root, digest)).ok())
+    inline
+        .or_else(|| packed_blob(root, digest))
+        .or_else(|| fs::read(blob_file(root, digest)).ok())
+}
+
+/// Where blob `digest` is packed: the pack's path, offset and size.
+pub fn packed_place(root: &Path, digest: &str) -> Option<(PathBuf, u64, u64)> {
+    let conn = rusqlite::Connection::open(root.join("index/index.db")).ok()?;
+    conn.query_row(
+        "SELECT pack, offset, size FROM packed WHERE digest = ?1",
+        [digest],
+        |r| {
+            Ok((
+                root.join("packs").join(r.get::<_, String>(0)?),
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        },
+    )
+    .ok()
+}
+
+/// The bytes of blob `digest` when it is packed.
+pub fn packed_blob(root: &Path, digest: &str) -> Option<Vec<u8>> {
+    let (pack, offset, size) = packed_place(root, digest)?;
+    let bytes = fs::read(pack).ok()?;
+    bytes
+        .get(offset as usize..(offset + size) as usize)
+        .map(<[u8]>::to_vec)
+}
+
+/// Every blob the index holds (inline or packed), as (digest, bytes),
+/// by digest.
+pub fn index_blobs(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut digests = sql_strings(root, "SELECT digest FROM blobs");
+    digests.extend(sql_strings(root, "SELECT digest FROM packed"));
+    digests.sort();
+    digests.dedup();
+    digests
+        .into_iter()
+        .map(|d| {
+            let bytes = blob(root, &d).unwrap();
+            (d, bytes)
+        })
+        .collect()
+}
+
+/// The files under the store's `packs/`, sorted.
+pub fn pack_files(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(root.join("packs"))
+        .map(|items| items.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 /// Where blob `digest` lives when it is a file.
@@ -80,6 +133,20 @@ pub fn tamper_blob(root: &Path, digest: &str, bytes: &[u8]) {
         "UPDATE blobs SET data = ?1 WHERE digest = ?2",
         &[&bytes, &digest],
     );
+    // A packed blob: its range in the pack rewritten in place, as far as
+    // the new bytes go (a shorter blob leaves the rest of the range).
+    if let Some((pack, offset, size)) = packed_place(root, digest) {
+        let mut all = fs::read(&pack).unwrap();
+        let end = (offset + size) as usize;
+        let range = &mut all[offset as usize..end];
+        let n = bytes.len().min(range.len());
+        range[..n].copy_from_slice(&bytes[..n]);
+        if bytes.len() < range.len() {
+            // Cut where the new bytes end, the rest of the range zeroed.
+            range[n..].fill(0);
+        }
+        fs::write(&pack, all).unwrap();
+    }
 }
 
 /// Every blob file under the store, sorted.
