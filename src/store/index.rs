@@ -524,19 +524,25 @@ impl Index {
         if digests.is_empty() {
             return Ok(Vec::new());
         }
+        // One statement for all: a gather names the blobs of thousands of
+        // trials.
+        let list = serde_json::to_string(digests).map_err(io::Error::other)?;
         let conn = self.conn();
-        let mut inline = conn
-            .prepare_cached("SELECT 1 FROM blobs WHERE digest = ?1")
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT j.key FROM json_each(?1) j WHERE EXISTS (SELECT 1 FROM blobs WHERE digest = j.value) OR EXISTS (SELECT 1 FROM packed WHERE digest = j.value)",
+            )
             .map_err(sql_err)?;
-        let mut packed = conn
-            .prepare_cached("SELECT 1 FROM packed WHERE digest = ?1")
+        let mut held = vec![false; digests.len()];
+        let found = stmt
+            .query_map([list], |r| r.get::<_, i64>(0))
             .map_err(sql_err)?;
-        digests
-            .iter()
-            .map(|d| {
-                Ok(inline.exists([d]).map_err(sql_err)? || packed.exists([d]).map_err(sql_err)?)
-            })
-            .collect()
+        for at in found {
+            if let Some(slot) = held.get_mut(at.map_err(sql_err)? as usize) {
+                *slot = true;
+            }
+        }
+        Ok(held)
     }
 
     /// Inserts inline blobs and, when given, an action, in one transaction.

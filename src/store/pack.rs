@@ -56,6 +56,22 @@ pub(crate) fn is_pack_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
+/// Writes every byte of `pieces` (`Write::write_all_vectored`, which is
+/// not stable yet): `writev` takes a limited number of pieces per call
+/// and may write part of them.
+fn write_all_vectored(file: &mut File, mut pieces: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut pieces, 0);
+    while !pieces.is_empty() {
+        match file.write_vectored(pieces) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut pieces, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Reads `size` bytes at `offset` of `file`: fewer when the file ends
 /// first (see the module docs).
 pub(crate) fn read_range(file: &File, offset: u64, size: u64) -> io::Result<Vec<u8>> {
@@ -90,11 +106,16 @@ impl Store {
         let path = dir.join(&*name);
         let mut placed = Vec::with_capacity(blobs.len());
         let mut at: std::collections::HashMap<&str, (u64, u64)> = Default::default();
-        let mut bytes = Vec::with_capacity(blobs.iter().map(|(_, b)| b.len()).sum());
+        // The blobs are written from where they are (`writev`), not
+        // copied into one buffer first: a 10,000-trial sweep writes
+        // 140 MB of signals.
+        let mut pieces: Vec<io::IoSlice<'_>> = Vec::with_capacity(blobs.len());
+        let mut end = 0u64;
         for &(digest, blob) in blobs {
             let (offset, size) = *at.entry(digest).or_insert_with(|| {
-                let offset = bytes.len() as u64;
-                bytes.extend_from_slice(blob);
+                let offset = end;
+                end += blob.len() as u64;
+                pieces.push(io::IoSlice::new(blob));
                 (offset, blob.len() as u64)
             });
             placed.push(PackedBlob {
@@ -106,7 +127,7 @@ impl Store {
         }
         let written = (|| {
             let mut file = File::options().write(true).create_new(true).open(&path)?;
-            file.write_all(&bytes)?;
+            write_all_vectored(&mut file, &mut pieces)?;
             if super::fsutil::durable() {
                 file.sync_all()?;
                 fsync_dir(&dir)?;
