@@ -183,13 +183,14 @@ impl Store {
         for (name, path) in self.pack_files()? {
             let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
             let rows = by_pack.get(name.as_str()).map_or(&[][..], Vec::as_slice);
-            let live_bytes: u64 = rows.iter().map(|r| r.size).sum();
+            // Saturating: a row written by anything but admf may say anything.
+            let live_bytes = rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.size));
             if live_bytes == 0 {
                 freed += size;
                 if !dry_run && let Err(e) = remove_file_if_exists(&path) {
                     not_removed.push((path, e.to_string()));
                 }
-            } else if live_bytes * 2 < size {
+            } else if live_bytes.saturating_mul(2) < size {
                 freed += size - live_bytes;
                 if !dry_run {
                     let bytes = rows
@@ -339,6 +340,38 @@ mod tests {
         for ((key, bytes), entry) in trials.iter().zip(&again) {
             assert!(matches!(store.lookup(key, &stats), Lookup::Hit(_)));
             assert_eq!(&entry.read("signal.jsonl").unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn a_forged_packed_row_reads_as_corrupt_without_a_large_allocation() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let trials = vec![(key(1), signal(1, 5000))];
+        commit_chunk(&store, &trials);
+        let row = rows(&store).remove(0);
+        let stats = StatCache::in_memory();
+        for (pack, offset, size) in [
+            ("../../escape.pack", 0, 5000),
+            (&*row.pack, 0, i64::MAX),
+            (&*row.pack, -1, 5000),
+            (&*row.pack, i64::MAX - 10, 5000),
+        ] {
+            store
+                .index()
+                .conn()
+                .execute(
+                    "UPDATE packed SET pack = ?1, offset = ?2, size = ?3",
+                    rusqlite::params![pack, offset, size],
+                )
+                .unwrap();
+            assert!(
+                matches!(store.lookup(&trials[0].0, &stats), Lookup::Corrupt(_)),
+                "{pack} {offset} {size}"
+            );
+            assert!(store.read_blob(&row.digest).is_err());
+            let report = store.verify(false).unwrap();
+            assert!(report.found_corruption(), "{report:?}");
         }
     }
 
