@@ -577,8 +577,12 @@ pub fn probability_of_overfitting_of_sums<S: AsRef<[(f64, f64)]> + Sync>(
         }
     }
     let low_blocks = blocks / 2;
-    let lo = SubsetSums::new(sums, 0, low_blocks);
-    let hi = SubsetSums::new(sums, low_blocks, blocks - low_blocks);
+    // The two halves' tables at once: the first levels of each have too
+    // few rows to keep both threads busy alone.
+    let (lo, hi) = rayon::join(
+        || SubsetSums::new(sums, 0, low_blocks),
+        || SubsetSums::new(sums, low_blocks, blocks - low_blocks),
+    );
     let low_mask = (1usize << low_blocks) - 1;
     let split = |mask: usize| (mask & low_mask, mask >> low_blocks);
     let all = (1usize << blocks) - 1;
