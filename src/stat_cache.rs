@@ -165,10 +165,11 @@ impl StatCache {
             self.reads.note(&abs, stat);
             return (blake3::Hash::from_bytes(record.hash) == wanted).then_some(stat);
         }
-        let (hash, hashed) = self.hash_file_stat(&abs).ok()?;
-        // Replaced by something else between the two stats: not a file
-        // this answer can be about.
-        (hashed == stat && blake3::Hash::from_hex(hash).ok()? == wanted).then_some(stat)
+        // Hashed from the stat just taken (no second stat of the path):
+        // replaced by something else before it was read through, it is
+        // no file this answer can be about.
+        let (hash, stable) = self.hash_unknown(&abs, stat).ok()?;
+        (stable && hash == wanted).then_some(stat)
     }
 
     /// [`StatCache::hash_file`], with the stat the file had when it was
@@ -186,14 +187,24 @@ impl StatCache {
                 before,
             ));
         }
+        let (hash, _) = self.hash_unknown(&abs, before)?;
+        Ok((hash.to_hex().to_string(), before))
+    }
+
+    /// The digest of `abs`, a file the cache does not know with the stat
+    /// `before` (taken just now): read and hashed, and remembered unless
+    /// racy. Also whether the file still had `before` once read (the
+    /// handle's stat); when not, the read is noted unstable and nothing
+    /// is remembered.
+    fn hash_unknown(&self, abs: &Path, before: Stat) -> io::Result<(blake3::Hash, bool)> {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let hashed_at = now_ns();
-        let mut file = File::open(&abs)?;
+        let mut file = File::open(abs)?;
         let hash = hash_open_file(&mut file, before.size)?;
         let after = Stat::of(&file.metadata()?);
         let racy = is_racy(&before, hashed_at);
         if after == before {
-            self.reads.note(&abs, before);
+            self.reads.note(abs, before);
         } else {
             self.reads.note_unstable();
         }
@@ -202,18 +213,18 @@ impl StatCache {
             hash: *hash.as_bytes(),
         };
         if after == before && racy {
-            lock(&self.racy).insert(abs.clone(), record);
+            lock(&self.racy).insert(abs.to_path_buf(), record);
         }
         if after == before && !racy {
             let mut records = self.lock();
-            if records.get(&abs) != Some(&record) {
-                records.insert(abs.clone(), record);
+            if records.get(abs) != Some(&record) {
+                records.insert(abs.to_path_buf(), record);
                 drop(records);
-                lock(&self.changed).push(abs);
+                lock(&self.changed).push(abs.to_path_buf());
                 self.dirty.store(true, Ordering::Relaxed);
             }
         }
-        Ok((hash.to_hex().to_string(), before))
+        Ok((hash, after == before))
     }
 
     /// Writes the cache back to the path it was loaded from, if anything
