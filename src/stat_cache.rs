@@ -352,10 +352,9 @@ pub(crate) fn holds_content(path: &Path, stat: &Stat, expected: &blake3::Hash) -
 /// whole: hashing through a reader zeroes a 64 KiB buffer per call, which
 /// dominated builds that hash thousands of small files.
 pub(crate) fn hash_open_file(file: &mut File, size: u64) -> io::Result<blake3::Hash> {
-    use std::io::Read;
     if size <= 64 * 1024 {
-        let mut bytes = Vec::with_capacity(size as usize + 1);
-        file.read_to_end(&mut bytes)?;
+        let mut bytes = Vec::new();
+        crate::file_stat::read_rest(file, size, &mut bytes)?;
         return Ok(blake3::hash(&bytes));
     }
     let mut hasher = blake3::Hasher::new();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -448,8 +448,8 @@ fn read_if_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if size > INLINE_MAX {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut bytes)?;
+    let mut bytes = Vec::new();
+    crate::file_stat::read_rest(&mut file, size, &mut bytes)?;
     // Grown past the limit since the stat: still one read, still inline
     // only when small.
     Ok((bytes.len() as u64 <= INLINE_MAX).then_some(bytes))
@@ -471,8 +471,8 @@ fn seal_file(rel: String, path: PathBuf) -> io::Result<Sealed> {
     let mut file = File::open(&path)?;
     let size = file.metadata()?.len();
     if size <= INLINE_MAX {
-        let mut bytes = Vec::with_capacity(size as usize);
-        file.read_to_end(&mut bytes)?;
+        let mut bytes = Vec::new();
+        crate::file_stat::read_rest(&mut file, size, &mut bytes)?;
         return Ok(Sealed {
             rel,
             path,
