@@ -231,3 +231,24 @@ fn a_batched_sweep_packs_its_signals_and_a_rotten_one_is_computed_again() {
     let verify = p.admf(&["cache", "verify"]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }
+
+#[test]
+fn gc_of_every_entry_leaves_no_pack_and_a_rebuild_packs_again() {
+    let p = project();
+    assert_eq!(p.ran(&["sweep.yaml", "-j2"]).len(), TRIALS + 1);
+    let cache = p.path("cache");
+    assert!(!store_support::pack_files(&cache).is_empty());
+    let gc = p.admf(&["cache", "gc", "--all"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(
+        store_support::pack_files(&cache).is_empty(),
+        "{:?}",
+        store_support::pack_files(&cache)
+    );
+    assert!(store_support::sql_strings(&cache, "SELECT digest FROM packed").is_empty());
+    // Everything runs again, into new packs, and reads back whole.
+    assert_eq!(p.ran(&["sweep.yaml", "-j2"]).len(), TRIALS + 1);
+    assert!(!store_support::pack_files(&cache).is_empty());
+    let verify = p.admf(&["cache", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
