@@ -54,6 +54,9 @@ pub struct Reads {
 #[derive(Default)]
 struct Inner {
     seen: Mutex<Vec<(PathBuf, Stat)>>,
+    /// Directories noted through [`Reads::note_dir_once`], with the stat
+    /// each had the first time (`None`: it could not be stat'ed).
+    dirs_once: Mutex<Vec<(PathBuf, Option<Stat>)>>,
     unstable: AtomicBool,
     /// Inputs stat'ed once already by this build, before any decision.
     input_stats: OnceLock<StatsByPath>,
@@ -100,6 +103,33 @@ impl Reads {
         match std::fs::metadata(path) {
             Ok(meta) => self.note(&absolute(path), Stat::of(&meta)),
             Err(_) => self.note_unstable(),
+        }
+    }
+
+    /// [`Reads::note_dir`] of a directory this build notes again and
+    /// again (the store's `index/`, at every lookup): stat'ed the first
+    /// time only, each later note repeating that stat. Nothing the build
+    /// does changes it (gc and repair, which do, wait until no build
+    /// runs); a change from outside after the first stat shows to the
+    /// next build as a different stat, as a change after any read does.
+    pub fn note_dir_once(&self, path: &Path) {
+        let mut once = self
+            .inner
+            .dirs_once
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let stat = match once.iter().find(|(dir, _)| dir == path) {
+            Some((_, stat)) => *stat,
+            None => {
+                let stat = std::fs::metadata(path).ok().map(|meta| Stat::of(&meta));
+                once.push((path.to_path_buf(), stat));
+                stat
+            }
+        };
+        drop(once);
+        match stat {
+            Some(stat) => self.note(&absolute(path), stat),
+            None => self.note_unstable(),
         }
     }
 
@@ -262,6 +292,30 @@ fn absolute(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_noted_once_keeps_its_first_stat_for_every_note() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("index");
+        std::fs::create_dir(&dir).unwrap();
+        let reads = Reads::new();
+        reads.note_dir_once(&dir);
+        let first = Stat::of(&std::fs::metadata(&dir).unwrap());
+        // Changed after the first note: later notes still say what the
+        // build first saw, so the next build finds a different stat.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(dir.join("generation"), "1").unwrap();
+        let now = Stat::of(&std::fs::metadata(&dir).unwrap());
+        assert_ne!(now, first);
+        reads.note_dir_once(&dir);
+        let noted: Vec<Stat> = reads.snapshot().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(noted, [first, first]);
+        assert!(!reads.unstable());
+        // One that cannot be stat'ed makes the reads unstable, every time.
+        let gone = Reads::new();
+        gone.note_dir_once(&root.path().join("missing"));
+        assert!(gone.unstable());
+    }
 
     fn stat(size: u64) -> Stat {
         Stat {

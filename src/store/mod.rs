@@ -297,7 +297,7 @@ impl Store {
     /// ([`Store::bump_generation`]); writes that only add entries or refs
     /// leave it alone, because the WAL files are kept between processes.
     pub(crate) fn note_index(&self, reads: &crate::reads::Reads) {
-        reads.note_dir(&self.index_dir());
+        reads.note_dir_once(&self.index_dir());
     }
 
     pub(crate) fn index(&self) -> &index::Index {
