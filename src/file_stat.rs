@@ -450,17 +450,13 @@ fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
     String::from_utf8(bytes).ok().map(PathBuf::from)
 }
 
-/// Reads `file` from where it is to its end, appending to `bytes` (with
-/// room reserved for `expected` bytes and one more, which shows the end):
-/// what `File::read_to_end` does without the `statx` and `lseek` it makes
+/// The bytes of `file` from where it is to its end, with room for
+/// `expected` bytes and one more (which shows the end): what
+/// `File::read_to_end` reads, without the `statx` and `lseek` it makes
 /// first to size its buffer, which a caller that has just taken the
 /// file's stat does not need (two of a cold node's few dozen syscalls per
 /// file read).
-pub fn read_rest(
-    file: &mut std::fs::File,
-    expected: u64,
-    bytes: &mut Vec<u8>,
-) -> std::io::Result<usize> {
+pub fn read_rest(file: &mut std::fs::File, expected: u64) -> std::io::Result<Vec<u8>> {
     /// A `File` seen only as something to `read`: the generic
     /// `read_to_end`, not `File`'s own.
     struct Plain<'a>(&'a mut std::fs::File);
@@ -469,8 +465,9 @@ pub fn read_rest(
             self.0.read(buf)
         }
     }
-    bytes.reserve(usize::try_from(expected).unwrap_or(0).saturating_add(1));
-    std::io::Read::read_to_end(&mut Plain(file), bytes)
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).saturating_add(1));
+    std::io::Read::read_to_end(&mut Plain(file), &mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

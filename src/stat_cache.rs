@@ -353,9 +353,7 @@ pub(crate) fn holds_content(path: &Path, stat: &Stat, expected: &blake3::Hash) -
 /// dominated builds that hash thousands of small files.
 pub(crate) fn hash_open_file(file: &mut File, size: u64) -> io::Result<blake3::Hash> {
     if size <= 64 * 1024 {
-        let mut bytes = Vec::new();
-        crate::file_stat::read_rest(file, size, &mut bytes)?;
-        return Ok(blake3::hash(&bytes));
+        return Ok(blake3::hash(&crate::file_stat::read_rest(file, size)?));
     }
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(file)?;

@@ -30,7 +30,7 @@ impl Store {
 
     /// Whether the blob is stored (inline or as a file); not verified.
     pub fn has_blob(&self, digest: &str) -> io::Result<bool> {
-        Ok(self.index().has_inline_blob(digest)? || self.has_blob_file(digest))
+        Ok(self.index().has_indexed_blob(digest)? || self.has_blob_file(digest))
     }
 
     /// Whether the blob is stored as a file.
@@ -41,7 +41,7 @@ impl Store {
     /// [`Store::has_blob`] of each digest, the inline ones looked up
     /// under one lock of the index.
     pub fn has_blobs(&self, digests: &[&str]) -> io::Result<Vec<bool>> {
-        let inline = self.index().has_inline_blobs(digests)?;
+        let inline = self.index().has_indexed_blobs(digests)?;
         Ok(digests
             .iter()
             .zip(inline)
@@ -52,7 +52,7 @@ impl Store {
     /// The blob's bytes, checked against its digest: `Ok(None)` when it is
     /// not stored, an `InvalidData` error when its bytes do not match.
     pub fn read_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
-        let bytes = match self.index().inline_blob(digest)? {
+        let bytes = match self.index().indexed_blob(digest)? {
             Some(bytes) => bytes,
             None => match fs::read(self.blob_path(digest)) {
                 Ok(bytes) => bytes,

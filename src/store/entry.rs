@@ -448,8 +448,7 @@ fn read_if_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if size > INLINE_MAX {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
-    crate::file_stat::read_rest(&mut file, size, &mut bytes)?;
+    let bytes = crate::file_stat::read_rest(&mut file, size)?;
     // Grown past the limit since the stat: still one read, still inline
     // only when small.
     Ok((bytes.len() as u64 <= INLINE_MAX).then_some(bytes))
@@ -471,8 +470,7 @@ fn seal_file(rel: String, path: PathBuf) -> io::Result<Sealed> {
     let mut file = File::open(&path)?;
     let size = file.metadata()?.len();
     if size <= INLINE_MAX {
-        let mut bytes = Vec::new();
-        crate::file_stat::read_rest(&mut file, size, &mut bytes)?;
+        let bytes = crate::file_stat::read_rest(&mut file, size)?;
         return Ok(Sealed {
             rel,
             path,

@@ -153,11 +153,11 @@ impl Store {
                     .chain([m.log_digest.as_str()])
             })
             .collect();
-        let mut dead_inline = Vec::new();
+        let mut dead_rows = Vec::new();
         for (digest, size) in self.index().inline_sizes()? {
             if !live.contains(digest.as_str()) {
                 report.removed_bytes += size;
-                dead_inline.push(digest);
+                dead_rows.push(digest);
             }
         }
         let mut live_packed = Vec::new();
@@ -166,7 +166,7 @@ impl Store {
                 live_packed.push(row);
             } else {
                 // Its bytes are freed with its pack, counted below.
-                dead_inline.push(row.digest);
+                dead_rows.push(row.digest);
             }
         }
         let mut dead_files = Vec::new();
@@ -177,9 +177,9 @@ impl Store {
             }
         }
         // A digest both inline and packed counts once.
-        dead_inline.sort();
-        dead_inline.dedup();
-        report.removed_blobs = dead_inline.len() + dead_files.len();
+        dead_rows.sort();
+        dead_rows.dedup();
+        report.removed_blobs = dead_rows.len() + dead_files.len();
         let mut doomed = removed.clone();
         doomed.extend(report.removed_invalid.iter().cloned());
         let anything = !doomed.is_empty() || report.removed_blobs > 0;
@@ -189,15 +189,13 @@ impl Store {
                 // stops trusting what it recorded about removed entries.
                 self.bump_generation()?;
             }
-            self.index().remove(&doomed, &dead_inline)?;
+            self.index().remove(&doomed, &dead_rows)?;
             for path in &dead_files {
                 if let Err(e) = remove_file_if_exists(path) {
                     report.not_removed.push((path.clone(), e.to_string()));
                 }
             }
             self.remove_views(&kept)?;
-            report.removed_bytes +=
-                self.collect_packs(&live_packed, false, &mut report.not_removed)?;
             // Kept upstream folders hold hard links to blobs: a removed
             // blob's bytes would live on in them. They are derived, so
             // they all go, and the next build lays out what it reads.
@@ -205,10 +203,9 @@ impl Store {
                 self.discard(&self.upstream_dir())?;
             }
         }
-        if policy.dry_run {
-            report.removed_bytes +=
-                self.collect_packs(&live_packed, true, &mut report.not_removed)?;
-        }
+        // After the rows are gone: a pack only they named goes too.
+        report.removed_bytes +=
+            self.collect_packs(&live_packed, policy.dry_run, &mut report.not_removed)?;
         removed.reverse();
         report.removed = removed;
         report.removed_debris = self.sweep_debris(!policy.dry_run)?;

@@ -411,7 +411,7 @@ impl Index {
     /// The bytes of a blob the index holds: inline, or in a pack (as far
     /// as the pack holds them, see [`super::pack`]). Not checked against
     /// the digest.
-    pub(crate) fn inline_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
+    pub(crate) fn indexed_blob(&self, digest: &str) -> io::Result<Option<Vec<u8>>> {
         let conn = self.conn();
         let inline: Option<Vec<u8>> = conn
             .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
@@ -427,8 +427,8 @@ impl Index {
             .transpose()
     }
 
-    pub(crate) fn has_inline_blob(&self, digest: &str) -> io::Result<bool> {
-        Ok(self.has_inline_blobs(&[digest])?[0])
+    pub(crate) fn has_indexed_blob(&self, digest: &str) -> io::Result<bool> {
+        Ok(self.has_indexed_blobs(&[digest])?[0])
     }
 
     /// The bytes of a packed blob as its pack holds them.
@@ -438,18 +438,17 @@ impl Index {
 
     /// Removes the `packed` rows of `digests` (their inline rows stay).
     pub(crate) fn forget_packed(&self, digests: &[String]) -> io::Result<()> {
+        self.own_transaction(|tx| delete_each(tx, "DELETE FROM packed WHERE digest = ?1", digests))
+    }
+
+    /// Runs `body` in a write transaction of its own, the open group (if
+    /// any) committed first: what maintenance (gc, repair) writes.
+    fn own_transaction(&self, body: impl FnOnce(&Connection) -> io::Result<()>) -> io::Result<()> {
         let mut conn = self.conn_for_transaction()?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err)?;
-        {
-            let mut del = tx
-                .prepare_cached("DELETE FROM packed WHERE digest = ?1")
-                .map_err(sql_err)?;
-            for digest in digests {
-                del.execute([digest]).map_err(sql_err)?;
-            }
-        }
+        body(&tx)?;
         tx.commit().map_err(sql_err)
     }
 
@@ -507,26 +506,11 @@ impl Index {
     /// Points the rows of `moved` blobs at their new places, in one
     /// transaction (gc's rewrite of a pack).
     pub(crate) fn repoint_packed(&self, moved: &[PackedBlob]) -> io::Result<()> {
-        let mut conn = self.conn_for_transaction()?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        {
-            let mut put = tx
-                .prepare_cached(
-                    "UPDATE packed SET pack = ?2, offset = ?3, size = ?4 WHERE digest = ?1",
-                )
-                .map_err(sql_err)?;
-            for m in moved {
-                put.execute(params![m.digest, &*m.pack, m.offset as i64, m.size as i64])
-                    .map_err(sql_err)?;
-            }
-        }
-        tx.commit().map_err(sql_err)
+        self.own_transaction(|tx| put_packed(tx, moved))
     }
 
-    /// [`Index::has_inline_blob`] of each digest, under one lock.
-    pub(crate) fn has_inline_blobs(&self, digests: &[&str]) -> io::Result<Vec<bool>> {
+    /// [`Index::has_indexed_blob`] of each digest, under one lock.
+    pub(crate) fn has_indexed_blobs(&self, digests: &[&str]) -> io::Result<Vec<bool>> {
         if digests.is_empty() {
             return Ok(Vec::new());
         }
@@ -654,6 +638,32 @@ fn lost_group(why: &str) -> io::Error {
     io::Error::other(format!("the group of commits was rolled back: {why}"))
 }
 
+/// Runs `delete` (one `?1`) once for each of `keys`.
+fn delete_each(tx: &Connection, delete: &str, keys: &[String]) -> io::Result<()> {
+    let mut stmt = tx.prepare_cached(delete).map_err(sql_err)?;
+    for key in keys {
+        stmt.execute([key]).map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+/// Writes the `packed` rows of `rows`, over any row of the same digest.
+fn put_packed(tx: &Connection, rows: &[PackedBlob]) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut put = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(sql_err)?;
+    for p in rows {
+        put.execute(params![p.digest, &*p.pack, p.offset as i64, p.size as i64])
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
 /// Where the index says blob `digest` is packed: pack, offset, size.
 fn packed_place(conn: &Connection, digest: &str) -> io::Result<Option<(String, u64, u64)>> {
     conn.prepare_cached("SELECT pack, offset, size FROM packed WHERE digest = ?1")
@@ -690,20 +700,10 @@ fn write_rows(
             for (digest, data) in blobs {
                 put.execute(params![digest, data]).map_err(sql_err)?;
             }
-            if !packed.is_empty() {
-                // Over a row already there: these bytes were hashed as
-                // they were written, while an older row may name a pack
-                // that is gone or rotten (why the node ran again).
-                let mut put = tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO packed (digest, pack, offset, size) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(sql_err)?;
-                for p in packed {
-                    put.execute(params![p.digest, &*p.pack, p.offset as i64, p.size as i64])
-                        .map_err(sql_err)?;
-                }
-            }
+            // Over a row already there: these bytes were hashed as they
+            // were written, while an older row may name a pack that is
+            // gone or rotten (why the node ran again).
+            put_packed(tx, packed)?;
             if let Some(m) = action {
                 let verb = if replace {
                     "INSERT OR REPLACE"
@@ -770,7 +770,7 @@ impl Index {
     /// upstream entries of a node, which may number thousands, instead
     /// of three statements of their own per entry. Inside an open commit
     /// group the reads join it, as single reads do.
-    pub(crate) fn actions_with_inline_blobs(
+    pub(crate) fn actions_with_indexed_blobs(
         &self,
         keys: &[&str],
     ) -> io::Result<(ParsedActions, std::collections::HashMap<String, Vec<u8>>)> {
@@ -903,29 +903,11 @@ impl Index {
     /// Removes actions and the rows of blobs (inline and packed), in one
     /// transaction.
     pub(crate) fn remove(&self, keys: &[String], digests: &[String]) -> io::Result<()> {
-        let mut conn = self.conn_for_transaction()?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
-        {
-            let mut del = tx
-                .prepare_cached("DELETE FROM actions WHERE key = ?1")
-                .map_err(sql_err)?;
-            for key in keys {
-                del.execute([key]).map_err(sql_err)?;
-            }
-            let mut del = tx
-                .prepare_cached("DELETE FROM blobs WHERE digest = ?1")
-                .map_err(sql_err)?;
-            let mut unpack = tx
-                .prepare_cached("DELETE FROM packed WHERE digest = ?1")
-                .map_err(sql_err)?;
-            for digest in digests {
-                del.execute([digest]).map_err(sql_err)?;
-                unpack.execute([digest]).map_err(sql_err)?;
-            }
-        }
-        tx.commit().map_err(sql_err)
+        self.own_transaction(|tx| {
+            delete_each(tx, "DELETE FROM actions WHERE key = ?1", keys)?;
+            delete_each(tx, "DELETE FROM blobs WHERE digest = ?1", digests)?;
+            delete_each(tx, "DELETE FROM packed WHERE digest = ?1", digests)
+        })
     }
 }
 
@@ -1037,7 +1019,7 @@ mod tests {
         // The node committed before it in the group is gone with it, and
         // the flush says so rather than passing the group for stored.
         assert!(index.action("k1").unwrap().is_none());
-        assert!(index.inline_blob(&"a".repeat(64)).unwrap().is_none());
+        assert!(index.indexed_blob(&"a".repeat(64)).unwrap().is_none());
         // A node committed after it in the same group fails too.
         let later = index.insert_with_ref(&[], Some(&manifest("k4")), false, Some(("w", "good")));
         assert!(later.unwrap_err().to_string().contains("rolled back"));
@@ -1099,7 +1081,7 @@ mod tests {
             ]
         );
         for (digest, data) in blobs.iter().flatten() {
-            assert_eq!(index.inline_blob(digest).unwrap().as_ref(), Some(data));
+            assert_eq!(index.indexed_blob(digest).unwrap().as_ref(), Some(data));
         }
         let refs: i64 = index
             .conn()

@@ -8,8 +8,9 @@ use super::manifest::Manifest;
 use super::{Entry, Store, is_valid_key};
 use crate::stat_cache::StatCache;
 
-/// The bytes of an inline blob by digest; `None` when it is not inline.
-type InlineBlobs<'a> = dyn Fn(&str) -> io::Result<Option<Vec<u8>>> + 'a;
+/// The bytes of a blob the index holds (inline or packed) by digest;
+/// `None` when it holds none (a blob file, or missing).
+type IndexedBlobs<'a> = dyn Fn(&str) -> io::Result<Option<Vec<u8>>> + 'a;
 
 /// The result of [`Store::lookup`].
 // A `Lookup` is consumed at once, never stored in bulk: boxing the entry
@@ -50,12 +51,12 @@ impl Store {
             return Lookup::Corrupt(format!("not a store key: {key:?}"));
         }
         self.note_index(stats.reads());
-        let inline_of = |digest: &str| self.index().inline_blob(digest);
+        let inline_of = |digest: &str| self.index().indexed_blob(digest);
         self.lookup_row(key, self.index().action(key), stats, &inline_of)
     }
 
     /// [`Store::lookup`] of each of `keys`, in order, the index read in
-    /// one transaction (see [`super::index::Index::actions_with_inline_blobs`])
+    /// one transaction (see [`super::index::Index::actions_with_indexed_blobs`])
     /// and the `index/` directory noted once: what a node with thousands
     /// of upstream entries looks up before it runs. Each result is what
     /// [`Store::lookup`] would have said of its key.
@@ -65,7 +66,7 @@ impl Store {
         }
         self.note_index(stats.reads());
         let valid: Vec<&str> = keys.iter().copied().filter(|k| is_valid_key(k)).collect();
-        let (mut rows, inline) = match self.index().actions_with_inline_blobs(&valid) {
+        let (mut rows, inline) = match self.index().actions_with_indexed_blobs(&valid) {
             Ok((rows, inline)) => (rows.into_iter(), inline),
             Err(e) => {
                 let reason = format!("cannot read the index: {e}");
@@ -161,7 +162,7 @@ impl Store {
         key: &str,
         row: io::Result<Option<Result<Manifest, String>>>,
         stats: &StatCache,
-        inline: &InlineBlobs<'_>,
+        inline: &IndexedBlobs<'_>,
     ) -> Lookup {
         let manifest = match row {
             Ok(None) => return Lookup::Missing,
@@ -210,7 +211,7 @@ impl Store {
         manifest: &Manifest,
         stats: &StatCache,
     ) -> Result<(), String> {
-        let inline_of = |digest: &str| self.index().inline_blob(digest);
+        let inline_of = |digest: &str| self.index().indexed_blob(digest);
         self.check_manifest_with(key, manifest, stats, &inline_of)
     }
 
@@ -220,7 +221,7 @@ impl Store {
         key: &str,
         manifest: &Manifest,
         stats: &StatCache,
-        inline: &InlineBlobs<'_>,
+        inline: &IndexedBlobs<'_>,
     ) -> Result<(), String> {
         if manifest.key != key {
             return Err(format!("action is for key {}", manifest.key));
@@ -243,7 +244,7 @@ impl Store {
         digest: &str,
         size: Option<u64>,
         stats: &StatCache,
-        inline: &InlineBlobs<'_>,
+        inline: &IndexedBlobs<'_>,
     ) -> Result<(), String> {
         let inline = inline(digest).map_err(|e| format!("cannot read the index: {e}"))?;
         let (actual_size, actual) = match inline {

@@ -91,7 +91,7 @@ impl Store {
         let mut sound: HashMap<String, bool> = HashMap::new();
         let inline = self.index().inline_sizes()?;
         for (digest, _) in &inline {
-            let ok = match self.index().inline_blob(digest)? {
+            let ok = match self.index().indexed_blob(digest)? {
                 Some(bytes) => digest_of(&bytes) == *digest,
                 None => continue,
             };
