@@ -300,6 +300,12 @@ fn workspace_claims(ctx: &RunContext, node: &Node) -> Vec<(std::path::PathBuf, P
     claims
 }
 
+/// From how many upstream nodes a command's decision asks `admf serve`
+/// which of their outputs changed ([`crate::reads::Reads::still_vouched`])
+/// rather than stating each: a question costs about what a few dozen
+/// stats do.
+pub(crate) const ASK_WATCHER_FROM: usize = 128;
+
 /// Continue a decision once the key's lock is held: another build may
 /// have stored the entry while we waited.
 pub fn after_lock(
@@ -334,9 +340,15 @@ pub fn after_lock(
         // The stats taken here are those the command's upstream folders
         // are checked against after it ran: they were taken under the
         // read locks it runs under.
+        // With many upstream files, `admf serve` (when it vouched for this
+        // build's files) is asked which it saw touched since: the rest
+        // still have the stats it vouched for, now that the locks are held.
+        let now = (node.deps.len() >= ASK_WATCHER_FROM)
+            .then(|| ctx.reads().still_vouched())
+            .flatten();
         checked = crate::par::map_in_parallel(&dep_entries, |i, entry| {
             let dep = &ctx.graph.nodes[node.deps[i]];
-            outputs_in_place(ctx, dep, entry.as_ref()?)
+            outputs_in_place(ctx, dep, entry.as_ref()?, now.as_ref())
         });
         for ((&d, entry), in_place) in node.deps.iter().zip(&dep_entries).zip(&mut checked) {
             let dep = &ctx.graph.nodes[d];
@@ -442,6 +454,7 @@ pub(crate) fn upstream_of(
 ) -> Vec<Upstream> {
     let mut dirs = None;
     let mut checked = checked.into_iter();
+    let watched = (node.deps.len() >= ASK_WATCHER_FROM).then(|| ctx.reads().clone());
     node.deps
         .iter()
         .zip(deps)
@@ -456,7 +469,7 @@ pub(crate) fn upstream_of(
             let up = Upstream::stored(dep.id.clone(), dep.mode.clone(), dep.role.clone(), entry)
                 .with_handoff(result.handoff.take());
             Some(match in_place {
-                Some(dir) => up.in_workspace(dir, stats.unwrap_or_default()),
+                Some(dir) => up.in_workspace(dir, stats.unwrap_or_default(), watched.clone()),
                 None => up,
             })
         })
@@ -780,7 +793,12 @@ fn restore_outputs(ctx: &RunContext, node: &Node, entry: &Entry) -> std::io::Res
 /// content of `entry`, so that [`restore_outputs`] would write nothing:
 /// the stat each had, by output name; `None` when one is not, or is a
 /// directory output (its check is the restore's own).
-fn outputs_in_place(ctx: &RunContext, node: &Node, entry: &Entry) -> Option<Vec<(String, Stat)>> {
+fn outputs_in_place(
+    ctx: &RunContext,
+    node: &Node,
+    entry: &Entry,
+    now: Option<&crate::reads::StillVouched>,
+) -> Option<Vec<(String, Stat)>> {
     node.outputs_kept()
         .filter(|(_, _, keep)| *keep == Keep::Stored)
         .map(|(rel, path, _)| {
@@ -788,7 +806,7 @@ fn outputs_in_place(ctx: &RunContext, node: &Node, entry: &Entry) -> Option<Vec<
                 return None;
             }
             let record = entry.manifest.outputs.get(rel)?;
-            let stat = ctx.stats.plain_file_holding(path, &record.blake3)?;
+            let stat = ctx.stats.plain_file_holding(path, &record.blake3, now)?;
             Some((rel.clone(), stat))
         })
         .collect()
@@ -809,7 +827,11 @@ fn restore_kept(ctx: &RunContext, node: &Node, entry: &Entry, which: Keep) -> st
                 "entry has no output `{rel}`"
             )));
         };
-        if ctx.stats.plain_file_holding(path, &record.blake3).is_some() {
+        if ctx
+            .stats
+            .plain_file_holding(path, &record.blake3, None)
+            .is_some()
+        {
             continue;
         }
         crate::workspace::restore_bytes(&entry.read(rel)?, path, &node.base_dir)

@@ -45,6 +45,37 @@ pub struct Vouched {
 /// [`Vouched`] stats by path, keyed as [`StatsByPath`].
 pub type VouchedStats = rustc_hash::FxHashMap<OsString, Vouched>;
 
+/// Whoever vouched for a build's [`VouchedStats`] (`admf serve`, which
+/// watches those files), asked again later in the build.
+pub trait Watcher: Send + Sync {
+    /// The vouched files an event touched since they were vouched for,
+    /// by their paths as vouched: every other one still has its vouched
+    /// stat now. `None` when it cannot say any more.
+    fn touched(&self) -> Option<Vec<PathBuf>>;
+}
+
+/// The files `admf serve` vouched for at the start of a build that no
+/// event touched since, as found when asked ([`Reads::still_vouched`]).
+pub struct StillVouched {
+    reads: Reads,
+    touched: rustc_hash::FxHashSet<OsString>,
+}
+
+impl StillVouched {
+    /// The stat `path` has now when it was vouched for as a plain file
+    /// and nothing touched it since; `None` when that is not known (the
+    /// caller stats it).
+    pub fn plain_stat(&self, path: &Path) -> Option<Stat> {
+        if self.touched.contains(path.as_os_str()) {
+            return None;
+        }
+        match self.reads.vouched(path) {
+            Some(Vouched { stat, plain: true }) => Some(stat),
+            _ => None,
+        }
+    }
+}
+
 /// The reads of one build. Cloning gives another handle on the same list.
 #[derive(Clone, Default)]
 pub struct Reads {
@@ -62,6 +93,8 @@ struct Inner {
     input_stats: OnceLock<StatsByPath>,
     /// Files `admf serve` vouched for at the start of this build.
     vouched_stats: OnceLock<VouchedStats>,
+    /// Who vouched for them, to ask again ([`Reads::still_vouched`]).
+    watcher: OnceLock<Arc<dyn Watcher>>,
     /// Directory handles the stats of this build are taken through.
     dirs: crate::dir_stat::DirStats,
 }
@@ -170,8 +203,28 @@ impl Reads {
     /// take them instead of a stat each; a change after the server's
     /// answer shows to the next build as a different stat, as for
     /// [`Reads::keep_input_stats`]. Only the first call counts.
-    pub fn keep_vouched_stats(&self, stats: VouchedStats) {
-        let _ = self.inner.vouched_stats.set(stats);
+    /// `watcher`: who vouched, asked again by [`Reads::still_vouched`].
+    pub fn keep_vouched_stats(&self, stats: VouchedStats, watcher: Option<Arc<dyn Watcher>>) {
+        if self.inner.vouched_stats.set(stats).is_ok()
+            && let Some(watcher) = watcher
+        {
+            let _ = self.inner.watcher.set(watcher);
+        }
+    }
+
+    /// The vouched files ([`Reads::keep_vouched_stats`]) no event touched
+    /// since, asked of their watcher now: each still has its vouched stat,
+    /// so a check that must see the file as it is *now* (under locks just
+    /// taken, after a command) can take that stat instead of one of its
+    /// own. For checks of many files: the question costs about what a few
+    /// dozen stats do. `None` when nothing was vouched for or the watcher
+    /// cannot say.
+    pub fn still_vouched(&self) -> Option<StillVouched> {
+        let touched = self.inner.watcher.get()?.touched()?;
+        Some(StillVouched {
+            reads: self.clone(),
+            touched: touched.into_iter().map(PathBuf::into_os_string).collect(),
+        })
     }
 
     fn vouched(&self, path: &Path) -> Option<Vouched> {

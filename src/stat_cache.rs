@@ -154,10 +154,21 @@ impl StatCache {
     /// For a check made of many files at once (the workspace outputs of
     /// thousands of upstream nodes), where a stat of each full path twice
     /// was most of the cost.
-    pub fn plain_file_holding(&self, path: &Path, blake3_hex: &str) -> Option<Stat> {
+    ///
+    /// `now`: the files known to still have the stat `admf serve` vouched
+    /// for; such a file's stat is taken from there rather than stat'ed.
+    pub fn plain_file_holding(
+        &self,
+        path: &Path,
+        blake3_hex: &str,
+        now: Option<&crate::reads::StillVouched>,
+    ) -> Option<Stat> {
         let wanted = blake3::Hash::from_hex(blake3_hex).ok()?;
         let abs = std::path::absolute(path).ok()?;
-        let stat = self.reads.plain_file_stat(&abs)?;
+        let stat = match now.and_then(|now| now.plain_stat(&abs)) {
+            Some(stat) => stat,
+            None => self.reads.plain_file_stat(&abs)?,
+        };
         if let Some(record) = self.lock().get(&abs)
             && record.stat == stat
         {

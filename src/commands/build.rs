@@ -1,6 +1,7 @@
 //! `admf build`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
@@ -194,6 +195,33 @@ pub(super) fn trace(what: &str) {
     }
 }
 
+/// The server that vouched for the files of the record with the stat
+/// `record_stat` at `record` ([`UptodateRecord::vouched_stats_into`]),
+/// asked again which of them an event touched since
+/// ([`super::serve::touched_since`]).
+struct ServerWatch {
+    store: PathBuf,
+    record: PathBuf,
+    invocation: String,
+    record_stat: crate::file_stat::Stat,
+}
+
+impl crate::reads::Watcher for ServerWatch {
+    fn touched(&self) -> Option<Vec<PathBuf>> {
+        let touched = super::serve::touched_since(
+            &self.store,
+            &self.record,
+            &self.invocation,
+            self.record_stat,
+        );
+        trace(&match &touched {
+            Some(paths) => format!("admf serve: {} vouched files touched since", paths.len()),
+            None => "admf serve: cannot say what was touched since".to_string(),
+        });
+        touched
+    }
+}
+
 /// Where this build's up-to-date record lives and the invocation it must
 /// match; `None` for builds that never use one (forced, dry runs,
 /// verbose ones, which print logs).
@@ -259,7 +287,13 @@ impl UptodateRecord {
             uncertain.touched.len(),
             uncertain.not_files.len()
         ));
-        reads.keep_vouched_stats(stats);
+        let watcher = ServerWatch {
+            store: store.to_path_buf(),
+            record: self.path.clone(),
+            invocation: self.invocation.clone(),
+            record_stat: before,
+        };
+        reads.keep_vouched_stats(stats, Some(Arc::new(watcher)));
     }
 
     fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {

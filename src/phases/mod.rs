@@ -174,6 +174,11 @@ enum Artifacts {
         /// (not serialised).
         #[serde(skip)]
         workspace_stats: Vec<(String, crate::file_stat::Stat)>,
+        /// The build's reads, when the check after the command may ask
+        /// `admf serve` which of those files changed rather than stating
+        /// each ([`Reads::still_vouched`]; not serialised).
+        #[serde(skip)]
+        watched: Option<Reads>,
     },
     /// A plain directory of files (phases run outside a build, in tests).
     Dir { dir: PathBuf },
@@ -203,6 +208,7 @@ impl Upstream {
                 open: Some(store),
                 workspace: None,
                 workspace_stats: Vec::new(),
+                watched: None,
             },
             handoff: None,
         }
@@ -214,21 +220,34 @@ impl Upstream {
     /// until the reading action is committed; `stats` are those it saw
     /// then, by output name (the folder's check after the command
     /// compares with them; one not given is taken before the command).
+    /// `reads`: the build's, when that check may ask `admf serve`
+    /// ([`Reads::still_vouched`]).
     pub fn in_workspace(
         mut self,
         dir: PathBuf,
         stats: Vec<(String, crate::file_stat::Stat)>,
+        reads: Option<Reads>,
     ) -> Self {
         if let Artifacts::Stored {
             workspace,
             workspace_stats,
+            watched,
             ..
         } = &mut self.artifacts
         {
             *workspace = Some(dir);
             *workspace_stats = stats;
+            *watched = reads;
         }
         self
+    }
+
+    /// The reads of [`Upstream::in_workspace`], when given.
+    pub(crate) fn workspace_watched(&self) -> Option<&Reads> {
+        match &self.artifacts {
+            Artifacts::Stored { watched, .. } => watched.as_ref(),
+            _ => None,
+        }
     }
 
     /// The stats of [`Upstream::in_workspace`], by output name.

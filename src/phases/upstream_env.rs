@@ -102,6 +102,9 @@ pub struct UpstreamFolders {
     listings: Option<Arc<ListingPool>>,
     /// (variable, value) pairs to set, `ADMF_UPSTREAM_JSON` last.
     pub env: Vec<(String, String)>,
+    /// The build's reads, when `admf serve` may say which of the
+    /// workspace files read in place changed ([`Upstream::in_workspace`]).
+    watched: Option<crate::reads::Reads>,
 }
 
 impl Drop for UpstreamFolders {
@@ -164,7 +167,15 @@ impl UpstreamFolders {
         if let Some(root) = self.used.iter().find_map(|(_, f)| f.root.as_ref()) {
             root.recheck();
         }
-        let intact = crate::par::map_in_parallel(&self.used, |_, (_, folder)| folder.intact());
+        // The workspace files read in place that `admf serve` saw no
+        // event on since it vouched for them still have the stat it
+        // vouched for: one question instead of a stat each.
+        let now = self
+            .watched
+            .as_ref()
+            .and_then(|reads| reads.still_vouched());
+        let intact =
+            crate::par::map_in_parallel(&self.used, |_, (_, folder)| folder.intact(now.as_ref()));
         if let Some(((node, _), _)) = self.used.iter().zip(intact).find(|(_, ok)| !ok) {
             return Some(format!(
                 "the upstream folder of `{node}` (${}) was changed while the command ran; upstream folders are read-only",
@@ -209,7 +220,14 @@ enum Laid {
 }
 
 impl Laid {
-    fn intact(&self, path: &Path, root: Option<&StatRoot>) -> bool {
+    /// `now`: the files known to still have the stat `admf serve`
+    /// vouched for.
+    fn intact(
+        &self,
+        path: &Path,
+        root: Option<&StatRoot>,
+        now: Option<&crate::reads::StillVouched>,
+    ) -> bool {
         match self {
             Laid::Own(stamp) | Laid::StoreLink(stamp) => {
                 Stamp::of_in(path, root).is_ok_and(|now| now.matches(stamp))
@@ -220,17 +238,20 @@ impl Laid {
                 let stamp = locked(&blob.stamp);
                 Stamp::of_in(path, root).is_ok_and(|now| now.matches(&stamp))
             }
-            Laid::Checked(stat) => crate::file_stat::Stat::of_plain_file(path) == Some(*stat),
+            Laid::Checked(stat) => match now.and_then(|now| now.plain_stat(path)) {
+                Some(vouched) => vouched == *stat,
+                None => crate::file_stat::Stat::of_plain_file(path) == Some(*stat),
+            },
         }
     }
 }
 
 impl Folder {
-    fn intact(&self) -> bool {
+    fn intact(&self, now: Option<&crate::reads::StillVouched>) -> bool {
         let root = self.root.as_deref().filter(|root| root.usable());
         self.stamps
             .iter()
-            .all(|(path, laid)| laid.intact(path, root))
+            .all(|(path, laid)| laid.intact(path, root, now))
     }
 }
 
@@ -531,6 +552,10 @@ pub fn prepare(upstream: &[Upstream], log: &mut dyn io::Write) -> io::Result<Ups
         listing,
         listings,
         env,
+        watched: upstream
+            .iter()
+            .find_map(|up| up.workspace_watched())
+            .cloned(),
     })
 }
 
@@ -660,7 +685,7 @@ fn shared_folder(
     let slot = store.shared::<Slot>(&format!("upstream-folder/{id}"));
     let mut held = locked(&slot);
     if let Some(folder) = held.as_ref()
-        && folder.intact()
+        && folder.intact(None)
     {
         return Ok(folder.clone());
     }
@@ -749,7 +774,7 @@ fn recycle(all: &LaidOut, me: &Arc<Slot>) -> Option<Folder> {
         };
         if !held.as_ref().is_some_and(|f| Arc::ptr_eq(f, folder))
             || Arc::strong_count(folder) != 2
-            || !folder.intact()
+            || !folder.intact(None)
         {
             drop(held);
             i += 1;
@@ -1384,7 +1409,8 @@ mod tests {
         let (store, _elsewhere) = store_without_kept_folders(root.path());
         let workspace = tempfile::tempdir().unwrap();
         write_gen_outputs(workspace.path());
-        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), Vec::new());
+        let up =
+            stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), Vec::new(), None);
         let running = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         assert_eq!(folder_of(&running, "gen").unwrap(), workspace.path());
         assert_eq!(running.changed(), None);
@@ -1422,7 +1448,8 @@ mod tests {
         let stat_of =
             |path: &Path| crate::file_stat::Stat::of(&std::fs::symlink_metadata(path).unwrap());
         let checked = vec![("metrics.json".to_string(), stat_of(&metrics))];
-        let up = stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), checked);
+        let up =
+            stored_upstream(&store).in_workspace(workspace.path().to_path_buf(), checked, None);
         let steady = prepare(std::slice::from_ref(&up), &mut std::io::sink()).unwrap();
         assert_eq!(steady.changed(), None);
         drop(steady);

@@ -132,21 +132,45 @@ impl Uncertain {
         let record = crate::file_stat::Stat::parse(&mut fields)?;
         let touched: usize = fields.next()?.parse().ok()?;
         let not_files: usize = fields.next()?.parse().ok()?;
-        let mut paths = |count: usize| -> Option<Vec<PathBuf>> {
-            let mut paths = Vec::with_capacity(count.min(1 << 16));
-            for _ in 0..count {
-                line.clear();
-                answer.read_line(&mut line).ok()?;
-                paths.push(crate::file_stat::unescape_path(line.strip_suffix('\n')?)?);
-            }
-            Some(paths)
-        };
         Some(Uncertain {
             record,
-            touched: paths(touched)?,
-            not_files: paths(not_files)?,
+            touched: read_paths(answer, touched)?,
+            not_files: read_paths(answer, not_files)?,
         })
     }
+}
+
+/// `count` escaped paths, one a line.
+fn read_paths(answer: &mut impl BufRead, count: usize) -> Option<Vec<PathBuf>> {
+    let mut paths = Vec::with_capacity(count.min(1 << 16));
+    let mut line = String::new();
+    for _ in 0..count {
+        line.clear();
+        answer.read_line(&mut line).ok()?;
+        paths.push(crate::file_stat::unescape_path(line.strip_suffix('\n')?)?);
+    }
+    Some(paths)
+}
+
+/// `touched <count>`, then each path.
+fn touched_text(paths: &[PathBuf]) -> String {
+    let mut text = format!("touched {}\n", paths.len());
+    for path in paths {
+        text.push_str(&crate::file_stat::escape_path(path));
+        text.push('\n');
+    }
+    text
+}
+
+fn read_touched(answer: &mut impl BufRead) -> Option<Vec<PathBuf>> {
+    let mut line = String::new();
+    answer.read_line(&mut line).ok()?;
+    let count = line
+        .strip_suffix('\n')?
+        .strip_prefix("touched ")?
+        .parse()
+        .ok()?;
+    read_paths(answer, count)
 }
 
 /// What the server of the store at `store_root` cannot vouch for of the
@@ -154,6 +178,22 @@ impl Uncertain {
 /// when it cannot say (no server, an error, nothing known of the record).
 pub fn uncertain(store_root: &Path, record: &Path, invocation: &str) -> Option<Uncertain> {
     Uncertain::read(&mut ask(store_root, "uncertain", record, invocation)?)
+}
+
+/// The files of the record that was at `record` with the stat
+/// `record_stat` when the server vouched for it ([`uncertain`]), written
+/// for `invocation`, that an event touched since the server checked them;
+/// every other file it lists still has its listed stat now. Asked later in
+/// the build that started from that record ([`watched::Watched::touched_since_checked`]).
+/// `None` when the server cannot say (or none answers).
+pub fn touched_since(
+    store_root: &Path,
+    record: &Path,
+    invocation: &str,
+    record_stat: crate::file_stat::Stat,
+) -> Option<Vec<PathBuf>> {
+    let asked = format!("{invocation} {record_stat}");
+    read_touched(&mut ask(store_root, "touched", record, &asked)?)
 }
 
 /// Whether this process is a build that `admf serve` forked ([`builds`]).
@@ -313,6 +353,24 @@ fn answer(store: &Path, stream: UnixStream, watched: &Mutex<watched::Watched>) {
         let _ = stream.write_all(text.as_bytes());
         return;
     }
+    if let Some(rest) = line.strip_prefix("touched ") {
+        let answer = parse_touched_question(rest).and_then(|(invocation, stat, record)| {
+            if !record.starts_with(store.join("runs")) {
+                return None;
+            }
+            watched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .touched_since_checked(&record, invocation, stat)
+        });
+        let text = match answer {
+            Some(paths) => touched_text(&paths),
+            None => "unknown\n".to_string(),
+        };
+        let mut stream = stream;
+        let _ = stream.write_all(text.as_bytes());
+        return;
+    }
     let holds = parse_question(&line).and_then(|(invocation, record)| {
         // Records of this store only: its server watches for them.
         if !record.starts_with(store.join("runs")) {
@@ -338,6 +396,15 @@ fn parse_question(line: &str) -> Option<(&str, PathBuf)> {
     let (invocation, path) = rest.split_once(' ')?;
     let path = crate::file_stat::unescape_path(path)?;
     (path.is_absolute() && !invocation.is_empty()).then_some((invocation, path))
+}
+
+/// `<invocation> <record stat> <escaped record path>\n`, after `touched `.
+fn parse_touched_question(rest: &str) -> Option<(&str, crate::file_stat::Stat, PathBuf)> {
+    let mut fields = rest.strip_suffix('\n')?.splitn(7, ' ');
+    let invocation = fields.next().filter(|i| !i.is_empty())?;
+    let stat = crate::file_stat::Stat::parse(&mut fields)?;
+    let path = crate::file_stat::unescape_path(fields.next()?)?;
+    path.is_absolute().then_some((invocation, stat, path))
 }
 
 /// The listener on `socket`: a socket left by a server that no longer
@@ -390,6 +457,38 @@ mod tests {
         // A short answer is none.
         let cut = &text[..text.len() - 3];
         assert_eq!(Uncertain::read(&mut cut.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_touched_question_and_answer_read_back_as_written() {
+        let stat = crate::file_stat::Stat {
+            size: 7,
+            mtime_ns: -5,
+            inode: 42,
+            device: 2049,
+            ctime_ns: 9,
+        };
+        let record = Path::new("/s/runs/wf x/uptodate");
+        let question = format!("abc {stat} {}\n", crate::file_stat::escape_path(record));
+        assert_eq!(
+            parse_touched_question(&question),
+            Some(("abc", stat, record.to_path_buf()))
+        );
+        assert_eq!(parse_touched_question("abc 1 2 3 4 /s/uptodate\n"), None);
+        assert_eq!(
+            parse_touched_question("abc 1 2 3 4 5 runs/uptodate\n"),
+            None
+        );
+        let paths = vec![PathBuf::from("/p/out/a b.txt"), PathBuf::from("/p/x\ny")];
+        let text = touched_text(&paths);
+        assert_eq!(read_touched(&mut text.as_bytes()), Some(paths));
+        assert_eq!(
+            read_touched(&mut "touched 0\n".as_bytes()),
+            Some(Vec::new())
+        );
+        assert_eq!(read_touched(&mut "unknown\n".as_bytes()), None);
+        // One path short is no answer.
+        assert_eq!(read_touched(&mut "touched 2\n/p/a\n".as_bytes()), None);
     }
 
     #[test]

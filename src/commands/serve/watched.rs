@@ -445,6 +445,33 @@ impl Watched {
         })
     }
 
+    /// The entries of the record that was checked at `record` with the
+    /// stat `record_stat`, written for `invocation`, that an event touched
+    /// since they were checked: every other entry still has its listed
+    /// stat. Asked by a build that started from that record, later in the
+    /// build (when the record may be gone: the build removes it before it
+    /// runs anything). `None` when nothing is known of that record any
+    /// more (checked anew since, for another invocation, or an event that
+    /// could have changed any entry).
+    pub fn touched_since_checked(
+        &mut self,
+        record: &Path,
+        invocation: &str,
+        record_stat: Stat,
+    ) -> Option<Vec<PathBuf>> {
+        self.drain();
+        let t = self.records.get(record)?;
+        if t.whole || t.invocation != invocation || t.record_stat != record_stat {
+            return None;
+        }
+        Some(
+            t.touched_entries()
+                .into_iter()
+                .map(|l| l.path.clone())
+                .collect(),
+        )
+    }
+
     /// Checks the records that came due ([`Watched::due`]). The
     /// invocation is the record's own; a build with another one is then
     /// answered no.
