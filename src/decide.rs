@@ -730,8 +730,13 @@ pub(crate) fn from_trace(
         .filter(|(_, _, keep)| *keep != Keep::Temp)
         .map(|(_, path, _)| path)
         .collect();
+    // Bytes first: `Path`'s own comparison goes component by component.
     let outputs_declared = traced.outputs.len() == kept.len()
-        && traced.outputs.iter().zip(kept).all(|((a, _), b)| a == b);
+        && traced
+            .outputs
+            .iter()
+            .zip(kept)
+            .all(|((a, _), b)| a.as_os_str() == b.as_os_str() || a == b);
     if !outputs_declared || !traced.holds(&node.inputs, &upstream, ctx.reads()) {
         return None;
     }

@@ -124,21 +124,13 @@ pub fn file_ingredients(
 }
 
 /// Objects with keys sorted, recursively: the canonical form that is hashed.
+/// A copy sorted in place: the copy keeps each key's hash, where building
+/// the maps anew hashed every key again (a sweep keys thousands of trial
+/// configs).
 pub fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), canonical(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
+    let mut sorted = v.clone();
+    sorted.sort_all_objects();
+    sorted
 }
 
 #[cfg(test)]
@@ -258,5 +250,53 @@ mod tests {
             relative_to(Path::new("/p/w/./in/a.txt"), Path::new("/p/w")),
             "in/a.txt"
         );
+    }
+
+    /// The canonical form as first written: each map built anew from its
+    /// entries sorted by key, recursively.
+    fn canonical_rebuilt(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), canonical_rebuilt(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical_rebuilt).collect()),
+            other => other.clone(),
+        }
+    }
+
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-zA-Z0-9 _.é]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("[a-zA-Z_é]{0,4}", inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Sorting a copy in place gives the bytes the maps rebuilt in key
+        /// order gave: keys computed before and after are the same.
+        #[test]
+        fn canonical_sorted_in_place_writes_what_the_rebuilt_form_wrote(v in any_json()) {
+            let in_place = serde_json::to_string(&canonical(&v)).unwrap();
+            let rebuilt = serde_json::to_string(&canonical_rebuilt(&v)).unwrap();
+            proptest::prop_assert_eq!(in_place, rebuilt);
+        }
     }
 }
