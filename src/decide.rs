@@ -737,7 +737,16 @@ pub(crate) fn from_trace(
             .iter()
             .zip(kept)
             .all(|((a, _), b)| a.as_os_str() == b.as_os_str() || a == b);
-    if !outputs_declared || !traced.holds(&node.inputs, &upstream, ctx.reads()) {
+    // Its files as checked ahead, when they were ([`crate::node_trace::CheckedAhead`]).
+    let files_hold = || {
+        ctx.checked_ahead
+            .get(index)
+            .unwrap_or_else(|| traced.files_hold(ctx.reads()))
+    };
+    if !outputs_declared
+        || !traced.same_upstream_and_inputs(&node.inputs, &upstream)
+        || !files_hold()
+    {
         return None;
     }
     Some(NodeResult {

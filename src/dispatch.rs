@@ -103,6 +103,25 @@ pub fn dispatch(
     };
     let selected: Vec<usize> = graph.order.iter().copied().filter(|&i| mask[i]).collect();
     observer.planned(&graph, &selected);
+    // The files of the nodes the trace lists, checked on another core in
+    // the planned order while the coordinator settles node after node.
+    let ahead = ctx
+        .trace
+        .is_some()
+        .then(|| {
+            let ctx = Arc::clone(&ctx);
+            let order = selected.clone();
+            std::thread::Builder::new()
+                .name("admf-trace-ahead".into())
+                .spawn(move || {
+                    if let Some(trace) = &ctx.trace {
+                        let id_of = |i: usize| ctx.graph.nodes[i].id.as_str();
+                        ctx.checked_ahead.run(&order, id_of, trace, ctx.reads());
+                    }
+                })
+                .ok()
+        })
+        .flatten();
     let mut board = Board {
         dependents: graph.dependents(),
         waiting: (0..n).map(|i| graph.nodes[i].deps.len()).collect(),
@@ -433,6 +452,10 @@ pub fn dispatch(
                 }
             }
         }
+    }
+    ctx.checked_ahead.stop();
+    if let Some(ahead) = ahead {
+        let _ = ahead.join();
     }
     group.flush(&ctx, &mut board);
     if let Err(e) = ctx.store.set_group_commit(false) {

@@ -50,6 +50,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use crate::file_stat::{Stat, is_racy, push_escaped_path, system_time_ns, unescape_path};
@@ -77,20 +78,29 @@ impl TracedNode {
     /// build adds to what it read when it saves its record
     /// ([`TracedNode::files`]), off the path to its answer.
     pub fn holds(&self, inputs: &[PathBuf], upstream: &[&str], reads: &Reads) -> bool {
+        self.same_upstream_and_inputs(inputs, upstream) && self.files_hold(reads)
+    }
+
+    /// Whether its upstream nodes ended with `upstream` digests and it
+    /// declares the input paths `inputs`, as traced.
+    pub fn same_upstream_and_inputs(&self, inputs: &[PathBuf], upstream: &[&str]) -> bool {
         // Bytes first: equal bytes are equal paths, and `Path`'s own
         // comparison goes component by component.
         let same_path = |a: &Path, b: &Path| a.as_os_str() == b.as_os_str() || a == b;
-        if self.upstream.len() != upstream.len()
-            || self.upstream.iter().zip(upstream).any(|(a, b)| a != b)
-            || self.inputs.len() != inputs.len()
-            || self
+        self.upstream.len() == upstream.len()
+            && self.upstream.iter().zip(upstream).all(|(a, b)| a == b)
+            && self.inputs.len() == inputs.len()
+            && self
                 .inputs
                 .iter()
                 .zip(inputs)
-                .any(|((a, _), b)| !same_path(a, b))
-        {
-            return false;
-        }
+                .all(|((a, _), b)| same_path(a, b))
+    }
+
+    /// Whether every file it rested on has its recorded stat: the part of
+    /// [`TracedNode::holds`] that needs nothing from its upstream nodes,
+    /// so it can be checked ahead of the decision ([`CheckedAhead`]).
+    pub fn files_hold(&self, reads: &Reads) -> bool {
         let same_plain = |path: &Path, recorded: &Stat| reads.plain_stat(path) == Some(*recorded);
         self.inputs
             .iter()
@@ -112,6 +122,67 @@ impl TracedNode {
                 .iter()
                 .chain(&self.blobs)
                 .any(|(_, s)| is_racy(s, now_ns))
+    }
+}
+
+/// The files of traced nodes checked ahead of their decisions, by node
+/// index, on a thread of its own ([`CheckedAhead::run`]): while the
+/// coordinator settles one node after another, the stats (or the lookups
+/// of the stats `admf serve` vouched for) of those to come are taken on
+/// another core. A decision takes the answer found ahead, as if it had
+/// checked its files then: a check made earlier in the same build, as the
+/// input stats the graph cache's check took before any decision are. A
+/// node not reached yet is checked by its decision itself.
+#[derive(Default)]
+pub struct CheckedAhead {
+    /// 0: not checked yet; 1: its files hold; 2: one does not.
+    states: Vec<std::sync::atomic::AtomicU8>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl CheckedAhead {
+    /// Room for the nodes of a graph of `nodes` nodes.
+    pub fn new(nodes: usize) -> CheckedAhead {
+        CheckedAhead {
+            states: (0..nodes).map(|_| Default::default()).collect(),
+            stop: Default::default(),
+        }
+    }
+
+    /// Whether node `index`'s files hold, when checked ahead already.
+    pub fn get(&self, index: usize) -> Option<bool> {
+        match self.states.get(index)?.load(Ordering::Acquire) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Checks the files of each node of `order` that `trace` lists, in
+    /// that order, until every one is checked or [`CheckedAhead::stop`].
+    pub fn run<'a>(
+        &self,
+        order: &[usize],
+        id_of: impl Fn(usize) -> &'a str,
+        trace: &NodeTrace,
+        reads: &Reads,
+    ) {
+        for &index in order {
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let (Some(state), Some(traced)) = (self.states.get(index), trace.get(id_of(index)))
+            else {
+                continue;
+            };
+            let holds = traced.files_hold(reads);
+            state.store(if holds { 1 } else { 2 }, Ordering::Release);
+        }
+    }
+
+    /// Stops [`CheckedAhead::run`] at its next node.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -31,6 +31,10 @@ pub struct RunContext {
     /// Keys of ready nodes computed ahead while their remote entries were
     /// fetched as a group.
     pub prefetch: crate::prefetch::Prefetch,
+    /// The files of the nodes the trace lists, checked ahead of their
+    /// decisions ([`crate::node_trace::CheckedAhead`]); sized for the
+    /// graph only when there is a trace.
+    pub checked_ahead: crate::node_trace::CheckedAhead,
 }
 
 impl RunContext {

@@ -104,6 +104,7 @@ fn run(files: &[(&str, &str)], jobs: usize) -> Vec<String> {
         trace: None,
         remote: None,
         prefetch: Default::default(),
+        checked_ahead: Default::default(),
     });
     let executor = LocalExecutor::new(jobs, factory).unwrap();
     let report = dispatch(ctx, &executor, &DispatchOptions::default(), &mut Quiet);

@@ -485,6 +485,9 @@ fn build_from(
             .then(|| crate::node_trace::load(&file.path, &file.invocation, session.ctx.reads()))
             .flatten();
         if let Some(ctx) = std::sync::Arc::get_mut(&mut session.ctx) {
+            if loaded.is_some() {
+                ctx.checked_ahead = crate::node_trace::CheckedAhead::new(ctx.graph.nodes.len());
+            }
             ctx.trace = loaded.map(std::sync::Arc::new);
         }
     }

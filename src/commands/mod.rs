@@ -293,6 +293,7 @@ impl Session {
                 trace: None,
                 remote: None,
                 prefetch: Default::default(),
+                checked_ahead: Default::default(),
             }),
             _scratch: None,
         })
