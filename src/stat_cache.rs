@@ -37,6 +37,7 @@
 //! it and renames it into place, and does nothing if nothing changed.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -55,10 +56,14 @@ struct Record {
     hash: [u8; 32],
 }
 
-/// The records by path. Fx rather than SipHash: a build looks up every
-/// file it hashes, and `admf serve` inserts every record of the file
-/// again whenever it reads it.
-type Records = rustc_hash::FxHashMap<PathBuf, Record>;
+/// The records by path, keyed by the path's bytes. Fx rather than
+/// SipHash: a build looks up every file it hashes, and `admf serve`
+/// inserts every record of the file again whenever it reads it; bytes
+/// rather than `Path`, whose hash and comparison go component by
+/// component (a node with ten thousand upstream files looks up each).
+/// Paths are absolute as `std::path::absolute` makes them, so one path
+/// has one spelling; another spelling would be a miss, hashed again.
+type Records = rustc_hash::FxHashMap<OsString, Record>;
 
 /// How often the cache answered without reading the file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -169,7 +174,7 @@ impl StatCache {
             Some(stat) => stat,
             None => self.reads.plain_file_stat(&abs)?,
         };
-        if let Some(record) = self.lock().get(&abs)
+        if let Some(record) = self.lock().get(abs.as_os_str())
             && record.stat == stat
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +193,7 @@ impl StatCache {
     pub fn hash_file_stat(&self, path: &Path) -> io::Result<(String, Stat)> {
         let abs = std::path::absolute(path)?;
         let before = Stat::of(&fs::metadata(&abs)?);
-        if let Some(record) = self.lock().get(&abs)
+        if let Some(record) = self.lock().get(abs.as_os_str())
             && record.stat == before
         {
             self.hits.fetch_add(1, Ordering::Relaxed);
@@ -228,8 +233,8 @@ impl StatCache {
         }
         if after == before && !racy {
             let mut records = self.lock();
-            if records.get(abs) != Some(&record) {
-                records.insert(abs.to_path_buf(), record);
+            if records.get(abs.as_os_str()) != Some(&record) {
+                records.insert(abs.as_os_str().to_owned(), record);
                 drop(records);
                 lock(&self.changed).push(abs.to_path_buf());
                 self.dirty.store(true, Ordering::Relaxed);
@@ -259,7 +264,7 @@ impl StatCache {
                 changed.sort_unstable();
                 changed.dedup();
                 for file in changed.iter() {
-                    if let Some(record) = records.get(file) {
+                    if let Some(record) = records.get(file.as_os_str()) {
                         push_record(&mut segment, file, record);
                     }
                 }
@@ -273,13 +278,12 @@ impl StatCache {
         let text = {
             let records = self.lock();
             let mut entries: Vec<_> = records.iter().collect();
-            // By bytes: `Path` compares component by component, much slower.
-            entries.sort_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let mut text = String::with_capacity(entries.len() * 160 + 32);
             text.push_str(HEADER);
             text.push('\n');
             for (p, r) in entries {
-                push_record(&mut text, p, r);
+                push_record(&mut text, Path::new(p), r);
             }
             crate::file_stat::push_checksum(&mut text);
             text
@@ -316,7 +320,7 @@ impl StatCache {
     /// was recorded only once no write could keep its stat (measured from
     /// when it was hashed, which may be later than a build's start).
     pub fn still_hashes_to(&self, path: &Path, stat: &Stat) -> bool {
-        if self.lock().get(path).is_some_and(|r| r.stat == *stat) {
+        if self.lock().get(path.as_os_str()).is_some_and(|r| r.stat == *stat) {
             return true;
         }
         let Some(record) = lock(&self.racy).get(path).copied() else {
@@ -481,7 +485,7 @@ fn parse_into(text: &str, records: &mut Records) -> Option<()> {
         let (stat, path) = Stat::parse_prefix(rest)?;
         let path = unescape_path(path)?;
         records.insert(
-            path,
+            path.into_os_string(),
             Record {
                 stat,
                 hash: *hash.as_bytes(),
@@ -613,7 +617,7 @@ mod tests {
         let records = cache.lock();
         for i in [0u64, 1, 9_999, 19_999] {
             let r = records
-                .get(Path::new(&file(i)))
+                .get(Path::new(&file(i)).as_os_str())
                 .unwrap_or_else(|| panic!("entry {i} missing"));
             assert_eq!(r.hash, *blake3::hash(&i.to_le_bytes()).as_bytes());
             assert_eq!(
