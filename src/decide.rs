@@ -740,7 +740,7 @@ pub(crate) fn from_trace(
     // Its files as checked ahead, when they were ([`crate::node_trace::CheckedAhead`]).
     let files_hold = || {
         ctx.checked_ahead
-            .get(index)
+            .take(index)
             .unwrap_or_else(|| traced.files_hold(ctx.reads()))
     };
     if !outputs_declared

@@ -135,10 +135,20 @@ impl TracedNode {
 /// node not reached yet is checked by its decision itself.
 #[derive(Default)]
 pub struct CheckedAhead {
-    /// 0: not checked yet; 1: its files hold; 2: one does not.
+    /// Each node's [`NOT_CHECKED`], [`HOLD`], [`DO_NOT_HOLD`], [`CHECKING`]
+    /// or [`TAKEN`].
     states: Vec<std::sync::atomic::AtomicU8>,
     stop: std::sync::atomic::AtomicBool,
 }
+
+const NOT_CHECKED: u8 = 0;
+const HOLD: u8 = 1;
+const DO_NOT_HOLD: u8 = 2;
+/// Being checked ahead.
+const CHECKING: u8 = 3;
+/// Its decision came first and checks the files itself: not checked
+/// ahead (a thread that fell behind skips what was decided meanwhile).
+const TAKEN: u8 = 4;
 
 impl CheckedAhead {
     /// Room for the nodes of a graph of `nodes` nodes.
@@ -149,11 +159,14 @@ impl CheckedAhead {
         }
     }
 
-    /// Whether node `index`'s files hold, when checked ahead already.
-    pub fn get(&self, index: usize) -> Option<bool> {
-        match self.states.get(index)?.load(Ordering::Acquire) {
-            1 => Some(true),
-            2 => Some(false),
+    /// Whether node `index`'s files hold, when checked ahead already;
+    /// `None`: its decision checks them itself, and they are no longer
+    /// checked ahead.
+    pub fn take(&self, index: usize) -> Option<bool> {
+        let state = self.states.get(index)?;
+        match state.compare_exchange(NOT_CHECKED, TAKEN, Ordering::AcqRel, Ordering::Acquire) {
+            Err(HOLD) => Some(true),
+            Err(DO_NOT_HOLD) => Some(false),
             _ => None,
         }
     }
@@ -175,8 +188,14 @@ impl CheckedAhead {
             else {
                 continue;
             };
+            if state
+                .compare_exchange(NOT_CHECKED, CHECKING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
             let holds = traced.files_hold(reads);
-            state.store(if holds { 1 } else { 2 }, Ordering::Release);
+            state.store(if holds { HOLD } else { DO_NOT_HOLD }, Ordering::Release);
         }
     }
 
@@ -549,6 +568,46 @@ mod tests {
             .unwrap();
         let stat = Stat::of(&fs::metadata(&path).unwrap());
         (path, stat)
+    }
+
+    #[test]
+    fn files_checked_ahead_answer_their_decision_and_a_decision_first_is_not_checked_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, kept_stat) = old_file(dir.path(), "kept.txt", "a");
+        let (edited, edited_stat) = old_file(dir.path(), "edited.txt", "b");
+        fs::write(&edited, "b, edited").unwrap();
+        let traced = |file: &Path, stat: Stat| {
+            Arc::new(TracedNode {
+                inputs: vec![(file.to_path_buf(), stat)],
+                ..TracedNode::default()
+            })
+        };
+        let trace = NodeTrace {
+            nodes: [
+                ("kept".to_string(), traced(&kept, kept_stat)),
+                ("edited".to_string(), traced(&edited, edited_stat)),
+                ("decided".to_string(), traced(&kept, kept_stat)),
+            ]
+            .into_iter()
+            .collect(),
+            ..NodeTrace::default()
+        };
+        let ids = ["kept", "edited", "decided", "untraced"];
+        let ahead = CheckedAhead::new(ids.len());
+        // Node 2's decision comes before the thread reaches it.
+        assert_eq!(ahead.take(2), None);
+        ahead.run(&[0, 1, 2, 3], |i| ids[i], &trace, &Reads::new());
+        assert_eq!(ahead.take(0), Some(true));
+        assert_eq!(ahead.take(1), Some(false));
+        assert_eq!(ahead.states[2].load(Ordering::Relaxed), TAKEN);
+        assert_eq!(ahead.take(3), None);
+        // Out of range (no trace: sized for no node): checked by the decision.
+        assert_eq!(CheckedAhead::default().take(0), None);
+        // Stopped: nothing more is checked.
+        let stopped = CheckedAhead::new(ids.len());
+        stopped.stop();
+        stopped.run(&[0, 1], |i| ids[i], &trace, &Reads::new());
+        assert_eq!(stopped.take(0), None);
     }
 
     #[test]

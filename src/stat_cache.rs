@@ -320,7 +320,11 @@ impl StatCache {
     /// was recorded only once no write could keep its stat (measured from
     /// when it was hashed, which may be later than a build's start).
     pub fn still_hashes_to(&self, path: &Path, stat: &Stat) -> bool {
-        if self.lock().get(path.as_os_str()).is_some_and(|r| r.stat == *stat) {
+        if self
+            .lock()
+            .get(path.as_os_str())
+            .is_some_and(|r| r.stat == *stat)
+        {
             return true;
         }
         let Some(record) = lock(&self.racy).get(path).copied() else {
