@@ -24,7 +24,12 @@
 //! unknown.
 //!
 //! A build that goes on then hands itself over on `builds.sock`
-//! ([`builds`]), or builds itself when nothing takes it.
+//! ([`builds`]), or builds itself when nothing takes it. A build that
+//! starts from a record asks `uncertain` for the files an event touched
+//! since the server checked it, and takes the stats of the rest as the
+//! server's word; a command with many upstream nodes asks `touched` again
+//! later in the build ([`touched_since`]), once its locks are held and
+//! after its command ran, instead of stating each upstream file.
 //!
 //! One server per store, in the foreground until Ctrl-C or a kill; a
 //! socket left by a killed server is replaced by the next one. Linux only
