@@ -335,17 +335,17 @@ pub fn after_lock(
     // another build of other values may have put its own since they were
     // settled: put this build's back (under the read locks just taken).
     if node.mode == "command" {
-        // Whether each is in place is checked first, on several threads
-        // for thousands of upstream nodes; restoring (rare) comes after.
-        // The stats taken here are those the command's upstream folders
-        // are checked against after it ran: they were taken under the
-        // read locks it runs under.
         // With many upstream files, `admf serve` (when it vouched for this
         // build's files) is asked which it saw touched since: the rest
         // still have the stats it vouched for, now that the locks are held.
         let now = (node.deps.len() >= ASK_WATCHER_FROM)
             .then(|| ctx.reads().still_vouched())
             .flatten();
+        // Whether each is in place is checked first, on several threads
+        // for thousands of upstream nodes; restoring (rare) comes after.
+        // The stats taken here are those the command's upstream folders
+        // are checked against after it ran: they were taken under the
+        // read locks it runs under.
         checked = crate::par::map_in_parallel(&dep_entries, |i, entry| {
             let dep = &ctx.graph.nodes[node.deps[i]];
             outputs_in_place(ctx, dep, entry.as_ref()?, now.as_ref())
