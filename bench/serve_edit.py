@@ -5,7 +5,8 @@ serve` running on its store (the record's questions answered by the
 server, the builds with work handed to it and run in its forks), and
 ninja, interleaved round by round so that load on the machine hits all
 alike. Each figure is the median over REPS rounds of one whole process's
-wall time and the mean of its CPU (user + sys): for the served builds,
+wall time and the mean of its CPU (user + sys), and the CPU of the whole
+cycle (the three steps' sum): for the served builds,
 the calling process's rusage plus what the server's processes used over
 the same steps (read from /proc, 10 ms clock ticks, so a mean over
 rounds), so that nothing is hidden in another process.
@@ -99,6 +100,14 @@ try:
                     cpus[tool, step].append(cpu)
         server.terminate()
         server.wait()
+        # A served step's fork may still run (writing the next build's
+        # caches) when the next step starts, and its CPU is read only once
+        # it is reaped: the steps' CPU split can shift from one step to
+        # the next, their sum over the cycle cannot.
+        cycle = {t: sum(statistics.mean(cpus[t, s]) for s in STEPS) for t in TOOLS}
+        for tool in TOOLS:
+            print(f"{shape:8} {'cycle':11} {tool:6} cpu {cycle[tool]:5.0f} ms  "
+                  f"vs ninja cpu {cycle[tool] / cycle['ninja']:4.2f}x")
         for step in STEPS:
             n_wall = statistics.median(walls["ninja", step])
             n_cpu = statistics.mean(cpus["ninja", step])
