@@ -781,4 +781,75 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_build_asking_later_hears_what_was_touched_since_its_record_was_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        for name in ["a.txt", "b.txt"] {
+            fs::write(root.join(name), name).unwrap();
+        }
+        let listed: Vec<Listed> = ["a.txt", "b.txt"]
+            .iter()
+            .map(|name| Listed {
+                path: root.join(name),
+                stat: stat_of(&root.join(name)).unwrap(),
+                plain: true,
+                digest: None,
+            })
+            .collect();
+        let entries: Vec<Entry> = listed.iter().map(|l| Entry::of(&l.path, true)).collect();
+        let record_stat = stat_of(&root.join("a.txt")).unwrap();
+        let other_stat = stat_of(&root.join("b.txt")).unwrap();
+        let record = root.join("runs/wf/uptodate");
+        let mut watched = Watched::new().unwrap();
+        watched.records.insert(
+            record.clone(),
+            Tracked {
+                invocation: "i".into(),
+                record_stat,
+                relevance: Relevance::default(),
+                checked: listed
+                    .into_iter()
+                    .zip(entries)
+                    .map(|(l, e)| (l.path.clone(), (l, e)))
+                    .collect(),
+                touched: HashSet::default(),
+                resolved: HashMap::default(),
+                not_files: Vec::new(),
+                whole: false,
+            },
+        );
+        // The record file itself is gone (the build removed it): the
+        // question names it by the stat it was checked with.
+        assert_eq!(
+            watched.touched_since_checked(&record, "i", record_stat),
+            Some(Vec::new())
+        );
+        watched
+            .records
+            .get_mut(&record)
+            .unwrap()
+            .touched
+            .insert(root.join("b.txt"));
+        assert_eq!(
+            watched.touched_since_checked(&record, "i", record_stat),
+            Some(vec![root.join("b.txt")])
+        );
+        // Another record at that path, another invocation: nothing known.
+        assert_eq!(
+            watched.touched_since_checked(&record, "i", other_stat),
+            None
+        );
+        assert_eq!(
+            watched.touched_since_checked(&record, "j", record_stat),
+            None
+        );
+        // An event that could have changed any entry: nothing known.
+        watched.records.get_mut(&record).unwrap().whole = true;
+        assert_eq!(
+            watched.touched_since_checked(&record, "i", record_stat),
+            None
+        );
+    }
 }
