@@ -656,6 +656,37 @@ mod tests {
         Touch::Entry(path)
     }
 
+    /// A record checked with the stat `record_stat` for invocation `i`,
+    /// listing `names` under `root` as found now (not as plain files), no
+    /// event since.
+    fn tracked(root: &Path, names: &[&str], record_stat: Stat) -> Tracked {
+        let listed: Vec<Listed> = names
+            .iter()
+            .map(|name| Listed {
+                path: root.join(name),
+                stat: stat_of(&root.join(name)).unwrap(),
+                plain: false,
+                digest: None,
+            })
+            .collect();
+        let entries: Vec<Entry> = listed.iter().map(|l| Entry::of(&l.path, false)).collect();
+        let resolved = resolved_names(&listed, &entries);
+        Tracked {
+            invocation: "i".into(),
+            record_stat,
+            relevance: Relevance::default(),
+            checked: listed
+                .into_iter()
+                .zip(entries)
+                .map(|(l, e)| (l.path.clone(), (l, e)))
+                .collect(),
+            touched: HashSet::default(),
+            resolved,
+            not_files: Vec::new(),
+            whole: false,
+        }
+    }
+
     #[test]
     fn an_event_touches_an_entry_or_the_whole_record() {
         let dir = tempfile::tempdir().unwrap();
@@ -736,31 +767,11 @@ mod tests {
         for link in ["data.csv", "same.csv"] {
             std::os::unix::fs::symlink(root.join("real/data.csv"), root.join(link)).unwrap();
         }
-        let listed: Vec<Listed> = ["a.txt", "b.txt", "data.csv", "same.csv"]
-            .iter()
-            .map(|name| Listed {
-                path: root.join(name),
-                stat: stat_of(&root.join(name)).unwrap(),
-                plain: false,
-                digest: None,
-            })
-            .collect();
-        let entries: Vec<Entry> = listed.iter().map(|l| Entry::of(&l.path, false)).collect();
-        let resolved = resolved_names(&listed, &entries);
-        let mut tracked = Tracked {
-            invocation: "i".into(),
-            record_stat: stat_of(&root.join("a.txt")).unwrap(),
-            relevance: Relevance::default(),
-            checked: listed
-                .into_iter()
-                .zip(entries)
-                .map(|(l, e)| (l.path.clone(), (l, e)))
-                .collect(),
-            touched: HashSet::default(),
-            resolved,
-            not_files: Vec::new(),
-            whole: false,
-        };
+        let mut tracked = tracked(
+            &root,
+            &["a.txt", "b.txt", "data.csv", "same.csv"],
+            stat_of(&root.join("a.txt")).unwrap(),
+        );
         let paths = |t: &Tracked| -> Vec<PathBuf> {
             t.touched_entries()
                 .into_iter()
@@ -789,36 +800,13 @@ mod tests {
         for name in ["a.txt", "b.txt"] {
             fs::write(root.join(name), name).unwrap();
         }
-        let listed: Vec<Listed> = ["a.txt", "b.txt"]
-            .iter()
-            .map(|name| Listed {
-                path: root.join(name),
-                stat: stat_of(&root.join(name)).unwrap(),
-                plain: true,
-                digest: None,
-            })
-            .collect();
-        let entries: Vec<Entry> = listed.iter().map(|l| Entry::of(&l.path, true)).collect();
         let record_stat = stat_of(&root.join("a.txt")).unwrap();
         let other_stat = stat_of(&root.join("b.txt")).unwrap();
         let record = root.join("runs/wf/uptodate");
         let mut watched = Watched::new().unwrap();
         watched.records.insert(
             record.clone(),
-            Tracked {
-                invocation: "i".into(),
-                record_stat,
-                relevance: Relevance::default(),
-                checked: listed
-                    .into_iter()
-                    .zip(entries)
-                    .map(|(l, e)| (l.path.clone(), (l, e)))
-                    .collect(),
-                touched: HashSet::default(),
-                resolved: HashMap::default(),
-                not_files: Vec::new(),
-                whole: false,
-            },
+            tracked(&root, &["a.txt", "b.txt"], record_stat),
         );
         // The record file itself is gone (the build removed it): the
         // question names it by the stat it was checked with.
