@@ -116,7 +116,9 @@ pub fn dispatch(
                 .spawn(move || {
                     if let Some(trace) = &ctx.trace {
                         let id_of = |i: usize| ctx.graph.nodes[i].id.as_str();
-                        ctx.checked_ahead.run(&order, id_of, trace, ctx.reads());
+                        let deps_of = |i: usize| ctx.graph.nodes[i].deps.as_slice();
+                        ctx.checked_ahead
+                            .run(&order, id_of, deps_of, trace, ctx.reads());
                     }
                 })
                 .ok()

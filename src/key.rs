@@ -124,9 +124,8 @@ pub fn file_ingredients(
 }
 
 /// Objects with keys sorted, recursively: the canonical form that is hashed.
-/// A copy sorted in place: the copy keeps each key's hash, where building
-/// the maps anew hashed every key again (a sweep keys thousands of trial
-/// configs).
+/// A copy sorted in place: the copy keeps each key's hash, which building
+/// new maps entry by entry would compute again.
 pub fn canonical(v: &Value) -> Value {
     let mut sorted = v.clone();
     sorted.sort_all_objects();
@@ -252,8 +251,8 @@ mod tests {
         );
     }
 
-    /// The canonical form as first written: each map built anew from its
-    /// entries sorted by key, recursively.
+    /// The canonical form built the plain way: each map made anew from
+    /// its entries sorted by key, recursively.
     fn canonical_rebuilt(v: &Value) -> Value {
         match v {
             Value::Object(m) => {

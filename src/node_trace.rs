@@ -135,8 +135,8 @@ impl TracedNode {
 /// node not reached yet is checked by its decision itself.
 #[derive(Default)]
 pub struct CheckedAhead {
-    /// Each node's [`NOT_CHECKED`], [`HOLD`], [`DO_NOT_HOLD`], [`CHECKING`]
-    /// or [`TAKEN`].
+    /// Each node's [`NOT_CHECKED`], [`HOLD`], [`DO_NOT_HOLD`], [`CHECKING`],
+    /// [`TAKEN`] or [`PASSED_OVER`].
     states: Vec<std::sync::atomic::AtomicU8>,
     stop: std::sync::atomic::AtomicBool,
 }
@@ -149,6 +149,10 @@ const CHECKING: u8 = 3;
 /// Its decision came first and checks the files itself: not checked
 /// ahead (a thread that fell behind skips what was decided meanwhile).
 const TAKEN: u8 = 4;
+/// Downstream of a node whose files do not hold (or of one passed over):
+/// that node runs, so this one's decision most likely finds other
+/// upstream digests and never looks at its files. Left to its decision.
+const PASSED_OVER: u8 = 5;
 
 impl CheckedAhead {
     /// Room for the nodes of a graph of `nodes` nodes.
@@ -171,15 +175,25 @@ impl CheckedAhead {
         }
     }
 
-    /// Checks the files of each node of `order` that `trace` lists, in
-    /// that order, until every one is checked or [`CheckedAhead::stop`].
+    /// Checks the files of each node of `order` (upstream nodes first)
+    /// that `trace` lists, in that order, until every one is checked or
+    /// [`CheckedAhead::stop`]; `deps_of` gives a node's upstream nodes.
+    /// A node downstream of one whose files do not hold is passed over
+    /// ([`PASSED_OVER`]): after an edit near the roots, nearly every node
+    /// would be stated for nothing.
     pub fn run<'a>(
         &self,
         order: &[usize],
         id_of: impl Fn(usize) -> &'a str,
+        deps_of: impl Fn(usize) -> &'a [usize],
         trace: &NodeTrace,
         reads: &Reads,
     ) {
+        let doubted = |d: usize| {
+            self.states
+                .get(d)
+                .is_some_and(|s| matches!(s.load(Ordering::Acquire), DO_NOT_HOLD | PASSED_OVER))
+        };
         for &index in order {
             if self.stop.load(Ordering::Relaxed) {
                 return;
@@ -188,9 +202,15 @@ impl CheckedAhead {
             else {
                 continue;
             };
+            let next = if deps_of(index).iter().any(|&d| doubted(d)) {
+                PASSED_OVER
+            } else {
+                CHECKING
+            };
             if state
-                .compare_exchange(NOT_CHECKED, CHECKING, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(NOT_CHECKED, next, Ordering::AcqRel, Ordering::Relaxed)
                 .is_err()
+                || next == PASSED_OVER
             {
                 continue;
             }
@@ -571,7 +591,8 @@ mod tests {
     }
 
     #[test]
-    fn files_checked_ahead_answer_their_decision_and_a_decision_first_is_not_checked_ahead() {
+    fn files_checked_ahead_answer_their_decision_and_a_decision_first_or_an_edit_upstream_leaves_them_to_it()
+     {
         let dir = tempfile::tempdir().unwrap();
         let (kept, kept_stat) = old_file(dir.path(), "kept.txt", "a");
         let (edited, edited_stat) = old_file(dir.path(), "edited.txt", "b");
@@ -582,31 +603,50 @@ mod tests {
                 ..TracedNode::default()
             })
         };
+        let ids = [
+            "kept",
+            "edited",
+            "decided",
+            "untraced",
+            "after_edited",
+            "after_that",
+        ];
+        // Nodes 4 and 5 hold on their own, downstream of node 1.
+        let deps: [&[usize]; 6] = [&[], &[], &[], &[], &[1], &[4]];
         let trace = NodeTrace {
             nodes: [
-                ("kept".to_string(), traced(&kept, kept_stat)),
-                ("edited".to_string(), traced(&edited, edited_stat)),
-                ("decided".to_string(), traced(&kept, kept_stat)),
+                ("kept", traced(&kept, kept_stat)),
+                ("edited", traced(&edited, edited_stat)),
+                ("decided", traced(&kept, kept_stat)),
+                ("after_edited", traced(&kept, kept_stat)),
+                ("after_that", traced(&kept, kept_stat)),
             ]
             .into_iter()
+            .map(|(id, node)| (id.to_string(), node))
             .collect(),
             ..NodeTrace::default()
         };
-        let ids = ["kept", "edited", "decided", "untraced"];
         let ahead = CheckedAhead::new(ids.len());
         // Node 2's decision comes before the thread reaches it.
         assert_eq!(ahead.take(2), None);
-        ahead.run(&[0, 1, 2, 3], |i| ids[i], &trace, &Reads::new());
+        let all: Vec<usize> = (0..ids.len()).collect();
+        ahead.run(&all, |i| ids[i], |i| deps[i], &trace, &Reads::new());
         assert_eq!(ahead.take(0), Some(true));
         assert_eq!(ahead.take(1), Some(false));
         assert_eq!(ahead.states[2].load(Ordering::Relaxed), TAKEN);
         assert_eq!(ahead.take(3), None);
+        // Downstream of the edited node, directly or not: left to their
+        // decisions.
+        assert_eq!(ahead.states[4].load(Ordering::Relaxed), PASSED_OVER);
+        assert_eq!(ahead.states[5].load(Ordering::Relaxed), PASSED_OVER);
+        assert_eq!(ahead.take(4), None);
+        assert_eq!(ahead.take(5), None);
         // Out of range (no trace: sized for no node): checked by the decision.
         assert_eq!(CheckedAhead::default().take(0), None);
         // Stopped: nothing more is checked.
         let stopped = CheckedAhead::new(ids.len());
         stopped.stop();
-        stopped.run(&[0, 1], |i| ids[i], &trace, &Reads::new());
+        stopped.run(&[0, 1], |i| ids[i], |i| deps[i], &trace, &Reads::new());
         assert_eq!(stopped.take(0), None);
     }
 

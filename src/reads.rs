@@ -204,10 +204,8 @@ impl Reads {
     /// answer shows to the next build as a different stat, as for
     /// [`Reads::keep_input_stats`]. Only the first call counts.
     /// `watcher`: who vouched, asked again by [`Reads::still_vouched`].
-    pub fn keep_vouched_stats(&self, stats: VouchedStats, watcher: Option<Arc<dyn Watcher>>) {
-        if self.inner.vouched_stats.set(stats).is_ok()
-            && let Some(watcher) = watcher
-        {
+    pub fn keep_vouched_stats(&self, stats: VouchedStats, watcher: Arc<dyn Watcher>) {
+        if self.inner.vouched_stats.set(stats).is_ok() {
             let _ = self.inner.watcher.set(watcher);
         }
     }

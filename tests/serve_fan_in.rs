@@ -84,22 +84,30 @@ fn recorded(p: &Project) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
-#[test]
-fn an_upstream_output_changed_during_a_served_build_is_put_back_before_the_sink_reads_it() {
-    // `edit` runs before the sink and overwrites a source's output: after
-    // the server vouched for it, before the sink's decision.
-    let p = fan_in(
-        "cp in/e.txt out/e.txt && if grep -q tamper in/e.txt; then echo tampered > out/s7.txt; fi",
-        "cat out/s*.txt out/e.txt > out/sink.txt",
-    );
+/// The fan-in of [`fan_in`], built, served, brought to where a handed
+/// build asks the server ([`until_asked`]); then `in/e.txt` says
+/// `tamper` and the returned build runs with that.
+fn served_tamper_build(edit_run: &str, sink_run: &str) -> (Project, common::Output) {
+    let p = fan_in(edit_run, sink_run);
     assert_eq!(p.admf(&["build", "wf.yaml"]).code, 0);
     let _server = Server::start(&p);
     until_asked(&p);
     p.file("in/e.txt", "tamper\n");
     std::thread::sleep(Duration::from_millis(300));
     let out = traced(&p);
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains(ASKED), "{}", out.stderr);
+    (p, out)
+}
+
+#[test]
+fn an_upstream_output_changed_during_a_served_build_is_put_back_before_the_sink_reads_it() {
+    // `edit` runs before the sink and overwrites a source's output: after
+    // the server vouched for it, before the sink's decision.
+    let (p, out) = served_tamper_build(
+        "cp in/e.txt out/e.txt && if grep -q tamper in/e.txt; then echo tampered > out/s7.txt; fi",
+        "cat out/s*.txt out/e.txt > out/sink.txt",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
     // Put back from the store before the sink ran, and the sink read it.
     assert_eq!(p.read("out/s7.txt"), "source 7\n");
     let sink = p.read("out/sink.txt");
@@ -109,17 +117,10 @@ fn an_upstream_output_changed_during_a_served_build_is_put_back_before_the_sink_
 
 #[test]
 fn a_served_sink_that_changes_an_upstream_output_fails() {
-    let p = fan_in(
+    let (_p, out) = served_tamper_build(
         "cp in/e.txt out/e.txt",
         "cat out/s*.txt > out/sink.txt && if grep -q tamper in/e.txt; then echo x >> out/s3.txt; fi",
     );
-    assert_eq!(p.admf(&["build", "wf.yaml"]).code, 0);
-    let _server = Server::start(&p);
-    until_asked(&p);
-    p.file("in/e.txt", "tamper\n");
-    std::thread::sleep(Duration::from_millis(300));
-    let out = traced(&p);
-    assert!(out.stderr.contains(ASKED), "{}", out.stderr);
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr

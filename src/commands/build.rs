@@ -293,7 +293,7 @@ impl UptodateRecord {
             invocation: self.invocation.clone(),
             record_stat: before,
         };
-        reads.keep_vouched_stats(stats, Some(Arc::new(watcher)));
+        reads.keep_vouched_stats(stats, Arc::new(watcher));
     }
 
     fn for_build(wf: &WorkflowArgs, args: &BuildArgs) -> Option<UptodateRecord> {

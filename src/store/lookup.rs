@@ -51,8 +51,8 @@ impl Store {
             return Lookup::Corrupt(format!("not a store key: {key:?}"));
         }
         self.note_index(stats.reads());
-        let inline_of = |digest: &str| self.index().indexed_blob(digest);
-        self.lookup_row(key, self.index().action(key), stats, &inline_of)
+        let indexed_of = |digest: &str| self.index().indexed_blob(digest);
+        self.lookup_row(key, self.index().action(key), stats, &indexed_of)
     }
 
     /// [`Store::lookup`] of each of `keys`, in order, the index read in
@@ -66,8 +66,8 @@ impl Store {
         }
         self.note_index(stats.reads());
         let valid: Vec<&str> = keys.iter().copied().filter(|k| is_valid_key(k)).collect();
-        let (mut rows, inline) = match self.index().actions_with_indexed_blobs(&valid) {
-            Ok((rows, inline)) => (rows.into_iter(), inline),
+        let (mut rows, indexed) = match self.index().actions_with_indexed_blobs(&valid) {
+            Ok((rows, indexed)) => (rows.into_iter(), indexed),
             Err(e) => {
                 let reason = format!("cannot read the index: {e}");
                 return keys
@@ -82,14 +82,14 @@ impl Store {
                     .collect();
             }
         };
-        let inline_of = |digest: &str| Ok(inline.get(digest).cloned());
+        let indexed_of = |digest: &str| Ok(indexed.get(digest).cloned());
         keys.iter()
             .map(|key| {
                 if !is_valid_key(key) {
                     return Lookup::Corrupt(format!("not a store key: {key:?}"));
                 }
                 let row = rows.next().expect("one row per valid key");
-                self.lookup_row(key, Ok(row), stats, &inline_of)
+                self.lookup_row(key, Ok(row), stats, &indexed_of)
             })
             .collect()
     }
@@ -155,14 +155,14 @@ impl Store {
     }
 
     /// The lookup of `key` given its action row as read from the index,
-    /// with `inline` giving the bytes of an inline blob (`None`: not
-    /// inline).
+    /// with `indexed` giving the bytes of a blob the index holds (`None`:
+    /// it holds none).
     fn lookup_row(
         &self,
         key: &str,
         row: io::Result<Option<Result<Manifest, String>>>,
         stats: &StatCache,
-        inline: &IndexedBlobs<'_>,
+        indexed: &IndexedBlobs<'_>,
     ) -> Lookup {
         let manifest = match row {
             Ok(None) => return Lookup::Missing,
@@ -170,7 +170,7 @@ impl Store {
             Ok(Some(Err(reason))) => return Lookup::Corrupt(reason),
             Err(e) => return Lookup::Corrupt(format!("cannot read the index: {e}")),
         };
-        match self.check_manifest_with(key, &manifest, stats, inline) {
+        match self.check_manifest_with(key, &manifest, stats, indexed) {
             Ok(()) => Lookup::Hit(Entry {
                 key: key.to_string(),
                 manifest: manifest.into(),
@@ -211,17 +211,18 @@ impl Store {
         manifest: &Manifest,
         stats: &StatCache,
     ) -> Result<(), String> {
-        let inline_of = |digest: &str| self.index().indexed_blob(digest);
-        self.check_manifest_with(key, manifest, stats, &inline_of)
+        let indexed_of = |digest: &str| self.index().indexed_blob(digest);
+        self.check_manifest_with(key, manifest, stats, &indexed_of)
     }
 
-    /// [`Store::check_manifest`], inline blobs read through `inline`.
+    /// [`Store::check_manifest`], blobs the index holds read through
+    /// `indexed`.
     fn check_manifest_with(
         &self,
         key: &str,
         manifest: &Manifest,
         stats: &StatCache,
-        inline: &IndexedBlobs<'_>,
+        indexed: &IndexedBlobs<'_>,
     ) -> Result<(), String> {
         if manifest.key != key {
             return Err(format!("action is for key {}", manifest.key));
@@ -230,24 +231,24 @@ impl Store {
             return Err("output_digest does not match its outputs".to_string());
         }
         for (name, record) in &manifest.outputs {
-            self.check_blob(&record.blake3, Some(record.size), stats, inline)
+            self.check_blob(&record.blake3, Some(record.size), stats, indexed)
                 .map_err(|e| format!("output {name:?}: {e}"))?;
         }
-        self.check_blob(&manifest.log_digest, None, stats, inline)
+        self.check_blob(&manifest.log_digest, None, stats, indexed)
             .map_err(|e| format!("log: {e}"))
     }
 
-    /// Whether blob `digest` is stored with this size and content, an
-    /// inline blob read through `inline`.
+    /// Whether blob `digest` is stored with this size and content, a blob
+    /// the index holds read through `indexed`.
     fn check_blob(
         &self,
         digest: &str,
         size: Option<u64>,
         stats: &StatCache,
-        inline: &IndexedBlobs<'_>,
+        indexed: &IndexedBlobs<'_>,
     ) -> Result<(), String> {
-        let inline = inline(digest).map_err(|e| format!("cannot read the index: {e}"))?;
-        let (actual_size, actual) = match inline {
+        let held = indexed(digest).map_err(|e| format!("cannot read the index: {e}"))?;
+        let (actual_size, actual) = match held {
             Some(bytes) => (bytes.len() as u64, super::cas::digest_of(&bytes)),
             None => {
                 let path = self.blob_path(digest);
