@@ -398,8 +398,8 @@ pub fn after_lock(
 fn workspace_of(
     dep: &Node,
     entry: &Entry,
-    dirs: &mut Option<(PathBuf, PathBuf)>,
-) -> Option<PathBuf> {
+    dirs: &mut Option<(PathBuf, Arc<Path>)>,
+) -> Option<Arc<Path>> {
     if dep.mode != "command" {
         return None;
     }
@@ -411,7 +411,7 @@ fn workspace_of(
             } else {
                 dep.base_dir.as_path()
             };
-            let dir = crate::paths::normalize(&std::path::absolute(base).ok()?);
+            let dir: Arc<Path> = crate::paths::normalize(&std::path::absolute(base).ok()?).into();
             *dirs = Some((dep.base_dir.clone(), dir.clone()));
             dir
         }
@@ -426,7 +426,7 @@ fn workspace_of(
         }
         // An output declared as `rel` under the base directory is there;
         // another spelling is compared in full.
-        let under_base = path.strip_prefix(&dep.base_dir).ok() == Some(Path::new(rel));
+        let under_base = crate::paths::is_joined(path, &dep.base_dir, rel);
         if !under_base
             && crate::paths::normalize(&std::path::absolute(path).ok()?)
                 != crate::paths::normalize(&dir.join(rel))
@@ -455,25 +455,24 @@ pub(crate) fn upstream_of(
     let mut dirs = None;
     let mut checked = checked.into_iter();
     let watched = (node.deps.len() >= ASK_WATCHER_FROM).then(|| ctx.reads().clone());
-    node.deps
-        .iter()
-        .zip(deps)
-        .zip(dep_entries)
-        .filter_map(|((&d, result), entry)| {
-            let stats = checked.next().flatten();
-            let dep = &ctx.graph.nodes[d];
-            let entry = entry?;
-            let in_place = (node.mode == "command")
-                .then(|| workspace_of(dep, &entry, &mut dirs))
-                .flatten();
-            let up = Upstream::stored(dep.id.clone(), dep.mode.clone(), dep.role.clone(), entry)
-                .with_handoff(result.handoff.take());
-            Some(match in_place {
-                Some(dir) => up.in_workspace(dir, stats.unwrap_or_default(), watched.clone()),
-                None => up,
-            })
-        })
-        .collect()
+    let mut upstream = Vec::with_capacity(node.deps.len());
+    for ((&d, result), entry) in node.deps.iter().zip(deps).zip(dep_entries) {
+        let stats = checked.next().flatten();
+        let dep = &ctx.graph.nodes[d];
+        let Some(entry) = entry else {
+            continue;
+        };
+        let in_place = (node.mode == "command")
+            .then(|| workspace_of(dep, &entry, &mut dirs))
+            .flatten();
+        let up = Upstream::stored(dep.id.clone(), dep.mode.clone(), dep.role.clone(), entry)
+            .with_handoff(result.handoff.take());
+        upstream.push(match in_place {
+            Some(dir) => up.in_workspace(dir, stats.unwrap_or_default(), watched.clone()),
+            None => up,
+        });
+    }
+    upstream
 }
 
 /// The config of the node that gathers trial `node`, for its action

@@ -160,8 +160,8 @@ enum Artifacts {
     /// A committed store entry: its outputs by name, as blob digests in
     /// the store at `store`. Every read is checked against the digest.
     Stored {
-        store: PathBuf,
-        outputs: std::collections::BTreeMap<String, crate::store::OutputRecord>,
+        store: std::sync::Arc<Path>,
+        outputs: OutputRecords,
         /// The open store, when this process has one (not serialised).
         #[serde(skip)]
         open: Option<crate::store::Store>,
@@ -169,7 +169,7 @@ enum Artifacts {
         /// the stored bytes: the directory `d` with each output `name` at
         /// `d/name` ([`Upstream::in_workspace`]; not serialised).
         #[serde(skip)]
-        workspace: Option<PathBuf>,
+        workspace: Option<std::sync::Arc<Path>>,
         /// The stat each of those files had when checked, by output name
         /// (not serialised).
         #[serde(skip)]
@@ -188,24 +188,50 @@ enum Artifacts {
     Memory { files: MemoryOutputs },
 }
 
+/// The output records of a stored upstream entry: its manifest's, shared
+/// (a command reading the outputs of thousands of upstream nodes would
+/// otherwise copy thousands of maps), or owned when read from another
+/// process. Serialised as the map alone.
+#[derive(Clone, Debug)]
+enum OutputRecords {
+    Entry(std::sync::Arc<crate::store::Manifest>),
+    Owned(std::collections::BTreeMap<String, crate::store::OutputRecord>),
+}
+
+impl std::ops::Deref for OutputRecords {
+    type Target = std::collections::BTreeMap<String, crate::store::OutputRecord>;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            OutputRecords::Entry(manifest) => &manifest.outputs,
+            OutputRecords::Owned(outputs) => outputs,
+        }
+    }
+}
+
+impl serde::Serialize for OutputRecords {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OutputRecords {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::Deserialize::deserialize(deserializer).map(OutputRecords::Owned)
+    }
+}
+
 impl Upstream {
     /// The artifacts of a committed store entry.
     pub fn stored(node: String, mode: String, role: Role, entry: crate::store::Entry) -> Self {
-        let store = entry.store().clone();
-        // An entry looked up for this action alone gives its outputs up;
-        // a shared one is copied.
-        let outputs = match std::sync::Arc::try_unwrap(entry.manifest) {
-            Ok(manifest) => manifest.outputs,
-            Err(shared) => shared.outputs.clone(),
-        };
         Upstream {
             node,
             mode,
             role,
             artifacts: Artifacts::Stored {
-                store: store.root().to_path_buf(),
-                outputs,
-                open: Some(store),
+                store: entry.store().shared_root(),
+                outputs: OutputRecords::Entry(entry.manifest),
+                open: Some(entry.store),
                 workspace: None,
                 workspace_stats: Vec::new(),
                 watched: None,
@@ -224,7 +250,7 @@ impl Upstream {
     /// ([`Reads::still_vouched`]).
     pub fn in_workspace(
         mut self,
-        dir: PathBuf,
+        dir: impl Into<std::sync::Arc<Path>>,
         stats: Vec<(String, crate::file_stat::Stat)>,
         reads: Option<Reads>,
     ) -> Self {
@@ -235,7 +261,7 @@ impl Upstream {
             ..
         } = &mut self.artifacts
         {
-            *workspace = Some(dir);
+            *workspace = Some(dir.into());
             *workspace_stats = stats;
             *watched = reads;
         }
@@ -356,7 +382,7 @@ impl Upstream {
                 outputs,
                 open: Some(store),
                 ..
-            } => Some((store, outputs)),
+            } => Some((store, &**outputs)),
             _ => None,
         }
     }

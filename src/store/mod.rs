@@ -148,7 +148,9 @@ pub const STORE_LAYOUT: u32 = 2;
 /// Cheap to clone: the open index is shared.
 #[derive(Clone)]
 pub struct Store {
-    root: PathBuf,
+    /// Shared, so that a clone (an entry holds one; a fan-in of thousands
+    /// of upstream entries makes thousands) allocates nothing.
+    root: Arc<Path>,
     index: Arc<index::Index>,
     scratch: Arc<scratch::Scratch>,
 }
@@ -187,7 +189,7 @@ impl Store {
         let index = index::Index::open(&root.join("index").join("index.db"))?;
         let scratch = Arc::new(scratch::Scratch::new(root.join("tmp")));
         Ok(Store {
-            root,
+            root: root.into(),
             index: Arc::new(index),
             scratch,
         })
@@ -222,6 +224,11 @@ impl Store {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// [`Store::root`], shared.
+    pub fn shared_root(&self) -> Arc<Path> {
+        self.root.clone()
     }
 
     /// Where the stat cache of this store lives: `<root>/statcache`.
