@@ -49,7 +49,13 @@ pub fn commit(
     let meta = ManifestMeta {
         node: node.id.clone(),
         mode: node.mode.clone(),
-        ingredients: ingredients.to_value(),
+        ingredients: match crate::store::RawJson::of(&ingredients) {
+            Ok(json) => json,
+            Err(e) => {
+                let failed = format!("cannot serialise the key's ingredients: {e}");
+                return NodeResult::failed(failed, Some(key), log, seconds());
+            }
+        },
         duration_ms: output.duration_ms,
     };
     let committed = entry.with_ref(&ctx.workflow_id, &node.id).seal(

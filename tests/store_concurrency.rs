@@ -18,7 +18,7 @@ fn meta() -> ManifestMeta {
     ManifestMeta {
         node: "n".to_string(),
         mode: "command".to_string(),
-        ingredients: serde_json::Value::Null,
+        ingredients: serde_json::Value::Null.into(),
         duration_ms: 0,
     }
 }

@@ -16,7 +16,7 @@ fn meta(node: &str) -> ManifestMeta {
     ManifestMeta {
         node: node.to_string(),
         mode: "backtest".to_string(),
-        ingredients: serde_json::json!({"config": {"lookback": 20}}),
+        ingredients: serde_json::json!({"config": {"lookback": 20}}).into(),
         duration_ms: 7,
     }
 }

@@ -24,7 +24,7 @@ fn commit(store: &Store, n: u32, created_unix: Option<u64>) -> Entry {
     let meta = ManifestMeta {
         node: format!("node{n}"),
         mode: "report".to_string(),
-        ingredients: serde_json::json!({ "n": n }),
+        ingredients: serde_json::json!({ "n": n }).into(),
         duration_ms: 1,
     };
     let entry = pending.commit(meta, b"").unwrap();
@@ -189,7 +189,7 @@ fn gc_keeps_a_blob_that_a_kept_entry_shares_and_removes_orphan_files() {
                 ManifestMeta {
                     node: format!("n{n}"),
                     mode: "command".into(),
-                    ingredients: serde_json::json!(n),
+                    ingredients: serde_json::json!(n).into(),
                     duration_ms: 0,
                 },
                 b"",
@@ -367,7 +367,7 @@ fn an_action_copied_through_the_cache_trait_is_a_hit_in_the_other_store() {
             ManifestMeta {
                 node: "n".into(),
                 mode: "command".into(),
-                ingredients: serde_json::json!({}),
+                ingredients: serde_json::json!({}).into(),
                 duration_ms: 3,
             },
             b"the log",

@@ -1259,7 +1259,7 @@ mod tests {
         let meta = crate::store::ManifestMeta {
             node: "gen".into(),
             mode: "command".into(),
-            ingredients: json!({}),
+            ingredients: json!({}).into(),
             duration_ms: 0,
         };
         let entry = pending.commit(meta, b"").unwrap();
@@ -1473,7 +1473,7 @@ mod tests {
         let meta = crate::store::ManifestMeta {
             node: node.into(),
             mode: "command".into(),
-            ingredients: json!({}),
+            ingredients: json!({}).into(),
             duration_ms: 0,
         };
         let entry = pending.commit(meta, b"").unwrap();

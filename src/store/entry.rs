@@ -380,7 +380,7 @@ impl PendingEntry {
         } else {
             self.store.put_blob_file(&log_digest, log)?;
         }
-        let ingredients = super::manifest::RawJson::from_value(&meta.ingredients)?;
+        let ingredients = meta.ingredients;
         let manifest = Manifest {
             schema: MANIFEST_SCHEMA,
             key: self.key.clone(),

@@ -296,7 +296,7 @@ mod tests {
         let meta = ManifestMeta {
             node: "n".into(),
             mode: "command".into(),
-            ingredients: serde_json::json!({}),
+            ingredients: serde_json::json!({}).into(),
             duration_ms: 0,
         };
         pending.commit(meta, b"log").unwrap()

@@ -15,8 +15,8 @@ pub struct ManifestMeta {
     pub node: String,
     /// The phase mode, e.g. `backtest`.
     pub mode: String,
-    /// Every ingredient of the key, for `explain` and humans.
-    pub ingredients: serde_json::Value,
+    /// Every ingredient of the key, for `explain` and humans, as JSON text.
+    pub ingredients: RawJson,
     /// Wall time the phase took.
     pub duration_ms: u64,
 }
@@ -28,6 +28,14 @@ pub struct OutputRecord {
     pub blake3: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+impl From<serde_json::Value> for RawJson {
+    fn from(value: serde_json::Value) -> Self {
+        // A tree's map keys are strings and its numbers finite, so it
+        // always serialises.
+        RawJson::from_value(&value).expect("a JSON tree serialises")
+    }
 }
 
 /// JSON kept as text, compared by its text.
@@ -43,6 +51,12 @@ impl PartialEq for RawJson {
 
 impl RawJson {
     pub fn from_value(value: &serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(RawJson)
+    }
+
+    /// The JSON text of `value`, serialised straight to text (no tree
+    /// built first: a key's ingredients may list 10,000 upstream nodes).
+    pub fn of<T: Serialize>(value: &T) -> serde_json::Result<Self> {
         serde_json::value::to_raw_value(value).map(RawJson)
     }
 
