@@ -28,7 +28,7 @@ pub struct Action {
     pub version: String,
     pub role: Role,
     /// The resolved config the key was computed from.
-    pub config: Value,
+    pub config: std::sync::Arc<Value>,
     /// The directory relative paths in `config` resolve against.
     pub base_dir: PathBuf,
     /// The input files that went into the key, with their blake3 digests.
@@ -210,7 +210,7 @@ mod tests {
                 index: 2,
                 name: "momentum_lookback=20".into(),
             },
-            config: serde_json::json!({"strategy": {"type": "momentum"}}),
+            config: serde_json::json!({"strategy": {"type": "momentum"}}).into(),
             base_dir: PathBuf::from("/project/workflows"),
             inputs: vec![("data/SPY_D.csv".into(), "cd".repeat(32))],
             upstream: Vec::new(),

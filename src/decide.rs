@@ -483,7 +483,7 @@ pub(crate) fn gather_config(ctx: &RunContext, node: &Node) -> Option<Arc<serde_j
         return None;
     }
     let gather = ctx.graph.index_of(node.group.as_deref()?)?;
-    Some(Arc::new(ctx.graph.nodes[gather].config.clone()))
+    Some(ctx.graph.nodes[gather].config.clone())
 }
 
 /// [`NodeResult::entry_in`] of each of `deps`. Those not at hand are

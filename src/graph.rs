@@ -35,7 +35,7 @@ pub struct Node {
     pub mode: String,
     pub role: Role,
     /// Inherited keys applied; a trial's grid values applied.
-    pub config: Value,
+    pub config: std::sync::Arc<Value>,
     /// Node indices this node reads, in declared order.
     pub deps: Vec<usize>,
     pub when: Option<Condition>,
@@ -499,7 +499,7 @@ pub fn compile_with(
                 phase: pi,
                 mode: phase.mode.clone(),
                 role,
-                config,
+                config: config.into(),
                 deps,
                 when,
                 inputs,
