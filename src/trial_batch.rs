@@ -303,7 +303,10 @@ mod tests {
         };
         let (key, json) = ingredients.key_and_json();
         assert_eq!(key, ingredients.key());
-        let stored = crate::store::RawJson::from_value(&ingredients.to_value()).unwrap();
+        let stored = crate::store::RawJson::of(&ingredients).unwrap();
         assert_eq!(json, stored.0.get());
+        // And the text an entry committed through a JSON tree holds.
+        let through_tree = crate::store::RawJson::of(&ingredients.to_value()).unwrap();
+        assert_eq!(json, through_tree.0.get());
     }
 }

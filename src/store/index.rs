@@ -982,7 +982,7 @@ mod tests {
             key: key.to_string(),
             node: format!("node-{key}"),
             mode: "test".into(),
-            ingredients: RawJson::from_value(&serde_json::json!({})).unwrap(),
+            ingredients: RawJson::of(&serde_json::json!({})).unwrap(),
             outputs: Default::default(),
             output_digest: String::new(),
             log_digest: String::new(),

@@ -34,7 +34,7 @@ impl From<serde_json::Value> for RawJson {
     fn from(value: serde_json::Value) -> Self {
         // A tree's map keys are strings and its numbers finite, so it
         // always serialises.
-        RawJson::from_value(&value).expect("a JSON tree serialises")
+        RawJson::of(&value).expect("a JSON tree serialises")
     }
 }
 
@@ -50,10 +50,6 @@ impl PartialEq for RawJson {
 }
 
 impl RawJson {
-    pub fn from_value(value: &serde_json::Value) -> serde_json::Result<Self> {
-        serde_json::value::to_raw_value(value).map(RawJson)
-    }
-
     /// The JSON text of `value`, serialised straight to text (no tree
     /// built first: a key's ingredients may list 10,000 upstream nodes).
     pub fn of<T: Serialize>(value: &T) -> serde_json::Result<Self> {

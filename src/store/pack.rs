@@ -251,7 +251,7 @@ mod tests {
                 entry: store.begin_in_memory(&key).unwrap(),
                 node: format!("n[{}]", &key[..4]),
                 mode: "signal_generation".into(),
-                ingredients: RawJson::from_value(&serde_json::json!({})).unwrap(),
+                ingredients: RawJson::of(&serde_json::json!({})).unwrap(),
                 duration_ms: 1,
                 sealed,
                 replace: false,
